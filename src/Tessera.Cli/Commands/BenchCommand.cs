@@ -1,0 +1,19 @@
+using System.CommandLine;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary><c>tessera bench &lt;what&gt;</c>: prints figures and same-run comparisons.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Benchmarks that print figures and the same-run comparison they are judged by.");
+        bench.Subcommands.Add(GemmBenchCommand.Create());
+        bench.Subcommands.Add(AttentionBenchCommand.Create());
+        bench.Subcommands.Add(TokenizerBenchCommand.Create());
+        return bench;
+    }
+
+    /// <summary>The shared <c>--json</c> flag.</summary>
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print the final result as JSON instead of a table." };
+}

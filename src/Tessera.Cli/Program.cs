@@ -1,0 +1,7 @@
+using System.CommandLine;
+using Tessera.Cli.Commands;
+
+var root = new RootCommand("Tessera: build, train, distill, evaluate and serve sparse mixture-of-experts language models on a CPU.");
+root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(TokenizerCommand.Create());
+return CliRunner.Invoke(root, args);

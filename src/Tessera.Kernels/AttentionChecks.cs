@@ -1,0 +1,22 @@
+namespace Tessera.Kernels;
+
+/// <summary>Shape checks shared by the attention kernel and its scalar twin.</summary>
+public static class AttentionChecks
+{
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the shapes when they do not fit.</summary>
+    public static void Check(int qLength, int kLength, int vLength, int oLength, int lseLength,
+        int batch, int heads, int kvHeads, int seq, int headDim, int window)
+    {
+        if (batch < 0 || heads <= 0 || kvHeads <= 0 || seq < 0 || headDim <= 0 || window < 0)
+            throw new ArgumentException($"Attention: invalid sizes B={batch} H={heads} Hkv={kvHeads} T={seq} D={headDim} window={window}.");
+        if (heads % kvHeads != 0)
+            throw new ArgumentException($"Attention: query heads ({heads}) must be a multiple of key/value heads ({kvHeads}).");
+        long qn = (long)batch * heads * seq * headDim, kn = (long)batch * kvHeads * seq * headDim;
+        if (qLength < qn || oLength < qn)
+            throw new ArgumentException($"Attention: q/o need (B={batch}, H={heads}, T={seq}, D={headDim}) = {qn} floats, got q={qLength}, o={oLength}.");
+        if (kLength < kn || vLength < kn)
+            throw new ArgumentException($"Attention: k/v need (B={batch}, Hkv={kvHeads}, T={seq}, D={headDim}) = {kn} floats, got k={kLength}, v={vLength}.");
+        if (lseLength < (long)batch * heads * seq)
+            throw new ArgumentException($"Attention: lse needs (B, H, T) = {(long)batch * heads * seq} floats, got {lseLength}.");
+    }
+}

@@ -1,0 +1,39 @@
+namespace Tessera.Kernels.Reference;
+
+/// <summary>Scalar twin of <see cref="RmsNorm"/>: y = x · rstd · w with rstd = 1/sqrt(mean(x²) + eps).</summary>
+public static class ScalarRmsNorm
+{
+    /// <summary>Normalizes each row of <paramref name="dim"/> floats; saves rstd per row for backward.</summary>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd,
+        int rows, int dim, float eps)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            int o = r * dim;
+            double ss = 0;
+            for (int i = 0; i < dim; i++) ss += (double)x[o + i] * x[o + i];
+            double rs = 1.0 / Math.Sqrt(ss / dim + eps);
+            rstd[r] = (float)rs;
+            for (int i = 0; i < dim; i++) y[o + i] = (float)(x[o + i] * rs * weight[i]);
+        }
+    }
+
+    /// <summary>
+    /// dx = rstd·(w⊙dy) − rstd³·x·Σ(w⊙dy⊙x)/dim; dWeight += Σ_rows dy⊙x·rstd (accumulated).
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd,
+        ReadOnlySpan<float> dy, Span<float> dx, Span<float> dWeight, int rows, int dim)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            int o = r * dim;
+            double rs = rstd[r], dot = 0;
+            for (int i = 0; i < dim; i++) dot += (double)weight[i] * dy[o + i] * x[o + i];
+            for (int i = 0; i < dim; i++)
+            {
+                dx[o + i] = (float)(rs * weight[i] * dy[o + i] - rs * rs * rs * x[o + i] * dot / dim);
+                dWeight[i] += (float)(dy[o + i] * x[o + i] * rs);
+            }
+        }
+    }
+}

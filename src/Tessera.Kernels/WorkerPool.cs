@@ -1,0 +1,164 @@
+namespace Tessera.Kernels;
+
+/// <summary>
+/// One persistent pool of worker threads sized to the cores. Kernels split work statically:
+/// <see cref="For"/> hands worker <c>w</c> of <c>n</c> the index range
+/// <c>[w·count/n, (w+1)·count/n)</c>, so the same thread count gives the same partition and
+/// therefore bit-identical results. The calling thread acts as worker 0; no threads are
+/// created per call.
+/// </summary>
+public sealed class WorkerPool : IDisposable
+{
+    static WorkerPool? shared;
+    static readonly object SharedLock = new();
+
+    readonly Thread[] threads;
+    readonly object gate = new();
+    Action<int, int, int>? job;     // (worker, start, end)
+    int jobCount;
+    long generation;
+    int pending;
+    bool disposed;
+    Exception? failure;
+
+    /// <summary>Creates a pool that runs work on <paramref name="threadCount"/> threads (the caller included).</summary>
+    public WorkerPool(int threadCount)
+    {
+        if (threadCount < 1) throw new ArgumentOutOfRangeException(nameof(threadCount), threadCount, "A worker pool needs at least one thread.");
+        ThreadCount = threadCount;
+        threads = new Thread[threadCount - 1];
+        for (int i = 0; i < threads.Length; i++)
+        {
+            int worker = i + 1;
+            threads[i] = new Thread(() => WorkerLoop(worker)) { IsBackground = true, Name = $"tessera-worker-{worker}" };
+            threads[i].Start();
+        }
+    }
+
+    /// <summary>Number of threads that share each <see cref="For"/> call, the caller included.</summary>
+    public int ThreadCount { get; }
+
+    /// <summary>
+    /// The process-wide pool. Sized from <c>TESSERA_THREADS</c> when set, else
+    /// <see cref="Environment.ProcessorCount"/>. Replace it with <see cref="SetSharedThreadCount"/>.
+    /// </summary>
+    public static WorkerPool Shared
+    {
+        get
+        {
+            if (shared is { } pool) return pool;
+            lock (SharedLock)
+            {
+                shared ??= new WorkerPool(DefaultThreadCount());
+                return shared;
+            }
+        }
+    }
+
+    /// <summary>Replaces the shared pool with one of <paramref name="threadCount"/> threads (benchmarks use 1 and 2).</summary>
+    public static void SetSharedThreadCount(int threadCount)
+    {
+        lock (SharedLock)
+        {
+            if (shared is { } old && old.ThreadCount == threadCount) return;
+            var previous = shared;
+            shared = new WorkerPool(threadCount);
+            previous?.Dispose();
+        }
+    }
+
+    static int DefaultThreadCount()
+    {
+        var env = Environment.GetEnvironmentVariable("TESSERA_THREADS");
+        if (!string.IsNullOrEmpty(env))
+        {
+            if (!int.TryParse(env, out int n) || n < 1)
+                throw new InvalidOperationException($"TESSERA_THREADS must be a positive integer, got '{env}'.");
+            return n;
+        }
+        return Math.Max(1, Environment.ProcessorCount);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(worker, start, end) once per worker over a static split of
+    /// <c>[0, count)</c>. Workers whose range is empty are not called. Blocks until all finish;
+    /// the first exception thrown by any worker is rethrown here. Not re-entrant: a body must not
+    /// call <see cref="For"/> on the same pool.
+    /// </summary>
+    public void For(int count, Action<int, int, int> body)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (count <= 0) return;
+        int n = Math.Min(ThreadCount, count);
+        if (n == 1) { body(0, 0, count); return; }
+        lock (gate)
+        {
+            job = body;
+            jobCount = count;
+            failure = null;
+            pending = threads.Length;
+            generation++;
+            Monitor.PulseAll(gate);
+        }
+        RunRange(0, body, count);
+        // Wait for helpers: spin briefly (most jobs are short), then block.
+        var spin = new SpinWait();
+        while (Volatile.Read(ref pending) > 0)
+        {
+            if (spin.Count < 200) { spin.SpinOnce(sleep1Threshold: -1); continue; }
+            lock (gate)
+            {
+                while (pending > 0) Monitor.Wait(gate);
+            }
+        }
+        job = null;
+        if (failure is { } f) throw new AggregateException("A worker failed in WorkerPool.For.", f);
+    }
+
+    void RunRange(int worker, Action<int, int, int> body, int count)
+    {
+        int start = (int)((long)worker * count / ThreadCount);
+        int end = (int)((long)(worker + 1) * count / ThreadCount);
+        if (start < end) body(worker, start, end);
+    }
+
+    void WorkerLoop(int worker)
+    {
+        long seen = 0;
+        while (true)
+        {
+            Action<int, int, int> body;
+            int count;
+            // Spin a little before sleeping: back-to-back kernel calls are the common case.
+            var spin = new SpinWait();
+            while (Volatile.Read(ref generation) == seen && !Volatile.Read(ref disposed) && spin.Count < 400)
+                spin.SpinOnce(sleep1Threshold: -1);
+            lock (gate)
+            {
+                while (generation == seen && !disposed) Monitor.Wait(gate);
+                if (disposed) return;
+                seen = generation;
+                body = job!;
+                count = jobCount;
+            }
+            try { RunRange(worker, body, count); }
+            catch (Exception e) { lock (gate) failure ??= e; }
+            lock (gate)
+            {
+                if (--pending == 0) Monitor.PulseAll(gate);
+            }
+        }
+    }
+
+    /// <summary>Stops the worker threads.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (disposed) return;
+            disposed = true;
+            Monitor.PulseAll(gate);
+        }
+        foreach (var t in threads) t.Join();
+    }
+}
