@@ -14,6 +14,7 @@ public sealed class WorkerPool : IDisposable
 
     readonly Thread[] threads;
     readonly object gate = new();
+    readonly object callGate = new();   // serializes For calls from different threads (one job slot)
     Action<int, int, int>? job;     // (worker, start, end)
     int jobCount;
     long generation;
@@ -91,6 +92,13 @@ public sealed class WorkerPool : IDisposable
         if (count <= 0) return;
         int n = Math.Min(ThreadCount, count);
         if (n == 1) { body(0, 0, count); return; }
+        // The pool has a single job slot; without this a second caller (e.g. tests running in
+        // parallel) would overwrite the first's job and return before its range was done.
+        lock (callGate) ForLocked(count, body);
+    }
+
+    void ForLocked(int count, Action<int, int, int> body)
+    {
         lock (gate)
         {
             job = body;
