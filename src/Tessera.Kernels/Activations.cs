@@ -22,38 +22,38 @@ public static class Activations
     /// <summary>y = x·σ(x).</summary>
     public static void Silu(ReadOnlySpan<float> x, Span<float> y)
     {
-        SpanChecks.Length(y.Length, x.Length, "Activations.Silu", "y", $"({x.Length})");
+        SpanChecks.Length(y.Length, x.Length, "Activations.Silu", "y", x.Length);
         Elementwise.MapParallel(new SiluOp(), x, y);
     }
 
     /// <summary>dx = dy·σ(x)·(1 + x·(1 − σ(x))).</summary>
     public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
-        SpanChecks.Length(dy.Length, x.Length, "Activations.SiluBackward", "dy", $"({x.Length})");
-        SpanChecks.Length(dx.Length, x.Length, "Activations.SiluBackward", "dx", $"({x.Length})");
+        SpanChecks.Length(dy.Length, x.Length, "Activations.SiluBackward", "dy", x.Length);
+        SpanChecks.Length(dx.Length, x.Length, "Activations.SiluBackward", "dx", x.Length);
         Elementwise.MapParallel(new SiluBackwardOp(), x, dy, dx);
     }
 
     /// <summary>y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
     public static void Gelu(ReadOnlySpan<float> x, Span<float> y)
     {
-        SpanChecks.Length(y.Length, x.Length, "Activations.Gelu", "y", $"({x.Length})");
+        SpanChecks.Length(y.Length, x.Length, "Activations.Gelu", "y", x.Length);
         Elementwise.MapParallel(new GeluOp(), x, y);
     }
 
     /// <summary>Derivative of the tanh-approximated GELU times dy.</summary>
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
-        SpanChecks.Length(dy.Length, x.Length, "Activations.GeluBackward", "dy", $"({x.Length})");
-        SpanChecks.Length(dx.Length, x.Length, "Activations.GeluBackward", "dx", $"({x.Length})");
+        SpanChecks.Length(dy.Length, x.Length, "Activations.GeluBackward", "dy", x.Length);
+        SpanChecks.Length(dx.Length, x.Length, "Activations.GeluBackward", "dx", x.Length);
         Elementwise.MapParallel(new GeluBackwardOp(), x, dy, dx);
     }
 
     /// <summary>SwiGLU: y = silu(gate) ⊙ up.</summary>
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
     {
-        SpanChecks.Length(up.Length, gate.Length, "Activations.SwiGlu", "up", $"({gate.Length})");
-        SpanChecks.Length(y.Length, gate.Length, "Activations.SwiGlu", "y", $"({gate.Length})");
+        SpanChecks.Length(up.Length, gate.Length, "Activations.SwiGlu", "up", gate.Length);
+        SpanChecks.Length(y.Length, gate.Length, "Activations.SwiGlu", "y", gate.Length);
         Elementwise.MapParallel(new SwiGluOp(), gate, up, y);
     }
 
@@ -62,7 +62,7 @@ public static class Activations
         Span<float> dGate, Span<float> dUp)
     {
         const string op = "Activations.SwiGluBackward";
-        string shape = $"({gate.Length})";
+        int shape = gate.Length;
         SpanChecks.Length(up.Length, gate.Length, op, "up", shape);
         SpanChecks.Length(dy.Length, gate.Length, op, "dy", shape);
         SpanChecks.Length(dGate.Length, gate.Length, op, "dGate", shape);

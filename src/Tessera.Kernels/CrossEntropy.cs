@@ -19,7 +19,7 @@ public static class CrossEntropy
     public static unsafe float Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> lse, int rows, int vocab, int ignoreIndex = -100)
     {
         Check("CrossEntropy.Forward", logits.Length, targets.Length, rows, vocab);
-        SpanChecks.Length(lse.Length, rows, "CrossEntropy.Forward", "lse", $"({rows})");
+        SpanChecks.Length(lse.Length, rows, "CrossEntropy.Forward", "lse", rows);
         int count = CountAndCheckTargets(targets, rows, vocab, ignoreIndex);
         fixed (float* pl = logits, plse = lse)
             RowParallel.Run(new LseRows(pl, plse, vocab), rows, (long)rows * vocab);
@@ -37,8 +37,8 @@ public static class CrossEntropy
     public static unsafe void Backward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> lse, float dLoss, Span<float> dLogits, int rows, int vocab, int ignoreIndex = -100)
     {
         Check("CrossEntropy.Backward", logits.Length, targets.Length, rows, vocab);
-        SpanChecks.Length(lse.Length, rows, "CrossEntropy.Backward", "lse", $"({rows})");
-        SpanChecks.Length(dLogits.Length, (long)rows * vocab, "CrossEntropy.Backward", "dLogits", $"({rows}, {vocab})");
+        SpanChecks.Length(lse.Length, rows, "CrossEntropy.Backward", "lse", rows);
+        SpanChecks.Length(dLogits.Length, (long)rows * vocab, "CrossEntropy.Backward", "dLogits", rows, vocab);
         int count = CountAndCheckTargets(targets, rows, vocab, ignoreIndex);
         double scale = count == 0 ? 0 : (double)dLoss / count;
         fixed (float* pl = logits, plse = lse, pd = dLogits)
@@ -50,8 +50,8 @@ public static class CrossEntropy
     {
         SpanChecks.NonNegative(rows, op, "rows");
         SpanChecks.NonNegative(vocab, op, "vocab");
-        SpanChecks.Length(logitsLength, (long)rows * vocab, op, "logits", $"({rows}, {vocab})");
-        SpanChecks.Length(targetsLength, rows, op, "targets", $"({rows})");
+        SpanChecks.Length(logitsLength, (long)rows * vocab, op, "logits", rows, vocab);
+        SpanChecks.Length(targetsLength, rows, op, "targets", rows);
     }
 
     static int CountAndCheckTargets(ReadOnlySpan<int> targets, int rows, int vocab, int ignoreIndex)

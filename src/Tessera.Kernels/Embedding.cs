@@ -17,7 +17,7 @@ public static class Embedding
     {
         const string op = "Embedding.Gather";
         SpanChecks.NonNegative(dim, op, "dim");
-        SpanChecks.Length(output.Length, (long)ids.Length * dim, op, "output", $"({ids.Length}, {dim})");
+        SpanChecks.Length(output.Length, (long)ids.Length * dim, op, "output", ids.Length, dim);
         int rows = table.Length / Math.Max(dim, 1);
         CheckIds(ids, rows);
         fixed (float* pt = table, po = output)
@@ -30,7 +30,7 @@ public static class Embedding
     {
         const string op = "Embedding.ScatterAdd";
         SpanChecks.NonNegative(dim, op, "dim");
-        SpanChecks.Length(dOutput.Length, (long)ids.Length * dim, op, "dOutput", $"({ids.Length}, {dim})");
+        SpanChecks.Length(dOutput.Length, (long)ids.Length * dim, op, "dOutput", ids.Length, dim);
         int rows = dTable.Length / Math.Max(dim, 1);
         CheckIds(ids, rows);
         if (ids.Length == 0) return;

@@ -19,7 +19,7 @@ public static class RmsNorm
     {
         const string op = "RmsNorm.Forward";
         Check(op, rows, dim, x.Length, weight.Length, rstd.Length);
-        SpanChecks.Length(y.Length, (long)rows * dim, op, "y", $"({rows}, {dim})");
+        SpanChecks.Length(y.Length, (long)rows * dim, op, "y", rows, dim);
         fixed (float* px = x, pw = weight, py = y, prs = rstd)
             RowParallel.Run(new ForwardRows(px, pw, py, prs, dim, eps), rows, (long)rows * dim);
     }
@@ -31,9 +31,9 @@ public static class RmsNorm
     {
         const string op = "RmsNorm.Backward";
         Check(op, rows, dim, x.Length, weight.Length, rstd.Length);
-        SpanChecks.Length(dy.Length, (long)rows * dim, op, "dy", $"({rows}, {dim})");
-        SpanChecks.Length(dx.Length, (long)rows * dim, op, "dx", $"({rows}, {dim})");
-        SpanChecks.Length(dWeight.Length, dim, op, "dWeight", $"({dim})");
+        SpanChecks.Length(dy.Length, (long)rows * dim, op, "dy", rows, dim);
+        SpanChecks.Length(dx.Length, (long)rows * dim, op, "dx", rows, dim);
+        SpanChecks.Length(dWeight.Length, dim, op, "dWeight", dim);
         if (rows == 0) return;
         fixed (float* px = x, pw = weight, prs = rstd, pdy = dy, pdx = dx, pdw = dWeight)
         {
@@ -46,9 +46,9 @@ public static class RmsNorm
     {
         SpanChecks.NonNegative(rows, op, "rows");
         SpanChecks.NonNegative(dim, op, "dim");
-        SpanChecks.Length(xLength, (long)rows * dim, op, "x", $"({rows}, {dim})");
-        SpanChecks.Length(weightLength, dim, op, "weight", $"({dim})");
-        SpanChecks.Length(rstdLength, rows, op, "rstd", $"({rows})");
+        SpanChecks.Length(xLength, (long)rows * dim, op, "x", rows, dim);
+        SpanChecks.Length(weightLength, dim, op, "weight", dim);
+        SpanChecks.Length(rstdLength, rows, op, "rstd", rows);
     }
 
     unsafe readonly struct ForwardRows(float* x, float* w, float* y, float* rstd, int dim, float eps) : IRowRange

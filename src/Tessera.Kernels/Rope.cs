@@ -20,8 +20,8 @@ public static class Rope
         RopeChecks.HeadDim(headDim);
         SpanChecks.NonNegative(maxPositions, op, "maxPositions");
         long n = (long)maxPositions * (headDim / 2);
-        SpanChecks.Length(cos.Length, n, op, "cos", $"({maxPositions}, {headDim / 2})");
-        SpanChecks.Length(sin.Length, n, op, "sin", $"({maxPositions}, {headDim / 2})");
+        SpanChecks.Length(cos.Length, n, op, "cos", maxPositions, headDim / 2);
+        SpanChecks.Length(sin.Length, n, op, "sin", maxPositions, headDim / 2);
         fixed (float* pc = cos, ps = sin)
             RowParallel.Run(new TableRows(pc, ps, headDim, theta), maxPositions, 8 * n);   // cos+sin cost ~8 element-passes each
     }
@@ -40,12 +40,12 @@ public static class Rope
         SpanChecks.NonNegative(positionOffset, op, "positionOffset");
         int half = headDim / 2;
         long n = (long)batch * seq * heads * headDim;
-        SpanChecks.Length(x.Length, n, op, "x", $"(B={batch}, T={seq}, H={heads}, D={headDim})");
+        SpanChecks.Length(x.Length, n, op, "x", batch, seq, heads, headDim);
         if (n == 0) return;
         long table = (long)(positionOffset + seq) * half;
-        string tableShape = $"(positions ≥ {positionOffset + seq} = offset {positionOffset} + T {seq}, D/2={half})";
-        SpanChecks.Length(cos.Length, table, op, "cos", tableShape);
-        SpanChecks.Length(sin.Length, table, op, "sin", tableShape);
+        if (cos.Length < table || sin.Length < table)
+            throw new ArgumentException($"{op}: cos/sin tables have {cos.Length}/{sin.Length} elements but positions up to offset {positionOffset} + T {seq} with D/2={half} need {table}.",
+                cos.Length < table ? nameof(cos) : nameof(sin));
         fixed (float* px = x, pc = cos, ps = sin)
             RowParallel.Run(new TokenRows(px, pc, ps, seq, heads, headDim, positionOffset, inverse), batch * seq, n);
     }
@@ -55,11 +55,14 @@ public static class Rope
         public void Run(int start, int end)
         {
             int half = headDim / 2;
+            // Same double expressions as the twin, so the tables are bitwise equal; the
+            // frequencies are hoisted out of the position loop when they fit on the stack.
+            Span<double> freq = half <= 1024 ? stackalloc double[half] : default;
+            for (int i = 0; i < freq.Length; i++) freq[i] = Math.Pow(theta, -2.0 * i / headDim);
             for (int p = start; p < end; p++)
                 for (int i = 0; i < half; i++)
                 {
-                    // Same double expressions as the twin, so the tables are bitwise equal.
-                    double ang = p * Math.Pow(theta, -2.0 * i / headDim);
+                    double ang = p * (freq.Length > 0 ? freq[i] : Math.Pow(theta, -2.0 * i / headDim));
                     cos[(long)p * half + i] = (float)Math.Cos(ang);
                     sin[(long)p * half + i] = (float)Math.Sin(ang);
                 }

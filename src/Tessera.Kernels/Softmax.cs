@@ -28,7 +28,7 @@ public static class Softmax
     public static unsafe void Backward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
     {
         Check("Softmax.Backward", y.Length, "y", dx.Length, "dx", rows, cols);
-        SpanChecks.Length(dy.Length, (long)rows * cols, "Softmax.Backward", "dy", $"({rows}, {cols})");
+        SpanChecks.Length(dy.Length, (long)rows * cols, "Softmax.Backward", "dy", rows, cols);
         fixed (float* py = y, pdy = dy, pdx = dx)
             RowParallel.Run(new BackwardRows(py, pdy, pdx, cols, log: false), rows, 2L * rows * cols);
     }
@@ -45,7 +45,7 @@ public static class Softmax
     public static unsafe void LogBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
     {
         Check("Softmax.LogBackward", y.Length, "y", dx.Length, "dx", rows, cols);
-        SpanChecks.Length(dy.Length, (long)rows * cols, "Softmax.LogBackward", "dy", $"({rows}, {cols})");
+        SpanChecks.Length(dy.Length, (long)rows * cols, "Softmax.LogBackward", "dy", rows, cols);
         fixed (float* py = y, pdy = dy, pdx = dx)
             RowParallel.Run(new BackwardRows(py, pdy, pdx, cols, log: true), rows, 2L * rows * cols);
     }
@@ -55,8 +55,8 @@ public static class Softmax
         SpanChecks.NonNegative(rows, op, "rows");
         SpanChecks.NonNegative(cols, op, "cols");
         long n = (long)rows * cols;
-        SpanChecks.Length(inLength, n, op, inName, $"({rows}, {cols})");
-        SpanChecks.Length(outLength, n, op, outName, $"({rows}, {cols})");
+        SpanChecks.Length(inLength, n, op, inName, rows, cols);
+        SpanChecks.Length(outLength, n, op, outName, rows, cols);
     }
 
     /// <summary>exp(x − shift), the max-subtracted softmax numerator.</summary>

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Tessera.Kernels.Reference;
@@ -23,9 +24,9 @@ public static class TopK
         const string op = "TopK.Select";
         TopKChecks.Check(cols, k);
         SpanChecks.NonNegative(rows, op, "rows");
-        SpanChecks.Length(x.Length, (long)rows * cols, op, "x", $"({rows}, {cols})");
-        SpanChecks.Length(indices.Length, (long)rows * k, op, "indices", $"({rows}, {k})");
-        SpanChecks.Length(values.Length, (long)rows * k, op, "values", $"({rows}, {k})");
+        SpanChecks.Length(x.Length, (long)rows * cols, op, "x", rows, cols);
+        SpanChecks.Length(indices.Length, (long)rows * k, op, "indices", rows, k);
+        SpanChecks.Length(values.Length, (long)rows * k, op, "values", rows, k);
         fixed (float* px = x, pv = values)
         fixed (int* pi = indices)
             RowParallel.Run(new Rows(px, pi, pv, cols, k), rows, (long)rows * cols);
@@ -44,23 +45,34 @@ public static class TopK
     {
         int filled = 0, c = 0;
         for (; c < cols && filled < k; c++) Insert(row[c], c, idx, val, filled++);
-        // Full: only values strictly above the k-th can enter.
-        if (Vector512.IsHardwareAccelerated)
+        // Full: only values strictly above the k-th can enter. A vector compare gives a bit per
+        // column; the set bits are visited in increasing column order (the threshold may rise in
+        // between, so each is re-checked). The last block is loaded ending at the row's end and
+        // masked to the columns not yet seen, so there is no scalar tail.
+        if (Vector512.IsHardwareAccelerated && cols >= 16)
         {
-            for (; c <= cols - 16; c += 16)
+            for (; c < cols; c += 16)
             {
-                if (!Vector512.GreaterThanAny(Vector512.Load(row + c), Vector512.Create(val[k - 1]))) continue;
-                for (int j = c; j < c + 16; j++)
+                int b = Math.Min(c, cols - 16);
+                ulong m = Vector512.GreaterThan(Vector512.Load(row + b), Vector512.Create(val[k - 1])).ExtractMostSignificantBits() >> (c - b);
+                for (; m != 0; m &= m - 1)
+                {
+                    int j = c + BitOperations.TrailingZeroCount(m);
                     if (row[j] > val[k - 1]) Insert(row[j], j, idx, val, k - 1);
+                }
             }
         }
-        else if (Vector256.IsHardwareAccelerated)
+        else if (Vector256.IsHardwareAccelerated && cols >= 8)
         {
-            for (; c <= cols - 8; c += 8)
+            for (; c < cols; c += 8)
             {
-                if (!Vector256.GreaterThanAny(Vector256.Load(row + c), Vector256.Create(val[k - 1]))) continue;
-                for (int j = c; j < c + 8; j++)
+                int b = Math.Min(c, cols - 8);
+                uint m = Vector256.GreaterThan(Vector256.Load(row + b), Vector256.Create(val[k - 1])).ExtractMostSignificantBits() >> (c - b);
+                for (; m != 0; m &= m - 1)
+                {
+                    int j = c + BitOperations.TrailingZeroCount(m);
                     if (row[j] > val[k - 1]) Insert(row[j], j, idx, val, k - 1);
+                }
             }
         }
         for (; c < cols; c++)

@@ -88,7 +88,7 @@ public class RopeTests
         Assert.Contains("offset 2", e.Message);
         e = Assert.Throws<ArgumentException>(() => Rope.Apply(new float[15], 1, 2, 2, 4, cos, sin));
         Assert.Contains("x", e.Message);
-        Assert.Contains("D=4", e.Message);
+        Assert.Contains("(1, 2, 2, 4)", e.Message);
         e = Assert.Throws<ArgumentException>(() => Rope.BuildTables(5, 4, 10000f, cos, sin));
         Assert.Contains("Rope.BuildTables", e.Message);
     }
