@@ -24,6 +24,10 @@ public sealed class PreTokenizer
         @"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?" +
         @"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+    /// <summary>Llama 3 (GGUF pre-tokenizer <c>llama-bpe</c>).</summary>
+    public const string Llama3Pattern =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     private readonly Regex _regex;
 
     /// <summary>Compiles <paramref name="pattern"/> (Rust/PCRE dialect).</summary>
