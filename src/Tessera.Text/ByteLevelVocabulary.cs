@@ -9,7 +9,7 @@ public static class ByteLevelVocabulary
 {
     /// <summary>Builds the tokenizer; <paramref name="types"/> marks control/user-defined tokens (GGUF types 3/4) as specials.</summary>
     /// <exception cref="FormatException">A token outside the GPT-2 byte map or a merge naming unknown tokens; the message names it.</exception>
-    public static BpeTokenizer Build(string name, IReadOnlyList<string> tokens, IReadOnlyList<int>? types,
+    public static BpeTokenizer Build(string name, IReadOnlyList<string?> tokens, IReadOnlyList<int>? types,
         IReadOnlyList<string> merges, string pattern, bool wholePieceLookup, IReadOnlyDictionary<string, int>? extraSpecials = null)
     {
         var bytes = new byte[]?[tokens.Count];
@@ -19,15 +19,17 @@ public static class ByteLevelVocabulary
         var idOf = new Dictionary<string, int>(tokens.Count, StringComparer.Ordinal);
         for (int id = 0; id < tokens.Count; id++)
         {
+            string? text = tokens[id];
+            if (text is null || specials.ContainsValue(id)) continue;
             int type = types?[id] ?? SentencePieceTokenizer.TypeNormal;
-            if (type is SentencePieceTokenizer.TypeControl or SentencePieceTokenizer.TypeUserDefined || specials.ContainsValue(id))
+            if (type is SentencePieceTokenizer.TypeControl or SentencePieceTokenizer.TypeUserDefined)
             {
-                specials[tokens[id]] = id;
+                specials[text] = id;
                 continue;
             }
-            bytes[id] = Gpt2ByteMap.ToBytes(tokens[id])
+            bytes[id] = Gpt2ByteMap.ToBytes(text)
                 ?? throw new FormatException($"{name}: token {id} '{tokens[id]}' has characters outside the GPT-2 byte map");
-            idOf.TryAdd(tokens[id], id);
+            idOf.TryAdd(text, id);
         }
         for (int k = 0; k < merges.Count; k++)
         {

@@ -25,6 +25,7 @@ public static class BytePairMerge
     public static void EncodeScan(ReadOnlySpan<byte> piece, ByteRankTable table, int[] byteIds, List<int> output)
     {
         int n = piece.Length;
+        if (n == 0) return;
         if (n == 1) { output.Add(byteIds[piece[0]]); return; }
         // parts[i] = start offset of part i; ranks[i] = rank of merging part i with part i+1.
         Span<int> starts = n + 1 <= 256 ? stackalloc int[n + 1] : new int[n + 1];
