@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Tessera.Text;
@@ -116,7 +117,7 @@ public static class BpeTrainer
             for (int i = 0; i + 1 < words[w].Length; i++)
             {
                 long p = PairKey(words[w][i], words[w][i + 1]);
-                pairCount[p] = pairCount.GetValueOrDefault(p) + freq[w];
+                CollectionsMarshal.GetValueRefOrAddDefault(pairCount, p, out _) += freq[w];
                 if (!where.TryGetValue(p, out var list)) where[p] = list = [];
                 if (list.Count == 0 || list[^1] != w) list.Add(w);
             }
@@ -165,12 +166,15 @@ public static class BpeTrainer
                 }
                 if (!hit) continue;
                 long f = freq[w];
-                for (int i = 0; i + 1 < word.Length; i++) pairCount[PairKey(word[i], word[i + 1])] -= f;
                 var next = scratch.ToArray();
+                // Only pairs next to a merge site change; subtracting/adding just those would need
+                // care with overlapping sites ("aaa"), so whole-word deltas keep it simple: pieces are short.
+                for (int i = 0; i + 1 < word.Length; i++)
+                    CollectionsMarshal.GetValueRefOrNullRef(pairCount, PairKey(word[i], word[i + 1])) -= f;
                 for (int i = 0; i + 1 < next.Length; i++)
                 {
                     long p = PairKey(next[i], next[i + 1]);
-                    pairCount[p] = pairCount.GetValueOrDefault(p) + f;
+                    CollectionsMarshal.GetValueRefOrAddDefault(pairCount, p, out _) += f;
                     if (next[i] == x || next[i + 1] == x)
                     {
                         touched.Add(p);
