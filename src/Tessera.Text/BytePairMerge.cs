@@ -71,39 +71,100 @@ public static class BytePairMerge
     public static void EncodeHeap(ReadOnlySpan<byte> piece, ByteRankTable table, int[] byteIds, List<int> output)
     {
         int n = piece.Length;
+        if (n == 0) return;
         // Node i is the part starting at byte i; next/prev link live parts; end(i) = next[i].
+        // Heap entries are keys (rank << 32 | start), so the start is recovered from the key.
         var next = new int[n];
         var prev = new int[n];
         var rank = new int[n];
-        var heap = new PriorityQueue<int, long>(n);
+        var heap = new KeyHeap(n);
         for (int i = 0; i < n; i++) { next[i] = i + 1; prev[i] = i - 1; }
         for (int i = 0; i + 1 < n; i++)
         {
             rank[i] = table.Rank(piece.Slice(i, 2));
-            if (rank[i] != ByteRankTable.NoMerge) heap.Enqueue(i, Key(rank[i], i));
+            if (rank[i] != ByteRankTable.NoMerge) heap.AddUnordered(Key(rank[i], i));
         }
-        if (n > 0) rank[n - 1] = ByteRankTable.NoMerge;
+        rank[n - 1] = ByteRankTable.NoMerge;
+        heap.Heapify();
 
-        while (heap.TryDequeue(out int i, out long key))
+        while (heap.TryPop(out long key))
         {
-            // Stale entries: the part was absorbed (prev link broken) or its pair changed.
-            if (next[i] < 0 || Key(rank[i], i) != key || rank[i] == ByteRankTable.NoMerge) continue;
+            int i = (int)(uint)key;
+            // Stale entries: the part was absorbed (next = -1) or its pair changed since the push.
+            if (next[i] < 0 || Key(rank[i], i) != key) continue;
             int j = next[i];
             int k = next[j];
             next[i] = k;
             next[j] = -1;
             if (k < n) prev[k] = i;
             rank[i] = k < n ? table.Rank(piece[i..next[k]]) : ByteRankTable.NoMerge;
-            if (rank[i] != ByteRankTable.NoMerge) heap.Enqueue(i, Key(rank[i], i));
+            if (rank[i] != ByteRankTable.NoMerge) heap.Push(Key(rank[i], i));
             int p = prev[i];
             if (p >= 0)
             {
                 rank[p] = table.Rank(piece[p..next[i]]);
-                if (rank[p] != ByteRankTable.NoMerge) heap.Enqueue(p, Key(rank[p], p));
+                if (rank[p] != ByteRankTable.NoMerge) heap.Push(Key(rank[p], p));
             }
         }
 
         for (int i = 0; i < n; i = next[i]) output.Add(TokenId(piece[i..next[i]], table, byteIds));
+    }
+
+    /// <summary>Binary min-heap of 64-bit keys: half the memory traffic of PriorityQueue&lt;int, long&gt;.</summary>
+    private struct KeyHeap(int capacity)
+    {
+        private long[] _a = new long[Math.Max(capacity, 4)];
+        private int _n;
+
+        public void AddUnordered(long key)
+        {
+            if (_n == _a.Length) Array.Resize(ref _a, _a.Length * 2);
+            _a[_n++] = key;
+        }
+
+        public void Heapify()
+        {
+            for (int i = _n / 2 - 1; i >= 0; i--) SiftDown(i);
+        }
+
+        public void Push(long key)
+        {
+            if (_n == _a.Length) Array.Resize(ref _a, _a.Length * 2);
+            int i = _n++;
+            while (i > 0)
+            {
+                int parent = (i - 1) >> 1;
+                if (_a[parent] <= key) break;
+                _a[i] = _a[parent];
+                i = parent;
+            }
+            _a[i] = key;
+        }
+
+        public bool TryPop(out long key)
+        {
+            if (_n == 0) { key = 0; return false; }
+            key = _a[0];
+            _a[0] = _a[--_n];
+            if (_n > 0) SiftDown(0);
+            return true;
+        }
+
+        private void SiftDown(int i)
+        {
+            long x = _a[i];
+            int n = _n;
+            while (true)
+            {
+                int c = 2 * i + 1;
+                if (c >= n) break;
+                if (c + 1 < n && _a[c + 1] < _a[c]) c++;
+                if (_a[c] >= x) break;
+                _a[i] = _a[c];
+                i = c;
+            }
+            _a[i] = x;
+        }
     }
 
     // Lowest rank first, then leftmost start: exactly tiktoken's selection order.

@@ -5,13 +5,15 @@ namespace Tessera.Text.Tests;
 
 /// <summary>
 /// Encoding must stay near-linear on adversarial input: 10 MB with no spaces, or one huge
-/// "word". The bound (15 s per 10 MB, i.e. under 1 MB/s) is far above normal speed on this
-/// machine; a quadratic merge would need hours.
+/// "word". Normal: about 3 s of CPU for a 10 MB single piece (heap merge, O(n log n)) and
+/// well under 1 s for ordinary text. The bound (60 s wall, so it holds on a loaded 2-core
+/// machine with tests running in parallel) is far above that; tiktoken's quadratic scan
+/// would need ~10^13 steps here, i.e. hours.
 /// </summary>
 public class LinearTimeTests
 {
     private const int TenMB = 10 * 1024 * 1024;
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
     private static void Time(ITokenizer tok, string text, string what)
     {
