@@ -4,4 +4,5 @@ using Tessera.Cli.Commands;
 var root = new RootCommand("Tessera: build, train, distill, evaluate and serve sparse mixture-of-experts language models on a CPU.");
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
+root.Subcommands.Add(DataCommand.Create());
 return CliRunner.Invoke(root, args);

@@ -1,4 +1,6 @@
+using System.IO.Compression;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Tessera.Data;
 
@@ -6,29 +8,51 @@ namespace Tessera.Data;
 public sealed record CorpusDocument(string Key, string Text);
 
 /// <summary>
-/// Reads a corpus from a text file or a folder of .txt files. Every file must be non-empty,
-/// valid UTF-8; a bad one is reported by name before any work starts. A file may hold several
-/// documents separated by a line that is exactly the separator.
+/// Reads a corpus from a text file or a folder of <c>.txt</c> / <c>.txt.gz</c> files. Every file
+/// must be non-empty, valid UTF-8; a bad one is reported by name before any work starts. A line
+/// matching <c>documentStart</c> begins a new document (its first capture group, when present,
+/// names it), so one file can hold many documents — the embedded corpus uses
+/// <c>=== name ===</c> lines and chapter headings this way.
 /// </summary>
 public static class CorpusFiles
 {
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    /// <summary>The files a path names: itself, or the .txt files below a folder in ordinal order.</summary>
+    /// <summary>The document-start pattern of the embedded corpus (data/corpus).</summary>
+    public static Regex EmbeddedDocumentStart { get; } = new(@"^(?:=== (.+) ===|CHAPTER \d+\..*)$", RegexOptions.Multiline | RegexOptions.CultureInvariant);
+
+    /// <summary>The files a path names: itself, or the .txt / .txt.gz files below a folder in ordinal order.</summary>
     public static IReadOnlyList<string> List(string path)
     {
         if (File.Exists(path)) return [path];
         if (!Directory.Exists(path)) throw new FileNotFoundException($"Corpus not found: {path}", path);
-        var files = Directory.GetFiles(path, "*.txt", SearchOption.AllDirectories);
+        var files = Directory.GetFiles(path, "*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase))
+            .ToArray();
         Array.Sort(files, StringComparer.Ordinal);
-        if (files.Length == 0) throw new InvalidDataException($"Corpus folder {path} holds no .txt files.");
+        if (files.Length == 0) throw new InvalidDataException($"Corpus folder {path} holds no .txt or .txt.gz files.");
         return files;
     }
 
-    /// <summary>Reads one file strictly as UTF-8, naming the file and byte offset of the first invalid sequence.</summary>
+    /// <summary>Reads one file (gunzipping <c>.gz</c>) strictly as UTF-8, naming the file and byte offset of the first invalid sequence.</summary>
     public static string ReadText(string file)
     {
-        var bytes = File.ReadAllBytes(file);
+        byte[] bytes;
+        if (file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                using var gz = new GZipStream(File.OpenRead(file), CompressionMode.Decompress);
+                using var ms = new MemoryStream();
+                gz.CopyTo(ms);
+                bytes = ms.ToArray();
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"Corpus file {file} is not valid gzip ({e.Message}).");
+            }
+        }
+        else bytes = File.ReadAllBytes(file);
         if (bytes.Length == 0) throw new InvalidDataException($"Corpus file {file} is empty.");
         try
         {
@@ -42,10 +66,11 @@ public static class CorpusFiles
     }
 
     /// <summary>
-    /// Reads every document under <paramref name="path"/>. Keys are the file's path relative to
-    /// <paramref name="path"/> plus a document index when a file is split by <paramref name="separator"/>.
+    /// Reads every document under <paramref name="path"/>. A document's key is the file's path
+    /// relative to <paramref name="path"/>, plus <c>#name</c> or <c>#index</c> when the file is cut
+    /// by <paramref name="documentStart"/>. Text before the first match is a document of its own.
     /// </summary>
-    public static IReadOnlyList<CorpusDocument> Read(string path, string? separator = null)
+    public static IReadOnlyList<CorpusDocument> Read(string path, Regex? documentStart = null)
     {
         var root = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
         var docs = new List<CorpusDocument>();
@@ -53,12 +78,25 @@ public static class CorpusFiles
         {
             string text = ReadText(file);
             string key = Path.GetRelativePath(root, file).Replace('\\', '/');
-            if (separator is null) { docs.Add(new CorpusDocument(key, text)); continue; }
-            var parts = text.Split("\n" + separator + "\n");
-            for (int i = 0; i < parts.Length; i++)
-                if (parts[i].Length > 0) docs.Add(new CorpusDocument($"{key}#{i}", parts[i]));
+            if (documentStart is null) { docs.Add(new CorpusDocument(key, text)); continue; }
+            int start = 0, index = 0;
+            string name = index.ToString();
+            foreach (Match m in documentStart.Matches(text))
+            {
+                Add(docs, key, name, text[start..m.Index]);
+                index++;
+                name = m.Groups.Count > 1 && m.Groups[1].Success ? m.Groups[1].Value : index.ToString();
+                start = m.Index + m.Length;
+            }
+            Add(docs, key, name, text[start..]);
         }
         if (docs.Count == 0) throw new InvalidDataException($"Corpus {path} holds no text.");
         return docs;
+    }
+
+    static void Add(List<CorpusDocument> docs, string key, string name, string text)
+    {
+        text = text.Trim('\n', '\r');
+        if (text.Length > 0) docs.Add(new CorpusDocument($"{key}#{name}", text));
     }
 }

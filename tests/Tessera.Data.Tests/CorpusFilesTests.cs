@@ -24,13 +24,40 @@ public class CorpusFilesTests
     }
 
     [Fact]
-    public void FolderIsReadInOrdinalOrderWithSeparators()
+    public void FolderIsReadInOrdinalOrderAndCutIntoDocuments()
     {
         using var dir = new TempDir();
         File.WriteAllText(dir.File("b.txt"), "two");
-        File.WriteAllText(dir.File("a.txt"), "\uFEFFone\n---\nuno");
-        var docs = CorpusFiles.Read(dir.Path, separator: "---");
-        Assert.Equal(new[] { "a.txt#0", "a.txt#1", "b.txt#0" }, docs.Select(d => d.Key));
-        Assert.Equal(new[] { "one", "uno", "two" }, docs.Select(d => d.Text));
+        File.WriteAllText(dir.File("a.txt"), "\uFEFFpreface\n=== x.txt ===\none\n=== y.txt ===\nuno\n");
+        using (var gz = new System.IO.Compression.GZipStream(File.Create(dir.File("c.txt.gz")), System.IO.Compression.CompressionLevel.Fastest))
+            gz.Write("CHAPTER 1. Loomings.\nCall me Ishmael.\nCHAPTER 2. The Carpet-Bag.\nI stuffed a shirt"u8);
+        var docs = CorpusFiles.Read(dir.Path, CorpusFiles.EmbeddedDocumentStart);
+        Assert.Equal(new[] { "a.txt#0", "a.txt#x.txt", "a.txt#y.txt", "b.txt#0", "c.txt.gz#1", "c.txt.gz#2" }, docs.Select(d => d.Key));
+        Assert.Equal(new[] { "preface", "one", "uno", "two", "Call me Ishmael.", "I stuffed a shirt" }, docs.Select(d => d.Text));
+    }
+
+    [Fact]
+    public void CorruptGzipIsNamed()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir.File("z.txt.gz"), [0x1f, 0x8b, 8, 0, 1, 2, 3]);
+        Assert.Contains("z.txt.gz", Assert.Throws<InvalidDataException>(() => CorpusFiles.Read(dir.Path)).Message);
+    }
+}
+
+public class EmbeddedCorpusTests
+{
+    [Fact]
+    public void EmbeddedCorpusSplitsIntoSpeechesAndChapters()
+    {
+        using var dir = new TempDir();
+        var docs = EmbeddedCorpus.Read(dir.Path);
+        Assert.Equal(new[] { "moby-dick.txt.gz", "sotu.txt.gz" }, EmbeddedCorpus.Files);
+        // 233 speeches (one `=== name ===` line each, counted with grep when the data was made)
+        // and Moby-Dick's 135 chapters plus its front matter and epilogue.
+        Assert.Equal(233, docs.Count(d => d.Key.StartsWith("sotu.txt.gz#", StringComparison.Ordinal)));
+        Assert.InRange(docs.Count(d => d.Key.StartsWith("moby-dick.txt.gz#", StringComparison.Ordinal)), 135, 138);
+        Assert.Contains(docs, d => d.Key == "sotu.txt.gz#1790_george_washington_n.txt");
+        Assert.Equal(docs.Count, docs.Select(d => d.Key).Distinct().Count());
     }
 }

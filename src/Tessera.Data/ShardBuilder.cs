@@ -1,0 +1,93 @@
+using System.Text;
+using System.Text.Json;
+using Tessera.Text;
+
+namespace Tessera.Data;
+
+/// <summary>Per-split totals written to <c>meta.json</c> (bytes are what bits-per-byte divides by).</summary>
+public sealed record SplitStats(int Documents, long Tokens, long Bytes);
+
+/// <summary>What <see cref="ShardBuilder.Prepare"/> wrote.</summary>
+public sealed record PreparedData(string Directory, string Tokenizer, int VocabSize, int BosId,
+    SplitStats Train, SplitStats Validation, SplitStats Test)
+{
+    public const string MetaFile = "meta.json";
+
+    /// <summary>The shard file of a split.</summary>
+    public string ShardPath(Split split) => Path.Combine(Directory, ShardBuilder.FileName(split));
+
+    /// <summary>Stats of a split.</summary>
+    public SplitStats Stats(Split split) => split switch { Split.Train => Train, Split.Validation => Validation, _ => Test };
+
+    /// <summary>Reads <c>meta.json</c> from a prepared folder, with a clear error when it is missing or malformed.</summary>
+    public static PreparedData Load(string directory)
+    {
+        var path = Path.Combine(directory, MetaFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{directory} is not a prepared data folder (no {MetaFile}); run `tessera data prepare` first.", path);
+        try
+        {
+            var d = JsonSerializer.Deserialize<PreparedData>(File.ReadAllText(path)) ?? throw new JsonException("null");
+            return d with { Directory = directory };
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: malformed ({e.Message}).");
+        }
+    }
+}
+
+/// <summary>
+/// Corpus → token shards: assigns every document to train/validation/test by key, encodes in
+/// parallel (the output order is the input order, so shards are identical run to run), and
+/// writes <c>train.bin</c>, <c>val.bin</c>, <c>test.bin</c> and <c>meta.json</c>. Each document
+/// is preceded by BOS so packed windows see document boundaries.
+/// </summary>
+public static class ShardBuilder
+{
+    public static string FileName(Split split) => split switch { Split.Train => "train.bin", Split.Validation => "val.bin", _ => "test.bin" };
+
+    /// <summary>Encodes and writes the three splits; <paramref name="progress"/> gets (documents encoded, total).</summary>
+    public static PreparedData Prepare(IReadOnlyList<CorpusDocument> documents, ITokenizer tokenizer, string tokenizerName,
+        DocumentSplit split, string outDir, Action<int, int>? progress = null)
+    {
+        split.Validate();
+        if (!tokenizer.SpecialTokens.TryGetId(ChatTemplate.Bos, out int bos))
+            throw new ArgumentException($"Tokenizer {tokenizer.Name} has no {ChatTemplate.Bos} token, which packing needs to mark document starts.");
+        var assigned = new Split[documents.Count];
+        for (int i = 0; i < documents.Count; i++) assigned[i] = split.Assign(documents[i].Key);
+        foreach (var s in new[] { Split.Train, Split.Validation })
+            if (!assigned.Contains(s))
+                throw new ArgumentException($"The corpus has {documents.Count} document(s) and none landed in the {s.ToString().ToLowerInvariant()} split; add documents or change the split fractions.");
+
+        var encoded = new int[documents.Count][];
+        int done = 0;
+        Parallel.For(0, documents.Count, i =>
+        {
+            encoded[i] = [.. tokenizer.Encode(documents[i].Text)];
+            int n = Interlocked.Increment(ref done);
+            if (progress is not null && (n % 16 == 0 || n == documents.Count)) lock (encoded) progress(n, documents.Count);
+        });
+
+        Directory.CreateDirectory(outDir);
+        var stats = new Dictionary<Split, SplitStats>();
+        foreach (var s in new[] { Split.Train, Split.Validation, Split.Test })
+        {
+            var docs = new List<int[]>();
+            long bytes = 0, tokens = 0;
+            for (int i = 0; i < documents.Count; i++)
+            {
+                if (assigned[i] != s) continue;
+                docs.Add(encoded[i]);
+                bytes += Encoding.UTF8.GetByteCount(documents[i].Text);
+                tokens += encoded[i].Length + 1;
+            }
+            TokenShard.Write(Path.Combine(outDir, FileName(s)), docs, tokenizer.VocabSize, bos);
+            stats[s] = new SplitStats(docs.Count, tokens, bytes);
+        }
+        var result = new PreparedData(outDir, tokenizerName, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
+        var tmp = Path.Combine(outDir, PreparedData.MetaFile + ".tmp");
+        File.WriteAllText(tmp, JsonSerializer.Serialize(result with { Directory = "." }, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(tmp, Path.Combine(outDir, PreparedData.MetaFile), overwrite: true);
+        return result;
+    }
+}
