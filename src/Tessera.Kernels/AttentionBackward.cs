@@ -145,12 +145,9 @@ internal static unsafe class AttentionBackward
         }
 
         float* dkOut = p.DK + kvOff + (long)j0 * D, dvOut = p.DV + kvOff + (long)j0 * D;
-        for (int c = 0; c < nc; c++)
-            for (int d = 0; d < D; d++)
-            {
-                dkOut[(long)c * D + d] = dK[c * dp + d] * p.Scale;
-                dvOut[(long)c * D + d] = dV[c * dp + d];
-            }
+        float one = 1f, sc = p.Scale;
+        ScaleRows<V>(dK, dp, dkOut, D, nc, D, &sc, 0, divide: false);
+        ScaleRows<V>(dV, dp, dvOut, D, nc, D, &one, 0, divide: false);
     }
 
     /// <summary>Pass 2: dQ for query rows [i0, i0 + nr) of head h, summed over the visible key tiles.</summary>
@@ -207,9 +204,7 @@ internal static unsafe class AttentionBackward
             MatMul<V>(dST, 1, nrp, kj, ldk, dQ, dp, nr, dp, nc, accumulate: true);
         }
 
-        float* dqOut = p.DQ + qOff + (long)i0 * D;
-        for (int r = 0; r < nr; r++)
-            for (int d = 0; d < D; d++)
-                dqOut[(long)r * D + d] = dQ[r * dp + d] * p.Scale;
+        float sc = p.Scale;
+        ScaleRows<V>(dQ, dp, p.DQ + qOff + (long)i0 * D, D, nr, D, &sc, 0, divide: false);
     }
 }

@@ -72,35 +72,40 @@ internal static unsafe class AttentionForward
             int nc = Math.Min(Bc, jHi + 1 - j0);
             MatMul<V>(kh + (long)j0 * D, D, 1, qT, nrp, sT, nrp, nc, nrp, D, accumulate: false);
 
-            // Scale, then mask: key j is visible to queries i0 + r with j ≤ i < j + window.
+            // Mask: key j is visible to queries i0 + r with j ≤ i < j + window. For scale > 0 the
+            // scale is folded into the exponent below (max(s·scale) = scale·max s); otherwise the
+            // tile is scaled first, since a non-positive scale reverses or flattens the order.
+            bool folded = p.Scale > 0;
             for (int c = 0; c < nc; c++)
             {
                 float* row = sT + c * nrp;
-                for (int g = 0; g < nrp; g += w) V.Store(V.Mul(V.Load(row + g), scale), row + g);
+                if (!folded) for (int g = 0; g < nrp; g += w) V.Store(V.Mul(V.Load(row + g), scale), row + g);
                 int j = j0 + c;
                 int rLo = Math.Max(0, j - i0);
                 int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;
                 for (int r = 0; r < rLo; r++) row[r] = float.NegativeInfinity;
                 for (int r = Math.Max(rHi, rLo); r < nrp; r++) row[r] = float.NegativeInfinity;
             }
+            var expScale = folded ? scale : V.Splat(1f);
 
-            // Online softmax down each column (one query per lane).
+            // Online softmax down each column (one query per lane); m is kept in scaled units.
             for (int g = 0; g < nrp; g += w)
             {
                 var mOld = V.Load(m + g);
-                var mNew = mOld;
-                for (int c = 0; c < nc; c++) mNew = V.Max(mNew, V.Load(sT + c * nrp + g));
+                var rawMax = V.Load(sT + g);
+                for (int c = 1; c < nc; c++) rawMax = V.Max(rawMax, V.Load(sT + c * nrp + g));
+                var mNew = V.Max(mOld, V.Mul(rawMax, expScale));
                 // A query that has seen no visible key yet keeps m = −∞; subtracting 0 instead
                 // avoids −∞ − (−∞) = NaN and still gives exp(−∞) = 0 for its masked scores.
-                var mRef = V.NegativeInfinityToZero(mNew);
+                var negRef = V.Sub(default, V.NegativeInfinityToZero(mNew));
                 var sum = default(V);
                 for (int c = 0; c < nc; c++)
                 {
-                    var e = AttentionExp.Exp(V.Sub(V.Load(sT + c * nrp + g), mRef));
+                    var e = AttentionExp.Exp(V.Fma(V.Load(sT + c * nrp + g), expScale, negRef));
                     V.Store(e, sT + c * nrp + g);
                     sum = V.Add(sum, e);
                 }
-                var a = AttentionExp.Exp(V.Sub(mOld, mRef));
+                var a = AttentionExp.Exp(V.Add(mOld, negRef));
                 V.Store(V.Fma(V.Load(l + g), a, sum), l + g);
                 V.Store(mNew, m + g);
                 V.Store(a, alpha + g);
@@ -123,11 +128,7 @@ internal static unsafe class AttentionForward
 
         float* oh = p.O + p.QueryHead(b, h) + (long)i0 * D;
         float* lseh = p.Lse + p.RowHead(b, h) + i0;
-        for (int r = 0; r < nr; r++)
-        {
-            float lr = l[r];
-            for (int d = 0; d < D; d++) oh[(long)r * D + d] = acc[r * dp + d] / lr;
-            lseh[r] = m[r] + MathF.Log(lr);
-        }
+        ScaleRows<V>(acc, dp, oh, D, nr, D, l, 1, divide: true);  // o = acc / l
+        for (int r = 0; r < nr; r++) lseh[r] = m[r] + MathF.Log(l[r]);
     }
 }

@@ -125,6 +125,33 @@ internal static unsafe class AttentionTile
         }
     }
 
+    /// <summary>
+    /// dst[r, 0..cols) = src[r, 0..cols) ∘ f[r] for rows rows, where ∘ multiplies (or divides when
+    /// <paramref name="divide"/>); writes the tile accumulators back to the caller's layout.
+    /// </summary>
+    public static void ScaleRows<V>(float* src, int ldSrc, float* dst, int ldDst, int rows, int cols, float* f, int fStride, bool divide)
+        where V : struct, IAttentionVector<V>
+    {
+        int w = V.Count;
+        for (int r = 0; r < rows; r++)
+        {
+            float fr = f[(long)r * fStride];
+            var fv = V.Splat(fr);
+            float* s = src + (long)r * ldSrc, d = dst + (long)r * ldDst;
+            int c = 0;
+            if (divide)
+            {
+                for (; c + w <= cols; c += w) V.Store(V.Div(V.Load(s + c), fv), d + c);
+                for (; c < cols; c++) d[c] = s[c] / fr;
+            }
+            else
+            {
+                for (; c + w <= cols; c += w) V.Store(V.Mul(V.Load(s + c), fv), d + c);
+                for (; c < cols; c++) d[c] = s[c] * fr;
+            }
+        }
+    }
+
     /// <summary>Rounds n up to a multiple of w (a power of two).</summary>
     public static int RoundUp(int n, int w) => (n + w - 1) & -w;
 }

@@ -22,6 +22,7 @@ internal interface IAttentionVector<TSelf> where TSelf : struct, IAttentionVecto
     static abstract TSelf Add(TSelf a, TSelf b);
     static abstract TSelf Sub(TSelf a, TSelf b);
     static abstract TSelf Mul(TSelf a, TSelf b);
+    static abstract TSelf Div(TSelf a, TSelf b);
     static abstract TSelf Max(TSelf a, TSelf b);
     static abstract TSelf Min(TSelf a, TSelf b);
     /// <summary>Lanes of <paramref name="x"/> below <paramref name="limit"/> become 0, others keep <paramref name="value"/>.</summary>
@@ -46,6 +47,7 @@ internal readonly struct AttentionVector512 : IAttentionVector<AttentionVector51
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Add(AttentionVector512 a, AttentionVector512 b) => new(a.v + b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Sub(AttentionVector512 a, AttentionVector512 b) => new(a.v - b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Mul(AttentionVector512 a, AttentionVector512 b) => new(a.v * b.v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Div(AttentionVector512 a, AttentionVector512 b) => new(a.v / b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Max(AttentionVector512 a, AttentionVector512 b) => new(Vector512.Max(a.v, b.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Min(AttentionVector512 a, AttentionVector512 b) => new(Vector512.Min(a.v, b.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -73,6 +75,7 @@ internal readonly struct AttentionVector256 : IAttentionVector<AttentionVector25
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Add(AttentionVector256 a, AttentionVector256 b) => new(a.v + b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Sub(AttentionVector256 a, AttentionVector256 b) => new(a.v - b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Mul(AttentionVector256 a, AttentionVector256 b) => new(a.v * b.v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Div(AttentionVector256 a, AttentionVector256 b) => new(a.v / b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Max(AttentionVector256 a, AttentionVector256 b) => new(Vector256.Max(a.v, b.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Min(AttentionVector256 a, AttentionVector256 b) => new(Vector256.Min(a.v, b.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
