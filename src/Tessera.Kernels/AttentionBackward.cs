@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static Tessera.Kernels.AttentionTile;
 
@@ -81,6 +82,7 @@ internal static unsafe class AttentionBackward
     }
 
     /// <summary>Pass 1: dK, dV for keys [j0, j0 + nc) of kv head g, summed over the group's query heads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void KeyTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int g, int jt) where V : struct, IAttentionVector<V>
     {
         int w = V.Count, D = p.HeadDim, T = p.Seq;
@@ -151,6 +153,7 @@ internal static unsafe class AttentionBackward
     }
 
     /// <summary>Pass 2: dQ for query rows [i0, i0 + nr) of head h, summed over the visible key tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void QueryTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int h, int it) where V : struct, IAttentionVector<V>
     {
         int w = V.Count, D = p.HeadDim, T = p.Seq;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static Tessera.Kernels.AttentionTile;
 
@@ -46,6 +47,7 @@ internal static unsafe class AttentionForward
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile<V>(in AttentionProblem p, float* scratch, int b, int h, int it) where V : struct, IAttentionVector<V>
     {
         int w = V.Count, D = p.HeadDim, T = p.Seq;

@@ -13,6 +13,7 @@ namespace Tessera.Kernels;
 internal static unsafe class AttentionTile
 {
     /// <summary>C (m×n, row stride ldc) = [C +] A (m×k, strides ars, acs) · B (k×n, row stride ldb).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatMul<V>(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc,
         int m, int n, int k, bool accumulate) where V : struct, IAttentionVector<V>
     {
@@ -31,6 +32,8 @@ internal static unsafe class AttentionTile
                 Block1x1<V>(a + (long)i * ars, acs, b + j, ldb, c + (long)i * ldc + j, k, accumulate);
     }
 
+    // Kernels run full-optimised from the first call: a benchmark or a short training step makes
+    // too few calls for tiered JIT to promote them in time (measured 10–20× slower at tier 0).
     // 4 rows × 4 vectors: 16 accumulators + 4 B loads + 1 broadcast fit AVX-512's 32 registers;
     // per step 16 FMAs against 4 loads and 4 broadcasts keep the FMA ports the bottleneck.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -72,6 +75,7 @@ internal static unsafe class AttentionTile
         V.Store(c30, c3); V.Store(c31, c3 + w); V.Store(c32, c3 + 2 * w); V.Store(c33, c3 + 3 * w);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Block4x1<V>(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
         where V : struct, IAttentionVector<V>
     {
@@ -92,6 +96,7 @@ internal static unsafe class AttentionTile
         V.Store(r0, c); V.Store(r1, c1); V.Store(r2, c2); V.Store(r3, c3);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Block1x1<V>(float* a, int acs, float* b, int ldb, float* c, int k, bool accumulate)
         where V : struct, IAttentionVector<V>
     {
@@ -104,6 +109,7 @@ internal static unsafe class AttentionTile
     /// dst (cols×ldDst) = srcᵀ for a rows×cols block of row stride ldSrc; dst columns
     /// [rows, ldDst) are zeroed so padded lanes hold finite values.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transpose(float* src, int ldSrc, int rows, int cols, float* dst, int ldDst)
     {
         for (int d = 0; d < cols; d++)
@@ -116,6 +122,7 @@ internal static unsafe class AttentionTile
     }
 
     /// <summary>Copies rows×cols (stride ldSrc) into dst with row stride ldDst, zeroing columns [cols, ldDst).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void CopyPadded(float* src, int ldSrc, int rows, int cols, float* dst, int ldDst)
     {
         for (int r = 0; r < rows; r++)
@@ -129,6 +136,7 @@ internal static unsafe class AttentionTile
     /// dst[r, 0..cols) = src[r, 0..cols) ∘ f[r] for rows rows, where ∘ multiplies (or divides when
     /// <paramref name="divide"/>); writes the tile accumulators back to the caller's layout.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScaleRows<V>(float* src, int ldSrc, float* dst, int ldDst, int rows, int cols, float* f, int fStride, bool divide)
         where V : struct, IAttentionVector<V>
     {
