@@ -1,14 +1,122 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Tessera.Kernels.Reference;
+
+[assembly: InternalsVisibleTo("Tessera.Kernels.Tests")]
 
 namespace Tessera.Kernels;
 
-/// <summary>Causal attention forward/backward. Same contract as <see cref="ScalarAttention"/>.</summary>
-public static class Attention
+/// <summary>
+/// Tiled (FlashAttention-2 style) causal attention, forward and backward. Same contract as
+/// <see cref="ScalarAttention"/>: q, o (B, Hq, T, D); k, v (B, Hkv, T, D); query head h reads
+/// key/value head h / (Hq / Hkv); with <c>window</c> &gt; 0 query i sees keys j with
+/// i − window &lt; j ≤ i, with 0 all j ≤ i. lse (B, Hq, T) is written by forward and read by
+/// backward. No T×T matrix is ever formed: each worker holds a few tile-sized buffers
+/// (see <see cref="ForwardScratchBytes"/>), so memory is linear in T. Tiles that the causal mask
+/// or the window hide completely are never visited. Work is split statically over
+/// (batch, head, tile) on <see cref="WorkerPool.Shared"/>, and every output tile is computed by
+/// one worker in a fixed order, so results are bit-identical for any thread count.
+/// </summary>
+public static unsafe class Attention
 {
+    /// <summary>
+    /// Query rows per tile (Br) and keys per tile (Bc). At D = 64 a worker's tiles
+    /// (Qᵀ, Sᵀ, O accumulator: 3 × 16 KiB) sit in Zen 4's 1 MiB L2 and the K/V rows streamed per
+    /// key tile (2 × 16 KiB) in L1; 64 also keeps Br a multiple of both vector widths.
+    /// </summary>
+    internal const int TileRows = 64, TileCols = 64;
+
+    /// <summary>o = softmax(q·kᵀ·scale + causal/window mask)·v per head; lse keeps each row's log-sum-exp.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
         int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0)
-        => ScalarAttention.Forward(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window);
+    {
+        if (Vector512.IsHardwareAccelerated) Forward<AttentionVector512>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window);
+        else Forward<AttentionVector256>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window);
+    }
+
+    /// <summary>
+    /// Gradients of <see cref="Forward"/> given dO, the saved o and lse; dq, dk, dv are overwritten.
+    /// P is recomputed tile by tile from q, k and lse.
+    /// </summary>
     public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
         Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0)
-        => ScalarAttention.Backward(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window);
+    {
+        if (Vector512.IsHardwareAccelerated) Backward<AttentionVector512>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window);
+        else Backward<AttentionVector256>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window);
+    }
+
+    /// <summary>Bytes of scratch one <see cref="Forward"/> call allocates (all workers together).</summary>
+    public static long ForwardScratchBytes(int headDim)
+        => (long)WorkerPool.Shared.ThreadCount * AttentionForward.ScratchFloats(headDim) * sizeof(float);
+
+    /// <summary>Bytes of scratch one <see cref="Backward"/> call allocates (all workers plus the (B, Hq, T) row terms D_i).</summary>
+    public static long BackwardScratchBytes(int batch, int heads, int seq, int headDim)
+        => ((long)WorkerPool.Shared.ThreadCount * AttentionBackward.ScratchFloats(headDim) + (long)batch * heads * seq) * sizeof(float);
+
+    /// <summary>Forward at a chosen vector width (tests run both widths on any machine).</summary>
+    internal static void Forward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window) where V : struct, IAttentionVector<V>
+    {
+        AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
+        if (batch == 0 || seq == 0) return;
+        fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse)
+        {
+            var p = new AttentionProblem(pq, pk, pv, po, pl, null, null, null, null, batch, heads, kvHeads, seq, headDim, scale, window);
+            AttentionForward.Run<V>(p);
+        }
+    }
+
+    /// <summary>Backward at a chosen vector width.</summary>
+    internal static void Backward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
+        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window)
+        where V : struct, IAttentionVector<V>
+    {
+        AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
+        long qn = (long)batch * heads * seq * headDim, kn = (long)batch * kvHeads * seq * headDim;
+        if (dO.Length < qn || dq.Length < qn)
+            throw new ArgumentException($"Attention: dO/dq need (B={batch}, H={heads}, T={seq}, D={headDim}) = {qn} floats, got dO={dO.Length}, dq={dq.Length}.");
+        if (dk.Length < kn || dv.Length < kn)
+            throw new ArgumentException($"Attention: dk/dv need (B={batch}, Hkv={kvHeads}, T={seq}, D={headDim}) = {kn} floats, got dk={dk.Length}, dv={dv.Length}.");
+        if (batch == 0 || seq == 0) return;
+        fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse, pdo = dO, pdq = dq, pdk = dk, pdv = dv)
+        {
+            var p = new AttentionProblem(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, batch, heads, kvHeads, seq, headDim, scale, window);
+            AttentionBackward.Run<V>(p);
+        }
+    }
+}
+
+/// <summary>Pointers and sizes of one attention call, with the index arithmetic both passes share.</summary>
+internal readonly unsafe struct AttentionProblem(float* q, float* k, float* v, float* o, float* lse,
+    float* dO, float* dq, float* dk, float* dv,
+    int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window)
+{
+    public readonly float* Q = q, K = k, V = v, O = o, Lse = lse, DO = dO, DQ = dq, DK = dk, DV = dv;
+    public readonly int Batch = batch, Heads = heads, KvHeads = kvHeads, Seq = seq, HeadDim = headDim, Window = window;
+    public readonly float Scale = scale;
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int Group => Heads / KvHeads;
+
+    /// <summary>Offset of row 0 of query head h in batch b (q, o, dO, dq).</summary>
+    public long QueryHead(int b, int h) => ((long)b * Heads + h) * Seq * HeadDim;
+
+    /// <summary>Offset of row 0 of key/value head g in batch b (k, v, dk, dv).</summary>
+    public long KeyHead(int b, int g) => ((long)b * KvHeads + g) * Seq * HeadDim;
+
+    /// <summary>Offset of query head h's row terms (lse, D_i).</summary>
+    public long RowHead(int b, int h) => ((long)b * Heads + h) * Seq;
+
+    /// <summary>First key any query in [i0, …] can see.</summary>
+    public int FirstKey(int i0) => Window > 0 ? Math.Max(0, i0 - Window + 1) : 0;
+
+    /// <summary>Last query that can see key j1.</summary>
+    public int LastQuery(int j1) => Window > 0 ? (int)Math.Min(Seq - 1L, (long)j1 + Window - 1) : Seq - 1;
+
+    /// <summary>
+    /// Tile order within one head: 0, n−1, 1, n−2, … Under causality tile t costs ∝ t (or n−t),
+    /// so pairing cheap with dear tiles lets the pool's contiguous static split balance even
+    /// when B·H is smaller than the thread count.
+    /// </summary>
+    public static int ZigZag(int r, int n) => (r & 1) == 0 ? r >> 1 : n - 1 - (r >> 1);
 }

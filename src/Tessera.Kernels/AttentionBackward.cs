@@ -1,0 +1,213 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using static Tessera.Kernels.AttentionTile;
+
+namespace Tessera.Kernels;
+
+/// <summary>
+/// Backward pass (FlashAttention-2). P is recomputed per tile as exp(s·scale − lse) from the
+/// saved lse; D_i = rowsum(dO ⊙ O); dP = dO·Vᵀ; dS = P ⊙ (dP − D_i); dV = Pᵀ·dO,
+/// dK = scale·dSᵀ·Q, dQ = scale·dS·K.
+///
+/// Race-freedom and determinism: every output row must be summed by one worker in a fixed
+/// order, but dQ sums over keys while dK/dV sum over queries, so no single split owns all
+/// three. We run two passes: pass 1 owns (b, kv head, key tile) and accumulates dK, dV over
+/// every query head of the group and every visible query tile; pass 2 owns (b, head, query
+/// tile) and accumulates dQ over the visible key tiles. Pass 2 recomputes S and dP (7 tile
+/// products instead of 5), the price of needing no atomics, no per-thread copies of dQ and no
+/// reduction afterwards, with results independent of the thread count.
+/// </summary>
+internal static unsafe class AttentionBackward
+{
+    const int Br = Attention.TileRows, Bc = Attention.TileCols;
+
+    /// <summary>Floats of scratch per worker: the larger of the two passes (16-lane sizing).</summary>
+    public static long ScratchFloats(int headDim)
+    {
+        long dp = RoundUp(headDim, 16);
+        long keyPass = 2L * headDim * Bc + 2L * Br * Bc + 2L * Bc * dp + 2L * Br * dp;
+        long queryPass = 2L * headDim * Br + 2L * Bc * Br + Br * dp + Bc * dp + 2L * Br;
+        return Math.Max(keyPass, queryPass);
+    }
+
+    public static void Run<V>(AttentionProblem p) where V : struct, IAttentionVector<V>
+    {
+        int T = p.Seq, D = p.HeadDim;
+        long rows = (long)p.Batch * p.Heads * T;
+        float* delta = (float*)NativeMemory.AlignedAlloc((nuint)(rows * sizeof(float)), 64);
+        try
+        {
+            // D_i = dO_i · O_i, once per row (both passes need it).
+            WorkerPool.Shared.For((int)rows, (worker, start, end) =>
+            {
+                for (int i = start; i < end; i++)
+                {
+                    float* dOi = p.DO + (long)i * D, oi = p.O + (long)i * D;
+                    float s = 0f;
+                    for (int d = 0; d < D; d++) s = MathF.FusedMultiplyAdd(dOi[d], oi[d], s);
+                    delta[i] = s;
+                }
+            });
+
+            nuint bytes = (nuint)(ScratchFloats(D) * sizeof(float));
+            int tiles = (T + Br - 1) / Br, keyTiles = (T + Bc - 1) / Bc;
+            WorkerPool.Shared.For(p.Batch * p.KvHeads * keyTiles, (worker, start, end) =>
+            {
+                float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+                try
+                {
+                    for (int idx = start; idx < end; idx++)
+                    {
+                        int bg = idx / keyTiles;
+                        KeyTile<V>(p, delta, scratch, bg / p.KvHeads, bg % p.KvHeads, AttentionProblem.ZigZag(idx % keyTiles, keyTiles));
+                    }
+                }
+                finally { NativeMemory.AlignedFree(scratch); }
+            });
+            WorkerPool.Shared.For(p.Batch * p.Heads * tiles, (worker, start, end) =>
+            {
+                float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+                try
+                {
+                    for (int idx = start; idx < end; idx++)
+                    {
+                        int bh = idx / tiles;
+                        QueryTile<V>(p, delta, scratch, bh / p.Heads, bh % p.Heads, AttentionProblem.ZigZag(idx % tiles, tiles));
+                    }
+                }
+                finally { NativeMemory.AlignedFree(scratch); }
+            });
+        }
+        finally { NativeMemory.AlignedFree(delta); }
+    }
+
+    /// <summary>Pass 1: dK, dV for keys [j0, j0 + nc) of kv head g, summed over the group's query heads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void KeyTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int g, int jt) where V : struct, IAttentionVector<V>
+    {
+        int w = V.Count, D = p.HeadDim, T = p.Seq;
+        int dp = RoundUp(D, w), dpMax = RoundUp(D, 16);
+        int j0 = jt * Bc, nc = Math.Min(Bc, T - j0), ncp = RoundUp(nc, w);
+        float* kT = scratch;                // (D, ncp)  K_jᵀ
+        float* vT = kT + D * Bc;            // (D, ncp)  V_jᵀ
+        float* s = vT + D * Bc;             // (nr, ncp) P
+        float* dS = s + Br * Bc;            // (nr, ncp) dP, then dS
+        float* dK = dS + Br * Bc;           // (nc, dp)
+        float* dV = dK + Bc * dpMax;        // (nc, dp)
+        float* qPad = dV + Bc * dpMax;      // (nr, dp)  Q_i / dO_i padded when D % w ≠ 0
+        float* dOPad = qPad + Br * dpMax;
+
+        long kvOff = p.KeyHead(b, g);
+        Transpose(p.K + kvOff + (long)j0 * D, D, nc, D, kT, ncp);
+        Transpose(p.V + kvOff + (long)j0 * D, D, nc, D, vT, ncp);
+        new Span<float>(dK, nc * dp).Clear();
+        new Span<float>(dV, nc * dp).Clear();
+
+        var scale = V.Splat(p.Scale);
+        int iLo = j0, iHi = p.LastQuery(j0 + nc - 1);
+        for (int h = g * p.Group; h < (g + 1) * p.Group; h++)
+        {
+            float* qh = p.Q + p.QueryHead(b, h), dOh = p.DO + p.QueryHead(b, h);
+            float* lseh = p.Lse + p.RowHead(b, h), deltah = delta + p.RowHead(b, h);
+            for (int i0 = iLo; i0 <= iHi; i0 += Br)
+            {
+                int nr = Math.Min(Br, iHi + 1 - i0);
+                float* qi = qh + (long)i0 * D, dOi = dOh + (long)i0 * D;
+                MatMul<V>(qi, D, 1, kT, ncp, s, ncp, nr, ncp, D, accumulate: false);
+                MatMul<V>(dOi, D, 1, vT, ncp, dS, ncp, nr, ncp, D, accumulate: false);
+                for (int r = 0; r < nr; r++)
+                {
+                    int i = i0 + r;
+                    var negLse = V.Splat(-lseh[i]);
+                    var di = V.Splat(deltah[i]);
+                    float* pr = s + r * ncp, dsr = dS + r * ncp;
+                    for (int c = 0; c < ncp; c += w)
+                    {
+                        var pv = AttentionExp.Exp(V.Fma(V.Load(pr + c), scale, negLse));
+                        V.Store(pv, pr + c);
+                        V.Store(V.Mul(pv, V.Sub(V.Load(dsr + c), di)), dsr + c);
+                    }
+                    // Query i sees keys j with i − window < j ≤ i; zero P and dS elsewhere.
+                    int cLo = p.Window > 0 ? (int)Math.Max(0, (long)i - p.Window + 1 - j0) : 0;
+                    int cHi = Math.Min(nc, i - j0 + 1);
+                    for (int c = 0; c < cLo; c++) { pr[c] = 0f; dsr[c] = 0f; }
+                    for (int c = Math.Max(cHi, cLo); c < ncp; c++) { pr[c] = 0f; dsr[c] = 0f; }
+                }
+                int ld = D;
+                if (dp != D)
+                {
+                    CopyPadded(qi, D, nr, D, qPad, dp); qi = qPad;
+                    CopyPadded(dOi, D, nr, D, dOPad, dp); dOi = dOPad;
+                    ld = dp;
+                }
+                // dV (nc×dp) += Pᵀ·dO_i and dK += dSᵀ·Q_i, reading P and dS through transposed strides.
+                MatMul<V>(s, 1, ncp, dOi, ld, dV, dp, nc, dp, nr, accumulate: true);
+                MatMul<V>(dS, 1, ncp, qi, ld, dK, dp, nc, dp, nr, accumulate: true);
+            }
+        }
+
+        float* dkOut = p.DK + kvOff + (long)j0 * D, dvOut = p.DV + kvOff + (long)j0 * D;
+        float one = 1f, sc = p.Scale;
+        ScaleRows<V>(dK, dp, dkOut, D, nc, D, &sc, 0, divide: false);
+        ScaleRows<V>(dV, dp, dvOut, D, nc, D, &one, 0, divide: false);
+    }
+
+    /// <summary>Pass 2: dQ for query rows [i0, i0 + nr) of head h, summed over the visible key tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void QueryTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int h, int it) where V : struct, IAttentionVector<V>
+    {
+        int w = V.Count, D = p.HeadDim, T = p.Seq;
+        int dp = RoundUp(D, w), dpMax = RoundUp(D, 16);
+        int i0 = it * Br, nr = Math.Min(Br, T - i0), nrp = RoundUp(nr, w);
+        float* qT = scratch;                // (D, nrp)  Q_iᵀ
+        float* dOT = qT + D * Br;           // (D, nrp)  dO_iᵀ
+        float* sT = dOT + D * Br;           // (nc, nrp) scores Sᵀ
+        float* dST = sT + Bc * Br;          // (nc, nrp) dPᵀ, then dSᵀ
+        float* dQ = dST + Bc * Br;          // (nr, dp)
+        float* kPad = dQ + Br * dpMax;      // (nc, dp)
+        float* negLse = kPad + Bc * dpMax, di = negLse + Br;
+
+        long qOff = p.QueryHead(b, h), kvOff = p.KeyHead(b, h / p.Group);
+        float* kh = p.K + kvOff, vh = p.V + kvOff;
+        Transpose(p.Q + qOff + (long)i0 * D, D, nr, D, qT, nrp);
+        Transpose(p.DO + qOff + (long)i0 * D, D, nr, D, dOT, nrp);
+        float* lseh = p.Lse + p.RowHead(b, h) + i0, deltah = delta + p.RowHead(b, h) + i0;
+        for (int r = 0; r < nrp; r++)
+        {
+            negLse[r] = r < nr ? -lseh[r] : 0f;
+            di[r] = r < nr ? deltah[r] : 0f;
+        }
+        new Span<float>(dQ, nr * dp).Clear();
+
+        var scale = V.Splat(p.Scale);
+        int jLo = p.FirstKey(i0), jHi = i0 + nr - 1;
+        for (int j0 = jLo; j0 <= jHi; j0 += Bc)
+        {
+            int nc = Math.Min(Bc, jHi + 1 - j0);
+            float* kj = kh + (long)j0 * D;
+            MatMul<V>(kj, D, 1, qT, nrp, sT, nrp, nc, nrp, D, accumulate: false);
+            MatMul<V>(vh + (long)j0 * D, D, 1, dOT, nrp, dST, nrp, nc, nrp, D, accumulate: false);
+            for (int c = 0; c < nc; c++)
+            {
+                float* sr = sT + c * nrp, dsr = dST + c * nrp;
+                for (int r = 0; r < nrp; r += w)
+                {
+                    var pv = AttentionExp.Exp(V.Fma(V.Load(sr + r), scale, V.Load(negLse + r)));
+                    V.Store(V.Mul(pv, V.Sub(V.Load(dsr + r), V.Load(di + r))), dsr + r);
+                }
+                int j = j0 + c;
+                int rLo = Math.Max(0, j - i0);
+                int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;
+                for (int r = 0; r < rLo; r++) dsr[r] = 0f;
+                for (int r = Math.Max(rHi, rLo); r < nrp; r++) dsr[r] = 0f;
+            }
+            int ldk = D;
+            if (dp != D) { CopyPadded(kj, D, nc, D, kPad, dp); kj = kPad; ldk = dp; }
+            // dQ (nr×dp) += dS (nr×nc) · K_j, dS read from dSᵀ: dS(r, c) = dST[c·nrp + r].
+            MatMul<V>(dST, 1, nrp, kj, ldk, dQ, dp, nr, dp, nc, accumulate: true);
+        }
+
+        float sc = p.Scale;
+        ScaleRows<V>(dQ, dp, p.DQ + qOff + (long)i0 * D, D, nr, D, &sc, 0, divide: false);
+    }
+}
