@@ -178,13 +178,25 @@ public static class Checkpoint
             throw Corrupt(checkpointDirectory, manifestPath, $"not a {ManifestFormat} manifest");
         foreach (var f in files)
         {
-            string rel = f?["path"]?.GetValue<string>() ?? throw Corrupt(checkpointDirectory, manifestPath, "a file entry has no path");
+            string rel;
+            long expected;
+            string? sha;
+            try
+            {
+                rel = f?["path"]?.GetValue<string>() ?? throw Corrupt(checkpointDirectory, manifestPath, "a file entry has no path");
+                expected = f["bytes"]?.GetValue<long>() ?? -1;
+                sha = f["sha256"]?.GetValue<string>();
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            {
+                throw Corrupt(checkpointDirectory, manifestPath, $"malformed file entry ({e.Message})");
+            }
             string file = Path.Combine(checkpointDirectory, rel);
             if (rel.Contains("..") || Path.IsPathRooted(rel)) throw Corrupt(checkpointDirectory, manifestPath, $"file entry '{rel}' leaves the folder");
             if (!File.Exists(file)) throw Corrupt(checkpointDirectory, file, "missing");
-            long expected = f["bytes"]?.GetValue<long>() ?? -1, actual = new FileInfo(file).Length;
+            long actual = new FileInfo(file).Length;
             if (actual != expected) throw Corrupt(checkpointDirectory, file, $"truncated or altered ({actual} bytes, the manifest says {expected})");
-            if (Sha256(file) != f["sha256"]?.GetValue<string>()) throw Corrupt(checkpointDirectory, file, "contents do not match the manifest's SHA-256");
+            if (Sha256(file) != sha) throw Corrupt(checkpointDirectory, file, "contents do not match the manifest's SHA-256");
         }
     }
 

@@ -57,7 +57,8 @@ public sealed class Trainer : IDisposable
         var cursor = default(DataCursor);
         if (state is not null)
         {
-            Checkpoint.LoadOptimizer(checkpoint!, optimizer, state.OptimizerStep);
+            try { Checkpoint.LoadOptimizer(checkpoint!, optimizer, state.OptimizerStep); }
+            catch { optimizer.Dispose(); throw; }
             Step = state.Step;
             TokensSeen = state.TokensSeen;
             cursor = state.Cursor;
