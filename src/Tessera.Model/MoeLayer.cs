@@ -1,0 +1,74 @@
+using Tessera.Tensors;
+
+namespace Tessera.Model;
+
+/// <summary>
+/// Sparse mixture of SwiGLU experts (Mixtral layout). A linear router scores the E experts,
+/// p = softmax(scores); each token goes to its top-k experts with gates = the chosen p
+/// renormalised to sum to 1 (for k = 1 the raw p is kept, as in Switch, so the router still
+/// gets a gradient from the language-model loss). The output is Σ gate · expert(x) over the
+/// token's experts.
+/// <para>
+/// Capacity: with <see cref="ModelConfig.CapacityFactor"/> c &gt; 0 each expert processes at most
+/// ⌈c·N·k/E⌉ assignments per forward pass, the first ones in token order; the rest are dropped
+/// (they add zero, so the residual carries the token through). c = 0 is dropless.
+/// </para>
+/// </summary>
+public sealed class MoeLayer : IFeedForward
+{
+    readonly Tensor router;
+    readonly Tensor[] w1, w3, w2;
+    readonly int experts, topK, layer;
+    readonly float capacityFactor;
+
+    /// <summary>Registers <c>{prefix}block_sparse_moe.gate.weight</c> and <c>experts.{e}.{w1,w3,w2}.weight</c>.</summary>
+    public MoeLayer(ModelConfig c, ModelParameters p, string prefix, int layer)
+    {
+        experts = c.Experts; topK = c.TopK; capacityFactor = c.CapacityFactor; this.layer = layer;
+        string m = prefix + "block_sparse_moe.";
+        router = p.Add(m + "gate.weight", ParameterKind.Linear, experts, c.Dim);
+        w1 = new Tensor[experts]; w3 = new Tensor[experts]; w2 = new Tensor[experts];
+        for (int e = 0; e < experts; e++)
+        {
+            string x = m + $"experts.{e}.";
+            w1[e] = p.Add(x + "w1.weight", ParameterKind.Linear, c.HiddenDim, c.Dim);
+            w3[e] = p.Add(x + "w3.weight", ParameterKind.Linear, c.HiddenDim, c.Dim);
+            w2[e] = p.Add(x + "w2.weight", ParameterKind.ResidualOutput, c.Dim, c.HiddenDim);
+        }
+    }
+
+    /// <summary>Assignments one expert may keep for <paramref name="tokens"/> tokens; 0 = unlimited.</summary>
+    public static int Capacity(float capacityFactor, int tokens, int topK, int experts)
+        => capacityFactor <= 0 ? 0 : (int)Math.Ceiling((double)capacityFactor * tokens * topK / experts);
+
+    /// <inheritdoc/>
+    public Tensor Forward(Graph g, Tensor x, RouterStats stats)
+    {
+        int n = x.Dim(0);
+        var logits = g.Linear(x, router);                                   // (N, E)
+        var probs = g.Softmax(logits);                                      // (N, E)
+        var top = g.TopK(probs, topK);                                      // N·k expert ids, best first
+        var chosen = g.GatherColumns(probs, top, topK);                     // (N, k)
+        var gates = topK == 1 ? chosen : g.NormalizeRows(chosen);           // (N, k), rows sum to 1
+        var plan = ExpertDispatch.Build(top, topK, experts);
+        int capacity = Capacity(capacityFactor, n, topK, experts);
+        var assigned = new int[experts]; var kept = new int[experts];
+        Tensor? y = null;
+        for (int e = 0; e < experts; e++)
+        {
+            // Every expert runs, even with no tokens, so every parameter gets a (zero) gradient
+            // each step and AdamW treats all of them alike.
+            assigned[e] = plan.Rows[e].Length;
+            kept[e] = capacity == 0 ? assigned[e] : Math.Min(assigned[e], capacity);
+            var rows = plan.Rows[e].AsSpan(0, kept[e]);                     // token order: the first ones win
+            var slots = plan.Slots[e].AsSpan(0, kept[e]);
+            var xe = g.GatherRows(x, rows);                                 // (Mₑ, D)
+            var he = g.SwiGlu(g.Linear(xe, w1[e]), g.Linear(xe, w3[e]));    // (Mₑ, F)
+            var ye = g.Linear(he, w2[e]);                                   // (Mₑ, D)
+            var part = g.ScatterRowsWeighted(ye, gates, slots, rows, n);    // (N, D)
+            y = y is null ? part : g.Add(y, part);
+        }
+        stats.Add(g.LoadBalanceLoss(probs, top), g.RouterZLoss(logits), new ExpertLoad(layer, n, assigned, kept, capacity));
+        return y!;
+    }
+}

@@ -1,0 +1,98 @@
+using Tessera.Tensors;
+
+namespace Tessera.Model;
+
+/// <summary>
+/// What one forward pass returns. <see cref="Loss"/> (the training objective) is
+/// <see cref="CrossEntropy"/> + LoadBalanceCoef·<see cref="LoadBalance"/> + RouterZLossCoef·<see cref="RouterZ"/>,
+/// where the auxiliary terms are the mean over MoE layers (so their scale does not grow with
+/// depth). The loss tensors are null when no targets were given, the auxiliary ones also for a
+/// dense model. All tensors belong to the graph.
+/// </summary>
+public sealed record ModelOutput(Tensor Logits, Tensor? Loss, Tensor? CrossEntropy, Tensor? LoadBalance, Tensor? RouterZ,
+    IReadOnlyList<ExpertLoad> ExpertLoads);
+
+/// <summary>
+/// Decoder-only transformer (Llama / Mixtral): token embedding → layers of
+/// [RMSNorm → causal GQA attention with RoPE → residual, RMSNorm → SwiGLU MLP or MoE → residual]
+/// → RMSNorm → lm_head (the embedding table when tied). Parameters carry Hugging Face names
+/// (see <see cref="Parameters"/>), so checkpoints load in other tools.
+/// </summary>
+public sealed class Transformer : IDisposable
+{
+    readonly Tensor embedTokens, finalNorm, lmHead;
+    readonly TransformerBlock[] layers;
+    IReadOnlyList<ExpertLoad> lastLoads = [];
+
+    /// <summary>Builds the model for a validated <paramref name="config"/> and initialises it from <paramref name="seed"/>.</summary>
+    public Transformer(ModelConfig config, ulong seed = 0)
+    {
+        Config = config.Validate();
+        if (config.Dropout != 0)
+            throw new NotSupportedException($"Invalid model config: dropout {config.Dropout} is not implemented; use 0.");
+        Rope = new RopeTable(config.ContextLength, config.HeadDim, config.RopeTheta);
+        var p = Parameters = new ModelParameters();
+        embedTokens = p.Add("model.embed_tokens.weight", ParameterKind.Embedding, config.VocabSize, config.Dim);
+        layers = new TransformerBlock[config.Layers];
+        for (int i = 0; i < layers.Length; i++) layers[i] = new TransformerBlock(config, p, i, Rope);
+        finalNorm = p.Add("model.norm.weight", ParameterKind.NormGain, config.Dim);
+        lmHead = config.TiedEmbeddings ? embedTokens : p.Add("lm_head.weight", ParameterKind.Linear, config.VocabSize, config.Dim);
+        p.Initialize(seed, config.Layers);
+    }
+
+    /// <summary>The shape of this model.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>Every weight, in checkpoint order, under its Hugging Face name.</summary>
+    public ModelParameters Parameters { get; }
+
+    /// <summary>The shared rotary tables (positions [0, ContextLength)).</summary>
+    public RopeTable Rope { get; }
+
+    /// <summary>Routing statistics of the latest forward pass, one entry per MoE layer (empty for a dense model).</summary>
+    public IReadOnlyList<ExpertLoad> LastExpertLoads => lastLoads;
+
+    /// <summary>
+    /// Forward over <paramref name="ids"/> (B·T, row-major (B, T)). With <paramref name="targets"/>
+    /// (B·T ids; −100 = ignore) the output also holds the losses; call <c>g.Backward(output.Loss)</c>.
+    /// </summary>
+    public ModelOutput Forward(Graph g, ReadOnlySpan<int> ids, int batch, int seq, ReadOnlySpan<int> targets = default)
+    {
+        CheckInputs(ids, batch, seq, targets);
+        var stats = new RouterStats();
+        var x = g.Embedding(embedTokens, ids);                                    // (B·T, D)
+        foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats); // (B·T, D)
+        var logits = g.Linear(g.RmsNorm(x, finalNorm, Config.NormEps), lmHead);   // (B·T, V)
+        lastLoads = stats.Loads;
+        if (targets.IsEmpty) return new ModelOutput(logits, null, null, null, null, stats.Loads);
+
+        var ce = g.CrossEntropy(logits, targets);
+        if (!Config.IsMoe) return new ModelOutput(logits, ce, ce, null, null, stats.Loads);
+        var balance = MeanOf(g, stats.LoadBalanceLosses);
+        var z = MeanOf(g, stats.ZLosses);
+        var loss = g.Add(ce, g.Add(g.Scale(balance, Config.LoadBalanceCoef), g.Scale(z, Config.RouterZLossCoef)));
+        return new ModelOutput(logits, loss, ce, balance, z, stats.Loads);
+    }
+
+    static Tensor MeanOf(Graph g, IReadOnlyList<Tensor> terms)
+    {
+        var sum = terms[0];
+        for (int i = 1; i < terms.Count; i++) sum = g.Add(sum, terms[i]);
+        return terms.Count == 1 ? sum : g.Scale(sum, 1f / terms.Count);
+    }
+
+    void CheckInputs(ReadOnlySpan<int> ids, int batch, int seq, ReadOnlySpan<int> targets)
+    {
+        if (batch < 1 || seq < 1)
+            throw new ArgumentException($"Transformer: batch ({batch}) and sequence length ({seq}) must be positive.");
+        if (seq > Config.ContextLength)
+            throw new ArgumentException($"Transformer: sequence length {seq} exceeds the model's context length {Config.ContextLength}.");
+        if (ids.Length != batch * seq)
+            throw new ArgumentException($"Transformer: {ids.Length} token ids do not form (B={batch}, T={seq}).");
+        if (!targets.IsEmpty && targets.Length != ids.Length)
+            throw new ArgumentException($"Transformer: {targets.Length} targets for {ids.Length} inputs.");
+    }
+
+    /// <summary>Frees every parameter.</summary>
+    public void Dispose() => Parameters.Dispose();
+}

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using Tessera.Data;
+using Tessera.Tensors;
+
+namespace Tessera.Training;
+
+/// <summary>
+/// Everything besides weights and optimizer moments that a resumed run needs to continue
+/// bit-exactly: the step (which fixes the schedule position), the data cursor, the trainer's
+/// RNG state and the options. Saved as trainer_state.json.
+/// </summary>
+public sealed record TrainerState
+{
+    /// <summary>Format tag checked on load.</summary>
+    public const string FormatName = "tessera-trainer-state-v1";
+
+    public string Format { get; init; } = FormatName;
+    /// <summary>Completed optimizer steps; the next step runs at schedule position <see cref="Step"/>.</summary>
+    public long Step { get; init; }
+    /// <summary>Training tokens consumed so far.</summary>
+    public long TokensSeen { get; init; }
+    /// <summary>AdamW's bias-correction step count.</summary>
+    public long OptimizerStep { get; init; }
+    /// <summary>Where the training reader resumes.</summary>
+    public DataCursor Cursor { get; init; }
+    /// <summary>The trainer RNG's 32 state bytes as hex.</summary>
+    public string Rng { get; init; } = "";
+    /// <summary>Learning rate of the last step taken (informational; the schedule recomputes it).</summary>
+    public float LearningRate { get; init; }
+    /// <summary>Training wall time so far, seconds (informational).</summary>
+    public double ElapsedSeconds { get; init; }
+    /// <summary>The run's options.</summary>
+    public TrainOptions Options { get; init; } = new();
+
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    /// <summary>The RNG state.</summary>
+    public RngState RngState() => Tensors.RngState.FromBytes(Convert.FromHexString(Rng));
+
+    /// <summary>Serialises to JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Parses trainer_state.json; throws <see cref="InvalidDataException"/> naming <paramref name="source"/>.</summary>
+    public static TrainerState FromJson(string json, string source)
+    {
+        TrainerState? s;
+        try { s = JsonSerializer.Deserialize<TrainerState>(json, Json); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: corrupt trainer state ({e.Message})"); }
+        if (s is null || s.Format != FormatName)
+            throw new InvalidDataException($"{source}: not a Tessera trainer state (format '{s?.Format}', expected '{FormatName}').");
+        if (s.Step < 0 || s.Rng.Length != 64)
+            throw new InvalidDataException($"{source}: corrupt trainer state (step {s.Step}, rng '{s.Rng}').");
+        try { s.RngState(); s.Options.Validate(); }
+        catch (Exception e) when (e is FormatException or ArgumentException) { throw new InvalidDataException($"{source}: corrupt trainer state ({e.Message})"); }
+        return s;
+    }
+}
