@@ -2,7 +2,9 @@ using System.CommandLine;
 using Tessera.Cli.Commands;
 
 var root = new RootCommand("Tessera: build, train, distill, evaluate and serve sparse mixture-of-experts language models on a CPU.");
+root.Subcommands.Add(QuickstartCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 return CliRunner.Invoke(root, args);

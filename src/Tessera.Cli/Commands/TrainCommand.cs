@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Text.Json;
+using Tessera.Data;
+using Tessera.Model;
+using Tessera.Text;
+using Tessera.Training;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary><c>tessera train</c>: pre-train a dense or MoE transformer from a preset plus flags.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "Prepared shards (a folder with meta.json), a text file/folder, or `embedded`.", DefaultValueFactory = _ => "embedded" };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer directory or `bytes` (for text data; prepared data names its own).", DefaultValueFactory = _ => "bytes" };
+        var output = new Option<string>("--out") { Description = "Run folder (checkpoints, tokenizer, data).", DefaultValueFactory = _ => "runs/train" };
+        var resume = new Option<bool>("--resume") { Description = "Continue exactly from the latest complete checkpoint in --out." };
+        var preset = new Option<string>("--preset") { Description = $"Model preset: {string.Join(", ", ModelConfig.Presets.Keys)}.", DefaultValueFactory = _ => "tiny-moe" };
+        var layers = new Option<int?>("--layers") { Description = "Transformer blocks." };
+        var dim = new Option<int?>("--dim") { Description = "Residual width." };
+        var heads = new Option<int?>("--heads") { Description = "Query heads (must divide dim)." };
+        var kvHeads = new Option<int?>("--kv-heads") { Description = "Key/value heads (must divide heads)." };
+        var hidden = new Option<int?>("--hidden") { Description = "SwiGLU width of the MLP or of each expert." };
+        var experts = new Option<int?>("--experts") { Description = "Experts per MoE layer (1 = dense)." };
+        var topK = new Option<int?>("--top-k") { Description = "Experts per token." };
+        var context = new Option<int?>("--context") { Description = "Model context length." };
+        var window = new Option<int?>("--window") { Description = "Sliding attention window (0 = full causal)." };
+        var capacity = new Option<float?>("--capacity") { Description = "Expert capacity factor (0 = dropless)." };
+        var steps = new Option<long>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 500 };
+        var batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => 8 };
+        var seq = new Option<int>("--seq") { Description = "Tokens per sequence (≤ context).", DefaultValueFactory = _ => 128 };
+        var accum = new Option<int>("--accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
+        var lr = new Option<float>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 3e-3f };
+        var minLr = new Option<float>("--min-lr") { Description = "Final learning rate of the cosine decay.", DefaultValueFactory = _ => 3e-4f };
+        var warmup = new Option<long>("--warmup") { Description = "Linear warmup steps.", DefaultValueFactory = _ => 50 };
+        var clip = new Option<float>("--clip") { Description = "Global gradient-norm clip (0 = off).", DefaultValueFactory = _ => 1f };
+        var wd = new Option<float>("--weight-decay") { Description = "AdamW weight decay (linear maps only).", DefaultValueFactory = _ => 0.1f };
+        var evalEvery = new Option<long>("--eval-every") { Description = "Evaluate every N steps (0 = at the end).", DefaultValueFactory = _ => 100 };
+        var evalBatches = new Option<int>("--eval-batches") { Description = "Validation batches per evaluation.", DefaultValueFactory = _ => 20 };
+        var ckptEvery = new Option<long>("--checkpoint-every") { Description = "Checkpoint every N steps (0 = at the end).", DefaultValueFactory = _ => 100 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed for weights, data order and RNG.", DefaultValueFactory = _ => 1337UL };
+        var json = BenchCommand.JsonOption();
+        var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer, with periodic eval and atomic checkpoints.")
+        {
+            data, tokenizer, output, resume, preset, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity,
+            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, json,
+        };
+        cmd.SetAction((p, cancel) =>
+        {
+            bool quiet = p.GetValue(json);
+            string outDir = p.GetValue(output)!;
+            var options = new TrainOptions
+            {
+                Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), SequenceLength = p.GetValue(seq), GradAccumulation = p.GetValue(accum),
+                LearningRate = p.GetValue(lr), MinLearningRate = p.GetValue(minLr), WarmupSteps = p.GetValue(warmup), ClipNorm = p.GetValue(clip),
+                WeightDecay = p.GetValue(wd), EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches),
+                CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed),
+            }.Validate();
+            string tokSource = p.GetValue(tokenizer)!;
+            var prepared = RunSetup.ResolveData(p.GetValue(data)!, tokSource, Path.Combine(outDir, "data"), quiet);
+            string runTok = Path.Combine(outDir, Checkpoint.TokenizerFolder);
+            if (!p.GetValue(resume)) RunSetup.CopyTokenizer(Directory.Exists(prepared.Tokenizer) || prepared.Tokenizer == "bytes" ? prepared.Tokenizer : tokSource, runTok);
+            var tok = RunSetup.LoadRunTokenizer(runTok);
+            var config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
+                p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity));
+            var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel);
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result));
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    /// <summary>The final figures of a run.</summary>
+    public sealed record TrainResult(string Run, long Steps, double FinalLoss, double ValLoss, double ValBitsPerByte, double TokensPerSecond,
+        double Mfu, double Seconds, long Parameters, long ActiveParameters);
+
+    /// <summary>Trains (or resumes) and returns the final figures; shared with quickstart.</summary>
+    public static TrainResult Run(ModelConfig config, TrainOptions options, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel)
+    {
+        using var train = RunSetup.Open(prepared, Split.Train);
+        using var val = RunSetup.Open(prepared, Split.Validation);
+        var data = new TrainData([train], [val], prepared.Validation.Bytes);
+        using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps) : new Trainer(config, options, data, outDir);
+        string tokDir = Path.Combine(outDir, Checkpoint.TokenizerFolder);
+        trainer.CheckpointExtras = staging => RunSetup.CopyTokenizer(File.Exists(Path.Combine(tokDir, "bytes")) ? "bytes" : tokDir, Path.Combine(staging, Checkpoint.TokenizerFolder));
+        var m = trainer.Model.Config;
+        if (!quiet)
+            Console.WriteLine($"model: {m.Layers} layers, dim {m.Dim}, {m.Heads} heads ({m.KvHeads} kv), " +
+                              (m.IsMoe ? $"{m.Experts} experts top-{m.TopK}" : "dense") +
+                              $", {m.ParameterCount:N0} params ({m.ActiveParameterCount:N0} active) | " +
+                              $"{options.Steps} steps × {options.TokensPerStep:N0} tokens | train {prepared.Train.Tokens:N0} tokens" +
+                              (resume ? $" | resuming at step {trainer.Step}" : ""));
+        RunSetup.AttachProgress(trainer, Math.Max(1, options.Steps / 25), quiet);
+        EvalReport? lastEval = null;
+        var onEval = trainer.Evaluated;
+        trainer.Evaluated = e => { lastEval = e; onEval?.Invoke(e); };
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        double tokensPerSecondSum = 0, mfuSum = 0; int reports = 0;
+        var onStep = trainer.StepCompleted;
+        trainer.StepCompleted = r => { if (r.Step > 1) { tokensPerSecondSum += r.TokensPerSecond; mfuSum += r.Mfu; reports++; } onStep?.Invoke(r); };
+        var last = trainer.Run(cancel);
+        lastEval ??= trainer.Evaluate();
+        return new TrainResult(Path.GetFullPath(outDir), trainer.Step, last?.Loss ?? double.NaN, lastEval.Loss, lastEval.BitsPerByte,
+            reports == 0 ? 0 : tokensPerSecondSum / reports, reports == 0 ? 0 : mfuSum / reports, sw.Elapsed.TotalSeconds,
+            m.ParameterCount, m.ActiveParameterCount);
+    }
+}
