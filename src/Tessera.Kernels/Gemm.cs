@@ -40,6 +40,14 @@ public static unsafe class Gemm
         GemmDriver.Run(pool, BestKernel, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
     }
 
+    /// <summary>Which micro-kernel and register tile this machine runs, e.g. "AVX-512 6x64" (for benchmark output).</summary>
+    public static string KernelDescription => BestKernel switch
+    {
+        GemmKernelKind.Avx512 => $"AVX-512 {GemmMicroKernels.Avx512Mr}x{GemmMicroKernels.Avx512Nr}",
+        GemmKernelKind.Avx2 => $"AVX2+FMA {GemmMicroKernels.Avx2Mr}x{GemmMicroKernels.Avx2Nr}",
+        _ => $"scalar {GemmMicroKernels.ScalarMr}x{GemmMicroKernels.ScalarNr}",
+    };
+
     /// <summary>The micro-kernel this machine runs: AVX-512, else AVX2+FMA, else scalar.</summary>
     internal static GemmKernelKind BestKernel { get; } =
         Avx512F.IsSupported ? GemmKernelKind.Avx512 :

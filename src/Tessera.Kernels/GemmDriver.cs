@@ -81,13 +81,11 @@ internal readonly unsafe struct GemmBlocking
     }
 
     static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
-        Env("KC", 256), Env("MC", 144), Env("NC", 4096), &GemmMicroKernels.Avx512);
+        256, 144, 4096, &GemmMicroKernels.Avx512);
     static readonly GemmBlocking Avx2 = new(GemmMicroKernels.Avx2Mr, GemmMicroKernels.Avx2Nr,
         256, 144, 4096, &GemmMicroKernels.Avx2);
     static readonly GemmBlocking Scalar = new(GemmMicroKernels.ScalarMr, GemmMicroKernels.ScalarNr,
         256, 64, 1024, &GemmMicroKernels.Scalar);
-
-    static int Env(string name, int fallback) => int.TryParse(Environment.GetEnvironmentVariable("TESSERA_GEMM_" + name), out int v) ? v : fallback; // TUNING ONLY
 
     public static GemmBlocking For(GemmKernelKind kind) => kind switch
     {

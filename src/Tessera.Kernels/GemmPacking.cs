@@ -53,10 +53,10 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
-    /// Packs op(B)[p0..p0+kc, j0..j0+nc] into ⌈nc/nr⌉ panels of kc×nr floats (panel q holds
+    /// Packs op(B)[pc0..pc0+kc, j0..j0+nc] into ⌈nc/nr⌉ panels of kc×nr floats (panel q holds
     /// columns j0+q·nr.., value (p, c) at q·kc·nr + p·nr + c).
     /// </summary>
-    public static void PackB(bool transB, float* b, int ldb, int p0, int kc, int j0, int nc, float* dst, int nr)
+    public static void PackB(bool transB, float* b, int ldb, int pc0, int kc, int j0, int nc, float* dst, int nr)
     {
         for (int q = 0; q < nc; q += nr)
         {
@@ -64,7 +64,7 @@ internal static unsafe class GemmPacking
             if (!transB)
             {
                 // Stored K×N: each k step of the panel is a contiguous run of the source row.
-                float* src = b + (long)p0 * ldb + j0 + q;
+                float* src = b + (long)pc0 * ldb + j0 + q;
                 for (int p = 0; p < kc; p++, src += ldb, dst += nr)
                 {
                     Unsafe.CopyBlockUnaligned(dst, src, (uint)(cols * sizeof(float)));
@@ -73,19 +73,20 @@ internal static unsafe class GemmPacking
             }
             else
             {
-                // Stored N×K: read each source row (one output column) contiguously, scatter by nr.
-                for (int c = 0; c < nr; c++)
+                // Stored N×K: op(B) column j is source row j. A whole panel (kc×nr) can exceed L1,
+                // so transpose it in strips of 16 k steps: each strip reads one cache line from
+                // each source row and writes 16 panel rows that stay in L1 while they fill.
+                for (int p0 = 0; p0 < kc; p0 += 16)
                 {
-                    float* d = dst + c;
-                    if (c < cols)
+                    int steps = Math.Min(16, kc - p0);
+                    float* strip = dst + p0 * nr;
+                    for (int c = 0; c < cols; c++)
                     {
-                        float* src = b + (long)(j0 + q + c) * ldb + p0;
-                        for (int p = 0; p < kc; p++) d[p * nr] = src[p];
+                        float* src = b + (long)(j0 + q + c) * ldb + pc0 + p0;
+                        for (int p = 0; p < steps; p++) strip[p * nr + c] = src[p];
                     }
-                    else
-                    {
-                        for (int p = 0; p < kc; p++) d[p * nr] = 0f;
-                    }
+                    for (int p = 0; p < steps; p++)
+                        for (int c = cols; c < nr; c++) strip[p * nr + c] = 0f;
                 }
                 dst += kc * nr;
             }
