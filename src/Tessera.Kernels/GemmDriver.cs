@@ -30,6 +30,12 @@ internal static unsafe class GemmDriver
             return;
         }
 
+        if (m <= GemmSmallM.MaxRows && kind == GemmKernelKind.Avx512)
+        {
+            GemmSmallM.Run(pool, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
+
         var job = GemmJob.ForCurrentThread;
         job.Set(GemmBlocking.For(kind), transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         var blk = job.Blocking;

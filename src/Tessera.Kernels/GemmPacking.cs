@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Tessera.Kernels;
 
@@ -80,16 +82,62 @@ internal static unsafe class GemmPacking
                 {
                     int steps = Math.Min(16, kc - p0);
                     float* strip = dst + p0 * nr;
-                    for (int c = 0; c < cols; c++)
+                    int c = 0;
+                    if (Avx512F.IsSupported && steps == 16)
+                        for (; c + 16 <= cols; c += 16)
+                            Transpose16x16(b + (long)(j0 + q + c) * ldb + pc0 + p0, ldb, strip + c, nr);
+                    for (; c < cols; c++)
                     {
                         float* src = b + (long)(j0 + q + c) * ldb + pc0 + p0;
                         for (int p = 0; p < steps; p++) strip[p * nr + c] = src[p];
                     }
                     for (int p = 0; p < steps; p++)
-                        for (int c = cols; c < nr; c++) strip[p * nr + c] = 0f;
+                        for (c = cols; c < nr; c++) strip[p * nr + c] = 0f;
                 }
                 dst += kc * nr;
             }
+        }
+    }
+
+    /// <summary>
+    /// dst[x·ldDst + y] = src[y·ldSrc + x] for a 16×16 block, in registers: interleave 32-bit
+    /// pairs, then 64-bit pairs (giving 4×4 transposes inside each 128-bit lane), then move
+    /// 128-bit lanes — 64 shuffles instead of 256 scattered scalar stores.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose16x16(float* src, int ldSrc, float* dst, int ldDst)
+    {
+        // Stage 1: t[2i] = unpacklo(r[2i], r[2i+1]), t[2i+1] = unpackhi(...).
+        var t = stackalloc Vector512<float>[16];
+        for (int i = 0; i < 16; i += 2)
+        {
+            var r0 = Vector512.Load(src + (long)i * ldSrc);
+            var r1 = Vector512.Load(src + (long)(i + 1) * ldSrc);
+            t[i] = Avx512F.UnpackLow(r0, r1);
+            t[i + 1] = Avx512F.UnpackHigh(r0, r1);
+        }
+        // Stage 2: u[4g + c] holds rows 4g..4g+3 of column 4L + c in 128-bit lane L.
+        var u = stackalloc Vector512<float>[16];
+        for (int g = 0; g < 16; g += 4)
+        {
+            var lo0 = t[g].AsDouble(); var hi0 = t[g + 1].AsDouble();
+            var lo1 = t[g + 2].AsDouble(); var hi1 = t[g + 3].AsDouble();
+            u[g] = Avx512F.UnpackLow(lo0, lo1).AsSingle();
+            u[g + 1] = Avx512F.UnpackHigh(lo0, lo1).AsSingle();
+            u[g + 2] = Avx512F.UnpackLow(hi0, hi1).AsSingle();
+            u[g + 3] = Avx512F.UnpackHigh(hi0, hi1).AsSingle();
+        }
+        // Stage 3: column 4L + c gathers lane L of u[c], u[4 + c], u[8 + c], u[12 + c].
+        for (int c = 0; c < 4; c++)
+        {
+            var v0 = Avx512F.Shuffle4x128(u[c], u[4 + c], 0x44);
+            var v1 = Avx512F.Shuffle4x128(u[c], u[4 + c], 0xEE);
+            var v2 = Avx512F.Shuffle4x128(u[8 + c], u[12 + c], 0x44);
+            var v3 = Avx512F.Shuffle4x128(u[8 + c], u[12 + c], 0xEE);
+            Vector512.Store(Avx512F.Shuffle4x128(v0, v2, 0x88), dst + (long)c * ldDst);
+            Vector512.Store(Avx512F.Shuffle4x128(v0, v2, 0xDD), dst + (long)(4 + c) * ldDst);
+            Vector512.Store(Avx512F.Shuffle4x128(v1, v3, 0x88), dst + (long)(8 + c) * ldDst);
+            Vector512.Store(Avx512F.Shuffle4x128(v1, v3, 0xDD), dst + (long)(12 + c) * ldDst);
         }
     }
 }

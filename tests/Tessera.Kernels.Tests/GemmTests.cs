@@ -63,6 +63,8 @@ public class GemmTests
             CheckAgainstTwin(pool, kind, transA, transB, 97, 101, 103, accumulate: true, rng);   // primes, row split
             CheckAgainstTwin(pool, kind, transA, transB, 7, 701, 211, accumulate: true, rng);    // short M: column split
             CheckAgainstTwin(pool, kind, transA, transB, 3, 4200, 5, accumulate: false, rng);    // N > NC
+            CheckAgainstTwin(pool, kind, transA, transB, 4, 1000, 300, accumulate: true, rng);   // tiny M, split over columns
+            CheckAgainstTwin(pool, kind, transA, transB, 1, 999, 301, accumulate: false, rng);
         }
     }
 
@@ -93,6 +95,23 @@ public class GemmTests
         {
             Assert.Equal(BitConverter.SingleToInt32Bits(first[i]), BitConverter.SingleToInt32Bits(second[i]));
             Assert.Equal(BitConverter.SingleToInt32Bits(first[i]), BitConverter.SingleToInt32Bits(single[i]));
+        }
+    }
+
+    [Fact]
+    public void SteadyStateCallsDoNotAllocate()
+    {
+        var rng = new TestRandom(3);
+        var a = rng.Array(90 * 70);
+        var b = rng.Array(70 * 130);
+        var c = new float[90 * 130];
+        foreach (int m in new[] { 90, 2 }) // packed path and small-M path
+        {
+            Gemm.Sgemm(One, false, false, m, 130, 70, a, 70, b, 130, c, 130); // first call sizes the scratch
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Gemm.Sgemm(One, false, false, m, 130, 70, a, 70, b, 130, c, 130);
+            Gemm.Sgemm(One, true, true, m, 130, 70, a, m, b, 70, c, 130, accumulate: true);
+            Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
         }
     }
 
