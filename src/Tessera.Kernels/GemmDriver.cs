@@ -17,7 +17,7 @@ namespace Tessera.Kernels;
 internal static unsafe class GemmDriver
 {
     /// <summary>Below this many multiply-adds the pool's hand-off costs more than a second core saves.</summary>
-    const long ParallelThreshold = 96L * 96 * 96;
+    const long ParallelThreshold = 128L * 128 * 128;
 
     public static void Run(WorkerPool pool, GemmKernelKind kind, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
