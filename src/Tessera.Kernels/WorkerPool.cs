@@ -14,6 +14,8 @@ public sealed class WorkerPool : IDisposable
 
     readonly Thread[] threads;
     readonly object gate = new();
+    readonly object callerLock = new();     // one For at a time per pool; other callers wait
+    [ThreadStatic] static bool insideBody;   // set while this thread runs a body (any pool)
     Action<int, int, int>? job;     // (worker, start, end)
     int jobCount;
     long generation;
@@ -82,15 +84,28 @@ public sealed class WorkerPool : IDisposable
     /// <summary>
     /// Runs <paramref name="body"/>(worker, start, end) once per worker over a static split of
     /// <c>[0, count)</c>. Workers whose range is empty are not called. Blocks until all finish;
-    /// the first exception thrown by any worker is rethrown here. Not re-entrant: a body must not
-    /// call <see cref="For"/> on the same pool.
+    /// the first exception thrown by any worker is rethrown here. Safe to call from several
+    /// threads: calls are serialised (a server's concurrent requests queue here). A call made
+    /// from inside a body runs inline on that thread as one range, so nesting cannot deadlock.
     /// </summary>
     public void For(int count, Action<int, int, int> body)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         if (count <= 0) return;
-        int n = Math.Min(ThreadCount, count);
-        if (n == 1) { body(0, 0, count); return; }
+        if (ThreadCount == 1 || insideBody) { RunInline(body, count); return; }
+        lock (callerLock) ForLocked(count, body);
+    }
+
+    static void RunInline(Action<int, int, int> body, int count)
+    {
+        bool outer = insideBody;
+        insideBody = true;
+        try { body(0, 0, count); }
+        finally { insideBody = outer; }
+    }
+
+    void ForLocked(int count, Action<int, int, int> body)
+    {
         lock (gate)
         {
             job = body;
@@ -100,7 +115,10 @@ public sealed class WorkerPool : IDisposable
             generation++;
             Monitor.PulseAll(gate);
         }
-        RunRange(0, body, count);
+        insideBody = true;
+        try { RunRange(0, body, count); }
+        catch (Exception e) { lock (gate) failure ??= e; }
+        finally { insideBody = false; }
         // Wait for helpers: spin briefly (most jobs are short), then block.
         var spin = new SpinWait();
         while (Volatile.Read(ref pending) > 0)
@@ -141,8 +159,10 @@ public sealed class WorkerPool : IDisposable
                 body = job!;
                 count = jobCount;
             }
+            insideBody = true;
             try { RunRange(worker, body, count); }
             catch (Exception e) { lock (gate) failure ??= e; }
+            finally { insideBody = false; }
             lock (gate)
             {
                 if (--pending == 0) Monitor.PulseAll(gate);

@@ -39,4 +39,30 @@ public class WorkerPoolTests
         pool.For(4, (w, s, e) => Interlocked.Add(ref sum, e - s));
         Assert.Equal(4, sum);
     }
+
+    [Fact]
+    public void ConcurrentCallersEachGetTheirWholeJob()
+    {
+        using var pool = new WorkerPool(2);
+        const int callers = 4, reps = 200, count = 37;
+        var sums = new long[callers];
+        var threads = Enumerable.Range(0, callers).Select(c => new Thread(() =>
+        {
+            for (int r = 0; r < reps; r++)
+                pool.For(count, (w, s, e) => { for (int i = s; i < e; i++) Interlocked.Add(ref sums[c], i + 1); });
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        long expected = (long)reps * count * (count + 1) / 2;
+        Assert.All(sums, s => Assert.Equal(expected, s));
+    }
+
+    [Fact]
+    public void NestedCallRunsInlineWithoutDeadlock()
+    {
+        using var pool = new WorkerPool(2);
+        var inner = new int[2];
+        pool.For(2, (w, s, e) => pool.For(10, (w2, s2, e2) => Interlocked.Add(ref inner[w], e2 - s2)));
+        Assert.Equal(new[] { 10, 10 }, inner);
+    }
 }

@@ -1,0 +1,202 @@
+using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
+
+namespace Tessera.Data;
+
+/// <summary>
+/// A token shard on disk: a packed token stream (each document preceded by BOS when one is
+/// given) plus the start offset of every document, so both windows and whole documents can be
+/// read back. Layout, little-endian:
+/// <code>
+///   0  8  magic "TSSHARD1"
+///   8  4  format version (1)
+///  12  4  bytes per token (2 = uint16, 4 = uint32)
+///  16  8  token count N
+///  24  8  document count M
+///  32  4  vocabulary size
+///  36 28  reserved (zero)
+///  64     N tokens, then (M + 1) int64 document offsets into the token stream
+/// </code>
+/// Files are written to a temporary name and renamed, so a crash never leaves a half shard.
+/// Reading memory-maps the file and validates every size against the file length.
+/// </summary>
+public sealed class TokenShard : IDisposable
+{
+    /// <summary>The 8-byte magic at the start of every shard.</summary>
+    public static ReadOnlySpan<byte> Magic => "TSSHARD1"u8;
+    const int HeaderBytes = 64;
+    const int Version = 1;
+
+    readonly MemoryMappedFile map;
+    readonly MemoryMappedViewAccessor view;
+    readonly unsafe byte* basePtr;
+    readonly long[] docOffsets = [];
+    bool disposed;
+
+    /// <summary>Path the shard was opened from.</summary>
+    public string Path { get; }
+    /// <summary>Tokens in the packed stream (BOS separators included).</summary>
+    public long TokenCount { get; }
+    /// <summary>Documents in the shard.</summary>
+    public int DocumentCount => docOffsets.Length - 1;
+    /// <summary>2 for uint16 storage, 4 for uint32.</summary>
+    public int BytesPerToken { get; }
+    /// <summary>Vocabulary size the tokens were written for.</summary>
+    public int VocabSize { get; }
+
+    unsafe TokenShard(string path)
+    {
+        Path = path;
+        long length = new FileInfo(path).Length;
+        if (length < HeaderBytes)
+            throw new InvalidDataException($"{path}: not a token shard (only {length} bytes, header needs {HeaderBytes}).");
+        map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        basePtr = p + view.PointerOffset;
+        try
+        {
+            var header = new ReadOnlySpan<byte>(basePtr, HeaderBytes);
+            if (!header[..8].SequenceEqual(Magic))
+                throw new InvalidDataException($"{path}: not a token shard (bad magic).");
+            int version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
+            if (version != Version)
+                throw new InvalidDataException($"{path}: shard format version {version} is not supported (expected {Version}).");
+            BytesPerToken = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
+            if (BytesPerToken is not (2 or 4))
+                throw new InvalidDataException($"{path}: bytes per token must be 2 or 4, header says {BytesPerToken}.");
+            TokenCount = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+            long docs = BinaryPrimitives.ReadInt64LittleEndian(header[24..]);
+            VocabSize = BinaryPrimitives.ReadInt32LittleEndian(header[32..]);
+            if (TokenCount < 0 || docs < 0 || docs > int.MaxValue - 1 || VocabSize <= 0)
+                throw new InvalidDataException($"{path}: corrupt header (tokens={TokenCount}, documents={docs}, vocab={VocabSize}).");
+            // Overflow-safe size check: each term is bounded before multiplying.
+            if (TokenCount > (length - HeaderBytes) / BytesPerToken)
+                throw new InvalidDataException($"{path}: truncated (header promises {TokenCount} tokens, file has {length} bytes).");
+            long offsetsStart = HeaderBytes + TokenCount * BytesPerToken;
+            if ((docs + 1) * 8 != length - offsetsStart)
+                throw new InvalidDataException($"{path}: truncated or padded (expected {(docs + 1) * 8} bytes of document offsets, found {length - offsetsStart}).");
+            docOffsets = new long[docs + 1];
+            var raw = new ReadOnlySpan<byte>(basePtr + offsetsStart, (int)((docs + 1) * 8));
+            for (int i = 0; i <= docs; i++)
+            {
+                docOffsets[i] = BinaryPrimitives.ReadInt64LittleEndian(raw[(i * 8)..]);
+                if (docOffsets[i] < 0 || docOffsets[i] > TokenCount || (i > 0 && docOffsets[i] < docOffsets[i - 1]))
+                    throw new InvalidDataException($"{path}: corrupt document offset {docOffsets[i]} at index {i}.");
+            }
+            if (docOffsets[0] != 0 || docOffsets[docs] != TokenCount)
+                throw new InvalidDataException($"{path}: document offsets do not cover the token stream.");
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens and validates a shard; throws <see cref="InvalidDataException"/> naming the file when it is corrupt.</summary>
+    public static TokenShard Open(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Token shard not found: {path}", path);
+        return new TokenShard(path);
+    }
+
+    /// <summary>Reads tokens [start, start + destination.Length) of the packed stream.</summary>
+    public unsafe void Read(long start, Span<int> destination)
+    {
+        if (start < 0 || start + destination.Length > TokenCount)
+            throw new ArgumentOutOfRangeException(nameof(start), $"{Path}: read of {destination.Length} tokens at {start} is past the end ({TokenCount}).");
+        byte* p = basePtr + HeaderBytes + start * BytesPerToken;
+        if (BytesPerToken == 2)
+        {
+            var src = new ReadOnlySpan<ushort>(p, destination.Length);
+            for (int i = 0; i < src.Length; i++) destination[i] = src[i];
+        }
+        else
+        {
+            MemoryMarshal.Cast<byte, int>(new ReadOnlySpan<byte>(p, destination.Length * 4)).CopyTo(destination);
+        }
+    }
+
+    /// <summary>The tokens of document <paramref name="index"/> (its BOS separator included when the shard has one).</summary>
+    public int[] ReadDocument(int index)
+    {
+        if ((uint)index >= (uint)DocumentCount)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"{Path}: document index out of range [0, {DocumentCount}).");
+        var result = new int[docOffsets[index + 1] - docOffsets[index]];
+        Read(docOffsets[index], result);
+        return result;
+    }
+
+    /// <summary>
+    /// Writes documents to <paramref name="path"/> atomically. When <paramref name="bosId"/> is
+    /// non-negative it precedes every document, so the stream is packed with separators.
+    /// uint16 storage is chosen when every id fits.
+    /// </summary>
+    public static void Write(string path, IEnumerable<int[]> documents, int vocabSize, int bosId = -1)
+    {
+        if (vocabSize <= 0) throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize, "Vocabulary size must be positive.");
+        int bytesPerToken = vocabSize <= 65536 ? 2 : 4;
+        if (bosId >= vocabSize) throw new ArgumentOutOfRangeException(nameof(bosId), bosId, $"BOS id is outside the vocabulary of {vocabSize}.");
+        string dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        Directory.CreateDirectory(dir);
+        string tmp = path + ".tmp-" + Environment.ProcessId;
+        var offsets = new List<long> { 0 };
+        long tokens = 0;
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                fs.Write(new byte[HeaderBytes]);
+                var buf = new byte[4];
+                foreach (var doc in documents)
+                {
+                    if (bosId >= 0) { WriteToken(fs, buf, bosId, bytesPerToken); tokens++; }
+                    for (int i = 0; i < doc.Length; i++)
+                    {
+                        if ((uint)doc[i] >= (uint)vocabSize)
+                            throw new ArgumentOutOfRangeException(nameof(documents), doc[i], $"Token id {doc[i]} in document {offsets.Count - 1} is outside the vocabulary of {vocabSize}.");
+                        WriteToken(fs, buf, doc[i], bytesPerToken);
+                    }
+                    tokens += doc.Length;
+                    offsets.Add(tokens);
+                }
+                var off = new byte[8];
+                foreach (long o in offsets) { BinaryPrimitives.WriteInt64LittleEndian(off, o); fs.Write(off); }
+                var header = new byte[HeaderBytes];
+                Magic.CopyTo(header);
+                BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
+                BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), bytesPerToken);
+                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), tokens);
+                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), offsets.Count - 1);
+                BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(32), vocabSize);
+                fs.Position = 0;
+                fs.Write(header);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    static void WriteToken(FileStream fs, byte[] buf, int id, int bytesPerToken)
+    {
+        if (bytesPerToken == 2) { BinaryPrimitives.WriteUInt16LittleEndian(buf, (ushort)id); fs.Write(buf, 0, 2); }
+        else { BinaryPrimitives.WriteInt32LittleEndian(buf, id); fs.Write(buf, 0, 4); }
+    }
+
+    /// <summary>Unmaps the file.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        view?.SafeMemoryMappedViewHandle.ReleasePointer();
+        view?.Dispose();
+        map?.Dispose();
+    }
+}

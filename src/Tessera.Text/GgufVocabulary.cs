@@ -1,0 +1,89 @@
+namespace Tessera.Text;
+
+/// <summary>
+/// A tokenizer loaded from a GGUF file's <c>tokenizer.ggml.*</c> metadata, with the model's
+/// BOS/EOS rules. <c>gpt2</c> vocabularies become a <see cref="BpeTokenizer"/> (GPT-2 byte
+/// map, merges as ranks), <c>llama</c> ones a <see cref="SentencePieceTokenizer"/>.
+/// </summary>
+public sealed class GgufVocabulary
+{
+    private GgufVocabulary(ITokenizer tokenizer, int? bos, int? eos, bool addBos, bool addEos)
+    {
+        Tokenizer = tokenizer;
+        BosId = bos;
+        EosId = eos;
+        AddBos = addBos;
+        AddEos = addEos;
+    }
+
+    /// <summary>The tokenizer (never adds BOS/EOS by itself).</summary>
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>Beginning-of-sequence id, if the file names one.</summary>
+    public int? BosId { get; }
+
+    /// <summary>End-of-sequence id, if the file names one.</summary>
+    public int? EosId { get; }
+
+    /// <summary>Whether the model expects BOS before a prompt (<c>tokenizer.ggml.add_bos_token</c>; llama defaults to true, gpt2 to false).</summary>
+    public bool AddBos { get; }
+
+    /// <summary>Whether the model expects EOS after a prompt.</summary>
+    public bool AddEos { get; }
+
+    /// <summary>Encodes a prompt the way the model expects it: BOS/EOS added per the file's rules.</summary>
+    public List<int> EncodePrompt(string text, bool allowSpecial = false)
+    {
+        var ids = Tokenizer.Encode(text, allowSpecial);
+        if (AddBos && BosId is int bos) ids.Insert(0, bos);
+        if (AddEos && EosId is int eos) ids.Add(eos);
+        return ids;
+    }
+
+    /// <summary>Loads the vocabulary of a GGUF file.</summary>
+    /// <exception cref="FormatException">Missing keys, unsupported model or pre-tokenizer, malformed tokens or merges; the message names the file and the item.</exception>
+    public static GgufVocabulary Load(string path)
+    {
+        var meta = GgufVocabReader.Read(path);
+        string model = meta.Get<string>("tokenizer.ggml.model");
+        var tokens = meta.Get<string[]>("tokenizer.ggml.tokens");
+        var types = meta.GetOr<int[]?>("tokenizer.ggml.token_type", null) ?? Enumerable.Repeat(SentencePieceTokenizer.TypeNormal, tokens.Length).ToArray();
+        if (types.Length != tokens.Length) throw new FormatException($"{path}: {tokens.Length} tokens but {types.Length} token types");
+        int? bos = CheckedId(meta, "tokenizer.ggml.bos_token_id", tokens.Length);
+        int? eos = CheckedId(meta, "tokenizer.ggml.eos_token_id", tokens.Length);
+        string name = Path.GetFileName(path);
+        switch (model)
+        {
+            case "gpt2":
+            {
+                string pre = meta.GetOr("tokenizer.ggml.pre", "default");
+                string pattern = pre switch
+                {
+                    "default" or "gpt-2" => PreTokenizer.Gpt2Pattern,
+                    "llama-bpe" or "llama3" => PreTokenizer.Llama3Pattern,
+                    _ => throw new FormatException($"{path}: unsupported pre-tokenizer '{pre}' (supported: default, gpt-2, llama-bpe)"),
+                };
+                var merges = meta.Get<string[]>("tokenizer.ggml.merges");
+                var tok = ByteLevelVocabulary.Build(name, tokens, types, merges, pattern, wholePieceLookup: pre is "llama-bpe" or "llama3");
+                return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", false), meta.GetOr("tokenizer.ggml.add_eos_token", false));
+            }
+            case "llama":
+            {
+                var scores = meta.Get<float[]>("tokenizer.ggml.scores");
+                int unk = CheckedId(meta, "tokenizer.ggml.unknown_token_id", tokens.Length) ?? 0;
+                var tok = new SentencePieceTokenizer(name, tokens, scores, types, meta.GetOr("tokenizer.ggml.add_space_prefix", true), unk);
+                return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", true), meta.GetOr("tokenizer.ggml.add_eos_token", false));
+            }
+            default:
+                throw new FormatException($"{path}: unsupported tokenizer.ggml.model '{model}' (supported: gpt2, llama)");
+        }
+    }
+
+    private static int? CheckedId(GgufMetadata meta, string key, int vocab)
+    {
+        long? v = meta.GetInteger(key);
+        if (v is null) return null;
+        if (v < 0 || v >= vocab) throw new FormatException($"{meta.Path}: {key} = {v} is out of range [0, {vocab})");
+        return (int)v;
+    }
+}
