@@ -16,7 +16,7 @@ public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<in
 /// <param name="Threads">Threads given to both implementations.</param>
 /// <param name="OursMedianGflops">Median over the timed repetitions (the headline figure).</param>
 /// <param name="OursBestGflops">Fastest timed repetition.</param>
-/// <param name="OursRepetitions">Timed repetitions (after one warm-up).</param>
+/// <param name="OursRepetitions">Timed repetitions (after the warm-up).</param>
 /// <param name="OpenBlasMedianGflops">OpenBLAS median; null when it is not installed.</param>
 /// <param name="OpenBlasBestGflops">OpenBLAS fastest repetition.</param>
 /// <param name="OpenBlasRepetitions">OpenBLAS timed repetitions.</param>
@@ -33,8 +33,8 @@ public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double Pea
 
 /// <summary>
 /// <c>tessera bench gemm</c>: our <see cref="Gemm"/> against OpenBLAS <c>cblas_sgemm</c> on the
-/// same inputs in the same process, C = A·B with square fp32 matrices. Each implementation gets
-/// one warm-up call, then timed calls until the time bound (at least 3); the median is reported.
+/// same inputs in the same process, C = A·B with square fp32 matrices. Each implementation is
+/// warmed up, then timed until the time bound (at least 3 calls); the median is reported.
 /// Ours runs before OpenBLAS in every cell, and the run pauses after OpenBLAS so its spinning
 /// threads have gone idle before we time ours again.
 /// </summary>
@@ -110,10 +110,12 @@ public static unsafe class GemmBench
             100 * oursGflops / (peak * threads), maxRel);
     }
 
-    /// <summary>One warm-up call, then timed calls until the bound: (median, best) seconds and the count.</summary>
+    /// <summary>Warm-up (at least 2 calls and 0.2 s: caches, page faults, the other library's thread
+    /// start-up), then timed calls until the bound: (median, best) seconds and the count.</summary>
     static (double Median, double Best, int Repetitions) Time(double seconds, Action call)
     {
-        call();
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || (i < MaxRepetitions && warm.Elapsed.TotalSeconds < 0.2); i++) call();
         var times = new List<double>();
         var total = Stopwatch.StartNew();
         while (times.Count < MinRepetitions || (times.Count < MaxRepetitions && total.Elapsed.TotalSeconds < seconds))

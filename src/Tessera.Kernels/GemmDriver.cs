@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Tessera.Kernels;
 
 /// <summary>
@@ -13,12 +15,15 @@ namespace Tessera.Kernels;
 /// Work is split statically over MR-row panels (or over NR-column panels when M is too short
 /// to share), so each worker owns disjoint C tiles; the K blocks are the same for every split,
 /// so every C entry is summed in the same order regardless of the thread count.
+/// The hot methods here and in the packing/kernel classes are marked AggressiveOptimization: a
+/// training step's first GEMMs would otherwise run tier-0 code with unoptimised vector loops.
 /// </summary>
 internal static unsafe class GemmDriver
 {
     /// <summary>Below this many multiply-adds the pool's hand-off costs more than a second core saves.</summary>
     const long ParallelThreshold = 128L * 128 * 128;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(WorkerPool pool, GemmKernelKind kind, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
@@ -140,6 +145,7 @@ internal sealed unsafe class GemmJob
         this.jc = jc; this.nc = nc; this.pc = pc; this.kc = kc; this.overwrite = overwrite;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void PackBRange(int worker, int start, int end)
     {
         int nr = Blocking.Nr;
@@ -149,6 +155,7 @@ internal sealed unsafe class GemmJob
 
     /// <summary>Runs the MR-row panels [start, end) against every B panel, or every row against
     /// the B panels [start, end), depending on <see cref="SplitRows"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void ComputeRange(int worker, int start, int end)
     {
         var blk = Blocking;

@@ -17,6 +17,7 @@ internal static unsafe class GemmPacking
     /// Packs op(A)[i0..i0+mc, p0..p0+kc] into ⌈mc/mr⌉ panels of kc×mr floats (panel q holds rows
     /// i0+q·mr.., value (p, r) at q·kc·mr + p·mr + r).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackA(bool transA, float* a, int lda, int i0, int mc, int p0, int kc, float* dst, int mr)
     {
         for (int q = 0; q < mc; q += mr)
@@ -135,6 +136,7 @@ internal static unsafe class GemmPacking
     /// Packs op(B)[pc0..pc0+kc, j0..j0+nc] into ⌈nc/nr⌉ panels of kc×nr floats (panel q holds
     /// columns j0+q·nr.., value (p, c) at q·kc·nr + p·nr + c).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackB(bool transB, float* b, int ldb, int pc0, int kc, int j0, int nc, float* dst, int nr)
     {
         for (int q = 0; q < nc; q += nr)

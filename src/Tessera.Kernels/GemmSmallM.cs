@@ -34,6 +34,7 @@ internal static unsafe class GemmSmallM
     }
 
     /// <summary>C[0..m, j0..j0+cols] from B stored K×N; cols ≤ 64 (a tail uses 16-wide and scalar steps).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AxpyBlock(bool transA, int m, int k, float* a, int lda, float* b, int ldb,
         float* c, int ldc, bool accumulate, int cols)
     {
@@ -113,6 +114,7 @@ internal static unsafe class GemmSmallM
     /// C[i, j] = Σₚ A[i, p]·B[j, p] for one row i whose K values are contiguous (aRow), against
     /// up to 4 B rows at once; 16 lanes of partial sums, reduced at the end, then a scalar K tail.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotGroup(float* aRow, int k, float* b, int ldb, int rows, float* cRow, bool accumulate)
     {
         float* b0 = b, b1 = b + (rows > 1 ? ldb : 0), b2 = b + (rows > 2 ? 2L * ldb : 0), b3 = b + (rows > 3 ? 3L * ldb : 0);
@@ -162,6 +164,7 @@ internal sealed unsafe class SmallMJob
         this.a = a; this.lda = lda; this.b = b; this.ldb = ldb; this.c = c; this.ldc = ldc;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void ComputeRange(int worker, int start, int end)
     {
         if (!transB)
