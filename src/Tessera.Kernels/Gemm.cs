@@ -1,12 +1,69 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using Tessera.Kernels.Reference;
+
+[assembly: InternalsVisibleTo("Tessera.Kernels.Tests")]
 
 namespace Tessera.Kernels;
 
-/// <summary>fp32 GEMM: C = op(A)·op(B) (+ C when accumulating), row-major. Same contract as <see cref="ScalarGemm"/>.</summary>
-public static class Gemm
+/// <summary>
+/// fp32 GEMM: C = op(A)·op(B) (+ C when accumulating), row-major. Same contract as
+/// <see cref="ScalarGemm"/>: op(A) is M×K (A stored K×M when <c>transA</c>), op(B) is K×N
+/// (B stored N×K when <c>transB</c>); K = 0 zeroes C (or leaves it when accumulating).
+/// Packed, cache-blocked and multithreaded (see <see cref="GemmDriver"/>). For a given thread
+/// count — in fact for any thread count — results are bit-identical run to run, because every
+/// C entry is summed in the same order however the work is split.
+/// </summary>
+public static unsafe class Gemm
 {
+    /// <summary>Computes C = op(A)·op(B) (+ C) on <see cref="WorkerPool.Shared"/>.</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
         Span<float> c, int ldc, bool accumulate = false)
-        => ScalarGemm.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate); // PLACEHOLDER: fast path pending
+        => Sgemm(WorkerPool.Shared, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+
+    /// <summary>Computes C = op(A)·op(B) (+ C) on the given pool (small problems run on the caller alone).</summary>
+    public static void Sgemm(WorkerPool pool, bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        Span<float> c, int ldc, bool accumulate = false)
+        => Sgemm(pool, BestKernel, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+
+    /// <summary>
+    /// Pointer form for callers that hold native buffers (tensors). Sizes and leading dimensions
+    /// are checked; buffer extents cannot be, so the caller guarantees A, B and C are large enough.
+    /// </summary>
+    public static void Sgemm(WorkerPool pool, bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        GemmShape.Check(transA, transB, m, n, k, int.MaxValue, lda, int.MaxValue, ldb, int.MaxValue, ldc);
+        GemmDriver.Run(pool, BestKernel, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    }
+
+    /// <summary>Which micro-kernel and register tile this machine runs, e.g. "AVX-512 6x64" (for benchmark output).</summary>
+    public static string KernelDescription => BestKernel switch
+    {
+        GemmKernelKind.Avx512 => $"AVX-512 {GemmMicroKernels.Avx512Mr}x{GemmMicroKernels.Avx512Nr}",
+        GemmKernelKind.Avx2 => $"AVX2+FMA {GemmMicroKernels.Avx2Mr}x{GemmMicroKernels.Avx2Nr}",
+        _ => $"scalar {GemmMicroKernels.ScalarMr}x{GemmMicroKernels.ScalarNr}",
+    };
+
+    /// <summary>The micro-kernel this machine runs: AVX-512, else AVX2+FMA, else scalar.</summary>
+    internal static GemmKernelKind BestKernel { get; } =
+        Avx512F.IsSupported ? GemmKernelKind.Avx512 :
+        Avx2.IsSupported && Fma.IsSupported ? GemmKernelKind.Avx2 : GemmKernelKind.Scalar;
+
+    /// <summary>Test hook: runs with a chosen micro-kernel so every fallback is exercised on one machine.</summary>
+    internal static void Sgemm(WorkerPool pool, GemmKernelKind kernel, bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        Span<float> c, int ldc, bool accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        GemmShape.Check(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        fixed (float* pa = a, pb = b, pc = c)
+            GemmDriver.Run(pool, kernel, transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate);
+    }
 }
+
+/// <summary>Which register-tile micro-kernel <see cref="Gemm"/> uses.</summary>
+internal enum GemmKernelKind { Scalar, Avx2, Avx512 }

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using Tessera.Kernels;
+
+namespace Tessera.Bench;
+
+/// <summary>What <see cref="GemmBench.Run"/> measures.</summary>
+/// <param name="Sizes">Square problem sizes (M = N = K).</param>
+/// <param name="Threads">Thread counts; each gets its own worker pool and the same OpenBLAS setting.</param>
+/// <param name="PeakGflopsPerThread">fp32 peak per thread; null measures it with <see cref="GemmPeak"/>.</param>
+/// <param name="SecondsPerMeasurement">Time bound for the timed repetitions of one implementation at one size.</param>
+public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<int> Threads,
+    double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6);
+
+/// <summary>One size × thread-count cell. GFLOP/s count 2·M·N·K flops per call.</summary>
+/// <param name="Size">M = N = K.</param>
+/// <param name="Threads">Threads given to both implementations.</param>
+/// <param name="OursMedianGflops">Median over the timed repetitions (the headline figure).</param>
+/// <param name="OursBestGflops">Fastest timed repetition.</param>
+/// <param name="OursRepetitions">Timed repetitions (after the warm-up).</param>
+/// <param name="OpenBlasMedianGflops">OpenBLAS median; null when it is not installed.</param>
+/// <param name="OpenBlasBestGflops">OpenBLAS fastest repetition.</param>
+/// <param name="OpenBlasRepetitions">OpenBLAS timed repetitions.</param>
+/// <param name="Ratio">Ours / OpenBLAS on the medians; null when OpenBLAS is absent.</param>
+/// <param name="PercentOfPeak">Ours (median) as a percentage of peak-per-thread × threads.</param>
+/// <param name="MaxRelativeDifference">max |C_ours − C_OpenBLAS| / max |C|: a same-run sanity check.</param>
+public sealed record GemmBenchRow(int Size, int Threads, double OursMedianGflops, double OursBestGflops, int OursRepetitions,
+    double? OpenBlasMedianGflops, double? OpenBlasBestGflops, int OpenBlasRepetitions,
+    double? Ratio, double PercentOfPeak, double? MaxRelativeDifference);
+
+/// <summary>The whole run: context lines and one row per cell.</summary>
+public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double PeakGflopsPerThread, string PeakSource,
+    IReadOnlyList<GemmBenchRow> Rows);
+
+/// <summary>
+/// <c>tessera bench gemm</c>: our <see cref="Gemm"/> against OpenBLAS <c>cblas_sgemm</c> on the
+/// same inputs in the same process, C = A·B with square fp32 matrices. Each implementation is
+/// warmed up, then timed until the time bound (at least 3 calls); the median is reported.
+/// Ours runs before OpenBLAS in every cell, and the run pauses after OpenBLAS so its spinning
+/// threads have gone idle before we time ours again.
+/// </summary>
+public static unsafe class GemmBench
+{
+    const int MinRepetitions = 3, MaxRepetitions = 25;
+
+    /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>
+    public static GemmBenchReport Run(GemmBenchOptions options, Action<string>? progress = null)
+    {
+        Validate(options);
+        var blas = OpenBlas.TryLoad();
+        double peak;
+        string peakSource;
+        if (options.PeakGflopsPerThread is { } given)
+        {
+            peak = given;
+            peakSource = $"{given:F1} GFLOP/s per thread, given with --peak-gflops";
+        }
+        else
+        {
+            using var probePool = new WorkerPool(1);
+            peak = GemmPeak.MeasureGflops(probePool);
+            peakSource = $"{peak:F1} GFLOP/s per thread, measured in this run: {GemmPeak.Lanes}-lane FMA throughput probe "
+                + "(24 independent chains, 2 flops per lane per FMA)";
+        }
+
+        var rows = new List<GemmBenchRow>();
+        foreach (int threads in options.Threads)
+        {
+            using var pool = new WorkerPool(threads);
+            blas?.SetThreads(threads);
+            foreach (int size in options.Sizes)
+            {
+                var row = RunCell(pool, blas, size, threads, peak, options.SecondsPerMeasurement);
+                rows.Add(row);
+                progress?.Invoke($"{size}³ on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
+                    + (row.OpenBlasMedianGflops is { } o ? $", OpenBLAS {o:F1} GFLOP/s" : ""));
+            }
+        }
+        return new GemmBenchReport(Gemm.KernelDescription, blas?.Description, peak, peakSource, rows);
+    }
+
+    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, int size, int threads, double peak, double seconds)
+    {
+        int n = size;
+        long count = (long)n * n;
+        var rng = new Random(1234 + n);
+        var a = new float[count];
+        var b = new float[count];
+        for (long i = 0; i < count; i++) { a[i] = rng.NextSingle() * 2 - 1; b[i] = rng.NextSingle() * 2 - 1; }
+        var ours = new float[count];
+        var theirs = new float[count];
+        double flops = 2.0 * n * n * n;
+
+        var (oursMedian, oursBest, oursReps) = Time(seconds, () => Gemm.Sgemm(pool, false, false, n, n, n, a, n, b, n, ours, n));
+        double? blasMedian = null, blasBest = null, maxRel = null;
+        int blasReps = 0;
+        if (blas is not null)
+        {
+            (double med, double best, blasReps) = Time(seconds, () =>
+            {
+                fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(false, false, n, n, n, pa, n, pb, n, pc, n, false);
+            });
+            blasMedian = flops / med / 1e9;
+            blasBest = flops / best / 1e9;
+            maxRel = MaxRelativeDifference(ours, theirs);
+            Thread.Sleep(200); // let OpenBLAS's threads stop spinning before the next timing of ours
+        }
+        double oursGflops = flops / oursMedian / 1e9;
+        return new GemmBenchRow(size, threads, oursGflops, flops / oursBest / 1e9, oursReps,
+            blasMedian, blasBest, blasReps, blasMedian is { } bm ? oursGflops / bm : null,
+            100 * oursGflops / (peak * threads), maxRel);
+    }
+
+    /// <summary>Warm-up (at least 2 calls and 0.2 s: caches, page faults, the other library's thread
+    /// start-up), then timed calls until the bound: (median, best) seconds and the count.</summary>
+    static (double Median, double Best, int Repetitions) Time(double seconds, Action call)
+    {
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || (i < MaxRepetitions && warm.Elapsed.TotalSeconds < 0.2); i++) call();
+        var times = new List<double>();
+        var total = Stopwatch.StartNew();
+        while (times.Count < MinRepetitions || (times.Count < MaxRepetitions && total.Elapsed.TotalSeconds < seconds))
+        {
+            long start = Stopwatch.GetTimestamp();
+            call();
+            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        times.Sort();
+        int mid = times.Count / 2;
+        double median = times.Count % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid]);
+        return (median, times[0], times.Count);
+    }
+
+    static double MaxRelativeDifference(float[] x, float[] y)
+    {
+        double maxDiff = 0, maxAbs = 0;
+        for (long i = 0; i < x.LongLength; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs((double)x[i] - y[i]));
+            maxAbs = Math.Max(maxAbs, Math.Abs((double)y[i]));
+        }
+        return maxAbs == 0 ? maxDiff : maxDiff / maxAbs;
+    }
+
+    static void Validate(GemmBenchOptions options)
+    {
+        if (options.Sizes.Count == 0) throw new ArgumentException("bench gemm: --sizes needs at least one size.");
+        foreach (int s in options.Sizes)
+            if (s < 1 || s > 16384) throw new ArgumentException($"bench gemm: size {s} is outside 1..16384.");
+        if (options.Threads.Count == 0) throw new ArgumentException("bench gemm: --threads needs at least one thread count.");
+        foreach (int t in options.Threads)
+            if (t < 1 || t > 256) throw new ArgumentException($"bench gemm: thread count {t} is outside 1..256.");
+        if (options.PeakGflopsPerThread is { } p && !(p > 0))
+            throw new ArgumentException($"bench gemm: --peak-gflops must be positive, got {p}.");
+        if (!(options.SecondsPerMeasurement > 0))
+            throw new ArgumentException($"bench gemm: the time bound must be positive, got {options.SecondsPerMeasurement}.");
+    }
+}

@@ -1,0 +1,205 @@
+using System.Runtime.CompilerServices;
+
+namespace Tessera.Kernels;
+
+/// <summary>
+/// The BLIS-style loop nest behind <see cref="Gemm"/>:
+/// <code>
+/// for jc in N by NC                      (B block ≤ KC×NC lives in L3, shared by all workers)
+///   for pc in K by KC                    (pack B block once, workers split the panels)
+///     for ic in this worker's rows by MC (pack A block MC×KC into this worker's L2)
+///       for jr in NR panels               (B micro-panel KC×NR reused across the ir loop)
+///         for ir in MR panels             (A micro-panel MR×KC, 6 KB, streams from L2)
+///           micro-kernel MR×NR
+/// </code>
+/// Work is split statically over MR-row panels (or over NR-column panels when M is too short
+/// to share), so each worker owns disjoint C tiles; the K blocks are the same for every split,
+/// so every C entry is summed in the same order regardless of the thread count.
+/// The hot methods here and in the packing/kernel classes are marked AggressiveOptimization: a
+/// training step's first GEMMs would otherwise run tier-0 code with unoptimised vector loops.
+/// </summary>
+internal static unsafe class GemmDriver
+{
+    /// <summary>Below this many multiply-adds the pool's hand-off costs more than a second core saves.</summary>
+    const long ParallelThreshold = 128L * 128 * 128;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(WorkerPool pool, GemmKernelKind kind, bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate)
+                for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            return;
+        }
+
+        if (m <= GemmSmallM.MaxRows && kind == GemmKernelKind.Avx512)
+        {
+            GemmSmallM.Run(pool, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
+
+        var job = GemmJob.ForCurrentThread;
+        job.Set(GemmBlocking.For(kind), transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+        var blk = job.Blocking;
+        int threads = (long)m * n * k < ParallelThreshold ? 1 : pool.ThreadCount;
+
+        // Equal K blocks (not KC, KC, …, remainder) so a K just past KC does not waste a pass.
+        int kBlocks = (k + blk.Kc - 1) / blk.Kc;
+        int kcEven = (k + kBlocks - 1) / kBlocks;
+        int ncMax = Math.Min(blk.Nc, n);
+        float* bp = GemmScratch.ForCurrentThread.B((nuint)kcEven * (nuint)RoundUp(ncMax, blk.Nr));
+        job.Bp = bp;
+
+        int mPanels = (m + blk.Mr - 1) / blk.Mr;
+        for (int jc = 0; jc < n; jc += blk.Nc)
+        {
+            int nc = Math.Min(blk.Nc, n - jc);
+            int nPanels = (nc + blk.Nr - 1) / blk.Nr;
+            // Split rows unless there are too few row panels to keep every worker busy.
+            job.SplitRows = mPanels >= 4 * threads || mPanels >= nPanels;
+            for (int pc = 0; pc < k; pc += kcEven)
+            {
+                job.SetBlock(jc, nc, pc, Math.Min(kcEven, k - pc), overwrite: pc == 0 && !accumulate);
+                if (threads == 1)
+                {
+                    job.PackBPanels(0, 0, nPanels);
+                    job.Compute(0, 0, job.SplitRows ? mPanels : nPanels);
+                }
+                else
+                {
+                    pool.For(nPanels, job.PackBPanels);
+                    pool.For(job.SplitRows ? mPanels : nPanels, job.Compute);
+                }
+            }
+        }
+    }
+
+    static int RoundUp(int x, int to) => (x + to - 1) / to * to;
+}
+
+/// <summary>Tile and cache-block sizes plus the micro-kernel for one instruction set.</summary>
+internal readonly unsafe struct GemmBlocking
+{
+    public readonly int Mr, Nr, Kc, Mc, Nc;
+    public readonly delegate*<int, float*, float*, float*, int, bool, void> Kernel;
+
+    GemmBlocking(int mr, int nr, int kc, int mc, int nc, delegate*<int, float*, float*, float*, int, bool, void> kernel)
+    {
+        Mr = mr; Nr = nr; Kc = kc; Mc = Math.Max(mr, mc / mr * mr); Nc = Math.Max(nr, nc / nr * nr); Kernel = kernel;
+    }
+
+    // AVX-512 (Zen 4/5: 32–48 KB L1d, 1 MB L2 per core, shared L3): the packed A block
+    // (MC×KC = 144×256 floats = 144 KB) stays in L2; the B micro-panel (KC×NR = 64 KB) is read
+    // from L1/L2 — at 24 FMAs per 256 bytes of B the L2 keeps up; the whole B block (KC×NC) sits
+    // in L3. KC 128–512 and MC 96–288 measured within noise of each other on the 2-core Zen 5 VM;
+    // KC = 256 halves the C-tile traffic of KC = 128.
+    static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
+        256, 144, 4096, &GemmMicroKernels.Avx512);
+    static readonly GemmBlocking Avx2 = new(GemmMicroKernels.Avx2Mr, GemmMicroKernels.Avx2Nr,
+        256, 144, 4096, &GemmMicroKernels.Avx2);
+    static readonly GemmBlocking Scalar = new(GemmMicroKernels.ScalarMr, GemmMicroKernels.ScalarNr,
+        256, 64, 1024, &GemmMicroKernels.Scalar);
+
+    public static GemmBlocking For(GemmKernelKind kind) => kind switch
+    {
+        GemmKernelKind.Avx512 => Avx512,
+        GemmKernelKind.Avx2 => Avx2,
+        _ => Scalar,
+    };
+}
+
+/// <summary>
+/// One Sgemm call's state, shared with the pool's workers through two delegates bound once per
+/// calling thread, so steady-state calls allocate nothing.
+/// </summary>
+internal sealed unsafe class GemmJob
+{
+    [ThreadStatic] static GemmJob? current;
+
+    public static GemmJob ForCurrentThread => current ??= new GemmJob();
+
+    public readonly Action<int, int, int> PackBPanels, Compute;
+    public GemmBlocking Blocking;
+    public bool SplitRows;
+    public float* Bp;
+
+    bool transA, transB, overwrite;
+    int m, n, k, lda, ldb, ldc, jc, nc, pc, kc;
+    float* a, b, c;
+
+    GemmJob()
+    {
+        PackBPanels = PackBRange;
+        Compute = ComputeRange;
+    }
+
+    public void Set(GemmBlocking blocking, bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float* c, int ldc)
+    {
+        Blocking = blocking;
+        this.transA = transA; this.transB = transB;
+        this.m = m; this.n = n; this.k = k;
+        this.a = a; this.lda = lda; this.b = b; this.ldb = ldb; this.c = c; this.ldc = ldc;
+    }
+
+    public void SetBlock(int jc, int nc, int pc, int kc, bool overwrite)
+    {
+        this.jc = jc; this.nc = nc; this.pc = pc; this.kc = kc; this.overwrite = overwrite;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void PackBRange(int worker, int start, int end)
+    {
+        int nr = Blocking.Nr;
+        int j0 = start * nr, cols = Math.Min(end * nr, nc) - j0;
+        GemmPacking.PackB(transB, b, ldb, pc, kc, jc + j0, cols, Bp + (long)start * kc * nr, nr);
+    }
+
+    /// <summary>Runs the MR-row panels [start, end) against every B panel, or every row against
+    /// the B panels [start, end), depending on <see cref="SplitRows"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void ComputeRange(int worker, int start, int end)
+    {
+        var blk = Blocking;
+        int mr = blk.Mr, nr = blk.Nr;
+        int rowStart = 0, rowEnd = m, panelStart = 0, panelEnd = (nc + nr - 1) / nr;
+        if (SplitRows) { rowStart = start * mr; rowEnd = Math.Min(end * mr, m); }
+        else { panelStart = start; panelEnd = end; }
+
+        float* ap = GemmScratch.ForCurrentThread.A((nuint)blk.Mc * (nuint)kc);
+        float* tile = stackalloc float[mr * nr];
+        var kernel = blk.Kernel;
+        for (int ic = rowStart; ic < rowEnd; ic += blk.Mc)
+        {
+            int mc = Math.Min(blk.Mc, rowEnd - ic);
+            GemmPacking.PackA(transA, a, lda, ic, mc, pc, kc, ap, mr);
+            for (int jp = panelStart; jp < panelEnd; jp++)
+            {
+                int j = jp * nr, cols = Math.Min(nr, nc - j);
+                float* bPanel = Bp + (long)jp * kc * nr;
+                for (int ip = 0; ip * mr < mc; ip++)
+                {
+                    int rows = Math.Min(mr, mc - ip * mr);
+                    float* aPanel = ap + (long)ip * kc * mr;
+                    float* cTile = c + (long)(ic + ip * mr) * ldc + jc + j;
+                    if (rows == mr && cols == nr)
+                    {
+                        kernel(kc, aPanel, bPanel, cTile, ldc, overwrite);
+                        continue;
+                    }
+                    // Ragged edge: compute the full tile aside, then write only the valid part.
+                    kernel(kc, aPanel, bPanel, tile, nr, true);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float* dst = cTile + (long)r * ldc, src = tile + r * nr;
+                        if (overwrite) for (int x = 0; x < cols; x++) dst[x] = src[x];
+                        else for (int x = 0; x < cols; x++) dst[x] += src[x];
+                    }
+                }
+            }
+        }
+    }
+}

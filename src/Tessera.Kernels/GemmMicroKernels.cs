@@ -1,0 +1,147 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Tessera.Kernels;
+
+/// <summary>
+/// Register-tile micro-kernels for <see cref="Gemm"/>. Each computes one MR×NR tile of C from a
+/// packed A micro-panel (kc steps of MR values, k-major) and a packed B micro-panel (kc steps
+/// of NR values): C_tile = Σₚ a[p]ᵀ·b[p], then either stores it or adds it to C.
+/// The k loop runs in the same order for every tile and thread, so results do not depend on
+/// how the work was split.
+/// </summary>
+internal static unsafe class GemmMicroKernels
+{
+    /// <summary>AVX-512 tile: 6 rows × 64 columns = 24 zmm accumulators + 4 B vectors + 1 broadcast
+    /// (29 of 32 registers). Per k step: 4 loads, 6 broadcasts, 24 FMAs — FMA-bound.</summary>
+    public const int Avx512Mr = 6, Avx512Nr = 64;
+
+    /// <summary>AVX2 tile: 6 rows × 16 columns = 12 ymm accumulators + 2 B + 1 broadcast (15 of 16).</summary>
+    public const int Avx2Mr = 6, Avx2Nr = 16;
+
+    /// <summary>Portable tile for hardware without 256-bit vectors.</summary>
+    public const int ScalarMr = 4, ScalarNr = 4;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Avx512(int kc, float* ap, float* bp, float* c, int ldc, bool overwrite)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        // The C tile is touched only after kc steps; for a large C it has left L2 by then, so ask
+        // for its 24 lines now and let them arrive while the FMAs run (24 hints per 6·kc·4 FMAs).
+        float* cp = c;
+        for (int r = 0; r < Avx512Mr; r++, cp += ldc)
+        {
+            Sse.Prefetch0(cp); Sse.Prefetch0(cp + 16); Sse.Prefetch0(cp + 32); Sse.Prefetch0(cp + 48);
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.LoadAligned(bp);
+            var b1 = Vector512.LoadAligned(bp + 16);
+            var b2 = Vector512.LoadAligned(bp + 32);
+            var b3 = Vector512.LoadAligned(bp + 48);
+            var a = Vector512.Create(ap[0]);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(a, b2, c02); c03 = Vector512.FusedMultiplyAdd(a, b3, c03);
+            a = Vector512.Create(ap[1]);
+            c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            c12 = Vector512.FusedMultiplyAdd(a, b2, c12); c13 = Vector512.FusedMultiplyAdd(a, b3, c13);
+            a = Vector512.Create(ap[2]);
+            c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            c22 = Vector512.FusedMultiplyAdd(a, b2, c22); c23 = Vector512.FusedMultiplyAdd(a, b3, c23);
+            a = Vector512.Create(ap[3]);
+            c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            c32 = Vector512.FusedMultiplyAdd(a, b2, c32); c33 = Vector512.FusedMultiplyAdd(a, b3, c33);
+            a = Vector512.Create(ap[4]);
+            c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            c42 = Vector512.FusedMultiplyAdd(a, b2, c42); c43 = Vector512.FusedMultiplyAdd(a, b3, c43);
+            a = Vector512.Create(ap[5]);
+            c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            c52 = Vector512.FusedMultiplyAdd(a, b2, c52); c53 = Vector512.FusedMultiplyAdd(a, b3, c53);
+            ap += Avx512Mr;
+            bp += Avx512Nr;
+        }
+        Row512(c, overwrite, c00, c01, c02, c03); c += ldc;
+        Row512(c, overwrite, c10, c11, c12, c13); c += ldc;
+        Row512(c, overwrite, c20, c21, c22, c23); c += ldc;
+        Row512(c, overwrite, c30, c31, c32, c33); c += ldc;
+        Row512(c, overwrite, c40, c41, c42, c43); c += ldc;
+        Row512(c, overwrite, c50, c51, c52, c53);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Row512(float* c, bool overwrite, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
+    {
+        if (!overwrite)
+        {
+            v0 += Vector512.Load(c); v1 += Vector512.Load(c + 16);
+            v2 += Vector512.Load(c + 32); v3 += Vector512.Load(c + 48);
+        }
+        Vector512.Store(v0, c); Vector512.Store(v1, c + 16);
+        Vector512.Store(v2, c + 32); Vector512.Store(v3, c + 48);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Avx2(int kc, float* ap, float* bp, float* c, int ldc, bool overwrite)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.LoadAligned(bp);
+            var b1 = Vector256.LoadAligned(bp + 8);
+            var a = Vector256.Create(ap[0]);
+            c00 = Vector256.FusedMultiplyAdd(a, b0, c00); c01 = Vector256.FusedMultiplyAdd(a, b1, c01);
+            a = Vector256.Create(ap[1]);
+            c10 = Vector256.FusedMultiplyAdd(a, b0, c10); c11 = Vector256.FusedMultiplyAdd(a, b1, c11);
+            a = Vector256.Create(ap[2]);
+            c20 = Vector256.FusedMultiplyAdd(a, b0, c20); c21 = Vector256.FusedMultiplyAdd(a, b1, c21);
+            a = Vector256.Create(ap[3]);
+            c30 = Vector256.FusedMultiplyAdd(a, b0, c30); c31 = Vector256.FusedMultiplyAdd(a, b1, c31);
+            a = Vector256.Create(ap[4]);
+            c40 = Vector256.FusedMultiplyAdd(a, b0, c40); c41 = Vector256.FusedMultiplyAdd(a, b1, c41);
+            a = Vector256.Create(ap[5]);
+            c50 = Vector256.FusedMultiplyAdd(a, b0, c50); c51 = Vector256.FusedMultiplyAdd(a, b1, c51);
+            ap += Avx2Mr;
+            bp += Avx2Nr;
+        }
+        Row256(c, overwrite, c00, c01); c += ldc;
+        Row256(c, overwrite, c10, c11); c += ldc;
+        Row256(c, overwrite, c20, c21); c += ldc;
+        Row256(c, overwrite, c30, c31); c += ldc;
+        Row256(c, overwrite, c40, c41); c += ldc;
+        Row256(c, overwrite, c50, c51);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Row256(float* c, bool overwrite, Vector256<float> v0, Vector256<float> v1)
+    {
+        if (!overwrite) { v0 += Vector256.Load(c); v1 += Vector256.Load(c + 8); }
+        Vector256.Store(v0, c); Vector256.Store(v1, c + 8);
+    }
+
+    /// <summary>Scalar tile; uses fused multiply-add so it rounds like the vector kernels.</summary>
+    public static void Scalar(int kc, float* ap, float* bp, float* c, int ldc, bool overwrite)
+    {
+        float* acc = stackalloc float[ScalarMr * ScalarNr];
+        for (int i = 0; i < ScalarMr * ScalarNr; i++) acc[i] = 0f;
+        for (int p = 0; p < kc; p++)
+        {
+            for (int r = 0; r < ScalarMr; r++)
+            {
+                float av = ap[r];
+                for (int j = 0; j < ScalarNr; j++) acc[r * ScalarNr + j] = MathF.FusedMultiplyAdd(av, bp[j], acc[r * ScalarNr + j]);
+            }
+            ap += ScalarMr;
+            bp += ScalarNr;
+        }
+        for (int r = 0; r < ScalarMr; r++)
+            for (int j = 0; j < ScalarNr; j++)
+                c[r * ldc + j] = overwrite ? acc[r * ScalarNr + j] : c[r * ldc + j] + acc[r * ScalarNr + j];
+    }
+}

@@ -1,0 +1,222 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Tessera.Kernels;
+
+/// <summary>
+/// Copies blocks of op(A) and op(B) into the contiguous micro-panel layout the
+/// <see cref="GemmMicroKernels"/> stream through. Packing is where the transposes are absorbed:
+/// the kernels only ever see k-major panels, whatever the caller's storage order. Edge panels are
+/// zero-padded to the full tile so the kernels never branch on a ragged edge.
+/// </summary>
+internal static unsafe class GemmPacking
+{
+    /// <summary>
+    /// Packs op(A)[i0..i0+mc, p0..p0+kc] into ⌈mc/mr⌉ panels of kc×mr floats (panel q holds rows
+    /// i0+q·mr.., value (p, r) at q·kc·mr + p·mr + r).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackA(bool transA, float* a, int lda, int i0, int mc, int p0, int kc, float* dst, int mr)
+    {
+        for (int q = 0; q < mc; q += mr)
+        {
+            int rows = Math.Min(mr, mc - q);
+            if (transA)
+            {
+                // Stored K×M: row p of storage holds op(A)[·, p], so each k step is one contiguous copy.
+                float* src = a + (long)p0 * lda + i0 + q;
+                if (rows == 6 && mr == 6)
+                {
+                    for (int p = 0; p < kc; p++, src += lda, dst += 6)
+                    {
+                        Vector128.Store(Vector128.Load(src), dst);
+                        *(long*)(dst + 4) = *(long*)(src + 4);
+                    }
+                    continue;
+                }
+                for (int p = 0; p < kc; p++, src += lda, dst += mr)
+                {
+                    int r = 0;
+                    for (; r < rows; r++) dst[r] = src[r];
+                    for (; r < mr; r++) dst[r] = 0f;
+                }
+            }
+            else
+            {
+                // Stored M×K: each source row is contiguous in k; interleave the rows.
+                int p = 0;
+                if (rows == 6 && mr == 6 && Avx512F.IsSupported)
+                {
+                    float* src = a + (long)(i0 + q) * lda + p0;
+                    for (; p + 16 <= kc; p += 16) Interleave6x16(src + p, lda, dst + p * 6);
+                }
+                // Tail (and other tile heights): scatter with stride mr; the panel stays in L1.
+                for (int r = 0; r < mr; r++)
+                {
+                    float* d = dst + r;
+                    if (r < rows)
+                    {
+                        float* src = a + (long)(i0 + q + r) * lda + p0;
+                        for (int pp = p; pp < kc; pp++) d[pp * mr] = src[pp];
+                    }
+                    else
+                    {
+                        for (int pp = p; pp < kc; pp++) d[pp * mr] = 0f;
+                    }
+                }
+                dst += kc * mr;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Interleaves 16 k steps of 6 rows (row r at src + r·ld) into 96 floats, dst[6p + r]:
+    /// each of the 6 output vectors takes its lanes from row pairs with a two-source permute and
+    /// merges the three pairs with two selects — 30 vector ops instead of 96 scalar moves.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Interleave6x16(float* src, int ld, float* dst)
+    {
+        var r0 = Vector512.Load(src);
+        var r1 = Vector512.Load(src + ld);
+        var r2 = Vector512.Load(src + 2L * ld);
+        var r3 = Vector512.Load(src + 3L * ld);
+        var r4 = Vector512.Load(src + 4L * ld);
+        var r5 = Vector512.Load(src + 5L * ld);
+        int* index = Interleave6Index;
+        int* select = Interleave6Select;
+        for (int t = 0; t < 6; t++, index += 48, select += 32)
+        {
+            var x01 = Avx512F.PermuteVar16x32x2(r0, Vector512.Load(index), r1);
+            var x23 = Avx512F.PermuteVar16x32x2(r2, Vector512.Load(index + 16), r3);
+            var x45 = Avx512F.PermuteVar16x32x2(r4, Vector512.Load(index + 32), r5);
+            var merged = Vector512.ConditionalSelect(Vector512.Load(select).AsSingle(), x01,
+                Vector512.ConditionalSelect(Vector512.Load(select + 16).AsSingle(), x23, x45));
+            Vector512.Store(merged, dst + 16 * t);
+        }
+    }
+
+    // Tables for Interleave6x16, in native memory so the hot loop reads them without bounds checks.
+    // Output lane e of vector t is position g = 16t + e: step p = g / 6 of row r = g % 6. Rows
+    // (0,1), (2,3), (4,5) are permuted pairwise (index p from the pair's first row, 16 + p from
+    // its second); the selects pick pair (0,1), else (2,3), else (4,5).
+    static readonly int* Interleave6Index = BuildInterleave6Index();
+    static readonly int* Interleave6Select = BuildInterleave6Select();
+
+    static int* BuildInterleave6Index()
+    {
+        var table = (int*)NativeMemory.AlignedAlloc(6 * 3 * 16 * sizeof(int), 64);
+        for (int t = 0; t < 6; t++)
+            for (int pair = 0; pair < 3; pair++)
+                for (int e = 0; e < 16; e++)
+                {
+                    int g = 16 * t + e, p = g / 6, r = g % 6;
+                    table[(t * 3 + pair) * 16 + e] = r / 2 == pair ? (r % 2) * 16 + p : 0;
+                }
+        return table;
+    }
+
+    static int* BuildInterleave6Select()
+    {
+        var table = (int*)NativeMemory.AlignedAlloc(6 * 2 * 16 * sizeof(int), 64);
+        const int allOnes = -1;
+        for (int t = 0; t < 6; t++)
+            for (int e = 0; e < 16; e++)
+            {
+                int r = (16 * t + e) % 6;
+                table[(t * 2) * 16 + e] = r < 2 ? allOnes : 0;
+                table[(t * 2 + 1) * 16 + e] = r is 2 or 3 ? allOnes : 0;
+            }
+        return table;
+    }
+
+    /// <summary>
+    /// Packs op(B)[pc0..pc0+kc, j0..j0+nc] into ⌈nc/nr⌉ panels of kc×nr floats (panel q holds
+    /// columns j0+q·nr.., value (p, c) at q·kc·nr + p·nr + c).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackB(bool transB, float* b, int ldb, int pc0, int kc, int j0, int nc, float* dst, int nr)
+    {
+        for (int q = 0; q < nc; q += nr)
+        {
+            int cols = Math.Min(nr, nc - q);
+            if (!transB)
+            {
+                // Stored K×N: each k step of the panel is a contiguous run of the source row.
+                float* src = b + (long)pc0 * ldb + j0 + q;
+                for (int p = 0; p < kc; p++, src += ldb, dst += nr)
+                {
+                    Unsafe.CopyBlockUnaligned(dst, src, (uint)(cols * sizeof(float)));
+                    for (int c = cols; c < nr; c++) dst[c] = 0f;
+                }
+            }
+            else
+            {
+                // Stored N×K: op(B) column j is source row j. A whole panel (kc×nr) can exceed L1,
+                // so transpose it in strips of 16 k steps: each strip reads one cache line from
+                // each source row and writes 16 panel rows that stay in L1 while they fill.
+                for (int p0 = 0; p0 < kc; p0 += 16)
+                {
+                    int steps = Math.Min(16, kc - p0);
+                    float* strip = dst + p0 * nr;
+                    int c = 0;
+                    if (Avx512F.IsSupported && steps == 16)
+                        for (; c + 16 <= cols; c += 16)
+                            Transpose16x16(b + (long)(j0 + q + c) * ldb + pc0 + p0, ldb, strip + c, nr);
+                    for (; c < cols; c++)
+                    {
+                        float* src = b + (long)(j0 + q + c) * ldb + pc0 + p0;
+                        for (int p = 0; p < steps; p++) strip[p * nr + c] = src[p];
+                    }
+                    for (int p = 0; p < steps; p++)
+                        for (c = cols; c < nr; c++) strip[p * nr + c] = 0f;
+                }
+                dst += kc * nr;
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst[x·ldDst + y] = src[y·ldSrc + x] for a 16×16 block, in registers: interleave 32-bit
+    /// pairs, then 64-bit pairs (giving 4×4 transposes inside each 128-bit lane), then move
+    /// 128-bit lanes — 64 shuffles instead of 256 scattered scalar stores.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose16x16(float* src, int ldSrc, float* dst, int ldDst)
+    {
+        // Stage 1: t[2i] = unpacklo(r[2i], r[2i+1]), t[2i+1] = unpackhi(...).
+        var t = stackalloc Vector512<float>[16];
+        for (int i = 0; i < 16; i += 2)
+        {
+            var r0 = Vector512.Load(src + (long)i * ldSrc);
+            var r1 = Vector512.Load(src + (long)(i + 1) * ldSrc);
+            t[i] = Avx512F.UnpackLow(r0, r1);
+            t[i + 1] = Avx512F.UnpackHigh(r0, r1);
+        }
+        // Stage 2: u[4g + c] holds rows 4g..4g+3 of column 4L + c in 128-bit lane L.
+        var u = stackalloc Vector512<float>[16];
+        for (int g = 0; g < 16; g += 4)
+        {
+            var lo0 = t[g].AsDouble(); var hi0 = t[g + 1].AsDouble();
+            var lo1 = t[g + 2].AsDouble(); var hi1 = t[g + 3].AsDouble();
+            u[g] = Avx512F.UnpackLow(lo0, lo1).AsSingle();
+            u[g + 1] = Avx512F.UnpackHigh(lo0, lo1).AsSingle();
+            u[g + 2] = Avx512F.UnpackLow(hi0, hi1).AsSingle();
+            u[g + 3] = Avx512F.UnpackHigh(hi0, hi1).AsSingle();
+        }
+        // Stage 3: column 4L + c gathers lane L of u[c], u[4 + c], u[8 + c], u[12 + c].
+        for (int c = 0; c < 4; c++)
+        {
+            var v0 = Avx512F.Shuffle4x128(u[c], u[4 + c], 0x44);
+            var v1 = Avx512F.Shuffle4x128(u[c], u[4 + c], 0xEE);
+            var v2 = Avx512F.Shuffle4x128(u[8 + c], u[12 + c], 0x44);
+            var v3 = Avx512F.Shuffle4x128(u[8 + c], u[12 + c], 0xEE);
+            Vector512.Store(Avx512F.Shuffle4x128(v0, v2, 0x88), dst + (long)c * ldDst);
+            Vector512.Store(Avx512F.Shuffle4x128(v0, v2, 0xDD), dst + (long)(4 + c) * ldDst);
+            Vector512.Store(Avx512F.Shuffle4x128(v1, v3, 0x88), dst + (long)(8 + c) * ldDst);
+            Vector512.Store(Avx512F.Shuffle4x128(v1, v3, 0xDD), dst + (long)(12 + c) * ldDst);
+        }
+    }
+}
