@@ -42,7 +42,7 @@ public sealed record TrainOptions
     public ulong Seed { get; init; } = 1337;
     /// <summary>Visit training windows in a seeded random order each epoch (off = file order).</summary>
     public bool ShuffleData { get; init; } = true;
-    /// <summary>Peak FLOP/s used for MFU (default: fp32 FMA peak of the 2-core Zen 4 machine).</summary>
+    /// <summary>Peak FLOP/s used for MFU. The CLI measures it (Tessera.Bench.GemmPeak); the default is the brief's 2-thread AVX2-rate figure.</summary>
     public double PeakFlops { get; init; } = 228e9;
 
     /// <summary>Tokens consumed by one optimizer step.</summary>
