@@ -7,10 +7,11 @@ namespace Tessera.Model;
 /// <see cref="CrossEntropy"/> + LoadBalanceCoef·<see cref="LoadBalance"/> + RouterZLossCoef·<see cref="RouterZ"/>,
 /// where the auxiliary terms are the mean over MoE layers (so their scale does not grow with
 /// depth). The loss tensors are null when no targets were given, the auxiliary ones also for a
-/// dense model. All tensors belong to the graph.
+/// dense model. <see cref="Hidden"/> is the final RMS-normalised hidden state (B·T, D), the
+/// input of lm_head (embeddings are pooled from it). All tensors belong to the graph.
 /// </summary>
 public sealed record ModelOutput(Tensor Logits, Tensor? Loss, Tensor? CrossEntropy, Tensor? LoadBalance, Tensor? RouterZ,
-    IReadOnlyList<ExpertLoad> ExpertLoads);
+    IReadOnlyList<ExpertLoad> ExpertLoads, Tensor Hidden);
 
 /// <summary>
 /// Decoder-only transformer (Llama / Mixtral): token embedding → layers of
@@ -62,16 +63,17 @@ public sealed class Transformer : IDisposable
         var stats = new RouterStats();
         var x = g.Embedding(embedTokens, ids);                                    // (B·T, D)
         foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats); // (B·T, D)
-        var logits = g.Linear(g.RmsNorm(x, finalNorm, Config.NormEps), lmHead);   // (B·T, V)
+        var hidden = g.RmsNorm(x, finalNorm, Config.NormEps);                     // (B·T, D)
+        var logits = g.Linear(hidden, lmHead);                                    // (B·T, V)
         lastLoads = stats.Loads;
-        if (targets.IsEmpty) return new ModelOutput(logits, null, null, null, null, stats.Loads);
+        if (targets.IsEmpty) return new ModelOutput(logits, null, null, null, null, stats.Loads, hidden);
 
         var ce = g.CrossEntropy(logits, targets);
-        if (!Config.IsMoe) return new ModelOutput(logits, ce, ce, null, null, stats.Loads);
+        if (!Config.IsMoe) return new ModelOutput(logits, ce, ce, null, null, stats.Loads, hidden);
         var balance = MeanOf(g, stats.LoadBalanceLosses);
         var z = MeanOf(g, stats.ZLosses);
         var loss = g.Add(ce, g.Add(g.Scale(balance, Config.LoadBalanceCoef), g.Scale(z, Config.RouterZLossCoef)));
-        return new ModelOutput(logits, loss, ce, balance, z, stats.Loads);
+        return new ModelOutput(logits, loss, ce, balance, z, stats.Loads, hidden);
     }
 
     static Tensor MeanOf(Graph g, IReadOnlyList<Tensor> terms)

@@ -1,0 +1,51 @@
+using Tessera.Model;
+
+namespace Tessera.Inference;
+
+/// <summary>Why a sequence stopped.</summary>
+public enum FinishReason { None, Stop, Length, Cancelled }
+
+/// <summary>
+/// One sequence to generate: prompt ids (BOS included by the caller), a token budget, sampling,
+/// stop ids (e.g. EOS, kept as the last token), and how many alternatives to report per token.
+/// </summary>
+public sealed record GenerationRequest(IReadOnlyList<int> Prompt, int MaxNewTokens, SamplingOptions Sampling,
+    IReadOnlySet<int>? StopIds = null, int TopLogprobs = 0);
+
+/// <summary>A token id with its log-probability under the model (natural log, temperature 1).</summary>
+public readonly record struct TokenLogprob(int Id, float Logprob);
+
+/// <summary>
+/// One generated (or scored) token: its id, its log-probability under the unmodified model
+/// distribution, the <c>TopLogprobs</c> most likely alternatives, and — on the last event of a
+/// sequence only — why generation finished.
+/// </summary>
+public sealed record TokenEvent(int Id, float Logprob, IReadOnlyList<TokenLogprob> Top, FinishReason Finish = FinishReason.None);
+
+/// <summary>
+/// What the server and evals need from an inference engine. Engines see token ids only; text,
+/// chat templates and stop strings live with the caller. Implementations must be safe to call
+/// from many threads at once.
+/// </summary>
+public interface IGenerationEngine
+{
+    /// <summary>The served model's shape (vocabulary, context length).</summary>
+    ModelConfig Config { get; }
+
+    /// <summary>
+    /// Generates up to <see cref="GenerationRequest.MaxNewTokens"/> tokens, yielding each as soon as
+    /// it exists. Cancelling ends the sequence and frees its slot. Throws
+    /// <see cref="ArgumentException"/> before any work for a prompt that is empty, has ids outside
+    /// the vocabulary, or leaves no room in the context.
+    /// </summary>
+    IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default);
+
+    /// <summary>
+    /// Scores a prompt: element i is log p(prompt[i] | prompt[..i]) with alternatives; element 0
+    /// has NaN log-probability (nothing precedes it). This is what echo + logprobs returns.
+    /// </summary>
+    IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs);
+
+    /// <summary>Mean-pooled final hidden state of the sequence, L2-normalised.</summary>
+    float[] Embed(IReadOnlyList<int> ids);
+}

@@ -1,0 +1,124 @@
+using System.Runtime.CompilerServices;
+using Tessera.Model;
+using Tessera.Tensors;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// <see cref="IGenerationEngine"/> the plain way: one sequence at a time (callers queue on a
+/// lock), re-running the whole model for every token. The batched, cached and speculative
+/// engines must produce the same greedy tokens and log-probabilities as this one.
+/// </summary>
+public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
+{
+    readonly object gate = new();
+
+    public ModelConfig Config => model.Config;
+
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
+    {
+        EngineChecks.Request(request, Config);
+        var sampler = new Sampler(request.Sampling);
+        var tokens = new List<int>(request.Prompt);
+        for (int step = 0; step < request.MaxNewTokens; step++)
+        {
+            if (cancel.IsCancellationRequested) yield break;
+            TokenEvent ev;
+            lock (gate)
+            {
+                var logits = LastLogits(tokens);
+                int next = sampler.Next(logits);
+                ev = Describe(logits, next, request.TopLogprobs);
+            }
+            tokens.Add(ev.Id);
+            bool stop = request.StopIds?.Contains(ev.Id) == true;
+            bool last = stop || step == request.MaxNewTokens - 1 || tokens.Count >= Config.ContextLength;
+            yield return last ? ev with { Finish = stop ? FinishReason.Stop : FinishReason.Length } : ev;
+            if (last) yield break;
+            await Task.Yield();
+        }
+    }
+
+    public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
+    {
+        EngineChecks.Prompt(prompt, Config);
+        int V = Config.VocabSize, T = prompt.Count;
+        var result = new TokenEvent[T];
+        result[0] = new TokenEvent(prompt[0], float.NaN, []);
+        lock (gate)
+        {
+            using var g = new Graph(recordGradients: false);
+            var logits = model.Forward(g, prompt.ToArray(), 1, T).Logits.AsSpan("score");   // (T, V)
+            for (int i = 1; i < T; i++) result[i] = Describe(logits.Slice((i - 1) * V, V), prompt[i], topLogprobs);
+        }
+        return result;
+    }
+
+    public float[] Embed(IReadOnlyList<int> ids)
+    {
+        EngineChecks.Prompt(ids, Config);
+        int D = Config.Dim, T = ids.Count;
+        var e = new float[D];
+        lock (gate)
+        {
+            using var g = new Graph(recordGradients: false);
+            var h = model.Forward(g, ids.ToArray(), 1, T).Hidden.AsSpan("embed");               // (T, D)
+            for (int t = 0; t < T; t++) for (int d = 0; d < D; d++) e[d] += h[t * D + d];
+        }
+        double norm = 0;
+        foreach (float v in e) norm += (double)v * v;
+        float inv = norm > 0 ? (float)(1 / Math.Sqrt(norm)) : 0f;
+        for (int d = 0; d < D; d++) e[d] *= inv;
+        return e;
+    }
+
+    float[] LastLogits(List<int> tokens)
+    {
+        int V = Config.VocabSize, T = tokens.Count;
+        using var g = new Graph(recordGradients: false);
+        return model.Forward(g, tokens.ToArray(), 1, T).Logits.AsSpan("generate").Slice((T - 1) * V, V).ToArray();
+    }
+
+    /// <summary>The event for choosing <paramref name="id"/> after <paramref name="logits"/>: log-softmax at temperature 1, plus the top alternatives.</summary>
+    public static TokenEvent Describe(ReadOnlySpan<float> logits, int id, int top)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float l in logits) max = MathF.Max(max, l);
+        double sum = 0;
+        foreach (float l in logits) sum += Math.Exp(l - max);
+        float lse = (float)(max + Math.Log(sum));
+        var alternatives = new TokenLogprob[Math.Min(top, logits.Length)];
+        if (alternatives.Length > 0)
+        {
+            var idx = new int[logits.Length];
+            for (int i = 0; i < idx.Length; i++) idx[i] = i;
+            var copy = logits.ToArray();
+            Array.Sort(idx, (a, b) => copy[b] != copy[a] ? copy[b].CompareTo(copy[a]) : a.CompareTo(b));
+            for (int i = 0; i < alternatives.Length; i++) alternatives[i] = new TokenLogprob(idx[i], copy[idx[i]] - lse);
+        }
+        return new TokenEvent(id, logits[id] - lse, alternatives);
+    }
+}
+
+/// <summary>Request checks every engine applies before doing any work.</summary>
+public static class EngineChecks
+{
+    public static void Prompt(IReadOnlyList<int> prompt, ModelConfig config)
+    {
+        if (prompt.Count == 0) throw new ArgumentException("The prompt is empty (it needs at least a BOS token).");
+        if (prompt.Count > config.ContextLength)
+            throw new ArgumentException($"The prompt has {prompt.Count} tokens but the model's context is {config.ContextLength}.");
+        foreach (int id in prompt)
+            if ((uint)id >= (uint)config.VocabSize) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {config.VocabSize}.");
+    }
+
+    public static void Request(GenerationRequest r, ModelConfig config)
+    {
+        Prompt(r.Prompt, config);
+        if (r.MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be ≥ 0, got {r.MaxNewTokens}.");
+        if (r.TopLogprobs < 0 || r.TopLogprobs > 20) throw new ArgumentException($"top logprobs must be in [0, 20], got {r.TopLogprobs}.");
+        if (r.Prompt.Count >= config.ContextLength && r.MaxNewTokens > 0)
+            throw new ArgumentException($"The prompt fills the model's context of {config.ContextLength} tokens; nothing can be generated.");
+        r.Sampling.Validate();
+    }
+}
