@@ -94,6 +94,40 @@ public static class CorpusFiles
         return docs;
     }
 
+    /// <summary>
+    /// A corpus of few, long documents (e.g. one novel in one file) cannot be split by document,
+    /// so each document is cut at paragraph breaks into chunks of about total/<paramref name="target"/>
+    /// characters; keys become <c>key@n</c>. Corpora that already have <paramref name="target"/> or
+    /// more documents are returned unchanged.
+    /// </summary>
+    public static IReadOnlyList<CorpusDocument> ChunkIfFew(IReadOnlyList<CorpusDocument> docs, int target = 200)
+    {
+        if (docs.Count >= target) return docs;
+        long total = 0;
+        foreach (var d in docs) total += d.Text.Length;
+        int size = (int)Math.Max(256, total / target);
+        var result = new List<CorpusDocument>();
+        foreach (var d in docs)
+        {
+            int start = 0, n = 0;
+            while (start < d.Text.Length)
+            {
+                int end = Math.Min(d.Text.Length, start + size);
+                if (end < d.Text.Length)
+                {
+                    // Prefer a paragraph break, then a line break, after the nominal end.
+                    int para = d.Text.IndexOf("\n\n", end, StringComparison.Ordinal);
+                    int line = d.Text.IndexOf('\n', end);
+                    end = para >= 0 && para - end < size ? para : line >= 0 && line - end < size ? line : end;
+                }
+                var piece = d.Text[start..end].Trim('\n', '\r');
+                if (piece.Length > 0) result.Add(new CorpusDocument($"{d.Key}@{n++}", piece));
+                start = end;
+            }
+        }
+        return result;
+    }
+
     static void Add(List<CorpusDocument> docs, string key, string name, string text)
     {
         text = text.Trim('\n', '\r');

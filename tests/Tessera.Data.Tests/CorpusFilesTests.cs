@@ -61,3 +61,26 @@ public class EmbeddedCorpusTests
         Assert.Equal(docs.Count, docs.Select(d => d.Key).Distinct().Count());
     }
 }
+
+public class ChunkingTests
+{
+    [Fact]
+    public void OneLongDocumentIsCutAtParagraphsAndLosesNoText()
+    {
+        var paragraphs = Enumerable.Range(0, 400).Select(i => $"Paragraph {i} " + new string('w', i % 37)).ToArray();
+        string text = string.Join("\n\n", paragraphs);
+        var chunks = CorpusFiles.ChunkIfFew([new CorpusDocument("book.txt", text)], target: 50);
+        Assert.InRange(chunks.Count, 40, 60);
+        Assert.Equal(chunks.Count, chunks.Select(c => c.Key).Distinct().Count());
+        // Every chunk starts at a paragraph start, and the chunks re-join to the original text.
+        Assert.All(chunks, c => Assert.StartsWith("Paragraph ", c.Text));
+        Assert.Equal(text, string.Join("\n\n", chunks.Select(c => c.Text)));
+    }
+
+    [Fact]
+    public void ManyDocumentsAreLeftAlone()
+    {
+        var docs = Enumerable.Range(0, 300).Select(i => new CorpusDocument($"d{i}", "x")).ToList();
+        Assert.Same(docs, CorpusFiles.ChunkIfFew(docs));
+    }
+}

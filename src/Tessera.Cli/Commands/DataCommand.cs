@@ -49,7 +49,7 @@ public static class DataCommand
     {
         if (input == "embedded") return EmbeddedCorpus.Read(Path.Combine(scratch, "corpus"));
         var regex = splitOn is null ? null : new System.Text.RegularExpressions.Regex(splitOn, System.Text.RegularExpressions.RegexOptions.Multiline);
-        return CorpusFiles.Read(input, regex);
+        return CorpusFiles.ChunkIfFew(CorpusFiles.Read(input, regex));
     }
 
     static void Report(PreparedData d, double seconds, bool json)

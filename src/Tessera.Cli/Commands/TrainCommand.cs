@@ -57,13 +57,18 @@ public static class TrainCommand
                 WeightDecay = p.GetValue(wd), EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches),
                 CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed),
             }.Validate();
-            string tokSource = p.GetValue(tokenizer)!;
-            var prepared = RunSetup.ResolveData(p.GetValue(data)!, tokSource, Path.Combine(outDir, "data"), quiet);
+            string tokSource = p.GetValue(tokenizer)!, dataArg = p.GetValue(data)!;
+            // Everything that can be checked cheaply is checked before any tokenizing or training.
+            bool prepared0 = Directory.Exists(dataArg) && File.Exists(Path.Combine(dataArg, PreparedData.MetaFile));
             string runTok = Path.Combine(outDir, Checkpoint.TokenizerFolder);
-            if (!p.GetValue(resume)) RunSetup.CopyTokenizer(Directory.Exists(prepared.Tokenizer) || prepared.Tokenizer == "bytes" ? prepared.Tokenizer : tokSource, runTok);
-            var tok = RunSetup.LoadRunTokenizer(runTok);
+            if (prepared0) tokSource = PreparedData.Load(dataArg).Tokenizer;
+            var tok = p.GetValue(resume) ? RunSetup.LoadRunTokenizer(runTok) : TokenizerFiles.Load(tokSource);
             var config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
                 p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity));
+            if (options.SequenceLength > config.ContextLength)
+                throw new ArgumentException($"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
+            var prepared = RunSetup.ResolveData(dataArg, tokSource, Path.Combine(outDir, "data"), quiet);
+            if (!p.GetValue(resume)) RunSetup.CopyTokenizer(tokSource, runTok);
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel);
             if (quiet) Console.WriteLine(JsonSerializer.Serialize(result));
             return Task.FromResult(0);
