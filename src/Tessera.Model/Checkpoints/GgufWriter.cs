@@ -142,7 +142,8 @@ public sealed class GgufWriter
             case double d: w.Write(d); break;
             case string[] a: w.Write(8u); w.Write((ulong)a.Length); foreach (var s in a) WriteString(w, s); break;
             case float[] a: w.Write(6u); w.Write((ulong)a.Length); foreach (var f in a) w.Write(f); break;
-            case int[] a: w.Write(5u); w.Write((ulong)a.Length); foreach (var i in a) w.Write(i); break;
+            // The CLR lets an int[] pass as uint[] and vice versa, so the element type is taken from GetType().
+            case int[] a when v.GetType() == typeof(int[]): w.Write(5u); w.Write((ulong)a.Length); foreach (var i in a) w.Write(i); break;
             case uint[] a: w.Write(4u); w.Write((ulong)a.Length); foreach (var u in a) w.Write(u); break;
         }
     }
