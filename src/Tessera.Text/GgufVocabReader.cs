@@ -4,9 +4,10 @@ using System.Text;
 namespace Tessera.Text;
 
 /// <summary>
-/// Minimal GGUF (v2/v3, little-endian) reader for the file header and the metadata
-/// key/value section: enough to load a tokenizer vocabulary. Tensor infos and data are not
-/// read. Every length is checked against the bytes left in the file before anything is
+/// The one GGUF (v2/v3, little-endian) parser of the file header and the metadata key/value
+/// section, used for tokenizer vocabularies here and, through <see cref="Read(Stream, string)"/>,
+/// by the model reader in Tessera.Model, which continues with the tensor infos at
+/// <see cref="GgufMetadata.End"/>. Every length is checked against the bytes left in the file before anything is
 /// allocated, so hostile sizes fail with a clear message instead of exhausting memory.
 /// </summary>
 public sealed class GgufVocabReader
@@ -34,6 +35,17 @@ public sealed class GgufVocabReader
         return new GgufVocabReader(fs, path).ReadMetadata();
     }
 
+    /// <summary>
+    /// Reads the header and metadata from the start of <paramref name="stream"/> (positioned at 0) and leaves it
+    /// at <see cref="GgufMetadata.End"/>, the first tensor info. <paramref name="path"/> names the file in errors.
+    /// </summary>
+    /// <exception cref="FormatException">Not a GGUF file, unsupported version, or a bad size.</exception>
+    public static GgufMetadata Read(Stream stream, string path)
+    {
+        if (stream.Position != 0) throw new ArgumentException("The GGUF stream must be positioned at its start.", nameof(stream));
+        return new GgufVocabReader(stream, path).ReadMetadata();
+    }
+
     private GgufMetadata ReadMetadata()
     {
         if (_length < 24) Fail("file is too short to be GGUF");
@@ -52,7 +64,7 @@ public sealed class GgufVocabReader
             var value = Value(type, key);
             if (!values.TryAdd(key, value)) Fail($"duplicate metadata key '{key}'");
         }
-        return new GgufMetadata(_path, version, tensorCount, values);
+        return new GgufMetadata(_path, version, tensorCount, values) { End = _stream.Position };
     }
 
     private object Value(uint type, string key) => type switch
@@ -129,6 +141,9 @@ public sealed class GgufMetadata(string path, uint version, ulong tensorCount, I
 
     /// <summary>Number of tensors declared in the header.</summary>
     public ulong TensorCount { get; } = tensorCount;
+
+    /// <summary>File offset just past the metadata, where the tensor infos begin.</summary>
+    public long End { get; init; }
 
     /// <summary>All key/values; arrays of strings/floats/int32/uint32 are typed arrays, others object[].</summary>
     public IReadOnlyDictionary<string, object> Values { get; } = values;

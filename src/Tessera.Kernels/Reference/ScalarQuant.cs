@@ -1,0 +1,252 @@
+using System.Buffers.Binary;
+
+namespace Tessera.Kernels.Reference;
+
+/// <summary>
+/// Scalar twin of the quantized formats and matmuls (<see cref="QuantFormat"/>, <see cref="QuantDot"/>,
+/// <see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/>, <see cref="TernaryMatrix"/>). Weight
+/// quantizers follow ggml's reference quantizers exactly (same scale choice and rounding), so their
+/// bytes match what llama.cpp's <c>quantize_row_q8_0_ref</c> / <c>quantize_row_q4_0_ref</c> write.
+/// Activations are quantized per 32-block to int8 with an fp32 scale (round half to even), keeping
+/// the block's integer sum so the offset formats (Q4_0's −8, ternary's −1) cost one multiply per block.
+/// </summary>
+public static class ScalarQuant
+{
+    const int B = QuantFormat.BlockSize;
+
+    /// <summary>ggml Q8_0: d = max|x|/127, q = round-half-away(x/d); stored scale is fp16(d).</summary>
+    public static void QuantizeQ8_0(ReadOnlySpan<float> x, Span<byte> blocks)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * QuantFormat.Q8_0BlockBytes, "QuantizeQ8_0");
+        for (int b = 0; b < nb; b++)
+        {
+            var xb = x.Slice(b * B, B);
+            var o = blocks.Slice(b * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
+            float amax = 0;
+            for (int j = 0; j < B; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
+            float d = amax / 127f;
+            float id = d != 0 ? 1f / d : 0f;
+            BinaryPrimitives.WriteUInt16LittleEndian(o, QuantFormat.ToHalf(d));
+            for (int j = 0; j < B; j++) o[2 + j] = (byte)(sbyte)MathF.Round(xb[j] * id, MidpointRounding.AwayFromZero);
+        }
+    }
+
+    /// <summary>x = fp16(d)·q per block.</summary>
+    public static void DequantizeQ8_0(ReadOnlySpan<byte> blocks, Span<float> x)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * QuantFormat.Q8_0BlockBytes, "DequantizeQ8_0");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = blocks.Slice(b * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o));
+            for (int j = 0; j < B; j++) x[b * B + j] = d * (sbyte)o[2 + j];
+        }
+    }
+
+    /// <summary>
+    /// ggml Q4_0: m = the element of largest magnitude (with its sign), d = m/−8, q = min(15, trunc(x/d + 8.5)).
+    /// The extreme element lands exactly on q = 0; the opposite end can reach q = 16, which is clamped to 15.
+    /// </summary>
+    public static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> blocks)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * QuantFormat.Q4_0BlockBytes, "QuantizeQ4_0");
+        for (int b = 0; b < nb; b++)
+        {
+            var xb = x.Slice(b * B, B);
+            var o = blocks.Slice(b * QuantFormat.Q4_0BlockBytes, QuantFormat.Q4_0BlockBytes);
+            float amax = 0, max = 0;
+            for (int j = 0; j < B; j++)
+                if (amax < MathF.Abs(xb[j])) { amax = MathF.Abs(xb[j]); max = xb[j]; }
+            float d = max / -8f;
+            float id = d != 0 ? 1f / d : 0f;
+            BinaryPrimitives.WriteUInt16LittleEndian(o, QuantFormat.ToHalf(d));
+            for (int j = 0; j < B / 2; j++)
+            {
+                int lo = Math.Min(15, (int)(sbyte)(xb[j] * id + 8.5f));
+                int hi = Math.Min(15, (int)(sbyte)(xb[j + B / 2] * id + 8.5f));
+                o[2 + j] = (byte)(lo | (hi << 4));
+            }
+        }
+    }
+
+    /// <summary>x = fp16(d)·(q − 8); low nibbles are elements 0..15, high nibbles 16..31.</summary>
+    public static void DequantizeQ4_0(ReadOnlySpan<byte> blocks, Span<float> x)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * QuantFormat.Q4_0BlockBytes, "DequantizeQ4_0");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = blocks.Slice(b * QuantFormat.Q4_0BlockBytes, QuantFormat.Q4_0BlockBytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o));
+            for (int j = 0; j < B / 2; j++)
+            {
+                x[b * B + j] = d * ((o[2 + j] & 0x0F) - 8);
+                x[b * B + j + B / 2] = d * ((o[2 + j] >> 4) - 8);
+            }
+        }
+    }
+
+    /// <summary>
+    /// BitNet b1.58 absmean ternary: per group of <paramref name="groupSize"/> consecutive weights,
+    /// γ = fp16(mean|w|) and t = clamp(round(w/γ), −1, 1). Writes fp16 scale bits and packed 2-bit codes.
+    /// A group size ≥ the tensor length gives one scale for the whole tensor.
+    /// </summary>
+    public static void QuantizeTernary(ReadOnlySpan<float> w, int groupSize, Span<byte> packed, Span<ushort> scales)
+    {
+        long nb = QuantFormat.CheckedBlocks(w.Length);
+        long groups = QuantFormat.TernaryGroups(w.Length, groupSize);
+        CheckBytes(packed.Length, nb * QuantFormat.TernaryBlockBytes, "QuantizeTernary");
+        CheckBytes(scales.Length, groups, "QuantizeTernary scales");
+        packed.Clear();
+        for (int g = 0; g < groups; g++)
+        {
+            int start = g * groupSize, end = (int)Math.Min(w.Length, (long)start + groupSize);
+            double sum = 0;
+            for (int i = start; i < end; i++) sum += Math.Abs(w[i]);
+            ushort bits = QuantFormat.ToHalf((float)(sum / (end - start)));
+            scales[g] = bits;
+            float gamma = QuantFormat.FromHalf(bits);
+            float inv = gamma != 0 && float.IsFinite(gamma) ? 1f / gamma : 0f;
+            for (int i = start; i < end; i++)
+            {
+                int t = (int)Math.Clamp(MathF.Round(w[i] * inv), -1f, 1f);
+                SetTernary(packed, i, t);
+            }
+        }
+    }
+
+    /// <summary>w = γ_group · t.</summary>
+    public static void DequantizeTernary(ReadOnlySpan<byte> packed, ReadOnlySpan<float> scales, int groupSize, Span<float> w)
+    {
+        long nb = QuantFormat.CheckedBlocks(w.Length);
+        CheckBytes(packed.Length, nb * QuantFormat.TernaryBlockBytes, "DequantizeTernary");
+        CheckBytes(scales.Length, QuantFormat.TernaryGroups(w.Length, groupSize), "DequantizeTernary scales");
+        for (int i = 0; i < w.Length; i++) w[i] = scales[i / groupSize] * GetTernary(packed, i);
+    }
+
+    /// <summary>The ternary value (−1, 0, +1) of element <paramref name="i"/>.</summary>
+    public static int GetTernary(ReadOnlySpan<byte> packed, int i)
+    {
+        int block = i / B, e = i % B;
+        return ((packed[block * QuantFormat.TernaryBlockBytes + (e & 7)] >> (2 * (e >> 3))) & 3) - 1;
+    }
+
+    static void SetTernary(Span<byte> packed, int i, int t)
+    {
+        int block = i / B, e = i % B;
+        packed[block * QuantFormat.TernaryBlockBytes + (e & 7)] |= (byte)((t + 1) << (2 * (e >> 3)));
+    }
+
+    /// <summary>
+    /// Activation quantization, per 32-block: d = max|x|/127, q = round-half-even(x·(1/d)), and the block's
+    /// integer sum Σq. <paramref name="x"/>'s length must be a multiple of 32.
+    /// </summary>
+    public static void QuantizeActivations(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> scales, Span<int> sums)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(q.Length, x.Length, "QuantizeActivations q");
+        CheckBytes(scales.Length, nb, "QuantizeActivations scales");
+        CheckBytes(sums.Length, nb, "QuantizeActivations sums");
+        for (int b = 0; b < nb; b++)
+        {
+            float amax = 0;
+            for (int j = 0; j < B; j++) amax = MathF.Max(amax, MathF.Abs(x[b * B + j]));
+            float d = amax / 127f;
+            float id = d != 0 ? 1f / d : 0f;
+            int sum = 0;
+            for (int j = 0; j < B; j++)
+            {
+                int v = (int)MathF.Round(x[b * B + j] * id);
+                q[b * B + j] = (sbyte)v;
+                sum += v;
+            }
+            scales[b] = d;
+            sums[b] = sum;
+        }
+    }
+
+    /// <summary>y (n×rows) = x (n×cols) · Wᵀ with W in Q8_0 rows; activations quantized as above; double accumulation.</summary>
+    public static void MatMulQ8_0(ReadOnlySpan<byte> w, int rows, int cols, ReadOnlySpan<float> x, int n, Span<float> y)
+    {
+        var (q, xs, _) = Activations(x, n, cols, y.Length, rows);
+        int nb = cols / B;
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < rows; r++)
+            {
+                double acc = 0;
+                for (int b = 0; b < nb; b++)
+                {
+                    var blk = w.Slice((r * nb + b) * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
+                    int s = 0;
+                    for (int j = 0; j < B; j++) s += (sbyte)blk[2 + j] * q[(i * nb + b) * B + j];
+                    acc += (double)s * QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blk)) * xs[i * nb + b];
+                }
+                y[i * rows + r] = (float)acc;
+            }
+    }
+
+    /// <summary>y (n×rows) = x (n×cols) · Wᵀ with W in Q4_0 rows.</summary>
+    public static void MatMulQ4_0(ReadOnlySpan<byte> w, int rows, int cols, ReadOnlySpan<float> x, int n, Span<float> y)
+    {
+        var (q, xs, _) = Activations(x, n, cols, y.Length, rows);
+        int nb = cols / B;
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < rows; r++)
+            {
+                double acc = 0;
+                for (int b = 0; b < nb; b++)
+                {
+                    var blk = w.Slice((r * nb + b) * QuantFormat.Q4_0BlockBytes, QuantFormat.Q4_0BlockBytes);
+                    int s = 0;
+                    for (int j = 0; j < B / 2; j++)
+                    {
+                        s += ((blk[2 + j] & 0x0F) - 8) * q[(i * nb + b) * B + j];
+                        s += ((blk[2 + j] >> 4) - 8) * q[(i * nb + b) * B + j + B / 2];
+                    }
+                    acc += (double)s * QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blk)) * xs[i * nb + b];
+                }
+                y[i * rows + r] = (float)acc;
+            }
+    }
+
+    /// <summary>y (n×rows) = x (n×cols) · Wᵀ with W ternary (packed codes + one scale per group of the flattened tensor).</summary>
+    public static void MatMulTernary(ReadOnlySpan<byte> packed, ReadOnlySpan<float> scales, int groupSize, int rows, int cols,
+        ReadOnlySpan<float> x, int n, Span<float> y)
+    {
+        var (q, xs, _) = Activations(x, n, cols, y.Length, rows);
+        int nb = cols / B;
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < rows; r++)
+            {
+                double acc = 0;
+                for (int b = 0; b < nb; b++)
+                {
+                    int first = (r * nb + b) * B;
+                    int s = 0;
+                    for (int j = 0; j < B; j++) s += GetTernary(packed, first + j) * q[(i * nb + b) * B + j];
+                    acc += (double)s * scales[first / groupSize] * xs[i * nb + b];
+                }
+                y[i * rows + r] = (float)acc;
+            }
+    }
+
+    static (sbyte[] Q, float[] Scales, int[] Sums) Activations(ReadOnlySpan<float> x, int n, int cols, int yLength, int rows)
+    {
+        QuantFormat.CheckedBlocks(cols);
+        if (n < 0 || x.Length != (long)n * cols) throw new ArgumentException($"Quantized matmul: x has {x.Length} floats, expected n·cols = {n}·{cols}.");
+        if (yLength != (long)n * rows) throw new ArgumentException($"Quantized matmul: y has {yLength} floats, expected n·rows = {n}·{rows}.");
+        var q = new sbyte[x.Length];
+        var s = new float[x.Length / B];
+        var sums = new int[x.Length / B];
+        QuantizeActivations(x, q, s, sums);
+        return (q, s, sums);
+    }
+
+    static void CheckBytes(long actual, long expected, string op)
+    {
+        if (actual != expected) throw new ArgumentException($"{op}: buffer holds {actual} items, expected {expected}.");
+    }
+}

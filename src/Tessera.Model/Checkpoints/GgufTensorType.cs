@@ -1,0 +1,55 @@
+namespace Tessera.Model.Checkpoints;
+
+/// <summary>
+/// ggml tensor types (the ids GGUF stores). Tessera reads and writes F32, F16, BF16, Q8_0 and Q4_0,
+/// and knows the block geometry of the other common types so it can bounds-check files holding them.
+/// <see cref="TesseraTernary"/> is Tessera's own id (outside ggml's range, so llama.cpp rejects it
+/// instead of misreading it): per tensor, ⌈n/G⌉ fp16 absmean scales followed by n/4 bytes of 2-bit codes,
+/// with G from the <c>tessera.ternary.group_size</c> metadata key.
+/// </summary>
+public enum GgmlType : uint
+{
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+    I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30, TQ1_0 = 34, TQ2_0 = 35,
+    /// <summary>Tessera ternary with per-group scales (not a ggml type).</summary>
+    TesseraTernary = 1024,
+}
+
+/// <summary>Block sizes and byte counts of <see cref="GgmlType"/>.</summary>
+public static class GgmlTypes
+{
+    /// <summary>(elements per block, bytes per block); null for unknown ids and for <see cref="GgmlType.TesseraTernary"/>.</summary>
+    public static (int Block, int Bytes)? Geometry(GgmlType t) => t switch
+    {
+        GgmlType.F32 => (1, 4), GgmlType.F16 => (1, 2), GgmlType.BF16 => (1, 2),
+        GgmlType.Q4_0 => (32, 18), GgmlType.Q4_1 => (32, 20), GgmlType.Q5_0 => (32, 22), GgmlType.Q5_1 => (32, 24),
+        GgmlType.Q8_0 => (32, 34), GgmlType.Q8_1 => (32, 36),
+        GgmlType.Q2_K => (256, 84), GgmlType.Q3_K => (256, 110), GgmlType.Q4_K => (256, 144),
+        GgmlType.Q5_K => (256, 176), GgmlType.Q6_K => (256, 210), GgmlType.Q8_K => (256, 292),
+        GgmlType.I8 => (1, 1), GgmlType.I16 => (1, 2), GgmlType.I32 => (1, 4), GgmlType.I64 => (1, 8), GgmlType.F64 => (1, 8),
+        GgmlType.TQ1_0 => (256, 54), GgmlType.TQ2_0 => (256, 66),
+        _ => null,
+    };
+
+    /// <summary>
+    /// Bytes of a tensor of <paramref name="elements"/> whose rows have <paramref name="rowLength"/> elements
+    /// (ggml's ne[0]); null when the type is unknown or the row is not a whole number of blocks.
+    /// <paramref name="ternaryGroup"/> is the group size for <see cref="GgmlType.TesseraTernary"/>.
+    /// </summary>
+    public static long? ByteCount(GgmlType t, long rowLength, long elements, int ternaryGroup = 0)
+    {
+        if (t == GgmlType.TesseraTernary)
+        {
+            if (ternaryGroup <= 0 || ternaryGroup % 32 != 0 || rowLength % 32 != 0) return null;
+            return (elements + ternaryGroup - 1) / ternaryGroup * 2 + elements / 4;
+        }
+        if (Geometry(t) is not var (block, bytes)) return null;
+        if (rowLength % block != 0) return null;
+        long blocks = elements / block;
+        return blocks > long.MaxValue / bytes ? null : blocks * bytes;
+    }
+
+    /// <summary>True for the types <see cref="GgufReader.ReadFloat32(GgufTensorInfo)"/> converts.</summary>
+    public static bool IsReadable(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.TesseraTernary;
+}
