@@ -33,8 +33,8 @@ public static class BitsPerByte
 {
     /// <summary>
     /// Scores <paramref name="shard"/> (the split called <paramref name="split"/>). With
-    /// <paramref name="maxTokens"/> only the first that many targets are scored and the byte count
-    /// is that of their decoded text (BOS excluded); otherwise <paramref name="splitBytes"/> (from
+    /// <paramref name="maxTokens"/> only that many targets are scored, in evenly spaced segments of
+    /// at least 16 windows, and the byte count is that of their decoded text (BOS excluded); otherwise <paramref name="splitBytes"/> (from
     /// meta.json) is used. <paramref name="progress"/> gets (targets scored, targets to score).
     /// </summary>
     public static BitsPerByteResult Evaluate(Transformer model, TokenShard shard, string split, long splitBytes, ITokenizer tokenizer,
@@ -49,65 +49,106 @@ public static class BitsPerByte
         long goal = maxTokens is { } cap && cap < targets ? Math.Max(1, cap) : targets;
         bool complete = goal == targets;
         W = (int)Math.Min(W, N - 1);
+        S = Math.Min(S, W);
 
-        int vocab = model.Config.VocabSize;
-        int B = Math.Max(1, batchTokens / W);
-        var ids = new int[B * W];
-        var next = new int[B * W];
-        var starts = new long[B];
-        var scratch = new float[vocab];
+        var scratch = new float[model.Config.VocabSize];
+        var buffers = new Buffers(Math.Max(1, batchTokens / W), W);
         double nats = 0;
-        long scoredUpTo = 0;   // targets t[1..scoredUpTo] are done
-        long nextStart = 0;
-        while (scoredUpTo < goal)
+        long bytes = 0, scored = 0;
+        foreach (var (lo, len) in Segments(targets, goal, W))
+        {
+            long before = scored;
+            nats += ScoreRange(model, shard, lo, lo + len, W, S, buffers, scratch, done => progress?.Invoke(before + done, goal));
+            if (!complete) bytes += DecodedBytes(shard, lo + 1, len, tokenizer);
+            scored += len;
+        }
+        return new BitsPerByteResult(split, goal, N, complete ? splitBytes : bytes, nats, complete, W, S);
+    }
+
+    /// <summary>
+    /// The target ranges (t[lo+1..lo+len]) scored for a cap of <paramref name="goal"/> out of
+    /// <paramref name="targets"/>: the whole split when there is no cap; otherwise disjoint
+    /// segments of at least 16 windows, with the unscored remainder spread evenly between them so
+    /// a corpus whose documents differ (a novel, then speeches) is sampled throughout rather than
+    /// only at its start.
+    /// </summary>
+    public static IReadOnlyList<(long Lo, long Length)> Segments(long targets, long goal, int window)
+    {
+        if (goal >= targets) return [(0, targets)];
+        long segment = Math.Max(16L * window, (goal + 63) / 64);
+        int count = (int)((goal + segment - 1) / segment);
+        long gap = targets - goal;
+        var list = new List<(long, long)>(count);
+        for (int g = 0; g < count; g++)
+        {
+            long len = Math.Min(segment, goal - g * segment);
+            list.Add((g * segment + gap * g / count, len));
+        }
+        return list;
+    }
+
+    sealed class Buffers(int rows, int window)
+    {
+        public readonly int Rows = rows;
+        public readonly int[] Ids = new int[rows * window], Next = new int[rows * window];
+        public readonly long[] Starts = new long[rows];
+    }
+
+    /// <summary>−Σ log p of targets t[lo+1..hi]; the first window leaves W − S tokens of context before t[lo+1] where the stream allows.</summary>
+    static double ScoreRange(Transformer model, TokenShard shard, long lo, long hi, int W, int S, Buffers buf, float[] scratch, Action<long> progress)
+    {
+        long N = shard.TokenCount;
+        int vocab = model.Config.VocabSize;
+        double nats = 0;
+        long scoredUpTo = lo;   // targets t[lo+1..scoredUpTo] are done
+        long nextStart = Math.Max(0, lo + S - W);
+        while (scoredUpTo < hi)
         {
             int rows = 0;
-            // Queue up to B windows; each scores targets (lastScoredByPrevious, start + W].
+            // Queue up to B windows; each scores the targets in (previous window's end, start + W].
             long plannedUpTo = scoredUpTo;
-            while (rows < B && plannedUpTo < goal)
+            while (rows < buf.Rows && plannedUpTo < hi)
             {
                 long s = Math.Min(nextStart, N - 1 - W);
-                starts[rows++] = s;
-                plannedUpTo = Math.Min(goal, s + W);
+                buf.Starts[rows++] = s;
+                plannedUpTo = Math.Min(hi, s + W);
                 nextStart = s + S;
             }
             for (int r = 0; r < rows; r++)
             {
-                shard.Read(starts[r], ids.AsSpan(r * W, W));
-                shard.Read(starts[r] + 1, next.AsSpan(r * W, W));
+                shard.Read(buf.Starts[r], buf.Ids.AsSpan(r * W, W));
+                shard.Read(buf.Starts[r] + 1, buf.Next.AsSpan(r * W, W));
             }
             using (var g = new Graph(recordGradients: false))
             {
-                var logits = model.Forward(g, ids.AsSpan(0, rows * W), rows, W).Logits.AsSpan("BitsPerByte"); // (rows·W, V)
+                var logits = model.Forward(g, buf.Ids.AsSpan(0, rows * W), rows, W).Logits.AsSpan("BitsPerByte"); // (rows·W, V)
                 for (int r = 0; r < rows; r++)
                 {
-                    long s = starts[r];
-                    // Target index of position p is s + p + 1; score those in (scoredUpTo, min(goal, s + W)].
-                    long end = Math.Min(goal, s + W);
+                    long s = buf.Starts[r];
+                    // Position p predicts target index s + p + 1.
+                    long end = Math.Min(hi, s + W);
                     for (long t = Math.Max(scoredUpTo + 1, s + 1); t <= end; t++)
                     {
                         int p = (int)(t - s - 1);
-                        nats -= LogLikelihoodScorer.LogProbOf(logits.Slice((r * W + p) * vocab, vocab), next[r * W + p], scratch, out _);
+                        nats -= LogLikelihoodScorer.LogProbOf(logits.Slice((r * W + p) * vocab, vocab), buf.Next[r * W + p], scratch, out _);
                     }
                     scoredUpTo = Math.Max(scoredUpTo, end);
                 }
             }
-            progress?.Invoke(scoredUpTo, goal);
+            progress(scoredUpTo - lo);
         }
-
-        long bytes = complete ? splitBytes : DecodedBytes(shard, goal, tokenizer);
-        return new BitsPerByteResult(split, goal, N, bytes, nats, complete, W, S);
+        return nats;
     }
 
-    /// <summary>UTF-8 bytes of targets t[1..count], special tokens (BOS) excluded.</summary>
-    public static long DecodedBytes(TokenShard shard, long count, ITokenizer tokenizer)
+    /// <summary>UTF-8 bytes of tokens t[first..first+count), special tokens (BOS) excluded.</summary>
+    public static long DecodedBytes(TokenShard shard, long first, long count, ITokenizer tokenizer)
     {
         long bytes = 0;
         var buf = new int[65536];
         var plain = new List<int>(buf.Length);
-        for (long at = 1; at <= count; at += buf.Length)
+        for (long at = first; at < first + count; at += buf.Length)
         {
-            int n = (int)Math.Min(buf.Length, count - at + 1);
+            int n = (int)Math.Min(buf.Length, first + count - at);
             shard.Read(at, buf.AsSpan(0, n));
             plain.Clear();
             for (int i = 0; i < n; i++) if (!tokenizer.SpecialTokens.IsSpecial(buf[i])) plain.Add(buf[i]);

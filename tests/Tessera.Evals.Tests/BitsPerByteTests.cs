@@ -49,6 +49,42 @@ public sealed class BitsPerByteTests : IDisposable
         Assert.InRange(r.Fraction, 77.0 / 299 - 1e-12, 77.0 / 299 + 1e-12);
     }
 
+    [Theory]
+    [InlineData(5000, 16, 1000)]
+    [InlineData(3001, 8, 129)]
+    [InlineData(20000, 32, 19998)]
+    public void CapIsSpreadOverSegmentsEachTargetOnce(int tokens, int window, long cap)
+    {
+        using var m = TinyModels.Uniform(context: 32);
+        using var shard = Shard(tokens, 9);
+        var r = BitsPerByte.Evaluate(m, shard, "train", splitBytes: 0, TinyModels.Bytes, maxTokens: cap, window: window, batchTokens: 128);
+        Assert.Equal(cap, r.TokensScored);
+        Assert.Equal(cap, r.Bytes);   // one byte per scored target
+        double expected = cap * Math.Log(m.Config.VocabSize);
+        Assert.InRange(r.Nats, expected * (1 - 1e-5), expected * (1 + 1e-5));
+    }
+
+    [Theory]
+    [InlineData(19999, 19998, 32)]
+    [InlineData(19999, 1000, 32)]
+    [InlineData(1_000_000, 262_144, 256)]
+    [InlineData(100, 100, 8)]
+    [InlineData(100, 1, 8)]
+    public void SegmentsAreDisjointInRangeAndSumToTheCap(long targets, long goal, int window)
+    {
+        var segs = BitsPerByte.Segments(targets, goal, window);
+        long sum = 0, end = 0;
+        foreach (var (lo, len) in segs)
+        {
+            Assert.True(lo >= end, $"segment at {lo} overlaps the previous one ending at {end}");
+            Assert.True(len >= 1);
+            end = lo + len;
+            sum += len;
+        }
+        Assert.True(end <= targets);
+        Assert.Equal(goal, sum);
+    }
+
     [Fact]
     public void StrideOneMatchesPerTargetForwardWithItsWindow()
     {
@@ -84,6 +120,6 @@ public sealed class BitsPerByteTests : IDisposable
         for (int i = 0; i < 60; i++) docs.Add(new CorpusDocument($"doc{i}", $"Document {i}: naïve café — {new string('x', i % 13)} end."));
         var prepared = ShardBuilder.Prepare(docs, TinyModels.Bytes, "bytes", new DocumentSplit(0.2, 0.1), Path.Combine(dir, "prep"));
         using var shard = TokenShard.Open(prepared.ShardPath(Split.Validation));
-        Assert.Equal(prepared.Validation.Bytes, BitsPerByte.DecodedBytes(shard, shard.TokenCount - 1, TinyModels.Bytes));
+        Assert.Equal(prepared.Validation.Bytes, BitsPerByte.DecodedBytes(shard, 1, shard.TokenCount - 1, TinyModels.Bytes));
     }
 }
