@@ -71,8 +71,8 @@ public static class LeakExperiment
         TokenShard.Write(shardPath, docOrder.Select(i => docs[i]), tokenizer.VocabSize, bos);
         using var shard = TokenShard.Open(shardPath);
 
-        var config = new ModelConfig { VocabSize = tokenizer.VocabSize, Dim = 64, Layers = 2, Heads = 4, KvHeads = 4, HiddenDim = 192, ContextLength = 64 };
-        var train = new TrainOptions { Steps = o.Steps, BatchSize = 16, SequenceLength = 64, LearningRate = 3e-3f, MinLearningRate = 3e-4f,
+        var config = new ModelConfig { VocabSize = tokenizer.VocabSize, Dim = 64, Layers = 2, Heads = 4, KvHeads = 4, HiddenDim = 192, ContextLength = 128 };
+        var train = new TrainOptions { Steps = o.Steps, BatchSize = 8, SequenceLength = 128, LearningRate = 3e-3f, MinLearningRate = 3e-4f,
             WarmupSteps = Math.Max(1, o.Steps / 10), Seed = o.Seed, EvalEvery = 0, CheckpointEvery = 0 };
         log?.Invoke($"training a {config.Layers}-layer byte model for {o.Steps} steps on {shard.TokenCount:N0} tokens " +
                     $"({pairs.Count / 2} of {pairs.Count} eval items leaked ×{o.Repeats})");

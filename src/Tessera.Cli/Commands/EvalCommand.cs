@@ -50,9 +50,9 @@ public static class EvalCommand
                 NGram = p.GetValue(ngram), Limit = p.GetValue(limit) ?? (isQuick ? QuickItems : null), BitsPerByteTokens = cap, BatchTokens = p.GetValue(batchTokens),
             };
             // Every input is checked before the model is loaded or anything is scored.
+            var inputs = EvalInputs.Load(options);
             string checkpoint = Checkpoint.Resolve(modelPath);
             var tok = LoadTokenizer(p.GetValue(tokenizer), checkpoint);
-            var inputs = EvalInputs.Load(options);
             using var m = Checkpoint.LoadModel(checkpoint);
             Action<string>? log = asJson ? null : line => Console.Error.WriteLine(line);
             log?.Invoke($"model {checkpoint}: {m.Parameters.ElementCount:N0} parameters, context {m.Config.ContextLength}, tokenizer {tok.Name}");
