@@ -7,5 +7,6 @@ root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(QuantizeCommand.Create());
 return CliRunner.Invoke(root, args);
