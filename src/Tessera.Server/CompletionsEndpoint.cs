@@ -9,7 +9,7 @@ namespace Tessera.Server;
 /// score text (loglikelihood evaluation: echo=true, max_tokens=0, logprobs=k). A text prompt gets
 /// BOS in front; the echoed tokens are the prompt's own, so the first one is scored given BOS.
 /// A prompt of token ids is used exactly as sent (include BOS yourself); its first token has a
-/// null log-probability.
+/// null log-probability. Special tokens count and are scored but add no text.
 /// </summary>
 public static class CompletionsEndpoint
 {
@@ -104,7 +104,7 @@ public static class CompletionsEndpoint
                 ids.Add((int)JsonRequest.IntegerValue(e, "prompt", 0, model.Engine.Config.VocabSize - 1));
             }
             if (ids.Count == 0) throw ApiException.Invalid("prompt", "The prompt is empty.");
-            return (ids, ids.Count, model.Tokenizer.Decode(ids.ToArray()));
+            return (ids, ids.Count, model.DecodeText(ids));
         }
         throw JsonRequest.WrongType("prompt", v, "a string or an array of token ids");
     }

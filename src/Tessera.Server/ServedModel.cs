@@ -56,6 +56,21 @@ public sealed class ServedModel
     /// <summary>A chat conversation → ids ending with an open assistant turn.</summary>
     public List<int> EncodeChat(IEnumerable<ChatMessage> messages) => ChatTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true);
 
-    /// <summary>The bytes of one token.</summary>
+    /// <summary>The bytes of one token (a special token's bytes are its marker text).</summary>
     public byte[] TokenBytes(int id) => Tokenizer.DecodeBytes([id]);
+
+    /// <summary>
+    /// What one token adds to the reply text: its bytes, or nothing for a special token. Markers such
+    /// as <c>&lt;|assistant|&gt;</c> are control, not content (OpenAI-style servers skip them too);
+    /// they still count as tokens and appear in logprobs.
+    /// </summary>
+    public byte[] TextBytes(int id) => Tokenizer.SpecialTokens.IsSpecial(id) ? [] : Tokenizer.DecodeBytes([id]);
+
+    /// <summary>The reply text of a token sequence: <see cref="TextBytes"/> of each, decoded as UTF-8.</summary>
+    public string DecodeText(IReadOnlyList<int> ids)
+    {
+        var kept = new List<int>(ids.Count);
+        foreach (int id in ids) if (!Tokenizer.SpecialTokens.IsSpecial(id)) kept.Add(id);
+        return Tokenizer.Decode(kept.ToArray());
+    }
 }

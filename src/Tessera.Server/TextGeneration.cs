@@ -34,7 +34,7 @@ public static class TextGeneration
             if (ev.Finish == FinishReason.Cancelled) break;
             count++;
             bool stopId = ev.Finish == FinishReason.Stop && r.StopIds.Contains(ev.Id);
-            string text = stopId ? "" : filter.Push(model.TokenBytes(ev.Id));
+            string text = stopId ? "" : filter.Push(model.TextBytes(ev.Id));
             IReadOnlyList<TokenEvent> tokens = stopId ? [] : [ev];
             if (filter.Stopped)
             {

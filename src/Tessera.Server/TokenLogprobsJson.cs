@@ -29,7 +29,7 @@ public sealed class TokenLogprobsJson(ServedModel model)
     public void Add(TokenEvent ev)
     {
         entries.Add((ev.Id, ev.Logprob, ev.Top, chars));
-        byte[] bytes = model.TokenBytes(ev.Id);
+        byte[] bytes = model.TextBytes(ev.Id);   // offsets follow the returned text, where special tokens add nothing
         int n = offsets.GetCharCount(bytes, flush: false);
         if (n > scratch.Length) scratch = new char[n * 2];
         chars += offsets.GetChars(bytes, scratch, flush: false);

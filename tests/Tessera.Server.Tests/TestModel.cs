@@ -13,9 +13,14 @@ public static class TestModel
     public static ModelConfig Config(int context = 96) => new()
     {
         VocabSize = Tokenizer.VocabSize, Dim = 32, Layers = 2, Heads = 2, KvHeads = 1, HiddenDim = 48, Experts = 2, TopK = 1, ContextLength = context,
+        // Untied: a random model with tied embeddings greedily repeats its last input token forever.
+        TiedEmbeddings = false,
     };
 
-    /// <summary>The greedy reply the engine gives for a chat, decoded the plain way (all ids at once, stop id dropped).</summary>
+    /// <summary>Reply text the plain way: all ids decoded at once, special tokens left out.</summary>
+    public static string Text(IEnumerable<int> ids) => Tokenizer.Decode(ids.Where(id => !Tokenizer.SpecialTokens.IsSpecial(id)).ToArray());
+
+    /// <summary>The greedy reply the engine gives for a chat, decoded the plain way (see <see cref="Text"/>).</summary>
     public static async Task<(string Text, int PromptTokens, int CompletionTokens, FinishReason Finish)> GreedyChat(
         IGenerationEngine engine, IReadOnlyList<ChatMessage> messages, int maxTokens)
     {
@@ -31,7 +36,7 @@ public static class TestModel
         }
         int count = ids.Count;
         if (finish == FinishReason.Stop) ids.RemoveAt(ids.Count - 1);
-        return (Tokenizer.Decode(ids.ToArray()), prompt.Count, count, finish);
+        return (Text(ids), prompt.Count, count, finish);
     }
 }
 
