@@ -13,6 +13,7 @@ namespace Tessera.Server;
 /// </summary>
 public static class ChatCompletionsEndpoint
 {
+    /// <summary>Handles one request; throws <see cref="ApiException"/> for a bad one.</summary>
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);

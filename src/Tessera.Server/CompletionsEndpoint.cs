@@ -16,6 +16,7 @@ public static class CompletionsEndpoint
     /// <summary>OpenAI's default completion length for this endpoint.</summary>
     public const int DefaultMaxTokens = 16;
 
+    /// <summary>Handles one request; throws <see cref="ApiException"/> for a bad one.</summary>
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);

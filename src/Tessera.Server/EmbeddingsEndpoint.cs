@@ -14,6 +14,7 @@ public static class EmbeddingsEndpoint
     /// <summary>OpenAI's limit on inputs per request.</summary>
     public const int MaxInputs = 2048;
 
+    /// <summary>Handles one request; throws <see cref="ApiException"/> for a bad one.</summary>
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);

@@ -122,7 +122,7 @@ public sealed class TesseraServer : IAsyncDisposable
     static async Task Run(HttpContext ctx, CancellationToken stopping, Func<CancellationToken, Task> handler)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, stopping);
-        var sse = ctx.Response;
+        var response = ctx.Response;
         try
         {
             await handler(cts.Token);
@@ -144,10 +144,10 @@ public sealed class TesseraServer : IAsyncDisposable
                 _ => new ApiException(500, $"The server failed: {e.Message}", type: "server_error", code: "internal_error"),
             };
             if (api.Status >= 500) ctx.RequestServices.GetService<ILoggerFactory>()?.CreateLogger<TesseraServer>().LogError(e, "request failed");
-            if (!sse.HasStarted) await api.WriteAsync(sse);
-            else if (sse.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true)
+            if (!response.HasStarted) await api.WriteAsync(response);
+            else if (response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true)
             {
-                try { await new SseStream(sse, cts.Token).ErrorAsync(api); } catch (Exception) when (cts.IsCancellationRequested) { }
+                try { await new SseStream(response, cts.Token).ErrorAsync(api); } catch (Exception) when (cts.IsCancellationRequested) { }
             }
         }
     }
