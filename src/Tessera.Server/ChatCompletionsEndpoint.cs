@@ -1,0 +1,171 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Tessera.Text;
+
+namespace Tessera.Server;
+
+/// <summary>
+/// POST /v1/chat/completions: the conversation goes through <see cref="ChatTemplate"/> and the reply
+/// ends at <c>&lt;|end|&gt;</c>, a stop string, or the budget (by default, what is left of the
+/// context). With <c>stream</c> the reply arrives as <c>chat.completion.chunk</c> events and
+/// <c>data: [DONE]</c>; <c>stream_options.include_usage</c> adds a usage chunk before it.
+/// </summary>
+public static class ChatCompletionsEndpoint
+{
+    /// <summary>Handles one request; throws <see cref="ApiException"/> for a bad one.</summary>
+    public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
+    {
+        using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);
+        var p = GenerationParameters.Parse(req, model, minTokens: 1);
+        var messages = ReadMessages(req);
+        bool logprobs = req.Bool("logprobs") ?? false;
+        int top = (int)(req.Integer("top_logprobs", 0, 20) ?? 0);
+        if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
+        var ids = Encode(model, messages);
+        int budget = p.Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
+
+        var lp = logprobs ? new TokenLogprobsJson(model) : null;
+        var request = new TextRequest(ids, budget, p.Sampling, p.Stop, model.ChatStopIds, top);
+        string id = JsonOutput.NewId("chatcmpl");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        if (p.Stream)
+        {
+            var sse = new SseStream(ctx.Response, cancel);
+            int completionTokens = 0, sent = 0;
+            bool first = true;
+            await foreach (var d in TextGeneration.StreamAsync(model, request, cancel))
+            {
+                foreach (var t in d.Tokens) lp?.Add(t);
+                completionTokens = d.CompletionTokens;
+                if (!first && d.Text.Length == 0 && d.FinishReason is null) continue;
+                await sse.SendAsync(Chunk(id, created, model.Id, first, d.Text, lp, sent, d.FinishReason));
+                sent = lp?.Count ?? 0;
+                first = false;
+            }
+            if (cancel.IsCancellationRequested) return;
+            if (p.IncludeUsage)
+                await sse.SendAsync(JsonOutput.Build(w =>
+                {
+                    Header(w, id, created, model.Id, "chat.completion.chunk");
+                    w.WriteStartArray("choices");
+                    w.WriteEndArray();
+                    CompletionsEndpoint.Usage(w, ids.Count, completionTokens);
+                    w.WriteEndObject();
+                }));
+            await sse.DoneAsync();
+            return;
+        }
+
+        var text = new StringBuilder();
+        string? finish = null;
+        int generated = 0;
+        await foreach (var d in TextGeneration.StreamAsync(model, request, cancel))
+        {
+            text.Append(d.Text);
+            foreach (var t in d.Tokens) lp?.Add(t);
+            finish = d.FinishReason ?? finish;
+            generated = d.CompletionTokens;
+        }
+        cancel.ThrowIfCancellationRequested();
+        string reply = text.ToString();
+        await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
+        {
+            Header(w, id, created, model.Id, "chat.completion");
+            w.WriteStartArray("choices");
+            w.WriteStartObject();
+            w.WriteNumber("index", 0);
+            w.WriteStartObject("message");
+            w.WriteString("role", "assistant");
+            w.WriteString("content", reply);
+            w.WriteEndObject();
+            w.WritePropertyName("logprobs");
+            if (lp is null) w.WriteNullValue(); else lp.WriteChat(w, 0);
+            w.WriteString("finish_reason", finish);
+            w.WriteEndObject();
+            w.WriteEndArray();
+            CompletionsEndpoint.Usage(w, ids.Count, generated);
+            w.WriteEndObject();
+        }), cancel);
+    }
+
+    /// <summary>Encodes through the chat template; a tokenizer without its special tokens cannot chat.</summary>
+    public static List<int> Encode(ServedModel model, IReadOnlyList<ChatMessage> messages)
+    {
+        try { return model.EncodeChat(messages); }
+        catch (Exception e) when (e is ArgumentException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new ApiException(400, $"This model cannot take chat messages: {e.Message}. Use /v1/completions with plain text.", param: "messages", code: "chat_unsupported");
+        }
+    }
+
+    /// <summary>Reads <c>messages</c>: roles system/developer/user/assistant, content a string or text parts.</summary>
+    static List<ChatMessage> ReadMessages(JsonRequest req)
+    {
+        var v = req.Required("messages");
+        if (v.ValueKind != JsonValueKind.Array) throw JsonRequest.WrongType("messages", v, "an array");
+        if (v.GetArrayLength() == 0) throw ApiException.Invalid("messages", "messages must contain at least one message - 'messages'.");
+        var list = new List<ChatMessage>();
+        int i = 0;
+        foreach (var m in v.EnumerateArray())
+        {
+            string at = $"messages[{i++}]";
+            if (m.ValueKind != JsonValueKind.Object) throw JsonRequest.WrongType(at, m, "an object");
+            string role = m.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()!
+                : throw ApiException.Invalid(at + ".role", $"Each message needs a string 'role' - '{at}.role'.");
+            role = role switch
+            {
+                "developer" => "system",   // OpenAI's newer name for system instructions
+                "system" or "user" or "assistant" => role,
+                _ => throw ApiException.Invalid(at + ".role", $"Unsupported role '{role}': this server takes system, developer, user and assistant messages - '{at}.role'."),
+            };
+            list.Add(new ChatMessage(role, Content(m, at)));
+        }
+        return list;
+    }
+
+    static string Content(JsonElement m, string at)
+    {
+        if (!m.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return "";
+        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
+        if (c.ValueKind != JsonValueKind.Array) throw JsonRequest.WrongType(at + ".content", c, "a string or an array of content parts");
+        var sb = new StringBuilder();
+        foreach (var part in c.EnumerateArray())
+        {
+            if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text"
+                && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String)
+                sb.Append(text.GetString());
+            else
+                throw ApiException.Unsupported(at + ".content", $"Only text content parts are supported - '{at}.content'.");
+        }
+        return sb.ToString();
+    }
+
+    static void Header(Utf8JsonWriter w, string id, long created, string modelId, string obj)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", id);
+        w.WriteString("object", obj);
+        w.WriteNumber("created", created);
+        w.WriteString("model", modelId);
+    }
+
+    static byte[] Chunk(string id, long created, string modelId, bool first, string text, TokenLogprobsJson? lp, int from, string? finish) => JsonOutput.Build(w =>
+    {
+        Header(w, id, created, modelId, "chat.completion.chunk");
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", 0);
+        w.WriteStartObject("delta");
+        if (first) w.WriteString("role", "assistant");
+        if (text.Length > 0 || first) w.WriteString("content", text);
+        w.WriteEndObject();
+        w.WritePropertyName("logprobs");
+        if (lp is null) w.WriteNullValue(); else lp.WriteChat(w, from);
+        w.WriteString("finish_reason", finish);
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+}

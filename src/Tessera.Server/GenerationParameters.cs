@@ -1,0 +1,121 @@
+using System.Text.Json;
+using Tessera.Inference;
+
+namespace Tessera.Server;
+
+/// <summary>
+/// The request fields /v1/completions and /v1/chat/completions share — model, sampling, budget,
+/// stop strings, streaming — read and checked in one place so both endpoints reject the same
+/// mistakes the same way.
+/// </summary>
+public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampling, IReadOnlyList<string> Stop, bool Stream, bool IncludeUsage)
+{
+    /// <summary>OpenAI's limit on stop sequences.</summary>
+    public const int MaxStops = 4;
+
+    /// <summary>Reads the shared fields. <paramref name="minTokens"/> is 1 for chat, 0 for completions (echo-only scoring).</summary>
+    public static GenerationParameters Parse(JsonRequest req, ServedModel model, int minTokens)
+    {
+        CheckModel(req, model);
+        if (req.Integer("n", 1, int.MaxValue) is > 1)
+            throw ApiException.Unsupported("n", "n must be 1: this server returns one choice per request (send several requests instead).");
+        if (req.Integer("best_of", 1, int.MaxValue) is > 1)
+            throw ApiException.Unsupported("best_of", "best_of must be 1 on this server.");
+        foreach (var penalty in (string[])["frequency_penalty", "presence_penalty"])
+            if (req.Number(penalty, -2, 2) is { } v && v != 0)
+                throw ApiException.Unsupported(penalty, $"{penalty} is not supported by this server's engine; leave it unset or 0.");
+        CheckLogitBias(req, model);
+        if (req.Field("tools") is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
+            throw ApiException.Unsupported("tools", "tools (function calling) are not supported by this server.");
+        if (req.Field("response_format") is { } rf && !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text"))
+            throw ApiException.Unsupported("response_format", "Only response_format {\"type\":\"text\"} is supported by this server.");
+
+        long? completion = req.Integer("max_completion_tokens", minTokens, int.MaxValue);
+        long? legacy = req.Integer("max_tokens", minTokens, int.MaxValue);
+        int? maxTokens = (int?)(completion ?? legacy);
+
+        var sampling = new SamplingOptions
+        {
+            Temperature = (float)(req.Number("temperature", 0, 2) ?? 1),
+            TopP = (float)(req.Number("top_p", 0, 1) ?? 1),
+            TopK = (int)(req.Integer("top_k", 0, int.MaxValue) ?? 0),
+            MinP = (float)(req.Number("min_p", 0, 0.999999) ?? 0),
+            // Without a seed each request must sample differently, so draw one; with a seed, replies repeat.
+            Seed = req.Field("seed") is { } seed ? unchecked((ulong)JsonRequest.IntegerValue(seed, "seed", long.MinValue, long.MaxValue)) : (ulong)Random.Shared.NextInt64(),
+        };
+        if (sampling.TopP <= 0) throw ApiException.Invalid("top_p", "top_p must be greater than 0 - 'top_p'.");
+
+        bool stream = req.Bool("stream") ?? false;
+        bool includeUsage = false;
+        if (req.Field("stream_options") is { } so)
+        {
+            if (so.ValueKind != JsonValueKind.Object) throw JsonRequest.WrongType("stream_options", so, "an object");
+            if (!stream) throw ApiException.Invalid("stream_options", "stream_options is only allowed when stream is true.");
+            if (so.TryGetProperty("include_usage", out var iu) && iu.ValueKind != JsonValueKind.Null)
+                includeUsage = iu.ValueKind is JsonValueKind.True or JsonValueKind.False ? iu.GetBoolean() : throw JsonRequest.WrongType("stream_options.include_usage", iu, "a boolean");
+        }
+        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage);
+    }
+
+    /// <summary>404 <c>model_not_found</c> unless <c>model</c> names the served model.</summary>
+    public static void CheckModel(JsonRequest req, ServedModel model)
+    {
+        string name = req.String("model") ?? throw new ApiException(400, "Missing required parameter: 'model'.", param: "model", code: "missing_required_parameter");
+        if (name != model.Id)
+            throw new ApiException(404, $"The model '{name}' does not exist; this server serves '{model.Id}'.", param: "model", code: "model_not_found");
+    }
+
+    /// <summary>
+    /// The token budget for a prompt of <paramref name="promptTokens"/>: the request's, which must fit
+    /// the context with the prompt, or the default capped by what is left of the context.
+    /// </summary>
+    public int Budget(int promptTokens, int contextLength, int defaultTokens, string promptParam)
+    {
+        int room = contextLength - promptTokens;
+        if (room < 0 || (MaxTokens is { } m && m > room) || (MaxTokens is null && room == 0 && defaultTokens > 0))
+        {
+            string requested = MaxTokens is { } r ? $"However, you requested {(long)promptTokens + r} tokens ({promptTokens} in the prompt, {r} for the completion)." :
+                $"However, the prompt has {promptTokens} tokens, which leaves no room for a completion.";
+            throw new ApiException(400, $"This model's maximum context length is {contextLength} tokens. {requested} Please reduce the prompt or the completion length.",
+                param: promptParam, code: "context_length_exceeded");
+        }
+        return MaxTokens ?? Math.Min(defaultTokens, room);
+    }
+
+    static IReadOnlyList<string> ParseStop(JsonRequest req)
+    {
+        if (req.Field("stop") is not { } v) return [];
+        var stops = new List<string>();
+        if (v.ValueKind == JsonValueKind.String) stops.Add(v.GetString()!);
+        else if (v.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var s in v.EnumerateArray())
+                stops.Add(s.ValueKind == JsonValueKind.String ? s.GetString()! : throw JsonRequest.WrongType("stop", s, "a string"));
+        }
+        else throw JsonRequest.WrongType("stop", v, "a string or an array of strings");
+        if (stops.Count > MaxStops) throw ApiException.Invalid("stop", $"At most {MaxStops} stop sequences are allowed, got {stops.Count} - 'stop'.");
+        foreach (var s in stops) if (s.Length == 0) throw ApiException.Invalid("stop", "Stop sequences must be non-empty strings - 'stop'.");
+        return stops;
+    }
+
+    /// <summary>
+    /// logit_bias is validated fully (token ids in the vocabulary, biases in [-100, 100]) so a bogus
+    /// map is a 400 naming the problem; a non-empty valid map is refused too, because
+    /// <see cref="IGenerationEngine"/> has no hook to apply it and silently ignoring it would mislead.
+    /// </summary>
+    static void CheckLogitBias(JsonRequest req, ServedModel model)
+    {
+        if (req.Field("logit_bias") is not { } v) return;
+        if (v.ValueKind != JsonValueKind.Object) throw JsonRequest.WrongType("logit_bias", v, "an object mapping token ids to biases");
+        int count = 0;
+        foreach (var p in v.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) || id >= model.Engine.Config.VocabSize)
+                throw ApiException.Invalid("logit_bias", $"Invalid key '{p.Name}' in logit_bias: keys must be token ids in [0, {model.Engine.Config.VocabSize}).");
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetDouble(out double b) || b < -100 || b > 100)
+                throw ApiException.Invalid("logit_bias", $"Invalid bias {p.Value.GetRawText()} for token {id} in logit_bias: biases must be numbers in [-100, 100].");
+            count++;
+        }
+        if (count > 0) throw ApiException.Unsupported("logit_bias", "logit_bias is not supported by this server's engine (it has no logit hook); send an empty map or leave it unset.");
+    }
+}
