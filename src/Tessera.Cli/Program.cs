@@ -7,4 +7,5 @@ root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
 return CliRunner.Invoke(root, args);
