@@ -65,6 +65,8 @@ public class BatchingEngineTests
         Assert.Equal(3, tail.Count);
         Assert.Equal(FinishReason.Length, tail[^1].Finish);
         Assert.Empty(await EngineModels.Collect(engine.GenerateAsync(new GenerationRequest([1], 0, SamplingOptions.Greedy))));
+        var single = Assert.Single(engine.Score([5], 2));
+        Assert.True(float.IsNaN(single.Logprob));
     }
 
     [Fact]
