@@ -52,6 +52,9 @@ public sealed unsafe class DenseWeights : IWeightMatrix
         return new DenseWeights((float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span)), t.Dim(0), t.Dim(1));
     }
 
+    /// <summary>Rows Gemm multiplies without packing W (its small-M path).</summary>
+    const int SmallRows = 4;
+
     public int Rows { get; }
     public int Cols { get; }
     public long Bytes => (long)Rows * Cols * sizeof(float);
@@ -69,6 +72,13 @@ public sealed unsafe class DenseWeights : IWeightMatrix
             throw new ArgumentException($"DenseWeights.MatMul: x has {x.Length} (needs {n}×{Cols}), y has {y.Length} (needs {n}×{Rows}).");
         if (n == 0) return;
         fixed (float* px = x, py = y)
-            Gemm.Sgemm(WorkerPool.Shared, false, true, n, Rows, Cols, px, Cols, w, Cols, py, Rows, accumulate: false);
+        {
+            // Up to 8 rows (a speculative block, a small decode batch): two unpacked streams of W
+            // read less memory than packing W into panels once and reading the panels back.
+            if (n <= 2 * SmallRows)
+                for (int r = 0; r < n; r += SmallRows)
+                    Gemm.Sgemm(WorkerPool.Shared, false, true, Math.Min(SmallRows, n - r), Rows, Cols, px + (long)r * Cols, Cols, w, Cols, py + (long)r * Rows, Rows, accumulate: false);
+            else Gemm.Sgemm(WorkerPool.Shared, false, true, n, Rows, Cols, px, Cols, w, Cols, py, Rows, accumulate: false);
+        }
     }
 }
