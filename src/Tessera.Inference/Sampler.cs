@@ -24,6 +24,61 @@ public sealed class Sampler
     {
         if (logits.IsEmpty) throw new ArgumentException("Sampler.Next: empty logits.");
         if (options.Temperature == 0) return ArgMax(logits);
+        int keep = Filter(logits);
+        double total = 0;
+        for (int i = 0; i < keep; i++) total += probs[order[i]];
+        double u = rng.NextDouble() * total;
+        for (int i = 0; i < keep; i++)
+        {
+            u -= probs[order[i]];
+            if (u < 0) return order[i];
+        }
+        return order[keep - 1];
+    }
+
+    /// <summary>
+    /// The distribution <see cref="Next"/> draws from, written into <paramref name="p"/> (one entry
+    /// per id, summing to 1): tempered, filtered, renormalised; one-hot on the argmax when greedy.
+    /// Speculative decoding needs it explicitly to accept or reject drafted tokens.
+    /// </summary>
+    public void Distribution(ReadOnlySpan<float> logits, Span<float> p)
+    {
+        if (logits.IsEmpty || p.Length != logits.Length) throw new ArgumentException($"Sampler.Distribution: {logits.Length} logits for {p.Length} probabilities.");
+        p.Clear();
+        if (options.Temperature == 0) { p[ArgMax(logits)] = 1f; return; }
+        int keep = Filter(logits);
+        double total = 0;
+        for (int i = 0; i < keep; i++) total += probs[order[i]];
+        for (int i = 0; i < keep; i++) p[order[i]] = (float)(probs[order[i]] / total);
+    }
+
+    /// <summary>A uniform draw in [0, 1) from this sampler's stream.</summary>
+    public double NextUniform() => rng.NextDouble();
+
+    /// <summary>Draws an id from unnormalised non-negative weights <paramref name="w"/> (scanned in id order).</summary>
+    public int Draw(ReadOnlySpan<float> w)
+    {
+        double total = 0;
+        int last = -1;
+        for (int i = 0; i < w.Length; i++) if (w[i] > 0) { total += w[i]; last = i; }
+        if (last < 0) throw new ArgumentException("Sampler.Draw: every weight is zero.");
+        double u = rng.NextDouble() * total;
+        for (int i = 0; i < w.Length; i++)
+        {
+            if (w[i] <= 0) continue;
+            u -= w[i];
+            if (u < 0) return i;
+        }
+        return last;
+    }
+
+    /// <summary>
+    /// Fills probs with the tempered softmax and order with ids by descending probability (ties to
+    /// the lower id), then applies top-k, top-p and min-p in that order; returns how many of the
+    /// ordered ids survive.
+    /// </summary>
+    int Filter(ReadOnlySpan<float> logits)
+    {
         int n = logits.Length;
         if (probs.Length != n) { probs = new float[n]; order = new int[n]; }
 
@@ -51,15 +106,7 @@ public sealed class Sampler
             while (k < keep && probs[order[k]] >= floor) k++;
             keep = k;
         }
-        double total = 0;
-        for (int i = 0; i < keep; i++) total += probs[order[i]];
-        double u = rng.NextDouble() * total;
-        for (int i = 0; i < keep; i++)
-        {
-            u -= probs[order[i]];
-            if (u < 0) return order[i];
-        }
-        return order[keep - 1];
+        return keep;
     }
 
     /// <summary>Index of the largest logit, ties to the lower index.</summary>

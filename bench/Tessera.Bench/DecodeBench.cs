@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using Tessera.Inference;
+using Tessera.Kernels;
+using Tessera.Model;
+
+namespace Tessera.Bench;
+
+/// <summary>What <see cref="DecodeBench.Run"/> measures and with which prompts.</summary>
+/// <param name="PrefillTokens">Prompt length for the prefill figure.</param>
+/// <param name="DecodeTokens">Tokens generated for the batch-1 decode figure.</param>
+/// <param name="Concurrency">Concurrent sequence counts for the aggregate figure.</param>
+/// <param name="TokensPerSequence">Tokens each concurrent sequence generates.</param>
+/// <param name="SpeculationPrompts">In-domain prompts (token ids) for the speculation figure.</param>
+/// <param name="SpeculationTokens">Tokens generated per speculation prompt.</param>
+/// <param name="DraftTokens">Tokens the draft proposes per verification step (k).</param>
+public sealed record DecodeBenchOptions(int PrefillTokens = 256, int DecodeTokens = 64, int[]? Concurrency = null, int TokensPerSequence = 32,
+    IReadOnlyList<int[]>? SpeculationPrompts = null, int SpeculationTokens = 64, int DraftTokens = 4);
+
+/// <summary>One concurrency level of the aggregate figure.</summary>
+public sealed record DecodeAggregateRow(int Sequences, int Tokens, double Seconds, double TokensPerSecond, double VersusBatch1);
+
+/// <summary>The speculation figure: plain vs speculative greedy decoding of the same prompts.</summary>
+public sealed record DecodeSpeculationResult(int DraftTokens, double PlainTokensPerSecond, double SpeculativeTokensPerSecond, double Speedup,
+    double MeanAcceptedPerStep, double TokensPerStep, double AcceptanceRate, bool SameTokens);
+
+/// <summary>Everything the decode benchmark prints.</summary>
+public sealed record DecodeBenchReport(string Model, long Parameters, long WeightBytes, long BytesPerToken, double BandwidthGBps,
+    double PrefillTokensPerSecond, double DecodeTokensPerSecond, double RooflineTokensPerSecond, double PercentOfRoofline,
+    IReadOnlyList<DecodeAggregateRow> Aggregate, DecodeSpeculationResult? Speculation, int Threads);
+
+/// <summary>
+/// Decode throughput against the memory roofline. Batch-1 decoding streams every weight it uses
+/// once per token, so its ceiling is bandwidth ÷ bytes read per token (all dense matrices, the
+/// router and top-k experts of each MoE layer, the head, and the KV cache read by attention).
+/// Batching shares that stream between sequences; speculation shares it between drafted positions.
+/// </summary>
+public static class DecodeBench
+{
+    public static DecodeBenchReport Run(string name, InferenceWeights target, InferenceWeights? draft, DecodeBenchOptions o, Action<string>? progress = null)
+    {
+        var c = target.Config;
+        var pool = WorkerPool.Shared;
+        progress?.Invoke("measuring memory bandwidth (1 GiB read, all threads)");
+        double bandwidth = DecodeBandwidth.Measure(pool);
+
+        // Prefill: one prompt, best of two.
+        int prefill = Math.Min(o.PrefillTokens, c.ContextLength - o.DecodeTokens - 1);
+        var prompt = Prompt(prefill, c.VocabSize, 1);
+        double prefillRate = 0;
+        using (var dec = new SequenceDecoder(target))
+        {
+            progress?.Invoke($"prefill of {prefill} tokens");
+            for (int r = 0; r < 2; r++)
+            {
+                dec.Reset();
+                var sw = Stopwatch.StartNew();
+                dec.Feed(prompt);
+                prefillRate = Math.Max(prefillRate, prefill / sw.Elapsed.TotalSeconds);
+            }
+        }
+
+        // Batch-1 decode after a short prompt; the KV cache read grows with position, so count its mean.
+        progress?.Invoke($"batch-1 decode of {o.DecodeTokens} tokens");
+        int start = 16;
+        double decodeRate = 0;
+        using (var dec = new SequenceDecoder(target))
+        {
+            for (int r = 0; r < 2; r++)
+            {
+                dec.Reset();
+                dec.Feed(Prompt(start, c.VocabSize, 2));
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < o.DecodeTokens; i++) dec.Feed([Sampler.ArgMax(dec.Logits(0))]);
+                decodeRate = Math.Max(decodeRate, o.DecodeTokens / sw.Elapsed.TotalSeconds);
+            }
+        }
+        long kvBytes = (long)(start + o.DecodeTokens / 2.0) * 2L * c.Layers * c.KvHeads * c.HeadDim * sizeof(float);
+        long bytesPerToken = target.BytesPerToken + kvBytes;
+        double roofline = bandwidth / bytesPerToken;
+
+        // Aggregate throughput with continuous batching.
+        var rows = new List<DecodeAggregateRow>();
+        double batch1 = 0;
+        foreach (int n in o.Concurrency ?? [1, 8, 32])
+        {
+            progress?.Invoke($"{n} concurrent sequences × {o.TokensPerSequence} tokens");
+            using var engine = new BatchingEngine(target, new BatchingOptions { MaxSequences = n });
+            var requests = Enumerable.Range(0, n).Select(i => new GenerationRequest(Prompt(16, c.VocabSize, 10 + i), o.TokensPerSequence, SamplingOptions.Greedy)).ToArray();
+            Drain(engine, requests.Take(1).ToArray());   // warm up (slot allocation, JIT)
+            var sw = Stopwatch.StartNew();
+            int tokens = Drain(engine, requests);
+            double seconds = sw.Elapsed.TotalSeconds, rate = tokens / seconds;
+            if (n == 1) batch1 = rate;
+            rows.Add(new DecodeAggregateRow(n, tokens, seconds, rate, batch1 > 0 ? rate / batch1 : double.NaN));
+        }
+
+        DecodeSpeculationResult? spec = null;
+        if (draft is not null)
+        {
+            var prompts = o.SpeculationPrompts ?? [Prompt(16, c.VocabSize, 3)];
+            progress?.Invoke($"speculation over {prompts.Count} prompts × {o.SpeculationTokens} tokens, k = {o.DraftTokens}");
+            spec = Speculation(target, draft, prompts, o.SpeculationTokens, o.DraftTokens);
+        }
+
+        return new DecodeBenchReport(name, c.ParameterCount, target.TotalBytes, bytesPerToken, bandwidth / 1e9, prefillRate, decodeRate, roofline,
+            100 * decodeRate / roofline, rows, spec, pool.ThreadCount);
+    }
+
+    static DecodeSpeculationResult Speculation(InferenceWeights target, InferenceWeights draft, IReadOnlyList<int[]> prompts, int tokens, int k)
+    {
+        var c = target.Config;
+        using var plain = new SequenceDecoder(target);
+        using var spec = new SpeculativeDecoder(target, draft, k);
+        var plainOut = new List<List<int>>();
+        // Warm-up of both paths (JIT), then timed runs.
+        Plain(plain, prompts[0], Math.Min(8, tokens));
+        spec.Generate(new GenerationRequest(prompts[0], Math.Min(8, tokens), SamplingOptions.Greedy)).ToList();
+        spec.ResetStats();
+
+        var sw = Stopwatch.StartNew();
+        int plainCount = 0;
+        foreach (var p in prompts) { var t = Plain(plain, p, Budget(p)); plainOut.Add(t); plainCount += t.Count; }
+        double plainSeconds = sw.Elapsed.TotalSeconds;
+
+        sw.Restart();
+        int specCount = 0;
+        bool same = true;
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            var ids = spec.Generate(new GenerationRequest(prompts[i], Budget(prompts[i]), SamplingOptions.Greedy)).Select(e => e.Id).ToList();
+            specCount += ids.Count;
+            same &= ids.SequenceEqual(plainOut[i]);
+        }
+        double specSeconds = sw.Elapsed.TotalSeconds;
+        double plainRate = plainCount / plainSeconds, specRate = specCount / specSeconds;
+        return new DecodeSpeculationResult(k, plainRate, specRate, specRate / plainRate, (double)spec.Accepted / spec.Steps, spec.TokensPerStep,
+            (double)spec.Accepted / Math.Max(1, spec.Drafted), same);
+
+        int Budget(int[] p) => Math.Min(tokens, c.ContextLength - p.Length);
+    }
+
+    static List<int> Plain(SequenceDecoder dec, int[] prompt, int count)
+    {
+        dec.Reset();
+        dec.Feed(prompt);
+        var output = new List<int>(count);
+        for (int i = 0; i < count; i++)
+        {
+            int next = Sampler.ArgMax(dec.Logits(0));
+            output.Add(next);
+            if (i + 1 < count) dec.Feed([next]);
+        }
+        return output;
+    }
+
+    static int Drain(BatchingEngine engine, GenerationRequest[] requests)
+    {
+        var tasks = requests.Select(r => Task.Run(async () =>
+        {
+            int n = 0;
+            await foreach (var _ in engine.GenerateAsync(r)) n++;
+            return n;
+        })).ToArray();
+        Task.WaitAll(tasks);
+        return tasks.Sum(t => t.Result);
+    }
+
+    /// <summary>A deterministic prompt of token ids (speed does not depend on content).</summary>
+    public static int[] Prompt(int length, int vocab, int salt)
+    {
+        var p = new int[length];
+        for (int i = 0; i < length; i++) p[i] = (int)((i * 2654435761L + salt * 40503L + 1) % vocab);
+        return p;
+    }
+
+    /// <summary>
+    /// The randomly initialised dense model used when no checkpoint is given: ≈29M parameters,
+    /// ≈118 MB of fp32 weights, so batch-1 decode is firmly memory-bound (weights ≫ L2/L3).
+    /// </summary>
+    public static ModelConfig RandomModelConfig { get; } = new()
+    {
+        VocabSize = 8192, Dim = 512, Layers = 8, Heads = 8, KvHeads = 4, HiddenDim = 1536, ContextLength = 512,
+    };
+}

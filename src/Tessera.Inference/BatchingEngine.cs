@@ -1,0 +1,304 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Tessera.Model;
+
+namespace Tessera.Inference;
+
+/// <summary>How a <see cref="BatchingEngine"/> shares the machine between sequences.</summary>
+public sealed record BatchingOptions
+{
+    /// <summary>Sequences decoded together (KV cache slots); later requests wait for a free slot.</summary>
+    public int MaxSequences { get; init; } = 32;
+
+    /// <summary>Prompt tokens fed per step over all joining sequences, so a long prompt does not stall the others' decoding for long.</summary>
+    public int PrefillChunk { get; init; } = 256;
+
+    /// <summary>
+    /// Tokens a sequence may have produced but its caller not yet read; past that it sits out steps
+    /// until the caller catches up, so a slow reader costs memory for at most this many events.
+    /// </summary>
+    public int MaxBufferedTokens { get; init; } = 64;
+
+    /// <summary>Throws one clear <see cref="ArgumentException"/> for an impossible setting.</summary>
+    public BatchingOptions Validate()
+    {
+        if (MaxSequences < 1) throw new ArgumentException($"max sequences must be ≥ 1, got {MaxSequences}.");
+        if (PrefillChunk < 1) throw new ArgumentException($"prefill chunk must be ≥ 1, got {PrefillChunk}.");
+        if (MaxBufferedTokens < 1) throw new ArgumentException($"max buffered tokens must be ≥ 1, got {MaxBufferedTokens}.");
+        return this;
+    }
+}
+
+/// <summary>
+/// Continuous batching over a KV cache: a scheduler thread runs one forward pass per step over
+/// every active sequence — one decode row each, plus chunks of the prompts of sequences that just
+/// joined — so the weights are streamed once per step however many sequences share it. Requests
+/// join and leave between steps; a finished or cancelled sequence frees its slot at once.
+/// Score and Embed run on the same thread between steps. Safe to call from many threads.
+/// Greedy output is the same token for token as <see cref="ReferenceEngine"/>'s.
+/// </summary>
+public sealed class BatchingEngine : IGenerationEngine, IDisposable
+{
+    readonly BatchingOptions options;
+    readonly KvCache cache;
+    readonly ForwardPass pass;
+    readonly object gate = new();
+    readonly Queue<Work> waiting = new();
+    readonly List<Work> active = [];
+    readonly Stack<int> freeSlots = new();
+    readonly AutoResetEvent wake = new(false);
+    readonly Thread scheduler;
+    bool disposed;
+    TokenRow[] rows = new TokenRow[64];
+    int[] outputRows = new int[64];
+    readonly List<Generation> outputOwners = [];
+
+    /// <summary>An engine over <paramref name="model"/>'s fp32 weights (borrowed: keep the model alive).</summary>
+    public BatchingEngine(Transformer model, BatchingOptions? options = null) : this(InferenceWeights.FromTransformer(model), options) { }
+
+    /// <summary>An engine over prepared (possibly quantized) weights.</summary>
+    public BatchingEngine(InferenceWeights weights, BatchingOptions? options = null)
+    {
+        this.options = (options ?? new BatchingOptions()).Validate();
+        Weights = weights;
+        cache = new KvCache(weights.Config, this.options.MaxSequences);
+        pass = new ForwardPass(weights, cache, this.options.PrefillChunk + this.options.MaxSequences);
+        for (int s = this.options.MaxSequences - 1; s >= 0; s--) freeSlots.Push(s);
+        scheduler = new Thread(Loop) { IsBackground = true, Name = "tessera-batching" };
+        scheduler.Start();
+    }
+
+    public ModelConfig Config => Weights.Config;
+
+    /// <summary>The weights this engine reads.</summary>
+    public InferenceWeights Weights { get; }
+
+    /// <summary>Sequences holding a cache slot right now.</summary>
+    public int ActiveSequences { get { lock (gate) return active.Count; } }
+
+    /// <summary>Requests waiting for a slot.</summary>
+    public int Waiting { get { lock (gate) return waiting.Count; } }
+
+    /// <summary>Forward passes run so far.</summary>
+    public long Steps { get; private set; }
+
+    /// <summary>Token rows processed so far (prompt and generated).</summary>
+    public long Rows { get; private set; }
+
+    public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
+    {
+        EngineChecks.Request(request, Config);   // before any work, on the caller's thread
+        ObjectDisposedException.ThrowIf(disposed, this);
+        return Stream(new Generation(request, options.MaxBufferedTokens), cancel);
+    }
+
+    async IAsyncEnumerable<TokenEvent> Stream(Generation g, [EnumeratorCancellation] CancellationToken cancel)
+    {
+        if (g.Request.MaxNewTokens == 0) yield break;
+        using var registration = cancel.Register(() => Cancel(g));
+        Submit(g);
+        try
+        {
+            var reader = g.Output.Reader;
+            while (true)
+            {
+                bool more;
+                try { more = await reader.WaitToReadAsync(cancel).ConfigureAwait(false); }
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { more = false; }
+                if (!more) yield break;
+                while (!cancel.IsCancellationRequested && reader.TryRead(out var ev)) yield return ev;
+                if (cancel.IsCancellationRequested) yield break;
+                if (Interlocked.Exchange(ref g.Stalled, 0) == 1) wake.Set();
+            }
+        }
+        finally { Cancel(g); }   // no-op once finished; frees the slot when the caller stops early
+    }
+
+    public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
+    {
+        EngineChecks.Prompt(prompt, Config);
+        var job = new OneShot(prompt, topLogprobs, embed: false);
+        Submit(job);
+        return (IReadOnlyList<TokenEvent>)job.Result.Task.GetAwaiter().GetResult();
+    }
+
+    public float[] Embed(IReadOnlyList<int> ids)
+    {
+        EngineChecks.Prompt(ids, Config);
+        var job = new OneShot(ids, 0, embed: true);
+        Submit(job);
+        return (float[])job.Result.Task.GetAwaiter().GetResult();
+    }
+
+    void Submit(Work w)
+    {
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            waiting.Enqueue(w);
+        }
+        wake.Set();
+    }
+
+    void Cancel(Generation g)
+    {
+        if (g.Finished) return;
+        g.Cancelled = true;
+        wake.Set();
+    }
+
+    void Loop()
+    {
+        var batch = new List<Work>();
+        while (true)
+        {
+            lock (gate)
+            {
+                if (disposed) return;
+                // Leave: cancelled sequences give their slot back before anyone joins.
+                for (int i = active.Count - 1; i >= 0; i--)
+                    if (active[i] is Generation { Cancelled: true } g) { Finish(g, null); active.RemoveAt(i); }
+                // Join: first come, first served, while slots last.
+                while (waiting.Count > 0 && freeSlots.Count > 0)
+                {
+                    var w = waiting.Dequeue();
+                    if (w is Generation { Cancelled: true } g) { g.Finished = true; g.Output.Writer.TryComplete(); continue; }
+                    w.Slot = freeSlots.Pop();
+                    active.Add(w);
+                }
+                batch.Clear();
+                batch.AddRange(active);
+            }
+            if (batch.Count == 0) { wake.WaitOne(); continue; }
+            bool progressed = true;
+            try { progressed = Step(batch); }
+            catch (Exception e) { lock (gate) foreach (var w in batch) { Fail(w, e); active.Remove(w); } }
+            // Every sequence waits on its reader: sleep until one drains (it wakes us) — the timeout only guards against a lost wake-up.
+            if (!progressed) wake.WaitOne(10);
+        }
+    }
+
+    /// <summary>One scheduler step: the one-shot jobs, then one forward pass over every generating sequence.</summary>
+    bool Step(List<Work> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w is not OneShot job) continue;
+            try
+            {
+                object result = job.Embed ? SequenceReadout.Embed(pass, job.Slot, job.Ids) : SequenceReadout.Score(pass, job.Slot, job.Ids, job.Top);
+                job.Result.TrySetResult(result);
+            }
+            catch (Exception e) { job.Result.TrySetException(e); }
+            lock (gate) { active.Remove(job); freeSlots.Push(job.Slot); job.Slot = -1; }
+        }
+
+        // Stack the rows: every decoding sequence's pending token, then prompt chunks within the budget.
+        int n = 0, budget = options.PrefillChunk;
+        outputOwners.Clear();
+        foreach (var w in batch)
+        {
+            if (w is not Generation g || g.Cancelled) continue;
+            // Mark before looking, so a reader that drains in between sees the mark and wakes us.
+            Interlocked.Exchange(ref g.Stalled, 1);
+            if (g.Output.Reader.Count >= options.MaxBufferedTokens) continue;
+            Volatile.Write(ref g.Stalled, 0);
+            int pending = g.Tokens.Count - g.Fed;
+            int take = pending == 1 ? 1 : Math.Min(pending, budget);
+            if (take == 0) continue;
+            if (pending > 1) budget -= take;
+            EnsureRows(n + take);
+            cache.Ensure(g.Slot);
+            for (int i = 0; i < take; i++) rows[n + i] = new TokenRow(g.Slot, g.Fed + i, g.Tokens[g.Fed + i]);
+            n += take;
+            g.Fed += take;
+            if (g.Fed == g.Tokens.Count) { outputRows[outputOwners.Count] = n - 1; outputOwners.Add(g); }
+        }
+        if (n == 0) return false;
+        pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count));
+        Steps++;
+        Rows += n;
+
+        for (int i = 0; i < outputOwners.Count; i++)
+        {
+            var g = outputOwners[i];
+            var logits = pass.Logits(i);
+            int next = g.Sampler.Next(logits);
+            var ev = ReferenceEngine.Describe(logits, next, g.Request.TopLogprobs);
+            g.Tokens.Add(next);
+            g.Produced++;
+            bool stop = g.Request.StopIds?.Contains(next) == true;
+            bool last = stop || g.Produced == g.Request.MaxNewTokens || g.Tokens.Count >= Config.ContextLength;
+            if (!last) { g.Output.Writer.TryWrite(ev); continue; }
+            g.Output.Writer.TryWrite(ev with { Finish = stop ? FinishReason.Stop : FinishReason.Length });
+            lock (gate) { Finish(g, null); active.Remove(g); }
+        }
+        return true;
+    }
+
+    /// <summary>Completes a sequence's stream and frees its slot (caller holds the gate).</summary>
+    void Finish(Generation g, Exception? error)
+    {
+        g.Finished = true;
+        g.Output.Writer.TryComplete(error);
+        if (g.Slot >= 0) { freeSlots.Push(g.Slot); g.Slot = -1; }
+    }
+
+    void Fail(Work w, Exception e)
+    {
+        if (w is Generation g) Finish(g, e);
+        else if (w is OneShot job) { job.Result.TrySetException(e); if (job.Slot >= 0) { freeSlots.Push(job.Slot); job.Slot = -1; } }
+    }
+
+    void EnsureRows(int n)
+    {
+        if (n <= rows.Length) return;
+        int cap = Math.Max(n, rows.Length * 2);
+        Array.Resize(ref rows, cap);
+        Array.Resize(ref outputRows, cap);
+    }
+
+    /// <summary>Stops the scheduler; streams still open end with <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (disposed) return;
+            disposed = true;
+        }
+        wake.Set();
+        scheduler.Join();
+        var gone = new ObjectDisposedException(nameof(BatchingEngine));
+        lock (gate)
+        {
+            foreach (var w in active) Fail(w, gone);
+            foreach (var w in waiting) Fail(w, gone);
+            active.Clear(); waiting.Clear();
+        }
+        cache.Dispose();
+        wake.Dispose();
+    }
+
+    abstract class Work
+    {
+        public int Slot = -1;
+    }
+
+    sealed class Generation(GenerationRequest request, int buffer) : Work
+    {
+        public readonly GenerationRequest Request = request;
+        public readonly Sampler Sampler = new(request.Sampling);
+        public readonly List<int> Tokens = new(request.Prompt);
+        public readonly Channel<TokenEvent> Output = Channel.CreateBounded<TokenEvent>(new BoundedChannelOptions(buffer) { SingleReader = true, SingleWriter = true });
+        public int Fed, Produced, Stalled;
+        public volatile bool Cancelled, Finished;
+    }
+
+    sealed class OneShot(IReadOnlyList<int> ids, int top, bool embed) : Work
+    {
+        public readonly IReadOnlyList<int> Ids = ids;
+        public readonly int Top = top;
+        public readonly bool Embed = embed;
+        public readonly TaskCompletionSource<object> Result = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,87 @@
+using System.Numerics.Tensors;
+using Tessera.Kernels;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// Attention of new query rows against the KV cache: row r (a token of some sequence at position
+/// pos) attends to its own sequence's cached positions [lo, pos], lo = 0 or pos − window + 1,
+/// with scale 1/√D. The keys and values of the rows themselves are written to the cache before
+/// this runs, so one call serves prefill (many rows of one sequence, causal through the
+/// positions), decode (one row per sequence) and speculative verification alike. Work is split
+/// over (row, kv head) pairs; the query heads sharing a kv head run back to back, so that head's
+/// keys and values come from cache after the first one.
+/// </summary>
+public sealed unsafe class CachedAttention
+{
+    readonly int heads, kvHeads, headDim, window, group;
+    readonly float scale;
+    readonly float[][] scores;   // per worker: (group, positions)
+    readonly Action<int, int, int> body;
+
+    // The call in flight (set before WorkerPool.For so the cached delegate needs no closure).
+    KvCache cache = null!;
+    int layer;
+    ReadOnlyMemory<TokenRow> rows;
+    float* q, o;
+
+    public CachedAttention(Model.ModelConfig config, int positions)
+    {
+        heads = config.Heads; kvHeads = config.KvHeads; headDim = config.HeadDim; window = config.SlidingWindow;
+        group = heads / kvHeads;
+        scale = 1f / MathF.Sqrt(headDim);
+        scores = new float[WorkerPool.Shared.ThreadCount][];
+        for (int i = 0; i < scores.Length; i++) scores[i] = new float[group * positions];
+        body = Run;
+    }
+
+    /// <summary>o (rows, H·D) = attention of q (rows, H·D) over each row's cached history in <paramref name="layerIndex"/>.</summary>
+    public void Forward(KvCache kv, int layerIndex, ReadOnlyMemory<TokenRow> tokenRows, float* queries, float* output)
+    {
+        cache = kv; layer = layerIndex; rows = tokenRows; q = queries; o = output;
+        int units = tokenRows.Length * kvHeads;
+        long work = 0;
+        foreach (var r in tokenRows.Span) work += r.Position + 1;
+        if (work * heads * headDim < 1 << 15) Run(0, 0, units);
+        else WorkerPool.Shared.For(units, body);
+    }
+
+    void Run(int worker, int start, int end)
+    {
+        var s = scores[worker];
+        int hd = headDim, stride = heads * headDim;
+        var rowSpan = rows.Span;
+        for (int u = start; u < end; u++)
+        {
+            int r = u / kvHeads, g = u % kvHeads;
+            var row = rowSpan[r];
+            int pos = row.Position;
+            int lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = pos - lo + 1;
+            float* k = cache.Keys(row.Slot, layer, g) + (long)lo * hd;
+            float* v = cache.Values(row.Slot, layer, g) + (long)lo * hd;
+            for (int h = 0; h < group; h++)
+            {
+                int head = g * group + h;
+                var qh = new ReadOnlySpan<float>(q + (long)r * stride + head * hd, hd);
+                var sh = s.AsSpan(h * n, n);
+                float max = float.NegativeInfinity;
+                for (int j = 0; j < n; j++)
+                {
+                    float x = TensorPrimitives.Dot(qh, new ReadOnlySpan<float>(k + (long)j * hd, hd)) * scale;
+                    sh[j] = x;
+                    if (x > max) max = x;
+                }
+                float sum = 0;
+                for (int j = 0; j < n; j++) { float e = MathF.Exp(sh[j] - max); sh[j] = e; sum += e; }
+                float inv = 1f / sum;
+                var oh = new Span<float>(o + (long)r * stride + head * hd, hd);
+                oh.Clear();
+                for (int j = 0; j < n; j++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * hd, hd), sh[j] * inv, oh, oh);
+            }
+        }
+    }
+}
+
+/// <summary>One token row of a forward pass: which sequence slot, at which position, which id.</summary>
+public readonly record struct TokenRow(int Slot, int Position, int Token);

@@ -1,0 +1,201 @@
+using System.Numerics.Tensors;
+using Tessera.Kernels;
+using Tessera.Model;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// The inference forward pass, written directly on the kernels (no autograd graph): any mix of
+/// token rows — prompt chunks of some sequences, single decode rows of others, a speculative
+/// block — goes through the model as one stacked matrix, so every weight matrix is read once per
+/// pass whatever the number of sequences. Each row's key and value land in its sequence's cache
+/// slot at its position; attention then reads the cache (<see cref="CachedAttention"/>). Mixtures
+/// route per token and run only the experts that some row chose. Activation buffers are kept and
+/// only grow, so steady-state decoding allocates nothing.
+/// <para>Per layer (rows stacked as (N, ·)):</para>
+/// <code>
+///   h = rmsnorm(x);  q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ;  rope(q, k) at each row's position
+///   cache[slot, layer, :, pos] = k, v;  x += attend(q, cache)·Woᵀ
+///   h = rmsnorm(x);  x += mlp(h)  or  Σ_top-k gate·expert(h)
+/// </code>
+/// Not thread-safe: one pass at a time (the engines serialise their callers).
+/// </summary>
+public sealed unsafe class ForwardPass
+{
+    readonly ModelConfig c;
+    readonly CachedAttention attention;
+    readonly int qWidth, kvWidth;
+    int rowCapacity, outCapacity;
+    float[] x = [], h = [], rstd = [], q = [], k = [], v = [], att = [], proj = [], gate = [], up = [], act = [];
+    float[] routerLogits = [], routerProbs = [], topValues = [], xe = [], ye = [];
+    int[] topIds = [], expertRows = [];
+    float[] expertGates = [];
+    float[] outHidden = [], outNormed = [], outRstd = [], logits = [];
+    int outputs;
+
+    /// <summary>A pass over <paramref name="weights"/> writing into <paramref name="cache"/>, with buffers for <paramref name="rows"/> rows up front.</summary>
+    public ForwardPass(InferenceWeights weights, KvCache cache, int rows = 1)
+    {
+        Weights = weights; Cache = cache; c = weights.Config;
+        if (cache.Layers != c.Layers || cache.KvHeads != c.KvHeads || cache.HeadDim != c.HeadDim)
+            throw new ArgumentException("ForwardPass: the KV cache was built for another model shape.");
+        qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim;
+        attention = new CachedAttention(c, cache.Positions);
+        EnsureRows(Math.Max(1, rows));
+        EnsureOutputs(Math.Max(1, rows));
+    }
+
+    public InferenceWeights Weights { get; }
+    public KvCache Cache { get; }
+
+    /// <summary>Rows the last pass produced outputs for.</summary>
+    public int Outputs => outputs;
+
+    /// <summary>Logits (V) of the i-th output row of the last pass.</summary>
+    public ReadOnlySpan<float> Logits(int i) => logits.AsSpan(Check(i) * c.VocabSize, c.VocabSize);
+
+    /// <summary>Final RMS-normalised hidden state (D) of the i-th output row of the last pass.</summary>
+    public ReadOnlySpan<float> Hidden(int i) => outNormed.AsSpan(Check(i) * c.Dim, c.Dim);
+
+    int Check(int i) => (uint)i < (uint)outputs ? i : throw new ArgumentOutOfRangeException(nameof(i), i, $"ForwardPass: the last pass has {outputs} outputs.");
+
+    /// <summary>
+    /// Runs <paramref name="rows"/> through the model. For each index in <paramref name="outputRows"/>
+    /// (into <paramref name="rows"/>) the final hidden state and, when <paramref name="computeLogits"/>,
+    /// the logits become readable as output i. Every row's slot must have been
+    /// <see cref="KvCache.Ensure"/>d, and each sequence's earlier positions must be in the cache.
+    /// </summary>
+    public void Run(ReadOnlyMemory<TokenRow> rows, ReadOnlySpan<int> outputRows, bool computeLogits = true)
+    {
+        int n = rows.Length;
+        foreach (var r in rows.Span)
+        {
+            if ((uint)r.Token >= (uint)c.VocabSize) throw new ArgumentException($"ForwardPass: token id {r.Token} is outside the vocabulary of {c.VocabSize}.");
+            if ((uint)r.Position >= (uint)Cache.Positions) throw new ArgumentException($"ForwardPass: position {r.Position} is outside the context of {Cache.Positions}.");
+            if ((uint)r.Slot >= (uint)Cache.Slots) throw new ArgumentException($"ForwardPass: slot {r.Slot} is outside the cache's {Cache.Slots}.");
+        }
+        foreach (int o in outputRows)
+            if ((uint)o >= (uint)n) throw new ArgumentException($"ForwardPass: output row {o} is outside the {n} rows.");
+        outputs = 0;
+        if (n == 0) return;
+        EnsureRows(n);
+        EnsureOutputs(outputRows.Length);
+
+        int D = c.Dim;
+        var rs = rows.Span;
+        for (int i = 0; i < n; i++) Weights.Embedding.Row(rs[i].Token).CopyTo(x.AsSpan(i * D, D));   // (N, D)
+        for (int l = 0; l < c.Layers; l++) Layer(l, Weights.Layers[l], rows, n);
+
+        int L = outputRows.Length;
+        for (int i = 0; i < L; i++) x.AsSpan(outputRows[i] * D, D).CopyTo(outHidden.AsSpan(i * D, D));
+        RmsNorm.Forward(outHidden.AsSpan(0, L * D), Weights.FinalNorm, outNormed.AsSpan(0, L * D), outRstd.AsSpan(0, L), L, D, c.NormEps);   // (L, D)
+        if (computeLogits) Weights.LmHead.MatMul(outNormed.AsSpan(0, L * D), L, logits.AsSpan(0, L * c.VocabSize));   // (L, V)
+        outputs = L;
+    }
+
+    void Layer(int layer, LayerWeights w, ReadOnlyMemory<TokenRow> rows, int n)
+    {
+        int D = c.Dim, hd = c.HeadDim;
+        var rs = rows.Span;
+        var xs = x.AsSpan(0, n * D);
+        var hs = h.AsSpan(0, n * D);
+
+        // Attention half.
+        RmsNorm.Forward(xs, w.AttentionNorm, hs, rstd.AsSpan(0, n), n, D, c.NormEps);
+        w.Q.MatMul(hs, n, q.AsSpan(0, n * qWidth));            // (N, H·Dh)
+        w.K.MatMul(hs, n, k.AsSpan(0, n * kvWidth));           // (N, Hkv·Dh)
+        w.V.MatMul(hs, n, v.AsSpan(0, n * kvWidth));           // (N, Hkv·Dh)
+        var rope = Weights.Rope;
+        for (int i = 0; i < n; i++)
+        {
+            int pos = rs[i].Position;
+            Rope.Apply(q.AsSpan(i * qWidth, qWidth), 1, 1, c.Heads, hd, rope.Cos, rope.Sin, pos);
+            Rope.Apply(k.AsSpan(i * kvWidth, kvWidth), 1, 1, c.KvHeads, hd, rope.Cos, rope.Sin, pos);
+            for (int g = 0; g < c.KvHeads; g++)
+            {
+                k.AsSpan(i * kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Keys(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+                v.AsSpan(i * kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Values(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+            }
+        }
+        fixed (float* pq = q, pa = att)
+            attention.Forward(Cache, layer, rows, pq, pa);      // (N, H·Dh)
+        w.O.MatMul(att.AsSpan(0, n * qWidth), n, proj.AsSpan(0, n * D));
+        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+
+        // Feed-forward half.
+        RmsNorm.Forward(xs, w.MlpNorm, hs, rstd.AsSpan(0, n), n, D, c.NormEps);
+        if (w.Mlp is { } mlp) SwiGlu(mlp, hs, n, proj);
+        else Mixture(w, hs, n);
+        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+    }
+
+    /// <summary>proj[0..m·D) = down(silu(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>.</summary>
+    void SwiGlu(ExpertWeights e, ReadOnlySpan<float> input, int m, float[] output)
+    {
+        int F = c.HiddenDim;
+        e.Gate.MatMul(input, m, gate.AsSpan(0, m * F));        // (M, F)
+        e.Up.MatMul(input, m, up.AsSpan(0, m * F));            // (M, F)
+        Activations.SwiGlu(gate.AsSpan(0, m * F), up.AsSpan(0, m * F), act.AsSpan(0, m * F));
+        e.Down.MatMul(act.AsSpan(0, m * F), m, output.AsSpan(0, m * c.Dim));   // (M, D)
+    }
+
+    /// <summary>
+    /// proj = Σ over each row's top-k experts of gate · expert(row), the gates being the router's
+    /// softmax probabilities, renormalised over the k chosen when k &gt; 1 (as in training).
+    /// Experts are visited in id order and gather only their own rows, in row order.
+    /// </summary>
+    void Mixture(LayerWeights w, ReadOnlySpan<float> hs, int n)
+    {
+        int D = c.Dim, E = c.Experts, K = c.TopK;
+        w.Router!.MatMul(hs, n, routerLogits.AsSpan(0, n * E));                                       // (N, E)
+        Softmax.Forward(routerLogits.AsSpan(0, n * E), routerProbs.AsSpan(0, n * E), n, E);
+        TopK.Select(routerProbs.AsSpan(0, n * E), n, E, K, topIds.AsSpan(0, n * K), topValues.AsSpan(0, n * K));
+        if (K > 1)
+            for (int i = 0; i < n; i++)
+            {
+                var g = topValues.AsSpan(i * K, K);
+                float sum = 0;
+                foreach (float p in g) sum += p;
+                for (int j = 0; j < K; j++) g[j] /= sum;
+            }
+        var y = proj.AsSpan(0, n * D);
+        y.Clear();
+        for (int e = 0; e < E; e++)
+        {
+            int m = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < K; j++)
+                    if (topIds[i * K + j] == e) { expertRows[m] = i; expertGates[m] = topValues[i * K + j]; m++; }
+            if (m == 0) continue;                                                                     // untouched experts are never read
+            for (int r = 0; r < m; r++) hs.Slice(expertRows[r] * D, D).CopyTo(xe.AsSpan(r * D, D));   // (Mₑ, D)
+            SwiGlu(w.Experts[e], xe.AsSpan(0, m * D), m, ye);                                         // (Mₑ, D)
+            for (int r = 0; r < m; r++)
+            {
+                var yr = y.Slice(expertRows[r] * D, D);
+                TensorPrimitives.MultiplyAdd(ye.AsSpan(r * D, D), expertGates[r], yr, yr);
+            }
+        }
+    }
+
+    void EnsureRows(int n)
+    {
+        if (n <= rowCapacity) return;
+        int cap = Math.Max(n, rowCapacity * 2);
+        int D = c.Dim, F = c.HiddenDim, E = Math.Max(1, c.Experts), K = c.TopK;
+        x = new float[cap * D]; h = new float[cap * D]; rstd = new float[cap];
+        q = new float[cap * qWidth]; k = new float[cap * kvWidth]; v = new float[cap * kvWidth]; att = new float[cap * qWidth];
+        proj = new float[cap * D]; gate = new float[cap * F]; up = new float[cap * F]; act = new float[cap * F];
+        routerLogits = new float[cap * E]; routerProbs = new float[cap * E]; topIds = new int[cap * K]; topValues = new float[cap * K];
+        expertRows = new int[cap]; expertGates = new float[cap]; xe = new float[cap * D]; ye = new float[cap * D];
+        rowCapacity = cap;
+    }
+
+    void EnsureOutputs(int n)
+    {
+        if (n <= outCapacity) return;
+        int cap = Math.Max(n, outCapacity * 2);
+        outHidden = new float[cap * c.Dim]; outNormed = new float[cap * c.Dim]; outRstd = new float[cap];
+        logits = new float[(long)cap * c.VocabSize];
+        outCapacity = cap;
+    }
+}

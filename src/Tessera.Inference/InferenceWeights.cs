@@ -1,0 +1,115 @@
+using Tessera.Model;
+using Tessera.Tensors;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// One decoder layer's weights as the inference forward pass reads them. Exactly one of
+/// <see cref="Mlp"/> (dense) or <see cref="Router"/> + <see cref="Experts"/> (mixture) is set.
+/// </summary>
+public sealed record LayerWeights(float[] AttentionNorm, IWeightMatrix Q, IWeightMatrix K, IWeightMatrix V, IWeightMatrix O,
+    float[] MlpNorm, ExpertWeights? Mlp, IWeightMatrix? Router, ExpertWeights[] Experts);
+
+/// <summary>A SwiGLU block: down(silu(gate·x) ⊙ up·x); for experts gate/up/down are w1/w3/w2.</summary>
+public sealed record ExpertWeights(IWeightMatrix Gate, IWeightMatrix Up, IWeightMatrix Down)
+{
+    /// <summary>Bytes one token streams through this block.</summary>
+    public long Bytes => Gate.Bytes + Up.Bytes + Down.Bytes;
+}
+
+/// <summary>
+/// Everything the inference engine reads from a model: the embedding table, per-layer weights,
+/// the final norm, the output head and the rotary tables. Built from a <see cref="Transformer"/>
+/// (borrowing its fp32 tensors, so the model must outlive this) or, later, from quantized storage.
+/// </summary>
+public sealed class InferenceWeights
+{
+    /// <summary>Assembles the weights from their parts.</summary>
+    public InferenceWeights(ModelConfig config, DenseWeights embedding, LayerWeights[] layers, float[] finalNorm, IWeightMatrix lmHead, RopeTable rope)
+    {
+        Config = config.Validate();
+        if (layers.Length != config.Layers) throw new ArgumentException($"InferenceWeights: {layers.Length} layers for a {config.Layers}-layer config.");
+        if (embedding.Rows != config.VocabSize || embedding.Cols != config.Dim || lmHead.Rows != config.VocabSize || lmHead.Cols != config.Dim)
+            throw new ArgumentException("InferenceWeights: embedding or lm_head shape does not match the config.");
+        Embedding = embedding; Layers = layers; FinalNorm = finalNorm; LmHead = lmHead; Rope = rope;
+    }
+
+    public ModelConfig Config { get; }
+    public DenseWeights Embedding { get; }
+    public IReadOnlyList<LayerWeights> Layers { get; }
+    public float[] FinalNorm { get; }
+    public IWeightMatrix LmHead { get; }
+    public RopeTable Rope { get; }
+
+    /// <summary>Borrows every weight of <paramref name="model"/> by its Hugging Face name.</summary>
+    public static InferenceWeights FromTransformer(Transformer model)
+    {
+        var c = model.Config;
+        var p = model.Parameters;
+        DenseWeights M(string name) => DenseWeights.Borrow(p[name]);
+        float[] V(string name) => p[name].AsSpan("InferenceWeights").ToArray();
+        var layers = new LayerWeights[c.Layers];
+        for (int i = 0; i < c.Layers; i++)
+        {
+            string l = $"model.layers.{i}.", a = l + "self_attn.";
+            ExpertWeights? mlp = null;
+            IWeightMatrix? router = null;
+            var experts = Array.Empty<ExpertWeights>();
+            if (c.IsMoe)
+            {
+                string m = l + "block_sparse_moe.";
+                router = M(m + "gate.weight");
+                experts = new ExpertWeights[c.Experts];
+                for (int e = 0; e < c.Experts; e++)
+                    experts[e] = new ExpertWeights(M(m + $"experts.{e}.w1.weight"), M(m + $"experts.{e}.w3.weight"), M(m + $"experts.{e}.w2.weight"));
+            }
+            else mlp = new ExpertWeights(M(l + "mlp.gate_proj.weight"), M(l + "mlp.up_proj.weight"), M(l + "mlp.down_proj.weight"));
+            layers[i] = new LayerWeights(V(l + "input_layernorm.weight"), M(a + "q_proj.weight"), M(a + "k_proj.weight"), M(a + "v_proj.weight"),
+                M(a + "o_proj.weight"), V(l + "post_attention_layernorm.weight"), mlp, router, experts);
+        }
+        var embed = M("model.embed_tokens.weight");
+        IWeightMatrix head = c.TiedEmbeddings ? embed : M("lm_head.weight");
+        return new InferenceWeights(c, embed, layers, V("model.norm.weight"), head, model.Rope);
+    }
+
+    /// <summary>
+    /// Bytes of weights one decoded token streams: every attention matrix, the router and the
+    /// top-k experts of each layer (the average expert size), and the output head. Norm gains and
+    /// the one embedding row are negligible and left out.
+    /// </summary>
+    public long BytesPerToken
+    {
+        get
+        {
+            long total = LmHead.Bytes;
+            foreach (var l in Layers)
+            {
+                total += l.Q.Bytes + l.K.Bytes + l.V.Bytes + l.O.Bytes;
+                if (l.Mlp is not null) total += l.Mlp.Bytes;
+                else
+                {
+                    long experts = 0;
+                    foreach (var e in l.Experts) experts += e.Bytes;
+                    total += l.Router!.Bytes + experts / l.Experts.Length * Config.TopK;
+                }
+            }
+            return total;
+        }
+    }
+
+    /// <summary>Bytes of every weight matrix (all experts).</summary>
+    public long TotalBytes
+    {
+        get
+        {
+            long total = LmHead.Bytes + (ReferenceEquals(LmHead, Embedding) ? 0 : Embedding.Bytes);
+            foreach (var l in Layers)
+            {
+                total += l.Q.Bytes + l.K.Bytes + l.V.Bytes + l.O.Bytes;
+                if (l.Mlp is not null) total += l.Mlp.Bytes;
+                else { total += l.Router!.Bytes; foreach (var e in l.Experts) total += e.Bytes; }
+            }
+            return total;
+        }
+    }
+}

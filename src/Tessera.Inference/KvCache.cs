@@ -1,0 +1,76 @@
+using System.Runtime.InteropServices;
+using Tessera.Model;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// Keys and values of every processed position, fp32, per sequence slot, laid out
+/// (slot, layer, kvHead, position, headDim) so one head's history is one contiguous run for the
+/// attention scan. A slot's memory is allocated on first use and kept for reuse; rolling a
+/// sequence back (speculation) needs no copy: positions past the sequence's length are simply
+/// overwritten by the next tokens fed.
+/// </summary>
+public sealed unsafe class KvCache : IDisposable
+{
+    readonly float*[] keys, values;
+    readonly long planeFloats, slotFloats;
+
+    /// <summary>A cache of <paramref name="slots"/> sequences of up to the config's context length.</summary>
+    public KvCache(ModelConfig config, int slots)
+    {
+        if (slots < 1) throw new ArgumentException($"KvCache: slots must be ≥ 1, got {slots}.");
+        Slots = slots; Layers = config.Layers; KvHeads = config.KvHeads; HeadDim = config.HeadDim; Positions = config.ContextLength;
+        planeFloats = (long)Positions * HeadDim;
+        slotFloats = planeFloats * Layers * KvHeads;
+        keys = new float*[slots]; values = new float*[slots];
+    }
+
+    public int Slots { get; }
+    public int Layers { get; }
+    public int KvHeads { get; }
+    public int HeadDim { get; }
+    /// <summary>Positions per slot (the context length).</summary>
+    public int Positions { get; }
+
+    /// <summary>Bytes of keys and values one position occupies over all layers.</summary>
+    public long BytesPerPosition => 2L * Layers * KvHeads * HeadDim * sizeof(float);
+
+    /// <summary>Bytes allocated so far.</summary>
+    public long AllocatedBytes
+    {
+        get { long n = 0; foreach (var k in keys) if (k != null) n += 2 * slotFloats * sizeof(float); return n; }
+    }
+
+    /// <summary>Start of the (Positions, HeadDim) key plane of one head.</summary>
+    public float* Keys(int slot, int layer, int kvHead) => Plane(keys, slot, layer, kvHead);
+
+    /// <summary>Start of the (Positions, HeadDim) value plane of one head.</summary>
+    public float* Values(int slot, int layer, int kvHead) => Plane(values, slot, layer, kvHead);
+
+    /// <summary>Makes sure a slot's memory exists (call before the forward pass, off the hot loop).</summary>
+    public void Ensure(int slot)
+    {
+        if ((uint)slot >= (uint)Slots) throw new ArgumentOutOfRangeException(nameof(slot), slot, $"KvCache: slot outside [0, {Slots}).");
+        if (keys[slot] != null) return;
+        nuint bytes = (nuint)(slotFloats * sizeof(float));
+        keys[slot] = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+        values[slot] = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+    }
+
+    float* Plane(float*[] store, int slot, int layer, int kvHead)
+    {
+        float* s = store[slot];
+        if (s == null) throw new InvalidOperationException($"KvCache: slot {slot} was not allocated (call Ensure).");
+        return s + ((long)layer * KvHeads + kvHead) * planeFloats;
+    }
+
+    public void Dispose()
+    {
+        for (int i = 0; i < Slots; i++)
+        {
+            if (keys[i] != null) NativeMemory.AlignedFree(keys[i]);
+            if (values[i] != null) NativeMemory.AlignedFree(values[i]);
+            keys[i] = values[i] = null;
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using Tessera.Model;
+using Tessera.Tensors;
+
+namespace Tessera.Inference.Tests;
+
+/// <summary>Tiny model shapes that cover each code path of the fast engine, and shared test plumbing.</summary>
+public static class EngineModels
+{
+    /// <summary>Dense, grouped-query attention (2 query heads per kv head).</summary>
+    public static readonly ModelConfig Dense = new() { VocabSize = 40, Dim = 32, Layers = 2, Heads = 4, KvHeads = 2, HiddenDim = 48, ContextLength = 48 };
+    /// <summary>Mixture, top-1 (raw router probability as gate).</summary>
+    public static readonly ModelConfig MoeTop1 = Dense with { Experts = 4, TopK = 1, HiddenDim = 24 };
+    /// <summary>Mixture, top-2 (renormalised gates).</summary>
+    public static readonly ModelConfig MoeTop2 = Dense with { Experts = 4, TopK = 2, HiddenDim = 24, TiedEmbeddings = false };
+    /// <summary>Sliding-window attention.</summary>
+    public static readonly ModelConfig Windowed = Dense with { SlidingWindow = 5, KvHeads = 1 };
+
+    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window" };
+
+    public static ModelConfig ByName(string name) => name switch
+    {
+        "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed,
+        _ => throw new ArgumentException(name),
+    };
+
+    /// <summary>
+    /// A randomly initialised model whose logits are scaled up (through the final norm's gain, which
+    /// feeds only the head), so next-token distributions are peaked and differ between seeds: the
+    /// 0.02 init gives almost uniform ones, where greedy near-ties and trivially accepting
+    /// speculation would make tests weak.
+    /// </summary>
+    public static Transformer Build(ModelConfig config, ulong seed, float logitScale = 30f)
+    {
+        var m = new Transformer(config, seed);
+        // Layer matrices ×6 so the layers, not the token's own embedding, decide the prediction
+        // (with the 0.02 init every model's argmax is just "repeat the last token").
+        foreach (var t in m.Parameters.All)
+            if (t.Name.StartsWith("model.layers.", StringComparison.Ordinal) && t.Rank == 2)
+                foreach (ref float w in t.AsSpan()) w *= 6f;
+        foreach (ref float g in m.Parameters["model.norm.weight"].AsSpan()) g *= logitScale;
+        return m;
+    }
+
+    public static async Task<List<TokenEvent>> Collect(IAsyncEnumerable<TokenEvent> events, int? cancelAfter = null, CancellationTokenSource? cts = null)
+    {
+        var list = new List<TokenEvent>();
+        await foreach (var e in events)
+        {
+            list.Add(e);
+            if (cancelAfter is { } n && list.Count == n) cts!.Cancel();
+        }
+        return list;
+    }
+
+    /// <summary>Logits (V) after <paramref name="ids"/> from the plain graph forward.</summary>
+    public static float[] ReferenceLogits(Transformer model, IReadOnlyList<int> ids)
+    {
+        int V = model.Config.VocabSize, T = ids.Count;
+        using var g = new Graph(recordGradients: false);
+        return model.Forward(g, ids.ToArray(), 1, T).Logits.AsSpan().Slice((T - 1) * V, V).ToArray();
+    }
+
+    /// <summary>Final hidden state (D) after <paramref name="ids"/> from the plain graph forward.</summary>
+    public static float[] ReferenceHidden(Transformer model, IReadOnlyList<int> ids)
+    {
+        int D = model.Config.Dim, T = ids.Count;
+        using var g = new Graph(recordGradients: false);
+        return model.Forward(g, ids.ToArray(), 1, T).Hidden.AsSpan().Slice((T - 1) * D, D).ToArray();
+    }
+
+    public static int[] Prompt(int length, int vocab, int salt)
+    {
+        var p = new int[length];
+        for (int i = 0; i < length; i++) p[i] = (i * 7 + salt * 13 + 1) % vocab;
+        return p;
+    }
+}
