@@ -31,8 +31,9 @@ public static class ServeCommand
             var tok = File.Exists(tokPath) || tokPath == "bytes" ? Text.TokenizerFiles.Load(tokPath) : RunSetup.LoadRunTokenizer(tokPath);
             using var transformer = Checkpoint.LoadModel(dir);
             string id = p.GetValue(name) ?? DefaultName(dir);
-            // The reference engine is the slow twin; the batching engine replaces it here once merged.
-            var served = new ServedModel(id, new ReferenceEngine(transformer), tok);
+            // Concurrent requests share one continuous-batching engine (greedy output equals ReferenceEngine's).
+            using var engine = new BatchingEngine(transformer);
+            var served = new ServedModel(id, engine, tok);
             await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log) }, cancel);
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = transformer.Config.ContextLength }));
