@@ -11,6 +11,7 @@ public static class BenchCommand
         bench.Subcommands.Add(GemmBenchCommand.Create());
         bench.Subcommands.Add(AttentionBenchCommand.Create());
         bench.Subcommands.Add(TokenizerBenchCommand.Create());
+        bench.Subcommands.Add(TrainBenchCommand.Create());
         return bench;
     }
 
