@@ -27,16 +27,18 @@ public static class TrainBenchCommand
         var steps = new Option<int>("--steps") { Description = "Timed steps per config (after the warm-up steps), both sides.", DefaultValueFactory = _ => 6 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps per config, both sides.", DefaultValueFactory = _ => 2 };
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch comparison." };
+        var profile = new Option<bool>("--profile") { Description = "Also print our time per op (forward/backward) and optimizer, ms per step (to stderr)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Training-step time and tokens/s of the tiny/small presets (dense and MoE) vs PyTorch CPU, with ratio and MFU.")
         {
-            presets, threads, steps, warmup, noTorch, json,
+            presets, threads, steps, warmup, noTorch, profile, json,
         };
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(threads), s = parse.GetValue(steps), w = parse.GetValue(warmup);
             if (n < 1 || s < 1 || w < 0) throw new ArgumentException($"--threads ({n}) and --steps ({s}) must be ≥ 1 and --warmup ({w}) ≥ 0.");
             bool asJson = parse.GetValue(json);
+            if (parse.GetValue(profile)) Tessera.Tensors.OpProfile.Enabled = true; // TESSERA_PROFILE=1|cpu also enables it
             var rows = Run(Select(parse.GetValue(presets)!), n, s, w, !parse.GetValue(noTorch), out double peak, out string? note,
                 line => Console.Error.WriteLine(line));
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(rows, n, s, w, peak, note)));
@@ -80,8 +82,9 @@ public static class TrainBenchCommand
             long total;
             using (var model = new Transformer(config)) total = model.Parameters.ElementCount;
             progress($"ours  {preset}: B={b} T={t}, {warmup} warm-up + {steps} timed steps ...");
-            var ours = TrainThroughput.Measure(config, b, t, steps, warmup, peakFlops: peakFlops);
-            progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step");
+            var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out int gcs);
+            progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step (process CPU {cpuMs:F1} ms/step, {gcs} GCs in the timed steps)");
+            if (Tessera.Tensors.OpProfile.Enabled) PrintProfile(progress, steps);
             TorchTrainTiming? timing = null;
             if (torch && note is null)
             {
@@ -95,6 +98,61 @@ public static class TrainBenchCommand
             rows.Add(new Row(preset, config, b, t, total, config.ActiveParameterCount, ours, timing));
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Times full training steps of a freshly initialised model on random tokens, as
+    /// <see cref="TrainThroughput.Measure"/> does (same Trainer, same data path through a temporary
+    /// shard), but resets the op profile after the warm-up so that it covers the timed steps only,
+    /// and also reports process CPU time per step, which a busy machine inflates less than wall time.
+    /// </summary>
+    static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
+        out double cpuMsPerStep, out int gcs)
+    {
+        var options = new TrainOptions
+        {
+            Steps = steps + warmup, BatchSize = batch, SequenceLength = seq, WarmupSteps = 0, Seed = 1,
+            PeakFlops = peakFlops, EvalEvery = 0, CheckpointEvery = 0,
+        }.Validate();
+        string dir = Directory.CreateTempSubdirectory("tessera-bench-train-").FullName;
+        try
+        {
+            var rng = new Tessera.Tensors.Rng(1);
+            var tokens = new int[Math.Max(4 * batch, 16) * seq + 1];
+            for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.NextInt(config.VocabSize);
+            string path = Path.Combine(dir, "random.bin");
+            Tessera.Data.TokenShard.Write(path, [tokens], config.VocabSize);
+            using var shard = Tessera.Data.TokenShard.Open(path);
+            using var trainer = new Trainer(config, options, new TrainData([shard]));
+            for (int i = 0; i < warmup; i++) trainer.TrainStep();
+            Tessera.Tensors.OpProfile.Reset();
+            int gc0 = GC.CollectionCount(0);
+            var process = System.Diagnostics.Process.GetCurrentProcess();
+            var cpu0 = process.TotalProcessorTime;
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int i = 0; i < steps; i++) trainer.TrainStep();
+            double seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+            process.Refresh();
+            cpuMsPerStep = (process.TotalProcessorTime - cpu0).TotalMilliseconds / steps;
+            gcs = GC.CollectionCount(0) - gc0;
+            double tps = (double)options.TokensPerStep * steps / seconds;
+            return new ThroughputResult(config, batch, seq, steps, seconds * 1000 / steps, tps, config.TrainingFlopsPerToken(seq) * tps / peakFlops);
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The op profile of the timed steps, ms per step.</summary>
+    static void PrintProfile(Action<string> progress, int steps)
+    {
+        double total = 0;
+        var entries = Tessera.Tensors.OpProfile.Snapshot();
+        foreach (var e in entries) total += e.Milliseconds;
+        foreach (var (key, ms, calls) in entries)
+            progress($"    {key,-28} {ms / steps,9:F2} ms/step {100 * ms / total,5:F1}%  ({calls / steps} calls/step)");
+        progress($"    {"total profiled",-28} {total / steps,9:F2} ms/step");
     }
 
     static TrainTorchConfig ToTorch(string name, ModelConfig c, int batch, int seq)

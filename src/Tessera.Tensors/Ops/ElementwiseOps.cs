@@ -81,9 +81,11 @@ public sealed partial class Graph
             throw new ArgumentException($"{op}: shapes differ: {Describe(a)} vs {Describe(b)}.");
     }
 
+    /// <summary>t.Grad += d; a first gradient is a copy (no zero-fill and add).</summary>
     static void AddInto(Tensor t, ReadOnlySpan<float> d)
     {
-        var g = GradSpan(t);
-        TensorPrimitives.Add(g, d, g);
+        var g = GradTarget(t, out bool accumulate);
+        if (accumulate) TensorPrimitives.Add(g, d, g);
+        else d.CopyTo(g);
     }
 }
