@@ -93,10 +93,7 @@ public sealed partial class Graph
                         }
                         if (gates.RequiresGrad)
                         {
-                            var s = o.AsSpan(op).Slice(at, d);
-                            double dot = 0;
-                            for (int j = 0; j < d; j++) dot += (double)g[j] * s[j];
-                            gates.Grad!.AsSpan(op)[entrySlot[c]] += (float)dot;
+                            gates.Grad!.AsSpan(op)[entrySlot[c]] += (float)DoubleSums.Dot(g, o.AsSpan(op).Slice(at, d));
                         }
                     }
                 }

@@ -1,6 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-
 namespace Tessera.Tensors;
 
 /// <summary>Global-norm gradient clipping with torch.nn.utils.clip_grad_norm_ semantics.</summary>
@@ -30,7 +27,7 @@ public static class GradClip
             for (int c = start; c < end; c++)
             {
                 var (i, at, n) = chunks[c];
-                if (parameters[i].Grad is { } g) partial[c] = SumOfSquares(g.AsSpan("ClipGlobalNorm").Slice(at, n));
+                if (parameters[i].Grad is { } g) partial[c] = DoubleSums.SumOfSquares(g.AsSpan("ClipGlobalNorm").Slice(at, n));
             }
         });
         double sumSq = 0;
@@ -62,26 +59,5 @@ public static class GradClip
     {
         if (chunks.Elements < 1 << 16) body(0, 0, chunks.Count);
         else Kernels.WorkerPool.Shared.For(chunks.Count, body);
-    }
-
-    /// <summary>Σ x² in double: four vector accumulators of doubles, combined in a fixed order, then the scalar tail.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static double SumOfSquares(ReadOnlySpan<float> x)
-    {
-        int j = 0;
-        double sum = 0;
-        if (Vector256.IsHardwareAccelerated && x.Length >= 16)
-        {
-            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; j <= x.Length - 16; j += 16)
-            {
-                var (l0, h0) = Vector256.Widen(Vector256.Create(x.Slice(j, 8)));
-                var (l1, h1) = Vector256.Widen(Vector256.Create(x.Slice(j + 8, 8)));
-                a0 += l0 * l0; a1 += h0 * h0; a2 += l1 * l1; a3 += h1 * h1;
-            }
-            sum = Vector256.Sum((a0 + a1) + (a2 + a3));
-        }
-        for (; j < x.Length; j++) sum += (double)x[j] * x[j];
-        return sum;
     }
 }
