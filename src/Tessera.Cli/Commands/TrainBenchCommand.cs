@@ -50,7 +50,7 @@ public static class TrainBenchCommand
 
     /// <summary>One benchmarked config: our timing and, when torch ran, its timing.</summary>
     sealed record Row(string Name, ModelConfig Config, int Batch, int Seq, long Parameters, long ActiveParameters,
-        ThroughputResult Ours, TorchTrainTiming? Torch)
+        ThroughputResult Ours, double OursCpuMsPerStep, TorchTrainTiming? Torch)
     {
         public double? Ratio => Torch is { } t ? t.MsPerStep / Ours.MsPerStep : null;
     }
@@ -95,7 +95,7 @@ public static class TrainBenchCommand
                 if (timing is not null && timing.Parameters != total)
                     throw new InvalidOperationException($"bench train: {preset} has {total} parameters here but {timing.Parameters} in reference/bench_train.py; the models differ.");
             }
-            rows.Add(new Row(preset, config, b, t, total, config.ActiveParameterCount, ours, timing));
+            rows.Add(new Row(preset, config, b, t, total, config.ActiveParameterCount, ours, cpuMs, timing));
         }
         return rows;
     }
@@ -166,15 +166,16 @@ public static class TrainBenchCommand
     {
         AnsiConsole.MarkupLine($"training step = forward + backward + clip + AdamW, fp32, random tokens; threads={threads}, " +
             $"{warmup} warm-up + {steps} timed steps per config; peak {peak / 1e9:F0} GFLOP/s (measured)");
-        var table = new Table().AddColumns("config", "params (total/active)", "B×T", "ours ms/step", "ours tok/s", "torch ms/step", "torch/ours", "MFU ours");
+        var table = new Table().AddColumns("config", "params", "active", "B×T", "ms/step", "tok/s", "torch", "ratio", "MFU");
         foreach (var r in rows)
-            table.AddRow(r.Name, $"{Millions(r.Parameters)} / {Millions(r.ActiveParameters)}", $"{r.Batch}×{r.Seq}",
+            table.AddRow(r.Name, Millions(r.Parameters), Millions(r.ActiveParameters), $"{r.Batch}×{r.Seq}",
                 $"{r.Ours.MsPerStep:F1}", $"{r.Ours.TokensPerSecond:F0}",
                 r.Torch is { } t ? $"{t.MsPerStep:F1}" : "—",
                 r.Ratio is { } x ? $"{x:F2}×" : "—",
                 $"{r.Ours.Mfu * 100:F1}%");
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine("[grey]torch/ours > 1: we are faster. MFU = model FLOPs (6·active matmul params + attention per token) × tokens/s / peak.[/]");
+        AnsiConsole.MarkupLine("[grey]ms/step, tok/s, MFU: ours; torch: PyTorch ms/step; ratio = torch ms / ours ms (> 1: we are faster). " +
+            "MFU = model FLOPs (6·active matmul params + attention, per token) × tokens/s / peak.[/]");
         var version = rows.Find(r => r.Torch is not null);
         if (note is not null) AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(note)}[/]");
         else if (version is null) AnsiConsole.MarkupLine("[yellow]PyTorch reported no timings.[/]");
@@ -188,7 +189,7 @@ public static class TrainBenchCommand
         configs = rows.ConvertAll(r => new
         {
             name = r.Name, batch = r.Batch, seq = r.Seq, parameters = r.Parameters, active_parameters = r.ActiveParameters,
-            ours = new { ms_per_step = r.Ours.MsPerStep, tokens_per_s = r.Ours.TokensPerSecond, mfu = r.Ours.Mfu },
+            ours = new { ms_per_step = r.Ours.MsPerStep, tokens_per_s = r.Ours.TokensPerSecond, mfu = r.Ours.Mfu, process_cpu_ms_per_step = r.OursCpuMsPerStep },
             torch = r.Torch is { } t ? new { ms_per_step = t.MsPerStep, tokens_per_s = t.TokensPerSecond } : null,
             ratio = r.Ratio,
         }),
