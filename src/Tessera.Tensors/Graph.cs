@@ -172,7 +172,7 @@ public sealed partial class Graph : IDisposable
         if (t.RequiresGrad)
         {
             var g = GradSpan(t);
-            System.Numerics.Tensors.TensorPrimitives.Add(g, buffer.AsSpan("Backward"), g);
+            ParallelSpans.Add(g, buffer.AsSpan("Backward"), g);
         }
         buffer.Dispose();
     }

@@ -11,7 +11,7 @@ public sealed partial class Graph
         const string op = "Add";
         SameShape(op, a, b);
         var y = NewOutput(op, a.Shape, false, a, b);
-        TensorPrimitives.Add(a.AsSpan(op), b.AsSpan(op), y.AsSpan(op));
+        ParallelSpans.Add(a.AsSpan(op), b.AsSpan(op), y.AsSpan(op));
         Record(op, y, [a, b], () =>
         {
             var dy = y.Grad!.AsSpan(op);
@@ -85,7 +85,7 @@ public sealed partial class Graph
     static void AddInto(Tensor t, ReadOnlySpan<float> d)
     {
         var g = GradTarget(t, out bool accumulate);
-        if (accumulate) TensorPrimitives.Add(g, d, g);
-        else d.CopyTo(g);
+        if (accumulate) ParallelSpans.Add(g, d, g);
+        else ParallelSpans.Copy(d, g);
     }
 }
