@@ -129,6 +129,7 @@ def parity_check():
 
 
 def bench(cfg, threads, steps, warmup):
+    """Median ms of `steps` timed training steps after `warmup` untimed ones."""
     c = dict(ref.MOE)   # rms_eps, rope_theta, aux/z coefficients as in the reference
     c.update(vocab=cfg["vocab"], dim=cfg["dim"], layers=cfg["layers"], heads=cfg["heads"], kv_heads=cfg["kv_heads"],
              head_dim=cfg["dim"] // cfg["heads"], hidden=cfg["hidden"], experts=cfg["experts"], top_k=cfg["top_k"],
@@ -156,12 +157,16 @@ def bench(cfg, threads, steps, warmup):
 
     for _ in range(warmup):
         step()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         loss = step()
-    ms = (time.perf_counter() - t0) * 1e3 / steps
+        times.append((time.perf_counter() - t0) * 1e3)
+    # The median step: one step slowed by other processes on a shared machine does not move it.
+    ms = sorted(times)[len(times) // 2]
     return dict(name=cfg["name"], torch=torch.__version__, threads=threads, params=total, active=active,
-                batch=B, seq=T, steps=steps, ms_per_step=ms, tokens_per_s=B * T / (ms / 1e3), loss=loss)
+                batch=B, seq=T, steps=steps, ms_per_step=ms, mean_ms_per_step=sum(times) / len(times),
+                tokens_per_s=B * T / (ms / 1e3), loss=loss)
 
 
 def main():

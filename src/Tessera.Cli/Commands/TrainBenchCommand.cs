@@ -103,8 +103,9 @@ public static class TrainBenchCommand
     /// <summary>
     /// Times full training steps of a freshly initialised model on random tokens, as
     /// <see cref="TrainThroughput.Measure"/> does (same Trainer, same data path through a temporary
-    /// shard), but resets the op profile after the warm-up so that it covers the timed steps only,
-    /// and also reports process CPU time per step, which a busy machine inflates less than wall time.
+    /// shard), but reports the median step rather than the mean (as the torch side does), resets the
+    /// op profile after the warm-up so that it covers the timed steps only, and also reports process
+    /// CPU time per step, which a busy machine inflates less than wall time.
     /// </summary>
     static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
         out double cpuMsPerStep, out int gcs)
@@ -129,14 +130,21 @@ public static class TrainBenchCommand
             int gc0 = GC.CollectionCount(0);
             var process = System.Diagnostics.Process.GetCurrentProcess();
             var cpu0 = process.TotalProcessorTime;
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            for (int i = 0; i < steps; i++) trainer.TrainStep();
-            double seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+            var times = new double[steps];
+            for (int i = 0; i < steps; i++)
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                trainer.TrainStep();
+                times[i] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
             process.Refresh();
             cpuMsPerStep = (process.TotalProcessorTime - cpu0).TotalMilliseconds / steps;
             gcs = GC.CollectionCount(0) - gc0;
-            double tps = (double)options.TokensPerStep * steps / seconds;
-            return new ThroughputResult(config, batch, seq, steps, seconds * 1000 / steps, tps, config.TrainingFlopsPerToken(seq) * tps / peakFlops);
+            // The median step, as reference/bench_train.py reports: a step slowed by other processes does not move it.
+            Array.Sort(times);
+            double ms = times[steps / 2];
+            double tps = options.TokensPerStep / (ms / 1000);
+            return new ThroughputResult(config, batch, seq, steps, ms, tps, config.TrainingFlopsPerToken(seq) * tps / peakFlops);
         }
         finally
         {
@@ -165,7 +173,7 @@ public static class TrainBenchCommand
     static void Print(List<Row> rows, int threads, int steps, int warmup, double peak, string? note)
     {
         AnsiConsole.MarkupLine($"training step = forward + backward + clip + AdamW, fp32, random tokens; threads={threads}, " +
-            $"{warmup} warm-up + {steps} timed steps per config; peak {peak / 1e9:F0} GFLOP/s (measured)");
+            $"{warmup} warm-up + {steps} timed steps per config, median step; peak {peak / 1e9:F0} GFLOP/s (measured)");
         var table = new Table().AddColumns("config", "params", "active", "B×T", "ms/step", "tok/s", "torch", "ratio", "MFU");
         foreach (var r in rows)
             table.AddRow(r.Name, Millions(r.Parameters), Millions(r.ActiveParameters), $"{r.Batch}×{r.Seq}",
