@@ -82,6 +82,7 @@ public static class TrainBenchCommand
             long total;
             using (var model = new Transformer(config)) total = model.Parameters.ElementCount;
             progress($"ours  {preset}: B={b} T={t}, {warmup} warm-up + {steps} timed steps ...");
+            Tessera.Tensors.BufferPool.Trim(); // the previous config's buffer sizes would only crowd this one's
             var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out int gcs);
             progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step (process CPU {cpuMs:F1} ms/step, {gcs} GCs in the timed steps)");
             if (Tessera.Tensors.OpProfile.Enabled) PrintProfile(progress, steps);
@@ -160,7 +161,7 @@ public static class TrainBenchCommand
         foreach (var e in entries) total += e.Milliseconds;
         foreach (var (key, ms, calls) in entries)
             progress($"    {key,-28} {ms / steps,9:F2} ms/step {100 * ms / total,5:F1}%  ({calls / steps} calls/step)");
-        progress($"    {"total profiled",-28} {total / steps,9:F2} ms/step");
+        progress($"    {"total profiled",-28} {total / steps,9:F2} ms/step; tensor buffer pool holds {Tessera.Tensors.BufferPool.RetainedBytes / 1048576.0:F0} MiB between steps");
     }
 
     static TrainTorchConfig ToTorch(string name, ModelConfig c, int batch, int seq)
