@@ -72,8 +72,12 @@ public static class TrainBenchCommand
         out double peakFlops, out string? note, Action<string> progress)
     {
         WorkerPool.SetSharedThreadCount(threads);
-        peakFlops = GemmPeak.MeasureGflops(WorkerPool.Shared) * 1e9;
-        progress($"peak {peakFlops / 1e9:F0} GFLOP/s (FMA probe, {threads} threads)");
+        // Per-thread peak × threads: one probe thread is far likelier than n of them to get a whole
+        // core to itself on a shared machine, and a peak measured low would inflate the MFU.
+        double perThread;
+        using (var one = new WorkerPool(1)) perThread = GemmPeak.MeasureGflops(one, 0.3);
+        peakFlops = perThread * threads * 1e9;
+        progress($"peak {peakFlops / 1e9:F0} GFLOP/s (FMA probe: {perThread:F0} GFLOP/s per thread × {threads})");
         note = torch ? null : "PyTorch comparison skipped: --no-torch";
         var rows = new List<Row>();
         foreach (var (preset, b, t) in shapes)
