@@ -5,7 +5,10 @@ namespace Tessera.Kernels;
 /// <see cref="For"/> hands worker <c>w</c> of <c>n</c> the index range
 /// <c>[w·count/n, (w+1)·count/n)</c>, so the same thread count gives the same partition and
 /// therefore bit-identical results. The calling thread acts as worker 0; no threads are
-/// created per call.
+/// created per call. A range whose helper thread has not started on it by the time the caller
+/// finishes its own range (the helper is descheduled on a busy machine) is run by the caller
+/// instead, still as worker <c>w</c>'s range: the partition and worker indices never change, only
+/// which OS thread executes a range, so the caller never sits idle waiting for a thread to be scheduled.
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
@@ -20,6 +23,7 @@ public sealed class WorkerPool : IDisposable
     int jobCount;
     long generation;
     int pending;
+    readonly long[] claims;         // claims[w] = last generation whose range w was taken (by its helper or the caller)
     bool disposed;
     Exception? failure;
 
@@ -29,6 +33,7 @@ public sealed class WorkerPool : IDisposable
         if (threadCount < 1) throw new ArgumentOutOfRangeException(nameof(threadCount), threadCount, "A worker pool needs at least one thread.");
         ThreadCount = threadCount;
         threads = new Thread[threadCount - 1];
+        claims = new long[threadCount];
         for (int i = 0; i < threads.Length; i++)
         {
             int worker = i + 1;
@@ -106,32 +111,51 @@ public sealed class WorkerPool : IDisposable
 
     void ForLocked(int count, Action<int, int, int> body)
     {
+        long g;
         lock (gate)
         {
             job = body;
             jobCount = count;
             failure = null;
             pending = threads.Length;
-            generation++;
+            g = ++generation;
             Monitor.PulseAll(gate);
         }
         insideBody = true;
-        try { RunRange(0, body, count); }
-        catch (Exception e) { lock (gate) failure ??= e; }
+        try
+        {
+            try { RunRange(0, body, count); }
+            catch (Exception e) { lock (gate) failure ??= e; }
+            // Take over every range whose helper has not claimed it yet.
+            for (int w = 1; w < ThreadCount; w++)
+            {
+                if (!TryClaim(w, g)) continue;
+                try { RunRange(w, body, count); }
+                catch (Exception e) { lock (gate) failure ??= e; }
+                finally { Interlocked.Decrement(ref pending); }
+            }
+        }
         finally { insideBody = false; }
-        // Wait for helpers: spin briefly (most jobs are short), then block.
+        // Wait for ranges helpers are still running: spin briefly (most jobs are short), then block.
         var spin = new SpinWait();
         while (Volatile.Read(ref pending) > 0)
         {
             if (spin.Count < 200) { spin.SpinOnce(sleep1Threshold: -1); continue; }
             lock (gate)
             {
-                while (pending > 0) Monitor.Wait(gate);
+                while (Volatile.Read(ref pending) > 0) Monitor.Wait(gate);
             }
         }
         job = null;
         if (failure is { } f) throw new AggregateException("A worker failed in WorkerPool.For.", f);
     }
+
+    /// <summary>
+    /// Claims range <paramref name="worker"/> of generation <paramref name="g"/>. Every range of the
+    /// previous generation was claimed before its For returned, so an unclaimed range holds g − 1;
+    /// a helper that wakes late with an older generation fails here and never runs a stale job.
+    /// </summary>
+    bool TryClaim(int worker, long g) => Interlocked.CompareExchange(ref claims[worker], g, g - 1) == g - 1;
 
     void RunRange(int worker, Action<int, int, int> body, int count)
     {
@@ -159,14 +183,13 @@ public sealed class WorkerPool : IDisposable
                 body = job!;
                 count = jobCount;
             }
+            if (!TryClaim(worker, seen)) continue; // the caller already ran (or is running) this range
             insideBody = true;
             try { RunRange(worker, body, count); }
             catch (Exception e) { lock (gate) failure ??= e; }
             finally { insideBody = false; }
-            lock (gate)
-            {
-                if (--pending == 0) Monitor.PulseAll(gate);
-            }
+            if (Interlocked.Decrement(ref pending) == 0)
+                lock (gate) Monitor.PulseAll(gate);
         }
     }
 

@@ -28,13 +28,10 @@ public sealed class Attention
     public Tensor Forward(Graph g, Tensor x, int batch, int seq)
     {
         int b = batch, t = seq;
-        var q = g.Reshape(g.Linear(x, qProj), [b, t, heads, headDim]);      // (B, T, H, Dh)
-        var k = g.Reshape(g.Linear(x, kProj), [b, t, kvHeads, headDim]);    // (B, T, Hkv, Dh)
-        var v = g.Reshape(g.Linear(x, vProj), [b, t, kvHeads, headDim]);    // (B, T, Hkv, Dh)
-        q = g.Permute(g.Rope(q, rope), [0, 2, 1, 3]);                       // (B, H, T, Dh)
-        k = g.Permute(g.Rope(k, rope), [0, 2, 1, 3]);                       // (B, Hkv, T, Dh)
-        v = g.Permute(v, [0, 2, 1, 3]);                                     // (B, Hkv, T, Dh)
-        var o = g.Permute(g.Attention(q, k, v, window: window), [0, 2, 1, 3]); // (B, T, H, Dh)
-        return g.Linear(g.Reshape(o, [b * t, heads * headDim]), oProj);     // (B·T, D)
+        var q = g.SplitHeads(g.Linear(x, qProj), b, t, heads, rope);       // (B, H, T, Dh), rotated
+        var k = g.SplitHeads(g.Linear(x, kProj), b, t, kvHeads, rope);     // (B, Hkv, T, Dh), rotated
+        var v = g.SplitHeads(g.Linear(x, vProj), b, t, kvHeads);           // (B, Hkv, T, Dh)
+        var o = g.Attention(q, k, v, window: window);                      // (B, H, T, Dh)
+        return g.Linear(g.MergeHeads(o), oProj);                            // (B·T, D)
     }
 }

@@ -53,22 +53,19 @@ public sealed class MoeLayer : IFeedForward
         var plan = ExpertDispatch.Build(top, topK, experts);
         int capacity = Capacity(capacityFactor, n, topK, experts);
         var assigned = new int[experts]; var kept = new int[experts];
-        Tensor? y = null;
+        var outputs = new Tensor[experts];
         for (int e = 0; e < experts; e++)
         {
             // Every expert runs, even with no tokens, so every parameter gets a (zero) gradient
             // each step and AdamW treats all of them alike.
             assigned[e] = plan.Rows[e].Length;
             kept[e] = capacity == 0 ? assigned[e] : Math.Min(assigned[e], capacity);
-            var rows = plan.Rows[e].AsSpan(0, kept[e]);                     // token order: the first ones win
-            var slots = plan.Slots[e].AsSpan(0, kept[e]);
-            var xe = g.GatherRows(x, rows);                                 // (Mₑ, D)
+            var xe = g.GatherRows(x, plan.Rows[e].AsSpan(0, kept[e]));       // (Mₑ, D), token order: the first ones win
             var he = g.SwiGlu(g.Linear(xe, w1[e]), g.Linear(xe, w3[e]));    // (Mₑ, F)
-            var ye = g.Linear(he, w2[e]);                                   // (Mₑ, D)
-            var part = g.ScatterRowsWeighted(ye, gates, slots, rows, n);    // (N, D)
-            y = y is null ? part : g.Add(y, part);
+            outputs[e] = g.Linear(he, w2[e]);                               // (Mₑ, D)
         }
+        var y = g.CombineExperts(outputs, gates, plan);                     // (N, D) = Σₑ gate·yₑ per token
         stats.Add(g.LoadBalanceLoss(probs, top), g.RouterZLoss(logits), new ExpertLoad(layer, n, assigned, kept, capacity));
-        return y!;
+        return y;
     }
 }

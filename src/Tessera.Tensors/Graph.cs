@@ -17,6 +17,7 @@ public sealed partial class Graph : IDisposable
     readonly List<Tensor> owned = [];
     bool backwardDone;
     bool disposed;
+    long lap = OpProfile.Now(); // OpProfile: end of the previous op
 
     /// <summary>Creates a tape. With <paramref name="recordGradients"/> false ops only compute (inference).</summary>
     public Graph(bool recordGradients = true) => IsRecording = recordGradients;
@@ -56,7 +57,13 @@ public sealed partial class Graph : IDisposable
         {
             var node = nodes[i];
             if (node.Output.Grad is null) continue; // nothing downstream used this output
-            node.Backward();
+            if (OpProfile.Enabled)
+            {
+                long start = OpProfile.Now();
+                node.Backward();
+                OpProfile.Add(node.Op + " bwd", OpProfile.Now() - start);
+            }
+            else node.Backward();
             if (TensorDebug.CheckFinite)
                 foreach (var x in node.Inputs)
                     if (x.RequiresGrad && x.Grad is { } xg) TensorDebug.ThrowIfNotFinite(node.Op + " backward", $"gradient of '{x.Name}'", xg, node.Inputs);
@@ -113,6 +120,12 @@ public sealed partial class Graph : IDisposable
     /// <summary>Finishes an op: the optional finite check, then the tape entry when the output needs a gradient.</summary>
     void Record(string op, Tensor output, Tensor[] inputs, Action backward)
     {
+        if (OpProfile.Enabled)
+        {
+            long now = OpProfile.Now();
+            OpProfile.Add(op + " fwd", now - lap);
+            lap = now;
+        }
         if (TensorDebug.CheckFinite) TensorDebug.ThrowIfNotFinite(op, "output", output, inputs);
         if (output.RequiresGrad) nodes.Add(new Node(op, output, inputs, backward));
     }
@@ -134,11 +147,23 @@ public sealed partial class Graph : IDisposable
         if (t.RequiresGrad && t.Grad is null)
         {
             scratch = false;
-            t.Grad = Tensor.Zeros(t.Shape, t.Name + ".grad");
+            t.Grad = Tensor.Empty(t.Shape, t.Name + ".grad"); // the kernel overwrites every element
             return t.Grad;
         }
         scratch = true;
         return Tensor.Empty(t.Shape, t.Name + ".grad-scratch");
+    }
+
+    /// <summary>
+    /// The gradient buffer of <paramref name="t"/> for a kernel that can either overwrite or add
+    /// (a GEMM's accumulate flag): a first gradient is allocated without zeroing and overwritten
+    /// (<paramref name="accumulate"/> false), a later one is added to.
+    /// </summary>
+    static Span<float> GradTarget(Tensor t, out bool accumulate)
+    {
+        accumulate = t.Grad is not null;
+        t.Grad ??= Tensor.Empty(t.Shape, t.Name + ".grad");
+        return t.Grad.AsSpan("Backward");
     }
 
     static void EndGrad(Tensor t, Tensor buffer, bool scratch)
@@ -147,7 +172,7 @@ public sealed partial class Graph : IDisposable
         if (t.RequiresGrad)
         {
             var g = GradSpan(t);
-            System.Numerics.Tensors.TensorPrimitives.Add(g, buffer.AsSpan("Backward"), g);
+            ParallelSpans.Add(g, buffer.AsSpan("Backward"), g);
         }
         buffer.Dispose();
     }

@@ -1,16 +1,15 @@
-using System.Runtime.InteropServices;
-
 namespace Tessera.Tensors;
 
 /// <summary>
-/// A 64-byte aligned native float buffer. One storage may back several tensors (an owner and
-/// its views); only the owner frees it. After <see cref="Free"/> every tensor on it reports
-/// itself disposed, so a stale view can never read freed memory.
+/// A 64-byte aligned native float buffer (from <see cref="BufferPool"/>). One storage may back
+/// several tensors (an owner and its views); only the owner frees it. After <see cref="Free"/>
+/// every tensor on it reports itself disposed, so a stale view can never read freed memory
+/// (or a buffer the pool has since handed to another tensor).
 /// </summary>
 internal sealed unsafe class TensorStorage
 {
     /// <summary>Cache-line (and AVX-512 vector) alignment of every buffer.</summary>
-    public const int Alignment = 64;
+    public const int Alignment = BufferPool.Alignment;
 
     float* pointer;
 
@@ -18,12 +17,8 @@ internal sealed unsafe class TensorStorage
     {
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "Tensor length must be non-negative.");
         Length = length;
-        // AlignedAlloc(0) is allowed to return null; allocate one element so "null" always means freed.
-        nuint bytes = (nuint)Math.Max(length, 1) * sizeof(float);
-        pointer = (float*)NativeMemory.AlignedAlloc(bytes, Alignment);
-        if (pointer == null) throw new OutOfMemoryException($"Could not allocate {bytes} bytes for a tensor.");
-        if (zero) NativeMemory.Clear(pointer, bytes);
-        GC.AddMemoryPressure((long)bytes);
+        // One element at least, so "null" always means freed.
+        pointer = BufferPool.Rent(length, zero);
     }
 
     /// <summary>Number of floats.</summary>
@@ -36,9 +31,8 @@ internal sealed unsafe class TensorStorage
     public void Free()
     {
         if (pointer == null) return;
-        NativeMemory.AlignedFree(pointer);
+        BufferPool.Return(pointer, Length);
         pointer = null;
-        GC.RemoveMemoryPressure((long)Math.Max(Length, 1) * sizeof(float));
         GC.SuppressFinalize(this);
     }
 

@@ -12,6 +12,7 @@ public static class BenchCommand
         bench.Subcommands.Add(AttentionBenchCommand.Create());
         bench.Subcommands.Add(TokenizerBenchCommand.Create());
         bench.Subcommands.Add(DecodeBenchCommand.Create());
+        bench.Subcommands.Add(TrainBenchCommand.Create());
         return bench;
     }
 

@@ -11,7 +11,7 @@ public sealed partial class Graph
         const string op = "Add";
         SameShape(op, a, b);
         var y = NewOutput(op, a.Shape, false, a, b);
-        TensorPrimitives.Add(a.AsSpan(op), b.AsSpan(op), y.AsSpan(op));
+        ParallelSpans.Add(a.AsSpan(op), b.AsSpan(op), y.AsSpan(op));
         Record(op, y, [a, b], () =>
         {
             var dy = y.Grad!.AsSpan(op);
@@ -81,9 +81,11 @@ public sealed partial class Graph
             throw new ArgumentException($"{op}: shapes differ: {Describe(a)} vs {Describe(b)}.");
     }
 
+    /// <summary>t.Grad += d; a first gradient is a copy (no zero-fill and add).</summary>
     static void AddInto(Tensor t, ReadOnlySpan<float> d)
     {
-        var g = GradSpan(t);
-        TensorPrimitives.Add(g, d, g);
+        var g = GradTarget(t, out bool accumulate);
+        if (accumulate) ParallelSpans.Add(g, d, g);
+        else ParallelSpans.Copy(d, g);
     }
 }

@@ -120,11 +120,7 @@ public sealed partial class Graph
             {
                 var dw = GradSpan(weights);
                 for (int i = 0; i < m; i++)
-                {
-                    double dot = 0;
-                    for (int j = 0; j < d; j++) dot += (double)dy[target[i] * d + j] * s[i * d + j];
-                    dw[wi[i]] += (float)dot;
-                }
+                    dw[wi[i]] += (float)DoubleSums.Dot(dy.Slice(target[i] * d, d), s.Slice(i * d, d));
             }
         });
         return y;

@@ -22,8 +22,16 @@ public sealed partial class Graph
         Record(op, y, [x, weight], () =>
         {
             var dy = y.Grad!.AsSpan(op);
-            if (x.RequiresGrad) Gemm.Sgemm(false, false, rows, inF, outF, dy, outF, weight.AsSpan(op), inF, GradSpan(x), inF, accumulate: true);
-            if (weight.RequiresGrad) Gemm.Sgemm(true, false, outF, inF, rows, dy, outF, x.AsSpan(op), inF, GradSpan(weight), inF, accumulate: true);
+            if (x.RequiresGrad)
+            {
+                var dx = GradTarget(x, out bool add);
+                Gemm.Sgemm(false, false, rows, inF, outF, dy, outF, weight.AsSpan(op), inF, dx, inF, accumulate: add);
+            }
+            if (weight.RequiresGrad)
+            {
+                var dw = GradTarget(weight, out bool add);
+                Gemm.Sgemm(true, false, outF, inF, rows, dy, outF, x.AsSpan(op), inF, dw, inF, accumulate: add);
+            }
         });
         return y;
     }

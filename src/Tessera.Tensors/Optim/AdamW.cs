@@ -15,6 +15,9 @@ public sealed class AdamW : IDisposable
     readonly Tensor[] parameters;
     readonly bool[] decay;
     readonly Tensor[] m, v;
+    readonly ParameterChunks chunks;
+    StepConstants constants;
+    Action<int, int, int>? stepBody;
 
     /// <summary>
     /// Optimizes <paramref name="parameters"/>. <paramref name="decays"/> picks which of them get
@@ -37,6 +40,7 @@ public sealed class AdamW : IDisposable
             m[i] = Tensor.Zeros(p.Shape, p.Name + ".exp_avg");
             v[i] = Tensor.Zeros(p.Shape, p.Name + ".exp_avg_sq");
         }
+        chunks = ParameterChunks.Of(this.parameters);
         LearningRate = learningRate; Beta1 = beta1; Beta2 = beta2; Epsilon = epsilon; WeightDecay = weightDecay;
     }
 
@@ -68,32 +72,36 @@ public sealed class AdamW : IDisposable
     public Tensor SecondMoment(int i) => v[i];
 
     /// <summary>Applies one update from the parameters' current gradients.</summary>
-    public void Step()
+    public void Step() => OpProfile.Time("AdamW.Step", StepCore);
+
+    void StepCore()
     {
         StepCount++;
         double lr = LearningRate, b1 = Beta1, b2 = Beta2;
-        float b1f = Beta1, b2f = Beta2, eps = Epsilon;
-        float stepSize = (float)(lr / (1 - Math.Pow(b1, StepCount)));
-        float bc2Sqrt = (float)Math.Sqrt(1 - Math.Pow(b2, StepCount));
-        float shrink = (float)(1 - lr * WeightDecay);
-        float oneMinusB1 = (float)(1 - b1), oneMinusB2 = (float)(1 - b2);
-        for (int i = 0; i < parameters.Length; i++)
+        var k = new StepConstants
         {
-            var p = parameters[i];
-            if (p.Grad is null) continue;
-            var ps = p.AsSpan("AdamW.Step"); var g = p.Grad.AsSpan("AdamW.Step");
-            var ms = m[i].AsSpan("AdamW.Step"); var vs = v[i].AsSpan("AdamW.Step");
-            bool wd = decay[i] && WeightDecay != 0;
-            for (int j = 0; j < ps.Length; j++)
+            B1 = Beta1, B2 = Beta2, Eps = Epsilon,
+            StepSize = (float)(lr / (1 - Math.Pow(b1, StepCount))),
+            Bc2Sqrt = (float)Math.Sqrt(1 - Math.Pow(b2, StepCount)),
+            Shrink = (float)(1 - lr * WeightDecay),
+            OneMinusB1 = (float)(1 - b1), OneMinusB2 = (float)(1 - b2),
+        };
+        // Elementwise, so any split gives the same bits; chunks spread the memory-bound loop over the pool.
+        var body = stepBody ??= (_, start, end) =>
+        {
+            for (int c = start; c < end; c++)
             {
-                float gj = g[j];
-                if (wd) ps[j] *= shrink;
-                ms[j] = ms[j] * b1f + gj * oneMinusB1;
-                vs[j] = vs[j] * b2f + gj * gj * oneMinusB2;
-                float denom = MathF.Sqrt(vs[j]) / bc2Sqrt + eps;
-                ps[j] -= stepSize * (ms[j] / denom);
+                var (i, at, n) = chunks[c];
+                var p = parameters[i];
+                if (p.Grad is null) continue;
+                AdamWKernel.Update(p.AsSpan("AdamW.Step").Slice(at, n), p.Grad.AsSpan("AdamW.Step").Slice(at, n),
+                    m[i].AsSpan("AdamW.Step").Slice(at, n), v[i].AsSpan("AdamW.Step").Slice(at, n),
+                    decay[i] && WeightDecay != 0, constants);
             }
-        }
+        };
+        constants = k;
+        if (chunks.Elements < 1 << 16) body(0, 0, chunks.Count);
+        else Kernels.WorkerPool.Shared.For(chunks.Count, body);
     }
 
     /// <summary>Zeroes every parameter's gradient.</summary>

@@ -11,27 +11,53 @@ public static class GradClip
     /// </summary>
     public static double ClipGlobalNorm(IReadOnlyList<Tensor> parameters, double maxNorm)
     {
-        double sumSq = 0;
-        foreach (var p in parameters)
+        double result = 0;
+        OpProfile.Time("ClipGlobalNorm", () => result = ClipCore(parameters, maxNorm));
+        return result;
+    }
+
+    static double ClipCore(IReadOnlyList<Tensor> parameters, double maxNorm)
+    {
+        // Sum of squares per fixed chunk (in parallel), then the chunk sums in order: the same
+        // bits on any thread count.
+        var chunks = ParameterChunks.Of(parameters);
+        var partial = new double[chunks.Count];
+        Run(chunks, (_, start, end) =>
         {
-            if (p.Grad is null) continue;
-            var g = p.Grad.AsSpan("ClipGlobalNorm");
-            for (int i = 0; i < g.Length; i++) sumSq += (double)g[i] * g[i];
-        }
+            for (int c = start; c < end; c++)
+            {
+                var (i, at, n) = chunks[c];
+                if (parameters[i].Grad is { } g) partial[c] = DoubleSums.SumOfSquares(g.AsSpan("ClipGlobalNorm").Slice(at, n));
+            }
+        });
+        double sumSq = 0;
+        foreach (double s in partial) sumSq += s;
         double norm = Math.Sqrt(sumSq);
         if (!double.IsFinite(norm))
             throw new ArithmeticException($"ClipGlobalNorm: the gradient norm is {norm}; a gradient holds NaN or Inf.");
         double coef = maxNorm / (norm + 1e-6);
         if (coef < 1)
         {
-            float c = (float)coef;
-            foreach (var p in parameters)
+            float factor = (float)coef;
+            Run(chunks, (_, start, end) =>
             {
-                if (p.Grad is null) continue;
-                var g = p.Grad.AsSpan("ClipGlobalNorm");
-                System.Numerics.Tensors.TensorPrimitives.Multiply(g, c, g);
-            }
+                for (int c = start; c < end; c++)
+                {
+                    var (i, at, n) = chunks[c];
+                    if (parameters[i].Grad is { } g)
+                    {
+                        var s = g.AsSpan("ClipGlobalNorm").Slice(at, n);
+                        System.Numerics.Tensors.TensorPrimitives.Multiply(s, factor, s);
+                    }
+                }
+            });
         }
         return norm;
+    }
+
+    static void Run(ParameterChunks chunks, Action<int, int, int> body)
+    {
+        if (chunks.Elements < 1 << 16) body(0, 0, chunks.Count);
+        else Kernels.WorkerPool.Shared.For(chunks.Count, body);
     }
 }

@@ -1,0 +1,211 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using Tessera.Bench;
+using Tessera.Kernels;
+using Tessera.Model;
+using Tessera.Training;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>
+/// <c>tessera bench train</c>: ms per full training step (forward, backward, clipping, AdamW) and
+/// tokens/s for the tiny and small presets, dense and MoE, against the same model trained by
+/// PyTorch CPU in the same run (reference/bench_train.py), with the ratio and MFU.
+/// </summary>
+public static class TrainBenchCommand
+{
+    /// <summary>The benchmarked presets and their fixed (B, T): ≈1M-parameter models at 8×128, ≈10M at 4×256.</summary>
+    static readonly (string Preset, int Batch, int Seq)[] Shapes =
+        [("tiny", 8, 128), ("tiny-moe", 8, 128), ("small", 4, 256), ("small-moe", 4, 256)];
+
+    public static Command Create()
+    {
+        var presets = new Option<string>("--presets") { Description = "Comma-separated subset of tiny, tiny-moe, small, small-moe.", DefaultValueFactory = _ => "tiny,tiny-moe,small,small-moe" };
+        var threads = new Option<int>("--threads") { Description = "Threads for ours and for torch.set_num_threads.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per config (after the warm-up steps), both sides.", DefaultValueFactory = _ => 6 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps per config, both sides.", DefaultValueFactory = _ => 2 };
+        var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch comparison." };
+        var profile = new Option<bool>("--profile") { Description = "Also print our time per op (forward/backward) and optimizer, ms per step (to stderr)." };
+        var json = BenchCommand.JsonOption();
+        var cmd = new Command("train", "Training-step time and tokens/s of the tiny/small presets (dense and MoE) vs PyTorch CPU, with ratio and MFU.")
+        {
+            presets, threads, steps, warmup, noTorch, profile, json,
+        };
+        cmd.SetAction(parse =>
+        {
+            int n = parse.GetValue(threads), s = parse.GetValue(steps), w = parse.GetValue(warmup);
+            if (n < 1 || s < 1 || w < 0) throw new ArgumentException($"--threads ({n}) and --steps ({s}) must be ≥ 1 and --warmup ({w}) ≥ 0.");
+            bool asJson = parse.GetValue(json);
+            if (parse.GetValue(profile)) Tessera.Tensors.OpProfile.Enabled = true; // TESSERA_PROFILE=1|cpu also enables it
+            var rows = Run(Select(parse.GetValue(presets)!), n, s, w, !parse.GetValue(noTorch), out double peak, out string? note,
+                line => Console.Error.WriteLine(line));
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(rows, n, s, w, peak, note)));
+            else Print(rows, n, s, w, peak, note);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>One benchmarked config: our timing and, when torch ran, its timing.</summary>
+    sealed record Row(string Name, ModelConfig Config, int Batch, int Seq, long Parameters, long ActiveParameters,
+        ThroughputResult Ours, double OursCpuMsPerStep, TorchTrainTiming? Torch)
+    {
+        public double? Ratio => Torch is { } t ? t.MsPerStep / Ours.MsPerStep : null;
+    }
+
+    static List<(string Preset, int Batch, int Seq)> Select(string list)
+    {
+        var chosen = new List<(string, int, int)>();
+        foreach (var name in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int i = Array.FindIndex(Shapes, s => string.Equals(s.Preset, name, StringComparison.OrdinalIgnoreCase));
+            if (i < 0) throw new ArgumentException($"--presets: '{name}' is not one of tiny, tiny-moe, small, small-moe.");
+            chosen.Add(Shapes[i]);
+        }
+        if (chosen.Count == 0) throw new ArgumentException("--presets: name at least one preset.");
+        return chosen;
+    }
+
+    static List<Row> Run(List<(string Preset, int Batch, int Seq)> shapes, int threads, int steps, int warmup, bool torch,
+        out double peakFlops, out string? note, Action<string> progress)
+    {
+        WorkerPool.SetSharedThreadCount(threads);
+        // Per-thread peak × threads: one probe thread is far likelier than n of them to get a whole
+        // core to itself on a shared machine, and a peak measured low would inflate the MFU.
+        double perThread;
+        using (var one = new WorkerPool(1)) perThread = GemmPeak.MeasureGflops(one, 0.3);
+        peakFlops = perThread * threads * 1e9;
+        progress($"peak {peakFlops / 1e9:F0} GFLOP/s (FMA probe: {perThread:F0} GFLOP/s per thread × {threads})");
+        note = torch ? null : "PyTorch comparison skipped: --no-torch";
+        var rows = new List<Row>();
+        foreach (var (preset, b, t) in shapes)
+        {
+            var config = ModelConfig.Preset(preset);
+            long total;
+            using (var model = new Transformer(config)) total = model.Parameters.ElementCount;
+            progress($"ours  {preset}: B={b} T={t}, {warmup} warm-up + {steps} timed steps ...");
+            Tessera.Tensors.BufferPool.Trim(); // the previous config's buffer sizes would only crowd this one's
+            var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out int gcs);
+            progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step (process CPU {cpuMs:F1} ms/step, {gcs} GCs in the timed steps)");
+            if (Tessera.Tensors.OpProfile.Enabled) PrintProfile(progress, steps);
+            TorchTrainTiming? timing = null;
+            if (torch && note is null)
+            {
+                // One torch process per config, right after ours, so a change in machine load hits both sides alike.
+                var r = TrainTorchReference.Run([ToTorch(preset, config, b, t)], threads, steps, warmup, progress);
+                note = r.Note;
+                timing = r.Find(preset);
+                if (timing is not null && timing.Parameters != total)
+                    throw new InvalidOperationException($"bench train: {preset} has {total} parameters here but {timing.Parameters} in reference/bench_train.py; the models differ.");
+            }
+            rows.Add(new Row(preset, config, b, t, total, config.ActiveParameterCount, ours, cpuMs, timing));
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// Times full training steps of a freshly initialised model on random tokens, as
+    /// <see cref="TrainThroughput.Measure"/> does (same Trainer, same data path through a temporary
+    /// shard), but reports the median step rather than the mean (as the torch side does), resets the
+    /// op profile after the warm-up so that it covers the timed steps only, and also reports process
+    /// CPU time per step, which a busy machine inflates less than wall time.
+    /// </summary>
+    static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
+        out double cpuMsPerStep, out int gcs)
+    {
+        var options = new TrainOptions
+        {
+            Steps = steps + warmup, BatchSize = batch, SequenceLength = seq, WarmupSteps = 0, Seed = 1,
+            PeakFlops = peakFlops, EvalEvery = 0, CheckpointEvery = 0,
+        }.Validate();
+        string dir = Directory.CreateTempSubdirectory("tessera-bench-train-").FullName;
+        try
+        {
+            var rng = new Tessera.Tensors.Rng(1);
+            var tokens = new int[Math.Max(4 * batch, 16) * seq + 1];
+            for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.NextInt(config.VocabSize);
+            string path = Path.Combine(dir, "random.bin");
+            Tessera.Data.TokenShard.Write(path, [tokens], config.VocabSize);
+            using var shard = Tessera.Data.TokenShard.Open(path);
+            using var trainer = new Trainer(config, options, new TrainData([shard]));
+            for (int i = 0; i < warmup; i++) trainer.TrainStep();
+            Tessera.Tensors.OpProfile.Reset();
+            int gc0 = GC.CollectionCount(0);
+            var process = System.Diagnostics.Process.GetCurrentProcess();
+            var cpu0 = process.TotalProcessorTime;
+            var times = new double[steps];
+            for (int i = 0; i < steps; i++)
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                trainer.TrainStep();
+                times[i] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+            process.Refresh();
+            cpuMsPerStep = (process.TotalProcessorTime - cpu0).TotalMilliseconds / steps;
+            gcs = GC.CollectionCount(0) - gc0;
+            // The median step, as reference/bench_train.py reports: a step slowed by other processes does not move it.
+            Array.Sort(times);
+            double ms = times[steps / 2];
+            double tps = options.TokensPerStep / (ms / 1000);
+            return new ThroughputResult(config, batch, seq, steps, ms, tps, config.TrainingFlopsPerToken(seq) * tps / peakFlops);
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The op profile of the timed steps, ms per step.</summary>
+    static void PrintProfile(Action<string> progress, int steps)
+    {
+        double total = 0;
+        var entries = Tessera.Tensors.OpProfile.Snapshot();
+        foreach (var e in entries) total += e.Milliseconds;
+        foreach (var (key, ms, calls) in entries)
+            progress($"    {key,-28} {ms / steps,9:F2} ms/step {100 * ms / total,5:F1}%  ({calls / steps} calls/step)");
+        progress($"    {"total profiled",-28} {total / steps,9:F2} ms/step; tensor buffer pool holds {Tessera.Tensors.BufferPool.RetainedBytes / 1048576.0:F0} MiB between steps");
+    }
+
+    static TrainTorchConfig ToTorch(string name, ModelConfig c, int batch, int seq)
+    {
+        if (c.SlidingWindow != 0 || c.CapacityFactor != 0)
+            throw new NotSupportedException($"bench train: preset {name} uses a sliding window or expert capacity, which reference/bench_train.py does not model.");
+        return new TrainTorchConfig(name, c.VocabSize, c.Dim, c.Layers, c.Heads, c.KvHeads, c.HiddenDim, c.Experts, c.TopK, c.TiedEmbeddings, batch, seq);
+    }
+
+    static void Print(List<Row> rows, int threads, int steps, int warmup, double peak, string? note)
+    {
+        AnsiConsole.MarkupLine($"training step = forward + backward + clip + AdamW, fp32, random tokens; threads={threads}, " +
+            $"{warmup} warm-up + {steps} timed steps per config, median step; peak {peak / 1e9:F0} GFLOP/s (measured)");
+        var table = new Table().AddColumns("config", "params", "active", "B×T", "ms/step", "tok/s", "torch", "ratio", "MFU");
+        foreach (var r in rows)
+            table.AddRow(r.Name, Millions(r.Parameters), Millions(r.ActiveParameters), $"{r.Batch}×{r.Seq}",
+                $"{r.Ours.MsPerStep:F1}", $"{r.Ours.TokensPerSecond:F0}",
+                r.Torch is { } t ? $"{t.MsPerStep:F1}" : "—",
+                r.Ratio is { } x ? $"{x:F2}×" : "—",
+                $"{r.Ours.Mfu * 100:F1}%");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("[grey]ms/step, tok/s, MFU: ours; torch: PyTorch ms/step; ratio = torch ms / ours ms (> 1: we are faster). " +
+            "MFU = model FLOPs (6·active matmul params + attention, per token) × tokens/s / peak.[/]");
+        var version = rows.Find(r => r.Torch is not null);
+        if (note is not null) AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(note)}[/]");
+        else if (version is null) AnsiConsole.MarkupLine("[yellow]PyTorch reported no timings.[/]");
+    }
+
+    static string Millions(long n) => (n / 1e6).ToString("F2", CultureInfo.InvariantCulture) + "M";
+
+    static object ToJson(List<Row> rows, int threads, int steps, int warmup, double peak, string? note) => new
+    {
+        threads, steps, warmup, peak_gflops = peak / 1e9,
+        configs = rows.ConvertAll(r => new
+        {
+            name = r.Name, batch = r.Batch, seq = r.Seq, parameters = r.Parameters, active_parameters = r.ActiveParameters,
+            ours = new { ms_per_step = r.Ours.MsPerStep, tokens_per_s = r.Ours.TokensPerSecond, mfu = r.Ours.Mfu, process_cpu_ms_per_step = r.OursCpuMsPerStep },
+            torch = r.Torch is { } t ? new { ms_per_step = t.MsPerStep, tokens_per_s = t.TokensPerSecond } : null,
+            ratio = r.Ratio,
+        }),
+        torch_note = note,
+    };
+}
