@@ -83,6 +83,15 @@ public sealed class BpeTokenizer : ITokenizer
     /// <summary>The pre-tokenizer pattern (Rust/PCRE dialect).</summary>
     public string Pattern => _pre.Pattern;
 
+    /// <summary>Whether a pre-token that is itself a token is emitted whole (tiktoken, GGUF <c>llama-bpe</c>).</summary>
+    public bool WholePieceLookup => _wholePieceLookup;
+
+    /// <summary>
+    /// Looks up an ordinary token by its bytes: its id and merge rank (lower merges first;
+    /// <see cref="ByteRankTable.NoMerge"/> for tokens no merge produces).
+    /// </summary>
+    public bool TryGetToken(ReadOnlySpan<byte> bytes, out int id, out int rank) => _table.TryGet(bytes, out rank, out id);
+
     /// <summary>Whether <paramref name="id"/> is an assigned token.</summary>
     public bool IsAssigned(int id) => (uint)id < (uint)VocabSize && _offsets[id] >= 0;
 

@@ -57,14 +57,20 @@ public sealed class GgufVocabulary
             case "gpt2":
             {
                 string pre = meta.GetOr("tokenizer.ggml.pre", "default");
-                string pattern = pre switch
+                // Files Tessera writes carry the exact pattern (llama.cpp has no cl100k entry).
+                string? exact = meta.GetOr<string?>(GgufTokenizerMetadata.PatternKey, null);
+                string pattern = exact ?? pre switch
                 {
                     "default" or "gpt-2" => PreTokenizer.Gpt2Pattern,
                     "llama-bpe" or "llama3" => PreTokenizer.Llama3Pattern,
-                    _ => throw new FormatException($"{path}: unsupported pre-tokenizer '{pre}' (supported: default, gpt-2, llama-bpe)"),
+                    "gpt-4o" => PreTokenizer.O200kPattern,
+                    _ => throw new FormatException($"{path}: unsupported pre-tokenizer '{pre}' (supported: default, gpt-2, llama-bpe, gpt-4o)"),
                 };
                 var merges = meta.Get<string[]>("tokenizer.ggml.merges");
-                var tok = ByteLevelVocabulary.Build(name, tokens, types, merges, pattern, wholePieceLookup: pre is "llama-bpe" or "llama3");
+                // Unused slots (padding of the embedding) are not tokens.
+                var assigned = new string?[tokens.Length];
+                for (int i = 0; i < tokens.Length; i++) assigned[i] = types[i] == GgufTokenizerMetadata.TypeUnused ? null : tokens[i];
+                var tok = ByteLevelVocabulary.Build(name, assigned, types, merges, pattern, wholePieceLookup: meta.GetOr(GgufTokenizerMetadata.WholePieceKey, pre is "llama-bpe" or "llama3"));
                 return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", false), meta.GetOr("tokenizer.ggml.add_eos_token", false));
             }
             case "llama":
