@@ -63,6 +63,7 @@ public static class TokenizerBench
         foreach (var (name, tok) in new (string, BpeTokenizer?)[] { ("cl100k_base", cl100k), ($"trained-{o.VocabSize}", trained) })
         {
             if (tok is null) continue;
+            WarmUp(tok, text);
             var serial = tok.Encode(text);
             figures.Add(MeasureEncode(name, tok, text, bytes, 1, o.Repeats));
             log(Line(figures[^1]));
@@ -111,6 +112,22 @@ public static class TokenizerBench
     private static string Line(EncodeFigure f) =>
         $"encode {f.Tokenizer,-14} {f.Engine,-14} {f.Threads,2} thread(s): {f.MegabytesPerSecond,8:F2} MB/s ({f.Tokens:N0} tokens)" +
         (f.MegabytesPerCpuSecond is double c ? $", {c:F2} MB per CPU-second" : "");
+
+    /// <summary>
+    /// Calls the encode paths often enough for tiered compilation to promote them (30 calls
+    /// each, then a background re-JIT), and waits for it: otherwise whichever figure is taken
+    /// first runs partly on unoptimized code and looks slower than the ones after it.
+    /// </summary>
+    private static void WarmUp(BpeTokenizer tok, string text)
+    {
+        string slice = text[..Math.Min(text.Length, 128 * 1024)];
+        for (int i = 0; i < 40; i++)
+        {
+            tok.Encode(slice[..(slice.Length / 8)]);
+            tok.EncodeParallel(slice, 2);
+        }
+        Thread.Sleep(500);
+    }
 
     /// <summary>
     /// Best of <paramref name="repeats"/> timed runs of <see cref="BpeTokenizer.Encode"/> (1 thread)
