@@ -17,8 +17,9 @@ namespace Tessera.Text;
 /// Pre-tokenizer: llama.cpp has no cl100k_base entry; <c>llama-bpe</c> (Llama 3) uses the same
 /// regex except at the very end of a text, where cl100k keeps trailing whitespace after a line
 /// break as one pre-token (<c>\s++$</c>) and Llama 3 splits it after the line break, and it
-/// enables whole-piece lookup as tiktoken does. The exact pattern is also stored under
-/// <see cref="PatternKey"/>, which llama.cpp ignores and Tessera's reader prefers.
+/// enables whole-piece lookup as tiktoken does. The exact pattern and whole-piece rule are also
+/// stored under <see cref="PatternKey"/> and <see cref="WholePieceKey"/>, which llama.cpp ignores
+/// and Tessera's reader prefers.
 /// </para>
 /// </remarks>
 public static class GgufTokenizerMetadata

@@ -70,6 +70,7 @@ public class GgufTokenizerTests : IDisposable
 
         Assert.Equal(tok.SpecialTokens.Id(ChatTemplate.Bos), vocab.BosId);
         Assert.Equal(tok.SpecialTokens.Id(ChatTemplate.Eos), vocab.EosId);
+        Assert.Equal(tok.SpecialTokens.Id(ChatTemplate.End), vocab.EotId);
         Assert.True(vocab.AddBos);
         Assert.False(vocab.AddEos);
         Assert.Equal([tok.SpecialTokens.Id(ChatTemplate.Bos), .. tok.Encode("Hello")], vocab.EncodePrompt("Hello"));
