@@ -17,6 +17,7 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly int[] _lengths;
     private readonly PreTokenizer _pre;
     private readonly bool _wholePieceLookup;
+    private readonly bool _specialHasLineFeed;  // a special token could then straddle a safe cut
 
     /// <summary>Builds a tokenizer from token byte strings and their merge ranks.</summary>
     /// <param name="name">Name for messages.</param>
@@ -32,6 +33,7 @@ public sealed class BpeTokenizer : ITokenizer
         _pre = new PreTokenizer(pattern);
         _wholePieceLookup = wholePieceLookup;
         SpecialTokens = specials;
+        foreach (var (text, _) in specials.ById) _specialHasLineFeed |= text.Contains('\n');
         int maxId = tokens.Count - 1;
         foreach (var (_, id) in specials.ById) maxId = Math.Max(maxId, id);
         VocabSize = maxId + 1;
@@ -81,6 +83,15 @@ public sealed class BpeTokenizer : ITokenizer
     /// <summary>The pre-tokenizer pattern (Rust/PCRE dialect).</summary>
     public string Pattern => _pre.Pattern;
 
+    /// <summary>Whether a pre-token that is itself a token is emitted whole (tiktoken, GGUF <c>llama-bpe</c>).</summary>
+    public bool WholePieceLookup => _wholePieceLookup;
+
+    /// <summary>
+    /// Looks up an ordinary token by its bytes: its id and merge rank (lower merges first;
+    /// <see cref="ByteRankTable.NoMerge"/> for tokens no merge produces).
+    /// </summary>
+    public bool TryGetToken(ReadOnlySpan<byte> bytes, out int id, out int rank) => _table.TryGet(bytes, out rank, out id);
+
     /// <summary>Whether <paramref name="id"/> is an assigned token.</summary>
     public bool IsAssigned(int id) => (uint)id < (uint)VocabSize && _offsets[id] >= 0;
 
@@ -95,21 +106,57 @@ public sealed class BpeTokenizer : ITokenizer
     public List<int> Encode(string text, bool allowSpecial = false)
     {
         var output = new List<int>(text.Length / 3 + 4);
+        EncodeInto(text, allowSpecial, output);
+        return output;
+    }
+
+    /// <summary>
+    /// Encodes on up to <paramref name="threads"/> threads (0 = all cores) and returns exactly
+    /// the ids of <see cref="Encode"/>: the text is cut only at points where pre-tokenization
+    /// is known to break (<see cref="PreTokenizer.IsSafeCut"/>). Short texts, custom
+    /// pre-tokenizer patterns, and special tokens containing a line feed (with
+    /// <paramref name="allowSpecial"/>) run on the calling thread.
+    /// </summary>
+    public List<int> EncodeParallel(string text, int threads = 0, bool allowSpecial = false)
+    {
+        if (threads <= 0) threads = Environment.ProcessorCount;
+        // Several pieces per thread so a slow piece does not leave a core idle at the end.
+        int parts = Math.Min(threads * 4, text.Length / MinParallelChars);
+        if (threads == 1 || parts < 2 || !_pre.IsSplittable || (allowSpecial && _specialHasLineFeed)) return Encode(text, allowSpecial);
+        var cuts = _pre.SafeCuts(text, parts);
+        var pieces = new List<int>[cuts.Count - 1];
+        Parallel.For(0, pieces.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, k =>
+        {
+            var ids = new List<int>((cuts[k + 1] - cuts[k]) / 3 + 4);
+            EncodeInto(text.AsSpan(cuts[k], cuts[k + 1] - cuts[k]), allowSpecial, ids);
+            pieces[k] = ids;
+        });
+        int total = 0;
+        foreach (var p in pieces) total += p.Count;
+        var output = new List<int>(total);
+        foreach (var p in pieces) output.AddRange(p);
+        return output;
+    }
+
+    /// <summary>Texts shorter than this many chars per piece are not worth a thread hand-off.</summary>
+    public const int MinParallelChars = 16 * 1024;
+
+    private void EncodeInto(ReadOnlySpan<char> text, bool allowSpecial, List<int> output)
+    {
         byte[] scratch = ArrayPool<byte>.Shared.Rent(256);
         try
         {
-            if (!allowSpecial || SpecialTokens.Count == 0) { EncodeOrdinary(text, output, ref scratch); return output; }
+            if (!allowSpecial || SpecialTokens.Count == 0) { EncodeOrdinary(text, output, ref scratch); return; }
             int pos = 0;
             while (pos < text.Length)
             {
                 int at = SpecialTokens.FindNext(text, pos, out int len, out int id);
                 int end = at < 0 ? text.Length : at;
-                EncodeOrdinary(text.AsSpan(pos, end - pos), output, ref scratch);
+                EncodeOrdinary(text.Slice(pos, end - pos), output, ref scratch);
                 if (at < 0) break;
                 output.Add(id);
                 pos = at + len;
             }
-            return output;
         }
         finally { ArrayPool<byte>.Shared.Return(scratch); }
     }

@@ -7,11 +7,12 @@ namespace Tessera.Text;
 /// </summary>
 public sealed class GgufVocabulary
 {
-    private GgufVocabulary(ITokenizer tokenizer, int? bos, int? eos, bool addBos, bool addEos)
+    private GgufVocabulary(ITokenizer tokenizer, int? bos, int? eos, bool addBos, bool addEos, int? eot = null)
     {
         Tokenizer = tokenizer;
         BosId = bos;
         EosId = eos;
+        EotId = eot;
         AddBos = addBos;
         AddEos = addEos;
     }
@@ -24,6 +25,9 @@ public sealed class GgufVocabulary
 
     /// <summary>End-of-sequence id, if the file names one.</summary>
     public int? EosId { get; }
+
+    /// <summary>End-of-turn id (<c>tokenizer.ggml.eot_token_id</c>; Tessera's <c>&lt;|end|&gt;</c>), the chat stop token, if the file names one.</summary>
+    public int? EotId { get; }
 
     /// <summary>Whether the model expects BOS before a prompt (<c>tokenizer.ggml.add_bos_token</c>; llama defaults to true, gpt2 to false).</summary>
     public bool AddBos { get; }
@@ -57,15 +61,22 @@ public sealed class GgufVocabulary
             case "gpt2":
             {
                 string pre = meta.GetOr("tokenizer.ggml.pre", "default");
-                string pattern = pre switch
+                // Files Tessera writes carry the exact pattern (llama.cpp has no cl100k entry).
+                string? exact = meta.GetOr<string?>(GgufTokenizerMetadata.PatternKey, null);
+                string pattern = exact ?? pre switch
                 {
                     "default" or "gpt-2" => PreTokenizer.Gpt2Pattern,
                     "llama-bpe" or "llama3" => PreTokenizer.Llama3Pattern,
-                    _ => throw new FormatException($"{path}: unsupported pre-tokenizer '{pre}' (supported: default, gpt-2, llama-bpe)"),
+                    "gpt-4o" => PreTokenizer.O200kPattern,
+                    _ => throw new FormatException($"{path}: unsupported pre-tokenizer '{pre}' (supported: default, gpt-2, llama-bpe, gpt-4o)"),
                 };
                 var merges = meta.Get<string[]>("tokenizer.ggml.merges");
-                var tok = ByteLevelVocabulary.Build(name, tokens, types, merges, pattern, wholePieceLookup: pre is "llama-bpe" or "llama3");
-                return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", false), meta.GetOr("tokenizer.ggml.add_eos_token", false));
+                // Unused slots (padding of the embedding) are not tokens.
+                var assigned = new string?[tokens.Length];
+                for (int i = 0; i < tokens.Length; i++) assigned[i] = types[i] == GgufTokenizerMetadata.TypeUnused ? null : tokens[i];
+                var tok = ByteLevelVocabulary.Build(name, assigned, types, merges, pattern, wholePieceLookup: meta.GetOr(GgufTokenizerMetadata.WholePieceKey, pre is "llama-bpe" or "llama3"));
+                return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", false), meta.GetOr("tokenizer.ggml.add_eos_token", false),
+                    CheckedId(meta, "tokenizer.ggml.eot_token_id", tokens.Length));
             }
             case "llama":
             {

@@ -34,6 +34,21 @@ public static class TestTokenizers
     private static readonly Lazy<BpeTokenizer?> Cl100kLazy = new(() =>
         SharedData.Root is null ? null : TiktokenEncodings.Load("cl100k_base", SharedData.PathOf("tokenizer/tiktoken/cl100k_base.tiktoken")));
 
+    private static readonly Lazy<string> EnglishLazy = new(() =>
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var path = Path.Combine(dir.FullName, "data", "corpus", "moby-dick.txt.gz");
+            if (!File.Exists(path)) continue;
+            using var gz = new System.IO.Compression.GZipStream(File.OpenRead(path), System.IO.Compression.CompressionMode.Decompress);
+            return new StreamReader(gz, Encoding.UTF8).ReadToEnd();
+        }
+        throw new FileNotFoundException("data/corpus/moby-dick.txt.gz not found above " + AppContext.BaseDirectory);
+    });
+
+    /// <summary>The repo's English corpus (data/corpus/moby-dick.txt.gz, about 1.2 MB), whole.</summary>
+    public static string English => EnglishLazy.Value;
+
     /// <summary>cl100k_base from the shared data (null when absent).</summary>
     public static BpeTokenizer? Cl100k => Cl100kLazy.Value;
 }

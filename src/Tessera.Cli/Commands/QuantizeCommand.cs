@@ -3,13 +3,14 @@ using System.Text.Json;
 using Tessera.Data;
 using Tessera.Model;
 using Tessera.Model.Checkpoints;
+using Tessera.Text;
 using Tessera.Training;
 
 namespace Tessera.Cli.Commands;
 
 /// <summary>
 /// <c>tessera quantize</c>: a checkpoint (or a GGUF) → a llama-architecture GGUF with F32/F16/BF16/Q8_0/Q4_0
-/// or ternary weight matrices; <c>--report</c> adds perplexity and KL against fp32 for every type.
+/// or ternary weight matrices and the checkpoint's tokenizer embedded as <c>tokenizer.ggml.*</c>; <c>--report</c> adds perplexity and KL against fp32 for every type.
 /// </summary>
 public static class QuantizeCommand
 {
@@ -29,10 +30,11 @@ public static class QuantizeCommand
         var data = new Option<string?>("--data") { Description = "Held-out token shard (.bin) for --report; default: data/val.bin of the run." };
         var evalTokens = new Option<int>("--eval-tokens") { Description = "Held-out tokens the report reads.", DefaultValueFactory = _ => 16384 };
         var seq = new Option<int>("--seq") { Description = "Window length of the report (≤ the model's context).", DefaultValueFactory = _ => 256 };
+        var noTokenizer = new Option<bool>("--no-tokenizer") { Description = "Do not embed the checkpoint's tokenizer (embedded by default, so llama.cpp and `generate --model FILE.gguf` can use it)." };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("quantize", "Write a checkpoint as a llama-architecture GGUF with quantized weights; --report measures the quality cost.")
+        var cmd = new Command("quantize", "Write a checkpoint as a llama-architecture GGUF with quantized weights and its tokenizer; --report measures the quality cost.")
         {
-            model, type, output, group, report, data, evalTokens, seq, json,
+            model, type, output, group, report, data, evalTokens, seq, noTokenizer, json,
         };
         cmd.SetAction((p, cancel) =>
         {
@@ -44,10 +46,20 @@ public static class QuantizeCommand
             int groupSize = p.GetValue(group);
             using var reference = Load(source);
             string outPath = p.GetValue(output)!;
-            var options = new GgufExportOptions { Type = weightType, TernaryGroup = groupSize, Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))) };
+            string tokenizerNote = "no tokenizer embedded (--no-tokenizer)";
+            var tokenizer = p.GetValue(noTokenizer) ? null : FindTokenizer(source, out tokenizerNote);
+            var options = new GgufExportOptions
+            {
+                Type = weightType, TernaryGroup = groupSize, Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))),
+                Tokenizer = tokenizer,
+            };
             GgufLlama.Save(reference, outPath, options);
             long bytes = new FileInfo(outPath).Length;
-            if (!quiet) Console.WriteLine($"wrote {outPath}: {typeName}, {bytes / 1e6:F2} MB, {bytes * 8.0 / reference.Config.ParameterCount:F2} bits/parameter ({reference.Config.ParameterCount:N0} parameters)");
+            if (!quiet)
+            {
+                Console.WriteLine($"wrote {outPath}: {typeName}, {bytes / 1e6:F2} MB, {bytes * 8.0 / reference.Config.ParameterCount:F2} bits/parameter ({reference.Config.ParameterCount:N0} parameters)");
+                Console.WriteLine(tokenizerNote);
+            }
 
             IReadOnlyList<QuantizeReport.Row>? rows = null;
             if (p.GetValue(report))
@@ -73,10 +85,30 @@ public static class QuantizeCommand
                         Console.WriteLine($"{r.Variant,-16} {r.FileBytes / 1e6,8:F2} {r.BitsPerParameter,10:F2} {r.Perplexity,11:F3} {r.KlDivergence,10:E2} {r.Top1Agreement,12:P1}");
                 }
             }
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(new { output = outPath, type = typeName, bytes, parameters = reference.Config.ParameterCount, report = rows }));
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(new { output = outPath, type = typeName, bytes, parameters = reference.Config.ParameterCount, tokenizer = tokenizer?.Name, report = rows }));
             return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The tokenizer to embed: a checkpoint's <c>tokenizer/</c> folder (as <c>generate</c> loads it),
+    /// or the vocabulary already inside a source GGUF; null (with a note saying why) when there is none.
+    /// </summary>
+    static ITokenizer? FindTokenizer(string source, out string note)
+    {
+        if (source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!GgufVocabReader.Read(source).Values.ContainsKey("tokenizer.ggml.model")) { note = $"no tokenizer embedded: {source} has none"; return null; }
+            var fromGguf = GgufVocabulary.Load(source).Tokenizer;
+            note = $"embedded tokenizer {fromGguf.Name} ({fromGguf.VocabSize} ids) from {source}";
+            return fromGguf;
+        }
+        string dir = Path.Combine(Checkpoint.Resolve(source), Checkpoint.TokenizerFolder);
+        if (!Directory.Exists(dir)) { note = $"no tokenizer embedded: {dir} does not exist"; return null; }
+        var tok = RunSetup.LoadRunTokenizer(dir);
+        note = $"embedded tokenizer {tok.Name} ({tok.VocabSize} ids) from {dir}";
+        return tok;
     }
 
     static Transformer Load(string source)

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Tessera.Kernels;
 using Tessera.Kernels.Reference;
 using Tessera.Tensors;
+using Tessera.Text;
 
 namespace Tessera.Model.Checkpoints;
 
@@ -20,8 +21,15 @@ public sealed record GgufExportOptions
     /// <summary>general.name.</summary>
     public string Name { get; init; } = "tessera";
 
-    /// <summary>Extra metadata (e.g. an embedded tokenizer's tokenizer.ggml.* keys).</summary>
+    /// <summary>Extra metadata (keys must not repeat those written for the model or <see cref="Tokenizer"/>).</summary>
     public IReadOnlyList<KeyValuePair<string, object>> Metadata { get; init; } = [];
+
+    /// <summary>
+    /// Tokenizer to embed as <c>tokenizer.ggml.*</c> (llama.cpp's <c>gpt2</c> model; see
+    /// <see cref="GgufTokenizerMetadata"/>) so llama.cpp can run the file and
+    /// <see cref="GgufVocabulary.Load"/> gets the tokenizer back; null = none.
+    /// </summary>
+    public ITokenizer? Tokenizer { get; init; }
 }
 
 /// <summary>
@@ -211,6 +219,8 @@ public static class GgufLlama
         if (c.IsMoe) w.Set("llama.expert_count", (uint)c.Experts).Set("llama.expert_used_count", (uint)c.TopK);
         if (c.SlidingWindow > 0) w.Set("tessera.sliding_window", (uint)c.SlidingWindow);
         if (options.Type == GgufWeightType.Ternary) w.Set("tessera.ternary.group_size", (uint)options.TernaryGroup);
+        if (options.Tokenizer is { } tokenizer)
+            foreach (var (k, v) in GgufTokenizerMetadata.Build(tokenizer, c.VocabSize)) w.Set(k, v);
         foreach (var (k, v) in options.Metadata) w.Set(k, v);
 
         var p = model.Parameters;
