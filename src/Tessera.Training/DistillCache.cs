@@ -1,0 +1,268 @@
+using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Tessera.Data;
+using Tessera.Model;
+using Tessera.Tensors;
+
+namespace Tessera.Training;
+
+/// <summary>
+/// The teacher's top-k logits for every position of the training windows a student reads, kept
+/// in one memory-mapped file so the student can take any number of steps or epochs without
+/// running the teacher again. Windows are numbered as <see cref="BatchReader"/> numbers them
+/// (file order, T + 1 tokens, non-overlapping), so a student's batch finds its rows by the
+/// window ids the reader reports, whatever the shuffle.
+/// <code>
+/// header (128 B): "TSDCACH1", version, T, k, vocab, id bytes, window count, 32-byte key
+/// filled[window count] (1 byte each), padded to 64 B
+/// per window: T·k logits (fp16), then T·k ids (uint16 when vocab ≤ 65536, else uint32),
+///             position-major, each position's k entries in descending logit order
+/// </code>
+/// The key is a SHA-256 of the teacher's config and weights, the training tokens, T and k: a file
+/// made for anything else is rebuilt rather than trusted. A window's filled flag is set only after
+/// its records are flushed, so an interrupted build resumes with the windows it finished.
+/// </summary>
+public sealed unsafe class DistillCache : IDisposable
+{
+    static ReadOnlySpan<byte> Magic => "TSDCACH1"u8;
+    const int Version = 1;
+    const int HeaderBytes = 128;
+
+    readonly MemoryMappedFile map;
+    readonly MemoryMappedViewAccessor view;
+    readonly byte* basePtr;
+    readonly long dataOffset;
+    readonly int idBytes;
+    bool disposed;
+
+    /// <summary>The cache file.</summary>
+    public string Path { get; }
+    /// <summary>Positions per window (the student's sequence length T).</summary>
+    public int SequenceLength { get; }
+    /// <summary>Teacher logits kept per position.</summary>
+    public int TopK { get; }
+    /// <summary>Vocabulary the ids index.</summary>
+    public int VocabSize { get; }
+    /// <summary>Windows in one epoch of the training data.</summary>
+    public long WindowCount { get; }
+    /// <summary>Windows whose teacher logits are stored.</summary>
+    public long FilledWindows { get; private set; }
+    /// <summary>Bytes of the file.</summary>
+    public long FileBytes { get; }
+
+    long WindowBytes => (long)SequenceLength * TopK * (2 + idBytes);
+
+    DistillCache(string path, int seq, int k, int vocab, long windows, ReadOnlySpan<byte> key)
+    {
+        Path = path;
+        SequenceLength = seq; TopK = k; VocabSize = vocab; WindowCount = windows;
+        idBytes = vocab <= 65536 ? 2 : 4;
+        dataOffset = (HeaderBytes + windows + 63) / 64 * 64;
+        FileBytes = dataOffset + windows * WindowBytes;
+        bool fresh = !Matches(path, key, FileBytes);
+        if (fresh && File.Exists(path)) File.Delete(path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        // A new file is sparse: unwritten windows take no disk.
+        map = MemoryMappedFile.CreateFromFile(path, fresh ? FileMode.CreateNew : FileMode.Open, null, FileBytes, MemoryMappedFileAccess.ReadWrite);
+        view = map.CreateViewAccessor(0, FileBytes, MemoryMappedFileAccess.ReadWrite);
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        basePtr = p + view.PointerOffset;
+        if (fresh)
+        {
+            var h = new Span<byte>(basePtr, HeaderBytes);
+            h.Clear();
+            Magic.CopyTo(h);
+            BinaryPrimitives.WriteInt32LittleEndian(h[8..], Version);
+            BinaryPrimitives.WriteInt32LittleEndian(h[12..], seq);
+            BinaryPrimitives.WriteInt32LittleEndian(h[16..], k);
+            BinaryPrimitives.WriteInt32LittleEndian(h[20..], vocab);
+            BinaryPrimitives.WriteInt32LittleEndian(h[24..], idBytes);
+            BinaryPrimitives.WriteInt64LittleEndian(h[32..], windows);
+            key.CopyTo(h[40..]);
+            view.Flush();
+        }
+        var filled = Filled;
+        for (long w = 0; w < windows; w++) if (filled[(int)w] != 0) FilledWindows++;
+    }
+
+    Span<byte> Filled => new(basePtr + HeaderBytes, checked((int)WindowCount));
+
+    static bool Matches(string path, ReadOnlySpan<byte> key, long bytes)
+    {
+        if (!File.Exists(path) || new FileInfo(path).Length != bytes) return false;
+        Span<byte> h = stackalloc byte[HeaderBytes];
+        using (var f = File.OpenRead(path)) f.ReadExactly(h);
+        return h[..8].SequenceEqual(Magic) && BinaryPrimitives.ReadInt32LittleEndian(h[8..]) == Version && h.Slice(40, 32).SequenceEqual(key);
+    }
+
+    /// <summary>
+    /// Opens the cache at <paramref name="path"/> for this teacher, data, T and k (reusing what a
+    /// matching file already holds, rebuilding any other file) and runs the teacher over every
+    /// window of <paramref name="windows"/> (null: all) not yet stored, <paramref name="batch"/>
+    /// windows per forward pass. <paramref name="progress"/> gets (windows done, windows to do).
+    /// </summary>
+    public static DistillCache Build(string path, Transformer teacher, IReadOnlyList<TokenShard> train, int sequenceLength, int topK,
+        IReadOnlyCollection<long>? windows = null, int batch = 16, Action<long, long>? progress = null)
+    {
+        var c = teacher.Config;
+        if (sequenceLength > c.ContextLength)
+            throw new ArgumentException($"Distillation: the student's sequence length {sequenceLength} exceeds the teacher's context length {c.ContextLength}.");
+        if (topK < 1 || topK > c.VocabSize)
+            throw new ArgumentException($"Distillation: top-k {topK} must be in [1, teacher vocabulary {c.VocabSize}].");
+        if (batch < 1) throw new ArgumentException($"Distillation: teacher batch {batch} must be at least 1.");
+        // A one-window reader numbers the windows exactly as the student's reader does.
+        long count = new BatchReader(train, 1, sequenceLength, 0, shuffle: false).WindowCount;
+        var cache = new DistillCache(path, sequenceLength, topK, c.VocabSize, count, Key(teacher, train, sequenceLength, topK));
+        try
+        {
+            cache.Fill(teacher, train, windows, batch, progress);
+            return cache;
+        }
+        catch
+        {
+            cache.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The distinct windows a run with these options will read, in first-visit order.</summary>
+    public static IReadOnlyCollection<long> PlannedWindows(IReadOnlyList<TokenShard> train, TrainOptions options)
+    {
+        var reader = new BatchReader(train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData);
+        var ids = new int[options.BatchSize * options.SequenceLength];
+        var tgt = new int[ids.Length];
+        var w = new long[options.BatchSize];
+        var seen = new HashSet<long>();
+        var order = new List<long>();
+        long reads = options.Steps * options.GradAccumulation;
+        for (long i = 0; i < reads && seen.Count < reader.WindowCount; i++)
+        {
+            reader.Next(ids, tgt, w);
+            foreach (long x in w) if (seen.Add(x)) order.Add(x);
+        }
+        return order;
+    }
+
+    void Fill(Transformer teacher, IReadOnlyList<TokenShard> train, IReadOnlyCollection<long>? windows, int batch, Action<long, long>? progress)
+    {
+        var todo = new List<long>();
+        var filled = Filled;
+        if (windows is null) { for (long w = 0; w < WindowCount; w++) if (filled[(int)w] == 0) todo.Add(w); }
+        else
+        {
+            foreach (long w in windows)
+            {
+                if ((ulong)w >= (ulong)WindowCount) throw new ArgumentOutOfRangeException(nameof(windows), w, $"Window {w} is outside the data's {WindowCount} windows.");
+                if (filled[(int)w] == 0) todo.Add(w);
+            }
+            todo.Sort();
+        }
+        int T = SequenceLength, k = TopK, V = VocabSize;
+        var ids = new int[batch * T];
+        var window = new int[T];
+        var target = new int[T];
+        var topIds = new int[batch * T * k];
+        var topValues = new float[batch * T * k];
+        for (int start = 0; start < todo.Count; start += batch)
+        {
+            int b = Math.Min(batch, todo.Count - start);
+            for (int i = 0; i < b; i++)
+            {
+                // Reading from a cursor at the window in file order yields exactly that window.
+                new BatchReader(train, 1, T, 0, shuffle: false, new DataCursor(0, todo[start + i])).Next(window, target);
+                window.CopyTo(ids, i * T);
+            }
+            using (var g = new Graph(recordGradients: false))
+            {
+                var logits = teacher.Forward(g, ids.AsSpan(0, b * T), b, T).Logits;      // (b·T, V)
+                Kernels.TopK.Select(logits.AsSpan("DistillCache"), b * T, V, k, topIds.AsSpan(0, b * T * k), topValues.AsSpan(0, b * T * k));
+            }
+            for (int i = 0; i < b; i++) Store(todo[start + i], topIds.AsSpan(i * T * k, T * k), topValues.AsSpan(i * T * k, T * k));
+            view.Flush();
+            for (int i = 0; i < b; i++) Filled[(int)todo[start + i]] = 1;
+            FilledWindows += b;
+            progress?.Invoke(start + b, todo.Count);
+        }
+        view.Flush();
+    }
+
+    void Store(long w, ReadOnlySpan<int> ids, ReadOnlySpan<float> values)
+    {
+        byte* rec = basePtr + dataOffset + w * WindowBytes;
+        var v = new Span<Half>(rec, ids.Length);
+        for (int i = 0; i < v.Length; i++) v[i] = (Half)values[i];
+        if (idBytes == 2)
+        {
+            var d = new Span<ushort>(rec + 2L * ids.Length, ids.Length);
+            for (int i = 0; i < d.Length; i++) d[i] = (ushort)ids[i];
+        }
+        else ids.CopyTo(new Span<int>(rec + 2L * ids.Length, ids.Length));
+    }
+
+    /// <summary>Whether the teacher's logits for window <paramref name="window"/> are stored.</summary>
+    public bool Contains(long window) => (ulong)window < (ulong)WindowCount && Filled[(int)window] != 0;
+
+    /// <summary>
+    /// Writes the stored top-k ids and logits of each window in <paramref name="windows"/> into
+    /// rows (B·T, k) of <paramref name="ids"/> and <paramref name="values"/>, in the windows' order.
+    /// Throws when a window was never filled (the student read past what the cache was built for).
+    /// </summary>
+    public void Read(ReadOnlySpan<long> windows, Span<int> ids, Span<float> values)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        int per = SequenceLength * TopK;
+        if (ids.Length != windows.Length * per || values.Length != windows.Length * per)
+            throw new ArgumentException($"DistillCache.Read: {windows.Length} windows need {windows.Length * per} ids and logits, got {ids.Length}/{values.Length}.");
+        for (int b = 0; b < windows.Length; b++)
+        {
+            long w = windows[b];
+            if (!Contains(w))
+                throw new InvalidOperationException($"{Path}: window {w} has no teacher logits; build the cache for the run's planned windows (or all of them).");
+            byte* rec = basePtr + dataOffset + w * WindowBytes;
+            var v = new ReadOnlySpan<Half>(rec, per);
+            var dv = values.Slice(b * per, per);
+            for (int i = 0; i < per; i++) dv[i] = (float)v[i];
+            var di = ids.Slice(b * per, per);
+            if (idBytes == 2)
+            {
+                var s = new ReadOnlySpan<ushort>(rec + 2L * per, per);
+                for (int i = 0; i < per; i++) di[i] = s[i];
+            }
+            else new ReadOnlySpan<int>(rec + 2L * per, per).CopyTo(di);
+        }
+    }
+
+    /// <summary>SHA-256 of everything the stored logits depend on.</summary>
+    static byte[] Key(Transformer teacher, IReadOnlyList<TokenShard> train, int seq, int k)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        h.AppendData(System.Text.Encoding.UTF8.GetBytes(teacher.Config.ToHuggingFaceJson()));
+        foreach (var p in teacher.Parameters.All) h.AppendData(MemoryMarshal.AsBytes(p.AsSpan("DistillCache")));
+        var chunk = new int[1 << 16];
+        foreach (var s in train)
+            for (long at = 0; at < s.TokenCount; at += chunk.Length)
+            {
+                var part = chunk.AsSpan(0, (int)Math.Min(chunk.Length, s.TokenCount - at));
+                s.Read(at, part);
+                h.AppendData(MemoryMarshal.AsBytes(part));
+            }
+        Span<byte> tail = stackalloc byte[8];
+        BinaryPrimitives.WriteInt32LittleEndian(tail, seq);
+        BinaryPrimitives.WriteInt32LittleEndian(tail[4..], k);
+        h.AppendData(tail);
+        return h.GetHashAndReset();
+    }
+
+    /// <summary>Unmaps the file (it stays on disk for later runs).</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        view.SafeMemoryMappedViewHandle.ReleasePointer();
+        view.Dispose();
+        map.Dispose();
+    }
+}
