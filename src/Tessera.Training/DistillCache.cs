@@ -15,19 +15,22 @@ namespace Tessera.Training;
 /// (file order, T + 1 tokens, non-overlapping), so a student's batch finds its rows by the
 /// window ids the reader reports, whatever the shuffle.
 /// <code>
-/// header (128 B): "TSDCACH1", version, T, k, vocab, id bytes, window count, 32-byte key
+/// header (128 B): "TSDCACH1", version, T, k, vocab, id bytes, window count, 32-byte key, temperature
 /// filled[window count] (1 byte each), padded to 64 B
 /// per window: T·k logits (fp16), then T·k ids (uint16 when vocab ≤ 65536, else uint32),
-///             position-major, each position's k entries in descending logit order
+///             position-major, each position's k entries in descending logit order;
+///             then T tail masses (fp32): the teacher's probability at the cache's temperature
+///             on every token outside that position's top k (computed from the full fp32 logits)
 /// </code>
-/// The key is a SHA-256 of the teacher's config and weights, the training tokens, T and k: a file
+/// The key is a SHA-256 of the teacher's config and weights, the training tokens, T, k and the
+/// temperature: a file
 /// made for anything else is rebuilt rather than trusted. A window's filled flag is set only after
 /// its records are flushed, so an interrupted build resumes with the windows it finished.
 /// </summary>
 public sealed unsafe class DistillCache : IDisposable
 {
     static ReadOnlySpan<byte> Magic => "TSDCACH1"u8;
-    const int Version = 1;
+    const int Version = 2;
     const int HeaderBytes = 128;
 
     readonly MemoryMappedFile map;
@@ -43,6 +46,8 @@ public sealed unsafe class DistillCache : IDisposable
     public int SequenceLength { get; }
     /// <summary>Teacher logits kept per position.</summary>
     public int TopK { get; }
+    /// <summary>Temperature the tail masses were computed at.</summary>
+    public float Temperature { get; }
     /// <summary>Vocabulary the ids index.</summary>
     public int VocabSize { get; }
     /// <summary>Windows in one epoch of the training data.</summary>
@@ -52,12 +57,12 @@ public sealed unsafe class DistillCache : IDisposable
     /// <summary>Bytes of the file.</summary>
     public long FileBytes { get; }
 
-    long WindowBytes => (long)SequenceLength * TopK * (2 + idBytes);
+    long WindowBytes => (long)SequenceLength * TopK * (2 + idBytes) + 4L * SequenceLength;
 
-    DistillCache(string path, int seq, int k, int vocab, long windows, ReadOnlySpan<byte> key)
+    DistillCache(string path, int seq, int k, float temperature, int vocab, long windows, ReadOnlySpan<byte> key)
     {
         Path = path;
-        SequenceLength = seq; TopK = k; VocabSize = vocab; WindowCount = windows;
+        SequenceLength = seq; TopK = k; Temperature = temperature; VocabSize = vocab; WindowCount = windows;
         idBytes = vocab <= 65536 ? 2 : 4;
         dataOffset = (HeaderBytes + windows + 63) / 64 * 64;
         FileBytes = dataOffset + windows * WindowBytes;
@@ -82,6 +87,7 @@ public sealed unsafe class DistillCache : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(h[24..], idBytes);
             BinaryPrimitives.WriteInt64LittleEndian(h[32..], windows);
             key.CopyTo(h[40..]);
+            BinaryPrimitives.WriteSingleLittleEndian(h[72..], temperature);
             view.Flush();
         }
         var filled = Filled;
@@ -99,12 +105,12 @@ public sealed unsafe class DistillCache : IDisposable
     }
 
     /// <summary>
-    /// Opens the cache at <paramref name="path"/> for this teacher, data, T and k (reusing what a
+    /// Opens the cache at <paramref name="path"/> for this teacher, data, T, k and temperature (reusing what a
     /// matching file already holds, rebuilding any other file) and runs the teacher over every
     /// window of <paramref name="windows"/> (null: all) not yet stored, <paramref name="batch"/>
     /// windows per forward pass. <paramref name="progress"/> gets (windows done, windows to do).
     /// </summary>
-    public static DistillCache Build(string path, Transformer teacher, IReadOnlyList<TokenShard> train, int sequenceLength, int topK,
+    public static DistillCache Build(string path, Transformer teacher, IReadOnlyList<TokenShard> train, int sequenceLength, int topK, float temperature,
         IReadOnlyCollection<long>? windows = null, int batch = 16, Action<long, long>? progress = null)
     {
         var c = teacher.Config;
@@ -112,10 +118,11 @@ public sealed unsafe class DistillCache : IDisposable
             throw new ArgumentException($"Distillation: the student's sequence length {sequenceLength} exceeds the teacher's context length {c.ContextLength}.");
         if (topK < 1 || topK > c.VocabSize)
             throw new ArgumentException($"Distillation: top-k {topK} must be in [1, teacher vocabulary {c.VocabSize}].");
+        if (!(temperature > 0) || !float.IsFinite(temperature)) throw new ArgumentException($"Distillation: temperature {temperature} must be positive.");
         if (batch < 1) throw new ArgumentException($"Distillation: teacher batch {batch} must be at least 1.");
         // A one-window reader numbers the windows exactly as the student's reader does.
         long count = new BatchReader(train, 1, sequenceLength, 0, shuffle: false).WindowCount;
-        var cache = new DistillCache(path, sequenceLength, topK, c.VocabSize, count, Key(teacher, train, sequenceLength, topK));
+        var cache = new DistillCache(path, sequenceLength, topK, temperature, c.VocabSize, count, Key(teacher, train, sequenceLength, topK, temperature));
         try
         {
             cache.Fill(teacher, train, windows, batch, progress);
@@ -166,6 +173,8 @@ public sealed unsafe class DistillCache : IDisposable
         var target = new int[T];
         var topIds = new int[batch * T * k];
         var topValues = new float[batch * T * k];
+        var tails = new float[batch * T];
+        var row = new float[V];
         for (int start = 0; start < todo.Count; start += batch)
         {
             int b = Math.Min(batch, todo.Count - start);
@@ -178,9 +187,12 @@ public sealed unsafe class DistillCache : IDisposable
             using (var g = new Graph(recordGradients: false))
             {
                 var logits = teacher.Forward(g, ids.AsSpan(0, b * T), b, T).Logits;      // (b·T, V)
-                Kernels.TopK.Select(logits.AsSpan("DistillCache"), b * T, V, k, topIds.AsSpan(0, b * T * k), topValues.AsSpan(0, b * T * k));
+                var all = logits.AsSpan("DistillCache");
+                Kernels.TopK.Select(all, b * T, V, k, topIds.AsSpan(0, b * T * k), topValues.AsSpan(0, b * T * k));
+                for (int r = 0; r < b * T; r++) tails[r] = TailMass(all.Slice(r * V, V), topIds.AsSpan(r * k, k), topValues[r * k], Temperature, row);
             }
-            for (int i = 0; i < b; i++) Store(todo[start + i], topIds.AsSpan(i * T * k, T * k), topValues.AsSpan(i * T * k, T * k));
+            for (int i = 0; i < b; i++)
+                Store(todo[start + i], topIds.AsSpan(i * T * k, T * k), topValues.AsSpan(i * T * k, T * k), tails.AsSpan(i * T, T));
             view.Flush();
             for (int i = 0; i < b; i++) Filled[(int)todo[start + i]] = 1;
             FilledWindows += b;
@@ -189,7 +201,22 @@ public sealed unsafe class DistillCache : IDisposable
         view.Flush();
     }
 
-    void Store(long w, ReadOnlySpan<int> ids, ReadOnlySpan<float> values)
+    /// <summary>
+    /// softmax(logits/T) summed over the columns not in <paramref name="top"/>, summed directly
+    /// (1 − top mass would cancel for a confident teacher). <paramref name="max"/> is the row maximum.
+    /// </summary>
+    static float TailMass(ReadOnlySpan<float> logits, ReadOnlySpan<int> top, float max, float temperature, float[] scratch)
+    {
+        var e = scratch.AsSpan(0, logits.Length);
+        System.Numerics.Tensors.TensorPrimitives.Subtract(logits, max, e);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(e, 1f / temperature, e);
+        System.Numerics.Tensors.TensorPrimitives.Exp(e, e);
+        double all = System.Numerics.Tensors.TensorPrimitives.Sum(e);
+        foreach (int c in top) e[c] = 0f;
+        return (float)Math.Min(System.Numerics.Tensors.TensorPrimitives.Sum(e) / all, 1.0 - 1e-6);
+    }
+
+    void Store(long w, ReadOnlySpan<int> ids, ReadOnlySpan<float> values, ReadOnlySpan<float> tails)
     {
         byte* rec = basePtr + dataOffset + w * WindowBytes;
         var v = new Span<Half>(rec, ids.Length);
@@ -200,6 +227,7 @@ public sealed unsafe class DistillCache : IDisposable
             for (int i = 0; i < d.Length; i++) d[i] = (ushort)ids[i];
         }
         else ids.CopyTo(new Span<int>(rec + 2L * ids.Length, ids.Length));
+        tails.CopyTo(new Span<float>(rec + (2L + idBytes) * ids.Length, tails.Length));
     }
 
     /// <summary>Whether the teacher's logits for window <paramref name="window"/> are stored.</summary>
@@ -207,15 +235,16 @@ public sealed unsafe class DistillCache : IDisposable
 
     /// <summary>
     /// Writes the stored top-k ids and logits of each window in <paramref name="windows"/> into
-    /// rows (B·T, k) of <paramref name="ids"/> and <paramref name="values"/>, in the windows' order.
-    /// Throws when a window was never filled (the student read past what the cache was built for).
+    /// rows (B·T, k) of <paramref name="ids"/> and <paramref name="values"/>, and the tail masses
+    /// into (B·T) <paramref name="tails"/>, in the windows' order. Throws when a window was never
+    /// filled (the student read past what the cache was built for).
     /// </summary>
-    public void Read(ReadOnlySpan<long> windows, Span<int> ids, Span<float> values)
+    public void Read(ReadOnlySpan<long> windows, Span<int> ids, Span<float> values, Span<float> tails)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        int per = SequenceLength * TopK;
-        if (ids.Length != windows.Length * per || values.Length != windows.Length * per)
-            throw new ArgumentException($"DistillCache.Read: {windows.Length} windows need {windows.Length * per} ids and logits, got {ids.Length}/{values.Length}.");
+        int per = SequenceLength * TopK, T = SequenceLength;
+        if (ids.Length != windows.Length * per || values.Length != windows.Length * per || tails.Length != windows.Length * T)
+            throw new ArgumentException($"DistillCache.Read: {windows.Length} windows need {windows.Length * per} ids and logits and {windows.Length * T} tail masses, got {ids.Length}/{values.Length}/{tails.Length}.");
         for (int b = 0; b < windows.Length; b++)
         {
             long w = windows[b];
@@ -232,11 +261,12 @@ public sealed unsafe class DistillCache : IDisposable
                 for (int i = 0; i < per; i++) di[i] = s[i];
             }
             else new ReadOnlySpan<int>(rec + 2L * per, per).CopyTo(di);
+            new ReadOnlySpan<float>(rec + (2L + idBytes) * per, T).CopyTo(tails.Slice(b * T, T));
         }
     }
 
     /// <summary>SHA-256 of everything the stored logits depend on.</summary>
-    static byte[] Key(Transformer teacher, IReadOnlyList<TokenShard> train, int seq, int k)
+    static byte[] Key(Transformer teacher, IReadOnlyList<TokenShard> train, int seq, int k, float temperature)
     {
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         h.AppendData(System.Text.Encoding.UTF8.GetBytes(teacher.Config.ToHuggingFaceJson()));
@@ -249,9 +279,10 @@ public sealed unsafe class DistillCache : IDisposable
                 s.Read(at, part);
                 h.AppendData(MemoryMarshal.AsBytes(part));
             }
-        Span<byte> tail = stackalloc byte[8];
+        Span<byte> tail = stackalloc byte[12];
         BinaryPrimitives.WriteInt32LittleEndian(tail, seq);
         BinaryPrimitives.WriteInt32LittleEndian(tail[4..], k);
+        BinaryPrimitives.WriteSingleLittleEndian(tail[8..], temperature);
         h.AppendData(tail);
         return h.GetHashAndReset();
     }

@@ -86,7 +86,7 @@ public static class DistillExperiment
 
         var clock = Stopwatch.StartNew();
         var planned = DistillCache.PlannedWindows(data.Train, options);
-        using var cache = DistillCache.Build(cachePath, teacher, data.Train, options.SequenceLength, distill.TopK, planned, distill.TeacherBatch,
+        using var cache = DistillCache.Build(cachePath, teacher, data.Train, options.SequenceLength, distill.TopK, distill.Temperature, planned, distill.TeacherBatch,
             (done, total) => { if (done == total || done % (distill.TeacherBatch * 64) == 0) log?.Invoke($"teacher cache: {done}/{total} windows"); });
         double cacheSeconds = clock.Elapsed.TotalSeconds;
         log?.Invoke($"teacher cache: {planned.Count} windows × {options.SequenceLength} positions × top-{distill.TopK} in {cacheSeconds:F1} s → {cache.Path}");

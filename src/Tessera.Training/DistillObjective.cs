@@ -16,6 +16,7 @@ public sealed class DistillObjective
     readonly ModelConfig student;
     int[] ids = [];
     float[] values = [];
+    float[] tails = [];
 
     /// <summary>
     /// Uses <paramref name="cache"/> (not owned) with the weights of <paramref name="options"/>;
@@ -30,6 +31,8 @@ public sealed class DistillObjective
         this.options = options.Validate();
         if (options.TopK != cache.TopK)
             throw new ArgumentException($"Distillation: the cache holds top-{cache.TopK} logits, the options ask for top-{options.TopK}.");
+        if (options.Temperature != cache.Temperature)
+            throw new ArgumentException($"Distillation: the cache was built at temperature {cache.Temperature}, the options ask for {options.Temperature}.");
     }
 
     /// <summary>The distillation term (T²·KL, nats) of the latest micro-batch.</summary>
@@ -44,9 +47,9 @@ public sealed class DistillObjective
         int vocab = output.Logits.Dim(1);
         if (vocab != cache.VocabSize)
             throw new InvalidOperationException($"Distillation: the student's vocabulary ({vocab}) differs from the teacher's ({cache.VocabSize}).");
-        if (ids.Length != b * t * k) { ids = new int[b * t * k]; values = new float[ids.Length]; }
-        cache.Read(batch.Windows.AsSpan(0, b), ids, values);
-        var kl = g.DistillationKL(output.Logits, ids, values, k, options.Temperature);   // (B·T, V) logits → scalar
+        if (ids.Length != b * t * k) { ids = new int[b * t * k]; values = new float[ids.Length]; tails = new float[b * t]; }
+        cache.Read(batch.Windows.AsSpan(0, b), ids, values, tails);
+        var kl = g.DistillationKL(output.Logits, ids, values, k, options.Temperature, options.TailBin ? tails : default);   // (B·T, V) → scalar
         LastKL = kl.Item();
         float a = options.Alpha;
         var loss = g.Add(g.Scale(kl, a), g.Scale(output.CrossEntropy!, 1 - a));

@@ -3,7 +3,8 @@ namespace Tessera.Training;
 /// <summary>
 /// The distillation knobs: loss = <see cref="Alpha"/>·T²·KL(p_T^teacher ‖ p_T^student) +
 /// (1 − <see cref="Alpha"/>)·cross-entropy (+ the student's router terms when it is an MoE), where
-/// the teacher distribution is renormalised over its <see cref="TopK"/> largest logits.
+/// the teacher distribution is its <see cref="TopK"/> largest logits plus, with <see cref="TailBin"/>,
+/// one bin holding the rest of its mass.
 /// </summary>
 public sealed record DistillOptions
 {
@@ -13,6 +14,12 @@ public sealed record DistillOptions
     public float Temperature { get; init; } = 1f;
     /// <summary>Teacher logits cached per position.</summary>
     public int TopK { get; init; } = 32;
+    /// <summary>
+    /// Keep the teacher's probability outside its top-k as one lumped "rest" bin (true), or
+    /// renormalise the teacher over its top-k (false), which tells the student to give every other
+    /// token nothing — harmful when the teacher is unsure (see docs/distillation.md).
+    /// </summary>
+    public bool TailBin { get; init; } = true;
     /// <summary>Sequences per teacher forward pass while the cache is built.</summary>
     public int TeacherBatch { get; init; } = 16;
 

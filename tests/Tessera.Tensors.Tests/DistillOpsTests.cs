@@ -31,7 +31,7 @@ public class DistillOpsTests
     }
 
     /// <summary>T²·mean KL(p ‖ q) straight from the definition, in double.</summary>
-    static double Reference(float[] z, int n, int v, int[] ids, float[] values, int k, double t, out double magnitude)
+    static double Reference(float[] z, int n, int v, int[] ids, float[] values, int k, double t, float[]? tail, out double magnitude)
     {
         double total = 0; magnitude = 0;
         for (int r = 0; r < n; r++)
@@ -42,45 +42,68 @@ public class DistillOpsTests
             double zs = 0, vs = 0;
             for (int c = 0; c < v; c++) zs += Math.Exp((z[r * v + c] - zmax) / t);
             for (int j = 0; j < k; j++) vs += Math.Exp((values[r * k + j] - vmax) / t);
+            double rest = tail?[r] ?? 0, qRest = 1;
             for (int j = 0; j < k; j++)
             {
-                double logP = (values[r * k + j] - vmax) / t - Math.Log(vs);
+                double logP = Math.Log(1 - rest) + (values[r * k + j] - vmax) / t - Math.Log(vs);
                 double logQ = (z[r * v + ids[r * k + j]] - zmax) / t - Math.Log(zs);
                 total += Math.Exp(logP) * (logP - logQ);
                 magnitude += Math.Exp(logP) * (Math.Abs(logP) + Math.Abs(logQ) + Math.Abs(zmax / t));
+                qRest -= Math.Exp(logQ);
+            }
+            if (rest > 0)
+            {
+                total += rest * (Math.Log(rest) - Math.Log(qRest));
+                magnitude += rest * (Math.Abs(Math.Log(rest)) + Math.Abs(Math.Log(qRest)) + 1);   // Q is a sum of positive terms: relative error ≲ V·u
             }
         }
         return t * t * total / n;
     }
 
+    static float[]? Tails(Rng rng, int n, bool withTail)
+    {
+        if (!withTail) return null;
+        var t = new float[n];
+        rng.FillUniform(t, 0.05f, 0.6f);
+        t[0] = 0f;                                   // a row whose teacher puts nothing outside its top-k
+        return t;
+    }
+
     [Theory]
-    [InlineData(5, 7, 3, 2.0f)]
-    [InlineData(4, 6, 6, 1.0f)]   // full support: plain KL between two softmaxes
-    [InlineData(3, 9, 1, 0.5f)]   // one teacher token: p is one-hot, the loss is T²·CE at temperature T
-    public void Gradient_matches_finite_differences(int n, int v, int k, float t)
+    [InlineData(5, 7, 3, 2.0f, false)]
+    [InlineData(5, 7, 3, 2.0f, true)]
+    [InlineData(4, 6, 6, 1.0f, false)]   // full support: plain KL between two softmaxes
+    [InlineData(3, 9, 1, 0.5f, false)]   // one teacher token: p is one-hot, the loss is T²·CE at temperature T
+    [InlineData(3, 9, 1, 0.5f, true)]    // one token plus the lumped rest: a two-bin KL
+    [InlineData(6, 12, 4, 1.0f, true)]
+    public void Gradient_matches_finite_differences(int n, int v, int k, float t, bool withTail)
     {
         var rng = new Rng((ulong)(n * 100 + v * 10 + k));
         var (ids, values) = Teacher(rng, n, v, k);
+        var tail = Tails(rng, n, withTail);
         var logits = GradCheck.Random(rng, [n, v], "logits", -2f, 2f);
-        try { GradCheck.Check($"DistillationKL k={k} T={t}", [logits], (g, a) => g.DistillationKL(a[0], ids, values, k, t), reduction: v); }
+        try { GradCheck.Check($"DistillationKL k={k} T={t} tail={withTail}", [logits], (g, a) => g.DistillationKL(a[0], ids, values, k, t, tail), reduction: v); }
         finally { logits.Dispose(); }
     }
 
     [Theory]
-    [InlineData(1, 1, 1, 1.0f)]
-    [InlineData(17, 33, 8, 2.0f)]
-    [InlineData(64, 300, 32, 1.5f)]   // enough rows to run on the worker pool
-    [InlineData(8, 257, 257, 4.0f)]
-    public void Forward_matches_the_definition_in_double(int n, int v, int k, float t)
+    [InlineData(1, 1, 1, 1.0f, false)]
+    [InlineData(17, 33, 8, 2.0f, false)]
+    [InlineData(17, 33, 8, 2.0f, true)]
+    [InlineData(64, 300, 32, 1.5f, false)]   // enough rows to run on the worker pool
+    [InlineData(64, 300, 32, 1.5f, true)]
+    [InlineData(8, 257, 257, 4.0f, false)]
+    public void Forward_matches_the_definition_in_double(int n, int v, int k, float t, bool withTail)
     {
         var rng = new Rng((ulong)(n * 7 + v * 3 + k));
         var (ids, values) = Teacher(rng, n, v, k);
+        var tail = Tails(rng, n, withTail);
         var z = new float[n * v];
         rng.FillUniform(z, -4f, 4f);
         using var logits = Tensor.FromArray(z, [n, v]);
         using var g = new Graph(recordGradients: false);
-        double actual = g.DistillationKL(logits, ids, values, k, t).Item();
-        double expected = Reference(z, n, v, ids, values, k, t, out double magnitude);
+        double actual = g.DistillationKL(logits, ids, values, k, t, tail).Item();
+        double expected = Reference(z, n, v, ids, values, k, t, tail, out double magnitude);
         // Each log term carries fp32 rounding from a length-V sum and a few operations on values of
         // size |log p| + |log q| + |max z|/T; the T²/N scaling applies to that bound too.
         double tol = (8 + v + k) * U * t * t * magnitude / n + U * Math.Abs(expected);
@@ -141,5 +164,7 @@ public class DistillOpsTests
         Assert.Contains("top-k", Assert.Throws<ArgumentException>(() => g.DistillationKL(logits, new int[12], new float[12], 6, 1f)).Message);
         Assert.Contains("temperature", Assert.Throws<ArgumentException>(() => g.DistillationKL(logits, [0, 1], [1f, 2f], 1, 0f)).Message);
         Assert.Contains("N·k", Assert.Throws<ArgumentException>(() => g.DistillationKL(logits, [0, 1, 2], [1f, 2f, 3f], 1, 1f)).Message);
+        Assert.Contains("tail mass", Assert.Throws<ArgumentException>(() => g.DistillationKL(logits, [0, 1], [1f, 2f], 1, 1f, [0.5f])).Message);
+        Assert.Contains("tail mass", Assert.Throws<ArgumentException>(() => g.DistillationKL(logits, [0, 1], [1f, 2f], 1, 1f, [0.5f, 1f])).Message);
     }
 }

@@ -88,13 +88,13 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
         string path = dir.File("cache.bin");
         long[] some = [3, 0, 7];
         long calls = 0;
-        using (var cache = DistillCache.Build(path, teacher, [shard], T, k, some, batch: 2, progress: (_, _) => calls++))
+        using (var cache = DistillCache.Build(path, teacher, [shard], T, k, 2f, some, batch: 2, progress: (_, _) => calls++))
         {
             Assert.Equal(3, cache.FilledWindows);
             Assert.Equal(2, calls);                                  // 3 windows in batches of 2
             Assert.True(cache.Contains(7) && !cache.Contains(1));
-            var ids = new int[2 * T * k]; var values = new float[ids.Length];
-            cache.Read([7, 0], ids, values);
+            var ids = new int[2 * T * k]; var values = new float[ids.Length]; var tails = new float[2 * T];
+            cache.Read([7, 0], ids, values, tails);
             // The same windows through the teacher directly, top-k by the kernel.
             var x = new int[2 * T]; var window = new int[T + 1];
             shard.Read(7 * T, window); window.AsSpan(0, T).CopyTo(x);
@@ -104,6 +104,15 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
             for (int row = 0; row < 2 * T; row++)
             {
                 var top = logits.AsSpan(row * Vocab, Vocab).ToArray().Select((v, i) => (v, i)).OrderByDescending(p => p.v).ThenBy(p => p.i).Take(k).ToArray();
+                // Tail mass at T = 2 from the full row, in double.
+                double max = top[0].v, all = 0, rest = 0;
+                for (int c = 0; c < Vocab; c++)
+                {
+                    double e = Math.Exp((logits[row * Vocab + c] - max) / 2);
+                    all += e;
+                    if (!top.Any(p => p.i == c)) rest += e;
+                }
+                Assert.True(Math.Abs(tails[row] - rest / all) <= (8 + Vocab) * Math.Pow(2, -24), $"row {row} tail {tails[row]} vs {rest / all}");
                 for (int j = 0; j < k; j++)
                 {
                     Assert.Equal(top[j].i, ids[row * k + j]);
@@ -111,16 +120,16 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
                     Assert.True(Math.Abs(values[row * k + j] - top[j].v) <= Math.Abs(top[j].v) * Math.Pow(2, -11) + 1e-7, $"row {row} #{j}");
                 }
             }
-            Assert.Throws<InvalidOperationException>(() => cache.Read([1], new int[T * k], new float[T * k]));
+            Assert.Throws<InvalidOperationException>(() => cache.Read([1], new int[T * k], new float[T * k], new float[T]));
         }
         calls = 0;
-        using (var again = DistillCache.Build(path, teacher, [shard], T, k, [0, 3, 7, 8], batch: 2, progress: (done, total) => { calls++; Assert.Equal(1, total); }))
+        using (var again = DistillCache.Build(path, teacher, [shard], T, k, 2f, [0, 3, 7, 8], batch: 2, progress: (done, total) => { calls++; Assert.Equal(1, total); }))
         {
             Assert.Equal(1, calls);                                  // only window 8 was missing
             Assert.Equal(4, again.FilledWindows);
         }
         using var other = new Transformer(TeacherConfig, seed: 99);
-        using (var rebuilt = DistillCache.Build(path, other, [shard], T, k, [0], batch: 2))
+        using (var rebuilt = DistillCache.Build(path, other, [shard], T, k, 2f, [0], batch: 2))
             Assert.Equal(1, rebuilt.FilledWindows);                  // a different teacher starts a fresh file
     }
 
@@ -131,10 +140,11 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
         using var shard = TestData.Shard(dir.File("s.bin"), 1500, Vocab);
         using var teacher = TrainedTeacher(shard, steps: 5);
         var o = Small with { Steps = 3 };
-        using var cache = DistillCache.Build(dir.File("c.bin"), teacher, [shard], o.SequenceLength, 8, DistillCache.PlannedWindows([shard], o));
+        using var cache = DistillCache.Build(dir.File("c.bin"), teacher, [shard], o.SequenceLength, 8, 2f, DistillCache.PlannedWindows([shard], o));
         using var plain = new Trainer(StudentConfig, o, new TrainData([shard]));
         using var distilled = new Trainer(StudentConfig, o, new TrainData([shard]));
         var objective = new DistillObjective(cache, new DistillOptions { Alpha = 0, TopK = 8, Temperature = 2 }, StudentConfig);
+        Assert.Contains("temperature", Assert.Throws<ArgumentException>(() => new DistillObjective(cache, new DistillOptions { TopK = 8, Temperature = 1 }, StudentConfig)).Message);
         distilled.Objective = objective.Loss;
         for (int i = 0; i < 3; i++) { plain.TrainStep(); distilled.TrainStep(); Assert.True(objective.LastKL > 0); }
         TestData.AssertSame(TestData.Snapshot(plain), TestData.Snapshot(distilled));
