@@ -15,27 +15,30 @@ namespace Tessera.Training;
 /// (file order, T + 1 tokens, non-overlapping), so a student's batch finds its rows by the
 /// window ids the reader reports, whatever the shuffle.
 /// <code>
-/// header (128 B): "TSDCACH1", version, T, k, vocab, id bytes, window count, 32-byte key, temperature
-/// filled[window count] (1 byte each), padded to 64 B
-/// per window: T·k logits (fp16), then T·k ids (uint16 when vocab ≤ 65536, else uint32),
+/// header (128 B): "TSDCACH1", version, T, k, vocab, id bytes, window count, 32-byte key, temperature, slot capacity
+/// slot[window count] (int32: 1 + the record's slot, 0 = not stored), padded to 64 B
+/// per slot: T·k logits (fp16), then T·k ids (uint16 when vocab ≤ 65536, else uint32),
 ///             position-major, each position's k entries in descending logit order;
 ///             then T tail masses (fp32): the teacher's probability at the cache's temperature
 ///             on every token outside that position's top k (computed from the full fp32 logits)
 /// </code>
 /// The key is a SHA-256 of the teacher's config and weights, the training tokens, T, k and the
 /// temperature: a file
-/// made for anything else is rebuilt rather than trusted. A window's filled flag is set only after
-/// its records are flushed, so an interrupted build resumes with the windows it finished.
+/// made for anything else is rebuilt rather than trusted. Records are appended in slots as windows
+/// are filled, so the file holds only the windows a run reads (it grows when a later run needs
+/// more). A window's slot entry is written only after its record is flushed, so an interrupted
+/// build resumes with the windows it finished.
 /// </summary>
 public sealed unsafe class DistillCache : IDisposable
 {
     static ReadOnlySpan<byte> Magic => "TSDCACH1"u8;
-    const int Version = 2;
+    const int Version = 3;
     const int HeaderBytes = 128;
 
-    readonly MemoryMappedFile map;
-    readonly MemoryMappedViewAccessor view;
-    readonly byte* basePtr;
+    MemoryMappedFile map = null!;
+    MemoryMappedViewAccessor view = null!;
+    byte* basePtr;
+    long capacity;
     readonly long dataOffset;
     readonly int idBytes;
     bool disposed;
@@ -55,7 +58,7 @@ public sealed unsafe class DistillCache : IDisposable
     /// <summary>Windows whose teacher logits are stored.</summary>
     public long FilledWindows { get; private set; }
     /// <summary>Bytes of the file.</summary>
-    public long FileBytes { get; }
+    public long FileBytes => dataOffset + capacity * WindowBytes;
 
     long WindowBytes => (long)SequenceLength * TopK * (2 + idBytes) + 4L * SequenceLength;
 
@@ -64,44 +67,74 @@ public sealed unsafe class DistillCache : IDisposable
         Path = path;
         SequenceLength = seq; TopK = k; Temperature = temperature; VocabSize = vocab; WindowCount = windows;
         idBytes = vocab <= 65536 ? 2 : 4;
-        dataOffset = (HeaderBytes + windows + 63) / 64 * 64;
-        FileBytes = dataOffset + windows * WindowBytes;
-        bool fresh = !Matches(path, key, FileBytes);
-        if (fresh && File.Exists(path)) File.Delete(path);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
-        // A new file is sparse: unwritten windows take no disk.
-        map = MemoryMappedFile.CreateFromFile(path, fresh ? FileMode.CreateNew : FileMode.Open, null, FileBytes, MemoryMappedFileAccess.ReadWrite);
+        dataOffset = (HeaderBytes + 4 * windows + 63) / 64 * 64;
+        bool fresh = !Matches(path, key, dataOffset, WindowBytes, out capacity);
+        if (fresh)
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            var h = new byte[dataOffset];                          // header and an empty slot table
+            Magic.CopyTo(h);
+            BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(8), Version);
+            BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(12), seq);
+            BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(16), k);
+            BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(20), vocab);
+            BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(24), idBytes);
+            BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(32), windows);
+            key.CopyTo(h.AsSpan(40));
+            BinaryPrimitives.WriteSingleLittleEndian(h.AsSpan(72), temperature);
+            File.WriteAllBytes(path, h);
+            capacity = 0;
+        }
+        Map();
+        foreach (int slot in Slots) if (slot != 0) FilledWindows++;
+    }
+
+    Span<int> Slots => new(basePtr + HeaderBytes, checked((int)WindowCount));
+
+    void Map()
+    {
+        map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, FileBytes, MemoryMappedFileAccess.ReadWrite);
         view = map.CreateViewAccessor(0, FileBytes, MemoryMappedFileAccess.ReadWrite);
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         basePtr = p + view.PointerOffset;
-        if (fresh)
-        {
-            var h = new Span<byte>(basePtr, HeaderBytes);
-            h.Clear();
-            Magic.CopyTo(h);
-            BinaryPrimitives.WriteInt32LittleEndian(h[8..], Version);
-            BinaryPrimitives.WriteInt32LittleEndian(h[12..], seq);
-            BinaryPrimitives.WriteInt32LittleEndian(h[16..], k);
-            BinaryPrimitives.WriteInt32LittleEndian(h[20..], vocab);
-            BinaryPrimitives.WriteInt32LittleEndian(h[24..], idBytes);
-            BinaryPrimitives.WriteInt64LittleEndian(h[32..], windows);
-            key.CopyTo(h[40..]);
-            BinaryPrimitives.WriteSingleLittleEndian(h[72..], temperature);
-            view.Flush();
-        }
-        var filled = Filled;
-        for (long w = 0; w < windows; w++) if (filled[(int)w] != 0) FilledWindows++;
     }
 
-    Span<byte> Filled => new(basePtr + HeaderBytes, checked((int)WindowCount));
-
-    static bool Matches(string path, ReadOnlySpan<byte> key, long bytes)
+    void Unmap()
     {
-        if (!File.Exists(path) || new FileInfo(path).Length != bytes) return false;
+        view.SafeMemoryMappedViewHandle.ReleasePointer();
+        view.Dispose();
+        map.Dispose();
+        basePtr = null;
+    }
+
+    /// <summary>Grows the file to hold <paramref name="slots"/> records (remapping it).</summary>
+    void EnsureCapacity(long slots)
+    {
+        if (slots <= capacity) return;
+        view.Flush();
+        Unmap();
+        capacity = slots;
+        using (var f = new FileStream(Path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.SetLength(FileBytes);
+            Span<byte> c = stackalloc byte[8];
+            BinaryPrimitives.WriteInt64LittleEndian(c, capacity);
+            f.Position = 80;
+            f.Write(c);
+        }
+        Map();
+    }
+
+    static bool Matches(string path, ReadOnlySpan<byte> key, long dataOffset, long windowBytes, out long capacity)
+    {
+        capacity = 0;
+        if (!File.Exists(path) || new FileInfo(path).Length < dataOffset) return false;
         Span<byte> h = stackalloc byte[HeaderBytes];
         using (var f = File.OpenRead(path)) f.ReadExactly(h);
-        return h[..8].SequenceEqual(Magic) && BinaryPrimitives.ReadInt32LittleEndian(h[8..]) == Version && h.Slice(40, 32).SequenceEqual(key);
+        if (!h[..8].SequenceEqual(Magic) || BinaryPrimitives.ReadInt32LittleEndian(h[8..]) != Version || !h.Slice(40, 32).SequenceEqual(key)) return false;
+        capacity = BinaryPrimitives.ReadInt64LittleEndian(h[80..]);
+        return capacity >= 0 && new FileInfo(path).Length == dataOffset + capacity * windowBytes;
     }
 
     /// <summary>
@@ -156,17 +189,19 @@ public sealed unsafe class DistillCache : IDisposable
     void Fill(Transformer teacher, IReadOnlyList<TokenShard> train, IReadOnlyCollection<long>? windows, int batch, Action<long, long>? progress)
     {
         var todo = new List<long>();
-        var filled = Filled;
-        if (windows is null) { for (long w = 0; w < WindowCount; w++) if (filled[(int)w] == 0) todo.Add(w); }
+        var slots = Slots;
+        if (windows is null) { for (long w = 0; w < WindowCount; w++) if (slots[(int)w] == 0) todo.Add(w); }
         else
         {
             foreach (long w in windows)
             {
                 if ((ulong)w >= (ulong)WindowCount) throw new ArgumentOutOfRangeException(nameof(windows), w, $"Window {w} is outside the data's {WindowCount} windows.");
-                if (filled[(int)w] == 0) todo.Add(w);
+                if (slots[(int)w] == 0) todo.Add(w);
             }
             todo.Sort();
+            for (int i = todo.Count - 1; i > 0; i--) if (todo[i] == todo[i - 1]) todo.RemoveAt(i);
         }
+        EnsureCapacity(FilledWindows + todo.Count);
         int T = SequenceLength, k = TopK, V = VocabSize;
         var ids = new int[batch * T];
         var window = new int[T];
@@ -192,9 +227,9 @@ public sealed unsafe class DistillCache : IDisposable
                 for (int r = 0; r < b * T; r++) tails[r] = TailMass(all.Slice(r * V, V), topIds.AsSpan(r * k, k), topValues[r * k], Temperature, row);
             }
             for (int i = 0; i < b; i++)
-                Store(todo[start + i], topIds.AsSpan(i * T * k, T * k), topValues.AsSpan(i * T * k, T * k), tails.AsSpan(i * T, T));
+                Store(FilledWindows + i, topIds.AsSpan(i * T * k, T * k), topValues.AsSpan(i * T * k, T * k), tails.AsSpan(i * T, T));
             view.Flush();
-            for (int i = 0; i < b; i++) Filled[(int)todo[start + i]] = 1;
+            for (int i = 0; i < b; i++) Slots[(int)todo[start + i]] = (int)(FilledWindows + i + 1);
             FilledWindows += b;
             progress?.Invoke(start + b, todo.Count);
         }
@@ -216,9 +251,9 @@ public sealed unsafe class DistillCache : IDisposable
         return (float)Math.Min(System.Numerics.Tensors.TensorPrimitives.Sum(e) / all, 1.0 - 1e-6);
     }
 
-    void Store(long w, ReadOnlySpan<int> ids, ReadOnlySpan<float> values, ReadOnlySpan<float> tails)
+    void Store(long slot, ReadOnlySpan<int> ids, ReadOnlySpan<float> values, ReadOnlySpan<float> tails)
     {
-        byte* rec = basePtr + dataOffset + w * WindowBytes;
+        byte* rec = basePtr + dataOffset + slot * WindowBytes;
         var v = new Span<Half>(rec, ids.Length);
         for (int i = 0; i < v.Length; i++) v[i] = (Half)values[i];
         if (idBytes == 2)
@@ -231,7 +266,7 @@ public sealed unsafe class DistillCache : IDisposable
     }
 
     /// <summary>Whether the teacher's logits for window <paramref name="window"/> are stored.</summary>
-    public bool Contains(long window) => (ulong)window < (ulong)WindowCount && Filled[(int)window] != 0;
+    public bool Contains(long window) => (ulong)window < (ulong)WindowCount && Slots[(int)window] != 0;
 
     /// <summary>
     /// Writes the stored top-k ids and logits of each window in <paramref name="windows"/> into
@@ -250,7 +285,7 @@ public sealed unsafe class DistillCache : IDisposable
             long w = windows[b];
             if (!Contains(w))
                 throw new InvalidOperationException($"{Path}: window {w} has no teacher logits; build the cache for the run's planned windows (or all of them).");
-            byte* rec = basePtr + dataOffset + w * WindowBytes;
+            byte* rec = basePtr + dataOffset + (Slots[(int)w] - 1L) * WindowBytes;
             var v = new ReadOnlySpan<Half>(rec, per);
             var dv = values.Slice(b * per, per);
             for (int i = 0; i < per; i++) dv[i] = (float)v[i];
@@ -292,8 +327,6 @@ public sealed unsafe class DistillCache : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        view.SafeMemoryMappedViewHandle.ReleasePointer();
-        view.Dispose();
-        map.Dispose();
+        Unmap();
     }
 }

@@ -64,7 +64,8 @@ public static class DistillReport
         md.Append(inv, $"| student, distilled | {r.Distilled.ValLoss:F4} | {r.Distilled.BitsPerByte:F4} | {r.Distilled.Seconds:F1} |\n\n");
         string verdict = r.BitsPerByteGain > 0 ? "lower (better) than" : "not lower than";
         md.Append(inv, $"The distilled student's held-out bits per byte is **{verdict}** the scratch student's: {r.Distilled.BitsPerByte:F4} vs {r.Scratch.BitsPerByte:F4} (Δ = {r.BitsPerByteGain:+0.0000;-0.0000}).\n\n");
-        md.Append(inv, $"Loss = α·T²·KL(teacher_T ‖ student_T) + (1 − α)·CE with α = {r.Distill.Alpha}, T = {r.Distill.Temperature}; the teacher distribution is its top-{r.Distill.TopK} logits renormalised. ");
+        md.Append(inv, $"Loss = α·T²·KL(teacher_T ‖ student_T) + (1 − α)·CE with α = {r.Distill.Alpha}, T = {r.Distill.Temperature}; the teacher distribution is its top-{r.Distill.TopK} logits ");
+        md.Append(r.Distill.TailBin ? "plus one bin holding the rest of its probability mass. " : "renormalised over those k. ");
         md.Append(inv, $"Teacher cache: {r.CacheWindows:N0} windows, {r.CacheBytes / 1048576.0:F1} MiB file, built in {r.CacheSeconds:F1} s. ");
         md.Append(inv, $"Held-out figures are over the same {r.ValidationTokensEvaluated:N0} validation tokens for all three models.\n\n");
         md.Append("![held-out bits per byte](bpb.svg)\n");

@@ -87,10 +87,13 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
         const int T = 16, k = 5;
         string path = dir.File("cache.bin");
         long[] some = [3, 0, 7];
-        long calls = 0;
+        long calls = 0, firstBytes;
+        const long record = T * k * (2 + 2) + 4 * T;                // fp16 logits, uint16 ids, fp32 rest mass
         using (var cache = DistillCache.Build(path, teacher, [shard], T, k, 2f, some, batch: 2, progress: (_, _) => calls++))
         {
             Assert.Equal(3, cache.FilledWindows);
+            firstBytes = new FileInfo(path).Length;
+            Assert.Equal(cache.FileBytes, firstBytes);
             Assert.Equal(2, calls);                                  // 3 windows in batches of 2
             Assert.True(cache.Contains(7) && !cache.Contains(1));
             var ids = new int[2 * T * k]; var values = new float[ids.Length]; var tails = new float[2 * T];
@@ -127,6 +130,7 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
         {
             Assert.Equal(1, calls);                                  // only window 8 was missing
             Assert.Equal(4, again.FilledWindows);
+            Assert.Equal(firstBytes + record, new FileInfo(path).Length);   // grows by the one new window only
         }
         using var other = new Transformer(TeacherConfig, seed: 99);
         using (var rebuilt = DistillCache.Build(path, other, [shard], T, k, 2f, [0], batch: 2))
