@@ -55,16 +55,26 @@ public sealed class BatchReader
     }
 
     /// <summary>Fills inputs and targets (each B·T ids, row-major (B, T)) and advances the cursor; wraps to the next epoch.</summary>
-    public void Next(Span<int> inputs, Span<int> targets)
+    public void Next(Span<int> inputs, Span<int> targets) => Next(inputs, targets, default);
+
+    /// <summary>
+    /// As <see cref="Next(Span{int}, Span{int})"/>, and also writes the index (in [0, WindowCount),
+    /// file order) of the window behind each of the B rows into <paramref name="windows"/> (empty = skip),
+    /// so per-window side data such as cached teacher logits can be looked up.
+    /// </summary>
+    public void Next(Span<int> inputs, Span<int> targets, Span<long> windows)
     {
         int T = SequenceLength;
         if (inputs.Length < BatchSize * T || targets.Length < BatchSize * T)
             throw new ArgumentException($"BatchReader.Next: inputs/targets need (B={BatchSize}, T={T}) = {BatchSize * T} ids, got {inputs.Length}/{targets.Length}.");
+        if (!windows.IsEmpty && windows.Length < BatchSize)
+            throw new ArgumentException($"BatchReader.Next: windows needs B={BatchSize} entries, got {windows.Length}.");
         for (int b = 0; b < BatchSize; b++)
         {
             var c = Cursor;
             if (c.Position >= WindowCount) c = new DataCursor(c.Epoch + 1, 0);
             long w = WindowAt(c.Epoch, c.Position);
+            if (!windows.IsEmpty) windows[b] = w;
             int s = ShardOf(w);
             shards[s].Read((w - windowStarts[s]) * T, window);
             window.AsSpan(0, T).CopyTo(inputs.Slice(b * T, T));

@@ -21,6 +21,7 @@ public sealed class Trainer : IDisposable
     readonly Rng rng;
     readonly LearningRateSchedule schedule;
     readonly int[] inputs, targets;
+    readonly long[] windows;
     readonly long validationTokens;
     double sessionSeconds;
     long sessionSteps;
@@ -69,6 +70,7 @@ public sealed class Trainer : IDisposable
         train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor);
         inputs = new int[options.BatchSize * options.SequenceLength];
         targets = new int[inputs.Length];
+        windows = new long[options.BatchSize];
         if (data.Validation is { Count: > 0 } v)
             foreach (var s in v) validationTokens += s.TokenCount;
     }
@@ -167,6 +169,14 @@ public sealed class Trainer : IDisposable
     /// (the CLI copies the tokenizer into <see cref="Checkpoint.TokenizerFolder"/>).
     /// </summary>
     public Action<string>? CheckpointExtras { get; set; }
+    /// <summary>
+    /// Replaces the optimised loss of each micro-batch (null: the model's <see cref="ModelOutput.Loss"/>,
+    /// cross-entropy plus router terms). Called after the forward pass with the graph, its output
+    /// (targets given, so the cross-entropy is there) and the batch; returns a scalar on that graph.
+    /// Step reports keep <see cref="StepReport.Loss"/> = cross-entropy and put this in TotalLoss.
+    /// Distillation uses it; it is not saved in checkpoints.
+    /// </summary>
+    public Func<Graph, ModelOutput, TrainBatch, Tensor>? Objective { get; set; }
 
     /// <summary>One optimizer step over GradAccumulation micro-batches.</summary>
     public StepReport TrainStep()
@@ -179,14 +189,17 @@ public sealed class Trainer : IDisposable
         Model.Parameters.ZeroGrad();
         double ce = 0, total = 0;
         ExpertLoad[]? loads = null;
+        var objective = Objective;
+        var batch = objective is null ? null : new TrainBatch(inputs, targets, windows, o.BatchSize, o.SequenceLength);
         for (int m = 0; m < accum; m++)
         {
-            train.Next(inputs, targets);
+            train.Next(inputs, targets, objective is null ? default : windows);
             using var g = new Graph();
             var output = Model.Forward(g, inputs, o.BatchSize, o.SequenceLength, targets);
+            var loss = objective is null ? output.Loss! : objective(g, output, batch!);
             ce += output.CrossEntropy!.Item() / accum;
-            total += output.Loss!.Item() / accum;
-            g.Backward(accum == 1 ? output.Loss! : g.Scale(output.Loss!, 1f / accum));
+            total += loss.Item() / accum;
+            g.Backward(accum == 1 ? loss : g.Scale(loss, 1f / accum));
             loads = Accumulate(loads, output.ExpertLoads);
         }
         double norm = GradClip.ClipGlobalNorm(Model.Parameters.All, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity);
