@@ -24,6 +24,7 @@ public sealed unsafe class CachedAttention
     int layer;
     ReadOnlyMemory<TokenRow> rows;
     float* q, o;
+    int qStride;
 
     public CachedAttention(Model.ModelConfig config, int positions)
     {
@@ -35,10 +36,14 @@ public sealed unsafe class CachedAttention
         body = Run;
     }
 
-    /// <summary>o (rows, H·D) = attention of q (rows, H·D) over each row's cached history in <paramref name="layerIndex"/>.</summary>
-    public void Forward(KvCache kv, int layerIndex, ReadOnlyMemory<TokenRow> tokenRows, float* queries, float* output)
+    /// <summary>
+    /// o (rows, H·D) = attention of q over each row's cached history in <paramref name="layerIndex"/>;
+    /// row r's H·D queries start at <c>queries + r·queryStride</c> (the q part of a fused q|k|v row).
+    /// </summary>
+    public void Forward(KvCache kv, int layerIndex, ReadOnlyMemory<TokenRow> tokenRows, float* queries, int queryStride, float* output)
     {
-        cache = kv; layer = layerIndex; rows = tokenRows; q = queries; o = output;
+        if (queryStride < heads * headDim) throw new ArgumentException($"CachedAttention: query stride {queryStride} < {heads * headDim}.");
+        cache = kv; layer = layerIndex; rows = tokenRows; q = queries; o = output; qStride = queryStride;
         int units = tokenRows.Length * kvHeads;
         long work = 0;
         foreach (var r in tokenRows.Span) work += r.Position + 1;
@@ -62,7 +67,7 @@ public sealed unsafe class CachedAttention
             for (int h = 0; h < group; h++)
             {
                 int head = g * group + h;
-                var qh = new ReadOnlySpan<float>(q + (long)r * stride + head * hd, hd);
+                var qh = new ReadOnlySpan<float>(q + (long)r * qStride + head * hd, hd);
                 var sh = s.AsSpan(h * n, n);
                 float max = float.NegativeInfinity;
                 for (int j = 0; j < n; j++)

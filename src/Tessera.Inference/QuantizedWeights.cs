@@ -1,0 +1,86 @@
+using Tessera.Kernels;
+
+namespace Tessera.Inference;
+
+/// <summary>Storage formats the engine can run weight matrices in.</summary>
+public enum WeightFormat
+{
+    /// <summary>fp32 (<see cref="DenseWeights"/>).</summary>
+    F32,
+    /// <summary>ggml Q8_0: 32 int8 + one fp16 scale per block (8.5 bits per weight).</summary>
+    Q8_0,
+    /// <summary>ggml Q4_0: 32 4-bit codes + one fp16 scale per block (4.5 bits per weight).</summary>
+    Q4_0,
+    /// <summary>Tessera ternary {−1, 0, +1} with per-group absmean scales (≈2 bits per weight; for ternary-trained models).</summary>
+    Ternary,
+}
+
+/// <summary>
+/// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
+/// <see cref="TernaryMatrix"/>) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
+/// unchanged: activations are quantized to int8 per 32-block and dotted with the stored codes.
+/// <see cref="Bytes"/> is what a decode step streams, which is the point: fewer bytes per token.
+/// </summary>
+public sealed class QuantizedWeights : IWeightMatrix
+{
+    readonly Q8_0Matrix? q8;
+    readonly Q4_0Matrix? q4;
+    readonly TernaryMatrix? ternary;
+
+    public QuantizedWeights(Q8_0Matrix m) { q8 = m; Format = WeightFormat.Q8_0; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
+    public QuantizedWeights(Q4_0Matrix m) { q4 = m; Format = WeightFormat.Q4_0; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
+    public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
+
+    /// <summary>Quantizes a row-major (rows, cols) fp32 matrix; cols must be a multiple of 32.</summary>
+    public static QuantizedWeights Quantize(ReadOnlySpan<float> w, int rows, int cols, WeightFormat format, int ternaryGroup = 64) => format switch
+    {
+        WeightFormat.Q8_0 => new(Q8_0Matrix.FromFloat(w, rows, cols)),
+        WeightFormat.Q4_0 => new(Q4_0Matrix.FromFloat(w, rows, cols)),
+        WeightFormat.Ternary => new(TernaryMatrix.FromFloat(w, rows, cols, ternaryGroup)),
+        _ => throw new ArgumentException($"QuantizedWeights: {format} is not a quantized format."),
+    };
+
+    /// <summary>Q8_0 or Q4_0 matrices of one format and width stacked by rows (their blocks concatenated).</summary>
+    public static QuantizedWeights Concatenate(params QuantizedWeights[] parts)
+    {
+        if (parts.Length == 0) throw new ArgumentException("QuantizedWeights.Concatenate: nothing to stack.");
+        var format = parts[0].Format;
+        int rows = 0, cols = parts[0].Cols;
+        var bytes = new List<byte>();
+        foreach (var p in parts)
+        {
+            if (p.Format != format || p.Cols != cols) throw new ArgumentException($"QuantizedWeights.Concatenate: {p.Format} ({p.Rows}, {p.Cols}) does not stack with {format} × {cols}.");
+            rows += p.Rows;
+            bytes.AddRange(format switch
+            {
+                WeightFormat.Q8_0 => p.q8!.Blocks.ToArray(),
+                WeightFormat.Q4_0 => p.q4!.Blocks.ToArray(),
+                _ => throw new ArgumentException($"QuantizedWeights.Concatenate: {format} scales are per group of the whole tensor; stack before quantizing."),
+            });
+        }
+        var all = bytes.ToArray();
+        return format == WeightFormat.Q8_0 ? new(new Q8_0Matrix(rows, cols, all)) : new(new Q4_0Matrix(rows, cols, all));
+    }
+
+    public WeightFormat Format { get; }
+    public int Rows { get; }
+    public int Cols { get; }
+
+    /// <summary>Bytes held (codes + scales), all of which one full product reads.</summary>
+    public long Bytes { get; }
+
+    /// <summary>The fp32 matrix the codes represent.</summary>
+    public float[] Dequantize() => q8?.Dequantize() ?? q4?.Dequantize() ?? ternary!.Dequantize();
+
+    public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
+    {
+        if (x.Length < (long)n * Cols || y.Length < (long)n * Rows)
+            throw new ArgumentException($"QuantizedWeights.MatMul: x has {x.Length} (needs {n}×{Cols}), y has {y.Length} (needs {n}×{Rows}).");
+        // The quantized kernels want exact extents; the engine's buffers are larger.
+        var xs = x[..(n * Cols)];
+        var ys = y[..(n * Rows)];
+        if (q8 is not null) q8.MatMul(xs, n, ys);
+        else if (q4 is not null) q4.MatMul(xs, n, ys);
+        else ternary!.MatMul(xs, n, ys);
+    }
+}
