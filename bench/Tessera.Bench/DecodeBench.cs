@@ -16,7 +16,11 @@ namespace Tessera.Bench;
 public sealed record DecodeBenchOptions(int PrefillTokens = 256, int DecodeTokens = 64, int[]? Concurrency = null, int TokensPerSequence = 32,
     IReadOnlyList<int[]>? SpeculationPrompts = null, int SpeculationTokens = 64, int DraftTokens = 4);
 
-/// <summary>One concurrency level of the aggregate figure.</summary>
+/// <summary>
+/// One concurrency level of the aggregate figure, decode only: the window runs from the moment
+/// every sequence has its first token (all prompts prefilled) to the last token, and counts the
+/// tokens produced inside it.
+/// </summary>
 public sealed record DecodeAggregateRow(int Sequences, int Tokens, double Seconds, double TokensPerSecond, double VersusBatch1);
 
 /// <summary>The speculation figure: plain vs speculative greedy decoding of the same prompts.</summary>
@@ -24,9 +28,9 @@ public sealed record DecodeSpeculationResult(int DraftTokens, double PlainTokens
     double MeanAcceptedPerStep, double TokensPerStep, double AcceptanceRate, bool SameTokens);
 
 /// <summary>Everything the decode benchmark prints.</summary>
-public sealed record DecodeBenchReport(string Model, long Parameters, long WeightBytes, long BytesPerToken, double BandwidthGBps,
+public sealed record DecodeBenchReport(string Model, string Weights, long Parameters, long WeightBytes, long BytesPerToken, double BandwidthGBps,
     double PrefillTokensPerSecond, double DecodeTokensPerSecond, double RooflineTokensPerSecond, double PercentOfRoofline,
-    IReadOnlyList<DecodeAggregateRow> Aggregate, DecodeSpeculationResult? Speculation, int Threads);
+    IReadOnlyList<DecodeAggregateRow> Aggregate, DecodeSpeculationResult? Speculation, int Threads, string? Profile);
 
 /// <summary>
 /// Decode throughput against the memory roofline. Batch-1 decoding streams every weight it uses
@@ -36,7 +40,8 @@ public sealed record DecodeBenchReport(string Model, long Parameters, long Weigh
 /// </summary>
 public static class DecodeBench
 {
-    public static DecodeBenchReport Run(string name, InferenceWeights target, InferenceWeights? draft, DecodeBenchOptions o, Action<string>? progress = null)
+    /// <summary>Runs every figure; <paramref name="weightsName"/> says how the target is stored (fp32, q8_0, ...).</summary>
+    public static DecodeBenchReport Run(string name, string weightsName, InferenceWeights target, InferenceWeights? draft, DecodeBenchOptions o, Action<string>? progress = null)
     {
         var c = target.Config;
         var pool = WorkerPool.Shared;
@@ -78,21 +83,22 @@ public static class DecodeBench
         long bytesPerToken = target.BytesPerToken + kvBytes;
         double roofline = bandwidth / bytesPerToken;
 
-        // Aggregate throughput with continuous batching.
+        // Aggregate decode throughput with continuous batching (prefill excluded from the window).
         var rows = new List<DecodeAggregateRow>();
         double batch1 = 0;
+        if (DecodeProfile.Enabled) DecodeProfile.Reset();
         foreach (int n in o.Concurrency ?? [1, 8, 32])
         {
-            progress?.Invoke($"{n} concurrent sequences × {o.TokensPerSequence} tokens");
+            progress?.Invoke($"{n} concurrent sequences × {o.TokensPerSequence} tokens (decode-only window)");
             using var engine = new BatchingEngine(target, new BatchingOptions { MaxSequences = n });
             var requests = Enumerable.Range(0, n).Select(i => new GenerationRequest(Prompt(16, c.VocabSize, 10 + i), o.TokensPerSequence, SamplingOptions.Greedy)).ToArray();
             Drain(engine, requests.Take(1).ToArray());   // warm up (slot allocation, JIT)
-            var sw = Stopwatch.StartNew();
-            int tokens = Drain(engine, requests);
-            double seconds = sw.Elapsed.TotalSeconds, rate = tokens / seconds;
+            var (tokens, seconds) = Drain(engine, requests);
+            double rate = tokens / seconds;
             if (n == 1) batch1 = rate;
             rows.Add(new DecodeAggregateRow(n, tokens, seconds, rate, batch1 > 0 ? rate / batch1 : double.NaN));
         }
+        string? profile = DecodeProfile.Enabled ? DecodeProfile.Report() : null;
 
         DecodeSpeculationResult? spec = null;
         if (draft is not null)
@@ -102,8 +108,8 @@ public static class DecodeBench
             spec = Speculation(target, draft, prompts, o.SpeculationTokens, o.DraftTokens);
         }
 
-        return new DecodeBenchReport(name, c.ParameterCount, target.TotalBytes, bytesPerToken, bandwidth / 1e9, prefillRate, decodeRate, roofline,
-            100 * decodeRate / roofline, rows, spec, pool.ThreadCount);
+        return new DecodeBenchReport(name, weightsName, c.ParameterCount, target.TotalBytes, bytesPerToken, bandwidth / 1e9, prefillRate, decodeRate, roofline,
+            100 * decodeRate / roofline, rows, spec, pool.ThreadCount, profile);
     }
 
     static DecodeSpeculationResult Speculation(InferenceWeights target, InferenceWeights draft, IReadOnlyList<int[]> prompts, int tokens, int k)
@@ -153,16 +159,26 @@ public static class DecodeBench
         return output;
     }
 
-    static int Drain(BatchingEngine engine, GenerationRequest[] requests)
+    /// <summary>
+    /// Runs the requests concurrently; returns the tokens produced, and the seconds elapsed, after the
+    /// last sequence received its first token (before that, steps still carry prompt rows).
+    /// </summary>
+    static (int Tokens, double Seconds) Drain(BatchingEngine engine, GenerationRequest[] requests)
     {
-        var tasks = requests.Select(r => Task.Run(async () =>
+        var sw = Stopwatch.StartNew();
+        var stamps = new long[requests.Length][];
+        var tasks = requests.Select((r, i) => Task.Run(async () =>
         {
-            int n = 0;
-            await foreach (var _ in engine.GenerateAsync(r)) n++;
-            return n;
+            var t = new List<long>(r.MaxNewTokens);
+            await foreach (var _ in engine.GenerateAsync(r)) t.Add(sw.ElapsedTicks);
+            stamps[i] = [.. t];
         })).ToArray();
         Task.WaitAll(tasks);
-        return tasks.Sum(t => t.Result);
+        long start = 0, end = 0;
+        foreach (var t in stamps) { start = Math.Max(start, t[0]); end = Math.Max(end, t[^1]); }
+        int tokens = 0;
+        foreach (var t in stamps) foreach (long x in t) if (x > start) tokens++;
+        return (tokens, (double)(end - start) / Stopwatch.Frequency);
     }
 
     /// <summary>A deterministic prompt of token ids (speed does not depend on content).</summary>

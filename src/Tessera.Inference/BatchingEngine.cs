@@ -194,6 +194,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         }
 
         // Stack the rows: every decoding sequence's pending token, then prompt chunks within the budget.
+        long t = DecodeProfile.Start();
         int n = 0, budget = options.PrefillChunk;
         outputOwners.Clear();
         foreach (var w in batch)
@@ -215,9 +216,11 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             if (g.Fed == g.Tokens.Count) { outputRows[outputOwners.Count] = n - 1; outputOwners.Add(g); }
         }
         if (n == 0) return false;
+        t = DecodeProfile.Add(DecodePhase.Schedule, t);
         pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count));
         Steps++;
         Rows += n;
+        t = DecodeProfile.Start();
 
         for (int i = 0; i < outputOwners.Count; i++)
         {
@@ -225,13 +228,15 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             var logits = pass.Logits(i);
             int next = g.Sampler.Next(logits);
             var ev = ReferenceEngine.Describe(logits, next, g.Request.TopLogprobs);
+            t = DecodeProfile.Add(DecodePhase.Sample, t);
             g.Tokens.Add(next);
             g.Produced++;
             bool stop = g.Request.StopIds?.Contains(next) == true;
             bool last = stop || g.Produced == g.Request.MaxNewTokens || g.Tokens.Count >= Config.ContextLength;
-            if (!last) { g.Output.Writer.TryWrite(ev); continue; }
+            if (!last) { g.Output.Writer.TryWrite(ev); t = DecodeProfile.Add(DecodePhase.Events, t); continue; }
             g.Output.Writer.TryWrite(ev with { Finish = stop ? FinishReason.Stop : FinishReason.Length });
             lock (gate) { Finish(g, null); active.Remove(g); }
+            t = DecodeProfile.Add(DecodePhase.Events, t);
         }
         return true;
     }

@@ -9,15 +9,16 @@ namespace Tessera.Inference;
 /// with scale 1/√D. The keys and values of the rows themselves are written to the cache before
 /// this runs, so one call serves prefill (many rows of one sequence, causal through the
 /// positions), decode (one row per sequence) and speculative verification alike. Work is split
-/// over (row, kv head) pairs; the query heads sharing a kv head run back to back, so that head's
+/// over (row, kv head) pairs, claimed in chunks by <see cref="DecodeWorkers"/>; the query heads sharing a kv head run back to back, so that head's
 /// keys and values come from cache after the first one.
 /// </summary>
 public sealed unsafe class CachedAttention
 {
     readonly int heads, kvHeads, headDim, window, group;
     readonly float scale;
-    readonly float[][] scores;   // per worker: (group, positions)
-    readonly Action<int, int, int> body;
+    readonly int positions;
+    readonly Action<int, int> body;
+    [ThreadStatic] static float[]? scores;   // per thread: (group, positions)
 
     // The call in flight (set before WorkerPool.For so the cached delegate needs no closure).
     KvCache cache = null!;
@@ -31,8 +32,7 @@ public sealed unsafe class CachedAttention
         heads = config.Heads; kvHeads = config.KvHeads; headDim = config.HeadDim; window = config.SlidingWindow;
         group = heads / kvHeads;
         scale = 1f / MathF.Sqrt(headDim);
-        scores = new float[WorkerPool.Shared.ThreadCount][];
-        for (int i = 0; i < scores.Length; i++) scores[i] = new float[group * positions];
+        this.positions = positions;
         body = Run;
     }
 
@@ -47,13 +47,14 @@ public sealed unsafe class CachedAttention
         int units = tokenRows.Length * kvHeads;
         long work = 0;
         foreach (var r in tokenRows.Span) work += r.Position + 1;
-        if (work * heads * headDim < 1 << 15) Run(0, 0, units);
-        else WorkerPool.Shared.For(units, body);
+        var workers = DecodeWorkers.Shared;
+        if (work * heads * headDim < 1 << 15) Run(0, units);
+        else workers.For(units, 8 * workers.ThreadCount, body);
     }
 
-    void Run(int worker, int start, int end)
+    void Run(int start, int end)
     {
-        var s = scores[worker];
+        var s = scores is { } buffer && buffer.Length >= group * positions ? buffer : scores = new float[group * positions];
         int hd = headDim, stride = heads * headDim;
         var rowSpan = rows.Span;
         for (int u = start; u < end; u++)

@@ -11,8 +11,8 @@ namespace Tessera.Inference;
 /// loaded from memory once per call: a tile of 4 weight rows is dotted with every activation row,
 /// 4 activation rows at a time (16 vector accumulators), so the tile stays in L1 while the
 /// activations, a few hundred KB at most, come from L2. One parallel region per call with a static
-/// split over 4-row tiles; every output is the same sum in the same order whichever worker runs it,
-/// so results do not depend on the thread count. Twin: <see cref="Kernels.Reference.ScalarGemm"/>
+/// split over 4-row tiles, claimed in chunks (<see cref="DecodeWorkers"/>); every output is the same
+/// sum in the same order whichever thread runs it, so results do not depend on the thread count. Twin: <see cref="Kernels.Reference.ScalarGemm"/>
 /// with transB (tests compare them). AVX-512 is used when present, else a scalar path.
 /// </summary>
 public static unsafe class DecodeMatMul
@@ -38,9 +38,9 @@ public static unsafe class DecodeMatMul
         if (n == 0 || tiles == 0) return;
         var job = Job.ForCurrentThread;
         job.Set(w, rows, cols, x, n, y, ldy);
-        var pool = WorkerPool.Shared;
-        if ((long)total * cols * n < ParallelThreshold || pool.ThreadCount == 1) job.Compute(0, 0, tiles);
-        else pool.For(tiles, job.Compute);
+        var workers = DecodeWorkers.Shared;
+        if ((long)total * cols * n < ParallelThreshold || workers.ThreadCount == 1) job.Compute(0, tiles);
+        else workers.For(tiles, 8 * workers.ThreadCount, job.Compute);
     }
 
     /// <summary>The call in flight, bound to a cached delegate per calling thread (no allocation per call).</summary>
@@ -49,7 +49,7 @@ public static unsafe class DecodeMatMul
         [ThreadStatic] static Job? current;
         public static Job ForCurrentThread => current ??= new Job();
 
-        public readonly Action<int, int, int> Compute;
+        public readonly Action<int, int> Compute;
         float*[] w = [];
         int[] rows = [];
         int cols, n, ldy;
@@ -63,7 +63,7 @@ public static unsafe class DecodeMatMul
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Range(int worker, int start, int end)
+        void Range(int start, int end)
         {
             // Walk the segments to the first tile of the range.
             int s = 0, tileBase = 0, colBase = 0;
@@ -86,67 +86,90 @@ public static unsafe class DecodeMatMul
     {
         // Missing rows alias row 0: computed, never stored, so the loop has no branches.
         float* w0 = w, w1 = w + (wRows > 1 ? k : 0), w2 = w + (wRows > 2 ? 2L * k : 0), w3 = w + (wRows > 3 ? 3L * k : 0);
+        if (!Vector512.IsHardwareAccelerated) { ScalarTile(w0, w1, w2, w3, wRows, x, xRows, k, y, ldy); return; }
+        int p = 0, k16 = k & ~15;
+        if (xRows == 1)
+        {
+            // Batch-1 decode: pure weight streaming, 4 independent accumulators.
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; p < k16; p += 16)
+            {
+                var v = Vector512.Load(x + p);
+                a0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w0 + p), a0);
+                a1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w1 + p), a1);
+                a2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w2 + p), a2);
+                a3 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w3 + p), a3);
+            }
+            Store(Sum4(a0, a1, a2, a3), w0, w1, w2, w3, x, k16, k, y, wRows);
+            return;
+        }
         float* x0 = x, x1 = x + (xRows > 1 ? k : 0), x2 = x + (xRows > 2 ? 2L * k : 0), x3 = x + (xRows > 3 ? 3L * k : 0);
-        int p = 0;
-        Span<float> r = stackalloc float[16];
-        if (Vector512.IsHardwareAccelerated && k >= 16)
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        for (; p < k16; p += 16)
         {
-            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
-            Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
-            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
-            if (xRows == 1)
-            {
-                // Batch-1 decode: pure weight streaming, 4 independent accumulators.
-                for (; p + 16 <= k; p += 16)
-                {
-                    var v = Vector512.Load(x0 + p);
-                    a00 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w0 + p), a00);
-                    a01 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w1 + p), a01);
-                    a02 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w2 + p), a02);
-                    a03 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w3 + p), a03);
-                }
-            }
-            else
-            {
-                for (; p + 16 <= k; p += 16)
-                {
-                    var b0 = Vector512.Load(w0 + p); var b1 = Vector512.Load(w1 + p);
-                    var b2 = Vector512.Load(w2 + p); var b3 = Vector512.Load(w3 + p);
-                    var v = Vector512.Load(x0 + p);
-                    a00 = Vector512.FusedMultiplyAdd(v, b0, a00); a01 = Vector512.FusedMultiplyAdd(v, b1, a01);
-                    a02 = Vector512.FusedMultiplyAdd(v, b2, a02); a03 = Vector512.FusedMultiplyAdd(v, b3, a03);
-                    v = Vector512.Load(x1 + p);
-                    a10 = Vector512.FusedMultiplyAdd(v, b0, a10); a11 = Vector512.FusedMultiplyAdd(v, b1, a11);
-                    a12 = Vector512.FusedMultiplyAdd(v, b2, a12); a13 = Vector512.FusedMultiplyAdd(v, b3, a13);
-                    v = Vector512.Load(x2 + p);
-                    a20 = Vector512.FusedMultiplyAdd(v, b0, a20); a21 = Vector512.FusedMultiplyAdd(v, b1, a21);
-                    a22 = Vector512.FusedMultiplyAdd(v, b2, a22); a23 = Vector512.FusedMultiplyAdd(v, b3, a23);
-                    v = Vector512.Load(x3 + p);
-                    a30 = Vector512.FusedMultiplyAdd(v, b0, a30); a31 = Vector512.FusedMultiplyAdd(v, b1, a31);
-                    a32 = Vector512.FusedMultiplyAdd(v, b2, a32); a33 = Vector512.FusedMultiplyAdd(v, b3, a33);
-                }
-            }
-            r[0] = Vector512.Sum(a00); r[1] = Vector512.Sum(a01); r[2] = Vector512.Sum(a02); r[3] = Vector512.Sum(a03);
-            r[4] = Vector512.Sum(a10); r[5] = Vector512.Sum(a11); r[6] = Vector512.Sum(a12); r[7] = Vector512.Sum(a13);
-            r[8] = Vector512.Sum(a20); r[9] = Vector512.Sum(a21); r[10] = Vector512.Sum(a22); r[11] = Vector512.Sum(a23);
-            r[12] = Vector512.Sum(a30); r[13] = Vector512.Sum(a31); r[14] = Vector512.Sum(a32); r[15] = Vector512.Sum(a33);
+            var b0 = Vector512.Load(w0 + p); var b1 = Vector512.Load(w1 + p);
+            var b2 = Vector512.Load(w2 + p); var b3 = Vector512.Load(w3 + p);
+            var v = Vector512.Load(x0 + p);
+            a00 = Vector512.FusedMultiplyAdd(v, b0, a00); a01 = Vector512.FusedMultiplyAdd(v, b1, a01);
+            a02 = Vector512.FusedMultiplyAdd(v, b2, a02); a03 = Vector512.FusedMultiplyAdd(v, b3, a03);
+            v = Vector512.Load(x1 + p);
+            a10 = Vector512.FusedMultiplyAdd(v, b0, a10); a11 = Vector512.FusedMultiplyAdd(v, b1, a11);
+            a12 = Vector512.FusedMultiplyAdd(v, b2, a12); a13 = Vector512.FusedMultiplyAdd(v, b3, a13);
+            v = Vector512.Load(x2 + p);
+            a20 = Vector512.FusedMultiplyAdd(v, b0, a20); a21 = Vector512.FusedMultiplyAdd(v, b1, a21);
+            a22 = Vector512.FusedMultiplyAdd(v, b2, a22); a23 = Vector512.FusedMultiplyAdd(v, b3, a23);
+            v = Vector512.Load(x3 + p);
+            a30 = Vector512.FusedMultiplyAdd(v, b0, a30); a31 = Vector512.FusedMultiplyAdd(v, b1, a31);
+            a32 = Vector512.FusedMultiplyAdd(v, b2, a32); a33 = Vector512.FusedMultiplyAdd(v, b3, a33);
         }
-        else r.Clear();
-        // K tail (and the whole product without AVX-512).
-        for (; p < k; p++)
+        Store(Sum4(a00, a01, a02, a03), w0, w1, w2, w3, x0, k16, k, y, wRows);
+        if (xRows > 1) Store(Sum4(a10, a11, a12, a13), w0, w1, w2, w3, x1, k16, k, y + ldy, wRows);
+        if (xRows > 2) Store(Sum4(a20, a21, a22, a23), w0, w1, w2, w3, x2, k16, k, y + 2L * ldy, wRows);
+        if (xRows > 3) Store(Sum4(a30, a31, a32, a33), w0, w1, w2, w3, x3, k16, k, y + 3L * ldy, wRows);
+    }
+
+    /// <summary>The four lane sums [Σa, Σb, Σc, Σd]: halve each to 128 bits, then two rounds of pairwise adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        static Vector128<float> Quarter(Vector512<float> v)
         {
-            float c0 = w0[p], c1 = w1[p], c2 = w2[p], c3 = w3[p];
-            float v = x0[p];
-            r[0] = MathF.FusedMultiplyAdd(v, c0, r[0]); r[1] = MathF.FusedMultiplyAdd(v, c1, r[1]); r[2] = MathF.FusedMultiplyAdd(v, c2, r[2]); r[3] = MathF.FusedMultiplyAdd(v, c3, r[3]);
-            v = x1[p];
-            r[4] = MathF.FusedMultiplyAdd(v, c0, r[4]); r[5] = MathF.FusedMultiplyAdd(v, c1, r[5]); r[6] = MathF.FusedMultiplyAdd(v, c2, r[6]); r[7] = MathF.FusedMultiplyAdd(v, c3, r[7]);
-            v = x2[p];
-            r[8] = MathF.FusedMultiplyAdd(v, c0, r[8]); r[9] = MathF.FusedMultiplyAdd(v, c1, r[9]); r[10] = MathF.FusedMultiplyAdd(v, c2, r[10]); r[11] = MathF.FusedMultiplyAdd(v, c3, r[11]);
-            v = x3[p];
-            r[12] = MathF.FusedMultiplyAdd(v, c0, r[12]); r[13] = MathF.FusedMultiplyAdd(v, c1, r[13]); r[14] = MathF.FusedMultiplyAdd(v, c2, r[14]); r[15] = MathF.FusedMultiplyAdd(v, c3, r[15]);
+            var h = v.GetLower() + v.GetUpper();
+            return h.GetLower() + h.GetUpper();
         }
+        Vector128<float> qa = Quarter(a), qb = Quarter(b), qc = Quarter(c), qd = Quarter(d);
+        // [a0+a2, b0+b2, a1+a3, b1+b3] style interleaves, then the final pairs.
+        var ab = Vector128.Shuffle(qa, Vector128.Create(0, 2, 1, 3)) + Vector128.Shuffle(qa, Vector128.Create(1, 3, 0, 2));   // [a01, a23, a01', a23']
+        var cd = Vector128.Shuffle(qb, Vector128.Create(0, 2, 1, 3)) + Vector128.Shuffle(qb, Vector128.Create(1, 3, 0, 2));
+        var ef = Vector128.Shuffle(qc, Vector128.Create(0, 2, 1, 3)) + Vector128.Shuffle(qc, Vector128.Create(1, 3, 0, 2));
+        var gh = Vector128.Shuffle(qd, Vector128.Create(0, 2, 1, 3)) + Vector128.Shuffle(qd, Vector128.Create(1, 3, 0, 2));
+        return Vector128.Create(ab[0] + ab[1], cd[0] + cd[1], ef[0] + ef[1], gh[0] + gh[1]);
+    }
+
+    /// <summary>Adds the K tail (k16..k) of each dot product and stores the first <paramref name="wRows"/> sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(Vector128<float> sums, float* w0, float* w1, float* w2, float* w3, float* x, int k16, int k, float* y, int wRows)
+    {
+        float s0 = sums[0], s1 = sums[1], s2 = sums[2], s3 = sums[3];
+        for (int p = k16; p < k; p++)
+        {
+            float v = x[p];
+            s0 = MathF.FusedMultiplyAdd(v, w0[p], s0); s1 = MathF.FusedMultiplyAdd(v, w1[p], s1);
+            s2 = MathF.FusedMultiplyAdd(v, w2[p], s2); s3 = MathF.FusedMultiplyAdd(v, w3[p], s3);
+        }
+        y[0] = s0;
+        if (wRows > 1) y[1] = s1;
+        if (wRows > 2) y[2] = s2;
+        if (wRows > 3) y[3] = s3;
+    }
+
+    /// <summary>Machines without AVX-512: plain dot products in K order.</summary>
+    static void ScalarTile(float* w0, float* w1, float* w2, float* w3, int wRows, float* x, int xRows, int k, float* y, int ldy)
+    {
         for (int i = 0; i < xRows; i++)
-            for (int j = 0; j < wRows; j++) y[(long)i * ldy + j] = r[i * 4 + j];
+            Store(Vector128<float>.Zero, w0, w1, w2, w3, x + (long)i * k, 0, k, y + (long)i * ldy, wRows);
     }
 }
