@@ -9,7 +9,7 @@ namespace Tessera.Inference;
 /// where W is one or more fp32 matrices of K columns stacked by rows (fused q/k/v or gate/up stay
 /// separate buffers; their outputs land side by side in each y row). Every weight element is
 /// loaded from memory once per call: a tile of 4 weight rows is dotted with every activation row,
-/// 4 activation rows at a time (16 vector accumulators), so the tile stays in L1 while the
+/// 4 activation rows at a time (16 vector accumulators; 1- and 2-row remainders have their own loops), so the tile stays in L1 while the
 /// activations, a few hundred KB at most, come from L2. One parallel region per call with a static
 /// split over 4-row tiles, claimed in chunks (<see cref="DecodeWorkers"/>); every output is the same
 /// sum in the same order whichever thread runs it, so results do not depend on the thread count. Twin: <see cref="Kernels.Reference.ScalarGemm"/>
@@ -82,7 +82,7 @@ public static unsafe class DecodeMatMul
 
     /// <summary>y[i, j] = Σₚ x[i, p]·w[j, p] for up to 4 weight rows j and 4 activation rows i.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile(float* w, int wRows, float* x, int xRows, int k, float* y, int ldy)
+    internal static void Tile(float* w, int wRows, float* x, int xRows, int k, float* y, int ldy)
     {
         // Missing rows alias row 0: computed, never stored, so the loop has no branches.
         float* w0 = w, w1 = w + (wRows > 1 ? k : 0), w2 = w + (wRows > 2 ? 2L * k : 0), w3 = w + (wRows > 3 ? 3L * k : 0);
@@ -104,6 +104,26 @@ public static unsafe class DecodeMatMul
             return;
         }
         float* x0 = x, x1 = x + (xRows > 1 ? k : 0), x2 = x + (xRows > 2 ? 2L * k : 0), x3 = x + (xRows > 3 ? 3L * k : 0);
+        if (xRows == 2)
+        {
+            // Two rows (a speculative block's remainder, a pair of sequences): half the work of the 4-row loop.
+            Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+            Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+            for (; p < k16; p += 16)
+            {
+                var b0 = Vector512.Load(w0 + p); var b1 = Vector512.Load(w1 + p);
+                var b2 = Vector512.Load(w2 + p); var b3 = Vector512.Load(w3 + p);
+                var v = Vector512.Load(x0 + p);
+                c00 = Vector512.FusedMultiplyAdd(v, b0, c00); c01 = Vector512.FusedMultiplyAdd(v, b1, c01);
+                c02 = Vector512.FusedMultiplyAdd(v, b2, c02); c03 = Vector512.FusedMultiplyAdd(v, b3, c03);
+                v = Vector512.Load(x1 + p);
+                c10 = Vector512.FusedMultiplyAdd(v, b0, c10); c11 = Vector512.FusedMultiplyAdd(v, b1, c11);
+                c12 = Vector512.FusedMultiplyAdd(v, b2, c12); c13 = Vector512.FusedMultiplyAdd(v, b3, c13);
+            }
+            Store(Sum4(c00, c01, c02, c03), w0, w1, w2, w3, x0, k16, k, y, wRows);
+            Store(Sum4(c10, c11, c12, c13), w0, w1, w2, w3, x1, k16, k, y + ldy, wRows);
+            return;
+        }
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
         Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
@@ -133,7 +153,7 @@ public static unsafe class DecodeMatMul
 
     /// <summary>The four lane sums [Σa, Σb, Σc, Σd]: halve each to 128 bits, then two rounds of pairwise adds.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    internal static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
     {
         static Vector128<float> Quarter(Vector512<float> v)
         {

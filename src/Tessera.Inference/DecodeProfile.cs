@@ -4,7 +4,7 @@ using System.Text;
 namespace Tessera.Inference;
 
 /// <summary>Phases of an engine step that <see cref="DecodeProfile"/> times.</summary>
-public enum DecodePhase { Embed, Norm, Qkv, RopeCache, Attention, OutProj, Router, GateUp, SwiGlu, Down, Head, Schedule, Sample, Events, Count }
+public enum DecodePhase { Embed, Norm, Qkv, RopeCache, Attention, OutProj, Router, GateUp, SwiGlu, Down, Head, Schedule, Sample, Events, Draft, Verify, Count }
 
 /// <summary>
 /// Per-phase wall time of the forward pass and the engines' per-token work, on only when the

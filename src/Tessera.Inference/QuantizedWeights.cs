@@ -18,17 +18,40 @@ public enum WeightFormat
 /// <summary>
 /// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
 /// <see cref="TernaryMatrix"/>) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
-/// unchanged: activations are quantized to int8 per 32-block and dotted with the stored codes.
+/// unchanged. Q8_0 and Q4_0 run through <see cref="QuantizedTiles"/>: the blocks are expanded to fp32
+/// in registers or L1 and multiplied in fp32, exactly the product with the dequantized matrix
+/// (memory traffic is the quantized size). Ternary uses the int8-activation dot products of
+/// <see cref="TernaryMatrix"/>.
 /// <see cref="Bytes"/> is what a decode step streams, which is the point: fewer bytes per token.
 /// </summary>
-public sealed class QuantizedWeights : IWeightMatrix
+public sealed unsafe class QuantizedWeights : IWeightMatrix
 {
     readonly Q8_0Matrix? q8;
     readonly Q4_0Matrix? q4;
     readonly TernaryMatrix? ternary;
+    readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
 
-    public QuantizedWeights(Q8_0Matrix m) { q8 = m; Format = WeightFormat.Q8_0; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
-    public QuantizedWeights(Q4_0Matrix m) { q4 = m; Format = WeightFormat.Q4_0; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
+    public QuantizedWeights(Q8_0Matrix m)
+    {
+        q8 = m; Format = WeightFormat.Q8_0; Rows = m.Rows; Cols = m.Cols;
+        scales = BlockScales(m.Blocks, QuantFormat.Q8_0BlockBytes);
+        Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
+    }
+
+    public QuantizedWeights(Q4_0Matrix m)
+    {
+        q4 = m; Format = WeightFormat.Q4_0; Rows = m.Rows; Cols = m.Cols;
+        scales = BlockScales(m.Blocks, QuantFormat.Q4_0BlockBytes);
+        Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
+    }
+
+    /// <summary>The fp16 scale at the head of every block, as fp32 (read once per block instead of converted).</summary>
+    static float[] BlockScales(ReadOnlySpan<byte> blocks, int blockBytes)
+    {
+        var s = new float[blocks.Length / blockBytes];
+        for (int b = 0; b < s.Length; b++) s[b] = QuantFormat.FromHalf(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(blocks[(b * blockBytes)..]));
+        return s;
+    }
     public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
 
     /// <summary>Quantizes a row-major (rows, cols) fp32 matrix; cols must be a multiple of 32.</summary>
@@ -66,7 +89,7 @@ public sealed class QuantizedWeights : IWeightMatrix
     public int Rows { get; }
     public int Cols { get; }
 
-    /// <summary>Bytes held (codes + scales), all of which one full product reads.</summary>
+    /// <summary>Bytes one full product reads: the blocks and the fp32 copy of their scales.</summary>
     public long Bytes { get; }
 
     /// <summary>The fp32 matrix the codes represent.</summary>
@@ -79,6 +102,13 @@ public sealed class QuantizedWeights : IWeightMatrix
         // The quantized kernels want exact extents; the engine's buffers are larger.
         var xs = x[..(n * Cols)];
         var ys = y[..(n * Rows)];
+        if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
+        {
+            fixed (byte* blocks = q8 is not null ? q8.Blocks : q4!.Blocks)
+            fixed (float* px = xs, py = ys, ps = scales)
+                QuantizedTiles.Run(Format, blocks, ps, Rows, Cols, px, n, py);
+            return;
+        }
         if (q8 is not null) q8.MatMul(xs, n, ys);
         else if (q4 is not null) q4.MatMul(xs, n, ys);
         else ternary!.MatMul(xs, n, ys);
