@@ -101,6 +101,10 @@ internal static unsafe class QuantizedTiles
         for (int b = 0; b < nb; b++)
         {
             long o = (long)b * QuantFormat.Q8_0BlockBytes;
+            // The next tile (the 4 rows after w3) is read while this one is summed: rows are short
+            // (a few hundred bytes), too short for the hardware prefetcher to find four streams.
+            byte* ahead = w0 + 4L * (w1 - w0 == 0 ? 0 : w1 - w0) + 4 * o;
+            Sse.Prefetch0(ahead); Sse.Prefetch0(ahead + 64); Sse.Prefetch0(ahead + 128);
             var x0 = Vector512.Load(x + b * 32); var x1 = Vector512.Load(x + b * 32 + 16);
             a0 = Q8Half(w0 + o, s0[b], x0, x1, a0); a1 = Q8Half(w1 + o, s1[b], x0, x1, a1);
             a2 = Q8Half(w2 + o, s2[b], x0, x1, a2); a3 = Q8Half(w3 + o, s3[b], x0, x1, a3);
@@ -124,6 +128,10 @@ internal static unsafe class QuantizedTiles
         for (int b = 0; b < nb; b++)
         {
             long o = (long)b * QuantFormat.Q4_0BlockBytes;
+            // The next tile (the 4 rows after w3) is read while this one is summed: rows are short
+            // (a few hundred bytes), too short for the hardware prefetcher to find four streams.
+            byte* ahead = w0 + 4L * (w1 - w0 == 0 ? 0 : w1 - w0) + 4 * o;
+            Sse.Prefetch0(ahead); Sse.Prefetch0(ahead + 64); Sse.Prefetch0(ahead + 128);
             var x0 = Vector512.Load(x + b * 32); var x1 = Vector512.Load(x + b * 32 + 16);
             a0 = Q4Half(w0 + o, s0[b], x0, x1, a0); a1 = Q4Half(w1 + o, s1[b], x0, x1, a1);
             a2 = Q4Half(w2 + o, s2[b], x0, x1, a2); a3 = Q4Half(w3 + o, s3[b], x0, x1, a3);
