@@ -4,6 +4,13 @@ using Tessera.Model;
 
 namespace Tessera.Inference;
 
+/// <summary>
+/// One forward step of a <see cref="BatchingEngine"/>: rows in the pass, how many of them were
+/// prompt rows (prefill), tokens produced, and the <see cref="System.Diagnostics.Stopwatch"/>
+/// timestamp when the step finished.
+/// </summary>
+public readonly record struct EngineStep(int Rows, int PromptRows, int Tokens, long Timestamp);
+
 /// <summary>How a <see cref="BatchingEngine"/> shares the machine between sequences.</summary>
 public sealed record BatchingOptions
 {
@@ -84,6 +91,12 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
 
     /// <summary>Token rows processed so far (prompt and generated).</summary>
     public long Rows { get; private set; }
+
+    /// <summary>
+    /// Raised on the scheduler thread after every forward step, once its tokens are handed out
+    /// (benchmarks time decode-only windows with it). Handlers must be quick.
+    /// </summary>
+    public event Action<EngineStep>? StepCompleted;
 
     public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
     {
@@ -195,7 +208,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
 
         // Stack the rows: every decoding sequence's pending token, then prompt chunks within the budget.
         long t = DecodeProfile.Start();
-        int n = 0, budget = options.PrefillChunk;
+        int n = 0, promptRows = 0, budget = options.PrefillChunk;
         outputOwners.Clear();
         foreach (var w in batch)
         {
@@ -207,7 +220,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             int pending = g.Tokens.Count - g.Fed;
             int take = pending == 1 ? 1 : Math.Min(pending, budget);
             if (take == 0) continue;
-            if (pending > 1) budget -= take;
+            if (pending > 1) { budget -= take; promptRows += take; }
             EnsureRows(n + take);
             cache.Ensure(g.Slot);
             for (int i = 0; i < take; i++) rows[n + i] = new TokenRow(g.Slot, g.Fed + i, g.Tokens[g.Fed + i]);
@@ -238,6 +251,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             lock (gate) { Finish(g, null); active.Remove(g); }
             t = DecodeProfile.Add(DecodePhase.Events, t);
         }
+        StepCompleted?.Invoke(new EngineStep(n, promptRows, outputOwners.Count, System.Diagnostics.Stopwatch.GetTimestamp()));
         return true;
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Tessera.Kernels;
 
 namespace Tessera.Inference;
@@ -75,14 +76,19 @@ public static unsafe class DecodeMatMul
                 float* wt = w[s] + (long)r0 * cols;
                 float* yt = y + colBase + r0;
                 for (int i = 0; i < n; i += 4)
-                    Tile(wt, count, x + (long)i * cols, Math.Min(4, n - i), cols, yt + (long)i * ldy, ldy);
+                    Tile(wt, count, x + (long)i * cols, Math.Min(4, n - i), cols, yt + (long)i * ldy, ldy, i == 0 ? wt + 4L * cols : null);
             }
         }
     }
 
     /// <summary>y[i, j] = Σₚ x[i, p]·w[j, p] for up to 4 weight rows j and 4 activation rows i.</summary>
+    /// <remarks>
+    /// <paramref name="next"/>, when not null, is the next weight tile (4 rows of k): its lines are
+    /// prefetched while this one is computed, 4 lines per 16 columns, so loading overlaps the FMAs
+    /// once a step is compute-heavy (several rows); an address past the matrix is harmless.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile(float* w, int wRows, float* x, int xRows, int k, float* y, int ldy)
+    internal static void Tile(float* w, int wRows, float* x, int xRows, int k, float* y, int ldy, float* next = null)
     {
         // Missing rows alias row 0: computed, never stored, so the loop has no branches.
         float* w0 = w, w1 = w + (wRows > 1 ? k : 0), w2 = w + (wRows > 2 ? 2L * k : 0), w3 = w + (wRows > 3 ? 3L * k : 0);
@@ -94,6 +100,7 @@ public static unsafe class DecodeMatMul
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; p < k16; p += 16)
             {
+                if (next != null) Prefetch(next + 4 * p);
                 var v = Vector512.Load(x + p);
                 a0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w0 + p), a0);
                 a1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w1 + p), a1);
@@ -111,6 +118,7 @@ public static unsafe class DecodeMatMul
             Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
             for (; p < k16; p += 16)
             {
+                if (next != null) Prefetch(next + 4 * p);
                 var b0 = Vector512.Load(w0 + p); var b1 = Vector512.Load(w1 + p);
                 var b2 = Vector512.Load(w2 + p); var b3 = Vector512.Load(w3 + p);
                 var v = Vector512.Load(x0 + p);
@@ -130,6 +138,7 @@ public static unsafe class DecodeMatMul
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
         for (; p < k16; p += 16)
         {
+            if (next != null) Prefetch(next + 4 * p);
             var b0 = Vector512.Load(w0 + p); var b1 = Vector512.Load(w1 + p);
             var b2 = Vector512.Load(w2 + p); var b3 = Vector512.Load(w3 + p);
             var v = Vector512.Load(x0 + p);
@@ -149,6 +158,12 @@ public static unsafe class DecodeMatMul
         if (xRows > 1) Store(Sum4(a10, a11, a12, a13), w0, w1, w2, w3, x1, k16, k, y + ldy, wRows);
         if (xRows > 2) Store(Sum4(a20, a21, a22, a23), w0, w1, w2, w3, x2, k16, k, y + 2L * ldy, wRows);
         if (xRows > 3) Store(Sum4(a30, a31, a32, a33), w0, w1, w2, w3, x3, k16, k, y + 3L * ldy, wRows);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Prefetch(float* p)
+    {
+        Sse.Prefetch0(p); Sse.Prefetch0(p + 16); Sse.Prefetch0(p + 32); Sse.Prefetch0(p + 48);
     }
 
     /// <summary>The four lane sums [Σa, Σb, Σc, Σd]: halve each to 128 bits, then two rounds of pairwise adds.</summary>
