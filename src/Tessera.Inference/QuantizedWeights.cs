@@ -31,6 +31,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     readonly TernaryMatrix? ternary;
     readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
 
+    /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
     public QuantizedWeights(Q8_0Matrix m)
     {
         q8 = m; Format = WeightFormat.Q8_0; Rows = m.Rows; Cols = m.Cols;
@@ -38,6 +39,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
     }
 
+    /// <summary>Runs a Q4_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
     public QuantizedWeights(Q4_0Matrix m)
     {
         q4 = m; Format = WeightFormat.Q4_0; Rows = m.Rows; Cols = m.Cols;
@@ -52,6 +54,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         for (int b = 0; b < s.Length; b++) s[b] = QuantFormat.FromHalf(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(blocks[(b * blockBytes)..]));
         return s;
     }
+    /// <summary>Runs a ternary matrix through its int8-activation dot products.</summary>
     public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
 
     /// <summary>Quantizes a row-major (rows, cols) fp32 matrix; cols must be a multiple of 32.</summary>
@@ -85,6 +88,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         return format == WeightFormat.Q8_0 ? new(new Q8_0Matrix(rows, cols, all)) : new(new Q4_0Matrix(rows, cols, all));
     }
 
+    /// <summary>The storage format.</summary>
     public WeightFormat Format { get; }
     public int Rows { get; }
     public int Cols { get; }
