@@ -4,6 +4,13 @@ using Tessera.Model;
 
 namespace Tessera.Inference;
 
+/// <summary>
+/// One forward step of a <see cref="BatchingEngine"/>: rows in the pass, how many of them were
+/// prompt rows (prefill), tokens produced, and the <see cref="System.Diagnostics.Stopwatch"/>
+/// timestamp when the step finished.
+/// </summary>
+public readonly record struct EngineStep(int Rows, int PromptRows, int Tokens, long Timestamp);
+
 /// <summary>How a <see cref="BatchingEngine"/> shares the machine between sequences.</summary>
 public sealed record BatchingOptions
 {
@@ -84,6 +91,12 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
 
     /// <summary>Token rows processed so far (prompt and generated).</summary>
     public long Rows { get; private set; }
+
+    /// <summary>
+    /// Raised on the scheduler thread after every forward step, once its tokens are handed out
+    /// (benchmarks time decode-only windows with it). Handlers must be quick.
+    /// </summary>
+    public event Action<EngineStep>? StepCompleted;
 
     public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
     {
@@ -194,7 +207,8 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         }
 
         // Stack the rows: every decoding sequence's pending token, then prompt chunks within the budget.
-        int n = 0, budget = options.PrefillChunk;
+        long t = DecodeProfile.Start();
+        int n = 0, promptRows = 0, budget = options.PrefillChunk;
         outputOwners.Clear();
         foreach (var w in batch)
         {
@@ -206,7 +220,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             int pending = g.Tokens.Count - g.Fed;
             int take = pending == 1 ? 1 : Math.Min(pending, budget);
             if (take == 0) continue;
-            if (pending > 1) budget -= take;
+            if (pending > 1) { budget -= take; promptRows += take; }
             EnsureRows(n + take);
             cache.Ensure(g.Slot);
             for (int i = 0; i < take; i++) rows[n + i] = new TokenRow(g.Slot, g.Fed + i, g.Tokens[g.Fed + i]);
@@ -215,9 +229,11 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             if (g.Fed == g.Tokens.Count) { outputRows[outputOwners.Count] = n - 1; outputOwners.Add(g); }
         }
         if (n == 0) return false;
+        t = DecodeProfile.Add(DecodePhase.Schedule, t);
         pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count));
         Steps++;
         Rows += n;
+        t = DecodeProfile.Start();
 
         for (int i = 0; i < outputOwners.Count; i++)
         {
@@ -225,14 +241,17 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             var logits = pass.Logits(i);
             int next = g.Sampler.Next(logits);
             var ev = ReferenceEngine.Describe(logits, next, g.Request.TopLogprobs);
+            t = DecodeProfile.Add(DecodePhase.Sample, t);
             g.Tokens.Add(next);
             g.Produced++;
             bool stop = g.Request.StopIds?.Contains(next) == true;
             bool last = stop || g.Produced == g.Request.MaxNewTokens || g.Tokens.Count >= Config.ContextLength;
-            if (!last) { g.Output.Writer.TryWrite(ev); continue; }
+            if (!last) { g.Output.Writer.TryWrite(ev); t = DecodeProfile.Add(DecodePhase.Events, t); continue; }
             g.Output.Writer.TryWrite(ev with { Finish = stop ? FinishReason.Stop : FinishReason.Length });
             lock (gate) { Finish(g, null); active.Remove(g); }
+            t = DecodeProfile.Add(DecodePhase.Events, t);
         }
+        StepCompleted?.Invoke(new EngineStep(n, promptRows, outputOwners.Count, System.Diagnostics.Stopwatch.GetTimestamp()));
         return true;
     }
 

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Tessera.Kernels;
 using Tessera.Model;
 
@@ -14,19 +15,20 @@ namespace Tessera.Inference;
 /// only grow, so steady-state decoding allocates nothing.
 /// <para>Per layer (rows stacked as (N, ·)):</para>
 /// <code>
-///   h = rmsnorm(x);  q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ;  rope(q, k) at each row's position
+///   h = rmsnorm(x);  [q k v] = h·[Wq Wk Wv]ᵀ;  rope(q, k) at each row's position
 ///   cache[slot, layer, :, pos] = k, v;  x += attend(q, cache)·Woᵀ
-///   h = rmsnorm(x);  x += mlp(h)  or  Σ_top-k gate·expert(h)
+///   h = rmsnorm(x);  x += mlp(h)  or  Σ_top-k gate·expert(h),  mlp(h) = down(silu(g) ⊙ u), [g u] = h·[Wg Wu]ᵀ
 /// </code>
+/// Phases are timed by <see cref="DecodeProfile"/> when it is enabled.
 /// Not thread-safe: one pass at a time (the engines serialise their callers).
 /// </summary>
 public sealed unsafe class ForwardPass
 {
     readonly ModelConfig c;
     readonly CachedAttention attention;
-    readonly int qWidth, kvWidth;
+    readonly int qWidth, kvWidth, qkvWidth;
     int rowCapacity, outCapacity;
-    float[] x = [], h = [], rstd = [], q = [], k = [], v = [], att = [], proj = [], gate = [], up = [], act = [];
+    float[] x = [], h = [], rstd = [], qkv = [], att = [], proj = [], gateUp = [], act = [];
     float[] routerLogits = [], routerProbs = [], topValues = [], xe = [], ye = [];
     int[] topIds = [], expertRows = [];
     float[] expertGates = [];
@@ -39,7 +41,7 @@ public sealed unsafe class ForwardPass
         Weights = weights; Cache = cache; c = weights.Config;
         if (cache.Layers != c.Layers || cache.KvHeads != c.KvHeads || cache.HeadDim != c.HeadDim)
             throw new ArgumentException("ForwardPass: the KV cache was built for another model shape.");
-        qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim;
+        qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim; qkvWidth = qWidth + 2 * kvWidth;
         attention = new CachedAttention(c, cache.Positions);
         EnsureRows(Math.Max(1, rows));
         EnsureOutputs(Math.Max(1, rows));
@@ -83,13 +85,18 @@ public sealed unsafe class ForwardPass
 
         int D = c.Dim;
         var rs = rows.Span;
+        long t = DecodeProfile.Start();
         for (int i = 0; i < n; i++) Weights.Embedding.Row(rs[i].Token).CopyTo(x.AsSpan(i * D, D));   // (N, D)
+        DecodeProfile.Add(DecodePhase.Embed, t);
         for (int l = 0; l < c.Layers; l++) Layer(l, Weights.Layers[l], rows, n);
 
+        t = DecodeProfile.Start();
         int L = outputRows.Length;
         for (int i = 0; i < L; i++) x.AsSpan(outputRows[i] * D, D).CopyTo(outHidden.AsSpan(i * D, D));
         RmsNorm.Forward(outHidden.AsSpan(0, L * D), Weights.FinalNorm, outNormed.AsSpan(0, L * D), outRstd.AsSpan(0, L), L, D, c.NormEps);   // (L, D)
+        t = DecodeProfile.Add(DecodePhase.Norm, t);
         if (computeLogits) Weights.LmHead.MatMul(outNormed.AsSpan(0, L * D), L, logits.AsSpan(0, L * c.VocabSize));   // (L, V)
+        DecodeProfile.Add(DecodePhase.Head, t);
         outputs = L;
     }
 
@@ -101,42 +108,80 @@ public sealed unsafe class ForwardPass
         var hs = h.AsSpan(0, n * D);
 
         // Attention half.
+        long t = DecodeProfile.Start();
         RmsNorm.Forward(xs, w.AttentionNorm, hs, rstd.AsSpan(0, n), n, D, c.NormEps);
-        w.Q.MatMul(hs, n, q.AsSpan(0, n * qWidth));            // (N, H·Dh)
-        w.K.MatMul(hs, n, k.AsSpan(0, n * kvWidth));           // (N, Hkv·Dh)
-        w.V.MatMul(hs, n, v.AsSpan(0, n * kvWidth));           // (N, Hkv·Dh)
+        t = DecodeProfile.Add(DecodePhase.Norm, t);
+        w.Qkv.MatMul(hs, n, qkv.AsSpan(0, n * qkvWidth));     // (N, H·Dh + 2·Hkv·Dh): q | k | v
+        t = DecodeProfile.Add(DecodePhase.Qkv, t);
         var rope = Weights.Rope;
-        for (int i = 0; i < n; i++)
-        {
-            int pos = rs[i].Position;
-            Rope.Apply(q.AsSpan(i * qWidth, qWidth), 1, 1, c.Heads, hd, rope.Cos, rope.Sin, pos);
-            Rope.Apply(k.AsSpan(i * kvWidth, kvWidth), 1, 1, c.KvHeads, hd, rope.Cos, rope.Sin, pos);
-            for (int g = 0; g < c.KvHeads; g++)
+        fixed (float* pqkv = qkv, cos = rope.Cos, sin = rope.Sin)
+            for (int i = 0; i < n; i++)
             {
-                k.AsSpan(i * kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Keys(rs[i].Slot, layer, g) + (long)pos * hd, hd));
-                v.AsSpan(i * kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Values(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+                int pos = rs[i].Position;
+                float* row = pqkv + (long)i * qkvWidth;
+                float* pc = cos + (long)pos * (hd / 2), ps = sin + (long)pos * (hd / 2);
+                for (int head = 0; head < c.Heads + c.KvHeads; head++) RotateHalf(row + head * hd, pc, ps, hd / 2);   // q heads, then k heads
+                for (int g = 0; g < c.KvHeads; g++)
+                {
+                    new ReadOnlySpan<float>(row + qWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Keys(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+                    new ReadOnlySpan<float>(row + qWidth + kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Values(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+                }
             }
-        }
-        fixed (float* pq = q, pa = att)
-            attention.Forward(Cache, layer, rows, pq, pa);      // (N, H·Dh)
+        t = DecodeProfile.Add(DecodePhase.RopeCache, t);
+        fixed (float* pq = qkv, pa = att)
+            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa);   // (N, H·Dh)
+        t = DecodeProfile.Add(DecodePhase.Attention, t);
         w.O.MatMul(att.AsSpan(0, n * qWidth), n, proj.AsSpan(0, n * D));
         TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+        t = DecodeProfile.Add(DecodePhase.OutProj, t);
 
         // Feed-forward half.
         RmsNorm.Forward(xs, w.MlpNorm, hs, rstd.AsSpan(0, n), n, D, c.NormEps);
+        DecodeProfile.Add(DecodePhase.Norm, t);
         if (w.Mlp is { } mlp) SwiGlu(mlp, hs, n, proj);
         else Mixture(w, hs, n);
         TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
     }
 
-    /// <summary>proj[0..m·D) = down(silu(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>.</summary>
+    /// <summary>
+    /// Rotate-half RoPE of one head in place: x₁' = x₁·cos − x₂·sin, x₂' = x₂·cos + x₁·sin, with
+    /// separate multiplies and adds (no FMA) so it rounds exactly like <see cref="Rope.Apply"/>,
+    /// which the training forward uses.
+    /// </summary>
+    static void RotateHalf(float* x, float* cos, float* sin, int half)
+    {
+        float* x2 = x + half;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= half; i += 16)
+            {
+                var a = Vector512.Load(x + i); var b = Vector512.Load(x2 + i);
+                var co = Vector512.Load(cos + i); var si = Vector512.Load(sin + i);
+                Vector512.Store(a * co - b * si, x + i);
+                Vector512.Store(b * co + a * si, x2 + i);
+            }
+        for (; i < half; i++)
+        {
+            float a = x[i], b = x2[i], co = cos[i], si = sin[i];
+            x[i] = a * co - b * si;
+            x2[i] = b * co + a * si;
+        }
+    }
+
+    /// <summary>output[0..m·D) = down(silu(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>.</summary>
     void SwiGlu(ExpertWeights e, ReadOnlySpan<float> input, int m, float[] output)
     {
         int F = c.HiddenDim;
-        e.Gate.MatMul(input, m, gate.AsSpan(0, m * F));        // (M, F)
-        e.Up.MatMul(input, m, up.AsSpan(0, m * F));            // (M, F)
-        Activations.SwiGlu(gate.AsSpan(0, m * F), up.AsSpan(0, m * F), act.AsSpan(0, m * F));
+        long t = DecodeProfile.Start();
+        e.GateUp.MatMul(input, m, gateUp.AsSpan(0, m * 2 * F));   // (M, 2F): gate | up
+        t = DecodeProfile.Add(DecodePhase.GateUp, t);
+        if (m == 1) Activations.SwiGlu(gateUp.AsSpan(0, F), gateUp.AsSpan(F, F), act.AsSpan(0, F));
+        else
+            for (int i = 0; i < m; i++)
+                Activations.SwiGlu(gateUp.AsSpan(i * 2 * F, F), gateUp.AsSpan(i * 2 * F + F, F), act.AsSpan(i * F, F));
+        t = DecodeProfile.Add(DecodePhase.SwiGlu, t);
         e.Down.MatMul(act.AsSpan(0, m * F), m, output.AsSpan(0, m * c.Dim));   // (M, D)
+        DecodeProfile.Add(DecodePhase.Down, t);
     }
 
     /// <summary>
@@ -147,6 +192,7 @@ public sealed unsafe class ForwardPass
     void Mixture(LayerWeights w, ReadOnlySpan<float> hs, int n)
     {
         int D = c.Dim, E = c.Experts, K = c.TopK;
+        long t = DecodeProfile.Start();
         w.Router!.MatMul(hs, n, routerLogits.AsSpan(0, n * E));                                       // (N, E)
         Softmax.Forward(routerLogits.AsSpan(0, n * E), routerProbs.AsSpan(0, n * E), n, E);
         TopK.Select(routerProbs.AsSpan(0, n * E), n, E, K, topIds.AsSpan(0, n * K), topValues.AsSpan(0, n * K));
@@ -158,6 +204,7 @@ public sealed unsafe class ForwardPass
                 foreach (float p in g) sum += p;
                 for (int j = 0; j < K; j++) g[j] /= sum;
             }
+        DecodeProfile.Add(DecodePhase.Router, t);
         var y = proj.AsSpan(0, n * D);
         y.Clear();
         for (int e = 0; e < E; e++)
@@ -183,8 +230,8 @@ public sealed unsafe class ForwardPass
         int cap = Math.Max(n, rowCapacity * 2);
         int D = c.Dim, F = c.HiddenDim, E = Math.Max(1, c.Experts), K = c.TopK;
         x = new float[cap * D]; h = new float[cap * D]; rstd = new float[cap];
-        q = new float[cap * qWidth]; k = new float[cap * kvWidth]; v = new float[cap * kvWidth]; att = new float[cap * qWidth];
-        proj = new float[cap * D]; gate = new float[cap * F]; up = new float[cap * F]; act = new float[cap * F];
+        qkv = new float[cap * qkvWidth]; att = new float[cap * qWidth];
+        proj = new float[cap * D]; gateUp = new float[cap * 2 * F]; act = new float[cap * F];
         routerLogits = new float[cap * E]; routerProbs = new float[cap * E]; topIds = new int[cap * K]; topValues = new float[cap * K];
         expertRows = new int[cap]; expertGates = new float[cap]; xe = new float[cap * D]; ye = new float[cap * D];
         rowCapacity = cap;

@@ -27,20 +27,36 @@ public interface IWeightMatrix
 }
 
 /// <summary>
-/// fp32 weights over <see cref="Gemm"/>. The matrix is borrowed, not copied: it points into the
-/// native buffer of a model tensor, which must outlive this object. For n ≤ 4 rows (decoding)
-/// Gemm streams W once without packing, which is what makes batch-1 decode memory-bound.
+/// fp32 weights, borrowed, not copied: each part points into the native buffer of a model tensor
+/// (or other storage) that must outlive this object. Several matrices of the same width can be
+/// stacked by rows without copying (<see cref="Stack"/>): fused q/k/v or gate/up then cost one
+/// parallel region per decode step instead of three. Up to <see cref="DecodeMatMul.MaxRows"/> rows
+/// go through <see cref="DecodeMatMul"/>, which streams every weight once; more rows (prefill) use
+/// the packed <see cref="Gemm"/>, one call per part writing its columns of y.
 /// </summary>
 public sealed unsafe class DenseWeights : IWeightMatrix
 {
-    readonly float* w;
+    readonly float*[] parts;
+    readonly int[] partRows;
+    readonly object? owner;
 
     /// <summary>Wraps <paramref name="rows"/> × <paramref name="cols"/> floats at <paramref name="data"/> (row-major, unowned).</summary>
-    public DenseWeights(float* data, int rows, int cols)
+    public DenseWeights(float* data, int rows, int cols) : this([(IntPtr)data], [rows], cols, null) { }
+
+    DenseWeights(IntPtr[] data, int[] rows, int cols, object? owner)
     {
-        if (data == null) throw new ArgumentNullException(nameof(data));
-        if (rows <= 0 || cols <= 0) throw new ArgumentException($"DenseWeights: shape ({rows}, {cols}) must be positive.");
-        w = data; Rows = rows; Cols = cols;
+        if (cols <= 0) throw new ArgumentException($"DenseWeights: {cols} columns must be positive.");
+        parts = new float*[data.Length];
+        for (int i = 0; i < data.Length; i++)
+        {
+            if (data[i] == IntPtr.Zero) throw new ArgumentNullException(nameof(data));
+            if (rows[i] <= 0) throw new ArgumentException($"DenseWeights: part {i} has {rows[i]} rows.");
+            parts[i] = (float*)data[i];
+            Rows += rows[i];
+        }
+        partRows = rows;
+        Cols = cols;
+        this.owner = owner;
     }
 
     /// <summary>Borrows a contiguous 2-D tensor (out, in); keep the tensor alive while this is used.</summary>
@@ -52,8 +68,30 @@ public sealed unsafe class DenseWeights : IWeightMatrix
         return new DenseWeights((float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span)), t.Dim(0), t.Dim(1));
     }
 
-    /// <summary>Rows Gemm multiplies without packing W (its small-M path).</summary>
-    const int SmallRows = 4;
+    /// <summary>Copies a row-major (rows, cols) matrix into memory this object owns (freed with it).</summary>
+    public static DenseWeights Own(ReadOnlySpan<float> data, int rows, int cols)
+    {
+        if (data.Length != (long)rows * cols) throw new ArgumentException($"DenseWeights.Own: {data.Length} floats do not form ({rows}, {cols}).");
+        var block = new NativeBlock((long)rows * cols);
+        data.CopyTo(new Span<float>(block.Pointer, data.Length));
+        return new DenseWeights([(IntPtr)block.Pointer], [rows], cols, block);
+    }
+
+    /// <summary>The matrices stacked by rows (all with the same columns), as one matrix; nothing is copied.</summary>
+    public static DenseWeights Stack(params DenseWeights[] matrices)
+    {
+        if (matrices.Length == 0) throw new ArgumentException("DenseWeights.Stack: nothing to stack.");
+        var data = new List<IntPtr>();
+        var rows = new List<int>();
+        var owners = new List<object>();
+        foreach (var m in matrices)
+        {
+            if (m.Cols != matrices[0].Cols) throw new ArgumentException($"DenseWeights.Stack: {m.Cols} columns vs {matrices[0].Cols}.");
+            for (int i = 0; i < m.parts.Length; i++) { data.Add((IntPtr)m.parts[i]); rows.Add(m.partRows[i]); }
+            if (m.owner is not null) owners.Add(m.owner);
+        }
+        return new DenseWeights([.. data], [.. rows], matrices[0].Cols, owners.Count == 0 ? null : owners.ToArray());
+    }
 
     public int Rows { get; }
     public int Cols { get; }
@@ -63,7 +101,23 @@ public sealed unsafe class DenseWeights : IWeightMatrix
     public ReadOnlySpan<float> Row(int r)
     {
         if ((uint)r >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(r), r, $"DenseWeights: row {r} outside [0, {Rows}).");
-        return new ReadOnlySpan<float>(w + (long)r * Cols, Cols);
+        int s = 0;
+        while (r >= partRows[s]) { r -= partRows[s]; s++; }
+        return new ReadOnlySpan<float>(parts[s] + (long)r * Cols, Cols);
+    }
+
+    /// <summary>W as one row-major fp32 array (a copy).</summary>
+    public float[] ToArray()
+    {
+        var a = new float[(long)Rows * Cols];
+        long at = 0;
+        for (int s = 0; s < parts.Length; s++)
+        {
+            long len = (long)partRows[s] * Cols;
+            new ReadOnlySpan<float>(parts[s], (int)len).CopyTo(a.AsSpan((int)at, (int)len));
+            at += len;
+        }
+        return a;
     }
 
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
@@ -73,12 +127,21 @@ public sealed unsafe class DenseWeights : IWeightMatrix
         if (n == 0) return;
         fixed (float* px = x, py = y)
         {
-            // Up to 8 rows (a speculative block, a small decode batch): two unpacked streams of W
-            // read less memory than packing W into panels once and reading the panels back.
-            if (n <= 2 * SmallRows)
-                for (int r = 0; r < n; r += SmallRows)
-                    Gemm.Sgemm(WorkerPool.Shared, false, true, Math.Min(SmallRows, n - r), Rows, Cols, px + (long)r * Cols, Cols, w, Cols, py + (long)r * Rows, Rows, accumulate: false);
-            else Gemm.Sgemm(WorkerPool.Shared, false, true, n, Rows, Cols, px, Cols, w, Cols, py, Rows, accumulate: false);
+            if (n <= DecodeMatMul.MaxRows) { DecodeMatMul.Run(parts, partRows, Cols, px, n, py, Rows); return; }
+            int col = 0;
+            for (int s = 0; s < parts.Length; s++)
+            {
+                Gemm.Sgemm(WorkerPool.Shared, false, true, n, partRows[s], Cols, px, Cols, parts[s], Cols, py + col, Rows, accumulate: false);
+                col += partRows[s];
+            }
         }
+    }
+
+    /// <summary>64-byte aligned native floats, freed when the last holder is collected.</summary>
+    sealed class NativeBlock
+    {
+        public readonly float* Pointer;
+        public NativeBlock(long floats) => Pointer = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, floats) * sizeof(float)), 64);
+        ~NativeBlock() => NativeMemory.AlignedFree(Pointer);
     }
 }

@@ -4,23 +4,30 @@ using Tessera.Tensors;
 namespace Tessera.Inference;
 
 /// <summary>
-/// One decoder layer's weights as the inference forward pass reads them. Exactly one of
-/// <see cref="Mlp"/> (dense) or <see cref="Router"/> + <see cref="Experts"/> (mixture) is set.
+/// One decoder layer's weights as the inference forward pass reads them. <see cref="Qkv"/> is the
+/// q, k and v projections stacked by rows (Heads·Dh + 2·KvHeads·Dh outputs), so one product per
+/// layer computes all three. Exactly one of <see cref="Mlp"/> (dense) or <see cref="Router"/> +
+/// <see cref="Experts"/> (mixture) is set.
 /// </summary>
-public sealed record LayerWeights(float[] AttentionNorm, IWeightMatrix Q, IWeightMatrix K, IWeightMatrix V, IWeightMatrix O,
+public sealed record LayerWeights(float[] AttentionNorm, IWeightMatrix Qkv, IWeightMatrix O,
     float[] MlpNorm, ExpertWeights? Mlp, IWeightMatrix? Router, ExpertWeights[] Experts);
 
-/// <summary>A SwiGLU block: down(silu(gate·x) ⊙ up·x); for experts gate/up/down are w1/w3/w2.</summary>
-public sealed record ExpertWeights(IWeightMatrix Gate, IWeightMatrix Up, IWeightMatrix Down)
+/// <summary>
+/// A SwiGLU block: down(silu(gate·x) ⊙ up·x); for experts gate/up/down are w1/w3/w2.
+/// <see cref="GateUp"/> stacks gate over up (2·F outputs: gate first), one product for both.
+/// </summary>
+public sealed record ExpertWeights(IWeightMatrix GateUp, IWeightMatrix Down)
 {
     /// <summary>Bytes one token streams through this block.</summary>
-    public long Bytes => Gate.Bytes + Up.Bytes + Down.Bytes;
+    public long Bytes => GateUp.Bytes + Down.Bytes;
 }
 
 /// <summary>
-/// Everything the inference engine reads from a model: the embedding table, per-layer weights,
-/// the final norm, the output head and the rotary tables. Built from a <see cref="Transformer"/>
-/// (borrowing its fp32 tensors, so the model must outlive this) or, later, from quantized storage.
+/// Everything the inference engine reads from a model: the embedding table (fp32, for row lookups),
+/// per-layer weights, the final norm, the output head and the rotary tables. Built from a
+/// <see cref="Transformer"/> (borrowing its fp32 tensors, so the model must outlive this), from a
+/// GGUF file (<see cref="GgufWeights"/>, quantized tensors kept quantized), or by quantizing another
+/// set (<see cref="Quantize"/>).
 /// </summary>
 public sealed class InferenceWeights
 {
@@ -31,6 +38,15 @@ public sealed class InferenceWeights
         if (layers.Length != config.Layers) throw new ArgumentException($"InferenceWeights: {layers.Length} layers for a {config.Layers}-layer config.");
         if (embedding.Rows != config.VocabSize || embedding.Cols != config.Dim || lmHead.Rows != config.VocabSize || lmHead.Cols != config.Dim)
             throw new ArgumentException("InferenceWeights: embedding or lm_head shape does not match the config.");
+        int qkv = (config.Heads + 2 * config.KvHeads) * config.HeadDim;
+        foreach (var l in layers)
+        {
+            if (l.Qkv.Rows != qkv || l.Qkv.Cols != config.Dim || l.O.Rows != config.Dim || l.O.Cols != config.Heads * config.HeadDim)
+                throw new ArgumentException("InferenceWeights: attention weights do not match the config.");
+            foreach (var e in l.Mlp is null ? l.Experts : [l.Mlp])
+                if (e.GateUp.Rows != 2 * config.HiddenDim || e.GateUp.Cols != config.Dim || e.Down.Rows != config.Dim || e.Down.Cols != config.HiddenDim)
+                    throw new ArgumentException("InferenceWeights: feed-forward weights do not match the config.");
+        }
         Embedding = embedding; Layers = layers; FinalNorm = finalNorm; LmHead = lmHead; Rope = rope;
     }
 
@@ -41,7 +57,7 @@ public sealed class InferenceWeights
     public IWeightMatrix LmHead { get; }
     public RopeTable Rope { get; }
 
-    /// <summary>Borrows every weight of <paramref name="model"/> by its Hugging Face name.</summary>
+    /// <summary>Borrows every weight of <paramref name="model"/> by its Hugging Face name (q/k/v and gate/up stacked without copying).</summary>
     public static InferenceWeights FromTransformer(Transformer model)
     {
         var c = model.Config;
@@ -61,16 +77,44 @@ public sealed class InferenceWeights
                 router = M(m + "gate.weight");
                 experts = new ExpertWeights[c.Experts];
                 for (int e = 0; e < c.Experts; e++)
-                    experts[e] = new ExpertWeights(M(m + $"experts.{e}.w1.weight"), M(m + $"experts.{e}.w3.weight"), M(m + $"experts.{e}.w2.weight"));
+                    experts[e] = new ExpertWeights(DenseWeights.Stack(M(m + $"experts.{e}.w1.weight"), M(m + $"experts.{e}.w3.weight")), M(m + $"experts.{e}.w2.weight"));
             }
-            else mlp = new ExpertWeights(M(l + "mlp.gate_proj.weight"), M(l + "mlp.up_proj.weight"), M(l + "mlp.down_proj.weight"));
-            layers[i] = new LayerWeights(V(l + "input_layernorm.weight"), M(a + "q_proj.weight"), M(a + "k_proj.weight"), M(a + "v_proj.weight"),
+            else mlp = new ExpertWeights(DenseWeights.Stack(M(l + "mlp.gate_proj.weight"), M(l + "mlp.up_proj.weight")), M(l + "mlp.down_proj.weight"));
+            layers[i] = new LayerWeights(V(l + "input_layernorm.weight"), DenseWeights.Stack(M(a + "q_proj.weight"), M(a + "k_proj.weight"), M(a + "v_proj.weight")),
                 M(a + "o_proj.weight"), V(l + "post_attention_layernorm.weight"), mlp, router, experts);
         }
         var embed = M("model.embed_tokens.weight");
         IWeightMatrix head = c.TiedEmbeddings ? embed : M("lm_head.weight");
         return new InferenceWeights(c, embed, layers, V("model.norm.weight"), head, model.Rope);
     }
+
+    /// <summary>
+    /// These weights with every projection matrix (q/k/v, o, gate/up, down, experts, the output
+    /// head) quantized to <paramref name="format"/>; the embedding table stays fp32 (it is read one
+    /// row per token), as do the norms and the router (tiny, and routing is sensitive to it).
+    /// Already-quantized matrices are dequantized first. <see cref="WeightFormat.F32"/> returns this.
+    /// </summary>
+    public InferenceWeights Quantize(WeightFormat format)
+    {
+        if (format == WeightFormat.F32) return this;
+        IWeightMatrix Q(IWeightMatrix m) => QuantizedWeights.Quantize(ToFloat(m), m.Rows, m.Cols, format);
+        var layers = new LayerWeights[Layers.Count];
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var l = Layers[i];
+            ExpertWeights E(ExpertWeights e) => new(Q(e.GateUp), Q(e.Down));
+            layers[i] = l with { Qkv = Q(l.Qkv), O = Q(l.O), Mlp = l.Mlp is null ? null : E(l.Mlp), Experts = Array.ConvertAll(l.Experts, E) };
+        }
+        return new InferenceWeights(Config, Embedding, layers, FinalNorm, Q(LmHead), Rope);
+    }
+
+    /// <summary>The fp32 values of any weight matrix (a copy).</summary>
+    public static float[] ToFloat(IWeightMatrix m) => m switch
+    {
+        DenseWeights d => d.ToArray(),
+        QuantizedWeights q => q.Dequantize(),
+        _ => throw new ArgumentException($"InferenceWeights: cannot read the values of a {m.GetType().Name}."),
+    };
 
     /// <summary>
     /// Bytes of weights one decoded token streams: every attention matrix, the router and the
@@ -84,7 +128,7 @@ public sealed class InferenceWeights
             long total = LmHead.Bytes;
             foreach (var l in Layers)
             {
-                total += l.Q.Bytes + l.K.Bytes + l.V.Bytes + l.O.Bytes;
+                total += l.Qkv.Bytes + l.O.Bytes;
                 if (l.Mlp is not null) total += l.Mlp.Bytes;
                 else
                 {
@@ -105,7 +149,7 @@ public sealed class InferenceWeights
             long total = LmHead.Bytes + (ReferenceEquals(LmHead, Embedding) ? 0 : Embedding.Bytes);
             foreach (var l in Layers)
             {
-                total += l.Q.Bytes + l.K.Bytes + l.V.Bytes + l.O.Bytes;
+                total += l.Qkv.Bytes + l.O.Bytes;
                 if (l.Mlp is not null) total += l.Mlp.Bytes;
                 else { total += l.Router!.Bytes; foreach (var e in l.Experts) total += e.Bytes; }
             }

@@ -98,6 +98,7 @@ public sealed class SpeculativeDecoder : IDisposable
             steps = Math.Max(0, Math.Min(steps, draft.Config.ContextLength - n + 1));             // nor past the draft's context
 
             // Draft: one token at a time, feeding whatever the draft has not seen yet.
+            long t = DecodeProfile.Start();
             ext.Clear(); ext.AddRange(tokens);
             for (int i = 0; i < steps; i++)
             {
@@ -108,7 +109,9 @@ public sealed class SpeculativeDecoder : IDisposable
             }
 
             // Verify: the pending token and the drafts in one target pass; row i predicts position n + i.
+            t = DecodeProfile.Add(DecodePhase.Draft, t);
             target.Feed(Span(ext, target.Tokens.Count), allLogits: true);
+            DecodeProfile.Add(DecodePhase.Verify, t);
             emit.Clear();
             int accepted = 0;
             for (int i = 0; i < steps; i++)

@@ -14,7 +14,11 @@ public sealed class SpeculativeEngine : IGenerationEngine, IDisposable
 
     /// <summary>Target and draft borrowed from loaded models (keep them alive).</summary>
     public SpeculativeEngine(Transformer target, Transformer draft, int draftTokens = 4)
-        => Decoder = new SpeculativeDecoder(InferenceWeights.FromTransformer(target), InferenceWeights.FromTransformer(draft), draftTokens);
+        : this(InferenceWeights.FromTransformer(target), InferenceWeights.FromTransformer(draft), draftTokens) { }
+
+    /// <summary>Target and draft from prepared (possibly quantized) weights.</summary>
+    public SpeculativeEngine(InferenceWeights target, InferenceWeights draft, int draftTokens = 4)
+        => Decoder = new SpeculativeDecoder(target, draft, draftTokens);
 
     /// <summary>The decoder, with its acceptance counters.</summary>
     public SpeculativeDecoder Decoder { get; }

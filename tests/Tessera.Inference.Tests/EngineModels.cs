@@ -15,11 +15,14 @@ public static class EngineModels
     /// <summary>Sliding-window attention.</summary>
     public static readonly ModelConfig Windowed = Dense with { SlidingWindow = 5, KvHeads = 1 };
 
-    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window" };
+    /// <summary>64-wide heads: the attention's register path.</summary>
+    public static readonly ModelConfig Head64 = Dense with { Dim = 128, Heads = 2, KvHeads = 1, HiddenDim = 64 };
+
+    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64" };
 
     public static ModelConfig ByName(string name) => name switch
     {
-        "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed,
+        "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed, "head64" => Head64,
         _ => throw new ArgumentException(name),
     };
 

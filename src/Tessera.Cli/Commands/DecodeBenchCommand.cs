@@ -23,9 +23,11 @@ public static class DecodeBenchCommand
         var draft = new Option<string?>("--draft") { Description = "Smaller run/checkpoint with the same tokenizer: measures speculative decoding." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per speculative step.", DefaultValueFactory = _ => 4 };
         var decodeTokens = new Option<int>("--decode-tokens") { Description = "Tokens generated for the batch-1 figure.", DefaultValueFactory = _ => 64 };
+        var quant = new Option<string>("--quant") { Description = "Run the target's projections as f32, q8_0, q4_0 or ternary (quantized at load; a GGUF keeps its own types).", DefaultValueFactory = _ => "f32" };
+        var sequences = new Option<string>("--sequences") { Description = "Concurrent sequence counts for the aggregate figure, comma-separated.", DefaultValueFactory = _ => "1,8,32" };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("decode", "Inference engine: prefill tokens/s, batch-1 decode vs the memory roofline, 1/8/32 concurrent sequences, speculation.")
-            { model, draft, draftTokens, decodeTokens, json };
+            { model, draft, draftTokens, decodeTokens, quant, sequences, json };
         cmd.SetAction(p =>
         {
             bool asJson = p.GetValue(json);
@@ -33,21 +35,30 @@ public static class DecodeBenchCommand
             string? modelPath = p.GetValue(model), draftPath = p.GetValue(draft);
             if (draftPath is not null && modelPath is null) throw new ArgumentException("--draft needs --model (speculation is measured on trained models).");
 
+            var format = GenerateCommand.ParseFormat(p.GetValue(quant)!);
+            var counts = ParseCounts(p.GetValue(sequences)!);
             string name;
-            Transformer target;
+            Transformer? target = null;
+            InferenceWeights weights;
             if (modelPath is null)
             {
                 progress?.Invoke("building a random model (speed does not depend on training)");
                 target = new Transformer(DecodeBench.RandomModelConfig, seed: 1);
+                weights = InferenceWeights.FromTransformer(target);
                 name = "random dense";
             }
-            else { target = Checkpoint.LoadModel(modelPath); name = Checkpoint.Resolve(modelPath); }
+            else (target, weights, name) = GenerateCommand.LoadWeights(modelPath);
             using var targetOwner = target;
+            if (format != WeightFormat.F32)
+            {
+                progress?.Invoke($"quantizing the projections to {format}");
+                weights = weights.Quantize(format);
+            }
             using var draftModel = draftPath is null ? null : Checkpoint.LoadModel(draftPath);
 
-            var options = new DecodeBenchOptions(DecodeTokens: p.GetValue(decodeTokens), DraftTokens: p.GetValue(draftTokens),
-                SpeculationPrompts: draftModel is null ? null : InDomainPrompts(Checkpoint.Resolve(modelPath!), target.Config));
-            var report = DecodeBench.Run(name, InferenceWeights.FromTransformer(target),
+            var options = new DecodeBenchOptions(DecodeTokens: p.GetValue(decodeTokens), DraftTokens: p.GetValue(draftTokens), Concurrency: counts,
+                SpeculationPrompts: draftModel is null ? null : InDomainPrompts(Checkpoint.Resolve(modelPath!), weights.Config));
+            var report = DecodeBench.Run(name, WeightsName(weights), weights,
                 draftModel is null ? null : InferenceWeights.FromTransformer(draftModel), options, progress);
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
             else Print(report);
@@ -56,10 +67,28 @@ public static class DecodeBenchCommand
         return cmd;
     }
 
+    static int[] ParseCounts(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var counts = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], out counts[i]) || counts[i] < 1) throw new ArgumentException($"--sequences: '{parts[i]}' is not a positive integer.");
+        if (counts.Length == 0) throw new ArgumentException("--sequences: give at least one count.");
+        return counts;
+    }
+
+    /// <summary>How the projection matrices are stored, e.g. "fp32" or "q8_0 (head q8_0)".</summary>
+    static string WeightsName(InferenceWeights w)
+    {
+        static string Of(IWeightMatrix m) => m is QuantizedWeights q ? q.Format.ToString().ToLowerInvariant() : m is DenseWeights ? "fp32" : "mixed";
+        return $"{Of(w.Layers[0].Qkv)} layers, {Of(w.LmHead)} head";
+    }
+
     /// <summary>Prompts cut from the embedded corpus (the text the models were trained on), tokenized with the model's tokenizer.</summary>
     static List<int[]> InDomainPrompts(string checkpoint, ModelConfig config)
     {
         var tok = RunSetup.LoadRunTokenizer(Path.Combine(checkpoint, Checkpoint.TokenizerFolder));
+        if (tok.VocabSize != config.VocabSize) throw new ArgumentException($"{checkpoint}: its tokenizer has {tok.VocabSize} ids but the model {config.VocabSize}.");
         var docs = EmbeddedCorpus.Read(Path.Combine(Path.GetTempPath(), "tessera-corpus"));
         int bos = tok.SpecialTokens.Id(ChatTemplate.Bos);
         var prompts = new List<int[]>();
@@ -77,17 +106,19 @@ public static class DecodeBenchCommand
 
     static void Print(DecodeBenchReport r)
     {
-        AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/], {r.Parameters / 1e6:F1}M parameters, {r.WeightBytes / 1e6:F0} MB of weights, {r.Threads} threads");
+        AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/] ({Markup.Escape(r.Weights)}), {r.Parameters / 1e6:F1}M parameters, {r.WeightBytes / 1e6:F0} MB of weights, {r.Threads} threads");
         AnsiConsole.MarkupLine($"measured read bandwidth: [bold]{r.BandwidthGBps:F1} GB/s[/]; bytes per decoded token (active weights + KV): {r.BytesPerToken / 1e6:F1} MB");
         var t = new Table().AddColumns("figure", "value", "note");
         t.AddRow("prefill", $"{r.PrefillTokensPerSecond:F0} tok/s", "one prompt, one pass");
         t.AddRow("batch-1 decode", $"{r.DecodeTokensPerSecond:F1} tok/s", $"roofline {r.RooflineTokensPerSecond:F1} tok/s → [bold]{r.PercentOfRoofline:F0}%[/]");
         foreach (var a in r.Aggregate)
-            t.AddRow($"{a.Sequences} sequences", $"{a.TokensPerSecond:F1} tok/s", $"{a.VersusBatch1:F1}× batch-1 ({a.Tokens} tokens in {a.Seconds:F2} s)");
+            t.AddRow($"{a.Sequences} sequences", $"{a.TokensPerSecond:F1} tok/s", $"{(double.IsNaN(a.VersusBatch1) ? "—" : $"{a.VersusBatch1:F1}×")} the 1-sequence engine ({a.Tokens} tokens in {a.Seconds:F2} s, decode only)");
         if (r.Speculation is { } s)
             t.AddRow($"speculative (k={s.DraftTokens})", $"{s.SpeculativeTokensPerSecond:F1} tok/s",
                 $"plain {s.PlainTokensPerSecond:F1} tok/s → [bold]{s.Speedup:F2}×[/]; {s.MeanAcceptedPerStep:F2} accepted/step, {s.TokensPerStep:F2} tokens/pass; same tokens: {s.SameTokens}");
         AnsiConsole.Write(t);
-        AnsiConsole.MarkupLine("[grey]roofline = bandwidth ÷ bytes read per token (every weight matrix used once per token: attention, router + top-k experts, head; plus the KV cache).[/]");
+        AnsiConsole.MarkupLine("[grey]roofline = bandwidth ÷ bytes read per token (every weight matrix used once per token, at its stored size: attention, router + top-k experts, head; plus the KV cache).[/]");
+        AnsiConsole.MarkupLine("[grey]N sequences: continuous batching; timed from when every sequence has its first token (prompts prefilled) to the last token — decode only.[/]");
+        if (r.Profile is { } profile) AnsiConsole.WriteLine("phase profile (TESSERA_DECODE_PROFILE=1), aggregate runs:\n" + profile);
     }
 }

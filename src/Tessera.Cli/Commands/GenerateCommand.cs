@@ -9,15 +9,18 @@ using Tessera.Training;
 namespace Tessera.Cli.Commands;
 
 /// <summary>
-/// <c>tessera generate</c>: samples from a checkpoint (a run folder's latest or a step folder) with
-/// the fast engine, streaming text to stdout as tokens arrive; with <c>--draft</c> it decodes
-/// speculatively with a smaller model that shares the tokenizer.
+/// <c>tessera generate</c>: samples from a checkpoint (a run folder's latest or a step folder) or a
+/// llama GGUF file (quantized tensors kept quantized) with the fast engine, streaming text to
+/// stdout as tokens arrive; <c>--quant</c> quantizes an fp32 model's projections at load; with
+/// <c>--draft</c> it decodes speculatively with a smaller model that shares the tokenizer.
 /// </summary>
 public static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Run folder or checkpoint folder.", Required = true };
+        var model = new Option<string>("--model") { Description = "Run folder, checkpoint folder, or .gguf file.", Required = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (or `bytes`); default: the checkpoint's, or the GGUF file's vocabulary." };
+        var quant = new Option<string>("--quant") { Description = "Run the projections as f32, q8_0, q4_0 or ternary (quantized at load).", DefaultValueFactory = _ => "f32" };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (BOS is added).", Required = true };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens to generate at most.", DefaultValueFactory = _ => 128 };
         var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy.", DefaultValueFactory = _ => 0.8f };
@@ -29,7 +32,7 @@ public static class GenerateCommand
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per speculative step.", DefaultValueFactory = _ => 4 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("generate", "Sample from a checkpoint with the KV-cache engine (optionally speculative), streaming tokens.")
-            { model, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, json };
+            { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, json };
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
@@ -38,21 +41,26 @@ public static class GenerateCommand
                 Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), MinP = p.GetValue(minP), Seed = p.GetValue(seed),
             }.Validate();
             if (p.GetValue(maxTokens) < 0) throw new ArgumentException($"--max-tokens must be ≥ 0, got {p.GetValue(maxTokens)}.");
-            string dir = Checkpoint.Resolve(p.GetValue(model)!);
-            var tok = RunSetup.LoadRunTokenizer(Path.Combine(dir, Checkpoint.TokenizerFolder));
-            using var target = Checkpoint.LoadModel(dir);
-            if (target.Config.VocabSize != tok.VocabSize)
-                throw new InvalidDataException($"{dir}: the model's vocabulary ({target.Config.VocabSize}) does not match its tokenizer's ({tok.VocabSize}).");
+            var format = ParseFormat(p.GetValue(quant)!);
+            string source = p.GetValue(model)!;
+            var (owner, weights, dir) = LoadWeights(source);
+            using var target = owner;
+            if (format != WeightFormat.F32) weights = weights.Quantize(format);
+            var (tok, bos, eos) = LoadTokenizer(source, dir, p.GetValue(tokenizer));
+            if (weights.Config.VocabSize != tok.VocabSize)
+                throw new InvalidDataException($"{dir}: the model's vocabulary ({weights.Config.VocabSize}) does not match its tokenizer's ({tok.VocabSize}).");
             using var draftModel = p.GetValue(draft) is { } d ? Checkpoint.LoadModel(d) : null;
 
-            var ids = new List<int> { tok.SpecialTokens.Id(ChatTemplate.Bos) };
+            var ids = new List<int>();
+            if (bos is { } b) ids.Add(b);
             ids.AddRange(tok.Encode(p.GetValue(prompt)!));
-            var stops = tok.SpecialTokens.TryGetId(ChatTemplate.Eos, out int eos) ? new HashSet<int> { eos } : null;
+            if (ids.Count == 0) throw new ArgumentException("--prompt encodes to no tokens and the model has no BOS token.");
+            var stops = eos is { } e ? new HashSet<int> { e } : null;
             var request = new GenerationRequest(ids, p.GetValue(maxTokens), sampling, stops);
 
             IGenerationEngine engine = draftModel is null
-                ? new BatchingEngine(target, new BatchingOptions { MaxSequences = 1 })
-                : new SpeculativeEngine(target, draftModel, p.GetValue(draftTokens));
+                ? new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 })
+                : new SpeculativeEngine(weights, InferenceWeights.FromTransformer(draftModel), p.GetValue(draftTokens));
             try
             {
                 if (!quiet) Console.Write(p.GetValue(prompt));
@@ -103,5 +111,48 @@ public static class GenerateCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>f32 | q8_0 | q4_0 | ternary (case-insensitive).</summary>
+    public static WeightFormat ParseFormat(string name) => name.ToLowerInvariant() switch
+    {
+        "f32" or "fp32" => WeightFormat.F32,
+        "q8_0" => WeightFormat.Q8_0,
+        "q4_0" => WeightFormat.Q4_0,
+        "ternary" => WeightFormat.Ternary,
+        _ => throw new ArgumentException($"Unknown weight format '{name}'. Known: f32, q8_0, q4_0, ternary."),
+    };
+
+    /// <summary>
+    /// Inference weights from a .gguf file (no model object) or a run/checkpoint folder (the loaded
+    /// model borrows into the weights: dispose it after use); Name is the file or resolved folder.
+    /// </summary>
+    public static (Transformer? Model, InferenceWeights Weights, string Name) LoadWeights(string source)
+    {
+        if (source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(source)) throw new FileNotFoundException($"no such GGUF file: {source}");
+            return (null, GgufWeights.Load(source), source);
+        }
+        string dir = Checkpoint.Resolve(source);
+        var model = Checkpoint.LoadModel(dir);
+        return (model, InferenceWeights.FromTransformer(model), dir);
+    }
+
+    /// <summary>The tokenizer with its BOS and EOS ids: --tokenizer, else the checkpoint's, else the GGUF file's vocabulary.</summary>
+    static (ITokenizer Tokenizer, int? Bos, int? Eos) LoadTokenizer(string source, string dir, string? explicitDir)
+    {
+        if (explicitDir is null && source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            GgufVocabulary vocab;
+            try { vocab = GgufVocabulary.Load(source); }
+            catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or FormatException)
+            {
+                throw new ArgumentException($"{source} carries no usable vocabulary ({e.Message}); pass --tokenizer <folder>.", e);
+            }
+            return (vocab.Tokenizer, vocab.AddBos ? vocab.BosId : null, vocab.EosId);
+        }
+        var tok = RunSetup.LoadRunTokenizer(explicitDir ?? Path.Combine(dir, Checkpoint.TokenizerFolder));
+        return (tok, tok.SpecialTokens.TryGetId(ChatTemplate.Bos, out int bos) ? bos : null, tok.SpecialTokens.TryGetId(ChatTemplate.Eos, out int eos) ? eos : null);
     }
 }

@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Tessera.Inference;
+
+/// <summary>Phases of an engine step that <see cref="DecodeProfile"/> times.</summary>
+public enum DecodePhase { Embed, Norm, Qkv, RopeCache, Attention, OutProj, Router, GateUp, SwiGlu, Down, Head, Schedule, Sample, Events, Draft, Verify, Count }
+
+/// <summary>
+/// Per-phase wall time of the forward pass and the engines' per-token work, on only when the
+/// environment variable <c>TESSERA_DECODE_PROFILE=1</c> is set (read once; when off every mark is a
+/// test of a static readonly flag the JIT folds away). Meant for one engine at a time: counters
+/// are plain adds. The decode benchmark prints <see cref="Report"/> when it is on.
+/// </summary>
+public static class DecodeProfile
+{
+    /// <summary>Whether timing is on (<c>TESSERA_DECODE_PROFILE=1</c>).</summary>
+    public static readonly bool Enabled = Environment.GetEnvironmentVariable("TESSERA_DECODE_PROFILE") == "1";
+
+    static readonly long[] ticks = new long[(int)DecodePhase.Count];
+    static readonly long[] calls = new long[(int)DecodePhase.Count];
+
+    /// <summary>A timestamp to pass to <see cref="Add"/> (0 when off).</summary>
+    public static long Start() => Enabled ? Stopwatch.GetTimestamp() : 0;
+
+    /// <summary>Charges the time since <paramref name="start"/> to <paramref name="phase"/> and returns now, so marks chain.</summary>
+    public static long Add(DecodePhase phase, long start)
+    {
+        if (!Enabled) return 0;
+        long now = Stopwatch.GetTimestamp();
+        ticks[(int)phase] += now - start;
+        calls[(int)phase]++;
+        return now;
+    }
+
+    /// <summary>Clears the counters.</summary>
+    public static void Reset() { Array.Clear(ticks); Array.Clear(calls); }
+
+    /// <summary>One line per phase: milliseconds, share of the total, calls.</summary>
+    public static string Report()
+    {
+        long total = 0;
+        foreach (long t in ticks) total += t;
+        var sb = new StringBuilder();
+        for (int p = 0; p < ticks.Length; p++)
+        {
+            if (calls[p] == 0) continue;
+            sb.AppendLine($"  {(DecodePhase)p,-10} {ticks[p] * 1000.0 / Stopwatch.Frequency,9:F1} ms {100.0 * ticks[p] / Math.Max(1, total),5:F1}%  {calls[p],8} calls");
+        }
+        return sb.ToString();
+    }
+}

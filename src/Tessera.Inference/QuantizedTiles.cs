@@ -1,0 +1,192 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Tessera.Kernels;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// Q8_0 / Q4_0 products for several activation rows (a batched decode step, a speculative block, a
+/// prompt): each thread expands a tile of 4 weight rows from their blocks into an fp32 buffer in
+/// L1 and runs the fp32 register tile of <see cref="DecodeMatMul"/> over every activation row. The
+/// weights still cross memory once, at their quantized size, while the arithmetic is fp32 FMA —
+/// about twice the multiply-adds per instruction of the int8 dot products, which redo the sign and
+/// widening work for every activation row. The expansion is exactly <c>d·q</c> (Q8_0) and
+/// <c>d·(q − 8)</c> (Q4_0) in fp32, the values <see cref="QuantizedWeights.Dequantize"/> returns, so
+/// the result is the fp32 product with the dequantized matrix, bit for bit as
+/// <see cref="DenseWeights"/> computes it for the same rows — for any number of rows, so batched,
+/// speculative and single-sequence decoding agree exactly, as they do in fp32. A single row skips
+/// the buffer: each 16 expanded weights go straight into the FMA, in the same order as the tile.
+/// </summary>
+internal static unsafe class QuantizedTiles
+{
+    const long ParallelThreshold = 1L << 16;
+
+    /// <summary>y (n × rows) = x (n × cols) · dequant(W)ᵀ for W stored as <paramref name="format"/> blocks, row-major.</summary>
+    public static void Run(WeightFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
+    {
+        int tiles = (rows + 3) / 4;
+        var job = Job.ForCurrentThread;
+        job.Set(format, blocks, scales, rows, cols, x, n, y);
+        var workers = DecodeWorkers.Shared;
+        if ((long)rows * cols * n < ParallelThreshold || workers.ThreadCount == 1) job.Compute(0, tiles);
+        else workers.For(tiles, 8 * workers.ThreadCount, job.Compute);
+    }
+
+    sealed class Job
+    {
+        [ThreadStatic] static Job? current;
+        [ThreadStatic] static float[]? tileBuffer;
+        public static Job ForCurrentThread => current ??= new Job();
+
+        public readonly Action<int, int> Compute;
+        WeightFormat format;
+        byte* blocks;
+        float* scales;
+        int rows, cols, n;
+        float* x, y;
+
+        Job() => Compute = Range;
+
+        public void Set(WeightFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
+        {
+            this.format = format; this.blocks = blocks; this.scales = scales; this.rows = rows; this.cols = cols; this.x = x; this.n = n; this.y = y;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Range(int start, int end)
+        {
+            var buffer = tileBuffer is { } b && b.Length >= 4 * cols ? b : tileBuffer = GC.AllocateUninitializedArray<float>(4 * cols, pinned: true);
+            int nb = cols / QuantFormat.BlockSize;
+            int rowBytes = nb * (format == WeightFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes);
+            if (n == 1 && Avx512F.IsSupported)
+            {
+                for (int t = start; t < end; t++)
+                {
+                    int r0 = t * 4, count = Math.Min(4, rows - r0);
+                    byte* w0 = blocks + (long)r0 * rowBytes;
+                    byte* w1 = count > 1 ? w0 + rowBytes : w0, w2 = count > 2 ? w0 + 2L * rowBytes : w0, w3 = count > 3 ? w0 + 3L * rowBytes : w0;
+                    float* s0 = scales + (long)r0 * nb;
+                    float* s1 = count > 1 ? s0 + nb : s0, s2 = count > 2 ? s0 + 2L * nb : s0, s3 = count > 3 ? s0 + 3L * nb : s0;
+                    var sums = format == WeightFormat.Q8_0 ? DotQ8_0(w0, w1, w2, w3, s0, s1, s2, s3, x, nb) : DotQ4_0(w0, w1, w2, w3, s0, s1, s2, s3, x, nb);
+                    for (int r = 0; r < count; r++) y[r0 + r] = sums[r];
+                }
+                return;
+            }
+            fixed (float* w = buffer)
+                for (int t = start; t < end; t++)
+                {
+                    int r0 = t * 4, count = Math.Min(4, rows - r0);
+                    for (int r = 0; r < count; r++)
+                    {
+                        byte* src = blocks + (long)(r0 + r) * rowBytes;
+                        float* sc = scales + (long)(r0 + r) * nb;
+                        if (format == WeightFormat.Q8_0) ExpandQ8_0(src, sc, nb, w + (long)r * cols);
+                        else ExpandQ4_0(src, sc, nb, w + (long)r * cols);
+                    }
+                    for (int i = 0; i < n; i += 4)
+                        DecodeMatMul.Tile(w, count, x + (long)i * cols, Math.Min(4, n - i), cols, y + (long)i * rows + r0, rows);
+                }
+        }
+    }
+
+    /// <summary>
+    /// Four Q8_0 rows · x with each weight expanded to d·q in fp32 on the fly; lane-wise FMAs in K
+    /// order and the same final reduction as <see cref="DecodeMatMul.Tile"/>, so the sums are identical.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static Vector128<float> DotQ8_0(byte* w0, byte* w1, byte* w2, byte* w3, float* s0, float* s1, float* s2, float* s3, float* x, int nb)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            long o = (long)b * QuantFormat.Q8_0BlockBytes;
+            // The next tile (the 4 rows after w3) is read while this one is summed: rows are short
+            // (a few hundred bytes), too short for the hardware prefetcher to find four streams.
+            byte* ahead = w0 + 4L * (w1 - w0 == 0 ? 0 : w1 - w0) + 4 * o;
+            Sse.Prefetch0(ahead); Sse.Prefetch0(ahead + 64); Sse.Prefetch0(ahead + 128);
+            var x0 = Vector512.Load(x + b * 32); var x1 = Vector512.Load(x + b * 32 + 16);
+            a0 = Q8Half(w0 + o, s0[b], x0, x1, a0); a1 = Q8Half(w1 + o, s1[b], x0, x1, a1);
+            a2 = Q8Half(w2 + o, s2[b], x0, x1, a2); a3 = Q8Half(w3 + o, s3[b], x0, x1, a3);
+        }
+        return DecodeMatMul.Sum4(a0, a1, a2, a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Q8Half(byte* block, float scale, Vector512<float> x0, Vector512<float> x1, Vector512<float> acc)
+    {
+        var d = Vector512.Create(scale);
+        acc = Vector512.FusedMultiplyAdd(x0, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 2))) * d, acc);
+        return Vector512.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 18))) * d, acc);
+    }
+
+    /// <summary>Four Q4_0 rows · x, weights expanded to d·(q − 8) on the fly (see <see cref="DotQ8_0"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static Vector128<float> DotQ4_0(byte* w0, byte* w1, byte* w2, byte* w3, float* s0, float* s1, float* s2, float* s3, float* x, int nb)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            long o = (long)b * QuantFormat.Q4_0BlockBytes;
+            // The next tile (the 4 rows after w3) is read while this one is summed: rows are short
+            // (a few hundred bytes), too short for the hardware prefetcher to find four streams.
+            byte* ahead = w0 + 4L * (w1 - w0 == 0 ? 0 : w1 - w0) + 4 * o;
+            Sse.Prefetch0(ahead); Sse.Prefetch0(ahead + 64); Sse.Prefetch0(ahead + 128);
+            var x0 = Vector512.Load(x + b * 32); var x1 = Vector512.Load(x + b * 32 + 16);
+            a0 = Q4Half(w0 + o, s0[b], x0, x1, a0); a1 = Q4Half(w1 + o, s1[b], x0, x1, a1);
+            a2 = Q4Half(w2 + o, s2[b], x0, x1, a2); a3 = Q4Half(w3 + o, s3[b], x0, x1, a3);
+        }
+        return DecodeMatMul.Sum4(a0, a1, a2, a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Q4Half(byte* block, float scale, Vector512<float> x0, Vector512<float> x1, Vector512<float> acc)
+    {
+        var d = Vector512.Create(scale);
+        var v = Vector128.Load(block + 2);
+        var eight = Vector512.Create(8);
+        acc = Vector512.FusedMultiplyAdd(x0, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(v & Vector128.Create((byte)0x0F)) - eight) * d, acc);
+        return Vector512.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.ShiftRightLogical(v, 4)) - eight) * d, acc);
+    }
+
+    /// <summary>One Q8_0 row (nb blocks) → fp32: d·q.</summary>
+    static void ExpandQ8_0(byte* src, float* scales, int nb, float* dst)
+    {
+        for (int b = 0; b < nb; b++, src += QuantFormat.Q8_0BlockBytes, dst += QuantFormat.BlockSize)
+        {
+            float d = scales[b];
+            if (Avx512F.IsSupported)
+            {
+                var vd = Vector512.Create(d);
+                Vector512.Store(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)src + 2))) * vd, dst);
+                Vector512.Store(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)src + 18))) * vd, dst + 16);
+            }
+            else
+                for (int j = 0; j < QuantFormat.BlockSize; j++) dst[j] = d * ((sbyte*)src)[2 + j];
+        }
+    }
+
+    /// <summary>One Q4_0 row → fp32: d·(q − 8), low nibbles are elements 0..15, high nibbles 16..31.</summary>
+    static void ExpandQ4_0(byte* src, float* scales, int nb, float* dst)
+    {
+        for (int b = 0; b < nb; b++, src += QuantFormat.Q4_0BlockBytes, dst += QuantFormat.BlockSize)
+        {
+            float d = scales[b];
+            if (Avx512F.IsSupported)
+            {
+                var v = Vector128.Load(src + 2);
+                var mask = Vector128.Create((byte)0x0F);
+                var eight = Vector512.Create(8);
+                var vd = Vector512.Create(d);
+                Vector512.Store(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(v & mask) - eight) * vd, dst);
+                Vector512.Store(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.ShiftRightLogical(v, 4)) - eight) * vd, dst + 16);
+            }
+            else
+                for (int j = 0; j < QuantFormat.BlockSize / 2; j++)
+                {
+                    dst[j] = d * ((src[2 + j] & 0x0F) - 8);
+                    dst[j + 16] = d * ((src[2 + j] >> 4) - 8);
+                }
+        }
+    }
+}

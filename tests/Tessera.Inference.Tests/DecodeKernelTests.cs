@@ -1,0 +1,118 @@
+using Tessera.Kernels.Reference;
+
+namespace Tessera.Inference.Tests;
+
+/// <summary>The decode-step kernels against their twins: DecodeMatMul vs ScalarGemm, the chunked loop, log-sum-exp, argmax.</summary>
+public unsafe class DecodeKernelTests
+{
+    const double U = 1.0 / (1 << 24);
+
+    static float[] Random(int n, int seed)
+    {
+        var r = new System.Random(seed);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1);
+        return a;
+    }
+
+    [Theory]
+    [InlineData(1, 3)]      // fewer rows than a tile, K below one vector
+    [InlineData(5, 16)]
+    [InlineData(7, 33)]     // ragged tiles and a K tail
+    [InlineData(13, 100)]
+    [InlineData(64, 256)]
+    public void StackedProductMatchesTheScalarTwinForEveryRowCount(int rows, int k)
+    {
+        // Three stacked parts of different heights, as fused q/k/v are.
+        int[] parts = [rows, Math.Max(1, rows / 2), 3];
+        int total = parts.Sum();
+        var w = Random(total * k, rows * 31 + k);
+        foreach (int n in new[] { 0, 1, 2, 3, 4, 5, 8, 17, 32, 63, 64, 65, 80 })
+        {
+            var x = Random(n * k, n + 7);
+            var want = new float[n * total];
+            ScalarGemm.Sgemm(false, true, n, total, k, x, k, w, k, want, total);
+            var got = new float[n * total];
+            var matrices = new DenseWeights[parts.Length];
+            int at = 0;
+            for (int s = 0; s < parts.Length; s++) { matrices[s] = DenseWeights.Own(w.AsSpan(at * k, parts[s] * k), parts[s], k); at += parts[s]; }
+            DenseWeights.Stack(matrices).MatMul(x, n, got);
+            // Both are K-term dot products in different orders: each within γ_K·Σ|x·w| of the exact value.
+            double gamma = k * U / (1 - k * U);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < total; j++)
+                {
+                    double mag = 0;
+                    for (int p = 0; p < k; p++) mag += Math.Abs((double)x[i * k + p] * w[j * k + p]);
+                    double tol = 2 * gamma * mag;
+                    Assert.True(Math.Abs(got[i * total + j] - want[i * total + j]) <= tol, $"n={n} ({i},{j}): {got[i * total + j]} vs {want[i * total + j]} (tol {tol})");
+                }
+        }
+    }
+
+    [Fact]
+    public void DecodeProductIsTheSameForOneAndTwoThreads()
+    {
+        int rows = 300, k = 512, n = 6;
+        var w = DenseWeights.Own(Random(rows * k, 1), rows, k);
+        var x = Random(n * k, 2);
+        var a = new float[n * rows];
+        var b = new float[n * rows];
+        w.MatMul(x, n, a);
+        using (var single = new DecodeWorkers(1))
+            single.For(1, 1, (_, _) => w.MatMul(x, n, b));   // nested: runs inline on one thread
+        Assert.Equal(a, b);
+    }
+
+    [Fact]
+    public void ChunkedLoopVisitsEveryItemOnceAndRethrows()
+    {
+        using var workers = new DecodeWorkers(2);
+        for (int round = 0; round < 200; round++)
+        {
+            int items = 1 + round % 37, chunks = 1 + round % 11;
+            var hits = new int[items];
+            workers.For(items, chunks, (s, e) => { for (int i = s; i < e; i++) Interlocked.Increment(ref hits[i]); });
+            Assert.All(hits, h => Assert.Equal(1, h));
+        }
+        var error = Assert.Throws<AggregateException>(() => workers.For(10, 5, (s, _) => { if (s >= 4) throw new InvalidOperationException("boom"); }));
+        Assert.IsType<InvalidOperationException>(error.InnerException);
+        workers.For(3, 3, (_, _) => { });   // still usable after a failure
+    }
+
+    [Fact]
+    public void FloatLogSumExpIsWithinItsDerivedBoundOfDouble()
+    {
+        for (int n = 1; n <= 300; n += 7)
+        {
+            var logits = Random(n, n);
+            for (int i = 0; i < n; i++) logits[i] *= 20;
+            double max = logits.Max(), sum = 0;
+            foreach (float l in logits) sum += Math.Exp(l - max);
+            double exact = max + Math.Log(sum);
+            float got = ReferenceEngine.LogSumExp(logits);
+            // Each exp is within 2u relative (VectorMath), the double sum adds ~n·2⁻⁵³, log turns a relative
+            // error ε of the sum into an absolute ε, and the final float rounding adds u·|lse|.
+            double bound = 2 * U + n * Math.Pow(2, -52) + U * Math.Abs(exact) + U;
+            Assert.True(Math.Abs(got - exact) <= bound, $"n={n}: {got} vs {exact} (bound {bound})");
+        }
+    }
+
+    [Fact]
+    public void ArgMaxIsTheFirstLargestLikeTheScalarRule()
+    {
+        var r = new System.Random(5);
+        for (int n = 1; n <= 200; n++)
+            for (int trial = 0; trial < 4; trial++)
+            {
+                var a = new float[n];
+                for (int i = 0; i < n; i++) a[i] = r.Next(6) - 3;   // many ties
+                if (trial == 1) a[r.Next(n)] = float.NaN;
+                if (trial == 2) Array.Fill(a, float.NegativeInfinity);
+                if (trial == 3) a[r.Next(n)] = -0f;
+                int want = 0;
+                for (int i = 1; i < n; i++) if (a[i] > a[want]) want = i;
+                Assert.Equal(want, Sampler.ArgMax(a));
+            }
+    }
+}
