@@ -21,7 +21,7 @@ public static class QuickstartCommand
     public static Command Create()
     {
         var output = new Option<string>("--out") { Description = "Run folder.", DefaultValueFactory = _ => "runs/quickstart" };
-        var steps = new Option<long>("--steps") { Description = "Optimizer steps (the default fits in about 10 minutes on 2 cores).", DefaultValueFactory = _ => 600 };
+        var steps = new Option<long>("--steps") { Description = "Optimizer steps (the default fits in about 10 minutes on 2 cores).", DefaultValueFactory = _ => 3000 };
         var vocab = new Option<int>("--vocab-size") { Description = "BPE vocabulary trained on the corpus.", DefaultValueFactory = _ => 4096 };
         var preset = new Option<string>("--preset") { Description = "Model preset.", DefaultValueFactory = _ => "tiny-moe" };
         var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens generated per sample.", DefaultValueFactory = _ => 48 };
