@@ -1,0 +1,65 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Tessera.Text;
+
+namespace Tessera.Training.Experiments;
+
+/// <summary>
+/// The files every experiment leaves in its run folder: <c>results.json</c> (the machine-readable
+/// result), <c>report.md</c> (a short human summary that links the plots) and one SVG per plot.
+/// Each file is written atomically, so a crashed run never leaves half a report.
+/// </summary>
+public static class ExperimentReport
+{
+    /// <summary>The machine-readable result file in a run folder.</summary>
+    public const string ResultsFile = "results.json";
+    /// <summary>The human-readable report in a run folder.</summary>
+    public const string MarkdownFile = "report.md";
+
+    /// <summary>
+    /// Options used for <c>results.json</c>: indented, camelCase, and NaN/∞ written as the strings
+    /// "NaN"/"Infinity" (a diverged run still reports instead of failing to serialise).
+    /// </summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>
+    /// Writes <paramref name="resultsJson"/> serialised to <c>results.json</c>,
+    /// <c># name</c> followed by <paramref name="markdown"/> to <c>report.md</c>, and each entry of
+    /// <paramref name="svgs"/> to <c>KEY.svg</c> (keys are plain file stems such as "bpb"; the
+    /// markdown can embed them as <c>![..](KEY.svg)</c>). Creates <paramref name="dir"/>; returns
+    /// the paths written, results first.
+    /// </summary>
+    public static IReadOnlyList<string> Write(string dir, string name, object resultsJson, string markdown,
+        IReadOnlyDictionary<string, string> svgs)
+    {
+        ArgumentNullException.ThrowIfNull(resultsJson);
+        ArgumentNullException.ThrowIfNull(svgs);
+        foreach (var key in svgs.Keys)
+            if (key.Length == 0 || key.IndexOfAny(['/', '\\', ':']) >= 0 || key.StartsWith('.'))
+                throw new ArgumentException($"Plot name '{key}' is not a plain file name.");
+        Directory.CreateDirectory(dir);
+        var written = new List<string>(2 + svgs.Count);
+
+        string results = Path.Combine(dir, ResultsFile);
+        AtomicFile.WriteAllText(results, JsonSerializer.Serialize(resultsJson, resultsJson.GetType(), JsonOptions) + "\n");
+        written.Add(results);
+
+        string report = Path.Combine(dir, MarkdownFile);
+        AtomicFile.WriteAllText(report, $"# {name}\n\n{markdown.TrimEnd()}\n");
+        written.Add(report);
+
+        foreach (var (key, svg) in svgs)
+        {
+            string path = Path.Combine(dir, key.EndsWith(".svg", StringComparison.OrdinalIgnoreCase) ? key : key + ".svg");
+            AtomicFile.WriteAllText(path, svg);
+            written.Add(path);
+        }
+        return written;
+    }
+}

@@ -1,0 +1,118 @@
+using Tessera.Data;
+using Tessera.Text;
+
+namespace Tessera.Training.Labs;
+
+/// <summary>
+/// The data every lab run reads: one training shard (the pool unique tokens are drawn from) and
+/// one validation shard, evaluated on the same fixed windows for every run so losses compare.
+/// The shards stay open until <see cref="Dispose"/> (and are disposed only when this object opened them).
+/// </summary>
+public sealed class LabCorpus : IDisposable
+{
+    readonly bool owns;
+
+    /// <summary>Wraps shards the caller owns (tests use synthetic ones).</summary>
+    public LabCorpus(TokenShard train, TokenShard validation, long validationBytes = 0, string description = "custom shards")
+        : this(train, validation, validationBytes, description, owns: false)
+    {
+    }
+
+    LabCorpus(TokenShard train, TokenShard validation, long validationBytes, string description, bool owns)
+    {
+        Train = train;
+        Validation = validation;
+        ValidationBytes = validationBytes;
+        Description = description;
+        VocabSize = Math.Max(train.VocabSize, validation.VocabSize);
+        this.owns = owns;
+    }
+
+    /// <summary>The training pool.</summary>
+    public TokenShard Train { get; }
+    /// <summary>The held-out split every run is scored on.</summary>
+    public TokenShard Validation { get; }
+    /// <summary>UTF-8 bytes behind the validation shard (0 = unknown).</summary>
+    public long ValidationBytes { get; }
+    /// <summary>Vocabulary the shards were written for.</summary>
+    public int VocabSize { get; }
+    /// <summary>Where the data came from, for reports.</summary>
+    public string Description { get; }
+
+    /// <summary>
+    /// Opens a prepared data folder (meta.json + shards); when <paramref name="folder"/> is not
+    /// prepared yet, tokenizes the embedded corpus into it first with <paramref name="tokenizer"/>
+    /// (`bytes` or a tokenizer directory). Reuses a folder prepared earlier with the same tokenizer.
+    /// </summary>
+    public static LabCorpus PrepareOrOpen(string folder, string tokenizer = "bytes", Action<string>? log = null)
+    {
+        bool prepared = File.Exists(Path.Combine(folder, PreparedData.MetaFile));
+        PreparedData data;
+        if (prepared)
+        {
+            data = PreparedData.Load(folder);
+        }
+        else
+        {
+            var tok = TokenizerFiles.Load(tokenizer);
+            string scratch = Path.Combine(folder, "corpus");
+            var docs = EmbeddedCorpus.Read(scratch);
+            log?.Invoke($"tokenizing the embedded corpus ({docs.Count} documents) with {tok.Name} → {folder}");
+            data = ShardBuilder.Prepare(docs, tok, tokenizer, new DocumentSplit(), folder);
+            Directory.Delete(scratch, recursive: true);
+        }
+        var train = TokenShard.Open(data.ShardPath(Split.Train));
+        try
+        {
+            var val = TokenShard.Open(data.ShardPath(Split.Validation));
+            return new LabCorpus(train, val, data.Validation.Bytes,
+                $"{Path.GetFullPath(folder)} ({data.Tokenizer} tokenizer, {data.Train.Tokens:N0} train / {data.Validation.Tokens:N0} validation tokens)", owns: true);
+        }
+        catch
+        {
+            train.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes a training shard of exactly <paramref name="tokens"/> unique tokens: whole documents
+    /// of the training pool in a seeded random order, the last one cut to fit. Drawing documents
+    /// at random (rather than a prefix) keeps a small subset's mix of sources like the
+    /// validation split's. The same seed gives nested subsets (a smaller budget is a prefix of a larger one).
+    /// </summary>
+    public TokenShard WriteSubset(string path, long tokens, ulong seed)
+    {
+        if (tokens < 2 || tokens > Train.TokenCount)
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"A unique-token subset must hold between 2 and the pool's {Train.TokenCount:N0} tokens.");
+        var order = new int[Train.DocumentCount];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        var rng = new Tensors.Rng(seed);
+        for (int i = order.Length - 1; i > 0; i--)
+        {
+            int j = rng.NextInt(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        var docs = new List<int[]>();
+        long left = tokens;
+        foreach (int d in order)
+        {
+            if (left == 0) break;
+            var doc = Train.ReadDocument(d);
+            if (doc.Length > left) doc = doc[..(int)left];
+            docs.Add(doc);
+            left -= doc.Length;
+        }
+        // Documents already carry their BOS separator, so none is added here.
+        TokenShard.Write(path, docs, Train.VocabSize);
+        return TokenShard.Open(path);
+    }
+
+    /// <summary>Closes the shards when this object opened them.</summary>
+    public void Dispose()
+    {
+        if (!owns) return;
+        Train.Dispose();
+        Validation.Dispose();
+    }
+}
