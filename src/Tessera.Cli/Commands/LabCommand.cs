@@ -66,9 +66,9 @@ public static class LabCommand
         return lab;
     }
 
-    static readonly Option<int?> Batch = new("--batch") { Description = "Sequences per step of every run (default 8)." };
-    static readonly Option<int?> Seq = new("--seq") { Description = "Tokens per sequence of every run (default 128)." };
-    static readonly Option<float?> Lr = new("--lr") { Description = "Peak learning rate of every run (default 3e-3)." };
+    static readonly Option<int?> Batch = new("--batch") { Description = "Sequences per step of every run (default 4)." };
+    static readonly Option<int?> Seq = new("--seq") { Description = "Tokens per sequence of every run (default 64)." };
+    static readonly Option<float?> Lr = new("--lr") { Description = "Peak learning rate up to width 32, scaled by 32/width above (default 1e-2)." };
 
     /// <summary>The plan's training settings with the shared --batch/--seq/--lr overrides.</summary>
     static LabTraining Training(ParseResult p, LabTraining t)

@@ -5,14 +5,14 @@ namespace Tessera.Training.Labs;
 /// <summary>
 /// The model family the labs sweep: Llama-style blocks with 32-wide heads (16-wide for odd multiples of 16), a SwiGLU width of
 /// about 8/3 of the residual width (a multiple of 32) and depth growing with width, so the
-/// non-embedding parameter count climbs in steps of about ×1.5–2 from 13 K to 3 M.
+/// non-embedding parameter count climbs in steps of about ×1.5–3 from 4 K to 3 M.
 /// </summary>
 public static class LabModels
 {
     /// <summary>(layers, dim) of each rung, smallest first.</summary>
     public static IReadOnlyList<(int Layers, int Dim)> Ladder { get; } =
     [
-        (1, 32), (1, 48), (1, 64), (2, 64), (2, 96), (3, 96), (3, 128), (4, 128), (4, 160), (5, 192), (6, 224),
+        (1, 16), (1, 32), (1, 48), (1, 64), (2, 64), (2, 96), (3, 96), (3, 128), (4, 128), (4, 160), (5, 192), (6, 224),
     ];
 
     /// <summary>Dense config of rung <paramref name="rung"/> for a vocabulary and context length.</summary>

@@ -8,19 +8,27 @@ namespace Tessera.Training.Labs;
 /// <summary>
 /// How every run of a lab trains: the same batch shape, learning-rate schedule (warmup then
 /// cosine to a tenth), seed and evaluation windows, so runs differ only in what the lab varies.
+/// The defaults (256-token steps, a high peak LR) suit the labs' tiny models and budgets, where
+/// a run of a few hundred thousand tokens must still take hundreds of optimizer steps.
 /// </summary>
 public sealed record LabTraining
 {
     /// <summary>Sequences per step.</summary>
-    public int BatchSize { get; init; } = 8;
+    public int BatchSize { get; init; } = 4;
     /// <summary>Tokens per sequence.</summary>
-    public int SequenceLength { get; init; } = 128;
-    /// <summary>Peak learning rate.</summary>
-    public float LearningRate { get; init; } = 3e-3f;
+    public int SequenceLength { get; init; } = 64;
+    /// <summary>Peak learning rate at width ≤ <see cref="LearningRateWidth"/>.</summary>
+    public float LearningRate { get; init; } = 1e-2f;
+    /// <summary>
+    /// Wider models get LearningRate · LearningRateWidth / dim (0 = one rate for all): Adam's
+    /// per-weight step must shrink like 1/width for the update of a layer's output to stay the
+    /// same size (the μP rule). One rate for every width would favour the smallest models.
+    /// </summary>
+    public int LearningRateWidth { get; init; } = 32;
     /// <summary>Share of the steps spent warming up.</summary>
     public double WarmupFraction { get; init; } = 0.05;
     /// <summary>Validation batches per evaluation (the same windows for every run).</summary>
-    public int EvalBatches { get; init; } = 32;
+    public int EvalBatches { get; init; } = 128;
     /// <summary>Seeds weights, data order and dropout masks.</summary>
     public ulong Seed { get; init; } = 1337;
     /// <summary>A run shorter than this many steps is refused as "budget too small to train".</summary>
@@ -29,11 +37,14 @@ public sealed record LabTraining
     /// <summary>Tokens one optimizer step consumes.</summary>
     public long TokensPerStep => (long)BatchSize * SequenceLength;
 
-    /// <summary>The trainer options of a run of <paramref name="steps"/> steps.</summary>
-    public TrainOptions Options(long steps) => new TrainOptions
+    /// <summary>Peak learning rate of a model of width <paramref name="dim"/>.</summary>
+    public float LearningRateFor(int dim) => LearningRateWidth > 0 && dim > LearningRateWidth ? LearningRate * LearningRateWidth / dim : LearningRate;
+
+    /// <summary>The trainer options of a run of <paramref name="steps"/> steps of a model of width <paramref name="dim"/>.</summary>
+    public TrainOptions Options(long steps, int dim) => new TrainOptions
     {
-        Steps = steps, BatchSize = BatchSize, SequenceLength = SequenceLength, LearningRate = LearningRate,
-        MinLearningRate = LearningRate / 10, WarmupSteps = Math.Max(1, (long)Math.Round(steps * WarmupFraction)),
+        Steps = steps, BatchSize = BatchSize, SequenceLength = SequenceLength, LearningRate = LearningRateFor(dim),
+        MinLearningRate = LearningRateFor(dim) / 10, WarmupSteps = Math.Max(1, (long)Math.Round(steps * WarmupFraction)),
         EvalEvery = 0, EvalBatches = EvalBatches, CheckpointEvery = 0, Seed = Seed,
     }.Validate();
 }
@@ -116,7 +127,7 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
         }
         var config = spec.Config;
         long steps = StepsFor(spec.Tokens);
-        var options = training.Options(steps);
+        var options = training.Options(steps, config.Dim);
         string scratch = folder is null ? Directory.CreateTempSubdirectory("tessera-lab-").FullName : Path.Combine(folder, "runs");
         Directory.CreateDirectory(scratch);
         string subsetPath = Path.Combine(scratch, spec.Name + ".train.bin");

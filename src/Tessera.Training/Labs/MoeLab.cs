@@ -16,7 +16,7 @@ public sealed record MoePlan
     /// <summary>The dense model (a rung of <see cref="LabModels.Ladder"/>).</summary>
     public int Rung { get; init; } = 4;
     /// <summary>Training tokens of every run.</summary>
-    public long Tokens { get; init; } = 1_200_000;
+    public long Tokens { get; init; } = 1_000_000;
     /// <summary>Expert counts; 1 is the dense model.</summary>
     public IReadOnlyList<int> Experts { get; init; } = [1, 2, 4, 8];
     /// <summary>Also run top-2 routing over half-width experts (expert counts ≥ 2).</summary>
@@ -30,7 +30,7 @@ public sealed record MoePlan
     /// <summary>The CI pipeline check: dense vs 4 experts top-1 on a tiny model.</summary>
     public static MoePlan Quick { get; } = new()
     {
-        Rung = 2, Tokens = 150 * 1024, Experts = [1, 4], IncludeTopTwo = false, Training = new LabTraining { EvalBatches = 8 },
+        Rung = 2, Tokens = 150 * 1024, Experts = [1, 4], IncludeTopTwo = false, Training = new LabTraining { EvalBatches = 16 },
     };
 }
 
@@ -101,7 +101,7 @@ public static class MoeLab
         string experts = SvgPlot.Lines($"Loss vs experts at equal active parameters ({r.Tokens:N0} tokens each)", "experts per layer", "validation loss (nats/token)", series, logX: true);
 
         var md = new StringBuilder();
-        md.AppendLine(inv, $"Data: {r.Corpus}. Every run trains on the same {r.Tokens:N0} tokens (batch {r.Training.BatchSize} × {r.Training.SequenceLength}, peak LR {r.Training.LearningRate}); MoE layers are dropless with the Switch load-balancing loss. Top-1 experts have the dense MLP's width, top-2 experts half of it, so active parameters match the dense model up to the router.");
+        md.AppendLine(inv, $"Data: {r.Corpus}. Every run trains on the same {r.Tokens:N0} tokens (batch {r.Training.BatchSize} × {r.Training.SequenceLength}, peak LR {r.Training.LearningRateFor(r.Runs[0].Dim)}); MoE layers are dropless with the Switch load-balancing loss. Top-1 experts have the dense MLP's width, top-2 experts half of it, so active parameters match the dense model up to the router.");
         md.AppendLine();
         md.AppendLine("![loss vs experts](experts.svg)");
         md.AppendLine();

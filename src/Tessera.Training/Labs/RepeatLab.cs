@@ -14,9 +14,9 @@ namespace Tessera.Training.Labs;
 public sealed record RepeatPlan
 {
     /// <summary>Training FLOPs of every repeated run.</summary>
-    public double Budget { get; init; } = 2e12;
+    public double Budget { get; init; } = 5e11;
     /// <summary>Model size (a rung of <see cref="LabModels.Ladder"/>).</summary>
-    public int Rung { get; init; } = 4;
+    public int Rung { get; init; } = 3;
     /// <summary>Epoch counts.</summary>
     public IReadOnlyList<int> Epochs { get; init; } = [1, 2, 4, 8, 16];
     /// <summary>Dropout probabilities compared.</summary>
@@ -32,7 +32,7 @@ public sealed record RepeatPlan
     /// <summary>The CI pipeline check: 1 and 4 epochs, tiny model and budget.</summary>
     public static RepeatPlan Quick { get; } = new()
     {
-        Budget = 8e10, Rung = 2, Epochs = [1, 4], FreshFractions = [1.0 / 4, 1.0 / 2], Training = new LabTraining { EvalBatches = 8 },
+        Budget = 8e10, Rung = 2, Epochs = [1, 4], FreshFractions = [1.0 / 4, 1.0 / 2], Training = new LabTraining { EvalBatches = 16 },
     };
 }
 
@@ -128,7 +128,7 @@ public static class RepeatLab
         string epochs = SvgPlot.Lines($"Loss vs epochs at fixed compute ({r.Tokens:N0} tokens seen)", "epochs over the unique tokens", "validation loss (nats/token)", series, logX: true);
 
         var md = new StringBuilder();
-        md.AppendLine(inv, $"Data: {r.Corpus}. Model {r.Model} (N = {r.N:N0} non-embedding parameters), every repeated run sees D = {r.Tokens:N0} tokens (C = {r.Budget:0.00e+0} FLOPs); the unique-token budget is U = D / epochs, drawn as whole documents in a fixed random order (smaller budgets are prefixes of larger ones).");
+        md.AppendLine(inv, $"Data: {r.Corpus}. Model {r.Model} (N = {r.N:N0} non-embedding parameters), every repeated run sees D = {r.Tokens:N0} tokens (C = {r.Budget:0.00e+0} FLOPs); the unique-token budget is U = D / epochs, drawn as whole documents in a fixed random order (smaller budgets are prefixes of larger ones). Training: batch {r.Training.BatchSize} × {r.Training.SequenceLength}, peak LR {r.Training.LearningRateFor(r.Runs[0].Dim)}, warmup then cosine to LR/10; dropout (when on) after the embedding and on the attention and MLP outputs before each residual add.");
         md.AppendLine();
         md.AppendLine(inv, $"Fresh-data curve (1-epoch runs, no dropout): L(D) = {r.Curve.E:F3} + {r.Curve.B:G4} / D^{r.Curve.Beta:F3}.");
         md.AppendLine();
