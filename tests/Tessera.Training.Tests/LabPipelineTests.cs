@@ -140,6 +140,28 @@ public sealed class LabPipelineTests : IDisposable
         Assert.Throws<ArgumentOutOfRangeException>(() => c.WriteSubset(dir.File("x.bin"), docs.TokenCount + 1, 4));
     }
 
+    [Fact]
+    public void ValidationSampleSpreadsEvenlyOverTheSplit()
+    {
+        // val holds 2,000 tokens; 4 pieces of 25 tokens must start at 0, 500, 1000, 1500.
+        using var sample = corpus.WriteValidationSample(dir.File("sample.bin"), 100, pieces: 4);
+        Assert.Equal(100, sample.TokenCount);
+        var got = new int[100];
+        sample.Read(0, got);
+        for (int i = 0; i < 4; i++)
+        {
+            var expected = new int[25];
+            val.Read(i * 500, expected);
+            Assert.Equal(expected, got[(i * 25)..((i + 1) * 25)]);
+        }
+        using var whole = corpus.WriteValidationSample(dir.File("whole.bin"), 1_000_000);
+        Assert.Equal(val.TokenCount, whole.TokenCount);
+        var all = new int[val.TokenCount]; var copy = new int[val.TokenCount];
+        val.Read(0, all);
+        whole.Read(0, copy);
+        Assert.Equal(all, copy);
+    }
+
     static TokenShard MultiDocumentShard(string path)
     {
         var docs = Enumerable.Range(0, 40).Select(d => Enumerable.Range(0, 50).Select(i => (d * 7 + i) % Vocab).ToArray()).ToList();

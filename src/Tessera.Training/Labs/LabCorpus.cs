@@ -108,6 +108,33 @@ public sealed class LabCorpus : IDisposable
         return TokenShard.Open(path);
     }
 
+    /// <summary>
+    /// Writes the evaluation sample every run is scored on: <paramref name="pieces"/> contiguous
+    /// pieces of the validation stream, evenly spaced through it, <paramref name="tokens"/> in all.
+    /// The trainer evaluates a split from its start, and the embedded corpus's validation split
+    /// starts with Moby-Dick and continues with speeches, so a prefix would score one source only;
+    /// evenly spaced pieces keep the sources in proportion. The whole split when it is small enough.
+    /// </summary>
+    public TokenShard WriteValidationSample(string path, long tokens, int pieces = 64)
+    {
+        long total = Validation.TokenCount;
+        if (tokens < 2) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "A validation sample needs at least 2 tokens.");
+        tokens = Math.Min(tokens, total);
+        pieces = tokens == total ? 1 : (int)Math.Clamp(pieces, 1, Math.Max(1, tokens / 2));
+        var chunks = new List<int[]>(pieces);
+        long stride = total / pieces, left = tokens;
+        for (int i = 0; i < pieces; i++)
+        {
+            long size = left / (pieces - i);
+            var chunk = new int[size];
+            Validation.Read(Math.Min(i * stride, total - size), chunk);
+            chunks.Add(chunk);
+            left -= size;
+        }
+        TokenShard.Write(path, [chunks.SelectMany(c => c).ToArray()], Validation.VocabSize);
+        return TokenShard.Open(path);
+    }
+
     /// <summary>Closes the shards when this object opened them.</summary>
     public void Dispose()
     {

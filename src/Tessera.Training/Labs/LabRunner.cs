@@ -27,7 +27,7 @@ public sealed record LabTraining
     public int LearningRateWidth { get; init; } = 32;
     /// <summary>Share of the steps spent warming up.</summary>
     public double WarmupFraction { get; init; } = 0.05;
-    /// <summary>Validation batches per evaluation (the same windows for every run).</summary>
+    /// <summary>Validation batches per evaluation: the same windows, evenly spread over the validation split, for every run.</summary>
     public int EvalBatches { get; init; } = 128;
     /// <summary>Seeds weights, data order and dropout masks.</summary>
     public ulong Seed { get; init; } = 1337;
@@ -135,7 +135,10 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
         TokenShard? subset = spec.UniqueTokens > 0 ? corpus.WriteSubset(subsetPath, Math.Min(spec.UniqueTokens + 1, corpus.Train.TokenCount), training.Seed) : null;
         try
         {
-            var data = new TrainData([subset ?? corpus.Train], [corpus.Validation], corpus.ValidationBytes);
+            // Exactly EvalBatches batches of windows; a piece boundary inside a window only mixes context.
+            string samplePath = Path.Combine(scratch, "validation-sample.bin");
+            using var sample = corpus.WriteValidationSample(samplePath, (long)training.EvalBatches * training.TokensPerStep + 1);
+            var data = new TrainData([subset ?? corpus.Train], [sample]);
             using var trainer = new Trainer(config, options, data);
             var clock = Stopwatch.StartNew();
             long every = Math.Max(1, steps / 4);
@@ -169,6 +172,7 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
         {
             subset?.Dispose();
             if (File.Exists(subsetPath)) File.Delete(subsetPath);
+            if (File.Exists(Path.Combine(scratch, "validation-sample.bin"))) File.Delete(Path.Combine(scratch, "validation-sample.bin"));
             if (folder is null) Directory.Delete(scratch, recursive: true);
         }
     }
@@ -181,5 +185,5 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
 
     /// <summary>Everything a run's result depends on: model, budget, subset, training settings and data.</summary>
     string Key(LabRunSpec spec)
-        => $"{spec.Config.ToHuggingFaceJson()}|{spec.Tokens}|{spec.UniqueTokens}|{training}|{corpus.Train.TokenCount}|{corpus.Validation.TokenCount}|{corpus.VocabSize}";
+        => $"{spec.Config.ToHuggingFaceJson()}|{spec.Tokens}|{spec.UniqueTokens}|{training}|{corpus.Train.TokenCount}|{corpus.Validation.TokenCount}|{corpus.VocabSize}|spread-validation";
 }
