@@ -121,5 +121,11 @@ public class LabFitTests
         Assert.Equal(0.9, fit.ValuePerToken(1), 1e-3);
         Assert.True(fit.ValuePerToken(4) < fit.ValuePerToken(2));
         Assert.True(double.IsNaN(RepetitionFit.Fit(curve, runs.Take(1).ToList()).RStar), "one epoch count cannot identify R*");
+
+        // With η pinned at 1 (the no-dropout series), R* alone is fitted.
+        var anchored = new RepetitionFit(RStar: 3, Efficiency: 1, RmsLogError: 0);
+        var pinned = RepetitionFit.Fit(curve, [.. runs.Select(r => (r.U, r.E, curve.Loss(anchored.EffectiveTokens(r.U, r.E))))], fitEfficiency: false);
+        Assert.Equal(1.0, pinned.Efficiency);
+        Assert.InRange(pinned.RStar, 2.95, 3.05);
     }
 }

@@ -133,7 +133,7 @@ public sealed class LabPipelineTests : IDisposable
         Assert.Equal(300, small.TokenCount);
         Assert.Equal(1000, large.TokenCount);
         Assert.Equal(smallTokens, largeTokens[..300]);
-        // Drawn in a shuffled document order, not the pool's prefix.
+        // Drawn as chunks in a shuffled order, not the pool's prefix.
         var prefix = new int[300];
         docs.Read(0, prefix);
         Assert.NotEqual(prefix, smallTokens);

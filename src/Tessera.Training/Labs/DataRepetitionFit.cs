@@ -63,10 +63,11 @@ public sealed record RepetitionFit(double RStar, double Efficiency, double RmsLo
     public double ValuePerToken(double epochs) => EffectiveTokens(1, epochs) / epochs;
 
     /// <summary>
-    /// Fits R* and η to runs of (unique tokens, epochs, loss) given the fresh-data curve. With one run
-    /// only η is identifiable and R* is reported as NaN; R* is searched in [0.01, 10⁴].
+    /// Fits R* (and η when <paramref name="fitEfficiency"/>; else η = 1) to runs of (unique tokens,
+    /// epochs, loss) given the fresh-data curve. With a single epoch count R* is not identifiable and
+    /// is reported as NaN; R* is searched in [0.01, 10⁴].
     /// </summary>
-    public static RepetitionFit Fit(DataCurve curve, IReadOnlyList<(double Unique, double Epochs, double Loss)> runs)
+    public static RepetitionFit Fit(DataCurve curve, IReadOnlyList<(double Unique, double Epochs, double Loss)> runs, bool fitEfficiency = true)
     {
         if (runs.Count == 0) throw new ArgumentException("A repetition fit needs at least one run.");
         double Objective(double[] t)
@@ -83,8 +84,10 @@ public sealed record RepetitionFit(double RStar, double Efficiency, double RmsLo
         (double[] X, double F) best = (new double[2], double.PositiveInfinity);
         foreach (double logR in new[] { -1.0, 0.5, 2.0, 4.0 })
         {
-            var run = NelderMead.Minimize(Objective, [logR, 0], [0.5, 0.1]);
-            if (run.F < best.F) best = run;
+            var run = fitEfficiency
+                ? NelderMead.Minimize(Objective, [logR, 0], [0.5, 0.1])
+                : NelderMead.Minimize(t => Objective([t[0], 0]), [logR], [0.5]);
+            if (run.F < best.F) best = (fitEfficiency ? run.X : [run.X[0], 0], run.F);
         }
         double rms = Math.Sqrt(best.F / runs.Count);
         bool identifiable = runs.Select(r => r.Epochs).Distinct().Count() >= 2;

@@ -25,6 +25,11 @@ public sealed record LabTraining
     /// same size (the μP rule). One rate for every width would favour the smallest models.
     /// </summary>
     public int LearningRateWidth { get; init; } = 32;
+    /// <summary>
+    /// The cosine schedule ends at this share of the peak rate. Low, because with the labs' small
+    /// batches the last steps' gradient noise otherwise decides a run's final loss.
+    /// </summary>
+    public double MinLearningRateShare { get; init; } = 0.01;
     /// <summary>Share of the steps spent warming up.</summary>
     public double WarmupFraction { get; init; } = 0.05;
     /// <summary>Validation batches per evaluation: the same windows, evenly spread over the validation split, for every run.</summary>
@@ -44,7 +49,7 @@ public sealed record LabTraining
     public TrainOptions Options(long steps, int dim) => new TrainOptions
     {
         Steps = steps, BatchSize = BatchSize, SequenceLength = SequenceLength, LearningRate = LearningRateFor(dim),
-        MinLearningRate = LearningRateFor(dim) / 10, WarmupSteps = Math.Max(1, (long)Math.Round(steps * WarmupFraction)),
+        MinLearningRate = (float)(LearningRateFor(dim) * MinLearningRateShare), WarmupSteps = Math.Max(1, (long)Math.Round(steps * WarmupFraction)),
         EvalEvery = 0, EvalBatches = EvalBatches, CheckpointEvery = 0, Seed = Seed,
     }.Validate();
 }
@@ -185,5 +190,5 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
 
     /// <summary>Everything a run's result depends on: model, budget, subset, training settings and data.</summary>
     string Key(LabRunSpec spec)
-        => $"{spec.Config.ToHuggingFaceJson()}|{spec.Tokens}|{spec.UniqueTokens}|{training}|{corpus.Train.TokenCount}|{corpus.Validation.TokenCount}|{corpus.VocabSize}|spread-validation";
+        => $"{spec.Config.ToHuggingFaceJson()}|{spec.Tokens}|{spec.UniqueTokens}|{training}|{corpus.Train.TokenCount}|{corpus.Validation.TokenCount}|{corpus.VocabSize}|spread-validation|chunked-subsets";
 }

@@ -16,7 +16,7 @@ public sealed record MoePlan
     /// <summary>The dense model (a rung of <see cref="LabModels.Ladder"/>).</summary>
     public int Rung { get; init; } = 4;
     /// <summary>Training tokens of every run.</summary>
-    public long Tokens { get; init; } = 1_000_000;
+    public long Tokens { get; init; } = 3_000_000;
     /// <summary>Expert counts; 1 is the dense model.</summary>
     public IReadOnlyList<int> Experts { get; init; } = [1, 2, 4, 8];
     /// <summary>Also run top-2 routing over half-width experts (expert counts ≥ 2).</summary>
@@ -24,7 +24,7 @@ public sealed record MoePlan
     /// <summary>How every run trains.</summary>
     public LabTraining Training { get; init; } = new();
 
-    /// <summary>The documented full lab (≈ 10–15 min on 2 cores).</summary>
+    /// <summary>The documented full lab (≈ 6 min on 2 quiet cores).</summary>
     public static MoePlan Full { get; } = new();
 
     /// <summary>The CI pipeline check: dense vs 4 experts top-1 on a tiny model.</summary>

@@ -14,11 +14,11 @@ namespace Tessera.Training.Labs;
 public sealed record ScalingPlan
 {
     /// <summary>Compute budgets of the sweep, FLOPs.</summary>
-    public IReadOnlyList<double> Budgets { get; init; } = [2.5e11, 5e11, 1e12];
+    public IReadOnlyList<double> Budgets { get; init; } = [2.5e11, 5e11, 1e12, 2e12];
     /// <summary>Model sizes trained per budget.</summary>
-    public int SizesPerBudget { get; init; } = 4;
+    public int SizesPerBudget { get; init; } = 5;
     /// <summary>Budget of the held-back run (larger than every sweep budget).</summary>
-    public double HeldOutBudget { get; init; } = 2e12;
+    public double HeldOutBudget { get; init; } = 4e12;
     /// <summary>Sizes are centred where D/N is closest to this (byte-level tiny models are compute-optimal far above Chinchilla's 20).</summary>
     public double CenterTokensPerParameter { get; init; } = 100;
     /// <summary>The held-back prediction passes when |predicted − actual| / actual ≤ this.</summary>
@@ -26,7 +26,7 @@ public sealed record ScalingPlan
     /// <summary>How every run trains.</summary>
     public LabTraining Training { get; init; } = new();
 
-    /// <summary>The documented full sweep: 3 budgets × 4 sizes + a 2× larger held-back run (≈ 10 min on 2 cores).</summary>
+    /// <summary>The documented full sweep: 4 budgets × 5 sizes + a 2× larger held-back run (≈ 10 min on 2 quiet cores).</summary>
     public static ScalingPlan Full { get; } = new();
 
     /// <summary>The CI pipeline check: 3 tiny budgets × 3 sizes + held-back (≈ 1 min).</summary>
@@ -182,7 +182,7 @@ public static class ScalingLab
 
         var md = new StringBuilder();
         var f = r.Fit;
-        md.AppendLine(inv, $"Data: {r.Corpus}. Training: batch {plan.Training.BatchSize} × {plan.Training.SequenceLength} tokens, peak LR {plan.Training.LearningRate} × min(1, {plan.Training.LearningRateWidth}/width), warmup {plan.Training.WarmupFraction:P0} then cosine to LR/10, validation loss over {plan.Training.EvalBatches} fixed batches.");
+        md.AppendLine(inv, $"Data: {r.Corpus}. Training: batch {plan.Training.BatchSize} × {plan.Training.SequenceLength} tokens, peak LR {plan.Training.LearningRate} × min(1, {plan.Training.LearningRateWidth}/width), warmup {plan.Training.WarmupFraction:P0} then cosine to {plan.Training.MinLearningRateShare:P0} of the peak, validation loss over {plan.Training.EvalBatches} fixed batches.");
         md.AppendLine();
         md.AppendLine(inv, $"N = {r.NDefinition}. C = {r.FlopsDefinition}.");
         md.AppendLine();
