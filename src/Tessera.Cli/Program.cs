@@ -12,4 +12,5 @@ root.Subcommands.Add(QuantizeCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
+root.Subcommands.Add(LabCommand.Create());
 return CliRunner.Invoke(root, args);

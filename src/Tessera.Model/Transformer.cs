@@ -29,8 +29,6 @@ public sealed class Transformer : IDisposable
     public Transformer(ModelConfig config, ulong seed = 0)
     {
         Config = config.Validate();
-        if (config.Dropout != 0)
-            throw new NotSupportedException($"Invalid model config: dropout {config.Dropout} is not implemented; use 0.");
         Rope = new RopeTable(config.ContextLength, config.HeadDim, config.RopeTheta);
         var p = Parameters = new ModelParameters();
         embedTokens = p.Add("model.embed_tokens.weight", ParameterKind.Embedding, config.VocabSize, config.Dim);
@@ -61,7 +59,7 @@ public sealed class Transformer : IDisposable
     {
         CheckInputs(ids, batch, seq, targets);
         var stats = new RouterStats();
-        var x = g.Embedding(embedTokens, ids);                                    // (B·T, D)
+        var x = g.Dropout(g.Embedding(embedTokens, ids), Config.Dropout);         // (B·T, D)
         foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats); // (B·T, D)
         var hidden = g.RmsNorm(x, finalNorm, Config.NormEps);                     // (B·T, D)
         var logits = g.Linear(hidden, lmHead);                                    // (B·T, V)

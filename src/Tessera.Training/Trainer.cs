@@ -78,7 +78,6 @@ public sealed class Trainer : IDisposable
     static Transformer CheckThenBuild(ModelConfig config, TrainOptions options, TrainData data)
     {
         config.Validate();
-        if (config.Dropout != 0) throw new ArgumentException($"Invalid model config: dropout {config.Dropout} is not implemented; use 0.");
         CheckRun(config, options, data);
         return new Transformer(config, options.Seed);
     }
@@ -155,7 +154,7 @@ public sealed class Trainer : IDisposable
     public DataCursor Cursor => train.Cursor;
     /// <summary>The optimizer (moments and step count).</summary>
     public AdamW Optimizer => optimizer;
-    /// <summary>Trainer-level random stream (saved in checkpoints; reserved for stochastic training features).</summary>
+    /// <summary>Trainer-level random stream (saved in checkpoints): dropout masks are drawn from it.</summary>
     public Rng Random => rng;
 
     /// <summary>Called after every step.</summary>
@@ -194,7 +193,8 @@ public sealed class Trainer : IDisposable
         for (int m = 0; m < accum; m++)
         {
             train.Next(inputs, targets, objective is null ? default : windows);
-            using var g = new Graph();
+            // Dropout masks come from the trainer's saved stream (unused when dropout is 0), so resume stays exact.
+            using var g = new Graph { DropoutRng = rng };
             var output = Model.Forward(g, inputs, o.BatchSize, o.SequenceLength, targets);
             var loss = objective is null ? output.Loss! : objective(g, output, batch!);
             ce += output.CrossEntropy!.Item() / accum;
