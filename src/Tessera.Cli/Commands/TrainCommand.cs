@@ -27,6 +27,7 @@ public static class TrainCommand
         var context = new Option<int?>("--context") { Description = "Model context length." };
         var window = new Option<int?>("--window") { Description = "Sliding attention window (0 = full causal)." };
         var capacity = new Option<float?>("--capacity") { Description = "Expert capacity factor (0 = dropless)." };
+        var dropout = new Option<float?>("--dropout") { Description = "Dropout on embeddings and residual branches (0 = off)." };
         var steps = new Option<long>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 500 };
         var batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => 8 };
         var seq = new Option<int>("--seq") { Description = "Tokens per sequence (≤ context).", DefaultValueFactory = _ => 128 };
@@ -43,7 +44,7 @@ public static class TrainCommand
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer, with periodic eval and atomic checkpoints.")
         {
-            data, tokenizer, output, resume, preset, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity,
+            data, tokenizer, output, resume, preset, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
             steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, json,
         };
         cmd.SetAction((p, cancel) =>
@@ -65,6 +66,7 @@ public static class TrainCommand
             var tok = p.GetValue(resume) ? RunSetup.LoadRunTokenizer(runTok) : TokenizerFiles.Load(tokSource);
             var config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
                 p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity));
+            if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
             if (options.SequenceLength > config.ContextLength)
                 throw new ArgumentException($"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
             var prepared = RunSetup.ResolveData(dataArg, tokSource, Path.Combine(outDir, "data"), quiet);
