@@ -48,7 +48,7 @@ public static class GgufWeights
         IWeightMatrix head = c.TiedEmbeddings
             ? embd.Type is GgmlType.Q8_0 or GgmlType.Q4_0 ? Matrix(r, "token_embd.weight", c.VocabSize, D) : embedding
             : Matrix(r, "output.weight", c.VocabSize, D);
-        return new InferenceWeights(c, embedding, layers, Vector(r, "output_norm.weight", D), head, new RopeTable(c.ContextLength, c.HeadDim, c.RopeTheta));
+        return new InferenceWeights(c, embedding, layers, Vector(r, "output_norm.weight", D), head, new RopeTable(c.ContextLength, c.HeadDim, c.RopeTheta)).Packed();
     }
 
     /// <summary>A (rows, cols) matrix; <paramref name="ropeHeads"/> &gt; 0 un-permutes q/k rows per head.</summary>

@@ -57,8 +57,13 @@ public sealed class InferenceWeights
     public IWeightMatrix LmHead { get; }
     public RopeTable Rope { get; }
 
-    /// <summary>Borrows every weight of <paramref name="model"/> by its Hugging Face name (q/k/v and gate/up stacked without copying).</summary>
-    public static InferenceWeights FromTransformer(Transformer model)
+    /// <summary>
+    /// Every weight of <paramref name="model"/> by its Hugging Face name. With <paramref name="pack"/>
+    /// (the default) the projections are copied into <see cref="PanelWeights"/> (see
+    /// <see cref="Packed"/>); without it they are borrowed row-major (q/k/v and gate/up stacked
+    /// without copying) and multiplied by <see cref="DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
+    /// </summary>
+    public static InferenceWeights FromTransformer(Transformer model, bool pack = true)
     {
         var c = model.Config;
         var p = model.Parameters;
@@ -85,7 +90,27 @@ public sealed class InferenceWeights
         }
         var embed = M("model.embed_tokens.weight");
         IWeightMatrix head = c.TiedEmbeddings ? embed : M("lm_head.weight");
-        return new InferenceWeights(c, embed, layers, V("model.norm.weight"), head, model.Rope);
+        var weights = new InferenceWeights(c, embed, layers, V("model.norm.weight"), head, model.Rope);
+        return pack ? weights.Packed() : weights;
+    }
+
+    /// <summary>
+    /// These weights with every fp32 projection (q/k/v, o, gate/up, down, experts, the output head)
+    /// repacked as <see cref="PanelWeights"/>, the form the forward pass multiplies fastest at any
+    /// row count. The embedding table stays row-major for lookups (a tied head gets its own packed
+    /// copy); the router and quantized matrices are kept as they are.
+    /// </summary>
+    public InferenceWeights Packed()
+    {
+        static IWeightMatrix P(IWeightMatrix m) => m is DenseWeights d ? PanelWeights.Pack(d) : m;
+        static ExpertWeights E(ExpertWeights e) => new(P(e.GateUp), P(e.Down));
+        var layers = new LayerWeights[Layers.Count];
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var l = Layers[i];
+            layers[i] = l with { Qkv = P(l.Qkv), O = P(l.O), Mlp = l.Mlp is null ? null : E(l.Mlp), Experts = Array.ConvertAll(l.Experts, E) };
+        }
+        return new InferenceWeights(Config, Embedding, layers, FinalNorm, P(LmHead), Rope);
     }
 
     /// <summary>
@@ -112,6 +137,7 @@ public sealed class InferenceWeights
     public static float[] ToFloat(IWeightMatrix m) => m switch
     {
         DenseWeights d => d.ToArray(),
+        PanelWeights p => p.ToArray(),
         QuantizedWeights q => q.Dequantize(),
         _ => throw new ArgumentException($"InferenceWeights: cannot read the values of a {m.GetType().Name}."),
     };
@@ -146,7 +172,7 @@ public sealed class InferenceWeights
     {
         get
         {
-            long total = LmHead.Bytes + (ReferenceEquals(LmHead, Embedding) ? 0 : Embedding.Bytes);
+            long total = LmHead.Bytes + (ReferenceEquals(LmHead, Embedding) || Config.TiedEmbeddings ? 0 : Embedding.Bytes);
             foreach (var l in Layers)
             {
                 total += l.Qkv.Bytes + l.O.Bytes;

@@ -80,7 +80,7 @@ public static class DecodeBenchCommand
     /// <summary>How the projection matrices are stored, e.g. "fp32" or "q8_0 (head q8_0)".</summary>
     static string WeightsName(InferenceWeights w)
     {
-        static string Of(IWeightMatrix m) => m is QuantizedWeights q ? q.Format.ToString().ToLowerInvariant() : m is DenseWeights ? "fp32" : "mixed";
+        static string Of(IWeightMatrix m) => m is QuantizedWeights q ? q.Format.ToString().ToLowerInvariant() : m is DenseWeights or PanelWeights ? "fp32" : "mixed";
         return $"{Of(w.Layers[0].Qkv)} layers, {Of(w.LmHead)} head";
     }
 

@@ -1,0 +1,201 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Tessera.Inference;
+
+/// <summary>
+/// y (n × R) = x (n × K) · Wᵀ with W stored as <see cref="PanelWeights"/>: panels of
+/// <see cref="PanelRows"/> weight rows, k-major (panel[p·64 + c] = W[64·j + c, p]), so one k step of
+/// a panel is four contiguous vectors. Each panel is multiplied by the activation rows in blocks of
+/// up to six: per k step, four panel loads and one broadcast per row feed 4·rows FMAs into 24
+/// register accumulators (the GEMM micro-kernel's shape, without packing A or blocking K). The
+/// first block streams the panel from memory; the others find it in L2. Work is split over panels
+/// (<see cref="DecodeWorkers"/>, chunk claiming).
+/// <para>Every output is one FMA chain over p = 0..K−1 in one vector lane, starting from zero:
+/// the same sum whatever n, the row block, the panel split or the thread count, so a row's result
+/// does not depend on which other rows share the call (batched, speculative and one-at-a-time
+/// decoding agree bit for bit). <see cref="Scalar"/> is the twin, equal bit for bit.</para>
+/// </summary>
+public static unsafe class PanelMatMul
+{
+    /// <summary>Weight rows per panel: four 16-lane vectors.</summary>
+    public const int PanelRows = 64;
+
+    /// <summary>Activation rows per register block.</summary>
+    const int BlockRows = 6;
+
+    /// <summary>Below this many multiply-adds the hand-off to a second thread costs more than it saves.</summary>
+    const long ParallelThreshold = 1L << 16;
+
+    /// <summary>
+    /// y[i·ldy + j] = Σₚ x[i·k + p]·W[j, p] for i &lt; n, j &lt; rows; <paramref name="panels"/> holds
+    /// ⌈rows/64⌉ panels of k·64 floats (rows past the end are zero and never stored).
+    /// </summary>
+    public static void Run(float* panels, int rows, int k, float* x, int n, float* y, int ldy)
+    {
+        if (rows <= 0 || k <= 0) throw new ArgumentException($"PanelMatMul: a ({rows}, {k}) matrix is empty.");
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), n, "PanelMatMul: n must not be negative.");
+        if (ldy < rows) throw new ArgumentException($"PanelMatMul: ldy {ldy} < {rows} output columns.");
+        if (n == 0) return;
+        int count = (rows + PanelRows - 1) / PanelRows;
+        var job = Job.ForCurrentThread;
+        job.Set(panels, rows, k, x, n, y, ldy);
+        var workers = DecodeWorkers.Shared;
+        if ((long)rows * k * n < ParallelThreshold || workers.ThreadCount == 1 || count == 1) job.Compute(0, count);
+        else workers.For(count, Math.Min(count, 8 * workers.ThreadCount), job.Compute);
+    }
+
+    /// <summary>The twin: the same FMA chain per output, one scalar at a time.</summary>
+    public static void Scalar(float* panels, int rows, int k, float* x, int n, float* y, int ldy)
+    {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < rows; j++)
+            {
+                float* w = panels + (long)(j / PanelRows) * k * PanelRows + j % PanelRows;
+                float s = 0;
+                for (int p = 0; p < k; p++) s = MathF.FusedMultiplyAdd(x[(long)i * k + p], w[(long)p * PanelRows], s);
+                y[(long)i * ldy + j] = s;
+            }
+    }
+
+    /// <summary>The call in flight, bound to a cached delegate per calling thread (no allocation per call).</summary>
+    sealed class Job
+    {
+        [ThreadStatic] static Job? current;
+        public static Job ForCurrentThread => current ??= new Job();
+
+        public readonly Action<int, int> Compute;
+        float* panels, x, y;
+        int rows, k, n, ldy;
+
+        Job() => Compute = Range;
+
+        public void Set(float* panels, int rows, int k, float* x, int n, float* y, int ldy)
+        {
+            this.panels = panels; this.rows = rows; this.k = k; this.x = x; this.n = n; this.y = y; this.ldy = ldy;
+        }
+
+        void Range(int start, int end)
+        {
+            if (!Vector512.IsHardwareAccelerated)
+            {
+                for (int j = start; j < end; j++)
+                {
+                    int width = Math.Min(PanelRows, rows - j * PanelRows);
+                    Scalar(panels + (long)j * k * PanelRows, width, k, x, n, y + j * PanelRows, ldy);
+                }
+                return;
+            }
+            // Row blocks as even as possible, none above six: 32 rows → 6,6,5,5,5,5 (not five 6s and a 2).
+            int blocks = (n + BlockRows - 1) / BlockRows;
+            for (int j = start; j < end; j++)
+            {
+                float* panel = panels + (long)j * k * PanelRows;
+                int width = Math.Min(PanelRows, rows - j * PanelRows);
+                int i = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    int m = n / blocks + (b < n % blocks ? 1 : 0);
+                    Block(panel, k, x + (long)i * k, m, y + (long)i * ldy + j * PanelRows, ldy, width);
+                    i += m;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// m (1..6) rows against one panel. A panel narrower than 64 columns (the last of a matrix whose
+    /// rows are not a multiple of 64) goes through a 6×64 scratch tile, and only its real columns are copied out.
+    /// </summary>
+    static void Block(float* panel, int k, float* x, int m, float* y, int ldy, int width)
+    {
+        float* tile = stackalloc float[BlockRows * PanelRows];
+        float* dst = width == PanelRows ? y : tile;
+        int ld = width == PanelRows ? ldy : PanelRows;
+        switch (m)
+        {
+            case 1: Kernel<R1>(panel, k, x, dst, ld); break;
+            case 2: Kernel<R2>(panel, k, x, dst, ld); break;
+            case 3: Kernel<R3>(panel, k, x, dst, ld); break;
+            case 4: Kernel<R4>(panel, k, x, dst, ld); break;
+            case 5: Kernel<R5>(panel, k, x, dst, ld); break;
+            default: Kernel<R6>(panel, k, x, dst, ld); break;
+        }
+        if (dst == tile)
+            for (int i = 0; i < m; i++) new ReadOnlySpan<float>(tile + i * PanelRows, width).CopyTo(new Span<float>(y + (long)i * ldy, width));
+    }
+
+    /// <summary>A compile-time row count: each instantiation of <see cref="Kernel{T}"/> keeps only its rows' code.</summary>
+    interface IRows { static abstract int Count { get; } }
+    struct R1 : IRows { public static int Count => 1; }
+    struct R2 : IRows { public static int Count => 2; }
+    struct R3 : IRows { public static int Count => 3; }
+    struct R4 : IRows { public static int Count => 4; }
+    struct R5 : IRows { public static int Count => 5; }
+    struct R6 : IRows { public static int Count => 6; }
+
+    /// <summary>T.Count activation rows (stride k) against one panel: all 64 columns stored at y (row stride ldy).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel<T>(float* w, int k, float* x, float* y, int ldy) where T : struct, IRows
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        float* x0 = x, x1 = x + k, x2 = x + 2L * k, x3 = x + 3L * k, x4 = x + 4L * k, x5 = x + 5L * k;
+        for (int p = 0; p < k; p++, w += PanelRows)
+        {
+            var b0 = Vector512.LoadAligned(w);
+            var b1 = Vector512.LoadAligned(w + 16);
+            var b2 = Vector512.LoadAligned(w + 32);
+            var b3 = Vector512.LoadAligned(w + 48);
+            var a = Vector512.Create(x0[p]);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(a, b2, c02); c03 = Vector512.FusedMultiplyAdd(a, b3, c03);
+            if (T.Count > 1)
+            {
+                a = Vector512.Create(x1[p]);
+                c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+                c12 = Vector512.FusedMultiplyAdd(a, b2, c12); c13 = Vector512.FusedMultiplyAdd(a, b3, c13);
+            }
+            if (T.Count > 2)
+            {
+                a = Vector512.Create(x2[p]);
+                c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+                c22 = Vector512.FusedMultiplyAdd(a, b2, c22); c23 = Vector512.FusedMultiplyAdd(a, b3, c23);
+            }
+            if (T.Count > 3)
+            {
+                a = Vector512.Create(x3[p]);
+                c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+                c32 = Vector512.FusedMultiplyAdd(a, b2, c32); c33 = Vector512.FusedMultiplyAdd(a, b3, c33);
+            }
+            if (T.Count > 4)
+            {
+                a = Vector512.Create(x4[p]);
+                c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+                c42 = Vector512.FusedMultiplyAdd(a, b2, c42); c43 = Vector512.FusedMultiplyAdd(a, b3, c43);
+            }
+            if (T.Count > 5)
+            {
+                a = Vector512.Create(x5[p]);
+                c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+                c52 = Vector512.FusedMultiplyAdd(a, b2, c52); c53 = Vector512.FusedMultiplyAdd(a, b3, c53);
+            }
+        }
+        Store(y, c00, c01, c02, c03);
+        if (T.Count > 1) Store(y + ldy, c10, c11, c12, c13);
+        if (T.Count > 2) Store(y + 2L * ldy, c20, c21, c22, c23);
+        if (T.Count > 3) Store(y + 3L * ldy, c30, c31, c32, c33);
+        if (T.Count > 4) Store(y + 4L * ldy, c40, c41, c42, c43);
+        if (T.Count > 5) Store(y + 5L * ldy, c50, c51, c52, c53);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* y, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
+    {
+        Vector512.Store(v0, y); Vector512.Store(v1, y + 16); Vector512.Store(v2, y + 32); Vector512.Store(v3, y + 48);
+    }
+}
