@@ -148,5 +148,8 @@ public static class EngineChecks
         if (r.Prompt.Count >= config.ContextLength && r.MaxNewTokens > 0)
             throw new ArgumentException($"The prompt fills the model's context of {config.ContextLength} tokens; nothing can be generated.");
         r.Sampling.Validate();
+        if (r.Sampling.LogitBias is { } bias)
+            foreach (int id in bias.Keys)
+                if (id >= config.VocabSize) throw new ArgumentException($"logit bias: token id {id} is outside the vocabulary of {config.VocabSize}.");
     }
 }

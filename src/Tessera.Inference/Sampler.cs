@@ -13,6 +13,7 @@ public sealed class Sampler
     readonly Rng rng;
     float[] probs = [];
     int[] order = [];
+    float[] biased = [];
 
     public Sampler(SamplingOptions options)
     {
@@ -24,6 +25,7 @@ public sealed class Sampler
     public int Next(ReadOnlySpan<float> logits)
     {
         if (logits.IsEmpty) throw new ArgumentException("Sampler.Next: empty logits.");
+        logits = Bias(logits);
         if (options.Temperature == 0) return ArgMax(logits);
         int keep = Filter(logits);
         double total = 0;
@@ -46,11 +48,26 @@ public sealed class Sampler
     {
         if (logits.IsEmpty || p.Length != logits.Length) throw new ArgumentException($"Sampler.Distribution: {logits.Length} logits for {p.Length} probabilities.");
         p.Clear();
+        logits = Bias(logits);
         if (options.Temperature == 0) { p[ArgMax(logits)] = 1f; return; }
         int keep = Filter(logits);
         double total = 0;
         for (int i = 0; i < keep; i++) total += probs[order[i]];
         for (int i = 0; i < keep; i++) p[order[i]] = (float)(probs[order[i]] / total);
+    }
+
+    /// <summary>The logits with <see cref="SamplingOptions.LogitBias"/> added (a copy), or the logits themselves when there is none.</summary>
+    ReadOnlySpan<float> Bias(ReadOnlySpan<float> logits)
+    {
+        if (options.LogitBias is not { Count: > 0 } bias) return logits;
+        if (biased.Length != logits.Length) biased = new float[logits.Length];
+        logits.CopyTo(biased);
+        foreach (var (id, b) in bias)
+        {
+            if ((uint)id >= (uint)logits.Length) throw new ArgumentException($"logit bias: token id {id} is outside the vocabulary of {logits.Length}.");
+            biased[id] += b;
+        }
+        return biased;
     }
 
     /// <summary>A uniform draw in [0, 1) from this sampler's stream.</summary>

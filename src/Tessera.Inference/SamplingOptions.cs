@@ -1,8 +1,9 @@
 namespace Tessera.Inference;
 
 /// <summary>
-/// How the next token is drawn from logits. Temperature 0 is greedy (argmax, ties to the lower
-/// id). Filters apply in the order top-k, top-p (nucleus), min-p, each to the tempered distribution.
+/// How the next token is drawn from logits. <see cref="LogitBias"/> is added to the logits first;
+/// then temperature 0 is greedy (argmax, ties to the lower id), otherwise filters apply in the order
+/// top-k, top-p (nucleus), min-p, each to the tempered distribution.
 /// </summary>
 public sealed record SamplingOptions
 {
@@ -15,6 +16,13 @@ public sealed record SamplingOptions
     public float MinP { get; init; }
     public ulong Seed { get; init; }
 
+    /// <summary>
+    /// Added to the logit of each listed token id before anything else (OpenAI's <c>logit_bias</c>):
+    /// −100 all but bans a token, +100 all but forces it. Reported log-probabilities stay those of
+    /// the unbiased model. Ids must lie in the vocabulary (engines check; the sampler throws otherwise).
+    /// </summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
+
     /// <summary>Greedy decoding.</summary>
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0f };
 
@@ -25,6 +33,12 @@ public sealed record SamplingOptions
         if (TopK < 0) throw new ArgumentException($"top-k must be ≥ 0, got {TopK}.");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}.");
         if (!(MinP >= 0 && MinP < 1)) throw new ArgumentException($"min-p must be in [0, 1), got {MinP}.");
+        if (LogitBias is not null)
+            foreach (var (id, bias) in LogitBias)
+            {
+                if (id < 0) throw new ArgumentException($"logit bias: token id {id} is negative.");
+                if (!float.IsFinite(bias)) throw new ArgumentException($"logit bias for token {id} must be finite, got {bias}.");
+            }
         return this;
     }
 }

@@ -120,7 +120,7 @@ public sealed class SpeculativeDecoder : IDisposable
                 var logits = target.Logits(i);
                 if (greedy)
                 {
-                    int best = Sampler.ArgMax(logits);
+                    int best = targetSampler.Next(logits);   // greedy: the argmax of the biased logits
                     if (best == d) { emit.Add((d, i)); accepted++; continue; }
                     emit.Add((best, i));
                     break;
@@ -135,7 +135,7 @@ public sealed class SpeculativeDecoder : IDisposable
             if (accepted == steps)
             {
                 var logits = target.Logits(steps);
-                if (greedy) emit.Add((Sampler.ArgMax(logits), steps));
+                if (greedy) emit.Add((targetSampler.Next(logits), steps));
                 else { targetSampler.Distribution(logits, p); emit.Add((targetSampler.Draw(p), steps)); }
             }
             Steps++; Drafted += steps; Accepted += accepted;

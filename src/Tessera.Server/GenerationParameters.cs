@@ -24,7 +24,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
         foreach (var penalty in (string[])["frequency_penalty", "presence_penalty"])
             if (req.Number(penalty, -2, 2) is { } v && v != 0)
                 throw ApiException.Unsupported(penalty, $"{penalty} is not supported by this server's engine; leave it unset or 0.");
-        CheckLogitBias(req, model);
+        var logitBias = ParseLogitBias(req, model);
         if (req.Field("tools") is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
             throw ApiException.Unsupported("tools", "tools (function calling) are not supported by this server.");
         if (req.Field("response_format") is { } rf && !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text"))
@@ -42,6 +42,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             MinP = (float)(req.Number("min_p", 0, 0.999999) ?? 0),
             // Without a seed each request must sample differently, so draw one; with a seed, replies repeat.
             Seed = req.Field("seed") is { } seed ? unchecked((ulong)JsonRequest.IntegerValue(seed, "seed", long.MinValue, long.MaxValue)) : (ulong)Random.Shared.NextInt64(),
+            LogitBias = logitBias,
         };
         if (sampling.TopP <= 0) throw ApiException.Invalid("top_p", "top_p must be greater than 0 - 'top_p'.");
 
@@ -99,23 +100,23 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
     }
 
     /// <summary>
-    /// logit_bias is validated fully (token ids in the vocabulary, biases in [-100, 100]) so a bogus
-    /// map is a 400 naming the problem; a non-empty valid map is refused too, because
-    /// <see cref="IGenerationEngine"/> has no hook to apply it and silently ignoring it would mislead.
+    /// logit_bias: an object mapping token ids (as strings) to biases in [-100, 100], added to those
+    /// logits before sampling (OpenAI's semantics). A bogus map is a 400 naming the bad entry; an
+    /// empty map is the same as none.
     /// </summary>
-    static void CheckLogitBias(JsonRequest req, ServedModel model)
+    static IReadOnlyDictionary<int, float>? ParseLogitBias(JsonRequest req, ServedModel model)
     {
-        if (req.Field("logit_bias") is not { } v) return;
+        if (req.Field("logit_bias") is not { } v || v.ValueKind == JsonValueKind.Null) return null;
         if (v.ValueKind != JsonValueKind.Object) throw JsonRequest.WrongType("logit_bias", v, "an object mapping token ids to biases");
-        int count = 0;
+        var bias = new Dictionary<int, float>();
         foreach (var p in v.EnumerateObject())
         {
             if (!int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) || id >= model.Engine.Config.VocabSize)
                 throw ApiException.Invalid("logit_bias", $"Invalid key '{p.Name}' in logit_bias: keys must be token ids in [0, {model.Engine.Config.VocabSize}).");
             if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetDouble(out double b) || b < -100 || b > 100)
                 throw ApiException.Invalid("logit_bias", $"Invalid bias {p.Value.GetRawText()} for token {id} in logit_bias: biases must be numbers in [-100, 100].");
-            count++;
+            bias[id] = (float)b;
         }
-        if (count > 0) throw ApiException.Unsupported("logit_bias", "logit_bias is not supported by this server's engine (it has no logit hook); send an empty map or leave it unset.");
+        return bias.Count == 0 ? null : bias;
     }
 }

@@ -58,6 +58,26 @@ public class SamplerTests
     }
 
     [Fact]
+    public void LogitBiasIsAddedBeforeGreedyAndSampling()
+    {
+        // Greedy: banning the argmax (id 1) leaves its tie partner id 3; +100 forces id 4.
+        Assert.Equal(3, new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [1] = -100 } }).Next(Logits));
+        Assert.Equal(4, new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [4] = 100 } }).Next(Logits));
+        // Sampled: the distribution is softmax(logits + bias), computed independently here.
+        var bias = new Dictionary<int, float> { [0] = 1.5f, [3] = -2f };
+        var shifted = Logits.Select((l, i) => l + (bias.TryGetValue(i, out float b) ? b : 0)).ToArray();
+        var expected = Softmax(shifted, 0.8f);
+        var sampler = new Sampler(new SamplingOptions { Temperature = 0.8f, LogitBias = bias, Seed = 9 });
+        var p = new float[Logits.Length];
+        sampler.Distribution(Logits, p);
+        for (int i = 0; i < p.Length; i++) Assert.Equal(expected[i], p[i], 1e-6);
+        Assert.Equal(new float[] { 1.0f, 2.0f, 0.5f, 2.0f, -1.0f, 0.0f }, Logits);   // the caller's logits are not modified
+        Assert.Throws<ArgumentException>(() => new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [6] = 1 } }).Next(Logits));
+        Assert.Throws<ArgumentException>(() => new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [-1] = 1 } }));
+        Assert.Throws<ArgumentException>(() => new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [1] = float.NaN } }));
+    }
+
+    [Fact]
     public void SameSeedSameSamplesDifferentSeedDifferent()
     {
         int[] Draw(ulong seed) { var s = new Sampler(new SamplingOptions { Seed = seed }); return Enumerable.Range(0, 64).Select(_ => s.Next(Logits)).ToArray(); }

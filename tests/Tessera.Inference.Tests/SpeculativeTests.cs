@@ -31,6 +31,28 @@ public class SpeculativeTests
     }
 
     [Fact]
+    public void LogitBiasGivesTheSameTokensInEveryEngine()
+    {
+        var config = EngineModels.ByName("dense");
+        using var target = EngineModels.Build(config, seed: 41);
+        using var draft = EngineModels.Build(config with { Layers = 1 }, seed: 42);
+        var prompt = EngineModels.Prompt(5, config.VocabSize, 3);
+        var plain = ReferenceGenerator.Generate(target, prompt, 12, SamplingOptions.Greedy).Skip(prompt.Length).ToList();
+        // Ban the two most frequent greedy tokens: the output must change and agree across engines.
+        var banned = plain.GroupBy(t => t).OrderByDescending(g => g.Count()).Take(2).Select(g => g.Key).ToList();
+        var sampling = SamplingOptions.Greedy with { LogitBias = banned.ToDictionary(t => t, _ => -100f) };
+        var request = new GenerationRequest(prompt, 12, sampling);
+        var want = ReferenceGenerator.Generate(target, prompt, 12, sampling).Skip(prompt.Length).ToList();
+        Assert.NotEqual(plain, want);
+        Assert.DoesNotContain(want, banned.Contains);
+        using var speculative = new SpeculativeDecoder(InferenceWeights.FromTransformer(target), InferenceWeights.FromTransformer(draft), 3);
+        Assert.Equal(want, speculative.Generate(request).Select(e => e.Id));
+        using var batching = new BatchingEngine(InferenceWeights.FromTransformer(target), new BatchingOptions { MaxSequences = 2 });
+        Assert.Equal(want, batching.GenerateAsync(request).ToBlockingList().Select(e => e.Id));
+        Assert.Throws<ArgumentException>(() => batching.GenerateAsync(request with { Sampling = SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [config.VocabSize] = 1 } } }));
+    }
+
+    [Fact]
     public void IdenticalDraftAcceptsEverything()
     {
         using var target = EngineModels.Build(EngineModels.Dense, seed: 33);

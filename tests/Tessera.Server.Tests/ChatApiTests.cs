@@ -28,6 +28,29 @@ public class ChatApiTests(ServerFixture f)
     }
 
     [Fact]
+    public async Task LogitBiasSteersTheReplyAsTheEngineDoes()
+    {
+        TextMessage[] messages = [new("user", "Hello there")];
+        var plain = await TestModel.GreedyChat(f.Reference, messages, 6);
+        var prompt = Text.ChatTemplate.Encode(TestModel.Tokenizer, messages, addGenerationPrompt: true);
+        int first = f.Reference.GenerateAsync(new Inference.GenerationRequest(prompt, 1, Inference.SamplingOptions.Greedy)).ToBlockingEnumerable().First().Id;
+        int forced = TestModel.Tokenizer.Encode("Q")[0];
+        // Ban the greedy first token and push 'Q' up: the server must give exactly the engine's biased greedy reply.
+        var bias = new Dictionary<int, float> { [first] = -100, [forced] = 5 };
+        var expected = await TestModel.GreedyChat(f.Reference, messages, 6, Inference.SamplingOptions.Greedy with { LogitBias = bias });
+        Assert.NotEqual(plain.Text, expected.Text);
+        var options = Greedy(6);
+        foreach (var (id, b) in bias) options.LogitBiases.Add(id, (int)b);
+        var result = (await Client().CompleteChatAsync([new UserChatMessage("Hello there")], options)).Value;
+        Assert.Equal(expected.Text, result.Content.Count == 0 ? "" : result.Content[0].Text);
+        // +100 forces one token everywhere.
+        var force = Greedy(5);
+        force.LogitBiases.Add(forced, 100);
+        var forcedReply = (await Client().CompleteChatAsync([new UserChatMessage("Hello there")], force)).Value;
+        Assert.Equal("QQQQQ", forcedReply.Content[0].Text);
+    }
+
+    [Fact]
     public async Task NonStreamingChatIsTheEnginesGreedyReplyWithUsage()
     {
         var expected = await TestModel.GreedyChat(f.Reference, [new TextMessage("system", "Be brief."), new TextMessage("user", "Hello there")], 24);

@@ -22,14 +22,14 @@ public static class TestModel
 
     /// <summary>The greedy reply the engine gives for a chat, decoded the plain way (see <see cref="Text"/>).</summary>
     public static async Task<(string Text, int PromptTokens, int CompletionTokens, FinishReason Finish)> GreedyChat(
-        IGenerationEngine engine, IReadOnlyList<ChatMessage> messages, int maxTokens)
+        IGenerationEngine engine, IReadOnlyList<ChatMessage> messages, int maxTokens, SamplingOptions? sampling = null)
     {
         var s = Tokenizer.SpecialTokens;
         var prompt = ChatTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true);
         var stops = new HashSet<int> { s.Id(ChatTemplate.End), s.Id(ChatTemplate.Eos) };
         var ids = new List<int>();
         var finish = FinishReason.None;
-        await foreach (var e in engine.GenerateAsync(new GenerationRequest(prompt, maxTokens, SamplingOptions.Greedy, stops)))
+        await foreach (var e in engine.GenerateAsync(new GenerationRequest(prompt, maxTokens, sampling ?? SamplingOptions.Greedy, stops)))
         {
             ids.Add(e.Id);
             finish = e.Finish;
