@@ -1,0 +1,43 @@
+namespace Tessera.Cli.Tests;
+
+/// <summary>The command contract for failures: one line starting with "error:" on stderr, exit code 1, nothing written.</summary>
+[Collection(CliCollection.Name)]
+public class ErrorTests
+{
+    public static TheoryData<string[], string> Cases => new()
+    {
+        { ["generate", "--model", "no/such/run", "--prompt", "hi"], "no/such/run" },
+        { ["tokenizer", "encode", "--tokenizer", "no-such-tokenizer", "--text", "hi"], "no-such-tokenizer" },
+        { ["train", "--steps", "0", "--out", "out"], "steps" },
+        { ["train", "--preset", "huge", "--out", "out"], "huge" },
+        { ["bench", "decode", "--sequences", "1,x"], "--sequences" },
+        { ["quantize", "--model", "no-run", "--type", "q2_k", "--out", "m.gguf"], "q2_k" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void BadInputIsOneClearLineAndExitCodeOne(string[] args, string mentioned)
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var r = CliProcess.Run(dir, args);
+            Assert.Equal(1, r.ExitCode);
+            var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.True(lines.Length == 1, $"expected one stderr line, got:\n{r.Stderr}");
+            Assert.StartsWith("error: ", lines[0]);
+            Assert.Contains(mentioned, lines[0], StringComparison.OrdinalIgnoreCase);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));   // nothing half-written
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void HelpListsEveryCommand()
+    {
+        var r = CliProcess.Run(Path.GetTempPath(), "--help");
+        Assert.Equal(0, r.ExitCode);
+        foreach (var c in new[] { "quickstart", "bench", "tokenizer", "data", "train", "eval", "quantize", "serve", "generate", "distill", "lab" })
+            Assert.Contains(c, r.Stdout);
+    }
+}

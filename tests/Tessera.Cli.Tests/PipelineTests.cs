@@ -1,0 +1,65 @@
+namespace Tessera.Cli.Tests;
+
+/// <summary>
+/// The commands wired end to end, out of process: tokenizer → data → train → generate (plain,
+/// speculative, from a quantized GGUF) → eval → bench decode, on a tiny model, checking what each
+/// prints against what the previous step produced.
+/// </summary>
+[Collection(CliCollection.Name)]
+public class PipelineTests
+{
+    [Fact]
+    public void TheWholeLoopRunsFromTheCommandLine()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            CliProcess.WriteCorpus(dir);
+            var tok = CliProcess.Run(dir, "tokenizer", "train", "--input", "corpus.txt", "--vocab-size", "512", "--out", "tok", "--json").Json();
+            Assert.Equal(512, tok.GetProperty("vocab_size").GetInt32());
+            var enc = CliProcess.Run(dir, "tokenizer", "encode", "--tokenizer", "tok", "--text", "Call me Ishmael.", "--json").Json();
+            var dec = CliProcess.Run(dir, "tokenizer", "decode", "--tokenizer", "tok", "--ids", string.Join(',', enc.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32())), "--json").Json();
+            Assert.Equal("Call me Ishmael.", dec.GetProperty("text").GetString());
+
+            var data = CliProcess.Run(dir, "data", "prepare", "--tokenizer", "tok", "--out", "data", "--json").Json();
+            Assert.True(data.GetProperty("train").GetProperty("Tokens").GetInt64() > 1_000_000);
+            Assert.True(File.Exists(Path.Combine(dir, "data", "meta.json")));
+
+            string[] model = ["--layers", "2", "--dim", "32", "--heads", "2", "--kv-heads", "1", "--hidden", "64", "--experts", "2", "--top-k", "1",
+                "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "3", "--checkpoint-every", "3", "--eval-batches", "2"];
+            var train = CliProcess.Run(dir, ["train", "--data", "data", "--out", "run", "--steps", "6", .. model, "--json"]).Json();
+            Assert.Equal(6, train.GetProperty("Steps").GetInt32());
+            Assert.True(double.IsFinite(train.GetProperty("ValLoss").GetDouble()));
+            Assert.True(Directory.Exists(Path.Combine(dir, "run", "step-00000006")));
+            // Resuming a finished run with a larger budget continues from its last checkpoint.
+            var resumed = CliProcess.Run(dir, ["train", "--data", "data", "--out", "run", "--steps", "9", "--resume", .. model, "--json"]).Json();
+            Assert.Equal(9, resumed.GetProperty("Steps").GetInt32());
+
+            string[] greedy = ["--prompt", "The whale", "--max-tokens", "8", "--temperature", "0", "--json"];
+            var plain = CliProcess.Run(dir, ["generate", "--model", "run", .. greedy]).Json();
+            Assert.Equal(8, plain.GetProperty("tokens").GetInt32());
+            // The run as its own draft: every drafted token is accepted and the text is the plain one.
+            var spec = CliProcess.Run(dir, ["generate", "--model", "run", "--draft", "run", .. greedy]).Json();
+            Assert.Equal(plain.GetProperty("text").GetString(), spec.GetProperty("text").GetString());
+            Assert.Equal(spec.GetProperty("speculative").GetProperty("drafted").GetInt32(), spec.GetProperty("speculative").GetProperty("accepted").GetInt32());
+
+            var q = CliProcess.Run(dir, "quantize", "--model", "run", "--type", "q8_0", "--out", "m.gguf", "--json").Json();
+            Assert.Equal("q8_0", q.GetProperty("type").GetString());
+            var fromGguf = CliProcess.Run(dir, ["generate", "--model", "m.gguf", .. greedy]).Json();
+            Assert.Equal(8, fromGguf.GetProperty("tokens").GetInt32());   // Q8_0 may pick other tokens; it must run with the embedded tokenizer
+
+            var eval = CliProcess.Run(dir, "eval", "--model", "run", "--data", "data", "--bpb-tokens", "2048", "--json").Json();
+            foreach (var split in eval.GetProperty("bitsPerByte").EnumerateArray())
+                Assert.InRange(split.GetProperty("bitsPerByte").GetDouble(), 0.5, 12);
+
+            var bench = CliProcess.Run(dir, "bench", "decode", "--model", "run", "--draft", "run", "--sequences", "1,2", "--decode-tokens", "4", "--json").Json();
+            Assert.Equal(2, bench.GetProperty("Aggregate").GetArrayLength());
+            Assert.True(bench.GetProperty("Speculation").GetProperty("SameTokens").GetBoolean());
+            Assert.True(bench.GetProperty("PercentOfRoofline").GetDouble() > 0);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class CliCollection { public const string Name = "tessera processes"; }
