@@ -11,10 +11,13 @@ namespace Tessera.Inference;
 /// threads claim from one atomic counter: the caller starts on them at once, a helper that wakes
 /// late finds nothing left, and the caller waits only for chunks already claimed. Which thread runs
 /// a chunk never changes what the chunk computes, so results do not depend on timing.
-/// <para>Protocol: <c>state</c> packs (generation, next chunk). A helper reads it, then the job's
-/// fields, then claims with a compare-exchange on the same state; the caller rewrites the fields
-/// only after every chunk of the previous generation is done, so a successful claim proves the
-/// fields it read belong to that generation.</para>
+/// <para>Protocol: <c>state</c> packs (generation, chunk count, next chunk) in one word. A helper
+/// reads it, then the job's fields, then claims with a compare-exchange on the same state. A claim
+/// can only succeed while that generation has unclaimed chunks, and the caller rewrites the fields
+/// only after every chunk of a generation is done, so a successful claim proves the fields it read
+/// belong to that generation. (The chunk count must live in the state word: read from a field, a
+/// helper holding an exhausted state could see the next call's larger count before that call is
+/// published and claim a chunk of it on the stale state.)</para>
 /// </summary>
 public sealed class DecodeWorkers : IDisposable
 {
@@ -24,8 +27,8 @@ public sealed class DecodeWorkers : IDisposable
     readonly Thread[] helpers;
     readonly object gate = new();
     readonly object callerLock = new();
-    long state;                      // (generation << 32) | next chunk
-    int chunks, done, sleeping;
+    long state;                      // (generation << 32) | (chunk count << 16) | next chunk
+    int done, sleeping;
     Action<int, int>? body;          // (start, end) of one chunk's items
     int count;
     Exception? failure;
@@ -44,6 +47,9 @@ public sealed class DecodeWorkers : IDisposable
             helpers[i].Start();
         }
     }
+
+    /// <summary>Most chunks one call is cut into (the count shares the state word).</summary>
+    const int MaxChunks = 0xFFFF;
 
     /// <summary>Threads sharing each call, the caller included.</summary>
     public int ThreadCount { get; }
@@ -71,15 +77,15 @@ public sealed class DecodeWorkers : IDisposable
     public void For(int items, int chunkCount, Action<int, int> work)
     {
         if (items <= 0) return;
-        chunkCount = Math.Clamp(chunkCount, 1, items);
+        chunkCount = Math.Clamp(chunkCount, 1, Math.Min(items, MaxChunks));
         if (helpers.Length == 0 || chunkCount == 1 || inside) { work(0, items); return; }
         ObjectDisposedException.ThrowIf(disposed, this);
         lock (callerLock)
         {
-            body = work; count = items; chunks = chunkCount; failure = null;
+            body = work; count = items; failure = null;
             Volatile.Write(ref done, 0);
             long generation = (Volatile.Read(ref state) >> 32) + 1;
-            Interlocked.Exchange(ref state, generation << 32);   // a full fence: pairs with the helper's increment of sleeping
+            Interlocked.Exchange(ref state, (generation << 32) | ((long)chunkCount << 16));   // a full fence: pairs with the helper's increment of sleeping
             if (Volatile.Read(ref sleeping) > 0) lock (gate) Monitor.PulseAll(gate);
             inside = true;
             try { Drain(); }
@@ -97,7 +103,7 @@ public sealed class DecodeWorkers : IDisposable
         while (true)
         {
             long s = Volatile.Read(ref state);
-            int next = (int)(s & 0xFFFFFFFF), total = chunks, n = count;
+            int next = (int)(s & 0xFFFF), total = (int)((s >> 16) & 0xFFFF), n = count;
             var work = body;
             if (next >= total || work is null) return;
             if (Interlocked.CompareExchange(ref state, s + 1, s) != s) continue;
@@ -110,7 +116,7 @@ public sealed class DecodeWorkers : IDisposable
     bool Claimable()
     {
         long s = Volatile.Read(ref state);
-        return (int)(s & 0xFFFFFFFF) < Volatile.Read(ref chunks) && body is not null;
+        return (s & 0xFFFF) < ((s >> 16) & 0xFFFF) && body is not null;
     }
 
     void HelperLoop()

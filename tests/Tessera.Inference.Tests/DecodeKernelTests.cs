@@ -65,6 +65,30 @@ public unsafe class DecodeKernelTests
     }
 
     [Fact]
+    public void BackToBackCallsWithChangingChunkCountsNeverMixUp()
+    {
+        // Regression: a helper that saw the previous call's exhausted state could read the next
+        // call's (larger) chunk count before it was published and claim a chunk on the stale state,
+        // running the next call's body early and counting it done for the wrong call.
+        using var workers = new DecodeWorkers(2);
+        var hits = new int[64];
+        int call = 0;
+        for (int round = 0; round < 200_000; round++)
+        {
+            int items = round % 2 == 0 ? 4 : 64, chunks = round % 2 == 0 ? 2 : 16;
+            int mine = ++call;
+            Array.Clear(hits);
+            workers.For(items, chunks, (s, e) =>
+            {
+                if (Volatile.Read(ref call) != mine) throw new InvalidOperationException($"a chunk of call {mine} ran during call {call}");
+                for (int i = s; i < e; i++) Interlocked.Increment(ref hits[i]);
+            });
+            for (int i = 0; i < 64; i++)
+                if (hits[i] != (i < items ? 1 : 0)) Assert.Fail($"round {round}: item {i} ran {hits[i]} times ({items} items in {chunks} chunks)");
+        }
+    }
+
+    [Fact]
     public void ChunkedLoopVisitsEveryItemOnceAndRethrows()
     {
         using var workers = new DecodeWorkers(2);
