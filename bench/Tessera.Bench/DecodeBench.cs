@@ -64,36 +64,26 @@ public static class DecodeBench
             }
         }
 
-        // Batch-1 decode after a short prompt; the KV cache read grows with position, so count its mean.
-        progress?.Invoke($"batch-1 decode of {o.DecodeTokens} tokens");
+        // Batch-1 decode after a short prompt (the KV cache read grows with position, so count its
+        // mean) and aggregate decode throughput with continuous batching (prefill excluded from the
+        // window). Rounds over batch-1 and all levels, best rate of each: a burst of load from other
+        // processes then cannot favour one figure over another.
         int start = 16;
         double decodeRate = 0;
-        using (var dec = new SequenceDecoder(target))
-        {
-            for (int r = 0; r < 2; r++)
-            {
-                dec.Reset();
-                dec.Feed(Prompt(start, c.VocabSize, 2));
-                var sw = Stopwatch.StartNew();
-                for (int i = 0; i < o.DecodeTokens; i++) dec.Feed([Sampler.ArgMax(dec.Logits(0))]);
-                decodeRate = Math.Max(decodeRate, o.DecodeTokens / sw.Elapsed.TotalSeconds);
-            }
-        }
-        // Bandwidth again after the decode runs; the larger (the harder roofline) counts.
-        bandwidth = Math.Max(bandwidth, DecodeBandwidth.Measure(pool));
-        long kvBytes = (long)(start + o.DecodeTokens / 2.0) * 2L * c.Layers * c.KvHeads * c.HeadDim * sizeof(float);
-        long bytesPerToken = target.BytesPerToken + kvBytes;
-        double roofline = bandwidth / bytesPerToken;
-
-        // Aggregate decode throughput with continuous batching (prefill excluded from the window).
         var rows = new List<DecodeAggregateRow>();
         double batch1 = 0;
         if (DecodeProfile.Enabled) DecodeProfile.Reset();
         var levels = o.Concurrency ?? [1, 8, 32];
         var best = new (int Tokens, double Seconds)[levels.Length];
-        // Rounds over all levels (not one level at a time), best rate per level: a burst of load from
-        // other processes then cannot favour one level over another.
+        using var single = new SequenceDecoder(target);
         for (int round = 0; round < Rounds; round++)
+        {
+            progress?.Invoke($"round {round + 1}/{Rounds}: batch-1 decode of {o.DecodeTokens} tokens");
+            single.Reset();
+            single.Feed(Prompt(start, c.VocabSize, 2));
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < o.DecodeTokens; i++) single.Feed([Sampler.ArgMax(single.Logits(0))]);
+            decodeRate = Math.Max(decodeRate, o.DecodeTokens / sw.Elapsed.TotalSeconds);
             for (int l = 0; l < levels.Length; l++)
             {
                 int n = levels[l];
@@ -104,6 +94,12 @@ public static class DecodeBench
                 var run = Drain(engine, requests);
                 if (best[l].Seconds == 0 || double.IsNaN(best[l].Seconds) || run.Tokens / run.Seconds > best[l].Tokens / best[l].Seconds) best[l] = run;
             }
+        }
+        // Bandwidth again after the decode runs; the larger (the harder roofline) counts.
+        bandwidth = Math.Max(bandwidth, DecodeBandwidth.Measure(pool));
+        long kvBytes = (long)(start + o.DecodeTokens / 2.0) * 2L * c.Layers * c.KvHeads * c.HeadDim * sizeof(float);
+        long bytesPerToken = target.BytesPerToken + kvBytes;
+        double roofline = bandwidth / bytesPerToken;
         for (int l = 0; l < levels.Length; l++)
         {
             double rate = best[l].Tokens / best[l].Seconds;
@@ -126,8 +122,8 @@ public static class DecodeBench
             100 * decodeRate / roofline, rows, spec, pool.ThreadCount, profile);
     }
 
-    /// <summary>Timed repetitions of each speculation prompt and aggregate level (the best counts).</summary>
-    const int Rounds = 2;
+    /// <summary>Timed repetitions of batch-1 decode, each aggregate level and each speculation prompt (the best counts).</summary>
+    const int Rounds = 4;
 
     static DecodeSpeculationResult Speculation(InferenceWeights target, InferenceWeights draft, IReadOnlyList<int[]> prompts, int tokens, int k)
     {

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Tessera.Kernels;
 
 namespace Tessera.Inference;
@@ -71,7 +72,25 @@ public sealed unsafe class CachedAttention
                 int head = g * group + h;
                 if (hd == 64 && Vector512.IsHardwareAccelerated)
                 {
-                    Head64(q + (long)r * qStride + head * hd, k, v, n, s.AsSpan(h * n, n), o + (long)r * stride + head * hd);
+                    if (h + 1 < group)
+                    {
+                        // Two query heads of the group in one pass over the keys and values.
+                        // What comes next: the group's next pair reads these keys again; else the next unit's keys.
+                        float* nextK = null;
+                        int nextN = 0;
+                        if (h + 2 < group) { nextK = k; nextN = n; }
+                        else if (u + 1 < end)
+                        {
+                            var nr = rowSpan[(u + 1) / kvHeads];
+                            int nlo = window > 0 ? Math.Max(0, nr.Position - window + 1) : 0;
+                            nextK = cache.Keys(nr.Slot, layer, (u + 1) % kvHeads) + (long)nlo * hd;
+                            nextN = nr.Position - nlo + 1;
+                        }
+                        fixed (float* sp = s)
+                            Pair64(q + (long)r * qStride + head * hd, k, v, n, sp + h * n, sp + (h + 1) * n, o + (long)r * stride + head * hd, nextK, nextN);
+                        h++;
+                    }
+                    else Head64(q + (long)r * qStride + head * hd, k, v, n, s.AsSpan(h * n, n), o + (long)r * stride + head * hd);
                     continue;
                 }
                 var qh = new ReadOnlySpan<float>(q + (long)r * qStride + head * hd, hd);
@@ -93,6 +112,82 @@ public sealed unsafe class CachedAttention
             }
         }
     }
+
+    /// <summary>
+    /// Two adjacent 64-wide query heads (a, then b = a + 1, outputs side by side at
+    /// <paramref name="oh"/>) over the same keys and values: each key and value vector is loaded
+    /// once for both; scores are formed four positions at a time and reduced together
+    /// (<see cref="DecodeMatMul.Sum4"/>), and the two heads' output sums are independent FMA chains.
+    /// </summary>
+    /// <remarks>
+    /// The caches of different sequences and heads are separate blocks of a few KB, too short for
+    /// the hardware prefetcher to ramp up on, so the score loop asks for the value lines it will
+    /// read next, and the value loop for the first <paramref name="nextN"/> key rows at
+    /// <paramref name="nextK"/> (the next unit's, when there is one).
+    /// </remarks>
+    void Pair64(float* qh, float* k, float* v, int n, float* sa, float* sb, float* oh, float* nextK, int nextN)
+    {
+        float* qb = qh + 64;
+        var a0 = Vector512.Load(qh); var a1 = Vector512.Load(qh + 16); var a2 = Vector512.Load(qh + 32); var a3 = Vector512.Load(qh + 48);
+        var b0 = Vector512.Load(qb); var b1 = Vector512.Load(qb + 16); var b2 = Vector512.Load(qb + 32); var b3 = Vector512.Load(qb + 48);
+        var sc = Vector128.Create(scale);
+        int j = 0;
+        for (; j + 4 <= n; j += 4)
+        {
+            float* kj = k + (long)j * 64;
+            float* vp = v + (long)j * 64;
+            for (int l = 0; l < 16; l++) Sse.Prefetch0(vp + 16 * l);
+            Vector512<float> x0 = Vector512.Load(kj), x1 = Vector512.Load(kj + 16), x2 = Vector512.Load(kj + 32), x3 = Vector512.Load(kj + 48);
+            var pa0 = Dot(a0, a1, a2, a3, x0, x1, x2, x3); var pb0 = Dot(b0, b1, b2, b3, x0, x1, x2, x3);
+            kj += 64; x0 = Vector512.Load(kj); x1 = Vector512.Load(kj + 16); x2 = Vector512.Load(kj + 32); x3 = Vector512.Load(kj + 48);
+            var pa1 = Dot(a0, a1, a2, a3, x0, x1, x2, x3); var pb1 = Dot(b0, b1, b2, b3, x0, x1, x2, x3);
+            kj += 64; x0 = Vector512.Load(kj); x1 = Vector512.Load(kj + 16); x2 = Vector512.Load(kj + 32); x3 = Vector512.Load(kj + 48);
+            var pa2 = Dot(a0, a1, a2, a3, x0, x1, x2, x3); var pb2 = Dot(b0, b1, b2, b3, x0, x1, x2, x3);
+            kj += 64; x0 = Vector512.Load(kj); x1 = Vector512.Load(kj + 16); x2 = Vector512.Load(kj + 32); x3 = Vector512.Load(kj + 48);
+            var pa3 = Dot(a0, a1, a2, a3, x0, x1, x2, x3); var pb3 = Dot(b0, b1, b2, b3, x0, x1, x2, x3);
+            Vector128.Store(DecodeMatMul.Sum4(pa0, pa1, pa2, pa3) * sc, sa + j);
+            Vector128.Store(DecodeMatMul.Sum4(pb0, pb1, pb2, pb3) * sc, sb + j);
+        }
+        for (; j < n; j++)
+        {
+            float* kj = k + (long)j * 64;
+            Vector512<float> x0 = Vector512.Load(kj), x1 = Vector512.Load(kj + 16), x2 = Vector512.Load(kj + 32), x3 = Vector512.Load(kj + 48);
+            sa[j] = Vector512.Sum(Dot(a0, a1, a2, a3, x0, x1, x2, x3)) * scale;
+            sb[j] = Vector512.Sum(Dot(b0, b1, b2, b3, x0, x1, x2, x3)) * scale;
+        }
+        var spanA = new Span<float>(sa, n); var spanB = new Span<float>(sb, n);
+        TensorPrimitives.Subtract(spanA, TensorPrimitives.Max(spanA), spanA);
+        TensorPrimitives.Subtract(spanB, TensorPrimitives.Max(spanB), spanB);
+        VectorMath.Exp(spanA, spanA);
+        VectorMath.Exp(spanB, spanB);
+        float invA = 1f / TensorPrimitives.Sum(spanA), invB = 1f / TensorPrimitives.Sum(spanB);
+        Vector512<float> oa0 = default, oa1 = default, oa2 = default, oa3 = default;
+        Vector512<float> ob0 = default, ob1 = default, ob2 = default, ob3 = default;
+        for (j = 0; j < n; j++)
+        {
+            float* vj = v + (long)j * 64;
+            if (j < nextN)
+            {
+                float* nk = nextK + (long)j * 64;
+                Sse.Prefetch0(nk); Sse.Prefetch0(nk + 16); Sse.Prefetch0(nk + 32); Sse.Prefetch0(nk + 48);
+            }
+            Vector512<float> y0 = Vector512.Load(vj), y1 = Vector512.Load(vj + 16), y2 = Vector512.Load(vj + 32), y3 = Vector512.Load(vj + 48);
+            var pa = Vector512.Create(sa[j]); var pb = Vector512.Create(sb[j]);
+            oa0 = Vector512.FusedMultiplyAdd(pa, y0, oa0); oa1 = Vector512.FusedMultiplyAdd(pa, y1, oa1);
+            oa2 = Vector512.FusedMultiplyAdd(pa, y2, oa2); oa3 = Vector512.FusedMultiplyAdd(pa, y3, oa3);
+            ob0 = Vector512.FusedMultiplyAdd(pb, y0, ob0); ob1 = Vector512.FusedMultiplyAdd(pb, y1, ob1);
+            ob2 = Vector512.FusedMultiplyAdd(pb, y2, ob2); ob3 = Vector512.FusedMultiplyAdd(pb, y3, ob3);
+        }
+        var va = Vector512.Create(invA); var vb = Vector512.Create(invB);
+        Vector512.Store(oa0 * va, oh); Vector512.Store(oa1 * va, oh + 16); Vector512.Store(oa2 * va, oh + 32); Vector512.Store(oa3 * va, oh + 48);
+        Vector512.Store(ob0 * vb, oh + 64); Vector512.Store(ob1 * vb, oh + 80); Vector512.Store(ob2 * vb, oh + 96); Vector512.Store(ob3 * vb, oh + 112);
+    }
+
+    /// <summary>The lane-wise partial products of a 64-wide dot product (summed by the caller).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Dot(Vector512<float> q0, Vector512<float> q1, Vector512<float> q2, Vector512<float> q3,
+        Vector512<float> k0, Vector512<float> k1, Vector512<float> k2, Vector512<float> k3)
+        => Vector512.FusedMultiplyAdd(q3, k3, Vector512.FusedMultiplyAdd(q2, k2, Vector512.FusedMultiplyAdd(q1, k1, q0 * k0)));
 
     /// <summary>
     /// One 64-wide head in registers: scores q·kⱼ (4 FMAs each), a vectorised max-subtracted

@@ -18,11 +18,14 @@ public static class EngineModels
     /// <summary>64-wide heads: the attention's register path.</summary>
     public static readonly ModelConfig Head64 = Dense with { Dim = 128, Heads = 2, KvHeads = 1, HiddenDim = 64 };
 
-    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64" };
+    /// <summary>Three 64-wide query heads per kv head and a window: a pair of heads, then a single one.</summary>
+    public static readonly ModelConfig Head64Odd = Dense with { Dim = 192, Heads = 3, KvHeads = 1, HiddenDim = 64, SlidingWindow = 7 };
+
+    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64", "head64odd" };
 
     public static ModelConfig ByName(string name) => name switch
     {
-        "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed, "head64" => Head64,
+        "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed, "head64" => Head64, "head64odd" => Head64Odd,
         _ => throw new ArgumentException(name),
     };
 
