@@ -35,6 +35,15 @@ public sealed unsafe class ForwardPass
     float[] outHidden = [], outNormed = [], outRstd = [], logits = [];
     int outputs;
 
+    // Row-parallel elementwise phases (norms, RoPE + cache writes, SwiGLU): the phase's inputs are
+    // set in these fields and a cached delegate runs a range of rows, so steady-state decoding
+    // still allocates nothing. Below RowParallelMin rows they run inline.
+    const int RowParallelMin = 8;
+    readonly Action<int, int> normRows, ropeRows, swiGluRows;
+    float[] normGain = [];
+    int ropeLayer;
+    ReadOnlyMemory<TokenRow> ropeTokens;
+
     /// <summary>A pass over <paramref name="weights"/> writing into <paramref name="cache"/>, with buffers for <paramref name="rows"/> rows up front.</summary>
     public ForwardPass(InferenceWeights weights, KvCache cache, int rows = 1)
     {
@@ -43,6 +52,7 @@ public sealed unsafe class ForwardPass
             throw new ArgumentException("ForwardPass: the KV cache was built for another model shape.");
         qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim; qkvWidth = qWidth + 2 * kvWidth;
         attention = new CachedAttention(c, cache.Positions);
+        normRows = NormRows; ropeRows = RopeRows; swiGluRows = SwiGluRows;
         EnsureRows(Math.Max(1, rows));
         EnsureOutputs(Math.Max(1, rows));
     }
@@ -109,13 +119,57 @@ public sealed unsafe class ForwardPass
 
         // Attention half.
         long t = DecodeProfile.Start();
-        RmsNorm.Forward(xs, w.AttentionNorm, hs, rstd.AsSpan(0, n), n, D, c.NormEps);
+        Norm(w.AttentionNorm, n);
         t = DecodeProfile.Add(DecodePhase.Norm, t);
         w.Qkv.MatMul(hs, n, qkv.AsSpan(0, n * qkvWidth));     // (N, H·Dh + 2·Hkv·Dh): q | k | v
         t = DecodeProfile.Add(DecodePhase.Qkv, t);
+        ropeLayer = layer; ropeTokens = rows;
+        Rows(n, ropeRows);
+        t = DecodeProfile.Add(DecodePhase.RopeCache, t);
+        fixed (float* pq = qkv, pa = att)
+            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa);   // (N, H·Dh)
+        t = DecodeProfile.Add(DecodePhase.Attention, t);
+        w.O.MatMul(att.AsSpan(0, n * qWidth), n, proj.AsSpan(0, n * D));
+        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+        t = DecodeProfile.Add(DecodePhase.OutProj, t);
+
+        // Feed-forward half.
+        Norm(w.MlpNorm, n);
+        DecodeProfile.Add(DecodePhase.Norm, t);
+        if (w.Mlp is { } mlp) SwiGlu(mlp, hs, n, proj);
+        else Mixture(w, hs, n);
+        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+    }
+
+    /// <summary>Runs <paramref name="body"/> over rows [0, n): split between threads from <see cref="RowParallelMin"/> rows, else inline.</summary>
+    static void Rows(int n, Action<int, int> body)
+    {
+        var workers = DecodeWorkers.Shared;
+        if (n < RowParallelMin || workers.ThreadCount == 1) body(0, n);
+        else workers.For(n, workers.ThreadCount, body);
+    }
+
+    /// <summary>h = rmsnorm(x)·gain for the first n rows (each row on its own: the split does not change results).</summary>
+    void Norm(float[] gain, int n)
+    {
+        normGain = gain;
+        Rows(n, normRows);
+    }
+
+    void NormRows(int start, int end)
+    {
+        int D = c.Dim;
+        RmsNorm.Forward(x.AsSpan(start * D, (end - start) * D), normGain, h.AsSpan(start * D, (end - start) * D), rstd.AsSpan(start, end - start), end - start, D, c.NormEps);
+    }
+
+    /// <summary>RoPE on the q and k heads of rows [start, end), then each row's k and v into its cache slot at its position.</summary>
+    void RopeRows(int start, int end)
+    {
+        int hd = c.HeadDim, layer = ropeLayer;
+        var rs = ropeTokens.Span;
         var rope = Weights.Rope;
         fixed (float* pqkv = qkv, cos = rope.Cos, sin = rope.Sin)
-            for (int i = 0; i < n; i++)
+            for (int i = start; i < end; i++)
             {
                 int pos = rs[i].Position;
                 float* row = pqkv + (long)i * qkvWidth;
@@ -127,20 +181,14 @@ public sealed unsafe class ForwardPass
                     new ReadOnlySpan<float>(row + qWidth + kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Values(rs[i].Slot, layer, g) + (long)pos * hd, hd));
                 }
             }
-        t = DecodeProfile.Add(DecodePhase.RopeCache, t);
-        fixed (float* pq = qkv, pa = att)
-            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa);   // (N, H·Dh)
-        t = DecodeProfile.Add(DecodePhase.Attention, t);
-        w.O.MatMul(att.AsSpan(0, n * qWidth), n, proj.AsSpan(0, n * D));
-        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
-        t = DecodeProfile.Add(DecodePhase.OutProj, t);
+    }
 
-        // Feed-forward half.
-        RmsNorm.Forward(xs, w.MlpNorm, hs, rstd.AsSpan(0, n), n, D, c.NormEps);
-        DecodeProfile.Add(DecodePhase.Norm, t);
-        if (w.Mlp is { } mlp) SwiGlu(mlp, hs, n, proj);
-        else Mixture(w, hs, n);
-        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+    /// <summary>act = silu(gate) ⊙ up for rows [start, end) of the gate|up product.</summary>
+    void SwiGluRows(int start, int end)
+    {
+        int F = c.HiddenDim;
+        for (int i = start; i < end; i++)
+            Activations.SwiGlu(gateUp.AsSpan(i * 2 * F, F), gateUp.AsSpan(i * 2 * F + F, F), act.AsSpan(i * F, F));
     }
 
     /// <summary>
@@ -175,10 +223,7 @@ public sealed unsafe class ForwardPass
         long t = DecodeProfile.Start();
         e.GateUp.MatMul(input, m, gateUp.AsSpan(0, m * 2 * F));   // (M, 2F): gate | up
         t = DecodeProfile.Add(DecodePhase.GateUp, t);
-        if (m == 1) Activations.SwiGlu(gateUp.AsSpan(0, F), gateUp.AsSpan(F, F), act.AsSpan(0, F));
-        else
-            for (int i = 0; i < m; i++)
-                Activations.SwiGlu(gateUp.AsSpan(i * 2 * F, F), gateUp.AsSpan(i * 2 * F + F, F), act.AsSpan(i * F, F));
+        Rows(m, swiGluRows);
         t = DecodeProfile.Add(DecodePhase.SwiGlu, t);
         e.Down.MatMul(act.AsSpan(0, m * F), m, output.AsSpan(0, m * c.Dim));   // (M, D)
         DecodeProfile.Add(DecodePhase.Down, t);
