@@ -50,11 +50,15 @@ public unsafe class DecodeKernelTests
         }
     }
 
-    [Fact]
-    public void DecodeProductIsTheSameForOneAndTwoThreads()
+    [Theory]
+    [InlineData("row-major", 6)]
+    [InlineData("panels", 6)]
+    [InlineData("panels", 32)]   // the prefetching regime (one contiguous range per thread)
+    public void DecodeProductIsTheSameForOneAndTwoThreads(string layout, int n)
     {
-        int rows = 300, k = 512, n = 6;
-        var w = DenseWeights.Own(Random(rows * k, 1), rows, k);
+        int rows = 1000, k = 512;
+        var values = Random(rows * k, 1);
+        IWeightMatrix w = layout == "panels" ? PanelWeights.Pack(values, rows, k) : DenseWeights.Own(values, rows, k);
         var x = Random(n * k, 2);
         var a = new float[n * rows];
         var b = new float[n * rows];

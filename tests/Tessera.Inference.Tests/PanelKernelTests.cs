@@ -78,20 +78,6 @@ public class PanelKernelTests
     }
 
     [Fact]
-    public void OneAndTwoThreadsAgree()
-    {
-        int rows = 1000, k = 512, n = 9;
-        var packed = PanelWeights.Pack(Random(rows * k, 8), rows, k);
-        var x = Random(n * k, 9);
-        var a = new float[n * rows];
-        var b = new float[n * rows];
-        packed.MatMul(x, n, a);
-        using (var single = new DecodeWorkers(1))
-            single.For(1, 1, (_, _) => packed.MatMul(x, n, b));   // nested: inline on one thread
-        Assert.Equal(a, b);
-    }
-
-    [Fact]
     public void BadShapesAreRejected()
     {
         Assert.Throws<ArgumentException>(() => PanelWeights.Pack(new float[6], 2, 4));
