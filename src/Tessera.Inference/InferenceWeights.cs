@@ -98,7 +98,8 @@ public sealed class InferenceWeights
     /// These weights with every fp32 projection (q/k/v, o, gate/up, down, experts, the output head)
     /// repacked as <see cref="PanelWeights"/>, the form the forward pass multiplies fastest at any
     /// row count. The embedding table stays row-major for lookups (a tied head gets its own packed
-    /// copy); the router and quantized matrices are kept as they are.
+    /// copy); quantized matrices are kept as they are. The router is packed too (a few rows padded
+    /// to one panel), so routing is also the same for a row whatever else shares the pass.
     /// </summary>
     public InferenceWeights Packed()
     {
@@ -108,7 +109,11 @@ public sealed class InferenceWeights
         for (int i = 0; i < layers.Length; i++)
         {
             var l = Layers[i];
-            layers[i] = l with { Qkv = P(l.Qkv), O = P(l.O), Mlp = l.Mlp is null ? null : E(l.Mlp), Experts = Array.ConvertAll(l.Experts, E) };
+            layers[i] = l with
+            {
+                Qkv = P(l.Qkv), O = P(l.O), Mlp = l.Mlp is null ? null : E(l.Mlp), Experts = Array.ConvertAll(l.Experts, E),
+                Router = l.Router is null ? null : P(l.Router),
+            };
         }
         return new InferenceWeights(Config, Embedding, layers, FinalNorm, P(LmHead), Rope);
     }

@@ -112,3 +112,36 @@ public class PanelKernelTests
         }
     }
 }
+
+/// <summary>The whole forward pass is batch-invariant: a sequence's logits do not depend on which other rows share the pass.</summary>
+public class BatchInvarianceTests
+{
+    [Theory]
+    [InlineData("dense")]
+    [InlineData("moe2")]
+    [InlineData("head64odd")]
+    public void ASequencesLogitsAreBitIdenticalAloneAndInAMixedPassOfMoreThan64Rows(string name)
+    {
+        var config = EngineModels.ByName(name);
+        using var model = EngineModels.Build(config, seed: 51);
+        var weights = InferenceWeights.FromTransformer(model);
+        const int sequences = 3, length = 30;   // 90 rows in one pass: more than DecodeMatMul.MaxRows
+        var prompts = Enumerable.Range(0, sequences).Select(s => EngineModels.Prompt(length, config.VocabSize, 7 + s)).ToArray();
+
+        using var cache = new KvCache(config, sequences);
+        for (int s = 0; s < sequences; s++) cache.Ensure(s);
+        var pass = new ForwardPass(weights, cache, sequences * length);
+        var rows = new List<TokenRow>();
+        for (int t = 0; t < length; t++)   // interleaved, as a continuous batch mixes sequences
+            for (int s = 0; s < sequences; s++) rows.Add(new TokenRow(s, t, prompts[s][t]));
+        var outputs = Enumerable.Range(0, sequences).Select(s => (length - 1) * sequences + s).ToArray();
+        pass.Run(rows.ToArray(), outputs);
+
+        for (int s = 0; s < sequences; s++)
+        {
+            using var alone = new SequenceDecoder(weights);
+            alone.Feed(prompts[s]);
+            Assert.Equal(alone.Logits(0).ToArray(), pass.Logits(s).ToArray());
+        }
+    }
+}
