@@ -112,8 +112,7 @@ public sealed unsafe class ForwardPass
 
     void Layer(int layer, LayerWeights w, ReadOnlyMemory<TokenRow> rows, int n)
     {
-        int D = c.Dim, hd = c.HeadDim;
-        var rs = rows.Span;
+        int D = c.Dim;
         var xs = x.AsSpan(0, n * D);
         var hs = h.AsSpan(0, n * D);
 

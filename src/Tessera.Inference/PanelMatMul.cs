@@ -142,20 +142,30 @@ public static unsafe class PanelMatMul
     /// </summary>
     static void Block(float* panel, int k, float* x, int m, float* y, int ldy, int width, float* pf, int lines)
     {
+        if (width < PanelRows) { NarrowBlock(panel, k, x, m, y, ldy, width, pf, lines); return; }
+        Rows(panel, k, x, m, y, ldy, pf, lines);
+    }
+
+    /// <summary>The last panel of a matrix whose rows are not a multiple of 64: computed into a scratch tile, only the real columns copied out.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]   // keeps the stackalloc (zeroed on entry) off the common path
+    static void NarrowBlock(float* panel, int k, float* x, int m, float* y, int ldy, int width, float* pf, int lines)
+    {
         float* tile = stackalloc float[BlockRows * PanelRows];
-        float* dst = width == PanelRows ? y : tile;
-        int ld = width == PanelRows ? ldy : PanelRows;
+        Rows(panel, k, x, m, tile, PanelRows, pf, lines);
+        for (int i = 0; i < m; i++) new ReadOnlySpan<float>(tile + i * PanelRows, width).CopyTo(new Span<float>(y + (long)i * ldy, width));
+    }
+
+    static void Rows(float* panel, int k, float* x, int m, float* y, int ldy, float* pf, int lines)
+    {
         switch (m)
         {
-            case 1: Kernel<R1>(panel, k, x, dst, ld, pf, lines); break;
-            case 2: Kernel<R2>(panel, k, x, dst, ld, pf, lines); break;
-            case 3: Kernel<R3>(panel, k, x, dst, ld, pf, lines); break;
-            case 4: Kernel<R4>(panel, k, x, dst, ld, pf, lines); break;
-            case 5: Kernel<R5>(panel, k, x, dst, ld, pf, lines); break;
-            default: Kernel<R6>(panel, k, x, dst, ld, pf, lines); break;
+            case 1: Kernel<R1>(panel, k, x, y, ldy, pf, lines); break;
+            case 2: Kernel<R2>(panel, k, x, y, ldy, pf, lines); break;
+            case 3: Kernel<R3>(panel, k, x, y, ldy, pf, lines); break;
+            case 4: Kernel<R4>(panel, k, x, y, ldy, pf, lines); break;
+            case 5: Kernel<R5>(panel, k, x, y, ldy, pf, lines); break;
+            default: Kernel<R6>(panel, k, x, y, ldy, pf, lines); break;
         }
-        if (dst == tile)
-            for (int i = 0; i < m; i++) new ReadOnlySpan<float>(tile + i * PanelRows, width).CopyTo(new Span<float>(y + (long)i * ldy, width));
     }
 
     /// <summary>A compile-time row count: each instantiation of <see cref="Kernel{T}"/> keeps only its rows' code.</summary>

@@ -12,13 +12,12 @@ namespace Tessera.Inference;
 public sealed unsafe class PanelWeights : IWeightMatrix
 {
     readonly float* panels;
-    readonly long floats;
 
     PanelWeights(int rows, int cols)
     {
         if (rows <= 0 || cols <= 0) throw new ArgumentException($"PanelWeights: a ({rows}, {cols}) matrix is empty.");
         Rows = rows; Cols = cols;
-        floats = (long)PanelCount * PanelMatMul.PanelRows * cols;
+        long floats = (long)PanelCount * PanelMatMul.PanelRows * cols;
         panels = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
         NativeMemory.Clear(panels, (nuint)(floats * sizeof(float)));
     }
