@@ -4,7 +4,8 @@ using Tessera.Kernels.Reference;
 namespace Tessera.Kernels;
 
 /// <summary>
-/// SiLU, GELU (tanh approximation), SwiGLU forward/backward. Same contract as <see cref="ScalarActivations"/>.
+/// SiLU, GELU (tanh approximation), SwiGLU, GeGLU and soft-capping, forward/backward. Same contract as
+/// <see cref="ScalarActivations"/>.
 /// </summary>
 /// <remarks>
 /// Everything is written through the logistic σ so one exp serves each element:
@@ -68,6 +69,83 @@ public static class Activations
         SpanChecks.Length(dGate.Length, gate.Length, op, "dGate", shape);
         SpanChecks.Length(dUp.Length, gate.Length, op, "dUp", shape);
         Elementwise.MapParallel(new SwiGluBackwardOp(), gate, up, dy, dGate, dUp);
+    }
+
+    /// <summary>GeGLU (Gemma): y = gelu_tanh(gate) ⊙ up, the tanh-approximated GELU of HF's <c>gelu_pytorch_tanh</c>.</summary>
+    public static void GeGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
+    {
+        SpanChecks.Length(up.Length, gate.Length, "Activations.GeGlu", "up", gate.Length);
+        SpanChecks.Length(y.Length, gate.Length, "Activations.GeGlu", "y", gate.Length);
+        Elementwise.MapParallel(new GeGluOp(), gate, up, y);
+    }
+
+    /// <summary>dGate = dy·up·gelu'(gate); dUp = dy·gelu(gate). Both overwritten.</summary>
+    public static void GeGluBackward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy,
+        Span<float> dGate, Span<float> dUp)
+    {
+        const string op = "Activations.GeGluBackward";
+        int shape = gate.Length;
+        SpanChecks.Length(up.Length, gate.Length, op, "up", shape);
+        SpanChecks.Length(dy.Length, gate.Length, op, "dy", shape);
+        SpanChecks.Length(dGate.Length, gate.Length, op, "dGate", shape);
+        SpanChecks.Length(dUp.Length, gate.Length, op, "dUp", shape);
+        Elementwise.MapParallel(new GeGluBackwardOp(), gate, up, dy, dGate, dUp);
+    }
+
+    /// <summary>
+    /// Soft-capping (Gemma 2 logits): y = cap·tanh(x / cap), squashing x smoothly into (−cap, cap).
+    /// <paramref name="cap"/> must be positive and finite.
+    /// </summary>
+    /// <remarks>
+    /// tanh|w| = (1 − e)/(1 + e) with e = exp(−2|w|): no overflow, and the error is a few ulps of the
+    /// cap rather than of y (near 0 the subtraction 1 − e cancels), which is what the callers need:
+    /// capped values go on to a softmax, where absolute error is what counts.
+    /// </remarks>
+    public static void SoftCap(ReadOnlySpan<float> x, Span<float> y, float cap)
+    {
+        CheckCap("Activations.SoftCap", cap);
+        SpanChecks.Length(y.Length, x.Length, "Activations.SoftCap", "y", x.Length);
+        Elementwise.MapParallel(new SoftCapOp(cap), x, y);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="SoftCap"/> from its output: dx = dy·(1 − (y/cap)²). Needs no input and
+    /// no transcendental.
+    /// </summary>
+    public static void SoftCapBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float cap)
+    {
+        const string op = "Activations.SoftCapBackward";
+        CheckCap(op, cap);
+        SpanChecks.Length(dy.Length, y.Length, op, "dy", y.Length);
+        SpanChecks.Length(dx.Length, y.Length, op, "dx", y.Length);
+        Elementwise.MapParallel(new SoftCapBackwardOp(cap), y, dy, dx);
+    }
+
+    static void CheckCap(string op, float cap)
+    {
+        if (!(cap > 0) || float.IsInfinity(cap))
+            throw new ArgumentOutOfRangeException(nameof(cap), cap, $"{op}: the cap must be positive and finite, got {cap}.");
+    }
+
+    /// <summary>tanh(w) = sign(w)·(1 − e)/(1 + e), e = exp(−2|w|), in the three widths.</summary>
+    internal static Vector512<float> Tanh(Vector512<float> w)
+    {
+        var e = VectorMath.Exp(Vector512.Create(-2f) * Vector512.Abs(w));
+        var t = (Vector512<float>.One - e) / (Vector512<float>.One + e);
+        return Vector512.ConditionalSelect(Vector512.Create(-0f), w, t);   // copy w's sign bit
+    }
+
+    internal static Vector256<float> Tanh(Vector256<float> w)
+    {
+        var e = VectorMath.Exp(Vector256.Create(-2f) * Vector256.Abs(w));
+        var t = (Vector256<float>.One - e) / (Vector256<float>.One + e);
+        return Vector256.ConditionalSelect(Vector256.Create(-0f), w, t);
+    }
+
+    internal static float Tanh(float w)
+    {
+        float e = VectorMath.Exp(-2f * MathF.Abs(w));
+        return MathF.CopySign((1f - e) / (1f + e), w);
     }
 
     // σ(z) and 1 − σ(z) without overflow or cancellation: e = exp(−|z|), d = 1/(1 + e);
@@ -147,6 +225,36 @@ public static class Activations
         public Vector512<float> Invoke(Vector512<float> g, Vector512<float> u) => g * Sigmoid(g) * u;
     }
 
+    readonly struct GeGluOp : IBinaryOp
+    {
+        public float Invoke(float g, float u) => g * Sigmoid(GeluArg(g)) * u;
+        public Vector256<float> Invoke(Vector256<float> g, Vector256<float> u) => g * Sigmoid(GeluArg(g)) * u;
+        public Vector512<float> Invoke(Vector512<float> g, Vector512<float> u) => g * Sigmoid(GeluArg(g)) * u;
+    }
+
+    readonly struct SoftCapOp(float cap) : IUnaryOp
+    {
+        public float Invoke(float x) => cap * Tanh(x / cap);
+        public Vector256<float> Invoke(Vector256<float> x) { var c = Vector256.Create(cap); return c * Tanh(x / c); }
+        public Vector512<float> Invoke(Vector512<float> x) { var c = Vector512.Create(cap); return c * Tanh(x / c); }
+    }
+
+    // dx = dy·(1 − t²), t = y/cap; the fma forms 1 − t² with one rounding (no cancellation error beyond it).
+    readonly struct SoftCapBackwardOp(float cap) : IBinaryOp
+    {
+        public float Invoke(float y, float dy) { float t = y / cap; return dy * MathF.FusedMultiplyAdd(-t, t, 1f); }
+        public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy)
+        {
+            var t = y / Vector256.Create(cap);
+            return dy * Vector256.FusedMultiplyAdd(-t, t, Vector256<float>.One);
+        }
+        public Vector512<float> Invoke(Vector512<float> y, Vector512<float> dy)
+        {
+            var t = y / Vector512.Create(cap);
+            return dy * Vector512.FusedMultiplyAdd(-t, t, Vector512<float>.One);
+        }
+    }
+
     // dx = dy·σ·(1 + x·(1 − σ))
     readonly struct SiluBackwardOp : IBinaryOp
     {
@@ -206,6 +314,33 @@ public static class Activations
             Sigmoid(g, out var s, out var oms);
             dUp = dy * (g * s);
             dGate = (dy * u) * (s * Vector512.FusedMultiplyAdd(g, oms, Vector512<float>.One));
+        }
+    }
+
+    // (dGate, dUp) from (gate, up, dy): dUp = dy·gelu(g), dGate = (dy·u)·gelu'(g) with
+    // gelu'(g) = σ·(1 + g·(1 − σ)·z') as in GeluBackwardOp.
+    readonly struct GeGluBackwardOp : ITernaryPairOp
+    {
+        public void Invoke(float g, float u, float dy, out float dGate, out float dUp)
+        {
+            Sigmoid(GeluArg(g), out var s, out var oms);
+            float dz = MathF.FusedMultiplyAdd(K3, g * g, K1);
+            dUp = dy * (g * s);
+            dGate = (dy * u) * (s * MathF.FusedMultiplyAdd(g * oms, dz, 1f));
+        }
+        public void Invoke(Vector256<float> g, Vector256<float> u, Vector256<float> dy, out Vector256<float> dGate, out Vector256<float> dUp)
+        {
+            Sigmoid(GeluArg(g), out var s, out var oms);
+            var dz = Vector256.FusedMultiplyAdd(Vector256.Create(K3), g * g, Vector256.Create(K1));
+            dUp = dy * (g * s);
+            dGate = (dy * u) * (s * Vector256.FusedMultiplyAdd(g * oms, dz, Vector256<float>.One));
+        }
+        public void Invoke(Vector512<float> g, Vector512<float> u, Vector512<float> dy, out Vector512<float> dGate, out Vector512<float> dUp)
+        {
+            Sigmoid(GeluArg(g), out var s, out var oms);
+            var dz = Vector512.FusedMultiplyAdd(Vector512.Create(K3), g * g, Vector512.Create(K1));
+            dUp = dy * (g * s);
+            dGate = (dy * u) * (s * Vector512.FusedMultiplyAdd(g * oms, dz, Vector512<float>.One));
         }
     }
 }

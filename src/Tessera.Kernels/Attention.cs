@@ -10,7 +10,9 @@ namespace Tessera.Kernels;
 /// Tiled (FlashAttention-2 style) causal attention, forward and backward. Same contract as
 /// <see cref="ScalarAttention"/>: q, o (B, Hq, T, D); k, v (B, Hkv, T, D); query head h reads
 /// key/value head h / (Hq / Hkv); with <c>window</c> &gt; 0 query i sees keys j with
-/// i − window &lt; j ≤ i, with 0 all j ≤ i. lse (B, Hq, T) is written by forward and read by
+/// i − window &lt; j ≤ i, with 0 all j ≤ i. With <c>softCap</c> &gt; 0 each score s = q·k·scale is
+/// replaced by softCap·tanh(s / softCap) before the mask and softmax (Gemma 2), and the backward
+/// multiplies dS by 1 − tanh². lse (B, Hq, T) is written by forward and read by
 /// backward. No T×T matrix is ever formed: each worker holds a few tile-sized buffers
 /// (see <see cref="ForwardScratchBytes"/>), so memory is linear in T. Tiles that the causal mask
 /// or the window hide completely are never visited. Work is split statically over
@@ -26,12 +28,15 @@ public static unsafe class Attention
     /// </summary>
     internal const int TileRows = 64, TileCols = 64;
 
-    /// <summary>o = softmax(q·kᵀ·scale + causal/window mask)·v per head; lse keeps each row's log-sum-exp.</summary>
+    /// <summary>
+    /// o = softmax(cap(q·kᵀ·scale) + causal/window mask)·v per head, cap(s) = softCap·tanh(s/softCap)
+    /// when <paramref name="softCap"/> &gt; 0 and the identity when 0; lse keeps each row's log-sum-exp.
+    /// </summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0)
+        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0, float softCap = 0f)
     {
-        if (Vector512.IsHardwareAccelerated) Forward<AttentionVector512>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window);
-        else Forward<AttentionVector256>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window);
+        if (Vector512.IsHardwareAccelerated) Forward<AttentionVector512>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
+        else Forward<AttentionVector256>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
     }
 
     /// <summary>
@@ -39,10 +44,11 @@ public static unsafe class Attention
     /// P is recomputed tile by tile from q, k and lse.
     /// </summary>
     public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
-        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0)
+        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0,
+        float softCap = 0f)
     {
-        if (Vector512.IsHardwareAccelerated) Backward<AttentionVector512>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window);
-        else Backward<AttentionVector256>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window);
+        if (Vector512.IsHardwareAccelerated) Backward<AttentionVector512>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
+        else Backward<AttentionVector256>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
     }
 
     /// <summary>Bytes of scratch one <see cref="Forward"/> call allocates (all workers together).</summary>
@@ -55,23 +61,26 @@ public static unsafe class Attention
 
     /// <summary>Forward at a chosen vector width (tests run both widths on any machine).</summary>
     internal static void Forward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window) where V : struct, IAttentionVector<V>
+        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window, float softCap = 0f) where V : struct, IAttentionVector<V>
     {
         AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
+        AttentionChecks.SoftCap(softCap);
         if (batch == 0 || seq == 0) return;
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse)
         {
-            var p = new AttentionProblem(pq, pk, pv, po, pl, null, null, null, null, batch, heads, kvHeads, seq, headDim, scale, window);
+            var p = new AttentionProblem(pq, pk, pv, po, pl, null, null, null, null, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
             AttentionForward.Run<V>(p);
         }
     }
 
     /// <summary>Backward at a chosen vector width.</summary>
     internal static void Backward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
-        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window)
+        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window,
+        float softCap = 0f)
         where V : struct, IAttentionVector<V>
     {
         AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
+        AttentionChecks.SoftCap(softCap);
         long qn = (long)batch * heads * seq * headDim, kn = (long)batch * kvHeads * seq * headDim;
         if (dO.Length < qn || dq.Length < qn)
             throw new ArgumentException($"Attention: dO/dq need (B={batch}, H={heads}, T={seq}, D={headDim}) = {qn} floats, got dO={dO.Length}, dq={dq.Length}.");
@@ -80,7 +89,7 @@ public static unsafe class Attention
         if (batch == 0 || seq == 0) return;
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse, pdo = dO, pdq = dq, pdk = dk, pdv = dv)
         {
-            var p = new AttentionProblem(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, batch, heads, kvHeads, seq, headDim, scale, window);
+            var p = new AttentionProblem(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
             AttentionBackward.Run<V>(p);
         }
     }
@@ -89,11 +98,13 @@ public static unsafe class Attention
 /// <summary>Pointers and sizes of one attention call, with the index arithmetic both passes share.</summary>
 internal readonly unsafe struct AttentionProblem(float* q, float* k, float* v, float* o, float* lse,
     float* dO, float* dq, float* dk, float* dv,
-    int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window)
+    int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window, float softCap)
 {
     public readonly float* Q = q, K = k, V = v, O = o, Lse = lse, DO = dO, DQ = dq, DK = dk, DV = dv;
     public readonly int Batch = batch, Heads = heads, KvHeads = kvHeads, Seq = seq, HeadDim = headDim, Window = window;
     public readonly float Scale = scale;
+    /// <summary>Logit soft-cap (0: none).</summary>
+    public readonly float SoftCap = softCap;
 
     /// <summary>Query heads per key/value head.</summary>
     public int Group => Heads / KvHeads;

@@ -7,7 +7,8 @@ namespace Tessera.Kernels;
 /// <summary>
 /// Backward pass (FlashAttention-2). P is recomputed per tile as exp(s·scale − lse) from the
 /// saved lse; D_i = rowsum(dO ⊙ O); dP = dO·Vᵀ; dS = P ⊙ (dP − D_i); dV = Pᵀ·dO,
-/// dK = scale·dSᵀ·Q, dQ = scale·dS·K.
+/// dK = scale·dSᵀ·Q, dQ = scale·dS·K. With a soft-cap, P = exp(cap·t − lse) with t = tanh(s·scale/cap)
+/// and dS gains the factor 1 − t².
 ///
 /// Race-freedom and determinism: every output row must be summed by one worker in a fixed
 /// order, but dQ sums over keys while dK/dV sum over queries, so no single split owns all
@@ -104,6 +105,10 @@ internal static unsafe class AttentionBackward
         new Span<float>(dV, nc * dp).Clear();
 
         var scale = V.Splat(p.Scale);
+        bool capped = p.SoftCap > 0;
+        var cap = V.Splat(p.SoftCap);
+        var capArg = V.Splat(capped ? p.Scale / p.SoftCap : 0f);   // the forward's tanh argument, bit for bit
+        var oneV = V.Splat(1f);
         int iLo = j0, iHi = p.LastQuery(j0 + nc - 1);
         for (int h = g * p.Group; h < (g + 1) * p.Group; h++)
         {
@@ -121,12 +126,21 @@ internal static unsafe class AttentionBackward
                     var negLse = V.Splat(-lseh[i]);
                     var di = V.Splat(deltah[i]);
                     float* pr = s + r * ncp, dsr = dS + r * ncp;
-                    for (int c = 0; c < ncp; c += w)
-                    {
-                        var pv = AttentionExp.Exp(V.Fma(V.Load(pr + c), scale, negLse));
-                        V.Store(pv, pr + c);
-                        V.Store(V.Mul(pv, V.Sub(V.Load(dsr + c), di)), dsr + c);
-                    }
+                    if (capped)
+                        for (int c = 0; c < ncp; c += w)
+                        {
+                            var t = AttentionExp.Tanh(V.Mul(V.Load(pr + c), capArg));
+                            var pv = AttentionExp.Exp(V.Fma(t, cap, negLse));
+                            V.Store(pv, pr + c);
+                            V.Store(V.Mul(V.Mul(pv, V.Sub(V.Load(dsr + c), di)), V.Fma(V.Sub(default, t), t, oneV)), dsr + c);
+                        }
+                    else
+                        for (int c = 0; c < ncp; c += w)
+                        {
+                            var pv = AttentionExp.Exp(V.Fma(V.Load(pr + c), scale, negLse));
+                            V.Store(pv, pr + c);
+                            V.Store(V.Mul(pv, V.Sub(V.Load(dsr + c), di)), dsr + c);
+                        }
                     // Query i sees keys j with i − window < j ≤ i; zero P and dS elsewhere.
                     int cLo = p.Window > 0 ? (int)Math.Max(0, (long)i - p.Window + 1 - j0) : 0;
                     int cHi = Math.Min(nc, i - j0 + 1);
@@ -180,6 +194,10 @@ internal static unsafe class AttentionBackward
         new Span<float>(dQ, nr * dp).Clear();
 
         var scale = V.Splat(p.Scale);
+        bool capped = p.SoftCap > 0;
+        var cap = V.Splat(p.SoftCap);
+        var capArg = V.Splat(capped ? p.Scale / p.SoftCap : 0f);
+        var oneV = V.Splat(1f);
         int jLo = p.FirstKey(i0), jHi = i0 + nr - 1;
         for (int j0 = jLo; j0 <= jHi; j0 += Bc)
         {
@@ -190,11 +208,19 @@ internal static unsafe class AttentionBackward
             for (int c = 0; c < nc; c++)
             {
                 float* sr = sT + c * nrp, dsr = dST + c * nrp;
-                for (int r = 0; r < nrp; r += w)
-                {
-                    var pv = AttentionExp.Exp(V.Fma(V.Load(sr + r), scale, V.Load(negLse + r)));
-                    V.Store(V.Mul(pv, V.Sub(V.Load(dsr + r), V.Load(di + r))), dsr + r);
-                }
+                if (capped)
+                    for (int r = 0; r < nrp; r += w)
+                    {
+                        var t = AttentionExp.Tanh(V.Mul(V.Load(sr + r), capArg));
+                        var pv = AttentionExp.Exp(V.Fma(t, cap, V.Load(negLse + r)));
+                        V.Store(V.Mul(V.Mul(pv, V.Sub(V.Load(dsr + r), V.Load(di + r))), V.Fma(V.Sub(default, t), t, oneV)), dsr + r);
+                    }
+                else
+                    for (int r = 0; r < nrp; r += w)
+                    {
+                        var pv = AttentionExp.Exp(V.Fma(V.Load(sr + r), scale, V.Load(negLse + r)));
+                        V.Store(V.Mul(pv, V.Sub(V.Load(dsr + r), V.Load(di + r))), dsr + r);
+                    }
                 int j = j0 + c;
                 int rLo = Math.Max(0, j - i0);
                 int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;

@@ -19,4 +19,11 @@ public static class AttentionChecks
         if (lseLength < (long)batch * heads * seq)
             throw new ArgumentException($"Attention: lse needs (B, H, T) = {(long)batch * heads * seq} floats, got {lseLength}.");
     }
+
+    /// <summary>The logit soft-cap is 0 (none) or positive and finite.</summary>
+    public static void SoftCap(float softCap)
+    {
+        if (!(softCap >= 0) || float.IsInfinity(softCap))
+            throw new ArgumentException($"Attention: the logit soft-cap must be 0 (none) or positive and finite, got {softCap}.");
+    }
 }

@@ -68,6 +68,9 @@ internal static unsafe class AttentionForward
         new Span<float>(acc, nr * dp).Clear();
 
         var scale = V.Splat(p.Scale);
+        bool capped = p.SoftCap > 0;
+        var cap = V.Splat(p.SoftCap);
+        var capArg = V.Splat(capped ? p.Scale / p.SoftCap : 0f);   // tanh's argument s·scale/cap as one product
         int jLo = p.FirstKey(i0), jHi = i0 + nr - 1;
         for (int j0 = jLo; j0 <= jHi; j0 += Bc)
         {
@@ -76,12 +79,16 @@ internal static unsafe class AttentionForward
 
             // Mask: key j is visible to queries i0 + r with j ≤ i < j + window. For scale > 0 the
             // scale is folded into the exponent below (max(s·scale) = scale·max s); otherwise the
-            // tile is scaled first, since a non-positive scale reverses or flattens the order.
-            bool folded = p.Scale > 0;
+            // tile is scaled first, since a non-positive scale reverses or flattens the order. A
+            // soft-cap replaces s by cap·tanh(s·scale/cap) first, which leaves nothing to fold.
+            bool folded = p.Scale > 0 && !capped;
             for (int c = 0; c < nc; c++)
             {
                 float* row = sT + c * nrp;
-                if (!folded) for (int g = 0; g < nrp; g += w) V.Store(V.Mul(V.Load(row + g), scale), row + g);
+                if (capped)
+                    for (int g = 0; g < nrp; g += w)
+                        V.Store(V.Mul(cap, AttentionExp.Tanh(V.Mul(V.Load(row + g), capArg))), row + g);
+                else if (!folded) for (int g = 0; g < nrp; g += w) V.Store(V.Mul(V.Load(row + g), scale), row + g);
                 int j = j0 + c;
                 int rLo = Math.Max(0, j - i0);
                 int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;

@@ -25,6 +25,9 @@ internal interface IAttentionVector<TSelf> where TSelf : struct, IAttentionVecto
     static abstract TSelf Div(TSelf a, TSelf b);
     static abstract TSelf Max(TSelf a, TSelf b);
     static abstract TSelf Min(TSelf a, TSelf b);
+    static abstract TSelf Abs(TSelf x);
+    /// <summary>|<paramref name="magnitude"/>| with the sign bit of <paramref name="sign"/>.</summary>
+    static abstract TSelf CopySign(TSelf magnitude, TSelf sign);
     /// <summary>Lanes of <paramref name="x"/> below <paramref name="limit"/> become 0, others keep <paramref name="value"/>.</summary>
     static abstract TSelf ZeroWhereBelow(TSelf value, TSelf x, TSelf limit);
     /// <summary>Lanes equal to −∞ become 0 (the "no key seen yet" running max).</summary>
@@ -50,6 +53,10 @@ internal readonly struct AttentionVector512 : IAttentionVector<AttentionVector51
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Div(AttentionVector512 a, AttentionVector512 b) => new(a.v / b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Max(AttentionVector512 a, AttentionVector512 b) => new(Vector512.Max(a.v, b.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Min(AttentionVector512 a, AttentionVector512 b) => new(Vector512.Min(a.v, b.v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector512 Abs(AttentionVector512 x) => new(Vector512.Abs(x.v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static AttentionVector512 CopySign(AttentionVector512 magnitude, AttentionVector512 sign)
+        => new(Vector512.ConditionalSelect(Vector512.Create(-0f), sign.v, Vector512.Abs(magnitude.v)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static AttentionVector512 ZeroWhereBelow(AttentionVector512 value, AttentionVector512 x, AttentionVector512 limit)
         => new(Vector512.ConditionalSelect(Vector512.LessThan(x.v, limit.v), Vector512<float>.Zero, value.v));
@@ -78,6 +85,10 @@ internal readonly struct AttentionVector256 : IAttentionVector<AttentionVector25
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Div(AttentionVector256 a, AttentionVector256 b) => new(a.v / b.v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Max(AttentionVector256 a, AttentionVector256 b) => new(Vector256.Max(a.v, b.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Min(AttentionVector256 a, AttentionVector256 b) => new(Vector256.Min(a.v, b.v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static AttentionVector256 Abs(AttentionVector256 x) => new(Vector256.Abs(x.v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static AttentionVector256 CopySign(AttentionVector256 magnitude, AttentionVector256 sign)
+        => new(Vector256.ConditionalSelect(Vector256.Create(-0f), sign.v, Vector256.Abs(magnitude.v)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static AttentionVector256 ZeroWhereBelow(AttentionVector256 value, AttentionVector256 x, AttentionVector256 limit)
         => new(Vector256.ConditionalSelect(Vector256.LessThan(x.v, limit.v), Vector256<float>.Zero, value.v));
@@ -124,5 +135,18 @@ internal static class AttentionExp
         p = V.Fma(p, r, V.Splat(5.0000001201e-1f));
         var y = V.Add(V.Fma(p, V.Mul(r, r), r), V.Splat(1f));
         return V.ZeroWhereBelow(V.Mul(y, V.Pow2FromShifted(t)), x, lower);
+    }
+
+    /// <summary>
+    /// tanh(x) = sign(x)·(1 − e)/(1 + e), e = e^(−2|x|), for the attention logit soft-cap: exact
+    /// saturation to ±1, and an error of a few ulps of 1 (the subtraction cancels near 0), which is
+    /// what a logit about to enter a softmax needs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V Tanh<V>(V x) where V : struct, IAttentionVector<V>
+    {
+        var one = V.Splat(1f);
+        var e = Exp(V.Mul(V.Splat(-2f), V.Abs(x)));
+        return V.CopySign(V.Div(V.Sub(one, e), V.Add(one, e)), x);
     }
 }

@@ -14,20 +14,26 @@ namespace Tessera.Kernels;
 /// </remarks>
 public static class RmsNorm
 {
-    /// <summary>Normalizes each row of <paramref name="dim"/> floats; saves rstd per row for backward.</summary>
-    public static unsafe void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd, int rows, int dim, float eps)
+    /// <summary>
+    /// Normalizes each row of <paramref name="dim"/> floats, y = x·rstd·(w + <paramref name="gainOffset"/>);
+    /// saves rstd per row for backward. Gemma stores its gain as w with offset 1 (y = x·rstd·(1 + w)).
+    /// </summary>
+    public static unsafe void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd, int rows, int dim, float eps,
+        float gainOffset = 0f)
     {
         const string op = "RmsNorm.Forward";
         Check(op, rows, dim, x.Length, weight.Length, rstd.Length);
         SpanChecks.Length(y.Length, (long)rows * dim, op, "y", rows, dim);
         fixed (float* px = x, pw = weight, py = y, prs = rstd)
-            RowParallel.Run(new ForwardRows(px, pw, py, prs, dim, eps), rows, (long)rows * dim);
+            RowParallel.Run(new ForwardRows(px, pw, py, prs, dim, eps, gainOffset), rows, (long)rows * dim);
     }
 
     /// <summary>
-    /// dx = rstd·(w⊙dy) − rstd³·x·Σ(w⊙dy⊙x)/dim; dWeight += Σ_rows dy⊙x·rstd (accumulated).
+    /// dx = rstd·(g⊙dy) − rstd³·x·Σ(g⊙dy⊙x)/dim with the gain g = w + <paramref name="gainOffset"/>;
+    /// dWeight += Σ_rows dy⊙x·rstd (accumulated; the offset is a constant, so it does not enter).
     /// </summary>
-    public static unsafe void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dWeight, int rows, int dim)
+    public static unsafe void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dWeight, int rows, int dim,
+        float gainOffset = 0f)
     {
         const string op = "RmsNorm.Backward";
         Check(op, rows, dim, x.Length, weight.Length, rstd.Length);
@@ -37,7 +43,7 @@ public static class RmsNorm
         if (rows == 0) return;
         fixed (float* px = x, pw = weight, prs = rstd, pdy = dy, pdx = dx, pdw = dWeight)
         {
-            RowParallel.Run(new BackwardRows(px, pw, prs, pdy, pdx, dim), rows, 2L * rows * dim);
+            RowParallel.Run(new BackwardRows(px, pw, prs, pdy, pdx, dim, gainOffset), rows, 2L * rows * dim);
             RowParallel.Run(new WeightGradColumns(px, prs, pdy, pdw, rows, dim), dim, 2L * rows * dim);
         }
     }
@@ -51,7 +57,7 @@ public static class RmsNorm
         SpanChecks.Length(rstdLength, rows, op, "rstd", rows);
     }
 
-    unsafe readonly struct ForwardRows(float* x, float* w, float* y, float* rstd, int dim, float eps) : IRowRange
+    unsafe readonly struct ForwardRows(float* x, float* w, float* y, float* rstd, int dim, float eps, float gainOffset) : IRowRange
     {
         public void Run(int start, int end)
         {
@@ -62,13 +68,18 @@ public static class RmsNorm
                 var yr = new Span<float>(y + (long)r * dim, dim);
                 float rs = (float)(1.0 / Math.Sqrt((double)TensorPrimitives.SumOfSquares(xr) / dim + eps));
                 rstd[r] = rs;
-                TensorPrimitives.Multiply(xr, wr, yr);
+                if (gainOffset != 0f)
+                {
+                    TensorPrimitives.Add(wr, gainOffset, yr);                 // g = w + offset, rounded once as in fp32 HF
+                    TensorPrimitives.Multiply(xr, yr, yr);
+                }
+                else TensorPrimitives.Multiply(xr, wr, yr);
                 TensorPrimitives.Multiply(yr, rs, yr);
             }
         }
     }
 
-    unsafe readonly struct BackwardRows(float* x, float* w, float* rstd, float* dy, float* dx, int dim) : IRowRange
+    unsafe readonly struct BackwardRows(float* x, float* w, float* rstd, float* dy, float* dx, int dim, float gainOffset) : IRowRange
     {
         public void Run(int start, int end)
         {
@@ -79,10 +90,15 @@ public static class RmsNorm
                 var dyr = new ReadOnlySpan<float>(dy + (long)r * dim, dim);
                 var dxr = new Span<float>(dx + (long)r * dim, dim);
                 double rs = rstd[r];
-                TensorPrimitives.Multiply(wr, dyr, dxr);                      // dx ← w⊙dy (scratch)
-                double dot = TensorPrimitives.Dot(dxr, xr);                    // Σ w⊙dy⊙x
+                if (gainOffset != 0f)
+                {
+                    TensorPrimitives.Add(wr, gainOffset, dxr);                // dx ← g = w + offset (scratch)
+                    TensorPrimitives.Multiply(dxr, dyr, dxr);                 // dx ← g⊙dy
+                }
+                else TensorPrimitives.Multiply(wr, dyr, dxr);                 // dx ← w⊙dy (scratch)
+                double dot = TensorPrimitives.Dot(dxr, xr);                    // Σ g⊙dy⊙x
                 float c = (float)(rs * rs * rs * dot / dim);
-                TensorPrimitives.Multiply(dxr, (float)rs, dxr);               // rstd·(w⊙dy)
+                TensorPrimitives.Multiply(dxr, (float)rs, dxr);               // rstd·(g⊙dy)
                 TensorPrimitives.MultiplyAdd(xr, -c, dxr, dxr);               // − c·x
             }
         }

@@ -13,17 +13,87 @@ namespace Tessera.Kernels;
 /// </remarks>
 public static class Rope
 {
-    /// <summary>Fills cos/sin tables of shape (maxPositions, headDim/2).</summary>
-    public static unsafe void BuildTables(int maxPositions, int headDim, float theta, Span<float> cos, Span<float> sin)
+    /// <summary>Fills cos/sin tables of shape (maxPositions, headDim/2) for base <paramref name="theta"/>, unscaled.</summary>
+    public static void BuildTables(int maxPositions, int headDim, float theta, Span<float> cos, Span<float> sin)
+    {
+        RopeChecks.HeadDim(headDim);
+        Span<double> invFreq = headDim <= 2048 ? stackalloc double[headDim / 2] : new double[headDim / 2];
+        InverseFrequencies(headDim, theta, invFreq);
+        BuildTables(maxPositions, invFreq, cos, sin);
+    }
+
+    /// <summary>
+    /// Fills cos/sin tables of shape (maxPositions, invFreq.Length): entry (p, i) is cos/sin of
+    /// p·invFreq[i], the angle computed in double and rounded once to float.
+    /// </summary>
+    public static unsafe void BuildTables(int maxPositions, ReadOnlySpan<double> invFreq, Span<float> cos, Span<float> sin)
     {
         const string op = "Rope.BuildTables";
-        RopeChecks.HeadDim(headDim);
         SpanChecks.NonNegative(maxPositions, op, "maxPositions");
-        long n = (long)maxPositions * (headDim / 2);
-        SpanChecks.Length(cos.Length, n, op, "cos", maxPositions, headDim / 2);
-        SpanChecks.Length(sin.Length, n, op, "sin", maxPositions, headDim / 2);
+        int half = invFreq.Length;
+        long n = (long)maxPositions * half;
+        SpanChecks.Length(cos.Length, n, op, "cos", maxPositions, half);
+        SpanChecks.Length(sin.Length, n, op, "sin", maxPositions, half);
         fixed (float* pc = cos, ps = sin)
-            RowParallel.Run(new TableRows(pc, ps, headDim, theta), maxPositions, 8 * n);   // cos+sin cost ~8 element-passes each
+        fixed (double* pf = invFreq)
+            RowParallel.Run(new TableRows(pc, ps, pf, half), maxPositions, 8 * n);   // cos+sin cost ~8 element-passes each
+    }
+
+    /// <summary>
+    /// invFreq[i] = θ^(−2i/D) for i &lt; D/2, then remapped by <paramref name="scaling"/>:
+    /// <see cref="RopeScalingKind.Linear"/> divides every frequency by <paramref name="factor"/>
+    /// (positions stretched by it; HF <c>_compute_linear_scaling_rope_parameters</c>);
+    /// <see cref="RopeScalingKind.Llama3"/> divides the low frequencies (wavelength above
+    /// originalMaxPositions / lowFreqFactor) by the factor, keeps the high ones (wavelength below
+    /// originalMaxPositions / highFreqFactor) and blends in between (HF <c>_compute_llama3_parameters</c>).
+    /// </summary>
+    public static void InverseFrequencies(int headDim, double theta, Span<double> invFreq, RopeScalingKind scaling = RopeScalingKind.None,
+        double factor = 1, double lowFreqFactor = 1, double highFreqFactor = 4, int originalMaxPositions = 8192)
+    {
+        const string op = "Rope.InverseFrequencies";
+        RopeChecks.HeadDim(headDim);
+        RopeChecks.Scaling(scaling, theta, factor, lowFreqFactor, highFreqFactor, originalMaxPositions);
+        SpanChecks.Length(invFreq.Length, headDim / 2, op, "invFreq", headDim / 2);
+        for (int i = 0; i < headDim / 2; i++) invFreq[i] = Math.Pow(theta, -2.0 * i / headDim);
+        if (scaling == RopeScalingKind.Linear)
+            for (int i = 0; i < headDim / 2; i++) invFreq[i] /= factor;
+        else if (scaling == RopeScalingKind.Llama3)
+        {
+            double lowWavelen = originalMaxPositions / lowFreqFactor, highWavelen = originalMaxPositions / highFreqFactor;
+            for (int i = 0; i < headDim / 2; i++)
+            {
+                double f = invFreq[i], wavelen = 2 * Math.PI / f;
+                if (wavelen > lowWavelen) invFreq[i] = f / factor;
+                else if (wavelen >= highWavelen)
+                {
+                    double smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+                    invFreq[i] = (1 - smooth) * f / factor + smooth * f;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rotates <paramref name="heads"/> contiguous heads of one token in place (the inference layout:
+    /// a token's q heads then its k heads), by position <paramref name="position"/> of tables built
+    /// for <paramref name="headDim"/>; the same fp32 operations as <see cref="Apply"/>, so bitwise equal.
+    /// </summary>
+    public static unsafe void RotateHeads(Span<float> x, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int position)
+    {
+        const string op = "Rope.RotateHeads";
+        RopeChecks.HeadDim(headDim);
+        SpanChecks.NonNegative(heads, op, "heads");
+        SpanChecks.NonNegative(position, op, "position");
+        int half = headDim / 2;
+        SpanChecks.Length(x.Length, (long)heads * headDim, op, "x", heads, headDim);
+        long table = (long)(position + 1) * half;
+        if (cos.Length < table || sin.Length < table)
+            throw new ArgumentException($"{op}: cos/sin tables have {cos.Length}/{sin.Length} elements but position {position} with D/2={half} needs {table}.",
+                cos.Length < table ? nameof(cos) : nameof(sin));
+        ref float c = ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(cos), (nint)((long)position * half));
+        ref float s = ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(sin), (nint)((long)position * half));
+        ref float x0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        for (int h = 0; h < heads; h++) Rotate(ref Unsafe.Add(ref x0, (nint)((long)h * headDim)), ref c, ref s, half, inverse: false);
     }
 
     /// <summary>
@@ -50,19 +120,15 @@ public static class Rope
             RowParallel.Run(new TokenRows(px, pc, ps, seq, heads, headDim, positionOffset, inverse), batch * seq, n);
     }
 
-    unsafe readonly struct TableRows(float* cos, float* sin, int headDim, float theta) : IRowRange
+    // Same double expressions as the twin, so the tables are bitwise equal.
+    unsafe readonly struct TableRows(float* cos, float* sin, double* invFreq, int half) : IRowRange
     {
         public void Run(int start, int end)
         {
-            int half = headDim / 2;
-            // Same double expressions as the twin, so the tables are bitwise equal; the
-            // frequencies are hoisted out of the position loop when they fit on the stack.
-            Span<double> freq = half <= 1024 ? stackalloc double[half] : default;
-            for (int i = 0; i < freq.Length; i++) freq[i] = Math.Pow(theta, -2.0 * i / headDim);
             for (int p = start; p < end; p++)
                 for (int i = 0; i < half; i++)
                 {
-                    double ang = p * (freq.Length > 0 ? freq[i] : Math.Pow(theta, -2.0 * i / headDim));
+                    double ang = p * invFreq[i];
                     cos[(long)p * half + i] = (float)Math.Cos(ang);
                     sin[(long)p * half + i] = (float)Math.Sin(ang);
                 }

@@ -129,6 +129,106 @@ public class ActivationsTests
     }
 
     [Fact]
+    public void GeGluMatchesTwin()
+    {
+        var r = new TestRandom(46);
+        foreach (int n in Lengths())
+        {
+            var x = Inputs(r, n, n + 9); var up = r.Array(n, -3f, 3f);
+            var e = new float[n]; var a = new float[n];
+            ScalarActivations.GeGlu(x, up, e); Activations.GeGlu(x, up, a);
+            for (int i = 0; i < n; i++)
+            {
+                double v = x[i], z = 2 * C * (v + 0.044715 * v * v * v);
+                // The GELU bound (see GeluMatchesTwin) plus one more product by up.
+                double rel = Eps + 5 * U + 6 * U * Math.Abs(z) * Sigma(-z);
+                Tolerance.Within(e[i], a[i], rel * Math.Abs(e[i]) + Math.Abs(v * up[i]) * (Sub + D), $"geglu n={n}", i);
+            }
+        }
+    }
+
+    [Fact]
+    public void GeGluBackwardMatchesTwin()
+    {
+        var r = new TestRandom(47);
+        foreach (int n in Lengths())
+        {
+            var x = Inputs(r, n, n + 11); var up = r.Array(n, -3f, 3f); var dy = r.Array(n, -2f, 2f);
+            var e = new float[n]; var a = new float[n]; var eUp = new float[n]; var aUp = new float[n];
+            ScalarActivations.GeGluBackward(x, up, dy, e, eUp); Activations.GeGluBackward(x, up, dy, a, aUp);
+            for (int i = 0; i < n; i++)
+            {
+                double v = x[i], z = 2 * C * (v + 0.044715 * v * v * v), dz = 2 * C * (1 + 3 * 0.044715 * v * v);
+                double s = Sigma(z), oms = Sigma(-z);
+                // dGate: the GELU-backward bound (see GeluBackwardMatchesTwin) with dy·up in place of
+                // dy, one rounding more.
+                double t = Math.Abs(dy[i] * up[i]) * s * (1 + Math.Abs(v) * oms * dz);
+                double floor = Math.Abs(dy[i] * up[i]) * (1 + Math.Abs(v) * dz) * (Sub + D);
+                Tolerance.Within(e[i], a[i], (4 * Eps + 16 * U + 12 * U * Math.Abs(z)) * t + floor, $"geglu dGate n={n}", i);
+                // dUp = dy·(g·σ(z)): σ (2ε + 3u + 6u|z|(1 − σ)), two products, the twin's rounding;
+                // the twin's ½v(1 + tanh) cancels in double.
+                double rel = 2 * Eps + 6 * U + 6 * U * Math.Abs(z) * oms;
+                Tolerance.Within(eUp[i], aUp[i], rel * Math.Abs(eUp[i]) + Math.Abs(dy[i] * v) * (Sub + D), $"geglu dUp n={n}", i);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(50f)]
+    [InlineData(30f)]
+    [InlineData(1f)]
+    public void SoftCapMatchesTwin(float cap)
+    {
+        var r = new TestRandom(48);
+        foreach (int n in Lengths())
+        {
+            var x = Inputs(r, n, n + 13);
+            for (int i = 0; i < n; i++) x[i] *= cap / 4;   // spread over the linear, bending and saturated parts
+            var e = new float[n]; var a = new float[n];
+            ScalarActivations.SoftCap(x, e, cap); Activations.SoftCap(x, a, cap);
+            for (int i = 0; i < n; i++)
+            {
+                // w = x/cap (u) moves tanh by (1 − t²)|w|u; exp (ε) moves (1 − e)/(1 + e) by (1 − t²)ε/2;
+                // 1 − e, 1 + e, the division and ×cap round once each and the twin once more: 5u|t|.
+                double w = (double)x[i] / cap, t = Math.Tanh(w);
+                double bound = cap * ((1 - t * t) * (Math.Abs(w) * U + Eps / 2) + 5 * U * Math.Abs(t) + Sub);
+                Tolerance.Within(e[i], a[i], bound, $"softcap {cap} n={n}", i);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(50f)]
+    [InlineData(1f)]
+    public void SoftCapBackwardMatchesTwin(float cap)
+    {
+        var r = new TestRandom(49);
+        foreach (int n in Lengths())
+        {
+            var x = Inputs(r, n, n + 15);
+            for (int i = 0; i < n; i++) x[i] *= cap / 4;
+            var y = new float[n]; var dy = r.Array(n, -2f, 2f);
+            ScalarActivations.SoftCap(x, y, cap);
+            var e = new float[n]; var a = new float[n];
+            ScalarActivations.SoftCapBackward(y, dy, e, cap); Activations.SoftCapBackward(y, dy, a, cap);
+            for (int i = 0; i < n; i++)
+            {
+                // t = y/cap (u) moves 1 − t² by 2u·t²; the fma rounds u·(1 − t²); ×dy and the twin: 2u|dx|.
+                double t = (double)y[i] / cap;
+                double bound = Math.Abs(dy[i]) * (2 * U * t * t + U * Math.Abs(1 - t * t)) + 2 * U * Math.Abs(e[i]) + 1e-44;
+                Tolerance.Within(e[i], a[i], bound, $"softcap backward {cap} n={n}", i);
+            }
+        }
+    }
+
+    [Fact]
+    public void SoftCapRejectsANonPositiveCap()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Activations.SoftCap(new float[4], new float[4], 0f));
+        Assert.Contains("Activations.SoftCap", e.Message);
+    }
+
+    [Fact]
     public void OutputsMayAliasInputs()
     {
         var x = new TestRandom(45).Array(1000, -5f, 5f);

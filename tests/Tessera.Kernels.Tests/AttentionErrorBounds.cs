@@ -29,6 +29,12 @@ namespace Tessera.Kernels.Tests;
 ///    dS = p·t carries εS = εp·|t̂| + p·e_t + u·(p + εp)·|t̂|;
 ///  • dV = Σ_i p̂ dO, dK = scale·Σ_i dŜ q, dQ = scale·Σ_j dŜ k are n-term FMA sums
 ///    (n = group·T for dK/dV, T for dQ): Σ|errors|·|factor| + γ_n·Σ|terms|, plus u for the scale.
+/// Soft-cap c (t = tanh(z/c), z = scale·q·k): the capped score c·t moves by (1 − t²)·δz from the
+/// dot product's error, and the kernel's tanh adds c·((1 − t²)(2u|z/c| + c_e·u/2) + 4u|t|): the
+/// argument's two roundings (scale/c and the product) through tanh′ = 1 − t², exp's error through
+/// ∂[(1 − e)/(1 + e)]/∂e·e = (1 − t²)/2, then 1 − e, 1 + e, the division and ×c (the backward fuses
+/// ×c into the exponent's fma: 3u|t|). The backward's factor f = 1 − t² (one fma) is off by
+/// 2|t|·δt + u·f, and the extra product dS·f rounds once more.
 /// The analysis is first order in u except where stated (expm1, the 1/(1 − R) factor); the
 /// dropped terms are O(u²·T²), below 10⁻⁹ relative at the sizes tested.
 /// </summary>
@@ -38,7 +44,8 @@ internal static class AttentionErrorBounds
     static readonly double Ce = AttentionExp.MaxUlps;
 
     /// <summary>Bounds on |fast − exact| for o (B, Hq, T, D) and lse (B, Hq, T).</summary>
-    public static (double[] O, double[] Lse) Forward(float[] q, float[] k, float[] v, int batch, int heads, int kvHeads, int seq, int dim, float scale, int window)
+    public static (double[] O, double[] Lse) Forward(float[] q, float[] k, float[] v, int batch, int heads, int kvHeads, int seq, int dim, float scale, int window,
+        float softCap = 0f)
     {
         var boundO = new double[q.Length];
         var boundLse = new double[batch * heads * seq];
@@ -61,7 +68,7 @@ internal static class AttentionErrorBounds
                             double t = (double)q[qo + i * dim + d] * k[ko + j * dim + d];
                             dot += t; abs += Math.Abs(t);
                         }
-                        s[j] = dot * scale; ds[j] = gD * Math.Abs(scale) * abs;
+                        (s[j], ds[j], _, _) = Capped(dot * scale, gD * Math.Abs(scale) * abs, softCap, 4);
                         m = Math.Max(m, s[j]); sMax = Math.Max(sMax, Math.Abs(s[j]) + ds[j]); dsMax = Math.Max(dsMax, ds[j]);
                     }
                     double l = 0;
@@ -91,12 +98,25 @@ internal static class AttentionErrorBounds
         return (boundO, boundLse);
     }
 
+    /// <summary>
+    /// The exact (capped) score, its error bound, the backward factor 1 − t² and that factor's
+    /// error, from the uncapped score z and its error dz; <paramref name="finalRoundings"/> counts
+    /// the roundings after tanh's exp (4 in the forward, 3 in the backward).
+    /// </summary>
+    static (double S, double Ds, double F, double Ef) Capped(double z, double dz, float cap, int finalRoundings)
+    {
+        if (!(cap > 0)) return (z, dz, 1, 0);
+        double w = z / cap, t = Math.Tanh(w), f = 1 - t * t;
+        double ds = f * dz + cap * (f * (2 * U * Math.Abs(w) + Ce * U / 2) + finalRoundings * U * Math.Abs(t));
+        return (cap * t, ds, f, 2 * Math.Abs(t) * ds / cap + U * f);
+    }
+
     static double Rho(double ds, double x, double dsMax, double rescale)
         => double.ExpM1(ds) + U * (Math.Abs(x) + 2 * dsMax) + Ce * U + rescale;
 
     /// <summary>Bounds on |fast − exact| for dq, dk, dv given the same inputs to both implementations.</summary>
     public static (double[] Dq, double[] Dk, double[] Dv) Backward(float[] q, float[] k, float[] v, float[] o, float[] lse, float[] dO,
-        int batch, int heads, int kvHeads, int seq, int dim, float scale, int window, bool roundedInputs = false)
+        int batch, int heads, int kvHeads, int seq, int dim, float scale, int window, bool roundedInputs = false, float softCap = 0f)
     {
         // roundedInputs: o and lse are the float roundings of the true forward's values, and the
         // bound is wanted against the true gradient. Rounding lse by u|lse| scales every p by up to
@@ -133,15 +153,16 @@ internal static class AttentionErrorBounds
                             double c = (double)dO[qo + i * dim + d] * v[ko + j * dim + d];
                             sq += a; sqAbs += Math.Abs(a); dp += c; dpAbs += Math.Abs(c);
                         }
-                        double x = sq * scale - li, p = Math.Exp(x);
-                        double dsc = gD * Math.Abs(scale) * sqAbs;
+                        var (sc0, dsc, f, ef) = Capped(sq * scale, gD * Math.Abs(scale) * sqAbs, softCap, 3);
+                        double x = sc0 - li, p = Math.Exp(x);
                         double ex = double.ExpM1(dsc + U * (Math.Abs(x) + dsc) + inputU * Math.Abs(li));
                         double ep = p * (ex + Ce * U * (1 + ex));
                         double t = dp - delta;
                         double et = (gD * dpAbs + eDelta) * (1 + U) + U * Math.Abs(t);
                         double tHat = Math.Abs(t) + et;
-                        double dS = p * t;
-                        double eS = ep * tHat + p * et + U * (p + ep) * tHat;
+                        double dS = p * t * f;
+                        double eS = (ep * tHat + p * et + U * (p + ep) * tHat) * (f + ef) + Math.Abs(p * t) * ef
+                            + (softCap > 0 ? U * Math.Abs(dS) : 0);
                         for (int d = 0; d < dim; d++)
                         {
                             int qi = qo + i * dim + d, kj = ko + j * dim + d;

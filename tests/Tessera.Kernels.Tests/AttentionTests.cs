@@ -26,25 +26,26 @@ public class AttentionTests
         // Wider heads: several 4-vector column blocks per row, and a 16-lane tail at D = 80.
         data.Add(70, 128);
         data.Add(33, 80);
+        data.Add(70, 256);   // Gemma's head dim
         return data;
     }
 
     static int[] Windows(int seq) => [0, 1, 5, seq + 3];
 
-    delegate void ForwardFn(float[] q, float[] k, float[] v, float[] o, float[] lse, int b, int h, int hkv, int t, int d, float scale, int window);
-    delegate void BackwardFn(float[] q, float[] k, float[] v, float[] o, float[] lse, float[] dO, float[] dq, float[] dk, float[] dv, int b, int h, int hkv, int t, int d, float scale, int window);
+    delegate void ForwardFn(float[] q, float[] k, float[] v, float[] o, float[] lse, int b, int h, int hkv, int t, int d, float scale, int window, float cap);
+    delegate void BackwardFn(float[] q, float[] k, float[] v, float[] o, float[] lse, float[] dO, float[] dq, float[] dk, float[] dv, int b, int h, int hkv, int t, int d, float scale, int window, float cap);
 
     static readonly (string Name, ForwardFn Fwd, BackwardFn Bwd)[] Widths =
     [
-        ("v512", (q, k, v, o, l, b, h, hkv, t, d, s, w) => Attention.Forward<AttentionVector512>(q, k, v, o, l, b, h, hkv, t, d, s, w),
-                 (q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w) => Attention.Backward<AttentionVector512>(q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w)),
-        ("v256", (q, k, v, o, l, b, h, hkv, t, d, s, w) => Attention.Forward<AttentionVector256>(q, k, v, o, l, b, h, hkv, t, d, s, w),
-                 (q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w) => Attention.Backward<AttentionVector256>(q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w)),
+        ("v512", (q, k, v, o, l, b, h, hkv, t, d, s, w, c) => Attention.Forward<AttentionVector512>(q, k, v, o, l, b, h, hkv, t, d, s, w, c),
+                 (q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w, c) => Attention.Backward<AttentionVector512>(q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w, c)),
+        ("v256", (q, k, v, o, l, b, h, hkv, t, d, s, w, c) => Attention.Forward<AttentionVector256>(q, k, v, o, l, b, h, hkv, t, d, s, w, c),
+                 (q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w, c) => Attention.Backward<AttentionVector256>(q, k, v, o, l, g, dq, dk, dv, b, h, hkv, t, d, s, w, c)),
     ];
 
-    sealed record Case(int B, int H, int Hkv, int T, int D, float Scale, int Window, float[] Q, float[] K, float[] V, float[] DO)
+    sealed record Case(int B, int H, int Hkv, int T, int D, float Scale, int Window, float Cap, float[] Q, float[] K, float[] V, float[] DO)
     {
-        public override string ToString() => $"B={B} H={H} Hkv={Hkv} T={T} D={D} scale={Scale} window={Window}";
+        public override string ToString() => $"B={B} H={H} Hkv={Hkv} T={T} D={D} scale={Scale} window={Window} softCap={Cap}";
     }
 
     static IEnumerable<Case> Cases(int seq, int dim)
@@ -56,8 +57,11 @@ public class AttentionTests
             {
                 // Cycle a flat and a peaked softmax (scores of a few units move the running max across
                 // tiles) and a negative scale (the forward cannot fold it into the exponent).
+                // Every other case soft-caps the scores at 2 (Gemma 2's cap is 50 on larger logits):
+                // the scores here are a few units, so tanh bends them well away from linear.
+                float cap = n % 2 == 1 ? 2f : 0f;
                 float scale = (n++ % 3) switch { 0 => 1f, 1 => 2f, _ => -1f } / MathF.Sqrt(dim);
-                yield return new Case(b, h, hkv, seq, dim, scale, window,
+                yield return new Case(b, h, hkv, seq, dim, scale, window, cap,
                     rng.Array(b * h * seq * dim, -2f, 2f), rng.Array(b * hkv * seq * dim, -2f, 2f),
                     rng.Array(b * hkv * seq * dim), rng.Array(b * h * seq * dim));
             }
@@ -70,12 +74,12 @@ public class AttentionTests
         foreach (var c in Cases(seq, dim))
         {
             var oRef = new float[c.Q.Length]; var lseRef = new float[c.B * c.H * c.T];
-            ScalarAttention.Forward(c.Q, c.K, c.V, oRef, lseRef, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
-            var (bo, bl) = AttentionErrorBounds.Forward(c.Q, c.K, c.V, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
+            ScalarAttention.Forward(c.Q, c.K, c.V, oRef, lseRef, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, c.Cap);
+            var (bo, bl) = AttentionErrorBounds.Forward(c.Q, c.K, c.V, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, c.Cap);
             foreach (var (name, fwd, _) in Widths)
             {
                 var o = Filled(c.Q.Length, float.NaN); var lse = Filled(lseRef.Length, float.NaN);
-                fwd(c.Q, c.K, c.V, o, lse, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
+                fwd(c.Q, c.K, c.V, o, lse, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, c.Cap);
                 AssertClose(oRef, o, bo, $"{name} o ({c})");
                 AssertClose(lseRef, lse, bl, $"{name} lse ({c})");
             }
@@ -89,15 +93,15 @@ public class AttentionTests
         foreach (var c in Cases(seq, dim))
         {
             var o = new float[c.Q.Length]; var lse = new float[c.B * c.H * c.T];
-            ScalarAttention.Forward(c.Q, c.K, c.V, o, lse, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
+            ScalarAttention.Forward(c.Q, c.K, c.V, o, lse, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, c.Cap);
             var dqRef = new float[c.Q.Length]; var dkRef = new float[c.K.Length]; var dvRef = new float[c.V.Length];
-            ScalarAttention.Backward(c.Q, c.K, c.V, o, lse, c.DO, dqRef, dkRef, dvRef, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
-            var (bq, bk, bv) = AttentionErrorBounds.Backward(c.Q, c.K, c.V, o, lse, c.DO, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
+            ScalarAttention.Backward(c.Q, c.K, c.V, o, lse, c.DO, dqRef, dkRef, dvRef, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, c.Cap);
+            var (bq, bk, bv) = AttentionErrorBounds.Backward(c.Q, c.K, c.V, o, lse, c.DO, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, softCap: c.Cap);
             foreach (var (name, _, bwd) in Widths)
             {
                 // NaN-filled outputs prove every element is overwritten.
                 var dq = Filled(c.Q.Length, float.NaN); var dk = Filled(c.K.Length, float.NaN); var dv = Filled(c.V.Length, float.NaN);
-                bwd(c.Q, c.K, c.V, o, lse, c.DO, dq, dk, dv, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window);
+                bwd(c.Q, c.K, c.V, o, lse, c.DO, dq, dk, dv, c.B, c.H, c.Hkv, c.T, c.D, c.Scale, c.Window, c.Cap);
                 AssertClose(dqRef, dq, bq, $"{name} dq ({c})");
                 AssertClose(dkRef, dk, bk, $"{name} dk ({c})");
                 AssertClose(dvRef, dv, bv, $"{name} dv ({c})");
@@ -112,26 +116,36 @@ public class AttentionTests
     /// 10⁻¹⁶·|L|/h ≈ 10⁻¹¹; we allow 10⁻⁷ for finite differencing on top of the kernel's
     /// derived bound, which also accounts for o and lse reaching the kernel rounded to float.
     /// </summary>
-    [Fact]
-    public void GradientsMatchFiniteDifferences()
+    /// <remarks>
+    /// With a soft-cap (Gemma 2) the cases use scale 3/√D, so the scores have unit spread at every
+    /// head dim and a cap of 1 bends them; the third derivatives stay O(1) (tanh's are bounded, and
+    /// scale·|k| ≤ 3/√D), so the same finite-difference allowance holds.
+    /// </remarks>
+    [Theory]
+    [InlineData(3, 4, 0f)]
+    [InlineData(8, 0, 1f)]
+    [InlineData(8, 3, 1f)]
+    [InlineData(64, 0, 1f)]
+    [InlineData(256, 2, 1f)]
+    public void GradientsMatchFiniteDifferences(int D, int Window, float Cap)
     {
-        const int B = 1, H = 2, Hkv = 1, T = 6, D = 3, Window = 4;
-        const float Scale = 0.7f;
+        const int B = 1, H = 2, Hkv = 1, T = 6;
+        float Scale = Cap > 0 ? 3f / MathF.Sqrt(D) : 0.7f;
         var rng = new TestRandom(42);
         float[] q = rng.Array(B * H * T * D), k = rng.Array(B * Hkv * T * D), v = rng.Array(B * Hkv * T * D), g = rng.Array(B * H * T * D);
-        var oExact = DoubleForward(q, k, v, B, H, Hkv, T, D, Scale, Window, out var lseExact);
+        var oExact = DoubleForward(q, k, v, B, H, Hkv, T, D, Scale, Window, Cap, out var lseExact);
 
         // The double forward is the scalar twin's mathematics: check that before trusting its derivatives.
         var oRef = new float[q.Length]; var lseRef = new float[B * H * T];
-        ScalarAttention.Forward(q, k, v, oRef, lseRef, B, H, Hkv, T, D, Scale, Window);
+        ScalarAttention.Forward(q, k, v, oRef, lseRef, B, H, Hkv, T, D, Scale, Window, Cap);
         for (int i = 0; i < q.Length; i++) Tolerance.Within(oExact[i], oRef[i], Tolerance.Ulps(oExact[i], 1), "twin o", i);
 
         var o = new float[q.Length]; var lse = new float[B * H * T];
         for (int i = 0; i < o.Length; i++) o[i] = (float)oExact[i];
         for (int i = 0; i < lse.Length; i++) lse[i] = (float)lseExact[i];
         var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
-        Attention.Backward(q, k, v, o, lse, g, dq, dk, dv, B, H, Hkv, T, D, Scale, Window);
-        var (bq, bk, bv) = AttentionErrorBounds.Backward(q, k, v, o, lse, g, B, H, Hkv, T, D, Scale, Window, roundedInputs: true);
+        Attention.Backward(q, k, v, o, lse, g, dq, dk, dv, B, H, Hkv, T, D, Scale, Window, Cap);
+        var (bq, bk, bv) = AttentionErrorBounds.Backward(q, k, v, o, lse, g, B, H, Hkv, T, D, Scale, Window, roundedInputs: true, softCap: Cap);
 
         const double Fd = 1e-7;
         CheckFd("dq", q, dq, bq);
@@ -157,7 +171,7 @@ public class AttentionTests
                 double[] qq = what == "dq" ? xd : Array.ConvertAll(q, f => (double)f);
                 double[] kk = what == "dk" ? xd : Array.ConvertAll(k, f => (double)f);
                 double[] vv = what == "dv" ? xd : Array.ConvertAll(v, f => (double)f);
-                var oo = DoubleForward(qq, kk, vv, B, H, Hkv, T, D, Scale, Window, out _);
+                var oo = DoubleForward(qq, kk, vv, B, H, Hkv, T, D, Scale, Window, Cap, out _);
                 double sum = 0;
                 for (int i = 0; i < oo.Length; i++) sum += oo[i] * g[i];
                 return sum;
@@ -274,7 +288,7 @@ public class AttentionTests
         Assert.Equal(5f, sentinel[0]);
     }
 
-    static double[] DoubleForward(double[] q, double[] k, double[] v, int batch, int heads, int kvHeads, int seq, int dim, double scale, int window, out double[] lse)
+    static double[] DoubleForward(double[] q, double[] k, double[] v, int batch, int heads, int kvHeads, int seq, int dim, double scale, int window, double cap, out double[] lse)
     {
         var o = new double[q.Length];
         lse = new double[batch * heads * seq];
@@ -291,7 +305,7 @@ public class AttentionTests
                     {
                         double dot = 0;
                         for (int d = 0; d < dim; d++) dot += q[qo + i * dim + d] * k[ko + j * dim + d];
-                        s[j] = dot * scale; m = Math.Max(m, s[j]);
+                        s[j] = cap > 0 ? cap * Math.Tanh(dot * scale / cap) : dot * scale; m = Math.Max(m, s[j]);
                     }
                     for (int j = lo; j <= i; j++) l += Math.Exp(s[j] - m);
                     lse[(b * heads + h) * seq + i] = m + Math.Log(l);
@@ -306,9 +320,9 @@ public class AttentionTests
         return o;
     }
 
-    static double[] DoubleForward(float[] q, float[] k, float[] v, int batch, int heads, int kvHeads, int seq, int dim, double scale, int window, out double[] lse)
+    static double[] DoubleForward(float[] q, float[] k, float[] v, int batch, int heads, int kvHeads, int seq, int dim, double scale, int window, double cap, out double[] lse)
         => DoubleForward(Array.ConvertAll(q, f => (double)f), Array.ConvertAll(k, f => (double)f), Array.ConvertAll(v, f => (double)f),
-            batch, heads, kvHeads, seq, dim, scale, window, out lse);
+            batch, heads, kvHeads, seq, dim, scale, window, cap, out lse);
 
     static float[] Filled(int n, float value) { var a = new float[n]; Array.Fill(a, value); return a; }
 

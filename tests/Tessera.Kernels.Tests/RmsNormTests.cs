@@ -17,55 +17,64 @@ public class RmsNormTests
         yield return (70, 1031, 1f);   // ≥ 64K elements: parallel path
     }
 
-    [Fact]
-    public void ForwardMatchesTwin()
+    // Gemma's gain is 1 + w with w near 0; plain RMSNorm's is w near 1.
+    static float[] Gain(TestRandom r, int dim, float offset) => offset == 0 ? r.Array(dim, 0.5f, 1.5f) : r.Array(dim, -0.5f, 0.5f);
+
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(1f)]
+    public void ForwardMatchesTwin(float offset)
     {
         var r = new TestRandom(21);
         foreach (var (rows, dim, scale) in Cases())
         {
             var x = r.Array(rows * dim, -scale, scale);
-            var w = r.Array(dim, 0.5f, 1.5f);
+            var w = Gain(r, dim, offset);
             var yE = new float[x.Length]; var yA = new float[x.Length];
             var rsE = new float[rows]; var rsA = new float[rows];
-            ScalarRmsNorm.Forward(x, w, yE, rsE, rows, dim, EpsNorm);
-            RmsNorm.Forward(x, w, yA, rsA, rows, dim, EpsNorm);
+            ScalarRmsNorm.Forward(x, w, yE, rsE, rows, dim, EpsNorm, offset);
+            RmsNorm.Forward(x, w, yA, rsA, rows, dim, EpsNorm, offset);
             // Σx² in fp32 has relative error γₙ; the square root halves it; rstd is rounded to fp32
-            // by both sides (2u). y = (x·w)·rstd adds two more roundings (the twin rounds once).
-            double g = 0.5 * Tolerance.Gamma(dim);
+            // by both sides (2u). y = (x·g)·rstd adds two more roundings (the twin rounds once), and
+            // with an offset the fast side rounds g = w + offset once more.
+            double g = 0.5 * Tolerance.Gamma(dim), extra = offset != 0 ? U : 0;
             for (int i = 0; i < rows; i++) Tolerance.Within(rsE[i], rsA[i], (g + 2 * U) * Math.Abs(rsE[i]), $"rstd ({rows},{dim})", i);
-            for (int i = 0; i < x.Length; i++) Tolerance.Within(yE[i], yA[i], (g + 4 * U) * Math.Abs(yE[i]) + 1e-44, $"y ({rows},{dim})", i);
+            for (int i = 0; i < x.Length; i++) Tolerance.Within(yE[i], yA[i], (g + 4 * U + extra) * Math.Abs(yE[i]) + 1e-44, $"y ({rows},{dim}) offset {offset}", i);
         }
     }
 
-    [Fact]
-    public void BackwardMatchesTwinAndAccumulatesDWeight()
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(1f)]
+    public void BackwardMatchesTwinAndAccumulatesDWeight(float offset)
     {
         var r = new TestRandom(22);
         foreach (var (rows, dim, scale) in Cases())
         {
             var x = r.Array(rows * dim, -scale, scale);
-            var w = r.Array(dim, 0.5f, 1.5f);
+            var w = Gain(r, dim, offset);
             var dy = r.Array(rows * dim, -1f, 1f);
             var y = new float[x.Length]; var rs = new float[rows];
-            ScalarRmsNorm.Forward(x, w, y, rs, rows, dim, EpsNorm);
+            ScalarRmsNorm.Forward(x, w, y, rs, rows, dim, EpsNorm, offset);
             var dxE = new float[x.Length]; var dxA = new float[x.Length];
             var dw0 = r.Array(dim, -1f, 1f);   // dWeight accumulates: start from non-zero
             var dwE = (float[])dw0.Clone(); var dwA = (float[])dw0.Clone();
-            ScalarRmsNorm.Backward(x, w, rs, dy, dxE, dwE, rows, dim);
-            RmsNorm.Backward(x, w, rs, dy, dxA, dwA, rows, dim);
+            ScalarRmsNorm.Backward(x, w, rs, dy, dxE, dwE, rows, dim, offset);
+            RmsNorm.Backward(x, w, rs, dy, dxA, dwA, rows, dim, offset);
+            double extra = offset != 0 ? U : 0;   // the fast side's rounding of g = w + offset
             for (int row = 0; row < rows; row++)
             {
                 int o = row * dim;
                 double rsd = rs[row], absDot = 0;
-                for (int i = o; i < o + dim; i++) absDot += Math.Abs((double)w[i - o] * dy[i] * x[i]);
+                for (int i = o; i < o + dim; i++) absDot += Math.Abs(((double)w[i - o] + offset) * dy[i] * x[i]);
                 for (int i = o; i < o + dim; i++)
                 {
-                    // A = rstd·|w·dy| (two roundings); B = |x|·rstd³·Σ|w·dy·x|/n carries the fp32
-                    // dot (γₙ) plus the roundings of c = rstd³·dot/n and of c·x; the subtraction
-                    // rounds once on each side.
-                    double a = rsd * Math.Abs((double)w[i - o] * dy[i]);
+                    // A = rstd·|g·dy| (two roundings, plus g's own); B = |x|·rstd³·Σ|g·dy·x|/n carries
+                    // the fp32 dot (γₙ, plus g's rounding) and the roundings of c = rstd³·dot/n and of
+                    // c·x; the subtraction rounds once on each side.
+                    double a = rsd * Math.Abs(((double)w[i - o] + offset) * dy[i]);
                     double b = Math.Abs(x[i]) * rsd * rsd * rsd * absDot / dim;
-                    double bound = 2 * U * a + (Tolerance.Gamma(dim) + 3 * U) * b + 2 * U * Math.Abs(dxE[i]) + 1e-44;
+                    double bound = (2 * U + extra) * a + (Tolerance.Gamma(dim) + 3 * U + extra) * b + 2 * U * Math.Abs(dxE[i]) + 1e-44;
                     Tolerance.Within(dxE[i], dxA[i], bound, $"dx ({rows},{dim})", i);
                 }
             }

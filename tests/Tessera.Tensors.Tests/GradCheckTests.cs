@@ -67,6 +67,71 @@ public class GradCheckTests
     public void RmsNorm() { var g = new Rng(8); Run("RmsNorm", [R(g, "x", 3, 6), R(g, "w", 6)], (gr, a) => gr.RmsNorm(a[0], a[1], 1e-5f), 6); }
 
     [Fact]
+    public void RmsNormWithGainOffset()
+    {
+        var g = new Rng(20);
+        Run("RmsNorm 1+w", [R(g, "x", 3, 6), R(g, "w", 6)], (gr, a) => gr.RmsNorm(a[0], a[1], 1e-6f, gainOffset: 1f), 6);
+    }
+
+    [Fact]
+    public void PerHeadRmsNormThroughReshapeViews()
+    {
+        // QK-norm: (N, H·Dh) viewed as (N·H, Dh), normed per head with a (Dh) gain, viewed back.
+        const int N = 3, H = 2, Dh = 4;
+        var g = new Rng(21);
+        Run("QK-norm", [R(g, "q", N, H * Dh), R(g, "w", Dh)], (gr, a) =>
+        {
+            var heads = gr.Reshape(a[0], [N * H, Dh]);          // (N·H, Dh)
+            var normed = gr.RmsNorm(heads, a[1], 1e-6f, gainOffset: 1f);
+            return gr.Reshape(normed, [N, H * Dh]);            // (N, H·Dh)
+        }, Dh);
+    }
+
+    [Fact]
+    public void GatedAndCapped()
+    {
+        var g = new Rng(22);
+        Run("GeGlu", [R(g, "gate", 3, 3), R(g, "up", 3, 3)], (gr, a) => gr.GeGlu(a[0], a[1]));
+        Run("SoftCap", [GradCheck.Random(g, [2, 5], "x", -6f, 6f)], (gr, a) => gr.SoftCap(a[0], 3f));
+    }
+
+    [Fact]
+    public void SoftCapOffIsTheIdentity()
+    {
+        using var x = GradCheck.Random(new Rng(23), [4], "x");
+        using var g = new Graph();
+        Assert.Same(x, g.SoftCap(x, 0f));
+    }
+
+    [Fact]
+    public void AddBias()
+    {
+        var g = new Rng(24);
+        Run("AddBias", [R(g, "x", 4, 3), R(g, "b", 3)], (gr, a) => gr.AddBias(a[0], a[1]));
+        Run("AddBias 3D", [R(g, "x", 2, 2, 5), R(g, "b", 5)], (gr, a) => gr.Mul(gr.AddBias(a[0], a[1]), a[0]));
+    }
+
+    /// <remarks>
+    /// Graph-level checks at small head dims (the plumbing of softCap into forward and backward);
+    /// fp32 finite differences cannot resolve a D = 256 head (the output roundoff grows with the
+    /// number of outputs times D), so the kernel's gradient at D = 64 and 256 is checked against a
+    /// double-precision forward in Tessera.Kernels.Tests AttentionTests.GradientsMatchFiniteDifferences.
+    /// </remarks>
+    [Theory]
+    [InlineData(8, 0)]
+    [InlineData(8, 3)]
+    [InlineData(16, 2)]
+    public void AttentionWithLogitSoftCap(int headDim, int window)
+    {
+        // Scores q·k·scale with unit spread for any D, against a cap of 1: well into tanh's bend.
+        var g = new Rng(25);
+        float scale = 3f / MathF.Sqrt(headDim);
+        Run($"Attention D={headDim} window={window} softCap",
+            [R(g, "q", 1, 2, 5, headDim), R(g, "k", 1, 1, 5, headDim), R(g, "v", 1, 1, 5, headDim)],
+            (gr, a) => gr.Attention(a[0], a[1], a[2], scale, window, softCap: 1f), Math.Max(5, headDim));
+    }
+
+    [Fact]
     public void Rope()
     {
         var g = new Rng(9);

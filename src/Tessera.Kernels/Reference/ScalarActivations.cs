@@ -63,4 +63,44 @@ public static class ScalarActivations
             dGate[i] = (float)(dy[i] * up[i] * s * (1 + g * (1 - s)));
         }
     }
+
+    /// <summary>GeGLU: y = gelu_tanh(gate) ⊙ up.</summary>
+    public static void GeGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
+    {
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double v = gate[i];
+            y[i] = (float)(0.5 * v * (1 + Math.Tanh(GeluC * (v + 0.044715 * v * v * v))) * up[i]);
+        }
+    }
+
+    /// <summary>dGate = dy·up·gelu'(gate); dUp = dy·gelu(gate). Both overwritten.</summary>
+    public static void GeGluBackward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy,
+        Span<float> dGate, Span<float> dUp)
+    {
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double v = gate[i];
+            double t = Math.Tanh(GeluC * (v + 0.044715 * v * v * v));
+            double du = GeluC * (1 + 3 * 0.044715 * v * v);
+            dUp[i] = (float)(dy[i] * 0.5 * v * (1 + t));
+            dGate[i] = (float)(dy[i] * up[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du));
+        }
+    }
+
+    /// <summary>Soft-capping: y = cap·tanh(x / cap).</summary>
+    public static void SoftCap(ReadOnlySpan<float> x, Span<float> y, float cap)
+    {
+        for (int i = 0; i < x.Length; i++) y[i] = (float)(cap * Math.Tanh((double)x[i] / cap));
+    }
+
+    /// <summary>dx = dy·(1 − (y/cap)²), from the output y of <see cref="SoftCap"/>.</summary>
+    public static void SoftCapBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float cap)
+    {
+        for (int i = 0; i < y.Length; i++)
+        {
+            double t = (double)y[i] / cap;
+            dx[i] = (float)(dy[i] * (1 - t * t));
+        }
+    }
 }

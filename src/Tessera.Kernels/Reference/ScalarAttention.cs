@@ -4,15 +4,17 @@ namespace Tessera.Kernels.Reference;
 /// Scalar twin of <see cref="Attention"/>: causal scaled-dot-product attention materialising the
 /// full T×T score matrix per head. Layout q, o: (B, Hq, T, D); k, v: (B, Hkv, T, D). Query head h
 /// reads key/value head h / (Hq / Hkv) (grouped-query attention). With <c>window</c> &gt; 0 query i
-/// sees keys j with i − window &lt; j ≤ i; with 0 it sees all j ≤ i.
+/// sees keys j with i − window &lt; j ≤ i; with 0 it sees all j ≤ i. With <c>softCap</c> &gt; 0 each
+/// score s = q·k·scale becomes softCap·tanh(s / softCap) before the mask (HF Gemma 2).
 /// </summary>
 public static class ScalarAttention
 {
     /// <summary>o = softmax(q·kᵀ·scale + mask)·v; lse (B, Hq, T) keeps each row's log-sum-exp for backward.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        Span<float> o, Span<float> lse, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0)
+        Span<float> o, Span<float> lse, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0, float softCap = 0f)
     {
         AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
+        AttentionChecks.SoftCap(softCap);
         var p = new double[seq];
         for (int b = 0; b < batch; b++)
             for (int h = 0; h < heads; h++)
@@ -27,7 +29,7 @@ public static class ScalarAttention
                     {
                         double s = 0;
                         for (int d = 0; d < headDim; d++) s += (double)q[qo + i * headDim + d] * k[ko + j * headDim + d];
-                        p[j] = s * scale;
+                        p[j] = softCap > 0 ? softCap * Math.Tanh(s * scale / softCap) : s * scale;
                         max = Math.Max(max, p[j]);
                     }
                     double sum = 0;
@@ -45,14 +47,16 @@ public static class ScalarAttention
 
     /// <summary>
     /// Gradients of <see cref="Forward"/> given dO; dq, dk, dv are overwritten. Uses the saved
-    /// output and lse: P = exp(S − lse), dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)).
+    /// output and lse: P = exp(S − lse), dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), times 1 − tanh²
+    /// under a soft-cap.
     /// </summary>
     public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
         Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0)
+        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0, float softCap = 0f)
     {
         AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
+        AttentionChecks.SoftCap(softCap);
         dq.Slice(0, q.Length).Clear(); dk.Slice(0, k.Length).Clear(); dv.Slice(0, v.Length).Clear();
         var dqAcc = new double[q.Length]; var dkAcc = new double[k.Length]; var dvAcc = new double[v.Length];
         for (int b = 0; b < batch; b++)
@@ -74,8 +78,19 @@ public static class ScalarAttention
                             s += (double)q[qo + i * headDim + d] * k[ko + j * headDim + d];
                             dp += (double)dO[qo + i * headDim + d] * v[ko + j * headDim + d];
                         }
-                        double pij = Math.Exp(s * scale - l);
-                        double ds = pij * (dp - delta) * scale;
+                        double ds;
+                        double pij;
+                        if (softCap > 0)
+                        {
+                            double t = Math.Tanh(s * scale / softCap);
+                            pij = Math.Exp(softCap * t - l);
+                            ds = pij * (dp - delta) * (1 - t * t) * scale;
+                        }
+                        else
+                        {
+                            pij = Math.Exp(s * scale - l);
+                            ds = pij * (dp - delta) * scale;
+                        }
                         for (int d = 0; d < headDim; d++)
                         {
                             dvAcc[ko + j * headDim + d] += pij * dO[qo + i * headDim + d];

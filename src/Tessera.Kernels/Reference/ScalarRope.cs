@@ -11,15 +11,46 @@ public static class ScalarRope
     public static void BuildTables(int maxPositions, int headDim, float theta, Span<float> cos, Span<float> sin)
     {
         RopeChecks.HeadDim(headDim);
-        int half = headDim / 2;
+        var invFreq = new double[headDim / 2];
+        InverseFrequencies(headDim, theta, invFreq);
+        BuildTables(maxPositions, invFreq, cos, sin);
+    }
+
+    /// <summary>Fills cos/sin tables of shape (maxPositions, invFreq.Length) with cos/sin(p·invFreq[i]).</summary>
+    public static void BuildTables(int maxPositions, ReadOnlySpan<double> invFreq, Span<float> cos, Span<float> sin)
+    {
+        int half = invFreq.Length;
         for (int p = 0; p < maxPositions; p++)
             for (int i = 0; i < half; i++)
             {
-                double freq = Math.Pow(theta, -2.0 * i / headDim);
-                double ang = p * freq;
+                double ang = p * invFreq[i];
                 cos[p * half + i] = (float)Math.Cos(ang);
                 sin[p * half + i] = (float)Math.Sin(ang);
             }
+    }
+
+    /// <summary>θ^(−2i/D), remapped by a scaling; see <see cref="Rope.InverseFrequencies"/>.</summary>
+    public static void InverseFrequencies(int headDim, double theta, Span<double> invFreq, RopeScalingKind scaling = RopeScalingKind.None,
+        double factor = 1, double lowFreqFactor = 1, double highFreqFactor = 4, int originalMaxPositions = 8192)
+    {
+        RopeChecks.HeadDim(headDim);
+        RopeChecks.Scaling(scaling, theta, factor, lowFreqFactor, highFreqFactor, originalMaxPositions);
+        for (int i = 0; i < headDim / 2; i++)
+        {
+            double f = Math.Pow(theta, -2.0 * i / headDim);
+            if (scaling == RopeScalingKind.Linear) f /= factor;
+            else if (scaling == RopeScalingKind.Llama3)
+            {
+                double wavelen = 2 * Math.PI / f;
+                if (wavelen > originalMaxPositions / lowFreqFactor) f /= factor;
+                else if (wavelen >= originalMaxPositions / highFreqFactor)
+                {
+                    double smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+                    f = (1 - smooth) * f / factor + smooth * f;
+                }
+            }
+            invFreq[i] = f;
+        }
     }
 
     /// <summary>

@@ -7,8 +7,10 @@ public sealed partial class Graph
     /// o = softmax(q·kᵀ·scale + causal mask)·v with q (B, H, T, D) and k, v (B, Hkv, T, D); query head
     /// h reads key/value head h / (H / Hkv). <paramref name="scale"/> defaults to 1/√D.
     /// <paramref name="window"/> &gt; 0 limits each query to the last <c>window</c> keys.
+    /// <paramref name="softCap"/> &gt; 0 replaces each score s by softCap·tanh(s/softCap) before the
+    /// mask and softmax (Gemma 2); 0 means none.
     /// </summary>
-    public Tensor Attention(Tensor q, Tensor k, Tensor v, float? scale = null, int window = 0)
+    public Tensor Attention(Tensor q, Tensor k, Tensor v, float? scale = null, int window = 0, float softCap = 0f)
     {
         const string op = "Attention";
         Usable(op, q, k, v);
@@ -20,14 +22,14 @@ public sealed partial class Graph
         float s = scale ?? 1f / MathF.Sqrt(d);
         var o = NewOutput(op, q.Shape, false, q, k, v);
         var lse = NewSaved(op, [b, h, t]);
-        Kernels.Attention.Forward(q.AsSpan(op), k.AsSpan(op), v.AsSpan(op), o.AsSpan(op), lse.AsSpan(op), b, h, hkv, t, d, s, window);
+        Kernels.Attention.Forward(q.AsSpan(op), k.AsSpan(op), v.AsSpan(op), o.AsSpan(op), lse.AsSpan(op), b, h, hkv, t, d, s, window, softCap);
         Record(op, o, [q, k, v], () =>
         {
             var dq = BeginGrad(q, out bool sq);
             var dk = BeginGrad(k, out bool sk);
             var dv = BeginGrad(v, out bool sv);
             Kernels.Attention.Backward(q.AsSpan(op), k.AsSpan(op), v.AsSpan(op), o.AsSpan(op), lse.AsSpan(op), o.Grad!.AsSpan(op),
-                dq.AsSpan(op), dk.AsSpan(op), dv.AsSpan(op), b, h, hkv, t, d, s, window);
+                dq.AsSpan(op), dk.AsSpan(op), dv.AsSpan(op), b, h, hkv, t, d, s, window, softCap);
             EndGrad(q, dq, sq);
             EndGrad(k, dk, sk);
             EndGrad(v, dv, sv);
