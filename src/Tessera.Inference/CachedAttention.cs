@@ -16,8 +16,9 @@ namespace Tessera.Inference;
 /// </summary>
 public sealed unsafe class CachedAttention
 {
-    readonly int heads, kvHeads, headDim, window, group;
-    readonly float scale;
+    readonly int heads, kvHeads, headDim, group;
+    int window;
+    float scale, softCap;
     readonly int positions;
     readonly Action<int, int> body;
     [ThreadStatic] static float[]? scores;   // per thread: (group, positions)
@@ -29,11 +30,10 @@ public sealed unsafe class CachedAttention
     float* q, o;
     int qStride;
 
-    public CachedAttention(Model.ModelConfig config, int positions)
+    public CachedAttention(int heads, int kvHeads, int headDim, int positions)
     {
-        heads = config.Heads; kvHeads = config.KvHeads; headDim = config.HeadDim; window = config.SlidingWindow;
+        this.heads = heads; this.kvHeads = kvHeads; this.headDim = headDim;
         group = heads / kvHeads;
-        scale = 1f / MathF.Sqrt(headDim);
         this.positions = positions;
         body = Run;
     }
@@ -42,8 +42,9 @@ public sealed unsafe class CachedAttention
     /// o (rows, H·D) = attention of q over each row's cached history in <paramref name="layerIndex"/>;
     /// row r's H·D queries start at <c>queries + r·queryStride</c> (the q part of a fused q|k|v row).
     /// </summary>
-    public void Forward(KvCache kv, int layerIndex, ReadOnlyMemory<TokenRow> tokenRows, float* queries, int queryStride, float* output)
+    public void Forward(KvCache kv, int layerIndex, ReadOnlyMemory<TokenRow> tokenRows, float* queries, int queryStride, float* output, int window, float scale, float softCap)
     {
+        this.window = window; this.scale = scale; this.softCap = softCap;
         if (queryStride < heads * headDim) throw new ArgumentException($"CachedAttention: query stride {queryStride} < {heads * headDim}.");
         cache = kv; layer = layerIndex; rows = tokenRows; q = queries; o = output; qStride = queryStride;
         int units = tokenRows.Length * kvHeads;
@@ -70,7 +71,7 @@ public sealed unsafe class CachedAttention
             for (int h = 0; h < group; h++)
             {
                 int head = g * group + h;
-                if (hd == 64 && Vector512.IsHardwareAccelerated)
+                if (hd == 64 && softCap == 0 && Vector512.IsHardwareAccelerated)
                 {
                     if (h + 1 < group)
                     {
@@ -99,6 +100,7 @@ public sealed unsafe class CachedAttention
                 for (int j = 0; j < n; j++)
                 {
                     float x = TensorPrimitives.Dot(qh, new ReadOnlySpan<float>(k + (long)j * hd, hd)) * scale;
+                    if (softCap > 0) x = softCap * MathF.Tanh(x / softCap);
                     sh[j] = x;
                     if (x > max) max = x;
                 }

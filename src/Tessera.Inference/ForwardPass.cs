@@ -1,23 +1,24 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
 using Tessera.Kernels;
 using Tessera.Model;
+using Tessera.Model.Architectures;
 
 namespace Tessera.Inference;
 
 /// <summary>
-/// The inference forward pass, written directly on the kernels (no autograd graph): any mix of
-/// token rows — prompt chunks of some sequences, single decode rows of others, a speculative
+/// The inference forward pass, written directly on the kernels (no autograd graph), running the
+/// same <see cref="ModelRecipe"/> as the training graph for every architecture: any mix of
+/// input rows (token ids or caller-supplied vectors) — prompt chunks of some sequences, single decode rows of others, a speculative
 /// block — goes through the model as one stacked matrix, so every weight matrix is read once per
 /// pass whatever the number of sequences. Each row's key and value land in its sequence's cache
 /// slot at its position; attention then reads the cache (<see cref="CachedAttention"/>). Mixtures
 /// route per token and run only the experts that some row chose. Activation buffers are kept and
 /// only grow, so steady-state decoding allocates nothing.
-/// <para>Per layer (rows stacked as (N, ·)):</para>
+/// <para>Per layer (rows stacked as (N, ·); bracketed steps exist where the recipe has them):</para>
 /// <code>
-///   h = rmsnorm(x);  [q k v] = h·[Wq Wk Wv]ᵀ;  rope(q, k) at each row's position
-///   cache[slot, layer, :, pos] = k, v;  x += attend(q, cache)·Woᵀ
-///   h = rmsnorm(x);  x += mlp(h)  or  Σ_top-k gate·expert(h),  mlp(h) = down(silu(g) ⊙ u), [g u] = h·[Wg Wu]ᵀ
+///   h = norm(x);  [q k v] = h·[Wq Wk Wv]ᵀ [+ b];  [q, k = norm per head];  rope(q, k) at each row's position
+///   cache[slot, layer, :, pos] = k, v;  a = attend(q, cache; window, scale, soft-cap)·Woᵀ;  x += [norm](a)
+///   h = norm(x);  f = glu(h) or Σ_top-k gate·expert(h);  x += [norm](f)
 /// </code>
 /// Phases are timed by <see cref="DecodeProfile"/> when it is enabled.
 /// Not thread-safe: one pass at a time (the engines serialise their callers).
@@ -25,6 +26,7 @@ namespace Tessera.Inference;
 public sealed unsafe class ForwardPass
 {
     readonly ModelConfig c;
+    readonly ModelRecipe recipe;
     readonly CachedAttention attention;
     readonly int qWidth, kvWidth, qkvWidth;
     int rowCapacity, outCapacity;
@@ -39,20 +41,23 @@ public sealed unsafe class ForwardPass
     // set in these fields and a cached delegate runs a range of rows, so steady-state decoding
     // still allocates nothing. Below RowParallelMin rows they run inline.
     const int RowParallelMin = 8;
-    readonly Action<int, int> normRows, ropeRows, swiGluRows;
-    float[] normGain = [];
+    readonly Action<int, int> normRows, ropeRows, gluRows;
+    [ThreadStatic] static float[]? headScratch;
+    NormWeights normGain = null!;
+    float[] normFrom = [], normTo = [];
+    LayerWeights ropeWeights = null!;
     int ropeLayer;
     ReadOnlyMemory<TokenRow> ropeTokens;
 
     /// <summary>A pass over <paramref name="weights"/> writing into <paramref name="cache"/>, with buffers for <paramref name="rows"/> rows up front.</summary>
     public ForwardPass(InferenceWeights weights, KvCache cache, int rows = 1)
     {
-        Weights = weights; Cache = cache; c = weights.Config;
+        Weights = weights; Cache = cache; c = weights.Config; recipe = weights.Recipe;
         if (cache.Layers != c.Layers || cache.KvHeads != c.KvHeads || cache.HeadDim != c.HeadDim)
             throw new ArgumentException("ForwardPass: the KV cache was built for another model shape.");
         qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim; qkvWidth = qWidth + 2 * kvWidth;
-        attention = new CachedAttention(c, cache.Positions);
-        normRows = NormRows; ropeRows = RopeRows; swiGluRows = SwiGluRows;
+        attention = new CachedAttention(c.Heads, c.KvHeads, c.HeadDim, cache.Positions);
+        normRows = NormRows; ropeRows = RopeRows; gluRows = GluRows;
         EnsureRows(Math.Max(1, rows));
         EnsureOutputs(Math.Max(1, rows));
     }
@@ -76,18 +81,24 @@ public sealed unsafe class ForwardPass
     /// (into <paramref name="rows"/>) the final hidden state and, when <paramref name="computeLogits"/>,
     /// the logits become readable as output i. Every row's slot must have been
     /// <see cref="KvCache.Ensure"/>d, and each sequence's earlier positions must be in the cache.
+    /// A row whose token is negative takes the next D values of <paramref name="vectors"/> as its
+    /// input instead of an embedding row (image patches, retrieved chunks, soft prompts); the
+    /// embedding scale applies to both, so a vector equal to an embedding row is bit-identical to its id.
     /// </summary>
-    public void Run(ReadOnlyMemory<TokenRow> rows, ReadOnlySpan<int> outputRows, bool computeLogits = true)
+    public void Run(ReadOnlyMemory<TokenRow> rows, ReadOnlySpan<int> outputRows, bool computeLogits = true, ReadOnlySpan<float> vectors = default)
     {
-        int n = rows.Length;
+        int n = rows.Length, vectorRows = 0;
         foreach (var r in rows.Span)
         {
-            if ((uint)r.Token >= (uint)c.VocabSize) throw new ArgumentException($"ForwardPass: token id {r.Token} is outside the vocabulary of {c.VocabSize}.");
+            if (r.Token < 0) vectorRows++;
+            else if (r.Token >= c.VocabSize) throw new ArgumentException($"ForwardPass: token id {r.Token} is outside the vocabulary of {c.VocabSize}.");
             if ((uint)r.Position >= (uint)Cache.Positions) throw new ArgumentException($"ForwardPass: position {r.Position} is outside the context of {Cache.Positions}.");
             if ((uint)r.Slot >= (uint)Cache.Slots) throw new ArgumentException($"ForwardPass: slot {r.Slot} is outside the cache's {Cache.Slots}.");
         }
         foreach (int o in outputRows)
             if ((uint)o >= (uint)n) throw new ArgumentException($"ForwardPass: output row {o} is outside the {n} rows.");
+        if (vectors.Length != (long)vectorRows * c.Dim)
+            throw new ArgumentException($"ForwardPass: {vectorRows} rows take a vector, so {vectorRows}·{c.Dim} values are needed; {vectors.Length} were given.");
         outputs = 0;
         if (n == 0) return;
         EnsureRows(n);
@@ -96,16 +107,24 @@ public sealed unsafe class ForwardPass
         int D = c.Dim;
         var rs = rows.Span;
         long t = DecodeProfile.Start();
-        for (int i = 0; i < n; i++) Weights.Embedding.Row(rs[i].Token).CopyTo(x.AsSpan(i * D, D));   // (N, D)
+        for (int i = 0, v = 0; i < n; i++)                                                           // (N, D)
+            (rs[i].Token >= 0 ? Weights.Embedding.Row(rs[i].Token) : vectors.Slice(v++ * D, D)).CopyTo(x.AsSpan(i * D, D));
+        if (c.ScaleEmbeddings) TensorPrimitives.Multiply(x.AsSpan(0, n * D), recipe.EmbeddingScale, x.AsSpan(0, n * D));
         DecodeProfile.Add(DecodePhase.Embed, t);
         for (int l = 0; l < c.Layers; l++) Layer(l, Weights.Layers[l], rows, n);
 
         t = DecodeProfile.Start();
         int L = outputRows.Length;
         for (int i = 0; i < L; i++) x.AsSpan(outputRows[i] * D, D).CopyTo(outHidden.AsSpan(i * D, D));
-        RmsNorm.Forward(outHidden.AsSpan(0, L * D), Weights.FinalNorm, outNormed.AsSpan(0, L * D), outRstd.AsSpan(0, L), L, D, c.NormEps);   // (L, D)
+        var fn = Weights.FinalNorm;
+        RmsNorm.Forward(outHidden.AsSpan(0, L * D), fn.Gain, outNormed.AsSpan(0, L * D), outRstd.AsSpan(0, L), L, D, c.NormEps, fn.Offset);   // (L, D)
         t = DecodeProfile.Add(DecodePhase.Norm, t);
-        if (computeLogits) Weights.LmHead.MatMul(outNormed.AsSpan(0, L * D), L, logits.AsSpan(0, L * c.VocabSize));   // (L, V)
+        if (computeLogits)
+        {
+            var lg = logits.AsSpan(0, L * c.VocabSize);
+            Weights.LmHead.MatMul(outNormed.AsSpan(0, L * D), L, lg);                              // (L, V)
+            if (c.FinalSoftCap > 0) Activations.SoftCap(lg, lg, c.FinalSoftCap);
+        }
         DecodeProfile.Add(DecodePhase.Head, t);
         outputs = L;
     }
@@ -115,29 +134,42 @@ public sealed unsafe class ForwardPass
         int D = c.Dim;
         var xs = x.AsSpan(0, n * D);
         var hs = h.AsSpan(0, n * D);
+        var ps = proj.AsSpan(0, n * D);
 
         // Attention half.
         long t = DecodeProfile.Start();
-        Norm(w.AttentionNorm, n);
+        Norm(w.AttentionNorm, x, h, n);
         t = DecodeProfile.Add(DecodePhase.Norm, t);
         w.Qkv.MatMul(hs, n, qkv.AsSpan(0, n * qkvWidth));     // (N, H·Dh + 2·Hkv·Dh): q | k | v
+        if (w.QkvBias is { } bias)
+            for (int i = 0; i < n; i++) { var row = qkv.AsSpan(i * qkvWidth, qkvWidth); TensorPrimitives.Add(row, bias, row); }
         t = DecodeProfile.Add(DecodePhase.Qkv, t);
-        ropeLayer = layer; ropeTokens = rows;
+        ropeLayer = layer; ropeTokens = rows; ropeWeights = w;
         Rows(n, ropeRows);
         t = DecodeProfile.Add(DecodePhase.RopeCache, t);
         fixed (float* pq = qkv, pa = att)
-            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa);   // (N, H·Dh)
+            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa, recipe.Windows[layer], recipe.AttentionScale, c.AttentionSoftCap);   // (N, H·Dh)
         t = DecodeProfile.Add(DecodePhase.Attention, t);
-        w.O.MatMul(att.AsSpan(0, n * qWidth), n, proj.AsSpan(0, n * D));
-        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+        w.O.MatMul(att.AsSpan(0, n * qWidth), n, ps);
+        AddBranch(w.AttentionPostNorm, n);
         t = DecodeProfile.Add(DecodePhase.OutProj, t);
 
         // Feed-forward half.
-        Norm(w.MlpNorm, n);
+        Norm(w.MlpNorm, x, h, n);
         DecodeProfile.Add(DecodePhase.Norm, t);
-        if (w.Mlp is { } mlp) SwiGlu(mlp, hs, n, proj);
+        if (w.Mlp is { } mlp) Glu(mlp, hs, n, proj);
         else Mixture(w, hs, n);
-        TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
+        AddBranch(w.MlpPostNorm, n);
+    }
+
+    /// <summary>x += proj, or x += norm(proj) for a family with post-norms (h is free by then).</summary>
+    void AddBranch(NormWeights? postNorm, int n)
+    {
+        int D = c.Dim;
+        var xs = x.AsSpan(0, n * D);
+        if (postNorm is null) { TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs); return; }
+        Norm(postNorm, proj, h, n);
+        TensorPrimitives.Add(xs, h.AsSpan(0, n * D), xs);
     }
 
     /// <summary>Runs <paramref name="body"/> over rows [0, n): split between threads from <see cref="RowParallelMin"/> rows, else inline.</summary>
@@ -148,81 +180,75 @@ public sealed unsafe class ForwardPass
         else workers.For(n, workers.ThreadCount, body);
     }
 
-    /// <summary>h = rmsnorm(x)·gain for the first n rows (each row on its own: the split does not change results).</summary>
-    void Norm(float[] gain, int n)
+    /// <summary>to = norm(from) for the first n rows (each row on its own: the split does not change results).</summary>
+    void Norm(NormWeights gain, float[] from, float[] to, int n)
     {
-        normGain = gain;
+        normGain = gain; normFrom = from; normTo = to;
         Rows(n, normRows);
     }
 
     void NormRows(int start, int end)
     {
         int D = c.Dim;
-        RmsNorm.Forward(x.AsSpan(start * D, (end - start) * D), normGain, h.AsSpan(start * D, (end - start) * D), rstd.AsSpan(start, end - start), end - start, D, c.NormEps);
+        RmsNorm.Forward(normFrom.AsSpan(start * D, (end - start) * D), normGain.Gain, normTo.AsSpan(start * D, (end - start) * D), rstd.AsSpan(start, end - start), end - start, D, c.NormEps, normGain.Offset);
     }
 
-    /// <summary>RoPE on the q and k heads of rows [start, end), then each row's k and v into its cache slot at its position.</summary>
+    /// <summary>
+    /// Rows [start, end): the per-head q/k norms (where the recipe has them), RoPE on the q and k
+    /// heads with the layer's table, then each row's k and v into its cache slot at its position.
+    /// </summary>
     void RopeRows(int start, int end)
     {
         int hd = c.HeadDim, layer = ropeLayer;
         var rs = ropeTokens.Span;
-        var rope = Weights.Rope;
-        fixed (float* pqkv = qkv, cos = rope.Cos, sin = rope.Sin)
-            for (int i = start; i < end; i++)
+        var rope = Weights.Ropes[recipe.RopeIndex[layer]];
+        var w = ropeWeights;
+        Span<float> headRstd = stackalloc float[Math.Max(c.Heads, c.KvHeads)];
+        for (int i = start; i < end; i++)
+        {
+            var row = qkv.AsSpan(i * qkvWidth, qkvWidth);
+            if (w.QueryNorm is { } qn)
             {
-                int pos = rs[i].Position;
-                float* row = pqkv + (long)i * qkvWidth;
-                float* pc = cos + (long)pos * (hd / 2), ps = sin + (long)pos * (hd / 2);
-                for (int head = 0; head < c.Heads + c.KvHeads; head++) RotateHalf(row + head * hd, pc, ps, hd / 2);   // q heads, then k heads
+                // The norm kernel is not in-place (its gain is formed in the output), so normalise a copy.
+                var scratch = headScratch is { } buffer && buffer.Length >= qWidth ? buffer : headScratch = new float[qWidth];
+                var q = row[..qWidth];
+                q.CopyTo(scratch);
+                RmsNorm.Forward(scratch.AsSpan(0, qWidth), qn.Gain, q, headRstd[..c.Heads], c.Heads, hd, c.NormEps, qn.Offset);
+                var k = row.Slice(qWidth, kvWidth);
+                k.CopyTo(scratch);
+                RmsNorm.Forward(scratch.AsSpan(0, kvWidth), w.KeyNorm!.Gain, k, headRstd[..c.KvHeads], c.KvHeads, hd, c.NormEps, w.KeyNorm.Offset);
+            }
+            int pos = rs[i].Position;
+            Tessera.Kernels.Rope.RotateHeads(row[..(qWidth + kvWidth)], c.Heads + c.KvHeads, hd, rope.Cos, rope.Sin, pos);   // q heads, then k heads
+            fixed (float* prow = row)
                 for (int g = 0; g < c.KvHeads; g++)
                 {
-                    new ReadOnlySpan<float>(row + qWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Keys(rs[i].Slot, layer, g) + (long)pos * hd, hd));
-                    new ReadOnlySpan<float>(row + qWidth + kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Values(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+                    new ReadOnlySpan<float>(prow + qWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Keys(rs[i].Slot, layer, g) + (long)pos * hd, hd));
+                    new ReadOnlySpan<float>(prow + qWidth + kvWidth + g * hd, hd).CopyTo(new Span<float>(Cache.Values(rs[i].Slot, layer, g) + (long)pos * hd, hd));
                 }
-            }
-    }
-
-    /// <summary>act = silu(gate) ⊙ up for rows [start, end) of the gate|up product.</summary>
-    void SwiGluRows(int start, int end)
-    {
-        int F = c.HiddenDim;
-        for (int i = start; i < end; i++)
-            Activations.SwiGlu(gateUp.AsSpan(i * 2 * F, F), gateUp.AsSpan(i * 2 * F + F, F), act.AsSpan(i * F, F));
-    }
-
-    /// <summary>
-    /// Rotate-half RoPE of one head in place: x₁' = x₁·cos − x₂·sin, x₂' = x₂·cos + x₁·sin, with
-    /// separate multiplies and adds (no FMA) so it rounds exactly like <see cref="Rope.Apply"/>,
-    /// which the training forward uses.
-    /// </summary>
-    static void RotateHalf(float* x, float* cos, float* sin, int half)
-    {
-        float* x2 = x + half;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= half; i += 16)
-            {
-                var a = Vector512.Load(x + i); var b = Vector512.Load(x2 + i);
-                var co = Vector512.Load(cos + i); var si = Vector512.Load(sin + i);
-                Vector512.Store(a * co - b * si, x + i);
-                Vector512.Store(b * co + a * si, x2 + i);
-            }
-        for (; i < half; i++)
-        {
-            float a = x[i], b = x2[i], co = cos[i], si = sin[i];
-            x[i] = a * co - b * si;
-            x2[i] = b * co + a * si;
         }
     }
 
-    /// <summary>output[0..m·D) = down(silu(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>.</summary>
-    void SwiGlu(ExpertWeights e, ReadOnlySpan<float> input, int m, float[] output)
+    /// <summary>act = silu(gate) ⊙ up (or tanh-GELU(gate) ⊙ up) for rows [start, end) of the gate|up product.</summary>
+    void GluRows(int start, int end)
+    {
+        int F = c.HiddenDim;
+        for (int i = start; i < end; i++)
+        {
+            var gate = gateUp.AsSpan(i * 2 * F, F); var up = gateUp.AsSpan(i * 2 * F + F, F); var y = act.AsSpan(i * F, F);
+            if (c.Activation == GluActivation.GeluTanh) Activations.GeGlu(gate, up, y);
+            else Activations.SwiGlu(gate, up, y);
+        }
+    }
+
+    /// <summary>output[0..m·D) = down(act(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>.</summary>
+    void Glu(ExpertWeights e, ReadOnlySpan<float> input, int m, float[] output)
     {
         int F = c.HiddenDim;
         long t = DecodeProfile.Start();
         e.GateUp.MatMul(input, m, gateUp.AsSpan(0, m * 2 * F));   // (M, 2F): gate | up
         t = DecodeProfile.Add(DecodePhase.GateUp, t);
-        Rows(m, swiGluRows);
+        Rows(m, gluRows);
         t = DecodeProfile.Add(DecodePhase.SwiGlu, t);
         e.Down.MatMul(act.AsSpan(0, m * F), m, output.AsSpan(0, m * c.Dim));   // (M, D)
         DecodeProfile.Add(DecodePhase.Down, t);
@@ -240,7 +266,7 @@ public sealed unsafe class ForwardPass
         w.Router!.MatMul(hs, n, routerLogits.AsSpan(0, n * E));                                       // (N, E)
         Softmax.Forward(routerLogits.AsSpan(0, n * E), routerProbs.AsSpan(0, n * E), n, E);
         TopK.Select(routerProbs.AsSpan(0, n * E), n, E, K, topIds.AsSpan(0, n * K), topValues.AsSpan(0, n * K));
-        if (K > 1)
+        if (K > 1 && c.NormalizeTopK)
             for (int i = 0; i < n; i++)
             {
                 var g = topValues.AsSpan(i * K, K);
@@ -259,7 +285,7 @@ public sealed unsafe class ForwardPass
                     if (topIds[i * K + j] == e) { expertRows[m] = i; expertGates[m] = topValues[i * K + j]; m++; }
             if (m == 0) continue;                                                                     // untouched experts are never read
             for (int r = 0; r < m; r++) hs.Slice(expertRows[r] * D, D).CopyTo(xe.AsSpan(r * D, D));   // (Mₑ, D)
-            SwiGlu(w.Experts[e], xe.AsSpan(0, m * D), m, ye);                                         // (Mₑ, D)
+            Glu(w.Experts[e], xe.AsSpan(0, m * D), m, ye);                                         // (Mₑ, D)
             for (int r = 0; r < m; r++)
             {
                 var yr = y.Slice(expertRows[r] * D, D);

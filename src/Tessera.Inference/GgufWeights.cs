@@ -1,54 +1,58 @@
 using Tessera.Kernels;
 using Tessera.Model;
+using Tessera.Model.Architectures;
 using Tessera.Model.Checkpoints;
 using Tessera.Tensors;
 
 namespace Tessera.Inference;
 
 /// <summary>
-/// Inference weights straight from a llama-architecture GGUF file, keeping Q8_0 and Q4_0 tensors
-/// in their stored blocks (the engine's <see cref="QuantizedWeights"/> read the GGUF bytes as they
-/// are), so a quantized file decodes with its own, smaller, bytes per token. F32/F16/BF16 tensors
-/// become fp32 (<see cref="DenseWeights.Own"/>); Tessera ternary tensors stay ternary. The token
-/// embedding is always fp32 (one row is read per token); with tied embeddings the output head uses
-/// the stored, possibly quantized, table. q/k rows are un-permuted from GGUF's interleaved RoPE
-/// order as <see cref="GgufLlama.Load(string)"/> does — by moving whole rows of blocks, which is
-/// exact; a ternary q/k (scales per flat group) is dequantized to fp32 instead.
+/// Inference weights straight from a GGUF file of any registered architecture, keeping Q8_0 and
+/// Q4_0 tensors in their stored blocks (the engine's <see cref="QuantizedWeights"/> read the GGUF
+/// bytes as they are), so a quantized file decodes with its own, smaller, bytes per token.
+/// F32/F16/BF16 tensors become fp32 (<see cref="DenseWeights.Own"/>); Tessera ternary tensors stay
+/// ternary. The token embedding is always fp32 (one row is read per token); with tied embeddings
+/// the output head uses the stored, possibly quantized, table. Names and storage transforms come
+/// from the family's <see cref="TensorTable"/>: q/k rows of the llama arch are un-permuted from
+/// GGUF's interleaved RoPE order by moving whole rows of blocks (exact; a ternary q/k, whose
+/// scales are per flat group, is dequantized to fp32 instead), and norms that llama.cpp stores
+/// as 1 + w (Gemma) are used as stored with no offset.
 /// </summary>
 public static class GgufWeights
 {
-    /// <summary>Reads <paramref name="path"/>; throws <see cref="InvalidDataException"/> for a file that is not a usable llama GGUF.</summary>
+    /// <summary>Reads <paramref name="path"/>; throws <see cref="InvalidDataException"/> for a file that is not a usable model GGUF.</summary>
     public static InferenceWeights Load(string path)
     {
         using var r = GgufReader.Open(path);
-        var c = GgufLlama.ReadConfig(r);
-        int D = c.Dim, F = c.HiddenDim, qW = c.Heads * c.HeadDim, kvW = c.KvHeads * c.HeadDim;
-        var layers = new LayerWeights[c.Layers];
-        for (int l = 0; l < c.Layers; l++)
+        var c = GgufModel.ReadConfig(r);
+        return InferenceWeights.Build(c, new Source(r, c)).Packed();
+    }
+
+    sealed class Source(GgufReader r, ModelConfig c) : IWeightSource
+    {
+        readonly TensorTable names = ArchitectureRegistry.Get(c.Architecture).Tensors(c);
+
+        public IWeightMatrix Matrix(TensorRole role, int layer, int expert, int rows, int cols)
         {
-            string b = $"blk.{l}.";
-            var qkv = StackedWeights.Of(Matrix(r, b + "attn_q.weight", qW, D, c.Heads), Matrix(r, b + "attn_k.weight", kvW, D, c.KvHeads), Matrix(r, b + "attn_v.weight", kvW, D));
-            ExpertWeights? mlp = null;
-            IWeightMatrix? router = null;
-            var experts = Array.Empty<ExpertWeights>();
-            if (c.IsMoe)
-            {
-                router = Matrix(r, b + "ffn_gate_inp.weight", c.Experts, D);
-                experts = new ExpertWeights[c.Experts];
-                for (int e = 0; e < c.Experts; e++)
-                    experts[e] = new ExpertWeights(StackedWeights.Of(Expert(r, b + "ffn_gate_exps.weight", e, c.Experts, F, D), Expert(r, b + "ffn_up_exps.weight", e, c.Experts, F, D)),
-                        Expert(r, b + "ffn_down_exps.weight", e, c.Experts, D, F));
-            }
-            else mlp = new ExpertWeights(StackedWeights.Of(Matrix(r, b + "ffn_gate.weight", F, D), Matrix(r, b + "ffn_up.weight", F, D)), Matrix(r, b + "ffn_down.weight", D, F));
-            layers[l] = new LayerWeights(Vector(r, b + "attn_norm.weight", D), qkv, Matrix(r, b + "attn_output.weight", D, qW),
-                Vector(r, b + "ffn_norm.weight", D), mlp, router, experts);
+            string name = names.Gguf(role, layer);
+            var transform = names.Transform(role);
+            if (transform.HasFlag(GgufTransform.StackedExperts)) return Expert(r, name, expert, c.Experts, rows, cols);
+            int heads = !transform.HasFlag(GgufTransform.PermuteHeads) ? 0 : role == TensorRole.Query ? c.Heads : c.KvHeads;
+            return GgufWeights.Matrix(r, name, rows, cols, heads);
         }
-        var embd = Info(r, "token_embd.weight", c.VocabSize, D);
-        var embedding = DenseWeights.Own(r.ReadFloat32(embd), c.VocabSize, D);
-        IWeightMatrix head = c.TiedEmbeddings
-            ? embd.Type is GgmlType.Q8_0 or GgmlType.Q4_0 ? Matrix(r, "token_embd.weight", c.VocabSize, D) : embedding
-            : Matrix(r, "output.weight", c.VocabSize, D);
-        return new InferenceWeights(c, embedding, layers, Vector(r, "output_norm.weight", D), head, new RopeTable(c.ContextLength, c.HeadDim, c.RopeTheta)).Packed();
+
+        public NormWeights Norm(TensorRole role, int layer, int length)
+        {
+            var w = Vector(role, layer, length);
+            return names.Transform(role).HasFlag(GgufTransform.AddOne) ? new NormWeights(w, 0f) : new NormWeights(w, c.NormGainOffset);
+        }
+
+        public float[] Vector(TensorRole role, int layer, int length) => GgufWeights.Vector(r, names.Gguf(role, layer), length);
+
+        public DenseWeights Embedding(int rows, int cols) => DenseWeights.Own(r.ReadFloat32(Info(r, "token_embd.weight", rows, cols)), rows, cols);
+
+        public IWeightMatrix TiedHead(DenseWeights embedding)
+            => r.Tensor("token_embd.weight").Type is GgmlType.Q8_0 or GgmlType.Q4_0 ? GgufWeights.Matrix(r, "token_embd.weight", c.VocabSize, c.Dim) : embedding;
     }
 
     /// <summary>A (rows, cols) matrix; <paramref name="ropeHeads"/> &gt; 0 un-permutes q/k rows per head.</summary>
@@ -75,7 +79,7 @@ public static class GgufWeights
             default:
             {
                 var w = r.ReadFloat32(t);
-                if (ropeHeads > 0) w = GgufLlama.PermuteRows(w, ropeHeads, cols, inverse: true);
+                if (ropeHeads > 0) w = GgufModel.PermuteRows(w, ropeHeads, cols, inverse: true);
                 return DenseWeights.Own(w, rows, cols);
             }
         }
@@ -117,7 +121,7 @@ public static class GgufWeights
         return t;
     }
 
-    /// <summary>Rows of <paramref name="rowBytes"/> moved from GGUF's q/k order back to rotate-half order (see <see cref="GgufLlama.PermuteRows"/>).</summary>
+    /// <summary>Rows of <paramref name="rowBytes"/> moved from GGUF's q/k order back to rotate-half order (see <see cref="GgufModel.PermuteRows"/>).</summary>
     static byte[] Unpermute(ReadOnlySpan<byte> data, int rows, int rowBytes, int heads)
     {
         if (heads == 0) return data.ToArray();

@@ -1,19 +1,36 @@
 using Tessera.Model;
+using Tessera.Model.Architectures;
 using Tessera.Tensors;
 
 namespace Tessera.Inference;
 
+/// <summary>An RMSNorm gain as the kernel applies it: x·rstd·(<see cref="Gain"/> + <see cref="Offset"/>).</summary>
+public sealed record NormWeights(float[] Gain, float Offset);
+
 /// <summary>
 /// One decoder layer's weights as the inference forward pass reads them. <see cref="Qkv"/> is the
 /// q, k and v projections stacked by rows (Heads·Dh + 2·KvHeads·Dh outputs), so one product per
-/// layer computes all three. Exactly one of <see cref="Mlp"/> (dense) or <see cref="Router"/> +
-/// <see cref="Experts"/> (mixture) is set.
+/// layer computes all three (<see cref="QkvBias"/> likewise stacked). Exactly one of
+/// <see cref="Mlp"/> (dense) or <see cref="Router"/> + <see cref="Experts"/> (mixture) is set. The
+/// optional members exist for the families whose recipe has them (see <see cref="Tessera.Model.Architectures.ModelRecipe"/>).
 /// </summary>
-public sealed record LayerWeights(float[] AttentionNorm, IWeightMatrix Qkv, IWeightMatrix O,
-    float[] MlpNorm, ExpertWeights? Mlp, IWeightMatrix? Router, ExpertWeights[] Experts);
+public sealed record LayerWeights(NormWeights AttentionNorm, IWeightMatrix Qkv, IWeightMatrix O,
+    NormWeights MlpNorm, ExpertWeights? Mlp, IWeightMatrix? Router, ExpertWeights[] Experts)
+{
+    /// <summary>q|k|v biases (Qwen2), stacked like <see cref="Qkv"/>.</summary>
+    public float[]? QkvBias { get; init; }
+    /// <summary>Per-head norm of q (Qwen3, Gemma3).</summary>
+    public NormWeights? QueryNorm { get; init; }
+    /// <summary>Per-head norm of k.</summary>
+    public NormWeights? KeyNorm { get; init; }
+    /// <summary>Norm of the attention output before the residual add (Gemma2/3).</summary>
+    public NormWeights? AttentionPostNorm { get; init; }
+    /// <summary>Norm of the feed-forward output before the residual add (Gemma2/3).</summary>
+    public NormWeights? MlpPostNorm { get; init; }
+}
 
 /// <summary>
-/// A SwiGLU block: down(silu(gate·x) ⊙ up·x); for experts gate/up/down are w1/w3/w2.
+/// A GLU block: down(act(gate·x) ⊙ up·x); for experts gate/up/down are the expert's.
 /// <see cref="GateUp"/> stacks gate over up (2·F outputs: gate first), one product for both.
 /// </summary>
 public sealed record ExpertWeights(IWeightMatrix GateUp, IWeightMatrix Down)
@@ -23,75 +40,137 @@ public sealed record ExpertWeights(IWeightMatrix GateUp, IWeightMatrix Down)
 }
 
 /// <summary>
+/// Where <see cref="InferenceWeights.Build"/> reads a model's tensors from: a <see cref="Transformer"/>,
+/// a GGUF file or an HF safetensors folder. Names come from the family's tensor table, so every
+/// source serves every architecture.
+/// </summary>
+public interface IWeightSource
+{
+    /// <summary>The (rows, cols) matrix in <paramref name="role"/> (of <paramref name="layer"/>, <paramref name="expert"/>).</summary>
+    IWeightMatrix Matrix(TensorRole role, int layer, int expert, int rows, int cols);
+
+    /// <summary>A norm gain of <paramref name="length"/> values, with the offset it must be applied with.</summary>
+    NormWeights Norm(TensorRole role, int layer, int length);
+
+    /// <summary>A plain vector (a bias).</summary>
+    float[] Vector(TensorRole role, int layer, int length);
+
+    /// <summary>The fp32 embedding table (V, D) for row lookups.</summary>
+    DenseWeights Embedding(int rows, int cols);
+
+    /// <summary>The output head of a tied model (the table itself, or its stored quantized form).</summary>
+    IWeightMatrix TiedHead(DenseWeights embedding);
+}
+
+/// <summary>
 /// Everything the inference engine reads from a model: the embedding table (fp32, for row lookups),
-/// per-layer weights, the final norm, the output head and the rotary tables. Built from a
-/// <see cref="Transformer"/> (borrowing its fp32 tensors, so the model must outlive this), from a
-/// GGUF file (<see cref="GgufWeights"/>, quantized tensors kept quantized), or by quantizing another
-/// set (<see cref="Quantize"/>).
+/// per-layer weights, the final norm, the output head and the rotary tables, plus the
+/// <see cref="ModelRecipe"/> the forward pass runs. Built by <see cref="Build"/> from any
+/// <see cref="IWeightSource"/> (a <see cref="Transformer"/>, GGUF with quantized tensors kept
+/// quantized, HF safetensors), or by quantizing another set (<see cref="Quantize"/>).
 /// </summary>
 public sealed class InferenceWeights
 {
     /// <summary>Assembles the weights from their parts.</summary>
-    public InferenceWeights(ModelConfig config, DenseWeights embedding, LayerWeights[] layers, float[] finalNorm, IWeightMatrix lmHead, RopeTable rope)
+    public InferenceWeights(ModelConfig config, DenseWeights embedding, LayerWeights[] layers, NormWeights finalNorm, IWeightMatrix lmHead, RopeTable[] ropes)
     {
-        Config = config.Validate();
+        Recipe = new ModelRecipe(config);
+        Config = Recipe.Config;
         if (layers.Length != config.Layers) throw new ArgumentException($"InferenceWeights: {layers.Length} layers for a {config.Layers}-layer config.");
         if (embedding.Rows != config.VocabSize || embedding.Cols != config.Dim || lmHead.Rows != config.VocabSize || lmHead.Cols != config.Dim)
             throw new ArgumentException("InferenceWeights: embedding or lm_head shape does not match the config.");
+        if (ropes.Length != Recipe.Ropes.Count) throw new ArgumentException($"InferenceWeights: {ropes.Length} rotary tables for {Recipe.Ropes.Count} RoPE variants.");
         int qkv = (config.Heads + 2 * config.KvHeads) * config.HeadDim;
         foreach (var l in layers)
         {
             if (l.Qkv.Rows != qkv || l.Qkv.Cols != config.Dim || l.O.Rows != config.Dim || l.O.Cols != config.Heads * config.HeadDim)
                 throw new ArgumentException("InferenceWeights: attention weights do not match the config.");
+            if (config.QkvBias != l.QkvBias is not null || config.QkNorm != l.QueryNorm is not null || config.PostNorms != l.AttentionPostNorm is not null)
+                throw new ArgumentException("InferenceWeights: the layer's optional weights do not match the recipe.");
             foreach (var e in l.Mlp is null ? l.Experts : [l.Mlp])
                 if (e.GateUp.Rows != 2 * config.HiddenDim || e.GateUp.Cols != config.Dim || e.Down.Rows != config.Dim || e.Down.Cols != config.HiddenDim)
                     throw new ArgumentException("InferenceWeights: feed-forward weights do not match the config.");
         }
-        Embedding = embedding; Layers = layers; FinalNorm = finalNorm; LmHead = lmHead; Rope = rope;
+        Embedding = embedding; Layers = layers; FinalNorm = finalNorm; LmHead = lmHead; Ropes = ropes;
     }
 
+    /// <summary>The shape.</summary>
     public ModelConfig Config { get; }
+    /// <summary>The block recipe the forward pass runs.</summary>
+    public ModelRecipe Recipe { get; }
+    /// <summary>fp32 token embedding table (V, D).</summary>
     public DenseWeights Embedding { get; }
+    /// <summary>Per-layer weights.</summary>
     public IReadOnlyList<LayerWeights> Layers { get; }
-    public float[] FinalNorm { get; }
+    /// <summary>Final norm gain.</summary>
+    public NormWeights FinalNorm { get; }
+    /// <summary>Output head (V, D).</summary>
     public IWeightMatrix LmHead { get; }
-    public RopeTable Rope { get; }
+    /// <summary>Rotary tables, one per RoPE variant of <see cref="Recipe"/>.</summary>
+    public RopeTable[] Ropes { get; }
 
     /// <summary>
-    /// Every weight of <paramref name="model"/> by its Hugging Face name. With <paramref name="pack"/>
-    /// (the default) the projections are copied into <see cref="PanelWeights"/> (see
-    /// <see cref="Packed"/>); without it they are borrowed row-major (q/k/v and gate/up stacked
-    /// without copying) and multiplied by <see cref="DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
+    /// The weights of <paramref name="config"/>'s family read from <paramref name="source"/> through
+    /// its tensor table: q/k/v and gate/up are stacked for one product each.
     /// </summary>
-    public static InferenceWeights FromTransformer(Transformer model, bool pack = true)
+    public static InferenceWeights Build(ModelConfig config, IWeightSource source)
     {
-        var c = model.Config;
-        var p = model.Parameters;
-        DenseWeights M(string name) => DenseWeights.Borrow(p[name]);
-        float[] V(string name) => p[name].AsSpan("InferenceWeights").ToArray();
+        var recipe = new ModelRecipe(config);
+        var c = recipe.Config;
+        int D = c.Dim, F = c.HiddenDim, qW = c.Heads * c.HeadDim, kvW = c.KvHeads * c.HeadDim;
         var layers = new LayerWeights[c.Layers];
-        for (int i = 0; i < c.Layers; i++)
+        for (int l = 0; l < c.Layers; l++)
         {
-            string l = $"model.layers.{i}.", a = l + "self_attn.";
+            ExpertWeights Glu(TensorRole gate, TensorRole up, TensorRole down, int e)
+                => new(StackedWeights.Of(source.Matrix(gate, l, e, F, D), source.Matrix(up, l, e, F, D)), source.Matrix(down, l, e, D, F));
             ExpertWeights? mlp = null;
             IWeightMatrix? router = null;
             var experts = Array.Empty<ExpertWeights>();
             if (c.IsMoe)
             {
-                string m = l + "block_sparse_moe.";
-                router = M(m + "gate.weight");
+                router = source.Matrix(TensorRole.Router, l, -1, c.Experts, D);
                 experts = new ExpertWeights[c.Experts];
-                for (int e = 0; e < c.Experts; e++)
-                    experts[e] = new ExpertWeights(DenseWeights.Stack(M(m + $"experts.{e}.w1.weight"), M(m + $"experts.{e}.w3.weight")), M(m + $"experts.{e}.w2.weight"));
+                for (int e = 0; e < c.Experts; e++) experts[e] = Glu(TensorRole.ExpertGate, TensorRole.ExpertUp, TensorRole.ExpertDown, e);
             }
-            else mlp = new ExpertWeights(DenseWeights.Stack(M(l + "mlp.gate_proj.weight"), M(l + "mlp.up_proj.weight")), M(l + "mlp.down_proj.weight"));
-            layers[i] = new LayerWeights(V(l + "input_layernorm.weight"), DenseWeights.Stack(M(a + "q_proj.weight"), M(a + "k_proj.weight"), M(a + "v_proj.weight")),
-                M(a + "o_proj.weight"), V(l + "post_attention_layernorm.weight"), mlp, router, experts);
+            else mlp = Glu(TensorRole.Gate, TensorRole.Up, TensorRole.Down, -1);
+            var qkv = StackedWeights.Of(source.Matrix(TensorRole.Query, l, -1, qW, D), source.Matrix(TensorRole.Key, l, -1, kvW, D), source.Matrix(TensorRole.Value, l, -1, kvW, D));
+            layers[l] = new LayerWeights(source.Norm(TensorRole.AttentionNorm, l, D), qkv, source.Matrix(TensorRole.AttentionOutput, l, -1, D, qW),
+                source.Norm(TensorRole.FeedForwardNorm, l, D), mlp, router, experts)
+            {
+                QkvBias = c.QkvBias ? [.. source.Vector(TensorRole.QueryBias, l, qW), .. source.Vector(TensorRole.KeyBias, l, kvW), .. source.Vector(TensorRole.ValueBias, l, kvW)] : null,
+                QueryNorm = c.QkNorm ? source.Norm(TensorRole.QueryNorm, l, c.HeadDim) : null,
+                KeyNorm = c.QkNorm ? source.Norm(TensorRole.KeyNorm, l, c.HeadDim) : null,
+                AttentionPostNorm = c.PostNorms ? source.Norm(TensorRole.AttentionPostNorm, l, D) : null,
+                MlpPostNorm = c.PostNorms ? source.Norm(TensorRole.FeedForwardPostNorm, l, D) : null,
+            };
         }
-        var embed = M("model.embed_tokens.weight");
-        IWeightMatrix head = c.TiedEmbeddings ? embed : M("lm_head.weight");
-        var weights = new InferenceWeights(c, embed, layers, V("model.norm.weight"), head, model.Rope);
+        var embedding = source.Embedding(c.VocabSize, D);
+        var head = c.TiedEmbeddings ? source.TiedHead(embedding) : source.Matrix(TensorRole.Output, -1, -1, c.VocabSize, D);
+        return new InferenceWeights(c, embedding, layers, source.Norm(TensorRole.OutputNorm, -1, D), head, recipe.BuildRopeTables(c.ContextLength));
+    }
+
+    /// <summary>
+    /// Every weight of <paramref name="model"/>, borrowed (the model must outlive this). With
+    /// <paramref name="pack"/> (the default) the projections are copied into <see cref="PanelWeights"/>
+    /// (see <see cref="Packed"/>); without it they stay row-major (q/k/v and gate/up stacked
+    /// without copying) and are multiplied by <see cref="DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
+    /// </summary>
+    public static InferenceWeights FromTransformer(Transformer model, bool pack = true)
+    {
+        var weights = Build(model.Config, new TransformerSource(model));
         return pack ? weights.Packed() : weights;
+    }
+
+    /// <summary>A <see cref="Transformer"/>'s parameters by their HF names (borrowed, not copied).</summary>
+    sealed class TransformerSource(Transformer model) : IWeightSource
+    {
+        readonly TensorTable names = model.Recipe.Names;
+        Tensor P(TensorRole role, int layer, int expert = -1) => model.Parameters[names.Hf(role, layer, expert)];
+        public IWeightMatrix Matrix(TensorRole role, int layer, int expert, int rows, int cols) => DenseWeights.Borrow(P(role, layer, expert));
+        public NormWeights Norm(TensorRole role, int layer, int length) => new(P(role, layer).AsSpan("InferenceWeights").ToArray(), model.Config.NormGainOffset);
+        public float[] Vector(TensorRole role, int layer, int length) => P(role, layer).AsSpan("InferenceWeights").ToArray();
+        public DenseWeights Embedding(int rows, int cols) => DenseWeights.Borrow(P(TensorRole.TokenEmbedding, -1));
+        public IWeightMatrix TiedHead(DenseWeights embedding) => embedding;
     }
 
     /// <summary>
@@ -115,7 +194,7 @@ public sealed class InferenceWeights
                 Router = l.Router is null ? null : P(l.Router),
             };
         }
-        return new InferenceWeights(Config, Embedding, layers, FinalNorm, P(LmHead), Rope);
+        return new InferenceWeights(Config, Embedding, layers, FinalNorm, P(LmHead), Ropes);
     }
 
     /// <summary>
@@ -135,7 +214,7 @@ public sealed class InferenceWeights
             ExpertWeights E(ExpertWeights e) => new(Q(e.GateUp), Q(e.Down));
             layers[i] = l with { Qkv = Q(l.Qkv), O = Q(l.O), Mlp = l.Mlp is null ? null : E(l.Mlp), Experts = Array.ConvertAll(l.Experts, E) };
         }
-        return new InferenceWeights(Config, Embedding, layers, FinalNorm, Q(LmHead), Rope);
+        return new InferenceWeights(Config, Embedding, layers, FinalNorm, Q(LmHead), Ropes);
     }
 
     /// <summary>The fp32 values of any weight matrix (a copy).</summary>

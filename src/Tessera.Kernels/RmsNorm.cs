@@ -17,6 +17,7 @@ public static class RmsNorm
     /// <summary>
     /// Normalizes each row of <paramref name="dim"/> floats, y = x·rstd·(w + <paramref name="gainOffset"/>);
     /// saves rstd per row for backward. Gemma stores its gain as w with offset 1 (y = x·rstd·(1 + w)).
+    /// With a non-zero offset the gain is formed in y first, so y must not overlap x.
     /// </summary>
     public static unsafe void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd, int rows, int dim, float eps,
         float gainOffset = 0f)

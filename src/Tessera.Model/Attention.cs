@@ -1,37 +1,68 @@
+using Tessera.Model.Architectures;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
 
 /// <summary>
-/// Causal self-attention with rotary positions and grouped-query heads (Llama layout, no biases):
-/// H query heads share Hkv key/value heads, so k_proj and v_proj are Hkv·Dh wide.
+/// Causal self-attention with rotary positions and grouped-query heads: H query heads share Hkv
+/// key/value heads of width Dh (independent of D). Optional per the recipe: q/k/v biases,
+/// per-head RMSNorm of q and k before RoPE, a sliding window, a score scale and a logit soft-cap.
 /// </summary>
 public sealed class Attention
 {
     readonly Tensor qProj, kProj, vProj, oProj;
+    readonly Tensor? qBias, kBias, vBias, qNorm, kNorm;
     readonly int heads, kvHeads, headDim, window;
+    readonly float scale, softCap, eps, offset;
     readonly RopeTable rope;
 
-    /// <summary>Registers <c>{prefix}self_attn.{q,k,v,o}_proj.weight</c>.</summary>
-    public Attention(ModelConfig c, ModelParameters p, string prefix, RopeTable rope)
+    /// <summary>Registers layer <paramref name="layer"/>'s attention parameters.</summary>
+    public Attention(ModelRecipe recipe, ModelParameters p, int layer, RopeTable rope)
     {
-        heads = c.Heads; kvHeads = c.KvHeads; headDim = c.HeadDim; window = c.SlidingWindow;
+        var c = recipe.Config;
+        var n = recipe.Names;
+        heads = c.Heads; kvHeads = c.KvHeads; headDim = c.HeadDim; window = recipe.Windows[layer];
+        scale = recipe.AttentionScale; softCap = c.AttentionSoftCap; eps = c.NormEps; offset = c.NormGainOffset;
         this.rope = rope;
-        string a = prefix + "self_attn.";
-        qProj = p.Add(a + "q_proj.weight", ParameterKind.Linear, heads * headDim, c.Dim);
-        kProj = p.Add(a + "k_proj.weight", ParameterKind.Linear, kvHeads * headDim, c.Dim);
-        vProj = p.Add(a + "v_proj.weight", ParameterKind.Linear, kvHeads * headDim, c.Dim);
-        oProj = p.Add(a + "o_proj.weight", ParameterKind.ResidualOutput, c.Dim, heads * headDim);
+        qProj = p.Add(n.Hf(TensorRole.Query, layer), ParameterKind.Linear, heads * headDim, c.Dim);
+        kProj = p.Add(n.Hf(TensorRole.Key, layer), ParameterKind.Linear, kvHeads * headDim, c.Dim);
+        vProj = p.Add(n.Hf(TensorRole.Value, layer), ParameterKind.Linear, kvHeads * headDim, c.Dim);
+        if (c.QkvBias)
+        {
+            qBias = p.Add(n.Hf(TensorRole.QueryBias, layer), ParameterKind.Bias, heads * headDim);
+            kBias = p.Add(n.Hf(TensorRole.KeyBias, layer), ParameterKind.Bias, kvHeads * headDim);
+            vBias = p.Add(n.Hf(TensorRole.ValueBias, layer), ParameterKind.Bias, kvHeads * headDim);
+        }
+        if (c.QkNorm)
+        {
+            qNorm = p.Add(n.Hf(TensorRole.QueryNorm, layer), ParameterKind.NormGain, headDim);
+            kNorm = p.Add(n.Hf(TensorRole.KeyNorm, layer), ParameterKind.NormGain, headDim);
+        }
+        oProj = p.Add(n.Hf(TensorRole.AttentionOutput, layer), ParameterKind.ResidualOutput, c.Dim, heads * headDim);
     }
 
     /// <summary>x (B·T, D) → (B·T, D).</summary>
     public Tensor Forward(Graph g, Tensor x, int batch, int seq)
     {
         int b = batch, t = seq;
-        var q = g.SplitHeads(g.Linear(x, qProj), b, t, heads, rope);       // (B, H, T, Dh), rotated
-        var k = g.SplitHeads(g.Linear(x, kProj), b, t, kvHeads, rope);     // (B, Hkv, T, Dh), rotated
-        var v = g.SplitHeads(g.Linear(x, vProj), b, t, kvHeads);           // (B, Hkv, T, Dh)
-        var o = g.Attention(q, k, v, window: window);                      // (B, H, T, Dh)
-        return g.Linear(g.MergeHeads(o), oProj);                            // (B·T, D)
+        var q = Project(g, x, qProj, qBias, qNorm, heads);                     // (B·T, H·Dh)
+        var k = Project(g, x, kProj, kBias, kNorm, kvHeads);                   // (B·T, Hkv·Dh)
+        var v = Project(g, x, vProj, vBias, null, kvHeads);                    // (B·T, Hkv·Dh)
+        var qh = g.SplitHeads(q, b, t, heads, rope);                           // (B, H, T, Dh), rotated
+        var kh = g.SplitHeads(k, b, t, kvHeads, rope);                         // (B, Hkv, T, Dh), rotated
+        var vh = g.SplitHeads(v, b, t, kvHeads);                               // (B, Hkv, T, Dh)
+        var o = g.Attention(qh, kh, vh, scale, window, softCap);               // (B, H, T, Dh)
+        return g.Linear(g.MergeHeads(o), oProj);                                // (B·T, D)
+    }
+
+    /// <summary>x·Wᵀ (+ bias), then (with a gain) RMSNorm over each head's Dh values.</summary>
+    Tensor Project(Graph g, Tensor x, Tensor w, Tensor? bias, Tensor? norm, int h)
+    {
+        var y = g.Linear(x, w);                                                // (N, h·Dh)
+        if (bias is not null) y = g.AddBias(y, bias);
+        if (norm is null) return y;
+        int rows = y.Dim(0);
+        var perHead = g.RmsNorm(g.Reshape(y, [rows * h, headDim]), norm, eps, offset);   // (N·h, Dh)
+        return g.Reshape(perHead, [rows, h * headDim]);                        // (N, h·Dh)
     }
 }

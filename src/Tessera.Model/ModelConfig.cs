@@ -1,3 +1,4 @@
+using Tessera.Tensors;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -10,6 +11,8 @@ namespace Tessera.Model;
 /// </summary>
 public sealed record ModelConfig
 {
+    /// <summary>The architecture family (a key of <see cref="Architectures.ArchitectureRegistry"/>): llama, qwen2, qwen3, gemma, gemma2, gemma3.</summary>
+    public string Architecture { get; init; } = "llama";
     public int VocabSize { get; init; } = 4096;
     /// <summary>Residual stream width (hidden_size).</summary>
     public int Dim { get; init; } = 128;
@@ -17,15 +20,16 @@ public sealed record ModelConfig
     public int Heads { get; init; } = 4;
     /// <summary>Key/value heads for grouped-query attention; equals <see cref="Heads"/> for plain multi-head.</summary>
     public int KvHeads { get; init; } = 4;
-    /// <summary>SwiGLU inner width of the dense MLP or of each expert (intermediate_size).</summary>
+    /// <summary>GLU inner width of the dense MLP or of each expert (intermediate_size; moe_intermediate_size for Qwen3-MoE).</summary>
     public int HiddenDim { get; init; } = 384;
     public int Experts { get; init; } = 1;
     public int TopK { get; init; } = 1;
     public int ContextLength { get; init; } = 256;
+    /// <summary>RoPE base of global layers (and of every layer unless <see cref="RopeThetaLocal"/> is set).</summary>
     public float RopeTheta { get; init; } = 10000f;
     public float NormEps { get; init; } = 1e-5f;
     public bool TiedEmbeddings { get; init; } = true;
-    /// <summary>0 attends to every earlier token; otherwise the sliding-window size.</summary>
+    /// <summary>0 attends to every earlier token; otherwise the sliding-window size of the local layers.</summary>
     public int SlidingWindow { get; init; }
     /// <summary>Expert capacity as a multiple of the even share (tokens·k/E); 0 = dropless.</summary>
     public float CapacityFactor { get; init; }
@@ -35,26 +39,74 @@ public sealed record ModelConfig
     public float RouterZLossCoef { get; init; } = 0.001f;
     public float Dropout { get; init; }
 
-    /// <summary>Per-head width.</summary>
-    public int HeadDim => Dim / Heads;
+    // ---- Recipe primitives (set by the architecture; defaults are Llama's) ----
+
+    int headDim;
+    /// <summary>Per-head width: head_dim when given (Gemma 256, Qwen3 128), else dim / heads.</summary>
+    public int HeadDim { get => headDim > 0 ? headDim : Heads > 0 ? Dim / Heads : 0; init => headDim = value; }
+    /// <summary>True when <see cref="HeadDim"/> was set explicitly rather than derived.</summary>
+    public bool HasExplicitHeadDim => headDim > 0;
+    /// <summary>Biases on the q, k and v projections (Qwen2).</summary>
+    public bool QkvBias { get; init; }
+    /// <summary>Per-head RMSNorm on q and k before RoPE (Qwen3, Gemma3).</summary>
+    public bool QkNorm { get; init; }
+    /// <summary>Added to every norm gain: 0 for x·rstd·w, 1 for Gemma's x·rstd·(1 + w).</summary>
+    public float NormGainOffset { get; init; }
+    /// <summary>Norms on the attention and feed-forward outputs before their residual adds (Gemma2/3).</summary>
+    public bool PostNorms { get; init; }
+    /// <summary>The GLU activation: SwiGLU (silu) or GeGLU (tanh GELU).</summary>
+    public GluActivation Activation { get; init; } = GluActivation.Silu;
+    /// <summary>Multiply the input embeddings by √dim (Gemma).</summary>
+    public bool ScaleEmbeddings { get; init; }
+    /// <summary>Scores are scaled by this value^-½ (Gemma's query_pre_attn_scalar); 0 = HeadDim, the usual 1/√Dh.</summary>
+    public float QueryPreAttnScalar { get; init; }
+    /// <summary>Attention logit soft-cap c (scores → c·tanh(s/c)); 0 = none (Gemma2).</summary>
+    public float AttentionSoftCap { get; init; }
+    /// <summary>Final-logit soft-cap; 0 = none (Gemma2).</summary>
+    public float FinalSoftCap { get; init; }
+    /// <summary>Which layers use the sliding window: 0 = all (Mistral); p &gt; 1 = layer i is local iff (i + 1) mod p ≠ 0 (Gemma2: 2, Gemma3: 6).</summary>
+    public int SlidingWindowPattern { get; init; }
+    /// <summary>RoPE base of the local layers; 0 = <see cref="RopeTheta"/> (Gemma3: 10k local vs 1M global).</summary>
+    public float RopeThetaLocal { get; init; }
+    /// <summary>RoPE frequency scaling of the global layers (linear or llama3); null = none.</summary>
+    public RopeScaling? RopeScaling { get; init; }
+    /// <summary>Renormalise the top-k router probabilities to sum to 1 (k &gt; 1; Mixtral, Qwen3-MoE norm_topk_prob).</summary>
+    public bool NormalizeTopK { get; init; } = true;
+
     /// <summary>True when the MLP is a mixture of experts.</summary>
     public bool IsMoe => Experts > 1;
+
+    /// <summary>True when layer <paramref name="layer"/> attends through the sliding window.</summary>
+    public bool IsLocalLayer(int layer) => SlidingWindow > 0 && (SlidingWindowPattern <= 1 || (layer + 1) % SlidingWindowPattern != 0);
+
+    /// <summary>The attention window of a layer (0 = global).</summary>
+    public int WindowOf(int layer) => IsLocalLayer(layer) ? SlidingWindow : 0;
+
+    /// <summary>The RoPE base and scaling of a layer: local layers with their own base use it unscaled.</summary>
+    public (float Theta, RopeScaling? Scaling) RopeOf(int layer)
+        => IsLocalLayer(layer) && RopeThetaLocal > 0 ? (RopeThetaLocal, null) : (RopeTheta, RopeScaling);
+
+    /// <summary>The attention score scale actually used.</summary>
+    public float EffectiveAttentionScale => 1f / MathF.Sqrt(QueryPreAttnScalar > 0 ? QueryPreAttnScalar : HeadDim);
 
     /// <summary>Throws one clear <see cref="ArgumentException"/> for the first impossible setting.</summary>
     public ModelConfig Validate()
     {
         void Require(bool ok, string message) { if (!ok) throw new ArgumentException($"Invalid model config: {message}."); }
+        Require(Architectures.ArchitectureRegistry.TryGet(Architecture, out _), $"unknown architecture '{Architecture}' (known: {string.Join(", ", Architectures.ArchitectureRegistry.Names)})");
         Require(VocabSize >= 2, $"vocab size {VocabSize} must be at least 2");
         Require(Dim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && HiddenDim > 0, "dim, layers, heads, kv-heads and hidden dim must be positive");
-        Require(Dim % Heads == 0, $"heads ({Heads}) must divide dim ({Dim})");
-        Require(HeadDim % 2 == 0, $"head dim {HeadDim} (= dim {Dim} / heads {Heads}) must be even for RoPE");
+        Require(headDim > 0 || Dim % Heads == 0, $"heads ({Heads}) must divide dim ({Dim})");
+        Require(HeadDim > 0 && HeadDim % 2 == 0, $"head dim {HeadDim} (= {(headDim > 0 ? "head_dim" : $"dim {Dim} / heads {Heads}")}) must be even for RoPE");
         Require(Heads % KvHeads == 0, $"kv-heads ({KvHeads}) must divide heads ({Heads})");
         Require(Experts >= 1, $"experts ({Experts}) must be at least 1");
         Require(TopK >= 1 && TopK <= Experts, $"top-k ({TopK}) must be between 1 and the number of experts ({Experts})");
         Require(ContextLength >= 1, $"context length {ContextLength} must be positive");
-        Require(SlidingWindow >= 0, $"sliding window {SlidingWindow} must be ≥ 0");
+        Require(SlidingWindow >= 0 && SlidingWindowPattern >= 0, $"sliding window {SlidingWindow} and its pattern {SlidingWindowPattern} must be ≥ 0");
         Require(CapacityFactor == 0 || CapacityFactor >= 1f / TopK, $"capacity factor {CapacityFactor} must be 0 (dropless) or large enough to hold a token's top-k");
-        Require(RopeTheta > 0 && NormEps > 0, "rope theta and norm eps must be positive");
+        Require(RopeTheta > 0 && NormEps > 0 && RopeThetaLocal >= 0, "rope theta and norm eps must be positive");
+        Require(QueryPreAttnScalar >= 0 && AttentionSoftCap >= 0 && FinalSoftCap >= 0, "attention scale and soft-caps must be ≥ 0");
+        Require(RopeScaling is null || RopeScaling.Factor > 0, $"rope scaling factor {RopeScaling?.Factor} must be positive");
         Require(Dropout is >= 0 and < 1, $"dropout {Dropout} must be in [0, 1)");
         return this;
     }
@@ -66,24 +118,36 @@ public sealed record ModelConfig
 
     long Count(bool activeOnly)
     {
-        long d = Dim, kv = (long)KvHeads * HeadDim;
-        long attn = d * d * 2 + d * kv * 2;                      // q, o ; k, v
+        long d = Dim, q = (long)Heads * HeadDim, kv = (long)KvHeads * HeadDim;
+        long attn = d * q * 2 + d * kv * 2;                       // q, o ; k, v
+        if (QkvBias) attn += q + 2 * kv;
+        if (QkNorm) attn += 2L * HeadDim;
         long expert = 3 * d * HiddenDim;                          // gate, up, down
         long mlp = IsMoe ? (activeOnly ? TopK : Experts) * expert + d * Experts : expert;
-        long perLayer = attn + mlp + 2 * d;                       // two RMSNorm weights
+        long perLayer = attn + mlp + (PostNorms ? 4 : 2) * d;     // norm gains
         long embed = (long)VocabSize * d * (TiedEmbeddings ? 1 : 2);
         return Layers * perLayer + embed + d;                     // + final norm
     }
 
     /// <summary>
-    /// Training FLOPs per token: 6 × active non-embedding-gather parameters (forward 2, backward 4)
-    /// plus causal attention's score and value products, 6 · layers · T · dim (averaging the causal
-    /// triangle's T/2 keys; forward 2·2, backward doubled), as in the Chinchilla accounting.
+    /// Training FLOPs per token: 6 × active matmul parameters (forward 2, backward 4; the embedding
+    /// gather, norm gains and biases excluded) plus causal attention's score and value products,
+    /// 6 · H·Dh · (average keys seen) per layer, where a causal layer sees T/2 keys on average
+    /// and a windowed one at most its window (the Chinchilla accounting, forward 2·2, backward doubled).
     /// </summary>
     public double TrainingFlopsPerToken(int seq)
     {
-        long matmulParams = ActiveParameterCount - (long)VocabSize * Dim * (TiedEmbeddings ? 0 : 1) - (2L * Layers + 1) * Dim;
-        double attention = 6.0 * Layers * seq * Dim;
+        long d = Dim, q = (long)Heads * HeadDim, kv = (long)KvHeads * HeadDim;
+        long expert = 3 * d * HiddenDim;
+        long perLayer = d * q * 2 + d * kv * 2 + (IsMoe ? TopK * expert + d * Experts : expert);
+        long matmulParams = Layers * perLayer + (long)VocabSize * d;   // + the output head
+        double attention = 0;
+        for (int l = 0; l < Layers; l++)
+        {
+            int w = WindowOf(l);
+            double keys = w > 0 && w < seq ? w - w * (w - 1.0) / (2.0 * seq) : seq / 2.0;
+            attention += 12.0 * q * keys;                             // (q·k + p·v) · 2 FLOPs, × 3 for forward + backward
+        }
         return 6.0 * matmulParams + attention;
     }
 
@@ -117,74 +181,32 @@ public sealed record ModelConfig
     public static ModelConfig Preset(string name)
         => Presets.TryGetValue(name, out var c) ? c : throw new ArgumentException($"Unknown model preset '{name}'. Known presets: {string.Join(", ", Presets.Keys)}.");
 
-    /// <summary>Hugging Face config.json (Llama or Mixtral keys) so other tools can read checkpoints.</summary>
+    /// <summary>The config.json of this model in its family's Hugging Face keys (see <see cref="Architectures.Architecture.WriteHf"/>).</summary>
     public string ToHuggingFaceJson()
     {
-        var o = new JsonObject
-        {
-            ["architectures"] = new JsonArray(IsMoe ? "MixtralForCausalLM" : "LlamaForCausalLM"),
-            ["model_type"] = IsMoe ? "mixtral" : "llama",
-            ["vocab_size"] = VocabSize,
-            ["hidden_size"] = Dim,
-            ["intermediate_size"] = HiddenDim,
-            ["num_hidden_layers"] = Layers,
-            ["num_attention_heads"] = Heads,
-            ["num_key_value_heads"] = KvHeads,
-            ["max_position_embeddings"] = ContextLength,
-            ["rope_theta"] = RopeTheta,
-            ["rms_norm_eps"] = NormEps,
-            ["tie_word_embeddings"] = TiedEmbeddings,
-            ["hidden_act"] = "silu",
-            ["torch_dtype"] = "float32",
-        };
-        if (IsMoe)
-        {
-            o["num_local_experts"] = Experts;
-            o["num_experts_per_tok"] = TopK;
-            o["router_aux_loss_coef"] = LoadBalanceCoef;
-        }
-        if (SlidingWindow > 0) o["sliding_window"] = SlidingWindow;
-        o["tessera"] = new JsonObject
-        {
-            ["capacity_factor"] = CapacityFactor,
-            ["router_z_loss_coef"] = RouterZLossCoef,
-            ["dropout"] = Dropout,
-        };
+        var o = new JsonObject();
+        Architectures.ArchitectureRegistry.Get(Architecture).WriteHf(this, o);
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    /// <summary>Reads a config.json written by <see cref="ToHuggingFaceJson"/> or by Hugging Face tools.</summary>
+    /// <summary>
+    /// Reads a config.json written by <see cref="ToHuggingFaceJson"/> or by Hugging Face tools: the
+    /// family comes from <c>model_type</c> (or the <c>architectures</c> class name; llama when both are absent).
+    /// </summary>
     public static ModelConfig FromHuggingFaceJson(string json, string source = "config.json")
     {
         JsonNode root;
         try { root = JsonNode.Parse(json) ?? throw new JsonException("empty document"); }
         catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})."); }
-        int Int(string key, int? fallback = null)
-            => root[key] is JsonValue v && v.TryGetValue(out int i) ? i
-               : fallback ?? throw new InvalidDataException($"{source}: missing integer '{key}'.");
-        float Float(JsonNode? node, string key, float fallback)
-            => node?[key] is JsonValue v && v.TryGetValue(out double d) ? (float)d : fallback;
-        int heads = Int("num_attention_heads");
-        var tessera = root["tessera"];
-        return new ModelConfig
-        {
-            VocabSize = Int("vocab_size"),
-            Dim = Int("hidden_size"),
-            HiddenDim = Int("intermediate_size"),
-            Layers = Int("num_hidden_layers"),
-            Heads = heads,
-            KvHeads = Int("num_key_value_heads", heads),
-            ContextLength = Int("max_position_embeddings"),
-            RopeTheta = Float(root, "rope_theta", 10000f),
-            NormEps = Float(root, "rms_norm_eps", 1e-5f),
-            TiedEmbeddings = root["tie_word_embeddings"] is JsonValue t && t.TryGetValue(out bool tied) && tied,
-            Experts = Int("num_local_experts", 1),
-            TopK = Int("num_experts_per_tok", 1),
-            SlidingWindow = Int("sliding_window", 0),
-            LoadBalanceCoef = Float(root, "router_aux_loss_coef", 0.01f),
-            CapacityFactor = Float(tessera, "capacity_factor", 0f),
-            RouterZLossCoef = Float(tessera, "router_z_loss_coef", 0.001f),
-            Dropout = Float(tessera, "dropout", 0f),
-        }.Validate();
+        if (root is not JsonObject) throw new InvalidDataException($"{source}: expected a JSON object.");
+        var h = new Architectures.HfConfig(root, source);
+        string? type = h.String("model_type");
+        if (type is null && root["architectures"] is JsonArray { Count: > 0 } classes && classes[0]?.GetValue<string>() is { } cls)
+            type = cls.Replace("ForCausalLM", "", StringComparison.Ordinal).Replace("ForConditionalGeneration", "", StringComparison.Ordinal).ToLowerInvariant();
+        type ??= "llama";
+        var arch = Architectures.ArchitectureRegistry.ForHfModelType(type)
+            ?? throw new InvalidDataException($"{source}: model_type '{type}' is not a known architecture (known: {string.Join(", ", Architectures.ArchitectureRegistry.HfModelTypes)}).");
+        try { return arch.ReadHf(h).Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
     }
 }

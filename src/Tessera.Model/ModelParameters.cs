@@ -11,12 +11,14 @@ public enum ParameterKind
     ResidualOutput,
     /// <summary>The token embedding table: normal(0, 0.02); no weight decay.</summary>
     Embedding,
-    /// <summary>An RMSNorm gain: ones; no weight decay.</summary>
+    /// <summary>An RMSNorm gain: the identity gain (1, or 0 where the norm adds 1 itself); no weight decay.</summary>
     NormGain,
+    /// <summary>A bias vector: zeros; no weight decay.</summary>
+    Bias,
 }
 
 /// <summary>
-/// The model's parameters in a fixed order, under their Hugging Face Llama/Mixtral names.
+/// The model's parameters in a fixed order, under their family's Hugging Face names.
 /// Registration order is the checkpoint order and the initialisation order, so a seed fixes
 /// every weight. Owns the tensors.
 /// </summary>
@@ -79,9 +81,10 @@ public sealed class ModelParameters : IDisposable
     /// Deterministic initialisation from <paramref name="seed"/>, in registration order:
     /// normal(0, 0.02) for linear maps and the embedding, scaled by 1/√(2·layers) for the
     /// projections that add into the residual stream (GPT-2: keeps the stream's variance
-    /// independent of depth), ones for norm gains.
+    /// independent of depth), the identity for norm gains (1 − <paramref name="normGainOffset"/>),
+    /// zeros for biases.
     /// </summary>
-    public void Initialize(ulong seed, int layers)
+    public void Initialize(ulong seed, int layers, float normGainOffset = 0f)
     {
         var rng = new Rng(seed);
         float residualStd = InitStd / MathF.Sqrt(2f * layers);
@@ -90,7 +93,8 @@ public sealed class ModelParameters : IDisposable
             var span = list[i].AsSpan("Initialize");
             switch (kinds[i])
             {
-                case ParameterKind.NormGain: span.Fill(1f); break;
+                case ParameterKind.NormGain: span.Fill(1f - normGainOffset); break;
+                case ParameterKind.Bias: span.Clear(); break;
                 case ParameterKind.ResidualOutput: rng.FillNormal(span, 0f, residualStd); break;
                 default: rng.FillNormal(span, 0f, InitStd); break;
             }

@@ -1,12 +1,13 @@
+using Tessera.Model.Architectures;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
 
 /// <summary>
-/// Sparse mixture of SwiGLU experts (Mixtral layout). A linear router scores the E experts,
-/// p = softmax(scores); each token goes to its top-k experts with gates = the chosen p
-/// renormalised to sum to 1 (for k = 1 the raw p is kept, as in Switch, so the router still
-/// gets a gradient from the language-model loss). The output is Σ gate · expert(x) over the
+/// Sparse mixture of GLU experts (Mixtral / Qwen3-MoE). A linear router scores the E experts,
+/// p = softmax(scores); each token goes to its top-k experts with gates = the chosen p,
+/// renormalised to sum to 1 when <see cref="ModelConfig.NormalizeTopK"/> and k &gt; 1 (for k = 1 the
+/// raw p is kept, as in Switch, so the router still gets a gradient from the language-model loss). The output is Σ gate · expert(x) over the
 /// token's experts.
 /// <para>
 /// Capacity: with <see cref="ModelConfig.CapacityFactor"/> c &gt; 0 each expert processes at most
@@ -20,20 +21,23 @@ public sealed class MoeLayer : IFeedForward
     readonly Tensor[] w1, w3, w2;
     readonly int experts, topK, layer;
     readonly float capacityFactor;
+    readonly bool normalize;
+    readonly GluActivation activation;
 
-    /// <summary>Registers <c>{prefix}block_sparse_moe.gate.weight</c> and <c>experts.{e}.{w1,w3,w2}.weight</c>.</summary>
-    public MoeLayer(ModelConfig c, ModelParameters p, string prefix, int layer)
+    /// <summary>Registers layer <paramref name="layer"/>'s router and experts under the family's names.</summary>
+    public MoeLayer(ModelRecipe recipe, ModelParameters p, int layer)
     {
+        var c = recipe.Config;
+        var n = recipe.Names;
         experts = c.Experts; topK = c.TopK; capacityFactor = c.CapacityFactor; this.layer = layer;
-        string m = prefix + "block_sparse_moe.";
-        router = p.Add(m + "gate.weight", ParameterKind.Linear, experts, c.Dim);
+        normalize = c.NormalizeTopK; activation = c.Activation;
+        router = p.Add(n.Hf(TensorRole.Router, layer), ParameterKind.Linear, experts, c.Dim);
         w1 = new Tensor[experts]; w3 = new Tensor[experts]; w2 = new Tensor[experts];
         for (int e = 0; e < experts; e++)
         {
-            string x = m + $"experts.{e}.";
-            w1[e] = p.Add(x + "w1.weight", ParameterKind.Linear, c.HiddenDim, c.Dim);
-            w3[e] = p.Add(x + "w3.weight", ParameterKind.Linear, c.HiddenDim, c.Dim);
-            w2[e] = p.Add(x + "w2.weight", ParameterKind.ResidualOutput, c.Dim, c.HiddenDim);
+            w1[e] = p.Add(n.Hf(TensorRole.ExpertGate, layer, e), ParameterKind.Linear, c.HiddenDim, c.Dim);
+            w3[e] = p.Add(n.Hf(TensorRole.ExpertUp, layer, e), ParameterKind.Linear, c.HiddenDim, c.Dim);
+            w2[e] = p.Add(n.Hf(TensorRole.ExpertDown, layer, e), ParameterKind.ResidualOutput, c.Dim, c.HiddenDim);
         }
     }
 
@@ -49,7 +53,7 @@ public sealed class MoeLayer : IFeedForward
         var probs = g.Softmax(logits);                                      // (N, E)
         var top = g.TopK(probs, topK);                                      // N·k expert ids, best first
         var chosen = g.GatherColumns(probs, top, topK);                     // (N, k)
-        var gates = topK == 1 ? chosen : g.NormalizeRows(chosen);           // (N, k), rows sum to 1
+        var gates = topK == 1 || !normalize ? chosen : g.NormalizeRows(chosen); // (N, k), rows sum to 1 when normalised
         var plan = ExpertDispatch.Build(top, topK, experts);
         int capacity = Capacity(capacityFactor, n, topK, experts);
         var assigned = new int[experts]; var kept = new int[experts];
@@ -61,8 +65,7 @@ public sealed class MoeLayer : IFeedForward
             assigned[e] = plan.Rows[e].Length;
             kept[e] = capacity == 0 ? assigned[e] : Math.Min(assigned[e], capacity);
             var xe = g.GatherRows(x, plan.Rows[e].AsSpan(0, kept[e]));       // (Mₑ, D), token order: the first ones win
-            var he = g.SwiGlu(g.Linear(xe, w1[e]), g.Linear(xe, w3[e]));    // (Mₑ, F)
-            outputs[e] = g.Linear(he, w2[e]);                               // (Mₑ, D)
+            outputs[e] = Mlp.Glu(g, xe, w1[e], w3[e], w2[e], activation);  // (Mₑ, D)
         }
         var y = g.CombineExperts(outputs, gates, plan);                     // (N, D) = Σₑ gate·yₑ per token
         stats.Add(g.LoadBalanceLoss(probs, top), g.RouterZLoss(logits), new ExpertLoad(layer, n, assigned, kept, capacity));

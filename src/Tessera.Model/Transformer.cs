@@ -1,3 +1,4 @@
+using Tessera.Model.Architectures;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
@@ -7,17 +8,17 @@ namespace Tessera.Model;
 /// <see cref="CrossEntropy"/> + LoadBalanceCoef·<see cref="LoadBalance"/> + RouterZLossCoef·<see cref="RouterZ"/>,
 /// where the auxiliary terms are the mean over MoE layers (so their scale does not grow with
 /// depth). The loss tensors are null when no targets were given, the auxiliary ones also for a
-/// dense model. <see cref="Hidden"/> is the final RMS-normalised hidden state (B·T, D), the
-/// input of lm_head (embeddings are pooled from it). All tensors belong to the graph.
+/// dense model. <see cref="Hidden"/> is the final normalised hidden state (B·T, D), the
+/// input of the output head (embeddings are pooled from it). All tensors belong to the graph.
 /// </summary>
 public sealed record ModelOutput(Tensor Logits, Tensor? Loss, Tensor? CrossEntropy, Tensor? LoadBalance, Tensor? RouterZ,
     IReadOnlyList<ExpertLoad> ExpertLoads, Tensor Hidden);
 
 /// <summary>
-/// Decoder-only transformer (Llama / Mixtral): token embedding → layers of
-/// [RMSNorm → causal GQA attention with RoPE → residual, RMSNorm → SwiGLU MLP or MoE → residual]
-/// → RMSNorm → lm_head (the embedding table when tied). Parameters carry Hugging Face names
-/// (see <see cref="Parameters"/>), so checkpoints load in other tools.
+/// The decoder-only transformer of any registered architecture, as the training graph: it runs
+/// the <see cref="ModelRecipe"/> of its config (llama, qwen2, qwen3, gemma, gemma2, gemma3; dense
+/// or MoE). Parameters carry the family's Hugging Face names (see <see cref="Parameters"/>), so
+/// checkpoints load in other tools.
 /// </summary>
 public sealed class Transformer : IDisposable
 {
@@ -28,25 +29,33 @@ public sealed class Transformer : IDisposable
     /// <summary>Builds the model for a validated <paramref name="config"/> and initialises it from <paramref name="seed"/>.</summary>
     public Transformer(ModelConfig config, ulong seed = 0)
     {
-        Config = config.Validate();
-        Rope = new RopeTable(config.ContextLength, config.HeadDim, config.RopeTheta);
+        Recipe = new ModelRecipe(config);
+        Config = Recipe.Config;
+        RopeTables = Recipe.BuildRopeTables(config.ContextLength);
+        var names = Recipe.Names;
         var p = Parameters = new ModelParameters();
-        embedTokens = p.Add("model.embed_tokens.weight", ParameterKind.Embedding, config.VocabSize, config.Dim);
+        embedTokens = p.Add(names.Hf(TensorRole.TokenEmbedding), ParameterKind.Embedding, config.VocabSize, config.Dim);
         layers = new TransformerBlock[config.Layers];
-        for (int i = 0; i < layers.Length; i++) layers[i] = new TransformerBlock(config, p, i, Rope);
-        finalNorm = p.Add("model.norm.weight", ParameterKind.NormGain, config.Dim);
-        lmHead = config.TiedEmbeddings ? embedTokens : p.Add("lm_head.weight", ParameterKind.Linear, config.VocabSize, config.Dim);
-        p.Initialize(seed, config.Layers);
+        for (int i = 0; i < layers.Length; i++) layers[i] = new TransformerBlock(Recipe, p, i, RopeTables[Recipe.RopeIndex[i]]);
+        finalNorm = p.Add(names.Hf(TensorRole.OutputNorm), ParameterKind.NormGain, config.Dim);
+        lmHead = config.TiedEmbeddings ? embedTokens : p.Add(names.Hf(TensorRole.Output), ParameterKind.Linear, config.VocabSize, config.Dim);
+        p.Initialize(seed, config.Layers, config.NormGainOffset);
     }
 
     /// <summary>The shape of this model.</summary>
     public ModelConfig Config { get; }
 
+    /// <summary>The block recipe this model runs (shared with the inference engine).</summary>
+    public ModelRecipe Recipe { get; }
+
     /// <summary>Every weight, in checkpoint order, under its Hugging Face name.</summary>
     public ModelParameters Parameters { get; }
 
-    /// <summary>The shared rotary tables (positions [0, ContextLength)).</summary>
-    public RopeTable Rope { get; }
+    /// <summary>The rotary tables, one per RoPE variant of <see cref="Recipe"/> (positions [0, ContextLength)).</summary>
+    public RopeTable[] RopeTables { get; }
+
+    /// <summary>The rotary table of the first layer (every layer's, unless local and global layers differ).</summary>
+    public RopeTable Rope => RopeTables[0];
 
     /// <summary>Routing statistics of the latest forward pass, one entry per MoE layer (empty for a dense model).</summary>
     public IReadOnlyList<ExpertLoad> LastExpertLoads => lastLoads;
@@ -54,15 +63,22 @@ public sealed class Transformer : IDisposable
     /// <summary>
     /// Forward over <paramref name="ids"/> (B·T, row-major (B, T)). With <paramref name="targets"/>
     /// (B·T ids; −100 = ignore) the output also holds the losses; call <c>g.Backward(output.Loss)</c>.
+    /// With <paramref name="vectors"/> (M, D), every negative id takes the next vector as its input
+    /// row instead of an embedding row (image patches, retrieved chunks, soft prompts); the
+    /// embedding scale applies to both alike, so a vector equal to an embedding row gives
+    /// bit-identical logits.
     /// </summary>
-    public ModelOutput Forward(Graph g, ReadOnlySpan<int> ids, int batch, int seq, ReadOnlySpan<int> targets = default)
+    public ModelOutput Forward(Graph g, ReadOnlySpan<int> ids, int batch, int seq, ReadOnlySpan<int> targets = default, Tensor? vectors = null)
     {
         CheckInputs(ids, batch, seq, targets);
         var stats = new RouterStats();
-        var x = g.Dropout(g.Embedding(embedTokens, ids), Config.Dropout);         // (B·T, D)
+        var x = g.EmbedInputs(embedTokens, ids, vectors);                         // (B·T, D)
+        if (Config.ScaleEmbeddings) x = g.Scale(x, Recipe.EmbeddingScale);
+        x = g.Dropout(x, Config.Dropout);
         foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats); // (B·T, D)
-        var hidden = g.RmsNorm(x, finalNorm, Config.NormEps);                     // (B·T, D)
+        var hidden = g.RmsNorm(x, finalNorm, Config.NormEps, Config.NormGainOffset);   // (B·T, D)
         var logits = g.Linear(hidden, lmHead);                                    // (B·T, V)
+        if (Config.FinalSoftCap > 0) logits = g.SoftCap(logits, Config.FinalSoftCap);
         lastLoads = stats.Loads;
         if (targets.IsEmpty) return new ModelOutput(logits, null, null, null, null, stats.Loads, hidden);
 

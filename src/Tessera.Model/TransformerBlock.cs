@@ -1,31 +1,44 @@
+using Tessera.Model.Architectures;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
 
-/// <summary>One pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(x)); each branch output goes through dropout (identity unless the graph has a dropout RNG).</summary>
+/// <summary>
+/// One decoder layer as the training graph runs it (see <see cref="ModelRecipe"/>):
+/// x + post(attn(norm(x))), then x + post(ffn(norm(x))); the post-norms exist only for
+/// families with <see cref="ModelConfig.PostNorms"/>; each branch output goes through dropout
+/// (identity unless the graph has a dropout RNG).
+/// </summary>
 public sealed class TransformerBlock
 {
-    readonly Tensor inputNorm, postAttentionNorm;
+    readonly Tensor attentionNorm, feedForwardNorm;
+    readonly Tensor? attentionPostNorm, feedForwardPostNorm;
     readonly Attention attention;
-    readonly IFeedForward mlp;
-    readonly float eps, dropout;
+    readonly IFeedForward feedForward;
+    readonly float eps, offset, dropout;
 
-    /// <summary>Registers <c>model.layers.{layer}.*</c>.</summary>
-    public TransformerBlock(ModelConfig c, ModelParameters p, int layer, RopeTable rope)
+    /// <summary>Registers layer <paramref name="layer"/>'s parameters under the family's names.</summary>
+    public TransformerBlock(ModelRecipe recipe, ModelParameters p, int layer, RopeTable rope)
     {
-        string prefix = $"model.layers.{layer}.";
-        (eps, dropout) = (c.NormEps, c.Dropout);
-        inputNorm = p.Add(prefix + "input_layernorm.weight", ParameterKind.NormGain, c.Dim);
-        attention = new Attention(c, p, prefix, rope);
-        postAttentionNorm = p.Add(prefix + "post_attention_layernorm.weight", ParameterKind.NormGain, c.Dim);
-        mlp = c.IsMoe ? new MoeLayer(c, p, prefix, layer) : new Mlp(c, p, prefix);
+        var c = recipe.Config;
+        var n = recipe.Names;
+        (eps, offset, dropout) = (c.NormEps, c.NormGainOffset, c.Dropout);
+        attentionNorm = p.Add(n.Hf(TensorRole.AttentionNorm, layer), ParameterKind.NormGain, c.Dim);
+        attention = new Attention(recipe, p, layer, rope);
+        if (c.PostNorms) attentionPostNorm = p.Add(n.Hf(TensorRole.AttentionPostNorm, layer), ParameterKind.NormGain, c.Dim);
+        feedForwardNorm = p.Add(n.Hf(TensorRole.FeedForwardNorm, layer), ParameterKind.NormGain, c.Dim);
+        feedForward = c.IsMoe ? new MoeLayer(recipe, p, layer) : new Mlp(recipe, p, layer);
+        if (c.PostNorms) feedForwardPostNorm = p.Add(n.Hf(TensorRole.FeedForwardPostNorm, layer), ParameterKind.NormGain, c.Dim);
     }
 
     /// <summary>x (B·T, D) → (B·T, D).</summary>
     public Tensor Forward(Graph g, Tensor x, int batch, int seq, RouterStats stats)
     {
-        x = g.Add(x, g.Dropout(attention.Forward(g, g.RmsNorm(x, inputNorm, eps), batch, seq), dropout));
-        x = g.Add(x, g.Dropout(mlp.Forward(g, g.RmsNorm(x, postAttentionNorm, eps), stats), dropout));
-        return x;
+        var a = attention.Forward(g, g.RmsNorm(x, attentionNorm, eps, offset), batch, seq);
+        if (attentionPostNorm is not null) a = g.RmsNorm(a, attentionPostNorm, eps, offset);
+        x = g.Add(x, g.Dropout(a, dropout));
+        var f = feedForward.Forward(g, g.RmsNorm(x, feedForwardNorm, eps, offset), stats);
+        if (feedForwardPostNorm is not null) f = g.RmsNorm(f, feedForwardPostNorm, eps, offset);
+        return g.Add(x, g.Dropout(f, dropout));
     }
 }

@@ -21,11 +21,23 @@ public static class EngineModels
     /// <summary>Three 64-wide query heads per kv head and a window: a pair of heads, then a single one.</summary>
     public static readonly ModelConfig Head64Odd = Dense with { Dim = 192, Heads = 3, KvHeads = 1, HiddenDim = 64, SlidingWindow = 7 };
 
-    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64", "head64odd" };
+    /// <summary>Qwen2: q/k/v biases.</summary>
+    public static readonly ModelConfig Qwen2 = Family("qwen2", Dense);
+
+    /// <summary>Qwen3-MoE: head_dim 16 ≠ dim/heads, per-head QK-norm, top-2 experts without renormalisation.</summary>
+    public static readonly ModelConfig Qwen3Moe = Family("qwen3", MoeTop2 with { HeadDim = 16, NormalizeTopK = false });
+
+    /// <summary>Gemma2: 1 + w norms, √D, GeGLU, post-norms, soft-caps, query scale, alternating local (window 5) and global layers.</summary>
+    public static readonly ModelConfig Gemma2 = Family("gemma2", Dense with { HeadDim = 16, SlidingWindow = 5, AttentionSoftCap = 5f, FinalSoftCap = 20f, QueryPreAttnScalar = 25f });
+
+    static ModelConfig Family(string arch, ModelConfig c) => Tessera.Model.Architectures.ArchitectureRegistry.Get(arch).Apply(c).Validate();
+
+    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64", "head64odd", "qwen2", "qwen3moe", "gemma2" };
 
     public static ModelConfig ByName(string name) => name switch
     {
         "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed, "head64" => Head64, "head64odd" => Head64Odd,
+        "qwen2" => Qwen2, "qwen3moe" => Qwen3Moe, "gemma2" => Gemma2,
         _ => throw new ArgumentException(name),
     };
 
@@ -40,10 +52,17 @@ public static class EngineModels
         var m = new Transformer(config, seed);
         // Layer matrices ×6 so the layers, not the token's own embedding, decide the prediction
         // (with the 0.02 init every model's argmax is just "repeat the last token").
+        var rng = new Rng(seed + 1000);
         foreach (var t in m.Parameters.All)
+        {
             if (t.Name.StartsWith("model.layers.", StringComparison.Ordinal) && t.Rank == 2)
                 foreach (ref float w in t.AsSpan()) w *= 6f;
-        foreach (ref float g in m.Parameters["model.norm.weight"].AsSpan()) g *= logitScale;
+            // Biases and (1 + w) gains start at 0: give them values so their code paths matter.
+            else if (t.Rank == 1 && (t.Name.EndsWith(".bias", StringComparison.Ordinal) || (config.NormGainOffset != 0 && t.Name != "model.norm.weight")))
+                rng.FillNormal(t.AsSpan(), 0f, 0.3f);
+        }
+        float offset = config.NormGainOffset;
+        foreach (ref float g in m.Parameters["model.norm.weight"].AsSpan()) g = (g + offset) * logitScale - offset;
         return m;
     }
 

@@ -37,7 +37,7 @@ public class QuantizedEngineTests
             Mlp = l.Mlp is null ? null : new ExpertWeights(D(l.Mlp.GateUp), D(l.Mlp.Down)),
             Experts = l.Experts.Select(e => new ExpertWeights(D(e.GateUp), D(e.Down))).ToArray(),
         }).ToArray();
-        return new InferenceWeights(q.Config, q.Embedding, layers, q.FinalNorm, D(q.LmHead), q.Rope);
+        return new InferenceWeights(q.Config, q.Embedding, layers, q.FinalNorm, D(q.LmHead), q.Ropes);
     }
 
     [Theory]
@@ -192,8 +192,8 @@ public class QuantizedEngineTests
             var prompt = EngineModels.Prompt(6, model.Config.VocabSize, 7);
             var fp32 = InferenceWeights.FromTransformer(model);
             string f32Path = Path.Combine(dir, "m-f32.gguf"), q8Path = Path.Combine(dir, "m-q8.gguf");
-            GgufLlama.Save(model, f32Path, new GgufExportOptions { Type = GgufWeightType.F32 });
-            GgufLlama.Save(model, q8Path, new GgufExportOptions { Type = GgufWeightType.Q8_0 });
+            GgufModel.Save(model, f32Path, new GgufExportOptions { Type = GgufWeightType.F32 });
+            GgufModel.Save(model, q8Path, new GgufExportOptions { Type = GgufWeightType.Q8_0 });
 
             using (var a = new SequenceDecoder(fp32))
             using (var b = new SequenceDecoder(GgufWeights.Load(f32Path)))

@@ -24,7 +24,7 @@ public class GgufTests : IDisposable
         for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1);
         var tensors = new List<GgufTensor>();
         foreach (var type in new[] { GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.TesseraTernary })
-            tensors.Add(new GgufTensor("t." + type, type, [64, 4], GgufLlama.Encode(values, type, 64)));
+            tensors.Add(new GgufTensor("t." + type, type, [64, 4], GgufModel.Encode(values, type, 64)));
         tensors.Add(new GgufTensor("odd", GgmlType.F32, [3], MemoryMarshal.AsBytes(new float[] { 1, 2, 3 }.AsSpan()).ToArray()));
         var w = new GgufWriter { Alignment = 64 };
         w.Set("general.architecture", "llama").Set("u8", (byte)7).Set("i8", (sbyte)-7).Set("u16", (ushort)65535).Set("i16", (short)-2)
@@ -79,8 +79,8 @@ public class GgufTests : IDisposable
             if (p.Name.EndsWith("layernorm.weight") || p.Name == "model.norm.weight")
                 for (int i = 0; i < p.Length; i++) p.AsSpan()[i] = 1f + 0.01f * i;   // norms must round-trip as F32 too
         string path = File($"m-{moe}-{type}.gguf");
-        GgufLlama.Save(model, path, new GgufExportOptions { Type = type, TernaryGroup = 64 });
-        using var loaded = GgufLlama.Load(path);
+        GgufModel.Save(model, path, new GgufExportOptions { Type = type, TernaryGroup = 64 });
+        using var loaded = GgufModel.Load(path);
         Assert.Equal(config with { }, loaded.Config with { LoadBalanceCoef = config.LoadBalanceCoef });
         foreach (var p in model.Parameters.All)
         {
@@ -114,7 +114,7 @@ public class GgufTests : IDisposable
         for (int i = 0; i < w.Length; i++) w[i] = (float)rng.NextDouble() - 0.5f;
         var x = new double[cols];
         for (int i = 0; i < cols; i++) x[i] = rng.NextDouble();
-        var wg = GgufLlama.PermuteRows(w, 1, cols, inverse: false);
+        var wg = GgufModel.PermuteRows(w, 1, cols, inverse: false);
         double Row(float[] m, int r) { double s = 0; for (int k = 0; k < cols; k++) s += m[r * cols + k] * x[k]; return s; }
         for (int j = 0; j < d / 2; j++)
         {
@@ -124,7 +124,7 @@ public class GgufTests : IDisposable
             Assert.Equal(a * cs - b * sn, ga * cs - gb * sn, 12);
             Assert.Equal(a * sn + b * cs, ga * sn + gb * cs, 12);
         }
-        Assert.Equal(w, GgufLlama.PermuteRows(wg, 1, cols, inverse: true));
+        Assert.Equal(w, GgufModel.PermuteRows(wg, 1, cols, inverse: true));
     }
 
     [SharedFact]
@@ -142,11 +142,11 @@ public class GgufTests : IDisposable
         Assert.All(emb, v => Assert.True(float.IsFinite(v) && MathF.Abs(v) < 100f));
         Assert.Contains(emb, v => v != 0);
 
-        var c = GgufLlama.ReadConfig(r);
+        var c = GgufModel.ReadConfig(r);
         Assert.Equal((8, 1, 2, 2, 32, 32000, 4096, false), (c.Dim, c.Layers, c.Heads, c.KvHeads, c.HiddenDim, c.VocabSize, c.ContextLength, c.TiedEmbeddings));
-        using var model = GgufLlama.Load(r);
+        using var model = GgufModel.Load(r);
         var q = r.ReadFloat32(r.Tensor("blk.0.attn_q.weight"));
-        Assert.Equal(GgufLlama.PermuteRows(q, 2, 8, inverse: true), model.Parameters["model.layers.0.self_attn.q_proj.weight"].AsSpan().ToArray());
+        Assert.Equal(GgufModel.PermuteRows(q, 2, 8, inverse: true), model.Parameters["model.layers.0.self_attn.q_proj.weight"].AsSpan().ToArray());
         Assert.Equal(r.ReadFloat32(r.Tensor("output.weight")), model.Parameters["lm_head.weight"].AsSpan().ToArray());
         using var g = new Tessera.Tensors.Graph();
         var logits = model.Forward(g, [1, 450, 4996], 1, 3).Logits.AsSpan().ToArray();
@@ -264,7 +264,7 @@ public class GgufTests : IDisposable
         var w = new GgufWriter();
         w.Set("general.architecture", "gpt2").Add(new GgufTensor("token_embd.weight", GgmlType.F32, [8, 2], new byte[64]));
         w.Write(File("gpt2.gguf"));
-        var e = Assert.Throws<InvalidDataException>(() => GgufLlama.Load(File("gpt2.gguf")));
+        var e = Assert.Throws<InvalidDataException>(() => GgufModel.Load(File("gpt2.gguf")));
         Assert.Contains("llama", e.Message);
     }
 }

@@ -46,7 +46,7 @@ public class GgufTokenizerTests : IDisposable
     {
         using var model = new Transformer(Config(modelVocab), seed: 3);
         string path = Path.Combine(dir, $"m-{Guid.NewGuid():N}.gguf");
-        GgufLlama.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = tok });
+        GgufModel.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = tok });
         return path;
     }
 
@@ -151,8 +151,8 @@ public class GgufTokenizerTests : IDisposable
         var tok = TrainedLazy.Value;
         using var model = new Transformer(Config(tok.VocabSize), seed: 5);
         string path = Path.Combine(dir, "f32.gguf");
-        GgufLlama.Save(model, path, new GgufExportOptions { Type = GgufWeightType.F32, Tokenizer = tok });
-        using var loaded = GgufLlama.Load(path);
+        GgufModel.Save(model, path, new GgufExportOptions { Type = GgufWeightType.F32, Tokenizer = tok });
+        using var loaded = GgufModel.Load(path);
         foreach (var p in model.Parameters.All)
             Assert.True(p.AsSpan().SequenceEqual(loaded.Parameters[p.Name].AsSpan()), p.Name);
     }

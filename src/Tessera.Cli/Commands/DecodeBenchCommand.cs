@@ -47,7 +47,7 @@ public static class DecodeBenchCommand
                 weights = InferenceWeights.FromTransformer(target);
                 name = "random dense";
             }
-            else (target, weights, name) = GenerateCommand.LoadWeights(modelPath);
+            else (target, weights, name) = ModelFiles.LoadWeights(modelPath);
             using var targetOwner = target;
             if (format != WeightFormat.F32)
             {

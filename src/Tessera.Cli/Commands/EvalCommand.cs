@@ -51,9 +51,9 @@ public static class EvalCommand
             };
             // Every input is checked before the model is loaded or anything is scored.
             var inputs = EvalInputs.Load(options);
-            string checkpoint = Checkpoint.Resolve(modelPath);
-            var tok = LoadTokenizer(p.GetValue(tokenizer), checkpoint);
-            using var m = Checkpoint.LoadModel(checkpoint);
+            var (loaded, checkpoint) = ModelFiles.LoadModel(modelPath);
+            using var m = loaded;
+            var tok = ModelFiles.LoadTokenizer(modelPath, checkpoint, p.GetValue(tokenizer)).Tokenizer;
             Action<string>? log = asJson ? null : line => Console.Error.WriteLine(line);
             log?.Invoke($"model {checkpoint}: {m.Parameters.ElementCount:N0} parameters, context {m.Config.ContextLength}, tokenizer {tok.Name}");
             var results = EvalSuite.Run(m, tok, inputs, options, checkpoint, log);
@@ -68,15 +68,6 @@ public static class EvalCommand
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>The checkpoint's tokenizer/ folder, else the run folder's (one level up), unless given.</summary>
-    static ITokenizer LoadTokenizer(string? given, string checkpoint)
-    {
-        if (given is not null) return given == "bytes" ? TokenizerFiles.Load("bytes") : RunSetup.LoadRunTokenizer(given);
-        foreach (var dir in new[] { Path.Combine(checkpoint, Checkpoint.TokenizerFolder), Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, Checkpoint.TokenizerFolder) })
-            if (Directory.Exists(dir)) return RunSetup.LoadRunTokenizer(dir);
-        throw new DirectoryNotFoundException($"{checkpoint}: no {Checkpoint.TokenizerFolder}/ folder with the checkpoint or its run; pass --tokenizer.");
     }
 
     static string F(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);

@@ -9,8 +9,8 @@ using Tessera.Training;
 namespace Tessera.Cli.Commands;
 
 /// <summary>
-/// <c>tessera generate</c>: samples from a checkpoint (a run folder's latest or a step folder) or a
-/// llama GGUF file (quantized tensors kept quantized) with the fast engine, streaming text to
+/// <c>tessera generate</c>: samples from any model file (<see cref="ModelFiles"/>: a checkpoint or
+/// run folder, a GGUF file of any registered architecture with quantized tensors kept quantized, or an HF folder) with the fast engine, streaming text to
 /// stdout as tokens arrive; <c>--quant</c> quantizes an fp32 model's projections at load; with
 /// <c>--draft</c> it decodes speculatively with a smaller model that shares the tokenizer.
 /// </summary>
@@ -18,7 +18,7 @@ public static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Run folder, checkpoint folder, or .gguf file.", Required = true };
+        var model = new Option<string>("--model") { Description = "Run folder, checkpoint folder, .gguf file, or Hugging Face folder.", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (or `bytes`); default: the checkpoint's, or the GGUF file's vocabulary." };
         var quant = new Option<string>("--quant") { Description = "Run the projections as f32, q8_0, q4_0 or ternary (quantized at load).", DefaultValueFactory = _ => "f32" };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (BOS is added).", Required = true };
@@ -43,10 +43,10 @@ public static class GenerateCommand
             if (p.GetValue(maxTokens) < 0) throw new ArgumentException($"--max-tokens must be ≥ 0, got {p.GetValue(maxTokens)}.");
             var format = ParseFormat(p.GetValue(quant)!);
             string source = p.GetValue(model)!;
-            var (owner, weights, dir) = LoadWeights(source);
+            var (owner, weights, dir) = ModelFiles.LoadWeights(source);
             using var target = owner;
             if (format != WeightFormat.F32) weights = weights.Quantize(format);
-            var (tok, bos, eos) = LoadTokenizer(source, dir, p.GetValue(tokenizer));
+            var (tok, bos, eos) = ModelFiles.LoadTokenizer(source, dir, p.GetValue(tokenizer));
             if (weights.Config.VocabSize != tok.VocabSize)
                 throw new InvalidDataException($"{dir}: the model's vocabulary ({weights.Config.VocabSize}) does not match its tokenizer's ({tok.VocabSize}).");
             using var draftModel = p.GetValue(draft) is { } d ? Checkpoint.LoadModel(d) : null;
@@ -122,37 +122,4 @@ public static class GenerateCommand
         "ternary" => WeightFormat.Ternary,
         _ => throw new ArgumentException($"Unknown weight format '{name}'. Known: f32, q8_0, q4_0, ternary."),
     };
-
-    /// <summary>
-    /// Inference weights from a .gguf file (no model object) or a run/checkpoint folder (the loaded
-    /// model borrows into the weights: dispose it after use); Name is the file or resolved folder.
-    /// </summary>
-    public static (Transformer? Model, InferenceWeights Weights, string Name) LoadWeights(string source)
-    {
-        if (source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-        {
-            if (!File.Exists(source)) throw new FileNotFoundException($"no such GGUF file: {source}");
-            return (null, GgufWeights.Load(source), source);
-        }
-        string dir = Checkpoint.Resolve(source);
-        var model = Checkpoint.LoadModel(dir);
-        return (model, InferenceWeights.FromTransformer(model), dir);
-    }
-
-    /// <summary>The tokenizer with its BOS and EOS ids: --tokenizer, else the checkpoint's, else the GGUF file's vocabulary.</summary>
-    static (ITokenizer Tokenizer, int? Bos, int? Eos) LoadTokenizer(string source, string dir, string? explicitDir)
-    {
-        if (explicitDir is null && source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-        {
-            GgufVocabulary vocab;
-            try { vocab = GgufVocabulary.Load(source); }
-            catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or FormatException)
-            {
-                throw new ArgumentException($"{source} carries no usable vocabulary ({e.Message}); pass --tokenizer <folder>.", e);
-            }
-            return (vocab.Tokenizer, vocab.AddBos ? vocab.BosId : null, vocab.EosId);
-        }
-        var tok = RunSetup.LoadRunTokenizer(explicitDir ?? Path.Combine(dir, Checkpoint.TokenizerFolder));
-        return (tok, tok.SpecialTokens.TryGetId(ChatTemplate.Bos, out int bos) ? bos : null, tok.SpecialTokens.TryGetId(ChatTemplate.Eos, out int eos) ? eos : null);
-    }
 }

@@ -22,7 +22,7 @@ public static class QuantizeCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint folder, run folder (latest checkpoint) or .gguf file.", Required = true };
+        var model = new Option<string>("--model") { Description = "Checkpoint folder, run folder (latest checkpoint), .gguf file or Hugging Face folder.", Required = true };
         var type = new Option<string>("--type") { Description = "Weight storage: f32, f16, bf16, q8_0, q4_0, ternary.", DefaultValueFactory = _ => "q8_0" };
         var output = new Option<string>("--out") { Description = "Output .gguf file (written atomically).", Required = true };
         var group = new Option<int>("--group") { Description = "Ternary: weights per absmean scale (multiple of 32; 0 = one per tensor).", DefaultValueFactory = _ => 64 };
@@ -32,7 +32,7 @@ public static class QuantizeCommand
         var seq = new Option<int>("--seq") { Description = "Window length of the report (≤ the model's context).", DefaultValueFactory = _ => 256 };
         var noTokenizer = new Option<bool>("--no-tokenizer") { Description = "Do not embed the checkpoint's tokenizer (embedded by default, so llama.cpp and `generate --model FILE.gguf` can use it)." };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("quantize", "Write a checkpoint as a llama-architecture GGUF with quantized weights and its tokenizer; --report measures the quality cost.")
+        var cmd = new Command("quantize", "Write a model as a GGUF of its architecture with quantized weights and its tokenizer; --report measures the quality cost.")
         {
             model, type, output, group, report, data, evalTokens, seq, noTokenizer, json,
         };
@@ -53,7 +53,7 @@ public static class QuantizeCommand
                 Type = weightType, TernaryGroup = groupSize, Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))),
                 Tokenizer = tokenizer,
             };
-            GgufLlama.Save(reference, outPath, options);
+            GgufModel.Save(reference, outPath, options);
             long bytes = new FileInfo(outPath).Length;
             if (!quiet)
             {
@@ -111,8 +111,7 @@ public static class QuantizeCommand
         return tok;
     }
 
-    static Transformer Load(string source)
-        => source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? GgufLlama.Load(source) : Checkpoint.LoadModel(source);
+    static Transformer Load(string source) => ModelFiles.LoadModel(source).Model;
 
     /// <summary>data/val.bin of the run holding the checkpoint (searched up to three folders up).</summary>
     static string FindValidation(string source)

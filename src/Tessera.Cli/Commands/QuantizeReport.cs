@@ -43,9 +43,9 @@ public static class QuantizeReport
             {
                 if (variants[v].Options is not { } options) { models[v] = reference; continue; }
                 string path = Path.Combine(tempDir, $"report-{v}.gguf");
-                GgufLlama.Save(reference, path, options);
+                GgufModel.Save(reference, path, options);
                 bytes[v] = new FileInfo(path).Length;
-                models[v] = GgufLlama.Load(path);
+                models[v] = GgufModel.Load(path);
                 File.Delete(path);
             }
             var nll = new double[variants.Count];

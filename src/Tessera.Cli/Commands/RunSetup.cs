@@ -66,9 +66,13 @@ public static class RunSetup
 
     /// <summary>Builds the model config from a preset plus flag overrides; vocabulary always comes from the tokenizer.</summary>
     public static ModelConfig BuildConfig(string preset, int vocab, int? layers, int? dim, int? heads, int? kvHeads, int? hidden,
-        int? experts, int? topK, int? context, int? window, float? capacity)
+        int? experts, int? topK, int? context, int? window, float? capacity, string? arch = null, int? headDim = null, float? attnSoftCap = null, float? finalSoftCap = null)
     {
         var c = ModelConfig.Preset(preset) with { VocabSize = vocab };
+        if (arch is not null) c = Tessera.Model.Architectures.ArchitectureRegistry.Get(arch).Apply(c);
+        if (headDim is { } hdim) c = c with { HeadDim = hdim };
+        if (attnSoftCap is { } ac) c = c with { AttentionSoftCap = ac };
+        if (finalSoftCap is { } fc) c = c with { FinalSoftCap = fc };
         if (dim is { } d) c = c with { Dim = d };
         if (heads is { } h) c = c with { Heads = h, KvHeads = kvHeads ?? h };
         if (kvHeads is { } kv) c = c with { KvHeads = kv };

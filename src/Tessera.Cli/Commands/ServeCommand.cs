@@ -14,32 +14,33 @@ public static class ServeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint folder, or a run folder (its latest checkpoint is served).", Required = true };
+        var model = new Option<string>("--model") { Description = "Run or checkpoint folder (its latest checkpoint), .gguf file (quantized weights served as stored), or Hugging Face folder.", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer (directory, file or `bytes`); default: the one saved with the checkpoint." };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one).", DefaultValueFactory = _ => 8000 };
         var host = new Option<string>("--host") { Description = "Address to bind; 127.0.0.1 keeps the server local to this machine.", DefaultValueFactory = _ => "127.0.0.1" };
         var name = new Option<string?>("--name") { Description = "Model id clients send as `model`; default: the run folder's name." };
         var log = new Option<bool>("--log") { Description = "Log server warnings and errors to the console." };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
+        var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
             { model, tokenizer, port, host, name, log, json };
         cmd.SetAction(async (p, cancel) =>
         {
             string path = Path.GetFullPath(p.GetValue(model)!);
-            string dir = Checkpoint.Resolve(path);
-            string tokPath = p.GetValue(tokenizer) ?? FindTokenizer(dir, path);
-            var tok = File.Exists(tokPath) || tokPath == "bytes" ? Text.TokenizerFiles.Load(tokPath) : RunSetup.LoadRunTokenizer(tokPath);
-            using var transformer = Checkpoint.LoadModel(dir);
+            var (owner, weights, dir) = ModelFiles.LoadWeights(path);
+            using var transformer = owner;
+            var tok = ModelFiles.LoadTokenizer(path, dir, p.GetValue(tokenizer)).Tokenizer;
+            if (weights.Config.VocabSize < tok.VocabSize)
+                throw new InvalidDataException($"{dir}: the tokenizer has {tok.VocabSize} ids but the model only {weights.Config.VocabSize}.");
             string id = p.GetValue(name) ?? DefaultName(dir);
-            // Concurrent requests share one continuous-batching engine (greedy output equals ReferenceEngine's).
-            using var engine = new BatchingEngine(transformer);
+            // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
+            using var engine = new BatchingEngine(weights);
             var served = new ServedModel(id, engine, tok);
             await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log) }, cancel);
             if (p.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = transformer.Config.ContextLength }));
+                Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }));
             else
             {
-                Console.WriteLine($"serving {id} ({dir}, tokenizer {tok.Name}, context {transformer.Config.ContextLength})");
+                Console.WriteLine($"serving {id} ({dir}, tokenizer {tok.Name}, context {weights.Config.ContextLength})");
                 Console.WriteLine($"chat page: {server.Address}   API: {server.Address}v1   (Ctrl+C stops)");
             }
             try { await server.WaitForShutdownAsync(cancel); }
@@ -47,15 +48,6 @@ public static class ServeCommand
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>The checkpoint's own tokenizer folder, else the run folder's.</summary>
-    static string FindTokenizer(string checkpointDir, string given)
-    {
-        foreach (var candidate in (string[])[Path.Combine(checkpointDir, Checkpoint.TokenizerFolder), Path.Combine(given, Checkpoint.TokenizerFolder),
-                     Path.Combine(Path.GetDirectoryName(checkpointDir) ?? checkpointDir, Checkpoint.TokenizerFolder)])
-            if (Directory.Exists(candidate)) return candidate;
-        throw new ArgumentException($"no tokenizer saved with {checkpointDir}; pass --tokenizer");
     }
 
     /// <summary>

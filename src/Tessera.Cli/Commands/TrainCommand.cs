@@ -17,6 +17,10 @@ public static class TrainCommand
         var output = new Option<string>("--out") { Description = "Run folder (checkpoints, tokenizer, data).", DefaultValueFactory = _ => "runs/train" };
         var resume = new Option<bool>("--resume") { Description = "Continue exactly from the latest complete checkpoint in --out." };
         var preset = new Option<string>("--preset") { Description = $"Model preset: {string.Join(", ", ModelConfig.Presets.Keys)}.", DefaultValueFactory = _ => "tiny-moe" };
+        var arch = new Option<string?>("--arch") { Description = $"Architecture family: {string.Join(", ", Tessera.Model.Architectures.ArchitectureRegistry.Names)} (default: the preset's, llama)." };
+        var headDim = new Option<int?>("--head-dim") { Description = "Per-head width (default dim / heads; Gemma and Qwen3 set it independently)." };
+        var attnSoftCap = new Option<float?>("--attn-softcap") { Description = "Attention logit soft-cap (0 = off; Gemma2 uses 50)." };
+        var finalSoftCap = new Option<float?>("--final-softcap") { Description = "Final logit soft-cap (0 = off; Gemma2 uses 30)." };
         var layers = new Option<int?>("--layers") { Description = "Transformer blocks." };
         var dim = new Option<int?>("--dim") { Description = "Residual width." };
         var heads = new Option<int?>("--heads") { Description = "Query heads (must divide dim)." };
@@ -42,9 +46,9 @@ public static class TrainCommand
         var ckptEvery = new Option<long>("--checkpoint-every") { Description = "Checkpoint every N steps (0 = at the end).", DefaultValueFactory = _ => 100 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for weights, data order and RNG.", DefaultValueFactory = _ => 1337UL };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer, with periodic eval and atomic checkpoints.")
+        var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
-            data, tokenizer, output, resume, preset, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
+            data, tokenizer, output, resume, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
             steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, json,
         };
         cmd.SetAction((p, cancel) =>
@@ -65,7 +69,8 @@ public static class TrainCommand
             if (prepared0) tokSource = PreparedData.Load(dataArg).Tokenizer;
             var tok = p.GetValue(resume) ? RunSetup.LoadRunTokenizer(runTok) : TokenizerFiles.Load(tokSource);
             var config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
-                p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity));
+                p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity),
+                p.GetValue(arch), p.GetValue(headDim), p.GetValue(attnSoftCap), p.GetValue(finalSoftCap));
             if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
             if (options.SequenceLength > config.ContextLength)
                 throw new ArgumentException($"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
