@@ -15,7 +15,7 @@ public class ArchEngineParityTests(ITestOutputHelper output)
 {
     public static readonly TheoryData<string> Families = new()
     {
-        "llama", "llama3", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma", "gemma2",
+        "llama", "llama3", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
     };
 
     static string Dir(string family) => Path.Combine(AppContext.BaseDirectory, "fixtures", "arch", family);

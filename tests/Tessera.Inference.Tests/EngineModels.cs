@@ -30,14 +30,17 @@ public static class EngineModels
     /// <summary>Gemma2: 1 + w norms, √D, GeGLU, post-norms, soft-caps, query scale, alternating local (window 5) and global layers.</summary>
     public static readonly ModelConfig Gemma2 = Family("gemma2", Dense with { HeadDim = 16, SlidingWindow = 5, AttentionSoftCap = 5f, FinalSoftCap = 20f, QueryPreAttnScalar = 25f });
 
+    /// <summary>Gemma3 with 64-wide heads: QK-norm, local base 10k vs global 1M with linear scaling on the global layer.</summary>
+    public static readonly ModelConfig Gemma3 = Family("gemma3", Head64 with { HeadDim = 64, SlidingWindow = 6, SlidingWindowPattern = 2, RopeTheta = 1e6f, RopeScaling = new RopeScaling("linear", 4f) });
+
     static ModelConfig Family(string arch, ModelConfig c) => Tessera.Model.Architectures.ArchitectureRegistry.Get(arch).Apply(c).Validate();
 
-    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64", "head64odd", "qwen2", "qwen3moe", "gemma2" };
+    public static TheoryData<string> Names => new() { "dense", "moe1", "moe2", "window", "head64", "head64odd", "qwen2", "qwen3moe", "gemma2", "gemma3" };
 
     public static ModelConfig ByName(string name) => name switch
     {
         "dense" => Dense, "moe1" => MoeTop1, "moe2" => MoeTop2, "window" => Windowed, "head64" => Head64, "head64odd" => Head64Odd,
-        "qwen2" => Qwen2, "qwen3moe" => Qwen3Moe, "gemma2" => Gemma2,
+        "qwen2" => Qwen2, "qwen3moe" => Qwen3Moe, "gemma2" => Gemma2, "gemma3" => Gemma3,
         _ => throw new ArgumentException(name),
     };
 

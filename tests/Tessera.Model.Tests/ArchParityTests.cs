@@ -22,7 +22,7 @@ public class ArchParityTests(ITestOutputHelper output)
     /// <summary>The fixture families.</summary>
     public static readonly TheoryData<string> Families = new()
     {
-        "llama", "llama3", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma", "gemma2",
+        "llama", "llama3", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
     };
 
     /// <summary>fixtures/arch/&lt;family&gt;.</summary>

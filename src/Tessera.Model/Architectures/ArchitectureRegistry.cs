@@ -14,6 +14,7 @@ public static class ArchitectureRegistry
         new Qwen3(),
         new Gemma(),
         new Gemma2(),
+        new Gemma3(),
     ];
 
     /// <summary>The registry keys.</summary>
