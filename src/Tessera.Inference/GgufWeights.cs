@@ -6,10 +6,10 @@ using Tessera.Tensors;
 namespace Tessera.Inference;
 
 /// <summary>
-/// Inference weights straight from a llama-architecture GGUF file, keeping Q8_0 and Q4_0 tensors
-/// in their stored blocks (the engine's <see cref="QuantizedWeights"/> read the GGUF bytes as they
+/// Inference weights straight from a llama-architecture GGUF file, keeping Q8_0, Q4_0, Q4_K, Q5_K
+/// and Q6_K tensors in their stored blocks (the engine's <see cref="QuantizedWeights"/> read the GGUF bytes as they
 /// are), so a quantized file decodes with its own, smaller, bytes per token. F32/F16/BF16 tensors
-/// become fp32 (<see cref="DenseWeights.Own"/>); Tessera ternary tensors stay ternary. The token
+/// (and the rarer Q2_K/Q3_K) become fp32 (<see cref="DenseWeights.Own"/>); Tessera ternary tensors stay ternary. The token
 /// embedding is always fp32 (one row is read per token); with tied embeddings the output head uses
 /// the stored, possibly quantized, table. q/k rows are un-permuted from GGUF's interleaved RoPE
 /// order as <see cref="GgufLlama.Load(string)"/> does — by moving whole rows of blocks, which is
@@ -46,7 +46,7 @@ public static class GgufWeights
         var embd = Info(r, "token_embd.weight", c.VocabSize, D);
         var embedding = DenseWeights.Own(r.ReadFloat32(embd), c.VocabSize, D);
         IWeightMatrix head = c.TiedEmbeddings
-            ? embd.Type is GgmlType.Q8_0 or GgmlType.Q4_0 ? Matrix(r, "token_embd.weight", c.VocabSize, D) : embedding
+            ? embd.Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? Matrix(r, "token_embd.weight", c.VocabSize, D) : embedding
             : Matrix(r, "output.weight", c.VocabSize, D);
         return new InferenceWeights(c, embedding, layers, Vector(r, "output_norm.weight", D), head, new RopeTable(c.ContextLength, c.HeadDim, c.RopeTheta)).Packed();
     }
@@ -66,6 +66,12 @@ public static class GgufWeights
             {
                 var bytes = Unpermute(r.Bytes(t), rows, (int)QuantFormat.Q4_0Bytes(cols), ropeHeads);
                 return new QuantizedWeights(new Q4_0Matrix(rows, cols, bytes));
+            }
+            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            {
+                var k = GgmlTypes.KQuant(t.Type)!.Value;
+                var bytes = Unpermute(r.Bytes(t), rows, (int)KQuantFormat.Bytes(k, cols), ropeHeads);
+                return new QuantizedWeights(k, rows, cols, bytes);
             }
             case GgmlType.TesseraTernary when ropeHeads == 0:
             {
@@ -95,6 +101,12 @@ public static class GgufWeights
                 return new QuantizedWeights(new Q8_0Matrix(rows, cols, r.Bytes(t).Slice((int)(e * QuantFormat.Q8_0Bytes(n)), (int)QuantFormat.Q8_0Bytes(n))));
             case GgmlType.Q4_0:
                 return new QuantizedWeights(new Q4_0Matrix(rows, cols, r.Bytes(t).Slice((int)(e * QuantFormat.Q4_0Bytes(n)), (int)QuantFormat.Q4_0Bytes(n))));
+            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            {
+                var k = GgmlTypes.KQuant(t.Type)!.Value;
+                long bytes = KQuantFormat.Bytes(k, n);
+                return new QuantizedWeights(k, rows, cols, r.Bytes(t).Slice((int)(e * bytes), (int)bytes));
+            }
             default:
                 return DenseWeights.Own(r.ReadFloat32(t).AsSpan((int)(e * n), (int)n), rows, cols);
         }
