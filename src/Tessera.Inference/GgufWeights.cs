@@ -7,11 +7,11 @@ using Tessera.Tensors;
 namespace Tessera.Inference;
 
 /// <summary>
-/// Inference weights straight from a GGUF file of any registered architecture, keeping Q8_0 and
-/// Q4_0 tensors in their stored blocks (the engine's <see cref="QuantizedWeights"/> read the GGUF
-/// bytes as they are), so a quantized file decodes with its own, smaller, bytes per token.
-/// F32/F16/BF16 tensors become fp32 (<see cref="DenseWeights.Own"/>); Tessera ternary tensors stay
-/// ternary. The token embedding is always fp32 (one row is read per token); with tied embeddings
+/// Inference weights straight from a GGUF file of any registered architecture, keeping Q8_0, Q4_0,
+/// Q4_K, Q5_K and Q6_K tensors in their stored blocks (the engine's <see cref="QuantizedWeights"/>
+/// read the GGUF bytes as they are), so a quantized file decodes with its own, smaller, bytes per
+/// token. F32/F16/BF16 tensors (and the rarer Q2_K/Q3_K) become fp32 (<see cref="DenseWeights.Own"/>);
+/// Tessera ternary tensors stay ternary. The token embedding is always fp32 (one row is read per token); with tied embeddings
 /// the output head uses the stored, possibly quantized, table. Names and storage transforms come
 /// from the family's <see cref="TensorTable"/>: q/k rows of the llama arch are un-permuted from
 /// GGUF's interleaved RoPE order by moving whole rows of blocks (exact; a ternary q/k, whose
@@ -52,7 +52,7 @@ public static class GgufWeights
         public DenseWeights Embedding(int rows, int cols) => DenseWeights.Own(r.ReadFloat32(Info(r, "token_embd.weight", rows, cols)), rows, cols);
 
         public IWeightMatrix TiedHead(DenseWeights embedding)
-            => r.Tensor("token_embd.weight").Type is GgmlType.Q8_0 or GgmlType.Q4_0 ? GgufWeights.Matrix(r, "token_embd.weight", c.VocabSize, c.Dim) : embedding;
+            => r.Tensor("token_embd.weight").Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? GgufWeights.Matrix(r, "token_embd.weight", c.VocabSize, c.Dim) : embedding;
     }
 
     /// <summary>A (rows, cols) matrix; <paramref name="ropeHeads"/> &gt; 0 un-permutes q/k rows per head.</summary>
@@ -70,6 +70,12 @@ public static class GgufWeights
             {
                 var bytes = Unpermute(r.Bytes(t), rows, (int)QuantFormat.Q4_0Bytes(cols), ropeHeads);
                 return new QuantizedWeights(new Q4_0Matrix(rows, cols, bytes));
+            }
+            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            {
+                var k = GgmlTypes.KQuant(t.Type)!.Value;
+                var bytes = Unpermute(r.Bytes(t), rows, (int)KQuantFormat.Bytes(k, cols), ropeHeads);
+                return new QuantizedWeights(k, rows, cols, bytes);
             }
             case GgmlType.TesseraTernary when ropeHeads == 0:
             {
@@ -99,6 +105,12 @@ public static class GgufWeights
                 return new QuantizedWeights(new Q8_0Matrix(rows, cols, r.Bytes(t).Slice((int)(e * QuantFormat.Q8_0Bytes(n)), (int)QuantFormat.Q8_0Bytes(n))));
             case GgmlType.Q4_0:
                 return new QuantizedWeights(new Q4_0Matrix(rows, cols, r.Bytes(t).Slice((int)(e * QuantFormat.Q4_0Bytes(n)), (int)QuantFormat.Q4_0Bytes(n))));
+            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            {
+                var k = GgmlTypes.KQuant(t.Type)!.Value;
+                long bytes = KQuantFormat.Bytes(k, n);
+                return new QuantizedWeights(k, rows, cols, r.Bytes(t).Slice((int)(e * bytes), (int)bytes));
+            }
             default:
                 return DenseWeights.Own(r.ReadFloat32(t).AsSpan((int)(e * n), (int)n), rows, cols);
         }

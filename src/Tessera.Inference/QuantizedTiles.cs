@@ -6,7 +6,7 @@ using Tessera.Kernels;
 namespace Tessera.Inference;
 
 /// <summary>
-/// Q8_0 / Q4_0 products for several activation rows (a batched decode step, a speculative block, a
+/// Q8_0 / Q4_0 / K-quant products for several activation rows (a batched decode step, a speculative block, a
 /// prompt): each thread expands a tile of 4 weight rows from their blocks into an fp32 buffer in
 /// L1 and runs the fp32 register tile of <see cref="DecodeMatMul"/> over every activation row. The
 /// weights still cross memory once, at their quantized size, while the arithmetic is fp32 FMA —
@@ -57,6 +57,21 @@ internal static unsafe class QuantizedTiles
         void Range(int start, int end)
         {
             var buffer = tileBuffer is { } b && b.Length >= 4 * cols ? b : tileBuffer = GC.AllocateUninitializedArray<float>(4 * cols, pinned: true);
+            if (QuantizedWeights.KQuant(format) is KQuantType k)
+            {
+                // K-quants: expand each 4-row tile into the buffer, then the same fp32 tile as every other path.
+                int sb = cols / KQuantFormat.SuperBlock;
+                long kRowBytes = (long)sb * KQuantFormat.BlockBytes(k);
+                fixed (float* w = buffer)
+                    for (int t = start; t < end; t++)
+                    {
+                        int r0 = t * 4, count = Math.Min(4, rows - r0);
+                        for (int r = 0; r < count; r++) KQuantExpand.Row(k, blocks + (r0 + r) * kRowBytes, sb, w + (long)r * cols);
+                        for (int i = 0; i < n; i += 4)
+                            DecodeMatMul.Tile(w, count, x + (long)i * cols, Math.Min(4, n - i), cols, y + (long)i * rows + r0, rows);
+                    }
+                return;
+            }
             int nb = cols / QuantFormat.BlockSize;
             int rowBytes = nb * (format == WeightFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes);
             if (n == 1 && Avx512F.IsSupported)

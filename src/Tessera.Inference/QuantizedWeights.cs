@@ -13,14 +13,21 @@ public enum WeightFormat
     Q4_0,
     /// <summary>Tessera ternary {−1, 0, +1} with per-group absmean scales (≈2 bits per weight; for ternary-trained models).</summary>
     Ternary,
+    /// <summary>ggml Q4_K: 256-weight super-blocks of 4-bit codes with 6-bit scales and mins (4.5 bits per weight).</summary>
+    Q4_K,
+    /// <summary>ggml Q5_K: as Q4_K with a fifth bit per code (5.5 bits per weight).</summary>
+    Q5_K,
+    /// <summary>ggml Q6_K: 256-weight super-blocks of 6-bit codes with int8 scales per 16 (6.5625 bits per weight).</summary>
+    Q6_K,
 }
 
 /// <summary>
 /// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
-/// <see cref="TernaryMatrix"/>) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
+/// <see cref="TernaryMatrix"/>) or the bytes of a ggml K-quant tensor (Q4_K, Q5_K, Q6_K) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
 /// unchanged. Q8_0 and Q4_0 run through <see cref="QuantizedTiles"/>: the blocks are expanded to fp32
 /// in registers or L1 and multiplied in fp32, exactly the product with the dequantized matrix
-/// (memory traffic is the quantized size). Ternary uses the int8-activation dot products of
+/// (memory traffic is the quantized size). K-quants run the same way, a 4-row tile of super-blocks
+/// expanded by <see cref="KQuantExpand"/> at a time (never the whole matrix). Ternary uses the int8-activation dot products of
 /// <see cref="TernaryMatrix"/>.
 /// <see cref="Bytes"/> is what a decode step streams, which is the point: fewer bytes per token.
 /// </summary>
@@ -29,6 +36,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     readonly Q8_0Matrix? q8;
     readonly Q4_0Matrix? q4;
     readonly TernaryMatrix? ternary;
+    readonly byte[]? kBlocks;       // K-quant super-blocks, row-major (each row Cols/256 blocks)
     readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
 
     /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
@@ -54,6 +62,29 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         for (int b = 0; b < s.Length; b++) s[b] = QuantFormat.FromHalf(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(blocks[(b * blockBytes)..]));
         return s;
     }
+    /// <summary>Runs a (rows, cols) matrix stored as <paramref name="type"/> super-blocks (the bytes of a GGUF tensor, copied); cols must be a multiple of 256.</summary>
+    public QuantizedWeights(KQuantType type, int rows, int cols, ReadOnlySpan<byte> blocks)
+    {
+        if (type is not (KQuantType.Q4_K or KQuantType.Q5_K or KQuantType.Q6_K))
+            throw new ArgumentException($"QuantizedWeights: {type} is not run natively; dequantize it to fp32.");
+        if (rows <= 0 || cols <= 0 || cols % KQuantFormat.SuperBlock != 0)
+            throw new ArgumentException($"QuantizedWeights: a {type} matrix needs a positive row count and a width that is a multiple of {KQuantFormat.SuperBlock}; got ({rows}, {cols}).");
+        long expected = KQuantFormat.Bytes(type, (long)rows * cols);
+        if (blocks.Length != expected) throw new ArgumentException($"QuantizedWeights: {type} ({rows}, {cols}) needs {expected} bytes, got {blocks.Length}.");
+        kBlocks = blocks.ToArray();
+        Format = type switch { KQuantType.Q4_K => WeightFormat.Q4_K, KQuantType.Q5_K => WeightFormat.Q5_K, _ => WeightFormat.Q6_K };
+        Rows = rows; Cols = cols; Bytes = kBlocks.LongLength;
+    }
+
+    /// <summary>The K-quant type of a K-quant format; null for the others.</summary>
+    public static KQuantType? KQuant(WeightFormat format) => format switch
+    {
+        WeightFormat.Q4_K => KQuantType.Q4_K,
+        WeightFormat.Q5_K => KQuantType.Q5_K,
+        WeightFormat.Q6_K => KQuantType.Q6_K,
+        _ => null,
+    };
+
     /// <summary>Runs a ternary matrix through its int8-activation dot products.</summary>
     public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
 
@@ -63,10 +94,20 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         WeightFormat.Q8_0 => new(Q8_0Matrix.FromFloat(w, rows, cols)),
         WeightFormat.Q4_0 => new(Q4_0Matrix.FromFloat(w, rows, cols)),
         WeightFormat.Ternary => new(TernaryMatrix.FromFloat(w, rows, cols, ternaryGroup)),
+        WeightFormat.Q4_K or WeightFormat.Q5_K or WeightFormat.Q6_K => QuantizeK(KQuant(format)!.Value, w, rows, cols),
         _ => throw new ArgumentException($"QuantizedWeights: {format} is not a quantized format."),
     };
 
-    /// <summary>Q8_0 or Q4_0 matrices of one format and width stacked by rows (their blocks concatenated).</summary>
+    static QuantizedWeights QuantizeK(KQuantType type, ReadOnlySpan<float> w, int rows, int cols)
+    {
+        if (w.Length != (long)rows * cols) throw new ArgumentException($"QuantizedWeights.Quantize: {w.Length} weights do not form ({rows}, {cols}).");
+        if (cols % KQuantFormat.SuperBlock != 0) throw new ArgumentException($"QuantizedWeights.Quantize: {type} needs rows of a multiple of {KQuantFormat.SuperBlock} weights; got {cols}.");
+        var bytes = new byte[KQuantFormat.Bytes(type, w.Length)];
+        Tessera.Kernels.Reference.ScalarKQuant.Quantize(type, w, bytes);
+        return new QuantizedWeights(type, rows, cols, bytes);
+    }
+
+    /// <summary>Q8_0, Q4_0 or K-quant matrices of one format and width stacked by rows (their blocks concatenated).</summary>
     public static QuantizedWeights Concatenate(params QuantizedWeights[] parts)
     {
         if (parts.Length == 0) throw new ArgumentException("QuantizedWeights.Concatenate: nothing to stack.");
@@ -81,10 +122,12 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
             {
                 WeightFormat.Q8_0 => p.q8!.Blocks.ToArray(),
                 WeightFormat.Q4_0 => p.q4!.Blocks.ToArray(),
+                WeightFormat.Q4_K or WeightFormat.Q5_K or WeightFormat.Q6_K => p.kBlocks!,
                 _ => throw new ArgumentException($"QuantizedWeights.Concatenate: {format} scales are per group of the whole tensor; stack before quantizing."),
             });
         }
         var all = bytes.ToArray();
+        if (KQuant(format) is KQuantType k) return new(k, rows, cols, all);
         return format == WeightFormat.Q8_0 ? new(new Q8_0Matrix(rows, cols, all)) : new(new Q4_0Matrix(rows, cols, all));
     }
 
@@ -97,7 +140,13 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     public long Bytes { get; }
 
     /// <summary>The fp32 matrix the codes represent.</summary>
-    public float[] Dequantize() => q8?.Dequantize() ?? q4?.Dequantize() ?? ternary!.Dequantize();
+    public float[] Dequantize()
+    {
+        if (kBlocks is null) return q8?.Dequantize() ?? q4?.Dequantize() ?? ternary!.Dequantize();
+        var w = new float[(long)Rows * Cols];
+        Tessera.Kernels.Reference.ScalarKQuant.Dequantize(KQuant(Format)!.Value, kBlocks, w);
+        return w;
+    }
 
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
@@ -106,6 +155,13 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         // The quantized kernels want exact extents; the engine's buffers are larger.
         var xs = x[..(n * Cols)];
         var ys = y[..(n * Rows)];
+        if (kBlocks is not null)
+        {
+            fixed (byte* blocks = kBlocks)
+            fixed (float* px = xs, py = ys)
+                QuantizedTiles.Run(Format, blocks, null, Rows, Cols, px, n, py);
+            return;
+        }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
         {
             fixed (byte* blocks = q8 is not null ? q8.Blocks : q4!.Blocks)

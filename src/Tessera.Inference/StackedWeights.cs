@@ -30,7 +30,7 @@ public sealed class StackedWeights : IWeightMatrix
         if (parts.Length == 0) throw new ArgumentException("StackedWeights: nothing to stack.");
         if (parts.Length == 1) return parts[0];
         if (Array.TrueForAll(parts, p => p is DenseWeights)) return DenseWeights.Stack(Array.ConvertAll(parts, p => (DenseWeights)p));
-        if (parts[0] is QuantizedWeights { Format: WeightFormat.Q8_0 or WeightFormat.Q4_0 } first
+        if (parts[0] is QuantizedWeights { Format: WeightFormat.Q8_0 or WeightFormat.Q4_0 or WeightFormat.Q4_K or WeightFormat.Q5_K or WeightFormat.Q6_K } first
             && Array.TrueForAll(parts, p => p is QuantizedWeights q && q.Format == first.Format))
             return QuantizedWeights.Concatenate(Array.ConvertAll(parts, p => (QuantizedWeights)p));
         return new StackedWeights(parts);

@@ -113,13 +113,16 @@ public static class GenerateCommand
         return cmd;
     }
 
-    /// <summary>f32 | q8_0 | q4_0 | ternary (case-insensitive).</summary>
+    /// <summary>f32 | q8_0 | q4_0 | q4_k | q5_k | q6_k | ternary (case-insensitive).</summary>
     public static WeightFormat ParseFormat(string name) => name.ToLowerInvariant() switch
     {
         "f32" or "fp32" => WeightFormat.F32,
         "q8_0" => WeightFormat.Q8_0,
         "q4_0" => WeightFormat.Q4_0,
         "ternary" => WeightFormat.Ternary,
-        _ => throw new ArgumentException($"Unknown weight format '{name}'. Known: f32, q8_0, q4_0, ternary."),
+        "q4_k" => WeightFormat.Q4_K,
+        "q5_k" => WeightFormat.Q5_K,
+        "q6_k" => WeightFormat.Q6_K,
+        _ => throw new ArgumentException($"Unknown weight format '{name}'. Known: f32, q8_0, q4_0, q4_k, q5_k, q6_k, ternary."),
     };
 }

@@ -18,12 +18,13 @@ public static class QuantizeCommand
     {
         ["f32"] = GgufWeightType.F32, ["f16"] = GgufWeightType.F16, ["bf16"] = GgufWeightType.BF16,
         ["q8_0"] = GgufWeightType.Q8_0, ["q4_0"] = GgufWeightType.Q4_0, ["ternary"] = GgufWeightType.Ternary,
+        ["q4_k"] = GgufWeightType.Q4_K, ["q5_k"] = GgufWeightType.Q5_K, ["q6_k"] = GgufWeightType.Q6_K,
     };
 
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Checkpoint folder, run folder (latest checkpoint), .gguf file or Hugging Face folder.", Required = true };
-        var type = new Option<string>("--type") { Description = "Weight storage: f32, f16, bf16, q8_0, q4_0, ternary.", DefaultValueFactory = _ => "q8_0" };
+        var type = new Option<string>("--type") { Description = "Weight storage: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, ternary.", DefaultValueFactory = _ => "q8_0" };
         var output = new Option<string>("--out") { Description = "Output .gguf file (written atomically).", Required = true };
         var group = new Option<int>("--group") { Description = "Ternary: weights per absmean scale (multiple of 32; 0 = one per tensor).", DefaultValueFactory = _ => 64 };
         var report = new Option<bool>("--report") { Description = "Also measure perplexity and KL vs fp32 for every type on held-out tokens." };

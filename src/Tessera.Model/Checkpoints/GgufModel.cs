@@ -8,7 +8,7 @@ using Tessera.Text;
 namespace Tessera.Model.Checkpoints;
 
 /// <summary>How the weight matrices of a model are stored in a GGUF file.</summary>
-public enum GgufWeightType { F32, F16, BF16, Q8_0, Q4_0, Ternary }
+public enum GgufWeightType { F32, F16, BF16, Q8_0, Q4_0, Ternary, Q4_K, Q5_K, Q6_K }
 
 /// <summary>Options of <see cref="GgufModel.Save"/>.</summary>
 public sealed record GgufExportOptions
@@ -140,7 +140,7 @@ public static class GgufModel
         var w = new GgufWriter();
         family.WriteGguf(c, w);
         w.Set("general.name", options.Name).Set("general.file_type", FileType(options.Type));
-        if (options.Type is GgufWeightType.Q8_0 or GgufWeightType.Q4_0 or GgufWeightType.Ternary) w.Set("general.quantization_version", 2u);
+        if (options.Type is not (GgufWeightType.F32 or GgufWeightType.F16 or GgufWeightType.BF16)) w.Set("general.quantization_version", 2u);
         if (options.Type == GgufWeightType.Ternary) w.Set("tessera.ternary.group_size", (uint)options.TernaryGroup);
         if (options.Tokenizer is { } tokenizer)
             foreach (var (k, v) in GgufTokenizerMetadata.Build(tokenizer, c.VocabSize)) w.Set(k, v);
@@ -195,13 +195,19 @@ public static class GgufModel
         _ when rowLength % QuantFormat.BlockSize != 0 => GgmlType.F16,
         GgufWeightType.Q8_0 => GgmlType.Q8_0,
         GgufWeightType.Q4_0 => GgmlType.Q4_0,
+        // K-quants need whole 256-weight super-blocks; shorter rows keep the same bit budget in 32-blocks.
+        GgufWeightType.Q4_K or GgufWeightType.Q5_K when rowLength % KQuantFormat.SuperBlock != 0 => GgmlType.Q4_0,
+        GgufWeightType.Q6_K when rowLength % KQuantFormat.SuperBlock != 0 => GgmlType.Q8_0,
+        GgufWeightType.Q4_K => GgmlType.Q4_K,
+        GgufWeightType.Q5_K => GgmlType.Q5_K,
+        GgufWeightType.Q6_K => GgmlType.Q6_K,
         _ => GgmlType.TesseraTernary,
     };
 
     static uint FileType(GgufWeightType t) => t switch
     {
         GgufWeightType.F32 => 0, GgufWeightType.F16 => 1, GgufWeightType.Q4_0 => 2, GgufWeightType.Q8_0 => 7,
-        GgufWeightType.BF16 => 32, _ => 1024,
+        GgufWeightType.BF16 => 32, GgufWeightType.Q4_K => 14, GgufWeightType.Q5_K => 16, GgufWeightType.Q6_K => 18, _ => 1024,
     };
 
     /// <summary>Encodes fp32 values (rows of a multiple of 32 for the block types) as <paramref name="type"/>.</summary>
@@ -219,6 +225,13 @@ public static class GgufModel
             }
             case GgmlType.Q8_0: { var b = new byte[QuantFormat.Q8_0Bytes(data.Length)]; ScalarQuant.QuantizeQ8_0(data, b); return b; }
             case GgmlType.Q4_0: { var b = new byte[QuantFormat.Q4_0Bytes(data.Length)]; ScalarQuant.QuantizeQ4_0(data, b); return b; }
+            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            {
+                var k = GgmlTypes.KQuant(type)!.Value;
+                var b = new byte[KQuantFormat.Bytes(k, data.Length)];
+                ScalarKQuant.Quantize(k, data, b);
+                return b;
+            }
             case GgmlType.TesseraTernary:
             {
                 int group = ternaryGroup == 0 ? Math.Max(32, data.Length) : ternaryGroup;

@@ -2,7 +2,7 @@ namespace Tessera.Model.Checkpoints;
 
 /// <summary>
 /// ggml tensor types (the ids GGUF stores). Tessera reads and writes F32, F16, BF16, Q8_0 and Q4_0,
-/// and knows the block geometry of the other common types so it can bounds-check files holding them.
+/// reads the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (what Q4_K_M / Q5_K_M files hold), and knows the block geometry of the other common types so it can bounds-check files holding them.
 /// <see cref="TesseraTernary"/> is Tessera's own id (outside ggml's range, so llama.cpp rejects it
 /// instead of misreading it): per tensor, ⌈n/G⌉ fp16 absmean scales followed by n/4 bytes of 2-bit codes,
 /// with G from the <c>tessera.ternary.group_size</c> metadata key.
@@ -51,5 +51,17 @@ public static class GgmlTypes
     }
 
     /// <summary>True for the types <see cref="GgufReader.ReadFloat32(GgufTensorInfo)"/> converts.</summary>
-    public static bool IsReadable(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.TesseraTernary;
+    public static bool IsReadable(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.TesseraTernary
+        || KQuant(t) is not null;
+
+    /// <summary>The Tessera.Kernels K-quant type of a ggml K-quant id (Q2_K..Q6_K); null for the others.</summary>
+    public static Tessera.Kernels.KQuantType? KQuant(GgmlType t) => t switch
+    {
+        GgmlType.Q2_K => Tessera.Kernels.KQuantType.Q2_K,
+        GgmlType.Q3_K => Tessera.Kernels.KQuantType.Q3_K,
+        GgmlType.Q4_K => Tessera.Kernels.KQuantType.Q4_K,
+        GgmlType.Q5_K => Tessera.Kernels.KQuantType.Q5_K,
+        GgmlType.Q6_K => Tessera.Kernels.KQuantType.Q6_K,
+        _ => null,
+    };
 }
