@@ -48,7 +48,21 @@ public sealed class GgufVocabulary
     /// <exception cref="FormatException">Missing keys, unsupported model or pre-tokenizer, malformed tokens or merges; the message names the file and the item.</exception>
     public static GgufVocabulary Load(string path)
     {
-        var meta = GgufVocabReader.Read(path);
+        var vocab = LoadVocabulary(path, out var meta);
+        // The model's own chat template, unless the file is Tessera's (which uses its own format).
+        if (meta.GetOr<string?>("tokenizer.chat_template", null) is { } source && meta.GetOr<string?>(GgufTokenizerMetadata.PatternKey, null) is null)
+        {
+            string? Text(string key) => CheckedId(meta, key, int.MaxValue) is int id && id < vocab.Tokenizer.VocabSize ? TokenText(vocab.Tokenizer, id) : null;
+            Templates.ModelChatTemplate.Attach(vocab.Tokenizer, new Templates.ModelChatTemplate(source, Text("tokenizer.ggml.bos_token_id"), Text("tokenizer.ggml.eos_token_id"), path));
+        }
+        return vocab;
+    }
+
+    private static string? TokenText(ITokenizer tok, int id) => tok.SpecialTokens.TextOf(id) ?? (tok is BpeTokenizer or SentencePieceTokenizer ? System.Text.Encoding.UTF8.GetString(tok.DecodeBytes([id])) : null);
+
+    private static GgufVocabulary LoadVocabulary(string path, out GgufMetadata meta)
+    {
+        meta = GgufVocabReader.Read(path);
         string model = meta.Get<string>("tokenizer.ggml.model");
         var tokens = meta.Get<string[]>("tokenizer.ggml.tokens");
         var types = meta.GetOr<int[]?>("tokenizer.ggml.token_type", null) ?? Enumerable.Repeat(SentencePieceTokenizer.TypeNormal, tokens.Length).ToArray();

@@ -57,8 +57,17 @@ public sealed class HfTokenizer : ITokenizer
         _normPlain = new AddedTokenMatcher(norm.Where(a => !a.Special).ToList(), norm.Where(a => !a.Special).Select(a => N(a.Content)).ToList());
     }
 
-    /// <summary>Loads a tokenizer.json (see <see cref="HfTokenizerLoader.Load"/>).</summary>
-    public static HfTokenizer Load(string path) => HfTokenizerLoader.Load(path);
+    /// <summary>
+    /// Loads a tokenizer.json (see <see cref="HfTokenizerLoader.Load"/>); a tokenizer_config.json
+    /// beside it with a <c>chat_template</c> is attached (<see cref="Templates.ModelChatTemplate.Of"/>).
+    /// </summary>
+    public static HfTokenizer Load(string path)
+    {
+        var tok = HfTokenizerLoader.Load(path);
+        string config = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "tokenizer_config.json");
+        if (File.Exists(config) && Templates.ModelChatTemplate.FromTokenizerConfig(config) is { } template) Templates.ModelChatTemplate.Attach(tok, template);
+        return tok;
+    }
 
     /// <inheritdoc/>
     public string Name { get; }
