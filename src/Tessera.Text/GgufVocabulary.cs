@@ -77,14 +77,22 @@ public sealed class GgufVocabulary
                 string pre = meta.GetOr("tokenizer.ggml.pre", "default");
                 // Files Tessera writes carry the exact pattern (llama.cpp has no cl100k entry).
                 string? exact = meta.GetOr<string?>(GgufTokenizerMetadata.PatternKey, null);
+                var merges = meta.Get<string[]>("tokenizer.ggml.merges");
+                if (exact is null && pre is not ("gpt-2" or "llama-bpe" or "llama3" or "gpt-4o"))
+                {
+                    // Every other llama.cpp pre-tokenizer runs on the HF pipeline (regex sequence + ByteLevel + pair-ranked BPE).
+                    HfTokenizer hf;
+                    try { hf = GgufPipelineVocabulary.Bpe(name, tokens, types, merges, pre); }
+                    catch (FormatException e) { throw new FormatException($"{path}: {e.Message}", e); }
+                    return new GgufVocabulary(hf, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", pre is "llama3" or "llama-v3" or "tekken" or "chameleon"),
+                        meta.GetOr("tokenizer.ggml.add_eos_token", false), CheckedId(meta, "tokenizer.ggml.eot_token_id", tokens.Length));
+                }
                 string pattern = exact ?? pre switch
                 {
-                    "default" or "gpt-2" => PreTokenizer.Gpt2Pattern,
+                    "gpt-2" => PreTokenizer.Gpt2Pattern,
                     "llama-bpe" or "llama3" => PreTokenizer.Llama3Pattern,
-                    "gpt-4o" => PreTokenizer.O200kPattern,
-                    _ => throw new FormatException($"{path}: unsupported pre-tokenizer '{pre}' (supported: default, gpt-2, llama-bpe, gpt-4o)"),
+                    _ => PreTokenizer.O200kPattern,
                 };
-                var merges = meta.Get<string[]>("tokenizer.ggml.merges");
                 // Unused slots (padding of the embedding) are not tokens.
                 var assigned = new string?[tokens.Length];
                 for (int i = 0; i < tokens.Length; i++) assigned[i] = types[i] == GgufTokenizerMetadata.TypeUnused ? null : tokens[i];
@@ -99,8 +107,25 @@ public sealed class GgufVocabulary
                 var tok = new SentencePieceTokenizer(name, tokens, scores, types, meta.GetOr("tokenizer.ggml.add_space_prefix", true), unk);
                 return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", true), meta.GetOr("tokenizer.ggml.add_eos_token", false));
             }
+            case "bert":
+            {
+                int unk = CheckedId(meta, "tokenizer.ggml.unknown_token_id", tokens.Length) ?? Array.IndexOf(tokens, "[UNK]");
+                var tok = GgufPipelineVocabulary.Bert(name, tokens, types, unk);
+                int? cls = CheckedId(meta, "tokenizer.ggml.cls_token_id", tokens.Length) ?? bos;
+                int? sep = CheckedId(meta, "tokenizer.ggml.seperator_token_id", tokens.Length) ?? eos;
+                return new GgufVocabulary(tok, cls, sep, meta.GetOr("tokenizer.ggml.add_bos_token", true), meta.GetOr("tokenizer.ggml.add_eos_token", true));
+            }
+            case "t5":
+            {
+                var scores = meta.Get<float[]>("tokenizer.ggml.scores");
+                if (scores.Length != tokens.Length) throw new FormatException($"{path}: {tokens.Length} tokens but {scores.Length} scores");
+                int? unk = CheckedId(meta, "tokenizer.ggml.unknown_token_id", tokens.Length);
+                var tok = GgufPipelineVocabulary.Unigram(name, tokens, scores, types, unk, meta.GetOr("tokenizer.ggml.add_space_prefix", true),
+                    meta.GetOr("tokenizer.ggml.remove_extra_whitespaces", true));
+                return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", false), meta.GetOr("tokenizer.ggml.add_eos_token", true));
+            }
             default:
-                throw new FormatException($"{path}: unsupported tokenizer.ggml.model '{model}' (supported: gpt2, llama)");
+                throw new FormatException($"{path}: unsupported tokenizer.ggml.model '{model}' (supported: gpt2, llama, bert, t5)");
         }
     }
 

@@ -70,14 +70,19 @@ internal abstract class HfPreTokenizer
             if (b > a) output.Add(new HfPiece(a == 0 && b == piece.Text.Length ? piece.Text : piece.Text[a..b], piece.AtStart && a == 0));
     }
 
-    /// <summary>Segments of <paramref name="text"/> from regex matches (empty matches ignored) and the gaps between them.</summary>
+    /// <summary>Segments of <paramref name="text"/> from regex matches and the gaps between them (an empty match only cuts).</summary>
     public static List<(int, int, bool)> RegexSegments(Regex regex, string text)
     {
         var segs = new List<(int, int, bool)>();
         int prev = 0;
         foreach (var m in regex.EnumerateMatches(text))
         {
-            if (m.Length == 0) continue;
+            if (m.Length == 0)
+            {
+                // An empty match still cuts the text there (a lookahead such as (?=(\d{3})+(?!\d))).
+                if (m.Index > prev && m.Index < text.Length) { segs.Add((prev, m.Index, false)); prev = m.Index; }
+                continue;
+            }
             if (m.Index > prev) segs.Add((prev, m.Index, false));
             segs.Add((m.Index, m.Index + m.Length, true));
             prev = m.Index + m.Length;
