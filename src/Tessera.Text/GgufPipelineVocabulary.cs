@@ -30,7 +30,7 @@ internal static class GgufPipelineVocabulary
         }
         steps.Add(new HfPreTokenizer.ByteLevel(false, false));
         var model = new HfBpeModel(vocab, pairs, null, false, false, ignoreMerges, null, null, name);
-        return new HfTokenizer(name, null, new HfPreTokenizer.Sequence(steps), true, model, HfPostProcessor.None, new HfDecoder.ByteLevel(), Added(tokens, types));
+        return new HfTokenizer(name, null, new HfPreTokenizer.Sequence(steps), true, model, HfPostProcessor.None, new HfDecoder.ByteLevel(), Added(tokens, types)) { AddedTokensDecodeRaw = true };
     }
 
     public static HfTokenizer Bert(string name, string[] tokens, int[] types, int unkId)
@@ -49,7 +49,7 @@ internal static class GgufPipelineVocabulary
         string unk = tokens[unkId];
         var model = new HfWordPieceModel(vocab, unk, "##", 100, name);
         var normalizer = new HfNormalizer.Bert(true, true, null, true, name);
-        return new HfTokenizer(name, normalizer, new HfPreTokenizer.Bert(), false, model, HfPostProcessor.None, new HfDecoder.WordPiece("##", true), Added(tokens, types));
+        return new HfTokenizer(name, normalizer, new HfPreTokenizer.Bert(), false, model, HfPostProcessor.None, new HfDecoder.WordPiece("##", true), Added(tokens, types)) { AddedTokensDecodeRaw = true };
     }
 
     public static HfTokenizer Unigram(string name, string[] tokens, float[] scores, int[] types, int? unkId, bool addSpacePrefix, bool removeExtraWhitespaces)
@@ -62,7 +62,7 @@ internal static class GgufPipelineVocabulary
         if (removeExtraWhitespaces) steps.Add(new CollapseSpaces());
         var pre = new HfPreTokenizer.Metaspace('\u2581', addSpacePrefix ? "always" : "never", true);
         return new HfTokenizer(name, steps.Count == 0 ? null : new HfNormalizer.Sequence(steps), pre, false, model, HfPostProcessor.None,
-            new HfDecoder.Metaspace('\u2581', addSpacePrefix), Added(tokens, types));
+            new HfDecoder.Metaspace('\u2581', addSpacePrefix), Added(tokens, types)) { AddedTokensDecodeRaw = true };
     }
 
     /// <summary>SentencePiece's remove_extra_whitespaces: runs of spaces become one, none at either end.</summary>
@@ -76,7 +76,8 @@ internal static class GgufPipelineVocabulary
         var vocab = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (int id = 0; id < tokens.Length; id++)
         {
-            if (types[id] == TypeUnused) continue;
+            // Control and user-defined tokens are added tokens, not pieces the model merges into.
+            if (types[id] is TypeUnused or SentencePieceTokenizer.TypeControl or SentencePieceTokenizer.TypeUserDefined) continue;
             vocab.TryAdd(tokens[id], id);
         }
         return vocab;

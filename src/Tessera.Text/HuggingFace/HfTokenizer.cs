@@ -144,9 +144,17 @@ public sealed class HfTokenizer : ITokenizer
         return output;
     }
 
+    /// <summary>
+    /// Whether added tokens decode as their own text, outside the decoder chain (llama.cpp's rule
+    /// for GGUF vocabularies, whose user-defined tokens are plain text such as "õ"); HF passes
+    /// them through the decoder like any token.
+    /// </summary>
+    internal bool AddedTokensDecodeRaw { get; init; }
+
     /// <inheritdoc/>
     public byte[] DecodeBytes(ReadOnlySpan<int> ids)
     {
+        if (AddedTokensDecodeRaw) return DecodeRawAdded(ids, skipSpecialTokens: false, bytes: true, out _);
         var tokens = Tokens(ids, skipSpecialTokens: false);
         if (_decoder is HfDecoder.ByteLevel) return HfDecoder.ByteLevel.Bytes(tokens);
         return Encoding.UTF8.GetBytes(Join(tokens));
@@ -157,7 +165,42 @@ public sealed class HfTokenizer : ITokenizer
 
     /// <summary>Decodes as HF's <c>decode(ids, skip_special_tokens)</c>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary; the message names it.</exception>
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens) => Join(Tokens(ids, skipSpecialTokens));
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens)
+    {
+        if (!AddedTokensDecodeRaw) return Join(Tokens(ids, skipSpecialTokens));
+        DecodeRawAdded(ids, skipSpecialTokens, bytes: false, out string text);
+        return text;
+    }
+
+    // Model tokens go through the decoder in runs; each added token contributes its text as is.
+    private byte[] DecodeRawAdded(ReadOnlySpan<int> ids, bool skipSpecialTokens, bool bytes, out string text)
+    {
+        var outBytes = new List<byte>();
+        var sb = new StringBuilder();
+        var run = new List<string>();
+        void Flush()
+        {
+            if (run.Count == 0) return;
+            if (bytes) outBytes.AddRange(_decoder is HfDecoder.ByteLevel ? HfDecoder.ByteLevel.Bytes(run) : Encoding.UTF8.GetBytes(Join(run)));
+            else sb.Append(Join(run));
+            run.Clear();
+        }
+        foreach (int id in ids)
+        {
+            if (_addedById.TryGetValue(id, out var a))
+            {
+                if (skipSpecialTokens && a.Special) continue;
+                Flush();
+                if (bytes) outBytes.AddRange(Encoding.UTF8.GetBytes(a.Content));
+                else sb.Append(a.Content);
+                continue;
+            }
+            run.Add(_model.IdToToken(id) ?? throw new ArgumentOutOfRangeException(nameof(ids), $"{Name}: token id {id} is not in the vocabulary (size {VocabSize})"));
+        }
+        Flush();
+        text = sb.ToString();
+        return outBytes.ToArray();
+    }
 
     private List<string> Tokens(ReadOnlySpan<int> ids, bool skipSpecialTokens)
     {
