@@ -25,6 +25,13 @@ public sealed class ServedModel
         CompletionStopIds = eos;
         var chat = new HashSet<int>(eos);
         if (s.TryGetId(ChatTemplate.End, out int end)) chat.Add(end);
+        // A model that ships its own chat template is prompted with it; Tessera's format otherwise.
+        ModelTemplate = Text.Templates.ModelChatTemplate.Of(tokenizer);
+        if (ModelTemplate is not null)
+        {
+            chat.UnionWith(ModelTemplate.StopIds(tokenizer));
+            if (ModelTemplate.BosToken is { } bt && s.TryGetId(bt, out int mb)) Bos ??= mb;
+        }
         ChatStopIds = chat;
         Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     }
@@ -53,8 +60,16 @@ public sealed class ServedModel
         return ids;
     }
 
-    /// <summary>A chat conversation → ids ending with an open assistant turn.</summary>
-    public List<int> EncodeChat(IEnumerable<ChatMessage> messages) => ChatTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true);
+    /// <summary>The model's own chat template (from its tokenizer files), or null for Tessera's format.</summary>
+    public Text.Templates.ModelChatTemplate? ModelTemplate { get; }
+
+    /// <summary>A chat conversation → ids ending with an open assistant turn (the model's template when it has one; content is never read for special tokens).</summary>
+    public List<int> EncodeChat(IEnumerable<ChatMessage> messages)
+    {
+        if (ModelTemplate is null) return ChatTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true);
+        try { return ModelTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true); }
+        catch (Text.Templates.JinjaException e) { throw new ArgumentException($"the model's chat template ({ModelTemplate.Where}) refused the conversation: {e.Message}", e); }
+    }
 
     /// <summary>The bytes of one token (a special token's bytes are its marker text).</summary>
     public byte[] TokenBytes(int id) => Tokenizer.DecodeBytes([id]);

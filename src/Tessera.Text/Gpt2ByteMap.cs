@@ -28,6 +28,12 @@ public static class Gpt2ByteMap
         return d;
     }
 
+    /// <summary>The printable character that stands for byte <paramref name="b"/>.</summary>
+    public static char CharOf(byte b) => ByteToChar[b];
+
+    /// <summary>The byte a printable character stands for; false when it is outside the map.</summary>
+    public static bool TryByteOf(char c, out byte b) => CharToByte.TryGetValue(c, out b);
+
     /// <summary>Encodes bytes as GPT-2 printable characters.</summary>
     public static string ToText(ReadOnlySpan<byte> bytes)
     {

@@ -50,7 +50,7 @@ public static class TokenizerFiles
                 throw new FormatException($"{path}: unknown encoding '{name}' and no {ConfigFile} beside it (known: {string.Join(", ", TiktokenEncodings.Names)})");
             return TiktokenEncodings.Load(name, path);
         }
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HfTokenizerJson.Load(path);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HfTokenizer.Load(path);
         throw new FormatException($"{path}: unrecognised tokenizer file (expected a directory, .gguf, .tiktoken or tokenizer.json)");
     }
 

@@ -29,6 +29,8 @@ public class FormatTests
             ["version"] = "1.0",
             ["added_tokens"] = new JsonArray(new JsonObject { ["id"] = 260, ["content"] = "<|endoftext|>", ["special"] = true }),
             ["pre_tokenizer"] = new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["use_regex"] = true },
+            // Without a decoder HF joins token strings with spaces; byte-level files carry this one.
+            ["decoder"] = new JsonObject { ["type"] = "ByteLevel" },
             ["model"] = new JsonObject
             {
                 ["type"] = "BPE", ["ignore_merges"] = ignoreMerges, ["vocab"] = vocab,
