@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Tessera.Kernels.IO;
 using Tessera.Text;
 
 namespace Tessera.Data;
@@ -85,9 +86,8 @@ public static class ShardBuilder
             stats[s] = new SplitStats(docs.Count, tokens, bytes);
         }
         var result = new PreparedData(outDir, tokenizerName, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
-        var tmp = Path.Combine(outDir, PreparedData.MetaFile + ".tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(result with { Directory = "." }, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(tmp, Path.Combine(outDir, PreparedData.MetaFile), overwrite: true);
+        AtomicFile.WriteAllText(Path.Combine(outDir, PreparedData.MetaFile),
+            JsonSerializer.Serialize(result with { Directory = "." }, new JsonSerializerOptions { WriteIndented = true }));
         return result;
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Tessera.Data;
 using Tessera.Inference;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -110,7 +111,7 @@ public static class QuickstartCommand
                 tokenizer_seconds = tokenizerSeconds, total_seconds = total.Elapsed.TotalSeconds, samples,
             };
             string summaryJson = JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true });
-            File.WriteAllText(Path.Combine(outDir, "summary.json"), summaryJson + "\n");
+            AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), summaryJson + "\n");
             if (quiet) Console.WriteLine(JsonSerializer.Serialize(summary));
             else Console.WriteLine($"done in {RunSetup.Fmt(total.Elapsed)}: held-out {result.ValBitsPerByte:F4} bits/byte, {result.TokensPerSecond:N0} tokens/s " +
                                    $"(MFU {result.Mfu * 100:F1}%) → {Path.Combine(outDir, "summary.json")}");

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Tessera.Text;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Training.Experiments;
 

@@ -169,7 +169,7 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
             if (!double.IsFinite(result.ValLoss))
                 throw new InvalidOperationException($"Run {spec.Name} diverged (validation loss {result.ValLoss}); lower the learning rate.");
             if (folder is not null)
-                Text.AtomicFile.WriteAllText(CachePath(spec), JsonSerializer.Serialize(new CachedRun(Key(spec), result), CacheJson));
+                Kernels.IO.AtomicFile.WriteAllText(CachePath(spec), JsonSerializer.Serialize(new CachedRun(Key(spec), result), CacheJson));
             log?.Invoke($"  {spec.Name}: val loss {result.ValLoss:F4} | N {result.NonEmbeddingParameters:N0} | D {tokens:N0} | C {result.Flops:0.00e+0} | {seconds:F0} s, {result.TokensPerSecond:N0} tok/s");
             return result;
         }
