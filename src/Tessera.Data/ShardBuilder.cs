@@ -27,7 +27,7 @@ public sealed record PreparedData(string Directory, string Tokenizer, int VocabS
         if (!File.Exists(path)) throw new FileNotFoundException($"{directory} is not a prepared data folder (no {MetaFile}); run `tessera data prepare` first.", path);
         try
         {
-            var d = JsonSerializer.Deserialize<PreparedData>(File.ReadAllText(path)) ?? throw new JsonException("null");
+            var d = JsonNaming.Deserialize<PreparedData>(File.ReadAllText(path)) ?? throw new JsonException("null");
             return d with { Directory = directory };
         }
         catch (JsonException e)
@@ -87,7 +87,7 @@ public static class ShardBuilder
         }
         var result = new PreparedData(outDir, tokenizerName, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
         AtomicFile.WriteAllText(Path.Combine(outDir, PreparedData.MetaFile),
-            JsonSerializer.Serialize(result with { Directory = "." }, new JsonSerializerOptions { WriteIndented = true }));
+            JsonNaming.Serialize(result with { Directory = "." }));
         return result;
     }
 }

@@ -101,7 +101,7 @@ public static class Checkpoint
             files.Add(new JsonObject { ["path"] = rel, ["bytes"] = new FileInfo(path).Length, ["sha256"] = Sha256(path) });
         }
         var manifest = new JsonObject { ["format"] = ManifestFormat, ["step"] = step, ["files"] = files };
-        AtomicFile.WriteAllText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(JsonNaming.Indented));
     }
 
     static string Sha256(string path)

@@ -143,8 +143,7 @@ public static class EvalCommand
             try
             {
                 var r = LeakExperiment.Run(o, scratch, items, asJson ? null : line => Console.Error.WriteLine(line));
-                string text = System.Text.Json.JsonSerializer.Serialize(r, new System.Text.Json.JsonSerializerOptions
-                    { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
+                string text = JsonNaming.Serialize(r);
                 if (p.GetValue(output) is { } dir) AtomicFile.WriteAllText(Path.Combine(dir, "leak-demo.json"), text);
                 if (asJson) { Console.WriteLine(text); return 0; }
                 AnsiConsole.Write(ContaminationTable([r.Report], $"contamination report ({r.Items} items, half leaked ×{r.Repeats}, {r.Steps} steps)"));

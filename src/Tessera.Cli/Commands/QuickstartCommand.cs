@@ -110,9 +110,9 @@ public static class QuickstartCommand
                 tokens_per_second = result.TokensPerSecond, mfu = result.Mfu, train_seconds = result.Seconds,
                 tokenizer_seconds = tokenizerSeconds, total_seconds = total.Elapsed.TotalSeconds, samples,
             };
-            string summaryJson = JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true });
+            string summaryJson = JsonSerializer.Serialize(summary, JsonNaming.Indented);
             AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), summaryJson + "\n");
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(summary));
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(summary, JsonNaming.Line));
             else Console.WriteLine($"done in {RunSetup.Fmt(total.Elapsed)}: held-out {result.ValBitsPerByte:F4} bits/byte, {result.TokensPerSecond:N0} tokens/s " +
                                    $"(MFU {result.Mfu * 100:F1}%) → {Path.Combine(outDir, "summary.json")}");
             return Task.FromResult(0);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -72,7 +73,7 @@ public static class TrainCommand
             var prepared = RunSetup.ResolveData(dataArg, tokSource, Path.Combine(outDir, "data"), quiet);
             if (!p.GetValue(resume)) RunSetup.CopyTokenizer(tokSource, runTok);
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel);
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result));
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return Task.FromResult(0);
         });
         return cmd;
