@@ -59,6 +59,36 @@ public class PipelineTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void APreparedFolder_MovedAway_TrainsAndEvaluatesFromAnotherWorkingDirectory()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            // Prepare in a/ with a tokenizer named relatively ("tok"), as a user would.
+            string a = Path.Combine(dir, "a"), b = Path.Combine(dir, "b"), c = Path.Combine(dir, "c");
+            Directory.CreateDirectory(a);
+            Directory.CreateDirectory(c);
+            CliProcess.WriteCorpus(a);
+            CliProcess.Run(a, "tokenizer", "train", "--input", "corpus.txt", "--vocab-size", "300", "--out", "tok", "--json").Json();
+            var data = CliProcess.Run(a, "data", "prepare", "--input", "corpus.txt", "--tokenizer", "tok", "--out", "data", "--json").Json();
+            long trainTokens = data.GetProperty("train").GetProperty("tokens").GetInt64();
+
+            // Move the folder and remove everything it was made from.
+            Directory.Move(Path.Combine(a, "data"), b);
+            Directory.Delete(a, recursive: true);
+
+            string[] model = ["--layers", "1", "--dim", "32", "--heads", "2", "--kv-heads", "1", "--hidden", "64", "--experts", "1", "--top-k", "1",
+                "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "2", "--checkpoint-every", "2", "--eval-batches", "1"];
+            var train = CliProcess.Run(c, ["train", "--data", "../b", "--out", "run", "--steps", "2", .. model, "--json"]).Json();
+            Assert.Equal(2, train.GetProperty("steps").GetInt32());
+            var eval = CliProcess.Run(c, "eval", "--model", "run", "--data", "../b", "--bpb-tokens", "512", "--json").Json();
+            Assert.True(eval.GetProperty("bits_per_byte").GetArrayLength() > 0);
+            Assert.True(trainTokens > 0);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
 
 [CollectionDefinition(Name, DisableParallelization = true)]

@@ -63,8 +63,8 @@ public static class QuickstartCommand
             sw.Restart();
             string dataDir = Path.Combine(outDir, "data");
             PreparedData prepared;
-            if (File.Exists(Path.Combine(dataDir, PreparedData.MetaFile)) && PreparedData.Load(dataDir) is { } old && old.Tokenizer == tokDir && old.VocabSize == tok.VocabSize
-                && File.GetLastWriteTimeUtc(Path.Combine(dataDir, PreparedData.MetaFile)) >= File.GetLastWriteTimeUtc(Path.Combine(tokDir, TokenizerFiles.RanksFile)))
+            if (File.Exists(Path.Combine(dataDir, PreparedData.MetaFile)) && PreparedData.Load(dataDir) is { } old && old.VocabSize == tok.VocabSize
+                && KeepsTokenizer(old, tokDir))
             {
                 prepared = old;
                 Say($"[2/5] data: reusing {dataDir}");
@@ -118,5 +118,16 @@ public static class QuickstartCommand
             return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    /// <summary>True when the data folder's copy of the tokenizer has the same files as <paramref name="tokDir"/>.</summary>
+    static bool KeepsTokenizer(PreparedData data, string tokDir)
+    {
+        foreach (string f in new[] { TokenizerFiles.RanksFile, TokenizerFiles.ConfigFile })
+        {
+            string kept = Path.Combine(data.Directory, PreparedData.TokenizerFolder, f), ours = Path.Combine(tokDir, f);
+            if (!File.Exists(kept) || !File.Exists(ours) || !File.ReadAllBytes(kept).AsSpan().SequenceEqual(File.ReadAllBytes(ours))) return false;
+        }
+        return true;
     }
 }
