@@ -1,3 +1,5 @@
+using Tessera.Kernels.IO;
+
 namespace Tessera.Data;
 
 /// <summary>
@@ -22,9 +24,7 @@ public static class EmbeddedCorpus
             using var src = typeof(EmbeddedCorpus).Assembly.GetManifestResourceStream(Prefix + name)!;
             string path = Path.Combine(directory, name);
             if (File.Exists(path) && new FileInfo(path).Length == src.Length) continue;
-            string tmp = path + ".tmp";
-            using (var dst = File.Create(tmp)) src.CopyTo(dst);
-            File.Move(tmp, path, overwrite: true);
+            AtomicFile.Write(path, src.CopyTo);
         }
         return directory;
     }

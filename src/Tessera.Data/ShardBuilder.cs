@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Tessera.Kernels.IO;
 using Tessera.Text;
 
 namespace Tessera.Data;
@@ -7,11 +8,37 @@ namespace Tessera.Data;
 /// <summary>Per-split totals written to <c>meta.json</c> (bytes are what bits-per-byte divides by).</summary>
 public sealed record SplitStats(int Documents, long Tokens, long Bytes);
 
-/// <summary>What <see cref="ShardBuilder.Prepare"/> wrote.</summary>
+/// <summary>
+/// What <see cref="ShardBuilder.Prepare"/> wrote. <see cref="Tokenizer"/> is as recorded in
+/// meta.json: <c>bytes</c>, a path relative to the data folder (the copy in
+/// <see cref="TokenizerFolder"/>), or an absolute path (a GGUF vocabulary, which is not copied);
+/// <see cref="TokenizerPath"/> resolves it, so the folder can be moved and used from anywhere.
+/// </summary>
 public sealed record PreparedData(string Directory, string Tokenizer, int VocabSize, int BosId,
     SplitStats Train, SplitStats Validation, SplitStats Test)
 {
     public const string MetaFile = "meta.json";
+    /// <summary>Subfolder of a prepared folder that holds a copy of the tokenizer its shards were encoded with.</summary>
+    public const string TokenizerFolder = "tokenizer";
+
+    /// <summary>
+    /// The tokenizer to load (<see cref="TokenizerFiles.Load"/>): <c>bytes</c>, or the recorded path
+    /// resolved against the data folder. meta.json files written before the tokenizer was kept in
+    /// the folder named it relative to the working directory of <c>data prepare</c>; that is tried
+    /// second, so they still load from there.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">Neither place holds it; the message names meta.json and both paths.</exception>
+    public string TokenizerPath()
+    {
+        if (Tokenizer == "bytes") return Tokenizer;
+        string inFolder = Path.GetFullPath(Path.Combine(Directory, Tokenizer));
+        if (File.Exists(inFolder) || System.IO.Directory.Exists(inFolder)) return inFolder;
+        string fromWorkingDirectory = Path.GetFullPath(Tokenizer);
+        if (!Path.IsPathRooted(Tokenizer) && (File.Exists(fromWorkingDirectory) || System.IO.Directory.Exists(fromWorkingDirectory))) return fromWorkingDirectory;
+        throw new FileNotFoundException(
+            $"{Path.Combine(Directory, MetaFile)}: tokenizer '{Tokenizer}' not found (looked for {inFolder}" +
+            (Path.IsPathRooted(Tokenizer) ? "" : $" and {fromWorkingDirectory}") + "); pass --tokenizer or prepare the data again.", inFolder);
+    }
 
     /// <summary>The shard file of a split.</summary>
     public string ShardPath(Split split) => Path.Combine(Directory, ShardBuilder.FileName(split));
@@ -26,7 +53,7 @@ public sealed record PreparedData(string Directory, string Tokenizer, int VocabS
         if (!File.Exists(path)) throw new FileNotFoundException($"{directory} is not a prepared data folder (no {MetaFile}); run `tessera data prepare` first.", path);
         try
         {
-            var d = JsonSerializer.Deserialize<PreparedData>(File.ReadAllText(path)) ?? throw new JsonException("null");
+            var d = JsonNaming.Deserialize<PreparedData>(File.ReadAllText(path)) ?? throw new JsonException("null");
             return d with { Directory = directory };
         }
         catch (JsonException e)
@@ -46,8 +73,12 @@ public static class ShardBuilder
 {
     public static string FileName(Split split) => split switch { Split.Train => "train.bin", Split.Validation => "val.bin", _ => "test.bin" };
 
-    /// <summary>Encodes and writes the three splits; <paramref name="progress"/> gets (documents encoded, total).</summary>
-    public static PreparedData Prepare(IReadOnlyList<CorpusDocument> documents, ITokenizer tokenizer, string tokenizerName,
+    /// <summary>
+    /// Encodes and writes the three splits; <paramref name="progress"/> gets (documents encoded, total).
+    /// <paramref name="tokenizerSource"/> is what <paramref name="tokenizer"/> was loaded from (a
+    /// directory, a file or <c>bytes</c>); it is copied into the folder (see <see cref="KeepTokenizer"/>).
+    /// </summary>
+    public static PreparedData Prepare(IReadOnlyList<CorpusDocument> documents, ITokenizer tokenizer, string tokenizerSource,
         DocumentSplit split, string outDir, Action<int, int>? progress = null)
     {
         split.Validate();
@@ -84,10 +115,45 @@ public static class ShardBuilder
             TokenShard.Write(Path.Combine(outDir, FileName(s)), docs, tokenizer.VocabSize, bos);
             stats[s] = new SplitStats(docs.Count, tokens, bytes);
         }
-        var result = new PreparedData(outDir, tokenizerName, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
-        var tmp = Path.Combine(outDir, PreparedData.MetaFile + ".tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(result with { Directory = "." }, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(tmp, Path.Combine(outDir, PreparedData.MetaFile), overwrite: true);
+        string recorded = KeepTokenizer(tokenizerSource, outDir);
+        var result = new PreparedData(outDir, recorded, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
+        AtomicFile.WriteAllText(Path.Combine(outDir, PreparedData.MetaFile),
+            JsonNaming.Serialize(result with { Directory = "." }));
         return result;
+    }
+
+    /// <summary>
+    /// Copies the tokenizer files into <c>outDir/tokenizer/</c> and returns what meta.json records:
+    /// <c>bytes</c>; <c>tokenizer</c> for a Tessera tokenizer directory (its rank and config files);
+    /// <c>tokenizer/NAME</c> for a .tiktoken (with the config beside it, if any) or tokenizer.json file.
+    /// A .gguf file is a whole model, so it is not copied: its absolute path is recorded.
+    /// </summary>
+    public static string KeepTokenizer(string source, string outDir)
+    {
+        if (source == "bytes") return source;
+        string full = Path.GetFullPath(source);
+        if (full.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return full;
+        string target = Path.Combine(outDir, PreparedData.TokenizerFolder);
+        if (Path.GetFullPath(target) == Path.TrimEndingDirectorySeparator(full)) return PreparedData.TokenizerFolder;   // already in place
+        IEnumerable<string> files;
+        string recorded;
+        if (Directory.Exists(full))
+        {
+            files = new[] { TokenizerFiles.RanksFile, TokenizerFiles.ConfigFile }.Select(f => Path.Combine(full, f)).Where(File.Exists);
+            recorded = PreparedData.TokenizerFolder;
+        }
+        else
+        {
+            if (!File.Exists(full)) throw new FileNotFoundException($"tokenizer not found: {source}", source);
+            string beside = Path.Combine(Path.GetDirectoryName(full)!, TokenizerFiles.ConfigFile);
+            files = full.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase) && File.Exists(beside) ? [full, beside] : [full];
+            recorded = PreparedData.TokenizerFolder + "/" + Path.GetFileName(full);
+        }
+        foreach (var f in files)
+        {
+            using var src = File.OpenRead(f);
+            AtomicFile.Write(Path.Combine(target, Path.GetFileName(f)), src.CopyTo);
+        }
+        return recorded;
     }
 }

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Data;
 
@@ -18,8 +18,8 @@ namespace Tessera.Data;
 ///  36 28  reserved (zero)
 ///  64     N tokens, then (M + 1) int64 document offsets into the token stream
 /// </code>
-/// Files are written to a temporary name and renamed, so a crash never leaves a half shard.
-/// Reading memory-maps the file and validates every size against the file length.
+/// Files are written through <see cref="AtomicFile"/>, so a crash never leaves a half shard.
+/// Reading maps the file through <see cref="MappedFile"/> and validates every size against its length.
 /// </summary>
 public sealed class TokenShard : IDisposable
 {
@@ -28,8 +28,8 @@ public sealed class TokenShard : IDisposable
     const int HeaderBytes = 64;
     const int Version = 1;
 
-    readonly MemoryMappedFile map;
-    readonly MemoryMappedViewAccessor view;
+    const string Kind = "token shard";
+    readonly MappedFile file;
     readonly unsafe byte* basePtr;
     readonly long[] docOffsets = [];
     bool disposed;
@@ -48,17 +48,12 @@ public sealed class TokenShard : IDisposable
     unsafe TokenShard(string path)
     {
         Path = path;
-        long length = new FileInfo(path).Length;
-        if (length < HeaderBytes)
-            throw new InvalidDataException($"{path}: not a token shard (only {length} bytes, header needs {HeaderBytes}).");
-        map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        basePtr = p + view.PointerOffset;
+        file = MappedFile.OpenRead(path, Kind);
+        long length = file.Length;
+        basePtr = file.Pointer;
         try
         {
-            var header = new ReadOnlySpan<byte>(basePtr, HeaderBytes);
+            var header = file.Bytes(0, HeaderBytes, "the header");
             if (!header[..8].SequenceEqual(Magic))
                 throw new InvalidDataException($"{path}: not a token shard (bad magic).");
             int version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
@@ -97,11 +92,7 @@ public sealed class TokenShard : IDisposable
     }
 
     /// <summary>Opens and validates a shard; throws <see cref="InvalidDataException"/> naming the file when it is corrupt.</summary>
-    public static TokenShard Open(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Token shard not found: {path}", path);
-        return new TokenShard(path);
-    }
+    public static TokenShard Open(string path) => new(path);
 
     /// <summary>Reads tokens [start, start + destination.Length) of the packed stream.</summary>
     public unsafe void Read(long start, Span<int> destination)
@@ -140,48 +131,36 @@ public sealed class TokenShard : IDisposable
         if (vocabSize <= 0) throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize, "Vocabulary size must be positive.");
         int bytesPerToken = vocabSize <= 65536 ? 2 : 4;
         if (bosId >= vocabSize) throw new ArgumentOutOfRangeException(nameof(bosId), bosId, $"BOS id is outside the vocabulary of {vocabSize}.");
-        string dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        string tmp = path + ".tmp-" + Environment.ProcessId;
-        var offsets = new List<long> { 0 };
-        long tokens = 0;
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            var offsets = new List<long> { 0 };
+            long tokens = 0;
+            fs.Write(new byte[HeaderBytes]);
+            var buf = new byte[4];
+            foreach (var doc in documents)
             {
-                fs.Write(new byte[HeaderBytes]);
-                var buf = new byte[4];
-                foreach (var doc in documents)
+                if (bosId >= 0) { WriteToken(fs, buf, bosId, bytesPerToken); tokens++; }
+                for (int i = 0; i < doc.Length; i++)
                 {
-                    if (bosId >= 0) { WriteToken(fs, buf, bosId, bytesPerToken); tokens++; }
-                    for (int i = 0; i < doc.Length; i++)
-                    {
-                        if ((uint)doc[i] >= (uint)vocabSize)
-                            throw new ArgumentOutOfRangeException(nameof(documents), doc[i], $"Token id {doc[i]} in document {offsets.Count - 1} is outside the vocabulary of {vocabSize}.");
-                        WriteToken(fs, buf, doc[i], bytesPerToken);
-                    }
-                    tokens += doc.Length;
-                    offsets.Add(tokens);
+                    if ((uint)doc[i] >= (uint)vocabSize)
+                        throw new ArgumentOutOfRangeException(nameof(documents), doc[i], $"Token id {doc[i]} in document {offsets.Count - 1} is outside the vocabulary of {vocabSize}.");
+                    WriteToken(fs, buf, doc[i], bytesPerToken);
                 }
-                var off = new byte[8];
-                foreach (long o in offsets) { BinaryPrimitives.WriteInt64LittleEndian(off, o); fs.Write(off); }
-                var header = new byte[HeaderBytes];
-                Magic.CopyTo(header);
-                BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
-                BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), bytesPerToken);
-                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), tokens);
-                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), offsets.Count - 1);
-                BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(32), vocabSize);
-                fs.Position = 0;
-                fs.Write(header);
-                fs.Flush(flushToDisk: true);
+                tokens += doc.Length;
+                offsets.Add(tokens);
             }
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+            var off = new byte[8];
+            foreach (long o in offsets) { BinaryPrimitives.WriteInt64LittleEndian(off, o); fs.Write(off); }
+            var header = new byte[HeaderBytes];
+            Magic.CopyTo(header);
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), bytesPerToken);
+            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), tokens);
+            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), offsets.Count - 1);
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(32), vocabSize);
+            fs.Position = 0;
+            fs.Write(header);
+        });
     }
 
     static void WriteToken(FileStream fs, byte[] buf, int id, int bytesPerToken)
@@ -195,8 +174,6 @@ public sealed class TokenShard : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        view?.SafeMemoryMappedViewHandle.ReleasePointer();
-        view?.Dispose();
-        map?.Dispose();
+        file?.Dispose();
     }
 }

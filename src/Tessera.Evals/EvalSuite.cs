@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 
@@ -82,15 +83,8 @@ public sealed record EvalResults
     public long ContaminationNGrams { get; init; }
     public double Seconds { get; init; }
 
-    static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
-    /// <summary>Indented camelCase JSON (NaN written as "NaN").</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    /// <summary>Indented snake_case JSON (<see cref="JsonNaming"/>; NaN written as "NaN").</summary>
+    public string ToJson() => JsonNaming.Serialize(this);
 }
 
 /// <summary>

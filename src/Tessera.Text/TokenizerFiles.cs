@@ -29,7 +29,7 @@ public static class TokenizerFiles
         var specials = new JsonObject();
         foreach (var (text, id) in tokenizer.SpecialTokens.ById) specials[text] = id;
         var config = new JsonObject { ["format"] = Format, ["pattern"] = tokenizer.Pattern, ["special_tokens"] = specials };
-        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), config.ToJsonString(JsonNaming.Indented) + "\n");
     }
 
     /// <summary>Loads a tokenizer from a directory or file (see the class summary).</summary>

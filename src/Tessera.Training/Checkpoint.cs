@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Model.Checkpoints;
 using Tessera.Tensors;
@@ -17,8 +18,8 @@ namespace Tessera.Training;
 ///   tokenizer/              optional; filled by the caller's hook (the CLI copies its tokenizer here)
 ///   checkpoint.json         manifest: every file's size and SHA-256, written last
 /// </code>
-/// Crash safety: everything is written into a hidden staging folder, the manifest last, and
-/// only then is the folder renamed to its final name (an atomic rename). Older checkpoints are
+/// Crash safety: <see cref="AtomicFile.PublishDirectory"/> writes everything into a hidden staging
+/// folder, the manifest last, and only then renames the folder to its final name (an atomic rename). Older checkpoints are
 /// deleted only after a newer one is complete, so a crash at any moment leaves the previous
 /// complete checkpoint intact. Loading verifies the manifest, so a truncated or altered file
 /// fails with an error that names it.
@@ -34,7 +35,6 @@ public static class Checkpoint
     public const string TokenizerFolder = "tokenizer";
     const string ManifestFormat = "tessera-checkpoint-v1";
     const string Prefix = "step-";
-    const string StagingPrefix = ".staging-";
 
     /// <summary>Folder name of the checkpoint after <paramref name="step"/> steps.</summary>
     public static string FolderName(long step) => $"{Prefix}{step:D8}";
@@ -48,31 +48,20 @@ public static class Checkpoint
     public static string Save(string runDirectory, long step, Transformer model, AdamW? optimizer = null, TrainerState? state = null,
         Action<string>? extras = null)
     {
-        Directory.CreateDirectory(runDirectory);
         string final = Path.Combine(runDirectory, FolderName(step));
-        string staging = Path.Combine(runDirectory, $"{StagingPrefix}{FolderName(step)}-{Environment.ProcessId}");
-        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        Directory.CreateDirectory(staging);
-
-        SafetensorsWriter.Write(Path.Combine(staging, ModelFile), WeightTensors(model), new Dictionary<string, string> { ["format"] = "pt" });
-        WriteText(Path.Combine(staging, ConfigFile), model.Config.ToHuggingFaceJson());
-        if (optimizer is not null)
-            SafetensorsWriter.Write(Path.Combine(staging, OptimizerFile), MomentTensors(optimizer),
-                new Dictionary<string, string> { ["step"] = optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        if (state is not null) WriteText(Path.Combine(staging, StateFile), state.ToJson());
-        extras?.Invoke(staging);
-        WriteManifest(staging, step);
-
-        // The new checkpoint is complete on disk; publish it with one rename. Only a same-step
-        // folder (a re-run of this step) is moved aside first, and removed after the swap.
-        string? replaced = null;
-        if (Directory.Exists(final))
+        // The new checkpoint is complete on disk before one rename publishes it; a same-step
+        // folder (a re-run of this step) is set aside first and removed after the swap.
+        AtomicFile.PublishDirectory(final, staging =>
         {
-            replaced = Path.Combine(runDirectory, $"{StagingPrefix}replaced-{FolderName(step)}-{Environment.ProcessId}");
-            Directory.Move(final, replaced);
-        }
-        Directory.Move(staging, final);
-        if (replaced is not null) Directory.Delete(replaced, recursive: true);
+            SafetensorsWriter.Write(Path.Combine(staging, ModelFile), WeightTensors(model), new Dictionary<string, string> { ["format"] = "pt" });
+            AtomicFile.WriteAllText(Path.Combine(staging, ConfigFile), model.Config.ToHuggingFaceJson());
+            if (optimizer is not null)
+                SafetensorsWriter.Write(Path.Combine(staging, OptimizerFile), MomentTensors(optimizer),
+                    new Dictionary<string, string> { ["step"] = optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            if (state is not null) AtomicFile.WriteAllText(Path.Combine(staging, StateFile), state.ToJson());
+            extras?.Invoke(staging);
+            WriteManifest(staging, step);
+        });
         return final;
     }
 
@@ -102,18 +91,6 @@ public static class Checkpoint
         return s;
     }
 
-    /// <summary>Writes text via temp file + flush to disk + rename.</summary>
-    static void WriteText(string path, string text)
-    {
-        string tmp = path + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            fs.Write(System.Text.Encoding.UTF8.GetBytes(text));
-            fs.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
-
     static void WriteManifest(string folder, long step)
     {
         var files = new JsonArray();
@@ -124,7 +101,7 @@ public static class Checkpoint
             files.Add(new JsonObject { ["path"] = rel, ["bytes"] = new FileInfo(path).Length, ["sha256"] = Sha256(path) });
         }
         var manifest = new JsonObject { ["format"] = ManifestFormat, ["step"] = step, ["files"] = files };
-        WriteText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(JsonNaming.Indented));
     }
 
     static string Sha256(string path)
@@ -273,7 +250,7 @@ public static class Checkpoint
         var all = List(runDirectory);
         for (int i = 0; i < all.Count - Math.Max(1, keep); i++) Directory.Delete(all[i], recursive: true);
         string mine = "-" + Environment.ProcessId;
-        foreach (var dir in Directory.GetDirectories(runDirectory, StagingPrefix + "*"))
+        foreach (var dir in Directory.GetDirectories(runDirectory, AtomicFile.StagingPrefix + "*"))
             if (!dir.EndsWith(mine, StringComparison.Ordinal)) Directory.Delete(dir, recursive: true);
     }
 }

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Tensors;
 
@@ -35,8 +35,8 @@ public sealed unsafe class DistillCache : IDisposable
     const int Version = 3;
     const int HeaderBytes = 128;
 
-    MemoryMappedFile map = null!;
-    MemoryMappedViewAccessor view = null!;
+    const string Kind = "distillation cache";
+    MappedFile file = null!;
     byte* basePtr;
     long capacity;
     readonly long dataOffset;
@@ -82,7 +82,7 @@ public sealed unsafe class DistillCache : IDisposable
             BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(32), windows);
             key.CopyTo(h.AsSpan(40));
             BinaryPrimitives.WriteSingleLittleEndian(h.AsSpan(72), temperature);
-            File.WriteAllBytes(path, h);
+            AtomicFile.WriteAllBytes(path, h);
             capacity = 0;
         }
         Map();
@@ -93,37 +93,25 @@ public sealed unsafe class DistillCache : IDisposable
 
     void Map()
     {
-        map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, FileBytes, MemoryMappedFileAccess.ReadWrite);
-        view = map.CreateViewAccessor(0, FileBytes, MemoryMappedFileAccess.ReadWrite);
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        basePtr = p + view.PointerOffset;
+        file = MappedFile.OpenReadWrite(Path, Kind, FileBytes);
+        basePtr = file.Pointer;
     }
 
     void Unmap()
     {
-        view.SafeMemoryMappedViewHandle.ReleasePointer();
-        view.Dispose();
-        map.Dispose();
+        file.Dispose();
         basePtr = null;
     }
 
-    /// <summary>Grows the file to hold <paramref name="slots"/> records (remapping it).</summary>
+    /// <summary>Grows the file to hold <paramref name="slots"/> records (remapping it, which extends the file with zeros).</summary>
     void EnsureCapacity(long slots)
     {
         if (slots <= capacity) return;
-        view.Flush();
+        file.Flush();
         Unmap();
         capacity = slots;
-        using (var f = new FileStream(Path, FileMode.Open, FileAccess.ReadWrite))
-        {
-            f.SetLength(FileBytes);
-            Span<byte> c = stackalloc byte[8];
-            BinaryPrimitives.WriteInt64LittleEndian(c, capacity);
-            f.Position = 80;
-            f.Write(c);
-        }
         Map();
+        BinaryPrimitives.WriteInt64LittleEndian(file.WritableBytes(80, 8, "the slot capacity"), capacity);
     }
 
     static bool Matches(string path, ReadOnlySpan<byte> key, long dataOffset, long windowBytes, out long capacity)
@@ -228,12 +216,12 @@ public sealed unsafe class DistillCache : IDisposable
             }
             for (int i = 0; i < b; i++)
                 Store(FilledWindows + i, topIds.AsSpan(i * T * k, T * k), topValues.AsSpan(i * T * k, T * k), tails.AsSpan(i * T, T));
-            view.Flush();
+            file.Flush();
             for (int i = 0; i < b; i++) Slots[(int)todo[start + i]] = (int)(FilledWindows + i + 1);
             FilledWindows += b;
             progress?.Invoke(start + b, todo.Count);
         }
-        view.Flush();
+        file.Flush();
     }
 
     /// <summary>

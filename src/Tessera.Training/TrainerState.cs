@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Tensors;
 
 namespace Tessera.Training;
@@ -32,19 +33,17 @@ public sealed record TrainerState
     /// <summary>The run's options.</summary>
     public TrainOptions Options { get; init; } = new();
 
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
     /// <summary>The RNG state.</summary>
     public RngState RngState() => Tensors.RngState.FromBytes(Convert.FromHexString(Rng));
 
-    /// <summary>Serialises to JSON.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    /// <summary>Serialises to JSON (snake_case, <see cref="JsonNaming"/>).</summary>
+    public string ToJson() => JsonNaming.Serialize(this);
 
-    /// <summary>Parses trainer_state.json; throws <see cref="InvalidDataException"/> naming <paramref name="source"/>.</summary>
+    /// <summary>Parses trainer_state.json (snake_case, or the PascalCase names of older files); throws <see cref="InvalidDataException"/> naming <paramref name="source"/>.</summary>
     public static TrainerState FromJson(string json, string source)
     {
         TrainerState? s;
-        try { s = JsonSerializer.Deserialize<TrainerState>(json, Json); }
+        try { s = JsonNaming.Deserialize<TrainerState>(json); }
         catch (JsonException e) { throw new InvalidDataException($"{source}: corrupt trainer state ({e.Message})"); }
         if (s is null || s.Format != FormatName)
             throw new InvalidDataException($"{source}: not a Tessera trainer state (format '{s?.Format}', expected '{FormatName}').");

@@ -22,18 +22,18 @@ public class PipelineTests
             Assert.Equal("Call me Ishmael.", dec.GetProperty("text").GetString());
 
             var data = CliProcess.Run(dir, "data", "prepare", "--tokenizer", "tok", "--out", "data", "--json").Json();
-            Assert.True(data.GetProperty("train").GetProperty("Tokens").GetInt64() > 1_000_000);
+            Assert.True(data.GetProperty("train").GetProperty("tokens").GetInt64() > 1_000_000);
             Assert.True(File.Exists(Path.Combine(dir, "data", "meta.json")));
 
             string[] model = ["--layers", "2", "--dim", "32", "--heads", "2", "--kv-heads", "1", "--hidden", "64", "--experts", "2", "--top-k", "1",
                 "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "3", "--checkpoint-every", "3", "--eval-batches", "2"];
             var train = CliProcess.Run(dir, ["train", "--data", "data", "--out", "run", "--steps", "6", .. model, "--json"]).Json();
-            Assert.Equal(6, train.GetProperty("Steps").GetInt32());
-            Assert.True(double.IsFinite(train.GetProperty("ValLoss").GetDouble()));
+            Assert.Equal(6, train.GetProperty("steps").GetInt32());
+            Assert.True(double.IsFinite(train.GetProperty("val_loss").GetDouble()));
             Assert.True(Directory.Exists(Path.Combine(dir, "run", "step-00000006")));
             // Resuming a finished run with a larger budget continues from its last checkpoint.
             var resumed = CliProcess.Run(dir, ["train", "--data", "data", "--out", "run", "--steps", "9", "--resume", .. model, "--json"]).Json();
-            Assert.Equal(9, resumed.GetProperty("Steps").GetInt32());
+            Assert.Equal(9, resumed.GetProperty("steps").GetInt32());
 
             string[] greedy = ["--prompt", "The whale", "--max-tokens", "8", "--temperature", "0", "--json"];
             var plain = CliProcess.Run(dir, ["generate", "--model", "run", .. greedy]).Json();
@@ -49,13 +49,43 @@ public class PipelineTests
             Assert.Equal(8, fromGguf.GetProperty("tokens").GetInt32());   // Q8_0 may pick other tokens; it must run with the embedded tokenizer
 
             var eval = CliProcess.Run(dir, "eval", "--model", "run", "--data", "data", "--bpb-tokens", "2048", "--json").Json();
-            foreach (var split in eval.GetProperty("bitsPerByte").EnumerateArray())
-                Assert.InRange(split.GetProperty("bitsPerByte").GetDouble(), 0.5, 12);
+            foreach (var split in eval.GetProperty("bits_per_byte").EnumerateArray())
+                Assert.InRange(split.GetProperty("bits_per_byte").GetDouble(), 0.5, 12);
 
             var bench = CliProcess.Run(dir, "bench", "decode", "--model", "run", "--draft", "run", "--sequences", "1,2", "--decode-tokens", "4", "--json").Json();
-            Assert.Equal(2, bench.GetProperty("Aggregate").GetArrayLength());
-            Assert.True(bench.GetProperty("Speculation").GetProperty("SameTokens").GetBoolean());
-            Assert.True(bench.GetProperty("PercentOfRoofline").GetDouble() > 0);
+            Assert.Equal(2, bench.GetProperty("aggregate").GetArrayLength());
+            Assert.True(bench.GetProperty("speculation").GetProperty("same_tokens").GetBoolean());
+            Assert.True(bench.GetProperty("percent_of_roofline").GetDouble() > 0);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void APreparedFolder_MovedAway_TrainsAndEvaluatesFromAnotherWorkingDirectory()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            // Prepare in a/ with a tokenizer named relatively ("tok"), as a user would.
+            string a = Path.Combine(dir, "a"), b = Path.Combine(dir, "b"), c = Path.Combine(dir, "c");
+            Directory.CreateDirectory(a);
+            Directory.CreateDirectory(c);
+            CliProcess.WriteCorpus(a);
+            CliProcess.Run(a, "tokenizer", "train", "--input", "corpus.txt", "--vocab-size", "300", "--out", "tok", "--json").Json();
+            var data = CliProcess.Run(a, "data", "prepare", "--input", "corpus.txt", "--tokenizer", "tok", "--out", "data", "--json").Json();
+            long trainTokens = data.GetProperty("train").GetProperty("tokens").GetInt64();
+
+            // Move the folder and remove everything it was made from.
+            Directory.Move(Path.Combine(a, "data"), b);
+            Directory.Delete(a, recursive: true);
+
+            string[] model = ["--layers", "1", "--dim", "32", "--heads", "2", "--kv-heads", "1", "--hidden", "64", "--experts", "1", "--top-k", "1",
+                "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "2", "--checkpoint-every", "2", "--eval-batches", "1"];
+            var train = CliProcess.Run(c, ["train", "--data", "../b", "--out", "run", "--steps", "2", .. model, "--json"]).Json();
+            Assert.Equal(2, train.GetProperty("steps").GetInt32());
+            var eval = CliProcess.Run(c, "eval", "--model", "run", "--data", "../b", "--bpb-tokens", "512", "--json").Json();
+            Assert.True(eval.GetProperty("bits_per_byte").GetArrayLength() > 0);
+            Assert.True(trainTokens > 0);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

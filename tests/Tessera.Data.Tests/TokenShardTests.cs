@@ -37,7 +37,23 @@ public class TokenShardTests
         var stream = new int[shard.TokenCount];
         shard.Read(0, stream);
         Assert.Equal(expectedStream, stream);
-        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp-*"));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+    }
+
+    [Fact]
+    public void ShardTruncatedAtAnyLength_GivesOneErrorNamingTheFile()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("whole.bin");
+        TokenShard.Write(path, Docs(1000, 3), 1000, 0);
+        var bytes = File.ReadAllBytes(path);
+        var cut = dir.File("cut.bin");
+        for (int n = 0; n < bytes.Length; n += n < 80 ? 1 : 13)
+        {
+            File.WriteAllBytes(cut, bytes[..n]);
+            var e = Assert.Throws<InvalidDataException>(() => TokenShard.Open(cut).Dispose());
+            Assert.StartsWith(cut + ": ", e.Message);
+        }
     }
 
     [Fact]
@@ -76,6 +92,6 @@ public class TokenShardTests
         Assert.Throws<ArgumentOutOfRangeException>(() => TokenShard.Write(path, [[1, 2, 99]], 10));
         using var shard = TokenShard.Open(path);
         Assert.Equal(new[] { 1, 2, 3 }, shard.ReadDocument(0));
-        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp-*"));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
     }
 }

@@ -222,6 +222,26 @@ public class GgufTests : IDisposable
     }
 
     [Fact]
+    public void TruncatedFile_AtAnyLength_GivesOneErrorNamingTheFile()
+    {
+        var w = new GgufWriter().Set("general.architecture", "llama").Set("tokenizer.ggml.tokens", new[] { "a", "b" });
+        w.Add(new GgufTensor("a", GgmlType.F32, [8], new byte[32])).Add(new GgufTensor("b", GgmlType.Q8_0, [32], new byte[34]));
+        string whole = File("whole.gguf");
+        w.Write(whole);
+        var bytes = System.IO.File.ReadAllBytes(whole);
+        long end;                                                  // the writer pads after the last tensor; cutting only padding is legal
+        using (var r = GgufReader.Open(whole)) end = r.Tensors.Max(t => t.Offset + t.Bytes);
+        Assert.True(end > bytes.Length - 32);
+        string cut = File("cut.gguf");
+        for (int n = 0; n < end; n += n < 64 ? 1 : 7)
+        {
+            System.IO.File.WriteAllBytes(cut, bytes[..n]);
+            var e = Assert.Throws<InvalidDataException>(() => GgufReader.Open(cut).Dispose());
+            Assert.StartsWith(cut + ": ", e.Message);
+        }
+    }
+
+    [Fact]
     public void OverlappingTensors_AreRejected()
     {
         var w = new GgufWriter();

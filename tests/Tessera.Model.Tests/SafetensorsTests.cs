@@ -105,4 +105,19 @@ public class SafetensorsTests
         Assert.Equal(new[] { 1f, 2f }, r.ReadFloat32("w"));
         Assert.Single(Directory.GetFiles(Path.GetDirectoryName(path)!));
     }
+
+    [Fact]
+    public void TruncatedFile_AtAnyLength_GivesOneErrorNamingTheFile()
+    {
+        var path = Temp("whole.safetensors");
+        SafetensorsWriter.Write(path, [SafetensorsTensor.F32("w", [4, 4], new float[16]), SafetensorsTensor.F32("b", [4], [1f, 2f, 3f, 4f])]);
+        var whole = File.ReadAllBytes(path);
+        var cut = Temp("cut.safetensors");
+        foreach (int n in new[] { 0, 1, 7, 8, 9, 40, whole.Length - 65, whole.Length - 1 })
+        {
+            File.WriteAllBytes(cut, whole[..n]);
+            var e = Assert.Throws<InvalidDataException>(() => SafetensorsReader.Open(cut).Dispose());
+            Assert.StartsWith(cut + ": ", e.Message);
+        }
+    }
 }

@@ -63,7 +63,7 @@ public class DistillReportTests
             "Teacher 1.5 bpb.\n\n![bpb](bpb.svg)\n", new Dictionary<string, string> { ["bpb"] = "<svg/>" });
         Assert.Equal(3, files.Count);
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "results.json")));
-        Assert.Equal(1.5, json.RootElement.GetProperty("teacherBpb").GetDouble());
+        Assert.Equal(1.5, json.RootElement.GetProperty("teacher_bpb").GetDouble());
         Assert.Equal("NaN", json.RootElement.GetProperty("diverged").GetString());
         Assert.StartsWith("# Distillation\n\nTeacher 1.5 bpb.", File.ReadAllText(Path.Combine(dir, "report.md")));
         Assert.Equal("<svg/>", File.ReadAllText(Path.Combine(dir, "bpb.svg")));

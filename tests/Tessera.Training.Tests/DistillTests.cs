@@ -173,7 +173,7 @@ public class DistillTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(5, r.Scratch.Curve.Count);                    // step 0 + every 10 steps
         Assert.Equal(r.Scratch.Curve[0], r.Distilled.Curve[0]);     // same initial weights, same windows
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.File("run"), "results.json")));
-        Assert.Equal(r.Distilled.BitsPerByte, json.RootElement.GetProperty("distilled").GetProperty("bitsPerByte").GetDouble());
+        Assert.Equal(r.Distilled.BitsPerByte, json.RootElement.GetProperty("distilled").GetProperty("bits_per_byte").GetDouble());
         Assert.True(r.TeacherBitsPerByte < r.Scratch.BitsPerByte, $"teacher {r.TeacherBitsPerByte:F4} vs scratch {r.Scratch.BitsPerByte:F4}");
         Assert.True(r.Distilled.BitsPerByte < r.Scratch.BitsPerByte, $"distilled {r.Distilled.BitsPerByte:F4} vs scratch {r.Scratch.BitsPerByte:F4}");
     }

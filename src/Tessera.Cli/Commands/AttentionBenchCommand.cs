@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
 using Tessera.Bench;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Cli.Commands;
 
@@ -31,7 +32,7 @@ public static class AttentionBenchCommand
             var opt = new AttentionBenchOptions(parse.GetValue(batch), h, kv == 0 ? h : kv, parse.GetValue(seq), parse.GetValue(dim), parse.GetValue(threads));
             bool asJson = parse.GetValue(json);
             var result = AttentionBench.Run(opt, stage => Console.Error.WriteLine($"timing {stage} ..."));
-            if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(result), new JsonSerializerOptions { WriteIndented = false }));
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(result), JsonNaming.Line));
             else Print(result);
             return 0;
         });

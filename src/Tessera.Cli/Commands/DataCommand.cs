@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Text;
 
 namespace Tessera.Cli.Commands;
@@ -59,7 +60,7 @@ public static class DataCommand
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 @out = Path.GetFullPath(d.Directory), vocab_size = d.VocabSize, train = d.Train, validation = d.Validation, test = d.Test, seconds,
-            }));
+            }, JsonNaming.Line));
             return;
         }
         foreach (var (name, s) in new[] { ("train", d.Train), ("val", d.Validation), ("test", d.Test) })

@@ -4,6 +4,7 @@ using Spectre.Console;
 using Tessera.Bench;
 using Tessera.Data;
 using Tessera.Inference;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -60,7 +61,7 @@ public static class DecodeBenchCommand
                 SpeculationPrompts: draftModel is null ? null : InDomainPrompts(Checkpoint.Resolve(modelPath!), weights.Config));
             var report = DecodeBench.Run(name, WeightsName(weights), weights,
                 draftModel is null ? null : InferenceWeights.FromTransformer(draftModel), options, progress);
-            if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
             return 0;
         });

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using Tessera.Evals;
+using Tessera.Kernels.IO;
 using Tessera.Text;
 using Tessera.Training;
 
@@ -58,11 +59,7 @@ public static class EvalCommand
             log?.Invoke($"model {checkpoint}: {m.Parameters.ElementCount:N0} parameters, context {m.Config.ContextLength}, tokenizer {tok.Name}");
             var results = EvalSuite.Run(m, tok, inputs, options, checkpoint, log);
             string text = results.ToJson();
-            if (p.GetValue(output) is { } dir)
-            {
-                Directory.CreateDirectory(dir);
-                File.WriteAllText(Path.Combine(dir, "eval.json"), text);
-            }
+            if (p.GetValue(output) is { } dir) AtomicFile.WriteAllText(Path.Combine(dir, "eval.json"), text);
             if (asJson) Console.WriteLine(text);
             else Print(results);
             return 0;
@@ -137,9 +134,8 @@ public static class EvalCommand
             try
             {
                 var r = LeakExperiment.Run(o, scratch, items, asJson ? null : line => Console.Error.WriteLine(line));
-                string text = System.Text.Json.JsonSerializer.Serialize(r, new System.Text.Json.JsonSerializerOptions
-                    { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
-                if (p.GetValue(output) is { } dir) { Directory.CreateDirectory(dir); File.WriteAllText(Path.Combine(dir, "leak-demo.json"), text); }
+                string text = JsonNaming.Serialize(r);
+                if (p.GetValue(output) is { } dir) AtomicFile.WriteAllText(Path.Combine(dir, "leak-demo.json"), text);
                 if (asJson) { Console.WriteLine(text); return 0; }
                 AnsiConsole.Write(ContaminationTable([r.Report], $"contamination report ({r.Items} items, half leaked ×{r.Repeats}, {r.Steps} steps)"));
                 AnsiConsole.MarkupLine($"ground truth: leaked {r.LeakedItems} items → flagged {r.LeakedFlagged}; clean {r.Items - r.LeakedItems} → flagged {r.CleanFlagged}");

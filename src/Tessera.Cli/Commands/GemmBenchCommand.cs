@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Tessera.Bench;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Cli.Commands;
 
@@ -27,7 +28,7 @@ public static class GemmBenchCommand
             var options = new GemmBenchOptions(ParseList(parse.GetValue(sizes)!, "--sizes"), ParseList(parse.GetValue(threads)!, "--threads"),
                 parse.GetValue(peak), parse.GetValue(seconds));
             var report = GemmBench.Run(options, asJson ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
-            if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
             return 0;
         });

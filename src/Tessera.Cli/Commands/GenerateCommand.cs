@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Tessera.Inference;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -97,7 +98,7 @@ public static class GenerateCommand
                         prompt = p.GetValue(prompt), text = all, prompt_tokens = ids.Count, tokens = generated.Count, ids = generated,
                         finish = finish.ToString().ToLowerInvariant(), sum_logprob = logprob, seconds, time_to_first_token = firstToken,
                         decode_tokens_per_second = rate, speculative = spec is null ? null : new { draft_tokens = spec.DraftTokens, steps = spec.Steps, accepted = spec.Accepted, drafted = spec.Drafted },
-                    }));
+                    }, JsonNaming.Line));
                 }
                 else
                 {

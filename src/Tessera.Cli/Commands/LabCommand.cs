@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using Tessera.Kernels.IO;
 using Tessera.Training.Experiments;
 using Tessera.Training.Labs;
 
@@ -110,7 +111,7 @@ public static class LabCommand
             void Log(string s) { if (!quiet) Console.WriteLine(s); }
             using var corpus = LabCorpus.PrepareOrOpen(p.GetValue(data)!, p.GetValue(tokenizer)!, Log);
             var result = body(p, p.GetValue(quick), corpus, outDir, p.GetValue(fitOnly), Log, cancel);
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result, result.GetType(), ExperimentReport.JsonOptions));
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result, result.GetType(), JsonNaming.Line));
             else Console.WriteLine($"done in {RunSetup.Fmt(clock.Elapsed)} → {Path.Combine(outDir, ExperimentReport.MarkdownFile)}");
             return Task.FromResult(0);
         });

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Model.Checkpoints;
 using Tessera.Text;
@@ -86,7 +87,7 @@ public static class QuantizeCommand
                         Console.WriteLine($"{r.Variant,-16} {r.FileBytes / 1e6,8:F2} {r.BitsPerParameter,10:F2} {r.Perplexity,11:F3} {r.KlDivergence,10:E2} {r.Top1Agreement,12:P1}");
                 }
             }
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(new { output = outPath, type = typeName, bytes, parameters = reference.Config.ParameterCount, tokenizer = tokenizer?.Name, report = rows }));
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(new { output = outPath, type = typeName, bytes, parameters = reference.Config.ParameterCount, tokenizer = tokenizer?.Name, report = rows }, JsonNaming.Line));
             return Task.FromResult(0);
         });
         return cmd;

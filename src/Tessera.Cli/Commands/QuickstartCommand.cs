@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Tessera.Data;
 using Tessera.Inference;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -62,8 +63,8 @@ public static class QuickstartCommand
             sw.Restart();
             string dataDir = Path.Combine(outDir, "data");
             PreparedData prepared;
-            if (File.Exists(Path.Combine(dataDir, PreparedData.MetaFile)) && PreparedData.Load(dataDir) is { } old && old.Tokenizer == tokDir && old.VocabSize == tok.VocabSize
-                && File.GetLastWriteTimeUtc(Path.Combine(dataDir, PreparedData.MetaFile)) >= File.GetLastWriteTimeUtc(Path.Combine(tokDir, TokenizerFiles.RanksFile)))
+            if (File.Exists(Path.Combine(dataDir, PreparedData.MetaFile)) && PreparedData.Load(dataDir) is { } old && old.VocabSize == tok.VocabSize
+                && KeepsTokenizer(old, tokDir))
             {
                 prepared = old;
                 Say($"[2/5] data: reusing {dataDir}");
@@ -109,13 +110,24 @@ public static class QuickstartCommand
                 tokens_per_second = result.TokensPerSecond, mfu = result.Mfu, train_seconds = result.Seconds,
                 tokenizer_seconds = tokenizerSeconds, total_seconds = total.Elapsed.TotalSeconds, samples,
             };
-            string summaryJson = JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true });
-            File.WriteAllText(Path.Combine(outDir, "summary.json"), summaryJson + "\n");
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(summary));
+            string summaryJson = JsonSerializer.Serialize(summary, JsonNaming.Indented);
+            AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), summaryJson + "\n");
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(summary, JsonNaming.Line));
             else Console.WriteLine($"done in {RunSetup.Fmt(total.Elapsed)}: held-out {result.ValBitsPerByte:F4} bits/byte, {result.TokensPerSecond:N0} tokens/s " +
                                    $"(MFU {result.Mfu * 100:F1}%) → {Path.Combine(outDir, "summary.json")}");
             return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    /// <summary>True when the data folder's copy of the tokenizer has the same files as <paramref name="tokDir"/>.</summary>
+    static bool KeepsTokenizer(PreparedData data, string tokDir)
+    {
+        foreach (string f in new[] { TokenizerFiles.RanksFile, TokenizerFiles.ConfigFile })
+        {
+            string kept = Path.Combine(data.Directory, PreparedData.TokenizerFolder, f), ours = Path.Combine(tokDir, f);
+            if (!File.Exists(kept) || !File.Exists(ours) || !File.ReadAllBytes(kept).AsSpan().SequenceEqual(File.ReadAllBytes(ours))) return false;
+        }
+        return true;
     }
 }

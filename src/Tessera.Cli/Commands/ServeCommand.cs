@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Tessera.Inference;
+using Tessera.Kernels.IO;
 using Tessera.Server;
 using Tessera.Training;
 
@@ -37,7 +38,7 @@ public static class ServeCommand
             var served = new ServedModel(id, engine, tok);
             await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log) }, cancel);
             if (p.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }));
+                Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }, JsonNaming.Line));
             else
             {
                 Console.WriteLine($"serving {id} ({dir}, tokenizer {tok.Name}, context {weights.Config.ContextLength})");

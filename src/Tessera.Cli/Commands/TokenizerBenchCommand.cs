@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Tessera.Bench;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Cli.Commands;
 
@@ -21,7 +22,7 @@ public static class TokenizerBenchCommand
             bool asJson = p.GetValue(json);
             var result = TokenizerBench.Run(new TokenizerBenchOptions(p.GetValue(mb), p.GetValue(vocab), p.GetValue(cl100k), p.GetValue(repeats)),
                 line => (asJson ? Console.Error : Console.Out).WriteLine(line));
-            if (asJson) Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return 0;
         });
         return cmd;

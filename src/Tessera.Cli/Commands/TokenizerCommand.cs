@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using Tessera.Kernels.IO;
 using Tessera.Text;
 
 namespace Tessera.Cli.Commands;
@@ -50,7 +51,7 @@ public static class TokenizerCommand
                     @out = Path.GetFullPath(outDir), vocab_size = tok.VocabSize, merges = report.Merges, specials = tok.SpecialTokens.Count,
                     characters = report.Characters, unique_pieces = report.UniquePieces,
                     count_seconds = report.CountTime.TotalSeconds, merge_seconds = report.MergeTime.TotalSeconds, total_seconds = seconds,
-                }));
+                }, JsonNaming.Line));
             else
                 Console.WriteLine($"trained {tok.VocabSize} tokens ({report.Merges} merges, {tok.SpecialTokens.Count} specials) on {report.Characters:N0} chars " +
                                   $"in {seconds:F2} s (count {report.CountTime.TotalSeconds:F2} s, merge {report.MergeTime.TotalSeconds:F2} s) → {outDir}");
@@ -76,7 +77,7 @@ public static class TokenizerCommand
             if (t is not null) ids = tok.Encode(t, p.GetValue(special));
             else if (p.GetValue(special)) ids = tok.Encode(File.ReadAllText(f!), allowSpecial: true);
             else ids = tok.EncodeBytes(File.ReadAllBytes(f!));
-            if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(new { tokenizer = tok.Name, count = ids.Count, ids }));
+            if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(new { tokenizer = tok.Name, count = ids.Count, ids }, JsonNaming.Line));
             else Console.WriteLine(string.Join(' ', ids));
             return 0;
         });
@@ -97,7 +98,7 @@ public static class TokenizerCommand
             foreach (var part in raw.Split([' ', ',', '\n', '\r', '\t', '[', ']'], StringSplitOptions.RemoveEmptyEntries))
                 list.Add(int.TryParse(part, out int id) ? id : throw new FormatException($"'{part}' is not a token id"));
             string text = tok.Decode(list.ToArray());
-            if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(new { tokenizer = tok.Name, count = list.Count, text }));
+            if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(new { tokenizer = tok.Name, count = list.Count, text }, JsonNaming.Line));
             else Console.Write(text);
             return 0;
         });

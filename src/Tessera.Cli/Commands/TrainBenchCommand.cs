@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Tessera.Bench;
+using Tessera.Kernels.IO;
 using Tessera.Kernels;
 using Tessera.Model;
 using Tessera.Training;
@@ -41,7 +42,7 @@ public static class TrainBenchCommand
             if (parse.GetValue(profile)) Tessera.Tensors.OpProfile.Enabled = true; // TESSERA_PROFILE=1|cpu also enables it
             var rows = Run(Select(parse.GetValue(presets)!), n, s, w, !parse.GetValue(noTorch), out double peak, out string? note,
                 line => Console.Error.WriteLine(line));
-            if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(rows, n, s, w, peak, note)));
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(rows, n, s, w, peak, note), JsonNaming.Line));
             else Print(rows, n, s, w, peak, note);
             return 0;
         });

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -66,7 +67,7 @@ public static class TrainCommand
             // Everything that can be checked cheaply is checked before any tokenizing or training.
             bool prepared0 = Directory.Exists(dataArg) && File.Exists(Path.Combine(dataArg, PreparedData.MetaFile));
             string runTok = Path.Combine(outDir, Checkpoint.TokenizerFolder);
-            if (prepared0) tokSource = PreparedData.Load(dataArg).Tokenizer;
+            if (prepared0) tokSource = PreparedData.Load(dataArg).TokenizerPath();
             var tok = p.GetValue(resume) ? RunSetup.LoadRunTokenizer(runTok) : TokenizerFiles.Load(tokSource);
             var config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
                 p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity),
@@ -77,7 +78,7 @@ public static class TrainCommand
             var prepared = RunSetup.ResolveData(dataArg, tokSource, Path.Combine(outDir, "data"), quiet);
             if (!p.GetValue(resume)) RunSetup.CopyTokenizer(tokSource, runTok);
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel);
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result));
+            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return Task.FromResult(0);
         });
         return cmd;

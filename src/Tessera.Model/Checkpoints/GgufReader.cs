@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using Tessera.Kernels;
+using Tessera.Kernels.IO;
 using Tessera.Kernels.Reference;
 using Tessera.Text;
 
@@ -30,7 +30,7 @@ public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Dims, lon
 
 /// <summary>
 /// Reads a GGUF file: header and metadata through Tessera.Text's <see cref="GgufVocabReader"/> (the
-/// one metadata parser), then the tensor infos, then the data, memory-mapped. Everything a hostile
+/// one metadata parser), then the tensor infos, then the data, mapped through <see cref="MappedFile"/>. Everything a hostile
 /// file could lie about is checked before use: counts against the bytes left, names, the number and
 /// size of dimensions (no overflow), the type and that rows are whole blocks, the alignment, that every
 /// offset is aligned and every tensor lies inside the file, and that tensors do not overlap. Failures
@@ -41,8 +41,7 @@ public sealed class GgufReader : IDisposable
     /// <summary>ggml's limit on tensor dimensions.</summary>
     public const int MaxDims = 4;
 
-    readonly MemoryMappedFile? map;
-    readonly MemoryMappedViewAccessor? view;
+    readonly MappedFile? file;
     readonly unsafe byte* basePtr;
     readonly Dictionary<string, GgufTensorInfo> byName = new(StringComparer.Ordinal);
     bool disposed;
@@ -95,14 +94,8 @@ public sealed class GgufReader : IDisposable
             if (sorted[i].Offset < sorted[i - 1].Offset + sorted[i - 1].Bytes)
                 throw Bad($"tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap");
         Tensors = checkedInfos;
-        if (fileLength > 0)
-        {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            basePtr = p + view.PointerOffset;
-        }
+        file = MappedFile.OpenRead(path, Kind);
+        basePtr = file.Pointer;
     }
 
     /// <summary>Opens and validates a GGUF file.</summary>
@@ -113,7 +106,9 @@ public sealed class GgufReader : IDisposable
         return new GgufReader(path);
     }
 
-    InvalidDataException Bad(string why) => new($"{Path}: not a valid GGUF file: {why}.");
+    const string Kind = "GGUF file";
+
+    InvalidDataException Bad(string why) => new($"{Path}: not a valid {Kind}: {why}.");
 
     int ReadAlignment()
     {
@@ -237,8 +232,6 @@ public sealed class GgufReader : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        view?.SafeMemoryMappedViewHandle.ReleasePointer();
-        view?.Dispose();
-        map?.Dispose();
+        file?.Dispose();
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Model.Checkpoints;
 
@@ -7,7 +8,7 @@ namespace Tessera.Model.Checkpoints;
 public sealed record GgufTensor(string Name, GgmlType Type, long[] Dims, ReadOnlyMemory<byte> Data);
 
 /// <summary>
-/// Writes GGUF v3 files atomically (temporary file, flush, rename). Metadata values keep their .NET
+/// Writes GGUF v3 files through <see cref="AtomicFile"/> (temporary file, fsync, rename). Metadata values keep their .NET
 /// type: string, bool, byte, sbyte, ushort, short, uint, int, float, ulong, long, double and arrays of
 /// string, float, int, uint, so what <see cref="GgufReader"/> returns writes back identically.
 /// general.alignment is always written (default 32) and every tensor starts on it.
@@ -49,56 +50,44 @@ public sealed class GgufWriter
         return this;
     }
 
-    /// <summary>Writes the file (temp + rename).</summary>
+    /// <summary>Writes the file atomically; on failure the previous file is untouched.</summary>
     public void Write(string path)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("GGUF writing assumes a little-endian machine.");
         if (Alignment < 8 || (Alignment & (Alignment - 1)) != 0) throw new ArgumentException($"GGUF alignment {Alignment} must be a power of two ≥ 8.");
-        string full = System.IO.Path.GetFullPath(path);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
-        string tmp = full + ".tmp-" + Environment.ProcessId;
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            using (var w = new BinaryWriter(fs, Encoding.UTF8, leaveOpen: true))
+            using var w = new BinaryWriter(fs, Encoding.UTF8, leaveOpen: true);
+            w.Write(0x46554747u);                       // "GGUF"
+            w.Write(3u);
+            w.Write((ulong)tensors.Count);
+            w.Write((ulong)metadata.Count + 1);
+            WriteString(w, "general.alignment");
+            w.Write(4u);
+            w.Write((uint)Alignment);
+            foreach (var (k, v) in metadata)
             {
-                w.Write(0x46554747u);                       // "GGUF"
-                w.Write(3u);
-                w.Write((ulong)tensors.Count);
-                w.Write((ulong)metadata.Count + 1);
-                WriteString(w, "general.alignment");
-                w.Write(4u);
-                w.Write((uint)Alignment);
-                foreach (var (k, v) in metadata)
-                {
-                    WriteString(w, k);
-                    WriteValue(w, v, k);
-                }
-                long offset = 0;
-                foreach (var t in tensors)
-                {
-                    WriteString(w, t.Name);
-                    w.Write((uint)t.Dims.Length);
-                    foreach (long d in t.Dims) w.Write((ulong)d);
-                    w.Write((uint)t.Type);
-                    w.Write((ulong)offset);
-                    offset = Align(offset + t.Data.Length);
-                }
-                w.Flush();
-                Pad(fs);
-                foreach (var t in tensors)
-                {
-                    fs.Write(t.Data.Span);
-                    Pad(fs);
-                }
-                fs.Flush(flushToDisk: true);
+                WriteString(w, k);
+                WriteValue(w, v, k);
             }
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+            long offset = 0;
+            foreach (var t in tensors)
+            {
+                WriteString(w, t.Name);
+                w.Write((uint)t.Dims.Length);
+                foreach (long d in t.Dims) w.Write((ulong)d);
+                w.Write((uint)t.Type);
+                w.Write((ulong)offset);
+                offset = Align(offset + t.Data.Length);
+            }
+            w.Flush();
+            Pad(fs);
+            foreach (var t in tensors)
+            {
+                fs.Write(t.Data.Span);
+                Pad(fs);
+            }
+        });
     }
 
     long Align(long offset) => offset + (Alignment - offset % Alignment) % Alignment;

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Model.Checkpoints;
 
@@ -17,7 +17,7 @@ public sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[
 
 /// <summary>
 /// Reads a safetensors file (8-byte little-endian header length, a JSON header, then one
-/// byte buffer), memory-mapped. Everything a hostile file could lie about is checked before
+/// byte buffer), mapped through <see cref="MappedFile"/>. Everything a hostile file could lie about is checked before
 /// use: the header length against the file, each dtype and shape against its byte range,
 /// ranges inside the buffer, no duplicate names, and, as the format requires, a buffer that
 /// is covered exactly with no holes or overlaps.
@@ -27,8 +27,7 @@ public sealed class SafetensorsReader : IDisposable
     /// <summary>The format caps the JSON header at 100 MB so a header cannot exhaust memory.</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    readonly MemoryMappedFile? map;
-    readonly MemoryMappedViewAccessor? view;
+    readonly MappedFile file;
     readonly unsafe byte* data;
     readonly long dataLength;
     readonly Dictionary<string, SafetensorsEntry> byName = new(StringComparer.Ordinal);
@@ -44,20 +43,15 @@ public sealed class SafetensorsReader : IDisposable
     unsafe SafetensorsReader(string path)
     {
         Path = path;
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8) throw Bad($"file is {fileLength} bytes, too short for the 8-byte header length");
-        map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        p += view.PointerOffset;
+        file = MappedFile.OpenRead(path, "safetensors file");
+        long fileLength = file.Length;
         try
         {
-            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(p, 8));
+            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(file.Bytes(0, 8, "the 8-byte header length"));
             if (headerLength > MaxHeaderBytes) throw Bad($"header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
             if ((long)headerLength > fileLength - 8) throw Bad($"header length {headerLength} runs past the end of the {fileLength}-byte file");
-            var header = new ReadOnlySpan<byte>(p + 8, (int)headerLength);
-            data = p + 8 + (long)headerLength;
+            var header = file.Bytes(8, (int)headerLength, "the JSON header");
+            data = file.Pointer + 8 + (long)headerLength;
             dataLength = fileLength - 8 - (long)headerLength;
             (Entries, Metadata) = ParseHeader(header);
         }
@@ -69,13 +63,9 @@ public sealed class SafetensorsReader : IDisposable
     }
 
     /// <summary>Opens and validates a file; throws <see cref="InvalidDataException"/> naming it when malformed.</summary>
-    public static SafetensorsReader Open(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Safetensors file not found: {path}", path);
-        return new SafetensorsReader(path);
-    }
+    public static SafetensorsReader Open(string path) => new(path);
 
-    InvalidDataException Bad(string why) => new($"{Path}: not a valid safetensors file: {why}.");
+    InvalidDataException Bad(string why) => file.Invalid(why);
 
     (IReadOnlyList<SafetensorsEntry>, IReadOnlyDictionary<string, string>) ParseHeader(ReadOnlySpan<byte> header)
     {
@@ -205,8 +195,6 @@ public sealed class SafetensorsReader : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        view?.SafeMemoryMappedViewHandle.ReleasePointer();
-        view?.Dispose();
-        map?.Dispose();
+        file?.Dispose();
     }
 }

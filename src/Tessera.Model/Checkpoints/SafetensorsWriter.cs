@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Model.Checkpoints;
 
@@ -13,7 +14,7 @@ public sealed record SafetensorsTensor(string Name, SafetensorsDType DType, long
 }
 
 /// <summary>
-/// Writes safetensors files atomically (temporary file, flush, rename): a crash mid-write
+/// Writes safetensors files through <see cref="AtomicFile"/> (temporary file, fsync, rename): a crash mid-write
 /// never leaves a partial file under the final name, and the previous file survives. The
 /// header is padded with spaces to a multiple of 8 bytes so the data buffer stays aligned.
 /// </summary>
@@ -63,26 +64,14 @@ public static class SafetensorsWriter
         var header = headerStream.ToArray();
         int padded = (header.Length + 7) / 8 * 8;
 
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + ".tmp-" + Environment.ProcessId;
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                Span<byte> len = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)padded);
-                fs.Write(len);
-                fs.Write(header);
-                for (int i = header.Length; i < padded; i++) fs.WriteByte((byte)' ');
-                foreach (var t in tensors) fs.Write(t.Data.Span);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+            Span<byte> len = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)padded);
+            fs.Write(len);
+            fs.Write(header);
+            for (int i = header.Length; i < padded; i++) fs.WriteByte((byte)' ');
+            foreach (var t in tensors) fs.Write(t.Data.Span);
+        });
     }
 }

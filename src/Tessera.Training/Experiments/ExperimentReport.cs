@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Tessera.Text;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Training.Experiments;
 
@@ -17,19 +17,7 @@ public static class ExperimentReport
     public const string MarkdownFile = "report.md";
 
     /// <summary>
-    /// Options used for <c>results.json</c>: indented, camelCase, and NaN/∞ written as the strings
-    /// "NaN"/"Infinity" (a diverged run still reports instead of failing to serialise).
-    /// </summary>
-    public static JsonSerializerOptions JsonOptions { get; } = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    /// <summary>
-    /// Writes <paramref name="resultsJson"/> serialised to <c>results.json</c>,
+    /// Writes <paramref name="resultsJson"/> serialised (<see cref="JsonNaming"/>: snake_case) to <c>results.json</c>,
     /// <c># name</c> followed by <paramref name="markdown"/> to <c>report.md</c>, and each entry of
     /// <paramref name="svgs"/> to <c>KEY.svg</c> (keys are plain file stems such as "bpb"; the
     /// markdown can embed them as <c>![..](KEY.svg)</c>). Creates <paramref name="dir"/>; returns
@@ -47,7 +35,7 @@ public static class ExperimentReport
         var written = new List<string>(2 + svgs.Count);
 
         string results = Path.Combine(dir, ResultsFile);
-        AtomicFile.WriteAllText(results, JsonSerializer.Serialize(resultsJson, resultsJson.GetType(), JsonOptions) + "\n");
+        AtomicFile.WriteAllText(results, JsonNaming.SerializeObject(resultsJson) + "\n");
         written.Add(results);
 
         string report = Path.Combine(dir, MarkdownFile);

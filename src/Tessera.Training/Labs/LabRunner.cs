@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 
 namespace Tessera.Training.Labs;
@@ -113,10 +114,16 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
         if (folder is null) return null;
         string path = CachePath(spec);
         if (!File.Exists(path)) return null;
+        return FromCache(File.ReadAllText(path), Key(spec));
+    }
+
+    /// <summary>The result in a cache file's text when its key is <paramref name="key"/> (snake_case or the PascalCase of older files), else null.</summary>
+    internal static LabRunResult? FromCache(string json, string key)
+    {
         try
         {
-            var cached = JsonSerializer.Deserialize<CachedRun>(File.ReadAllText(path));
-            return cached is not null && cached.Key == Key(spec) ? cached.Result : null;
+            var cached = JsonNaming.Deserialize<CachedRun>(json);
+            return cached is not null && cached.Key == key ? cached.Result : null;
         }
         catch (JsonException) { return null; }
     }
@@ -169,7 +176,7 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
             if (!double.IsFinite(result.ValLoss))
                 throw new InvalidOperationException($"Run {spec.Name} diverged (validation loss {result.ValLoss}); lower the learning rate.");
             if (folder is not null)
-                Text.AtomicFile.WriteAllText(CachePath(spec), JsonSerializer.Serialize(new CachedRun(Key(spec), result), CacheJson));
+                AtomicFile.WriteAllText(CachePath(spec), JsonNaming.Serialize(new CachedRun(Key(spec), result)));
             log?.Invoke($"  {spec.Name}: val loss {result.ValLoss:F4} | N {result.NonEmbeddingParameters:N0} | D {tokens:N0} | C {result.Flops:0.00e+0} | {seconds:F0} s, {result.TokensPerSecond:N0} tok/s");
             return result;
         }
@@ -182,9 +189,7 @@ public sealed class LabRunner(LabCorpus corpus, LabTraining training, string? fo
         }
     }
 
-    sealed record CachedRun(string Key, LabRunResult Result);
-
-    static readonly JsonSerializerOptions CacheJson = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    internal sealed record CachedRun(string Key, LabRunResult Result);
 
     string CachePath(LabRunSpec spec) => Path.Combine(folder!, "runs", spec.Name + ".json");
 
