@@ -71,7 +71,7 @@ public static class EvalCommand
     }
 
     /// <summary>The checkpoint's tokenizer/ folder, else the run folder's (one level up), unless given.</summary>
-    static ITokenizer LoadTokenizer(string? given, string checkpoint)
+    internal static ITokenizer LoadTokenizer(string? given, string checkpoint)
     {
         if (given is not null) return given == "bytes" ? TokenizerFiles.Load("bytes") : RunSetup.LoadRunTokenizer(given);
         foreach (var dir in new[] { Path.Combine(checkpoint, Checkpoint.TokenizerFolder), Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, Checkpoint.TokenizerFolder) })

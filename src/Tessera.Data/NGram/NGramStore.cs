@@ -113,7 +113,7 @@ public sealed class NGramStore : IDisposable
         if (ids.IsEmpty && !allowEmpty) throw new ArgumentException($"{what}: the query is empty; give at least one token id.");
         for (int i = 0; i < ids.Length; i++)
             if ((uint)ids[i] >= (uint)VocabSize)
-                throw new ArgumentOutOfRangeException(what, ids[i], $"{what}: token id {ids[i]} at position {i} is outside the vocabulary [0, {VocabSize}) of the index {Directory}.");
+                throw new ArgumentException($"{what}: token id {ids[i]} at position {i} is outside the vocabulary [0, {VocabSize}) of the index {Directory}.");
     }
 
     /// <summary>The suffix-array range of <paramref name="pattern"/> in every shard.</summary>
