@@ -13,4 +13,5 @@ root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
+root.Subcommands.Add(NGramCommand.Create());
 return CliRunner.Invoke(root, args);

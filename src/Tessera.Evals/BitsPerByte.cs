@@ -95,7 +95,8 @@ public static class BitsPerByte
     }
 
     /// <summary>−Σ log p of targets t[lo+1..hi]; the first window leaves W − S tokens of context before t[lo+1] where the stream allows.</summary>
-    static double ScoreRange(Transformer model, TokenShard shard, long lo, long hi, int W, int S, Buffers buf, float[] scratch, Action<long> progress)
+    static double ScoreRange(Transformer model, TokenShard shard, long lo, long hi, int W, int S, Buffers buf, float[] scratch, Action<long> progress,
+        double[]? perTarget = null)
     {
         long N = shard.TokenCount;
         int vocab = model.Config.VocabSize;
@@ -130,7 +131,9 @@ public static class BitsPerByte
                     for (long t = Math.Max(scoredUpTo + 1, s + 1); t <= end; t++)
                     {
                         int p = (int)(t - s - 1);
-                        nats -= LogLikelihoodScorer.LogProbOf(logits.Slice((r * W + p) * vocab, vocab), buf.Next[r * W + p], scratch, out _);
+                        double lp = LogLikelihoodScorer.LogProbOf(logits.Slice((r * W + p) * vocab, vocab), buf.Next[r * W + p], scratch, out _);
+                        nats -= lp;
+                        if (perTarget is not null) perTarget[t - 1] = lp;
                     }
                     scoredUpTo = Math.Max(scoredUpTo, end);
                 }
@@ -138,6 +141,26 @@ public static class BitsPerByte
             progress(scoredUpTo - lo);
         }
         return nats;
+    }
+
+    /// <summary>
+    /// ln p of every target of <paramref name="shard"/> under the same sliding windows as
+    /// <see cref="Evaluate"/> (entry t − 1 is target t); their negated sum is the nats Evaluate reports.
+    /// </summary>
+    public static double[] TargetLogProbs(Transformer model, TokenShard shard, int? window = null, int? stride = null, int batchTokens = 8192,
+        Action<long, long>? progress = null)
+    {
+        int W = Math.Min(window ?? model.Config.ContextLength, model.Config.ContextLength);
+        int S = stride ?? Math.Max(1, W / 2);
+        long N = shard.TokenCount;
+        if (N < 2) throw new ArgumentException($"{shard.Path}: {N} token(s); scoring needs at least 2.");
+        if (N - 1 > Array.MaxLength) throw new ArgumentException($"{shard.Path}: {N - 1} targets do not fit one array.");
+        W = (int)Math.Min(W, N - 1);
+        S = Math.Min(Math.Max(1, S), W);
+        var result = new double[N - 1];
+        ScoreRange(model, shard, 0, N - 1, W, S, new Buffers(Math.Max(1, batchTokens / W), W), new float[model.Config.VocabSize],
+            done => progress?.Invoke(done, N - 1), result);
+        return result;
     }
 
     /// <summary>UTF-8 bytes of tokens t[first..first+count), special tokens (BOS) excluded.</summary>

@@ -1,6 +1,34 @@
+using Tessera.Data.NGram;
 using Tessera.Text;
 
 namespace Tessera.Evals;
+
+/// <summary>What the contamination report needs of an index: its n, and whether a token sequence shares an n-gram with the training data.</summary>
+public interface IOverlapIndex
+{
+    /// <summary>The n of the n-grams checked.</summary>
+    int N { get; }
+    /// <summary>True when any n-gram of <paramref name="tokens"/> occurs in the training data.</summary>
+    bool Overlaps(ReadOnlySpan<int> tokens);
+}
+
+/// <summary>
+/// The ∞-gram store as a contamination index: exact counts from the suffix arrays instead of a
+/// hash set, and any n without rebuilding.
+/// </summary>
+public sealed class StoreOverlapIndex(NGramStore store, int n) : IOverlapIndex
+{
+    /// <inheritdoc/>
+    public int N { get; } = n >= 1 ? n : throw new ArgumentOutOfRangeException(nameof(n), n, "N-gram length must be ≥ 1.");
+
+    /// <inheritdoc/>
+    public bool Overlaps(ReadOnlySpan<int> tokens)
+    {
+        for (int i = 0; i + N <= tokens.Length; i++)
+            if (store.Count(tokens.Slice(i, N)) > 0) return true;
+        return false;
+    }
+}
 
 /// <summary>Score of a subset of an eval set: item count, accuracy, and the set's mean per-item score.</summary>
 public sealed record SubsetScore(int Items, double Accuracy, double MeanScore);
@@ -27,7 +55,7 @@ public sealed record ContaminationResult(string Set, int N, int Items, int Overl
 public static class Contamination
 {
     /// <summary>Per item: does any of its texts overlap the index; <paramref name="uncheckable"/> counts items too short to check.</summary>
-    public static bool[] Flag(NGramIndex index, ITokenizer tokenizer, IReadOnlyList<IReadOnlyList<string>> itemTexts, out int uncheckable)
+    public static bool[] Flag(IOverlapIndex index, ITokenizer tokenizer, IReadOnlyList<IReadOnlyList<string>> itemTexts, out int uncheckable)
     {
         var flags = new bool[itemTexts.Count];
         uncheckable = 0;

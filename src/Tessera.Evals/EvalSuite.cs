@@ -61,8 +61,10 @@ public sealed record EvalInputs(PreparedData? Data, IReadOnlyList<(string Name, 
         if (o.Contamination is not null)
         {
             if (pairSets.Count == 0 && mc is null) throw new ArgumentException("--contamination needs a task to check (--blimp and/or --hellaswag).");
-            shard = Directory.Exists(o.Contamination) ? PreparedData.Load(o.Contamination).ShardPath(Split.Train) : o.Contamination;
-            if (!File.Exists(shard)) throw new FileNotFoundException($"Training shard for the contamination check not found: {shard}", shard);
+            // An ∞-gram index folder (tessera ngram build) is used as is; a prepared folder means its train.bin.
+            shard = File.Exists(Path.Combine(o.Contamination, Tessera.Data.NGram.NGramManifest.FileName)) ? o.Contamination
+                : Directory.Exists(o.Contamination) ? PreparedData.Load(o.Contamination).ShardPath(Split.Train) : o.Contamination;
+            if (!File.Exists(shard) && !Directory.Exists(shard)) throw new FileNotFoundException($"Training shard for the contamination check not found: {shard}", shard);
         }
         return new EvalInputs(data, pairSets, mc, shard);
     }
@@ -124,14 +126,25 @@ public static class EvalSuite
             }
         }
 
-        NGramIndex? index = null;
-        if (inputs.ContaminationShard is { } shardPath)
+        IOverlapIndex? index = null;
+        long contaminationNGrams = 0;
+        using var store = inputs.ContaminationShard is { } indexDir && Directory.Exists(indexDir) ? Tessera.Data.NGram.NGramStore.Open(indexDir) : null;
+        if (store is not null)
+        {
+            store.CheckTokenizer(Tessera.Data.NGram.TokenizerIdentity.Of(tokenizer));
+            index = new StoreOverlapIndex(store, options.NGram);
+            contaminationNGrams = store.TokenCount;
+            log?.Invoke($"contamination index: the ∞-gram store {store.Directory} ({store.TokenCount:N0} training tokens, exact {options.NGram}-gram counts)");
+        }
+        else if (inputs.ContaminationShard is { } shardPath)
         {
             using var train = TokenShard.Open(shardPath);
             if (train.VocabSize > model.Config.VocabSize)
                 throw new ArgumentException($"{shardPath} was tokenized for {train.VocabSize} ids, more than the model's vocabulary of {model.Config.VocabSize}.");
-            index = NGramIndex.Build([train], options.NGram, bos);
-            log?.Invoke($"contamination index: {index.Count:N0} distinct {index.N}-grams from {index.TokensIndexed:N0} training tokens ({index.MemoryBytes / 1048576.0:F1} MiB)");
+            var hashes = NGramIndex.Build([train], options.NGram, bos);
+            index = hashes;
+            contaminationNGrams = hashes.Count;
+            log?.Invoke($"contamination index: {hashes.Count:N0} distinct {hashes.N}-grams from {hashes.TokensIndexed:N0} training tokens ({hashes.MemoryBytes / 1048576.0:F1} MiB)");
         }
 
         var pairs = new List<MinimalPairResult>();
@@ -170,7 +183,7 @@ public static class EvalSuite
         return new EvalResults
         {
             Model = modelName, Tokenizer = tokenizer.Name, BitsPerByte = bpb, MinimalPairs = pairs, MinimalPairsMeanAccuracy = mean,
-            MultipleChoice = mc, Contamination = contamination, ContaminationNGrams = index?.Count ?? 0, Seconds = clock.Elapsed.TotalSeconds,
+            MultipleChoice = mc, Contamination = contamination, ContaminationNGrams = contaminationNGrams, Seconds = clock.Elapsed.TotalSeconds,
         };
     }
 

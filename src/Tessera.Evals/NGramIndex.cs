@@ -11,7 +11,7 @@ namespace Tessera.Evals;
 /// n-gram is never reported absent. N-grams never span a BOS token, so packed shards do not
 /// produce n-grams that cross document boundaries.
 /// </summary>
-public sealed class NGramIndex
+public sealed class NGramIndex : IOverlapIndex
 {
     /// <summary>Multiplier of the rolling hash (odd, so multiplication is invertible mod 2⁶⁴).</summary>
     const ulong Base = 0x9E37_79B9_7F4A_7C15UL;

@@ -306,7 +306,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     sealed class Generation(GenerationRequest request, int buffer) : Work
     {
         public readonly GenerationRequest Request = request;
-        public readonly Sampler Sampler = new(request.Sampling);
+        public readonly Sampler Sampler = new(request.Sampling, request.Prompt);
         public readonly List<int> Tokens = new(request.Prompt);
         public readonly Channel<TokenEvent> Output = Channel.CreateBounded<TokenEvent>(new BoundedChannelOptions(buffer) { SingleReader = true, SingleWriter = true });
         public int Fed, Produced, Stalled;

@@ -21,7 +21,7 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
     {
         EngineChecks.Request(request, Config);
-        var sampler = new Sampler(request.Sampling);
+        var sampler = new Sampler(request.Sampling, request.Prompt);
         var tokens = new List<int>(request.Prompt);
         for (int step = 0; step < request.MaxNewTokens; step++)
         {

@@ -23,7 +23,7 @@ public static class ReferenceGenerator
         var vocab = model.Config.VocabSize;
         foreach (int id in prompt)
             if ((uint)id >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(prompt), id, $"Prompt token {id} is outside the model's vocabulary of {vocab}.");
-        var sampler = new Sampler(sampling);
+        var sampler = new Sampler(sampling, prompt);
         var tokens = new List<int>(prompt);
         for (int step = 0; step < maxNewTokens; step++)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Tessera.Tensors;
 
@@ -14,11 +15,19 @@ public sealed class Sampler
     float[] probs = [];
     int[] order = [];
     float[] biased = [];
+    readonly List<int>? history;
 
-    public Sampler(SamplingOptions options)
+    /// <summary>
+    /// A sampler for one sequence. <paramref name="prompt"/> is needed (and only used) when the
+    /// options carry a <see cref="SamplingOptions.LogitsProcessor"/>: the sampler then keeps the
+    /// sequence, adding every id <see cref="Next"/> returns.
+    /// </summary>
+    public Sampler(SamplingOptions options, IReadOnlyList<int>? prompt = null)
     {
         this.options = options.Validate();
         rng = new Rng(options.Seed);
+        if (options.LogitsProcessor is not null)
+            history = [.. prompt ?? throw new ArgumentException("a logits processor needs the prompt: this decoding path (e.g. speculative decoding) does not support one.")];
     }
 
     /// <summary>The next token id for one row of logits.</summary>
@@ -26,7 +35,28 @@ public sealed class Sampler
     {
         if (logits.IsEmpty) throw new ArgumentException("Sampler.Next: empty logits.");
         logits = Bias(logits);
+        if (history is not null)
+        {
+            logits = Process(logits);
+            int id = options.Temperature == 0 ? ArgMax(logits) : DrawFiltered(logits);
+            history.Add(id);
+            return id;
+        }
         if (options.Temperature == 0) return ArgMax(logits);
+        return DrawFiltered(logits);
+    }
+
+    /// <summary>The logits after the processor (a copy) for the sequence so far.</summary>
+    ReadOnlySpan<float> Process(ReadOnlySpan<float> logits)
+    {
+        if (biased.Length != logits.Length) biased = new float[logits.Length];
+        if (!Unsafe.AreSame(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(logits), ref biased[0])) logits.CopyTo(biased);
+        options.LogitsProcessor!.Process(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history), biased);
+        return biased;
+    }
+
+    int DrawFiltered(ReadOnlySpan<float> logits)
+    {
         int keep = Filter(logits);
         double total = 0;
         for (int i = 0; i < keep; i++) total += probs[order[i]];

@@ -23,6 +23,13 @@ public sealed record SamplingOptions
     /// </summary>
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
 
+    /// <summary>
+    /// Applied to the (biased) logits before temperature and filters; it sees the prompt and the
+    /// tokens sampled so far, so a sampler that uses it must be given the prompt. Reported
+    /// log-probabilities stay those of the model. Speculative decoding does not support it.
+    /// </summary>
+    public ILogitsProcessor? LogitsProcessor { get; init; }
+
     /// <summary>Greedy decoding.</summary>
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0f };
 

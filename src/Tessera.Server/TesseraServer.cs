@@ -19,6 +19,8 @@ public sealed record ServerOptions
     public int Port { get; init; } = 8000;
     /// <summary>Log each request and server warnings to the console.</summary>
     public bool Log { get; init; }
+    /// <summary>An ∞-gram store to serve beside the model (<see cref="NGramEndpoint"/>); null = none.</summary>
+    public Data.NGram.NGramStore? NGram { get; init; }
 }
 
 /// <summary>
@@ -96,6 +98,7 @@ public sealed class TesseraServer : IAsyncDisposable
         app.MapPost("/v1/completions", ctx => Run(ctx, stopping, c => CompletionsEndpoint.HandleAsync(ctx, model, c)));
         app.MapPost("/v1/chat/completions", ctx => Run(ctx, stopping, c => ChatCompletionsEndpoint.HandleAsync(ctx, model, c)));
         app.MapPost("/v1/embeddings", ctx => Run(ctx, stopping, c => EmbeddingsEndpoint.HandleAsync(ctx, model, c)));
+        if (options.NGram is { } ngram) NGramEndpoint.Map(app, ngram);
 
         await app.StartAsync(cancel);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()

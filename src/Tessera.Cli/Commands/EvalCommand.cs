@@ -67,6 +67,9 @@ public static class EvalCommand
         return cmd;
     }
 
+    /// <summary>The tokenizer of a model source (see <see cref="ModelFiles.LoadTokenizer"/>), unless given.</summary>
+    internal static ITokenizer LoadTokenizer(string? given, string checkpoint) => ModelFiles.LoadTokenizer(checkpoint, checkpoint, given).Tokenizer;
+
     static string F(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
     static string Pct(double share) => double.IsNaN(share) ? "–" : F(share * 100, "F1") + "%";
 

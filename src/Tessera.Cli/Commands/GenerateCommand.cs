@@ -31,9 +31,11 @@ public static class GenerateCommand
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 0UL };
         var draft = new Option<string?>("--draft") { Description = "Smaller run/checkpoint with the same tokenizer for speculative decoding." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per speculative step.", DefaultValueFactory = _ => 4 };
+        var ngram = new Option<string?>("--ngram") { Description = "∞-gram index folder to mix into the model's next-token distribution." };
+        var ngramLambda = new Option<double>("--ngram-lambda") { Description = "Weight λ of the ∞-gram in the mixture (see `tessera ngram eval`).", DefaultValueFactory = _ => 0.3 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("generate", "Sample from a checkpoint with the KV-cache engine (optionally speculative), streaming tokens.")
-            { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, json };
+            { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, ngram, ngramLambda, json };
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
@@ -57,6 +59,13 @@ public static class GenerateCommand
             ids.AddRange(tok.Encode(p.GetValue(prompt)!));
             if (ids.Count == 0) throw new ArgumentException("--prompt encodes to no tokens and the model has no BOS token.");
             var stops = eos is { } e ? new HashSet<int> { e } : null;
+            using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
+            if (store is not null)
+            {
+                store.CheckTokenizer(Data.NGram.TokenizerIdentity.Of(tok));
+                if (p.GetValue(ngramLambda) is < 0 or > 1) throw new ArgumentException($"--ngram-lambda must be in [0, 1], got {p.GetValue(ngramLambda)}.");
+                sampling = sampling with { LogitsProcessor = new Evals.NGramLogitsProcessor(store, p.GetValue(ngramLambda)) };
+            }
             var request = new GenerationRequest(ids, p.GetValue(maxTokens), sampling, stops);
 
             IGenerationEngine engine = draftModel is null

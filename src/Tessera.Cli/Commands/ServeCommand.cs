@@ -15,7 +15,8 @@ public static class ServeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Run or checkpoint folder (its latest checkpoint), .gguf file (quantized weights served as stored), or Hugging Face folder.", Required = true };
+        var model = new Option<string?>("--model") { Description = "Run or checkpoint folder (its latest checkpoint), .gguf file (quantized weights served as stored), or Hugging Face folder." };
+        var ngram = new Option<string?>("--ngram") { Description = "∞-gram index folder to serve too (POST /v1/ngram/query, /v1/ngram/batch); alone, only those routes are served." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer (directory, file or `bytes`); default: the one saved with the checkpoint." };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one).", DefaultValueFactory = _ => 8000 };
         var host = new Option<string>("--host") { Description = "Address to bind; 127.0.0.1 keeps the server local to this machine.", DefaultValueFactory = _ => "127.0.0.1" };
@@ -23,20 +24,27 @@ public static class ServeCommand
         var log = new Option<bool>("--log") { Description = "Log server warnings and errors to the console." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, tokenizer, port, host, name, log, json };
+            { model, ngram, tokenizer, port, host, name, log, json };
         cmd.SetAction(async (p, cancel) =>
         {
+            using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
+            if (p.GetValue(model) is null)
+            {
+                if (store is null) throw new ArgumentException("give --model (a checkpoint or run folder) and/or --ngram (an index folder).");
+                return await NGramCommand.ServeAsync(store, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port) }, p.GetValue(json), cancel);
+            }
             string path = Path.GetFullPath(p.GetValue(model)!);
             var (owner, weights, dir) = ModelFiles.LoadWeights(path);
             using var transformer = owner;
             var tok = ModelFiles.LoadTokenizer(path, dir, p.GetValue(tokenizer)).Tokenizer;
             if (weights.Config.VocabSize < tok.VocabSize)
                 throw new InvalidDataException($"{dir}: the tokenizer has {tok.VocabSize} ids but the model only {weights.Config.VocabSize}.");
+            store?.CheckTokenizer(Data.NGram.TokenizerIdentity.Of(tok));
             string id = p.GetValue(name) ?? DefaultName(dir);
             // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
             using var engine = new BatchingEngine(weights);
             var served = new ServedModel(id, engine, tok);
-            await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log) }, cancel);
+            await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log), NGram = store }, cancel);
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }, JsonNaming.Line));
             else
