@@ -111,7 +111,7 @@ public static class DistributedBenchCommand
     {
         var (self, prefix) = SelfCommand();
         var (code, stdout, stderr) = Exec(mpirun, $"-np {n} --allow-run-as-root --oversubscribe --bind-to none {self} {prefix}bench distributed {args}", TimeSpan.FromMinutes(10));
-        string? line = stdout.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith('{'));
+        string? line = JsonLine(stdout);
         if (code != 0 || line is null)
             throw new InvalidOperationException($"bench distributed: the {n}-rank job failed (exit {code}): {Last(stderr)}");
         return JsonNode.Parse(line)!;
@@ -129,7 +129,7 @@ public static class DistributedBenchCommand
         });
         var (code, stdout, stderr) = Exec(Python, $"\"{script}\" --world {n} --steps {steps} --warmup {warmup} --config '{cfg}'", TimeSpan.FromMinutes(10),
             new Dictionary<string, string> { ["OMP_WAIT_POLICY"] = "passive" }, shell: true);
-        string? line = stdout.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith('{'));
+        string? line = JsonLine(stdout);
         return code == 0 && line is not null ? JsonNode.Parse(line)! : new JsonObject { ["world"] = n, ["note"] = $"failed (exit {code}): {Last(stderr)}" };
     }
 
@@ -324,6 +324,10 @@ public static class DistributedBenchCommand
         p.WaitForExit();
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
+
+    /// <summary>The last line holding a JSON object (a terminal may prefix escape codes to a rank's output).</summary>
+    static string? JsonLine(string stdout)
+        => stdout.Split('\n').Where(l => l.Contains('{')).Select(l => l[l.IndexOf('{')..].Trim()).LastOrDefault();
 
     static string Last(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "(no output)";
 
