@@ -29,6 +29,14 @@ public sealed partial class Graph : IDisposable
     public int NodeCount => nodes.Count;
 
     /// <summary>
+    /// Called during <see cref="Backward"/> with each leaf tensor that requires a gradient
+    /// (a parameter: an op input that no op of this graph produced) as soon as its gradient is
+    /// complete, i.e. right after the backward step of the earliest op that read it. Data-parallel
+    /// training starts reducing a gradient bucket from here while backward goes on.
+    /// </summary>
+    public Action<Tensor>? LeafGradientReady { get; set; }
+
+    /// <summary>
     /// Back-propagates from <paramref name="root"/>. A one-element root is seeded with 1;
     /// otherwise pass <paramref name="seed"/> (same shape), the gradient of some scalar with
     /// respect to the root. Gradients add into each leaf's <see cref="Tensor.Grad"/>. Runs once per graph.
@@ -53,10 +61,11 @@ public sealed partial class Graph : IDisposable
             System.Numerics.Tensors.TensorPrimitives.Add(g, seed.AsSpan("Backward"), g);
         }
         backwardDone = true;
+        var ready = LeafGradientReady is null ? null : LeavesByFirstUse();
         for (int i = nodes.Count - 1; i >= 0; i--)
         {
             var node = nodes[i];
-            if (node.Output.Grad is null) continue; // nothing downstream used this output
+            if (node.Output.Grad is null) { Announce(ready, i); continue; } // nothing downstream used this output
             if (OpProfile.Enabled)
             {
                 long start = OpProfile.Now();
@@ -67,7 +76,27 @@ public sealed partial class Graph : IDisposable
             if (TensorDebug.CheckFinite)
                 foreach (var x in node.Inputs)
                     if (x.RequiresGrad && x.Grad is { } xg) TensorDebug.ThrowIfNotFinite(node.Op + " backward", $"gradient of '{x.Name}'", xg, node.Inputs);
+            Announce(ready, i);
         }
+    }
+
+    /// <summary>For each node index, the leaves whose earliest reader it is (null entries: none).</summary>
+    List<Tensor>?[] LeavesByFirstUse()
+    {
+        var produced = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var n in nodes) produced.Add(n.Output);
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var at = new List<Tensor>?[nodes.Count];
+        for (int i = 0; i < nodes.Count; i++)
+            foreach (var x in nodes[i].Inputs)
+                if (x.RequiresGrad && !produced.Contains(x) && seen.Add(x)) (at[i] ??= []).Add(x);
+        return at;
+    }
+
+    void Announce(List<Tensor>?[]? ready, int node)
+    {
+        if (ready?[node] is { } leaves)
+            foreach (var t in leaves) LeafGradientReady!(t);
     }
 
     /// <summary>Frees every tensor this graph created.</summary>

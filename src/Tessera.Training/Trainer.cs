@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Tessera.Data;
+using Tessera.Distributed;
 using Tessera.Model;
 using Tessera.Tensors;
 
@@ -23,6 +24,13 @@ public sealed class Trainer : IDisposable
     readonly int[] inputs, targets;
     readonly long[] windows;
     readonly long validationTokens;
+    readonly Parallelism? parallel;
+    readonly GradientReducer? reducer;
+    readonly Zero1Shards? zero;
+    readonly float[][][]? stash;         // per local slice, per parameter: the slice's gradient (single-process reference only)
+    readonly int[]? sliceInputs, sliceTargets;
+    readonly long[]? sliceWindows;
+    readonly double[] sliceLoss, sliceTotal; // per (micro-batch, slice) of the global batch
     double sessionSeconds;
     long sessionSteps;
     double priorSeconds;
@@ -33,27 +41,42 @@ public sealed class Trainer : IDisposable
     /// <see cref="ArgumentException"/> before allocating anything. Checkpoints go to
     /// <paramref name="runDirectory"/> (null = no checkpoints).
     /// </summary>
-    public Trainer(ModelConfig config, TrainOptions options, TrainData data, string? runDirectory = null)
-        : this(CheckThenBuild(config, options, data), ownsModel: true, options, data, runDirectory, state: null, checkpoint: null)
+    /// <remarks>
+    /// With <paramref name="parallel"/> the global batch is split over ranks (see
+    /// <see cref="Parallelism"/>): every rank must make the same call; rank 0's initial weights are
+    /// broadcast, only rank 0 writes checkpoints and evaluates in <see cref="Run"/>.
+    /// </remarks>
+    public Trainer(ModelConfig config, TrainOptions options, TrainData data, string? runDirectory = null, Parallelism? parallel = null)
+        : this(CheckThenBuild(config, options, data, parallel), ownsModel: true, options, data, runDirectory, state: null, checkpoint: null, parallel)
     {
     }
 
     /// <summary>Trains an existing model (not disposed by the trainer), e.g. one loaded from elsewhere.</summary>
     public Trainer(Transformer model, TrainOptions options, TrainData data, string? runDirectory = null)
-        : this(Checked(model, options, data), ownsModel: false, options, data, runDirectory, state: null, checkpoint: null)
+        : this(Checked(model, options, data, null), ownsModel: false, options, data, runDirectory, state: null, checkpoint: null, null)
     {
     }
 
-    Trainer(Transformer model, bool ownsModel, TrainOptions options, TrainData data, string? runDirectory, TrainerState? state, string? checkpoint)
+    Trainer(Transformer model, bool ownsModel, TrainOptions options, TrainData data, string? runDirectory, TrainerState? state, string? checkpoint,
+        Parallelism? parallel)
     {
         this.ownsModel = ownsModel;
+        this.parallel = parallel;
         Model = model;
         Options = options;
         Data = data;
         RunDirectory = runDirectory;
         schedule = LearningRateSchedule.From(options);
         var parameters = model.Parameters;
-        optimizer = new AdamW(parameters.All, options.LearningRate, options.Beta1, options.Beta2, options.AdamEpsilon, options.WeightDecay, parameters.Decays);
+        if (parallel is { Communicator.Size: > 1 })
+        {
+            // One set of starting weights everywhere (rank 0's), whatever each rank loaded or drew.
+            foreach (var t in parameters.All) parallel.Communicator.Broadcast(t.AsSpan("Trainer"), root: 0);
+            if (parallel.Zero1) zero = new Zero1Shards(parallel.Communicator, parameters.All);
+            else reducer = new GradientReducer(parallel.Communicator, parameters.All, parallel.BucketBytes);
+        }
+        else if (parallel is { Zero1: true }) zero = new Zero1Shards(parallel.Communicator, parameters.All);
+        optimizer = new AdamW(zero?.Owned ?? parameters.All, options.LearningRate, options.Beta1, options.Beta2, options.AdamEpsilon, options.WeightDecay, parameters.Decays);
         rng = new Rng(options.Seed ^ 0x5452_4149_4E45_5221UL);
         var cursor = default(DataCursor);
         if (state is not null)
@@ -71,27 +94,58 @@ public sealed class Trainer : IDisposable
         inputs = new int[options.BatchSize * options.SequenceLength];
         targets = new int[inputs.Length];
         windows = new long[options.BatchSize];
+        int slices = parallel?.Slices ?? 1;
+        sliceLoss = new double[options.GradAccumulation * slices];
+        sliceTotal = new double[sliceLoss.Length];
+        if (parallel is not null)
+        {
+            int rows = options.BatchSize / slices;
+            sliceInputs = new int[rows * options.SequenceLength];
+            sliceTargets = new int[sliceInputs.Length];
+            sliceWindows = new long[rows];
+            if (parallel.LocalSlices > 1)
+            {
+                stash = new float[parallel.LocalSlices][][];
+                for (int j = 0; j < stash.Length; j++)
+                {
+                    stash[j] = new float[parameters.Count][];
+                    for (int i = 0; i < parameters.Count; i++) stash[j][i] = new float[parameters.All[i].Length];
+                }
+            }
+        }
         if (data.Validation is { Count: > 0 } v)
             foreach (var s in v) validationTokens += s.TokenCount;
     }
 
-    static Transformer CheckThenBuild(ModelConfig config, TrainOptions options, TrainData data)
+    static Transformer CheckThenBuild(ModelConfig config, TrainOptions options, TrainData data, Parallelism? parallel)
     {
+        parallel?.CheckSameRun(config, options, data, step: 0);
         config.Validate();
-        CheckRun(config, options, data);
+        CheckRun(config, options, data, parallel);
         return new Transformer(config, options.Seed);
     }
 
-    static Transformer Checked(Transformer model, TrainOptions options, TrainData data)
+    static Transformer Checked(Transformer model, TrainOptions options, TrainData data, Parallelism? parallel)
     {
-        CheckRun(model.Config, options, data);
+        CheckRun(model.Config, options, data, parallel);
         return model;
     }
 
     /// <summary>Every check that can fail before training starts, each a one-line message.</summary>
-    static void CheckRun(ModelConfig config, TrainOptions options, TrainData data)
+    static void CheckRun(ModelConfig config, TrainOptions options, TrainData data, Parallelism? parallel)
     {
         options.Validate();
+        if (parallel is not null)
+        {
+            int n = parallel.Communicator.Size, slices = parallel.Slices;
+            if (parallel.LocalSlices < 1 || (parallel.LocalSlices > 1 && n > 1))
+                throw new ArgumentException($"Distributed training: {parallel.LocalSlices} local slices per rank; more than one is only the single-process reference (world size 1, here {n}).");
+            if (options.BatchSize % slices != 0)
+                throw new ArgumentException($"Distributed training: the batch of {options.BatchSize} sequences does not split into {slices} equal slices " +
+                                            $"({n} rank(s) × {parallel.LocalSlices}); use a batch size divisible by {slices}.");
+            if (slices > 1 && config.Dropout > 0)
+                throw new ArgumentException($"Distributed training: dropout ({config.Dropout}) draws one mask stream per process, so sliced batches would not match; train with dropout 0.");
+        }
         if (options.SequenceLength > config.ContextLength)
             throw new ArgumentException($"Sequence length {options.SequenceLength} exceeds the model's context length {config.ContextLength}.");
         if (data.Train is null || data.Train.Count == 0) throw new ArgumentException("Training needs at least one token shard.");
@@ -118,7 +172,8 @@ public sealed class Trainer : IDisposable
     /// first; a corrupt file fails with an error naming it. <paramref name="steps"/> overrides the
     /// saved total (which also stretches the cosine schedule). New checkpoints go to the run folder.
     /// </summary>
-    public static Trainer Resume(string path, TrainData data, long? steps = null)
+    /// <remarks>With <paramref name="parallel"/>, every rank calls this on the same checkpoint; the world size may differ from the run that wrote it.</remarks>
+    public static Trainer Resume(string path, TrainData data, long? steps = null, Parallelism? parallel = null)
     {
         string dir = Checkpoint.Resolve(path);
         var state = Checkpoint.LoadState(dir);
@@ -126,8 +181,9 @@ public sealed class Trainer : IDisposable
         var model = Checkpoint.LoadModelVerified(dir);
         try
         {
-            CheckRun(model.Config, options, data);
-            return new Trainer(model, ownsModel: true, options, data, Path.GetDirectoryName(Path.GetFullPath(dir)), state, dir);
+            parallel?.CheckSameRun(model.Config, options, data, state.Step);
+            CheckRun(model.Config, options, data, parallel);
+            return new Trainer(model, ownsModel: true, options, data, Path.GetDirectoryName(Path.GetFullPath(dir)), state, dir, parallel);
         }
         catch
         {
@@ -156,6 +212,12 @@ public sealed class Trainer : IDisposable
     public AdamW Optimizer => optimizer;
     /// <summary>Trainer-level random stream (saved in checkpoints): dropout masks are drawn from it.</summary>
     public Rng Random => rng;
+    /// <summary>How the batch is spread (null: one process, one slice).</summary>
+    public Parallelism? Parallel => parallel;
+    /// <summary>The bucketed gradient reducer of a multi-rank data-parallel run (null otherwise): its timings feed the benchmarks.</summary>
+    public GradientReducer? Reducer => reducer;
+    /// <summary>True on the rank that writes checkpoints, evaluates and reports (rank 0; always in one process).</summary>
+    public bool IsLeader => parallel is null || parallel.Communicator.Rank == 0;
 
     /// <summary>Called after every step.</summary>
     public Action<StepReport>? StepCompleted { get; set; }
@@ -190,20 +252,25 @@ public sealed class Trainer : IDisposable
         ExpertLoad[]? loads = null;
         var objective = Objective;
         var batch = objective is null ? null : new TrainBatch(inputs, targets, windows, o.BatchSize, o.SequenceLength);
-        for (int m = 0; m < accum; m++)
-        {
-            train.Next(inputs, targets, objective is null ? default : windows);
-            // Dropout masks come from the trainer's saved stream (unused when dropout is 0), so resume stays exact.
-            using var g = new Graph { DropoutRng = rng };
-            var output = Model.Forward(g, inputs, o.BatchSize, o.SequenceLength, targets);
-            var loss = objective is null ? output.Loss! : objective(g, output, batch!);
-            ce += output.CrossEntropy!.Item() / accum;
-            total += loss.Item() / accum;
-            g.Backward(accum == 1 ? loss : g.Scale(loss, 1f / accum));
-            loads = Accumulate(loads, output.ExpertLoads);
-        }
-        double norm = GradClip.ClipGlobalNorm(Model.Parameters.All, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity);
+        if (parallel is null)
+            for (int m = 0; m < accum; m++)
+            {
+                train.Next(inputs, targets, objective is null ? default : windows);
+                // Dropout masks come from the trainer's saved stream (unused when dropout is 0), so resume stays exact.
+                using var g = new Graph { DropoutRng = rng };
+                var output = Model.Forward(g, inputs, o.BatchSize, o.SequenceLength, targets);
+                var loss = objective is null ? output.Loss! : objective(g, output, batch!);
+                ce += output.CrossEntropy!.Item() / accum;
+                total += loss.Item() / accum;
+                g.Backward(accum == 1 ? loss : g.Scale(loss, 1f / accum));
+                loads = Accumulate(loads, output.ExpertLoads);
+            }
+        else (ce, total, loads) = SlicedBackward(objective);
+        double norm = zero is null
+            ? GradClip.ClipGlobalNorm(Model.Parameters.All, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity)
+            : GradClip.ClipGlobalNorm(zero.Owned, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity, zero.GatherChunkSums);
         optimizer.Step();
+        zero?.AllgatherWeights();
         Step++;
         TokensSeen += o.TokensPerStep;
 
@@ -217,6 +284,77 @@ public sealed class Trainer : IDisposable
             TimeSpan.FromSeconds(priorSeconds + sessionSeconds), eta, mfu, loads ?? []);
         StepCompleted?.Invoke(report);
         return report;
+    }
+
+    /// <summary>
+    /// The data-parallel forward/backward of one step: every micro-batch's global batch is read on
+    /// every rank (same reader, same cursor) and this rank computes its slices alone, each loss
+    /// scaled by 1/(accumulation·slices). Micro-batches accumulate in place; only the last one's
+    /// backward feeds the bucket reducer, so nothing is communicated during accumulation. The
+    /// single-process reference keeps each slice's gradient apart and adds them in slice order.
+    /// Reported losses are gathered and added in (micro-batch, slice) order, the same on any world size.
+    /// </summary>
+    (double Ce, double Total, ExpertLoad[]? Loads) SlicedBackward(Func<Graph, ModelOutput, TrainBatch, Tensor>? objective)
+    {
+        var o = Options;
+        var p = parallel!;
+        var comm = p.Communicator;
+        var all = Model.Parameters.All;
+        int accum = o.GradAccumulation, slices = p.Slices, local = p.LocalSlices, rows = o.BatchSize / slices, T = o.SequenceLength;
+        float scale = 1f / (accum * slices);
+        var sliceBatch = objective is null ? null : new TrainBatch(sliceInputs!, sliceTargets!, sliceWindows!, rows, T);
+        ExpertLoad[]? loads = null;
+        var mine = new double[2 * accum * local];
+        for (int m = 0; m < accum; m++)
+        {
+            train.Next(inputs, targets, objective is null ? default : windows);
+            for (int j = 0; j < local; j++)
+            {
+                int s = comm.Rank * local + j;
+                inputs.AsSpan(s * rows * T, rows * T).CopyTo(sliceInputs);
+                targets.AsSpan(s * rows * T, rows * T).CopyTo(sliceTargets);
+                if (objective is not null) windows.AsSpan(s * rows, rows).CopyTo(sliceWindows);
+                if (stash is not null && m > 0)
+                    for (int i = 0; i < all.Count; i++) stash[j][i].CopyTo(all[i].Grad!.AsSpan("Trainer"));
+                else if (stash is not null) Model.Parameters.ZeroGrad();
+                using var g = new Graph { DropoutRng = rng };
+                if (reducer is not null && m == accum - 1)
+                {
+                    reducer.Begin();
+                    g.LeafGradientReady = reducer.OnGradientReady;
+                }
+                var output = Model.Forward(g, sliceInputs, rows, T, sliceTargets);
+                var loss = objective is null ? output.Loss! : objective(g, output, sliceBatch!);
+                mine[2 * (m * local + j)] = output.CrossEntropy!.Item();
+                mine[2 * (m * local + j) + 1] = loss.Item();
+                g.Backward(scale == 1f ? loss : g.Scale(loss, scale));
+                loads = Accumulate(loads, output.ExpertLoads);
+                if (stash is not null)
+                    for (int i = 0; i < all.Count; i++) all[i].Grad!.AsSpan("Trainer").CopyTo(stash[j][i]);
+            }
+        }
+        if (stash is not null)
+            for (int i = 0; i < all.Count; i++)
+            {
+                var gi = all[i].Grad!.AsSpan("Trainer");
+                stash[0][i].CopyTo(gi);
+                for (int j = 1; j < local; j++) OrderedSum.AddInOrder(gi, stash[j][i]);
+            }
+        reducer?.Finish();
+        zero?.ReduceScatterGradients();
+
+        // Losses: every rank's (micro-batch, slice) values, added in that order.
+        var gathered = new double[mine.Length * comm.Size];
+        comm.Allgather<double>(mine, gathered);
+        double ce = 0, total = 0;
+        for (int m = 0; m < accum; m++)
+            for (int s = 0; s < slices; s++)
+            {
+                int at = 2 * ((s / local) * accum * local + m * local + s % local);
+                ce += gathered[at] / (accum * slices);
+                total += gathered[at + 1] / (accum * slices);
+            }
+        return (ce, total, loads);
     }
 
     static ExpertLoad[] Accumulate(ExpertLoad[]? sum, IReadOnlyList<ExpertLoad> add)
@@ -256,6 +394,21 @@ public sealed class Trainer : IDisposable
         return report;
     }
 
+    /// <summary>ZeRO-1: an AdamW over every parameter holding the owners' moments (for checkpoints).</summary>
+    AdamW GatherMoments()
+    {
+        var all = Model.Parameters.All;
+        var o = Options;
+        var full = new AdamW(all, optimizer.LearningRate, o.Beta1, o.Beta2, o.AdamEpsilon, o.WeightDecay, Model.Parameters.Decays) { StepCount = optimizer.StepCount };
+        try
+        {
+            zero!.Gather(optimizer.FirstMoment, [.. Enumerable.Range(0, all.Count).Select(full.FirstMoment)]);
+            zero.Gather(optimizer.SecondMoment, [.. Enumerable.Range(0, all.Count).Select(full.SecondMoment)]);
+            return full;
+        }
+        catch { full.Dispose(); throw; }
+    }
+
     /// <summary>The state a checkpoint stores besides weights and moments.</summary>
     public TrainerState State => new()
     {
@@ -265,10 +418,21 @@ public sealed class Trainer : IDisposable
     };
 
     /// <summary>Writes a checkpoint of the current step to the run folder and prunes old ones; returns its folder.</summary>
+    /// <remarks>
+    /// Distributed: every rank calls it (ZeRO-1 gathers the moment shards first); only rank 0
+    /// writes, the others return an empty string once it has.
+    /// </remarks>
     public string SaveCheckpoint()
     {
         if (RunDirectory is null) throw new InvalidOperationException("SaveCheckpoint: this trainer has no run folder.");
-        string dir = Checkpoint.Save(RunDirectory, Step, Model, optimizer, State, CheckpointExtras);
+        using var full = zero is null ? null : GatherMoments();
+        if (!IsLeader)
+        {
+            parallel!.Communicator.Barrier();
+            return "";
+        }
+        string dir = Checkpoint.Save(RunDirectory, Step, Model, full ?? optimizer, State, CheckpointExtras);
+        if (parallel is { Communicator.Size: > 1 }) parallel.Communicator.Barrier();
         Checkpoint.Prune(RunDirectory, Options.KeepCheckpoints);
         CheckpointSaved?.Invoke(dir);
         return dir;
@@ -288,7 +452,7 @@ public sealed class Trainer : IDisposable
         {
             last = TrainStep();
             bool end = Step == Options.Steps || cancel.IsCancellationRequested;
-            if (canEval && (end || (Options.EvalEvery > 0 && Step % Options.EvalEvery == 0))) Evaluate();
+            if (canEval && IsLeader && (end || (Options.EvalEvery > 0 && Step % Options.EvalEvery == 0))) Evaluate();
             if (RunDirectory is not null && (end || (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0))) SaveCheckpoint();
             if (cancel.IsCancellationRequested) break;
         }

@@ -14,6 +14,7 @@ public static class BenchCommand
         bench.Subcommands.Add(DecodeBenchCommand.Create());
         bench.Subcommands.Add(TrainBenchCommand.Create());
         bench.Subcommands.Add(NGramBenchCommand.Create());
+        bench.Subcommands.Add(DistributedBenchCommand.Create());
         return bench;
     }
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Tessera.Data;
 using Tessera.Kernels.IO;
+using Tessera.Distributed;
 using Tessera.Model;
 using Tessera.Text;
 using Tessera.Training;
@@ -46,15 +47,35 @@ public static class TrainCommand
         var evalBatches = new Option<int>("--eval-batches") { Description = "Validation batches per evaluation.", DefaultValueFactory = _ => 20 };
         var ckptEvery = new Option<long>("--checkpoint-every") { Description = "Checkpoint every N steps (0 = at the end).", DefaultValueFactory = _ => 100 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for weights, data order and RNG.", DefaultValueFactory = _ => 1337UL };
+        var distributed = new Option<bool>("--distributed") { Description = "Data-parallel over MPI (on by itself under mpirun): --batch is the global batch, split over the ranks." };
+        var zero1 = new Option<bool>("--zero1") { Description = "With MPI: shard the AdamW moments over the ranks (ZeRO-1)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
             data, tokenizer, output, resume, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
-            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, json,
+            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, json,
         };
         cmd.SetAction((p, cancel) =>
         {
-            bool quiet = p.GetValue(json);
+            // Under mpirun every rank runs this; MPI comes up first so that any error is reported per rank.
+            if (!p.GetValue(distributed) && !MpiCommunicator.LaunchedByMpirun) return Task.FromResult(Action(p, null, cancel));
+            var comm = MpiCommunicator.World();
+            try { return Task.FromResult(Action(p, new Parallelism(comm, 1, p.GetValue(zero1)), cancel)); }
+            catch (Exception e) when (e is not ArgumentException && comm.Size > 1)
+            {
+                // A failed collective or a dead peer: end every rank now instead of leaving them waiting.
+                Console.Error.WriteLine($"error: rank {comm.Rank} of {comm.Size}: {e.Message}");
+                Console.Error.Flush();
+                comm.Abort(CliRunner.Failure);
+                throw;
+            }
+            catch (ArgumentException e) when (comm.Size > 1) { throw new ArgumentException($"rank {comm.Rank} of {comm.Size}: {e.Message}", e); }
+            finally { comm.Dispose(); }
+        });
+        int Action(ParseResult p, Parallelism? parallel, CancellationToken cancel)
+        {
+            bool leader = parallel is null || parallel.Communicator.Rank == 0;
+            bool quiet = p.GetValue(json) || !leader;
             string outDir = p.GetValue(output)!;
             var options = new TrainOptions
             {
@@ -75,12 +96,19 @@ public static class TrainCommand
             if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
             if (options.SequenceLength > config.ContextLength)
                 throw new ArgumentException($"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
-            var prepared = RunSetup.ResolveData(dataArg, tokSource, Path.Combine(outDir, "data"), quiet);
-            if (!p.GetValue(resume)) RunSetup.CopyTokenizer(tokSource, runTok);
-            var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel);
-            if (quiet) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
-            return Task.FromResult(0);
-        });
+            // Rank 0 prepares the data and the run folder; the others wait, then read the same files.
+            PreparedData? prepared = null;
+            if (leader)
+            {
+                prepared = RunSetup.ResolveData(dataArg, tokSource, Path.Combine(outDir, "data"), quiet);
+                if (!p.GetValue(resume)) RunSetup.CopyTokenizer(tokSource, runTok);
+            }
+            parallel?.Communicator.Barrier();
+            prepared ??= PreparedData.Load(prepared0 ? dataArg : Path.Combine(outDir, "data"));
+            var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel);
+            if (p.GetValue(json) && leader) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
+            return 0;
+        }
         return cmd;
     }
 
@@ -89,14 +117,22 @@ public static class TrainCommand
         double Mfu, double Seconds, long Parameters, long ActiveParameters);
 
     /// <summary>Trains (or resumes) and returns the final figures; shared with quickstart.</summary>
-    public static TrainResult Run(ModelConfig config, TrainOptions options, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel)
+    public static TrainResult Run(ModelConfig config, TrainOptions options, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel,
+        Parallelism? parallel = null)
     {
         using var train = RunSetup.Open(prepared, Split.Train);
         using var val = RunSetup.Open(prepared, Split.Validation);
         var data = new TrainData([train], [val], prepared.Validation.Bytes);
         // MFU is judged against this machine's measured FMA peak, not a spec-sheet figure.
-        if (!resume) options = options with { PeakFlops = Tessera.Bench.GemmPeak.MeasureGflops(Tessera.Kernels.WorkerPool.Shared) * 1e9 };
-        using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps) : new Trainer(config, options, data, outDir);
+        // Distributed: rank 0 measures and tells the others (it is part of the saved options).
+        if (!resume)
+        {
+            var peak = new double[1];
+            if (parallel is null || parallel.Communicator.Rank == 0) peak[0] = Tessera.Bench.GemmPeak.MeasureGflops(Tessera.Kernels.WorkerPool.Shared) * 1e9;
+            parallel?.Communicator.Broadcast<double>(peak, 0);
+            options = options with { PeakFlops = peak[0] };
+        }
+        using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps, parallel) : new Trainer(config, options, data, outDir, parallel);
         string tokDir = Path.Combine(outDir, Checkpoint.TokenizerFolder);
         trainer.CheckpointExtras = staging => RunSetup.CopyTokenizer(File.Exists(Path.Combine(tokDir, "bytes")) ? "bytes" : tokDir, Path.Combine(staging, Checkpoint.TokenizerFolder));
         var m = trainer.Model.Config;
@@ -105,7 +141,8 @@ public static class TrainCommand
                               (m.IsMoe ? $"{m.Experts} experts top-{m.TopK}" : "dense") +
                               $", {m.ParameterCount:N0} params ({m.ActiveParameterCount:N0} active) | " +
                               $"{options.Steps} steps × {options.TokensPerStep:N0} tokens | train {prepared.Train.Tokens:N0} tokens" +
-                              (resume ? $" | resuming at step {trainer.Step}" : "") + $" | peak {trainer.Options.PeakFlops / 1e9:F0} GFLOP/s (measured)");
+                              (resume ? $" | resuming at step {trainer.Step}" : "") +
+                              (parallel is { Communicator.Size: > 1 } w ? $" | {w.Communicator.Size} ranks × {options.BatchSize / w.Slices} sequences{(w.Zero1 ? ", ZeRO-1" : "")}" : "") + $" | peak {trainer.Options.PeakFlops / 1e9:F0} GFLOP/s (measured)");
         RunSetup.AttachProgress(trainer, Math.Max(1, options.Steps / 25), quiet);
         EvalReport? lastEval = null;
         var onEval = trainer.Evaluated;
@@ -115,7 +152,8 @@ public static class TrainCommand
         var onStep = trainer.StepCompleted;
         trainer.StepCompleted = r => { if (r.Step > 1) { tokensPerSecondSum += r.TokensPerSecond; mfuSum += r.Mfu; reports++; } onStep?.Invoke(r); };
         var last = trainer.Run(cancel);
-        lastEval ??= trainer.Evaluate();
+        if (trainer.IsLeader) lastEval ??= trainer.Evaluate();
+        lastEval ??= new EvalReport(trainer.Step, double.NaN, double.NaN, 0, []);
         return new TrainResult(Path.GetFullPath(outDir), trainer.Step, last?.Loss ?? double.NaN, lastEval.Loss, lastEval.BitsPerByte,
             reports == 0 ? 0 : tokensPerSecondSum / reports, reports == 0 ? 0 : mfuSum / reports, sw.Elapsed.TotalSeconds,
             m.ParameterCount, m.ActiveParameterCount);

@@ -12,11 +12,26 @@ public static class GradClip
     public static double ClipGlobalNorm(IReadOnlyList<Tensor> parameters, double maxNorm)
     {
         double result = 0;
-        OpProfile.Time("ClipGlobalNorm", () => result = ClipCore(parameters, maxNorm));
+        OpProfile.Time("ClipGlobalNorm", () => result = ClipCore(parameters, maxNorm, null));
         return result;
     }
 
-    static double ClipCore(IReadOnlyList<Tensor> parameters, double maxNorm)
+    /// <summary>
+    /// The same clip when <paramref name="parameters"/> is one contiguous share of a model's
+    /// parameter list held by this process (ZeRO-1): <paramref name="gather"/> receives this
+    /// share's per-chunk sums of squares (fixed 16 Ki-float chunks, in order) and returns the
+    /// chunk sums of the whole list in parameter order, e.g. an all-gather across ranks. They are
+    /// added in order, so the norm has the same bits as <see cref="ClipGlobalNorm(IReadOnlyList{Tensor}, double)"/>
+    /// over the whole list; only this share is scaled.
+    /// </summary>
+    public static double ClipGlobalNorm(IReadOnlyList<Tensor> parameters, double maxNorm, Func<double[], double[]> gather)
+    {
+        double result = 0;
+        OpProfile.Time("ClipGlobalNorm", () => result = ClipCore(parameters, maxNorm, gather));
+        return result;
+    }
+
+    static double ClipCore(IReadOnlyList<Tensor> parameters, double maxNorm, Func<double[], double[]>? gather)
     {
         // Sum of squares per fixed chunk (in parallel), then the chunk sums in order: the same
         // bits on any thread count.
@@ -30,6 +45,7 @@ public static class GradClip
                 if (parameters[i].Grad is { } g) partial[c] = DoubleSums.SumOfSquares(g.AsSpan("ClipGlobalNorm").Slice(at, n));
             }
         });
+        if (gather is not null) partial = gather(partial);
         double sumSq = 0;
         foreach (double s in partial) sumSq += s;
         double norm = Math.Sqrt(sumSq);
