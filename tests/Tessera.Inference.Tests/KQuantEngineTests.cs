@@ -92,7 +92,7 @@ public class KQuantEngineTests
         try
         {
             string path = Path.Combine(dir, "m.gguf");
-            GgufLlama.Save(model, path, new GgufExportOptions { Type = type });
+            GgufModel.Save(model, path, new GgufExportOptions { Type = type });
             using (var r = GgufReader.Open(path))
                 Assert.Equal(type.ToString(), r.Tensor("blk.0.attn_q.weight").Type.ToString());
             var weights = GgufWeights.Load(path);
@@ -113,8 +113,8 @@ public class KQuantEngineTests
                 a.Feed(prompt, allLogits: true); b.Feed(prompt, allLogits: true);
                 for (int t = 0; t < prompt.Length; t++) Assert.Equal(b.Logits(t).ToArray(), a.Logits(t).ToArray());
             }
-            // The training-side reader (GgufLlama.Load: every tensor dequantized to fp32) gives the same tokens.
-            using var loaded = GgufLlama.Load(path);
+            // The training-side reader (GgufModel.Load: every tensor dequantized to fp32) gives the same tokens.
+            using var loaded = GgufModel.Load(path);
             Assert.Equal(Greedy(InferenceWeights.FromTransformer(loaded), prompt, 12), Greedy(weights, prompt, 12));
         }
         finally { Directory.Delete(dir, recursive: true); }

@@ -90,7 +90,7 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
     static string Write(Transformer model, string dir, GgufWeightType type)
     {
         string path = Path.Combine(dir, $"m-{type}.gguf".ToLowerInvariant());
-        GgufLlama.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = new ByteTokenizer() });
+        GgufModel.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = new ByteTokenizer() });
         return path;
     }
 

@@ -1,3 +1,4 @@
+using Tessera.Kernels.IO;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;

@@ -1,3 +1,4 @@
+using Tessera.Kernels.IO;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Tessera.Text;

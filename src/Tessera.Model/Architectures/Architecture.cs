@@ -48,7 +48,7 @@ public abstract class Architecture
     /// <summary>Reads the shared llama-like keys, then the family's own (override and call base).</summary>
     public virtual ModelConfig ReadHf(HfConfig h)
     {
-        int heads = h.Int("num_attention_heads");
+        int heads = h.Int("num_attention_heads"), dim = h.Int("hidden_size"), headDim = h.Int("head_dim", 0);
         var tessera = h.Child("tessera");
         var c = new ModelConfig
         {
@@ -59,7 +59,7 @@ public abstract class Architecture
             Layers = h.Int("num_hidden_layers"),
             Heads = heads,
             KvHeads = h.Int("num_key_value_heads", heads),
-            HeadDim = h.Int("head_dim", 0),
+            HeadDim = headDim > 0 && (long)headDim * heads != dim ? headDim : 0,   // a head_dim equal to dim/heads is the derived one
             ContextLength = h.Int("max_position_embeddings"),
             RopeTheta = h.Float("rope_theta", 10000f),
             NormEps = h.Float("rms_norm_eps", 1e-5f),
