@@ -51,7 +51,7 @@ public sealed unsafe class ForwardPass
         if (cache.Layers != c.Layers || cache.KvHeads != c.KvHeads || cache.HeadDim != c.HeadDim)
             throw new ArgumentException("ForwardPass: the KV cache was built for another model shape.");
         qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim; qkvWidth = qWidth + 2 * kvWidth;
-        attention = new CachedAttention(c, cache.Positions);
+        attention = new CachedAttention(c.Heads, c.KvHeads, c.HeadDim, cache.Positions);
         normRows = NormRows; ropeRows = RopeRows; swiGluRows = SwiGluRows;
         EnsureRows(Math.Max(1, rows));
         EnsureOutputs(Math.Max(1, rows));
@@ -126,7 +126,7 @@ public sealed unsafe class ForwardPass
         Rows(n, ropeRows);
         t = DecodeProfile.Add(DecodePhase.RopeCache, t);
         fixed (float* pq = qkv, pa = att)
-            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa);   // (N, H·Dh)
+            attention.Forward(Cache.View, layer, rows.Span, pq, qkvWidth, pa, c.SlidingWindow, 1f / MathF.Sqrt(c.HeadDim), softCap: 0f);   // (N, H·Dh)
         t = DecodeProfile.Add(DecodePhase.Attention, t);
         w.O.MatMul(att.AsSpan(0, n * qWidth), n, proj.AsSpan(0, n * D));
         TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs);
@@ -143,7 +143,7 @@ public sealed unsafe class ForwardPass
     /// <summary>Runs <paramref name="body"/> over rows [0, n): split between threads from <see cref="RowParallelMin"/> rows, else inline.</summary>
     static void Rows(int n, Action<int, int> body)
     {
-        var workers = DecodeWorkers.Shared;
+        var workers = WorkerPool.Shared;
         if (n < RowParallelMin || workers.ThreadCount == 1) body(0, n);
         else workers.For(n, workers.ThreadCount, body);
     }
