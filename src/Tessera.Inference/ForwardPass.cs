@@ -148,7 +148,7 @@ public sealed unsafe class ForwardPass
         Rows(n, ropeRows);
         t = DecodeProfile.Add(DecodePhase.RopeCache, t);
         fixed (float* pq = qkv, pa = att)
-            attention.Forward(Cache, layer, rows, pq, qkvWidth, pa, recipe.Windows[layer], recipe.AttentionScale, c.AttentionSoftCap);   // (N, H·Dh)
+            attention.Forward(Cache.View, layer, rows.Span, pq, qkvWidth, pa, recipe.Windows[layer], recipe.AttentionScale, c.AttentionSoftCap);   // (N, H·Dh)
         t = DecodeProfile.Add(DecodePhase.Attention, t);
         w.O.MatMul(att.AsSpan(0, n * qWidth), n, ps);
         AddBranch(w.AttentionPostNorm, n);
@@ -175,7 +175,7 @@ public sealed unsafe class ForwardPass
     /// <summary>Runs <paramref name="body"/> over rows [0, n): split between threads from <see cref="RowParallelMin"/> rows, else inline.</summary>
     static void Rows(int n, Action<int, int> body)
     {
-        var workers = DecodeWorkers.Shared;
+        var workers = WorkerPool.Shared;
         if (n < RowParallelMin || workers.ThreadCount == 1) body(0, n);
         else workers.For(n, workers.ThreadCount, body);
     }

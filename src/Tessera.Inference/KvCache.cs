@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Tessera.Kernels;
 using Tessera.Model;
 
 namespace Tessera.Inference;
@@ -41,11 +42,14 @@ public sealed unsafe class KvCache : IDisposable
         get { long n = 0; foreach (var k in keys) if (k != null) n += 2 * slotFloats * sizeof(float); return n; }
     }
 
+    /// <summary>The raw view the attention kernel reads (shares the slot blocks, so later allocations are seen).</summary>
+    public KvCacheView View => new(keys, values, Layers, KvHeads, Positions, HeadDim);
+
     /// <summary>Start of the (Positions, HeadDim) key plane of one head.</summary>
-    public float* Keys(int slot, int layer, int kvHead) => Plane(keys, slot, layer, kvHead);
+    public float* Keys(int slot, int layer, int kvHead) => View.Keys(slot, layer, kvHead);
 
     /// <summary>Start of the (Positions, HeadDim) value plane of one head.</summary>
-    public float* Values(int slot, int layer, int kvHead) => Plane(values, slot, layer, kvHead);
+    public float* Values(int slot, int layer, int kvHead) => View.Values(slot, layer, kvHead);
 
     /// <summary>Makes sure a slot's memory exists (call before the forward pass, off the hot loop).</summary>
     public void Ensure(int slot)
@@ -55,13 +59,6 @@ public sealed unsafe class KvCache : IDisposable
         nuint bytes = (nuint)(slotFloats * sizeof(float));
         keys[slot] = (float*)NativeMemory.AlignedAlloc(bytes, 64);
         values[slot] = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-    }
-
-    float* Plane(float*[] store, int slot, int layer, int kvHead)
-    {
-        float* s = store[slot];
-        if (s == null) throw new InvalidOperationException($"KvCache: slot {slot} was not allocated (call Ensure).");
-        return s + ((long)layer * KvHeads + kvHead) * planeFloats;
     }
 
     public void Dispose()

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Tessera.Kernels;
 
 namespace Tessera.Inference;
 
@@ -11,7 +12,7 @@ namespace Tessera.Inference;
 /// up to six: per k step, four panel loads and one broadcast per row feed 4·rows FMAs into 24
 /// register accumulators (the GEMM micro-kernel's shape, without packing A or blocking K). The
 /// first block streams the panel from memory; the others find it in L2. Work is split over panels
-/// (<see cref="DecodeWorkers"/>, chunk claiming).
+/// (<see cref="WorkerPool"/>, chunk claiming).
 /// <para>Every output is one FMA chain over p = 0..K−1 in one vector lane, starting from zero:
 /// the same sum whatever n, the row block, the panel split or the thread count, so a row's result
 /// does not depend on which other rows share the call (batched, speculative and one-at-a-time
@@ -41,7 +42,7 @@ public static unsafe class PanelMatMul
         int count = (rows + PanelRows - 1) / PanelRows;
         var job = Job.ForCurrentThread;
         job.Set(panels, rows, k, x, n, y, ldy);
-        var workers = DecodeWorkers.Shared;
+        var workers = WorkerPool.Shared;
         if ((long)rows * k * n < ParallelThreshold || workers.ThreadCount == 1 || count == 1) job.Compute(0, count);
         else
         {

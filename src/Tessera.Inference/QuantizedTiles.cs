@@ -28,7 +28,7 @@ internal static unsafe class QuantizedTiles
         int tiles = (rows + 3) / 4;
         var job = Job.ForCurrentThread;
         job.Set(format, blocks, scales, rows, cols, x, n, y);
-        var workers = DecodeWorkers.Shared;
+        var workers = WorkerPool.Shared;
         if ((long)rows * cols * n < ParallelThreshold || workers.ThreadCount == 1) job.Compute(0, tiles);
         else workers.For(tiles, 8 * workers.ThreadCount, job.Compute);
     }

@@ -1,8 +1,9 @@
+using Tessera.Kernels;
 using Tessera.Kernels.Reference;
 
 namespace Tessera.Inference.Tests;
 
-/// <summary>The decode-step kernels against their twins: DecodeMatMul vs ScalarGemm, the chunked loop, log-sum-exp, argmax.</summary>
+/// <summary>The decode-step kernels against their twins: DecodeMatMul vs ScalarGemm, log-sum-exp, argmax (the chunked loop: Kernels WorkerPoolChunkTests).</summary>
 public unsafe class DecodeKernelTests
 {
     const double U = 1.0 / (1 << 24);
@@ -63,49 +64,9 @@ public unsafe class DecodeKernelTests
         var a = new float[n * rows];
         var b = new float[n * rows];
         w.MatMul(x, n, a);
-        using (var single = new DecodeWorkers(1))
+        using (var single = new WorkerPool(1))
             single.For(1, 1, (_, _) => w.MatMul(x, n, b));   // nested: runs inline on one thread
         Assert.Equal(a, b);
-    }
-
-    [Fact]
-    public void BackToBackCallsWithChangingChunkCountsNeverMixUp()
-    {
-        // Regression: a helper that saw the previous call's exhausted state could read the next
-        // call's (larger) chunk count before it was published and claim a chunk on the stale state,
-        // running the next call's body early and counting it done for the wrong call.
-        using var workers = new DecodeWorkers(2);
-        var hits = new int[64];
-        int call = 0;
-        for (int round = 0; round < 200_000; round++)
-        {
-            int items = round % 2 == 0 ? 4 : 64, chunks = round % 2 == 0 ? 2 : 16;
-            int mine = ++call;
-            Array.Clear(hits);
-            workers.For(items, chunks, (s, e) =>
-            {
-                if (Volatile.Read(ref call) != mine) throw new InvalidOperationException($"a chunk of call {mine} ran during call {call}");
-                for (int i = s; i < e; i++) Interlocked.Increment(ref hits[i]);
-            });
-            for (int i = 0; i < 64; i++)
-                if (hits[i] != (i < items ? 1 : 0)) Assert.Fail($"round {round}: item {i} ran {hits[i]} times ({items} items in {chunks} chunks)");
-        }
-    }
-
-    [Fact]
-    public void ChunkedLoopVisitsEveryItemOnceAndRethrows()
-    {
-        using var workers = new DecodeWorkers(2);
-        for (int round = 0; round < 200; round++)
-        {
-            int items = 1 + round % 37, chunks = 1 + round % 11;
-            var hits = new int[items];
-            workers.For(items, chunks, (s, e) => { for (int i = s; i < e; i++) Interlocked.Increment(ref hits[i]); });
-            Assert.All(hits, h => Assert.Equal(1, h));
-        }
-        var error = Assert.Throws<AggregateException>(() => workers.For(10, 5, (s, _) => { if (s >= 4) throw new InvalidOperationException("boom"); }));
-        Assert.IsType<InvalidOperationException>(error.InnerException);
-        workers.For(3, 3, (_, _) => { });   // still usable after a failure
     }
 
     [Fact]

@@ -103,7 +103,7 @@ internal static class AttentionErrorBounds
     /// error, from the uncapped score z and its error dz; <paramref name="finalRoundings"/> counts
     /// the roundings after tanh's exp (4 in the forward, 3 in the backward).
     /// </summary>
-    static (double S, double Ds, double F, double Ef) Capped(double z, double dz, float cap, int finalRoundings)
+    internal static (double S, double Ds, double F, double Ef) Capped(double z, double dz, float cap, int finalRoundings)
     {
         if (!(cap > 0)) return (z, dz, 1, 0);
         double w = z / cap, t = Math.Tanh(w), f = 1 - t * t;

@@ -1,77 +1,110 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Tessera.Kernels;
+using Tessera.Kernels.Reference;
 
-namespace Tessera.Inference;
+namespace Tessera.Kernels;
 
 /// <summary>
-/// Attention of new query rows against the KV cache: row r (a token of some sequence at position
-/// pos) attends to its own sequence's cached positions [lo, pos], lo = 0 or pos − window + 1,
-/// with scale 1/√D. The keys and values of the rows themselves are written to the cache before
-/// this runs, so one call serves prefill (many rows of one sequence, causal through the
-/// positions), decode (one row per sequence) and speculative verification alike. Work is split
-/// over (row, kv head) pairs, claimed in chunks by <see cref="DecodeWorkers"/>; the query heads sharing a kv head run back to back, so that head's
-/// keys and values come from cache after the first one.
+/// Attention of new query rows against a key/value cache: row r (a token of some sequence at position
+/// pos) attends to its own sequence's cached positions [lo, pos], lo = 0 or pos − window + 1, with a
+/// per-call scale and optional logit soft-cap (s ← cap·tanh(s/cap), Gemma 2), so layers that differ
+/// (Gemma's local and global layers) share one instance. The keys and values of the rows themselves
+/// are written to the cache before this runs, so one call serves prefill (many rows of one sequence,
+/// causal through the positions), decode (one row per sequence) and speculative verification alike.
+/// Same contract as <see cref="ScalarCachedAttention"/>.
+/// <para>Work is split over (row, kv head) pairs, claimed in chunks on <see cref="WorkerPool.Shared"/>
+/// (<see cref="WorkerPool.For(int, int, Action{int, int})"/>); the query heads sharing a kv head run
+/// back to back, so that head's keys and values come from cache after the first one. Any head
+/// dimension works; 64-wide heads on AVX-512 take a register-resident path.</para>
 /// </summary>
 public sealed unsafe class CachedAttention
 {
     readonly int heads, kvHeads, headDim, group;
-    int window;
-    float scale, softCap;
     readonly int positions;
     readonly Action<int, int> body;
     [ThreadStatic] static float[]? scores;   // per thread: (group, positions)
 
     // The call in flight (set before WorkerPool.For so the cached delegate needs no closure).
-    KvCache cache = null!;
-    int layer;
-    ReadOnlyMemory<TokenRow> rows;
+    KvCacheView cache;
+    int layer, window;
+    float scale, softCap;
+    int[] slots = [], rowPositions = [];
     float* q, o;
     int qStride;
 
+    /// <summary>
+    /// Attention for <paramref name="heads"/> query heads over <paramref name="kvHeads"/> key/value heads
+    /// of <paramref name="headDim"/> floats, for rows at positions below <paramref name="positions"/>.
+    /// </summary>
     public CachedAttention(int heads, int kvHeads, int headDim, int positions)
     {
-        this.heads = heads; this.kvHeads = kvHeads; this.headDim = headDim;
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || positions < 0)
+            throw new ArgumentException(
+                $"CachedAttention: need heads a positive multiple of kvHeads, headDim > 0 and positions ≥ 0; got heads {heads}, kvHeads {kvHeads}, headDim {headDim}, positions {positions}.");
+        this.heads = heads; this.kvHeads = kvHeads; this.headDim = headDim; this.positions = positions;
         group = heads / kvHeads;
-        this.positions = positions;
         body = Run;
     }
 
     /// <summary>
-    /// o (rows, H·D) = attention of q over each row's cached history in <paramref name="layerIndex"/>;
+    /// o (rows, H·D) = attention of q over each row's cached history in layer <paramref name="layerIndex"/>;
     /// row r's H·D queries start at <c>queries + r·queryStride</c> (the q part of a fused q|k|v row).
+    /// <paramref name="window"/> &gt; 0 limits a row to its last <c>window</c> positions;
+    /// <paramref name="softCap"/> &gt; 0 caps the scaled scores, 0 leaves them.
     /// </summary>
-    public void Forward(KvCache kv, int layerIndex, ReadOnlyMemory<TokenRow> tokenRows, float* queries, int queryStride, float* output, int window, float scale, float softCap)
+    public void Forward<TRow>(KvCacheView kv, int layerIndex, ReadOnlySpan<TRow> tokenRows, float* queries, int queryStride, float* output,
+        int window, float scale, float softCap) where TRow : struct, ICachedRow
     {
-        this.window = window; this.scale = scale; this.softCap = softCap;
-        if (queryStride < heads * headDim) throw new ArgumentException($"CachedAttention: query stride {queryStride} < {heads * headDim}.");
-        cache = kv; layer = layerIndex; rows = tokenRows; q = queries; o = output; qStride = queryStride;
-        int units = tokenRows.Length * kvHeads;
+        Check(kv, layerIndex, heads, kvHeads, headDim, queryStride, window, softCap);
+        int n = tokenRows.Length;
+        if (slots.Length < n) { slots = new int[n]; rowPositions = new int[n]; }
         long work = 0;
-        foreach (var r in tokenRows.Span) work += r.Position + 1;
-        var workers = DecodeWorkers.Shared;
+        for (int i = 0; i < n; i++)
+        {
+            int slot = tokenRows[i].Slot, pos = tokenRows[i].Position;
+            if (pos < 0 || pos >= Math.Min(positions, kv.Positions))
+                throw new ArgumentOutOfRangeException(nameof(tokenRows), pos, $"CachedAttention: row {i} position {pos} outside [0, {Math.Min(positions, kv.Positions)}).");
+            kv.Keys(slot, layerIndex, 0);   // throws for a slot outside the cache or not allocated
+            slots[i] = slot; rowPositions[i] = pos;
+            work += pos + 1;
+        }
+        cache = kv; layer = layerIndex; q = queries; o = output; qStride = queryStride;
+        this.window = window; this.scale = scale; this.softCap = softCap;
+        int units = n * kvHeads;
+        var workers = WorkerPool.Shared;
         if (work * heads * headDim < 1 << 15) Run(0, units);
         else workers.For(units, 8 * workers.ThreadCount, body);
+    }
+
+    /// <summary>The argument checks the kernel and its twin share.</summary>
+    internal static void Check(KvCacheView kv, int layer, int heads, int kvHeads, int headDim, int queryStride, int window, float softCap)
+    {
+        if (kv.KvHeads != kvHeads || kv.HeadDim != headDim)
+            throw new ArgumentException($"CachedAttention: the cache holds {kv.KvHeads} kv heads of {kv.HeadDim}, expected {kvHeads} of {headDim}.");
+        if ((uint)layer >= (uint)kv.Layers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"CachedAttention: layer outside [0, {kv.Layers}).");
+        if (queryStride < heads * headDim) throw new ArgumentException($"CachedAttention: query stride {queryStride} < {heads * headDim}.");
+        if (window < 0) throw new ArgumentOutOfRangeException(nameof(window), window, "CachedAttention: window must be ≥ 0 (0: none).");
+        if (!(softCap >= 0) || float.IsInfinity(softCap))
+            throw new ArgumentOutOfRangeException(nameof(softCap), softCap, "CachedAttention: the soft-cap must be 0 (none) or positive and finite.");
     }
 
     void Run(int start, int end)
     {
         var s = scores is { } buffer && buffer.Length >= group * positions ? buffer : scores = new float[group * positions];
         int hd = headDim, stride = heads * headDim;
-        var rowSpan = rows.Span;
+        bool capped = softCap > 0;
         for (int u = start; u < end; u++)
         {
             int r = u / kvHeads, g = u % kvHeads;
-            var row = rowSpan[r];
-            int pos = row.Position;
+            int pos = rowPositions[r], slot = slots[r];
             int lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = pos - lo + 1;
-            float* k = cache.Keys(row.Slot, layer, g) + (long)lo * hd;
-            float* v = cache.Values(row.Slot, layer, g) + (long)lo * hd;
+            float* k = cache.Keys(slot, layer, g) + (long)lo * hd;
+            float* v = cache.Values(slot, layer, g) + (long)lo * hd;
             for (int h = 0; h < group; h++)
             {
                 int head = g * group + h;
-                if (hd == 64 && softCap == 0 && Vector512.IsHardwareAccelerated)
+                if (hd == 64 && Vector512.IsHardwareAccelerated)
                 {
                     if (h + 1 < group)
                     {
@@ -82,10 +115,10 @@ public sealed unsafe class CachedAttention
                         if (h + 2 < group) { nextK = k; nextN = n; }
                         else if (u + 1 < end)
                         {
-                            var nr = rowSpan[(u + 1) / kvHeads];
-                            int nlo = window > 0 ? Math.Max(0, nr.Position - window + 1) : 0;
-                            nextK = cache.Keys(nr.Slot, layer, (u + 1) % kvHeads) + (long)nlo * hd;
-                            nextN = nr.Position - nlo + 1;
+                            int nrow = (u + 1) / kvHeads, npos = rowPositions[nrow];
+                            int nlo = window > 0 ? Math.Max(0, npos - window + 1) : 0;
+                            nextK = cache.Keys(slots[nrow], layer, (u + 1) % kvHeads) + (long)nlo * hd;
+                            nextN = npos - nlo + 1;
                         }
                         fixed (float* sp = s)
                             Pair64(q + (long)r * qStride + head * hd, k, v, n, sp + h * n, sp + (h + 1) * n, o + (long)r * stride + head * hd, nextK, nextN);
@@ -100,10 +133,10 @@ public sealed unsafe class CachedAttention
                 for (int j = 0; j < n; j++)
                 {
                     float x = TensorPrimitives.Dot(qh, new ReadOnlySpan<float>(k + (long)j * hd, hd)) * scale;
-                    if (softCap > 0) x = softCap * MathF.Tanh(x / softCap);
                     sh[j] = x;
                     if (x > max) max = x;
                 }
+                if (capped) { Activations.SoftCap(sh, sh, softCap); max = TensorPrimitives.Max(sh); }
                 float sum = 0;
                 for (int j = 0; j < n; j++) { float e = MathF.Exp(sh[j] - max); sh[j] = e; sum += e; }
                 float inv = 1f / sum;
@@ -119,7 +152,7 @@ public sealed unsafe class CachedAttention
     /// Two adjacent 64-wide query heads (a, then b = a + 1, outputs side by side at
     /// <paramref name="oh"/>) over the same keys and values: each key and value vector is loaded
     /// once for both; scores are formed four positions at a time and reduced together
-    /// (<see cref="DecodeMatMul.Sum4"/>), and the two heads' output sums are independent FMA chains.
+    /// (<see cref="LaneSums.Sum4"/>), and the two heads' output sums are independent FMA chains.
     /// </summary>
     /// <remarks>
     /// The caches of different sequences and heads are separate blocks of a few KB, too short for
@@ -147,8 +180,8 @@ public sealed unsafe class CachedAttention
             var pa2 = Dot(a0, a1, a2, a3, x0, x1, x2, x3); var pb2 = Dot(b0, b1, b2, b3, x0, x1, x2, x3);
             kj += 64; x0 = Vector512.Load(kj); x1 = Vector512.Load(kj + 16); x2 = Vector512.Load(kj + 32); x3 = Vector512.Load(kj + 48);
             var pa3 = Dot(a0, a1, a2, a3, x0, x1, x2, x3); var pb3 = Dot(b0, b1, b2, b3, x0, x1, x2, x3);
-            Vector128.Store(DecodeMatMul.Sum4(pa0, pa1, pa2, pa3) * sc, sa + j);
-            Vector128.Store(DecodeMatMul.Sum4(pb0, pb1, pb2, pb3) * sc, sb + j);
+            Vector128.Store(LaneSums.Sum4(pa0, pa1, pa2, pa3) * sc, sa + j);
+            Vector128.Store(LaneSums.Sum4(pb0, pb1, pb2, pb3) * sc, sb + j);
         }
         for (; j < n; j++)
         {
@@ -158,6 +191,7 @@ public sealed unsafe class CachedAttention
             sb[j] = Vector512.Sum(Dot(b0, b1, b2, b3, x0, x1, x2, x3)) * scale;
         }
         var spanA = new Span<float>(sa, n); var spanB = new Span<float>(sb, n);
+        if (softCap > 0) { Activations.SoftCap(spanA, spanA, softCap); Activations.SoftCap(spanB, spanB, softCap); }
         TensorPrimitives.Subtract(spanA, TensorPrimitives.Max(spanA), spanA);
         TensorPrimitives.Subtract(spanB, TensorPrimitives.Max(spanB), spanB);
         VectorMath.Exp(spanA, spanA);
@@ -211,6 +245,7 @@ public sealed unsafe class CachedAttention
             sh[j] = x;
             if (x > max) max = x;
         }
+        if (softCap > 0) { Activations.SoftCap(sh, sh, softCap); max = TensorPrimitives.Max(sh); }
         TensorPrimitives.Subtract(sh, max, sh);
         VectorMath.Exp(sh, sh);
         float inv = 1f / TensorPrimitives.Sum(sh);
@@ -228,6 +263,3 @@ public sealed unsafe class CachedAttention
         Vector512.Store(o0 * vi, oh); Vector512.Store(o1 * vi, oh + 16); Vector512.Store(o2 * vi, oh + 32); Vector512.Store(o3 * vi, oh + 48);
     }
 }
-
-/// <summary>One token row of a forward pass: which sequence slot, at which position, which id.</summary>
-public readonly record struct TokenRow(int Slot, int Position, int Token);
