@@ -5,7 +5,7 @@ namespace Tessera.Inference;
 /// <summary>
 /// The parallel loop of the decode step, built so the caller never waits for a helper that has
 /// not started. A decode step is some 50 short dependent phases (per layer: q/k/v, attention, o,
-/// gate/up, down), each well under a millisecond; <see cref="WorkerPool.For"/> splits work
+/// gate/up, down), each well under a millisecond; <see cref="WorkerPool.For(int, Action{int, int, int})"/> splits work
 /// statically and waits for every worker, so when the machine is shared and a helper thread is
 /// descheduled, each phase stalls for a scheduler time slice. Here the work is cut into chunks that
 /// threads claim from one atomic counter: the caller starts on them at once, a helper that wakes

@@ -61,7 +61,7 @@ public sealed class InferenceWeights
     /// Every weight of <paramref name="model"/> by its Hugging Face name. With <paramref name="pack"/>
     /// (the default) the projections are copied into <see cref="PanelWeights"/> (see
     /// <see cref="Packed"/>); without it they are borrowed row-major (q/k/v and gate/up stacked
-    /// without copying) and multiplied by <see cref="DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
+    /// without copying) and multiplied by <see cref="Tessera.Kernels.DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
     /// </summary>
     public static InferenceWeights FromTransformer(Transformer model, bool pack = true)
     {

@@ -2,13 +2,17 @@ namespace Tessera.Kernels;
 
 /// <summary>
 /// One persistent pool of worker threads sized to the cores. Kernels split work statically:
-/// <see cref="For"/> hands worker <c>w</c> of <c>n</c> the index range
+/// <see cref="For(int, Action{int, int, int})"/> hands worker <c>w</c> of <c>n</c> the index range
 /// <c>[w·count/n, (w+1)·count/n)</c>, so the same thread count gives the same partition and
 /// therefore bit-identical results. The calling thread acts as worker 0; no threads are
 /// created per call. A range whose helper thread has not started on it by the time the caller
 /// finishes its own range (the helper is descheduled on a busy machine) is run by the caller
 /// instead, still as worker <c>w</c>'s range: the partition and worker indices never change, only
 /// which OS thread executes a range, so the caller never sits idle waiting for a thread to be scheduled.
+/// <para>The decode step's short dependent phases use the other loop,
+/// <see cref="For(int, int, Action{int, int})"/>: work cut into chunks that the threads claim from one
+/// atomic counter, so a helper that wakes late finds nothing left. It runs on the same threads, as a
+/// static job in which every worker's range is "claim chunks until none are left".</para>
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
@@ -27,6 +31,12 @@ public sealed class WorkerPool : IDisposable
     bool disposed;
     Exception? failure;
 
+    // The chunked call in flight (see For(items, chunkCount, work)); written before the job is
+    // published under the gate, read by a worker only after it claimed that job's range.
+    Action<int, int>? chunkWork;
+    int chunkItems, chunkTotal, nextChunk;
+    readonly Action<int, int, int> drainChunks;
+
     /// <summary>Creates a pool that runs work on <paramref name="threadCount"/> threads (the caller included).</summary>
     public WorkerPool(int threadCount)
     {
@@ -34,6 +44,7 @@ public sealed class WorkerPool : IDisposable
         ThreadCount = threadCount;
         threads = new Thread[threadCount - 1];
         claims = new long[threadCount];
+        drainChunks = (_, _, _) => DrainChunks();
         for (int i = 0; i < threads.Length; i++)
         {
             int worker = i + 1;
@@ -42,7 +53,7 @@ public sealed class WorkerPool : IDisposable
         }
     }
 
-    /// <summary>Number of threads that share each <see cref="For"/> call, the caller included.</summary>
+    /// <summary>Number of threads that share each <see cref="For(int, Action{int, int, int})"/> call, the caller included.</summary>
     public int ThreadCount { get; }
 
     /// <summary>
@@ -99,6 +110,49 @@ public sealed class WorkerPool : IDisposable
         if (count <= 0) return;
         if (ThreadCount == 1 || insideBody) { RunInline(body, count); return; }
         lock (callerLock) ForLocked(count, body);
+    }
+
+    /// <summary>
+    /// Calls <paramref name="work"/>(start, end) over [0, <paramref name="items"/>) cut into
+    /// <paramref name="chunkCount"/> near-equal chunks (chunk c is
+    /// <c>[c·items/chunkCount, (c+1)·items/chunkCount)</c>), each run exactly once by whichever thread
+    /// claims it first. The caller starts at once and waits only for chunks already claimed, which suits
+    /// many sub-millisecond phases on a shared machine; which thread runs a chunk never changes what it
+    /// computes. Nested or single-threaded calls run inline; the first exception is rethrown.
+    /// </summary>
+    public void For(int items, int chunkCount, Action<int, int> work)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (items <= 0) return;
+        chunkCount = Math.Clamp(chunkCount, 1, items);
+        if (ThreadCount == 1 || chunkCount == 1 || insideBody)
+        {
+            bool outer = insideBody;
+            insideBody = true;
+            try { work(0, items); }
+            finally { insideBody = outer; }
+            return;
+        }
+        lock (callerLock)
+        {
+            chunkWork = work; chunkItems = items; chunkTotal = chunkCount;
+            Volatile.Write(ref nextChunk, 0);
+            try { ForLocked(ThreadCount, drainChunks); }
+            finally { chunkWork = null; }
+        }
+    }
+
+    /// <summary>One worker's range of a chunked call: claim and run chunks until none are left.</summary>
+    void DrainChunks()
+    {
+        var work = chunkWork!;
+        int n = chunkItems, total = chunkTotal;
+        while (true)
+        {
+            int c = Interlocked.Increment(ref nextChunk) - 1;
+            if (c >= total) return;
+            work((int)((long)c * n / total), (int)((long)(c + 1) * n / total));
+        }
     }
 
     static void RunInline(Action<int, int, int> body, int count)
