@@ -27,10 +27,11 @@ public static class DecodeBenchCommand
         var quant = new Option<string>("--quant") { Description = "Run the target's projections as f32, q8_0, q4_0 or ternary (quantized at load; a GGUF keeps its own types).", DefaultValueFactory = _ => "f32" };
         var sequences = new Option<string>("--sequences") { Description = "Concurrent sequence counts for the aggregate figure, comma-separated.", DefaultValueFactory = _ => "1,8,32" };
         var peer = new Option<string?>("--peer") { Description = "llama.cpp: decode the same GGUF files (F32, Q8_0, Q4_0, Q4_K) in llama.cpp in the same run and print the ratios (peer installed by bench/peers/install-llama-cpp.sh)." };
+        var randomDepth = new Option<int>("--random-depth") { Description = "--peer without --model: a random model of this depth (width 64·depth, 8192 vocab, MLP width rounded to 256; 20 ≈ 417M parameters) instead of the ≈29M default.", DefaultValueFactory = _ => 0 };
         var rounds = new Option<int>("--rounds") { Description = "--peer: interleaved rounds per figure (best of each counts).", DefaultValueFactory = _ => 2 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("decode", "Inference engine: prefill tokens/s, batch-1 decode vs the memory roofline, 1/8/32 concurrent sequences, speculation.")
-            { model, draft, draftTokens, decodeTokens, quant, sequences, peer, rounds, json };
+            { model, draft, draftTokens, decodeTokens, quant, sequences, peer, randomDepth, rounds, json };
         cmd.SetAction(p =>
         {
             bool asJson = p.GetValue(json);
@@ -39,7 +40,7 @@ public static class DecodeBenchCommand
             if (draftPath is not null && modelPath is null) throw new ArgumentException("--draft needs --model (speculation is measured on trained models).");
 
             var counts = ParseCounts(p.GetValue(sequences)!);
-            if (p.GetValue(peer) is { } peerName) return RunPeer(peerName, modelPath, p.GetValue(decodeTokens), p.GetValue(rounds), counts, asJson, progress);
+            if (p.GetValue(peer) is { } peerName) return RunPeer(peerName, modelPath, p.GetValue(randomDepth), p.GetValue(decodeTokens), p.GetValue(rounds), counts, asJson, progress);
             var format = GenerateCommand.ParseFormat(p.GetValue(quant)!);
             string name;
             Transformer? target = null;
@@ -72,7 +73,7 @@ public static class DecodeBenchCommand
     }
 
     /// <summary><c>--peer llama.cpp</c>: the model written as GGUF of each type, decoded by both engines (see <see cref="PeerDecodeBench"/>).</summary>
-    static int RunPeer(string peerName, string? modelPath, int decodeTokens, int rounds, int[] counts, bool asJson, Action<string>? progress)
+    static int RunPeer(string peerName, string? modelPath, int randomDepth, int decodeTokens, int rounds, int[] counts, bool asJson, Action<string>? progress)
     {
         if (!peerName.Equals("llama.cpp", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--peer: unknown peer '{peerName}' (known: llama.cpp).");
         if (rounds < 1) throw new ArgumentException("--rounds must be at least 1.");
@@ -80,9 +81,15 @@ public static class DecodeBenchCommand
         string name;
         if (modelPath is null)
         {
-            progress?.Invoke("building a random model (speed does not depend on training)");
-            model = new Transformer(DecodeBench.RandomModelConfig, seed: 1);
-            name = "random dense";
+            var config = DecodeBench.RandomModelConfig;
+            if (randomDepth > 0)
+            {
+                config = ModelConfig.FromDepth(randomDepth, 8192);
+                config = config with { HiddenDim = (config.HiddenDim + 255) / 256 * 256, ContextLength = 512 };
+            }
+            progress?.Invoke($"building a random model of {config.ParameterCount / 1e6:F0}M parameters (speed does not depend on training)");
+            model = new Transformer(config, seed: 1);
+            name = randomDepth > 0 ? $"random dense, depth {randomDepth}" : "random dense";
         }
         else if (modelPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) { model = GgufLlama.Load(modelPath); name = modelPath; }
         else { model = Checkpoint.LoadModel(modelPath); name = Checkpoint.Resolve(modelPath); }
