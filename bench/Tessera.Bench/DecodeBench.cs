@@ -187,7 +187,7 @@ public static class DecodeBench
     /// the tokens are those of the steps inside it. (Reader-side timestamps would measure when the
     /// consumer tasks got scheduled, not when the engine produced the tokens.)
     /// </summary>
-    static (int Tokens, double Seconds) Drain(BatchingEngine engine, GenerationRequest[] requests)
+    public static (int Tokens, double Seconds) Drain(BatchingEngine engine, GenerationRequest[] requests)
     {
         var steps = new List<EngineStep>();
         void Record(EngineStep s) => steps.Add(s);

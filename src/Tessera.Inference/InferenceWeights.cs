@@ -153,7 +153,7 @@ public sealed class InferenceWeights
     /// Every weight of <paramref name="model"/>, borrowed (the model must outlive this). With
     /// <paramref name="pack"/> (the default) the projections are copied into <see cref="PanelWeights"/>
     /// (see <see cref="Packed"/>); without it they stay row-major (q/k/v and gate/up stacked
-    /// without copying) and are multiplied by <see cref="DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
+    /// without copying) and are multiplied by <see cref="Tessera.Kernels.DecodeMatMul"/>/<see cref="Tessera.Kernels.Gemm"/>.
     /// </summary>
     public static InferenceWeights FromTransformer(Transformer model, bool pack = true)
     {

@@ -1,9 +1,11 @@
 using System.Runtime.InteropServices;
+using Tessera.Kernels;
+using Tessera.Kernels.Reference;
 
 namespace Tessera.Inference;
 
 /// <summary>
-/// fp32 weights repacked for <see cref="PanelMatMul"/>: panels of 64 rows of W stored k-major
+/// fp32 weights repacked for <see cref="PanelMatMul"/> (Tessera.Kernels), behind <see cref="IWeightMatrix"/>: panels of 64 rows of W stored k-major
 /// (64-byte aligned, the last panel zero-padded), owned by this object. The forward pass multiplies
 /// through this form for every row count — one decode row, a continuous batch of 32, a speculative
 /// block, a prefill chunk — with the same per-output sum, so results never depend on the batch.
@@ -17,7 +19,7 @@ public sealed unsafe class PanelWeights : IWeightMatrix
     {
         if (rows <= 0 || cols <= 0) throw new ArgumentException($"PanelWeights: a ({rows}, {cols}) matrix is empty.");
         Rows = rows; Cols = cols;
-        long floats = (long)PanelCount * PanelMatMul.PanelRows * cols;
+        long floats = PanelMatMul.PackedFloats(rows, cols);
         panels = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
         NativeMemory.Clear(panels, (nuint)(floats * sizeof(float)));
     }
@@ -39,14 +41,7 @@ public sealed unsafe class PanelWeights : IWeightMatrix
         return w;
     }
 
-    void SetRow(int r, ReadOnlySpan<float> row)
-    {
-        const int P = PanelMatMul.PanelRows;
-        float* dst = panels + (long)(r / P) * Cols * P + r % P;
-        for (int p = 0; p < row.Length; p++) dst[(long)p * P] = row[p];
-    }
-
-    int PanelCount => (Rows + PanelMatMul.PanelRows - 1) / PanelMatMul.PanelRows;
+    void SetRow(int r, ReadOnlySpan<float> row) => PanelMatMul.PackRow(panels, Cols, r, row);
 
     public int Rows { get; }
     public int Cols { get; }
@@ -57,13 +52,8 @@ public sealed unsafe class PanelWeights : IWeightMatrix
     /// <summary>W as one row-major fp32 array (a copy).</summary>
     public float[] ToArray()
     {
-        const int P = PanelMatMul.PanelRows;
         var a = new float[(long)Rows * Cols];
-        for (int r = 0; r < Rows; r++)
-        {
-            float* src = panels + (long)(r / P) * Cols * P + r % P;
-            for (int p = 0; p < Cols; p++) a[(long)r * Cols + p] = src[(long)p * P];
-        }
+        for (int r = 0; r < Rows; r++) PanelMatMul.UnpackRow(panels, Cols, r, a.AsSpan(r * Cols, Cols));
         return a;
     }
 
@@ -80,7 +70,7 @@ public sealed unsafe class PanelWeights : IWeightMatrix
     public void ScalarMatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
         if (x.Length < (long)n * Cols || y.Length < (long)n * Rows) throw new ArgumentException("PanelWeights.ScalarMatMul: buffers too small.");
-        fixed (float* px = x, py = y) PanelMatMul.Scalar(panels, Rows, Cols, px, n, py, Rows);
+        fixed (float* px = x, py = y) ScalarPanelMatMul.Run(panels, Rows, Cols, px, n, py, Rows);
         GC.KeepAlive(this);
     }
 

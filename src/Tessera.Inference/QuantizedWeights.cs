@@ -76,6 +76,16 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         Rows = rows; Cols = cols; Bytes = kBlocks.LongLength;
     }
 
+    static TileFormat Tile(WeightFormat f) => f switch
+    {
+        WeightFormat.Q8_0 => TileFormat.Q8_0,
+        WeightFormat.Q4_0 => TileFormat.Q4_0,
+        WeightFormat.Q4_K => TileFormat.Q4_K,
+        WeightFormat.Q5_K => TileFormat.Q5_K,
+        WeightFormat.Q6_K => TileFormat.Q6_K,
+        _ => throw new ArgumentException($"QuantizedWeights: {f} is not a tiled format."),
+    };
+
     /// <summary>The K-quant type of a K-quant format; null for the others.</summary>
     public static KQuantType? KQuant(WeightFormat format) => format switch
     {
@@ -159,14 +169,14 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         {
             fixed (byte* blocks = kBlocks)
             fixed (float* px = xs, py = ys)
-                QuantizedTiles.Run(Format, blocks, null, Rows, Cols, px, n, py);
+                QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
             return;
         }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
         {
             fixed (byte* blocks = q8 is not null ? q8.Blocks : q4!.Blocks)
             fixed (float* px = xs, py = ys, ps = scales)
-                QuantizedTiles.Run(Format, blocks, ps, Rows, Cols, px, n, py);
+                QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
             return;
         }
         if (q8 is not null) q8.MatMul(xs, n, ys);

@@ -6,6 +6,7 @@ using Tessera.Data;
 using Tessera.Inference;
 using Tessera.Kernels.IO;
 using Tessera.Model;
+using Tessera.Model.Checkpoints;
 using Tessera.Text;
 using Tessera.Training;
 
@@ -26,9 +27,12 @@ public static class DecodeBenchCommand
         var decodeTokens = new Option<int>("--decode-tokens") { Description = "Tokens generated for the batch-1 figure.", DefaultValueFactory = _ => 64 };
         var quant = new Option<string>("--quant") { Description = "Run the target's projections as f32, q8_0, q4_0 or ternary (quantized at load; a GGUF keeps its own types).", DefaultValueFactory = _ => "f32" };
         var sequences = new Option<string>("--sequences") { Description = "Concurrent sequence counts for the aggregate figure, comma-separated.", DefaultValueFactory = _ => "1,8,32" };
+        var peer = new Option<string?>("--peer") { Description = "llama.cpp: decode the same GGUF files (F32, Q8_0, Q4_0, Q4_K) in llama.cpp in the same run and print the ratios (peer installed by bench/peers/install-llama-cpp.sh)." };
+        var randomDepth = new Option<int>("--random-depth") { Description = "--peer without --model: a random model of this depth (width 64·depth, 8192 vocab, MLP width rounded to 256; 20 ≈ 417M parameters) instead of the ≈29M default.", DefaultValueFactory = _ => 0 };
+        var rounds = new Option<int>("--rounds") { Description = "--peer: interleaved rounds per figure (best of each counts).", DefaultValueFactory = _ => 2 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("decode", "Inference engine: prefill tokens/s, batch-1 decode vs the memory roofline, 1/8/32 concurrent sequences, speculation.")
-            { model, draft, draftTokens, decodeTokens, quant, sequences, json };
+            { model, draft, draftTokens, decodeTokens, quant, sequences, peer, randomDepth, rounds, json };
         cmd.SetAction(p =>
         {
             bool asJson = p.GetValue(json);
@@ -36,8 +40,9 @@ public static class DecodeBenchCommand
             string? modelPath = p.GetValue(model), draftPath = p.GetValue(draft);
             if (draftPath is not null && modelPath is null) throw new ArgumentException("--draft needs --model (speculation is measured on trained models).");
 
-            var format = GenerateCommand.ParseFormat(p.GetValue(quant)!);
             var counts = ParseCounts(p.GetValue(sequences)!);
+            if (p.GetValue(peer) is { } peerName) return RunPeer(peerName, modelPath, p.GetValue(randomDepth), p.GetValue(decodeTokens), p.GetValue(rounds), counts, asJson, progress);
+            var format = GenerateCommand.ParseFormat(p.GetValue(quant)!);
             string name;
             Transformer? target = null;
             InferenceWeights weights;
@@ -66,6 +71,55 @@ public static class DecodeBenchCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary><c>--peer llama.cpp</c>: the model written as GGUF of each type, decoded by both engines (see <see cref="PeerDecodeBench"/>).</summary>
+    static int RunPeer(string peerName, string? modelPath, int randomDepth, int decodeTokens, int rounds, int[] counts, bool asJson, Action<string>? progress)
+    {
+        if (!peerName.Equals("llama.cpp", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--peer: unknown peer '{peerName}' (known: llama.cpp).");
+        if (rounds < 1) throw new ArgumentException("--rounds must be at least 1.");
+        Transformer model;
+        string name;
+        if (modelPath is null)
+        {
+            var config = DecodeBench.RandomModelConfig;
+            if (randomDepth > 0)
+            {
+                config = ModelConfig.FromDepth(randomDepth, 8192);
+                config = config with { HiddenDim = (config.HiddenDim + 255) / 256 * 256, ContextLength = 512 };
+            }
+            progress?.Invoke($"building a random model of {config.ParameterCount / 1e6:F0}M parameters (speed does not depend on training)");
+            model = new Transformer(config, seed: 1);
+            name = randomDepth > 0 ? $"random dense, depth {randomDepth}" : "random dense";
+        }
+        else if (modelPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) { model = GgufLlama.Load(modelPath); name = modelPath; }
+        else { model = Checkpoint.LoadModel(modelPath); name = Checkpoint.Resolve(modelPath); }
+        using var owner = model;
+        string work = Path.Combine(Path.GetTempPath(), $"tessera-peer-bench-{Environment.ProcessId}");
+        try
+        {
+            var report = PeerDecodeBench.Run(name, model, work, decodeTokens, rounds, counts.Where(n => n > 1).ToArray(), progress: progress);
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+            else PrintPeer(report);
+        }
+        finally { if (Directory.Exists(work)) Directory.Delete(work, recursive: true); }
+        return 0;
+    }
+
+    static void PrintPeer(PeerDecodeReport r)
+    {
+        AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/], {r.Parameters / 1e6:F1}M parameters, {r.Threads} threads, {r.DecodeTokens} greedy tokens, {r.Rounds} interleaved rounds (best of each)");
+        AnsiConsole.MarkupLine($"peer: {Markup.Escape(r.Peer)} on the same GGUF files");
+        var t = new Table().AddColumns("type", "file", "Tessera tok/s", "llama.cpp tok/s", "Tessera ÷ llama.cpp");
+        foreach (var row in r.Rows)
+        {
+            t.AddRow(row.Type, $"{row.FileMegabytes:F0} MB", $"{row.TesseraTokensPerSecond:F1}", $"{row.LlamaCppTokensPerSecond:F1}", $"[bold]{row.Ratio:F2}×[/]");
+            foreach (var q in row.Parallel)
+                t.AddRow($"  {q.Sequences} sequences", "", $"{q.TesseraTokensPerSecond:F1} ({q.TesseraVersusBatch1:F1}× batch-1)",
+                    q.LlamaCppTokensPerSecond > 0 ? $"{q.LlamaCppTokensPerSecond:F1}" : "—", q.LlamaCppTokensPerSecond > 0 ? $"{q.Ratio:F2}×" : "—");
+        }
+        AnsiConsole.Write(t);
+        AnsiConsole.MarkupLine("[grey]batch-1: greedy decode after a 16-token prompt. N sequences: aggregate greedy tokens/s, decode-only window; llama.cpp runs N sequences of one context, which node-llama-cpp evaluates together in one batch.[/]");
     }
 
     static int[] ParseCounts(string text)

@@ -1,9 +1,22 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Tessera.Kernels;
+namespace Tessera.Kernels;
 
-namespace Tessera.Inference;
+/// <summary>The block formats <see cref="QuantizedTiles"/> multiplies.</summary>
+public enum TileFormat
+{
+    /// <summary>ggml Q8_0 (32-blocks, fp16 scale, int8).</summary>
+    Q8_0,
+    /// <summary>ggml Q4_0 (32-blocks, fp16 scale, nibbles − 8).</summary>
+    Q4_0,
+    /// <summary>ggml Q4_K super-blocks.</summary>
+    Q4_K,
+    /// <summary>ggml Q5_K super-blocks.</summary>
+    Q5_K,
+    /// <summary>ggml Q6_K super-blocks.</summary>
+    Q6_K,
+}
 
 /// <summary>
 /// Q8_0 / Q4_0 / K-quant products for several activation rows (a batched decode step, a speculative block, a
@@ -12,18 +25,31 @@ namespace Tessera.Inference;
 /// weights still cross memory once, at their quantized size, while the arithmetic is fp32 FMA —
 /// about twice the multiply-adds per instruction of the int8 dot products, which redo the sign and
 /// widening work for every activation row. The expansion is exactly <c>d·q</c> (Q8_0) and
-/// <c>d·(q − 8)</c> (Q4_0) in fp32, the values <see cref="QuantizedWeights.Dequantize"/> returns, so
-/// the result is the fp32 product with the dequantized matrix, bit for bit as
-/// <see cref="DenseWeights"/> computes it for the same rows — for any number of rows, so batched,
+/// <c>d·(q − 8)</c> (Q4_0) in fp32 (the K-quants as <see cref="KQuantExpand"/> writes them), the values
+/// the scalar dequantizers return, so the result is the fp32 product with the dequantized matrix, bit
+/// for bit as <see cref="DecodeMatMul"/> computes it for the same rows — for any number of rows, so batched,
 /// speculative and single-sequence decoding agree exactly, as they do in fp32. A single row skips
 /// the buffer: each 16 expanded weights go straight into the FMA, in the same order as the tile.
 /// </summary>
-internal static unsafe class QuantizedTiles
+public static unsafe class QuantizedTiles
 {
     const long ParallelThreshold = 1L << 16;
 
-    /// <summary>y (n × rows) = x (n × cols) · dequant(W)ᵀ for W stored as <paramref name="format"/> blocks, row-major.</summary>
-    public static void Run(WeightFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
+    /// <summary>The K-quant type of a K-quant tile format; null for Q8_0/Q4_0.</summary>
+    public static KQuantType? KQuant(TileFormat format) => format switch
+    {
+        TileFormat.Q4_K => KQuantType.Q4_K,
+        TileFormat.Q5_K => KQuantType.Q5_K,
+        TileFormat.Q6_K => KQuantType.Q6_K,
+        _ => null,
+    };
+
+    /// <summary>
+    /// y (n × rows) = x (n × cols) · dequant(W)ᵀ for W stored as <paramref name="format"/> blocks, row-major
+    /// (each row cols/32 blocks, or cols/256 super-blocks). <paramref name="scales"/> holds the fp32 copy of
+    /// every Q8_0/Q4_0 block scale (null for K-quants, whose scales are read from the blocks).
+    /// </summary>
+    public static void Run(TileFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
     {
         int tiles = (rows + 3) / 4;
         var job = Job.ForCurrentThread;
@@ -40,7 +66,7 @@ internal static unsafe class QuantizedTiles
         public static Job ForCurrentThread => current ??= new Job();
 
         public readonly Action<int, int> Compute;
-        WeightFormat format;
+        TileFormat format;
         byte* blocks;
         float* scales;
         int rows, cols, n;
@@ -48,7 +74,7 @@ internal static unsafe class QuantizedTiles
 
         Job() => Compute = Range;
 
-        public void Set(WeightFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
+        public void Set(TileFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
         {
             this.format = format; this.blocks = blocks; this.scales = scales; this.rows = rows; this.cols = cols; this.x = x; this.n = n; this.y = y;
         }
@@ -57,7 +83,7 @@ internal static unsafe class QuantizedTiles
         void Range(int start, int end)
         {
             var buffer = tileBuffer is { } b && b.Length >= 4 * cols ? b : tileBuffer = GC.AllocateUninitializedArray<float>(4 * cols, pinned: true);
-            if (QuantizedWeights.KQuant(format) is KQuantType k)
+            if (KQuant(format) is KQuantType k)
             {
                 // K-quants: expand each 4-row tile into the buffer, then the same fp32 tile as every other path.
                 int sb = cols / KQuantFormat.SuperBlock;
@@ -73,7 +99,7 @@ internal static unsafe class QuantizedTiles
                 return;
             }
             int nb = cols / QuantFormat.BlockSize;
-            int rowBytes = nb * (format == WeightFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes);
+            int rowBytes = nb * (format == TileFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes);
             if (n == 1 && Avx512F.IsSupported)
             {
                 for (int t = start; t < end; t++)
@@ -83,7 +109,7 @@ internal static unsafe class QuantizedTiles
                     byte* w1 = count > 1 ? w0 + rowBytes : w0, w2 = count > 2 ? w0 + 2L * rowBytes : w0, w3 = count > 3 ? w0 + 3L * rowBytes : w0;
                     float* s0 = scales + (long)r0 * nb;
                     float* s1 = count > 1 ? s0 + nb : s0, s2 = count > 2 ? s0 + 2L * nb : s0, s3 = count > 3 ? s0 + 3L * nb : s0;
-                    var sums = format == WeightFormat.Q8_0 ? DotQ8_0(w0, w1, w2, w3, s0, s1, s2, s3, x, nb) : DotQ4_0(w0, w1, w2, w3, s0, s1, s2, s3, x, nb);
+                    var sums = format == TileFormat.Q8_0 ? DotQ8_0(w0, w1, w2, w3, s0, s1, s2, s3, x, nb) : DotQ4_0(w0, w1, w2, w3, s0, s1, s2, s3, x, nb);
                     for (int r = 0; r < count; r++) y[r0 + r] = sums[r];
                 }
                 return;
@@ -96,7 +122,7 @@ internal static unsafe class QuantizedTiles
                     {
                         byte* src = blocks + (long)(r0 + r) * rowBytes;
                         float* sc = scales + (long)(r0 + r) * nb;
-                        if (format == WeightFormat.Q8_0) ExpandQ8_0(src, sc, nb, w + (long)r * cols);
+                        if (format == TileFormat.Q8_0) ExpandQ8_0(src, sc, nb, w + (long)r * cols);
                         else ExpandQ4_0(src, sc, nb, w + (long)r * cols);
                     }
                     for (int i = 0; i < n; i += 4)

@@ -1,9 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Tessera.Kernels;
-
-namespace Tessera.Inference;
+namespace Tessera.Kernels;
 
 /// <summary>
 /// y (n × R) = x (n × K) · Wᵀ for the few activation rows of a decode step (n ≤ <see cref="MaxRows"/>),
@@ -12,8 +10,8 @@ namespace Tessera.Inference;
 /// loaded from memory once per call: a tile of 4 weight rows is dotted with every activation row,
 /// 4 activation rows at a time (16 vector accumulators; 1- and 2-row remainders have their own loops), so the tile stays in L1 while the
 /// activations, a few hundred KB at most, come from L2. One parallel region per call with a static
-/// split over 4-row tiles, claimed in chunks (<see cref="WorkerPool"/>); every output is the same
-/// sum in the same order whichever thread runs it, so results do not depend on the thread count. Twin: <see cref="Kernels.Reference.ScalarGemm"/>
+/// split over 4-row tiles, claimed in chunks (<see cref="WorkerPool.For(int, int, Action{int, int})"/>); every output is the same
+/// sum in the same order whichever thread runs it, so results do not depend on the thread count. Twin: <see cref="Reference.ScalarGemm"/>
 /// with transB (tests compare them). AVX-512 is used when present, else a scalar path.
 /// </summary>
 public static unsafe class DecodeMatMul
@@ -88,7 +86,7 @@ public static unsafe class DecodeMatMul
     /// once a step is compute-heavy (several rows); an address past the matrix is harmless.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile(float* w, int wRows, float* x, int xRows, int k, float* y, int ldy, float* next = null)
+    public static void Tile(float* w, int wRows, float* x, int xRows, int k, float* y, int ldy, float* next = null)
     {
         // Missing rows alias row 0: computed, never stored, so the loop has no branches.
         float* w0 = w, w1 = w + (wRows > 1 ? k : 0), w2 = w + (wRows > 2 ? 2L * k : 0), w3 = w + (wRows > 3 ? 3L * k : 0);
@@ -168,7 +166,7 @@ public static unsafe class DecodeMatMul
 
     /// <summary>The four lane sums [Σa, Σb, Σc, Σd] (<see cref="LaneSums.Sum4"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) => LaneSums.Sum4(a, b, c, d);
+    public static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) => LaneSums.Sum4(a, b, c, d);
 
     /// <summary>Adds the K tail (k16..k) of each dot product and stores the first <paramref name="wRows"/> sums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -3,20 +3,20 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Tessera.Kernels;
 
-namespace Tessera.Inference;
+namespace Tessera.Kernels;
 
 /// <summary>
-/// y (n × R) = x (n × K) · Wᵀ with W stored as <see cref="PanelWeights"/>: panels of
+/// y (n × R) = x (n × K) · Wᵀ with W packed by <see cref="Pack"/>: panels of
 /// <see cref="PanelRows"/> weight rows, k-major (panel[p·64 + c] = W[64·j + c, p]), so one k step of
 /// a panel is four contiguous vectors. Each panel is multiplied by the activation rows in blocks of
 /// up to six: per k step, four panel loads and one broadcast per row feed 4·rows FMAs into 24
 /// register accumulators (the GEMM micro-kernel's shape, without packing A or blocking K). The
 /// first block streams the panel from memory; the others find it in L2. Work is split over panels
-/// (<see cref="WorkerPool"/>, chunk claiming).
+/// (<see cref="WorkerPool.For(int, int, Action{int, int})"/>, chunk claiming).
 /// <para>Every output is one FMA chain over p = 0..K−1 in one vector lane, starting from zero:
 /// the same sum whatever n, the row block, the panel split or the thread count, so a row's result
 /// does not depend on which other rows share the call (batched, speculative and one-at-a-time
-/// decoding agree bit for bit). <see cref="Scalar"/> is the twin, equal bit for bit.</para>
+/// decoding agree bit for bit). <see cref="Reference.ScalarPanelMatMul"/> is the twin, equal bit for bit.</para>
 /// </summary>
 public static unsafe class PanelMatMul
 {
@@ -53,17 +53,30 @@ public static unsafe class PanelMatMul
         }
     }
 
-    /// <summary>The twin: the same FMA chain per output, one scalar at a time.</summary>
-    public static void Scalar(float* panels, int rows, int k, float* x, int n, float* y, int ldy)
+    /// <summary>Floats of the packed form of a (rows, k) matrix: ⌈rows/64⌉ panels of k·64 (the last zero-padded).</summary>
+    public static long PackedFloats(int rows, int k) => (long)((rows + PanelRows - 1) / PanelRows) * PanelRows * k;
+
+    /// <summary>Writes row <paramref name="r"/> of W (k floats) into its panel: panel[p·64 + r mod 64] = W[r, p].</summary>
+    public static void PackRow(float* panels, int k, int r, ReadOnlySpan<float> row)
     {
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < rows; j++)
-            {
-                float* w = panels + (long)(j / PanelRows) * k * PanelRows + j % PanelRows;
-                float s = 0;
-                for (int p = 0; p < k; p++) s = MathF.FusedMultiplyAdd(x[(long)i * k + p], w[(long)p * PanelRows], s);
-                y[(long)i * ldy + j] = s;
-            }
+        if (row.Length != k) throw new ArgumentException($"PanelMatMul.PackRow: a row of {row.Length} floats for k = {k}.");
+        float* dst = panels + (long)(r / PanelRows) * k * PanelRows + r % PanelRows;
+        for (int p = 0; p < k; p++) dst[(long)p * PanelRows] = row[p];
+    }
+
+    /// <summary>Packs a row-major (rows, k) matrix into <paramref name="panels"/> (<see cref="PackedFloats"/> floats; padding rows zeroed).</summary>
+    public static void Pack(ReadOnlySpan<float> w, int rows, int k, float* panels)
+    {
+        if (rows <= 0 || k <= 0 || w.Length != (long)rows * k) throw new ArgumentException($"PanelMatMul.Pack: {w.Length} floats do not form a non-empty ({rows}, {k}) matrix.");
+        new Span<float>(panels, (int)PackedFloats(rows, k)).Clear();
+        for (int r = 0; r < rows; r++) PackRow(panels, k, r, w.Slice(r * k, k));
+    }
+
+    /// <summary>Row <paramref name="r"/> of the packed matrix, copied out into <paramref name="row"/> (k floats).</summary>
+    public static void UnpackRow(float* panels, int k, int r, Span<float> row)
+    {
+        float* src = panels + (long)(r / PanelRows) * k * PanelRows + r % PanelRows;
+        for (int p = 0; p < k; p++) row[p] = src[(long)p * PanelRows];
     }
 
     /// <summary>The call in flight, bound to a cached delegate per calling thread (no allocation per call).</summary>
@@ -90,7 +103,7 @@ public static unsafe class PanelMatMul
                 for (int j = start; j < end; j++)
                 {
                     int width = Math.Min(PanelRows, rows - j * PanelRows);
-                    Scalar(panels + (long)j * k * PanelRows, width, k, x, n, y + j * PanelRows, ldy);
+                    Reference.ScalarPanelMatMul.Run(panels + (long)j * k * PanelRows, width, k, x, n, y + j * PanelRows, ldy);
                 }
                 return;
             }
