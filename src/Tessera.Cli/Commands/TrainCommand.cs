@@ -89,8 +89,7 @@ public static class TrainCommand
         using var train = RunSetup.Open(prepared, Split.Train);
         using var val = RunSetup.Open(prepared, Split.Validation);
         var data = new TrainData([train], [val], prepared.Validation.Bytes);
-        // MFU is judged against this machine's measured FMA peak, not a spec-sheet figure.
-        if (!resume) options = options with { PeakFlops = Tessera.Bench.GemmPeak.MeasureGflops(Tessera.Kernels.WorkerPool.Shared) * 1e9 };
+        // MFU is judged against this machine's measured FMA peak (the trainer probes it once per process).
         using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps) : new Trainer(config, options, data, outDir);
         string tokDir = Path.Combine(outDir, Checkpoint.TokenizerFolder);
         trainer.CheckpointExtras = staging => RunSetup.CopyTokenizer(File.Exists(Path.Combine(tokDir, "bytes")) ? "bytes" : tokDir, Path.Combine(staging, Checkpoint.TokenizerFolder));
@@ -100,7 +99,7 @@ public static class TrainCommand
                               (m.IsMoe ? $"{m.Experts} experts top-{m.TopK}" : "dense") +
                               $", {m.ParameterCount:N0} params ({m.ActiveParameterCount:N0} active) | " +
                               $"{options.Steps} steps × {options.TokensPerStep:N0} tokens | train {prepared.Train.Tokens:N0} tokens" +
-                              (resume ? $" | resuming at step {trainer.Step}" : "") + $" | peak {trainer.Options.PeakFlops / 1e9:F0} GFLOP/s (measured)");
+                              (resume ? $" | resuming at step {trainer.Step}" : "") + $" | peak {trainer.PeakFlops / 1e9:F0} GFLOP/s (measured)");
         RunSetup.AttachProgress(trainer, Math.Max(1, options.Steps / 25), quiet);
         EvalReport? lastEval = null;
         var onEval = trainer.Evaluated;
