@@ -8,9 +8,11 @@ using Tessera.Tensors;
 namespace Tessera.Inference;
 
 /// <summary>
-/// <see cref="IGenerationEngine"/> the plain way: one sequence at a time (callers queue on a
-/// lock), re-running the whole model for every token. The batched, cached and speculative
-/// engines must produce the same greedy tokens and log-probabilities as this one.
+/// The one slow reference generator: <see cref="IGenerationEngine"/> the plain way, one sequence
+/// at a time (callers queue on a lock), re-running the whole training graph
+/// (<see cref="Transformer.Forward"/>, no KV cache) on the whole sequence for every token. The
+/// batched, cached, quantized and speculative engines must produce the same greedy tokens and
+/// log-probabilities as this one; <see cref="Generate"/> is the same loop for synchronous callers.
 /// </summary>
 public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
 {
@@ -21,6 +23,32 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
     {
         EngineChecks.Request(request, Config);
+        foreach (var ev in Steps(request, cancel))
+        {
+            yield return ev;
+            if (ev.Finish != FinishReason.None) yield break;
+            await Task.Yield();
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="prompt"/> followed by up to <paramref name="maxNewTokens"/> generated tokens;
+    /// generation ends early at an id in <paramref name="stopIds"/> (which is kept) or when the
+    /// sequence fills the model's context, exactly where <see cref="GenerateAsync"/> ends.
+    /// </summary>
+    /// <exception cref="ArgumentException">The request fails <see cref="EngineChecks.Request"/>.</exception>
+    public List<int> Generate(IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions sampling, IReadOnlySet<int>? stopIds = null)
+    {
+        var request = new GenerationRequest(prompt, maxNewTokens, sampling, stopIds);
+        EngineChecks.Request(request, Config);
+        var tokens = new List<int>(prompt);
+        foreach (var ev in Steps(request, CancellationToken.None)) tokens.Add(ev.Id);
+        return tokens;
+    }
+
+    /// <summary>The generation loop of a checked request; the last event carries its finish reason.</summary>
+    IEnumerable<TokenEvent> Steps(GenerationRequest request, CancellationToken cancel)
+    {
         var sampler = new Sampler(request.Sampling, request.Prompt);
         var tokens = new List<int>(request.Prompt);
         for (int step = 0; step < request.MaxNewTokens; step++)
@@ -38,7 +66,6 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
             bool last = stop || step == request.MaxNewTokens - 1 || tokens.Count >= Config.ContextLength;
             yield return last ? ev with { Finish = stop ? FinishReason.Stop : FinishReason.Length } : ev;
             if (last) yield break;
-            await Task.Yield();
         }
     }
 

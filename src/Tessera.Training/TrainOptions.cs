@@ -42,8 +42,11 @@ public sealed record TrainOptions
     public ulong Seed { get; init; } = 1337;
     /// <summary>Visit training windows in a seeded random order each epoch (off = file order).</summary>
     public bool ShuffleData { get; init; } = true;
-    /// <summary>Peak FLOP/s used for MFU. The CLI measures it (Tessera.Bench.GemmPeak); the default is the brief's 2-thread AVX2-rate figure.</summary>
-    public double PeakFlops { get; init; } = 228e9;
+    /// <summary>
+    /// Peak FLOP/s that MFU divides by; 0 (the default) means measured: <see cref="Kernels.GemmPeak.PeakFlops"/>
+    /// of the shared pool's threads, probed once per process. Informational: no numerics depend on it.
+    /// </summary>
+    public double PeakFlops { get; init; }
 
     /// <summary>Tokens consumed by one optimizer step.</summary>
     public long TokensPerStep => (long)GradAccumulation * BatchSize * SequenceLength;
@@ -65,7 +68,7 @@ public sealed record TrainOptions
         Require(AdamEpsilon > 0, $"AdamW epsilon ({AdamEpsilon}) must be positive");
         Require(EvalEvery >= 0 && EvalBatches >= 1, $"eval every ({EvalEvery}) must be ≥ 0 and eval batches ({EvalBatches}) ≥ 1");
         Require(CheckpointEvery >= 0 && KeepCheckpoints >= 1, $"checkpoint every ({CheckpointEvery}) must be ≥ 0 and keep ({KeepCheckpoints}) ≥ 1");
-        Require(PeakFlops > 0, $"peak FLOP/s ({PeakFlops}) must be positive");
+        Require(PeakFlops >= 0 && double.IsFinite(PeakFlops), $"peak FLOP/s ({PeakFlops}) must be positive, or 0 to measure it");
         return this;
     }
 }

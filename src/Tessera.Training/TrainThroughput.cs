@@ -14,9 +14,9 @@ public sealed record ThroughputResult(ModelConfig Config, int BatchSize, int Seq
 /// </summary>
 public static class TrainThroughput
 {
-    /// <summary>Runs <paramref name="warmupSteps"/> untimed steps, then times <paramref name="steps"/> steps.</summary>
+    /// <summary>Runs <paramref name="warmupSteps"/> untimed steps, then times <paramref name="steps"/> steps; MFU divides by <paramref name="peakFlops"/> (0: the measured <see cref="Kernels.GemmPeak.PeakFlops"/>).</summary>
     public static ThroughputResult Measure(ModelConfig config, int batchSize, int sequenceLength, int steps, int warmupSteps = 1,
-        ulong seed = 1, double peakFlops = 228e9)
+        ulong seed = 1, double peakFlops = 0)
     {
         if (steps < 1 || warmupSteps < 0) throw new ArgumentException($"Throughput: steps ({steps}) must be ≥ 1 and warmup steps ({warmupSteps}) ≥ 0.");
         var options = new TrainOptions
@@ -43,7 +43,7 @@ public static class TrainThroughput
             double seconds = clock.Elapsed.TotalSeconds;
             double tps = (double)options.TokensPerStep * steps / seconds;
             return new ThroughputResult(config, batchSize, sequenceLength, steps, seconds * 1000 / steps, tps,
-                config.TrainingFlopsPerToken(sequenceLength) * tps / peakFlops);
+                config.TrainingFlopsPerToken(sequenceLength) * tps / trainer.PeakFlops);
         }
         finally
         {

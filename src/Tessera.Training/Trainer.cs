@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Tessera.Data;
 using Tessera.Distributed;
+using Tessera.Kernels;
 using Tessera.Model;
 using Tessera.Tensors;
 
@@ -64,6 +65,7 @@ public sealed class Trainer : IDisposable
         this.parallel = parallel;
         Model = model;
         Options = options;
+        PeakFlops = options.PeakFlops > 0 ? options.PeakFlops : GemmPeak.PeakFlops(WorkerPool.Shared.ThreadCount);
         Data = data;
         RunDirectory = runDirectory;
         schedule = LearningRateSchedule.From(options);
@@ -177,7 +179,8 @@ public sealed class Trainer : IDisposable
     {
         string dir = Checkpoint.Resolve(path);
         var state = Checkpoint.LoadState(dir);
-        var options = (steps is { } s ? state.Options with { Steps = s } : state.Options).Validate();
+        // The peak belongs to the machine running now, not to the run: a resumed run measures it again.
+        var options = ((steps is { } s ? state.Options with { Steps = s } : state.Options) with { PeakFlops = 0 }).Validate();
         var model = Checkpoint.LoadModelVerified(dir);
         try
         {
@@ -196,6 +199,8 @@ public sealed class Trainer : IDisposable
     public Transformer Model { get; }
     /// <summary>The run's options.</summary>
     public TrainOptions Options { get; }
+    /// <summary>FLOP/s that <see cref="StepReport.Mfu"/> divides by: <see cref="TrainOptions.PeakFlops"/>, or the measured <see cref="GemmPeak.PeakFlops"/> when that is 0.</summary>
+    public double PeakFlops { get; }
     /// <summary>The data.</summary>
     public TrainData Data { get; }
     /// <summary>Where checkpoints go (null: nowhere).</summary>
@@ -278,7 +283,8 @@ public sealed class Trainer : IDisposable
         sessionSeconds += seconds;
         sessionSteps++;
         double tokensPerSecond = o.TokensPerStep / Math.Max(seconds, 1e-9);
-        double mfu = Model.Config.TrainingFlopsPerToken(o.SequenceLength) * tokensPerSecond / o.PeakFlops;
+        // Not clamped: a figure above 1 against a measured peak would mean the FLOP count is wrong.
+        double mfu = Model.Config.TrainingFlopsPerToken(o.SequenceLength) * tokensPerSecond / PeakFlops;
         var eta = TimeSpan.FromSeconds(sessionSeconds / sessionSteps * Math.Max(0, o.Steps - Step));
         var report = new StepReport(Step, o.Steps, ce, total, LearningRate, norm, TokensSeen, seconds, tokensPerSecond,
             TimeSpan.FromSeconds(priorSeconds + sessionSeconds), eta, mfu, loads ?? []);

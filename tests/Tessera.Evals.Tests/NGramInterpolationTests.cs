@@ -69,10 +69,10 @@ public sealed class NGramInterpolationTests : IDisposable
         using var model = TinyModels.Random(context: 64);
         var prompt = bytes.Encode("call me").ToArray();
         var sampling = SamplingOptions.Greedy with { LogitsProcessor = new NGramLogitsProcessor(store, 1.0) };
-        var generated = ReferenceGenerator.Generate(model, prompt, 12, sampling);   // prompt + continuation
+        var generated = new ReferenceEngine(model).Generate(prompt, 12, sampling);   // prompt + continuation
         Assert.Equal(" ishmael, so", bytes.Decode(generated.ToArray().AsSpan(prompt.Length)));
         // Without the processor the random model says something else.
-        Assert.NotEqual(" ishmael, so", bytes.Decode(ReferenceGenerator.Generate(model, prompt, 12, SamplingOptions.Greedy).ToArray().AsSpan(prompt.Length)));
+        Assert.NotEqual(" ishmael, so", bytes.Decode(new ReferenceEngine(model).Generate(prompt, 12, SamplingOptions.Greedy).ToArray().AsSpan(prompt.Length)));
         Assert.Contains("needs the prompt", Assert.Throws<ArgumentException>(() => new Sampler(sampling)).Message);
     }
 

@@ -1,5 +1,5 @@
 using Tessera.Model.Checkpoints;
-using Tessera.Tensors.Tests;
+using Tessera.Model.Tests;
 using Xunit.Abstractions;
 
 namespace Tessera.Inference.Tests;

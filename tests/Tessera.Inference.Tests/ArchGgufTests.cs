@@ -1,7 +1,7 @@
 using Tessera.Model;
 using Tessera.Model.Architectures;
 using Tessera.Model.Checkpoints;
-using Tessera.Tensors.Tests;
+using Tessera.Model.Tests;
 
 namespace Tessera.Inference.Tests;
 

@@ -37,7 +37,7 @@ public class BatchingEngineTests
 
         for (int i = 0; i < count; i++)
         {
-            var expected = ReferenceGenerator.Generate(model, requests[i].Prompt, requests[i].MaxNewTokens, SamplingOptions.Greedy);
+            var expected = new ReferenceEngine(model).Generate(requests[i].Prompt, requests[i].MaxNewTokens, SamplingOptions.Greedy);
             Assert.Equal(expected.Skip(requests[i].Prompt.Count), results[i]);
         }
         // Batching really happened: more rows than passes.
@@ -133,7 +133,7 @@ public class BatchingEngineTests
         foreach (var s in scores)
             for (int i = 0; i < ids.Length; i++) Assert.Equal(alone[i], s[i] with { Top = alone[i].Top }, new TokenEventComparer());
         foreach (var e in embeds) Assert.Equal(embedAlone, e);
-        var expected = ReferenceGenerator.Generate(model, [5], 30, SamplingOptions.Greedy);
+        var expected = new ReferenceEngine(model).Generate([5], 30, SamplingOptions.Greedy);
         Assert.Equal(expected.Skip(1), (await gen).Select(e => e.Id));
     }
 

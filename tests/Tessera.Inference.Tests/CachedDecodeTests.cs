@@ -18,7 +18,7 @@ public class CachedDecodeTests
         {
             var prompt = EngineModels.Prompt(promptLength, config.VocabSize, promptLength);
             int maxNew = config.ContextLength - promptLength;   // run to the end of the context (past the sliding window)
-            var expected = ReferenceGenerator.Generate(model, prompt, maxNew, SamplingOptions.Greedy);
+            var expected = new ReferenceEngine(model).Generate(prompt, maxNew, SamplingOptions.Greedy);
 
             decoder.Reset();
             decoder.Feed(prompt);

@@ -20,8 +20,17 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
     {
         "llama" => new ModelConfig { VocabSize = 256, Dim = 256, Layers = 2, Heads = 4, KvHeads = 2, HiddenDim = 512, ContextLength = 128, TiedEmbeddings = false },
         "mixtral" => new ModelConfig { VocabSize = 256, Dim = 256, Layers = 2, Heads = 4, KvHeads = 2, HiddenDim = 256, ContextLength = 128, Experts = 4, TopK = 2, TiedEmbeddings = false },
+        // The other families: the same sizes through each family's recipe; head_dim 128 ≠ dim/heads where the family allows it.
+        "qwen2" => Family("qwen2", Config("llama")),
+        "qwen3" => Family("qwen3", Config("llama") with { HeadDim = 128 }),
+        "qwen3moe" => Family("qwen3", Config("mixtral") with { HeadDim = 128 }),
+        "gemma" => Family("gemma", Config("llama") with { HeadDim = 128 }),
+        "gemma2" => Family("gemma2", Config("llama") with { HeadDim = 128, SlidingWindow = 8, AttentionSoftCap = 50f, FinalSoftCap = 30f }),
+        "gemma3" => Family("gemma3", Config("llama") with { Layers = 6, HeadDim = 128, SlidingWindow = 8, RopeTheta = 1e6f, RopeScaling = new Tessera.Tensors.RopeScaling("linear", 8f) }),
         _ => throw new ArgumentException($"unknown architecture '{arch}'"),
     };
+
+    static ModelConfig Family(string arch, ModelConfig c) => Tessera.Model.Architectures.ArchitectureRegistry.Get(arch).Apply(c).Validate();
 
     /// <summary>
     /// A random model made "trained-looking": the output head maps each token's (×5) embedding to a
@@ -35,10 +44,22 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
     static Transformer PeakedModel(ModelConfig config, ulong seed)
     {
         var m = new Transformer(config, seed);
+        var noise = new Tessera.Tensors.Rng(seed + 7);
+        float offset = config.NormGainOffset;
         foreach (var t in m.Parameters.All)
+        {
             if (t.Name.StartsWith("model.layers.", StringComparison.Ordinal) && t.Rank == 2)
                 foreach (ref float w in t.AsSpan()) w *= 2f;
-        foreach (ref float g in m.Parameters["model.norm.weight"].AsSpan()) g *= 30f;
+            // Biases (Qwen2) and layer norm gains (1 + w for Gemma, QK-norms) away from their identity, so a
+            // family's handling of them decides the logits.
+            else if (t.Rank == 1 && t.Name != "model.norm.weight")
+            {
+                var v = t.AsSpan();
+                bool bias = t.Name.EndsWith(".bias", StringComparison.Ordinal);
+                for (int i = 0; i < v.Length; i++) v[i] += bias ? 0.3f * (noise.NextFloat() - 0.5f) : 0.2f * (noise.NextFloat() - 0.5f);
+            }
+        }
+        foreach (ref float g in m.Parameters["model.norm.weight"].AsSpan()) g = (g + offset) * 30f - offset;
         var embed = m.Parameters["model.embed_tokens.weight"].AsSpan();
         foreach (ref float e in embed) e *= 5f;
         var head = m.Parameters["lm_head.weight"].AsSpan();
@@ -163,6 +184,18 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
     [InlineData("llama", GgufWeightType.Q8_0)]
     [InlineData("mixtral", GgufWeightType.F32)]
     [InlineData("mixtral", GgufWeightType.Q8_0)]
+    [InlineData("qwen2", GgufWeightType.F32)]
+    [InlineData("qwen2", GgufWeightType.Q8_0)]
+    [InlineData("qwen3", GgufWeightType.F32)]
+    [InlineData("qwen3", GgufWeightType.Q8_0)]
+    [InlineData("qwen3moe", GgufWeightType.F32)]
+    [InlineData("qwen3moe", GgufWeightType.Q8_0)]
+    [InlineData("gemma", GgufWeightType.F32)]
+    [InlineData("gemma", GgufWeightType.Q8_0)]
+    [InlineData("gemma2", GgufWeightType.F32)]
+    [InlineData("gemma2", GgufWeightType.Q8_0)]
+    [InlineData("gemma3", GgufWeightType.F32)]
+    [InlineData("gemma3", GgufWeightType.Q8_0)]
     public void LlamaCppGivesTesserasGreedyTokensAndLogProbabilities(string arch, GgufWeightType type)
     {
         var config = Config(arch);

@@ -14,13 +14,25 @@ public class ReferenceEngineTests
     }
 
     [Fact]
-    public async Task GreedyMatchesTheReferenceGeneratorAndReportsLength()
+    public async Task GreedyIsTheArgmaxOfOneWholeSequenceForwardAndReportsLength()
     {
         using var model = new Transformer(Tiny, seed: 5);
         var engine = new ReferenceEngine(model);
         var events = await Collect(engine.GenerateAsync(new GenerationRequest([1, 2, 3], 6, SamplingOptions.Greedy, TopLogprobs: 3)));
-        var expected = ReferenceGenerator.Generate(model, [1, 2, 3], 6, SamplingOptions.Greedy);
+        var expected = engine.Generate([1, 2, 3], 6, SamplingOptions.Greedy);
         Assert.Equal(expected.Skip(3), events.Select(e => e.Id));
+        // Causal: one forward over the finished sequence gives, at every position, the logits the
+        // token-by-token re-forwards chose from, so each generated token is that row's argmax.
+        using (var g = new Tessera.Tensors.Graph(recordGradients: false))
+        {
+            int V = Tiny.VocabSize;
+            var logits = model.Forward(g, [.. expected], 1, expected.Count).Logits.ToArray();   // (T, V)
+            for (int t = 3; t < expected.Count; t++)
+            {
+                var row = logits.AsSpan((t - 1) * V, V);
+                Assert.Equal(expected[t], row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)));
+            }
+        }
         Assert.Equal(FinishReason.Length, events[^1].Finish);
         Assert.All(events.SkipLast(1), e => Assert.Equal(FinishReason.None, e.Finish));
         // Greedy picks the most likely token, so it is the first alternative and its logprob is the max.
@@ -53,6 +65,26 @@ public class ReferenceEngineTests
         await Assert.ThrowsAsync<ArgumentException>(async () => await Collect(engine.GenerateAsync(new GenerationRequest([], 1, SamplingOptions.Greedy))));
         await Assert.ThrowsAsync<ArgumentException>(async () => await Collect(engine.GenerateAsync(new GenerationRequest([99], 1, SamplingOptions.Greedy))));
         await Assert.ThrowsAsync<ArgumentException>(async () => await Collect(engine.GenerateAsync(new GenerationRequest(Enumerable.Repeat(1, 16).ToArray(), 1, SamplingOptions.Greedy))));
+    }
+
+    [Fact]
+    public void SynchronousGenerateIsDeterministic_StopsAtAStopIdOrAFullContext_AndRejectsBadPrompts()
+    {
+        var small = Tiny with { ContextLength = 8 };
+        using var model = new Transformer(small, seed: 3);
+        var engine = new ReferenceEngine(model);
+        var a = engine.Generate([1, 2, 3], 12, SamplingOptions.Greedy);
+        Assert.Equal(a, engine.Generate([1, 2, 3], 12, SamplingOptions.Greedy));
+        Assert.Equal(8, a.Count);                                         // the context is full: it stops, as every engine does
+        Assert.Equal(new[] { 1, 2, 3 }, a.Take(3));
+        var free = engine.Generate([1], 6, SamplingOptions.Greedy);
+        var stopped = engine.Generate([1], 6, SamplingOptions.Greedy, new HashSet<int> { free[2] });
+        Assert.Equal(free.Take(stopped.Count), stopped);
+        Assert.Equal(free[2], stopped[^1]);
+        Assert.True(stopped.Count <= 3);
+        Assert.Throws<ArgumentException>(() => engine.Generate([99], 1, SamplingOptions.Greedy));
+        Assert.Throws<ArgumentException>(() => engine.Generate([], 1, SamplingOptions.Greedy));
+        Assert.Throws<ArgumentException>(() => engine.Generate([1, 2, 3, 4, 5, 6, 7, 8], 1, SamplingOptions.Greedy));
     }
 
     [Fact]

@@ -94,32 +94,3 @@ public class SamplerTests
     public void ImpossibleOptionsAreRejected(float t, int k, float p, float m)
         => Assert.Throws<ArgumentException>(() => new Sampler(new SamplingOptions { Temperature = t, TopK = k, TopP = p, MinP = m }));
 }
-
-public class ReferenceGeneratorTests
-{
-    static readonly ModelConfig Tiny = new() { VocabSize = 32, Dim = 16, Layers = 1, Heads = 2, KvHeads = 1, HiddenDim = 24, Experts = 2, TopK = 1, ContextLength = 8 };
-
-    [Fact]
-    public void GreedyGenerationIsDeterministicAndSlidesPastTheContext()
-    {
-        using var model = new Transformer(Tiny, seed: 3);
-        var a = ReferenceGenerator.Generate(model, [1, 2, 3], 12, SamplingOptions.Greedy);
-        var b = ReferenceGenerator.Generate(model, [1, 2, 3], 12, SamplingOptions.Greedy);
-        Assert.Equal(15, a.Count);
-        Assert.Equal(a, b);
-        Assert.Equal(new[] { 1, 2, 3 }, a.Take(3));
-    }
-
-    [Fact]
-    public void StopsAtAStopIdAndRejectsBadPrompts()
-    {
-        using var model = new Transformer(Tiny, seed: 3);
-        var free = ReferenceGenerator.Generate(model, [1], 6, SamplingOptions.Greedy);
-        var stopped = ReferenceGenerator.Generate(model, [1], 6, SamplingOptions.Greedy, new HashSet<int> { free[2] });
-        Assert.Equal(free.Take(stopped.Count), stopped);
-        Assert.Equal(free[2], stopped[^1]);
-        Assert.True(stopped.Count <= 3);
-        Assert.Throws<ArgumentOutOfRangeException>(() => ReferenceGenerator.Generate(model, [99], 1, SamplingOptions.Greedy));
-        Assert.Throws<ArgumentException>(() => ReferenceGenerator.Generate(model, [], 1, SamplingOptions.Greedy));
-    }
-}

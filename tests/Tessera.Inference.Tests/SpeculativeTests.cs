@@ -22,7 +22,7 @@ public class SpeculativeTests
         {
             var prompt = EngineModels.Prompt(promptLength, config.VocabSize, k);
             int maxNew = config.ContextLength - promptLength;    // to the very end of the context
-            var expected = ReferenceGenerator.Generate(target, prompt, maxNew, SamplingOptions.Greedy);
+            var expected = new ReferenceEngine(target).Generate(prompt, maxNew, SamplingOptions.Greedy);
             var events = decoder.Generate(new GenerationRequest(prompt, maxNew, SamplingOptions.Greedy)).ToList();
             Assert.Equal(expected.Skip(promptLength), events.Select(e => e.Id));
             Assert.Equal(FinishReason.Length, events[^1].Finish);
@@ -37,12 +37,12 @@ public class SpeculativeTests
         using var target = EngineModels.Build(config, seed: 41);
         using var draft = EngineModels.Build(config with { Layers = 1 }, seed: 42);
         var prompt = EngineModels.Prompt(5, config.VocabSize, 3);
-        var plain = ReferenceGenerator.Generate(target, prompt, 12, SamplingOptions.Greedy).Skip(prompt.Length).ToList();
+        var plain = new ReferenceEngine(target).Generate(prompt, 12, SamplingOptions.Greedy).Skip(prompt.Length).ToList();
         // Ban the two most frequent greedy tokens: the output must change and agree across engines.
         var banned = plain.GroupBy(t => t).OrderByDescending(g => g.Count()).Take(2).Select(g => g.Key).ToList();
         var sampling = SamplingOptions.Greedy with { LogitBias = banned.ToDictionary(t => t, _ => -100f) };
         var request = new GenerationRequest(prompt, 12, sampling);
-        var want = ReferenceGenerator.Generate(target, prompt, 12, sampling).Skip(prompt.Length).ToList();
+        var want = new ReferenceEngine(target).Generate(prompt, 12, sampling).Skip(prompt.Length).ToList();
         Assert.NotEqual(plain, want);
         Assert.DoesNotContain(want, banned.Contains);
         using var speculative = new SpeculativeDecoder(InferenceWeights.FromTransformer(target), InferenceWeights.FromTransformer(draft), 3);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Tessera.Model.Checkpoints;
-using Tessera.Tensors.Tests;
+
 
 namespace Tessera.Model.Tests;
 

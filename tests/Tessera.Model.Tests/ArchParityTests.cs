@@ -1,6 +1,6 @@
 using Tessera.Model.Checkpoints;
 using Tessera.Tensors;
-using Tessera.Tensors.Tests;
+
 using Xunit.Abstractions;
 using static Tessera.Model.Tests.ModelFixture;
 

@@ -25,6 +25,49 @@ public class ModelConfigTests
         Assert.Equal(192 + 2 * 144 + 24 + 16 + 160 + 8, m.ActiveParameterCount);
     }
 
+    /// <summary>
+    /// Training FLOPs per token counted independently of <see cref="ModelConfig"/>'s arithmetic: from the
+    /// shapes of the matrices a built <see cref="Transformer"/> actually multiplies by (each (out, in)
+    /// weight costs 2·in·out forward and twice that backward; a token meets top-k of the experts; the
+    /// embedding is a gather unless tied to lm_head), plus causal attention summed exactly over the
+    /// T positions (position t scores and mixes t + 1 keys). The formula's T/2 average leaves out
+    /// exactly the diagonal, 6·layers·heads·head_dim, so it may never exceed this count: an MFU
+    /// above 100% against a measured peak could only come from an over-count here.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1, false, 16)]
+    [InlineData(1, 1, true, 32)]
+    [InlineData(4, 2, false, 24)]
+    [InlineData(3, 1, true, 7)]
+    public void TrainingFlopsPerToken_MatchesAnIndependentCountFromTheModelsTensors(int experts, int topK, bool tied, int seq)
+    {
+        var c = new ModelConfig
+        {
+            VocabSize = 40, Dim = 24, Layers = 2, Heads = 4, KvHeads = 2, HiddenDim = experts > 1 ? 20 : 36,
+            Experts = experts, TopK = topK, TiedEmbeddings = tied, ContextLength = 64,
+        }.Validate();
+        using var model = new Transformer(c);
+        double forward = 0;
+        int heads = 0, headDim = 0;
+        foreach (var p in model.Parameters.All)
+        {
+            if (p.Rank != 2) continue;                                                 // norm gains: elementwise
+            double product = 2.0 * p.Shape[0] * p.Shape[1];
+            if (p.Name == "model.embed_tokens.weight") { if (tied) forward += product; continue; }   // gather, or lm_head when tied
+            if (p.Name.Contains(".experts.", StringComparison.Ordinal)) product *= (double)topK / experts;
+            forward += product;
+            if (p.Name == "model.layers.0.self_attn.q_proj.weight") { heads = c.Heads; headDim = p.Shape[0] / c.Heads; }
+        }
+        Assert.True(heads > 0);
+        double keys = 0;
+        for (int t = 0; t < seq; t++) keys += t + 1;
+        double attentionForward = c.Layers * 2 * (2.0 * heads * headDim) * (keys / seq);   // scores + mix, per token
+        double exact = 3 * (forward + attentionForward);                                  // forward + backward (2×)
+        double formula = c.TrainingFlopsPerToken(seq);
+        Assert.Equal(exact - 6.0 * c.Layers * heads * headDim, formula, 6);
+        Assert.True(formula < exact);
+    }
+
     [Theory]
     [InlineData(100, 3, 3, 1, 1, "heads (3) must divide dim (100)")]
     [InlineData(96, 4, 3, 1, 1, "kv-heads (3) must divide heads (4)")]

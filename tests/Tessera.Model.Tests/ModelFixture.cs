@@ -1,5 +1,4 @@
 using Tessera.Tensors;
-using Tessera.Tensors.Tests;
 
 namespace Tessera.Model.Tests;
 

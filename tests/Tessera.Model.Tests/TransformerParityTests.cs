@@ -1,5 +1,4 @@
 using Tessera.Tensors;
-using Tessera.Tensors.Tests;
 using Xunit.Abstractions;
 using static Tessera.Model.Tests.ModelFixture;
 

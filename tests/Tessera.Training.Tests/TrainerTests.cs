@@ -1,3 +1,4 @@
+using Tessera.Kernels;
 using Tessera.Model;
 
 namespace Tessera.Training.Tests;
@@ -96,6 +97,28 @@ public class TrainerTests
         var r = TrainThroughput.Measure(Dense, batchSize: 2, sequenceLength: 16, steps: 3);
         Assert.True(r.MsPerStep > 0);
         Assert.Equal(2 * 16 / (r.MsPerStep / 1000), r.TokensPerSecond, 6);
-        Assert.Equal(Dense.TrainingFlopsPerToken(16) * r.TokensPerSecond / 228e9, r.Mfu, 12);
+        Assert.Equal(Dense.TrainingFlopsPerToken(16) * r.TokensPerSecond / GemmPeak.PeakFlops(WorkerPool.Shared.ThreadCount), r.Mfu, 12);
+    }
+
+    [Fact]
+    public void MfuDividesByTheMeasuredPeak_UnlessOneIsGiven()
+    {
+        using var dir = new TempDir();
+        using var shard = TestData.Shard(dir.File("s.bin"), 500, 32);
+        var data = new TrainData([shard]);
+        var options = new TrainOptions { Steps = 2, BatchSize = 2, SequenceLength = 16, EvalEvery = 0, CheckpointEvery = 0 };
+        Assert.Equal(0, options.PeakFlops);                                  // no assumed figure
+        using (var t = new Trainer(Dense, options, data))
+        {
+            double peak = GemmPeak.PeakFlops(WorkerPool.Shared.ThreadCount);
+            Assert.True(peak > 1e8, $"measured peak {peak / 1e9:F2} GFLOP/s");
+            Assert.Equal(peak, t.PeakFlops);
+            Assert.Equal(GemmPeak.PerThreadGflops * 1e9 * WorkerPool.Shared.ThreadCount, t.PeakFlops);   // cached: the same probe
+            var r = t.TrainStep();
+            Assert.Equal(Dense.TrainingFlopsPerToken(16) * r.TokensPerSecond / peak, r.Mfu, 12);
+            Assert.InRange(r.Mfu, double.Epsilon, 1.0);
+        }
+        using (var t = new Trainer(Dense, options with { PeakFlops = 5e9 }, data))
+            Assert.Equal(5e9, t.PeakFlops);
     }
 }

@@ -1,6 +1,5 @@
 using Tessera.Data;
 using Tessera.Model.Tests;
-using Tessera.Tensors.Tests;
 using Xunit.Abstractions;
 using static Tessera.Model.Tests.ModelFixture;
 

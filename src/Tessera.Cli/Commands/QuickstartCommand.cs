@@ -89,6 +89,7 @@ public static class QuickstartCommand
             // 5. Samples from the final checkpoint.
             sw.Restart();
             using var model = Checkpoint.LoadModel(modelDir);
+            var reference = new ReferenceEngine(model);
             int bos = tok.SpecialTokens.Id(ChatTemplate.Bos);
             var samples = new List<object>();
             Say("[5/5] samples (temperature 0.8, top-k 40):");
@@ -96,7 +97,7 @@ public static class QuickstartCommand
             {
                 var prompt = new List<int> { bos };
                 prompt.AddRange(tok.Encode(Prompts[i]));
-                var ids = ReferenceGenerator.Generate(model, prompt, p.GetValue(sampleTokens),
+                var ids = reference.Generate(prompt, p.GetValue(sampleTokens),
                     new SamplingOptions { Temperature = 0.8f, TopK = 40, Seed = p.GetValue(seed) + (ulong)i });
                 string text = tok.Decode(ids.ToArray().AsSpan(1));
                 samples.Add(new { prompt = Prompts[i], text });

@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Tessera.Bench;
-using Tessera.Kernels.IO;
 using Tessera.Kernels;
+using Tessera.Kernels.IO;
 using Tessera.Model;
 using Tessera.Training;
 
@@ -73,11 +73,9 @@ public static class TrainBenchCommand
         out double peakFlops, out string? note, Action<string> progress)
     {
         WorkerPool.SetSharedThreadCount(threads);
-        // Per-thread peak × threads: one probe thread is far likelier than n of them to get a whole
-        // core to itself on a shared machine, and a peak measured low would inflate the MFU.
-        double perThread;
-        using (var one = new WorkerPool(1)) perThread = GemmPeak.MeasureGflops(one, 0.3);
-        peakFlops = perThread * threads * 1e9;
+        // The same measured peak training divides by (per-thread probe × threads, cached for the process).
+        double perThread = GemmPeak.PerThreadGflops;
+        peakFlops = GemmPeak.PeakFlops(threads);
         progress($"peak {peakFlops / 1e9:F0} GFLOP/s (FMA probe: {perThread:F0} GFLOP/s per thread × {threads})");
         note = torch ? null : "PyTorch comparison skipped: --no-torch";
         var rows = new List<Row>();

@@ -123,13 +123,13 @@ public static class TrainCommand
         using var train = RunSetup.Open(prepared, Split.Train);
         using var val = RunSetup.Open(prepared, Split.Validation);
         var data = new TrainData([train], [val], prepared.Validation.Bytes);
-        // MFU is judged against this machine's measured FMA peak, not a spec-sheet figure.
-        // Distributed: rank 0 measures and tells the others (it is part of the saved options).
-        if (!resume)
+        // MFU is judged against this machine's measured FMA peak, not a spec-sheet figure (the trainer probes it
+        // once per process). Distributed: rank 0's figure is broadcast so every rank reports the same MFU.
+        if (!resume && parallel is { Communicator.Size: > 1 })
         {
             var peak = new double[1];
-            if (parallel is null || parallel.Communicator.Rank == 0) peak[0] = Tessera.Bench.GemmPeak.MeasureGflops(Tessera.Kernels.WorkerPool.Shared) * 1e9;
-            parallel?.Communicator.Broadcast<double>(peak, 0);
+            if (parallel.Communicator.Rank == 0) peak[0] = Tessera.Kernels.GemmPeak.PeakFlops(Tessera.Kernels.WorkerPool.Shared.ThreadCount);
+            parallel.Communicator.Broadcast<double>(peak, 0);
             options = options with { PeakFlops = peak[0] };
         }
         using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps, parallel) : new Trainer(config, options, data, outDir, parallel);
@@ -142,7 +142,7 @@ public static class TrainCommand
                               $", {m.ParameterCount:N0} params ({m.ActiveParameterCount:N0} active) | " +
                               $"{options.Steps} steps × {options.TokensPerStep:N0} tokens | train {prepared.Train.Tokens:N0} tokens" +
                               (resume ? $" | resuming at step {trainer.Step}" : "") +
-                              (parallel is { Communicator.Size: > 1 } w ? $" | {w.Communicator.Size} ranks × {options.BatchSize / w.Slices} sequences{(w.Zero1 ? ", ZeRO-1" : "")}" : "") + $" | peak {trainer.Options.PeakFlops / 1e9:F0} GFLOP/s (measured)");
+                              (parallel is { Communicator.Size: > 1 } w ? $" | {w.Communicator.Size} ranks × {options.BatchSize / w.Slices} sequences{(w.Zero1 ? ", ZeRO-1" : "")}" : "") + $" | peak {trainer.PeakFlops / 1e9:F0} GFLOP/s (measured)");
         RunSetup.AttachProgress(trainer, Math.Max(1, options.Steps / 25), quiet);
         EvalReport? lastEval = null;
         var onEval = trainer.Evaluated;

@@ -1,12 +1,13 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 
-namespace Tessera.Tensors.Tests;
+namespace Tessera.Model.Tests;
 
 /// <summary>
-/// Reader for fixtures/golden_block.{json,bin} written by reference/golden_block.py: the JSON
-/// holds the config, scalar results and an index {name: {dtype, shape, offset}} into the
-/// little-endian binary blob (f32 or i32). See reference/README.md.
+/// Reader for the tessera-golden-v1 fixtures (fixtures/NAME.{json,bin}, e.g. model_moe written by
+/// reference/model_reference.py): the JSON holds the config, scalar results and an index
+/// {name: {dtype, shape, offset}} into the little-endian binary blob (f32 or i32). See
+/// reference/README.md. Compiled into the model and training tests, which hold the fixtures.
 /// </summary>
 public sealed class GoldenFixture
 {
@@ -24,7 +25,7 @@ public sealed class GoldenFixture
     public JsonElement Root { get; }
 
     /// <summary>Loads the fixture copied next to the test assembly.</summary>
-    public static GoldenFixture Load(string name = "golden_block")
+    public static GoldenFixture Load(string name)
     {
         string dir = Path.Combine(AppContext.BaseDirectory, "fixtures");
         var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, name + ".json")));

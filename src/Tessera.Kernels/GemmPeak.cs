@@ -2,20 +2,34 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Tessera.Kernels;
-
-namespace Tessera.Bench;
+namespace Tessera.Kernels;
 
 /// <summary>
 /// Measures the fp32 peak the GEMM is judged against: every worker runs 24 independent
 /// fused-multiply-add chains on the widest vectors the JIT offers (enough chains to cover FMA
 /// latency × pipes on current cores), so the loop is bound by FMA throughput alone. This is
 /// measured rather than computed from a spec sheet because core clocks, vector width of the
-/// FMA units (full-width vs double-pumped AVX-512) and VM throttling all vary.
+/// FMA units (full-width vs double-pumped AVX-512) and VM throttling all vary. MFU everywhere
+/// (training progress, quickstart, <c>bench train</c>) divides by <see cref="PeakFlops"/>, measured
+/// once per process, never by an assumed figure.
 /// </summary>
 public static class GemmPeak
 {
     const int Chains = 24;
+
+    // One probe thread is far likelier than n of them to get a whole core to itself on a shared
+    // machine, and a peak measured low would inflate the MFU; per-thread × threads is the bound.
+    static readonly Lazy<double> perThread = new(() =>
+    {
+        using var one = new WorkerPool(1);
+        return MeasureGflops(one, 0.3);
+    }, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>fp32 GFLOP/s of one thread, probed on first use and cached for the process.</summary>
+    public static double PerThreadGflops => perThread.Value;
+
+    /// <summary>The fp32 peak of <paramref name="threads"/> threads in FLOP/s: the cached per-thread probe × threads.</summary>
+    public static double PeakFlops(int threads) => PerThreadGflops * 1e9 * threads;
 
     /// <summary>Vector width the probe uses, in fp32 lanes.</summary>
     public static int Lanes => Avx512F.IsSupported ? 16 : Fma.IsSupported ? 8 : 1;
