@@ -38,7 +38,7 @@ public sealed class NGramApiTests : IDisposable
     public async Task BatchAndSingleQueriesEqualTheInProcessAnswers()
     {
         var (app, address) = await NGramEndpoint.StartAsync(store, new ServerOptions { Port = 0 });
-        await using var _ = app;
+        await using var running = app;
         using var http = new HttpClient { BaseAddress = address };
         int[] seq = [.. docs[2][5..30], .. docs[5][..20], 5, 4];
         var want = NGramBatch.Infinity(store, seq);
@@ -74,7 +74,7 @@ public sealed class NGramApiTests : IDisposable
     public async Task BadRequestsAreRejectedWithTheReason(string path, string body, string message)
     {
         var (app, address) = await NGramEndpoint.StartAsync(store, new ServerOptions { Port = 0 });
-        await using var _ = app;
+        await using var running = app;
         using var http = new HttpClient { BaseAddress = address };
         var (status, json) = await Post(http, path, body);
         Assert.Equal(400, status);
