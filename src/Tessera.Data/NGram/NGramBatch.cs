@@ -59,15 +59,39 @@ public static class NGramBatch
     }
 
     /// <summary>
-    /// Stupid Backoff scores (<see cref="StupidBackoff"/>) at every position: each position's
-    /// contexts are narrowed by its token, reusing one context range per order.
+    /// Stupid Backoff scores (<see cref="NGram.StupidBackoff"/>) at every position, equal to
+    /// <see cref="NGram.StupidBackoff.Score"/> at each. Shared work: the context x[t−k, t) of
+    /// position t is x[t−k, t−1) (position t−1's context one order lower) extended by x[t−1], which
+    /// position t−1 already narrowed to count its target, so each position costs one narrowing per order.
     /// </summary>
     public static double[] StupidBackoff(NGramStore store, ReadOnlySpan<int> sequence, int order = NGram.StupidBackoff.DefaultOrder, double alpha = NGram.StupidBackoff.DefaultAlpha)
     {
+        if (order < 1) throw new ArgumentOutOfRangeException(nameof(order), order, "stupid backoff: the order must be ≥ 1.");
         store.Validate(sequence, "stupid backoff batch", allowEmpty: true);
+        var shards = store.Shards;
+        int S = shards.Count;
         var scores = new double[sequence.Length];
+        // context[k][s]: range of x[t−k, t) in shard s; target[k][s]: range of x[t−k, t].
+        var context = new SaRange[order][];
+        var target = new SaRange[order][];
+        for (int k = 0; k < order; k++) { context[k] = new SaRange[S]; target[k] = new SaRange[S]; }
+        for (int s = 0; s < S; s++) context[0][s] = shards[s].All;
         for (int t = 0; t < sequence.Length; t++)
-            scores[t] = NGram.StupidBackoff.Score(store, sequence[..t], sequence[t], order, alpha, validate: false);
+        {
+            int top = Math.Min(order - 1, t);
+            for (int k = 0; k <= top; k++)
+                for (int s = 0; s < S; s++)
+                    target[k][s] = context[k][s].IsEmpty ? context[k][s] : shards[s].Narrow(context[k][s], k, sequence[t]);
+            double factor = 1;
+            for (int k = top; k >= 0; k--, factor *= alpha)
+            {
+                long contextCount = 0, hits = 0;
+                for (int s = 0; s < S; s++) { contextCount += context[k][s].Count; hits += target[k][s].Count; }
+                if (hits > 0) { scores[t] = factor * hits / contextCount; break; }
+            }
+            // Next position's contexts: x[t+1−k, t+1) = x[t−(k−1), t], i.e. this position's target one order lower.
+            for (int k = Math.Min(order - 1, t + 1); k >= 1; k--) (context[k], target[k - 1]) = (target[k - 1], context[k]);
+        }
         return scores;
     }
 }
