@@ -58,6 +58,13 @@ public interface ICommunicator : IDisposable
     /// <summary>Non-blocking <see cref="Alltoallv{T}"/>.</summary>
     CommRequest AlltoallvAsync<T>(T[] send, int[] sendCounts, T[] recv, int[] recvCounts) where T : unmanaged;
 
+    /// <summary>
+    /// A new communicator over the same ranks (MPI_Comm_dup; collective). Collectives on different
+    /// communicators never match each other, so two streams of non-blocking collectives posted in
+    /// different interleavings on different ranks stay correct.
+    /// </summary>
+    ICommunicator Duplicate();
+
     /// <summary>Ends every rank's process (MPI_Abort); the single-process version exits this process.</summary>
     void Abort(int exitCode);
 }

@@ -74,6 +74,9 @@ public sealed class LocalCommunicator : ICommunicator
     }
 
     /// <inheritdoc/>
+    public ICommunicator Duplicate() => new LocalCommunicator { Timeout = Timeout };
+
+    /// <inheritdoc/>
     public void Abort(int exitCode) => Environment.Exit(exitCode);
 
     /// <inheritdoc/>

@@ -43,7 +43,8 @@ public class DataParallelTests
         Assert.True(job.ExitCode == 0, job.Output);
         var expected = Reference(dir.File("s.bin"), ranks, 3, zero1);
         AssertSameBits(expected, File.ReadAllBytes(dir.File("out.bin")), $"{ranks} ranks{(zero1 ? " ZeRO-1" : "")}");
-        // The reference is not trivially equal to anything: another slicing gives other bits.
-        Assert.False(expected.AsSpan().SequenceEqual(Reference(dir.File("s.bin"), ranks == 2 ? 4 : 2, 3, zero1)), "the slice count should change the bits");
+        // The reference is not trivially equal to anything: another slicing gives other bits (checked once).
+        if (ranks == 2 && !zero1)
+            Assert.False(expected.AsSpan().SequenceEqual(Reference(dir.File("s.bin"), ranks == 2 ? 4 : 2, 3, zero1)), "the slice count should change the bits");
     }
 }
