@@ -53,17 +53,25 @@ public sealed class MoeLayer : IFeedForward
         var plan = ExpertDispatch.Build(top, topK, experts);
         int capacity = Capacity(capacityFactor, n, topK, experts);
         var assigned = new int[experts]; var kept = new int[experts];
-        var outputs = new Tensor[experts];
+        var rows = new int[experts][];
         for (int e = 0; e < experts; e++)
         {
-            // Every expert runs, even with no tokens, so every parameter gets a (zero) gradient
-            // each step and AdamW treats all of them alike.
             assigned[e] = plan.Rows[e].Length;
             kept[e] = capacity == 0 ? assigned[e] : Math.Min(assigned[e], capacity);
-            var xe = g.GatherRows(x, plan.Rows[e].AsSpan(0, kept[e]));       // (Mₑ, D), token order: the first ones win
-            var he = g.SwiGlu(g.Linear(xe, w1[e]), g.Linear(xe, w3[e]));    // (Mₑ, F)
-            outputs[e] = g.Linear(he, w2[e]);                               // (Mₑ, D)
+            rows[e] = plan.Rows[e][..kept[e]];                              // token order: the first ones win
         }
+        // Expert parallelism (Tessera.Distributed) runs the experts on their owner ranks; the
+        // router, gates, capacity and combine above and below are the same either way.
+        var outputs = g.Experts?.Run(g, layer, x, rows, w1, w3, w2) ?? new Tensor[experts];
+        if (g.Experts is null)
+            for (int e = 0; e < experts; e++)
+            {
+                // Every expert runs, even with no tokens, so every parameter gets a (zero) gradient
+                // each step and AdamW treats all of them alike.
+                var xe = g.GatherRows(x, rows[e]);                              // (Mₑ, D)
+                var he = g.SwiGlu(g.Linear(xe, w1[e]), g.Linear(xe, w3[e]));    // (Mₑ, F)
+                outputs[e] = g.Linear(he, w2[e]);                               // (Mₑ, D)
+            }
         var y = g.CombineExperts(outputs, gates, plan);                     // (N, D) = Σₑ gate·yₑ per token
         stats.Add(g.LoadBalanceLoss(probs, top), g.RouterZLoss(logits), new ExpertLoad(layer, n, assigned, kept, capacity));
         return y;

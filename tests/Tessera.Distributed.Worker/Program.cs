@@ -6,7 +6,7 @@ using Tessera.Training;
 
 // Runs under mpirun for the Tessera.Distributed tests. Modes:
 //   collectives                          every collective checked against values computed locally
-//   train SHARD OUT STEPS [zero1] [resume DIR] [ckpt DIR]   train DistRun; rank 0 writes the snapshot to OUT
+//   train SHARD OUT STEPS [zero1|experts] [resume DIR] [ckpt DIR] [batch B] [seed-by-rank]   train DistRun; rank 0 writes the snapshot to OUT
 //   endless SHARD                        train until killed; rank 0 prints "step N"
 // Any failure prints "rank R: message" and exits 3 (after MPI_Abort, so no rank is left waiting).
 ICommunicator? comm = null;
@@ -46,7 +46,7 @@ static void Train(ICommunicator comm, string[] args)
     var options = DistRun.Options with { Steps = steps };
     if (bb > 0) options = options with { BatchSize = int.Parse(args[bb + 1], System.Globalization.CultureInfo.InvariantCulture) };
     if (args.Contains("seed-by-rank")) options = options with { Seed = options.Seed + (ulong)comm.Rank };
-    var parallel = new Parallelism(comm, 1, zero1, BucketBytes: 16 << 10); // small buckets: several of them in this tiny model
+    var parallel = new Parallelism(comm, 1, zero1, BucketBytes: 16 << 10, ShardExperts: args.Contains("experts")); // small buckets: several of them in this tiny model
     var data = new TrainData([shard]);
     using var trainer = resume is null ? new Trainer(DistRun.Moe, options, data, ckpt, parallel) : Trainer.Resume(resume, data, steps, parallel);
     var losses = new List<double>();
