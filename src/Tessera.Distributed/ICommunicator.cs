@@ -58,6 +58,11 @@ public interface ICommunicator : IDisposable
     /// <summary>Non-blocking <see cref="Alltoallv{T}"/>.</summary>
     CommRequest AlltoallvAsync<T>(T[] send, int[] sendCounts, T[] recv, int[] recvCounts) where T : unmanaged;
 
+    /// <summary>Non-blocking send of <paramref name="data"/> to rank <paramref name="destination"/> (matched by tag and order).</summary>
+    CommRequest SendAsync<T>(T[] data, int destination, int tag) where T : unmanaged;
+    /// <summary>Non-blocking receive into <paramref name="data"/> from rank <paramref name="source"/> (exactly data.Length elements).</summary>
+    CommRequest ReceiveAsync<T>(T[] data, int source, int tag) where T : unmanaged;
+
     /// <summary>
     /// A new communicator over the same ranks (MPI_Comm_dup; collective). Collectives on different
     /// communicators never match each other, so two streams of non-blocking collectives posted in

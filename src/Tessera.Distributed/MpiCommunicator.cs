@@ -230,6 +230,26 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     /// <inheritdoc/>
+    public CommRequest SendAsync<T>(T[] data, int destination, int tag) where T : unmanaged
+    {
+        CheckRoot(destination, "MPI_Isend");
+        var pin = Pin(data);
+        nint req;
+        Check(mpi.Isend(Addr<T>(pin), data.Length, mpi.TypeOf<T>(), destination, tag, handle, &req), "MPI_Isend", pin);
+        return new Request(this, req, $"MPI_Isend to rank {destination}", [pin]);
+    }
+
+    /// <inheritdoc/>
+    public CommRequest ReceiveAsync<T>(T[] data, int source, int tag) where T : unmanaged
+    {
+        CheckRoot(source, "MPI_Irecv");
+        var pin = Pin(data);
+        nint req;
+        Check(mpi.Irecv(Addr<T>(pin), data.Length, mpi.TypeOf<T>(), source, tag, handle, &req), "MPI_Irecv", pin);
+        return new Request(this, req, $"MPI_Irecv from rank {source}", [pin]);
+    }
+
+    /// <inheritdoc/>
     public void Abort(int exitCode)
     {
         mpi.Abort(mpi.CommWorld, exitCode);

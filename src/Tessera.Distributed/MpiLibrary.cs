@@ -54,6 +54,7 @@ public sealed unsafe class MpiLibrary
     internal readonly delegate* unmanaged<void*, int, nint, void*, int, nint, nint, nint*, int> Ialltoall;
     internal readonly delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int> Ialltoallv;
     internal readonly delegate* unmanaged<nint*, int*, void*, int> Test;
+    internal readonly delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int> Isend, Irecv;
 
     MpiLibrary(nint lib, string path, MpiAbi abi)
     {
@@ -81,6 +82,8 @@ public sealed unsafe class MpiLibrary
         Ialltoall = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, nint*, int>)Export("MPI_Ialltoall");
         Ialltoallv = (delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int>)Export("MPI_Ialltoallv");
         Test = (delegate* unmanaged<nint*, int*, void*, int>)Export("MPI_Test");
+        Isend = (delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int>)Export("MPI_Isend");
+        Irecv = (delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int>)Export("MPI_Irecv");
 
         if (abi == MpiAbi.OpenMpi)
         {
