@@ -30,6 +30,7 @@ public sealed class GradientReducer
     readonly Dictionary<Tensor, int> bucketOf = new(ReferenceEqualityComparer.Instance);
     readonly int[][] members;   // parameter indices per bucket, in reverse registration order
     readonly OrderedSum[] sums;
+    readonly ICommunicator gathers;
     readonly int[] missing;     // gradients each bucket still waits for this step
     readonly long[] started;    // Stopwatch ticks at start, per bucket
     int nextToStart;
@@ -56,13 +57,17 @@ public sealed class GradientReducer
         if (current.Count > 0) groups.Add(current);
         members = new int[groups.Count][];
         sums = new OrderedSum[groups.Count];
+        // Bucket b's all-gather is posted when its exchange lands, which happens at different
+        // moments on different ranks; on a communicator of their own the all-gathers only need to
+        // keep bucket order among themselves (see OnGradientReady).
+        gathers = comm.Duplicate();
         for (int b = 0; b < groups.Count; b++)
         {
             members[b] = [.. groups[b]];
             long n = 0;
             foreach (int i in members[b]) { n += parameters[i].Length; bucketOf[parameters[i]] = b; }
             if (n > int.MaxValue) throw new ArgumentException($"GradientReducer: bucket {b} holds {n} floats; one parameter is larger than an MPI count allows.");
-            sums[b] = new OrderedSum(comm, (int)n);
+            sums[b] = new OrderedSum(comm, gathers, (int)n);
         }
         missing = new int[groups.Count];
         started = new long[groups.Count];
@@ -91,9 +96,10 @@ public sealed class GradientReducer
         if (!armed || !bucketOf.TryGetValue(parameter, out int b)) return;
         missing[b]--;
         while (nextToStart < members.Length && missing[nextToStart] == 0) StartBucket(nextToStart++);
-        // Progress the in-flight sums (MPI advances non-blocking collectives inside its calls).
+        // Progress the in-flight sums (MPI advances non-blocking collectives inside its calls), in
+        // bucket order and stopping at the first unfinished one, so all-gathers are posted in bucket order.
         for (int k = 0; k < nextToStart; k++)
-            if (sums[k].Pending) sums[k].Progress();
+            if (sums[k].Pending && !sums[k].Progress()) break;
     }
 
     /// <summary>Starts the buckets not started yet, waits for all and writes the sums into the gradients.</summary>

@@ -58,6 +58,18 @@ public interface ICommunicator : IDisposable
     /// <summary>Non-blocking <see cref="Alltoallv{T}"/>.</summary>
     CommRequest AlltoallvAsync<T>(T[] send, int[] sendCounts, T[] recv, int[] recvCounts) where T : unmanaged;
 
+    /// <summary>Non-blocking send of <paramref name="data"/> to rank <paramref name="destination"/> (matched by tag and order).</summary>
+    CommRequest SendAsync<T>(T[] data, int destination, int tag) where T : unmanaged;
+    /// <summary>Non-blocking receive into <paramref name="data"/> from rank <paramref name="source"/> (exactly data.Length elements).</summary>
+    CommRequest ReceiveAsync<T>(T[] data, int source, int tag) where T : unmanaged;
+
+    /// <summary>
+    /// A new communicator over the same ranks (MPI_Comm_dup; collective). Collectives on different
+    /// communicators never match each other, so two streams of non-blocking collectives posted in
+    /// different interleavings on different ranks stay correct.
+    /// </summary>
+    ICommunicator Duplicate();
+
     /// <summary>Ends every rank's process (MPI_Abort); the single-process version exits this process.</summary>
     void Abort(int exitCode);
 }

@@ -74,6 +74,16 @@ public sealed class LocalCommunicator : ICommunicator
     }
 
     /// <inheritdoc/>
+    public CommRequest SendAsync<T>(T[] data, int destination, int tag) where T : unmanaged
+        => throw new CommunicatorException($"SendAsync to rank {destination}: the single-process world has no other rank.");
+    /// <inheritdoc/>
+    public CommRequest ReceiveAsync<T>(T[] data, int source, int tag) where T : unmanaged
+        => throw new CommunicatorException($"ReceiveAsync from rank {source}: the single-process world has no other rank.");
+
+    /// <inheritdoc/>
+    public ICommunicator Duplicate() => new LocalCommunicator { Timeout = Timeout };
+
+    /// <inheritdoc/>
     public void Abort(int exitCode) => Environment.Exit(exitCode);
 
     /// <inheritdoc/>

@@ -15,6 +15,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
 {
     static MpiCommunicator? world;
     readonly MpiLibrary mpi;
+    readonly nint handle;       // MPI_COMM_WORLD, or a duplicate of it
+    readonly bool isWorld;
     bool disposed;
 
     MpiCommunicator(MpiLibrary mpi)
@@ -23,12 +25,29 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         int flag = 0, provided = 0;
         Check(mpi.Initialized(&flag), "MPI_Initialized");
         if (flag == 0) Check(mpi.InitThread(null, 0, 2 /* MPI_THREAD_SERIALIZED */, &provided), "MPI_Init_thread");
+        handle = mpi.CommWorld;
+        isWorld = true;
         Check(mpi.CommSetErrhandler(mpi.CommWorld, mpi.ErrorsReturn), "MPI_Comm_set_errhandler");
         int r = 0, s = 0;
         Check(mpi.CommRank(mpi.CommWorld, &r), "MPI_Comm_rank");
         Check(mpi.CommSize(mpi.CommWorld, &s), "MPI_Comm_size");
         Rank = r; Size = s;
         Description = $"{mpi.Version} ({mpi.Abi} ABI, {mpi.Path})";
+    }
+
+    MpiCommunicator(MpiCommunicator parent, nint handle)
+    {
+        mpi = parent.mpi;
+        this.handle = handle;
+        Rank = parent.Rank; Size = parent.Size; Description = parent.Description; Timeout = parent.Timeout;
+    }
+
+    /// <inheritdoc/>
+    public ICommunicator Duplicate()
+    {
+        nint dup = 0;
+        Check(mpi.CommDup(handle, &dup), "MPI_Comm_dup"); // collective; inherits the errors-return handler
+        return new MpiCommunicator(this, dup);
     }
 
     /// <summary>
@@ -67,7 +86,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* p = data)
         {
             nint req;
-            Check(mpi.Ibcast(p, data.Length, mpi.TypeOf<T>(), root, mpi.CommWorld, &req), "MPI_Ibcast");
+            Check(mpi.Ibcast(p, data.Length, mpi.TypeOf<T>(), root, handle, &req), "MPI_Ibcast");
             new Request(this, req, "MPI_Ibcast", []).Wait();
         }
     }
@@ -80,7 +99,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* s = send) fixed (T* r = recv)
         {
             nint req;
-            Check(mpi.Iallreduce(s == r ? InPlace : (void*)s, r, send.Length, mpi.TypeOf<T>(), OpOf(op), mpi.CommWorld, &req), "MPI_Iallreduce");
+            Check(mpi.Iallreduce(s == r ? InPlace : (void*)s, r, send.Length, mpi.TypeOf<T>(), OpOf(op), handle, &req), "MPI_Iallreduce");
             new Request(this, req, "MPI_Iallreduce", []).Wait();
         }
         if (op == ReduceOp.Average) Reductions.Divide(recv, Size);
@@ -94,7 +113,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* s = send) fixed (T* r = recv)
         {
             nint req;
-            Check(mpi.IreduceScatterBlock(s, r, recv.Length, mpi.TypeOf<T>(), OpOf(op), mpi.CommWorld, &req), "MPI_Ireduce_scatter_block");
+            Check(mpi.IreduceScatterBlock(s, r, recv.Length, mpi.TypeOf<T>(), OpOf(op), handle, &req), "MPI_Ireduce_scatter_block");
             new Request(this, req, "MPI_Ireduce_scatter_block", []).Wait();
         }
         if (op == ReduceOp.Average) Reductions.Divide(recv, Size);
@@ -107,7 +126,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* s = send) fixed (T* r = recv)
         {
             nint req, t = mpi.TypeOf<T>();
-            Check(mpi.Iallgather(s, send.Length, t, r, send.Length, t, mpi.CommWorld, &req), "MPI_Iallgather");
+            Check(mpi.Iallgather(s, send.Length, t, r, send.Length, t, handle, &req), "MPI_Iallgather");
             new Request(this, req, "MPI_Iallgather", []).Wait();
         }
     }
@@ -120,7 +139,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* s = send) fixed (T* r = recv) fixed (int* pc = c) fixed (int* pd = d)
         {
             nint req, t = mpi.TypeOf<T>();
-            Check(mpi.Iallgatherv(s, send.Length, t, r, pc, pd, t, mpi.CommWorld, &req), "MPI_Iallgatherv");
+            Check(mpi.Iallgatherv(s, send.Length, t, r, pc, pd, t, handle, &req), "MPI_Iallgatherv");
             new Request(this, req, "MPI_Iallgatherv", []).Wait();
         }
     }
@@ -134,7 +153,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* s = send) fixed (T* r = recv)
         {
             nint req, t = mpi.TypeOf<T>();
-            Check(mpi.Ialltoall(s, block, t, r, block, t, mpi.CommWorld, &req), "MPI_Ialltoall");
+            Check(mpi.Ialltoall(s, block, t, r, block, t, handle, &req), "MPI_Ialltoall");
             new Request(this, req, "MPI_Ialltoall", []).Wait();
         }
     }
@@ -147,7 +166,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         fixed (T* s = send) fixed (T* r = recv) fixed (int* psc = sc) fixed (int* psd = sd) fixed (int* prc = rc) fixed (int* prd = rd)
         {
             nint req, t = mpi.TypeOf<T>();
-            Check(mpi.Ialltoallv(s, psc, psd, t, r, prc, prd, t, mpi.CommWorld, &req), "MPI_Ialltoallv");
+            Check(mpi.Ialltoallv(s, psc, psd, t, r, prc, prd, t, handle, &req), "MPI_Ialltoallv");
             new Request(this, req, "MPI_Ialltoallv", []).Wait();
         }
     }
@@ -156,7 +175,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public CommRequest BarrierAsync()
     {
         nint req;
-        Check(mpi.Ibarrier(mpi.CommWorld, &req), "MPI_Ibarrier");
+        Check(mpi.Ibarrier(handle, &req), "MPI_Ibarrier");
         return new Request(this, req, "MPI_Ibarrier", []);
     }
 
@@ -166,7 +185,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         CheckRoot(root, "MPI_Ibcast");
         var pin = Pin(data);
         nint req;
-        Check(mpi.Ibcast(Addr<T>(pin), data.Length, mpi.TypeOf<T>(), root, mpi.CommWorld, &req), "MPI_Ibcast", pin);
+        Check(mpi.Ibcast(Addr<T>(pin), data.Length, mpi.TypeOf<T>(), root, handle, &req), "MPI_Ibcast", pin);
         return new Request(this, req, "MPI_Ibcast", [pin]);
     }
 
@@ -178,7 +197,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var ps = Pin(send); var pr = ReferenceEquals(send, recv) ? ps : Pin(recv);
         GCHandle[] pins = ReferenceEquals(send, recv) ? [ps] : [ps, pr];
         nint req;
-        Check(mpi.Iallreduce(ReferenceEquals(send, recv) ? InPlace : (void*)Addr<T>(ps), Addr<T>(pr), send.Length, mpi.TypeOf<T>(), OpOf(op), mpi.CommWorld, &req), "MPI_Iallreduce", pins);
+        Check(mpi.Iallreduce(ReferenceEquals(send, recv) ? InPlace : (void*)Addr<T>(ps), Addr<T>(pr), send.Length, mpi.TypeOf<T>(), OpOf(op), handle, &req), "MPI_Iallreduce", pins);
         int size = Size;
         return new Request(this, req, "MPI_Iallreduce", pins, op == ReduceOp.Average ? () => Reductions.Divide(recv.AsSpan(), size) : null);
     }
@@ -194,7 +213,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         var ps = Pin(send); var pr = inPlace ? ps : Pin(recv); var pc = Pin(c); var pd = Pin(d);
         GCHandle[] pins = inPlace ? [ps, pc, pd] : [ps, pr, pc, pd];
         nint req, t = mpi.TypeOf<T>();
-        Check(mpi.Iallgatherv(inPlace ? InPlace : Addr<T>(ps) + sendOffset, c[Rank], t, Addr<T>(pr), (int*)Addr<int>(pc), (int*)Addr<int>(pd), t, mpi.CommWorld, &req), "MPI_Iallgatherv", pins);
+        Check(mpi.Iallgatherv(inPlace ? InPlace : Addr<T>(ps) + sendOffset, c[Rank], t, Addr<T>(pr), (int*)Addr<int>(pc), (int*)Addr<int>(pd), t, handle, &req), "MPI_Iallgatherv", pins);
         return new Request(this, req, "MPI_Iallgatherv", pins);
     }
 
@@ -206,8 +225,28 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         GCHandle[] pins = [Pin(send), Pin(recv), Pin(sc), Pin(sd), Pin(rc), Pin(rd)];
         nint req, t = mpi.TypeOf<T>();
         Check(mpi.Ialltoallv(Addr<T>(pins[0]), (int*)Addr<int>(pins[2]), (int*)Addr<int>(pins[3]), t, Addr<T>(pins[1]),
-            (int*)Addr<int>(pins[4]), (int*)Addr<int>(pins[5]), t, mpi.CommWorld, &req), "MPI_Ialltoallv", pins);
+            (int*)Addr<int>(pins[4]), (int*)Addr<int>(pins[5]), t, handle, &req), "MPI_Ialltoallv", pins);
         return new Request(this, req, "MPI_Ialltoallv", pins);
+    }
+
+    /// <inheritdoc/>
+    public CommRequest SendAsync<T>(T[] data, int destination, int tag) where T : unmanaged
+    {
+        CheckRoot(destination, "MPI_Isend");
+        var pin = Pin(data);
+        nint req;
+        Check(mpi.Isend(Addr<T>(pin), data.Length, mpi.TypeOf<T>(), destination, tag, handle, &req), "MPI_Isend", pin);
+        return new Request(this, req, $"MPI_Isend to rank {destination}", [pin]);
+    }
+
+    /// <inheritdoc/>
+    public CommRequest ReceiveAsync<T>(T[] data, int source, int tag) where T : unmanaged
+    {
+        CheckRoot(source, "MPI_Irecv");
+        var pin = Pin(data);
+        nint req;
+        Check(mpi.Irecv(Addr<T>(pin), data.Length, mpi.TypeOf<T>(), source, tag, handle, &req), "MPI_Irecv", pin);
+        return new Request(this, req, $"MPI_Irecv from rank {source}", [pin]);
     }
 
     /// <inheritdoc/>
@@ -217,12 +256,19 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Environment.Exit(exitCode);
     }
 
-    /// <summary>Finalises MPI (once per process; a new world cannot be made afterwards).</summary>
+    /// <summary>Finalises MPI for the world (once per process; a new world cannot be made afterwards); frees a duplicate.</summary>
     public void Dispose()
     {
         if (disposed) return;
         disposed = true;
         int flag = 0;
+        if (!isWorld)
+        {
+            mpi.Finalized(&flag);
+            nint h = handle;
+            if (flag == 0) mpi.CommFree(&h);
+            return;
+        }
         mpi.Finalized(&flag);
         if (flag == 0) mpi.Finalize();
     }

@@ -41,6 +41,8 @@ public sealed unsafe class MpiLibrary
     internal readonly delegate* unmanaged<nint, int, int> Abort;
     internal readonly delegate* unmanaged<nint, int*, int> CommRank, CommSize;
     internal readonly delegate* unmanaged<nint, nint, int> CommSetErrhandler;
+    internal readonly delegate* unmanaged<nint, nint*, int> CommDup;
+    internal readonly delegate* unmanaged<nint*, int> CommFree;
     internal readonly delegate* unmanaged<int, byte*, int*, int> ErrorString;
     internal readonly delegate* unmanaged<byte*, int*, int> GetLibraryVersion;
     internal readonly delegate* unmanaged<nint, nint*, int> Ibarrier;
@@ -52,6 +54,7 @@ public sealed unsafe class MpiLibrary
     internal readonly delegate* unmanaged<void*, int, nint, void*, int, nint, nint, nint*, int> Ialltoall;
     internal readonly delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int> Ialltoallv;
     internal readonly delegate* unmanaged<nint*, int*, void*, int> Test;
+    internal readonly delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int> Isend, Irecv;
 
     MpiLibrary(nint lib, string path, MpiAbi abi)
     {
@@ -66,6 +69,8 @@ public sealed unsafe class MpiLibrary
         CommRank = (delegate* unmanaged<nint, int*, int>)Export("MPI_Comm_rank");
         CommSize = (delegate* unmanaged<nint, int*, int>)Export("MPI_Comm_size");
         CommSetErrhandler = (delegate* unmanaged<nint, nint, int>)Export("MPI_Comm_set_errhandler");
+        CommDup = (delegate* unmanaged<nint, nint*, int>)Export("MPI_Comm_dup");
+        CommFree = (delegate* unmanaged<nint*, int>)Export("MPI_Comm_free");
         ErrorString = (delegate* unmanaged<int, byte*, int*, int>)Export("MPI_Error_string");
         GetLibraryVersion = (delegate* unmanaged<byte*, int*, int>)Export("MPI_Get_library_version");
         Ibarrier = (delegate* unmanaged<nint, nint*, int>)Export("MPI_Ibarrier");
@@ -77,6 +82,8 @@ public sealed unsafe class MpiLibrary
         Ialltoall = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, nint*, int>)Export("MPI_Ialltoall");
         Ialltoallv = (delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int>)Export("MPI_Ialltoallv");
         Test = (delegate* unmanaged<nint*, int*, void*, int>)Export("MPI_Test");
+        Isend = (delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int>)Export("MPI_Isend");
+        Irecv = (delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int>)Export("MPI_Irecv");
 
         if (abi == MpiAbi.OpenMpi)
         {
@@ -123,7 +130,7 @@ public sealed unsafe class MpiLibrary
             var buf = new byte[8192];
             int len = 0;
             fixed (byte* b = buf) GetLibraryVersion(b, &len);
-            return System.Text.Encoding.UTF8.GetString(buf, 0, Math.Clamp(len, 0, buf.Length)).Split('\n')[0].Trim();
+            return System.Text.Encoding.UTF8.GetString(buf, 0, Math.Clamp(len, 0, buf.Length)).Split('\n')[0].Trim().TrimEnd('\0').Trim();
         }
     }
 

@@ -14,16 +14,25 @@ namespace Tessera.Distributed;
 /// </summary>
 public sealed class OrderedSum
 {
-    readonly ICommunicator comm;
+    readonly ICommunicator comm, gatherComm;
     readonly int[] chunk, sendCounts, recvCounts;
     readonly int myOffset;
     readonly float[] recv;
     CommRequest? exchange, gather;
 
-    /// <summary>Prepares a sum of <paramref name="length"/>-element buffers.</summary>
-    public OrderedSum(ICommunicator comm, int length)
+    /// <summary>Prepares a sum of <paramref name="length"/>-element buffers (one sum in flight at a time on <paramref name="comm"/>).</summary>
+    public OrderedSum(ICommunicator comm, int length) : this(comm, comm, length) { }
+
+    /// <summary>
+    /// Posts the exchanges on <paramref name="comm"/> and the all-gathers on
+    /// <paramref name="gatherComm"/> (a <see cref="ICommunicator.Duplicate"/>), so that several
+    /// sums can be in flight: each phase is then posted in the same order on every rank as long as
+    /// the sums are started, and progressed, in one agreed order (see <see cref="GradientReducer"/>).
+    /// </summary>
+    public OrderedSum(ICommunicator comm, ICommunicator gatherComm, int length)
     {
         this.comm = comm;
+        this.gatherComm = gatherComm;
         int n = comm.Size;
         Length = length;
         chunk = new int[n];
@@ -51,8 +60,8 @@ public sealed class OrderedSum
     {
         if (Pending) throw new InvalidOperationException("OrderedSum.Start: the previous sum has not been waited for.");
         if (comm.Size == 1) { Input.AsSpan().CopyTo(Result); return; }
+        // No progress here: the caller decides when all-gathers get posted (the same order on every rank).
         exchange = comm.AlltoallvAsync(Input, sendCounts, recv, recvCounts);
-        Progress();
     }
 
     /// <summary>Advances without blocking; true when the result is ready.</summary>
@@ -63,7 +72,7 @@ public sealed class OrderedSum
             if (!exchange.Test()) return false;
             exchange = null;
             SumChunks();
-            gather = comm.AllgathervAsync(Result, myOffset, Result, chunk);
+            gather = gatherComm.AllgathervAsync(Result, myOffset, Result, chunk);
         }
         if (gather is not null)
         {

@@ -57,16 +57,26 @@ public sealed class MoeLayer : IFeedForward
         var plan = ExpertDispatch.Build(top, topK, experts);
         int capacity = Capacity(capacityFactor, n, topK, experts);
         var assigned = new int[experts]; var kept = new int[experts];
-        var outputs = new Tensor[experts];
+        var rows = new int[experts][];
         for (int e = 0; e < experts; e++)
         {
-            // Every expert runs, even with no tokens, so every parameter gets a (zero) gradient
-            // each step and AdamW treats all of them alike.
             assigned[e] = plan.Rows[e].Length;
             kept[e] = capacity == 0 ? assigned[e] : Math.Min(assigned[e], capacity);
-            var xe = g.GatherRows(x, plan.Rows[e].AsSpan(0, kept[e]));       // (Mₑ, D), token order: the first ones win
-            outputs[e] = Mlp.Glu(g, xe, w1[e], w3[e], w2[e], activation);  // (Mₑ, D)
+            rows[e] = plan.Rows[e][..kept[e]];                              // token order: the first ones win
         }
+        // Expert parallelism (Tessera.Distributed) runs the experts on their owner ranks; the
+        // router, gates, capacity and combine above and below are the same either way.
+        if (g.Experts is not null && activation != GluActivation.Silu)
+            throw new NotSupportedException($"Expert parallelism runs SwiGLU experts; this model's experts use {activation}.");
+        var outputs = g.Experts?.Run(g, layer, x, rows, w1, w3, w2) ?? new Tensor[experts];
+        if (g.Experts is null)
+            for (int e = 0; e < experts; e++)
+            {
+                // Every expert runs, even with no tokens, so every parameter gets a (zero) gradient
+                // each step and AdamW treats all of them alike.
+                var xe = g.GatherRows(x, rows[e]);                              // (Mₑ, D)
+                outputs[e] = Mlp.Glu(g, xe, w1[e], w3[e], w2[e], activation);  // (Mₑ, D)
+            }
         var y = g.CombineExperts(outputs, gates, plan);                     // (N, D) = Σₑ gate·yₑ per token
         stats.Add(g.LoadBalanceLoss(probs, top), g.RouterZLoss(logits), new ExpertLoad(layer, n, assigned, kept, capacity));
         return y;

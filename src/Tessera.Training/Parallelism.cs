@@ -21,7 +21,9 @@ namespace Tessera.Training;
 /// <param name="LocalSlices">Slices per rank; more than one only in a one-rank world (the single-process reference).</param>
 /// <param name="Zero1">Shard the AdamW moments over ranks (ZeRO stage 1): reduce-scatter the gradients, update the owned parameters, all-gather the weights.</param>
 /// <param name="BucketBytes">Gradient bucket size (DDP's 25 MiB by default).</param>
-public sealed record Parallelism(ICommunicator Communicator, int LocalSlices = 1, bool Zero1 = false, long BucketBytes = GradientReducer.DefaultBucketBytes)
+/// <param name="ShardExperts">Expert parallelism: each rank owns Experts/Size experts of every MoE layer and tokens travel to them by all-to-all (see <see cref="ExpertParallel"/>).</param>
+public sealed record Parallelism(ICommunicator Communicator, int LocalSlices = 1, bool Zero1 = false, long BucketBytes = GradientReducer.DefaultBucketBytes,
+    bool ShardExperts = false)
 {
     /// <summary>Slices of every global batch: world size × local slices.</summary>
     public int Slices => Communicator.Size * LocalSlices;
@@ -40,7 +42,7 @@ public sealed record Parallelism(ICommunicator Communicator, int LocalSlices = 1
         if (Communicator.Size == 1) return;
         var text = new StringBuilder();
         text.Append(JsonSerializer.Serialize(config)).Append('|').Append(JsonSerializer.Serialize(options with { PeakFlops = 0 }))
-            .Append('|').Append(step).Append('|').Append(LocalSlices).Append(Zero1);
+            .Append('|').Append(step).Append('|').Append(LocalSlices).Append(Zero1).Append(ShardExperts);
         foreach (var s in data.Train) text.Append('|').Append(ShardSample(s));
         if (data.Validation is { } v) foreach (var s in v) text.Append("|v").Append(ShardSample(s));
         var mine = new long[4];

@@ -28,6 +28,8 @@ public sealed class Trainer : IDisposable
     readonly Parallelism? parallel;
     readonly GradientReducer? reducer;
     readonly Zero1Shards? zero;
+    readonly ExpertParallel? experts;
+    readonly List<(Tensor[] W1, Tensor[] W3, Tensor[] W2)> expertWeights = [];
     readonly float[][][]? stash;         // per local slice, per parameter: the slice's gradient (single-process reference only)
     readonly int[]? sliceInputs, sliceTargets;
     readonly long[]? sliceWindows;
@@ -75,6 +77,26 @@ public sealed class Trainer : IDisposable
             // One set of starting weights everywhere (rank 0's), whatever each rank loaded or drew.
             foreach (var t in parameters.All) parallel.Communicator.Broadcast(t.AsSpan("Trainer"), root: 0);
             if (parallel.Zero1) zero = new Zero1Shards(parallel.Communicator, parameters.All);
+            else if (parallel.ShardExperts)
+            {
+                experts = new ExpertParallel(parallel.Communicator, model.Config.Experts);
+                var replicated = new List<Tensor>();
+                var expertSet = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+                for (int l = 0; l < model.Config.Layers; l++)
+                {
+                    string m = $"model.layers.{l}.block_sparse_moe.experts.";
+                    if (!parameters.Contains(m + "0.w1.weight")) continue;
+                    var w = (new Tensor[model.Config.Experts], new Tensor[model.Config.Experts], new Tensor[model.Config.Experts]);
+                    for (int e = 0; e < model.Config.Experts; e++)
+                    {
+                        w.Item1[e] = parameters[$"{m}{e}.w1.weight"]; w.Item2[e] = parameters[$"{m}{e}.w3.weight"]; w.Item3[e] = parameters[$"{m}{e}.w2.weight"];
+                        expertSet.Add(w.Item1[e]); expertSet.Add(w.Item2[e]); expertSet.Add(w.Item3[e]);
+                    }
+                    expertWeights.Add(w);
+                }
+                foreach (var t in parameters.All) if (!expertSet.Contains(t)) replicated.Add(t);
+                reducer = new GradientReducer(parallel.Communicator, replicated, parallel.BucketBytes); // expert gradients stay with their owners
+            }
             else reducer = new GradientReducer(parallel.Communicator, parameters.All, parallel.BucketBytes);
         }
         else if (parallel is { Zero1: true }) zero = new Zero1Shards(parallel.Communicator, parameters.All);
@@ -145,6 +167,10 @@ public sealed class Trainer : IDisposable
             if (options.BatchSize % slices != 0)
                 throw new ArgumentException($"Distributed training: the batch of {options.BatchSize} sequences does not split into {slices} equal slices " +
                                             $"({n} rank(s) × {parallel.LocalSlices}); use a batch size divisible by {slices}.");
+            if (parallel.ShardExperts && (!config.IsMoe || config.Experts % n != 0 || parallel.Zero1))
+                throw new ArgumentException(!config.IsMoe ? "Expert parallelism needs an MoE model (experts > 1)."
+                    : parallel.Zero1 ? "Expert parallelism and ZeRO-1 cannot be combined yet; choose one."
+                    : $"Expert parallelism: {config.Experts} experts do not split evenly over {n} ranks; use a world size that divides the expert count.");
             if (slices > 1 && config.Dropout > 0)
                 throw new ArgumentException($"Distributed training: dropout ({config.Dropout}) draws one mask stream per process, so sliced batches would not match; train with dropout 0.");
         }
@@ -271,9 +297,12 @@ public sealed class Trainer : IDisposable
                 loads = Accumulate(loads, output.ExpertLoads);
             }
         else (ce, total, loads) = SlicedBackward(objective);
-        double norm = zero is null
-            ? GradClip.ClipGlobalNorm(Model.Parameters.All, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity)
-            : GradClip.ClipGlobalNorm(zero.Owned, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity, zero.GatherChunkSums);
+        double clip = o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity;
+        double norm = zero is not null ? GradClip.ClipGlobalNorm(zero.Owned, clip, zero.GatherChunkSums)
+            // Expert parallelism: a chunk of an expert this rank does not own has no gradient here (sum 0);
+            // the element-wise max over ranks picks the owner's sum and leaves the replicated ones as they are.
+            : experts is not null ? GradClip.ClipGlobalNorm(Model.Parameters.All, clip, s => { parallel!.Communicator.Allreduce<double>(s, s, ReduceOp.Max); return s; })
+            : GradClip.ClipGlobalNorm(Model.Parameters.All, clip);
         optimizer.Step();
         zero?.AllgatherWeights();
         Step++;
@@ -311,6 +340,7 @@ public sealed class Trainer : IDisposable
         var sliceBatch = objective is null ? null : new TrainBatch(sliceInputs!, sliceTargets!, sliceWindows!, rows, T);
         ExpertLoad[]? loads = null;
         var mine = new double[2 * accum * local];
+        experts?.BeginStep();
         for (int m = 0; m < accum; m++)
         {
             train.Next(inputs, targets, objective is null ? default : windows);
@@ -323,7 +353,7 @@ public sealed class Trainer : IDisposable
                 if (stash is not null && m > 0)
                     for (int i = 0; i < all.Count; i++) stash[j][i].CopyTo(all[i].Grad!.AsSpan("Trainer"));
                 else if (stash is not null) Model.Parameters.ZeroGrad();
-                using var g = new Graph { DropoutRng = rng };
+                using var g = new Graph { DropoutRng = rng, Experts = experts };
                 if (reducer is not null && m == accum - 1)
                 {
                     reducer.Begin();
@@ -346,6 +376,7 @@ public sealed class Trainer : IDisposable
                 stash[0][i].CopyTo(gi);
                 for (int j = 1; j < local; j++) OrderedSum.AddInOrder(gi, stash[j][i]);
             }
+        experts?.FinishGradients();
         reducer?.Finish();
         zero?.ReduceScatterGradients();
 
@@ -400,6 +431,13 @@ public sealed class Trainer : IDisposable
         return report;
     }
 
+    /// <summary>
+    /// Expert parallelism: copies every expert's weights and moments from its owner to all ranks
+    /// (every rank must call it; <see cref="Run"/> does before evaluating and checkpointing).
+    /// A no-op otherwise.
+    /// </summary>
+    public void SynchronizeExperts() => experts?.Synchronize(expertWeights, optimizer);
+
     /// <summary>ZeRO-1: an AdamW over every parameter holding the owners' moments (for checkpoints).</summary>
     AdamW GatherMoments()
     {
@@ -432,6 +470,7 @@ public sealed class Trainer : IDisposable
     {
         if (RunDirectory is null) throw new InvalidOperationException("SaveCheckpoint: this trainer has no run folder.");
         using var full = zero is null ? null : GatherMoments();
+        SynchronizeExperts();
         if (!IsLeader)
         {
             parallel!.Communicator.Barrier();
@@ -458,16 +497,22 @@ public sealed class Trainer : IDisposable
         {
             last = TrainStep();
             bool end = Step == Options.Steps || cancel.IsCancellationRequested;
-            if (canEval && IsLeader && (end || (Options.EvalEvery > 0 && Step % Options.EvalEvery == 0))) Evaluate();
+            if (canEval && (end || (Options.EvalEvery > 0 && Step % Options.EvalEvery == 0)))
+            {
+                SynchronizeExperts();
+                if (IsLeader) Evaluate();
+            }
             if (RunDirectory is not null && (end || (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0))) SaveCheckpoint();
             if (cancel.IsCancellationRequested) break;
         }
+        SynchronizeExperts(); // every rank ends with the whole model
         return last;
     }
 
     /// <summary>Frees the optimizer state, and the model when the trainer built or loaded it.</summary>
     public void Dispose()
     {
+        experts?.Dispose();
         optimizer.Dispose();
         if (ownsModel) Model.Dispose();
     }

@@ -85,6 +85,18 @@ public class OperationsTests
     }
 
     [MpiFact]
+    public void ExpertCountNotDividingTheWorldFailsOnEveryRankWithOneMessage()
+    {
+        using var dir = new TempDir();
+        DistRun.WriteShard(dir.File("s.bin"));
+        var job = MpiJob.Run(3, $"train {dir.File("s.bin")} {dir.File("o.bin")} 1 batch 6 experts", TimeSpan.FromSeconds(60));
+        Assert.False(job.TimedOut, job.Output);
+        Assert.NotEqual(0, job.ExitCode);
+        for (int r = 0; r < 3; r++)
+            Assert.Contains($"rank {r}: Expert parallelism: 4 experts do not split evenly over 3 ranks", job.Output);
+    }
+
+    [MpiFact]
     public void MismatchedConfigsFailOnEveryRankWithOneMessage()
     {
         using var dir = new TempDir();

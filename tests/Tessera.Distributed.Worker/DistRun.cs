@@ -33,6 +33,14 @@ public static class DistRun
         TokenShard.Write(path, [tokens], 64);
     }
 
+    /// <summary>Every weight in order, as raw bytes.</summary>
+    public static byte[] Weights(Transformer model)
+    {
+        var bytes = new List<byte>();
+        foreach (var p in model.Parameters.All) bytes.AddRange(MemoryMarshal.AsBytes(p.ToArray().AsSpan()).ToArray());
+        return [.. bytes];
+    }
+
     /// <summary>Weights (in order) then the per-step losses, as raw bytes: equal files mean bit-identical runs.</summary>
     public static byte[] Snapshot(Training.Trainer t, IReadOnlyList<double> losses)
     {

@@ -6,7 +6,8 @@ using Tessera.Training;
 
 // Runs under mpirun for the Tessera.Distributed tests. Modes:
 //   collectives                          every collective checked against values computed locally
-//   train SHARD OUT STEPS [zero1] [resume DIR] [ckpt DIR]   train DistRun; rank 0 writes the snapshot to OUT
+//   train SHARD OUT STEPS [zero1|experts] [resume DIR] [ckpt DIR] [batch B] [seed-by-rank]   train DistRun; rank 0 writes the snapshot to OUT
+//   async SHARD LOG OUT STEPS            asynchronous run, rank 0 serving; rank 0 writes the weights to OUT
 //   endless SHARD                        train until killed; rank 0 prints "step N"
 // Any failure prints "rank R: message" and exits 3 (after MPI_Abort, so no rank is left waiting).
 ICommunicator? comm = null;
@@ -19,6 +20,7 @@ try
         case "collectives": Collectives(comm); break;
         case "train": Train(comm, args); break;
         case "endless": Endless(comm, args[1]); break;
+        case "async": Async(comm, args); break;
         default: throw new ArgumentException($"unknown mode {args[0]}");
     }
     comm.Dispose();
@@ -46,13 +48,21 @@ static void Train(ICommunicator comm, string[] args)
     var options = DistRun.Options with { Steps = steps };
     if (bb > 0) options = options with { BatchSize = int.Parse(args[bb + 1], System.Globalization.CultureInfo.InvariantCulture) };
     if (args.Contains("seed-by-rank")) options = options with { Seed = options.Seed + (ulong)comm.Rank };
-    var parallel = new Parallelism(comm, 1, zero1, BucketBytes: 16 << 10); // small buckets: several of them in this tiny model
+    var parallel = new Parallelism(comm, 1, zero1, BucketBytes: 16 << 10, ShardExperts: args.Contains("experts")); // small buckets: several of them in this tiny model
     var data = new TrainData([shard]);
     using var trainer = resume is null ? new Trainer(DistRun.Moe, options, data, ckpt, parallel) : Trainer.Resume(resume, data, steps, parallel);
     var losses = new List<double>();
     trainer.StepCompleted = r => losses.Add(r.Loss);
     trainer.Run();
     if (comm.Rank == 0) File.WriteAllBytes(args[2], DistRun.Snapshot(trainer, losses));
+}
+
+static void Async(ICommunicator comm, string[] args)
+{
+    using var shard = TokenShard.Open(args[1]);
+    var options = DistRun.Options with { Steps = long.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), GradAccumulation = 1, BatchSize = 2 };
+    using var model = AsyncTrainer.Run(DistRun.Moe, options, new TrainData([shard]), comm, args[2]);
+    if (model is not null) File.WriteAllBytes(args[3], DistRun.Weights(model));
 }
 
 static void Endless(ICommunicator comm, string shardPath)

@@ -128,9 +128,18 @@ public static class DistributedBenchCommand
             experts = c.Experts, top_k = c.TopK, tied = c.TiedEmbeddings, batch, seq,
         });
         var (code, stdout, stderr) = Exec(Python, $"\"{script}\" --world {n} --steps {steps} --warmup {warmup} --config '{cfg}'", TimeSpan.FromMinutes(10),
-            new Dictionary<string, string> { ["OMP_WAIT_POLICY"] = "passive" }, shell: true);
+            TorchEnvironment(), shell: true);
         string? line = JsonLine(stdout);
         return code == 0 && line is not null ? JsonNode.Parse(line)! : new JsonObject { ["world"] = n, ["note"] = $"failed (exit {code}): {Last(stderr)}" };
+    }
+
+    /// <summary>What makes torch 1.13 CPU fast here (as `tessera bench train` runs it): passive OpenMP waits, tcmalloc when installed.</summary>
+    static Dictionary<string, string> TorchEnvironment()
+    {
+        var env = new Dictionary<string, string> { ["OMP_WAIT_POLICY"] = "passive" };
+        const string Tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
+        if (File.Exists(Tcmalloc)) env["LD_PRELOAD"] = Tcmalloc;
+        return env;
     }
 
     /// <summary>

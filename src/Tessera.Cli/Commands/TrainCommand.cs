@@ -49,18 +49,19 @@ public static class TrainCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed for weights, data order and RNG.", DefaultValueFactory = _ => 1337UL };
         var distributed = new Option<bool>("--distributed") { Description = "Data-parallel over MPI (on by itself under mpirun): --batch is the global batch, split over the ranks." };
         var zero1 = new Option<bool>("--zero1") { Description = "With MPI: shard the AdamW moments over the ranks (ZeRO-1)." };
+        var expertParallel = new Option<bool>("--expert-parallel") { Description = "With MPI: spread each MoE layer's experts over the ranks (all-to-all dispatch)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
             data, tokenizer, output, resume, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
-            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, json,
+            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, json,
         };
         cmd.SetAction((p, cancel) =>
         {
             // Under mpirun every rank runs this; MPI comes up first so that any error is reported per rank.
             if (!p.GetValue(distributed) && !MpiCommunicator.LaunchedByMpirun) return Task.FromResult(Action(p, null, cancel));
             var comm = MpiCommunicator.World();
-            try { return Task.FromResult(Action(p, new Parallelism(comm, 1, p.GetValue(zero1)), cancel)); }
+            try { return Task.FromResult(Action(p, new Parallelism(comm, 1, p.GetValue(zero1), ShardExperts: p.GetValue(expertParallel)), cancel)); }
             catch (Exception e) when (e is not ArgumentException && comm.Size > 1)
             {
                 // A failed collective or a dead peer: end every rank now instead of leaving them waiting.
@@ -142,7 +143,7 @@ public static class TrainCommand
                               $", {m.ParameterCount:N0} params ({m.ActiveParameterCount:N0} active) | " +
                               $"{options.Steps} steps × {options.TokensPerStep:N0} tokens | train {prepared.Train.Tokens:N0} tokens" +
                               (resume ? $" | resuming at step {trainer.Step}" : "") +
-                              (parallel is { Communicator.Size: > 1 } w ? $" | {w.Communicator.Size} ranks × {options.BatchSize / w.Slices} sequences{(w.Zero1 ? ", ZeRO-1" : "")}" : "") + $" | peak {trainer.PeakFlops / 1e9:F0} GFLOP/s (measured)");
+                              (parallel is { Communicator.Size: > 1 } w ? $" | {w.Communicator.Size} ranks × {options.BatchSize / w.Slices} sequences{(w.Zero1 ? ", ZeRO-1" : "")}{(w.ShardExperts ? ", experts spread over ranks" : "")}" : "") + $" | peak {trainer.PeakFlops / 1e9:F0} GFLOP/s (measured)");
         RunSetup.AttachProgress(trainer, Math.Max(1, options.Steps / 25), quiet);
         EvalReport? lastEval = null;
         var onEval = trainer.Evaluated;
