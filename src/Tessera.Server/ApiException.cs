@@ -26,6 +26,20 @@ public sealed class ApiException(int status, string message, string type = "inva
     /// <summary>400 for a parameter this server understands but cannot honour.</summary>
     public static ApiException Unsupported(string param, string message) => new(400, message, param: param, code: "unsupported_parameter");
 
+    /// <summary>
+    /// How the server answers a failure: its own <see cref="ApiException"/>s as they are, Kestrel's
+    /// <see cref="BadHttpRequestException"/> (body too large or too slow) with its status, the
+    /// engine's <see cref="ArgumentException"/>s as 400, and anything else as a 500 (a bug: the
+    /// fuzz harness treats it as a crash).
+    /// </summary>
+    public static ApiException From(Exception e) => e switch
+    {
+        ApiException a => a,
+        BadHttpRequestException b => new ApiException(b.StatusCode, b.Message, code: b.StatusCode == 413 ? "request_too_large" : "bad_request"),
+        ArgumentException a => new ApiException(400, a.Message),
+        _ => new ApiException(500, $"The server failed: {e.Message}", type: "server_error", code: "internal_error"),
+    };
+
     /// <summary>Writes the error JSON (unless the response has already started, when only the status can no longer change).</summary>
     public async Task WriteAsync(HttpResponse response)
     {

@@ -120,14 +120,17 @@ public static class ChatCompletionsEndpoint
                 "system" or "user" or "assistant" => role,
                 _ => throw ApiException.Invalid(at + ".role", $"Unsupported role '{role}': this server takes system, developer, user and assistant messages - '{at}.role'."),
             };
-            list.Add(new ChatMessage(role, Content(m, at)));
+            list.Add(new ChatMessage(role, Content(m, at, role)));
         }
         return list;
     }
 
-    static string Content(JsonElement m, string at)
+    static string Content(JsonElement m, string at, string role)
     {
-        if (!m.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return "";
+        // Only an assistant turn may come without content (OpenAI: one that made tool calls);
+        // a user or system message without any is a malformed request, not an empty prompt.
+        if (!m.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null)
+            return role == "assistant" ? "" : throw new ApiException(400, $"Missing required parameter: '{at}.content'.", param: at + ".content", code: "missing_required_parameter");
         if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
         if (c.ValueKind != JsonValueKind.Array) throw JsonRequest.WrongType(at + ".content", c, "a string or an array of content parts");
         var sb = new StringBuilder();

@@ -10,6 +10,9 @@ namespace Tessera.Server;
 /// </summary>
 public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampling, IReadOnlyList<string> Stop, bool Stream, bool IncludeUsage)
 {
+    /// <summary>The server's per-request token cap, which also bounds the default budget.</summary>
+    public int? Cap { get; init; }
+
     /// <summary>OpenAI's limit on stop sequences.</summary>
     public const int MaxStops = 4;
 
@@ -33,6 +36,11 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
         long? completion = req.Integer("max_completion_tokens", minTokens, int.MaxValue);
         long? legacy = req.Integer("max_tokens", minTokens, int.MaxValue);
         int? maxTokens = (int?)(completion ?? legacy);
+        if (maxTokens > req.MaxTokensCap)
+        {
+            string name = completion is null ? "max_tokens" : "max_completion_tokens";
+            throw ApiException.Invalid(name, $"{maxTokens} is more than this server's limit of {req.MaxTokensCap} completion tokens per request - '{name}'.");
+        }
 
         var sampling = new SamplingOptions
         {
@@ -55,7 +63,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             if (so.TryGetProperty("include_usage", out var iu) && iu.ValueKind != JsonValueKind.Null)
                 includeUsage = iu.ValueKind is JsonValueKind.True or JsonValueKind.False ? iu.GetBoolean() : throw JsonRequest.WrongType("stream_options.include_usage", iu, "a boolean");
         }
-        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage);
+        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage) { Cap = req.MaxTokensCap };
     }
 
     /// <summary>404 <c>model_not_found</c> unless <c>model</c> names the served model.</summary>
@@ -80,7 +88,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             throw new ApiException(400, $"This model's maximum context length is {contextLength} tokens. {requested} Please reduce the prompt or the completion length.",
                 param: promptParam, code: "context_length_exceeded");
         }
-        return MaxTokens ?? Math.Min(defaultTokens, room);
+        return MaxTokens ?? Math.Min(Math.Min(defaultTokens, room), Cap ?? int.MaxValue);
     }
 
     static IReadOnlyList<string> ParseStop(JsonRequest req)

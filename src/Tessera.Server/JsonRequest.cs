@@ -20,42 +20,97 @@ public sealed class JsonRequest : IDisposable
     /// <summary>The top-level object.</summary>
     public JsonElement Root => document.RootElement;
 
-    /// <summary>Reads and parses the body: too large → 413, not UTF-8 or not a JSON object → 400.</summary>
+    /// <summary>The server's cap on completion tokens per request (null: only the context limits it).</summary>
+    public int? MaxTokensCap { get; private set; }
+
+    /// <summary>
+    /// Reads and parses the body: larger than the server's body limit (<see cref="RequestLimits"/>,
+    /// else <see cref="MaxBodyBytes"/>) → 413, not UTF-8 or not a JSON object → 400.
+    /// </summary>
     public static async Task<JsonRequest> ReadAsync(HttpRequest request, CancellationToken cancel)
     {
-        if (request.ContentLength > MaxBodyBytes) throw TooLarge();
+        var limits = request.HttpContext.Features.Get<RequestLimits>();
+        long limit = Math.Min(limits?.MaxBodyBytes ?? MaxBodyBytes, Array.MaxLength);
+        if (request.ContentLength > limit) throw TooLarge(limit);
         using var buffer = new MemoryStream();
         var chunk = new byte[16384];
         int n;
         while ((n = await request.Body.ReadAsync(chunk, cancel)) > 0)
         {
-            if (buffer.Length + n > MaxBodyBytes) throw TooLarge();
+            if (buffer.Length + n > limit) throw TooLarge(limit);
             buffer.Write(chunk, 0, n);
         }
-        return Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+        var parsed = Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+        parsed.MaxTokensCap = limits?.MaxTokens;
+        return parsed;
     }
 
     /// <summary>Parses a body already in memory (the same checks as <see cref="ReadAsync"/>).</summary>
     public static JsonRequest Parse(ReadOnlyMemory<byte> body)
     {
         // Checked up front: System.Text.Json only notices bad UTF-8 inside strings when they are read.
+        // Duplicate keys are refused: "last one wins" lets a proxy that checks the first copy and this
+        // server that reads the last disagree about what was asked.
         if (!Utf8.IsValid(body.Span)) throw new ApiException(400, "The request body is not valid UTF-8.", code: "invalid_encoding");
         if (body.IsEmpty) throw new ApiException(400, "The request body is empty; send a JSON object.", code: "invalid_json");
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 }); }
+        try { doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64, AllowDuplicateProperties = false }); }
         catch (JsonException e)
         {
             throw new ApiException(400, $"We could not parse the JSON body of your request ({e.Message}).", code: "invalid_json");
+        }
+        catch (InvalidOperationException)
+        {
+            // The duplicate-key check compares property names and throws when one is a lone surrogate escape.
+            throw new ApiException(400, "The request body has a property name with an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF); such text has no UTF-8 form.", code: "invalid_encoding");
         }
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {
             doc.Dispose();
             throw new ApiException(400, "The request body must be a JSON object.", code: "invalid_json");
         }
+        if (FindUnpairedSurrogate(body.Span) is { } at)
+        {
+            doc.Dispose();
+            throw new ApiException(400, $"The request body has a string with an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF) at byte {at}; such text has no UTF-8 form.",
+                code: "invalid_encoding");
+        }
         return new JsonRequest(doc);
     }
 
-    static ApiException TooLarge() => new(413, $"The request body is larger than {MaxBodyBytes} bytes.", code: "request_too_large");
+    /// <summary>
+    /// The byte offset of the first string (value or property name) holding an escaped lone
+    /// surrogate such as <c>"\ud800"</c>: valid JSON syntax, but System.Text.Json cannot decode it
+    /// and throws when the string is read, which surfaced later as a 500. Checked once, up front,
+    /// over the bytes already known to be a well-formed document.
+    /// </summary>
+    static long? FindUnpairedSurrogate(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
+        while (reader.Read())
+        {
+            if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
+            // Values throw on a lone surrogate; property names decode leniently (keeping the lone
+            // UTF-16 unit) and only throw later, when a lookup compares them. Check both ways.
+            string? text;
+            try { text = reader.GetString(); }
+            catch (InvalidOperationException) { return reader.TokenStartIndex; }
+            if (text is not null && HasLoneSurrogate(text)) return reader.TokenStartIndex;
+        }
+        return null;
+    }
+
+    static bool HasLoneSurrogate(string s)
+    {
+        for (int i = 0; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) i++;
+            else if (char.IsSurrogate(s[i])) return true;
+        }
+        return false;
+    }
+
+    static ApiException TooLarge(long limit) => new(413, $"The request body is larger than {limit} bytes.", code: "request_too_large");
 
     /// <summary>The field, or null when it is absent or JSON <c>null</c>.</summary>
     public JsonElement? Field(string name)
@@ -113,3 +168,6 @@ public sealed class JsonRequest : IDisposable
 
     public void Dispose() => document.Dispose();
 }
+
+/// <summary>Per-request limits the server attaches as an HTTP feature for the endpoints to honour.</summary>
+public sealed record RequestLimits(long MaxBodyBytes, int? MaxTokens);

@@ -4,24 +4,13 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Tessera.Server;
-
-/// <summary>Where and how the server listens.</summary>
-public sealed record ServerOptions
-{
-    /// <summary>Address to bind; loopback by default so nothing outside the machine can reach it unless asked.</summary>
-    public string Host { get; init; } = "127.0.0.1";
-    /// <summary>TCP port; 0 picks a free one (see <see cref="TesseraServer.Address"/>).</summary>
-    public int Port { get; init; } = 8000;
-    /// <summary>Log each request and server warnings to the console.</summary>
-    public bool Log { get; init; }
-    /// <summary>An ∞-gram store to serve beside the model (<see cref="NGramEndpoint"/>); null = none.</summary>
-    public Data.NGram.NGramStore? NGram { get; init; }
-}
 
 /// <summary>
 /// The OpenAI-compatible HTTP server: Kestrel with a handful of endpoints over one
@@ -33,11 +22,18 @@ public sealed class TesseraServer : IAsyncDisposable
 {
     readonly WebApplication app;
 
-    TesseraServer(WebApplication app, Uri address)
+    readonly ServerMetrics metrics;
+
+    TesseraServer(WebApplication app, Uri address, AdmissionGate gate, ServerMetrics metrics)
     {
         this.app = app;
         Address = address;
+        Gate = gate;
+        this.metrics = metrics;
     }
+
+    /// <summary>The admission gate (its <see cref="AdmissionGate.Inside"/> is the queue depth).</summary>
+    public AdmissionGate Gate { get; }
 
     /// <summary>The base address actually bound, e.g. <c>http://127.0.0.1:8000/</c>.</summary>
     public Uri Address { get; }
@@ -45,10 +41,10 @@ public sealed class TesseraServer : IAsyncDisposable
     /// <summary>Builds the app and starts listening.</summary>
     public static async Task<TesseraServer> StartAsync(ServedModel model, ServerOptions options, CancellationToken cancel = default)
     {
-        if (options.Port is < 0 or > 65535) throw new ArgumentException($"port must be in [0, 65535], got {options.Port}");
         var bind = options.Host == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(options.Host, out var ip) ? ip
             : throw new ArgumentException($"host must be an IP address or localhost, got '{options.Host}'");
+        options.Validate(IPAddress.IsLoopback(bind));
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(TesseraServer).Assembly.GetName().Name });
         builder.Logging.ClearProviders();
@@ -56,19 +52,57 @@ public sealed class TesseraServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(bind, options.Port);
-            k.Limits.MaxRequestBodySize = JsonRequest.MaxBodyBytes * 2L;   // JsonRequest enforces the real limit with a JSON error
             k.AddServerHeader = false;
+            // Limits set deliberately rather than inherited: each bounds what one client can hold.
+            // JsonRequest answers 413 with JSON at MaxBodyBytes; Kestrel's own hard stop sits above it so
+            // that it can drain an oversized body and the client reads the 413 instead of a broken pipe.
+            k.Limits.MaxRequestBodySize = options.MaxBodyBytes * 2;
+            k.Limits.MaxConcurrentConnections = options.MaxConnections;
+            k.Limits.MaxConcurrentUpgradedConnections = 0;
+            k.Limits.RequestHeadersTimeout = options.HeadersTimeout;      // slow-header (slowloris) clients
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(60);
+            k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+            k.Limits.MaxRequestHeaderCount = 100;
+            k.Limits.MaxRequestLineSize = 8 * 1024;
+            k.Limits.MinRequestBodyDataRate = new MinDataRate(options.MinBodyBytesPerSecond, TimeSpan.FromSeconds(5));
+            // Streaming replies go at the model's pace; a client that stops reading is cut off.
+            k.Limits.MinResponseDataRate = new MinDataRate(1, TimeSpan.FromSeconds(30));
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        if (options.CorsOrigins.Count > 0)
+            builder.Services.AddCors(c => c.AddDefaultPolicy(p => p.WithOrigins([.. options.CorsOrigins]).WithMethods("GET", "POST").WithHeaders("Authorization", "Content-Type")));
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(ServerMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddPrometheusExporter());
 
         var app = builder.Build();
         var stopping = app.Lifetime.ApplicationStopping;
+        var gate = new AdmissionGate(options.MaxQueue);
+        var metrics = new ServerMetrics(gate, model.Engine);
+        var key = options.ApiKey is { } k ? new ApiKeyCheck(k) : null;
+        var limits = new RequestLimits(options.MaxBodyBytes, options.MaxTokensPerRequest);
+
+        if (options.CorsOrigins.Count > 0) app.UseCors();
+        app.Use(async (ctx, next) =>
+        {
+            // Authentication runs before routing, so an unauthenticated client learns nothing, not even which paths exist.
+            if (key is not null && !ApiKeyCheck.IsOpen(ctx.Request) && !HttpMethods.IsOptions(ctx.Request.Method) && !key.Allows(ctx.Request))
+            {
+                metrics.Error(401);
+                ctx.Response.Headers.WWWAuthenticate = "Bearer";
+                await ApiKeyCheck.Unauthorized(ctx.Request).WriteAsync(ctx.Response);
+                return;
+            }
+            ctx.Features.Set(limits);
+            await next(ctx);
+            if (ctx.Response.StatusCode >= 400) metrics.Error(ctx.Response.StatusCode);
+        });
         app.UseStatusCodePages(async sc =>
         {
             var r = sc.HttpContext.Response;
             string message = r.StatusCode switch
             {
-                404 => $"Unknown path {sc.HttpContext.Request.Path}. This server offers GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /v1/embeddings, GET /health and the chat page at /.",
+                404 => $"Unknown path {sc.HttpContext.Request.Path}. This server offers GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /v1/embeddings, GET /health, GET /metrics and the chat page at /.",
                 405 => $"{sc.HttpContext.Request.Method} is not allowed on {sc.HttpContext.Request.Path}.",
                 _ => $"The request failed with HTTP {r.StatusCode}.",
             };
@@ -76,6 +110,7 @@ public sealed class TesseraServer : IAsyncDisposable
         });
 
         app.MapGet("/", ctx => ChatPage.SendAsync(ctx.Response));
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/health", ctx => Run(ctx, stopping, c => JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
             w.WriteStartObject();
@@ -95,15 +130,29 @@ public sealed class TesseraServer : IAsyncDisposable
         app.MapGet("/v1/models/{id}", (HttpContext ctx, string id) => Run(ctx, stopping, c => id == model.Id
             ? JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w => WriteModel(w, model)), c)
             : throw new ApiException(404, $"The model '{id}' does not exist; this server serves '{model.Id}'.", param: "model", code: "model_not_found")));
-        app.MapPost("/v1/completions", ctx => Run(ctx, stopping, c => CompletionsEndpoint.HandleAsync(ctx, model, c)));
-        app.MapPost("/v1/chat/completions", ctx => Run(ctx, stopping, c => ChatCompletionsEndpoint.HandleAsync(ctx, model, c)));
-        app.MapPost("/v1/embeddings", ctx => Run(ctx, stopping, c => EmbeddingsEndpoint.HandleAsync(ctx, model, c)));
+        app.MapPost("/v1/completions", ctx => Admit(ctx, gate, metrics, stopping, c => CompletionsEndpoint.HandleAsync(ctx, model, c)));
+        app.MapPost("/v1/chat/completions", ctx => Admit(ctx, gate, metrics, stopping, c => ChatCompletionsEndpoint.HandleAsync(ctx, model, c)));
+        app.MapPost("/v1/embeddings", ctx => Admit(ctx, gate, metrics, stopping, c => EmbeddingsEndpoint.HandleAsync(ctx, model, c)));
         if (options.NGram is { } ngram) NGramEndpoint.Map(app, ngram);
 
         await app.StartAsync(cancel);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel started without reporting its address");
-        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"));
+        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics);
+    }
+
+    /// <summary>Runs a model request if the admission gate lets it in, else answers 429 with Retry-After.</summary>
+    static async Task Admit(HttpContext ctx, AdmissionGate gate, ServerMetrics metrics, CancellationToken stopping, Func<CancellationToken, Task> handler)
+    {
+        if (!gate.TryEnter())
+        {
+            metrics.Rejected();
+            ctx.Response.Headers.RetryAfter = AdmissionGate.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await gate.Full().WriteAsync(ctx.Response);
+            return;
+        }
+        try { await Run(ctx, stopping, handler); }
+        finally { gate.Leave(); }
     }
 
     static void WriteModel(System.Text.Json.Utf8JsonWriter w, ServedModel model)
@@ -139,13 +188,7 @@ public sealed class TesseraServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            var api = e switch
-            {
-                ApiException a => a,
-                BadHttpRequestException b => new ApiException(b.StatusCode, b.Message, code: "bad_request"),
-                ArgumentException a => new ApiException(400, a.Message),
-                _ => new ApiException(500, $"The server failed: {e.Message}", type: "server_error", code: "internal_error"),
-            };
+            var api = ApiException.From(e);
             if (api.Status >= 500) ctx.RequestServices.GetService<ILoggerFactory>()?.CreateLogger<TesseraServer>().LogError(e, "request failed");
             if (!response.HasStarted) await api.WriteAsync(response);
             else if (response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true)
@@ -163,5 +206,6 @@ public sealed class TesseraServer : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
+        metrics.Dispose();
     }
 }

@@ -29,9 +29,12 @@ public static class TextGeneration
         var request = new GenerationRequest(r.Prompt, r.MaxTokens, r.Sampling, r.StopIds, r.TopLogprobs);
         int count = 0;
         bool finished = false;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         await foreach (var ev in model.Engine.GenerateAsync(request, sequence.Token))
         {
             if (ev.Finish == FinishReason.Cancelled) break;
+            if (count == 0) ServerMetrics.FirstToken(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            ServerMetrics.Tokens(1);
             count++;
             bool stopId = ev.Finish == FinishReason.Stop && r.StopIds.Contains(ev.Id);
             string text = stopId ? "" : filter.Push(model.TextBytes(ev.Id));

@@ -69,6 +69,8 @@ public sealed unsafe class DistillCache : IDisposable
         idBytes = vocab <= 65536 ? 2 : 4;
         dataOffset = (HeaderBytes + 4 * windows + 63) / 64 * 64;
         bool fresh = !Matches(path, key, dataOffset, WindowBytes, out capacity);
+        if (!fresh && !SlotsInRange(path, dataOffset, windows, capacity))
+            fresh = true;   // a damaged slot table would point reads outside the file: rebuild rather than trust it
         if (fresh)
         {
             Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
@@ -123,6 +125,23 @@ public sealed unsafe class DistillCache : IDisposable
         if (!h[..8].SequenceEqual(Magic) || BinaryPrimitives.ReadInt32LittleEndian(h[8..]) != Version || !h.Slice(40, 32).SequenceEqual(key)) return false;
         capacity = BinaryPrimitives.ReadInt64LittleEndian(h[80..]);
         return capacity >= 0 && new FileInfo(path).Length == dataOffset + capacity * windowBytes;
+    }
+
+    /// <summary>Whether every slot entry is 0 (empty) or names one of the file's <paramref name="capacity"/> records.</summary>
+    static bool SlotsInRange(string path, long dataOffset, long windows, long capacity)
+    {
+        var table = new byte[dataOffset - HeaderBytes];
+        using (var f = File.OpenRead(path))
+        {
+            f.Position = HeaderBytes;
+            f.ReadExactly(table);
+        }
+        for (long w = 0; w < windows; w++)
+        {
+            int slot = BinaryPrimitives.ReadInt32LittleEndian(table.AsSpan((int)(4 * w)));
+            if (slot < 0 || slot > capacity) return false;
+        }
+        return true;
     }
 
     /// <summary>
@@ -284,6 +303,10 @@ public sealed unsafe class DistillCache : IDisposable
                 for (int i = 0; i < per; i++) di[i] = s[i];
             }
             else new ReadOnlySpan<int>(rec + 2L * per, per).CopyTo(di);
+            // The ids index the student's logits: one outside the vocabulary means a damaged record.
+            foreach (int id in di)
+                if ((uint)id >= (uint)VocabSize)
+                    throw new InvalidDataException($"{Path}: window {w} holds token id {id}, outside the vocabulary of {VocabSize}; the cache is damaged (delete it to rebuild).");
             new ReadOnlySpan<float>(rec + (2L + idBytes) * per, T).CopyTo(tails.Slice(b * T, T));
         }
     }

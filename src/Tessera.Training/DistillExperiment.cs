@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Diagnostics;
 using Tessera.Model;
 
@@ -67,10 +68,12 @@ public static class DistillExperiment
     /// a matching file from an earlier run is reused). <paramref name="log"/> gets progress lines.
     /// </summary>
     public static DistillResult Run(Transformer teacher, ModelConfig student, TrainOptions options, DistillOptions distill, TrainData data,
-        string outDir, string? cachePath = null, Action<string>? log = null, Action<string>? checkpointExtras = null, CancellationToken cancel = default)
+        string outDir, string? cachePath = null, Action<string>? log = null, Action<string>? checkpointExtras = null, CancellationToken cancel = default,
+        bool resume = false)
     {
         Check(teacher.Config, student, options, distill, data);
-        options = options with { CheckpointEvery = 0, KeepCheckpoints = 1 };
+        // Checkpoints every tenth of the run make a killed experiment resumable (--resume); they do not change the numbers.
+        options = options with { CheckpointEvery = options.CheckpointEvery > 0 ? options.CheckpointEvery : Math.Max(1, options.Steps / 10), KeepCheckpoints = 1 };
         Directory.CreateDirectory(outDir);
         cachePath ??= Path.Combine(outDir, "teacher-topk.bin");
 
@@ -82,7 +85,7 @@ public static class DistillExperiment
         }
         log?.Invoke($"teacher: held-out {teacherLoss:F4} nats/token, {teacherBpb:F4} bits/byte ({evalTokens:N0} tokens)");
 
-        var scratch = TrainStudent("scratch", student, options, data, Path.Combine(outDir, "scratch"), null, log, checkpointExtras, cancel);
+        var scratch = TrainStudent("scratch", student, options, data, Path.Combine(outDir, "scratch"), null, log, checkpointExtras, cancel, resume);
 
         var clock = Stopwatch.StartNew();
         var planned = DistillCache.PlannedWindows(data.Train, options);
@@ -92,24 +95,50 @@ public static class DistillExperiment
         log?.Invoke($"teacher cache: {planned.Count} windows × {options.SequenceLength} positions × top-{distill.TopK} in {cacheSeconds:F1} s → {cache.Path}");
 
         var objective = new DistillObjective(cache, distill, student);
-        var distilled = TrainStudent("distilled", student, options, data, Path.Combine(outDir, "distilled"), objective, log, checkpointExtras, cancel);
+        var distilled = TrainStudent("distilled", student, options, data, Path.Combine(outDir, "distilled"), objective, log, checkpointExtras, cancel, resume);
         return new DistillResult(teacher.Config, student, options, distill, teacherLoss, teacherBpb, scratch, distilled,
             planned.Count, cache.FileBytes, cacheSeconds, evalTokens);
     }
 
+    const string CurveFile = "curve.json";
+
     static StudentResult TrainStudent(string name, ModelConfig config, TrainOptions options, TrainData data, string dir,
-        DistillObjective? objective, Action<string>? log, Action<string>? checkpointExtras, CancellationToken cancel)
+        DistillObjective? objective, Action<string>? log, Action<string>? checkpointExtras, CancellationToken cancel, bool resume)
     {
-        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        bool resuming = resume && Checkpoint.List(dir).Count > 0;
+        if (!resuming && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var clock = Stopwatch.StartNew();
-        using var trainer = new Trainer(config, options, data, dir);
-        if (objective is not null) trainer.Objective = objective.Loss;
-        trainer.CheckpointExtras = checkpointExtras;
-        var curve = new List<CurvePoint>();
+        using var trainer = resuming ? Trainer.Resume(dir, data, options.Steps) : new Trainer(config, options, data, dir);
+        if (resuming)
+        {
+            // The checkpoint says which objective it was trained with; it must be this one.
+            var saved = trainer.ObjectiveReference;
+            var wanted = objective?.Reference;
+            if (saved != wanted)
+                throw new ArgumentException($"{dir}: the checkpoint was trained with {Describe(saved)}, this run asks for {Describe(wanted)}; start afresh without --resume.");
+            log?.Invoke($"{name}: resuming at step {trainer.Step}/{options.Steps}");
+        }
+        if (objective is not null)
+        {
+            trainer.Objective = objective.Loss;
+            trainer.ObjectiveReference = objective.Reference;
+        }
+        // The curve so far lives beside the checkpoints (written before each one), so a resumed run reports all of it.
+        string curvePath = Path.Combine(dir, CurveFile);
+        var curve = resuming && File.Exists(curvePath)
+            ? (JsonSerializer.Deserialize<List<CurvePoint>>(File.ReadAllText(curvePath)) ?? [])
+                // Only the points an uninterrupted run has: an evaluation made because the run was stopped is off the schedule.
+                .Where(c => c.Step <= trainer.Step && (c.Step == 0 || c.Step == options.Steps || (options.EvalEvery > 0 && c.Step % options.EvalEvery == 0))).ToList()
+            : [];
         trainer.Evaluated = e =>
         {
             curve.Add(new CurvePoint(e.Step, e.Step * options.TokensPerStep, e.Loss, e.BitsPerByte));
             log?.Invoke($"{name} @ {e.Step}: val loss {e.Loss:F4} | {e.BitsPerByte:F4} bits/byte");
+        };
+        trainer.CheckpointExtras = staging =>
+        {
+            checkpointExtras?.Invoke(staging);
+            Tessera.Text.AtomicFile.WriteAllText(curvePath, JsonSerializer.Serialize(curve));
         };
         long every = Math.Max(1, options.Steps / 10);
         trainer.StepCompleted = r =>
@@ -118,10 +147,12 @@ public static class DistillExperiment
                 log?.Invoke($"{name} step {r.Step}/{r.Steps} | ce {r.Loss:F4} | loss {r.TotalLoss:F4}" +
                             (objective is null ? "" : $" | T²·KL {objective.LastKL:F4}") + $" | {r.TokensPerSecond:N0} tok/s");
         };
-        trainer.Evaluate();                               // step 0: both students start from the same weights
+        if (!resuming) trainer.Evaluate();                // step 0: both students start from the same weights
         var last = trainer.Run(cancel);
-        string? checkpoint = Checkpoint.List(dir) is { Count: > 0 } saved ? saved[^1] : null;
+        string? checkpoint = Checkpoint.List(dir) is { Count: > 0 } saved2 ? saved2[^1] : null;
         var final = curve[^1];
         return new StudentResult(name, final.Loss, final.BitsPerByte, last?.Loss ?? double.NaN, curve, clock.Elapsed.TotalSeconds, checkpoint);
     }
+
+    static string Describe(DistillReference? r) => r is null ? "plain cross-entropy" : $"distillation from {r.CachePath} ({r.Options})";
 }

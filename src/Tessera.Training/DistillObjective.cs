@@ -35,6 +35,9 @@ public sealed class DistillObjective
             throw new ArgumentException($"Distillation: the cache was built at temperature {cache.Temperature}, the options ask for {options.Temperature}.");
     }
 
+    /// <summary>What a checkpoint records to rebuild this objective on resume.</summary>
+    public DistillReference Reference => new(Path.GetFullPath(cache.Path), options);
+
     /// <summary>The distillation term (T²·KL, nats) of the latest micro-batch.</summary>
     public double LastKL { get; private set; }
 

@@ -34,3 +34,10 @@ public sealed record DistillOptions
         return this;
     }
 }
+
+/// <summary>
+/// What a distilled run's checkpoint records about its objective, so <c>--resume</c> can rebuild
+/// it: the teacher-logit cache file and the loss settings. A checkpoint that carries one cannot be
+/// resumed as plain training (it would silently switch to cross-entropy).
+/// </summary>
+public sealed record DistillReference(string CachePath, DistillOptions Options);

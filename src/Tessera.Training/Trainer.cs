@@ -113,6 +113,7 @@ public sealed class Trainer : IDisposable
             rng.State = state.RngState();
             priorSeconds = state.ElapsedSeconds;
             LearningRate = state.LearningRate;
+            ObjectiveReference = state.Distillation;
         }
         train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor);
         inputs = new int[options.BatchSize * options.SequenceLength];
@@ -266,9 +267,16 @@ public sealed class Trainer : IDisposable
     /// cross-entropy plus router terms). Called after the forward pass with the graph, its output
     /// (targets given, so the cross-entropy is there) and the batch; returns a scalar on that graph.
     /// Step reports keep <see cref="StepReport.Loss"/> = cross-entropy and put this in TotalLoss.
-    /// Distillation uses it; it is not saved in checkpoints.
+    /// Distillation uses it; a hook cannot be saved, so set <see cref="ObjectiveReference"/> too.
     /// </summary>
     public Func<Graph, ModelOutput, TrainBatch, Tensor>? Objective { get; set; }
+
+    /// <summary>
+    /// What <see cref="Objective"/> is, saved in every checkpoint's trainer state; after
+    /// <see cref="Resume"/> it holds the saved one, and <see cref="Run"/> refuses to continue a run
+    /// that had an objective until the caller has rebuilt it (<see cref="DistillExperiment"/> does).
+    /// </summary>
+    public DistillReference? ObjectiveReference { get; set; }
 
     /// <summary>One optimizer step over GradAccumulation micro-batches.</summary>
     public StepReport TrainStep()
@@ -458,7 +466,7 @@ public sealed class Trainer : IDisposable
     {
         Step = Step, TokensSeen = TokensSeen, OptimizerStep = optimizer.StepCount, Cursor = train.Cursor,
         Rng = Convert.ToHexString(rng.State.ToBytes()), LearningRate = LearningRate,
-        ElapsedSeconds = priorSeconds + sessionSeconds, Options = Options,
+        ElapsedSeconds = priorSeconds + sessionSeconds, Options = Options, Distillation = ObjectiveReference,
     };
 
     /// <summary>Writes a checkpoint of the current step to the run folder and prunes old ones; returns its folder.</summary>
@@ -491,6 +499,9 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public StepReport? Run(CancellationToken cancel = default)
     {
+        if (ObjectiveReference is { } saved && Objective is null)
+            throw new InvalidOperationException($"This run trains with a distillation objective (teacher cache {saved.CachePath}); " +
+                "continue it with `tessera distill --resume`, which rebuilds the objective, not as plain training.");
         StepReport? last = null;
         bool canEval = Data.Validation is { Count: > 0 };
         while (Step < Options.Steps)

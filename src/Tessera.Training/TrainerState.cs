@@ -32,6 +32,8 @@ public sealed record TrainerState
     public double ElapsedSeconds { get; init; }
     /// <summary>The run's options.</summary>
     public TrainOptions Options { get; init; } = new();
+    /// <summary>The distillation objective the run trains with (null: the model's own loss).</summary>
+    public DistillReference? Distillation { get; init; }
 
     /// <summary>The RNG state.</summary>
     public RngState RngState() => Tensors.RngState.FromBytes(Convert.FromHexString(Rng));

@@ -43,12 +43,13 @@ public static class DistillCommand
         var logitsTopK = new Option<int>("--logits-top-k") { Description = "Teacher logits cached per position.", DefaultValueFactory = _ => 64 };
         var renormalise = new Option<bool>("--renormalise") { Description = "Renormalise the teacher over its top-k instead of keeping the rest of its mass as one bin." };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the students' weights and data order.", DefaultValueFactory = _ => 1337UL };
+        var resume = new Option<bool>("--resume") { Description = "Continue a killed run: each student resumes from its latest checkpoint (the distilled one with its saved objective), the teacher cache from the windows it holds." };
         var quick = new Option<bool>("--quick") { Description = "CI size: a tiny teacher on the embedded corpus (unless --teacher), a tiny student, 60 steps; checks the pipeline in about a minute." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("distill", "Distil a teacher into a smaller student and compare with the same student trained from scratch on the same tokens.")
         {
             teacher, student, layers, dim, heads, kvHeads, hidden, experts, topK, context, studentTokenizer, data, output, cache,
-            steps, batch, seq, lr, warmup, evalEvery, evalBatches, alpha, temperature, logitsTopK, renormalise, seed, quick, json,
+            steps, batch, seq, lr, warmup, evalEvery, evalBatches, alpha, temperature, logitsTopK, renormalise, seed, quick, resume, json,
         };
         cmd.SetAction((p, cancel) =>
         {
@@ -113,7 +114,7 @@ public static class DistillCommand
             log?.Invoke($"teacher: {DistillReport.Describe(teacherModel.Config)}, {teacherModel.Config.ParameterCount:N0} params | student: {DistillReport.Describe(studentConfig)}, " +
                         $"{studentConfig.ParameterCount:N0} params | {options.Steps} steps × {options.TokensPerStep:N0} tokens each | α {distill.Alpha}, T {distill.Temperature}, top-{distill.TopK}" +
                         (distill.TailBin ? " + rest bin" : " renormalised"));
-            var result = DistillExperiment.Run(teacherModel, studentConfig, options, distill, trainData, outDir, p.GetValue(cache), log, extras, cancel);
+            var result = DistillExperiment.Run(teacherModel, studentConfig, options, distill, trainData, outDir, p.GetValue(cache), log, extras, cancel, p.GetValue(resume));
             string command = "tessera " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
             var files = DistillReport.Write(outDir, result, command);
             if (asJson) Console.WriteLine(File.ReadAllText(Path.Combine(outDir, ExperimentReport.ResultsFile)));

@@ -22,9 +22,15 @@ public static class ServeCommand
         var host = new Option<string>("--host") { Description = "Address to bind; 127.0.0.1 keeps the server local to this machine.", DefaultValueFactory = _ => "127.0.0.1" };
         var name = new Option<string?>("--name") { Description = "Model id clients send as `model`; default: the run folder's name." };
         var log = new Option<bool>("--log") { Description = "Log server warnings and errors to the console." };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every request but /health (default: $TESSERA_API_KEY; required off loopback)." };
+        var insecure = new Option<bool>("--insecure") { Description = "Allow a non-loopback --host without --api-key." };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Most model requests running or queued; more get 429 + Retry-After.", DefaultValueFactory = _ => new ServerOptions().MaxQueue };
+        var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 above).", DefaultValueFactory = _ => new ServerOptions().MaxBodyBytes };
+        var maxTokens = new Option<int?>("--max-tokens") { Description = "Most completion tokens per request (default: the model's context)." };
+        var cors = new Option<string[]>("--cors-origin") { Description = "Origin allowed to call the API from a browser (repeatable); default: none, CORS off.", AllowMultipleArgumentsPerToken = false };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, ngram, tokenizer, port, host, name, log, json };
+            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, json };
         cmd.SetAction(async (p, cancel) =>
         {
             using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
@@ -44,7 +50,14 @@ public static class ServeCommand
             // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
             using var engine = new BatchingEngine(weights);
             var served = new ServedModel(id, engine, tok);
-            await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log), NGram = store }, cancel);
+            var options = new ServerOptions
+            {
+                Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log),
+                ApiKey = p.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("TESSERA_API_KEY") is { Length: > 0 } envKey ? envKey : null),
+                Insecure = p.GetValue(insecure), MaxQueue = p.GetValue(maxQueue), MaxBodyBytes = p.GetValue(maxBody),
+                MaxTokensPerRequest = p.GetValue(maxTokens), CorsOrigins = p.GetValue(cors) ?? [], NGram = store,
+            };
+            await using var server = await TesseraServer.StartAsync(served, options, cancel);
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }, JsonNaming.Line));
             else

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Tessera.Training;
+
+namespace Tessera.Cli.Tests;
+
+/// <summary>
+/// kill -9 at random moments of every writer, out of process: after each kill the previous good
+/// output is intact (byte-identical or still verifiable), and a rerun (or <c>--resume</c>) finishes;
+/// a killed and resumed training run ends bit-identical to the uninterrupted one. CI runs 3 kills
+/// per writer; <c>TESSERA_CRASH_KILLS=20</c> runs the full table (docs/reliability.md), and
+/// <c>TESSERA_CRASH_TABLE=FILE</c> appends each writer's row to FILE.
+/// </summary>
+public class CrashTests
+{
+    static readonly int Kills = int.TryParse(Environment.GetEnvironmentVariable("TESSERA_CRASH_KILLS"), out int k) && k > 0 ? k : 3;
+    static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "tessera.dll");
+
+    static readonly string[] Model = ["--layers", "2", "--dim", "32", "--heads", "2", "--kv-heads", "1", "--hidden", "64", "--experts", "2", "--top-k", "1",
+        "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "4", "--checkpoint-every", "2", "--eval-batches", "2"];
+
+    /// <summary>Starts tessera, kills it (SIGKILL) after <paramref name="delay"/>; true when it was killed rather than already finished.</summary>
+    static bool RunAndKill(string dir, string[] args, TimeSpan delay)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        if (p.WaitForExit(delay)) return false;
+        p.Kill();                 // SIGKILL on Linux: no finally blocks, no flushes
+        p.WaitForExit();
+        return true;
+    }
+
+    static TimeSpan Timed(Action a)
+    {
+        var clock = Stopwatch.StartNew();
+        a();
+        return clock.Elapsed;
+    }
+
+    static Dictionary<string, string> Hashes(string dir) => Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+        .Where(f => !Path.GetFileName(f).StartsWith('.'))   // temp files of an interrupted write are allowed to remain
+        .ToDictionary(f => Path.GetRelativePath(dir, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
+
+    static void Row(string writer, int kills, int killed, int intact, int finished, string check)
+    {
+        string line = $"| {writer} | {kills} | {killed} | {intact}/{kills} | {finished}/1 | {check} |";
+        if (Environment.GetEnvironmentVariable("TESSERA_CRASH_TABLE") is { Length: > 0 } table) File.AppendAllText(table, line + Environment.NewLine);
+    }
+
+    /// <summary>
+    /// The shape shared by the file writers: one good run, then kills of identical reruns; after each,
+    /// the output's files must equal the good run's (old or new, never torn); then a rerun finishes.
+    /// </summary>
+    static void KillRerunsOf(string writer, string dir, string[] args, string output, Action<string> load)
+    {
+        var duration = Timed(() => Assert.Equal(0, CliProcess.Run(dir, args).ExitCode));
+        var good = Hashes(Path.Combine(dir, output));
+        var rng = new Random(writer.GetHashCode(StringComparison.Ordinal) ^ Kills);
+        int killed = 0, intact = 0;
+        for (int i = 0; i < Kills; i++)
+        {
+            if (RunAndKill(dir, args, duration * rng.NextDouble())) killed++;
+            var now = Hashes(Path.Combine(dir, output));
+            Assert.True(now.Count == good.Count && now.All(kv => good.TryGetValue(kv.Key, out var h) && h == kv.Value),
+                $"{writer}: after kill {i + 1} the output differs from the last good one: {string.Join(", ", now.Where(kv => !good.TryGetValue(kv.Key, out var h) || h != kv.Value).Select(kv => kv.Key))}");
+            load(Path.Combine(dir, output));
+            intact++;
+        }
+        var rerun = CliProcess.Run(dir, args);
+        Assert.True(rerun.ExitCode == 0, $"{writer}: the rerun after the kills failed: {rerun.Stderr}");
+        Assert.Equal(good, Hashes(Path.Combine(dir, output)));
+        Row(writer, Kills, killed, intact, 1, "output byte-identical to the good run after every kill");
+    }
+
+    static string Prepared(out string dir)
+    {
+        dir = CliProcess.TempDir();
+        CliProcess.WriteCorpus(dir);
+        Assert.Equal(0, CliProcess.Run(dir, "tokenizer", "train", "--input", "corpus.txt", "--vocab-size", "512", "--out", "tok").ExitCode);
+        return dir;
+    }
+
+    [Fact]
+    public void TokenizerTrainSurvivesKills()
+    {
+        string dir = CliProcess.TempDir();
+        CliProcess.WriteCorpus(dir);
+        try { KillRerunsOf("tokenizer train", dir, ["tokenizer", "train", "--input", "corpus.txt", "--vocab-size", "512", "--out", "tok"], "tok", p => Text.TokenizerFiles.Load(p)); }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void DataPrepareSurvivesKills()
+    {
+        Prepared(out string dir);
+        try { KillRerunsOf("data prepare", dir, ["data", "prepare", "--tokenizer", "tok", "--input", "corpus.txt", "--out", "data"], "data", p => Assert.True(File.Exists(Path.Combine(p, "meta.json")))); }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void QuantizeSurvivesKills()
+    {
+        Prepared(out string dir);
+        try
+        {
+            Assert.Equal(0, CliProcess.Run(dir, "data", "prepare", "--tokenizer", "tok", "--input", "corpus.txt", "--out", "data").ExitCode);
+            Assert.Equal(0, CliProcess.Run(dir, ["train", "--data", "data", "--out", "run", "--steps", "2", .. Model]).ExitCode);
+            Directory.CreateDirectory(Path.Combine(dir, "q"));
+            KillRerunsOf("quantize", dir, ["quantize", "--model", "run", "--type", "q8_0", "--out", "q/m.gguf"], "q",
+                p => { using var r = Tessera.Model.Checkpoints.GgufReader.Open(Path.Combine(p, "m.gguf")); Assert.NotEmpty(r.Tensors); });
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TrainingKilledAndResumedEndsBitIdenticalToAnUninterruptedRun()
+    {
+        Prepared(out string dir);
+        try
+        {
+            Assert.Equal(0, CliProcess.Run(dir, "data", "prepare", "--tokenizer", "tok", "--input", "corpus.txt", "--out", "data").ExitCode);
+            string[] train = ["train", "--data", "data", "--steps", "12", .. Model];
+            var duration = Timed(() => Assert.Equal(0, CliProcess.Run(dir, [.. train, "--out", "straight"]).ExitCode));
+            var rng = new Random(12 ^ Kills);
+            int killed = 0, intact = 0;
+            string run = Path.Combine(dir, "killed");
+            for (int i = 0; i < Kills; i++)
+            {
+                bool resumable = Checkpoint.List(run).Count > 0;
+                if (RunAndKill(dir, [.. train, "--out", "killed", .. resumable ? ["--resume"] : Array.Empty<string>()], duration * rng.NextDouble())) killed++;
+                // Whatever the kill interrupted, the newest complete checkpoint (if any yet) verifies and loads.
+                if (Checkpoint.List(run).Count > 0)
+                {
+                    string latest = Checkpoint.Resolve(run);
+                    using var m = Checkpoint.LoadModel(latest);
+                }
+                intact++;
+            }
+            var finish = CliProcess.Run(dir, [.. train, "--out", "killed", .. Checkpoint.List(run).Count > 0 ? ["--resume"] : Array.Empty<string>()]);
+            Assert.True(finish.ExitCode == 0, finish.Stderr);
+            string a = Checkpoint.Resolve(Path.Combine(dir, "straight")), b = Checkpoint.Resolve(run);
+            Assert.Equal(Path.GetFileName(a), Path.GetFileName(b));
+            foreach (var file in (string[])[Checkpoint.ModelFile, Checkpoint.OptimizerFile])
+                Assert.True(File.ReadAllBytes(Path.Combine(a, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(b, file))),
+                    $"{file} after {killed} kills and resumes differs from the uninterrupted run's");
+            Row("train", Kills, killed, intact, 1, "final weights + optimizer bit-identical to the uninterrupted run");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
