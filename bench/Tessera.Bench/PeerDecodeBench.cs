@@ -78,7 +78,7 @@ public static class PeerDecodeBench
         {
             string path = Path.Combine(workDir, $"peer-{type}.gguf".ToLowerInvariant());
             progress?.Invoke($"{type}: writing {Path.GetFileName(path)}");
-            GgufLlama.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = new ByteTokenizer() });
+            GgufModel.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = new ByteTokenizer() });
             var weights = GgufWeights.Load(path);
             var prompt = DecodeBench.Prompt(16, Math.Min(c.VocabSize, 256), 2);
             using var dec = new SequenceDecoder(weights);

@@ -15,7 +15,7 @@ public sealed class GgufTarget : FuzzTarget
         using var r = GgufReader.Open(ToFile(input, "x.gguf"));
         foreach (var t in r.Tensors)
             if (GgmlTypes.IsReadable(t.Type) && t.ElementCount <= 1 << 20) r.ReadFloat32(t);
-        GgufLlama.ReadConfig(r);
+        GgufModel.ReadConfig(r);
     }
 }
 

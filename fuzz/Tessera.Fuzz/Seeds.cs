@@ -30,7 +30,7 @@ public static class Seeds
             foreach (var type in (GgufWeightType[])[GgufWeightType.F32, GgufWeightType.F16, GgufWeightType.Q8_0, GgufWeightType.Q4_0])
             {
                 string p = Path.Combine(tmp, $"m-{type}.gguf");
-                GgufLlama.Save(model, p, new GgufExportOptions { Type = type });
+                GgufModel.Save(model, p, new GgufExportOptions { Type = type });
                 Put("gguf", $"tiny-{type.ToString().ToLowerInvariant()}.gguf", File.ReadAllBytes(p));
             }
             string st = Path.Combine(tmp, "t.safetensors");

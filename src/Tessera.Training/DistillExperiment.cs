@@ -126,7 +126,7 @@ public static class DistillExperiment
         // The curve so far lives beside the checkpoints (written before each one), so a resumed run reports all of it.
         string curvePath = Path.Combine(dir, CurveFile);
         var curve = resuming && File.Exists(curvePath)
-            ? (JsonSerializer.Deserialize<List<CurvePoint>>(File.ReadAllText(curvePath)) ?? [])
+            ? (JsonSerializer.Deserialize<List<CurvePoint>>(File.ReadAllText(curvePath), Tessera.Kernels.IO.JsonNaming.Line) ?? [])
                 // Only the points an uninterrupted run has: an evaluation made because the run was stopped is off the schedule.
                 .Where(c => c.Step <= trainer.Step && (c.Step == 0 || c.Step == options.Steps || (options.EvalEvery > 0 && c.Step % options.EvalEvery == 0))).ToList()
             : [];
@@ -138,7 +138,7 @@ public static class DistillExperiment
         trainer.CheckpointExtras = staging =>
         {
             checkpointExtras?.Invoke(staging);
-            Tessera.Text.AtomicFile.WriteAllText(curvePath, JsonSerializer.Serialize(curve));
+            Tessera.Kernels.IO.AtomicFile.WriteAllText(curvePath, JsonSerializer.Serialize(curve, Tessera.Kernels.IO.JsonNaming.Line));
         };
         long every = Math.Max(1, options.Steps / 10);
         trainer.StepCompleted = r =>

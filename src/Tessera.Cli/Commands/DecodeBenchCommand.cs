@@ -92,7 +92,7 @@ public static class DecodeBenchCommand
             model = new Transformer(config, seed: 1);
             name = randomDepth > 0 ? $"random dense, depth {randomDepth}" : "random dense";
         }
-        else if (modelPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) { model = GgufLlama.Load(modelPath); name = modelPath; }
+        else if (modelPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) { model = GgufModel.Load(modelPath); name = modelPath; }
         else { model = Checkpoint.LoadModel(modelPath); name = Checkpoint.Resolve(modelPath); }
         using var owner = model;
         string work = Path.Combine(Path.GetTempPath(), $"tessera-peer-bench-{Environment.ProcessId}");
