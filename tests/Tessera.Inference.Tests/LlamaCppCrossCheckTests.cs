@@ -24,9 +24,10 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
         "qwen2" => Family("qwen2", Config("llama")),
         "qwen3" => Family("qwen3", Config("llama") with { HeadDim = 128 }),
         "qwen3moe" => Family("qwen3", Config("mixtral") with { HeadDim = 128 }),
-        "gemma" => Family("gemma", Config("llama") with { HeadDim = 128 }),
-        "gemma2" => Family("gemma2", Config("llama") with { HeadDim = 128, SlidingWindow = 8, AttentionSoftCap = 50f, FinalSoftCap = 30f }),
-        "gemma3" => Family("gemma3", Config("llama") with { Layers = 6, HeadDim = 128, SlidingWindow = 8, RopeTheta = 1e6f, RopeScaling = new Tessera.Tensors.RopeScaling("linear", 8f) }),
+        // Gemma ties its head to the embedding (llama.cpp's gemma2 has no output tensor at all).
+        "gemma" => Family("gemma", Config("llama") with { HeadDim = 128, TiedEmbeddings = true }),
+        "gemma2" => Family("gemma2", Config("llama") with { HeadDim = 128, SlidingWindow = 8, AttentionSoftCap = 50f, FinalSoftCap = 30f, TiedEmbeddings = true }),
+        "gemma3" => Family("gemma3", Config("llama") with { Layers = 6, HeadDim = 128, SlidingWindow = 8, RopeTheta = 1e6f, RopeScaling = new Tessera.Tensors.RopeScaling("linear", 8f), TiedEmbeddings = true }),
         _ => throw new ArgumentException($"unknown architecture '{arch}'"),
     };
 
@@ -49,10 +50,10 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
         foreach (var t in m.Parameters.All)
         {
             if (t.Name.StartsWith("model.layers.", StringComparison.Ordinal) && t.Rank == 2)
-                foreach (ref float w in t.AsSpan()) w *= 2f;
+                foreach (ref float w in t.AsSpan()) w *= config.TiedEmbeddings ? 6f : 2f;
             // Biases (Qwen2) and layer norm gains (1 + w for Gemma, QK-norms) away from their identity, so a
             // family's handling of them decides the logits.
-            else if (t.Rank == 1 && t.Name != "model.norm.weight")
+            else if (t.Rank == 1 && t.Name != "model.norm.weight" && (config.QkvBias || config.QkNorm || config.NormGainOffset != 0))
             {
                 var v = t.AsSpan();
                 bool bias = t.Name.EndsWith(".bias", StringComparison.Ordinal);
@@ -60,6 +61,9 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
             }
         }
         foreach (ref float g in m.Parameters["model.norm.weight"].AsSpan()) g = (g + offset) * 30f - offset;
+        // A tied head is the embedding itself: no successor map; the ×6 layers move each prediction
+        // away from "repeat the last token" (the greedy checks below assert the run is not degenerate).
+        if (config.TiedEmbeddings) return m;
         var embed = m.Parameters["model.embed_tokens.weight"].AsSpan();
         foreach (ref float e in embed) e *= 5f;
         var head = m.Parameters["lm_head.weight"].AsSpan();

@@ -68,6 +68,8 @@ public sealed class Gemma2 : Architecture
     /// <inheritdoc/>
     public override void WriteGguf(ModelConfig c, GgufWriter w)
     {
+        // llama.cpp's gemma2 loads no output tensor (a file with one is refused: "wrong number of tensors").
+        if (!c.TiedEmbeddings) throw new NotSupportedException("GGUF gemma2 has no separate output tensor: an untied gemma2 model cannot be written (tie the embeddings).");
         base.WriteGguf(c, w);
         w.Set("gemma2.attention.sliding_window", (uint)c.SlidingWindow);
         if (c.AttentionSoftCap > 0) w.Set("gemma2.attn_logit_softcapping", c.AttentionSoftCap);
