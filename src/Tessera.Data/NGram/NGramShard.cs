@@ -38,6 +38,9 @@ public sealed unsafe class NGramShard : IDisposable
     readonly byte* sa;
     readonly long* docStarts;
     readonly ulong pointerMask;
+    readonly object tableLock = new();
+    int vocab;
+    long[]? firstStarts;    // firstStarts[t]: first rank whose suffix starts with a token ≥ t
     bool disposed;
 
     /// <summary>Path the shard was opened from.</summary>
@@ -188,6 +191,13 @@ public sealed unsafe class NGramShard : IDisposable
     /// </summary>
     public SaRange Narrow(SaRange range, int depth, int token)
     {
+        // The first step of every search would be two binary searches over the whole array (the
+        // slowest, cache-missing ones); a table of where each first token's block starts answers it.
+        if (depth == 0 && range.Lo == 0 && range.Hi == TokenCount && (uint)token < (uint)vocab)
+        {
+            var f = FirstTokenStarts();
+            return new SaRange(f[token], f[token + 1]);
+        }
         long lo = range.Lo, hi = range.Hi;
         // First rank whose key ≥ token.
         long a = lo, b = hi;
@@ -204,6 +214,32 @@ public sealed unsafe class NGramShard : IDisposable
             if (KeyAt(mid, depth) <= token) a = mid + 1; else b = mid;
         }
         return new SaRange(start, a);
+    }
+
+    /// <summary>Enables the first-token table (built on first use: one binary search per vocabulary id).</summary>
+    public void IndexFirstTokens(int vocabularySize) => vocab = vocabularySize;
+
+    long[] FirstTokenStarts()
+    {
+        if (Volatile.Read(ref firstStarts) is { } ready) return ready;
+        lock (tableLock)
+        {
+            if (firstStarts is { } built) return built;
+            var f = new long[vocab + 1];
+            for (int t = 0; t < vocab; t++)
+            {
+                long a = t == 0 ? 0 : f[t - 1], b = TokenCount;
+                while (a < b)
+                {
+                    long mid = (a + b) >>> 1;
+                    if (Token(Suffix(mid)) < t) a = mid + 1; else b = mid;
+                }
+                f[t] = a;
+            }
+            f[vocab] = TokenCount;
+            Volatile.Write(ref firstStarts, f);
+            return f;
+        }
     }
 
     /// <summary>The whole suffix array (the range of the empty pattern).</summary>

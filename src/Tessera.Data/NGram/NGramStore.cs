@@ -92,6 +92,7 @@ public sealed class NGramStore : IDisposable
                 }
                 var shard = NGramShard.Open(path);
                 opened.Add(shard);
+                shard.IndexFirstTokens(manifest.Tokenizer.VocabSize);
                 if (shard.TokenCount != info.Tokens || shard.TokenBytes != manifest.TokenBytes)
                     throw new InvalidDataException($"{path}: header disagrees with {NGramManifest.FileName} ({shard.TokenCount} tokens of {shard.TokenBytes} bytes, expected {info.Tokens} of {manifest.TokenBytes}).");
             }
