@@ -50,11 +50,13 @@ public static class TrainCommand
         var distributed = new Option<bool>("--distributed") { Description = "Data-parallel over MPI (on by itself under mpirun): --batch is the global batch, split over the ranks." };
         var zero1 = new Option<bool>("--zero1") { Description = "With MPI: shard the AdamW moments over the ranks (ZeRO-1)." };
         var expertParallel = new Option<bool>("--expert-parallel") { Description = "With MPI: spread each MoE layer's experts over the ranks (all-to-all dispatch)." };
+        var asyncMode = new Option<bool>("--async") { Description = "With MPI: asynchronous training, rank 0 applies gradients as workers push them; every update is logged to <out>/async-log.jsonl." };
+        var replay = new Option<string?>("--replay") { Description = "Redo an asynchronous run from its log in this one process (same flags as the run); the weights match bit for bit." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
             data, tokenizer, output, resume, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
-            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, json,
+            steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, asyncMode, replay, json,
         };
         cmd.SetAction((p, cancel) =>
         {
@@ -77,6 +79,8 @@ public static class TrainCommand
         {
             bool leader = parallel is null || parallel.Communicator.Rank == 0;
             bool quiet = p.GetValue(json) || !leader;
+            if (p.GetValue(asyncMode) && parallel is null) throw new ArgumentException("--async runs under mpirun (rank 0 serves, the other ranks compute gradients).");
+            if (p.GetValue(replay) is not null && parallel is not null) throw new ArgumentException("--replay runs in one process, not under mpirun.");
             string outDir = p.GetValue(output)!;
             var options = new TrainOptions
             {
@@ -106,6 +110,21 @@ public static class TrainCommand
             }
             parallel?.Communicator.Barrier();
             prepared ??= PreparedData.Load(prepared0 ? dataArg : Path.Combine(outDir, "data"));
+            if (p.GetValue(asyncMode) || p.GetValue(replay) is not null)
+            {
+                using var shard = RunSetup.Open(prepared, Split.Train);
+                var trainData = new TrainData([shard]);
+                string log = p.GetValue(replay) ?? Path.Combine(outDir, "async-log.jsonl");
+                using var trained = parallel is null ? AsyncTrainer.Replay(config, options, trainData, log)
+                    : AsyncTrainer.Run(config, options, trainData, parallel.Communicator, log);
+                if (trained is null) return 0;
+                string saved = Checkpoint.Save(Path.Combine(outDir, parallel is null ? "replay" : "async"), options.Steps, trained);
+                string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(saved, "model.safetensors"))))[..16];
+                Console.WriteLine(p.GetValue(json)
+                    ? JsonSerializer.Serialize(new { mode = parallel is null ? "replay" : "async", log, checkpoint = saved, weights_sha256 = hash })
+                    : $"{(parallel is null ? "replayed" : "asynchronous run:")} {options.Steps} updates | log {log} | weights → {saved} (sha256 {hash}…)");
+                return 0;
+            }
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel);
             if (p.GetValue(json) && leader) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return 0;
