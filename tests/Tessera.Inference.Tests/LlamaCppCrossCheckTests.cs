@@ -142,7 +142,10 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
     static List<int> CheckedGreedy(InferenceWeights w)
     {
         var (tokens, margin) = Greedy(w, Prompt, Steps);
-        Assert.True(tokens.Distinct().Count() >= 16, $"degenerate greedy run ({tokens.Distinct().Count()} distinct tokens): the comparison would be weak");
+        // A tied head cannot be given a successor map (see PeakedModel), so Gemma's random greedy runs fall into
+        // short cycles; for them the log-probability comparison over a fixed, varied sequence carries the check.
+        int minDistinct = w.Config.TiedEmbeddings ? 2 : 16;
+        Assert.True(tokens.Distinct().Count() >= minDistinct, $"degenerate greedy run ({tokens.Distinct().Count()} distinct tokens): the comparison would be weak");
         Assert.True(margin >= MinMargin, $"the test model has a greedy near-tie (top-1 leads by {margin:G3} logits < {MinMargin}): equal tokens would be luck");
         return tokens;
     }
