@@ -108,7 +108,7 @@ public static class PeerDecodeBench
             rows.Add(new PeerDecodeRow(type.ToString(), new FileInfo(path).Length / 1e6, ours, theirs, ours / theirs, parallel));
             File.Delete(path);
         }
-        return new PeerDecodeReport(name, c.ParameterCount, threads, decodeTokens, rounds, "llama.cpp b-prebuilt via node-llama-cpp 3.22.1 (CPU)", rows);
+        return new PeerDecodeReport(name, c.ParameterCount, threads, decodeTokens, rounds, "llama.cpp prebuilt in node-llama-cpp 3.22.1 (CPU backend picked at run time)", rows);
     }
 
     static double Batch1(SequenceDecoder dec, int[] prompt, int tokens)
