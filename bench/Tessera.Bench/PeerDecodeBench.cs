@@ -92,6 +92,7 @@ public static class PeerDecodeBench
                 using var doc = JsonDocument.Parse(LastLine(Node(peer, "llama-decode.mjs", path, decodeTokens.ToString(), threads.ToString(), "Once upon a time, there was a little girl who")));
                 theirs = Math.Max(theirs, doc.RootElement.GetProperty("decode_tok_s").GetDouble());
             }
+            progress?.Invoke($"{type}: batch-1: Tessera {ours:F1} tok/s, llama.cpp {theirs:F1} tok/s, ratio {ours / theirs:F2}");
             var parallel = new List<PeerParallelRow>();
             foreach (int n in sequences)
             {
@@ -104,11 +105,12 @@ public static class PeerDecodeBench
                     theirsN = Math.Max(theirsN, doc.RootElement.GetProperty("aggregate_tok_s").GetDouble());
                 }
                 parallel.Add(new PeerParallelRow(n, oursN, oursN / ours, theirsN, theirsN > 0 ? oursN / theirsN : double.NaN));
+                progress?.Invoke($"{type}: {n} sequences: Tessera {oursN:F1} tok/s ({oursN / ours:F1}× its batch-1), llama.cpp {theirsN:F1} tok/s");
             }
             rows.Add(new PeerDecodeRow(type.ToString(), new FileInfo(path).Length / 1e6, ours, theirs, ours / theirs, parallel));
             File.Delete(path);
         }
-        return new PeerDecodeReport(name, c.ParameterCount, threads, decodeTokens, rounds, "llama.cpp b-prebuilt via node-llama-cpp 3.22.1 (CPU)", rows);
+        return new PeerDecodeReport(name, c.ParameterCount, threads, decodeTokens, rounds, "llama.cpp prebuilt in node-llama-cpp 3.22.1 (CPU backend picked at run time)", rows);
     }
 
     static double Batch1(SequenceDecoder dec, int[] prompt, int tokens)

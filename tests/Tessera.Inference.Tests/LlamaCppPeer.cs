@@ -31,8 +31,8 @@ public static class LlamaCppPeer
     static bool OnPath(string exe) => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
         .Any(p => p.Length > 0 && File.Exists(Path.Combine(p, exe)));
 
-    /// <summary>Runs <paramref name="program"/> in the peer folder; returns stdout, throws with stderr on failure or after <paramref name="timeoutSeconds"/>.</summary>
-    public static string Run(string program, IEnumerable<string> args, int timeoutSeconds = 120)
+    /// <summary>Runs <paramref name="program"/> in the peer folder; returns stdout, throws with stderr on failure or after <paramref name="timeoutSeconds"/> (generous: llama.cpp's spinning threads crawl on a shared 2-vCPU machine under load).</summary>
+    public static string Run(string program, IEnumerable<string> args, int timeoutSeconds = 600)
     {
         var dir = Folder ?? throw new InvalidOperationException(SkipMessage);
         var psi = new ProcessStartInfo(program) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -72,7 +72,7 @@ public static class LlamaCppPeer
     /// <summary>llama.cpp's own quantizer (llama_model_quantize): <paramref name="ftype"/> 15 Q4_K_M, 17 Q5_K_M, 18 Q6_K, 7 Q8_0, 2 Q4_0.</summary>
     public static void Quantize(string input, string output, int ftype)
     {
-        var text = Run("python3", ["llama-quantize.py", input, output, ftype.ToString(), Path.Combine(Folder!, "node_modules")], timeoutSeconds: 300);
+        var text = Run("python3", ["llama-quantize.py", input, output, ftype.ToString(), Path.Combine(Folder!, "node_modules")]);
         if (!text.Contains("rc 0") || !File.Exists(output)) throw new InvalidOperationException($"llama-quantize.py {ftype} failed: {text}");
     }
 }

@@ -29,10 +29,11 @@ public static class DecodeBenchCommand
         var sequences = new Option<string>("--sequences") { Description = "Concurrent sequence counts for the aggregate figure, comma-separated.", DefaultValueFactory = _ => "1,8,32" };
         var peer = new Option<string?>("--peer") { Description = "llama.cpp: decode the same GGUF files (F32, Q8_0, Q4_0, Q4_K) in llama.cpp in the same run and print the ratios (peer installed by bench/peers/install-llama-cpp.sh)." };
         var randomDepth = new Option<int>("--random-depth") { Description = "--peer without --model: a random model of this depth (width 64·depth, 8192 vocab, MLP width rounded to 256; 20 ≈ 417M parameters) instead of the ≈29M default.", DefaultValueFactory = _ => 0 };
+        var peerTypes = new Option<string>("--types") { Description = "--peer: GGUF storage types to compare, comma-separated (f32, q8_0, q4_0, q4_k).", DefaultValueFactory = _ => "f32,q8_0,q4_0,q4_k" };
         var rounds = new Option<int>("--rounds") { Description = "--peer: interleaved rounds per figure (best of each counts).", DefaultValueFactory = _ => 2 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("decode", "Inference engine: prefill tokens/s, batch-1 decode vs the memory roofline, 1/8/32 concurrent sequences, speculation.")
-            { model, draft, draftTokens, decodeTokens, quant, sequences, peer, randomDepth, rounds, json };
+            { model, draft, draftTokens, decodeTokens, quant, sequences, peer, randomDepth, peerTypes, rounds, json };
         cmd.SetAction(p =>
         {
             bool asJson = p.GetValue(json);
@@ -41,7 +42,7 @@ public static class DecodeBenchCommand
             if (draftPath is not null && modelPath is null) throw new ArgumentException("--draft needs --model (speculation is measured on trained models).");
 
             var counts = ParseCounts(p.GetValue(sequences)!);
-            if (p.GetValue(peer) is { } peerName) return RunPeer(peerName, modelPath, p.GetValue(randomDepth), p.GetValue(decodeTokens), p.GetValue(rounds), counts, asJson, progress);
+            if (p.GetValue(peer) is { } peerName) return RunPeer(peerName, modelPath, p.GetValue(randomDepth), ParseTypes(p.GetValue(peerTypes)!), p.GetValue(decodeTokens), p.GetValue(rounds), counts, asJson, progress);
             var format = GenerateCommand.ParseFormat(p.GetValue(quant)!);
             string name;
             Transformer? target = null;
@@ -74,7 +75,7 @@ public static class DecodeBenchCommand
     }
 
     /// <summary><c>--peer llama.cpp</c>: the model written as GGUF of each type, decoded by both engines (see <see cref="PeerDecodeBench"/>).</summary>
-    static int RunPeer(string peerName, string? modelPath, int randomDepth, int decodeTokens, int rounds, int[] counts, bool asJson, Action<string>? progress)
+    static int RunPeer(string peerName, string? modelPath, int randomDepth, GgufWeightType[] types, int decodeTokens, int rounds, int[] counts, bool asJson, Action<string>? progress)
     {
         if (!peerName.Equals("llama.cpp", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--peer: unknown peer '{peerName}' (known: llama.cpp).");
         if (rounds < 1) throw new ArgumentException("--rounds must be at least 1.");
@@ -98,13 +99,20 @@ public static class DecodeBenchCommand
         string work = Path.Combine(Path.GetTempPath(), $"tessera-peer-bench-{Environment.ProcessId}");
         try
         {
-            var report = PeerDecodeBench.Run(name, model, work, decodeTokens, rounds, counts.Where(n => n > 1).ToArray(), progress: progress);
+            var report = PeerDecodeBench.Run(name, model, work, decodeTokens, rounds, counts.Where(n => n > 1).ToArray(), types, progress);
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
             else PrintPeer(report);
         }
         finally { if (Directory.Exists(work)) Directory.Delete(work, recursive: true); }
         return 0;
     }
+
+    static GgufWeightType[] ParseTypes(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(t => t.ToLowerInvariant() switch
+        {
+            "f32" => GgufWeightType.F32, "q8_0" => GgufWeightType.Q8_0, "q4_0" => GgufWeightType.Q4_0, "q4_k" => GgufWeightType.Q4_K,
+            _ => throw new ArgumentException($"--types: unknown type '{t}' (known: f32, q8_0, q4_0, q4_k)."),
+        }).ToArray();
 
     static void PrintPeer(PeerDecodeReport r)
     {
