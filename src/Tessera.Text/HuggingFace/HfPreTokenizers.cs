@@ -116,7 +116,11 @@ internal abstract class HfPreTokenizer
     public sealed class SplitPattern : HfPreTokenizer
     {
         private readonly string? _literal;
-        private readonly ThreadLocal<Regex>? _regex;
+        // Two translations of one pattern: for text without surrogates (fast .NET class loops) and
+        // for any text (supplementary code points as surrogate pairs; compiled on first need).
+        // One instance per thread: a shared Regex hands its runner back and forth between threads.
+        private readonly ThreadLocal<Regex>? _bmp;
+        private readonly ThreadLocal<Regex>? _full;
         private readonly HfSplitBehavior _behavior;
         private readonly bool _invert;
 
@@ -125,9 +129,13 @@ internal abstract class HfPreTokenizer
             _literal = literal;
             if (regex is not null)
             {
-                string dotnet = OnigPattern.Translate(regex);
-                var first = new Regex(dotnet, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-                _regex = new ThreadLocal<Regex>(() => new Regex(dotnet, RegexOptions.Compiled | RegexOptions.CultureInvariant)) { Value = first };
+                const RegexOptions options = RegexOptions.Compiled | RegexOptions.CultureInvariant;
+                string bmp = OnigPattern.TranslateBmp(regex);
+                var first = new Regex(bmp, options);
+                _bmp = new ThreadLocal<Regex>(() => new Regex(bmp, options)) { Value = first };
+                var full = new Lazy<string>(() => OnigPattern.Translate(regex));
+                _ = full.Value; // translation errors surface at load time
+                _full = new ThreadLocal<Regex>(() => new Regex(full.Value, options));
             }
             _behavior = behavior;
             _invert = invert;
@@ -141,7 +149,7 @@ internal abstract class HfPreTokenizer
         public override void Split(HfPiece piece, List<HfPiece> output)
         {
             List<(int, int, bool)> segs;
-            if (_regex is not null) segs = RegexSegments(_regex.Value!, piece.Text);
+            if (_bmp is not null) segs = RegexSegments((piece.Text.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF') ? _full! : _bmp).Value!, piece.Text);
             else
             {
                 segs = [];

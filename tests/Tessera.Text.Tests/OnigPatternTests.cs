@@ -1,0 +1,40 @@
+using System.Text.RegularExpressions;
+
+namespace Tessera.Text.Tests;
+
+/// <summary>The code-point-aware regex translation and its fast BMP-only twin.</summary>
+public class OnigPatternTests
+{
+    private static readonly string[] Patterns =
+    [
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        PreTokenizer.O200kPattern,
+        @"[!""#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        @"\w+|[^\w\s]+",
+    ];
+
+    private static List<(int, int)> Matches(Regex r, string s) => r.Matches(s).Select(m => (m.Index, m.Length)).ToList();
+
+    [Fact]
+    public void BmpTwin_MatchesTheFullTranslation_OnTextWithoutSurrogates()
+    {
+        var texts = HfTokenizerConformanceTests.Corpus().Select(c => c.Text).Where(t => !t.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF')).ToList();
+        Assert.True(texts.Count > 40);
+        foreach (var p in Patterns)
+        {
+            var full = OnigPattern.Compile(p);
+            var bmp = new Regex(OnigPattern.TranslateBmp(p));
+            foreach (var t in texts) Assert.Equal(Matches(full, t), Matches(bmp, t));
+        }
+    }
+
+    [Fact]
+    public void SupplementaryLetters_AreOneCodePoint()
+    {
+        // 𝐀 (U+1D400, Lu) and 𠀀 (U+20000, Lo) are letters: one \p{L}+ run with the ASCII around them.
+        var r = OnigPattern.Compile(@"\p{L}+|\p{N}+|[^\p{L}\p{N}]");
+        Assert.Equal(["a𝐀b𠀀c", " ", "1", "🙂"], r.Matches("a𝐀b𠀀c 1🙂").Select(m => m.Value));
+        // A negated class takes a whole supplementary symbol, not half of it.
+        Assert.Equal(["🙂", "x"], OnigPattern.Compile(@"[^\s\p{L}]|\p{L}").Matches("🙂x").Select(m => m.Value));
+    }
+}
