@@ -28,6 +28,24 @@ public class OnigPatternTests
         }
     }
 
+    [Theory]
+    [InlineData(PreTokenizer.O200kPattern)]
+    [InlineData(PreTokenizer.Cl100kPattern)]
+    public void HandWrittenScanner_MatchesTheTranslatedRegex(string pattern)
+    {
+        // HF Split uses the scanner for these patterns; the translation is its slow twin.
+        var scanner = new PreTokenizer(pattern);
+        Assert.True(scanner.IsHandWritten);
+        var regex = OnigPattern.Compile(pattern, OnigPattern.Dialect.Rust);
+        foreach (var (name, raw) in HfTokenizerConformanceTests.Corpus())
+        {
+            string t = HfTokenizer.ToWellFormed(raw);
+            var got = new List<(int, int)>();
+            foreach (var m in scanner.Split(t)) got.Add((m.Index, m.Length));
+            Assert.True(Matches(regex, t).SequenceEqual(got), $"{name}: the scanner and the regex split differently");
+        }
+    }
+
     [Fact]
     public void SupplementaryLetters_AreOneCodePoint()
     {
