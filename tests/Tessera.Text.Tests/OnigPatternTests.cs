@@ -56,3 +56,23 @@ public class OnigPatternTests
         Assert.Equal(["🙂", "x"], OnigPattern.Compile(@"[^\s\p{L}]|\p{L}").Matches("🙂x").Select(m => m.Value));
     }
 }
+
+/// <summary>The piece cache of <see cref="BpeTokenizer"/> returns exactly what merging computes.</summary>
+public class BpeCacheTests
+{
+    [Fact]
+    public void CachedIds_EqualFreshlyMergedIds()
+    {
+        var text = string.Join("\n", HfTokenizerConformanceTests.Corpus().Select(c => HfTokenizer.ToWellFormed(c.Text)));
+        var warm = TestTokenizers.Trained;
+        var first = warm.Encode(text);
+        var second = warm.Encode(text); // long pieces now come from the cache
+        Assert.Equal(first, second);
+        // A fresh instance (empty cache) merging piece by piece agrees too.
+        var fresh = new BpeTokenizer("fresh", Enumerable.Range(0, warm.VocabSize).Select(id => warm.IsAssigned(id) && !warm.SpecialTokens.IsSpecial(id) ? warm.TokenBytes(id).ToArray() : null).ToList(),
+            null, warm.Pattern, warm.SpecialTokens);
+        var pieceByPiece = new List<int>();
+        foreach (var m in new PreTokenizer(warm.Pattern).Split(text)) fresh.EncodePiece(System.Text.Encoding.UTF8.GetBytes(text.Substring(m.Index, m.Length)), pieceByPiece);
+        Assert.Equal(first, pieceByPiece);
+    }
+}

@@ -24,6 +24,7 @@ internal sealed class HfBpeModel : HfModel
     private readonly string? _prefix, _suffix;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private const int CacheCapacity = 50_000, CacheMaxChars = 64;
+    private int _cacheCount;
 
     public HfBpeModel(Dictionary<string, int> vocab, List<(string Left, string Right)> merges, string? unkToken, bool byteFallback, bool fuseUnk,
         bool ignoreMerges, string? prefix, string? suffix, string where)
@@ -118,7 +119,9 @@ internal sealed class HfBpeModel : HfModel
         int start = output.Count;
         if (byteLevel) EncodeBytes(piece, output);
         else EncodeChars(piece, output);
-        if (piece.Length <= CacheMaxChars && _cache.Count < CacheCapacity) _cache.TryAdd(piece, output.GetRange(start, output.Count - start).ToArray());
+        // ConcurrentDictionary.Count takes every lock; a separate counter bounds the cache instead.
+        if (piece.Length <= CacheMaxChars && Volatile.Read(ref _cacheCount) < CacheCapacity && _cache.TryAdd(piece, output.GetRange(start, output.Count - start).ToArray()))
+            Interlocked.Increment(ref _cacheCount);
     }
 
     private void EncodeBytes(string piece, List<int> output)
