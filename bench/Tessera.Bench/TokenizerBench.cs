@@ -11,7 +11,9 @@ namespace Tessera.Bench;
 /// <param name="VocabSize">Vocabulary size for the trained tokenizer and for spm_train.</param>
 /// <param name="Cl100kPath">cl100k_base.tiktoken; null = look in the shared reference data.</param>
 /// <param name="Repeats">Timed repetitions per measurement (the best is kept).</param>
-public sealed record TokenizerBenchOptions(double Megabytes = 4, int VocabSize = 8192, string? Cl100kPath = null, int Repeats = 3);
+/// <param name="PeersOnly">Only the peer comparisons (<see cref="TokenizerPeerBench"/>): no training, no JS peers.</param>
+/// <param name="PeerMegabytes">Megabytes per text class for the peer comparisons.</param>
+public sealed record TokenizerBenchOptions(double Megabytes = 4, int VocabSize = 8192, string? Cl100kPath = null, int Repeats = 3, bool PeersOnly = false, double PeerMegabytes = 1);
 
 /// <summary>One encode-speed line.</summary>
 /// <param name="Tokenizer">Vocabulary name.</param>
@@ -30,7 +32,8 @@ public sealed record TokenizerBenchResult(
     string? FasterJsPeer,
     double TesseraTrainSeconds,
     double? SpmTrainSeconds,
-    List<string> Notes);
+    List<string> Notes,
+    List<PeerRatio>? PeerRatios = null);
 
 /// <summary>
 /// <c>tessera bench tokenizer</c>: encode MB/s for cl100k_base and a freshly trained 8k
@@ -44,6 +47,13 @@ public static class TokenizerBench
     public static TokenizerBenchResult Run(TokenizerBenchOptions o, Action<string> log)
     {
         var notes = new List<string>();
+        log($"peer comparisons, single thread, {o.PeerMegabytes} MB per text class (ratio > 1: tessera faster):");
+        var peerRatios = TokenizerPeerBench.Run(o.PeerMegabytes, o.Repeats, notes, log);
+        if (o.PeersOnly)
+        {
+            foreach (var n in notes) log("note: " + n);
+            return new TokenizerBenchResult(0, [], null, null, 0, null, notes, peerRatios);
+        }
         string text = LoadCorpus(o.Megabytes);
         long bytes = Encoding.UTF8.GetByteCount(text);
         log($"corpus: {bytes / 1e6:F2} MB of English (data/corpus: moby-dick + sotu)");
@@ -104,7 +114,7 @@ public static class TokenizerBench
             double? spm = RunSpmTrain(textFile, o.VocabSize, notes, log);
             if (spm is double s) log($"ratio spm_train / tessera training time: {s / trainSeconds:F2}x (> 1 means tessera is faster)");
             foreach (var n in notes) log("note: " + n);
-            return new TokenizerBenchResult(bytes, figures, ratio, faster, trainSeconds, spm, notes);
+            return new TokenizerBenchResult(bytes, figures, ratio, faster, trainSeconds, spm, notes, peerRatios);
         }
         finally { File.Delete(textFile); }
     }

@@ -31,6 +31,7 @@ public sealed class BpeTokenizer : ITokenizer
     {
         Name = name;
         _pre = new PreTokenizer(pattern);
+        _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
         _wholePieceLookup = wholePieceLookup;
         SpecialTokens = specials;
         foreach (var (text, _) in specials.ById) _specialHasLineFeed |= text.Contains('\n');
@@ -174,6 +175,11 @@ public sealed class BpeTokenizer : ITokenizer
         foreach (var m in _pre.Split(text))
         {
             var piece = text.Slice(m.Index, m.Length);
+            // Long pre-tokens (CJK, Thai and other scripts without spaces; long identifiers) cost a
+            // quadratic merge each, and non-ASCII ones start from several bytes per character: their
+            // ids are cached by text. Short ASCII ones merge faster than a lookup.
+            bool cacheable = piece.Length <= CacheMaxChars && (piece.Length >= CacheMinChars || (piece.Length >= 2 && !System.Text.Ascii.IsValid(piece)));
+            if (cacheable && _cacheLookup.TryGetValue(piece, out var cached)) { output.AddRange(cached); continue; }
             int max = Encoding.UTF8.GetMaxByteCount(piece.Length);
             if (max > scratch.Length)
             {
@@ -181,9 +187,18 @@ public sealed class BpeTokenizer : ITokenizer
                 scratch = ArrayPool<byte>.Shared.Rent(max);
             }
             int n = Encoding.UTF8.GetBytes(piece, scratch);
+            int start = output.Count;
             EncodePiece(scratch.AsSpan(0, n), output);
+            // ConcurrentDictionary.Count takes every lock; a separate counter bounds the cache instead.
+            if (cacheable && Volatile.Read(ref _cacheCount) < CacheCapacity && _cache.TryAdd(piece.ToString(), output.GetRange(start, output.Count - start).ToArray()))
+                Interlocked.Increment(ref _cacheCount);
         }
     }
+
+    private const int CacheMinChars = 6, CacheMaxChars = 128, CacheCapacity = 1 << 16;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private int _cacheCount;
 
     /// <summary>Merges one pre-token's bytes and appends the ids.</summary>
     public void EncodePiece(ReadOnlySpan<byte> piece, List<int> output)

@@ -24,6 +24,7 @@ internal sealed class HfBpeModel : HfModel
     private readonly string? _prefix, _suffix;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private const int CacheCapacity = 50_000, CacheMaxChars = 64;
+    private int _cacheCount;
 
     public HfBpeModel(Dictionary<string, int> vocab, List<(string Left, string Right)> merges, string? unkToken, bool byteFallback, bool fuseUnk,
         bool ignoreMerges, string? prefix, string? suffix, string where)
@@ -61,6 +62,30 @@ internal sealed class HfBpeModel : HfModel
         _ignoreMerges = ignoreMerges;
         _prefix = string.IsNullOrEmpty(prefix) ? null : prefix;
         _suffix = string.IsNullOrEmpty(suffix) ? null : suffix;
+        // SentencePiece-style vocabularies put the word marker ▁ only at the start of pieces. When
+        // no merge result has ▁ after another character, no merge can join across such a point, so
+        // a long piece may be cut there and each word merged (and cached) alone: same ids, far
+        // less work (one line of text is one pre-token for llama2 and gemma3).
+        // Characters that some merge result has right before a ▁ (gemma3: only '>', from ">▁</")
+        // are not cut after.
+        _cutBeforeMarker = _prefix is null && _suffix is null;
+        foreach (var (_, (_, id)) in _merges)
+        {
+            string t = _idToToken[id]!;
+            for (int i = 1; i < t.Length; i++) if (t[i] == Marker && t[i - 1] != Marker) _noCutAfter.Add(t[i - 1]);
+        }
+    }
+
+    private const char Marker = '\u2581';
+    private readonly bool _cutBeforeMarker;
+    private readonly HashSet<char> _noCutAfter = [];
+
+    // A cut before the ▁ at i is exact when the character before it is a vocabulary symbol of its own
+    // (not a byte-fallback or unknown piece) that no merge result has in front of a ▁.
+    private bool CanCutBefore(string piece, int i)
+    {
+        char c = piece[i - 1];
+        return piece[i] == Marker && c != Marker && !char.IsSurrogate(c) && !_noCutAfter.Contains(c) && _vocabSpan.ContainsKey(piece.AsSpan(i - 1, 1));
     }
 
     public override int Size => _idToToken.Length;
@@ -73,11 +98,30 @@ internal sealed class HfBpeModel : HfModel
     public override void Encode(string piece, bool byteLevel, List<int> output)
     {
         if (piece.Length == 0) return;
+        if (!byteLevel && _cutBeforeMarker && piece.Length > CacheMaxChars && !(_ignoreMerges && _vocab.ContainsKey(piece)))
+        {
+            int start = 0;
+            for (int i = 1; i < piece.Length; i++)
+            {
+                if (!CanCutBefore(piece, i)) continue;
+                EncodeCached(piece[start..i], false, output);
+                start = i;
+            }
+            EncodeCached(start == 0 ? piece : piece[start..], false, output);
+            return;
+        }
+        EncodeCached(piece, byteLevel, output);
+    }
+
+    private void EncodeCached(string piece, bool byteLevel, List<int> output)
+    {
         if (piece.Length <= CacheMaxChars && _cache.TryGetValue(piece, out var cached)) { output.AddRange(cached); return; }
         int start = output.Count;
         if (byteLevel) EncodeBytes(piece, output);
         else EncodeChars(piece, output);
-        if (piece.Length <= CacheMaxChars && _cache.Count < CacheCapacity) _cache.TryAdd(piece, output.GetRange(start, output.Count - start).ToArray());
+        // ConcurrentDictionary.Count takes every lock; a separate counter bounds the cache instead.
+        if (piece.Length <= CacheMaxChars && Volatile.Read(ref _cacheCount) < CacheCapacity && _cache.TryAdd(piece, output.GetRange(start, output.Count - start).ToArray()))
+            Interlocked.Increment(ref _cacheCount);
     }
 
     private void EncodeBytes(string piece, List<int> output)

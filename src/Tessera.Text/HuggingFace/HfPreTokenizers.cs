@@ -91,6 +91,22 @@ internal abstract class HfPreTokenizer
         return segs;
     }
 
+    /// <summary>Segments of <paramref name="text"/> from a hand-written scanner's pre-tokens and the gaps between them.</summary>
+    public static List<(int, int, bool)> ScannerSegments(PreTokenizer scanner, string text)
+    {
+        var segs = new List<(int, int, bool)>();
+        int prev = 0;
+        foreach (var m in scanner.Split(text))
+        {
+            if (m.Length == 0) continue;
+            if (m.Index > prev) segs.Add((prev, m.Index, false));
+            segs.Add((m.Index, m.Index + m.Length, true));
+            prev = m.Index + m.Length;
+        }
+        if (prev < text.Length) segs.Add((prev, text.Length, false));
+        return segs;
+    }
+
     /// <summary>Segments where each code point is a match when <paramref name="isDelimiter"/> holds.</summary>
     public static List<(int, int, bool)> CharSegments(string text, Func<int, bool> isDelimiter)
     {
@@ -116,18 +132,29 @@ internal abstract class HfPreTokenizer
     public sealed class SplitPattern : HfPreTokenizer
     {
         private readonly string? _literal;
-        private readonly ThreadLocal<Regex>? _regex;
+        // Two translations of one pattern: for text without surrogates (fast .NET class loops) and
+        // for any text (supplementary code points as surrogate pairs; compiled on first need).
+        // One instance per thread: a shared Regex hands its runner back and forth between threads.
+        private readonly ThreadLocal<Regex>? _bmp;
+        private readonly ThreadLocal<Regex>? _full;
         private readonly HfSplitBehavior _behavior;
         private readonly bool _invert;
+        // cl100k / o200k (gpt-4o, gpt-oss): the hand-written scanner gives the same matches, faster.
+        private readonly PreTokenizer? _scanner;
 
         public SplitPattern(string? literal, string? regex, HfSplitBehavior behavior, bool invert)
         {
             _literal = literal;
+            if (regex is PreTokenizer.O200kPattern or PreTokenizer.Cl100kPattern) _scanner = new PreTokenizer(regex);
             if (regex is not null)
             {
-                string dotnet = OnigPattern.Translate(regex);
-                var first = new Regex(dotnet, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-                _regex = new ThreadLocal<Regex>(() => new Regex(dotnet, RegexOptions.Compiled | RegexOptions.CultureInvariant)) { Value = first };
+                const RegexOptions options = RegexOptions.Compiled | RegexOptions.CultureInvariant;
+                string bmp = OnigPattern.TranslateBmp(regex);
+                var first = new Regex(bmp, options);
+                _bmp = new ThreadLocal<Regex>(() => new Regex(bmp, options)) { Value = first };
+                var full = new Lazy<string>(() => OnigPattern.Translate(regex));
+                _ = full.Value; // translation errors surface at load time
+                _full = new ThreadLocal<Regex>(() => new Regex(full.Value, options));
             }
             _behavior = behavior;
             _invert = invert;
@@ -141,7 +168,8 @@ internal abstract class HfPreTokenizer
         public override void Split(HfPiece piece, List<HfPiece> output)
         {
             List<(int, int, bool)> segs;
-            if (_regex is not null) segs = RegexSegments(_regex.Value!, piece.Text);
+            if (_scanner is not null) segs = ScannerSegments(_scanner, piece.Text);
+            else if (_bmp is not null) segs = RegexSegments((piece.Text.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF') ? _full! : _bmp).Value!, piece.Text);
             else
             {
                 segs = [];

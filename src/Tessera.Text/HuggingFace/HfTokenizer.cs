@@ -219,6 +219,9 @@ public sealed class HfTokenizer : ITokenizer
 
     private string Join(List<string> tokens) => _decoder is null ? string.Join(' ', tokens) : string.Concat(_decoder.DecodeChain(tokens));
 
+    /// <summary>The text with each lone surrogate replaced by U+FFFD: what encoding reads.</summary>
+    public static string ToWellFormed(string text) => ReplaceLoneSurrogates(text);
+
     internal static string ReplaceLoneSurrogates(string text)
     {
         int i = 0;

@@ -27,9 +27,18 @@ public static class OnigPattern
     public static Regex Compile(string pattern, Dialect dialect = Dialect.Oniguruma) =>
         new(Translate(pattern, dialect), RegexOptions.Compiled | RegexOptions.CultureInvariant);
 
+    /// <summary>
+    /// The translation for text without surrogates: the same classes without their supplementary
+    /// alternatives, which keeps .NET's fast single-class loops. Equal to <see cref="Translate(string, Dialect)"/>
+    /// on any text that has no UTF-16 surrogate.
+    /// </summary>
+    public static string TranslateBmp(string pattern, Dialect dialect = Dialect.Oniguruma) => Translate(pattern, dialect, bmpOnly: true);
+
     /// <summary>The .NET pattern for <paramref name="pattern"/>.</summary>
     /// <exception cref="FormatException">A construct the translation does not cover; the message names it.</exception>
-    public static string Translate(string pattern, Dialect dialect = Dialect.Oniguruma)
+    public static string Translate(string pattern, Dialect dialect = Dialect.Oniguruma) => Translate(pattern, dialect, bmpOnly: false);
+
+    private static string Translate(string pattern, Dialect dialect, bool bmpOnly)
     {
         var sb = new StringBuilder(pattern.Length * 2);
         var groupStarts = new Stack<int>();
@@ -45,7 +54,7 @@ public static class OnigPattern
                     int end = EscapeEnd(pattern, i);
                     string esc = pattern[i..end];
                     atomStart = sb.Length;
-                    if (IsCharClassEscape(esc)) sb.Append(Atom(esc, negated: false));
+                    if (IsCharClassEscape(esc)) sb.Append(Atom(esc, negated: false, bmpOnly));
                     else sb.Append(esc);
                     i = end;
                     continue;
@@ -56,13 +65,13 @@ public static class OnigPattern
                     atomStart = sb.Length;
                     bool negated = i + 1 < pattern.Length && pattern[i + 1] == '^';
                     string inner = pattern[(negated ? i + 2 : i + 1)..(end - 1)];
-                    sb.Append(Atom(inner, negated));
+                    sb.Append(Atom(inner, negated, bmpOnly));
                     i = end;
                     continue;
                 }
                 case '.':
                     atomStart = sb.Length;
-                    sb.Append(Atom("\\n", negated: true));
+                    sb.Append(Atom("\\n", negated: true, bmpOnly));
                     i++;
                     continue;
                 case '(':
@@ -135,11 +144,19 @@ public static class OnigPattern
         esc.Length >= 2 && esc[1] is 'p' or 'P' or 's' or 'S' or 'd' or 'D' or 'w' or 'W' or 'h' or 'H';
 
     /// <summary>A character atom (class body or single escape) as BMP class | supplementary pairs.</summary>
-    private static string Atom(string body, bool negated)
+    private static string Atom(string body, bool negated, bool bmpOnly)
     {
         var items = ParseClass(body);
         bool Member(int cp) => items.Contains(cp) != negated;
-        // BMP part: explicit ranges over non-surrogates.
+        string supp = bmpOnly ? "" : SupplementaryCache.GetOrAdd((negated ? "^" : "") + body, _ => Supplementary(Member));
+        // BMP part: .NET's own class syntax where it means the same on the BMP (general categories,
+        // \s, \d, literals and ranges; its category checks are much faster than long range lists),
+        // else explicit ranges. Surrogates are subtracted either way.
+        if (IsNativeSafe(body))
+        {
+            string native = (negated ? "[^" : "[") + body + @"-[\uD800-\uDFFF]]";
+            return supp.Length == 0 ? native : $"(?:{native}|{supp})";
+        }
         var bmp = new StringBuilder("[");
         int runStart = -1;
         for (int cp = 0; cp <= 0x10000; cp++)
@@ -153,10 +170,37 @@ public static class OnigPattern
             }
         }
         bmp.Append(']');
-        string supp = SupplementaryCache.GetOrAdd((negated ? "^" : "") + body, _ => Supplementary(Member));
         bool emptyBmp = bmp.Length == 2;
         if (supp.Length == 0) return emptyBmp ? "(?!)" : bmp.ToString();
         return emptyBmp ? $"(?:{supp})" : $"(?:{bmp}|{supp})";
+    }
+
+    /// <summary>
+    /// Whether a class body (or single escape) reads the same in .NET on BMP characters: only
+    /// literal BMP characters, ranges, general-category properties, \s \S \d \D and simple escapes.
+    /// </summary>
+    private static bool IsNativeSafe(string body)
+    {
+        for (int i = 0; i < body.Length; i++)
+        {
+            char c = body[i];
+            if (char.IsSurrogate(c) || c == '[') return false;
+            if (c == '-' && i + 1 < body.Length && body[i + 1] == '[') return false;
+            if (c == '&' && i + 1 < body.Length && body[i + 1] == '&') return false;
+            if (c != '\\') continue;
+            int end = EscapeEnd(body, i);
+            string esc = body[i..end];
+            char e = esc.Length > 1 ? esc[1] : '\0';
+            if (e is 'p' or 'P')
+            {
+                string name = esc.Length > 3 && esc[2] == '{' ? esc[3..^1] : esc[2..];
+                if (name is not ("L" or "Lu" or "Ll" or "Lt" or "Lm" or "Lo" or "M" or "Mn" or "Mc" or "Me" or "N" or "Nd" or "Nl" or "No" or "P" or "Pc" or "Pd"
+                    or "Ps" or "Pe" or "Pi" or "Pf" or "Po" or "S" or "Sm" or "Sc" or "Sk" or "So" or "Z" or "Zs" or "Zl" or "Zp" or "Cc" or "Cf" or "Co" or "Cn")) return false;
+            }
+            else if (e is 'w' or 'W' or 'h' or 'H' or 'x' or 'u' || char.IsDigit(e)) return false;
+            i = end - 1;
+        }
+        return true;
     }
 
     private static void AppendRange(StringBuilder sb, int a, int b)
