@@ -52,16 +52,26 @@ public static class Checkpoint
         string final = Path.Combine(runDirectory, FolderName(step));
         string staging = Path.Combine(runDirectory, $"{StagingPrefix}{FolderName(step)}-{Environment.ProcessId}");
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        Directory.CreateDirectory(staging);
-
-        SafetensorsWriter.Write(Path.Combine(staging, ModelFile), WeightTensors(model), new Dictionary<string, string> { ["format"] = "pt" });
-        WriteText(Path.Combine(staging, ConfigFile), model.Config.ToHuggingFaceJson());
-        if (optimizer is not null)
-            SafetensorsWriter.Write(Path.Combine(staging, OptimizerFile), MomentTensors(optimizer),
-                new Dictionary<string, string> { ["step"] = optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        if (state is not null) WriteText(Path.Combine(staging, StateFile), state.ToJson());
-        extras?.Invoke(staging);
-        WriteManifest(staging, step);
+        try
+        {
+            Directory.CreateDirectory(staging);
+            SafetensorsWriter.Write(Path.Combine(staging, ModelFile), WeightTensors(model), new Dictionary<string, string> { ["format"] = "pt" });
+            WriteText(Path.Combine(staging, ConfigFile), model.Config.ToHuggingFaceJson());
+            if (optimizer is not null)
+                SafetensorsWriter.Write(Path.Combine(staging, OptimizerFile), MomentTensors(optimizer),
+                    new Dictionary<string, string> { ["step"] = optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            if (state is not null) WriteText(Path.Combine(staging, StateFile), state.ToJson());
+            extras?.Invoke(staging);
+            WriteManifest(staging, step);
+        }
+        catch (IOException e)
+        {
+            // Typically a full disk. The half-written staging folder goes (it would only hold the
+            // space a retry needs); the published checkpoints were never touched.
+            try { Directory.Delete(staging, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            string previous = List(runDirectory) is { Count: > 0 } done ? $"the last good checkpoint {done[^1]} is intact" : "no earlier checkpoint exists";
+            throw new IOException($"{runDirectory}: could not write the checkpoint of step {step} ({e.Message.Trim()}); {previous}. Free space and rerun with --resume.", e);
+        }
 
         // The new checkpoint is complete on disk; publish it with one rename. Only a same-step
         // folder (a re-run of this step) is moved aside first, and removed after the swap.

@@ -152,3 +152,72 @@ public class CrashTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>Runs only where a tmpfs can be mounted (root with CAP_SYS_ADMIN, as on CI and the dev machines).</summary>
+public sealed class TmpfsFactAttribute : FactAttribute
+{
+    public TmpfsFactAttribute()
+    {
+        if (!DiskFullTests.CanMount()) Skip = "needs to mount a tmpfs (root with CAP_SYS_ADMIN); disk-full behaviour untested here";
+    }
+}
+
+/// <summary>A training run whose output folder fills up: one clear error, the last good checkpoint kept, resume works once there is room.</summary>
+public class DiskFullTests
+{
+    static bool Sh(string cmd)
+    {
+        var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardError = true, RedirectStandardOutput = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(cmd);
+        using var p = Process.Start(psi)!;
+        p.WaitForExit();
+        return p.ExitCode == 0;
+    }
+
+    public static bool CanMount()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root") return false;
+        string probe = Directory.CreateTempSubdirectory("tessera-tmpfs-probe").FullName;
+        bool ok = Sh($"mount -t tmpfs -o size=64k tmpfs '{probe}'") && Sh($"umount '{probe}'");
+        Directory.Delete(probe);
+        return ok;
+    }
+
+    [TmpfsFact]
+    public void TrainingOntoAFullDiskFailsClearlyAndKeepsTheLastGoodCheckpoint()
+    {
+        string dir = CliProcess.TempDir();
+        string outDir = Path.Combine(dir, "small");
+        Directory.CreateDirectory(outDir);
+        try
+        {
+            CliProcess.WriteCorpus(dir);
+            Assert.Equal(0, CliProcess.Run(dir, "tokenizer", "train", "--input", "corpus.txt", "--vocab-size", "512", "--out", "tok").ExitCode);
+            Assert.Equal(0, CliProcess.Run(dir, "data", "prepare", "--tokenizer", "tok", "--input", "corpus.txt", "--out", "data").ExitCode);
+            // One checkpoint of this model is ~600 KB: 1.2 MB holds the first, not the second beside it.
+            Assert.True(Sh($"mount -t tmpfs -o size=1200k tmpfs '{outDir}'"));
+            try
+            {
+                string[] train = ["train", "--data", "data", "--out", "small/run", "--steps", "12", "--layers", "2", "--dim", "32", "--heads", "2", "--kv-heads", "1",
+                    "--hidden", "64", "--experts", "2", "--top-k", "1", "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "4", "--checkpoint-every", "2", "--eval-batches", "2"];
+                var full = CliProcess.Run(dir, train);
+                Assert.NotEqual(0, full.ExitCode);
+                string error = full.Stderr.Trim();
+                Assert.True(!error.Contains('\n') && error.Contains("could not write the checkpoint") && error.Contains("No space left on device") && error.Contains("step-00000002 is intact"),
+                    $"expected one line naming the disk-full failure and the kept checkpoint, got: {error}");
+                string run = Path.Combine(outDir, "run");
+                Assert.Empty(Directory.GetDirectories(run, ".staging-*"));
+                string kept = Tessera.Training.Checkpoint.Resolve(run);   // verifies every file's SHA-256
+                Assert.EndsWith("step-00000002", kept);
+
+                Assert.True(Sh($"mount -o remount,size=16m '{outDir}'"));  // "free space"
+                var resumed = CliProcess.Run(dir, [.. train, "--resume"]);
+                Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+                Assert.EndsWith("step-00000012", Tessera.Training.Checkpoint.Resolve(run));
+            }
+            finally { Sh($"umount '{outDir}'"); }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -30,4 +30,27 @@ public class RegressionTests
     }
 
     static void RunUnfiltered(string name, byte[] input) => FuzzTarget.Get(name).RunUnfiltered(input);
+
+    static string Regression(string target, string file)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "fuzz", "regressions", target, file))) return Path.Combine(d.FullName, "fuzz", "regressions", target, file);
+        throw new FileNotFoundException($"fuzz/regressions/{target}/{file}");
+    }
+
+    // Found by AFL++ (fuzz/run.sh safetensors 180): a header with invalid UTF-8 inside a key threw
+    // InvalidOperationException("Cannot transcode invalid UTF-8 JSON text...") from System.Text.Json,
+    // an error that named no file. Now: InvalidDataException naming the file.
+    [Theory]
+    [InlineData("afl-invalid-utf8-header-0.safetensors", "not valid UTF-8")]
+    [InlineData("afl-invalid-utf8-header-4.safetensors", "not valid UTF-8")]
+    // Same class, written by hand from the finding: a lone surrogate escape in a name, and offsets that are strings.
+    [InlineData("lone-surrogate-name.safetensors", "undecodable string")]
+    [InlineData("offsets-not-numbers.safetensors", "data_offsets")]
+    public void SafetensorsHeaderDamageIsAnInvalidDataExceptionNamingTheFile(string file, string expected)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => FuzzTarget.Get("safetensors").RunUnfiltered(File.ReadAllBytes(Regression("safetensors", file))));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(".safetensors", e.Message);
+    }
 }
