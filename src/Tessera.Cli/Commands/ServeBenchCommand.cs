@@ -82,7 +82,11 @@ public static partial class ServeBenchCommand
             for (int i = 0; clock.Elapsed < deadline && !cancel.IsCancellationRequested; i++)
             {
                 var started = Stopwatch.StartNew();
-                string body = $$"""{"model":{{JsonSerializer.Serialize(model)}},"messages":[{"role":"user","content":"Client {{c}} request {{i}}: tell me about the sea."}],"max_tokens":{{maxTokens}},"stream":true,"stream_options":{"include_usage":true}}""";
+                string body = JsonSerializer.Serialize(new Dictionary<string, object>
+                {
+                    ["model"] = model, ["max_tokens"] = maxTokens, ["stream"] = true, ["stream_options"] = new Dictionary<string, bool> { ["include_usage"] = true },
+                    ["messages"] = new[] { new Dictionary<string, string> { ["role"] = "user", ["content"] = $"Client {c} request {i}: tell me about the sea." } },
+                });
                 try
                 {
                     using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
