@@ -68,11 +68,10 @@ public static class HfTokenizerJson
             string pattern = PreTokenizerPattern(root, path);
             return ByteLevelVocabulary.Build(Path.GetFileName(path), vocab, null, merges, pattern, ignoreMerges, specials);
         }
-        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException && e.TargetSite?.DeclaringType?.Namespace == "System.Text.Json")
-        {
-            // A required field missing or of the wrong JSON type (found by fuzzing): name the file.
-            throw new FormatException($"{path}: malformed tokenizer.json ({e.Message})");
-        }
+        // A required field missing or of the wrong JSON type (found by fuzzing): name the file. Plain
+        // catch clauses, not an exception filter: the SharpFuzz-instrumented build crashed in the filter.
+        catch (KeyNotFoundException e) { throw new FormatException($"{path}: malformed tokenizer.json ({e.Message})"); }
+        catch (InvalidOperationException e) { throw new FormatException($"{path}: malformed tokenizer.json ({e.Message})"); }
     }
 
     private static JsonElement Required(JsonElement obj, string name, string path) =>
