@@ -10,7 +10,8 @@ public sealed class TiktokenTarget : FuzzTarget
 
     protected override void Execute(ReadOnlySpan<byte> input)
     {
-        var tok = TokenizerFiles.Load(ToFile(input, "x.tiktoken"));
+        // A known encoding's file name, so the loader parses the ranks (an unknown name is refused before reading).
+        var tok = TokenizerFiles.Load(ToFile(input, "cl100k_base.tiktoken"));
         var ids = tok.Encode("Hello, world! 123 ünïcödé");
         tok.Decode(ids.ToArray());
     }

@@ -109,6 +109,11 @@ public sealed class TokenShard : IDisposable
         {
             MemoryMarshal.Cast<byte, int>(new ReadOnlySpan<byte>(p, destination.Length * 4)).CopyTo(destination);
         }
+        // A damaged shard must not hand out ids the model has no row for (found by fuzzing the reader).
+        if (BytesPerToken == 2 && VocabSize >= 65536) return;
+        for (int i = 0; i < destination.Length; i++)
+            if ((uint)destination[i] >= (uint)VocabSize)
+                throw new InvalidDataException($"{Path}: token {destination[i]} at position {start + i} is outside the shard's vocabulary of {VocabSize}; the shard is corrupt.");
     }
 
     /// <summary>The tokens of document <paramref name="index"/> (its BOS separator included when the shard has one).</summary>

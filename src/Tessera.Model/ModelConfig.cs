@@ -196,7 +196,9 @@ public sealed record ModelConfig
     public static ModelConfig FromHuggingFaceJson(string json, string source = "config.json")
     {
         JsonNode root;
-        try { root = JsonNode.Parse(json) ?? throw new JsonException("empty document"); }
+        // Duplicate keys are refused at parse time: JsonNode would otherwise throw a bare
+        // ArgumentException on first lookup (found by fuzzing the checkpoint loader).
+        try { root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) ?? throw new JsonException("empty document"); }
         catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})."); }
         if (root is not JsonObject) throw new InvalidDataException($"{source}: expected a JSON object.");
         var h = new Architectures.HfConfig(root, source);

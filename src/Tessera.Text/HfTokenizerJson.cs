@@ -16,9 +16,13 @@ public static class HfTokenizerJson
     public static BpeTokenizer Load(string path)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
+        byte[] bytes = File.ReadAllBytes(path);
+        // JSON must be UTF-8; System.Text.Json only notices bad bytes in a string when it is read.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new FormatException($"{path}: not valid UTF-8");
+        try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException e) { throw new FormatException($"{path}: invalid JSON at line {e.LineNumber + 1}: {e.Message}"); }
         using (doc)
+        try
         {
             var root = doc.RootElement;
             if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
@@ -64,6 +68,10 @@ public static class HfTokenizerJson
             string pattern = PreTokenizerPattern(root, path);
             return ByteLevelVocabulary.Build(Path.GetFileName(path), vocab, null, merges, pattern, ignoreMerges, specials);
         }
+        // A required field missing or of the wrong JSON type (found by fuzzing): name the file. Plain
+        // catch clauses, not an exception filter: the SharpFuzz-instrumented build crashed in the filter.
+        catch (KeyNotFoundException e) { throw new FormatException($"{path}: malformed tokenizer.json ({e.Message})"); }
+        catch (InvalidOperationException e) { throw new FormatException($"{path}: malformed tokenizer.json ({e.Message})"); }
     }
 
     private static JsonElement Required(JsonElement obj, string name, string path) =>

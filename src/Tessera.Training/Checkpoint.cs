@@ -51,17 +51,27 @@ public static class Checkpoint
         string final = Path.Combine(runDirectory, FolderName(step));
         // The new checkpoint is complete on disk before one rename publishes it; a same-step
         // folder (a re-run of this step) is set aside first and removed after the swap.
-        AtomicFile.PublishDirectory(final, staging =>
+        try
         {
-            SafetensorsWriter.Write(Path.Combine(staging, ModelFile), WeightTensors(model), new Dictionary<string, string> { ["format"] = "pt" });
-            AtomicFile.WriteAllText(Path.Combine(staging, ConfigFile), model.Config.ToHuggingFaceJson());
-            if (optimizer is not null)
-                SafetensorsWriter.Write(Path.Combine(staging, OptimizerFile), MomentTensors(optimizer),
-                    new Dictionary<string, string> { ["step"] = optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            if (state is not null) AtomicFile.WriteAllText(Path.Combine(staging, StateFile), state.ToJson());
-            extras?.Invoke(staging);
-            WriteManifest(staging, step);
-        });
+            AtomicFile.PublishDirectory(final, staging =>
+            {
+                SafetensorsWriter.Write(Path.Combine(staging, ModelFile), WeightTensors(model), new Dictionary<string, string> { ["format"] = "pt" });
+                AtomicFile.WriteAllText(Path.Combine(staging, ConfigFile), model.Config.ToHuggingFaceJson());
+                if (optimizer is not null)
+                    SafetensorsWriter.Write(Path.Combine(staging, OptimizerFile), MomentTensors(optimizer),
+                        new Dictionary<string, string> { ["step"] = optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                if (state is not null) AtomicFile.WriteAllText(Path.Combine(staging, StateFile), state.ToJson());
+                extras?.Invoke(staging);
+                WriteManifest(staging, step);
+            });
+        }
+        catch (IOException e)
+        {
+            // Typically a full disk. PublishDirectory removed its half-written staging folder (it would
+            // only hold the space a retry needs); the published checkpoints were never touched.
+            string previous = List(runDirectory) is { Count: > 0 } done ? $"the last good checkpoint {done[^1]} is intact" : "no earlier checkpoint exists";
+            throw new IOException($"{runDirectory}: could not write the checkpoint of step {step} ({e.Message.Trim()}); {previous}. Free space and rerun with --resume.", e);
+        }
         return final;
     }
 

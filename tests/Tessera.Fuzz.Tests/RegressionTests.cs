@@ -30,4 +30,63 @@ public class RegressionTests
     }
 
     static void RunUnfiltered(string name, byte[] input) => FuzzTarget.Get(name).RunUnfiltered(input);
+
+    static string Regression(string target, string file)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "fuzz", "regressions", target, file))) return Path.Combine(d.FullName, "fuzz", "regressions", target, file);
+        throw new FileNotFoundException($"fuzz/regressions/{target}/{file}");
+    }
+
+    // Found by AFL++ (fuzz/run.sh safetensors 180): a header with invalid UTF-8 inside a key threw
+    // InvalidOperationException("Cannot transcode invalid UTF-8 JSON text...") from System.Text.Json,
+    // an error that named no file. Now: InvalidDataException naming the file.
+    [Theory]
+    [InlineData("afl-invalid-utf8-header-0.safetensors", "not valid UTF-8")]
+    [InlineData("afl-invalid-utf8-header-4.safetensors", "not valid UTF-8")]
+    // Same class, written by hand from the finding: a lone surrogate escape in a name, and offsets that are strings.
+    [InlineData("lone-surrogate-name.safetensors", "undecodable string")]
+    [InlineData("offsets-not-numbers.safetensors", "data_offsets")]
+    public void SafetensorsHeaderDamageIsAnInvalidDataExceptionNamingTheFile(string file, string expected)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => FuzzTarget.Get("safetensors").RunUnfiltered(File.ReadAllBytes(Regression("safetensors", file))));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(".safetensors", e.Message);
+    }
+
+    // Found by AFL++ (fuzz/run.sh shard 180): a shard whose token bytes were damaged handed out ids
+    // past its own vocabulary (939524098 of 70005; 60424 of 64) to the trainer. Reads now check.
+    [Theory]
+    [InlineData("afl-id-past-vocabulary-wide.shard")]
+    [InlineData("afl-id-past-vocabulary-narrow.shard")]
+    public void ShardIdsPastTheVocabularyAreRejectedByName(string file)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => FuzzTarget.Get("shard").RunUnfiltered(File.ReadAllBytes(Regression("shard", file))));
+        Assert.Contains("outside the shard's vocabulary", e.Message);
+    }
+
+    // Found by AFL++ (fuzz/run.sh checkpoint 180): a config.json naming a key twice made JsonNode
+    // throw "An item with the same key has already been added" (ArgumentException from the runtime,
+    // no file named). Now an InvalidDataException naming config.json.
+    [Fact]
+    public void ConfigJsonWithADuplicateKeyIsRejectedByName()
+    {
+        byte[] input = File.ReadAllBytes(Regression("checkpoint", "afl-duplicate-key-config.bin"));
+        string config = System.Text.Encoding.UTF8.GetString(input, 0, Array.IndexOf(input, (byte)0) is int z and >= 0 ? z : input.Length);
+        var e = Assert.Throws<InvalidDataException>(() => Model.ModelConfig.FromHuggingFaceJson(config, "config.json"));
+        Assert.Contains("config.json", e.Message);
+        FuzzTarget.Get("checkpoint").Run(input);
+    }
+
+    // Found by AFL++ (fuzz/run.sh hf-tokenizer 180), 10 inputs: a tokenizer.json with invalid UTF-8,
+    // a missing "type"/"content"/"id", or a field of the wrong JSON type surfaced as the runtime's
+    // KeyNotFoundException / InvalidOperationException naming no file. Now a FormatException naming it.
+    [Theory]
+    [InlineData(0)] [InlineData(1)] [InlineData(2)] [InlineData(3)] [InlineData(4)]
+    [InlineData(5)] [InlineData(6)] [InlineData(7)] [InlineData(8)] [InlineData(9)]
+    public void MalformedTokenizerJsonIsAFormatExceptionNamingTheFile(int n)
+    {
+        var e = Assert.Throws<FormatException>(() => FuzzTarget.Get("hf-tokenizer").RunUnfiltered(File.ReadAllBytes(Regression("hf-tokenizer", $"afl-{n}.json"))));
+        Assert.Contains("tokenizer.json", e.Message);
+    }
 }

@@ -15,6 +15,7 @@ public static class BenchCommand
         bench.Subcommands.Add(TrainBenchCommand.Create());
         bench.Subcommands.Add(NGramBenchCommand.Create());
         bench.Subcommands.Add(DistributedBenchCommand.Create());
+        bench.Subcommands.Add(ServeBenchCommand.Create());
         return bench;
     }
 

@@ -71,6 +71,9 @@ public sealed class SafetensorsReader : IDisposable
     {
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         var entries = new List<SafetensorsEntry>();
+        // System.Text.Json checks UTF-8 inside strings only when they are read (and then throws
+        // InvalidOperationException): check the whole header first, as the format requires UTF-8.
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw Bad("header is not valid UTF-8");
         JsonDocument doc;
         try
         {
@@ -81,6 +84,7 @@ public sealed class SafetensorsReader : IDisposable
             throw Bad($"header is not JSON ({e.Message})");
         }
         using (doc)
+        try
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad("header is not a JSON object");
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -99,6 +103,11 @@ public sealed class SafetensorsReader : IDisposable
                 }
                 entries.Add(ParseEntry(prop.Name, prop.Value));
             }
+        }
+        catch (InvalidOperationException e)
+        {
+            // A string with an unpaired surrogate escape ("\ud800") is valid JSON that no string can hold.
+            throw Bad($"header has an undecodable string ({e.Message})");
         }
         entries.Sort((a, b) => a.Begin.CompareTo(b.Begin));
         long expected = 0;
@@ -129,7 +138,7 @@ public sealed class SafetensorsReader : IDisposable
         }
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad($"entry '{name}' has no data_offsets pair");
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin || end > dataLength)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number || !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin || end > dataLength)
             throw Bad($"entry '{name}' data_offsets are outside the {dataLength}-byte buffer");
         int size = SafetensorsDTypes.Size(dtype);
         if (count > long.MaxValue / size || count * size != end - begin)
