@@ -23,7 +23,7 @@ internal sealed class HfBpeModel : HfModel
     private readonly bool _fuseUnk, _ignoreMerges;
     private readonly string? _prefix, _suffix;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
-    private const int CacheCapacity = 50_000, CacheMaxChars = 64;
+    private const int CacheCapacity = 50_000, CacheMaxChars = 256, CutMinChars = 64; // HF caches words up to 256 characters too
     private int _cacheCount;
 
     public HfBpeModel(Dictionary<string, int> vocab, List<(string Left, string Right)> merges, string? unkToken, bool byteFallback, bool fuseUnk,
@@ -98,7 +98,7 @@ internal sealed class HfBpeModel : HfModel
     public override void Encode(string piece, bool byteLevel, List<int> output)
     {
         if (piece.Length == 0) return;
-        if (!byteLevel && _cutBeforeMarker && piece.Length > CacheMaxChars && !(_ignoreMerges && _vocab.ContainsKey(piece)))
+        if (!byteLevel && _cutBeforeMarker && piece.Length > CutMinChars && !(_ignoreMerges && _vocab.ContainsKey(piece)))
         {
             int start = 0;
             for (int i = 1; i < piece.Length; i++)
