@@ -113,7 +113,10 @@ public sealed class InferenceWeights
     /// The weights of <paramref name="config"/>'s family read from <paramref name="source"/> through
     /// its tensor table: q/k/v and gate/up are stacked for one product each.
     /// </summary>
-    public static InferenceWeights Build(ModelConfig config, IWeightSource source)
+    /// <param name="config">The model's shape and family.</param>
+    /// <param name="source">Where the tensors come from.</param>
+    /// <param name="ropes">Rotary tables already built for this recipe (a model's own), or null to build them.</param>
+    public static InferenceWeights Build(ModelConfig config, IWeightSource source, RopeTable[]? ropes = null)
     {
         var recipe = new ModelRecipe(config);
         var c = recipe.Config;
@@ -146,7 +149,7 @@ public sealed class InferenceWeights
         }
         var embedding = source.Embedding(c.VocabSize, D);
         var head = c.TiedEmbeddings ? source.TiedHead(embedding) : source.Matrix(TensorRole.Output, -1, -1, c.VocabSize, D);
-        return new InferenceWeights(c, embedding, layers, source.Norm(TensorRole.OutputNorm, -1, D), head, recipe.BuildRopeTables(c.ContextLength));
+        return new InferenceWeights(c, embedding, layers, source.Norm(TensorRole.OutputNorm, -1, D), head, ropes ?? recipe.BuildRopeTables(c.ContextLength));
     }
 
     /// <summary>
@@ -157,7 +160,7 @@ public sealed class InferenceWeights
     /// </summary>
     public static InferenceWeights FromTransformer(Transformer model, bool pack = true)
     {
-        var weights = Build(model.Config, new TransformerSource(model));
+        var weights = Build(model.Config, new TransformerSource(model), model.RopeTables);   // the model's tables, not a second copy
         return pack ? weights.Packed() : weights;
     }
 

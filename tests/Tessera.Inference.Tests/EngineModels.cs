@@ -96,6 +96,21 @@ public static class EngineModels
         return model.Forward(g, ids.ToArray(), 1, T).Hidden.AsSpan().Slice((T - 1) * D, D).ToArray();
     }
 
+    /// <summary><paramref name="count"/> greedy tokens after <paramref name="prompt"/> from the KV-cache decoder.</summary>
+    public static List<int> Greedy(InferenceWeights w, int[] prompt, int count)
+    {
+        using var d = new SequenceDecoder(w);
+        d.Feed(prompt);
+        var output = new List<int>();
+        for (int i = 0; i < count; i++)
+        {
+            int next = Sampler.ArgMax(d.Logits(0));
+            output.Add(next);
+            d.Feed([next]);
+        }
+        return output;
+    }
+
     public static int[] Prompt(int length, int vocab, int salt)
     {
         var p = new int[length];

@@ -64,20 +64,6 @@ public class KQuantEngineTests
         Assert.Contains("256", e.Message);
     }
 
-    static List<int> Greedy(InferenceWeights w, int[] prompt, int count)
-    {
-        using var d = new SequenceDecoder(w);
-        d.Feed(prompt);
-        var output = new List<int>();
-        for (int i = 0; i < count; i++)
-        {
-            int next = Sampler.ArgMax(d.Logits(0));
-            output.Add(next);
-            d.Feed([next]);
-        }
-        return output;
-    }
-
     [Theory]
     [InlineData("dense", GgufWeightType.Q4_K)]
     [InlineData("dense", GgufWeightType.Q5_K)]
@@ -115,7 +101,7 @@ public class KQuantEngineTests
             }
             // The training-side reader (GgufModel.Load: every tensor dequantized to fp32) gives the same tokens.
             using var loaded = GgufModel.Load(path);
-            Assert.Equal(Greedy(InferenceWeights.FromTransformer(loaded), prompt, 12), Greedy(weights, prompt, 12));
+            Assert.Equal(EngineModels.Greedy(InferenceWeights.FromTransformer(loaded), prompt, 12), EngineModels.Greedy(weights, prompt, 12));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
@@ -129,6 +115,6 @@ public class KQuantEngineTests
         var prompts = new[] { 1, 2, 3 }.Select(s => EngineModels.Prompt(4 + s, model.Config.VocabSize, s)).ToArray();
         var runs = prompts.Select(p => EngineModels.Collect(engine.GenerateAsync(new GenerationRequest(p, 10, SamplingOptions.Greedy)))).ToArray();
         var results = await Task.WhenAll(runs);
-        for (int i = 0; i < prompts.Length; i++) Assert.Equal(Greedy(q4k, prompts[i], 10), results[i].Select(e => e.Id));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(EngineModels.Greedy(q4k, prompts[i], 10), results[i].Select(e => e.Id));
     }
 }

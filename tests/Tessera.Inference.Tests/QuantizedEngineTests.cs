@@ -13,20 +13,6 @@ public class QuantizedEngineTests
     static readonly ModelConfig Dense = EngineModels.Dense with { HiddenDim = 64 };
     static readonly ModelConfig Moe = EngineModels.MoeTop2 with { HiddenDim = 32 };
 
-    static List<int> Greedy(InferenceWeights w, int[] prompt, int count)
-    {
-        using var d = new SequenceDecoder(w);
-        d.Feed(prompt);
-        var output = new List<int>();
-        for (int i = 0; i < count; i++)
-        {
-            int next = Sampler.ArgMax(d.Logits(0));
-            output.Add(next);
-            d.Feed([next]);
-        }
-        return output;
-    }
-
     /// <summary>The same weights with every quantized matrix replaced by its fp32 values.</summary>
     internal static InferenceWeights Dequantized(InferenceWeights q)
     {
@@ -90,7 +76,7 @@ public class QuantizedEngineTests
         foreach (int salt in new[] { 1, 2, 3 })
         {
             var prompt = EngineModels.Prompt(5, model.Config.VocabSize, salt);
-            Assert.Equal(Greedy(fp32, prompt, 16), Greedy(q8, prompt, 16));
+            Assert.Equal(EngineModels.Greedy(fp32, prompt, 16), EngineModels.Greedy(q8, prompt, 16));
         }
         // A Q8_0 block is 34 bytes per 32 weights where fp32 needs 128 (the router stays fp32).
         Assert.InRange((double)q8.BytesPerToken / fp32.BytesPerToken, 34.0 / 128, 0.5);
@@ -185,7 +171,7 @@ public class QuantizedEngineTests
         var prompts = new[] { 1, 2, 3 }.Select(s => EngineModels.Prompt(4 + s, model.Config.VocabSize, s)).ToArray();
         var runs = prompts.Select(p => EngineModels.Collect(engine.GenerateAsync(new GenerationRequest(p, 10, SamplingOptions.Greedy)))).ToArray();
         var results = await Task.WhenAll(runs);
-        for (int i = 0; i < prompts.Length; i++) Assert.Equal(Greedy(q8, prompts[i], 10), results[i].Select(e => e.Id));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(EngineModels.Greedy(q8, prompts[i], 10), results[i].Select(e => e.Id));
     }
 
     [Fact]
@@ -218,7 +204,7 @@ public class QuantizedEngineTests
                 Assert.Equal(InferenceWeights.ToFloat(quantized.Layers[l].Qkv), InferenceWeights.ToFloat(fromFile.Layers[l].Qkv));
                 Assert.Equal(InferenceWeights.ToFloat(quantized.Layers[l].Mlp!.GateUp), InferenceWeights.ToFloat(fromFile.Layers[l].Mlp!.GateUp));
             }
-            Assert.Equal(Greedy(quantized, prompt, 12), Greedy(fromFile, prompt, 12));
+            Assert.Equal(EngineModels.Greedy(quantized, prompt, 12), EngineModels.Greedy(fromFile, prompt, 12));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
