@@ -61,7 +61,7 @@ public class PipelineTests
     }
 
     [Fact]
-    public void APreparedFolder_MovedAway_TrainsAndEvaluatesFromAnotherWorkingDirectory()
+    public void APreparedFolder_MovedAway_TrainsEvaluatesAndIndexesFromAnotherWorkingDirectory()
     {
         string dir = CliProcess.TempDir();
         try
@@ -85,6 +85,9 @@ public class PipelineTests
             Assert.Equal(2, train.GetProperty("steps").GetInt32());
             var eval = CliProcess.Run(c, "eval", "--model", "run", "--data", "../b", "--bpb-tokens", "512", "--json").Json();
             Assert.True(eval.GetProperty("bits_per_byte").GetArrayLength() > 0);
+            // The n-gram index takes the moved folder's own tokenizer too and indexes its train split.
+            var index = CliProcess.Run(c, "ngram", "build", "--data", "../b", "--out", "idx", "--json").Json();
+            Assert.Equal(trainTokens, index.GetProperty("tokens").GetInt64());
             Assert.True(trainTokens > 0);
         }
         finally { Directory.Delete(dir, recursive: true); }

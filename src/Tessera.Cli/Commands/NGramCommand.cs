@@ -52,7 +52,7 @@ public static class NGramCommand
             {
                 var prepared = PreparedData.Load(d);
                 files.Add(prepared.ShardPath(Split.Train));
-                tokPath ??= prepared.Tokenizer;
+                tokPath ??= prepared.TokenizerPath();
             }
             if (files.Count == 0) throw new ArgumentException("give --data (a prepared folder) or at least one --shard file to index.");
             if (tokPath is null) throw new ArgumentException("--tokenizer is required with --shard (the index records which tokenizer its ids come from).");
