@@ -150,12 +150,17 @@ public sealed class NGramStoreTests
             var seq = c.Queries.SelectMany(q => q).ToArray();
             var batched = NGramBatch.Infinity(store, seq);
             var sb = NGramBatch.StupidBackoff(store, seq);
+            var evidence = NGramBatch.Evidence(store, seq);
             for (int t = 0; t < seq.Length; t++)
             {
                 var ctx = seq[..t];
                 int k = BruteLongest(shards, ctx);
                 var next = BruteNext(shards, ctx[^k..]);
                 Assert.Equal(new InfinityProbability(k, next.Values.Sum(), next.GetValueOrDefault(seq[t])), batched[t]);
+                // The evidence adds the suffix one token shorter and the shape of the longest suffix's continuations.
+                var shorter = k > 0 ? BruteNext(shards, ctx[^(k - 1)..]) : null;
+                var backoff = shorter is null ? default : new InfinityProbability(k - 1, shorter.Values.Sum(), shorter.GetValueOrDefault(seq[t]));
+                Assert.Equal(new NGramEvidence(batched[t], backoff, next.Count, next.Count > 0 ? next.Values.Max() : 0), evidence[t]);
                 Assert.Equal(store.Probability(ctx, seq[t]), batched[t]);
                 Assert.Equal(BruteStupidBackoff(shards, ctx, seq[t]), sb[t], 12);
             }

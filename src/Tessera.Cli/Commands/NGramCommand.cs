@@ -146,12 +146,12 @@ public static class NGramCommand
         var model = new Option<string>("--model") { Description = "Checkpoint or run folder.", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer (default: the checkpoint's)." };
         var data = new Option<string>("--data") { Description = "Prepared data folder with the held-out splits.", Required = true };
-        var fit = new Option<string>("--fit-split") { Description = "Split λ and the gate are fitted on.", DefaultValueFactory = _ => "val" };
+        var fit = new Option<string>("--fit-split") { Description = "Split λ and the gates are fitted on.", DefaultValueFactory = _ => "val" };
         var evalSplit = new Option<string>("--eval-split") { Description = "Split the bits per byte are reported on.", DefaultValueFactory = _ => "test" };
         var window = new Option<int?>("--window") { Description = "LM window (default: the model's context)." };
         var output = new Option<string?>("--out") { Description = "Folder to write ngram-eval.json into." };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("eval", "Held-out bits per byte of the LM alone and interpolated with the ∞-gram (fixed λ and a learned gate), with the suffix-length histogram.")
+        var cmd = new Command("eval", "Held-out bits per byte of the LM alone and interpolated with the ∞-gram (fixed λ; learned gates over the ∞-gram, and over it and its backoff), with the suffix-length histogram.")
             { index, model, tokenizer, data, fit, evalSplit, window, output, json };
         cmd.SetAction(p =>
         {
@@ -166,15 +166,15 @@ public static class NGramCommand
             if (m.Config.VocabSize != store.VocabSize)
                 throw new InvalidDataException($"{checkpoint}: the model's vocabulary ({m.Config.VocabSize}) differs from the index's ({store.VocabSize}).");
             var sw = Stopwatch.StartNew();
-            (double[] Lm, InfinityProbability[] Ng, long Bytes) Score(string name)
+            (double[] Lm, NGramEvidence[] Ng, long Bytes) Score(string name)
             {
                 var split = ParseSplit(name);
                 using var shard = TokenShard.Open(prepared.ShardPath(split));
                 var ids = new int[shard.TokenCount];
                 shard.Read(0, ids);
                 var t0 = sw.Elapsed.TotalSeconds;
-                var ng = NGramBatch.Infinity(store, ids);
-                Say($"{name}: ∞-gram for {ids.Length:N0} positions in {sw.Elapsed.TotalSeconds - t0:F2} s (one batched pass)");
+                var ng = NGramBatch.Evidence(store, ids);
+                Say($"{name}: ∞-gram and backoff evidence for {ids.Length:N0} positions in {sw.Elapsed.TotalSeconds - t0:F2} s");
                 t0 = sw.Elapsed.TotalSeconds;
                 var lm = BitsPerByte.TargetLogProbs(m, shard, p.GetValue(window), progress: (done, total) => { if (!quiet) Console.Error.Write($"\r{name}: LM {done:N0}/{total:N0} targets"); });
                 Say($"\r{name}: LM scored {lm.Length:N0} targets in {sw.Elapsed.TotalSeconds - t0:F1} s");
@@ -188,15 +188,17 @@ public static class NGramCommand
                 model = checkpoint, index = store.Directory, index_tokens = store.TokenCount, report.FitSplit, report.EvalSplit, report.Targets, report.Bytes,
                 lm_bits_per_byte = report.LmBitsPerByte, lambda = report.Lambda, fixed_bits_per_byte = report.FixedBitsPerByte, fixed_change = report.FixedChange,
                 gate_bits_per_byte = report.GateBitsPerByte, gate_change = report.GateChange, gate_weights = report.GateWeights,
+                backoff_gate_bits_per_byte = report.BackoffGateBitsPerByte, backoff_gate_change = report.BackoffGateChange, backoff_gate_weights = report.BackoffGateWeights,
                 suffix_lengths = report.SuffixLengths, seconds = sw.Elapsed.TotalSeconds,
             }, Json);
             if (p.GetValue(output) is { } dir) AtomicFile.WriteAllText(Path.Combine(dir, "ngram-eval.json"), text);
             if (quiet) { Console.WriteLine(text); return 0; }
-            var t = new Table().Title($"held-out bits per byte on {report.EvalSplit} ({report.Targets:N0} targets; λ and gate fitted on {report.FitSplit})")
+            var t = new Table().Title($"held-out bits per byte on {report.EvalSplit} ({report.Targets:N0} targets; λ and gates fitted on {report.FitSplit})")
                 .AddColumns("model", "bits/byte", "change");
             t.AddRow("LM alone", report.LmBitsPerByte.ToString("F4", CultureInfo.InvariantCulture), "");
             t.AddRow($"LM + ∞-gram, fixed λ = {report.Lambda:F3}", report.FixedBitsPerByte.ToString("F4", CultureInfo.InvariantCulture), $"{report.FixedChange * 100:+0.0;-0.0}%");
             t.AddRow("LM + ∞-gram, learned gate", report.GateBitsPerByte.ToString("F4", CultureInfo.InvariantCulture), $"{report.GateChange * 100:+0.0;-0.0}%");
+            t.AddRow("LM + ∞-gram + backoff, learned gate", report.BackoffGateBitsPerByte.ToString("F4", CultureInfo.InvariantCulture), $"{report.BackoffGateChange * 100:+0.0;-0.0}%");
             AnsiConsole.Write(t);
             var h = new Table().Title("∞-gram suffix length used").AddColumns("suffix length", "positions", "share", "∞-gram p > 0", "mean p∞(target)", "mean p_LM(target)");
             foreach (var b in report.SuffixLengths)

@@ -50,6 +50,22 @@ public static class NGramBatch
         return result;
     }
 
+    /// <summary>
+    /// For every position t of <paramref name="sequence"/>, the ∞-gram evidence a mixing gate can use
+    /// (<see cref="NGramEvidence"/>): the ∞-gram probability of token t (the batched pass above), the
+    /// same probability under the suffix one token shorter (the backoff: found afresh, one range
+    /// search per position), and the number of distinct continuations of the longest suffix and the
+    /// count of the commonest one. Equals <see cref="NGramStore.Evidence"/> at every position.
+    /// </summary>
+    public static NGramEvidence[] Evidence(NGramStore store, ReadOnlySpan<int> sequence)
+    {
+        var longest = Infinity(store, sequence);
+        var result = new NGramEvidence[sequence.Length];
+        for (int t = 0; t < sequence.Length; t++)
+            result[t] = store.Evidence(longest[t], sequence[..t], sequence[t]);
+        return result;
+    }
+
     /// <summary>Runs the single-sequence ∞-gram pass over several sequences (each starts with an empty context).</summary>
     public static InfinityProbability[][] Infinity(NGramStore store, IReadOnlyList<int[]> sequences)
     {

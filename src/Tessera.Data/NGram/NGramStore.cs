@@ -32,6 +32,15 @@ public readonly record struct InfinityProbability(int SuffixLength, long Context
     public double Probability => ContextCount > 0 ? (double)TargetCount / ContextCount : 0;
 }
 
+/// <summary>
+/// What the store knows about one position beyond the ∞-gram probability of its target: the same
+/// probability under the suffix one token shorter than the longest (the backoff estimate; zero
+/// counts when the longest suffix is empty), and how peaked the longest suffix's continuations are
+/// (<paramref name="Distinct"/> next tokens, the commonest seen <paramref name="TopCount"/> times).
+/// Only the target counts depend on the target; a gate must not look at them.
+/// </summary>
+public readonly record struct NGramEvidence(InfinityProbability Longest, InfinityProbability Backoff, int Distinct, long TopCount);
+
 /// <summary>An occurrence: the global document id and the token offset inside that document.</summary>
 public readonly record struct DocumentHit(long Document, long Offset);
 
@@ -166,6 +175,35 @@ public sealed class NGramStore : IDisposable
             hits += shards[s].Narrow(ranges[s], k, token).Count;
         }
         return new InfinityProbability(k, total, hits);
+    }
+
+    /// <summary>
+    /// The <see cref="NGramEvidence"/> of <paramref name="token"/> after <paramref name="context"/>,
+    /// given that position's ∞-gram probability <paramref name="longest"/> (from
+    /// <see cref="Probability"/> or the batched pass).
+    /// </summary>
+    public NGramEvidence Evidence(InfinityProbability longest, ReadOnlySpan<int> context, int token)
+    {
+        int k = longest.SuffixLength;
+        var ranges = k == 0 ? AllRanges() : Find(context[^k..]);
+        var counts = new Dictionary<int, long>();
+        for (int s = 0; s < shards.Length; s++) shards[s].AddContinuations(ranges[s], k, counts);
+        long top = 0;
+        foreach (long c in counts.Values) top = Math.Max(top, c);
+        var backoff = default(InfinityProbability);
+        if (k > 0)
+        {
+            int b = k - 1;
+            var shorter = b == 0 ? AllRanges() : Find(context[^b..]);
+            long total = 0, hits = 0;
+            for (int s = 0; s < shards.Length; s++)
+            {
+                total += shards[s].Continuations(shorter[s], b);
+                hits += shards[s].Narrow(shorter[s], b, token).Count;
+            }
+            backoff = new InfinityProbability(b, total, hits);
+        }
+        return new NGramEvidence(longest, backoff, counts.Count, top);
     }
 
     /// <summary>Length of the longest suffix of <paramref name="context"/> with a continuation, and its ranges.</summary>
