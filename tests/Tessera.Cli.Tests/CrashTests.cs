@@ -153,6 +153,54 @@ public class CrashTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public void DistillKilledAndResumedEndsBitIdenticalToAnUninterruptedRun()
+    {
+        Prepared(out string dir);
+        try
+        {
+            Assert.Equal(0, CliProcess.Run(dir, "data", "prepare", "--tokenizer", "tok", "--input", "corpus.txt", "--out", "data").ExitCode);
+            Assert.Equal(0, CliProcess.Run(dir, ["train", "--data", "data", "--out", "teacher", "--steps", "4", .. Model]).ExitCode);
+            // Both students (scratch, then distilled) and the teacher-logit cache are written along the way;
+            // kills land in any of them.
+            string[] distill = ["distill", "--teacher", "teacher", "--data", "data", "--layers", "1", "--dim", "32", "--heads", "2", "--kv-heads", "1",
+                "--hidden", "64", "--experts", "1", "--top-k", "1", "--context", "64", "--steps", "12", "--batch", "2", "--seq", "32",
+                "--eval-every", "4", "--eval-batches", "1", "--logits-top-k", "8", "--json"];
+            var duration = Timed(() => Assert.Equal(0, CliProcess.Run(dir, [.. distill, "--out", "straight"]).ExitCode));
+            var rng = new Random(13 ^ Kills);
+            int killed = 0, intact = 0;
+            string run = Path.Combine(dir, "killed");
+            for (int i = 0; i < Kills; i++)
+            {
+                if (RunAndKill(dir, [.. distill, "--out", "killed", .. Directory.Exists(run) ? ["--resume"] : Array.Empty<string>()], duration * rng.NextDouble())) killed++;
+                // The newest complete checkpoint of each student (if any yet) verifies and loads.
+                foreach (string student in (string[])["scratch", "distilled"])
+                    if (Checkpoint.List(Path.Combine(run, student)).Count > 0)
+                    {
+                        using var m = Checkpoint.LoadModel(Checkpoint.Resolve(Path.Combine(run, student)));
+                    }
+                intact++;
+            }
+            var finish = CliProcess.Run(dir, [.. distill, "--out", "killed", .. Directory.Exists(run) ? ["--resume"] : Array.Empty<string>()]);
+            Assert.True(finish.ExitCode == 0, finish.Stderr);
+            foreach (string student in (string[])["scratch", "distilled"])
+            {
+                string a = Checkpoint.Resolve(Path.Combine(dir, "straight", student)), b = Checkpoint.Resolve(Path.Combine(run, student));
+                Assert.Equal(Path.GetFileName(a), Path.GetFileName(b));
+                foreach (var file in (string[])[Checkpoint.ModelFile, Checkpoint.OptimizerFile])
+                    Assert.True(File.ReadAllBytes(Path.Combine(a, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(b, file))),
+                        $"{student}/{file} after {killed} kills and resumes differs from the uninterrupted run's");
+            }
+            // The reported held-out figures are the uninterrupted run's too.
+            var straight = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "straight", "results.json"))).RootElement;
+            var resumed = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "results.json"))).RootElement;
+            foreach (string student in (string[])["scratch", "distilled"])
+                Assert.Equal(straight.GetProperty(student).GetProperty("bits_per_byte").GetDouble(), resumed.GetProperty(student).GetProperty("bits_per_byte").GetDouble());
+            Row("distill", Kills, killed, intact, 1, "both students' final weights + optimizer and the reported bits/byte bit-identical to the uninterrupted run");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
 
 /// <summary>Runs only where a tmpfs can be mounted (root with CAP_SYS_ADMIN, as on CI and the dev machines).</summary>
