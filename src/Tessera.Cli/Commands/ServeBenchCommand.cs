@@ -110,30 +110,35 @@ public static partial class ServeBenchCommand
             }
         }
 
-        long bad4xx = 0, bad5xx = 0, badOther = 0, badValid = 0, badSent = 0;
+        long bad4xx = 0, bad5xx = 0, badOther = 0, badValid = 0, badSent = 0, nextBad = -1;
+        var gen = new MalformedRequests(model, seed: 2026);
+        // Four senders, each taking the next request in order: one sender waiting on each answer
+        // falls behind the schedule on a busy server (a valid mutation queues behind the streams).
         async Task Abuse()
         {
-            var gen = new MalformedRequests(model, seed: 2026);
-            for (int i = 0; i < malformedCount && !cancel.IsCancellationRequested; i++)
+            while (!cancel.IsCancellationRequested)
             {
+                long i = Interlocked.Increment(ref nextBad);
+                if (i >= malformedCount) return;
                 // Even spacing over the run; if the server is slow, catch up rather than stretch the run.
                 var due = duration * ((double)i / Math.Max(1, malformedCount));
                 if (due > clock.Elapsed) await Task.Delay(due - clock.Elapsed, cancel);
-                var m = gen.Next();
+                MalformedRequest m;
+                lock (gen) m = gen.Next();
                 var content = new ByteArrayContent(m.Body);
                 content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                badSent++;
+                Interlocked.Increment(ref badSent);
                 try
                 {
                     using var resp = await http.PostAsync(m.Path, content, cancel);
                     int s = (int)resp.StatusCode;
-                    if (s is >= 400 and < 500) bad4xx++;
-                    else if (s >= 500) { bad5xx++; Error($"malformed {m.Kind} got {s}: {Encoding.UTF8.GetString(m.Body)[..Math.Min(120, m.Body.Length)]}"); }
-                    else if (s == 200 && MalformedRequests.MayBeValid(m)) badValid++;
-                    else { badOther++; Error($"malformed {m.Kind} got {s}"); }
+                    if (s is >= 400 and < 500) Interlocked.Increment(ref bad4xx);
+                    else if (s >= 500) { Interlocked.Increment(ref bad5xx); Error($"malformed {m.Kind} got {s}: {Encoding.UTF8.GetString(m.Body)[..Math.Min(120, m.Body.Length)]}"); }
+                    else if (s == 200 && MalformedRequests.MayBeValid(m)) Interlocked.Increment(ref badValid);
+                    else { Interlocked.Increment(ref badOther); Error($"malformed {m.Kind} got {s}"); }
                     await resp.Content.ReadAsByteArrayAsync(cancel);
                 }
-                catch (Exception e) when (e is HttpRequestException or IOException) { badOther++; Error($"malformed {m.Kind}: {e.Message}"); }
+                catch (Exception e) when (e is HttpRequestException or IOException) { Interlocked.Increment(ref badOther); Error($"malformed {m.Kind}: {e.Message}"); }
             }
         }
 
@@ -147,7 +152,7 @@ public static partial class ServeBenchCommand
             }
         }
 
-        var tasks = Enumerable.Range(0, clients).Select(Client).Append(Abuse()).Append(Monitor()).ToArray();
+        var tasks = Enumerable.Range(0, clients).Select(Client).Concat(Enumerable.Range(0, 4).Select(_ => Abuse())).Append(Monitor()).ToArray();
         await Task.WhenAll(tasks);
         double elapsed = clock.Elapsed.TotalSeconds;
         await Sample();
