@@ -11,6 +11,7 @@ public static class CliRunner
     /// <summary>Exit code for a failure reported as one line.</summary>
     public const int Failure = 1;
 
+    /// <summary>Parses <paramref name="args"/> against <paramref name="root"/> and runs the matched command; returns the process exit code.</summary>
     public static int Invoke(RootCommand root, string[] args)
     {
         var parse = root.Parse(args);
