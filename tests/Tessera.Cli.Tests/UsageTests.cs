@@ -78,7 +78,7 @@ public class UsageTests
             // A `tessera` on PATH that runs the built CLI, as the installed tool would.
             string shim = Path.Combine(dir, "tessera");
             File.WriteAllText(shim, $"#!/bin/sh\nexec dotnet \"{Path.Combine(AppContext.BaseDirectory, "tessera.dll")}\" \"$@\"\n");
-            File.SetUnixFileMode(shim, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(shim, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var psi = new ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add("source ./tessera.bash; COMP_LINE='tessera tokenizer en'; COMP_POINT=${#COMP_LINE}; _tessera_complete; printf '%s\\n' \"${COMPREPLY[@]}\"");
