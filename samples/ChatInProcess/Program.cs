@@ -7,7 +7,8 @@
 using Microsoft.Extensions.AI;
 using Tessera.Inference;
 using Tessera.Server;
-using Tessera.Text;
+using ITokenizer = Tessera.Text.ITokenizer;
+using GgufVocabulary = Tessera.Text.GgufVocabulary;
 
 if (args.Length < 1 || !args[0].EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
 {
