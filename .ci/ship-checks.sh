@@ -33,7 +33,8 @@ pack() {
     grep -qx README.md <<<"$files" || { echo "$p has no README.md"; return 1; }
     grep -qx LICENSE <<<"$files" || { echo "$p has no LICENSE"; return 1; }
     if grep -q '^lib/' <<<"$files"; then grep -q '^lib/net10.0/.*\.xml$' <<<"$files" || { echo "$p has no XML docs"; return 1; }; fi
-    zip_nuspec "$p" | grep -q "commit=\"$head\"" || { echo "$p does not record commit $head"; return 1; }
+    local nuspec; nuspec=$(zip_nuspec "$p")
+    grep -q "commit=\"$head\"" <<<"$nuspec" || { echo "$p does not record commit $head"; return 1; }
   done
 }
 
