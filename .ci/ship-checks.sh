@@ -53,10 +53,15 @@ tool_version() {
 }
 
 tool_command() {
-  # A real command through the installed tool: byte-level encode, then the same ids decoded back.
+  # Real commands through the installed tool: byte-level encode; then train a small BPE tokenizer on
+  # this repository's README and check that encode → decode gives the text back.
   local ids text
   ids=$("$work/tool/tessera" tokenizer encode --tokenizer bytes --text "tessera") || return 1
   echo "encode: $ids"; [ "$ids" = "116 101 115 115 101 114 97" ] || return 1
+  "$work/tool/tessera" tokenizer train --input README.md --vocab-size 400 --out "$work/tok" || return 1
+  ids=$("$work/tool/tessera" tokenizer encode --tokenizer "$work/tok" --text "Sparse mixture-of-experts models on a CPU") || return 1
+  text=$("$work/tool/tessera" tokenizer decode --tokenizer "$work/tok" --ids "$ids") || return 1
+  echo "round trip: $ids → $text"; [ "$text" = "Sparse mixture-of-experts models on a CPU" ] || return 1
   # A mistake through the tool is one error line and exit code 1.
   if "$work/tool/tessera" tokenizr --help 2>"$work/err"; then echo "a misspelt command exited 0"; return 1; fi
   grep -q "did you mean 'tokenizer'" "$work/err" || { cat "$work/err"; return 1; }
