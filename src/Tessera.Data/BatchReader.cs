@@ -28,6 +28,7 @@ public sealed class BatchReader
     /// <summary>The position to resume from.</summary>
     public DataCursor Cursor { get; private set; }
 
+    /// <summary>Reads windows of <paramref name="sequenceLength"/> + 1 tokens from <paramref name="shards"/>, <paramref name="batchSize"/> at a time, in a seeded shuffled (or sequential) order starting at <paramref name="cursor"/>.</summary>
     public BatchReader(IReadOnlyList<TokenShard> shards, int batchSize, int sequenceLength, ulong seed, bool shuffle = true, DataCursor cursor = default)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Batch size must be at least 1.");

@@ -1,7 +1,15 @@
 namespace Tessera.Data;
 
 /// <summary>Which held-out part a document belongs to.</summary>
-public enum Split { Train, Validation, Test }
+public enum Split
+{
+    /// <summary>Documents the model is trained on.</summary>
+    Train,
+    /// <summary>Held-out documents for loss and bits-per-byte during training.</summary>
+    Validation,
+    /// <summary>Held-out documents kept for the final evaluation.</summary>
+    Test
+}
 
 /// <summary>
 /// Deterministic document-level split: a document's split depends only on its key (e.g. file

@@ -17,6 +17,7 @@ public sealed record SplitStats(int Documents, long Tokens, long Bytes);
 public sealed record PreparedData(string Directory, string Tokenizer, int VocabSize, int BosId,
     SplitStats Train, SplitStats Validation, SplitStats Test)
 {
+    /// <summary>Name of the file inside a prepared folder that records the tokenizer, vocabulary size, BOS id and per-split statistics.</summary>
     public const string MetaFile = "meta.json";
     /// <summary>Subfolder of a prepared folder that holds a copy of the tokenizer its shards were encoded with.</summary>
     public const string TokenizerFolder = "tokenizer";
@@ -71,6 +72,7 @@ public sealed record PreparedData(string Directory, string Tokenizer, int VocabS
 /// </summary>
 public static class ShardBuilder
 {
+    /// <summary>The shard file name of a split inside a prepared folder: <c>train.bin</c>, <c>val.bin</c> or <c>test.bin</c>.</summary>
     public static string FileName(Split split) => split switch { Split.Train => "train.bin", Split.Validation => "val.bin", _ => "test.bin" };
 
     /// <summary>

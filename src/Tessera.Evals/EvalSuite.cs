@@ -73,16 +73,23 @@ public sealed record EvalInputs(PreparedData? Data, IReadOnlyList<(string Name, 
 /// <summary>Everything one `tessera eval` run measured; serialises to the JSON the command prints.</summary>
 public sealed record EvalResults
 {
+    /// <summary>The model that was evaluated (the path given to <c>--model</c>).</summary>
     public string Model { get; init; } = "";
+    /// <summary>The tokenizer the texts were encoded with.</summary>
     public string Tokenizer { get; init; } = "";
+    /// <summary>Held-out bits per byte, one entry per evaluated split.</summary>
     public IReadOnlyList<BitsPerByteResult> BitsPerByte { get; init; } = [];
+    /// <summary>Accuracy per minimal-pair set (BLiMP-style), one entry per set.</summary>
     public IReadOnlyList<MinimalPairResult> MinimalPairs { get; init; } = [];
     /// <summary>Mean accuracy over the minimal-pair sets (NaN when none ran).</summary>
     public double MinimalPairsMeanAccuracy { get; init; } = double.NaN;
+    /// <summary>Accuracy per multiple-choice set (HellaSwag-style), one entry per set.</summary>
     public IReadOnlyList<MultipleChoiceResult> MultipleChoice { get; init; } = [];
+    /// <summary>Scores split into clean and n-gram-overlapping items, one entry per checked task.</summary>
     public IReadOnlyList<ContaminationResult> Contamination { get; init; } = [];
     /// <summary>Distinct training n-grams indexed for the contamination check (0 when none ran).</summary>
     public long ContaminationNGrams { get; init; }
+    /// <summary>Wall time of the whole evaluation in seconds.</summary>
     public double Seconds { get; init; }
 
     /// <summary>Indented snake_case JSON (<see cref="JsonNaming"/>; NaN written as "NaN").</summary>

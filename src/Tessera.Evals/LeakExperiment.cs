@@ -21,6 +21,7 @@ public sealed record LeakExperimentOptions
     public int Steps { get; init; } = 500;
     /// <summary>N of the contamination n-grams (bytes here).</summary>
     public int NGram { get; init; } = 13;
+    /// <summary>Seed for the synthetic data, the model initialisation and the batch order.</summary>
     public ulong Seed { get; init; } = 7;
 
     /// <summary>The CI size: well under a minute on two cores.</summary>

@@ -15,8 +15,11 @@ public sealed record MultipleChoiceItem(string Context, IReadOnlyList<string> En
 /// </summary>
 public sealed record MultipleChoiceResult(string Name, int Items, int Correct, int CorrectPerToken, int CorrectPerByte)
 {
+    /// <summary>Fraction of items where the ending with the highest summed log-likelihood is the label (NaN for an empty set).</summary>
     public double Accuracy => Items > 0 ? (double)Correct / Items : double.NaN;
+    /// <summary>Fraction of items where the ending with the highest mean log-likelihood per token is the label (NaN for an empty set).</summary>
     public double AccuracyPerToken => Items > 0 ? (double)CorrectPerToken / Items : double.NaN;
+    /// <summary>Fraction of items where the ending with the highest log-likelihood per UTF-8 byte is the label (NaN for an empty set).</summary>
     public double AccuracyPerByte => Items > 0 ? (double)CorrectPerByte / Items : double.NaN;
     /// <summary>Per item: the per-token rule picked the label (the headline rule).</summary>
     [System.Text.Json.Serialization.JsonIgnore] public bool[] ItemCorrect { get; init; } = [];

@@ -75,6 +75,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         scheduler.Start();
     }
 
+    /// <inheritdoc />
     public ModelConfig Config => Weights.Config;
 
     /// <summary>The weights this engine reads.</summary>
@@ -98,6 +99,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     /// </summary>
     public event Action<EngineStep>? StepCompleted;
 
+    /// <inheritdoc />
     public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
     {
         EngineChecks.Request(request, Config);   // before any work, on the caller's thread
@@ -127,6 +129,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         finally { Cancel(g); }   // no-op once finished; frees the slot when the caller stops early
     }
 
+    /// <inheritdoc />
     public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
     {
         EngineChecks.Prompt(prompt, Config);
@@ -135,6 +138,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         return (IReadOnlyList<TokenEvent>)job.Result.Task.GetAwaiter().GetResult();
     }
 
+    /// <inheritdoc />
     public float[] Embed(IReadOnlyList<int> ids)
     {
         EngineChecks.Prompt(ids, Config);

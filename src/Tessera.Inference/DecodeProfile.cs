@@ -4,7 +4,43 @@ using System.Text;
 namespace Tessera.Inference;
 
 /// <summary>Phases of an engine step that <see cref="DecodeProfile"/> times.</summary>
-public enum DecodePhase { Embed, Norm, Qkv, RopeCache, Attention, OutProj, Router, GateUp, SwiGlu, Down, Head, Schedule, Sample, Events, Draft, Verify, Count }
+public enum DecodePhase
+{
+    /// <summary>Token embedding lookup (or copying caller-supplied vectors).</summary>
+    Embed,
+    /// <summary>RMSNorm before attention, MLP and head.</summary>
+    Norm,
+    /// <summary>Query, key and value projections.</summary>
+    Qkv,
+    /// <summary>Rotary embedding and the write of keys and values into the cache.</summary>
+    RopeCache,
+    /// <summary>Attention over the cached positions.</summary>
+    Attention,
+    /// <summary>Attention output projection.</summary>
+    OutProj,
+    /// <summary>MoE router logits and top-k selection.</summary>
+    Router,
+    /// <summary>Gate and up projections of the MLP or experts.</summary>
+    GateUp,
+    /// <summary>The gated activation.</summary>
+    SwiGlu,
+    /// <summary>Down projection of the MLP or experts.</summary>
+    Down,
+    /// <summary>Output head (logits over the vocabulary).</summary>
+    Head,
+    /// <summary>Continuous-batching bookkeeping: admitting, ordering and retiring sequences.</summary>
+    Schedule,
+    /// <summary>Drawing the next token from the logits.</summary>
+    Sample,
+    /// <summary>Building the token events handed to callers.</summary>
+    Events,
+    /// <summary>Draft-model steps of speculative decoding.</summary>
+    Draft,
+    /// <summary>Target-model verification of drafted tokens.</summary>
+    Verify,
+    /// <summary>Number of phases (not a phase).</summary>
+    Count
+}
 
 /// <summary>
 /// Per-phase wall time of the forward pass and the engines' per-token work, on only when the

@@ -62,7 +62,9 @@ public sealed unsafe class ForwardPass
         EnsureOutputs(Math.Max(1, rows));
     }
 
+    /// <summary>The model weights this pass reads (shared with other passes over the same model).</summary>
     public InferenceWeights Weights { get; }
+    /// <summary>The key/value cache the pass appends each row's keys and values to.</summary>
     public KvCache Cache { get; }
 
     /// <summary>Rows the last pass produced outputs for.</summary>

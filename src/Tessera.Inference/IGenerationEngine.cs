@@ -3,7 +3,17 @@ using Tessera.Model;
 namespace Tessera.Inference;
 
 /// <summary>Why a sequence stopped.</summary>
-public enum FinishReason { None, Stop, Length, Cancelled }
+public enum FinishReason
+{
+    /// <summary>Still generating.</summary>
+    None,
+    /// <summary>A stop id (end of turn or end of sequence) was produced.</summary>
+    Stop,
+    /// <summary>The token budget or the context length ran out.</summary>
+    Length,
+    /// <summary>The caller cancelled the request.</summary>
+    Cancelled
+}
 
 /// <summary>
 /// One sequence to generate: prompt ids (BOS included by the caller), a token budget, sampling,

@@ -93,8 +93,11 @@ public sealed unsafe class DenseWeights : IWeightMatrix
         return new DenseWeights([.. data], [.. rows], matrices[0].Cols, owners.Count == 0 ? null : owners.ToArray());
     }
 
+    /// <inheritdoc />
     public int Rows { get; }
+    /// <inheritdoc />
     public int Cols { get; }
+    /// <inheritdoc />
     public long Bytes => (long)Rows * Cols * sizeof(float);
 
     /// <summary>Row <paramref name="r"/> of W (an embedding lookup when W is the tied embedding table).</summary>
@@ -120,6 +123,7 @@ public sealed unsafe class DenseWeights : IWeightMatrix
         return a;
     }
 
+    /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
         if (x.Length < (long)n * Cols || y.Length < (long)n * Rows)

@@ -26,9 +26,13 @@ public sealed unsafe class KvCache : IDisposable
         keys = new float*[slots]; values = new float*[slots];
     }
 
+    /// <summary>Independent sequences the cache holds at once (one slot each).</summary>
     public int Slots { get; }
+    /// <summary>Transformer layers, each with its own key and value planes per slot.</summary>
     public int Layers { get; }
+    /// <summary>Key/value heads per layer (fewer than query heads under grouped-query attention).</summary>
     public int KvHeads { get; }
+    /// <summary>Width of one key or value head.</summary>
     public int HeadDim { get; }
     /// <summary>Positions per slot (the context length).</summary>
     public int Positions { get; }
@@ -61,6 +65,7 @@ public sealed unsafe class KvCache : IDisposable
         values[slot] = (float*)NativeMemory.AlignedAlloc(bytes, 64);
     }
 
+    /// <summary>Frees the native key and value buffers of every slot.</summary>
     public void Dispose()
     {
         for (int i = 0; i < Slots; i++)

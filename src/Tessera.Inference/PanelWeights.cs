@@ -43,7 +43,9 @@ public sealed unsafe class PanelWeights : IWeightMatrix
 
     void SetRow(int r, ReadOnlySpan<float> row) => PanelMatMul.PackRow(panels, Cols, r, row);
 
+    /// <inheritdoc />
     public int Rows { get; }
+    /// <inheritdoc />
     public int Cols { get; }
 
     /// <summary>The matrix's own bytes (padding rows excluded: they are never used).</summary>
@@ -57,6 +59,7 @@ public sealed unsafe class PanelWeights : IWeightMatrix
         return a;
     }
 
+    /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
         if (x.Length < (long)n * Cols || y.Length < (long)n * Rows)
@@ -74,5 +77,6 @@ public sealed unsafe class PanelWeights : IWeightMatrix
         GC.KeepAlive(this);
     }
 
+    /// <summary>Frees the packed panels if the matrix was never disposed explicitly.</summary>
     ~PanelWeights() => NativeMemory.AlignedFree(panels);
 }

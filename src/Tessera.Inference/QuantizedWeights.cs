@@ -143,7 +143,9 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
 
     /// <summary>The storage format.</summary>
     public WeightFormat Format { get; }
+    /// <inheritdoc />
     public int Rows { get; }
+    /// <inheritdoc />
     public int Cols { get; }
 
     /// <summary>Bytes one full product reads: the blocks and the fp32 copy of their scales.</summary>
@@ -158,6 +160,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         return w;
     }
 
+    /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
         if (x.Length < (long)n * Cols || y.Length < (long)n * Rows)

@@ -18,8 +18,10 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
 {
     readonly object gate = new();
 
+    /// <inheritdoc />
     public ModelConfig Config => model.Config;
 
+    /// <inheritdoc />
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
     {
         EngineChecks.Request(request, Config);
@@ -69,6 +71,7 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
         }
     }
 
+    /// <inheritdoc />
     public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
     {
         EngineChecks.Prompt(prompt, Config);
@@ -84,6 +87,7 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
         return result;
     }
 
+    /// <inheritdoc />
     public float[] Embed(IReadOnlyList<int> ids)
     {
         EngineChecks.Prompt(ids, Config);
@@ -158,6 +162,7 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
 /// <summary>Request checks every engine applies before doing any work.</summary>
 public static class EngineChecks
 {
+    /// <summary>Throws <see cref="ArgumentException"/> unless <paramref name="prompt"/> is non-empty, fits the context and holds only ids inside the vocabulary.</summary>
     public static void Prompt(IReadOnlyList<int> prompt, ModelConfig config)
     {
         if (prompt.Count == 0) throw new ArgumentException("The prompt is empty (it needs at least a BOS token).");
@@ -167,6 +172,7 @@ public static class EngineChecks
             if ((uint)id >= (uint)config.VocabSize) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {config.VocabSize}.");
     }
 
+    /// <summary>Throws <see cref="ArgumentException"/> unless the prompt passes <see cref="Prompt"/> and the token budget, logprob count and sampling options are in range.</summary>
     public static void Request(GenerationRequest r, ModelConfig config)
     {
         Prompt(r.Prompt, config);

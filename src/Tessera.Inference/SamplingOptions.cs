@@ -7,6 +7,7 @@ namespace Tessera.Inference;
 /// </summary>
 public sealed record SamplingOptions
 {
+    /// <summary>Divides the logits before sampling; 0 is greedy decoding (argmax).</summary>
     public float Temperature { get; init; } = 1f;
     /// <summary>Keep the k most likely tokens; 0 = off.</summary>
     public int TopK { get; init; }
@@ -14,6 +15,7 @@ public sealed record SamplingOptions
     public float TopP { get; init; } = 1f;
     /// <summary>Drop tokens below min-p × the top probability; 0 = off.</summary>
     public float MinP { get; init; }
+    /// <summary>Seed of the sampler's random stream: the same seed and prompt give the same tokens.</summary>
     public ulong Seed { get; init; }
 
     /// <summary>

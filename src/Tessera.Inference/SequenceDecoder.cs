@@ -26,6 +26,7 @@ public sealed class SequenceDecoder : IDisposable
         outputRows = new int[8];
     }
 
+    /// <summary>Configuration of the model being decoded.</summary>
     public ModelConfig Config { get; }
 
     /// <summary>The forward pass over this decoder's one-slot cache (slot 0), for scoring and embedding.</summary>
@@ -68,5 +69,6 @@ public sealed class SequenceDecoder : IDisposable
     /// <summary>Logits of the i-th output of the last <see cref="Feed"/>.</summary>
     public ReadOnlySpan<float> Logits(int i) => pass.Logits(i);
 
+    /// <summary>Frees the key/value cache.</summary>
     public void Dispose() => cache.Dispose();
 }

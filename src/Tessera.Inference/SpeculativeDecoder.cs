@@ -164,5 +164,6 @@ public sealed class SpeculativeDecoder : IDisposable
         return a;
     }
 
+    /// <summary>Frees the target and draft decoders and their caches.</summary>
     public void Dispose() { target.Dispose(); draft.Dispose(); }
 }

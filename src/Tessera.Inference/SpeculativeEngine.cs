@@ -23,8 +23,10 @@ public sealed class SpeculativeEngine : IGenerationEngine, IDisposable
     /// <summary>The decoder, with its acceptance counters.</summary>
     public SpeculativeDecoder Decoder { get; }
 
+    /// <inheritdoc />
     public ModelConfig Config => Decoder.Config;
 
+    /// <inheritdoc />
     public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
     {
         EngineChecks.Request(request, Config);
@@ -46,6 +48,7 @@ public sealed class SpeculativeEngine : IGenerationEngine, IDisposable
         finally { turn.Release(); }
     }
 
+    /// <inheritdoc />
     public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
     {
         EngineChecks.Prompt(prompt, Config);
@@ -54,6 +57,7 @@ public sealed class SpeculativeEngine : IGenerationEngine, IDisposable
         finally { turn.Release(); }
     }
 
+    /// <inheritdoc />
     public float[] Embed(IReadOnlyList<int> ids)
     {
         EngineChecks.Prompt(ids, Config);
@@ -62,5 +66,6 @@ public sealed class SpeculativeEngine : IGenerationEngine, IDisposable
         finally { turn.Release(); }
     }
 
+    /// <inheritdoc />
     public void Dispose() { Decoder.Dispose(); turn.Dispose(); }
 }

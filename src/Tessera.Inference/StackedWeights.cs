@@ -36,10 +36,14 @@ public sealed class StackedWeights : IWeightMatrix
         return new StackedWeights(parts);
     }
 
+    /// <inheritdoc />
     public int Rows { get; }
+    /// <inheritdoc />
     public int Cols { get; }
+    /// <inheritdoc />
     public long Bytes { get; }
 
+    /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
         if (y.Length < (long)n * Rows) throw new ArgumentException($"StackedWeights.MatMul: y has {y.Length}, needs {n}×{Rows}.");

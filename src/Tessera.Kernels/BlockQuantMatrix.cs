@@ -12,9 +12,13 @@ namespace Tessera.Kernels;
 /// </summary>
 public unsafe interface IBlockFormat
 {
+    /// <summary>The ggml name of the format, e.g. <c>Q8_0</c>.</summary>
     static abstract string Name { get; }
+    /// <summary>Bytes one block of 32 weights takes.</summary>
     static abstract int BlockBytes { get; }
+    /// <summary>Quantizes <paramref name="x"/> (a multiple of 32 values) into consecutive blocks (reference rounding).</summary>
     static abstract void Quantize(ReadOnlySpan<float> x, Span<byte> blocks);
+    /// <summary>Expands consecutive blocks back to floats.</summary>
     static abstract void Dequantize(ReadOnlySpan<byte> blocks, Span<float> x);
     /// <summary>Σ over nb blocks of one weight row · one quantized activation row (<paramref name="sums"/>: per-block Σq, for offset formats).</summary>
     static abstract float Dot(byte* w, float* ws, sbyte* q, float* xs, int* sums, int nb, int width);
@@ -23,20 +27,30 @@ public unsafe interface IBlockFormat
 /// <summary>ggml Q8_0: fp16 d + 32 int8, x = d·q.</summary>
 public readonly unsafe struct Q8_0Format : IBlockFormat
 {
+    /// <inheritdoc />
     public static string Name => "Q8_0";
+    /// <inheritdoc />
     public static int BlockBytes => QuantFormat.Q8_0BlockBytes;
+    /// <inheritdoc />
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> blocks) => ScalarQuant.QuantizeQ8_0(x, blocks);
+    /// <inheritdoc />
     public static void Dequantize(ReadOnlySpan<byte> blocks, Span<float> x) => ScalarQuant.DequantizeQ8_0(blocks, x);
+    /// <inheritdoc />
     public static float Dot(byte* w, float* ws, sbyte* q, float* xs, int* sums, int nb, int width) => QuantDot.Q8_0(w, ws, q, xs, nb, width);
 }
 
 /// <summary>ggml Q4_0: fp16 d + 16 bytes of nibbles (low = elements 0..15, high = 16..31), x = d·(q − 8).</summary>
 public readonly unsafe struct Q4_0Format : IBlockFormat
 {
+    /// <inheritdoc />
     public static string Name => "Q4_0";
+    /// <inheritdoc />
     public static int BlockBytes => QuantFormat.Q4_0BlockBytes;
+    /// <inheritdoc />
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> blocks) => ScalarQuant.QuantizeQ4_0(x, blocks);
+    /// <inheritdoc />
     public static void Dequantize(ReadOnlySpan<byte> blocks, Span<float> x) => ScalarQuant.DequantizeQ4_0(blocks, x);
+    /// <inheritdoc />
     public static float Dot(byte* w, float* ws, sbyte* q, float* xs, int* sums, int nb, int width) => QuantDot.Q4_0(w, ws, q, xs, sums, nb, width);
 }
 

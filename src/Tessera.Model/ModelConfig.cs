@@ -13,21 +13,29 @@ public sealed record ModelConfig
 {
     /// <summary>The architecture family (a key of <see cref="Architectures.ArchitectureRegistry"/>): llama, qwen2, qwen3, gemma, gemma2, gemma3.</summary>
     public string Architecture { get; init; } = "llama";
+    /// <summary>Number of token ids the embedding and output head cover.</summary>
     public int VocabSize { get; init; } = 4096;
     /// <summary>Residual stream width (hidden_size).</summary>
     public int Dim { get; init; } = 128;
+    /// <summary>Number of transformer blocks.</summary>
     public int Layers { get; init; } = 4;
+    /// <summary>Query heads per attention layer.</summary>
     public int Heads { get; init; } = 4;
     /// <summary>Key/value heads for grouped-query attention; equals <see cref="Heads"/> for plain multi-head.</summary>
     public int KvHeads { get; init; } = 4;
     /// <summary>GLU inner width of the dense MLP or of each expert (intermediate_size; moe_intermediate_size for Qwen3-MoE).</summary>
     public int HiddenDim { get; init; } = 384;
+    /// <summary>Experts per MoE layer; 1 is a dense MLP.</summary>
     public int Experts { get; init; } = 1;
+    /// <summary>Experts each token is routed to.</summary>
     public int TopK { get; init; } = 1;
+    /// <summary>Longest sequence (prompt + generated) in tokens; sizes the RoPE tables and the KV cache.</summary>
     public int ContextLength { get; init; } = 256;
     /// <summary>RoPE base of global layers (and of every layer unless <see cref="RopeThetaLocal"/> is set).</summary>
     public float RopeTheta { get; init; } = 10000f;
+    /// <summary>Epsilon added inside RMSNorm.</summary>
     public float NormEps { get; init; } = 1e-5f;
+    /// <summary>True when the output head reuses the token embedding matrix.</summary>
     public bool TiedEmbeddings { get; init; } = true;
     /// <summary>0 attends to every earlier token; otherwise the sliding-window size of the local layers.</summary>
     public int SlidingWindow { get; init; }
@@ -37,6 +45,7 @@ public sealed record ModelConfig
     public float LoadBalanceCoef { get; init; } = 0.01f;
     /// <summary>Weight of the router z-loss.</summary>
     public float RouterZLossCoef { get; init; } = 0.001f;
+    /// <summary>Dropout probability applied during training; 0 = off. Inference ignores it.</summary>
     public float Dropout { get; init; }
 
     // ---- Recipe primitives (set by the architecture; defaults are Llama's) ----

@@ -166,6 +166,7 @@ public sealed class JsonRequest : IDisposable
         return ApiException.Invalid(name, $"{shown} is not {expected} - '{name}'.", "invalid_type");
     }
 
+    /// <summary>Releases the parsed JSON document.</summary>
     public void Dispose() => document.Dispose();
 }
 

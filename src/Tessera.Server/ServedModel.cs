@@ -38,7 +38,9 @@ public sealed class ServedModel
 
     /// <summary>The model id clients send in <c>model</c>.</summary>
     public string Id { get; }
+    /// <summary>The engine that generates token ids for this model.</summary>
     public IGenerationEngine Engine { get; }
+    /// <summary>The tokenizer that turns request text into the engine's ids and back.</summary>
     public ITokenizer Tokenizer { get; }
     /// <summary>Context length in tokens (prompt + completion).</summary>
     public int ContextLength => Engine.Config.ContextLength;

@@ -54,5 +54,6 @@ public sealed class ServerMetrics : IDisposable
     /// <summary>Records the wait before the first token.</summary>
     public static void FirstToken(TimeSpan wait) => firstToken.Record(wait.TotalSeconds);
 
+    /// <summary>Disposes the meter, which stops the instruments reporting.</summary>
     public void Dispose() => meter.Dispose();
 }

@@ -17,6 +17,7 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
 {
     readonly ChatClientMetadata metadata = new("tessera", null, model.Id);
 
+    /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var (request, promptTokens) = Prepare(messages, options);
@@ -40,6 +41,7 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
         };
     }
 
+    /// <inheritdoc />
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -110,6 +112,7 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
 
     static UsageDetails Usage(int prompt, int completion) => new() { InputTokenCount = prompt, OutputTokenCount = completion, TotalTokenCount = prompt + completion };
 
+    /// <inheritdoc />
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);

@@ -24,6 +24,7 @@ public sealed class ByteRankTable
     private uint[] _hash = new uint[256];
     private int _count;
 
+    /// <summary>An empty table sized for about <paramref name="expected"/> byte strings (it grows as needed).</summary>
     public ByteRankTable(int expected = 256)
     {
         int cap = 16;

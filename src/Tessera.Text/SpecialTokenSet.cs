@@ -13,6 +13,7 @@ public sealed class SpecialTokenSet
     /// <summary>An empty set.</summary>
     public static SpecialTokenSet Empty { get; } = new(new Dictionary<string, int>());
 
+    /// <summary>A set of special tokens from marker text to id (e.g. <c>&lt;|eos|&gt;</c> → 1).</summary>
     public SpecialTokenSet(IReadOnlyDictionary<string, int> tokens)
     {
         _byText = new Dictionary<string, int>(StringComparer.Ordinal);

@@ -26,10 +26,15 @@ namespace Tessera.Training;
 /// </summary>
 public static class Checkpoint
 {
+    /// <summary>Weights of a checkpoint (safetensors, Llama/Mixtral tensor names).</summary>
     public const string ModelFile = "model.safetensors";
+    /// <summary>The model configuration saved beside the weights.</summary>
     public const string ConfigFile = "config.json";
+    /// <summary>AdamW moments, saved so training resumes bit-exactly.</summary>
     public const string OptimizerFile = "optimizer.safetensors";
+    /// <summary>Step, data cursor, RNG state and options (<see cref="TrainerState"/>).</summary>
     public const string StateFile = "trainer_state.json";
+    /// <summary>Lists the files of a complete checkpoint with their sizes and hashes; written last, so its presence marks the checkpoint complete.</summary>
     public const string ManifestFile = "checkpoint.json";
     /// <summary>Subfolder a caller may fill (through the save hook) with tokenizer files.</summary>
     public const string TokenizerFolder = "tokenizer";

@@ -15,6 +15,7 @@ public sealed record TrainerState
     /// <summary>Format tag checked on load.</summary>
     public const string FormatName = "tessera-trainer-state-v1";
 
+    /// <summary>Format tag of the file; must equal <see cref="FormatName"/> on load.</summary>
     public string Format { get; init; } = FormatName;
     /// <summary>Completed optimizer steps; the next step runs at schedule position <see cref="Step"/>.</summary>
     public long Step { get; init; }

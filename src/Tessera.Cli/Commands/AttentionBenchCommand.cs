@@ -12,6 +12,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class AttentionBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench attention</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var batch = new Option<int>("--batch") { Description = "Batch size B.", DefaultValueFactory = _ => 8 };

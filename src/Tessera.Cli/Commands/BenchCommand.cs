@@ -5,6 +5,7 @@ namespace Tessera.Cli.Commands;
 /// <summary><c>tessera bench &lt;what&gt;</c>: prints figures and same-run comparisons.</summary>
 public static class BenchCommand
 {
+    /// <summary>Builds the <c>tessera bench</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var bench = new Command("bench", "Benchmarks that print figures and the same-run comparison they are judged by.");

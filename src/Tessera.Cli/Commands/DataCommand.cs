@@ -10,6 +10,7 @@ namespace Tessera.Cli.Commands;
 /// <summary><c>tessera data prepare</c>: text → token shards with a document-level split.</summary>
 public static class DataCommand
 {
+    /// <summary>Builds the <c>tessera data</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var cmd = new Command("data", "Turn text corpora into token shards.");

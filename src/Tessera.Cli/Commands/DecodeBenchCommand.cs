@@ -19,6 +19,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class DecodeBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench decode</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Run or checkpoint folder; default: a random ≈29M-parameter (≈118 MB fp32) dense model." };

@@ -15,6 +15,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class DistillCommand
 {
+    /// <summary>Builds the <c>tessera distill</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var teacher = new Option<string?>("--teacher") { Description = "Teacher: a checkpoint, a run folder, or a quickstart folder (its model/); `quick` trains a tiny one (the default with --quick)." };

@@ -21,6 +21,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class DistributedBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench distributed</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var ranks = new Option<string>("--ranks") { Description = "World sizes to time (comma-separated).", DefaultValueFactory = _ => "1,2,4" };

@@ -20,6 +20,7 @@ public static class EvalCommand
     const long QuickBpbTokens = 16_384;
     const long DefaultBpbTokens = 262_144;
 
+    /// <summary>Builds the <c>tessera eval</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Checkpoint folder, or a run folder (its latest complete checkpoint)." };

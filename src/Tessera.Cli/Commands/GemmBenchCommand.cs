@@ -10,6 +10,7 @@ namespace Tessera.Cli.Commands;
 /// <summary><c>tessera bench gemm</c>: our fp32 GEMM vs OpenBLAS <c>cblas_sgemm</c>, same run, same inputs.</summary>
 public static class GemmBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench gemm</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var sizes = new Option<string>("--sizes") { Description = "Square sizes M=N=K, comma-separated.", DefaultValueFactory = _ => "256,512,1024,2048" };

@@ -17,6 +17,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class GenerateCommand
 {
+    /// <summary>Builds the <c>tessera generate</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Run folder, checkpoint folder, .gguf file, or Hugging Face folder.", Required = true };

@@ -14,6 +14,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class LabCommand
 {
+    /// <summary>Builds the <c>tessera lab</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var lab = new Command("lab", "Scaling-law experiments: IsoFLOP sweep and fit, data repetition, MoE vs dense.");

@@ -18,6 +18,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class NGramBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench ngram</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var tokens = new Option<long>("--tokens") { Description = "Tokens to index (the embedded corpus is repeated to reach it).", DefaultValueFactory = _ => 100_000_000 };

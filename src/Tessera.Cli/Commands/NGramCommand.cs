@@ -23,6 +23,7 @@ public static class NGramCommand
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>Builds the <c>tessera ngram</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var cmd = new Command("ngram", "The ∞-gram store: suffix arrays over training tokens, exact n-gram and ∞-gram queries, batched lookups, LM interpolation.");

@@ -22,6 +22,7 @@ public static class QuantizeCommand
         ["q4_k"] = GgufWeightType.Q4_K, ["q5_k"] = GgufWeightType.Q5_K, ["q6_k"] = GgufWeightType.Q6_K,
     };
 
+    /// <summary>Builds the <c>tessera quantize</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Checkpoint folder, run folder (latest checkpoint), .gguf file or Hugging Face folder.", Required = true };

@@ -19,6 +19,7 @@ public static class QuickstartCommand
 {
     static readonly string[] Prompts = ["The ship", "Fellow-citizens of the Senate and House of Representatives:", "Call me"];
 
+    /// <summary>Builds the <c>tessera quickstart</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var output = new Option<string>("--out") { Description = "Run folder.", DefaultValueFactory = _ => "runs/quickstart" };

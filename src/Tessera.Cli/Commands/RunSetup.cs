@@ -62,6 +62,7 @@ public static class RunSetup
         trainer.CheckpointSaved = path => Console.WriteLine($"checkpoint → {path}");
     }
 
+    /// <summary>Formats a duration for progress lines: <c>1h05m</c> from an hour up, <c>4m07s</c> below.</summary>
     public static string Fmt(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes}m{t.Seconds:D2}s";
 
     /// <summary>Builds the model config from a preset plus flag overrides; vocabulary always comes from the tokenizer.</summary>

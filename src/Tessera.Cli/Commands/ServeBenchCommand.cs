@@ -19,6 +19,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static partial class ServeBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench serve</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var url = new Option<string>("--url") { Description = "Base address of a running server (loopback), e.g. http://127.0.0.1:8000/.", Required = true };
@@ -50,9 +51,11 @@ public static partial class ServeBenchCommand
         double RssStartMb, double RssFirstMinuteMb, double RssMaxMb, double RssEndMb, double NativeStartMb, double NativeFirstMinuteMb, double NativeMaxMb, double NativeEndMb,
         bool EndWithin10PercentOfFirstMinute, bool AliveAtEnd, IReadOnlyList<string> FirstErrors)
     {
+        /// <summary>True when the soak passed: no stream errors, no 5xx or unexpected answer to malformed requests, and the server still alive at the end.</summary>
         public bool Ok => StreamErrors == 0 && Malformed5xx == 0 && MalformedOther == 0 && AliveAtEnd;
     }
 
+    /// <summary>Runs a soak against <paramref name="server"/>: <paramref name="clients"/> streaming chat clients for <paramref name="duration"/>, interleaved with <paramref name="malformedCount"/> malformed requests, sampling the server's memory from /metrics.</summary>
     public static async Task<SoakResult> RunAsync(Uri server, string? key, int clients, TimeSpan duration, int malformedCount, int maxTokens,
         Action<string>? log, CancellationToken cancel)
     {

@@ -13,6 +13,7 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class ServeCommand
 {
+    /// <summary>Builds the <c>tessera serve</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Run or checkpoint folder (its latest checkpoint), .gguf file (quantized weights served as stored), or Hugging Face folder." };

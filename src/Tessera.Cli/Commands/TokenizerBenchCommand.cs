@@ -8,6 +8,7 @@ namespace Tessera.Cli.Commands;
 /// <summary><c>tessera bench tokenizer</c>: encode MB/s, training time, and the same-run JS and spm_train peers.</summary>
 public static class TokenizerBenchCommand
 {
+    /// <summary>Builds the <c>tessera bench tokenizer</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var mb = new Option<double>("--mb") { Description = "Megabytes of the default English corpus to use.", DefaultValueFactory = _ => 4 };

@@ -9,6 +9,7 @@ namespace Tessera.Cli.Commands;
 /// <summary><c>tessera tokenizer train|encode|decode</c>.</summary>
 public static class TokenizerCommand
 {
+    /// <summary>Builds the <c>tessera tokenizer</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var cmd = new Command("tokenizer", "Train a byte-level BPE tokenizer, or encode/decode with any supported tokenizer.");

@@ -21,6 +21,7 @@ public static class TrainBenchCommand
     static readonly (string Preset, int Batch, int Seq)[] Shapes =
         [("tiny", 8, 128), ("tiny-moe", 8, 128), ("small", 4, 256), ("small-moe", 4, 256)];
 
+    /// <summary>Builds the <c>tessera bench train</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var presets = new Option<string>("--presets") { Description = "Comma-separated subset of tiny, tiny-moe, small, small-moe.", DefaultValueFactory = _ => "tiny,tiny-moe,small,small-moe" };

@@ -12,6 +12,7 @@ namespace Tessera.Cli.Commands;
 /// <summary><c>tessera train</c>: pre-train a dense or MoE transformer from a preset plus flags.</summary>
 public static class TrainCommand
 {
+    /// <summary>Builds the <c>tessera train</c> command with its options and handler.</summary>
     public static Command Create()
     {
         var data = new Option<string>("--data") { Description = "Prepared shards (a folder with meta.json), a text file/folder, or `embedded`.", DefaultValueFactory = _ => "embedded" };

@@ -7,6 +7,7 @@ namespace Tessera.Kernels.Reference;
 /// </summary>
 public static class ScalarGemm
 {
+    /// <summary>C = op(A)·op(B), or C += op(A)·op(B) when <paramref name="accumulate"/>, with leading dimensions <paramref name="lda"/>, <paramref name="ldb"/>, <paramref name="ldc"/> as in BLAS sgemm.</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
         Span<float> c, int ldc, bool accumulate = false)

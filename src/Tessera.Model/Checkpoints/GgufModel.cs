@@ -8,7 +8,27 @@ using Tessera.Text;
 namespace Tessera.Model.Checkpoints;
 
 /// <summary>How the weight matrices of a model are stored in a GGUF file.</summary>
-public enum GgufWeightType { F32, F16, BF16, Q8_0, Q4_0, Ternary, Q4_K, Q5_K, Q6_K }
+public enum GgufWeightType
+{
+    /// <summary>32-bit floats.</summary>
+    F32,
+    /// <summary>IEEE half precision.</summary>
+    F16,
+    /// <summary>bfloat16.</summary>
+    BF16,
+    /// <summary>ggml Q8_0: blocks of 32 int8 values with one fp16 scale.</summary>
+    Q8_0,
+    /// <summary>ggml Q4_0: blocks of 32 4-bit values with one fp16 scale.</summary>
+    Q4_0,
+    /// <summary>Tessera ternary: {-1, 0, +1} codes with per-group absmean scales.</summary>
+    Ternary,
+    /// <summary>ggml Q4_K super-blocks of 256 4-bit weights.</summary>
+    Q4_K,
+    /// <summary>ggml Q5_K super-blocks of 256 5-bit weights.</summary>
+    Q5_K,
+    /// <summary>ggml Q6_K super-blocks of 256 6-bit weights.</summary>
+    Q6_K
+}
 
 /// <summary>Options of <see cref="GgufModel.Save"/>.</summary>
 public sealed record GgufExportOptions

@@ -9,9 +9,50 @@ namespace Tessera.Model.Checkpoints;
 /// </summary>
 public enum GgmlType : uint
 {
-    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-    I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30, TQ1_0 = 34, TQ2_0 = 35,
+    /// <summary>32-bit floats.</summary>
+    F32 = 0,
+    /// <summary>IEEE half precision.</summary>
+    F16 = 1,
+    /// <summary>Blocks of 32 4-bit values with an fp16 scale: x = d·(q − 8).</summary>
+    Q4_0 = 2,
+    /// <summary>Blocks of 32 4-bit values with an fp16 scale and minimum: x = d·q + m.</summary>
+    Q4_1 = 3,
+    /// <summary>Blocks of 32 5-bit values with an fp16 scale.</summary>
+    Q5_0 = 6,
+    /// <summary>Blocks of 32 5-bit values with an fp16 scale and minimum.</summary>
+    Q5_1 = 7,
+    /// <summary>Blocks of 32 int8 values with an fp16 scale: x = d·q.</summary>
+    Q8_0 = 8,
+    /// <summary>Blocks of 32 int8 values with a scale and the block sum (ggml's activation format).</summary>
+    Q8_1 = 9,
+    /// <summary>K-quant: 256-weight super-blocks of 2-bit values with 4-bit sub-block scales.</summary>
+    Q2_K = 10,
+    /// <summary>K-quant: 256-weight super-blocks of 3-bit values.</summary>
+    Q3_K = 11,
+    /// <summary>K-quant: 256-weight super-blocks of 4-bit values with 6-bit sub-block scales and minimums.</summary>
+    Q4_K = 12,
+    /// <summary>K-quant: 256-weight super-blocks of 5-bit values.</summary>
+    Q5_K = 13,
+    /// <summary>K-quant: 256-weight super-blocks of 6-bit values with 8-bit sub-block scales.</summary>
+    Q6_K = 14,
+    /// <summary>K-quant: 256-weight super-blocks of int8 values (intermediate format).</summary>
+    Q8_K = 15,
+    /// <summary>Signed 8-bit integers.</summary>
+    I8 = 24,
+    /// <summary>Signed 16-bit integers.</summary>
+    I16 = 25,
+    /// <summary>Signed 32-bit integers.</summary>
+    I32 = 26,
+    /// <summary>Signed 64-bit integers.</summary>
+    I64 = 27,
+    /// <summary>64-bit floats.</summary>
+    F64 = 28,
+    /// <summary>bfloat16.</summary>
+    BF16 = 30,
+    /// <summary>ggml ternary packed at about 1.69 bits per weight.</summary>
+    TQ1_0 = 34,
+    /// <summary>ggml ternary packed at 2 bits per weight.</summary>
+    TQ2_0 = 35,
     /// <summary>Tessera ternary with per-group scales (not a ggml type).</summary>
     TesseraTernary = 1024,
 }

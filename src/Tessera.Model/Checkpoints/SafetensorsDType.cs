@@ -1,7 +1,35 @@
 namespace Tessera.Model.Checkpoints;
 
 /// <summary>Element types a safetensors file may declare (the names are the format's own strings).</summary>
-public enum SafetensorsDType { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64 }
+public enum SafetensorsDType
+{
+    /// <summary>One byte per boolean.</summary>
+    BOOL,
+    /// <summary>Unsigned 8-bit integer.</summary>
+    U8,
+    /// <summary>Signed 8-bit integer.</summary>
+    I8,
+    /// <summary>Signed 16-bit integer.</summary>
+    I16,
+    /// <summary>Unsigned 16-bit integer.</summary>
+    U16,
+    /// <summary>IEEE half precision.</summary>
+    F16,
+    /// <summary>bfloat16.</summary>
+    BF16,
+    /// <summary>Signed 32-bit integer.</summary>
+    I32,
+    /// <summary>Unsigned 32-bit integer.</summary>
+    U32,
+    /// <summary>32-bit float.</summary>
+    F32,
+    /// <summary>64-bit float.</summary>
+    F64,
+    /// <summary>Signed 64-bit integer.</summary>
+    I64,
+    /// <summary>Unsigned 64-bit integer.</summary>
+    U64
+}
 
 /// <summary>Sizes and float conversion for <see cref="SafetensorsDType"/>.</summary>
 public static class SafetensorsDTypes

@@ -20,6 +20,7 @@ public sealed record SafetensorsTensor(string Name, SafetensorsDType DType, long
 /// </summary>
 public static class SafetensorsWriter
 {
+    /// <summary>Writes <paramref name="tensors"/> (and optional string <paramref name="metadata"/> under <c>__metadata__</c>) to <paramref name="path"/> atomically.</summary>
     public static void Write(string path, IReadOnlyList<SafetensorsTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Safetensors writing assumes a little-endian machine.");

@@ -18,7 +18,13 @@ namespace Tessera.Text;
 public static class OnigPattern
 {
     /// <summary>How <c>$</c> is read: Oniguruma (Ruby syntax) ends a line; Rust's regex and fancy-regex end the text.</summary>
-    public enum Dialect { Oniguruma, Rust }
+    public enum Dialect
+    {
+        /// <summary>Oniguruma (Ruby syntax): <c>$</c> matches at the end of each line.</summary>
+        Oniguruma,
+        /// <summary>Rust regex / fancy-regex: <c>$</c> matches only at the end of the text.</summary>
+        Rust
+    }
 
     private static readonly ConcurrentDictionary<string, string> SupplementaryCache = new();
 

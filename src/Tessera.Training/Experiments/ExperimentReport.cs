@@ -20,7 +20,7 @@ public static class ExperimentReport
     /// Writes <paramref name="resultsJson"/> serialised (<see cref="JsonNaming"/>: snake_case) to <c>results.json</c>,
     /// <c># name</c> followed by <paramref name="markdown"/> to <c>report.md</c>, and each entry of
     /// <paramref name="svgs"/> to <c>KEY.svg</c> (keys are plain file stems such as "bpb"; the
-    /// markdown can embed them as <c>![..](KEY.svg)</c>). Creates <paramref name="dir"/>; returns
+    /// markdown embeds each as an image whose link target is <c>KEY.svg</c>). Creates <paramref name="dir"/>; returns
     /// the paths written, results first.
     /// </summary>
     public static IReadOnlyList<string> Write(string dir, string name, object resultsJson, string markdown,
