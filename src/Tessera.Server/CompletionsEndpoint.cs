@@ -34,7 +34,7 @@ public static class CompletionsEndpoint
             var scored = model.Engine.Score(ids, logprobs!.Value);
             for (int i = ids.Count - echoed; i < ids.Count; i++) lp.Add(scored[i]);
         }
-        var request = new TextRequest(ids, budget, p.Sampling, p.Stop, model.CompletionStopIds, logprobs ?? 0);
+        var request = new TextRequest(ids, budget, StructuredOutput.Apply(p.Sampling, p.Constraint, ids.Count, budget, model.CompletionStopIds), p.Stop, model.CompletionStopIds, logprobs ?? 0);
         string id = JsonOutput.NewId("cmpl");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         string prefix = echo ? promptText : "";

@@ -13,11 +13,14 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
     /// <summary>The server's per-request token cap, which also bounds the default budget.</summary>
     public int? Cap { get; init; }
 
+    /// <summary>The <c>response_format</c> constraint (null: free text); see <see cref="StructuredOutput"/>.</summary>
+    public Inference.Constraints.TokenConstraint? Constraint { get; init; }
+
     /// <summary>OpenAI's limit on stop sequences.</summary>
     public const int MaxStops = 4;
 
-    /// <summary>Reads the shared fields. <paramref name="minTokens"/> is 1 for chat, 0 for completions (echo-only scoring).</summary>
-    public static GenerationParameters Parse(JsonRequest req, ServedModel model, int minTokens)
+    /// <summary>Reads the shared fields. <paramref name="minTokens"/> is 1 for chat, 0 for completions (echo-only scoring); <paramref name="tools"/>: the endpoint handles <c>tools</c> itself.</summary>
+    public static GenerationParameters Parse(JsonRequest req, ServedModel model, int minTokens, bool tools = false)
     {
         CheckModel(req, model);
         if (req.Integer("n", 1, int.MaxValue) is > 1)
@@ -28,10 +31,9 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             if (req.Number(penalty, -2, 2) is { } v && v != 0)
                 throw ApiException.Unsupported(penalty, $"{penalty} is not supported by this server's engine; leave it unset or 0.");
         var logitBias = ParseLogitBias(req, model);
-        if (req.Field("tools") is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
-            throw ApiException.Unsupported("tools", "tools (function calling) are not supported by this server.");
-        if (req.Field("response_format") is { } rf && !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text"))
-            throw ApiException.Unsupported("response_format", "Only response_format {\"type\":\"text\"} is supported by this server.");
+        if (!tools && req.Field("tools") is { ValueKind: JsonValueKind.Array } toolList && toolList.GetArrayLength() > 0)
+            throw ApiException.Unsupported("tools", "tools (function calling) are supported on /v1/chat/completions only.");
+        var constraint = StructuredOutput.Parse(req, model);
 
         long? completion = req.Integer("max_completion_tokens", minTokens, int.MaxValue);
         long? legacy = req.Integer("max_tokens", minTokens, int.MaxValue);
@@ -63,7 +65,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             if (so.TryGetProperty("include_usage", out var iu) && iu.ValueKind != JsonValueKind.Null)
                 includeUsage = iu.ValueKind is JsonValueKind.True or JsonValueKind.False ? iu.GetBoolean() : throw JsonRequest.WrongType("stream_options.include_usage", iu, "a boolean");
         }
-        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage) { Cap = req.MaxTokensCap };
+        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage) { Cap = req.MaxTokensCap, Constraint = constraint };
     }
 
     /// <summary>404 <c>model_not_found</c> unless <c>model</c> names the served model.</summary>

@@ -27,7 +27,7 @@ public class BadInputTests(ServerFixture f)
         { Embeddings, "{\"model\":\"nope\",\"input\":\"x\"}", 404, "model", "model_not_found" },
         { Chat, "{\"model\":\"" + M + "\"}", 400, "messages", "missing_required_parameter" },
         { Chat, "{\"model\":\"" + M + "\",\"messages\":[]}", 400, "messages", "invalid_value" },
-        { Chat, "{\"model\":\"" + M + "\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", 400, "messages[0].role", "invalid_value" },
+        { Chat, "{\"model\":\"" + M + "\",\"messages\":[{\"role\":\"function\",\"content\":\"x\"}]}", 400, "messages[0].role", "invalid_value" },
         { Chat, "{\"model\":\"" + M + "\"," + Msgs + ",\"max_tokens\":-1}", 400, "max_tokens", "invalid_value" },
         { Chat, "{\"model\":\"" + M + "\"," + Msgs + ",\"max_tokens\":0}", 400, "max_tokens", "invalid_value" },
         { Completions, "{\"model\":\"" + M + "\",\"prompt\":\"x\",\"max_tokens\":-5}", 400, "max_tokens", "invalid_value" },

@@ -345,6 +345,14 @@ public sealed class Grammar
             throw new ConstraintException($"{what} has no finite instance (a recursion without a way out, or contradictory bounds).");
     }
 
+    /// <summary>Exactly one of <paramref name="choices"/> (the choice constraint: a label, a yes/no, one of a list).</summary>
+    public static Grammar Choices(IReadOnlyList<string> choices)
+    {
+        if (choices.Count == 0) throw new ConstraintException("a choice constraint needs at least one choice.");
+        if (choices.Count > MaxNodes) throw new ConstraintException($"a choice constraint is too large: more than {MaxNodes} choices.");
+        return new Grammar(new ChoiceNode([.. choices.Select(c => new LiteralNode(System.Text.Encoding.UTF8.GetBytes(c)))]), "the choice list");
+    }
+
     /// <summary>The start node.</summary>
     public GrammarNode Root { get; }
     /// <summary>Nodes in the grammar.</summary>

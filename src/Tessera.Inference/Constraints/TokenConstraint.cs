@@ -188,7 +188,16 @@ public sealed class ConstrainedLogits : ILogitsProcessor
     {
         if (history.Length < consumed) throw new InvalidOperationException($"ConstrainedLogits: the sequence shrank from {consumed} to {history.Length} ids (rollback is not supported).");
         for (; consumed < history.Length; consumed++) state = constraint.Advance(state, history[consumed]);
-        int remaining = maxNewTokens - (history.Length - promptLength);
+        Restrict(constraint, state, maxNewTokens - (history.Length - promptLength), endIds, logits, ref kept);
+    }
+
+    /// <summary>
+    /// Sets every logit to −∞ but those of the tokens <paramref name="state"/> allows with
+    /// <paramref name="remaining"/> tokens left (this one included), and of the end ids when the
+    /// text is complete (or, should it ever happen, when nothing else is allowed).
+    /// </summary>
+    internal static void Restrict(TokenConstraint constraint, MatchState state, int remaining, IReadOnlySet<int> endIds, Span<float> logits, ref int[] kept)
+    {
         if (kept.Length != logits.Length) kept = new int[logits.Length];
         int allowed = 0;
         if (state.CanContinue)
@@ -196,12 +205,12 @@ public sealed class ConstrainedLogits : ILogitsProcessor
             var mask = constraint.Mask(state);
             var ids = mask.Ids; var mins = mask.MinToFinish;
             for (int i = 0; i < ids.Length; i++)
-                if (mins[i] <= remaining - 1 && ids[i] < logits.Length) { kept[allowed++] = ids[i]; }
+                if (mins[i] <= remaining - 1 && ids[i] < logits.Length) kept[allowed++] = ids[i];
         }
         // Keep the chosen logits, then blank the row and put them back.
         Span<float> values = allowed <= 1024 ? stackalloc float[allowed] : new float[allowed];
         for (int i = 0; i < allowed; i++) values[i] = logits[kept[i]];
-        bool ending = state.Accepted || allowed == 0;   // a dead end (cannot happen for allowed tokens) ends rather than emits junk
+        bool ending = state.Accepted || allowed == 0;
         Span<float> ends = stackalloc float[endIds.Count];
         int e = 0;
         if (ending) foreach (int id in endIds) ends[e++] = (uint)id < (uint)logits.Length ? logits[id] : 0;
@@ -209,5 +218,76 @@ public sealed class ConstrainedLogits : ILogitsProcessor
         for (int i = 0; i < allowed; i++) logits[kept[i]] = values[i];
         e = 0;
         if (ending) foreach (int id in endIds) { if ((uint)id < (uint)logits.Length) logits[id] = ends[e]; e++; }
+    }
+}
+
+/// <summary>
+/// Free text unless the output starts with the constraint's opening bytes (<c>&lt;tool_call&gt;</c>):
+/// while the output is still a prefix of them, tokens that would start them wrongly are refused;
+/// once it holds them, the rest is constrained like <see cref="ConstrainedLogits"/>; once it has
+/// left them, nothing is masked. This is tool_choice "auto": the model decides whether to call,
+/// and a call it starts is always well formed. One per sequence.
+/// </summary>
+public sealed class TriggeredLogits : ILogitsProcessor
+{
+    readonly TokenConstraint constraint;
+    readonly byte[] trigger;
+    readonly int promptLength, maxNewTokens;
+    readonly IReadOnlySet<int> endIds;
+    readonly List<byte> prefix = [];
+    MatchState state;
+    int consumed;
+    int[] kept = [];
+
+    /// <summary>A processor whose constraint starts with <paramref name="trigger"/>.</summary>
+    public TriggeredLogits(TokenConstraint constraint, byte[] trigger, int promptLength, int maxNewTokens, IReadOnlySet<int> endIds)
+    {
+        if (trigger.Length == 0) throw new ArgumentException("TriggeredLogits: the trigger must not be empty.");
+        this.constraint = constraint; this.trigger = trigger; this.promptLength = promptLength; this.maxNewTokens = maxNewTokens; this.endIds = endIds;
+        state = constraint.Start;
+        consumed = promptLength;
+    }
+
+    /// <summary>Free text so far (still undecided or decided against the constraint) or constrained.</summary>
+    public bool Triggered { get; private set; }
+    /// <summary>True once the output has left the trigger: plain text from then on.</summary>
+    public bool Free { get; private set; }
+
+    /// <inheritdoc/>
+    public void Process(ReadOnlySpan<int> history, Span<float> logits)
+    {
+        for (; consumed < history.Length; consumed++)
+        {
+            int id = history[consumed];
+            if (Triggered) { state = constraint.Advance(state, id); continue; }
+            if (Free) continue;
+            if (constraint.Vocabulary.Bytes(id) is not { } b) { Free = true; continue; }
+            prefix.AddRange(b);
+            if (!Compatible(CollectionsMarshal(prefix), [])) { Free = true; continue; }
+            if (prefix.Count >= trigger.Length) { Triggered = true; state = constraint.Matcher.Step(constraint.Start, CollectionsMarshal(prefix)); }
+        }
+        int remaining = maxNewTokens - (history.Length - promptLength);
+        if (Free) return;
+        if (Triggered) { ConstrainedLogits.Restrict(constraint, state, remaining, endIds, logits, ref kept); return; }
+        // Undecided: a token that keeps to (or completes) the trigger must also keep to the grammar, within the budget.
+        var here = constraint.Matcher.Step(constraint.Start, CollectionsMarshal(prefix));
+        var vocab = constraint.Vocabulary;
+        for (int id = 0; id < logits.Length && id < vocab.Count; id++)
+        {
+            if (vocab.Bytes(id) is not { } b || !Compatible(CollectionsMarshal(prefix), b)) continue;
+            var next = constraint.Matcher.Step(here, b);
+            if (next.Dead || next.MinToFinish > remaining - 1) logits[id] = float.NegativeInfinity;
+        }
+    }
+
+    static ReadOnlySpan<byte> CollectionsMarshal(List<byte> list) => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);
+
+    // Do prefix + more and the trigger agree on their common length?
+    bool Compatible(ReadOnlySpan<byte> head, ReadOnlySpan<byte> more)
+    {
+        int n = Math.Min(head.Length + more.Length, trigger.Length);
+        for (int i = 0; i < n; i++)
+            if ((i < head.Length ? head[i] : more[i - head.Length]) != trigger[i]) return false;
+        return true;
     }
 }
