@@ -26,6 +26,12 @@ public static class ChatCompletionsEndpoint
         if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
         var ids = Encode(model, messages);
         int budget = p.Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
+        if (p.N > 1 || p.BestOf > 1)
+        {
+            if (logprobs) throw ApiException.Unsupported("logprobs", "logprobs is not supported with n > 1 on this server - 'logprobs'.");
+            await MultipleChoices.ChatAsync(ctx, model, ids, budget, p, cancel);
+            return;
+        }
 
         var lp = logprobs ? new TokenLogprobsJson(model) : null;
         var request = new TextRequest(ids, budget, StructuredOutput.Apply(p.Sampling, p.Constraint, ids.Count, budget, model.ChatStopIds), p.Stop, model.ChatStopIds, top);

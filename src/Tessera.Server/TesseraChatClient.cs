@@ -12,8 +12,7 @@ namespace Tessera.Server;
 /// template, stop ids, stop strings and token budget as /v1/chat/completions. Options honoured:
 /// temperature, top-p, top-k, max output tokens, seed, stop sequences, response format (JSON /
 /// JSON schema), tools and tool mode (function calls come back as <see cref="FunctionCallContent"/>,
-/// so <c>FunctionInvokingChatClient</c> can run them); penalties are refused with
-/// <see cref="NotSupportedException"/> rather than ignored.
+/// so <c>FunctionInvokingChatClient</c> can run them), frequency and presence penalties.
 /// </summary>
 public sealed class TesseraChatClient(ServedModel model) : IChatClient
 {
@@ -91,8 +90,6 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
             try { tools = ToolSet.Create(model, declared, choice); }
             catch (Inference.Constraints.ConstraintException e) { throw new ArgumentException($"invalid tools: {e.Message}", e); }
         }
-        if (o?.FrequencyPenalty is { } fp && fp != 0 || o?.PresencePenalty is { } pp && pp != 0)
-            throw new NotSupportedException("frequency and presence penalties are not supported by Tessera's engine");
         if (o?.ModelId is { } m && m != model.Id) throw new ArgumentException($"this client serves '{model.Id}', not '{m}'");
 
         var list = new List<TextMessage>();
@@ -122,6 +119,8 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
             TopP = o?.TopP ?? 1f,
             TopK = o?.TopK ?? 0,
             Seed = o?.Seed is { } seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
+            FrequencyPenalty = o?.FrequencyPenalty ?? 0,
+            PresencePenalty = o?.PresencePenalty ?? 0,
         }.Validate();
         var stops = o?.StopSequences is { } ss ? ss.ToArray() : [];
         if (stops.Length > GenerationParameters.MaxStops) throw new ArgumentException($"at most {GenerationParameters.MaxStops} stop sequences are allowed");
