@@ -58,13 +58,14 @@ public static class ConstrainedDecodeBench
         return (new TokenVocabulary(tokens), name);
     }
 
-    /// <summary>Measures batch-1 decode of <paramref name="tokens"/> tokens with and without the constraint.</summary>
-    public static ConstrainedDecodeResult Run(InferenceWeights weights, TokenVocabulary vocabulary, string vocabularyName, int endId, int tokens, int rounds = 4, Action<string>? progress = null)
+    /// <summary>Measures batch-1 decode of <paramref name="tokens"/> tokens with and without the constraint; null when the model's context cannot hold the schema's shortest instance.</summary>
+    public static ConstrainedDecodeResult? Run(InferenceWeights weights, TokenVocabulary vocabulary, string vocabularyName, int endId, int tokens, int rounds = 4, Action<string>? progress = null)
     {
         var constraint = new TokenConstraint(JsonSchemaGrammar.Compile(Schema), vocabulary);
         var ends = new HashSet<int> { endId };
         int[] prompt = [.. Enumerable.Range(0, 16).Select(i => (i * 7919 + 13) % Math.Min(256, weights.Config.VocabSize))];
         int budget = Math.Min(weights.Config.ContextLength - prompt.Length - 1, Math.Max(tokens, constraint.MinTokens + tokens));
+        if (budget < constraint.MinTokens + 8) return null;
         using var dec = new SequenceDecoder(weights);
         double plain = double.MaxValue, constrained = double.MaxValue, coldPlain = 0, coldConstrained = 0, mask = double.MaxValue, coldMask = 0;
         int produced = 0;

@@ -76,15 +76,24 @@ public static class DecodeBenchCommand
     }
 
     /// <summary>The masking-overhead line: the model's own tokenizer when it has one, else a stand-in vocabulary of its size.</summary>
-    static ConstrainedDecodeResult MeasureConstrained(string? modelPath, string dir, InferenceWeights weights, int tokens, Action<string>? progress)
+    static ConstrainedDecodeResult? MeasureConstrained(string? modelPath, string dir, InferenceWeights weights, int tokens, Action<string>? progress)
     {
         int vocab = weights.Config.VocabSize;
+        ITokenizer? loaded = null;
+        int? eosId = null;
         if (modelPath is not null)
         {
-            var (tok, _, eos) = ModelFiles.LoadTokenizer(modelPath, dir, null);
+            try { (loaded, _, eosId) = ModelFiles.LoadTokenizer(modelPath, dir, null); }
+            catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException) { progress?.Invoke($"constrained line: no tokenizer ({e.Message}); a stand-in vocabulary is used"); }
+        }
+        if (loaded is { } tok)
+        {
+            var eos = eosId;
             var bytes = new byte[]?[vocab];
             for (int id = 0; id < Math.Min(vocab, tok.VocabSize); id++)
-                if (!tok.SpecialTokens.IsSpecial(id)) bytes[id] = tok.DecodeBytes([id]);
+                if (!tok.SpecialTokens.IsSpecial(id))
+                    try { bytes[id] = tok.DecodeBytes([id]); }
+                    catch (ArgumentOutOfRangeException) { }   // a gap in the id space
             int end = eos ?? vocab - 1;
             if (end < vocab) bytes[end] = null;
             return ConstrainedDecodeBench.Run(weights, new Inference.Constraints.TokenVocabulary(bytes), tok.Name, end, tokens, progress: progress);
