@@ -30,7 +30,11 @@ public sealed record DecodeSpeculationResult(int DraftTokens, double PlainTokens
 /// <summary>Everything the decode benchmark prints.</summary>
 public sealed record DecodeBenchReport(string Model, string Weights, long Parameters, long WeightBytes, long BytesPerToken, double BandwidthGBps,
     double PrefillTokensPerSecond, double DecodeTokensPerSecond, double RooflineTokensPerSecond, double PercentOfRoofline,
-    IReadOnlyList<DecodeAggregateRow> Aggregate, DecodeSpeculationResult? Speculation, int Threads, string? Profile);
+    IReadOnlyList<DecodeAggregateRow> Aggregate, DecodeSpeculationResult? Speculation, int Threads, string? Profile)
+{
+    /// <summary>Batch-1 masking overhead of JSON-schema constrained decoding (null when not measured).</summary>
+    public ConstrainedDecodeResult? Constrained { get; init; }
+}
 
 /// <summary>
 /// Decode throughput against the memory roofline. Batch-1 decoding streams every weight it uses

@@ -270,7 +270,7 @@ public static class TokenizerBench
         return null;
     }
 
-    private static string? FindShared(string relative)
+    internal static string? FindShared(string relative)
     {
         var env = Environment.GetEnvironmentVariable("TESSERA_SHARED");
         if (!string.IsNullOrEmpty(env))

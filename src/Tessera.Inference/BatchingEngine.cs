@@ -26,9 +26,16 @@ public sealed record BatchingOptions
     /// </summary>
     public int MaxBufferedTokens { get; init; } = 64;
 
+    /// <summary>
+    /// Bytes of KV blocks kept across requests (<see cref="PrefixCache"/>); 0 = no prefix cache. A
+    /// prompt whose keys and values alone exceed it is refused.
+    /// </summary>
+    public long PrefixCacheBytes { get; init; }
+
     /// <summary>Throws one clear <see cref="ArgumentException"/> for an impossible setting.</summary>
     public BatchingOptions Validate()
     {
+        if (PrefixCacheBytes < 0) throw new ArgumentException($"prefix cache bytes must be ≥ 0, got {PrefixCacheBytes}.");
         if (MaxSequences < 1) throw new ArgumentException($"max sequences must be ≥ 1, got {MaxSequences}.");
         if (PrefillChunk < 1) throw new ArgumentException($"prefill chunk must be ≥ 1, got {PrefillChunk}.");
         if (MaxBufferedTokens < 1) throw new ArgumentException($"max buffered tokens must be ≥ 1, got {MaxBufferedTokens}.");
@@ -70,6 +77,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         Weights = weights;
         cache = new KvCache(weights.Config, this.options.MaxSequences);
         pass = new ForwardPass(weights, cache, this.options.PrefillChunk + this.options.MaxSequences);
+        if (this.options.PrefixCacheBytes > 0) Prefixes = new PrefixCache(cache, this.options.PrefixCacheBytes);
         for (int s = this.options.MaxSequences - 1; s >= 0; s--) freeSlots.Push(s);
         scheduler = new Thread(Loop) { IsBackground = true, Name = "tessera-batching" };
         scheduler.Start();
@@ -80,6 +88,9 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
 
     /// <summary>The weights this engine reads.</summary>
     public InferenceWeights Weights { get; }
+
+    /// <summary>The prefix cache (null when off). Its counters are read between requests; the scheduler thread owns it.</summary>
+    public PrefixCache? Prefixes { get; }
 
     /// <summary>Sequences holding a cache slot right now.</summary>
     public int ActiveSequences { get { lock (gate) return active.Count; } }
@@ -104,6 +115,8 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     {
         EngineChecks.Request(request, Config);   // before any work, on the caller's thread
         ObjectDisposedException.ThrowIf(disposed, this);
+        if (Prefixes is { } p && (long)request.Prompt.Count * cache.BytesPerPosition > p.BudgetBytes)
+            throw new ArgumentException($"The prompt has {request.Prompt.Count} tokens, whose keys and values ({(long)request.Prompt.Count * cache.BytesPerPosition / 1e6:F1} MB) overflow the prefix cache budget of {p.BudgetBytes / 1e6:F1} MB.");
         return Stream(new Generation(request, options.MaxBufferedTokens), cancel);
     }
 
@@ -221,6 +234,12 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             Interlocked.Exchange(ref g.Stalled, 1);
             if (g.Output.Reader.Count >= options.MaxBufferedTokens) continue;
             Volatile.Write(ref g.Stalled, 0);
+            if (g.Fed == 0 && Prefixes is { } prefixes)
+            {
+                // A new sequence: copy in the longest cached prefix of its prompt, then feed the rest.
+                cache.Ensure(g.Slot);
+                g.Fed = prefixes.Restore(g.Request.Prompt, g.Slot);
+            }
             int pending = g.Tokens.Count - g.Fed;
             int take = pending == 1 ? 1 : Math.Min(pending, budget);
             if (take == 0) continue;
@@ -242,6 +261,8 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         for (int i = 0; i < outputOwners.Count; i++)
         {
             var g = outputOwners[i];
+            // The prompt is in the slot now: share it at once (n choices, concurrent requests), not only when the sequence ends.
+            if (g.Produced == 0) Prefixes?.Store(g.Request.Prompt, g.Request.Prompt.Count, g.Slot);
             var logits = pass.Logits(i);
             int next = g.Sampler.Next(logits);
             var ev = ReferenceEngine.Describe(logits, next, g.Request.TopLogprobs);
@@ -262,6 +283,8 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     /// <summary>Completes a sequence's stream and frees its slot (caller holds the gate).</summary>
     void Finish(Generation g, Exception? error)
     {
+        // Keep what this sequence computed (prompt and reply so far) for the requests that share it.
+        if (error is null && g.Slot >= 0 && g.Fed > 0) Prefixes?.Store(g.Tokens, g.Fed, g.Slot);
         g.Finished = true;
         g.Output.Writer.TryComplete(error);
         if (g.Slot >= 0) { freeSlots.Push(g.Slot); g.Slot = -1; }
@@ -298,6 +321,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             foreach (var w in waiting) Fail(w, gone);
             active.Clear(); waiting.Clear();
         }
+        Prefixes?.Dispose();
         cache.Dispose();
         wake.Dispose();
     }

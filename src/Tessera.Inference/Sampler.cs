@@ -16,6 +16,7 @@ public sealed class Sampler
     int[] order = [];
     float[] biased = [];
     readonly List<int>? history;
+    readonly Dictionary<int, int>? generated;
 
     /// <summary>
     /// A sampler for one sequence. <paramref name="prompt"/> is needed (and only used) when the
@@ -28,22 +29,22 @@ public sealed class Sampler
         rng = new Rng(options.Seed);
         if (options.LogitsProcessor is not null)
             history = [.. prompt ?? throw new ArgumentException("a logits processor needs the prompt: this decoding path (e.g. speculative decoding) does not support one.")];
+        if (options.FrequencyPenalty != 0 || options.PresencePenalty != 0) generated = [];
     }
+
+    /// <summary>True when the options carry penalties (they depend on what this sampler has drawn).</summary>
+    public bool Penalised => generated is not null;
 
     /// <summary>The next token id for one row of logits.</summary>
     public int Next(ReadOnlySpan<float> logits)
     {
         if (logits.IsEmpty) throw new ArgumentException("Sampler.Next: empty logits.");
         logits = Bias(logits);
-        if (history is not null)
-        {
-            logits = Process(logits);
-            int id = options.Temperature == 0 ? ArgMax(logits) : DrawFiltered(logits);
-            history.Add(id);
-            return id;
-        }
-        if (options.Temperature == 0) return ArgMax(logits);
-        return DrawFiltered(logits);
+        if (history is not null) logits = Process(logits);
+        int id = options.Temperature == 0 ? ArgMax(logits) : DrawFiltered(logits);
+        history?.Add(id);
+        if (generated is not null) generated[id] = generated.GetValueOrDefault(id) + 1;
+        return id;
     }
 
     /// <summary>The logits after the processor (a copy) for the sequence so far.</summary>
@@ -86,17 +87,26 @@ public sealed class Sampler
         for (int i = 0; i < keep; i++) p[order[i]] = (float)(probs[order[i]] / total);
     }
 
-    /// <summary>The logits with <see cref="SamplingOptions.LogitBias"/> added (a copy), or the logits themselves when there is none.</summary>
+    /// <summary>
+    /// The logits with <see cref="SamplingOptions.LogitBias"/> added and the penalties subtracted
+    /// (OpenAI: logit[j] −= count[j]·frequency + (count[j] &gt; 0)·presence, counting generated tokens),
+    /// as a copy; the logits themselves when neither applies.
+    /// </summary>
     ReadOnlySpan<float> Bias(ReadOnlySpan<float> logits)
     {
-        if (options.LogitBias is not { Count: > 0 } bias) return logits;
+        bool penalise = generated is { Count: > 0 };
+        if (options.LogitBias is not { Count: > 0 } bias && !penalise) return logits;
         if (biased.Length != logits.Length) biased = new float[logits.Length];
         logits.CopyTo(biased);
-        foreach (var (id, b) in bias)
-        {
-            if ((uint)id >= (uint)logits.Length) throw new ArgumentException($"logit bias: token id {id} is outside the vocabulary of {logits.Length}.");
-            biased[id] += b;
-        }
+        if (options.LogitBias is { Count: > 0 } b2)
+            foreach (var (id, b) in b2)
+            {
+                if ((uint)id >= (uint)logits.Length) throw new ArgumentException($"logit bias: token id {id} is outside the vocabulary of {logits.Length}.");
+                biased[id] += b;
+            }
+        if (penalise)
+            foreach (var (id, count) in generated!)
+                if ((uint)id < (uint)biased.Length) biased[id] -= count * options.FrequencyPenalty + options.PresencePenalty;
         return biased;
     }
 

@@ -19,6 +19,15 @@ public sealed record SamplingOptions
     public ulong Seed { get; init; }
 
     /// <summary>
+    /// OpenAI's frequency penalty in [−2, 2]: subtracted from a token's logit once per time the
+    /// sequence has generated it so far (prompt tokens do not count), after the logit bias.
+    /// </summary>
+    public float FrequencyPenalty { get; init; }
+
+    /// <summary>OpenAI's presence penalty in [−2, 2]: subtracted once from the logit of every token generated so far.</summary>
+    public float PresencePenalty { get; init; }
+
+    /// <summary>
     /// Added to the logit of each listed token id before anything else (OpenAI's <c>logit_bias</c>):
     /// −100 all but bans a token, +100 all but forces it. Reported log-probabilities stay those of
     /// the unbiased model. Ids must lie in the vocabulary (engines check; the sampler throws otherwise).
@@ -42,6 +51,8 @@ public sealed record SamplingOptions
         if (TopK < 0) throw new ArgumentException($"top-k must be ≥ 0, got {TopK}.");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}.");
         if (!(MinP >= 0 && MinP < 1)) throw new ArgumentException($"min-p must be in [0, 1), got {MinP}.");
+        if (!(FrequencyPenalty >= -2 && FrequencyPenalty <= 2)) throw new ArgumentException($"frequency penalty must be in [-2, 2], got {FrequencyPenalty}.");
+        if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw new ArgumentException($"presence penalty must be in [-2, 2], got {PresencePenalty}.");
         if (LogitBias is not null)
             foreach (var (id, bias) in LogitBias)
             {

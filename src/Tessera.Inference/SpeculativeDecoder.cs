@@ -78,6 +78,7 @@ public sealed class SpeculativeDecoder : IDisposable
         if (r.MaxNewTokens == 0) yield break;
         bool greedy = r.Sampling.Temperature == 0;
         var targetSampler = new Sampler(r.Sampling);
+        if (targetSampler.Penalised) throw new ArgumentException("speculative decoding does not support frequency or presence penalties (drafted tokens would need the counts before they are accepted).");
         var draftSampler = new Sampler(r.Sampling with { Seed = r.Sampling.Seed ^ 0x5DEECE66DUL });
         var tokens = new List<int>(r.Prompt);
         var ext = new List<int>(tokens.Count + k + 1);

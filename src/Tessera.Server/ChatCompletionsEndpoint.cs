@@ -17,16 +17,24 @@ public static class ChatCompletionsEndpoint
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);
-        var p = GenerationParameters.Parse(req, model, minTokens: 1);
+        var p = GenerationParameters.Parse(req, model, minTokens: 1, tools: true);
+        var tools = ToolSet.Parse(req, model);
         var messages = ReadMessages(req);
+        if (tools is not null) { await tools.HandleAsync(ctx, model, messages, p, cancel); return; }
         bool logprobs = req.Bool("logprobs") ?? false;
         int top = (int)(req.Integer("top_logprobs", 0, 20) ?? 0);
         if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
         var ids = Encode(model, messages);
         int budget = p.Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
+        if (p.N > 1 || p.BestOf > 1)
+        {
+            if (logprobs) throw ApiException.Unsupported("logprobs", "logprobs is not supported with n > 1 on this server - 'logprobs'.");
+            await MultipleChoices.ChatAsync(ctx, model, ids, budget, p, cancel);
+            return;
+        }
 
         var lp = logprobs ? new TokenLogprobsJson(model) : null;
-        var request = new TextRequest(ids, budget, p.Sampling, p.Stop, model.ChatStopIds, top);
+        var request = new TextRequest(ids, budget, StructuredOutput.Apply(p.Sampling, p.Constraint, ids.Count, budget, model.ChatStopIds), p.Stop, model.ChatStopIds, top);
         string id = JsonOutput.NewId("chatcmpl");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
@@ -91,9 +99,11 @@ public static class ChatCompletionsEndpoint
     }
 
     /// <summary>Encodes through the chat template; a tokenizer without its special tokens cannot chat.</summary>
-    public static List<int> Encode(ServedModel model, IReadOnlyList<ChatMessage> messages)
+    public static List<int> Encode(ServedModel model, IReadOnlyList<ChatMessage> messages, IReadOnlyDictionary<string, object?>? extra = null)
     {
-        try { return model.EncodeChat(messages); }
+        // Tool turns are rewritten for the template (ToolCalling); `extra` carries template variables such as tools.
+        if (extra is null && messages.Any(m => m.Role == "tool")) messages = ToolSet.ForTemplate(model, messages, null).Messages;
+        try { return model.EncodeChat(messages, extra); }
         catch (Exception e) when (e is ArgumentException or KeyNotFoundException or InvalidOperationException)
         {
             throw new ApiException(400, $"This model cannot take chat messages: {e.Message}. Use /v1/completions with plain text.", param: "messages", code: "chat_unsupported");
@@ -117,10 +127,13 @@ public static class ChatCompletionsEndpoint
             role = role switch
             {
                 "developer" => "system",   // OpenAI's newer name for system instructions
-                "system" or "user" or "assistant" => role,
-                _ => throw ApiException.Invalid(at + ".role", $"Unsupported role '{role}': this server takes system, developer, user and assistant messages - '{at}.role'."),
+                "system" or "user" or "assistant" or "tool" => role,
+                _ => throw ApiException.Invalid(at + ".role", $"Unsupported role '{role}': this server takes system, developer, user, assistant and tool messages - '{at}.role'."),
             };
-            list.Add(new ChatMessage(role, Content(m, at, role)));
+            string content = Content(m, at, role);
+            if (role == "tool") content = ToolSet.ToolResult(m, at, content);
+            if (role == "assistant") content = ToolSet.AssistantCalls(m, at, content);
+            list.Add(new ChatMessage(role, content));
         }
         return list;
     }

@@ -26,6 +26,12 @@ public static class CompletionsEndpoint
         int? logprobs = (int?)req.Integer("logprobs", 0, 20);
         if (req.String("suffix") is { Length: > 0 }) throw ApiException.Unsupported("suffix", "suffix (insertion) is not supported by this server.");
         int budget = p.Budget(ids.Count, model.ContextLength, DefaultMaxTokens, "prompt");
+        if (p.N > 1 || p.BestOf > 1)
+        {
+            if (echo || logprobs is not null) throw ApiException.Unsupported(echo ? "echo" : "logprobs", "echo and logprobs are not supported with n > 1 or best_of > 1 on this server.");
+            await MultipleChoices.CompletionsAsync(ctx, model, ids, budget, p, cancel);
+            return;
+        }
 
         var lp = logprobs is null ? null : new TokenLogprobsJson(model);
         if (echo && lp is not null)
@@ -34,7 +40,7 @@ public static class CompletionsEndpoint
             var scored = model.Engine.Score(ids, logprobs!.Value);
             for (int i = ids.Count - echoed; i < ids.Count; i++) lp.Add(scored[i]);
         }
-        var request = new TextRequest(ids, budget, p.Sampling, p.Stop, model.CompletionStopIds, logprobs ?? 0);
+        var request = new TextRequest(ids, budget, StructuredOutput.Apply(p.Sampling, p.Constraint, ids.Count, budget, model.CompletionStopIds), p.Stop, model.CompletionStopIds, logprobs ?? 0);
         string id = JsonOutput.NewId("cmpl");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         string prefix = echo ? promptText : "";

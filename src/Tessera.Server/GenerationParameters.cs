@@ -13,25 +13,33 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
     /// <summary>The server's per-request token cap, which also bounds the default budget.</summary>
     public int? Cap { get; init; }
 
+    /// <summary>The <c>response_format</c> constraint (null: free text); see <see cref="StructuredOutput"/>.</summary>
+    public Inference.Constraints.TokenConstraint? Constraint { get; init; }
+
+    /// <summary>Choices to return (<c>n</c>).</summary>
+    public int N { get; init; } = 1;
+    /// <summary>Candidates generated, the best <see cref="N"/> returned (<c>best_of</c>, completions).</summary>
+    public int BestOf { get; init; } = 1;
+    /// <summary>Most choices (and best_of candidates) per request.</summary>
+    public const int MaxChoices = 16;
+
     /// <summary>OpenAI's limit on stop sequences.</summary>
     public const int MaxStops = 4;
 
-    /// <summary>Reads the shared fields. <paramref name="minTokens"/> is 1 for chat, 0 for completions (echo-only scoring).</summary>
-    public static GenerationParameters Parse(JsonRequest req, ServedModel model, int minTokens)
+    /// <summary>Reads the shared fields. <paramref name="minTokens"/> is 1 for chat, 0 for completions (echo-only scoring); <paramref name="tools"/>: the endpoint handles <c>tools</c> itself.</summary>
+    public static GenerationParameters Parse(JsonRequest req, ServedModel model, int minTokens, bool tools = false)
     {
         CheckModel(req, model);
-        if (req.Integer("n", 1, int.MaxValue) is > 1)
-            throw ApiException.Unsupported("n", "n must be 1: this server returns one choice per request (send several requests instead).");
-        if (req.Integer("best_of", 1, int.MaxValue) is > 1)
-            throw ApiException.Unsupported("best_of", "best_of must be 1 on this server.");
-        foreach (var penalty in (string[])["frequency_penalty", "presence_penalty"])
-            if (req.Number(penalty, -2, 2) is { } v && v != 0)
-                throw ApiException.Unsupported(penalty, $"{penalty} is not supported by this server's engine; leave it unset or 0.");
+        int n = (int)(req.Integer("n", 1, int.MaxValue) ?? 1);
+        if (n > MaxChoices) throw ApiException.Invalid("n", $"n is {n}, more than this server's limit of {MaxChoices} choices per request - 'n'.");
+        int bestOf = (int)(req.Integer("best_of", 1, int.MaxValue) ?? n);
+        if (bestOf > MaxChoices) throw ApiException.Invalid("best_of", $"best_of is {bestOf}, more than this server's limit of {MaxChoices} candidates per request - 'best_of'.");
+        if (bestOf < n) throw ApiException.Invalid("best_of", $"best_of ({bestOf}) must be at least n ({n}) - 'best_of'.");
+        float frequency = (float)(req.Number("frequency_penalty", -2, 2) ?? 0), presence = (float)(req.Number("presence_penalty", -2, 2) ?? 0);
         var logitBias = ParseLogitBias(req, model);
-        if (req.Field("tools") is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
-            throw ApiException.Unsupported("tools", "tools (function calling) are not supported by this server.");
-        if (req.Field("response_format") is { } rf && !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text"))
-            throw ApiException.Unsupported("response_format", "Only response_format {\"type\":\"text\"} is supported by this server.");
+        if (!tools && req.Field("tools") is { ValueKind: JsonValueKind.Array } toolList && toolList.GetArrayLength() > 0)
+            throw ApiException.Unsupported("tools", "tools (function calling) are supported on /v1/chat/completions only.");
+        var constraint = StructuredOutput.Parse(req, model);
 
         long? completion = req.Integer("max_completion_tokens", minTokens, int.MaxValue);
         long? legacy = req.Integer("max_tokens", minTokens, int.MaxValue);
@@ -51,6 +59,8 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             // Without a seed each request must sample differently, so draw one; with a seed, replies repeat.
             Seed = req.Field("seed") is { } seed ? unchecked((ulong)JsonRequest.IntegerValue(seed, "seed", long.MinValue, long.MaxValue)) : (ulong)Random.Shared.NextInt64(),
             LogitBias = logitBias,
+            FrequencyPenalty = frequency,
+            PresencePenalty = presence,
         };
         if (sampling.TopP <= 0) throw ApiException.Invalid("top_p", "top_p must be greater than 0 - 'top_p'.");
 
@@ -63,7 +73,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
             if (so.TryGetProperty("include_usage", out var iu) && iu.ValueKind != JsonValueKind.Null)
                 includeUsage = iu.ValueKind is JsonValueKind.True or JsonValueKind.False ? iu.GetBoolean() : throw JsonRequest.WrongType("stream_options.include_usage", iu, "a boolean");
         }
-        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage) { Cap = req.MaxTokensCap };
+        return new GenerationParameters(maxTokens, sampling, ParseStop(req), stream, includeUsage) { Cap = req.MaxTokensCap, Constraint = constraint, N = n, BestOf = bestOf };
     }
 
     /// <summary>404 <c>model_not_found</c> unless <c>model</c> names the served model.</summary>

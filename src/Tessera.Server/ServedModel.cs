@@ -66,10 +66,10 @@ public sealed class ServedModel
     public Text.Templates.ModelChatTemplate? ModelTemplate { get; }
 
     /// <summary>A chat conversation → ids ending with an open assistant turn (the model's template when it has one; content is never read for special tokens).</summary>
-    public List<int> EncodeChat(IEnumerable<ChatMessage> messages)
+    public List<int> EncodeChat(IEnumerable<ChatMessage> messages, IReadOnlyDictionary<string, object?>? extra = null)
     {
         if (ModelTemplate is null) return ChatTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true);
-        try { return ModelTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true); }
+        try { return ModelTemplate.Encode(Tokenizer, messages, addGenerationPrompt: true, extra); }
         catch (Text.Templates.JinjaException e) { throw new ArgumentException($"the model's chat template ({ModelTemplate.Where}) refused the conversation: {e.Message}", e); }
     }
 

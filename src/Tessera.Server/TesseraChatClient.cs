@@ -10,8 +10,9 @@ namespace Tessera.Server;
 /// <summary>
 /// <see cref="IChatClient"/> over a served model, for in-process use without HTTP: the same chat
 /// template, stop ids, stop strings and token budget as /v1/chat/completions. Options honoured:
-/// temperature, top-p, top-k, max output tokens, seed, stop sequences; tools and penalties are
-/// refused with <see cref="NotSupportedException"/> rather than ignored.
+/// temperature, top-p, top-k, max output tokens, seed, stop sequences, response format (JSON /
+/// JSON schema), tools and tool mode (function calls come back as <see cref="FunctionCallContent"/>,
+/// so <c>FunctionInvokingChatClient</c> can run them), frequency and presence penalties.
 /// </summary>
 public sealed class TesseraChatClient(ServedModel model) : IChatClient
 {
@@ -20,7 +21,7 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var (request, promptTokens) = Prepare(messages, options);
+        var (request, promptTokens, tools) = Prepare(messages, options);
         var text = new StringBuilder();
         string? finish = null;
         int generated = 0;
@@ -31,7 +32,11 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
             generated = d.CompletionTokens;
         }
         cancellationToken.ThrowIfCancellationRequested();
-        return new ChatResponse(new AiMessage(ChatRole.Assistant, text.ToString()))
+        var call = tools?.ParseCall(text.ToString());
+        var message = call is null ? new AiMessage(ChatRole.Assistant, text.ToString())
+            : new AiMessage(ChatRole.Assistant, [new FunctionCallContent(call.Id, call.Name, System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, object?>>(call.Arguments))]);
+        if (call is not null) finish = "tool_calls";
+        return new ChatResponse(message)
         {
             ModelId = model.Id,
             ResponseId = JsonOutput.NewId("chatcmpl"),
@@ -45,7 +50,14 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var (request, promptTokens) = Prepare(messages, options);
+        if (options?.Tools is { Count: > 0 })
+        {
+            // A call is only known once complete: run the whole reply and hand it over as updates.
+            var whole = await GetResponseAsync(messages, options, cancellationToken);
+            foreach (var u in whole.ToChatResponseUpdates()) yield return u;
+            yield break;
+        }
+        var (request, promptTokens, _) = Prepare(messages, options);
         string id = JsonOutput.NewId("chatcmpl");
         int generated = 0;
         await foreach (var d in TextGeneration.StreamAsync(model, request, cancellationToken))
@@ -61,20 +73,45 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
         yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(promptTokens, generated))]) { ModelId = model.Id, ResponseId = id, MessageId = id };
     }
 
-    (TextRequest Request, int PromptTokens) Prepare(IEnumerable<AiMessage> messages, ChatOptions? o)
+    (TextRequest Request, int PromptTokens, ToolSet? Tools) Prepare(IEnumerable<AiMessage> messages, ChatOptions? o)
     {
-        if (o?.Tools is { Count: > 0 }) throw new NotSupportedException("tools (function calling) are not supported by Tessera's chat client");
-        if (o?.FrequencyPenalty is { } fp && fp != 0 || o?.PresencePenalty is { } pp && pp != 0)
-            throw new NotSupportedException("frequency and presence penalties are not supported by Tessera's engine");
+        ToolSet? tools = null;
+        if (o?.Tools is { Count: > 0 })
+        {
+            var declared = new List<FunctionTool>();
+            foreach (var t in o.Tools)
+                declared.Add(t is AIFunctionDeclaration f ? new FunctionTool(f.Name, f.Description, f.JsonSchema.ValueKind == System.Text.Json.JsonValueKind.Object ? f.JsonSchema.GetRawText() : null)
+                    : throw new NotSupportedException($"tool '{t.Name}' is not a function; only functions are supported"));
+            string choice = o.ToolMode switch
+            {
+                NoneChatToolMode => "none",
+                RequiredChatToolMode { RequiredFunctionName: { } name } => name,
+                RequiredChatToolMode => "required",
+                _ => "auto",
+            };
+            try { tools = ToolSet.Create(model, declared, choice); }
+            catch (Inference.Constraints.ConstraintException e) { throw new ArgumentException($"invalid tools: {e.Message}", e); }
+        }
         if (o?.ModelId is { } m && m != model.Id) throw new ArgumentException($"this client serves '{model.Id}', not '{m}'");
 
         var list = new List<TextMessage>();
         if (o?.Instructions is { Length: > 0 } instructions) list.Add(new TextMessage("system", instructions));
         foreach (var msg in messages)
         {
-            string role = msg.Role == ChatRole.System ? "system" : msg.Role == ChatRole.User ? "user" : msg.Role == ChatRole.Assistant ? "assistant"
-                : throw new NotSupportedException($"chat role '{msg.Role}' is not supported (system, user and assistant are)");
-            list.Add(new TextMessage(role, msg.Text));
+            string role = msg.Role == ChatRole.System ? "system" : msg.Role == ChatRole.User ? "user" : msg.Role == ChatRole.Assistant ? "assistant" : msg.Role == ChatRole.Tool ? "tool"
+                : throw new NotSupportedException($"chat role '{msg.Role}' is not supported (system, user, assistant and tool are)");
+            var sb = new StringBuilder(msg.Text);
+            foreach (var c in msg.Contents)
+            {
+                if (c is FunctionCallContent call) sb.Append(ToolSet.Render(call.Name, System.Text.Json.JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>())));
+                else if (c is FunctionResultContent result)
+                {
+                    // Each result is its own tool turn, as JSON.
+                    list.Add(new TextMessage("tool", result.Result is string text && IsJson(text) ? text : System.Text.Json.JsonSerializer.Serialize(result.Result)));
+                    continue;
+                }
+            }
+            if (role != "tool" || sb.Length > 0) list.Add(new TextMessage(role, sb.ToString()));
         }
         if (list.Count == 0) throw new ArgumentException("at least one message is needed");
 
@@ -84,6 +121,8 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
             TopP = o?.TopP ?? 1f,
             TopK = o?.TopK ?? 0,
             Seed = o?.Seed is { } seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
+            FrequencyPenalty = o?.FrequencyPenalty ?? 0,
+            PresencePenalty = o?.PresencePenalty ?? 0,
         }.Validate();
         var stops = o?.StopSequences is { } ss ? ss.ToArray() : [];
         if (stops.Length > GenerationParameters.MaxStops) throw new ArgumentException($"at most {GenerationParameters.MaxStops} stop sequences are allowed");
@@ -93,20 +132,40 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
         int budget;
         try
         {
-            ids = ChatCompletionsEndpoint.Encode(model, list);
+            var (templated, extra) = ToolSet.ForTemplate(model, list, tools);
+            ids = ChatCompletionsEndpoint.Encode(model, templated, extra);
             budget = new GenerationParameters(o?.MaxOutputTokens, sampling, stops, false, false).Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
+            if (tools is not null) sampling = tools.Apply(sampling, model, ids.Count, budget);
+            else if (o?.ResponseFormat is ChatResponseFormatJson json)
+            {
+                var constraint = json.Schema is { } schema
+                    ? StructuredOutput.Constraint(model, "schema:" + schema.GetRawText(), () => Inference.Constraints.JsonSchemaGrammar.Compile(schema.Clone()))
+                    : StructuredOutput.Constraint(model, "json_object", Inference.Constraints.JsonSchemaGrammar.AnyObject);
+                sampling = StructuredOutput.Apply(sampling, constraint, ids.Count, budget, model.ChatStopIds);
+            }
         }
         catch (ApiException e)
         {
             throw new ArgumentException(e.Message, e);   // in-process callers get the ordinary exception type
         }
-        return (new TextRequest(ids, budget, sampling, stops, model.ChatStopIds, 0), ids.Count);
+        catch (Inference.Constraints.ConstraintException e)
+        {
+            throw new ArgumentException($"invalid response format: {e.Message}", e);
+        }
+        return (new TextRequest(ids, budget, sampling, stops, model.ChatStopIds, 0), ids.Count, tools);
+    }
+
+    static bool IsJson(string text)
+    {
+        try { using var _ = System.Text.Json.JsonDocument.Parse(text); return true; }
+        catch (System.Text.Json.JsonException) { return false; }
     }
 
     static ChatFinishReason? Finish(string? reason) => reason switch
     {
         "stop" => ChatFinishReason.Stop,
         "length" => ChatFinishReason.Length,
+        "tool_calls" => ChatFinishReason.ToolCalls,
         _ => null,
     };
 

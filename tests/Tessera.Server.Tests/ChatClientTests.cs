@@ -41,7 +41,7 @@ public class ChatClientTests
     {
         using var model = new Transformer(TestModel.Config(context: 32), seed: 22);
         IChatClient client = new TesseraChatClient(new ServedModel("local", new ReferenceEngine(model), TestModel.Tokenizer));
-        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync("hi", new ChatOptions { PresencePenalty = 1 }));
+        await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync("hi", new ChatOptions { PresencePenalty = 3 }));
         var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(new string('x', 40)));
         Assert.Contains("context", e.Message);
     }

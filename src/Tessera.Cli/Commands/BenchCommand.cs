@@ -13,6 +13,7 @@ public static class BenchCommand
         bench.Subcommands.Add(AttentionBenchCommand.Create());
         bench.Subcommands.Add(TokenizerBenchCommand.Create());
         bench.Subcommands.Add(DecodeBenchCommand.Create());
+        bench.Subcommands.Add(PrefixCacheBenchCommand.Create());
         bench.Subcommands.Add(TrainBenchCommand.Create());
         bench.Subcommands.Add(NGramBenchCommand.Create());
         bench.Subcommands.Add(DistributedBenchCommand.Create());

@@ -68,11 +68,39 @@ public static class DecodeBenchCommand
                 SpeculationPrompts: draftModel is null ? null : InDomainPrompts(Checkpoint.Resolve(modelPath!), weights.Config));
             var report = DecodeBench.Run(name, WeightsName(weights), weights,
                 draftModel is null ? null : InferenceWeights.FromTransformer(draftModel), options, progress);
+            report = report with { Constrained = MeasureConstrained(modelPath, name, weights, p.GetValue(decodeTokens), progress) };
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The masking-overhead line: the model's own tokenizer when it has one, else a stand-in vocabulary of its size.</summary>
+    static ConstrainedDecodeResult? MeasureConstrained(string? modelPath, string dir, InferenceWeights weights, int tokens, Action<string>? progress)
+    {
+        int vocab = weights.Config.VocabSize;
+        ITokenizer? loaded = null;
+        int? eosId = null;
+        if (modelPath is not null)
+        {
+            try { (loaded, _, eosId) = ModelFiles.LoadTokenizer(modelPath, dir, null); }
+            catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException) { progress?.Invoke($"constrained line: no tokenizer ({e.Message}); a stand-in vocabulary is used"); }
+        }
+        if (loaded is { } tok)
+        {
+            var eos = eosId;
+            var bytes = new byte[]?[vocab];
+            for (int id = 0; id < Math.Min(vocab, tok.VocabSize); id++)
+                if (!tok.SpecialTokens.IsSpecial(id))
+                    try { bytes[id] = tok.DecodeBytes([id]); }
+                    catch (ArgumentOutOfRangeException) { }   // a gap in the id space
+            int end = eos ?? vocab - 1;
+            if (end < vocab) bytes[end] = null;
+            return ConstrainedDecodeBench.Run(weights, new Inference.Constraints.TokenVocabulary(bytes), tok.Name, end, tokens, progress: progress);
+        }
+        var (v, name) = ConstrainedDecodeBench.DefaultVocabulary(vocab);
+        return ConstrainedDecodeBench.Run(weights, v, name, vocab - 1, tokens, progress: progress);
     }
 
     /// <summary><c>--peer llama.cpp</c>: the model written as GGUF of each type, decoded by both engines (see <see cref="PeerDecodeBench"/>).</summary>
@@ -180,6 +208,9 @@ public static class DecodeBenchCommand
         if (r.Speculation is { } s)
             t.AddRow($"speculative (k={s.DraftTokens})", $"{s.SpeculativeTokensPerSecond:F1} tok/s",
                 $"plain {s.PlainTokensPerSecond:F1} tok/s → [bold]{s.Speedup:F2}×[/]; {s.MeanAcceptedPerStep:F2} accepted/step, {s.TokensPerStep:F2} tokens/pass; same tokens: {s.SameTokens}");
+        if (r.Constrained is { } c)
+            t.AddRow("JSON-schema constrained, batch 1", $"{c.ConstrainedMsPerToken:F2} ms/token",
+                $"plain {c.PlainMsPerToken:F2} ms/token → overhead [bold]{100 * c.Overhead:F1}%[/] warm ({100 * c.ColdOverhead:F1}% cold, first round); time in the mask {c.MaskMsPerToken:F3} ms/token = [bold]{100 * c.MaskMsPerToken / c.PlainMsPerToken:F1}%[/] of a plain token ({c.ColdMaskMsPerToken:F3} ms cold); mask cache hits {100 * c.CacheHitRate:F0}%; vocabulary {Markup.Escape(c.Vocabulary)}; valid JSON: {c.Valid}");
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine("[grey]roofline = bandwidth ÷ bytes read per token (every weight matrix used once per token, at its stored size: attention, router + top-k experts, head; plus the KV cache).[/]");
         AnsiConsole.MarkupLine("[grey]N sequences: continuous batching; timed from when every sequence has its first token (prompts prefilled) to the last token — decode only.[/]");

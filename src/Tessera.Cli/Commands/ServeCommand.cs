@@ -30,8 +30,9 @@ public static class ServeCommand
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Most completion tokens per request (default: the model's context)." };
         var cors = new Option<string[]>("--cors-origin") { Description = "Origin allowed to call the API from a browser (repeatable); default: none, CORS off.", AllowMultipleArgumentsPerToken = false };
         var json = BenchCommand.JsonOption();
+        var prefixCache = new Option<int>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off); a prompt whose KV alone is larger gets a 400.", DefaultValueFactory = _ => 256 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, json };
+            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json };
         cmd.SetAction(async (p, cancel) =>
         {
             using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
@@ -49,7 +50,8 @@ public static class ServeCommand
             store?.CheckTokenizer(Data.NGram.TokenizerIdentity.Of(tok));
             string id = p.GetValue(name) ?? DefaultName(dir);
             // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
-            using var engine = new BatchingEngine(weights);
+            if (p.GetValue(prefixCache) < 0) throw new ArgumentException($"--prefix-cache-mb must be ≥ 0, got {p.GetValue(prefixCache)}.");
+            using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)p.GetValue(prefixCache) << 20 });
             var served = new ServedModel(id, engine, tok);
             var options = new ServerOptions
             {

@@ -91,7 +91,7 @@ public sealed class ModelChatTemplate
     /// is then encoded in pieces, each placeholder as the plain text it stands for.
     /// </summary>
     /// <exception cref="JinjaException">The template raised; the message is the template's.</exception>
-    public List<int> Encode(ITokenizer tokenizer, IEnumerable<ChatMessage> messages, bool addGenerationPrompt)
+    public List<int> Encode(ITokenizer tokenizer, IEnumerable<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extra = null)
     {
         var msgs = messages.Select(m => (m.Role, m.Content)).ToList();
         var specials = tokenizer.SpecialTokens;
@@ -111,7 +111,7 @@ public sealed class ModelChatTemplate
             }
             masked.Add((role, forged.Count == 0 ? content : sb.Append(content, pos, content.Length - pos).ToString()));
         }
-        string text = Template.Render(Variables(masked, addGenerationPrompt, null));
+        string text = Template.Render(Variables(masked, addGenerationPrompt, extra));
         if (forged.Count == 0) return tokenizer.Encode(text, allowSpecial: true);
         var ids = new List<int>();
         int from = 0;

@@ -1,0 +1,157 @@
+using System.Runtime.InteropServices;
+
+namespace Tessera.Inference;
+
+/// <summary>What a <see cref="PrefixCache"/> has done: look-ups, prompt tokens restored from it, blocks stored and evicted, bytes held.</summary>
+public readonly record struct PrefixCacheStats(long Lookups, long RestoredTokens, long StoredBlocks, long Evictions, long BytesUsed, long BudgetBytes, long PeakBytes);
+
+/// <summary>
+/// Keys and values of token prefixes, kept across requests in blocks of <see cref="BlockTokens"/>
+/// positions. A block is keyed by a 64-bit hash chained over every token before it and its own
+/// (so it matches only the same whole prefix) and also keeps its own ids, checked on every hit.
+/// Blocks are shared by every sequence whose prompt starts with that prefix: a hit copies them into
+/// the sequence's KV slot (the slot then diverges freely: copy on use, the stored block never
+/// changes), so a shared system prompt or the earlier turns of a chat are computed once.
+/// Eviction is least-recently-used under a byte budget. Used by one thread (the batching
+/// scheduler); not thread-safe.
+/// </summary>
+public sealed unsafe class PrefixCache : IDisposable
+{
+    /// <summary>Positions per block.</summary>
+    public const int BlockTokens = 16;
+
+    readonly KvCache kv;
+    readonly Dictionary<ulong, Block> blocks = [];
+    readonly LinkedList<Block> lru = [];
+    long lookups, restored, stored, evictions, used, peak;
+
+    sealed class Block(ulong key, int[] tokens, float* data)
+    {
+        public readonly ulong Key = key;
+        public readonly int[] Tokens = tokens;
+        public float* Data = data;
+        public LinkedListNode<Block>? Node;
+    }
+
+    /// <summary>A cache for <paramref name="kv"/>'s layout holding at most <paramref name="budgetBytes"/> of blocks.</summary>
+    public PrefixCache(KvCache kv, long budgetBytes)
+    {
+        if (budgetBytes <= 0) throw new ArgumentException($"PrefixCache: the budget must be positive, got {budgetBytes} bytes.");
+        this.kv = kv;
+        BudgetBytes = budgetBytes;
+        BlockBytes = BlockTokens * kv.BytesPerPosition;
+    }
+
+    /// <summary>The most bytes the blocks may take.</summary>
+    public long BudgetBytes { get; }
+    /// <summary>Bytes of one block (keys and values of every layer and kv head).</summary>
+    public long BlockBytes { get; }
+
+    /// <summary>Counters so far.</summary>
+    public PrefixCacheStats Stats => new(lookups, restored, stored, evictions, used, BudgetBytes, peak);
+
+    static ulong Chain(ulong parent, ReadOnlySpan<int> ids)
+    {
+        // FNV-1a over the parent key and the block's ids (64-bit).
+        ulong h = 14695981039346656037UL ^ parent;
+        h *= 1099511628211UL;
+        foreach (int id in ids)
+        {
+            h ^= (uint)id;
+            h *= 1099511628211UL;
+        }
+        return h;
+    }
+
+    /// <summary>
+    /// Copies the longest cached prefix of <paramref name="prompt"/> into <paramref name="slot"/>
+    /// (whole blocks, always leaving at least one prompt token to feed, whose logits start the
+    /// reply) and returns how many positions it filled.
+    /// </summary>
+    public int Restore(IReadOnlyList<int> prompt, int slot)
+    {
+        lookups++;
+        int usable = (prompt.Count - 1) / BlockTokens;
+        ulong key = 0;
+        var ids = new int[BlockTokens];
+        int b = 0;
+        for (; b < usable; b++)
+        {
+            for (int i = 0; i < BlockTokens; i++) ids[i] = prompt[b * BlockTokens + i];
+            key = Chain(key, ids);
+            if (!blocks.TryGetValue(key, out var block) || !block.Tokens.AsSpan().SequenceEqual(ids)) break;
+            Copy(block.Data, slot, b * BlockTokens, toSlot: true);
+            lru.Remove(block.Node!);
+            lru.AddFirst(block.Node!);
+        }
+        restored += b * BlockTokens;
+        return b * BlockTokens;
+    }
+
+    /// <summary>Stores the whole blocks of the first <paramref name="length"/> positions of <paramref name="slot"/> (holding <paramref name="tokens"/>) that are not cached yet.</summary>
+    public void Store(IReadOnlyList<int> tokens, int length, int slot)
+    {
+        if (BlockBytes > BudgetBytes) return;
+        ulong key = 0;
+        var ids = new int[BlockTokens];
+        for (int b = 0; (b + 1) * BlockTokens <= length; b++)
+        {
+            for (int i = 0; i < BlockTokens; i++) ids[i] = tokens[b * BlockTokens + i];
+            key = Chain(key, ids);
+            if (blocks.TryGetValue(key, out var have))
+            {
+                if (!have.Tokens.AsSpan().SequenceEqual(ids)) return;   // a hash collision: leave that prefix uncached
+                lru.Remove(have.Node!);
+                lru.AddFirst(have.Node!);
+                continue;
+            }
+            while (used + BlockBytes > BudgetBytes && lru.Last is { } last) Evict(last.Value);
+            var data = (float*)NativeMemory.AlignedAlloc((nuint)BlockBytes, 64);
+            var block = new Block(key, (int[])ids.Clone(), data);
+            Copy(data, slot, b * BlockTokens, toSlot: false);
+            block.Node = lru.AddFirst(block);
+            blocks[key] = block;
+            used += BlockBytes;
+            peak = Math.Max(peak, used);
+            stored++;
+        }
+    }
+
+    void Evict(Block block)
+    {
+        // Children of an evicted block can no longer be reached by Restore (it stops at the first
+        // miss); they age out of the LRU list like any other block.
+        lru.Remove(block.Node!);
+        blocks.Remove(block.Key);
+        NativeMemory.AlignedFree(block.Data);
+        block.Data = null;
+        used -= BlockBytes;
+        evictions++;
+    }
+
+    // Block layout: for each (layer, kv head): keys then values of BlockTokens positions × head dim.
+    void Copy(float* block, int slot, int position, bool toSlot)
+    {
+        int run = BlockTokens * kv.HeadDim;
+        long offset = (long)position * kv.HeadDim;
+        float* p = block;
+        for (int l = 0; l < kv.Layers; l++)
+            for (int h = 0; h < kv.KvHeads; h++)
+            {
+                float* k = kv.Keys(slot, l, h) + offset, v = kv.Values(slot, l, h) + offset;
+                var bs = new Span<float>(p, run); var bv = new Span<float>(p + run, run);
+                if (toSlot) { bs.CopyTo(new Span<float>(k, run)); bv.CopyTo(new Span<float>(v, run)); }
+                else { new Span<float>(k, run).CopyTo(bs); new Span<float>(v, run).CopyTo(bv); }
+                p += 2 * run;
+            }
+    }
+
+    /// <summary>Frees every block.</summary>
+    public void Dispose()
+    {
+        foreach (var b in blocks.Values) if (b.Data != null) { NativeMemory.AlignedFree(b.Data); b.Data = null; }
+        blocks.Clear();
+        lru.Clear();
+        used = 0;
+    }
+}
