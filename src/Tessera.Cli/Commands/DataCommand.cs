@@ -31,7 +31,7 @@ public static class DataCommand
         var test = new Option<double>("--test-fraction") { Description = "Hash split: share of documents held out for test.", DefaultValueFactory = _ => 0.05 };
         var seed = new Option<ulong>("--seed") { Description = "Hash split: seed of the document split.", DefaultValueFactory = _ => 0UL };
         var split = new Option<string?>("--split-on") { Description = "Regex: a matching line of a text file starts a new document (default for the embedded corpus: its headings)." };
-        var overlapN = new Option<int>("--overlap-ngram") { Description = "Explicit splits: warn when validation/test documents share an n-gram of this many tokens with training (0 = skip).", DefaultValueFactory = _ => SplitOverlap.DefaultN };
+        var overlapN = new Option<int?>("--overlap-ngram") { Description = $"Explicit splits: warn when validation/test documents share an n-gram of this many tokens with training (0 = skip; default {SplitOverlap.DefaultN}, {SplitOverlap.DefaultByteN} for a byte tokenizer)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("prepare", "Tokenize a corpus into memory-mapped shards: a deterministic document-level train/val/test split, or the train/validation/test files given.")
             { input, train, validation, testSplit, textField, tokenizer, output, val, test, seed, split, overlapN, json };
@@ -61,9 +61,10 @@ public static class DataCommand
                 var testDocs = testPath is null ? [] : LoadSplit("--test", testPath, p.GetValue(split), field);
                 prepared = ShardBuilder.PrepareSplits(trainDocs, valDocs, testDocs, tok, tokPath, outDir, progress);
                 if (!asJson) Console.Error.WriteLine();
-                if (p.GetValue(overlapN) > 0)
+                int n = p.GetValue(overlapN) ?? SplitOverlap.DefaultFor(tok.VocabSize);
+                if (n > 0)
                 {
-                    overlaps = SplitOverlap.Measure(prepared, p.GetValue(overlapN));
+                    overlaps = SplitOverlap.Measure(prepared, n);
                     foreach (var o in overlaps.Where(o => o.Overlapping > 0)) Console.Error.WriteLine(o.Warning());
                 }
             }

@@ -13,8 +13,16 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public sealed record SplitOverlap(string Split, int N, int Documents, int Overlapping, int TooShort)
 {
-    /// <summary>The default n, the same as <c>tessera eval --ngram</c>.</summary>
+    /// <summary>The default n for subword tokenizers, the same as <c>tessera eval --ngram</c>.</summary>
     public const int DefaultN = 13;
+    /// <summary>
+    /// The default n for byte-level tokens: 13 bytes is a phrase such as " of the whale", shared by
+    /// any two English texts, while 50 bytes is about what 13 subword tokens span.
+    /// </summary>
+    public const int DefaultByteN = 50;
+
+    /// <summary><see cref="DefaultByteN"/> for a byte vocabulary (at most 512 ids), else <see cref="DefaultN"/>.</summary>
+    public static int DefaultFor(int vocabSize) => vocabSize <= 512 ? DefaultByteN : DefaultN;
 
     /// <summary>Share of the split's documents that overlap training.</summary>
     public double Fraction => Documents == 0 ? 0 : (double)Overlapping / Documents;

@@ -37,6 +37,8 @@ public sealed record PlotSeries(string? Name, IReadOnlyList<(double X, double Y)
 /// stays text and the browser picks the face); <see cref="ToPng"/> rasterises the same figure
 /// with OxyPlot.SkiaSharp, which needs one font file on the machine (see <see cref="PngUnavailableReason"/>).
 /// Points that are not finite, or not positive on a log axis, are left out, as are their error bars.
+/// Text is plain: OxyPlot reads <c>^{..}</c> and <c>_{..}</c> as super- and subscript markup, so
+/// series names and titles should not contain <c>^</c>.
 /// </summary>
 public sealed class Figure(string title, string xLabel, string yLabel, bool logX = false, bool logY = false)
 {
@@ -105,7 +107,8 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     /// <summary>The figure as a standalone SVG document (UTF-8 text, no DOCTYPE, no byte-order mark).</summary>
     public string ToSvg()
     {
-        var model = Build("DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif");
+        // The exporter lays text out with Helvetica's metrics, so metric-compatible faces come first.
+        var model = Build("Liberation Sans, Arial, Helvetica, sans-serif");
         using var ms = new MemoryStream();
         new SvgExporter { Width = Width, Height = Height }.Export(model, ms);
         string svg = new UTF8Encoding(false).GetString(ms.ToArray()).TrimStart('\uFEFF');
@@ -167,8 +170,9 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     {
         var model = new PlotModel
         {
-            Title = Title, TitleFontSize = 15, DefaultFont = font, DefaultFontSize = 12, Background = OxyColors.White,
-            PlotAreaBorderColor = OxyColor.FromRgb(0x33, 0x33, 0x33), Padding = new OxyThickness(8),
+            Title = Title, TitleFontSize = 14, TitleFontWeight = FontWeights.Bold, DefaultFont = font, DefaultFontSize = 12, Background = OxyColors.White,
+            TitleHorizontalAlignment = TitleHorizontalAlignment.CenteredWithinView, ClipTitle = false,
+            PlotAreaBorderColor = OxyColor.FromRgb(0x33, 0x33, 0x33), Padding = new OxyThickness(8, 8, 24, 8),
         };
         model.Axes.Add(Axis(AxisPosition.Bottom, xLabel, LogX));
         model.Axes.Add(Axis(AxisPosition.Left, yLabel, LogY));
@@ -213,6 +217,16 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
         return model;
     }
 
+    /// <summary>Log-axis tick labels: plain numbers from 0.001 to 10⁴, else mantissa and exponent such as <c>2e8</c>.</summary>
+    static string LogLabel(double v)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        if (v == 0 || (Math.Abs(v) >= 1e-3 && Math.Abs(v) < 1e4)) return v.ToString("G4", inv);
+        int exponent = (int)Math.Floor(Math.Log10(Math.Abs(v)) + 1e-9);
+        double mantissa = v / Math.Pow(10, exponent);
+        return $"{mantissa.ToString("0.##", inv)}e{exponent}";
+    }
+
     static Axis Axis(AxisPosition position, string title, bool log)
     {
         Axis axis = log ? new LogarithmicAxis { Base = 10, UseSuperExponentialFormat = false } : new LinearAxis();
@@ -223,7 +237,9 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
         axis.MinorGridlineStyle = log ? LineStyle.Dot : LineStyle.None;
         axis.MinorGridlineColor = OxyColor.FromRgb(0xee, 0xee, 0xee);
         axis.TickStyle = TickStyle.Outside;
-        axis.StringFormat = log ? "G3" : null;
+        // Room for tick labels that a browser draws wider than the SVG exporter measured them.
+        axis.AxisTitleDistance = position == AxisPosition.Left ? 14 : 6;
+        if (log) axis.LabelFormatter = LogLabel;
         return axis;
     }
 }

@@ -148,7 +148,7 @@ public static class RepeatLab
     internal static Figure Figure(RepeatLabResult r, DataCurve curve)
     {
         var inv = CultureInfo.InvariantCulture;
-        var figure = new Figure($"Loss vs epochs at fixed compute ({r.Tokens:N0} tokens seen; lines: fitted repetition model)",
+        var figure = new Figure($"Loss vs epochs at D = {r.Tokens:N0} tokens (lines: fitted repetition model)",
             "epochs over the unique tokens", "validation loss (nats/token)", logX: true);
         double maxEpochs = r.Fits.SelectMany(f => f.Points).Max(p => p.Epochs);
         for (int i = 0; i < r.Fits.Count; i++)
@@ -160,7 +160,7 @@ public static class RepeatLab
             figure.Curve(null, e => curve.Loss(fit.EffectiveTokens(r.Tokens / e, e)), 1, maxEpochs * 1.25, i);
         }
         double fresh = curve.Loss(r.Tokens);
-        figure.Add(new PlotSeries("fresh data (all unique)", [(1, fresh), (maxEpochs * 1.25, fresh)], SeriesStyle.Reference, 7));
+        figure.Add(new PlotSeries("fresh data", [(1, fresh), (maxEpochs * 1.25, fresh)], SeriesStyle.Reference, 7));
         return figure;
     }
 }

@@ -225,7 +225,7 @@ public static class ScalingLab
             .GroupBy(x => x.NonEmbeddingParameters).Select(g => (Math.Log(g.Key), Math.Log(g.First().Flops / g.First().Tokens))).OrderBy(p => p.Item1).ToArray();
         double Tokens(double flops, double n) => flops / Math.Exp(Interpolate(perToken, Math.Log(n)));
 
-        var isoflop = new Figure("IsoFLOP curves: validation loss vs model size (lines: fitted L(N, D))", "non-embedding parameters N", "validation loss (nats/token)", logX: true);
+        var isoflop = new Figure("IsoFLOP curves (markers: runs; lines: fitted L(N, D))", "non-embedding parameters N", "validation loss (nats/token)", logX: true);
         double nLo = perToken[0].Item1, nHi = perToken[^1].Item1;
         double from = Math.Exp(nLo - 0.15 * (nHi - nLo)), to = Math.Exp(nHi + 0.15 * (nHi - nLo));
         int color = 0;
@@ -235,7 +235,7 @@ public static class ScalingLab
             isoflop.Curve(null, n => law.Loss(n, Tokens(c, n)), from, to, color);
             color++;
         }
-        isoflop.Measured($"held-back C = {r.HeldOut.Flops.ToString("0.0e+0", inv)} (predicted {r.HeldOut.Predicted:F3}, got {r.HeldOut.Actual:F3})",
+        isoflop.Measured($"held-back C = {r.HeldOut.Flops.ToString("0.0e+0", inv)}",
             [((double)r.HeldOut.N, r.HeldOut.Actual)], color);
         isoflop.Curve(null, n => law.Loss(n, Tokens(r.HeldOut.Flops, n)), from, to, color);
 
@@ -246,9 +246,9 @@ public static class ScalingLab
         if (minima.Count >= 2)
         {
             var line = Polynomial.LeastSquares([.. minima.Select(m => Math.Log(m.Flops))], [.. minima.Select(m => Math.Log(m.OptimalN))], 1);
-            optimal.Curve($"power law through the minima: N ∝ C^{line[1]:F2}", c => Math.Exp(line[0] + line[1] * Math.Log(c)), cLo, cHi, 0);
+            optimal.Curve($"power law through the minima (slope {line[1]:F2})", c => Math.Exp(line[0] + line[1] * Math.Log(c)), cLo, cHi, 0);
         }
-        optimal.Curve($"L(N, D) fit, C = 6ND: N ∝ C^{r.Fit.NExponent:F2}", c => law.ComputeOptimal(c).N, cLo, cHi, 1);
+        optimal.Curve($"L(N, D) fit, C = 6ND (slope {r.Fit.NExponent:F2})", c => law.ComputeOptimal(c).N, cLo, cHi, 1);
         return (isoflop, optimal);
     }
 
