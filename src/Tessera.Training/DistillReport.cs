@@ -15,12 +15,10 @@ public static class DistillReport
     public static IReadOnlyList<string> Write(string dir, DistillResult r, string? command = null)
     {
         long lastStep = r.Train.Steps;
-        var figure = SvgPlot.Figure("Held-out bits per byte: distilled vs. from scratch", "optimizer step", "validation bits/byte",
-        [
-            ("teacher", new List<(double, double)> { (0, r.TeacherBitsPerByte), (lastStep, r.TeacherBitsPerByte) }),
-            ("student, scratch", Points(r.Scratch)),
-            ("student, distilled", Points(r.Distilled)),
-        ]);
+        var figure = new Figure("Held-out bits per byte: distilled vs. from scratch", "optimizer step", "validation bits/byte")
+            .Add(new PlotSeries("teacher", [(0, r.TeacherBitsPerByte), (lastStep, r.TeacherBitsPerByte)], SeriesStyle.Reference, 7))
+            .Add(new PlotSeries("student, scratch", Points(r.Scratch), SeriesStyle.LineAndMarkers, 0))
+            .Add(new PlotSeries("student, distilled", Points(r.Distilled), SeriesStyle.LineAndMarkers, 1));
         return ExperimentReport.Write(dir, "Distillation", Json(r), Markdown(r, command), new Dictionary<string, Figure> { ["bpb"] = figure });
     }
 

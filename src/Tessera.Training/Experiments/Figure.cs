@@ -107,10 +107,14 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     /// <summary>The figure as a standalone SVG document (UTF-8 text, no DOCTYPE, no byte-order mark).</summary>
     public string ToSvg()
     {
-        // The exporter lays text out with Helvetica's metrics, so metric-compatible faces come first.
-        var model = Build("Liberation Sans, Arial, Helvetica, sans-serif");
+        var model = Build("Liberation Sans, Arial, Helvetica, DejaVu Sans, sans-serif");
         using var ms = new MemoryStream();
-        new SvgExporter { Width = Width, Height = Height }.Export(model, ms);
+        // Text is laid out with a real font's metrics where one is installed (Skia resolves the
+        // family list to the default face, DejaVu Sans on Debian: wider than Liberation/Arial, so a
+        // browser's text fits the room left for it). Without fonts, OxyPlot's built-in metrics,
+        // which run narrow in browsers; the SVG is still complete.
+        using var measurer = PngUnavailableReason is null ? new OxyPlot.SkiaSharp.SkiaRenderContext() : null;
+        new SvgExporter { Width = Width, Height = Height, TextMeasurer = measurer }.Export(model, ms);
         string svg = new UTF8Encoding(false).GetString(ms.ToArray()).TrimStart('\uFEFF');
         // The SVG 1.1 DOCTYPE only makes XML readers fetch or refuse a DTD; browsers ignore it.
         int doctype = svg.IndexOf("<!DOCTYPE", StringComparison.Ordinal);
