@@ -53,6 +53,9 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     static readonly OxyColor[] Palette = [.. new[] { 0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22, 0x17becf }
         .Select(c => OxyColor.FromRgb((byte)(c >> 16), (byte)(c >> 8), (byte)c))];
 
+    // SVG: faces with Helvetica's metrics first, for browsers; PNG: the face Debian always has once any font is installed.
+    const string SvgFont = "Liberation Sans, Arial, Helvetica, DejaVu Sans, sans-serif", PngFont = "DejaVu Sans";
+
     readonly List<PlotSeries> series = [];
 
     /// <summary>The figure's title.</summary>
@@ -107,7 +110,7 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     /// <summary>The figure as a standalone SVG document (UTF-8 text, no DOCTYPE, no byte-order mark).</summary>
     public string ToSvg()
     {
-        var model = Build("Liberation Sans, Arial, Helvetica, DejaVu Sans, sans-serif");
+        var model = Build(SvgFont);
         using var ms = new MemoryStream();
         // Text is laid out with a real font's metrics where one is installed (Skia resolves the
         // family list to the default face, DejaVu Sans on Debian: wider than Liberation/Arial, so a
@@ -127,7 +130,7 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     public byte[] ToPng()
     {
         if (PngUnavailableReason is { } why) throw new InvalidOperationException(why);
-        var model = Build("DejaVu Sans");
+        var model = Build(PngFont);
         using var ms = new MemoryStream();
         new OxyPlot.SkiaSharp.PngExporter { Width = Width, Height = Height }.Export(model, ms);
         return ms.ToArray();
@@ -144,8 +147,17 @@ public sealed class Figure(string title, string xLabel, string yLabel, bool logX
     {
         try
         {
-            return SkiaSharp.SKFontManager.Default.FontFamilyCount > 0 ? null
-                : "no font is installed, so PNG plots cannot draw text (install one, e.g. Debian's fonts-dejavu-core); the SVG beside it is complete";
+            // What OxyPlot.SkiaSharp does with a family name: resolve it (unknown names give the
+            // default face) and read the font file for text shaping. With no font file that
+            // stream is null and the export would throw.
+            foreach (var family in new[] { PngFont, SvgFont })
+            {
+                var face = SkiaSharp.SKTypeface.FromFamilyName(family) ?? SkiaSharp.SKTypeface.Default;
+                using var data = face?.OpenStream();
+                if (data is null || data.Length == 0)
+                    return "no font is installed, so PNG plots cannot draw text (install one, e.g. Debian's fonts-dejavu-core); the SVG beside it is complete";
+            }
+            return null;
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException)
         {
