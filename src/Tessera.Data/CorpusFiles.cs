@@ -8,11 +8,18 @@ namespace Tessera.Data;
 public sealed record CorpusDocument(string Key, string Text);
 
 /// <summary>
-/// Reads a corpus from a text file or a folder of <c>.txt</c> / <c>.txt.gz</c> files. Every file
-/// must be non-empty, valid UTF-8; a bad one is reported by name before any work starts. A line
-/// matching <c>documentStart</c> begins a new document (its first capture group, when present,
-/// names it), so one file can hold many documents — the embedded corpus uses
-/// <c>=== name ===</c> lines and chapter headings this way.
+/// Reads a corpus from a file or a folder of files, in the forms people have:
+/// <list type="bullet">
+/// <item><c>.txt</c> / <c>.txt.gz</c>: a file is one document, unless a line matching
+/// <c>documentStart</c> begins a new one (its first capture group, when present, names it) — the
+/// embedded corpus uses <c>=== name ===</c> lines and chapter headings this way;</item>
+/// <item><c>.jsonl</c> / <c>.jsonl.gz</c>: one JSON object per line, the document is its text field
+/// (<see cref="JsonlCorpus"/>);</item>
+/// <item><c>.parquet</c>: one document per row of a text column (<see cref="ParquetCorpus"/>).</item>
+/// </list>
+/// Every file must be non-empty, valid UTF-8 (or valid Parquet); a bad one is reported by name
+/// before any work starts, so nothing is written from a corpus that cannot be read whole.
+/// Empty documents are dropped in every format.
 /// </summary>
 public static class CorpusFiles
 {
@@ -21,21 +28,27 @@ public static class CorpusFiles
     /// <summary>The document-start pattern of the embedded corpus (data/corpus).</summary>
     public static Regex EmbeddedDocumentStart { get; } = new(@"^(?:=== (.+) ===|CHAPTER \d+\..*)$", RegexOptions.Multiline | RegexOptions.CultureInvariant);
 
-    /// <summary>The files a path names: itself, or the .txt / .txt.gz files below a folder in ordinal order.</summary>
+    /// <summary>The file endings a corpus folder is searched for (other files are ignored).</summary>
+    public static IReadOnlyList<string> Extensions { get; } = [".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".parquet"];
+
+    /// <summary>The field of a JSONL object, or the Parquet column, that holds a document's text unless another is named.</summary>
+    public const string DefaultTextField = "text";
+
+    /// <summary>The files a path names: itself, or the files below a folder with one of <see cref="Extensions"/>, in ordinal order.</summary>
     public static IReadOnlyList<string> List(string path)
     {
         if (File.Exists(path)) return [path];
         if (!Directory.Exists(path)) throw new FileNotFoundException($"Corpus not found: {path}", path);
         var files = Directory.GetFiles(path, "*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase))
+            .Where(f => Extensions.Any(e => f.EndsWith(e, StringComparison.OrdinalIgnoreCase)))
             .ToArray();
         Array.Sort(files, StringComparer.Ordinal);
-        if (files.Length == 0) throw new InvalidDataException($"Corpus folder {path} holds no .txt or .txt.gz files.");
+        if (files.Length == 0) throw new InvalidDataException($"Corpus folder {path} holds no {string.Join(", ", Extensions.SkipLast(1))} or {Extensions[^1]} files.");
         return files;
     }
 
-    /// <summary>Reads one file (gunzipping <c>.gz</c>) strictly as UTF-8, naming the file and byte offset of the first invalid sequence.</summary>
-    public static string ReadText(string file)
+    /// <summary>A file's bytes, gunzipped when it ends in <c>.gz</c>; an empty or corrupt file is named in the error.</summary>
+    public static byte[] ReadBytes(string file)
     {
         byte[] bytes;
         if (file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
@@ -54,6 +67,13 @@ public static class CorpusFiles
         }
         else bytes = File.ReadAllBytes(file);
         if (bytes.Length == 0) throw new InvalidDataException($"Corpus file {file} is empty.");
+        return bytes;
+    }
+
+    /// <summary>Reads one file (gunzipping <c>.gz</c>) strictly as UTF-8, naming the file and byte offset of the first invalid sequence.</summary>
+    public static string ReadText(string file)
+    {
+        byte[] bytes = ReadBytes(file);
         try
         {
             int start = bytes.AsSpan().StartsWith(Encoding.UTF8.Preamble) ? 3 : 0;
@@ -66,18 +86,27 @@ public static class CorpusFiles
     }
 
     /// <summary>
-    /// Reads every document under <paramref name="path"/>. A document's key is the file's path
-    /// relative to <paramref name="path"/>, plus <c>#name</c> or <c>#index</c> when the file is cut
-    /// by <paramref name="documentStart"/>. Text before the first match is a document of its own.
+    /// Reads every document under <paramref name="path"/>, in file order and within a file in
+    /// line or row order. A document's key is the file's path relative to <paramref name="path"/>,
+    /// plus <c>#name</c> or <c>#index</c> when a text file is cut by <paramref name="documentStart"/>
+    /// (text before the first match is a document of its own), <c>#line</c> for JSONL and
+    /// <c>#row</c> for Parquet. <paramref name="textField"/> names the JSONL field or Parquet column
+    /// that holds the text; <paramref name="documentStart"/> applies to text files only.
     /// </summary>
-    public static IReadOnlyList<CorpusDocument> Read(string path, Regex? documentStart = null)
+    public static IReadOnlyList<CorpusDocument> Read(string path, Regex? documentStart = null, string textField = DefaultTextField)
     {
         var root = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
         var docs = new List<CorpusDocument>();
         foreach (var file in List(path))
         {
-            string text = ReadText(file);
             string key = Path.GetRelativePath(root, file).Replace('\\', '/');
+            if (file.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) { ParquetCorpus.Read(file, key, textField, docs); continue; }
+            if (file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".jsonl.gz", StringComparison.OrdinalIgnoreCase))
+            {
+                JsonlCorpus.Read(file, key, textField, docs);
+                continue;
+            }
+            string text = ReadText(file);
             if (documentStart is null) { docs.Add(new CorpusDocument(key, text)); continue; }
             int start = 0, index = 0;
             string name = index.ToString();

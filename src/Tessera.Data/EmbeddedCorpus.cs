@@ -32,4 +32,15 @@ public static class EmbeddedCorpus
     /// <summary>The embedded corpus as documents (speeches by file name, Moby-Dick by chapter).</summary>
     public static IReadOnlyList<CorpusDocument> Read(string scratchDirectory)
         => CorpusFiles.Read(Materialize(scratchDirectory), CorpusFiles.EmbeddedDocumentStart);
+
+    /// <summary>
+    /// The embedded corpus as documents, unpacked into a private temporary folder that is removed
+    /// before returning (for callers whose output folder must hold nothing but their output).
+    /// </summary>
+    public static IReadOnlyList<CorpusDocument> Read()
+    {
+        var scratch = Directory.CreateTempSubdirectory("tessera-corpus-").FullName;
+        try { return Read(scratch); }
+        finally { Directory.Delete(scratch, recursive: true); }
+    }
 }

@@ -76,52 +76,85 @@ public static class ShardBuilder
     public static string FileName(Split split) => split switch { Split.Train => "train.bin", Split.Validation => "val.bin", _ => "test.bin" };
 
     /// <summary>
-    /// Encodes and writes the three splits; <paramref name="progress"/> gets (documents encoded, total).
+    /// Encodes and writes the three splits, each document assigned by <paramref name="split"/> (a
+    /// hash of its key); <paramref name="progress"/> gets (documents encoded, total).
     /// <paramref name="tokenizerSource"/> is what <paramref name="tokenizer"/> was loaded from (a
     /// directory, a file or <c>bytes</c>); it is copied into the folder (see <see cref="KeepTokenizer"/>).
+    /// The folder is published whole (see <see cref="PrepareSplits"/>).
     /// </summary>
     public static PreparedData Prepare(IReadOnlyList<CorpusDocument> documents, ITokenizer tokenizer, string tokenizerSource,
         DocumentSplit split, string outDir, Action<int, int>? progress = null)
     {
         split.Validate();
+        var parts = new Dictionary<Split, List<CorpusDocument>> { [Split.Train] = [], [Split.Validation] = [], [Split.Test] = [] };
+        foreach (var d in documents) parts[split.Assign(d.Key)].Add(d);
+        foreach (var s in new[] { Split.Train, Split.Validation })
+            if (parts[s].Count == 0)
+                throw new ArgumentException($"The corpus has {documents.Count} document(s) and none landed in the {s.ToString().ToLowerInvariant()} split; add documents or change the split fractions.");
+        return PrepareSplits(parts[Split.Train], parts[Split.Validation], parts[Split.Test], tokenizer, tokenizerSource, outDir, progress);
+    }
+
+    /// <summary>
+    /// Encodes and writes splits the caller chose (e.g. a given training file and validation file):
+    /// every document of <paramref name="train"/> goes to <c>train.bin</c>, and so on, in order.
+    /// Training and validation must hold documents; test may be empty. The folder is filled under a
+    /// staging name and renamed into place (<see cref="AtomicFile.PublishDirectory"/>), so a prepare
+    /// that fails leaves no half folder and a previous prepared folder at <paramref name="outDir"/>
+    /// intact. An existing <paramref name="outDir"/> is replaced only when it is empty or a prepared
+    /// folder (it has meta.json), never a folder of other files.
+    /// </summary>
+    public static PreparedData PrepareSplits(IReadOnlyList<CorpusDocument> train, IReadOnlyList<CorpusDocument> validation,
+        IReadOnlyList<CorpusDocument> test, ITokenizer tokenizer, string tokenizerSource, string outDir, Action<int, int>? progress = null)
+    {
         if (!tokenizer.SpecialTokens.TryGetId(ChatTemplate.Bos, out int bos))
             throw new ArgumentException($"Tokenizer {tokenizer.Name} has no {ChatTemplate.Bos} token, which packing needs to mark document starts.");
-        var assigned = new Split[documents.Count];
-        for (int i = 0; i < documents.Count; i++) assigned[i] = split.Assign(documents[i].Key);
-        foreach (var s in new[] { Split.Train, Split.Validation })
-            if (!assigned.Contains(s))
-                throw new ArgumentException($"The corpus has {documents.Count} document(s) and none landed in the {s.ToString().ToLowerInvariant()} split; add documents or change the split fractions.");
+        if (train.Count == 0) throw new ArgumentException("The training split holds no documents; nothing was written.");
+        if (validation.Count == 0) throw new ArgumentException("The validation split holds no documents; nothing was written.");
+        CheckReplaceable(outDir);
 
-        var encoded = new int[documents.Count][];
+        var splits = new[] { (Split.Train, train), (Split.Validation, validation), (Split.Test, test) };
+        var all = splits.SelectMany(s => s.Item2).ToArray();
+        var encoded = new int[all.Length][];
         int done = 0;
-        Parallel.For(0, documents.Count, i =>
+        Parallel.For(0, all.Length, i =>
         {
-            encoded[i] = [.. tokenizer.Encode(documents[i].Text)];
+            encoded[i] = [.. tokenizer.Encode(all[i].Text)];
             int n = Interlocked.Increment(ref done);
-            if (progress is not null && (n % 16 == 0 || n == documents.Count)) lock (encoded) progress(n, documents.Count);
+            if (progress is not null && (n % 16 == 0 || n == all.Length)) lock (encoded) progress(n, all.Length);
         });
 
-        Directory.CreateDirectory(outDir);
-        var stats = new Dictionary<Split, SplitStats>();
-        foreach (var s in new[] { Split.Train, Split.Validation, Split.Test })
+        PreparedData? result = null;
+        AtomicFile.PublishDirectory(outDir, staging =>
         {
-            var docs = new List<int[]>();
-            long bytes = 0, tokens = 0;
-            for (int i = 0; i < documents.Count; i++)
+            var stats = new Dictionary<Split, SplitStats>();
+            int at = 0;
+            foreach (var (s, docs) in splits)
             {
-                if (assigned[i] != s) continue;
-                docs.Add(encoded[i]);
-                bytes += Encoding.UTF8.GetByteCount(documents[i].Text);
-                tokens += encoded[i].Length + 1;
+                var ids = new List<int[]>(docs.Count);
+                long bytes = 0, tokens = 0;
+                foreach (var d in docs)
+                {
+                    ids.Add(encoded[at]);
+                    bytes += Encoding.UTF8.GetByteCount(d.Text);
+                    tokens += encoded[at].Length + 1;
+                    at++;
+                }
+                TokenShard.Write(Path.Combine(staging, FileName(s)), ids, tokenizer.VocabSize, bos);
+                stats[s] = new SplitStats(docs.Count, tokens, bytes);
             }
-            TokenShard.Write(Path.Combine(outDir, FileName(s)), docs, tokenizer.VocabSize, bos);
-            stats[s] = new SplitStats(docs.Count, tokens, bytes);
-        }
-        string recorded = KeepTokenizer(tokenizerSource, outDir);
-        var result = new PreparedData(outDir, recorded, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
-        AtomicFile.WriteAllText(Path.Combine(outDir, PreparedData.MetaFile),
-            JsonNaming.Serialize(result with { Directory = "." }));
-        return result;
+            string recorded = KeepTokenizer(tokenizerSource, staging);
+            result = new PreparedData(outDir, recorded, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
+            AtomicFile.WriteAllText(Path.Combine(staging, PreparedData.MetaFile), JsonNaming.Serialize(result with { Directory = "." }));
+        });
+        return result!;
+    }
+
+    /// <summary>Refuses an output folder that holds files but is not a prepared folder: publishing would replace them.</summary>
+    static void CheckReplaceable(string outDir)
+    {
+        if (!Directory.Exists(outDir) || File.Exists(Path.Combine(outDir, PreparedData.MetaFile)) || !Directory.EnumerateFileSystemEntries(outDir).Any()) return;
+        throw new ArgumentException($"{Path.GetFullPath(outDir)} exists and is not a prepared data folder (no {PreparedData.MetaFile}); " +
+            "preparing replaces the whole folder, so choose a new or empty one.");
     }
 
     /// <summary>

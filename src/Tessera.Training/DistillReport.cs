@@ -7,7 +7,7 @@ namespace Tessera.Training;
 
 /// <summary>
 /// Writes a <see cref="DistillResult"/> into a run folder as results.json, report.md and
-/// bpb.svg (held-out bits per byte against step for both students, the teacher as a flat line).
+/// bpb.svg + bpb.png (held-out bits per byte against step for both students, the teacher as a flat line).
 /// </summary>
 public static class DistillReport
 {
@@ -15,13 +15,11 @@ public static class DistillReport
     public static IReadOnlyList<string> Write(string dir, DistillResult r, string? command = null)
     {
         long lastStep = r.Train.Steps;
-        var svg = SvgPlot.Lines("Held-out bits per byte: distilled vs. from scratch", "optimizer step", "validation bits/byte",
-        [
-            ("teacher", new List<(double, double)> { (0, r.TeacherBitsPerByte), (lastStep, r.TeacherBitsPerByte) }),
-            ("student, scratch", Points(r.Scratch)),
-            ("student, distilled", Points(r.Distilled)),
-        ]);
-        return ExperimentReport.Write(dir, "Distillation", Json(r), Markdown(r, command), new Dictionary<string, string> { ["bpb"] = svg });
+        var figure = new Figure("Held-out bits per byte: distilled vs. from scratch", "optimizer step", "validation bits/byte")
+            .Add(new PlotSeries("teacher", [(0, r.TeacherBitsPerByte), (lastStep, r.TeacherBitsPerByte)], SeriesStyle.Reference, 7))
+            .Add(new PlotSeries("student, scratch", Points(r.Scratch), SeriesStyle.LineAndMarkers, 0))
+            .Add(new PlotSeries("student, distilled", Points(r.Distilled), SeriesStyle.LineAndMarkers, 1));
+        return ExperimentReport.Write(dir, "Distillation", Json(r), Markdown(r, command), new Dictionary<string, Figure> { ["bpb"] = figure });
     }
 
     static List<(double, double)> Points(StudentResult s)

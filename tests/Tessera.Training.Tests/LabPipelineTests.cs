@@ -37,9 +37,14 @@ public sealed class LabPipelineTests : IDisposable
     {
         Assert.True(File.Exists(Path.Combine(folder, ExperimentReport.ResultsFile)));
         Assert.True(File.Exists(Path.Combine(folder, ExperimentReport.MarkdownFile)));
-        foreach (var s in svgs) Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(folder, s + ".svg")));
+        foreach (var s in svgs)
+        {
+            System.Xml.Linq.XDocument.Parse(File.ReadAllText(Path.Combine(folder, s + ".svg")));
+            if (Figure.PngUnavailableReason is null) Assert.True(File.Exists(Path.Combine(folder, s + ".png")), $"{s}.png is missing beside {s}.svg");
+        }
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, ExperimentReport.ResultsFile)));
         Assert.True(doc.RootElement.GetProperty("runs").GetArrayLength() > 0);
+        FigureTests.Keep(folder);
     }
 
     [Fact]
@@ -56,11 +61,49 @@ public sealed class LabPipelineTests : IDisposable
         Assert.True(r.Fit.Alpha > 0 && r.Fit.Beta > 0 && double.IsFinite(r.ComputeOptimal[0].TokensPerParameter), $"fit {r.Fit}, optimal {r.ComputeOptimal[0]}");
         Assert.Equal(3, r.IsoFlopMinima.Count);
         AssertFiles(outDir, "isoflop", "optimal");
+        AssertFitDrawnAsCurves(r, plan, outDir);
 
         // Everything is cached now: a fit-only pass trains nothing and reproduces the result.
         var again = ScalingLab.Run(plan, corpus, outDir, fitOnly: true);
         Assert.Equal(r.HeldOut.Actual, again.HeldOut.Actual);
         Assert.Equal(r.Fit, again.Fit);
+    }
+
+    /// <summary>
+    /// The IsoFLOP figure draws the fitted L(N, D) of every budget as a dense curve (many more
+    /// points than runs) in the colour of that budget's runs, and the curve passes through the
+    /// law's value at each run's (N, D), not somewhere near the measurements.
+    /// </summary>
+    static void AssertFitDrawnAsCurves(ScalingLabResult r, ScalingPlan plan, string outDir)
+    {
+        var law = new ScalingLaw(r.Fit.E, r.Fit.A, r.Fit.Alpha, r.Fit.B, r.Fit.Beta);
+        var sweep = plan.Budgets.Select((c, i) => (c, r.Runs.Skip(i * plan.SizesPerBudget).Take(plan.SizesPerBudget).ToList())).ToList();
+        var (isoflop, optimal) = ScalingLab.Figures(r, sweep, law);
+        var svg = System.Xml.Linq.XDocument.Parse(File.ReadAllText(Path.Combine(outDir, "isoflop.svg")));
+        for (int b = 0; b <= sweep.Count; b++)                          // every budget, then the held-back one
+        {
+            var measured = isoflop.Series[2 * b];
+            var curve = isoflop.Series[2 * b + 1];
+            Assert.Equal(SeriesStyle.Markers, measured.Style);
+            Assert.Equal(SeriesStyle.Curve, curve.Style);
+            Assert.Equal(measured.Color, curve.Color);
+            Assert.True(curve.Points.Count >= 20 * measured.Points.Count, $"budget {b}: {curve.Points.Count} curve points for {measured.Points.Count} runs");
+            Assert.Equal(curve.Points.Count, FigureTests.Polylines(svg, curve.Color)[0].Length);
+            var runs = b < sweep.Count ? sweep[b].Item2 : [r.HeldOut.Run];
+            foreach (var run in runs)
+            {
+                double logN = Math.Log(run.NonEmbeddingParameters);
+                int i = 1;
+                while (i < curve.Points.Count - 1 && Math.Log(curve.Points[i].X) < logN) i++;
+                var (x0, y0) = curve.Points[i - 1];
+                var (x1, y1) = curve.Points[i];
+                double drawn = y0 + (y1 - y0) * (logN - Math.Log(x0)) / (Math.Log(x1) - Math.Log(x0));
+                double expected = law.Loss(run.NonEmbeddingParameters, run.Tokens * (b < sweep.Count ? sweep[b].c : r.HeldOut.Flops) / run.Flops);
+                Assert.True(Math.Abs(drawn - expected) <= 1e-3 * Math.Abs(expected), $"budget {b}, {run.Name}: curve {drawn} vs law {expected}");
+            }
+        }
+        Assert.True(optimal.LogX && optimal.LogY);
+        Assert.Contains(optimal.Series, s => s.Style == SeriesStyle.Curve && s.Points.Count >= Figure.CurvePoints);
     }
 
     [Fact]

@@ -20,47 +20,97 @@ public static class DataCommand
 
     static Command Prepare()
     {
-        var input = new Option<string>("--input") { Description = "A text file or folder of .txt/.txt.gz files; default: the embedded corpus.", DefaultValueFactory = _ => "embedded" };
+        var input = new Option<string>("--input") { Description = "A corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz, .parquet), split by document hash; default: the embedded corpus.", DefaultValueFactory = _ => "embedded" };
+        var train = new Option<string?>("--train") { Description = "Explicit splits: the training file or folder (with --validation; replaces --input and the hash split)." };
+        var validation = new Option<string?>("--validation") { Description = "Explicit splits: the validation file or folder (used whole, in order)." };
+        var testSplit = new Option<string?>("--test") { Description = "Explicit splits: an optional test file or folder." };
+        var textField = new Option<string>("--text-field") { Description = "JSONL field or Parquet column that holds each document's text.", DefaultValueFactory = _ => CorpusFiles.DefaultTextField };
         var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer directory/file, or `bytes`.", Required = true };
-        var output = new Option<string>("--out") { Description = "Output folder for train.bin, val.bin, test.bin, meta.json.", Required = true };
-        var val = new Option<double>("--val-fraction") { Description = "Share of documents held out for validation.", DefaultValueFactory = _ => 0.05 };
-        var test = new Option<double>("--test-fraction") { Description = "Share of documents held out for test.", DefaultValueFactory = _ => 0.05 };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the document split.", DefaultValueFactory = _ => 0UL };
-        var split = new Option<string?>("--split-on") { Description = "Regex: a matching line starts a new document (default for the embedded corpus: its headings)." };
+        var output = new Option<string>("--out") { Description = "Output folder for train.bin, val.bin, test.bin, meta.json (new, empty, or a prepared folder to replace).", Required = true };
+        var val = new Option<double>("--val-fraction") { Description = "Hash split: share of documents held out for validation.", DefaultValueFactory = _ => 0.05 };
+        var test = new Option<double>("--test-fraction") { Description = "Hash split: share of documents held out for test.", DefaultValueFactory = _ => 0.05 };
+        var seed = new Option<ulong>("--seed") { Description = "Hash split: seed of the document split.", DefaultValueFactory = _ => 0UL };
+        var split = new Option<string?>("--split-on") { Description = "Regex: a matching line of a text file starts a new document (default for the embedded corpus: its headings)." };
+        var overlapN = new Option<int?>("--overlap-ngram") { Description = $"Explicit splits: warn when validation/test documents share an n-gram of this many tokens with training (0 = skip; default {SplitOverlap.DefaultN}, {SplitOverlap.DefaultByteN} for a byte tokenizer)." };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("prepare", "Tokenize a corpus into memory-mapped shards with a deterministic document-level train/val/test split.")
-            { input, tokenizer, output, val, test, seed, split, json };
+        var cmd = new Command("prepare", "Tokenize a corpus into memory-mapped shards: a deterministic document-level train/val/test split, or the train/validation/test files given.")
+            { input, train, validation, testSplit, textField, tokenizer, output, val, test, seed, split, overlapN, json };
         cmd.SetAction(p =>
         {
+            string tokPath = p.GetValue(tokenizer)!, outDir = p.GetValue(output)!, field = p.GetValue(textField)!;
+            string? trainPath = p.GetValue(train), valPath = p.GetValue(validation), testPath = p.GetValue(testSplit);
+            bool explicitSplits = trainPath is not null || valPath is not null || testPath is not null;
+            bool asJson = p.GetValue(json);
+            if (explicitSplits)
+            {
+                if (trainPath is null || valPath is null) throw new ArgumentException("Explicit splits need both --train and --validation (--test is optional).");
+                var hashOnly = new Option[] { input, val, test, seed }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                if (hashOnly.Count > 0) throw new ArgumentException($"{string.Join(", ", hashOnly)} belong(s) to the hash split of --input; with --train/--validation the files are the splits.");
+            }
             var documentSplit = new DocumentSplit(p.GetValue(val), p.GetValue(test), p.GetValue(seed)).Validate();
-            string tokPath = p.GetValue(tokenizer)!, outDir = p.GetValue(output)!, inPath = p.GetValue(input)!;
             var tok = TokenizerFiles.Load(tokPath);
             var sw = Stopwatch.StartNew();
-            var docs = Load(inPath, p.GetValue(split), outDir);
-            var prepared = ShardBuilder.Prepare(docs, tok, tokPath, documentSplit, outDir,
-                (n, total) => { if (!p.GetValue(json)) Console.Error.Write($"\rencoding {n}/{total} documents"); });
-            if (!p.GetValue(json)) Console.Error.WriteLine();
-            Report(prepared, sw.Elapsed.TotalSeconds, p.GetValue(json));
+            Action<int, int> progress = (n, total) => { if (!asJson) Console.Error.Write($"\rencoding {n}/{total} documents"); };
+            PreparedData prepared;
+            IReadOnlyList<SplitOverlap>? overlaps = null;
+            if (explicitSplits)
+            {
+                // Every split is read (and every bad line found) before anything is written.
+                var trainDocs = LoadSplit("--train", trainPath!, p.GetValue(split), field);
+                var valDocs = LoadSplit("--validation", valPath!, p.GetValue(split), field);
+                var testDocs = testPath is null ? [] : LoadSplit("--test", testPath, p.GetValue(split), field);
+                prepared = ShardBuilder.PrepareSplits(trainDocs, valDocs, testDocs, tok, tokPath, outDir, progress);
+                if (!asJson) Console.Error.WriteLine();
+                int n = p.GetValue(overlapN) ?? SplitOverlap.DefaultFor(tok.VocabSize);
+                if (n > 0)
+                {
+                    overlaps = SplitOverlap.Measure(prepared, n);
+                    foreach (var o in overlaps.Where(o => o.Overlapping > 0)) Console.Error.WriteLine(o.Warning());
+                }
+            }
+            else
+            {
+                var docs = Load(p.GetValue(input)!, p.GetValue(split), field);
+                prepared = ShardBuilder.Prepare(docs, tok, tokPath, documentSplit, outDir, progress);
+                if (!asJson) Console.Error.WriteLine();
+            }
+            Report(prepared, sw.Elapsed.TotalSeconds, asJson, overlaps);
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>Reads the corpus a `--input` value names; `embedded` is the built-in one.</summary>
-    public static IReadOnlyList<CorpusDocument> Load(string input, string? splitOn, string scratch)
+    /// <summary>Reads the corpus a `--input` value names (`embedded` is the built-in one); few long documents are cut into chunks so a hash split has units to assign.</summary>
+    public static IReadOnlyList<CorpusDocument> Load(string input, string? splitOn, string textField = CorpusFiles.DefaultTextField)
     {
-        if (input == "embedded") return EmbeddedCorpus.Read(Path.Combine(scratch, "corpus"));
-        var regex = splitOn is null ? null : new System.Text.RegularExpressions.Regex(splitOn, System.Text.RegularExpressions.RegexOptions.Multiline);
-        return CorpusFiles.ChunkIfFew(CorpusFiles.Read(input, regex));
+        if (input == "embedded") return EmbeddedCorpus.Read();
+        return CorpusFiles.ChunkIfFew(CorpusFiles.Read(input, Regex(splitOn), textField));
     }
 
-    static void Report(PreparedData d, double seconds, bool json)
+    /// <summary>Reads one explicit split whole: its documents as they are, in file order, never re-chunked.</summary>
+    static IReadOnlyList<CorpusDocument> LoadSplit(string flag, string path, string? splitOn, string textField)
+    {
+        try
+        {
+            return CorpusFiles.Read(path, Regex(splitOn), textField);
+        }
+        catch (InvalidDataException e) when (e.Message.Contains("holds no text", StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{flag} {path}: the split holds no documents (every document is empty); nothing was written.");
+        }
+    }
+
+    static System.Text.RegularExpressions.Regex? Regex(string? splitOn)
+        => splitOn is null ? null : new System.Text.RegularExpressions.Regex(splitOn, System.Text.RegularExpressions.RegexOptions.Multiline);
+
+    static void Report(PreparedData d, double seconds, bool json, IReadOnlyList<SplitOverlap>? overlaps)
     {
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(new
             {
-                @out = Path.GetFullPath(d.Directory), vocab_size = d.VocabSize, train = d.Train, validation = d.Validation, test = d.Test, seconds,
+                @out = Path.GetFullPath(d.Directory), vocab_size = d.VocabSize, train = d.Train, validation = d.Validation, test = d.Test,
+                overlap = overlaps, seconds,
             }, JsonNaming.Line));
             return;
         }

@@ -35,7 +35,7 @@ public static class RunSetup
     {
         if (Directory.Exists(data) && File.Exists(Path.Combine(data, PreparedData.MetaFile))) return PreparedData.Load(data);
         var tok = TokenizerFiles.Load(tokenizer);
-        var docs = DataCommand.Load(data, null, preparedDir);
+        var docs = DataCommand.Load(data, null);
         if (!quiet) Console.Error.WriteLine($"tokenizing {docs.Count} documents with {tok.Name} → {preparedDir}");
         return ShardBuilder.Prepare(docs, tok, tokenizer, new DocumentSplit(), preparedDir);
     }

@@ -6,7 +6,8 @@ namespace Tessera.Training.Experiments;
 
 /// <summary>
 /// The files every experiment leaves in its run folder: <c>results.json</c> (the machine-readable
-/// result), <c>report.md</c> (a short human summary that links the plots) and one SVG per plot.
+/// result), <c>report.md</c> (a short human summary that links the plots) and one SVG per plot,
+/// with a PNG beside it when the plot is given as a <see cref="Figure"/>.
 /// Each file is written atomically, so a crashed run never leaves half a report.
 /// </summary>
 public static class ExperimentReport
@@ -26,13 +27,39 @@ public static class ExperimentReport
     public static IReadOnlyList<string> Write(string dir, string name, object resultsJson, string markdown,
         IReadOnlyDictionary<string, string> svgs)
     {
-        ArgumentNullException.ThrowIfNull(resultsJson);
         ArgumentNullException.ThrowIfNull(svgs);
-        foreach (var key in svgs.Keys)
+        var written = WriteText(dir, name, resultsJson, markdown, svgs.Keys);
+        foreach (var (key, svg) in svgs)
+        {
+            string path = Path.Combine(dir, key.EndsWith(".svg", StringComparison.OrdinalIgnoreCase) ? key : key + ".svg");
+            AtomicFile.WriteAllText(path, svg);
+            written.Add(path);
+        }
+        return written;
+    }
+
+    /// <summary>
+    /// As <see cref="Write(string, string, object, string, IReadOnlyDictionary{string, string})"/>, with
+    /// each figure saved as <c>KEY.svg</c> and <c>KEY.png</c> (<see cref="Figure.Save"/>; the PNG is left
+    /// out, and the SVG still written, where <see cref="Figure.PngUnavailableReason"/> says PNGs cannot be drawn).
+    /// </summary>
+    public static IReadOnlyList<string> Write(string dir, string name, object resultsJson, string markdown,
+        IReadOnlyDictionary<string, Figure> figures)
+    {
+        ArgumentNullException.ThrowIfNull(figures);
+        var written = WriteText(dir, name, resultsJson, markdown, figures.Keys);
+        foreach (var (key, figure) in figures) written.AddRange(figure.Save(dir, key));
+        return written;
+    }
+
+    static List<string> WriteText(string dir, string name, object resultsJson, string markdown, IEnumerable<string> plotKeys)
+    {
+        ArgumentNullException.ThrowIfNull(resultsJson);
+        foreach (var key in plotKeys)
             if (key.Length == 0 || key.IndexOfAny(['/', '\\', ':']) >= 0 || key.StartsWith('.'))
                 throw new ArgumentException($"Plot name '{key}' is not a plain file name.");
         Directory.CreateDirectory(dir);
-        var written = new List<string>(2 + svgs.Count);
+        var written = new List<string>();
 
         string results = Path.Combine(dir, ResultsFile);
         AtomicFile.WriteAllText(results, JsonNaming.SerializeObject(resultsJson) + "\n");
@@ -41,13 +68,6 @@ public static class ExperimentReport
         string report = Path.Combine(dir, MarkdownFile);
         AtomicFile.WriteAllText(report, $"# {name}\n\n{markdown.TrimEnd()}\n");
         written.Add(report);
-
-        foreach (var (key, svg) in svgs)
-        {
-            string path = Path.Combine(dir, key.EndsWith(".svg", StringComparison.OrdinalIgnoreCase) ? key : key + ".svg");
-            AtomicFile.WriteAllText(path, svg);
-            written.Add(path);
-        }
         return written;
     }
 }

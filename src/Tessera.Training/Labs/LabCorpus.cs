@@ -55,11 +55,9 @@ public sealed class LabCorpus : IDisposable
         else
         {
             var tok = TokenizerFiles.Load(tokenizer);
-            string scratch = Path.Combine(folder, "corpus");
-            var docs = EmbeddedCorpus.Read(scratch);
+            var docs = EmbeddedCorpus.Read();
             log?.Invoke($"tokenizing the embedded corpus ({docs.Count} documents) with {tok.Name} → {folder}");
             data = ShardBuilder.Prepare(docs, tok, tokenizer, new DocumentSplit(), folder);
-            Directory.Delete(scratch, recursive: true);
         }
         var train = TokenShard.Open(data.ShardPath(Split.Train));
         try

@@ -91,14 +91,11 @@ public static class MoeLab
     {
         var inv = CultureInfo.InvariantCulture;
         var dense = r.Points[0];
-        var series = new List<(string, IReadOnlyList<(double, double)>)>
-        {
-            ("top-1 (dense at 1 expert)", r.Points.Where(p => p.TopK == 1).Select(p => ((double)p.Experts, p.ValLoss)).ToList()),
-        };
+        var experts = new Figure($"Loss vs experts at equal active parameters ({r.Tokens:N0} tokens each)", "experts per layer", "validation loss (nats/token)", logX: true)
+            .Add(new PlotSeries("top-1 (dense at 1 expert)", [.. r.Points.Where(p => p.TopK == 1).Select(p => ((double)p.Experts, p.ValLoss))], SeriesStyle.LineAndMarkers, 0));
         var top2 = r.Points.Where(p => p.TopK == 2).ToList();
-        if (top2.Count > 0) series.Add(("top-2, half-width experts", top2.Select(p => ((double)p.Experts, p.ValLoss)).ToList()));
-        series.Add(("dense baseline", [(1.0, dense.ValLoss), (r.Points.Max(p => p.Experts), dense.ValLoss)]));
-        string experts = SvgPlot.Lines($"Loss vs experts at equal active parameters ({r.Tokens:N0} tokens each)", "experts per layer", "validation loss (nats/token)", series, logX: true);
+        if (top2.Count > 0) experts.Add(new PlotSeries("top-2, half-width experts", [.. top2.Select(p => ((double)p.Experts, p.ValLoss))], SeriesStyle.LineAndMarkers, 1));
+        experts.Add(new PlotSeries("dense baseline", [(1.0, dense.ValLoss), (r.Points.Max(p => p.Experts), dense.ValLoss)], SeriesStyle.Reference, 7));
 
         var md = new StringBuilder();
         md.AppendLine(inv, $"Data: {r.Corpus}. Every run trains on the same {r.Tokens:N0} tokens (batch {r.Training.BatchSize} × {r.Training.SequenceLength}, peak LR {r.Training.LearningRateFor(r.Runs[0].Dim)}); MoE layers are dropless with the Switch load-balancing loss. Top-1 experts have the dense MLP's width, top-2 experts half of it, so active parameters match the dense model up to the router.");
@@ -109,7 +106,7 @@ public static class MoeLab
         md.AppendLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var p in r.Points)
             md.AppendLine(inv, $"| {p.Name} | {p.Experts} | {p.TopK} | {p.Parameters:N0} | {p.ActiveParameters:N0} | {p.FlopsPerToken:0.00e+0} | {p.ValLoss:F4} | {p.DeltaVsDense:+0.0000;-0.0000;0} | {p.TokensPerSecond:N0} |");
-        ExperimentReport.Write(outDir, "MoE lab: dense vs mixture of experts at equal active parameters", r, md.ToString(), new Dictionary<string, string> { ["experts"] = experts });
+        ExperimentReport.Write(outDir, "MoE lab: dense vs mixture of experts at equal active parameters", r, md.ToString(), new Dictionary<string, Figure> { ["experts"] = experts });
     }
 }
 

@@ -114,20 +114,7 @@ public static class RepeatLab
     static void WriteReport(RepeatLabResult r, string outDir, DataCurve curve)
     {
         var inv = CultureInfo.InvariantCulture;
-        var series = new List<(string, IReadOnlyList<(double, double)>)>();
-        foreach (var f in r.Fits)
-            series.Add(($"dropout {f.Dropout.ToString("0.##", inv)}", f.Points.Select(p => (p.Epochs, p.ValLoss)).ToList()));
-        foreach (var f in r.Fits)
-        {
-            if (double.IsNaN(f.RStar)) continue;
-            var fit = new RepetitionFit(f.RStar, f.Efficiency, 0);
-            var pts = new List<(double, double)>();
-            for (double e = 1; e <= f.Points.Max(p => p.Epochs) * 1.0001; e *= Math.Sqrt(2))
-                pts.Add((e, curve.Loss(fit.EffectiveTokens(r.Tokens / e, e))));
-            series.Add(($"fit, dropout {f.Dropout.ToString("0.##", inv)}", pts));
-        }
-        series.Add(("fresh data (all unique)", r.Fits[0].Points.Select(p => (p.Epochs, curve.Loss(r.Tokens))).ToList()));
-        string epochs = SvgPlot.Lines($"Loss vs epochs at fixed compute ({r.Tokens:N0} tokens seen)", "epochs over the unique tokens", "validation loss (nats/token)", series, logX: true);
+        var epochs = Figure(r, curve);
 
         var md = new StringBuilder();
         md.AppendLine(inv, $"Data: {r.Corpus}. Model {r.Model} (N = {r.N:N0} non-embedding parameters), every repeated run sees D = {r.Tokens:N0} tokens (C = {r.Budget:0.00e+0} FLOPs); the unique-token budget is U = D / epochs, drawn as 1,024-token chunks from all over the training pool in a fixed random order (smaller budgets are prefixes of larger ones). Training: batch {r.Training.BatchSize} × {r.Training.SequenceLength}, peak LR {r.Training.LearningRateFor(r.Runs[0].Dim)}, warmup then cosine to {r.Training.MinLearningRateShare:P0} of it; dropout (when on) after the embedding and on the attention and MLP outputs before each residual add.");
@@ -150,7 +137,31 @@ public static class RepeatLab
                 md.AppendLine(inv, $"| {p.Name} | {f.Dropout:0.##} | {p.Epochs:0.##} | {p.UniqueTokens:N0} | {p.ValLoss:F4} | {(double.IsNaN(p.EffectiveTokens) ? "beyond the curve's floor" : p.EffectiveTokens.ToString("N0", inv))} |");
         foreach (var x in r.Runs.Where(x => x.Name.StartsWith("fresh", StringComparison.Ordinal)))
             md.AppendLine(inv, $"| {x.Name} | 0 | 1 | {x.UniqueTokens:N0} | {x.ValLoss:F4} | (fresh reference) |");
-        ExperimentReport.Write(outDir, "Data-limited lab: repeated tokens at fixed compute", r, md.ToString(), new Dictionary<string, string> { ["epochs"] = epochs });
+        ExperimentReport.Write(outDir, "Data-limited lab: repeated tokens at fixed compute", r, md.ToString(), new Dictionary<string, Figure> { ["epochs"] = epochs });
+    }
+
+    /// <summary>
+    /// Loss against epochs: each dropout setting's runs as markers and its fitted repetition model
+    /// as a smooth curve in the same colour (skipped where the fit failed), with the fresh-data
+    /// loss at the same D as a dashed reference.
+    /// </summary>
+    internal static Figure Figure(RepeatLabResult r, DataCurve curve)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var figure = new Figure($"Loss vs epochs at D = {r.Tokens:N0} tokens (lines: fitted repetition model)",
+            "epochs over the unique tokens", "validation loss (nats/token)", logX: true);
+        double maxEpochs = r.Fits.SelectMany(f => f.Points).Max(p => p.Epochs);
+        for (int i = 0; i < r.Fits.Count; i++)
+        {
+            var f = r.Fits[i];
+            figure.Measured($"dropout {f.Dropout.ToString("0.##", inv)}", [.. f.Points.Select(p => (p.Epochs, p.ValLoss))], i);
+            if (double.IsNaN(f.RStar)) continue;
+            var fit = new RepetitionFit(f.RStar, f.Efficiency, 0);
+            figure.Curve(null, e => curve.Loss(fit.EffectiveTokens(r.Tokens / e, e)), 1, maxEpochs * 1.25, i);
+        }
+        double fresh = curve.Loss(r.Tokens);
+        figure.Add(new PlotSeries("fresh data", [(1, fresh), (maxEpochs * 1.25, fresh)], SeriesStyle.Reference, 7));
+        return figure;
     }
 }
 

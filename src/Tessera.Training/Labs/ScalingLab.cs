@@ -167,18 +167,7 @@ public static class ScalingLab
     static void WriteReport(ScalingLabResult r, string outDir, List<(double Flops, List<LabRunResult> Runs)> sweep, ScalingLaw law, ScalingPlan plan)
     {
         var inv = CultureInfo.InvariantCulture;
-        var series = new List<(string, IReadOnlyList<(double, double)>)>();
-        foreach (var (c, runs) in sweep)
-            series.Add(($"C={c.ToString("0.0e+0", inv)}", runs.Select(x => ((double)x.NonEmbeddingParameters, x.ValLoss)).ToList()));
-        foreach (var (c, runs) in sweep)
-            series.Add(($"fit C={c.ToString("0.0e+0", inv)}", runs.Select(x => ((double)x.NonEmbeddingParameters, law.Loss(x.NonEmbeddingParameters, x.Tokens))).ToList()));
-        series.Add(($"held-back (pred {r.HeldOut.Predicted:F3})", [((double)r.HeldOut.N, r.HeldOut.Actual)]));
-        string isoflop = SvgPlot.Lines("IsoFLOP curves: validation loss vs model size", "non-embedding parameters N", "validation loss (nats/token)", series, logX: true);
-        string optimal = SvgPlot.Lines("Compute-optimal model size", "training FLOPs C", "N",
-        [
-            ("IsoFLOP minima", r.IsoFlopMinima.Select(m => (m.Flops, m.OptimalN)).ToList()),
-            ("L(N,D) fit, C = 6ND", r.ComputeOptimal.Select(p => (p.Flops, p.N)).ToList()),
-        ], logX: true, logY: true);
+        var (isoflop, optimal) = Figures(r, sweep, law);
 
         var md = new StringBuilder();
         var f = r.Fit;
@@ -207,7 +196,7 @@ public static class ScalingLab
         var h = r.HeldOut;
         md.AppendLine(inv, $"Fitted on the {r.Runs.Count} sweep runs only, the law picked {h.Name} (N = {h.N:N0}, D = {h.D:N0}) for C = {h.Flops:0.00e+0} and predicted a validation loss of **{h.Predicted:F4}**; training it gave **{h.Actual:F4}**: error {h.RelativeError:+0.00%;-0.00%}, acceptance |error| ≤ {h.Acceptable:P0} → **{(h.Passed ? "PASS" : "MISS")}**.");
         md.AppendLine();
-        md.AppendLine("![IsoFLOP curves](isoflop.svg)");
+        md.AppendLine("![IsoFLOP curves: measured runs and the fitted L(N, D) at each budget](isoflop.svg)");
         md.AppendLine();
         md.AppendLine("![Compute-optimal N](optimal.svg)");
         md.AppendLine();
@@ -218,7 +207,60 @@ public static class ScalingLab
         foreach (var x in r.Runs.Append(h.Run))
             md.AppendLine(inv, $"| {x.Name} | {x.NonEmbeddingParameters:N0} | {x.Tokens:N0} | {(double)x.Tokens / x.NonEmbeddingParameters:F1} | {x.Flops:0.00e+0} | {x.Steps} | {x.ValLoss:F4} | {x.Seconds:F0} |");
         ExperimentReport.Write(outDir, "Scaling lab: IsoFLOP sweep and L(N, D) fit", r, md.ToString(),
-            new Dictionary<string, string> { ["isoflop"] = isoflop, ["optimal"] = optimal });
+            new Dictionary<string, Figure> { ["isoflop"] = isoflop, ["optimal"] = optimal });
+    }
+
+    /// <summary>
+    /// The two figures of the lab. IsoFLOP: each budget's runs as markers and the fitted L(N, D)
+    /// as a smooth curve in the same colour, along that budget's line D = C / (FLOPs per token of
+    /// N); the held-back run and its budget's predicted curve likewise. FLOPs per token depend only
+    /// on the model, so they are interpolated in log-log space between the ladder sizes that ran
+    /// (straight beyond the ends, where they are close to a power law). Compute-optimal N: the
+    /// IsoFLOP minima with their power-law fit, and the law's own C → N_opt, both on log-log axes.
+    /// </summary>
+    internal static (Figure IsoFlop, Figure Optimal) Figures(ScalingLabResult r, IReadOnlyList<(double Flops, List<LabRunResult> Runs)> sweep, ScalingLaw law)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var perToken = sweep.SelectMany(b => b.Runs).Append(r.HeldOut.Run)
+            .GroupBy(x => x.NonEmbeddingParameters).Select(g => (Math.Log(g.Key), Math.Log(g.First().Flops / g.First().Tokens))).OrderBy(p => p.Item1).ToArray();
+        double Tokens(double flops, double n) => flops / Math.Exp(Interpolate(perToken, Math.Log(n)));
+
+        var isoflop = new Figure("IsoFLOP curves (markers: runs; lines: fitted L(N, D))", "non-embedding parameters N", "validation loss (nats/token)", logX: true);
+        double nLo = perToken[0].Item1, nHi = perToken[^1].Item1;
+        double from = Math.Exp(nLo - 0.15 * (nHi - nLo)), to = Math.Exp(nHi + 0.15 * (nHi - nLo));
+        int color = 0;
+        foreach (var (c, runs) in sweep)
+        {
+            isoflop.Measured($"C = {c.ToString("0.0e+0", inv)}", [.. runs.Select(x => ((double)x.NonEmbeddingParameters, x.ValLoss))], color);
+            isoflop.Curve(null, n => law.Loss(n, Tokens(c, n)), from, to, color);
+            color++;
+        }
+        isoflop.Measured($"held-back C = {r.HeldOut.Flops.ToString("0.0e+0", inv)}",
+            [((double)r.HeldOut.N, r.HeldOut.Actual)], color);
+        isoflop.Curve(null, n => law.Loss(n, Tokens(r.HeldOut.Flops, n)), from, to, color);
+
+        var optimal = new Figure("Compute-optimal model size", "training FLOPs C", "non-embedding parameters N", logX: true, logY: true);
+        var minima = r.IsoFlopMinima;
+        double cLo = Math.Min(minima.Min(m => m.Flops), r.HeldOut.Flops) / 1.5, cHi = Math.Max(minima.Max(m => m.Flops), r.HeldOut.Flops) * 1.5;
+        optimal.Measured("IsoFLOP minima", [.. minima.Select(m => (m.Flops, m.OptimalN))], 0);
+        if (minima.Count >= 2)
+        {
+            var line = Polynomial.LeastSquares([.. minima.Select(m => Math.Log(m.Flops))], [.. minima.Select(m => Math.Log(m.OptimalN))], 1);
+            optimal.Curve($"power law through the minima (slope {line[1]:F2})", c => Math.Exp(line[0] + line[1] * Math.Log(c)), cLo, cHi, 0);
+        }
+        optimal.Curve($"L(N, D) fit, C = 6ND (slope {r.Fit.NExponent:F2})", c => law.ComputeOptimal(c).N, cLo, cHi, 1);
+        return (isoflop, optimal);
+    }
+
+    /// <summary>Piecewise-linear y(x) through (x, y) sorted by x, extended along the end segments; a single point is a constant.</summary>
+    static double Interpolate((double X, double Y)[] p, double x)
+    {
+        if (p.Length == 1) return p[0].Y;
+        int i = 1;
+        while (i < p.Length - 1 && x > p[i].X) i++;
+        var (x0, y0) = p[i - 1];
+        var (x1, y1) = p[i];
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
     }
 }
 
