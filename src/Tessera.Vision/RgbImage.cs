@@ -65,11 +65,16 @@ public sealed class RgbImage
         return new RgbImage(width, height, dst);
     }
 
-    /// <summary>(H, W, 3) floats in [−1, 1]: v/127.5 − 1 (mean 0.5, std 0.5 per channel, as SigLIP/PaliGemma).</summary>
+    /// <summary>
+    /// (H, W, 3) floats in [0, 1]: v/255. Black is 0, so an empty patch adds nothing through the
+    /// linear embedder but its bias and position. (With SigLIP's [−1, 1] a black background is a
+    /// constant −1 input on every weight, and Adam's steps on it moved every image vector at once:
+    /// the shapes world did not leave chance level in 800 steps; measured in docs/multimodal.md.)
+    /// </summary>
     public float[] Normalize()
     {
         var f = new float[Rgb.Length];
-        for (int i = 0; i < f.Length; i++) f[i] = Rgb[i] / 127.5f - 1f;
+        for (int i = 0; i < f.Length; i++) f[i] = Rgb[i] / 255f;
         return f;
     }
 }

@@ -36,7 +36,7 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
         ["num_channels"] = Channels,
         ["tokens_per_image"] = TokensPerImage,
         ["image_token"] = "<|image|>",
-        ["patch_order"] = "raster (row-major), values (py, px, channel), pixels v/127.5 - 1",
+        ["patch_order"] = "raster (row-major), values (py, px, channel), pixels v/255",
         ["embedder"] = "linear (Fuyu-style) + learned row and column embeddings",
         ["attention"] = "prefix-lm: bidirectional over image + prompt, causal after",
     };
