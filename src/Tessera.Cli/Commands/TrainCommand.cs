@@ -65,8 +65,8 @@ public static class TrainCommand
         cmd.SetAction((p, cancel) =>
         {
             if (p.GetValue(data) == "shapes")   // the image–text shapes world (docs/multimodal.md)
-                return Task.FromResult(ShapesCommands.Train(ShapesCommands.Recipe(p.GetValue(quick), p.GetResult(steps) is null ? null : (int)p.GetValue(steps),
-                    p.GetResult(batch) is null ? null : p.GetValue(batch), p.GetResult(lr) is null ? null : p.GetValue(lr), p.GetValue(dim), p.GetValue(layers),
+                return Task.FromResult(ShapesCommands.Train(ShapesCommands.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
+                    p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr), p.GetValue(dim), p.GetValue(layers),
                     p.GetValue(textFraction), p.GetValue(causal), p.GetValue(seed)), p.GetValue(output)!, p.GetValue(json)));
             // Under mpirun every rank runs this; MPI comes up first so that any error is reported per rank.
             if (!p.GetValue(distributed) && !MpiCommunicator.LaunchedByMpirun) return Task.FromResult(Action(p, null, cancel));
