@@ -64,6 +64,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     readonly Thread scheduler;
     bool disposed;
     TokenRow[] rows = new TokenRow[64];
+    float[] vectors = [];
     int[] outputRows = new int[64];
     readonly List<Generation> outputOwners = [];
 
@@ -113,7 +114,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     /// <inheritdoc />
     public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
     {
-        EngineChecks.Request(request, Config);   // before any work, on the caller's thread
+        EngineChecks.Request(request, Config, takesVectors: true);   // before any work, on the caller's thread
         ObjectDisposedException.ThrowIf(disposed, this);
         if (Prefixes is { } p && (long)request.Prompt.Count * cache.BytesPerPosition > p.BudgetBytes)
             throw new ArgumentException($"The prompt has {request.Prompt.Count} tokens, whose keys and values ({(long)request.Prompt.Count * cache.BytesPerPosition / 1e6:F1} MB) overflow the prefix cache budget of {p.BudgetBytes / 1e6:F1} MB.");
@@ -242,18 +243,26 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             }
             int pending = g.Tokens.Count - g.Fed;
             int take = pending == 1 ? 1 : Math.Min(pending, budget);
+            // A bidirectional prefix must reach the cache in one pass: it may overrun the chunk budget.
+            if (g.Fed < g.Request.PrefixLength && budget > 0) take = Math.Max(take, g.Request.PrefixLength - g.Fed);
             if (take == 0) continue;
-            if (pending > 1) { budget -= take; promptRows += take; }
+            if (pending > 1) { budget = Math.Max(0, budget - take); promptRows += take; }
             EnsureRows(n + take);
             cache.Ensure(g.Slot);
-            for (int i = 0; i < take; i++) rows[n + i] = new TokenRow(g.Slot, g.Fed + i, g.Tokens[g.Fed + i]);
+            for (int i = 0; i < take; i++)
+            {
+                int id = g.Tokens[g.Fed + i];
+                rows[n + i] = new TokenRow(g.Slot, g.Fed + i, id, g.Request.PrefixLength);
+                if (id < 0) AppendVector(g);
+            }
             n += take;
             g.Fed += take;
             if (g.Fed == g.Tokens.Count) { outputRows[outputOwners.Count] = n - 1; outputOwners.Add(g); }
         }
         if (n == 0) return false;
         t = DecodeProfile.Add(DecodePhase.Schedule, t);
-        pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count));
+        pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count), vectors: vectors.AsSpan(0, vectorCount));
+        vectorCount = 0;
         Steps++;
         Rows += n;
         t = DecodeProfile.Start();
@@ -294,6 +303,17 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     {
         if (w is Generation g) Finish(g, e);
         else if (w is OneShot job) { job.Result.TrySetException(e); if (job.Slot >= 0) { freeSlots.Push(job.Slot); job.Slot = -1; } }
+    }
+
+    int vectorCount;
+
+    /// <summary>Queues g's next input vector for this pass.</summary>
+    void AppendVector(Generation g)
+    {
+        int d = Config.Dim;
+        if (vectorCount + d > vectors.Length) Array.Resize(ref vectors, Math.Max(vectorCount + d, vectors.Length * 2));
+        g.Request.InputVectors.AsSpan(g.VectorsFed++ * d, d).CopyTo(vectors.AsSpan(vectorCount));
+        vectorCount += d;
     }
 
     void EnsureRows(int n)
@@ -337,7 +357,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         public readonly Sampler Sampler = new(request.Sampling, request.Prompt);
         public readonly List<int> Tokens = new(request.Prompt);
         public readonly Channel<TokenEvent> Output = Channel.CreateBounded<TokenEvent>(new BoundedChannelOptions(buffer) { SingleReader = true, SingleWriter = true });
-        public int Fed, Produced, Stalled;
+        public int Fed, Produced, Stalled, VectorsFed;
         public volatile bool Cancelled, Finished;
     }
 

@@ -20,7 +20,20 @@ public enum FinishReason
 /// stop ids (e.g. EOS, kept as the last token), and how many alternatives to report per token.
 /// </summary>
 public sealed record GenerationRequest(IReadOnlyList<int> Prompt, int MaxNewTokens, SamplingOptions Sampling,
-    IReadOnlySet<int>? StopIds = null, int TopLogprobs = 0);
+    IReadOnlySet<int>? StopIds = null, int TopLogprobs = 0)
+{
+    /// <summary>
+    /// Input vectors (images' patch embeddings): each negative prompt id takes the next D values, in
+    /// order. Only engines that take vectors (<see cref="BatchingEngine"/>) accept a request with them.
+    /// </summary>
+    public float[]? InputVectors { get; init; }
+
+    /// <summary>
+    /// Prompt positions [0, PrefixLength) attend to each other both ways (prefix-LM: an image plus its
+    /// prompt); 0 keeps the prompt causal. The engine feeds the whole prefix in one pass.
+    /// </summary>
+    public int PrefixLength { get; init; }
+}
 
 /// <summary>A token id with its log-probability under the model (natural log, temperature 1).</summary>
 public readonly record struct TokenLogprob(int Id, float Logprob);

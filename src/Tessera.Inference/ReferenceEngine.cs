@@ -162,6 +162,23 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
 /// <summary>Request checks every engine applies before doing any work.</summary>
 public static class EngineChecks
 {
+    /// <summary>A prompt with input vectors: one D-wide vector per negative id, a prefix inside the prompt.</summary>
+    static void Vectors(GenerationRequest r, ModelConfig config)
+    {
+        if (r.Prompt.Count == 0) throw new ArgumentException("The prompt is empty (it needs at least a BOS token).");
+        if (r.Prompt.Count > config.ContextLength)
+            throw new ArgumentException($"The prompt has {r.Prompt.Count} rows (tokens and image patches) but the model's context is {config.ContextLength}.");
+        long negative = 0;
+        foreach (int id in r.Prompt)
+            if (id < 0) negative++;
+            else if (id >= config.VocabSize) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {config.VocabSize}.");
+        long want = negative * config.Dim;
+        if ((r.InputVectors?.Length ?? 0) != want)
+            throw new ArgumentException($"The prompt has {negative} vector rows, so {want} input values (D = {config.Dim}) are needed; {r.InputVectors?.Length ?? 0} were given.");
+        if ((uint)r.PrefixLength > (uint)r.Prompt.Count)
+            throw new ArgumentException($"The prefix length {r.PrefixLength} must lie in [0, {r.Prompt.Count}] (the prompt).");
+    }
+
     /// <summary>Throws <see cref="ArgumentException"/> unless <paramref name="prompt"/> is non-empty, fits the context and holds only ids inside the vocabulary.</summary>
     public static void Prompt(IReadOnlyList<int> prompt, ModelConfig config)
     {
@@ -172,10 +189,16 @@ public static class EngineChecks
             if ((uint)id >= (uint)config.VocabSize) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {config.VocabSize}.");
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> unless the prompt passes <see cref="Prompt"/> and the token budget, logprob count and sampling options are in range.</summary>
-    public static void Request(GenerationRequest r, ModelConfig config)
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> unless the prompt passes <see cref="Prompt"/> (or, with
+    /// input vectors, the vector checks, on engines that take them: <paramref name="takesVectors"/>)
+    /// and the token budget, logprob count and sampling options are in range.
+    /// </summary>
+    public static void Request(GenerationRequest r, ModelConfig config, bool takesVectors = false)
     {
-        Prompt(r.Prompt, config);
+        if (r.InputVectors is null && r.PrefixLength == 0) Prompt(r.Prompt, config);
+        else if (!takesVectors) throw new ArgumentException("this engine takes token ids only; input vectors (images) and prefix attention need the batching engine.");
+        else Vectors(r, config);
         if (r.MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be ≥ 0, got {r.MaxNewTokens}.");
         if (r.TopLogprobs < 0 || r.TopLogprobs > 20) throw new ArgumentException($"top logprobs must be in [0, 20], got {r.TopLogprobs}.");
         if (r.Prompt.Count >= config.ContextLength && r.MaxNewTokens > 0)

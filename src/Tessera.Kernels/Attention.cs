@@ -31,12 +31,14 @@ public static unsafe class Attention
     /// <summary>
     /// o = softmax(cap(q·kᵀ·scale) + causal/window mask)·v per head, cap(s) = softCap·tanh(s/softCap)
     /// when <paramref name="softCap"/> &gt; 0 and the identity when 0; lse keeps each row's log-sum-exp.
+    /// <paramref name="prefix"/> (empty, or one length per batch row) makes the first prefix[b]
+    /// positions of row b a bidirectional block (prefix-LM): query i sees key j when j ≤ i or j &lt; prefix[b].
     /// </summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0, float softCap = 0f)
+        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0, float softCap = 0f, ReadOnlySpan<int> prefix = default)
     {
-        if (Vector512.IsHardwareAccelerated) Forward<AttentionVector512>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
-        else Forward<AttentionVector256>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
+        if (Vector512.IsHardwareAccelerated) Forward<AttentionVector512>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window, softCap, prefix);
+        else Forward<AttentionVector256>(q, k, v, o, lse, batch, heads, kvHeads, seq, headDim, scale, window, softCap, prefix);
     }
 
     /// <summary>
@@ -45,10 +47,10 @@ public static unsafe class Attention
     /// </summary>
     public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
         Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window = 0,
-        float softCap = 0f)
+        float softCap = 0f, ReadOnlySpan<int> prefix = default)
     {
-        if (Vector512.IsHardwareAccelerated) Backward<AttentionVector512>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
-        else Backward<AttentionVector256>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
+        if (Vector512.IsHardwareAccelerated) Backward<AttentionVector512>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window, softCap, prefix);
+        else Backward<AttentionVector256>(q, k, v, o, lse, dO, dq, dk, dv, batch, heads, kvHeads, seq, headDim, scale, window, softCap, prefix);
     }
 
     /// <summary>Bytes of scratch one <see cref="Forward"/> call allocates (all workers together).</summary>
@@ -61,14 +63,17 @@ public static unsafe class Attention
 
     /// <summary>Forward at a chosen vector width (tests run both widths on any machine).</summary>
     internal static void Forward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window, float softCap = 0f) where V : struct, IAttentionVector<V>
+        int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window, float softCap = 0f, ReadOnlySpan<int> prefix = default)
+        where V : struct, IAttentionVector<V>
     {
         AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
         AttentionChecks.SoftCap(softCap);
+        AttentionChecks.Prefix(prefix, batch, seq);
         if (batch == 0 || seq == 0) return;
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse)
+        fixed (int* pp = prefix)
         {
-            var p = new AttentionProblem(pq, pk, pv, po, pl, null, null, null, null, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
+            var p = new AttentionProblem(pq, pk, pv, po, pl, null, null, null, null, batch, heads, kvHeads, seq, headDim, scale, window, softCap, pp);
             AttentionForward.Run<V>(p);
         }
     }
@@ -76,11 +81,12 @@ public static unsafe class Attention
     /// <summary>Backward at a chosen vector width.</summary>
     internal static void Backward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
         Span<float> dq, Span<float> dk, Span<float> dv, int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window,
-        float softCap = 0f)
+        float softCap = 0f, ReadOnlySpan<int> prefix = default)
         where V : struct, IAttentionVector<V>
     {
         AttentionChecks.Check(q.Length, k.Length, v.Length, o.Length, lse.Length, batch, heads, kvHeads, seq, headDim, window);
         AttentionChecks.SoftCap(softCap);
+        AttentionChecks.Prefix(prefix, batch, seq);
         long qn = (long)batch * heads * seq * headDim, kn = (long)batch * kvHeads * seq * headDim;
         if (dO.Length < qn || dq.Length < qn)
             throw new ArgumentException($"Attention: dO/dq need (B={batch}, H={heads}, T={seq}, D={headDim}) = {qn} floats, got dO={dO.Length}, dq={dq.Length}.");
@@ -88,8 +94,9 @@ public static unsafe class Attention
             throw new ArgumentException($"Attention: dk/dv need (B={batch}, Hkv={kvHeads}, T={seq}, D={headDim}) = {kn} floats, got dk={dk.Length}, dv={dv.Length}.");
         if (batch == 0 || seq == 0) return;
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse, pdo = dO, pdq = dq, pdk = dk, pdv = dv)
+        fixed (int* pp = prefix)
         {
-            var p = new AttentionProblem(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, batch, heads, kvHeads, seq, headDim, scale, window, softCap);
+            var p = new AttentionProblem(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, batch, heads, kvHeads, seq, headDim, scale, window, softCap, pp);
             AttentionBackward.Run<V>(p);
         }
     }
@@ -98,8 +105,11 @@ public static unsafe class Attention
 /// <summary>Pointers and sizes of one attention call, with the index arithmetic both passes share.</summary>
 internal readonly unsafe struct AttentionProblem(float* q, float* k, float* v, float* o, float* lse,
     float* dO, float* dq, float* dk, float* dv,
-    int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window, float softCap)
+    int batch, int heads, int kvHeads, int seq, int headDim, float scale, int window, float softCap, int* prefix)
 {
+    /// <summary>Per batch row, the length of the bidirectional prefix (null: none anywhere).</summary>
+    readonly int* prefix = prefix;
+
     public readonly float* Q = q, K = k, V = v, O = o, Lse = lse, DO = dO, DQ = dq, DK = dk, DV = dv;
     public readonly int Batch = batch, Heads = heads, KvHeads = kvHeads, Seq = seq, HeadDim = headDim, Window = window;
     public readonly float Scale = scale;
@@ -117,6 +127,12 @@ internal readonly unsafe struct AttentionProblem(float* q, float* k, float* v, f
 
     /// <summary>Offset of query head h's row terms (lse, D_i).</summary>
     public long RowHead(int b, int h) => ((long)b * Heads + h) * Seq;
+
+    /// <summary>Length of batch row b's bidirectional prefix (0: fully causal).</summary>
+    public int Prefix(int b) => prefix == null ? 0 : prefix[b];
+
+    /// <summary>Last key any query in [i0, i1] of batch row b can see: i1, or the end of the prefix when that lies further.</summary>
+    public int LastKey(int b, int i1) => Math.Max(i1, Prefix(b) - 1);
 
     /// <summary>First key any query in [i0, …] can see.</summary>
     public int FirstKey(int i0) => Window > 0 ? Math.Max(0, i0 - Window + 1) : 0;

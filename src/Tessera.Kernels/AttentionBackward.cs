@@ -109,7 +109,8 @@ internal static unsafe class AttentionBackward
         var cap = V.Splat(p.SoftCap);
         var capArg = V.Splat(capped ? p.Scale / p.SoftCap : 0f);   // the forward's tanh argument, bit for bit
         var oneV = V.Splat(1f);
-        int iLo = j0, iHi = p.LastQuery(j0 + nc - 1);
+        int pre = p.Prefix(b);
+        int iLo = j0 < pre ? 0 : j0, iHi = p.LastQuery(j0 + nc - 1);   // keys in the prefix are seen from query 0 on
         for (int h = g * p.Group; h < (g + 1) * p.Group; h++)
         {
             float* qh = p.Q + p.QueryHead(b, h), dOh = p.DO + p.QueryHead(b, h);
@@ -141,9 +142,9 @@ internal static unsafe class AttentionBackward
                             V.Store(pv, pr + c);
                             V.Store(V.Mul(pv, V.Sub(V.Load(dsr + c), di)), dsr + c);
                         }
-                    // Query i sees keys j with i − window < j ≤ i; zero P and dS elsewhere.
+                    // Query i sees keys j with i − window < j ≤ max(i, prefix − 1); zero P and dS elsewhere.
                     int cLo = p.Window > 0 ? (int)Math.Max(0, (long)i - p.Window + 1 - j0) : 0;
-                    int cHi = Math.Min(nc, i - j0 + 1);
+                    int cHi = Math.Min(nc, p.LastKey(b, i) - j0 + 1);
                     for (int c = 0; c < cLo; c++) { pr[c] = 0f; dsr[c] = 0f; }
                     for (int c = Math.Max(cHi, cLo); c < ncp; c++) { pr[c] = 0f; dsr[c] = 0f; }
                 }
@@ -198,7 +199,8 @@ internal static unsafe class AttentionBackward
         var cap = V.Splat(p.SoftCap);
         var capArg = V.Splat(capped ? p.Scale / p.SoftCap : 0f);
         var oneV = V.Splat(1f);
-        int jLo = p.FirstKey(i0), jHi = i0 + nr - 1;
+        int pre = p.Prefix(b);
+        int jLo = p.FirstKey(i0), jHi = p.LastKey(b, i0 + nr - 1);
         for (int j0 = jLo; j0 <= jHi; j0 += Bc)
         {
             int nc = Math.Min(Bc, jHi + 1 - j0);
@@ -222,7 +224,7 @@ internal static unsafe class AttentionBackward
                         V.Store(V.Mul(pv, V.Sub(V.Load(dsr + r), V.Load(di + r))), dsr + r);
                     }
                 int j = j0 + c;
-                int rLo = Math.Max(0, j - i0);
+                int rLo = j < pre ? 0 : Math.Max(0, j - i0);
                 int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;
                 for (int r = 0; r < rLo; r++) dsr[r] = 0f;
                 for (int r = Math.Max(rHi, rLo); r < nrp; r++) dsr[r] = 0f;

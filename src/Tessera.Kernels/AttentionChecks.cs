@@ -20,6 +20,16 @@ public static class AttentionChecks
             throw new ArgumentException($"Attention: lse needs (B, H, T) = {(long)batch * heads * seq} floats, got {lseLength}.");
     }
 
+    /// <summary>The prefix lengths are absent or one per batch row, each in [0, seq].</summary>
+    public static void Prefix(ReadOnlySpan<int> prefix, int batch, int seq)
+    {
+        if (prefix.IsEmpty) return;
+        if (prefix.Length != batch)
+            throw new ArgumentException($"Attention: prefix lengths need one value per batch row ({batch}), got {prefix.Length}.");
+        foreach (int p in prefix)
+            if ((uint)p > (uint)seq) throw new ArgumentException($"Attention: a prefix length must lie in [0, {seq}], got {p}.");
+    }
+
     /// <summary>The logit soft-cap is 0 (none) or positive and finite.</summary>
     public static void SoftCap(float softCap)
     {

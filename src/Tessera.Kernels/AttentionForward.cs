@@ -71,13 +71,15 @@ internal static unsafe class AttentionForward
         bool capped = p.SoftCap > 0;
         var cap = V.Splat(p.SoftCap);
         var capArg = V.Splat(capped ? p.Scale / p.SoftCap : 0f);   // tanh's argument s·scale/cap as one product
-        int jLo = p.FirstKey(i0), jHi = i0 + nr - 1;
+        int pre = p.Prefix(b);
+        int jLo = p.FirstKey(i0), jHi = p.LastKey(b, i0 + nr - 1);
         for (int j0 = jLo; j0 <= jHi; j0 += Bc)
         {
             int nc = Math.Min(Bc, jHi + 1 - j0);
             MatMul<V>(kh + (long)j0 * D, D, 1, qT, nrp, sT, nrp, nc, nrp, D, accumulate: false);
 
-            // Mask: key j is visible to queries i0 + r with j ≤ i < j + window. For scale > 0 the
+            // Mask: key j is visible to queries i0 + r with j ≤ i < j + window, and to every query
+            // when j lies in the bidirectional prefix. For scale > 0 the
             // scale is folded into the exponent below (max(s·scale) = scale·max s); otherwise the
             // tile is scaled first, since a non-positive scale reverses or flattens the order. A
             // soft-cap replaces s by cap·tanh(s·scale/cap) first, which leaves nothing to fold.
@@ -90,7 +92,7 @@ internal static unsafe class AttentionForward
                         V.Store(V.Mul(cap, AttentionExp.Tanh(V.Mul(V.Load(row + g), capArg))), row + g);
                 else if (!folded) for (int g = 0; g < nrp; g += w) V.Store(V.Mul(V.Load(row + g), scale), row + g);
                 int j = j0 + c;
-                int rLo = Math.Max(0, j - i0);
+                int rLo = j < pre ? 0 : Math.Max(0, j - i0);
                 int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;
                 for (int r = 0; r < rLo; r++) row[r] = float.NegativeInfinity;
                 for (int r = Math.Max(rHi, rLo); r < nrp; r++) row[r] = float.NegativeInfinity;

@@ -7,7 +7,8 @@ namespace Tessera.Kernels;
 
 /// <summary>
 /// Attention of new query rows against a key/value cache: row r (a token of some sequence at position
-/// pos) attends to its own sequence's cached positions [lo, pos], lo = 0 or pos − window + 1, with a
+/// pos) attends to its own sequence's cached positions [lo, last], lo = 0 or pos − window + 1 and
+/// last = max(pos, PrefixEnd − 1) (a bidirectional prefix, prefix-LM), with a
 /// per-call scale and optional logit soft-cap (s ← cap·tanh(s/cap), Gemma 2), so layers that differ
 /// (Gemma's local and global layers) share one instance. The keys and values of the rows themselves
 /// are written to the cache before this runs, so one call serves prefill (many rows of one sequence,
@@ -29,7 +30,7 @@ public sealed unsafe class CachedAttention
     KvCacheView cache;
     int layer, window;
     float scale, softCap;
-    int[] slots = [], rowPositions = [];
+    int[] slots = [], rowPositions = [], rowLast = [];
     float* q, o;
     int qStride;
 
@@ -58,16 +59,19 @@ public sealed unsafe class CachedAttention
     {
         Check(kv, layerIndex, heads, kvHeads, headDim, queryStride, window, softCap);
         int n = tokenRows.Length;
-        if (slots.Length < n) { slots = new int[n]; rowPositions = new int[n]; }
+        if (slots.Length < n) { slots = new int[n]; rowPositions = new int[n]; rowLast = new int[n]; }
         long work = 0;
         for (int i = 0; i < n; i++)
         {
             int slot = tokenRows[i].Slot, pos = tokenRows[i].Position;
             if (pos < 0 || pos >= Math.Min(positions, kv.Positions))
                 throw new ArgumentOutOfRangeException(nameof(tokenRows), pos, $"CachedAttention: row {i} position {pos} outside [0, {Math.Min(positions, kv.Positions)}).");
+            int last = Math.Max(pos, tokenRows[i].PrefixEnd - 1);
+            if (last >= Math.Min(positions, kv.Positions))
+                throw new ArgumentOutOfRangeException(nameof(tokenRows), tokenRows[i].PrefixEnd, $"CachedAttention: row {i} prefix end {tokenRows[i].PrefixEnd} beyond {Math.Min(positions, kv.Positions)} positions.");
             kv.Keys(slot, layerIndex, 0);   // throws for a slot outside the cache or not allocated
-            slots[i] = slot; rowPositions[i] = pos;
-            work += pos + 1;
+            slots[i] = slot; rowPositions[i] = pos; rowLast[i] = last;
+            work += last + 1;
         }
         cache = kv; layer = layerIndex; q = queries; o = output; qStride = queryStride;
         this.window = window; this.scale = scale; this.softCap = softCap;
@@ -98,7 +102,7 @@ public sealed unsafe class CachedAttention
         {
             int r = u / kvHeads, g = u % kvHeads;
             int pos = rowPositions[r], slot = slots[r];
-            int lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = pos - lo + 1;
+            int lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = rowLast[r] - lo + 1;
             float* k = cache.Keys(slot, layer, g) + (long)lo * hd;
             float* v = cache.Values(slot, layer, g) + (long)lo * hd;
             for (int h = 0; h < group; h++)
@@ -118,7 +122,7 @@ public sealed unsafe class CachedAttention
                             int nrow = (u + 1) / kvHeads, npos = rowPositions[nrow];
                             int nlo = window > 0 ? Math.Max(0, npos - window + 1) : 0;
                             nextK = cache.Keys(slots[nrow], layer, (u + 1) % kvHeads) + (long)nlo * hd;
-                            nextN = npos - nlo + 1;
+                            nextN = rowLast[nrow] - nlo + 1;
                         }
                         fixed (float* sp = s)
                             Pair64(q + (long)r * qStride + head * hd, k, v, n, sp + h * n, sp + (h + 1) * n, o + (long)r * stride + head * hd, nextK, nextN);

@@ -2,7 +2,7 @@ namespace Tessera.Kernels;
 
 /// <summary>
 /// What <see cref="CachedAttention"/> needs to know of a token row: the sequence slot whose cache it
-/// reads and its position there (the row attends to positions [lo, Position] of that slot).
+/// reads and its position there (the row attends to positions [lo, max(Position, PrefixEnd − 1)] of that slot).
 /// </summary>
 public interface ICachedRow
 {
@@ -11,6 +11,12 @@ public interface ICachedRow
 
     /// <summary>The row's position in its sequence.</summary>
     int Position { get; }
+
+    /// <summary>
+    /// End of the sequence's bidirectional prefix (prefix-LM): the row also attends to positions
+    /// up to PrefixEnd − 1 when they lie after it. 0 (or anything ≤ Position + 1) leaves the row causal.
+    /// </summary>
+    int PrefixEnd { get; }
 }
 
 /// <summary>

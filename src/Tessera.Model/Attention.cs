@@ -41,8 +41,8 @@ public sealed class Attention
         oProj = p.Add(n.Hf(TensorRole.AttentionOutput, layer), ParameterKind.ResidualOutput, c.Dim, heads * headDim);
     }
 
-    /// <summary>x (B·T, D) → (B·T, D).</summary>
-    public Tensor Forward(Graph g, Tensor x, int batch, int seq)
+    /// <summary>x (B·T, D) → (B·T, D); <paramref name="prefix"/>: per batch row, the bidirectional prefix length (empty: causal).</summary>
+    public Tensor Forward(Graph g, Tensor x, int batch, int seq, ReadOnlySpan<int> prefix = default)
     {
         int b = batch, t = seq;
         var q = Project(g, x, qProj, qBias, qNorm, heads);                     // (B·T, H·Dh)
@@ -51,7 +51,7 @@ public sealed class Attention
         var qh = g.SplitHeads(q, b, t, heads, rope);                           // (B, H, T, Dh), rotated
         var kh = g.SplitHeads(k, b, t, kvHeads, rope);                         // (B, Hkv, T, Dh), rotated
         var vh = g.SplitHeads(v, b, t, kvHeads);                               // (B, Hkv, T, Dh)
-        var o = g.Attention(qh, kh, vh, scale, window, softCap);               // (B, H, T, Dh)
+        var o = g.Attention(qh, kh, vh, scale, window, softCap, prefix);       // (B, H, T, Dh)
         return g.Linear(g.MergeHeads(o), oProj);                                // (B·T, D)
     }
 

@@ -66,16 +66,19 @@ public sealed class Transformer : IDisposable
     /// With <paramref name="vectors"/> (M, D), every negative id takes the next vector as its input
     /// row instead of an embedding row (image patches, retrieved chunks, soft prompts); the
     /// embedding scale applies to both alike, so a vector equal to an embedding row gives
-    /// bit-identical logits.
+    /// bit-identical logits. <paramref name="prefix"/> (empty, or one length per batch row) makes
+    /// row b's first prefix[b] positions attend to each other both ways and causally after them
+    /// (prefix-LM, PaliGemma-style: bidirectional over an image plus its prompt); 0 keeps a row causal.
     /// </summary>
-    public ModelOutput Forward(Graph g, ReadOnlySpan<int> ids, int batch, int seq, ReadOnlySpan<int> targets = default, Tensor? vectors = null)
+    public ModelOutput Forward(Graph g, ReadOnlySpan<int> ids, int batch, int seq, ReadOnlySpan<int> targets = default, Tensor? vectors = null,
+        ReadOnlySpan<int> prefix = default)
     {
         CheckInputs(ids, batch, seq, targets);
         var stats = new RouterStats();
         var x = g.EmbedInputs(embedTokens, ids, vectors);                         // (B·T, D)
         if (Config.ScaleEmbeddings) x = g.Scale(x, Recipe.EmbeddingScale);
         x = g.Dropout(x, Config.Dropout);
-        foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats); // (B·T, D)
+        foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats, prefix); // (B·T, D)
         var hidden = g.RmsNorm(x, finalNorm, Config.NormEps, Config.NormGainOffset);   // (B·T, D)
         var logits = g.Linear(hidden, lmHead);                                    // (B·T, V)
         if (Config.FinalSoftCap > 0) logits = g.SoftCap(logits, Config.FinalSoftCap);

@@ -32,9 +32,9 @@ public sealed class TransformerBlock
     }
 
     /// <summary>x (B·T, D) → (B·T, D).</summary>
-    public Tensor Forward(Graph g, Tensor x, int batch, int seq, RouterStats stats)
+    public Tensor Forward(Graph g, Tensor x, int batch, int seq, RouterStats stats, ReadOnlySpan<int> prefix = default)
     {
-        var a = attention.Forward(g, g.RmsNorm(x, attentionNorm, eps, offset), batch, seq);
+        var a = attention.Forward(g, g.RmsNorm(x, attentionNorm, eps, offset), batch, seq, prefix);
         if (attentionPostNorm is not null) a = g.RmsNorm(a, attentionPostNorm, eps, offset);
         x = g.Add(x, g.Dropout(a, dropout));
         var f = feedForward.Forward(g, g.RmsNorm(x, feedForwardNorm, eps, offset), stats);

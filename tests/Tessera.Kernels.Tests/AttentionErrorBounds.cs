@@ -45,7 +45,7 @@ internal static class AttentionErrorBounds
 
     /// <summary>Bounds on |fast − exact| for o (B, Hq, T, D) and lse (B, Hq, T).</summary>
     public static (double[] O, double[] Lse) Forward(float[] q, float[] k, float[] v, int batch, int heads, int kvHeads, int seq, int dim, float scale, int window,
-        float softCap = 0f)
+        float softCap = 0f, int[]? prefix = null)
     {
         var boundO = new double[q.Length];
         var boundLse = new double[batch * heads * seq];
@@ -58,9 +58,9 @@ internal static class AttentionErrorBounds
                 int qo = (b * heads + h) * seq * dim, ko = (b * kvHeads + h / (heads / kvHeads)) * seq * dim;
                 for (int i = 0; i < seq; i++)
                 {
-                    int lo = window > 0 ? Math.Max(0, i - window + 1) : 0;
+                    int lo = window > 0 ? Math.Max(0, i - window + 1) : 0, hi = Math.Max(i, (prefix is null ? 0 : prefix[b]) - 1);
                     double m = double.NegativeInfinity, sMax = 0, dsMax = 0;
-                    for (int j = lo; j <= i; j++)
+                    for (int j = lo; j <= hi; j++)
                     {
                         double dot = 0, abs = 0;
                         for (int d = 0; d < dim; d++)
@@ -72,16 +72,16 @@ internal static class AttentionErrorBounds
                         m = Math.Max(m, s[j]); sMax = Math.Max(sMax, Math.Abs(s[j]) + ds[j]); dsMax = Math.Max(dsMax, ds[j]);
                     }
                     double l = 0;
-                    for (int j = lo; j <= i; j++) l += Math.Exp(s[j] - m);
+                    for (int j = lo; j <= hi; j++) l += Math.Exp(s[j] - m);
                     double rescale = keyTiles * ((Ce + 1) * U + 2 * U * sMax);
                     double rhoMax = 0;
-                    for (int j = lo; j <= i; j++)
+                    for (int j = lo; j <= hi; j++)
                         rhoMax = Math.Max(rhoMax, Rho(ds[j], s[j] - m, dsMax, rescale));
                     double r = rhoMax + gT + rhoMax * gT;
                     for (int d = 0; d < dim; d++)
                     {
                         double weighted = 0, o = 0;
-                        for (int j = lo; j <= i; j++)
+                        for (int j = lo; j <= hi; j++)
                         {
                             double w = Math.Exp(s[j] - m) / l, vj = v[ko + j * dim + d];
                             weighted += w * Math.Abs(vj) * (Rho(ds[j], s[j] - m, dsMax, rescale) + gT) * (1 + gT);
@@ -116,7 +116,7 @@ internal static class AttentionErrorBounds
 
     /// <summary>Bounds on |fast − exact| for dq, dk, dv given the same inputs to both implementations.</summary>
     public static (double[] Dq, double[] Dk, double[] Dv) Backward(float[] q, float[] k, float[] v, float[] o, float[] lse, float[] dO,
-        int batch, int heads, int kvHeads, int seq, int dim, float scale, int window, bool roundedInputs = false, float softCap = 0f)
+        int batch, int heads, int kvHeads, int seq, int dim, float scale, int window, bool roundedInputs = false, float softCap = 0f, int[]? prefix = null)
     {
         // roundedInputs: o and lse are the float roundings of the true forward's values, and the
         // bound is wanted against the true gradient. Rounding lse by u|lse| scales every p by up to
@@ -135,7 +135,7 @@ internal static class AttentionErrorBounds
                 int qo = (b * heads + h) * seq * dim, ko = (b * kvHeads + h / group) * seq * dim;
                 for (int i = 0; i < seq; i++)
                 {
-                    int lo = window > 0 ? Math.Max(0, i - window + 1) : 0;
+                    int lo = window > 0 ? Math.Max(0, i - window + 1) : 0, hi = Math.Max(i, (prefix is null ? 0 : prefix[b]) - 1);
                     double li = lse[(b * heads + h) * seq + i];
                     double delta = 0, deltaAbs = 0;
                     for (int d = 0; d < dim; d++)
@@ -144,7 +144,7 @@ internal static class AttentionErrorBounds
                         delta += t; deltaAbs += Math.Abs(t);
                     }
                     double eDelta = (gD + inputU) * deltaAbs;
-                    for (int j = lo; j <= i; j++)
+                    for (int j = lo; j <= hi; j++)
                     {
                         double sq = 0, sqAbs = 0, dp = 0, dpAbs = 0;
                         for (int d = 0; d < dim; d++)

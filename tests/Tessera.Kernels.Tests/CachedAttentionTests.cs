@@ -20,7 +20,7 @@ public unsafe class CachedAttentionTests
 {
     const double U = Tolerance.U;
 
-    readonly record struct Row(int Slot, int Position) : ICachedRow;
+    readonly record struct Row(int Slot, int Position, int PrefixEnd = 0) : ICachedRow;
 
     sealed class Cache : IDisposable
     {
@@ -53,7 +53,7 @@ public unsafe class CachedAttentionTests
         double gD = Tolerance.Gamma(dim);
         for (int r = 0; r < rows.Length; r++)
         {
-            int pos = rows[r].Position, lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = pos - lo + 1;
+            int pos = rows[r].Position, lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = Math.Max(pos, rows[r].PrefixEnd - 1) - lo + 1;
             double gN = Tolerance.Gamma(n);
             var s = new double[n]; var ds = new double[n];
             for (int h = 0; h < heads; h++)
@@ -98,7 +98,7 @@ public unsafe class CachedAttentionTests
     {
         const int Slots = 3, Layers = 2, Layer = 1;
         int positions = 1;
-        foreach (var row in rows) positions = Math.Max(positions, row.Position + 1);
+        foreach (var row in rows) positions = Math.Max(positions, Math.Max(row.Position + 1, row.PrefixEnd));
         using var cache = new Cache(r, Slots, Layers, kvHeads, positions, dim);
         int stride = heads * dim + 2 * kvHeads * dim;   // a fused q|k|v row
         var q = r.Array(rows.Length * stride, -2f, 2f);
@@ -116,6 +116,22 @@ public unsafe class CachedAttentionTests
     }
 
     public static TheoryData<int> Dims() => [2, 8, 18, 64, 128, 256];
+
+    /// <summary>
+    /// Prefix-LM rows (an image-plus-prompt prefix seen both ways): rows inside the prefix also read
+    /// the prefix positions after them, rows past it stay causal; windows and caps as above.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Dims))]
+    public void PrefixRowsMatchTwin(int dim)
+    {
+        var r = new TestRandom(1000 + (ulong)dim);
+        Row[] rows = [new(0, 0, 9), new(1, 3, 70), new(2, 4, 5), new(0, 8, 9), new(1, 64, 70), new(2, 70, 5), new(0, 1, 1), new(1, 0, 65)];
+        foreach (var (h, hkv) in new[] { (1, 1), (4, 2), (3, 1) })
+            foreach (int window in new[] { 0, 5 })
+                foreach (float cap in new[] { 0f, 2f })
+                    Check(r, h, hkv, dim, rows, window, cap, "prefix rows");
+    }
 
     [Theory]
     [MemberData(nameof(Dims))]

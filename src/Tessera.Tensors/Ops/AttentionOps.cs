@@ -1,6 +1,6 @@
 namespace Tessera.Tensors;
 
-/// <summary>Causal (optionally sliding-window) scaled-dot-product attention with grouped-query heads.</summary>
+/// <summary>Causal (optionally sliding-window or prefix-LM) scaled-dot-product attention with grouped-query heads.</summary>
 public sealed partial class Graph
 {
     /// <summary>
@@ -8,9 +8,10 @@ public sealed partial class Graph
     /// h reads key/value head h / (H / Hkv). <paramref name="scale"/> defaults to 1/√D.
     /// <paramref name="window"/> &gt; 0 limits each query to the last <c>window</c> keys.
     /// <paramref name="softCap"/> &gt; 0 replaces each score s by softCap·tanh(s/softCap) before the
-    /// mask and softmax (Gemma 2); 0 means none.
+    /// mask and softmax (Gemma 2); 0 means none. <paramref name="prefix"/> (empty, or one length per
+    /// batch row) makes row b's first prefix[b] positions see each other both ways (prefix-LM).
     /// </summary>
-    public Tensor Attention(Tensor q, Tensor k, Tensor v, float? scale = null, int window = 0, float softCap = 0f)
+    public Tensor Attention(Tensor q, Tensor k, Tensor v, float? scale = null, int window = 0, float softCap = 0f, ReadOnlySpan<int> prefix = default)
     {
         const string op = "Attention";
         Usable(op, q, k, v);
@@ -22,14 +23,15 @@ public sealed partial class Graph
         float s = scale ?? 1f / MathF.Sqrt(d);
         var o = NewOutput(op, q.Shape, false, q, k, v);
         var lse = NewSaved(op, [b, h, t]);
-        Kernels.Attention.Forward(q.AsSpan(op), k.AsSpan(op), v.AsSpan(op), o.AsSpan(op), lse.AsSpan(op), b, h, hkv, t, d, s, window, softCap);
+        int[]? pre = prefix.IsEmpty ? null : prefix.ToArray();
+        Kernels.Attention.Forward(q.AsSpan(op), k.AsSpan(op), v.AsSpan(op), o.AsSpan(op), lse.AsSpan(op), b, h, hkv, t, d, s, window, softCap, pre);
         Record(op, o, [q, k, v], () =>
         {
             var dq = BeginGrad(q, out bool sq);
             var dk = BeginGrad(k, out bool sk);
             var dv = BeginGrad(v, out bool sv);
             Kernels.Attention.Backward(q.AsSpan(op), k.AsSpan(op), v.AsSpan(op), o.AsSpan(op), lse.AsSpan(op), o.Grad!.AsSpan(op),
-                dq.AsSpan(op), dk.AsSpan(op), dv.AsSpan(op), b, h, hkv, t, d, s, window, softCap);
+                dq.AsSpan(op), dk.AsSpan(op), dv.AsSpan(op), b, h, hkv, t, d, s, window, softCap, pre);
             EndGrad(q, dq, sq);
             EndGrad(k, dk, sk);
             EndGrad(v, dv, sv);

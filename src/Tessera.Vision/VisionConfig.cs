@@ -1,0 +1,50 @@
+using System.Text.Json.Nodes;
+
+namespace Tessera.Vision;
+
+/// <summary>
+/// How images become input rows: every image is resized to <see cref="ImageSize"/>² and cut into
+/// non-overlapping <see cref="PatchSize"/>² patches in raster order, one input row per patch
+/// (<see cref="TokensPerImage"/> rows where <c>&lt;|image|&gt;</c> stands). Written to config.json
+/// as <c>vision_config</c> so a model card says how images are tokenized.
+/// </summary>
+public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Channels = 3)
+{
+    /// <summary>Patches per side.</summary>
+    public int GridSide => ImageSize / PatchSize;
+
+    /// <summary>Input rows per image.</summary>
+    public int TokensPerImage => GridSide * GridSide;
+
+    /// <summary>Values per patch, (py, px, channel) order.</summary>
+    public int PatchValues => PatchSize * PatchSize * Channels;
+
+    /// <summary>Throws naming the field when the sizes do not tile.</summary>
+    public VisionConfig Validate()
+    {
+        if (ImageSize <= 0 || PatchSize <= 0 || ImageSize % PatchSize != 0)
+            throw new ArgumentException($"vision_config: image_size ({ImageSize}) must be a positive multiple of patch_size ({PatchSize}).");
+        if (Channels is not (1 or 3)) throw new ArgumentException($"vision_config: num_channels must be 1 or 3, got {Channels}.");
+        return this;
+    }
+
+    /// <summary>The <c>vision_config</c> object (snake_case, HF-style keys).</summary>
+    public JsonObject ToJson() => new()
+    {
+        ["image_size"] = ImageSize,
+        ["patch_size"] = PatchSize,
+        ["num_channels"] = Channels,
+        ["tokens_per_image"] = TokensPerImage,
+        ["image_token"] = "<|image|>",
+        ["patch_order"] = "raster (row-major), values (py, px, channel), pixels v/255",
+        ["embedder"] = "linear (Fuyu-style) + learned row and column embeddings",
+        ["attention"] = "prefix-lm: bidirectional over image + prompt, causal after",
+    };
+
+    /// <summary>Reads a <c>vision_config</c> object written by <see cref="ToJson"/>.</summary>
+    public static VisionConfig FromJson(JsonNode node)
+    {
+        int Get(string key) => node[key]?.GetValue<int>() ?? throw new ArgumentException($"vision_config: missing '{key}'.");
+        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")).Validate();
+    }
+}

@@ -1,0 +1,114 @@
+using Tessera.Model.Checkpoints;
+using Tessera.Tensors;
+using Tessera.Vision.Shapes;
+
+namespace Tessera.Vision.Tests;
+
+/// <summary>The shapes world's generator, splits and questions; the multimodal checkpoint round trip; a few training steps.</summary>
+public class ShapesWorldTests
+{
+    [Fact]
+    public void ScenesAreDeterministicAndDrawnWhereTheyClaim()
+    {
+        var a = ShapeScene.Random(new Random(5), (_, _) => true);
+        var b = ShapeScene.Random(new Random(5), (_, _) => true);
+        Assert.Equal(a.Shapes, b.Shapes);
+        Assert.Equal(a.Render().Rgb, b.Render().Rgb);
+        var img = a.Render();
+        foreach (var s in a.Shapes)
+        {
+            var c = ShapeScene.Colours.First(k => k.Name == s.Colour);
+            int o = (s.Y * ShapeScene.Size + s.X) * 3;
+            Assert.Equal((c.R, c.G, c.B), (img.Rgb[o], img.Rgb[o + 1], img.Rgb[o + 2]));   // the centre carries the colour
+        }
+        Assert.Equal(0, img.Rgb[0]);   // a corner is background
+        for (int i = 1; i < a.Shapes.Count; i++) Assert.True(a.Shapes[i - 1].X < a.Shapes[i].X);
+    }
+
+    [Fact]
+    public void TrainingScenesNeverHoldAHeldOutPairAndCompositionalOnesAlwaysDo()
+    {
+        var t = new ShapesTrainer(new ShapesOptions { BatchSize = 64, TextFraction = 0 });
+        var rng = new Random(1);
+        for (int i = 0; i < 200; i++)
+            Assert.DoesNotContain(ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k)).Shapes, s => ShapesTask.IsHeldOut(s.Colour, s.Kind));
+        foreach (var (scene, q) in t.EvalSet(7, compositional: true, perType: 10))
+            Assert.Contains(scene.Shapes, s => ShapesTask.IsHeldOut(s.Colour, s.Kind));
+        // Every colour and every kind still occurs in training, in other pairs.
+        var seen = Enumerable.Range(0, 300).SelectMany(_ => ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k)).Shapes).ToList();
+        Assert.Equal(ShapeScene.Kinds.Order(), seen.Select(s => s.Kind).Distinct().Order());
+        Assert.Equal(ShapeScene.Colours.Select(c => c.Name).Order(), seen.Select(s => s.Colour).Distinct().Order());
+    }
+
+    [Fact]
+    public void AnswersFollowTheScene()
+    {
+        var rng = new Random(2);
+        for (int i = 0; i < 100; i++)
+        {
+            var scene = ShapeScene.Random(rng, (_, _) => true);
+            Assert.Equal(new[] { "one", "two", "three", "four" }[scene.Shapes.Count - 1], ShapesTask.Ask(scene, QuestionType.Count, rng)!.Answer);
+            if (ShapesTask.Ask(scene, QuestionType.Position, rng) is { } pos)
+            {
+                var words = pos.Question.Split(' ');   // is the C1 K1 left of the C2 K2 ?
+                var first = scene.Shapes.Single(s => s.Colour == words[2] && s.Kind == words[3]);
+                var second = scene.Shapes.Single(s => s.Colour == words[7] && s.Kind == words[8]);
+                Assert.Equal(first.X < second.X ? "yes" : "no", pos.Answer);
+            }
+            var caption = ShapesTask.Ask(scene, QuestionType.Caption, rng)!;
+            Assert.Equal(string.Join(" and ", scene.Shapes.Select(s => s.Words)), caption.Answer);
+            Assert.Equal(caption.Answer, ShapesTask.Decode(ShapesTask.Encode(caption.Answer)));
+        }
+    }
+
+    [Fact]
+    public void CheckpointRoundTripsWithHfNamesAndSaysHowImagesAreTokenized()
+    {
+        var t = new ShapesTrainer(new ShapesOptions { Dim = 32, Layers = 1, Heads = 2 });
+        using var model = t.NewModel();
+        string dir = Path.Combine(Path.GetTempPath(), "tessera-vision-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MultimodalCheckpoint.Save(model, dir);
+            Assert.True(MultimodalCheckpoint.IsMultimodal(dir));
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+            Assert.Equal(16, config["vision_config"]!["tokens_per_image"]!.GetValue<int>());
+            Assert.Equal("llama", config["model_type"]!.GetValue<string>());
+            using var back = MultimodalCheckpoint.Load(dir);
+            foreach (var (p, q) in model.AllParameters.Zip(back.AllParameters))
+            {
+                Assert.Equal(p.Name, q.Name);
+                Assert.Equal(p.ToArray(), q.ToArray());
+            }
+            Assert.Contains(back.Embedder.Parameters.All, p => p.Name == "vision_embed_tokens.weight");
+            using var textOnly = HfFolder.Load(dir);   // a text-only loader reads the decoder alone
+            Assert.Equal(model.Decoder.Parameters.Count, textOnly.Parameters.Count);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary>A few optimiser steps on the image–text mixture lower the loss on a fixed batch (the embedder trains end to end).</summary>
+    [Fact]
+    public void TrainingStepsLowerTheLossAndMoveTheEmbedder()
+    {
+        var options = new ShapesOptions { Dim = 48, Layers = 2, Heads = 2, BatchSize = 8, TextFraction = 0.25 };
+        var t = new ShapesTrainer(options);
+        using var model = t.NewModel();
+        var batch = t.TrainBatch(new Random(3));
+        var w0 = model.Embedder.Parameters[PatchEmbedder.WeightName].ToArray();
+        using var opt = new AdamW(model.AllParameters, 3e-3f);
+        double first = 0, last = 0;
+        for (int step = 0; step < 12; step++)
+        {
+            using var g = new Graph();
+            var r = model.Forward(g, batch.Ids, batch.B, batch.T, batch.Patches, batch.Prefix, batch.Targets);
+            if (step == 0) first = r.Loss!.Item();
+            last = r.Loss!.Item();
+            g.Backward(r.Loss!);
+            opt.Step();
+            opt.ZeroGrad();
+        }
+        Assert.True(last < 0.7 * first, $"loss {first:F3} → {last:F3} after 12 steps on one batch");
+        Assert.NotEqual(w0, model.Embedder.Parameters[PatchEmbedder.WeightName].ToArray());
+    }
+}
