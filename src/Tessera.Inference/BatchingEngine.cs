@@ -235,7 +235,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             Interlocked.Exchange(ref g.Stalled, 1);
             if (g.Output.Reader.Count >= options.MaxBufferedTokens) continue;
             Volatile.Write(ref g.Stalled, 0);
-            if (g.Fed == 0 && Prefixes is { } prefixes)
+            if (g.Fed == 0 && Prefixes is { } prefixes && Shareable(g.Request))
             {
                 // A new sequence: copy in the longest cached prefix of its prompt, then feed the rest.
                 cache.Ensure(g.Slot);
@@ -271,7 +271,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         {
             var g = outputOwners[i];
             // The prompt is in the slot now: share it at once (n choices, concurrent requests), not only when the sequence ends.
-            if (g.Produced == 0) Prefixes?.Store(g.Request.Prompt, g.Request.Prompt.Count, g.Slot);
+            if (g.Produced == 0 && Shareable(g.Request)) Prefixes?.Store(g.Request.Prompt, g.Request.Prompt.Count, g.Slot);
             var logits = pass.Logits(i);
             int next = g.Sampler.Next(logits);
             var ev = ReferenceEngine.Describe(logits, next, g.Request.TopLogprobs);
@@ -289,11 +289,18 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Whether a request's KV may be shared through the prefix cache, which is keyed by token ids:
+    /// not when input vectors (images) stand behind −1 ids, nor under a bidirectional prefix, which
+    /// changes the KV of every position inside it.
+    /// </summary>
+    static bool Shareable(GenerationRequest r) => r.InputVectors is null && r.PrefixLength == 0;
+
     /// <summary>Completes a sequence's stream and frees its slot (caller holds the gate).</summary>
     void Finish(Generation g, Exception? error)
     {
         // Keep what this sequence computed (prompt and reply so far) for the requests that share it.
-        if (error is null && g.Slot >= 0 && g.Fed > 0) Prefixes?.Store(g.Tokens, g.Fed, g.Slot);
+        if (error is null && g.Slot >= 0 && g.Fed > 0 && Shareable(g.Request)) Prefixes?.Store(g.Tokens, g.Fed, g.Slot);
         g.Finished = true;
         g.Output.Writer.TryComplete(error);
         if (g.Slot >= 0) { freeSlots.Push(g.Slot); g.Slot = -1; }

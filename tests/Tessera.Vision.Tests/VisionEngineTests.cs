@@ -112,6 +112,36 @@ public class VisionEngineTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task ThePrefixCacheNeverSharesKvComputedFromImagesOrAPrefixMask()
+    {
+        // The prefix cache is keyed by token ids; image rows are all −1 and a bidirectional prefix
+        // changes the KV of every position in it, so neither may be stored or restored.
+        var gold = new VisionGolden();
+        using var model = gold.Load();
+        var r0 = Row(gold, model, 0);
+        var other = r0.Vectors.Select(v => -v).ToArray();                // another image, same ids
+        var text = r0.Ids[..13].Where(id => id >= 0).ToArray();
+        var requests = new[]
+        {
+            Request(r0.Ids[..13], r0.Vectors, 0),
+            Request(r0.Ids[..13], other, 0),
+            Request(r0.Ids[..13], other, 13),
+            Request(text, null, 0),
+            Request(text, null, text.Length),
+            Request(text, null, 0),
+        };
+        using var cached = new BatchingEngine(model.Decoder, new BatchingOptions { MaxSequences = 1, PrefixCacheBytes = 64L << 20 });
+        foreach (var r in requests)
+        {
+            using var plain = new BatchingEngine(model.Decoder, new BatchingOptions { MaxSequences = 1 });
+            var want = await Collect(plain, r);
+            var got = await Collect(cached, r);
+            Assert.Equal(want.Select(e => e.Id), got.Select(e => e.Id));
+            Assert.Equal(want.Select(e => e.Logprob), got.Select(e => e.Logprob));
+        }
+    }
+
     static GenerationRequest Request(int[] prompt, float[]? vectors, int prefix)
         => new(prompt, 6, SamplingOptions.Greedy) { InputVectors = vectors, PrefixLength = prefix };
 
