@@ -121,14 +121,17 @@ public class VisionEngineTests(ITestOutputHelper output)
         using var model = gold.Load();
         var r0 = Row(gold, model, 0);
         var other = r0.Vectors.Select(v => -v).ToArray();                // another image, same ids
-        var text = r0.Ids[..13].Where(id => id >= 0).ToArray();
+        // Prompts of several 16-position cache blocks: the image, then text.
+        int[] tail = [.. Enumerable.Range(0, 40).Select(i => 3 + i * 7 % 60)];
+        int[] withImage = [.. r0.Ids[..13], .. tail];
+        int[] text = [.. r0.Ids[..13].Where(id => id >= 0), .. tail];
         var requests = new[]
         {
-            Request(r0.Ids[..13], r0.Vectors, 0),
-            Request(r0.Ids[..13], other, 0),
-            Request(r0.Ids[..13], other, 13),
+            Request(withImage, r0.Vectors, 0),
+            Request(withImage, other, 0),
+            Request(withImage, other, 13),
             Request(text, null, 0),
-            Request(text, null, text.Length),
+            Request(text, null, 20),
             Request(text, null, 0),
         };
         using var cached = new BatchingEngine(model.Decoder, new BatchingOptions { MaxSequences = 1, PrefixCacheBytes = 64L << 20 });
