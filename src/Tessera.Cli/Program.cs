@@ -14,4 +14,5 @@ root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(NGramCommand.Create());
+root.Subcommands.Add(IndexCommand.Create());
 return CliRunner.Invoke(root, args);

@@ -16,6 +16,7 @@ public static class BenchCommand
         bench.Subcommands.Add(NGramBenchCommand.Create());
         bench.Subcommands.Add(DistributedBenchCommand.Create());
         bench.Subcommands.Add(ServeBenchCommand.Create());
+        bench.Subcommands.Add(AnnBenchCommand.Create());
         return bench;
     }
 
