@@ -87,10 +87,13 @@ public static class IndexCommand
     static string Snippet(string text) { var s = text.ReplaceLineEndings(" "); return s.Length <= 100 ? s : s[..100] + "…"; }
 
     /// <summary>A model embedder that owns its engine and weights.</summary>
-    public sealed class OwnedEmbedder(ModelEmbeddingGenerator generator, IDisposable engine, IDisposable? owner) : IDisposable
+    public sealed class OwnedEmbedder(ModelEmbeddingGenerator generator, BatchingEngine engine, IDisposable? owner) : IDisposable
     {
         /// <summary>The embedder.</summary>
         public ModelEmbeddingGenerator Generator => generator;
+
+        /// <summary>The engine behind it (also scores text for the log-likelihood rerank).</summary>
+        public BatchingEngine Engine => engine;
 
         /// <inheritdoc/>
         public void Dispose() { engine.Dispose(); owner?.Dispose(); }
