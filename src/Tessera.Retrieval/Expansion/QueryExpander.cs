@@ -62,7 +62,7 @@ public sealed class QueryExpander(Bm25Index index, WordNet? wordNet, ExpansionOp
             double n = Math.Max(1, index.Passages);
             var ranked = counts.Where(p => p.Value >= 2)
                 .Select(p => (Term: p.Key, Score: p.Value * Math.Log(n / Math.Max(1, index.DocFreq(p.Key)))))
-                .OrderByDescending(p => p.Score).ThenBy(p => p.Term, StringComparer.Ordinal).Take(budget).ToList();
+                .Where(p => p.Score > 0).OrderByDescending(p => p.Score).ThenBy(p => p.Term, StringComparer.Ordinal).Take(budget).ToList();
             double top = ranked.Count > 0 ? ranked[0].Score : 1;
             foreach (var (t, s) in ranked) added[t] = (float)(o.CooccurrenceWeight * s / top);
         }
