@@ -18,7 +18,7 @@ public static class ChatCompletionsEndpoint
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);
         var p = GenerationParameters.Parse(req, model, minTokens: 1);
-        var messages = ReadMessages(req);
+        var (messages, citations) = ChatRetrieval.Augment(ReadMessages(req), model.Retriever);
         bool logprobs = req.Bool("logprobs") ?? false;
         int top = (int)(req.Integer("top_logprobs", 0, 20) ?? 0);
         if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
@@ -52,6 +52,7 @@ public static class ChatCompletionsEndpoint
                     w.WriteStartArray("choices");
                     w.WriteEndArray();
                     CompletionsEndpoint.Usage(w, ids.Count, completionTokens);
+                    ChatRetrieval.Write(w, citations);
                     w.WriteEndObject();
                 }));
             await sse.DoneAsync();
@@ -86,6 +87,7 @@ public static class ChatCompletionsEndpoint
             w.WriteEndObject();
             w.WriteEndArray();
             CompletionsEndpoint.Usage(w, ids.Count, generated);
+            ChatRetrieval.Write(w, citations);
             w.WriteEndObject();
         }), cancel);
     }

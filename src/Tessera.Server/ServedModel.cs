@@ -38,6 +38,9 @@ public sealed class ServedModel
 
     /// <summary>The model id clients send in <c>model</c>.</summary>
     public string Id { get; }
+
+    /// <summary>Retrieval for chat (<c>serve --index</c>): passages prepended and cited; null serves without.</summary>
+    public IChatRetriever? Retriever { get; init; }
     public IGenerationEngine Engine { get; }
     public ITokenizer Tokenizer { get; }
     /// <summary>Context length in tokens (prompt + completion).</summary>
