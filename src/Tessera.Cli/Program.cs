@@ -14,5 +14,6 @@ root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(NGramCommand.Create());
+root.Subcommands.Add(IndexCommand.Create());
 root.Subcommands.Add(CompletionCommand.Create());
 return CliRunner.Invoke(root, args);

@@ -19,7 +19,9 @@ public static class ChatCompletionsEndpoint
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);
         var p = GenerationParameters.Parse(req, model, minTokens: 1, tools: true);
         var tools = ToolSet.Parse(req, model);
-        var messages = ReadMessages(req);
+        // With serve --index the retrieved passages join the messages on every path; citations are
+        // reported on the plain reply path (the tool-call path does not carry them yet).
+        var (messages, citations) = ChatRetrieval.Augment(ReadMessages(req), model.Retriever);
         if (tools is not null) { await tools.HandleAsync(ctx, model, messages, p, cancel); return; }
         bool logprobs = req.Bool("logprobs") ?? false;
         int top = (int)(req.Integer("top_logprobs", 0, 20) ?? 0);
@@ -60,6 +62,7 @@ public static class ChatCompletionsEndpoint
                     w.WriteStartArray("choices");
                     w.WriteEndArray();
                     CompletionsEndpoint.Usage(w, ids.Count, completionTokens);
+                    ChatRetrieval.Write(w, citations);
                     w.WriteEndObject();
                 }));
             await sse.DoneAsync();
@@ -94,6 +97,7 @@ public static class ChatCompletionsEndpoint
             w.WriteEndObject();
             w.WriteEndArray();
             CompletionsEndpoint.Usage(w, ids.Count, generated);
+            ChatRetrieval.Write(w, citations);
             w.WriteEndObject();
         }), cancel);
     }

@@ -38,6 +38,9 @@ public sealed class ServedModel
 
     /// <summary>The model id clients send in <c>model</c>.</summary>
     public string Id { get; }
+
+    /// <summary>Retrieval for chat (<c>serve --index</c>): passages prepended and cited; null serves without.</summary>
+    public IChatRetriever? Retriever { get; init; }
     /// <summary>The engine that generates token ids for this model.</summary>
     public IGenerationEngine Engine { get; }
     /// <summary>The tokenizer that turns request text into the engine's ids and back.</summary>

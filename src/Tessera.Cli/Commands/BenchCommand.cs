@@ -18,6 +18,8 @@ public static class BenchCommand
         bench.Subcommands.Add(NGramBenchCommand.Create());
         bench.Subcommands.Add(DistributedBenchCommand.Create());
         bench.Subcommands.Add(ServeBenchCommand.Create());
+        bench.Subcommands.Add(AnnBenchCommand.Create());
+        bench.Subcommands.Add(RetrievalBenchCommand.Create());
         return bench;
     }
 

@@ -41,6 +41,7 @@ public static class EvalCommand
             model, tokenizer, data, blimp, hellaswag, contamination, ngram, limit, bpbTokens, batchTokens, quick, output, json,
         };
         cmd.Subcommands.Add(LeakDemo());
+        cmd.Subcommands.Add(RalmCommand.Eval());
         cmd.SetAction(p =>
         {
             bool asJson = p.GetValue(json), isQuick = p.GetValue(quick);

@@ -33,10 +33,12 @@ public static class GenerateCommand
         var draft = new Option<string?>("--draft") { Description = "Smaller run/checkpoint with the same tokenizer for speculative decoding." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per speculative step.", DefaultValueFactory = _ => 4 };
         var ngram = new Option<string?>("--ngram") { Description = "∞-gram index folder to mix into the model's next-token distribution." };
+        var ralm = RalmCommand.Options();
         var ngramLambda = new Option<double>("--ngram-lambda") { Description = "Weight λ of the ∞-gram in the mixture (see `tessera ngram eval`).", DefaultValueFactory = _ => 0.3 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("generate", "Sample from a checkpoint with the KV-cache engine (optionally speculative), streaming tokens.")
             { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, ngram, ngramLambda, json };
+        ralm.AddTo(cmd);
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
@@ -81,7 +83,7 @@ public static class GenerateCommand
                 double logprob = 0;
                 var sw = Stopwatch.StartNew();
                 double firstToken = 0;
-                await foreach (var ev in engine.GenerateAsync(request, cancel))
+                await foreach (var ev in ralm.Events(p, engine, tok, bos, request, quiet, cancel))
                 {
                     if (generated.Count == 0) firstToken = sw.Elapsed.TotalSeconds;
                     generated.Add(ev.Id);

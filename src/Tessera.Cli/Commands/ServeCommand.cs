@@ -28,11 +28,13 @@ public static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "Most model requests running or queued; more get 429 + Retry-After.", DefaultValueFactory = _ => new ServerOptions().MaxQueue };
         var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 above).", DefaultValueFactory = _ => new ServerOptions().MaxBodyBytes };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Most completion tokens per request (default: the model's context)." };
+        var chatIndex = new Option<string?>("--index") { Description = "Retrieval index folder: chat answers get the top passages in their prompt and cite them (document id, offsets) in a `citations` field." };
+        var chatPassages = new Option<int>("--index-passages") { Description = "Passages retrieved per chat turn with --index.", DefaultValueFactory = _ => 3 };
         var cors = new Option<string[]>("--cors-origin") { Description = "Origin allowed to call the API from a browser (repeatable); default: none, CORS off.", AllowMultipleArgumentsPerToken = false };
         var json = BenchCommand.JsonOption();
         var prefixCache = new Option<int>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off); a prompt whose KV alone is larger gets a 400.", DefaultValueFactory = _ => 256 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json };
+            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages };
         cmd.SetAction(async (p, cancel) =>
         {
             using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
@@ -52,7 +54,8 @@ public static class ServeCommand
             // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
             if (p.GetValue(prefixCache) < 0) throw new ArgumentException($"--prefix-cache-mb must be ≥ 0, got {p.GetValue(prefixCache)}.");
             using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)p.GetValue(prefixCache) << 20 });
-            var served = new ServedModel(id, engine, tok);
+            using var index = p.GetValue(chatIndex) is { } indexDir ? Retrieval.Sparse.Bm25Index.Open(indexDir) : null;
+            var served = new ServedModel(id, engine, tok) { Retriever = index is null ? null : new IndexChatRetriever(index, p.GetValue(chatPassages)) };
             var options = new ServerOptions
             {
                 Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log),

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using System.Runtime.CompilerServices;
+using Tessera.Inference;
+using Tessera.Kernels.IO;
+using Tessera.Retrieval;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>
+/// In-Context RALM on the command line: the <c>--index/--retrieve-every/--retrieve-query</c> options
+/// of <c>tessera generate</c>, and <c>tessera eval ralm</c> (held-out bits per byte with and without
+/// retrieval, same weights).
+/// </summary>
+public sealed class RalmCommand
+{
+    readonly Option<string?> index = new("--index") { Description = "Retrieval index folder: retrieve every --retrieve-every tokens and prepend the top passage (In-Context RALM)." };
+    readonly Option<int> every = new("--retrieve-every") { Description = "Retrieval stride s in tokens.", DefaultValueFactory = _ => 16 };
+    readonly Option<int> query = new("--retrieve-query") { Description = "Query length q: the last q tokens are the query.", DefaultValueFactory = _ => 32 };
+    readonly Option<int> passages = new("--retrieve-passages") { Description = "Passages prepended per retrieval.", DefaultValueFactory = _ => 1 };
+    readonly Option<int> passageTokens = new("--retrieve-tokens") { Description = "Most tokens of retrieved text in the context.", DefaultValueFactory = _ => 128 };
+
+    /// <summary>The options (add them to a command with <see cref="AddTo"/>).</summary>
+    public static RalmCommand Options() => new();
+
+    /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
+    public void AddTo(Command cmd) { cmd.Options.Add(index); cmd.Options.Add(every); cmd.Options.Add(query); cmd.Options.Add(passages); cmd.Options.Add(passageTokens); }
+
+    RalmOptions Settings(ParseResult p) => new RalmOptions
+    {
+        Stride = p.GetValue(every), QueryTokens = p.GetValue(query), Passages = p.GetValue(passages), MaxPassageTokens = p.GetValue(passageTokens),
+    }.Validate();
+
+    /// <summary>The request's tokens: plain generation, or RALM when <c>--index</c> is given (retrieved passages are named on stderr unless quiet).</summary>
+    public async IAsyncEnumerable<TokenEvent> Events(ParseResult p, IGenerationEngine engine, ITokenizer tok, int? bos, GenerationRequest request, bool quiet,
+        [EnumeratorCancellation] CancellationToken cancel)
+    {
+        if (p.GetValue(index) is not { } dir)
+        {
+            await foreach (var e in engine.GenerateAsync(request, cancel)) yield return e;
+            yield break;
+        }
+        using var idx = Bm25Index.Open(dir);
+        var ralm = new InContextRalm(engine, tok, idx, bos, Settings(p));
+        var prompt = bos is { } b && request.Prompt.Count > 0 && request.Prompt[0] == b ? request.Prompt.Skip(1).ToList() : request.Prompt.ToList();
+        IReadOnlyList<Passage>? last = null;
+        await foreach (var t in ralm.GenerateAsync(prompt, request.MaxNewTokens, request.Sampling, request.StopIds, cancel))
+        {
+            if (!quiet && !ReferenceEquals(t.Retrieved, last) && t.Retrieved.Count > 0)
+                Console.Error.Write($"\n[retrieved {string.Join(", ", t.Retrieved.Select(x => $"{x.DocumentId}[{x.Start}+{x.Length}]"))}]\n");
+            last = t.Retrieved;
+            yield return t.Event;
+        }
+    }
+
+    /// <summary><c>tessera eval ralm</c>: bits per byte of held-out documents with and without retrieval.</summary>
+    public static Command Eval()
+    {
+        var o = new RalmCommand();
+        var model = new Option<string>("--model") { Description = "Model (checkpoint, run folder, .gguf or HF folder).", Required = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer (default: the model's own)." };
+        var input = new Option<string>("--input") { Description = "Held-out documents (folder, text or .jsonl file), scored stride by stride.", Required = true };
+        var limit = new Option<int>("--limit") { Description = "At most this many documents.", DefaultValueFactory = _ => 50 };
+        var json = BenchCommand.JsonOption();
+        var cmd = new Command("ralm", "In-Context RALM: held-out bits per byte with and without retrieved passages (same weights; a document never retrieves itself).") { model, tokenizer, input, limit, json };
+        o.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            string dir = p.GetValue(o.index) ?? throw new ArgumentException("--index is required for eval ralm.");
+            var (owner, weights, resolved) = ModelFiles.LoadWeights(p.GetValue(model)!);
+            using var _ = owner;
+            var (tok, bos, _) = ModelFiles.LoadTokenizer(p.GetValue(model)!, resolved, p.GetValue(tokenizer));
+            using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
+            using var idx = Bm25Index.Open(dir);
+            var ralm = new InContextRalm(engine, tok, idx, bos, o.Settings(p));
+            var docs = DocumentSource.Read(p.GetValue(input)!).Take(p.GetValue(limit)).Select(d => (d.Id, (IReadOnlyList<int>)tok.Encode(d.Text))).ToList();
+            if (docs.Count == 0) throw new ArgumentException($"{p.GetValue(input)}: no documents to score.");
+            double plain = ralm.BitsPerByte(docs, retrieve: false), with = ralm.BitsPerByte(docs, retrieve: true);
+            if (p.GetValue(json))
+                Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, index = dir, documents = docs.Count, tokens = docs.Sum(d => d.Item2.Count), stride = p.GetValue(o.every), query_tokens = p.GetValue(o.query), bpb_without = plain, bpb_with = with }));
+            else
+                Console.WriteLine($"{docs.Count} documents, {docs.Sum(d => d.Item2.Count):N0} tokens, s={p.GetValue(o.every)} q={p.GetValue(o.query)}: bits/byte without retrieval {plain:F4}, with {with:F4} ({with - plain:+0.0000;-0.0000})");
+            return 0;
+        });
+        return cmd;
+    }
+}

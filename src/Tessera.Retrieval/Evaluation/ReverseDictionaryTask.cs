@@ -1,0 +1,72 @@
+using Tessera.Retrieval.Expansion;
+
+namespace Tessera.Retrieval.Evaluation;
+
+/// <summary>A retrieval query with the one document id that answers it.</summary>
+/// <param name="Query">Query text.</param>
+/// <param name="Relevant">The relevant document's id.</param>
+public sealed record LabelledQuery(string Query, string Relevant);
+
+/// <summary>
+/// The reverse-dictionary task, generated from WordNet: each query is one sense's definition and
+/// the relevant document is its headword's entry. A target's entry lists the headword, its other
+/// senses' definitions, synonyms and usage examples, but never the held-out definition, and the
+/// held-out sense is one whose synset has no other lemma, so no other entry contains that
+/// definition either: relevance is automatic and the definition's words are not copied anywhere.
+/// Distractor entries (whole, all senses) fill the corpus up to the requested size.
+/// </summary>
+public static class ReverseDictionaryTask
+{
+    /// <summary>Builds <paramref name="entries"/> entries and <paramref name="queries"/> queries (seeded, reproducible).</summary>
+    public static (List<SourceDocument> Corpus, List<LabelledQuery> Queries) Generate(WordNet wordNet, int entries, int queries, int seed = 1)
+    {
+        if (queries < 1 || entries < queries) throw new ArgumentException($"reverse dictionary: need 1 ≤ queries ≤ entries, got {queries} queries and {entries} entries.");
+        var rng = new Random(seed);
+        var lemmas = wordNet.Lemmas.Where(l => l.Length > 2 && l.All(char.IsAsciiLetterLower)).Order(StringComparer.Ordinal).ToList();
+        Shuffle(lemmas, rng);
+        var targets = new List<(string Lemma, Synset HeldOut)>();
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var l in lemmas)
+        {
+            if (targets.Count == queries) break;
+            var senses = wordNet.Senses(l);
+            if (senses.Count < 2) continue;
+            var held = senses.FirstOrDefault(s => s.Words.Count == 1 && s.Definition.Split(' ').Length >= 4);
+            if (held is null) continue;
+            targets.Add((l, held));
+            taken.Add(l);
+        }
+        if (targets.Count < queries) throw new InvalidOperationException($"reverse dictionary: WordNet has only {targets.Count} eligible headwords for {queries} queries.");
+        var corpus = targets.Select(t => new SourceDocument(t.Lemma, Entry(t.Lemma, wordNet.Senses(t.Lemma), t.HeldOut))).ToList();
+        foreach (var l in lemmas)
+        {
+            if (corpus.Count == entries) break;
+            if (taken.Contains(l)) continue;
+            corpus.Add(new SourceDocument(l, Entry(l, wordNet.Senses(l), null)));
+        }
+        Shuffle(corpus, rng);
+        return (corpus, targets.Select(t => new LabelledQuery(t.HeldOut.Definition, t.Lemma)).ToList());
+    }
+
+    /// <summary>An entry's text: headword, then per sense its definition (except the held-out one), synonyms and examples.</summary>
+    public static string Entry(string lemma, IReadOnlyList<Synset> senses, Synset? heldOut)
+    {
+        var parts = new List<string> { lemma + "." };
+        int n = 0;
+        foreach (var s in senses)
+        {
+            var sense = new List<string>();
+            if (!ReferenceEquals(s, heldOut)) sense.Add(s.Definition + ".");
+            var syn = s.Words.Where(w => w != lemma).ToList();
+            if (syn.Count > 0) sense.Add("Synonyms: " + string.Join(", ", syn) + ".");
+            if (s.Examples.Count > 0) sense.Add("Example: " + string.Join(" ", s.Examples.Select(e => e.TrimEnd('.') + ".")));
+            if (sense.Count > 0) parts.Add($"{++n}. " + string.Join(" ", sense));
+        }
+        return string.Join(" ", parts);
+    }
+
+    static void Shuffle<T>(List<T> list, Random rng)
+    {
+        for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
+    }
+}

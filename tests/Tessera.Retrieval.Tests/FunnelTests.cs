@@ -1,0 +1,128 @@
+using Tessera.Inference;
+using Tessera.Model;
+using Tessera.Retrieval.Dense;
+using Tessera.Retrieval.Evaluation;
+using Tessera.Retrieval.Expansion;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+
+namespace Tessera.Retrieval.Tests;
+
+public class FunnelTests
+{
+    static readonly ITokenizer Bytes = TokenizerFiles.Load("bytes");
+
+    [Fact]
+    public void Funnel_stages_narrow_the_candidates_and_likelihood_is_the_engines_score()
+    {
+        using var tmp = new TempFolder();
+        string dir = tmp["idx"];
+        var docs = Enumerable.Range(0, 60).Select(i => new SourceDocument($"d{i}", $"river bank number {i} water boat {(i % 3 == 0 ? "fishing" : "rowing")}",
+            new DateTimeOffset(2000 + i % 20, 1, 1, 0, 0, 0, TimeSpan.Zero))).ToList();
+        Bm25IndexBuilder.Build(dir, docs, new IndexBuildOptions { Shards = 2 });
+        using var model = new Transformer(DenseTests.TinyConfig(), seed: 13);
+        using var engine = new BatchingEngine(model);
+        using var gen = new ModelEmbeddingGenerator(engine, Bytes, null, "tiny");
+        using (var s = Bm25Index.Open(dir)) DenseStage.Build(s, gen);
+        using var sparse = Bm25Index.Open(dir);
+        using var hnsw = DenseStage.Open(dir, sparse.Manifest, gen.Dimensions);
+        var funnel = new SearchFunnel(sparse, hnsw, gen, engine, Bytes);
+        var stages = funnel.Run("fishing boat", new FunnelOptions { SparseK = 40, DenseK = 10, FinalK = 3 });
+        Assert.Equal(["bm25", "dense", "likelihood"], stages.Select(s => s.Name).ToArray());
+        Assert.Equal(40, stages[0].Hits.Count);
+        Assert.Equal(10, stages[1].Hits.Count);
+        Assert.Equal(3, stages[2].Hits.Count);
+        // Each stage picks from the previous stage's candidates only.
+        Assert.All(stages[1].Hits, h => Assert.Contains(stages[0].Hits, b => b.Passage.Key == h.Passage.Key));
+        Assert.All(stages[2].Hits, h => Assert.Contains(stages[1].Hits, b => b.Passage.Key == h.Passage.Key));
+        // The likelihood stage (weight 1) orders by mean log p(query | passage), computed independently here with the slow reference engine.
+        var reference = new ReferenceEngine(model);
+        var q = Bytes.Encode(" fishing boat");
+        double LL(string passage)
+        {
+            var ids = Bytes.Encode(passage).Concat(q).ToList();
+            var ev = reference.Score(ids, 0);
+            return Enumerable.Range(ids.Count - q.Count, q.Count).Average(i => (double)ev[i].Logprob);
+        }
+        var want = stages[1].Hits.OrderByDescending(h => LL(h.Passage.Text)).ThenBy(h => h.Passage.Key).Take(3).Select(h => h.Passage.Key);
+        Assert.Equal(want, stages[2].Hits.Select(h => h.Passage.Key));
+        Assert.All(stages, s => Assert.True(s.Milliseconds >= 0));
+    }
+
+    [Fact]
+    public void Recency_prior_prefers_newer_passages_at_equal_relevance()
+    {
+        Passage P(long key, int year) => new(key, $"d{key}", 0, 1, "x", new DateTimeOffset(year, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var hits = new List<SearchHit> { new(P(1, 1990), 2.0), new(P(2, 2020), 2.0), new(P(3, 2000), 1.0) };
+        var ranked = SearchFunnel.RecencyPrior(hits, 365);
+        Assert.Equal(2, ranked[0].Passage.Key);
+        Assert.Throws<ArgumentOutOfRangeException>(() => SearchFunnel.RecencyPrior(hits, 0));
+    }
+
+    [Fact]
+    public void Metrics_count_recall_precision_and_reciprocal_rank()
+    {
+        var qs = new List<LabelledQuery> { new("a", "x"), new("b", "y") };
+        var ranked = new List<IReadOnlyList<string>> { new[] { "q", "x", "r" }, new[] { "z", "w", "v", "u", "t", "y" } };
+        var s = RetrievalMetrics.Score("t", 6, qs, ranked, 10);
+        Assert.Equal(1.0, s.Recall);
+        Assert.Equal(0.1, s.PrecisionAt5, 12);   // (1/5 + 0) / 2
+        Assert.Equal(0.5, s.HitAt5);
+        Assert.Equal((0.5 + 1.0 / 6) / 2, s.Mrr, 12);
+        Assert.Equal(5, s.MeanMilliseconds);
+    }
+}
+
+public class WordNetTests
+{
+    [WordNetFact]
+    public void WordNet_synonyms_and_glosses_load()
+    {
+        var wn = WordNet.Load();
+        Assert.True(wn.SynsetCount > 100_000);
+        Assert.Contains("automobile", wn.Synonyms("car"));
+        var (def, ex) = WordNet.SplitGloss("a motor vehicle with four wheels; \"he needs a car to get to work\"");
+        Assert.Equal("a motor vehicle with four wheels", def);
+        Assert.Equal(["he needs a car to get to work"], ex);
+    }
+
+    [WordNetFact]
+    public void Reverse_dictionary_task_hides_the_definition_and_expansion_adds_at_most_50_terms()
+    {
+        var wn = WordNet.Load();
+        var (corpus, queries) = ReverseDictionaryTask.Generate(wn, 600, 40, seed: 3);
+        Assert.Equal(600, corpus.Count);
+        Assert.Equal(40, queries.Count);
+        var byId = corpus.ToDictionary(d => d.Id);
+        foreach (var q in queries)
+        {
+            Assert.True(byId.ContainsKey(q.Relevant));
+            Assert.All(corpus, d => Assert.DoesNotContain(q.Query, d.Text));   // the held-out definition is nowhere in the corpus
+        }
+        using var tmp = new TempFolder();
+        Bm25IndexBuilder.Build(tmp["idx"], corpus, new IndexBuildOptions { Shards = 2, PassageWords = 10_000 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var expander = new QueryExpander(index, wn);
+        using var analyzer = Bm25Index.CreateAnalyzer();
+        foreach (var q in queries.Take(10))
+        {
+            var original = QueryTerms.Analyze(analyzer, q.Query);
+            var expanded = expander.Expand(q.Query);
+            Assert.All(original, p => Assert.Equal(p.Value, expanded[p.Key]));
+            Assert.InRange(expanded.Count - original.Count, 0, 50);
+            Assert.All(expanded.Where(p => !original.ContainsKey(p.Key)), p => Assert.InRange(p.Value, 0f, 0.3f + 1e-6f));
+        }
+        // The task is not trivial and not hopeless for BM25.
+        double recall = queries.Count(q => index.Search(q.Query, 100).Any(h => h.Passage.DocumentId == q.Relevant)) / (double)queries.Count;
+        Assert.InRange(recall, 0.05, 0.99);
+    }
+}
+
+/// <summary>A fact skipped, with the install command, where WordNet (Debian wordnet-base) is absent.</summary>
+public sealed class WordNetFactAttribute : FactAttribute
+{
+    public WordNetFactAttribute()
+    {
+        if (!WordNet.IsInstalled()) Skip = $"WordNet is not installed in {WordNet.DefaultFolder}: skipped (apt-get install wordnet-base; .ci/run installs it).";
+    }
+}

@@ -1,0 +1,59 @@
+using System.ClientModel;
+using System.Text.Json;
+using OpenAI;
+using OpenAI.Chat;
+using Tessera.Inference;
+using Tessera.Model;
+using Tessera.Retrieval.Sparse;
+using Tessera.Server;
+using Tessera.Text;
+
+namespace Tessera.Retrieval.Tests;
+
+public class ServeWithIndexTests
+{
+    // What `tessera serve --index` plugs in (Cli's IndexChatRetriever does the same over the same index API).
+    sealed class Bm25Retriever(Bm25Index index) : IChatRetriever
+    {
+        public IReadOnlyList<RetrievedPassage> Retrieve(string query)
+            => index.Search(query, 2).Select(h => new RetrievedPassage(h.Passage.DocumentId, h.Passage.Start, h.Passage.Length, h.Passage.Text)).ToList();
+    }
+
+    [Fact]
+    public async Task Chat_through_the_OpenAI_client_prepends_passages_and_cites_them()
+    {
+        using var tmp = new TempFolder();
+        var docs = new[]
+        {
+            new SourceDocument("airships.txt", "Airships are lighter than air craft once used for travel.\n\nThe zeppelin Hindenburg burned at Lakehurst in 1937."),
+            new SourceDocument("comets.txt", "Halley's comet returns every seventy-six years."),
+        };
+        Bm25IndexBuilder.Build(tmp["idx"], docs, new IndexBuildOptions { Shards = 2, PassageWords = 10 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var tok = TokenizerFiles.Load("bytes");
+        using var model = new Transformer(DenseTests.TinyConfig() with { ContextLength = 512 }, seed: 19);
+        var engine = new ReferenceEngine(model);
+        var served = new ServedModel("tiny", engine, tok) { Retriever = new Bm25Retriever(index) };
+        await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Port = 0 });
+        var client = new ChatClient("tiny", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(server.Address, "v1") });
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 4 };
+
+        var result = await client.CompleteChatAsync([new UserChatMessage("When did the Hindenburg zeppelin burn?")], options);
+        using var json = JsonDocument.Parse(result.GetRawResponse().Content.ToString());
+        var citations = json.RootElement.GetProperty("citations").EnumerateArray().ToList();
+        var first = citations[0];
+        Assert.Equal("airships.txt", first.GetProperty("document_id").GetString());
+        int start = first.GetProperty("start").GetInt32(), length = first.GetProperty("length").GetInt32();
+        Assert.True(start > 0);
+        Assert.Equal("The zeppelin Hindenburg burned at Lakehurst in 1937.", docs[0].Text.Substring(start, length));   // the offsets point at the passage holding the answer
+        // The prompt the model saw is the conversation with the passages in a system message first.
+        var expected = ChatRetrieval.Augment([new Text.ChatMessage("user", "When did the Hindenburg zeppelin burn?")], new Bm25Retriever(index));
+        Assert.Equal(ChatTemplate.Encode(tok, expected.Messages, addGenerationPrompt: true).Count, result.Value.Usage.InputTokenCount);
+        Assert.Equal(citations.Count, expected.Passages.Count);
+
+        // A question with nothing searchable is answered without passages or citations.
+        var plain = await client.CompleteChatAsync([new UserChatMessage("☃ ☃")], options);
+        using var plainJson = JsonDocument.Parse(plain.GetRawResponse().Content.ToString());
+        Assert.False(plainJson.RootElement.TryGetProperty("citations", out _));
+    }
+}
