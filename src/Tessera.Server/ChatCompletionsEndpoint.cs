@@ -58,7 +58,7 @@ public static class ChatCompletionsEndpoint
             if (p.IncludeUsage)
                 await sse.SendAsync(JsonOutput.Build(w =>
                 {
-                    Header(w, id, created, model.Id, "chat.completion.chunk");
+                    JsonOutput.Header(w, id, created, model.Id, "chat.completion.chunk");
                     w.WriteStartArray("choices");
                     w.WriteEndArray();
                     CompletionsEndpoint.Usage(w, ids.Count, completionTokens);
@@ -83,7 +83,7 @@ public static class ChatCompletionsEndpoint
         string reply = text.ToString();
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
-            Header(w, id, created, model.Id, "chat.completion");
+            JsonOutput.Header(w, id, created, model.Id, "chat.completion");
             w.WriteStartArray("choices");
             w.WriteStartObject();
             w.WriteNumber("index", 0);
@@ -162,18 +162,9 @@ public static class ChatCompletionsEndpoint
         return sb.ToString();
     }
 
-    static void Header(Utf8JsonWriter w, string id, long created, string modelId, string obj)
-    {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", obj);
-        w.WriteNumber("created", created);
-        w.WriteString("model", modelId);
-    }
-
     static byte[] Chunk(string id, long created, string modelId, bool first, string text, TokenLogprobsJson? lp, int from, string? finish) => JsonOutput.Build(w =>
     {
-        Header(w, id, created, modelId, "chat.completion.chunk");
+        JsonOutput.Header(w, id, created, modelId, "chat.completion.chunk");
         w.WriteStartArray("choices");
         w.WriteStartObject();
         w.WriteNumber("index", 0);

@@ -61,7 +61,7 @@ public static class CompletionsEndpoint
                 sent = lp?.Count ?? 0;
             }
             if (cancel.IsCancellationRequested) return;
-            if (p.IncludeUsage) await sse.SendAsync(JsonOutput.Build(w => { Header(w, id, created, model.Id); w.WriteStartArray("choices"); w.WriteEndArray(); Usage(w, ids.Count, completionTokens); w.WriteEndObject(); }));
+            if (p.IncludeUsage) await sse.SendAsync(JsonOutput.Build(w => { JsonOutput.Header(w, id, created, model.Id, "text_completion"); w.WriteStartArray("choices"); w.WriteEndArray(); Usage(w, ids.Count, completionTokens); w.WriteEndObject(); }));
             await sse.DoneAsync();
             return;
         }
@@ -80,7 +80,7 @@ public static class CompletionsEndpoint
         string all = textOut.ToString();
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
-            Header(w, id, created, model.Id);
+            JsonOutput.Header(w, id, created, model.Id, "text_completion");
             w.WriteStartArray("choices");
             Choice(w, all, lp, 0, finish);
             w.WriteEndArray();
@@ -116,15 +116,6 @@ public static class CompletionsEndpoint
         throw JsonRequest.WrongType("prompt", v, "a string or an array of token ids");
     }
 
-    static void Header(Utf8JsonWriter w, string id, long created, string modelId)
-    {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", "text_completion");
-        w.WriteNumber("created", created);
-        w.WriteString("model", modelId);
-    }
-
     static void Choice(Utf8JsonWriter w, string text, TokenLogprobsJson? lp, int from, string? finish)
     {
         w.WriteStartObject();
@@ -138,7 +129,7 @@ public static class CompletionsEndpoint
 
     static byte[] Chunk(string id, long created, string modelId, string text, TokenLogprobsJson? lp, int from, string? finish) => JsonOutput.Build(w =>
     {
-        Header(w, id, created, modelId);
+        JsonOutput.Header(w, id, created, modelId, "text_completion");
         w.WriteStartArray("choices");
         Choice(w, text, lp, from, finish);
         w.WriteEndArray();

@@ -11,6 +11,16 @@ namespace Tessera.Server;
 /// </summary>
 public static class JsonOutput
 {
+    /// <summary>Opens a response object with the fields every OpenAI completion object starts with: id, object, created, model.</summary>
+    public static void Header(Utf8JsonWriter w, string id, long created, string modelId, string obj)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", id);
+        w.WriteString("object", obj);
+        w.WriteNumber("created", created);
+        w.WriteString("model", modelId);
+    }
+
     /// <summary>Builds one JSON value.</summary>
     public static byte[] Build(Action<Utf8JsonWriter> write)
     {

@@ -94,14 +94,14 @@ public static class MultipleChoices
             await run;
             if (cancel.IsCancellationRequested) return;
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.Build(w => { Header(w, id, created, model.Id, "chat.completion.chunk"); w.WriteStartArray("choices"); w.WriteEndArray(); CompletionsEndpoint.Usage(w, ids.Count, tokens.Sum()); w.WriteEndObject(); }));
+                await sse.SendAsync(JsonOutput.Build(w => { JsonOutput.Header(w, id, created, model.Id, "chat.completion.chunk"); w.WriteStartArray("choices"); w.WriteEndArray(); CompletionsEndpoint.Usage(w, ids.Count, tokens.Sum()); w.WriteEndObject(); }));
             await sse.DoneAsync();
             return;
         }
         var choices = await CollectAsync(model, ids, budget, p, p.N, model.ChatStopIds, cancel);
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
-            Header(w, id, created, model.Id, "chat.completion");
+            JsonOutput.Header(w, id, created, model.Id, "chat.completion");
             w.WriteStartArray("choices");
             foreach (var c in choices)
             {
@@ -131,7 +131,7 @@ public static class MultipleChoices
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
-            Header(w, id, created, model.Id, "text_completion");
+            JsonOutput.Header(w, id, created, model.Id, "text_completion");
             w.WriteStartArray("choices");
             int index = 0;
             foreach (var c in kept)
@@ -150,18 +150,9 @@ public static class MultipleChoices
         }), cancel);
     }
 
-    static void Header(Utf8JsonWriter w, string id, long created, string modelId, string obj)
-    {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", obj);
-        w.WriteNumber("created", created);
-        w.WriteString("model", modelId);
-    }
-
     static byte[] ChatChunk(string id, long created, string modelId, int index, bool first, string text, string? finish) => JsonOutput.Build(w =>
     {
-        Header(w, id, created, modelId, "chat.completion.chunk");
+        JsonOutput.Header(w, id, created, modelId, "chat.completion.chunk");
         w.WriteStartArray("choices");
         w.WriteStartObject();
         w.WriteNumber("index", index);

@@ -287,7 +287,7 @@ public sealed class ToolSet
             if (p.IncludeUsage)
                 await sse.SendAsync(JsonOutput.Build(w =>
                 {
-                    Header(w, id, created, model.Id, "chat.completion.chunk");
+                    JsonOutput.Header(w, id, created, model.Id, "chat.completion.chunk");
                     w.WriteStartArray("choices");
                     w.WriteEndArray();
                     CompletionsEndpoint.Usage(w, ids.Count, generated);
@@ -298,7 +298,7 @@ public sealed class ToolSet
         }
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
-            Header(w, id, created, model.Id, "chat.completion");
+            JsonOutput.Header(w, id, created, model.Id, "chat.completion");
             w.WriteStartArray("choices");
             w.WriteStartObject();
             w.WriteNumber("index", 0);
@@ -338,19 +338,10 @@ public sealed class ToolSet
         w.WriteEndObject();
     }
 
-    static void Header(Utf8JsonWriter w, string id, long created, string modelId, string obj)
-    {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", obj);
-        w.WriteNumber("created", created);
-        w.WriteString("model", modelId);
-    }
-
     // One streamed chunk: text, or a call's head (first: id and name) or its arguments.
     static byte[] Chunk(string id, long created, string modelId, bool first, string? text, (ToolCall Call, bool Head)? call, string? finish) => JsonOutput.Build(w =>
     {
-        Header(w, id, created, modelId, "chat.completion.chunk");
+        JsonOutput.Header(w, id, created, modelId, "chat.completion.chunk");
         w.WriteStartArray("choices");
         w.WriteStartObject();
         w.WriteNumber("index", 0);
