@@ -56,15 +56,7 @@ public static class ChatCompletionsEndpoint
             }
             if (cancel.IsCancellationRequested) return;
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.Build(w =>
-                {
-                    JsonOutput.Header(w, id, created, model.Id, "chat.completion.chunk");
-                    w.WriteStartArray("choices");
-                    w.WriteEndArray();
-                    CompletionsEndpoint.Usage(w, ids.Count, completionTokens);
-                    ChatRetrieval.Write(w, citations);
-                    w.WriteEndObject();
-                }));
+                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, completionTokens, w => ChatRetrieval.Write(w, citations)));
             await sse.DoneAsync();
             return;
         }

@@ -61,7 +61,7 @@ public static class CompletionsEndpoint
                 sent = lp?.Count ?? 0;
             }
             if (cancel.IsCancellationRequested) return;
-            if (p.IncludeUsage) await sse.SendAsync(JsonOutput.Build(w => { JsonOutput.Header(w, id, created, model.Id, "text_completion"); w.WriteStartArray("choices"); w.WriteEndArray(); Usage(w, ids.Count, completionTokens); w.WriteEndObject(); }));
+            if (p.IncludeUsage) await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "text_completion", ids.Count, completionTokens));
             await sse.DoneAsync();
             return;
         }

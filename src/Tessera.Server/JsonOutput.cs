@@ -21,6 +21,21 @@ public static class JsonOutput
         w.WriteString("model", modelId);
     }
 
+    /// <summary>
+    /// The last chunk of a stream with <c>stream_options.include_usage</c>: the object header, an
+    /// empty <c>choices</c> array and <c>usage</c>, plus whatever <paramref name="extra"/> writes.
+    /// </summary>
+    public static byte[] UsageChunk(string id, long created, string modelId, string obj, int promptTokens, int completionTokens, Action<Utf8JsonWriter>? extra = null)
+        => Build(w =>
+        {
+            Header(w, id, created, modelId, obj);
+            w.WriteStartArray("choices");
+            w.WriteEndArray();
+            CompletionsEndpoint.Usage(w, promptTokens, completionTokens);
+            extra?.Invoke(w);
+            w.WriteEndObject();
+        });
+
     /// <summary>Builds one JSON value.</summary>
     public static byte[] Build(Action<Utf8JsonWriter> write)
     {

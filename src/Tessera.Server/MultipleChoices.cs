@@ -94,7 +94,7 @@ public static class MultipleChoices
             await run;
             if (cancel.IsCancellationRequested) return;
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.Build(w => { JsonOutput.Header(w, id, created, model.Id, "chat.completion.chunk"); w.WriteStartArray("choices"); w.WriteEndArray(); CompletionsEndpoint.Usage(w, ids.Count, tokens.Sum()); w.WriteEndObject(); }));
+                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, tokens.Sum()));
             await sse.DoneAsync();
             return;
         }

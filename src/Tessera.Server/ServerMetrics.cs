@@ -24,10 +24,22 @@ public sealed class ServerMetrics : IDisposable
     readonly Meter meter;
     readonly Counter<long> errors, rejected;
 
-    /// <summary>Creates the instruments; the gauges read <paramref name="gate"/> and the engine when scraped.</summary>
-    public ServerMetrics(AdmissionGate gate, IGenerationEngine engine)
+    static int instances;
+
+    /// <summary>
+    /// A meter name of its own for one server's gauges and counters. A metrics pipeline subscribes by
+    /// meter name, so with one shared name two servers in one process (tests, a cascade) would
+    /// export each other's queue gauges.
+    /// </summary>
+    public static string NewInstanceMeterName() => $"{MeterName}.Instance{Interlocked.Increment(ref instances)}";
+
+    /// <summary>
+    /// Creates the instruments on a meter named <paramref name="meterName"/> (from
+    /// <see cref="NewInstanceMeterName"/>); the gauges read <paramref name="gate"/> and the engine when scraped.
+    /// </summary>
+    public ServerMetrics(AdmissionGate gate, IGenerationEngine engine, string meterName)
     {
-        meter = new Meter(MeterName);
+        meter = new Meter(meterName);
         errors = meter.CreateCounter<long>("tessera.server.errors", "{request}", "Requests answered with an error, by status code.");
         rejected = meter.CreateCounter<long>("tessera.server.rejected", "{request}", "Model requests refused with 429 because the queue was full.");
         meter.CreateObservableGauge("tessera.server.queue.depth", () => gate.Inside, "{request}", "Model requests admitted and not finished (running or waiting).");

@@ -71,14 +71,15 @@ public sealed class TesseraServer : IAsyncDisposable
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(5));
         if (options.CorsOrigins.Count > 0)
             builder.Services.AddCors(c => c.AddDefaultPolicy(p => p.WithOrigins([.. options.CorsOrigins]).WithMethods("GET", "POST").WithHeaders("Authorization", "Content-Type")));
+        string instanceMeter = ServerMetrics.NewInstanceMeterName();
         builder.Services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(ServerMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddMeter(ServerMetrics.MeterName, instanceMeter, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddPrometheusExporter());
 
         var app = builder.Build();
         var stopping = app.Lifetime.ApplicationStopping;
         var gate = new AdmissionGate(options.MaxQueue);
-        var metrics = new ServerMetrics(gate, model.Engine);
+        var metrics = new ServerMetrics(gate, model.Engine, instanceMeter);
         var key = options.ApiKey is { } k ? new ApiKeyCheck(k) : null;
         var limits = new RequestLimits(options.MaxBodyBytes, options.MaxTokensPerRequest);
 

@@ -285,14 +285,7 @@ public sealed class ToolSet
                 else await sse.SendAsync(Chunk(id, created, model.Id, true, reply, null, finish ?? "stop"));
             }
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.Build(w =>
-                {
-                    JsonOutput.Header(w, id, created, model.Id, "chat.completion.chunk");
-                    w.WriteStartArray("choices");
-                    w.WriteEndArray();
-                    CompletionsEndpoint.Usage(w, ids.Count, generated);
-                    w.WriteEndObject();
-                }));
+                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, generated));
             await sse.DoneAsync();
             return;
         }
