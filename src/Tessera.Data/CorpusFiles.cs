@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.IO.Enumeration;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -34,17 +35,44 @@ public static class CorpusFiles
     /// <summary>The field of a JSONL object, or the Parquet column, that holds a document's text unless another is named.</summary>
     public const string DefaultTextField = "text";
 
-    /// <summary>The files a path names: itself, or the files below a folder with one of <see cref="Extensions"/>, in ordinal order.</summary>
-    public static IReadOnlyList<string> List(string path)
+    /// <summary>
+    /// The files a path names: itself, or the files below a folder with one of <see cref="Extensions"/>,
+    /// in ordinal order of their relative paths. <paramref name="include"/> replaces the extension
+    /// rule with file-name patterns (<c>*</c> and <c>?</c>, case-insensitive, e.g. <c>*.cs</c>): a
+    /// folder of source code or of any other text becomes a corpus whose files are read as text
+    /// (one document each) unless they end in .jsonl or .parquet. Folders named <c>bin</c>,
+    /// <c>obj</c> or starting with a dot are skipped when patterns are given (build output and
+    /// version-control data are not text a user means).
+    /// </summary>
+    public static IReadOnlyList<string> List(string path, IReadOnlyList<string>? include = null)
     {
+        if (include is { Count: 0 }) include = null;
+        if (include is not null)
+            foreach (var pattern in include)
+                if (string.IsNullOrWhiteSpace(pattern) || pattern.Contains('/') || pattern.Contains('\\'))
+                    throw new ArgumentException($"Include pattern '{pattern}' must be a non-empty file-name pattern such as *.cs (no folders).");
         if (File.Exists(path)) return [path];
         if (!Directory.Exists(path)) throw new FileNotFoundException($"Corpus not found: {path}", path);
         var files = Directory.GetFiles(path, "*", SearchOption.AllDirectories)
-            .Where(f => Extensions.Any(e => f.EndsWith(e, StringComparison.OrdinalIgnoreCase)))
+            .Where(f => include is null
+                ? Extensions.Any(e => f.EndsWith(e, StringComparison.OrdinalIgnoreCase))
+                : !InSkippedFolder(path, f) && include.Any(p => FileSystemName.MatchesSimpleExpression(p, Path.GetFileName(f), ignoreCase: true)))
             .ToArray();
         Array.Sort(files, StringComparer.Ordinal);
-        if (files.Length == 0) throw new InvalidDataException($"Corpus folder {path} holds no {string.Join(", ", Extensions.SkipLast(1))} or {Extensions[^1]} files.");
+        if (files.Length == 0)
+            throw new InvalidDataException(include is null
+                ? $"Corpus folder {path} holds no {string.Join(", ", Extensions.SkipLast(1))} or {Extensions[^1]} files."
+                : $"Corpus folder {path} holds no files matching {string.Join(", ", include)}.");
         return files;
+    }
+
+    static bool InSkippedFolder(string root, string file)
+    {
+        var relative = Path.GetRelativePath(root, Path.GetDirectoryName(file)!);
+        if (relative == ".") return false;
+        foreach (var part in relative.Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar))
+            if (part is "bin" or "obj" || part.StartsWith('.')) return true;
+        return false;
     }
 
     /// <summary>A file's bytes, gunzipped when it ends in <c>.gz</c>; an empty or corrupt file is named in the error.</summary>
@@ -91,13 +119,14 @@ public static class CorpusFiles
     /// plus <c>#name</c> or <c>#index</c> when a text file is cut by <paramref name="documentStart"/>
     /// (text before the first match is a document of its own), <c>#line</c> for JSONL and
     /// <c>#row</c> for Parquet. <paramref name="textField"/> names the JSONL field or Parquet column
-    /// that holds the text; <paramref name="documentStart"/> applies to text files only.
+    /// that holds the text; <paramref name="documentStart"/> applies to text files only;
+    /// <paramref name="include"/> selects files by name as in <see cref="List"/>.
     /// </summary>
-    public static IReadOnlyList<CorpusDocument> Read(string path, Regex? documentStart = null, string textField = DefaultTextField)
+    public static IReadOnlyList<CorpusDocument> Read(string path, Regex? documentStart = null, string textField = DefaultTextField, IReadOnlyList<string>? include = null)
     {
         var root = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
         var docs = new List<CorpusDocument>();
-        foreach (var file in List(path))
+        foreach (var file in List(path, include))
         {
             string key = Path.GetRelativePath(root, file).Replace('\\', '/');
             if (file.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) { ParquetCorpus.Read(file, key, textField, docs); continue; }

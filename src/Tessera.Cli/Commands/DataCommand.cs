@@ -24,6 +24,7 @@ public static class DataCommand
         var train = new Option<string?>("--train") { Description = "Explicit splits: the training file or folder (with --validation; replaces --input and the hash split)." };
         var validation = new Option<string?>("--validation") { Description = "Explicit splits: the validation file or folder (used whole, in order)." };
         var testSplit = new Option<string?>("--test") { Description = "Explicit splits: an optional test file or folder." };
+        var include = new Option<string?>("--include") { Description = "Comma-separated file-name patterns (e.g. \"*.cs,*.md\") that pick the files of a corpus folder instead of the usual endings; each matching file is one text document." };
         var textField = new Option<string>("--text-field") { Description = "JSONL field or Parquet column that holds each document's text.", DefaultValueFactory = _ => CorpusFiles.DefaultTextField };
         var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer directory/file, or `bytes`.", Required = true };
         var output = new Option<string>("--out") { Description = "Output folder for train.bin, val.bin, test.bin, meta.json (new, empty, or a prepared folder to replace).", Required = true };
@@ -34,10 +35,11 @@ public static class DataCommand
         var overlapN = new Option<int?>("--overlap-ngram") { Description = $"Explicit splits: warn when validation/test documents share an n-gram of this many tokens with training (0 = skip; default {SplitOverlap.DefaultN}, {SplitOverlap.DefaultByteN} for a byte tokenizer)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("prepare", "Tokenize a corpus into memory-mapped shards: a deterministic document-level train/val/test split, or the train/validation/test files given.")
-            { input, train, validation, testSplit, textField, tokenizer, output, val, test, seed, split, overlapN, json };
+            { input, train, validation, testSplit, include, textField, tokenizer, output, val, test, seed, split, overlapN, json };
         cmd.SetAction(p =>
         {
             string tokPath = p.GetValue(tokenizer)!, outDir = p.GetValue(output)!, field = p.GetValue(textField)!;
+            var patterns = p.GetValue(include)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             string? trainPath = p.GetValue(train), valPath = p.GetValue(validation), testPath = p.GetValue(testSplit);
             bool explicitSplits = trainPath is not null || valPath is not null || testPath is not null;
             bool asJson = p.GetValue(json);
@@ -56,9 +58,9 @@ public static class DataCommand
             if (explicitSplits)
             {
                 // Every split is read (and every bad line found) before anything is written.
-                var trainDocs = LoadSplit("--train", trainPath!, p.GetValue(split), field);
-                var valDocs = LoadSplit("--validation", valPath!, p.GetValue(split), field);
-                var testDocs = testPath is null ? [] : LoadSplit("--test", testPath, p.GetValue(split), field);
+                var trainDocs = LoadSplit("--train", trainPath!, p.GetValue(split), field, patterns);
+                var valDocs = LoadSplit("--validation", valPath!, p.GetValue(split), field, patterns);
+                var testDocs = testPath is null ? [] : LoadSplit("--test", testPath, p.GetValue(split), field, patterns);
                 prepared = ShardBuilder.PrepareSplits(trainDocs, valDocs, testDocs, tok, tokPath, outDir, progress);
                 if (!asJson) Console.Error.WriteLine();
                 int n = p.GetValue(overlapN) ?? SplitOverlap.DefaultFor(tok.VocabSize);
@@ -70,7 +72,7 @@ public static class DataCommand
             }
             else
             {
-                var docs = Load(p.GetValue(input)!, p.GetValue(split), field);
+                var docs = Load(p.GetValue(input)!, p.GetValue(split), field, patterns);
                 prepared = ShardBuilder.Prepare(docs, tok, tokPath, documentSplit, outDir, progress);
                 if (!asJson) Console.Error.WriteLine();
             }
@@ -81,18 +83,19 @@ public static class DataCommand
     }
 
     /// <summary>Reads the corpus a `--input` value names (`embedded` is the built-in one); few long documents are cut into chunks so a hash split has units to assign.</summary>
-    public static IReadOnlyList<CorpusDocument> Load(string input, string? splitOn, string textField = CorpusFiles.DefaultTextField)
+    public static IReadOnlyList<CorpusDocument> Load(string input, string? splitOn, string textField = CorpusFiles.DefaultTextField, IReadOnlyList<string>? include = null)
     {
-        if (input == "embedded") return EmbeddedCorpus.Read();
-        return CorpusFiles.ChunkIfFew(CorpusFiles.Read(input, Regex(splitOn), textField));
+        if (input == "embedded")
+            return include is null ? EmbeddedCorpus.Read() : throw new ArgumentException("--include picks files of a corpus folder; the embedded corpus has none to pick.");
+        return CorpusFiles.ChunkIfFew(CorpusFiles.Read(input, Regex(splitOn), textField, include));
     }
 
     /// <summary>Reads one explicit split whole: its documents as they are, in file order, never re-chunked.</summary>
-    static IReadOnlyList<CorpusDocument> LoadSplit(string flag, string path, string? splitOn, string textField)
+    static IReadOnlyList<CorpusDocument> LoadSplit(string flag, string path, string? splitOn, string textField, IReadOnlyList<string>? include)
     {
         try
         {
-            return CorpusFiles.Read(path, Regex(splitOn), textField);
+            return CorpusFiles.Read(path, Regex(splitOn), textField, include);
         }
         catch (InvalidDataException e) when (e.Message.Contains("holds no text", StringComparison.Ordinal))
         {
