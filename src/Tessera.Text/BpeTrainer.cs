@@ -111,8 +111,8 @@ public static class BpeTrainer
         var known = new ByteRankTable(256 + merges);
         for (int b = 0; b < 256; b++) { tokens.Add([(byte)b]); known.Add([(byte)b], b, b); }
 
-        var pairCount = new Dictionary<long, long>();
-        var where = new Dictionary<long, List<int>>();
+        var pairCount = new Dictionary<long, long>(PairKeyComparer.Instance);
+        var where = new Dictionary<long, List<int>>(PairKeyComparer.Instance);
         for (int w = 0; w < words.Length; w++)
             for (int i = 0; i + 1 < words[w].Length; i++)
             {

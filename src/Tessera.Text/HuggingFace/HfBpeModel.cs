@@ -39,7 +39,7 @@ internal sealed class HfBpeModel : HfModel
             if (_idToToken[id] is not null) throw new FormatException($"{where}: model.vocab gives id {id} to both '{_idToToken[id]}' and '{t}'");
             _idToToken[id] = t;
         }
-        _merges = new Dictionary<long, (int, int)>(merges.Count);
+        _merges = new Dictionary<long, (int, int)>(merges.Count, PairKeyComparer.Instance);
         for (int k = 0; k < merges.Count; k++)
         {
             var (l, r) = merges[k];
