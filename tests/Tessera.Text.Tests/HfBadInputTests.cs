@@ -61,8 +61,8 @@ public class HfBadInputTests
     public void UnknownPreTokenizer_IsNamed()
     {
         var root = Valid();
-        root["pre_tokenizer"] = new JsonObject { ["type"] = "UnicodeScripts" };
-        Assert.Contains("pre_tokenizer 'UnicodeScripts' is not supported", Fails(root).Message);
+        root["pre_tokenizer"] = new JsonObject { ["type"] = "SplitByMoonPhase" };
+        Assert.Contains("pre_tokenizer 'SplitByMoonPhase' is not supported", Fails(root).Message);
     }
 
     [Fact]

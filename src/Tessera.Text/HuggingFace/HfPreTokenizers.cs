@@ -269,6 +269,54 @@ internal abstract class HfPreTokenizer
         }
     }
 
+    /// <summary>
+    /// UnicodeScripts: cut where the script changes (SentencePiece's rule, as HF applies it).
+    /// Hiragana, Katakana and U+30FC count as Han; a space, and a code point unassigned in the
+    /// Unicode 9.0 table, count as "any": they never cause a cut and do not change the current
+    /// script, so "Apples are りんご" cuts before り, not at the space. Common (digits,
+    /// punctuation) and Inherited are scripts of their own. Pieces are cut, never dropped.
+    /// </summary>
+    public sealed class UnicodeScripts : HfPreTokenizer
+    {
+        private const int Any = -1;
+        private static readonly int Han = UnicodeScripts9.Index("Han");
+        private static readonly int Hiragana = UnicodeScripts9.Index("Hiragana");
+        private static readonly int Katakana = UnicodeScripts9.Index("Katakana");
+
+        /// <summary>The script a code point counts as here (-1: any).</summary>
+        public static int ScriptOf(int cp)
+        {
+            if (cp == 0x30FC) return Han;
+            if (cp == ' ') return Any;
+            int s = UnicodeScripts9.Of(cp);
+            return s == Hiragana || s == Katakana ? Han : s;
+        }
+
+        public override void Split(HfPiece piece, List<HfPiece> output)
+        {
+            // A piece starts at every code point whose script differs from the last non-"any"
+            // script before it (so also at the first non-"any" code point). As in HF, text before
+            // the first such point (leading spaces) belongs to no piece and is dropped, and so is a
+            // piece made only of spaces.
+            string text = piece.Text;
+            int start = -1, last = int.MinValue; // MinValue: no script seen yet
+            for (int i = 0; i < text.Length;)
+            {
+                int cp = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? char.ConvertToUtf32(text[i], text[i + 1]) : text[i];
+                if (char.IsSurrogate(text[i]) && cp <= 0xFFFF) cp = 0xFFFD; // a lone surrogate reads as U+FFFD, as everywhere in the HF pipeline
+                int script = ScriptOf(cp);
+                if (script != Any && last != script)
+                {
+                    if (start >= 0) output.Add(new HfPiece(text[start..i], piece.AtStart && start == 0));
+                    start = i;
+                }
+                if (script != Any) last = script;
+                i += cp > 0xFFFF ? 2 : 1;
+            }
+            if (start >= 0) output.Add(new HfPiece(start == 0 ? text : text[start..], piece.AtStart && start == 0));
+        }
+    }
+
     /// <summary>Applies pre-tokenizers in order, each to every piece of the previous.</summary>
     public sealed class Sequence(IReadOnlyList<HfPreTokenizer> steps) : HfPreTokenizer
     {

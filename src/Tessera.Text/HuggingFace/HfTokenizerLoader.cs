@@ -134,6 +134,7 @@ public static class HfTokenizerLoader
             }
             case "Whitespace": return new HfPreTokenizer.Whitespace();
             case "WhitespaceSplit": return new HfPreTokenizer.WhitespaceSplit();
+            case "UnicodeScripts": return new HfPreTokenizer.UnicodeScripts();
             case "Punctuation": return new HfPreTokenizer.Punctuation(e.TryGetProperty("behavior", out _) ? Behavior(e, where, c) : HfSplitBehavior.Isolated);
             case "BertPreTokenizer": return new HfPreTokenizer.Bert();
             default: throw new FormatException($"{where}: {c} is not supported");
