@@ -53,8 +53,11 @@ public class HfBadInputTests
     public void UnknownNormalizer_IsNamedWithItsPath()
     {
         var root = Valid();
-        root["normalizer"] = new JsonObject { ["type"] = "Sequence", ["normalizers"] = new JsonArray(new JsonObject { ["type"] = "NFC" }, new JsonObject { ["type"] = "Precompiled", ["precompiled_charsmap"] = "" }) };
-        Assert.Contains("normalizer 'Sequence'.normalizers[1] 'Precompiled' is not supported", Fails(root).Message);
+        root["normalizer"] = new JsonObject { ["type"] = "Sequence", ["normalizers"] = new JsonArray(new JsonObject { ["type"] = "NFC" }, new JsonObject { ["type"] = "UnicodeFolding" }) };
+        Assert.Contains("normalizer 'Sequence'.normalizers[1] 'UnicodeFolding' is not supported", Fails(root).Message);
+        // A known component with bad content is named with its path too.
+        root["normalizer"]!["normalizers"]![1] = new JsonObject { ["type"] = "Precompiled", ["precompiled_charsmap"] = "" };
+        Assert.Contains("normalizer 'Sequence'.normalizers[1] 'Precompiled': precompiled_charsmap is 0 bytes", Fails(root).Message);
     }
 
     [Fact]

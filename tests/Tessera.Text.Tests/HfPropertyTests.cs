@@ -53,6 +53,24 @@ public class HfPropertyTests
         if (bytes) Check.One(Cfg, Prop.ForAll(Bytes, b => tok.DecodeBytes(tok.EncodeBytes(b).ToArray()).AsSpan().SequenceEqual(b)));
     }
 
+    [Fact]
+    public void PrecompiledAndUnicodeScripts_NeverCrash()
+    {
+        // The two committed fixtures' tokenizers: a real nmt_nfkc charsmap (T5-style Unigram) and
+        // the UnicodeScripts pre-tokenizer over a character WordPiece vocabulary.
+        foreach (var (fixture, gz) in new[] { ("precompiled.json.gz", true), ("unicode-scripts.json", false) })
+        {
+            Stream s = File.OpenRead(HfTokenizerConformanceTests.FixturePath(fixture));
+            if (gz) s = new System.IO.Compression.GZipStream(s, System.IO.Compression.CompressionMode.Decompress);
+            var root = System.Text.Json.Nodes.JsonNode.Parse(s)!;
+            s.Dispose();
+            string file = Path.Combine(Path.GetTempPath(), $"tessera-prop-{Environment.ProcessId}-{fixture}.json");
+            File.WriteAllText(file, root["tokenizer"]!.ToJsonString());
+            try { NeverCrashes(HfTokenizer.Load(file)); }
+            finally { File.Delete(file); }
+        }
+    }
+
     [HfPeerFact("gemma3")] public void Gemma3() => NeverCrashes(HfPeers.Tokenizer("gemma3"));
     [HfPeerFact("llama2")] public void Llama2() => NeverCrashes(HfPeers.Tokenizer("llama2"));
     [HfPeerFact("qwen3")] public void Qwen3() => NeverCrashes(HfPeers.Tokenizer("qwen3"));

@@ -8,7 +8,7 @@ namespace Tessera.Text;
 /// A Hugging Face normalizer: rewrites one section of input (the text between added tokens)
 /// before pre-tokenization. Only the resulting text matters for ids, so offsets are not kept.
 /// </summary>
-internal abstract class HfNormalizer
+internal abstract partial class HfNormalizer
 {
     public abstract string Normalize(string text);
 

@@ -217,6 +217,7 @@ internal abstract class HfPreTokenizer
     {
         public override void Split(HfPiece piece, List<HfPiece> output)
         {
+            if (piece.Text.Length == 0) return; // HF prepends nothing to an empty string
             string text = piece.Text.Replace(' ', replacement);
             bool prepend = prependScheme switch
             {

@@ -88,12 +88,20 @@ public static class HfTokenizerLoader
             "Prepend" => new HfNormalizer.Prepend(Str(e, "prepend", where, c)),
             "Strip" => new HfNormalizer.Strip(Bool(e, "strip_left", true), Bool(e, "strip_right", true)),
             "StripAccents" => new HfNormalizer.StripAccents(),
+            "Precompiled" => new HfNormalizer.Precompiled(Charsmap(e, where, c), $"{where}: {c}"),
             "BertNormalizer" => new HfNormalizer.Bert(Bool(e, "clean_text", true), Bool(e, "handle_chinese_chars", true),
                 e.TryGetProperty("strip_accents", out var sa) && sa.ValueKind is JsonValueKind.True or JsonValueKind.False ? sa.GetBoolean() : null,
                 Bool(e, "lowercase", true), $"{where}: {c}"),
             "Sequence" => new HfNormalizer.Sequence(Array(e, "normalizers", where, c).Select((x, i) => Normalizer(x, where, $"{c}.normalizers[{i}]")).ToList()),
             _ => throw new FormatException($"{where}: {c} is not supported"),
         };
+    }
+
+    private static byte[] Charsmap(JsonElement e, string where, string c)
+    {
+        string b64 = Str(e, "precompiled_charsmap", where, c);
+        try { return Convert.FromBase64String(b64); }
+        catch (FormatException) { throw new FormatException($"{where}: {c}: precompiled_charsmap is not base64"); }
     }
 
     private static HfPreTokenizer PreTokenizer(JsonElement e, string where, string c, ref bool byteLevel, bool last)
