@@ -52,13 +52,19 @@ internal static class GgufPipelineVocabulary
         return new HfTokenizer(name, normalizer, new HfPreTokenizer.Bert(), false, model, HfPostProcessor.None, new HfDecoder.WordPiece("##", true), Added(tokens, types)) { AddedTokensDecodeRaw = true };
     }
 
-    public static HfTokenizer Unigram(string name, string[] tokens, float[] scores, int[] types, int? unkId, bool addSpacePrefix, bool removeExtraWhitespaces)
+    public static HfTokenizer Unigram(string name, string[] tokens, float[] scores, int[] types, int? unkId, bool addSpacePrefix, bool removeExtraWhitespaces,
+        byte[]? precompiledCharsmap = null)
     {
         var list = new List<(string, double)>(tokens.Length);
         for (int id = 0; id < tokens.Length; id++)
             list.Add((tokens[id], types[id] is SentencePieceTokenizer.TypeNormal or SentencePieceTokenizer.TypeUserDefined ? scores[id] : types[id] == SentencePieceTokenizer.TypeUnknown ? 0 : -1e9));
-        var model = new HfUnigramModel(list, unkId, false, name);
+        // Only normal and user-defined pieces match text (the unknown piece's "<unk>" is an id, not a word).
+        var model = new HfUnigramModel(list, unkId, false, name, id => types[id] is SentencePieceTokenizer.TypeNormal or SentencePieceTokenizer.TypeUserDefined);
         var steps = new List<HfNormalizer>();
+        // SentencePiece's compiled normalization rules first (longest match, its own order), then
+        // its whitespace handling on their output, as llama.cpp's UGM tokenizer does.
+        if (precompiledCharsmap is { Length: > 0 })
+            steps.Add(new HfNormalizer.Precompiled(precompiledCharsmap, $"{name}: tokenizer.ggml.precompiled_charsmap", longestPrefix: true));
         if (removeExtraWhitespaces) steps.Add(new CollapseSpaces());
         var pre = new HfPreTokenizer.Metaspace('\u2581', addSpacePrefix ? "always" : "never", true);
         return new HfTokenizer(name, steps.Count == 0 ? null : new HfNormalizer.Sequence(steps), pre, false, model, HfPostProcessor.None,

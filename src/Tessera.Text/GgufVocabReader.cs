@@ -100,6 +100,7 @@ public sealed class GgufVocabReader
             case 6: { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = BitConverter.Int32BitsToSingle((int)U32()); return a; }
             case 5: { var a = new int[n]; for (int i = 0; i < n; i++) a[i] = (int)U32(); return a; }
             case 4: { var a = new uint[n]; for (int i = 0; i < n; i++) a[i] = U32(); return a; }
+            case 0 or 1: { var a = new byte[n]; _stream.ReadExactly(a); return a; } // e.g. tokenizer.ggml.precompiled_charsmap
             default: { var a = new object[n]; for (int i = 0; i < n; i++) a[i] = Value(elemType, key); return a; }
         }
     }
@@ -145,7 +146,7 @@ public sealed class GgufMetadata(string path, uint version, ulong tensorCount, I
     /// <summary>File offset just past the metadata, where the tensor infos begin.</summary>
     public long End { get; init; }
 
-    /// <summary>All key/values; arrays of strings/floats/int32/uint32 are typed arrays, others object[].</summary>
+    /// <summary>All key/values; arrays of strings/floats/int32/uint32 are typed arrays, arrays of uint8 or int8 are byte[], others object[].</summary>
     public IReadOnlyDictionary<string, object> Values { get; } = values;
 
     /// <summary>A required value of type <typeparamref name="T"/>.</summary>

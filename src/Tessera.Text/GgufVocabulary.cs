@@ -121,7 +121,7 @@ public sealed class GgufVocabulary
                 if (scores.Length != tokens.Length) throw new FormatException($"{path}: {tokens.Length} tokens but {scores.Length} scores");
                 int? unk = CheckedId(meta, "tokenizer.ggml.unknown_token_id", tokens.Length);
                 var tok = GgufPipelineVocabulary.Unigram(name, tokens, scores, types, unk, meta.GetOr("tokenizer.ggml.add_space_prefix", true),
-                    meta.GetOr("tokenizer.ggml.remove_extra_whitespaces", true));
+                    meta.GetOr("tokenizer.ggml.remove_extra_whitespaces", true), meta.GetOr<byte[]?>("tokenizer.ggml.precompiled_charsmap", null));
                 return new GgufVocabulary(tok, bos, eos, meta.GetOr("tokenizer.ggml.add_bos_token", false), meta.GetOr("tokenizer.ggml.add_eos_token", true));
             }
             default:

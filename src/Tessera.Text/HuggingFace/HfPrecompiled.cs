@@ -14,15 +14,20 @@ internal abstract partial class HfNormalizer
     /// the offset of its replacement. HF walks the text by extended grapheme cluster: a cluster under
     /// 6 UTF-8 bytes that has a key as a prefix becomes the replacement of the <em>shortest</em> such
     /// key (all of the cluster, whatever the key covered); otherwise each code point of the cluster
-    /// is looked up the same way, or kept.
+    /// is looked up the same way, or kept. With <c>longestPrefix</c> the rules run the way
+    /// SentencePiece itself (and llama.cpp for GGUF <c>t5</c> vocabularies) runs them: left to
+    /// right over the UTF-8 text, the longest key at each position is replaced, else one code point
+    /// is kept.
     /// </summary>
     public sealed class Precompiled : HfNormalizer
     {
         private readonly uint[] _units;
         private readonly byte[] _replacements;
+        private readonly bool _longestPrefix;
 
-        public Precompiled(byte[] charsmap, string component)
+        public Precompiled(byte[] charsmap, string component, bool longestPrefix = false)
         {
+            _longestPrefix = longestPrefix;
             if (charsmap.Length < 4) throw new FormatException($"{component}: precompiled_charsmap is {charsmap.Length} bytes; it must start with the trie's u32 length");
             uint trieBytes = BinaryPrimitives.ReadUInt32LittleEndian(charsmap);
             if (trieBytes == 0 || trieBytes % 4 != 0 || trieBytes > (uint)(charsmap.Length - 4))
@@ -57,6 +62,49 @@ internal abstract partial class HfNormalizer
             return -1;
         }
 
+        /// <summary>(length, value) of the longest key that is a prefix of <paramref name="key"/>; length 0 when none.</summary>
+        private (int Length, long Value) LongestPrefix(ReadOnlySpan<byte> key)
+        {
+            (int, long) best = (0, -1);
+            uint pos = Offset(_units[0]);
+            for (int i = 0; i < key.Length; i++)
+            {
+                byte c = key[i];
+                if (c == 0) break;
+                pos ^= c;
+                if (pos >= (uint)_units.Length) break;
+                uint unit = _units[pos];
+                if (Label(unit) != c) break;
+                pos ^= Offset(unit);
+                if (pos >= (uint)_units.Length) break;
+                if (HasLeaf(unit)) best = (i + 1, Value(_units[pos]));
+            }
+            return best;
+        }
+
+        private string NormalizeLongestPrefix(string text)
+        {
+            byte[] utf8 = Encoding.UTF8.GetBytes(text);
+            var output = new List<byte>(utf8.Length + 16);
+            for (int at = 0; at < utf8.Length;)
+            {
+                var (length, value) = LongestPrefix(utf8.AsSpan(at));
+                if (length > 0 && value >= 0 && value < _replacements.Length)
+                {
+                    var rest = _replacements.AsSpan((int)value);
+                    int end = rest.IndexOf((byte)0);
+                    foreach (byte b in end < 0 ? rest : rest[..end]) output.Add(b);
+                    at += length;
+                    continue;
+                }
+                // No rule: keep one code point (the text is valid UTF-8, so its length is in the lead byte).
+                byte lead = utf8[at];
+                int n = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+                for (int k = 0; k < n && at < utf8.Length; k++) output.Add(utf8[at++]);
+            }
+            return Encoding.UTF8.GetString(output.ToArray());
+        }
+
         /// <summary>Appends the replacement of <paramref name="utf8"/>'s shortest matching prefix; false when none matches.</summary>
         private bool Transform(ReadOnlySpan<byte> utf8, StringBuilder output)
         {
@@ -71,6 +119,7 @@ internal abstract partial class HfNormalizer
         public override string Normalize(string text)
         {
             if (text.Length == 0) return text;
+            if (_longestPrefix) return NormalizeLongestPrefix(text);
             var sb = new StringBuilder(text.Length + 16);
             Span<byte> buf = stackalloc byte[64];
             var clusters = StringInfo.GetTextElementEnumerator(text);

@@ -20,24 +20,33 @@ internal sealed class HfUnigramModel : HfModel
     private readonly double _unkScore;
     private readonly int[]? _byteFallback;
 
-    public HfUnigramModel(List<(string Piece, double Score)> vocab, int? unkId, bool byteFallback, string where)
+    // matchable: when given, only the pieces it accepts can match text (SentencePiece: normal and
+    // user-defined pieces; the unknown, control and unused pieces are ids only), and only they set the
+    // lowest score the unknown penalty starts from.
+    public HfUnigramModel(List<(string Piece, double Score)> vocab, int? unkId, bool byteFallback, string where, Func<int, bool>? matchable = null)
     {
         _pieces = new string[vocab.Count];
         _scores = new double[vocab.Count];
         _vocab = new Dictionary<string, int>(vocab.Count, StringComparer.Ordinal);
+        var match = matchable is null ? _vocab : new Dictionary<string, int>(vocab.Count, StringComparer.Ordinal);
         double min = double.MaxValue;
         for (int i = 0; i < vocab.Count; i++)
         {
             _pieces[i] = vocab[i].Piece;
             _scores[i] = vocab[i].Score;
             if (!_vocab.TryAdd(vocab[i].Piece, i)) throw new FormatException($"{where}: model.vocab[{i}] '{vocab[i].Piece}' duplicates an earlier piece");
+            if (matchable is not null)
+            {
+                if (!matchable(i)) continue;
+                match.Add(vocab[i].Piece, i);
+            }
             _maxLen = Math.Max(_maxLen, vocab[i].Piece.Length);
             min = Math.Min(min, vocab[i].Score);
         }
-        _span = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        _span = match.GetAlternateLookup<ReadOnlySpan<char>>();
         if (unkId is int u && (u < 0 || u >= vocab.Count)) throw new FormatException($"{where}: model.unk_id {u} is outside the vocabulary (size {vocab.Count})");
         _unk = unkId;
-        _unkScore = (vocab.Count == 0 ? 0 : min) - UnkPenalty;
+        _unkScore = (min == double.MaxValue ? 0 : min) - UnkPenalty;
         if (byteFallback)
             _byteFallback = FindByteTokens(t => _vocab.TryGetValue(t, out int id) ? id : null)
                 ?? throw new FormatException($"{where}: model.byte_fallback is set but the vocabulary lacks some of the 256 <0xNN> byte tokens");
