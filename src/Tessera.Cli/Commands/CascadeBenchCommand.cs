@@ -50,7 +50,7 @@ public static class CascadeBenchCommand
         var hard = new Option<int>("--hard") { Description = "Hard requests (held-out C# windows).", DefaultValueFactory = _ => 32 };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length per request.", DefaultValueFactory = _ => 64 };
         var answerTokens = new Option<int>("--answer-tokens") { Description = "Held-out tokens each request is judged on.", DefaultValueFactory = _ => 64 };
-        var thresholds = new Option<string>("--thresholds") { Description = "Thresholds of the curve, comma-separated in [0, 1].", DefaultValueFactory = _ => "0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.5,0.6,1" };
+        var thresholds = new Option<string>("--thresholds") { Description = "Thresholds of the curve, comma-separated in [0, 1].", DefaultValueFactory = _ => "0,0.02,0.03,0.04,0.05,0.06,0.07,0.08,0.1,0.12,0.15,0.2,1" };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("cascade", "Small/large cascade: quality vs average cost per request as the threshold moves, on easy (in-domain) and hard (out-of-domain) prompts.")
             { small, large, corpus, writeCorpus, code, output, easy, hard, promptTokens, answerTokens, thresholds, json };

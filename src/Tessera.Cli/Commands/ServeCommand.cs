@@ -34,7 +34,7 @@ public static class ServeCommand
         var json = BenchCommand.JsonOption();
         var prefixCache = new Option<int>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off); a prompt whose KV alone is larger gets a 400.", DefaultValueFactory = _ => 256 };
         var cascadeSmall = new Option<string?>("--cascade-small") { Description = "Cascade: a small model (run/checkpoint folder, same tokenizer) that answers each request unless its confidence in the prompt is below --cascade-threshold; --model is the large one (docs/cascade.md)." };
-        var cascadeThreshold = new Option<double>("--cascade-threshold") { Description = "Cascade: confidence (geometric-mean prompt-token probability under the small model) below which a request goes to the large model; 0 = always small, 1 = always large.", DefaultValueFactory = _ => 0.3 };
+        var cascadeThreshold = new Option<double>("--cascade-threshold") { Description = "Cascade: confidence (geometric-mean prompt-token probability under the small model) below which a request goes to the large model; 0 = always small, 1 = always large.", DefaultValueFactory = _ => 0.05 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
             { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages, cascadeSmall, cascadeThreshold };
         cmd.SetAction(async (p, cancel) =>
