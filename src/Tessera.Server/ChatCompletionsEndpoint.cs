@@ -17,6 +17,12 @@ public static class ChatCompletionsEndpoint
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);
+        await HandleAsync(ctx, model, req, cancel);
+    }
+
+    /// <summary>Handles a request whose body is already parsed (a <see cref="Cascade"/> reads it to route).</summary>
+    public static async Task HandleAsync(HttpContext ctx, ServedModel model, JsonRequest req, CancellationToken cancel)
+    {
         var p = GenerationParameters.Parse(req, model, minTokens: 1, tools: true);
         var tools = ToolSet.Parse(req, model);
         // With serve --index the retrieved passages join the messages on every path; citations are
@@ -56,7 +62,7 @@ public static class ChatCompletionsEndpoint
             }
             if (cancel.IsCancellationRequested) return;
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, completionTokens, w => ChatRetrieval.Write(w, citations)));
+                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, completionTokens, w => { ChatRetrieval.Write(w, citations); CascadeDecision.WriteIfRouted(w, ctx); }));
             await sse.DoneAsync();
             return;
         }
@@ -90,6 +96,7 @@ public static class ChatCompletionsEndpoint
             w.WriteEndArray();
             CompletionsEndpoint.Usage(w, ids.Count, generated);
             ChatRetrieval.Write(w, citations);
+            CascadeDecision.WriteIfRouted(w, ctx);
             w.WriteEndObject();
         }), cancel);
     }
@@ -107,7 +114,7 @@ public static class ChatCompletionsEndpoint
     }
 
     /// <summary>Reads <c>messages</c>: roles system/developer/user/assistant, content a string or text parts.</summary>
-    static List<ChatMessage> ReadMessages(JsonRequest req)
+    internal static List<ChatMessage> ReadMessages(JsonRequest req)
     {
         var v = req.Required("messages");
         if (v.ValueKind != JsonValueKind.Array) throw JsonRequest.WrongType("messages", v, "an array");

@@ -20,6 +20,12 @@ public static class CompletionsEndpoint
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, CancellationToken cancel)
     {
         using var req = await JsonRequest.ReadAsync(ctx.Request, cancel);
+        await HandleAsync(ctx, model, req, cancel);
+    }
+
+    /// <summary>Handles a request whose body is already parsed (a <see cref="Cascade"/> reads it to route).</summary>
+    public static async Task HandleAsync(HttpContext ctx, ServedModel model, JsonRequest req, CancellationToken cancel)
+    {
         var p = GenerationParameters.Parse(req, model, minTokens: 0);
         var (ids, echoed, promptText) = ReadPrompt(req, model);
         bool echo = req.Bool("echo") ?? false;
@@ -61,7 +67,7 @@ public static class CompletionsEndpoint
                 sent = lp?.Count ?? 0;
             }
             if (cancel.IsCancellationRequested) return;
-            if (p.IncludeUsage) await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "text_completion", ids.Count, completionTokens));
+            if (p.IncludeUsage) await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "text_completion", ids.Count, completionTokens, w => CascadeDecision.WriteIfRouted(w, ctx)));
             await sse.DoneAsync();
             return;
         }
@@ -85,12 +91,13 @@ public static class CompletionsEndpoint
             Choice(w, all, lp, 0, finish);
             w.WriteEndArray();
             Usage(w, ids.Count, generated);
+            CascadeDecision.WriteIfRouted(w, ctx);
             w.WriteEndObject();
         }), cancel);
     }
 
     /// <summary>The prompt as ids to run, how many trailing ids are the caller's own (echoed), and its text.</summary>
-    static (List<int> Ids, int Echoed, string Text) ReadPrompt(JsonRequest req, ServedModel model)
+    internal static (List<int> Ids, int Echoed, string Text) ReadPrompt(JsonRequest req, ServedModel model)
     {
         var v = req.Required("prompt");
         // A one-element batch is the same as its element; larger batches would need n choices.

@@ -80,7 +80,7 @@ public sealed record GenerationParameters(int? MaxTokens, SamplingOptions Sampli
     public static void CheckModel(JsonRequest req, ServedModel model)
     {
         string name = req.String("model") ?? throw new ApiException(400, "Missing required parameter: 'model'.", param: "model", code: "missing_required_parameter");
-        if (name != model.Id)
+        if (name != model.Id && name != req.ModelAlias)
             throw new ApiException(404, $"The model '{name}' does not exist; this server serves '{model.Id}'.", param: "model", code: "model_not_found");
     }
 

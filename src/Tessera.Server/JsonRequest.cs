@@ -23,6 +23,9 @@ public sealed class JsonRequest : IDisposable
     /// <summary>The server's cap on completion tokens per request (null: only the context limits it).</summary>
     public int? MaxTokensCap { get; private set; }
 
+    /// <summary>A second name <c>model</c> may carry: the cascade's id when a <see cref="Cascade"/> routed the request to one of its models.</summary>
+    public string? ModelAlias { get; set; }
+
     /// <summary>
     /// Reads and parses the body: larger than the server's body limit (<see cref="RequestLimits"/>,
     /// else <see cref="MaxBodyBytes"/>) → 413, not UTF-8 or not a JSON object → 400.

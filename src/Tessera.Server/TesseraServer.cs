@@ -24,6 +24,8 @@ public sealed class TesseraServer : IAsyncDisposable
 
     readonly ServerMetrics metrics;
 
+    CascadeMetrics? cascadeMetrics;
+
     TesseraServer(WebApplication app, Uri address, AdmissionGate gate, ServerMetrics metrics)
     {
         this.app = app;
@@ -39,7 +41,14 @@ public sealed class TesseraServer : IAsyncDisposable
     public Uri Address { get; }
 
     /// <summary>Builds the app and starts listening.</summary>
-    public static async Task<TesseraServer> StartAsync(ServedModel model, ServerOptions options, CancellationToken cancel = default)
+    public static Task<TesseraServer> StartAsync(ServedModel model, ServerOptions options, CancellationToken cancel = default)
+        => StartAsync(model, null, options, cancel);
+
+    /// <summary>Builds the app over a small/large <see cref="Cascade"/> and starts listening (see docs/cascade.md).</summary>
+    public static Task<TesseraServer> StartAsync(Cascade cascade, ServerOptions options, CancellationToken cancel = default)
+        => StartAsync(cascade.Front, cascade, options, cancel);
+
+    static async Task<TesseraServer> StartAsync(ServedModel model, Cascade? cascade, ServerOptions options, CancellationToken cancel)
     {
         var bind = options.Host == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(options.Host, out var ip) ? ip
@@ -80,6 +89,7 @@ public sealed class TesseraServer : IAsyncDisposable
         var stopping = app.Lifetime.ApplicationStopping;
         var gate = new AdmissionGate(options.MaxQueue);
         var metrics = new ServerMetrics(gate, model.Engine, instanceMeter);
+        var cascadeMetrics = cascade is null ? null : new CascadeMetrics(instanceMeter);
         var key = options.ApiKey is { } k ? new ApiKeyCheck(k) : null;
         var limits = new RequestLimits(options.MaxBodyBytes, options.MaxTokensPerRequest);
 
@@ -125,21 +135,22 @@ public sealed class TesseraServer : IAsyncDisposable
             w.WriteString("object", "list");
             w.WriteStartArray("data");
             WriteModel(w, model);
+            if (cascade is not null) { WriteModel(w, cascade.Small); WriteModel(w, cascade.Large); }
             w.WriteEndArray();
             w.WriteEndObject();
         }), c)));
         app.MapGet("/v1/models/{id}", (HttpContext ctx, string id) => Run(ctx, stopping, c => id == model.Id
             ? JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w => WriteModel(w, model)), c)
             : throw new ApiException(404, $"The model '{id}' does not exist; this server serves '{model.Id}'.", param: "model", code: "model_not_found")));
-        app.MapPost("/v1/completions", ctx => Admit(ctx, gate, metrics, stopping, c => CompletionsEndpoint.HandleAsync(ctx, model, c)));
-        app.MapPost("/v1/chat/completions", ctx => Admit(ctx, gate, metrics, stopping, c => ChatCompletionsEndpoint.HandleAsync(ctx, model, c)));
+        app.MapPost("/v1/completions", ctx => Admit(ctx, gate, metrics, stopping, c => cascade is null ? CompletionsEndpoint.HandleAsync(ctx, model, c) : cascade.HandleAsync(ctx, Cascade.Endpoint.Completions, cascadeMetrics!, c)));
+        app.MapPost("/v1/chat/completions", ctx => Admit(ctx, gate, metrics, stopping, c => cascade is null ? ChatCompletionsEndpoint.HandleAsync(ctx, model, c) : cascade.HandleAsync(ctx, Cascade.Endpoint.ChatCompletions, cascadeMetrics!, c)));
         app.MapPost("/v1/embeddings", ctx => Admit(ctx, gate, metrics, stopping, c => EmbeddingsEndpoint.HandleAsync(ctx, model, c)));
         if (options.NGram is { } ngram) NGramEndpoint.Map(app, ngram);
 
         await app.StartAsync(cancel);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel started without reporting its address");
-        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics);
+        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics) { cascadeMetrics = cascadeMetrics };
     }
 
     /// <summary>Runs a model request if the admission gate lets it in, else answers 429 with Retry-After.</summary>
@@ -208,5 +219,6 @@ public sealed class TesseraServer : IAsyncDisposable
         await app.StopAsync();
         await app.DisposeAsync();
         metrics.Dispose();
+        cascadeMetrics?.Dispose();
     }
 }

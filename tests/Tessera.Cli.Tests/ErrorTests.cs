@@ -11,6 +11,8 @@ public class ErrorTests
         { ["train", "--steps", "0", "--out", "out"], "steps" },
         { ["train", "--preset", "huge", "--out", "out"], "huge" },
         { ["bench", "decode", "--sequences", "1,x"], "--sequences" },
+        { ["bench", "cascade", "--small", "s"], "--large" },
+        { ["bench", "cascade", "--small", "s", "--large", "l", "--thresholds", "0.5,2"], "--thresholds" },
         { ["quantize", "--model", "no-run", "--type", "q2_k", "--out", "m.gguf"], "q2_k" },
     };
 

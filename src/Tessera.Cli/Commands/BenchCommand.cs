@@ -20,6 +20,7 @@ public static class BenchCommand
         bench.Subcommands.Add(ServeBenchCommand.Create());
         bench.Subcommands.Add(AnnBenchCommand.Create());
         bench.Subcommands.Add(RetrievalBenchCommand.Create());
+        bench.Subcommands.Add(CascadeBenchCommand.Create());
         return bench;
     }
 

@@ -33,8 +33,10 @@ public static class ServeCommand
         var cors = new Option<string[]>("--cors-origin") { Description = "Origin allowed to call the API from a browser (repeatable); default: none, CORS off.", AllowMultipleArgumentsPerToken = false };
         var json = BenchCommand.JsonOption();
         var prefixCache = new Option<int>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off); a prompt whose KV alone is larger gets a 400.", DefaultValueFactory = _ => 256 };
+        var cascadeSmall = new Option<string?>("--cascade-small") { Description = "Cascade: a small model (run/checkpoint folder, same tokenizer) that answers each request unless its confidence in the prompt is below --cascade-threshold; --model is the large one (docs/cascade.md)." };
+        var cascadeThreshold = new Option<double>("--cascade-threshold") { Description = "Cascade: confidence (geometric-mean prompt-token probability under the small model) below which a request goes to the large model; 0 = always small, 1 = always large.", DefaultValueFactory = _ => 0.05 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages };
+            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages, cascadeSmall, cascadeThreshold };
         cmd.SetAction(async (p, cancel) =>
         {
             using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
@@ -63,12 +65,16 @@ public static class ServeCommand
                 Insecure = p.GetValue(insecure), MaxQueue = p.GetValue(maxQueue), MaxBodyBytes = p.GetValue(maxBody),
                 MaxTokensPerRequest = p.GetValue(maxTokens), CorsOrigins = p.GetValue(cors) ?? [], NGram = store,
             };
-            await using var server = await TesseraServer.StartAsync(served, options, cancel);
+            using var small = p.GetValue(cascadeSmall) is { } smallPath ? CascadeServing.LoadSmall(smallPath, p.GetValue(tokenizer), p.GetValue(prefixCache)) : null;
+            var cascade = small is null ? null : CascadeServing.Build(p.GetValue(name), small, served, DefaultName(dir), p.GetValue(cascadeThreshold));
+            if (cascade is not null) id = cascade.Id;
+            await using var server = cascade is null ? await TesseraServer.StartAsync(served, options, cancel) : await TesseraServer.StartAsync(cascade, options, cancel);
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }, JsonNaming.Line));
             else
             {
                 Console.WriteLine($"serving {id} ({dir}, tokenizer {tok.Name}, context {weights.Config.ContextLength})");
+                if (cascade is not null) Console.WriteLine($"cascade '{cascade.Id}': small '{cascade.Small.Id}' ({small!.Dir}), large '{cascade.Large.Id}', threshold {cascade.Threshold}");
                 Console.WriteLine($"chat page: {server.Address}   API: {server.Address}v1   (Ctrl+C stops)");
             }
             try { await server.WaitForShutdownAsync(cancel); }
@@ -82,7 +88,7 @@ public static class ServeCommand
     /// The run's name: the checkpoint folder's, or for step-NNNNNNNN folders the run folder's (and
     /// above a quickstart's generic <c>model</c> folder, its parent's).
     /// </summary>
-    static string DefaultName(string checkpointDir)
+    internal static string DefaultName(string checkpointDir)
     {
         string dir = checkpointDir.TrimEnd(Path.DirectorySeparatorChar);
         while (Path.GetFileName(dir) is { } n && (n.StartsWith("step-", StringComparison.Ordinal) || n == "model") && Path.GetDirectoryName(dir) is { Length: > 1 } parent)
