@@ -66,6 +66,7 @@ public sealed class ToolDecoder(IGenerationEngine engine, ITokenizer tokenizer, 
                 context.Add(ev.Id);
                 generated++;
                 logprob += ev.Logprob;
+                if (stopIds?.Contains(ev.Id) == true) { finished = true; break; }   // an end id ends the text without adding to it
                 bytes.AddRange(tokenizer.DecodeBytes([ev.Id]));
                 string piece = Flush(bytes);
                 text.Append(piece);
