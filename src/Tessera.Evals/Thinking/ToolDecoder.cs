@@ -84,6 +84,7 @@ public sealed class ToolDecoder(IGenerationEngine engine, ITokenizer tokenizer, 
             inserted += ids.Count;
             text.Append(result);
         }
+        if (bytes.Count > 0) text.Append(Encoding.UTF8.GetString([.. bytes]));   // a cut multi-byte character ends as U+FFFD, as in plain replies
         return new Completion(text.ToString(), generated, inserted, logprob, calls, errors);
     }
 
