@@ -119,6 +119,7 @@ public class DialStrategyTests
             var log = new List<string>();
             var r = DialLab.Run(DialPlan.Quick, dir, log.Add);
             Assert.True(r.LastLoss < r.FirstLoss, $"training did not lower the loss: {r.FirstLoss:F3} → {r.LastLoss:F3}");
+            Assert.True(Directory.Exists(Path.Combine(dir, "model")));
             Assert.True(File.Exists(Path.Combine(dir, "dial.svg")));
             Assert.True(File.Exists(Path.Combine(dir, "results.json")));
             Assert.Contains("| pass@k |", File.ReadAllText(Path.Combine(dir, "report.md")));

@@ -23,8 +23,9 @@ public static class ThinkCommand
         var steps = new Option<int?>("--steps") { Description = "Training steps (default: the plan's)." };
         var testPerLevel = new Option<int?>("--test-per-level") { Description = "Test questions per difficulty level (default: the plan's)." };
         var samples = new Option<int?>("--samples") { Description = $"Largest sample budget, 1–{ThinkOptions.MaxN} (default: the plan's)." };
+        var trained = new Option<string?>("--trained") { Description = "Evaluate this checkpoint (OUT/model of an earlier run) instead of training." };
         var lab = new Command("lab", "The dial experiment: train a small byte model on the arithmetic task, then plot accuracy vs compute for each strategy.")
-            { quick, output, steps, testPerLevel, samples };
+            { quick, output, steps, testPerLevel, samples, trained };
         lab.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? DialPlan.Quick : DialPlan.Full;
@@ -32,6 +33,7 @@ public static class ThinkCommand
             if (p.GetValue(testPerLevel) is { } t) plan = plan with { TestPerLevel = t is >= 1 and <= 1000 ? t : throw new ArgumentException($"think lab: --test-per-level {t} must be in 1–1000") };
             if (p.GetValue(samples) is { } n)
                 plan = plan with { MaxSamples = n is >= 2 and <= ThinkOptions.MaxN ? n : throw new ArgumentException($"think lab: --samples {n} must be in 2–{ThinkOptions.MaxN}") };
+            if (p.GetValue(trained) is { } t2) plan = plan with { TrainedModel = t2 };
             var r = DialLab.Run(plan, p.GetValue(output)!, Console.WriteLine, cancel);
             Console.WriteLine($"wrote {string.Join(", ", r.Files)}, results.json and report.md to {p.GetValue(output)}");
             return Task.FromResult(0);

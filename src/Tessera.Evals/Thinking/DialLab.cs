@@ -16,19 +16,21 @@ namespace Tessera.Evals.Thinking;
 public sealed record DialPlan
 {
     /// <summary>Training problems per difficulty level (each trained with and without the calculator).</summary>
-    public int TrainPerLevel { get; init; } = 3000;
+    public int TrainPerLevel { get; init; } = 1000;
     /// <summary>Test problems per difficulty level.</summary>
     public int TestPerLevel { get; init; } = 25;
     /// <summary>Largest number of samples per question (the budgets are 1, 2, 4, … up to it).</summary>
     public int MaxSamples { get; init; } = 64;
     /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 1500;
+    public int Steps { get; init; } = 2000;
     /// <summary>Rows per step.</summary>
     public int Batch { get; init; } = 8;
     /// <summary>Tokens per row (examples are packed).</summary>
-    public int Sequence { get; init; } = 192;
+    public int Sequence { get; init; } = 160;
     /// <summary>Peak learning rate (linear warm-up over 5% of the steps, cosine decay to 10%).</summary>
-    public float LearningRate { get; init; } = 3e-3f;
+    public float LearningRate { get; init; } = 4e-3f;
+    /// <summary>A checkpoint to evaluate instead of training (e.g. OUT/model of an earlier run); null trains.</summary>
+    public string? TrainedModel { get; init; }
     /// <summary>Seed of the task, the weights and the samples.</summary>
     public int Seed { get; init; } = 1;
     /// <summary>The model: byte-level (vocabulary 256), small.</summary>
@@ -55,7 +57,7 @@ public sealed record DialPoint(string Strategy, bool Calculator, int N, double A
 public sealed record PassAtKRow(bool Calculator, int K, double PassAtK);
 
 /// <summary>What the dial lab measured.</summary>
-public sealed record DialResult(DialPlan Plan, long Parameters, double FirstLoss, double LastLoss, double TrainSeconds, double EvalSeconds,
+public sealed record DialResult(DialPlan Plan, long Parameters, double? FirstLoss, double? LastLoss, double TrainSeconds, double EvalSeconds,
     IReadOnlyList<DialPoint> Points, IReadOnlyList<PassAtKRow> PassAtK, IReadOnlyList<string> Files, int CalculatorErrors)
 {
     /// <summary>Accuracy of a strategy at n samples.</summary>
@@ -84,12 +86,20 @@ public static class DialLab
 
         var tokenizer = new ByteTokenizer();
         var clock = Stopwatch.StartNew();
-        using var model = new Transformer(plan.Model, seed: (ulong)plan.Seed);
-        var (first, last) = Train(model, train, plan, log, cancel);
-        double trainSeconds = clock.Elapsed.TotalSeconds;
+        double? first = null, last = null;
+        using var model = plan.TrainedModel is { } path ? Checkpoint.LoadModel(path) : new Transformer(plan.Model, seed: (ulong)plan.Seed);
+        if (model.Config.VocabSize != 256) throw new ArgumentException($"think lab: {plan.TrainedModel} has a vocabulary of {model.Config.VocabSize}; expected a byte-level model (256)");
+        plan = plan with { Model = model.Config };
         long parameters = plan.Model.ParameterCount;
-        log($"trained {parameters:N0} parameters for {plan.Steps} steps in {trainSeconds:F0} s: loss {first:F3} → {last:F3}");
-        Checkpoint.Save(Path.Combine(outDir, "model"), plan.Steps, model);
+        if (plan.TrainedModel is null)
+        {
+            var (f, l) = Train(model, train, plan, log, cancel);
+            (first, last) = (f, l);
+            log($"trained {parameters:N0} parameters for {plan.Steps} steps in {clock.Elapsed.TotalSeconds:F0} s: loss {f:F3} → {l:F3}");
+            Checkpoint.Save(Path.Combine(outDir, "model"), plan.Steps, model);
+        }
+        else log($"evaluating {plan.TrainedModel} ({parameters:N0} parameters) without training");
+        double trainSeconds = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
         using var engine = new BatchingEngine(model, new BatchingOptions { MaxSequences = 128, PrefixCacheBytes = 64L << 20 });
@@ -104,6 +114,7 @@ public static class DialLab
             var perQuestion = new (Completion[] Samples, List<Dial.ReviseStep> Revise, int Prompt)[test.Count];
             var options = new ThinkOptions(ThinkStrategy.Vote, plan.MaxSamples, calc) { Seed = (ulong)plan.Seed * 1000 };
             var gate = new SemaphoreSlim(2);
+            int finished = 0;
             var tasks = test.Select(async (p, i) =>
             {
                 await gate.WaitAsync(cancel);
@@ -113,6 +124,8 @@ public static class DialLab
                     var samples = await Dial.SampleAsync(decoder, prompt, plan.MaxSamples, options, cancel, greedyFirst: true);
                     var revise = await Dial.ReviseAsync(decoder, prompt, p.Numbers, options with { Strategy = ThinkStrategy.Revise }, cancel);
                     perQuestion[i] = (samples, revise, prompt.Count);
+                    int done = Interlocked.Increment(ref finished);
+                    if (done % Math.Max(1, test.Count / 5) == 0) log($"  calculator {(calc ? "on" : "off")}: {done}/{test.Count} questions sampled ({clock.Elapsed.TotalSeconds:F0} s)");
                 }
                 finally { gate.Release(); }
             }).ToArray();
@@ -264,7 +277,7 @@ public static class DialLab
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
         sb.AppendLine("# The dial: accuracy vs test-time compute").AppendLine();
-        sb.AppendLine(inv, $"Model: {r.Parameters:N0} parameters ({r.Plan.Model.Layers} layers, width {r.Plan.Model.Dim}, bytes), {r.Plan.Steps} steps × {r.Plan.Batch}×{r.Plan.Sequence} tokens, loss {r.FirstLoss:F3} → {r.LastLoss:F3}, {r.TrainSeconds:F0} s training, {r.EvalSeconds:F0} s evaluation.");
+        sb.AppendLine(inv, $"Model: {r.Parameters:N0} parameters ({r.Plan.Model.Layers} layers, width {r.Plan.Model.Dim}, bytes), {r.Plan.Steps} steps × {r.Plan.Batch}×{r.Plan.Sequence} tokens, {(r.FirstLoss is { } f ? $"loss {f:F3} → {r.LastLoss:F3}, {r.TrainSeconds:F0} s training" : "evaluated from a saved checkpoint")}, {r.EvalSeconds:F0} s evaluation.");
         sb.AppendLine(inv, $"Test split: {r.Plan.TestPerLevel * ArithmeticTask.MaxLevel} questions; calculator errors in samples: {r.CalculatorErrors}.").AppendLine();
         sb.AppendLine("| strategy | calculator | n | accuracy | tokens / question | FLOPs / question |");
         sb.AppendLine("|---|---|---|---|---|---|");
