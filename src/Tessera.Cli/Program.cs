@@ -15,5 +15,6 @@ root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(NGramCommand.Create());
 root.Subcommands.Add(IndexCommand.Create());
+root.Subcommands.Add(ThinkCommand.Create());
 root.Subcommands.Add(CompletionCommand.Create());
 return CliRunner.Invoke(root, args);

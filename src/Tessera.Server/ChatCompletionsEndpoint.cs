@@ -24,6 +24,7 @@ public static class ChatCompletionsEndpoint
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, JsonRequest req, CancellationToken cancel)
     {
         var p = GenerationParameters.Parse(req, model, minTokens: 1, tools: true);
+        var think = ThinkingRequests.Parse(req, p);
         var tools = ToolSet.Parse(req, model);
         // With serve --index the retrieved passages join the messages on every path; citations are
         // reported on the plain reply path (the tool-call path does not carry them yet).
@@ -34,6 +35,7 @@ public static class ChatCompletionsEndpoint
         if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
         var ids = Encode(model, messages);
         int budget = p.Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
+        if (think is not null) { await ThinkingRequests.HandleAsync(ctx, model, messages, ids, budget, think, cancel); return; }
         if (p.N > 1 || p.BestOf > 1)
         {
             if (logprobs) throw ApiException.Unsupported("logprobs", "logprobs is not supported with n > 1 on this server - 'logprobs'.");
