@@ -44,6 +44,15 @@ public static unsafe class BufferPool
     /// <summary>A buffer of at least <paramref name="length"/> floats, its first <paramref name="length"/> zeroed when asked.</summary>
     internal static float* Rent(int length, bool zero)
     {
+        if (!OpProfile.Enabled) return RentCore(length, zero);
+        long start = OpProfile.Now();
+        var p = RentCore(length, zero);
+        OpProfile.AddAllocation(OpProfile.Now() - start);
+        return p;
+    }
+
+    static float* RentCore(int length, bool zero)
+    {
         int n = SizeClass(length);
         nuint bytes = (nuint)n * sizeof(float);
         float* p = null;
@@ -67,6 +76,14 @@ public static unsafe class BufferPool
 
     /// <summary>Takes back a buffer from <see cref="Rent"/> of the same <paramref name="length"/>.</summary>
     internal static void Return(float* p, int length)
+    {
+        if (!OpProfile.Enabled) { ReturnCore(p, length); return; }
+        long start = OpProfile.Now();
+        ReturnCore(p, length);
+        OpProfile.AddAllocation(OpProfile.Now() - start);
+    }
+
+    static void ReturnCore(float* p, int length)
     {
         int n = SizeClass(length);
         long bytes = (long)n * sizeof(float);
