@@ -8,8 +8,13 @@ namespace Tessera.Bench;
 /// <param name="Threads">Thread counts; each gets its own worker pool and the same OpenBLAS setting.</param>
 /// <param name="PeakGflopsPerThread">fp32 peak per thread; null measures it with <see cref="GemmPeak"/>.</param>
 /// <param name="SecondsPerMeasurement">Time bound for the timed repetitions of one implementation at one size.</param>
+/// <param name="Shapes">Extra (M, N, K) problems, e.g. a preset's projections and LM head: C (M×N) = A (M×K) · B (K×N).</param>
+/// <param name="Clock">Timing clock in Stopwatch ticks; null: the wall clock. A thread CPU-time clock
+/// (single-thread runs only: both libraries then compute on the calling thread) is what a busy
+/// machine inflates least; the peak probe is timed on the same clock.</param>
 public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<int> Threads,
-    double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6);
+    double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6, IReadOnlyList<(int M, int N, int K)>? Shapes = null,
+    Func<long>? Clock = null);
 
 /// <summary>One size × thread-count cell. GFLOP/s count 2·M·N·K flops per call.</summary>
 /// <param name="Size">M = N = K.</param>
@@ -23,9 +28,10 @@ public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<in
 /// <param name="Ratio">Ours / OpenBLAS on the medians; null when OpenBLAS is absent.</param>
 /// <param name="PercentOfPeak">Ours (median) as a percentage of peak-per-thread × threads.</param>
 /// <param name="MaxRelativeDifference">max |C_ours − C_OpenBLAS| / max |C|: a same-run sanity check.</param>
+/// <param name="Shape">The problem as M×N×K (square: the size cubed).</param>
 public sealed record GemmBenchRow(int Size, int Threads, double OursMedianGflops, double OursBestGflops, int OursRepetitions,
     double? OpenBlasMedianGflops, double? OpenBlasBestGflops, int OpenBlasRepetitions,
-    double? Ratio, double PercentOfPeak, double? MaxRelativeDifference);
+    double? Ratio, double PercentOfPeak, double? MaxRelativeDifference, string Shape = "");
 
 /// <summary>The whole run: context lines and one row per cell.</summary>
 public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double PeakGflopsPerThread, string PeakSource,
@@ -54,6 +60,11 @@ public static unsafe class GemmBench
             peak = given;
             peakSource = $"{given:F1} GFLOP/s per thread, given with --peak-gflops";
         }
+        else if (options.Clock is { } clock)
+        {
+            peak = GemmPeak.MeasureGflopsOnCallingThread(clock);
+            peakSource = $"{peak:F1} GFLOP/s per thread, measured in this run on thread CPU time: {GemmPeak.Lanes}-lane FMA throughput probe";
+        }
         else
         {
             using var probePool = new WorkerPool(1);
@@ -67,37 +78,40 @@ public static unsafe class GemmBench
         {
             using var pool = new WorkerPool(threads);
             blas?.SetThreads(threads);
-            foreach (int size in options.Sizes)
+            var problems = new List<(int M, int N, int K)>();
+            foreach (int size in options.Sizes) problems.Add((size, size, size));
+            if (options.Shapes is not null) problems.AddRange(options.Shapes);
+            foreach (var (m, n, k) in problems)
             {
-                var row = RunCell(pool, blas, size, threads, peak, options.SecondsPerMeasurement);
+                var row = RunCell(pool, blas, m, n, k, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
                 rows.Add(row);
-                progress?.Invoke($"{size}³ on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
+                progress?.Invoke($"{row.Shape} on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
                     + (row.OpenBlasMedianGflops is { } o ? $", OpenBLAS {o:F1} GFLOP/s" : ""));
             }
         }
         return new GemmBenchReport(Gemm.KernelDescription, blas?.Description, peak, peakSource, rows);
     }
 
-    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, int size, int threads, double peak, double seconds)
+    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, int m, int n, int k, int threads, double peak, double seconds, Func<long> clock)
     {
-        int n = size;
-        long count = (long)n * n;
-        var rng = new Random(1234 + n);
-        var a = new float[count];
-        var b = new float[count];
-        for (long i = 0; i < count; i++) { a[i] = rng.NextSingle() * 2 - 1; b[i] = rng.NextSingle() * 2 - 1; }
-        var ours = new float[count];
-        var theirs = new float[count];
-        double flops = 2.0 * n * n * n;
+        var rng = new Random(1234 + m + 7 * n + 13 * k);
+        var a = new float[(long)m * k];
+        var b = new float[(long)k * n];
+        for (long i = 0; i < a.LongLength; i++) a[i] = rng.NextSingle() * 2 - 1;
+        for (long i = 0; i < b.LongLength; i++) b[i] = rng.NextSingle() * 2 - 1;
+        var ours = new float[(long)m * n];
+        var theirs = new float[(long)m * n];
+        double flops = 2.0 * m * n * k;
+        string shape = m == n && n == k ? $"{m}³" : $"{m}×{n}×{k}";
 
-        var (oursMedian, oursBest, oursReps) = Time(seconds, () => Gemm.Sgemm(pool, false, false, n, n, n, a, n, b, n, ours, n));
+        var (oursMedian, oursBest, oursReps) = Time(seconds, clock, () => Gemm.Sgemm(pool, false, false, m, n, k, a, k, b, n, ours, n));
         double? blasMedian = null, blasBest = null, maxRel = null;
         int blasReps = 0;
         if (blas is not null)
         {
-            (double med, double best, blasReps) = Time(seconds, () =>
+            (double med, double best, blasReps) = Time(seconds, clock, () =>
             {
-                fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(false, false, n, n, n, pa, n, pb, n, pc, n, false);
+                fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(false, false, m, n, k, pa, k, pb, n, pc, n, false);
             });
             blasMedian = flops / med / 1e9;
             blasBest = flops / best / 1e9;
@@ -105,14 +119,14 @@ public static unsafe class GemmBench
             Thread.Sleep(200); // let OpenBLAS's threads stop spinning before the next timing of ours
         }
         double oursGflops = flops / oursMedian / 1e9;
-        return new GemmBenchRow(size, threads, oursGflops, flops / oursBest / 1e9, oursReps,
+        return new GemmBenchRow(m, threads, oursGflops, flops / oursBest / 1e9, oursReps,
             blasMedian, blasBest, blasReps, blasMedian is { } bm ? oursGflops / bm : null,
-            100 * oursGflops / (peak * threads), maxRel);
+            100 * oursGflops / (peak * threads), maxRel, shape);
     }
 
     /// <summary>Warm-up (at least 2 calls and 0.2 s: caches, page faults, the other library's thread
     /// start-up), then timed calls until the bound: (median, best) seconds and the count.</summary>
-    static (double Median, double Best, int Repetitions) Time(double seconds, Action call)
+    static (double Median, double Best, int Repetitions) Time(double seconds, Func<long> clock, Action call)
     {
         var warm = Stopwatch.StartNew();
         for (int i = 0; i < 2 || (i < MaxRepetitions && warm.Elapsed.TotalSeconds < 0.2); i++) call();
@@ -120,9 +134,9 @@ public static unsafe class GemmBench
         var total = Stopwatch.StartNew();
         while (times.Count < MinRepetitions || (times.Count < MaxRepetitions && total.Elapsed.TotalSeconds < seconds))
         {
-            long start = Stopwatch.GetTimestamp();
+            long start = clock();
             call();
-            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            times.Add((double)(clock() - start) / Stopwatch.Frequency);
         }
         times.Sort();
         int mid = times.Count / 2;
@@ -143,12 +157,17 @@ public static unsafe class GemmBench
 
     static void Validate(GemmBenchOptions options)
     {
-        if (options.Sizes.Count == 0) throw new ArgumentException("bench gemm: --sizes needs at least one size.");
+        if (options.Sizes.Count == 0 && (options.Shapes?.Count ?? 0) == 0) throw new ArgumentException("bench gemm: --sizes or --shapes needs at least one problem.");
+        foreach (var (m, n, k) in options.Shapes ?? [])
+            if (m < 1 || n < 1 || k < 1 || m > 65536 || n > 65536 || k > 65536) throw new ArgumentException($"bench gemm: shape {m}x{n}x{k} is outside 1..65536.");
         foreach (int s in options.Sizes)
             if (s < 1 || s > 16384) throw new ArgumentException($"bench gemm: size {s} is outside 1..16384.");
         if (options.Threads.Count == 0) throw new ArgumentException("bench gemm: --threads needs at least one thread count.");
         foreach (int t in options.Threads)
             if (t < 1 || t > 256) throw new ArgumentException($"bench gemm: thread count {t} is outside 1..256.");
+        if (options.Clock is not null)
+            foreach (int t in options.Threads)
+                if (t != 1) throw new ArgumentException($"bench gemm: --cpu-time times one thread only (both libraries compute on the calling thread); got --threads including {t}.");
         if (options.PeakGflopsPerThread is { } p && !(p > 0))
             throw new ArgumentException($"bench gemm: --peak-gflops must be positive, got {p}.");
         if (!(options.SecondsPerMeasurement > 0))

@@ -97,7 +97,14 @@ internal readonly unsafe struct GemmBlocking
     // in L3. KC 128–512 and MC 96–288 measured within noise of each other on the 2-core Zen 5 VM;
     // KC = 256 halves the C-tile traffic of KC = 128.
     static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
-        256, 144, 4096, &GemmMicroKernels.Avx512);
+        Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), 4096, &GemmMicroKernels.Avx512);
+
+    /// <summary>
+    /// A blocking size from the environment (read once, for tuning sweeps with <c>bench gemm</c> /
+    /// <c>bench train --profile</c> without rebuilding), else <paramref name="fallback"/>.
+    /// </summary>
+    static int Tuning(string variable, int fallback)
+        => int.TryParse(Environment.GetEnvironmentVariable(variable), out int v) && v is >= 16 and <= 4096 ? v : fallback;
     static readonly GemmBlocking Avx2 = new(GemmMicroKernels.Avx2Mr, GemmMicroKernels.Avx2Nr,
         256, 144, 4096, &GemmMicroKernels.Avx2);
     static readonly GemmBlocking Scalar = new(GemmMicroKernels.ScalarMr, GemmMicroKernels.ScalarNr,

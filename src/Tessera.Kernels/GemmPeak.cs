@@ -53,6 +53,29 @@ public static class GemmPeak
         return best;
     }
 
+    /// <summary>
+    /// Best-of-several GFLOP/s of the probe on the calling thread, timed by <paramref name="clock"/>
+    /// (Stopwatch ticks). With a thread CPU-time clock this is the peak for a CPU-time profile: other
+    /// processes on a busy machine slow the wall-clock probe but not this one.
+    /// </summary>
+    public static double MeasureGflopsOnCallingThread(Func<long> clock, double seconds = 0.3)
+    {
+        const long iterations = 1 << 20;
+        double flops = 2.0 * Chains * Lanes * iterations, best = 0;
+        var sw = Stopwatch.StartNew();
+        for (int rep = 0; rep < 3 || (sw.Elapsed.TotalSeconds < seconds && rep < 50); rep++)
+        {
+            long start = clock();
+            Sink = Probe(iterations);
+            double t = (double)(clock() - start) / Stopwatch.Frequency;
+            if (t > 0) best = Math.Max(best, flops / t / 1e9);
+        }
+        return best;
+    }
+
+    /// <summary>Keeps the probe's result alive so the JIT cannot drop the loop.</summary>
+    static float Sink { get; set; }
+
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     static float Probe(long iterations)
     {

@@ -177,13 +177,20 @@ public sealed record ModelConfig
         }.Validate();
     }
 
-    /// <summary>Named presets: ≈1M and ≈10M parameters, dense and MoE (4 experts, top-2).</summary>
+    /// <summary>
+    /// Named presets: ≈1M, ≈10M, ≈28M (medium) and ≈175M (large; large-moe 279M total, 175M active)
+    /// parameters, dense and MoE (4 experts, top-2).
+    /// </summary>
     public static IReadOnlyDictionary<string, ModelConfig> Presets { get; } = new Dictionary<string, ModelConfig>(StringComparer.OrdinalIgnoreCase)
     {
         ["tiny"] = new() { VocabSize = 4096, Dim = 96, Layers = 4, Heads = 4, KvHeads = 2, HiddenDim = 256, ContextLength = 256 },
         ["tiny-moe"] = new() { VocabSize = 4096, Dim = 96, Layers = 4, Heads = 4, KvHeads = 2, HiddenDim = 128, Experts = 4, TopK = 2, ContextLength = 256 },
         ["small"] = new() { VocabSize = 8192, Dim = 256, Layers = 8, Heads = 8, KvHeads = 4, HiddenDim = 704, ContextLength = 512 },
         ["small-moe"] = new() { VocabSize = 8192, Dim = 256, Layers = 8, Heads = 8, KvHeads = 4, HiddenDim = 352, Experts = 4, TopK = 2, ContextLength = 512 },
+        ["medium"] = new() { VocabSize = 8192, Dim = 512, Layers = 8, Heads = 8, KvHeads = 4, HiddenDim = 1408, ContextLength = 1024 },
+        ["medium-moe"] = new() { VocabSize = 8192, Dim = 512, Layers = 8, Heads = 8, KvHeads = 4, HiddenDim = 704, Experts = 4, TopK = 2, ContextLength = 1024 },
+        ["large"] = new() { VocabSize = 32768, Dim = 1024, Layers = 12, Heads = 16, KvHeads = 8, HiddenDim = 2816, ContextLength = 1024 },
+        ["large-moe"] = new() { VocabSize = 32768, Dim = 1024, Layers = 12, Heads = 16, KvHeads = 8, HiddenDim = 1408, Experts = 4, TopK = 2, ContextLength = 1024 },
     };
 
     /// <summary>A preset by name; the error lists the known names.</summary>

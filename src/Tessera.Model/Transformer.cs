@@ -80,7 +80,8 @@ public sealed class Transformer : IDisposable
         x = g.Dropout(x, Config.Dropout);
         foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats, prefix); // (B·T, D)
         var hidden = g.RmsNorm(x, finalNorm, Config.NormEps, Config.NormGainOffset);   // (B·T, D)
-        var logits = g.Linear(hidden, lmHead);                                    // (B·T, V)
+        Tensor logits;
+        using (OpProfile.Tagged("head")) logits = g.Linear(hidden, lmHead); // (B·T, V); tagged for bench train --profile
         if (Config.FinalSoftCap > 0) logits = g.SoftCap(logits, Config.FinalSoftCap);
         lastLoads = stats.Loads;
         if (targets.IsEmpty) return new ModelOutput(logits, null, null, null, null, stats.Loads, hidden);

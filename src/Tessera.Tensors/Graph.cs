@@ -11,13 +11,14 @@ namespace Tessera.Tensors;
 /// </summary>
 public sealed partial class Graph : IDisposable
 {
-    readonly record struct Node(string Op, Tensor Output, Tensor[] Inputs, Action Backward);
+    readonly record struct Node(string Op, Tensor Output, Tensor[] Inputs, Action Backward, string ProfileKey = "", double Flops = 0, double Bytes = 0);
 
     readonly List<Node> nodes = [];
     readonly List<Tensor> owned = [];
     bool backwardDone;
     bool disposed;
     long lap = OpProfile.Now(); // OpProfile: end of the previous op
+    long lapAllocation = OpProfile.AllocationTicks; // OpProfile: allocation ticks at that point
 
     /// <summary>Creates a tape. With <paramref name="recordGradients"/> false ops only compute (inference).</summary>
     public Graph(bool recordGradients = true) => IsRecording = recordGradients;
@@ -68,9 +69,12 @@ public sealed partial class Graph : IDisposable
             if (node.Output.Grad is null) { Announce(ready, i); continue; } // nothing downstream used this output
             if (OpProfile.Enabled)
             {
-                long start = OpProfile.Now();
+                long start = OpProfile.Now(), alloc = OpProfile.AllocationTicks;
                 node.Backward();
-                OpProfile.Add(node.Op + " bwd", OpProfile.Now() - start);
+                long ticks = OpProfile.Now() - start - (OpProfile.AllocationTicks - alloc);
+                // Model-FLOP convention (as MFU counts them): a backward is twice its forward;
+                // bytes: the saved inputs and dy read, the input gradients written (≈ twice the forward's).
+                OpProfile.Add((node.ProfileKey.Length > 0 ? node.ProfileKey : node.Op) + " bwd", ticks, 2 * node.Flops, 2 * node.Bytes);
             }
             else node.Backward();
             if (TensorDebug.CheckFinite)
@@ -147,16 +151,23 @@ public sealed partial class Graph : IDisposable
     }
 
     /// <summary>Finishes an op: the optional finite check, then the tape entry when the output needs a gradient.</summary>
-    void Record(string op, Tensor output, Tensor[] inputs, Action backward)
+    /// <remarks><paramref name="flops"/>: the forward's FLOPs for the profile (products only).</remarks>
+    void Record(string op, Tensor output, Tensor[] inputs, Action backward, double flops = 0)
     {
+        string key = op;
+        double bytes = 0;
         if (OpProfile.Enabled)
         {
-            long now = OpProfile.Now();
-            OpProfile.Add(op + " fwd", now - lap);
+            long now = OpProfile.Now(), alloc = OpProfile.AllocationTicks;
+            if (OpProfile.CurrentTag is { } tag) key = op + "[" + tag + "]";
+            bytes = 4.0 * output.Length;
+            foreach (var x in inputs) bytes += 4.0 * x.Length;
+            OpProfile.Add(key + " fwd", now - lap - (alloc - lapAllocation), flops, bytes);
             lap = now;
+            lapAllocation = alloc;
         }
         if (TensorDebug.CheckFinite) TensorDebug.ThrowIfNotFinite(op, "output", output, inputs);
-        if (output.RequiresGrad) nodes.Add(new Node(op, output, inputs, backward));
+        if (output.RequiresGrad) nodes.Add(new Node(op, output, inputs, backward, key, flops, bytes));
     }
 
     /// <summary>The tensor's gradient buffer, allocated (zeroed) on first use.</summary>

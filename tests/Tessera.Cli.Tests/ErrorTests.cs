@@ -10,6 +10,8 @@ public class ErrorTests
         { ["tokenizer", "encode", "--tokenizer", "no-such-tokenizer", "--text", "hi"], "no-such-tokenizer" },
         { ["train", "--steps", "0", "--out", "out"], "steps" },
         { ["train", "--preset", "huge", "--out", "out"], "huge" },
+        { ["train", "--preset", "large-moe", "--batch", "4096", "--seq", "1024", "--steps", "1", "--out", "out"], "training needs about" },
+        { ["bench", "train", "--presets", "large", "--batch", "64", "--seq", "1024", "--memory-limit-gb", "1", "--no-torch"], "only 1.00 GB are available" },
         { ["bench", "decode", "--sequences", "1,x"], "--sequences" },
         { ["bench", "cascade", "--small", "s"], "--large" },
         { ["bench", "cascade", "--small", "s", "--large", "l", "--thresholds", "0.5,2"], "--thresholds" },

@@ -17,17 +17,26 @@ public static class GemmBenchCommand
         var threads = new Option<string>("--threads") { Description = "Thread counts, comma-separated.", DefaultValueFactory = _ => "1,2" };
         var peak = new Option<double?>("--peak-gflops") { Description = "fp32 peak per thread in GFLOP/s for the % of peak column (default: measured with an FMA probe)." };
         var seconds = new Option<double>("--seconds") { Description = "Time bound for the timed repetitions of one implementation at one size.", DefaultValueFactory = _ => 0.6 };
+        var shapes = new Option<string>("--shapes") { Description = "Extra M×N×K problems, comma-separated (e.g. 2048x8192x512), or a preset name (medium, large, …) for its GEMMs at B·T = 2048 tokens.", DefaultValueFactory = _ => "" };
+        var cpuTime = new Option<bool>("--cpu-time") { Description = "Time on the calling thread's CPU clock (Linux; --threads 1 only): a busy machine inflates it far less than wall time." };
         var json = BenchCommand.JsonOption();
 
         var cmd = new Command("gemm", "fp32 GEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm, with ratio and % of peak.")
         {
-            sizes, threads, peak, seconds, json,
+            sizes, threads, peak, seconds, shapes, cpuTime, json,
         };
         cmd.SetAction(parse =>
         {
             bool asJson = parse.GetValue(json);
+            Func<long>? clock = null;
+            if (parse.GetValue(cpuTime))
+            {
+                if (!OperatingSystem.IsLinux()) throw new ArgumentException("--cpu-time needs Linux (CLOCK_THREAD_CPUTIME_ID).");
+                Tessera.Tensors.OpProfile.UseThreadCpuTime = true;
+                clock = Tessera.Tensors.OpProfile.Now;
+            }
             var options = new GemmBenchOptions(ParseList(parse.GetValue(sizes)!, "--sizes"), ParseList(parse.GetValue(threads)!, "--threads"),
-                parse.GetValue(peak), parse.GetValue(seconds));
+                parse.GetValue(peak), parse.GetValue(seconds), ParseShapes(parse.GetValue(shapes)!), clock);
             var report = GemmBench.Run(options, asJson ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
@@ -40,11 +49,16 @@ public static class GemmBenchCommand
     {
         AnsiConsole.MarkupLine($"ours: [bold]{Markup.Escape(report.Kernel)}[/] micro-kernel, packed + cache-blocked");
         AnsiConsole.MarkupLine(report.OpenBlas is { } o ? $"OpenBLAS: {Markup.Escape(o)}" : $"[yellow]{Markup.Escape(OpenBlas.NotFoundMessage)}[/]");
+        // Inside some VMs OpenBLAS's CPU detection misses AVX-512 and falls back to SSE3/AVX2 kernels,
+        // which makes any ratio meaningless as a comparison with its best code.
+        if (report.OpenBlas is { } desc && !desc.Contains("SkylakeX", StringComparison.OrdinalIgnoreCase) && !desc.Contains("Cooperlake", StringComparison.OrdinalIgnoreCase)
+            && !desc.Contains("SapphireRapids", StringComparison.OrdinalIgnoreCase) && Tessera.Kernels.GemmPeak.Lanes == 16)
+            AnsiConsole.MarkupLine("[yellow]OpenBLAS is not running its AVX-512 kernels on this AVX-512 CPU; rerun with OPENBLAS_CORETYPE=Cooperlake (or SkylakeX) for a fair comparison.[/]");
         AnsiConsole.MarkupLine($"peak: {Markup.Escape(report.PeakSource)}; % of peak = ours / (peak per thread × threads)");
-        var table = new Table().AddColumns("M=N=K", "threads", "ours", "best", "OpenBLAS", "best", "ours/OpenBLAS", "% of peak", "max rel diff");
+        var table = new Table().AddColumns("M×N×K", "threads", "ours", "best", "OpenBLAS", "best", "ours/OpenBLAS", "% of peak", "max rel diff");
         foreach (var r in report.Rows)
             table.AddRow(
-                r.Size.ToString(CultureInfo.InvariantCulture),
+                r.Shape,
                 r.Threads.ToString(CultureInfo.InvariantCulture),
                 $"{r.OursMedianGflops:F1}",
                 $"{r.OursBestGflops:F1}",
@@ -55,6 +69,33 @@ public static class GemmBenchCommand
                 r.MaxRelativeDifference is { } d ? d.ToString("0.0E+0", CultureInfo.InvariantCulture) : "—");
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]GFLOP/s = 2·M·N·K / median time (best: fastest repetition); C = A·B row-major; ratio and % of peak use medians.[/]");
+    }
+
+    /// <summary>"MxNxK,…" or a preset name: its projections and LM head (forward and the backward dW/dx shapes) at 2048 tokens.</summary>
+    static List<(int M, int N, int K)> ParseShapes(string text)
+    {
+        var list = new List<(int, int, int)>();
+        if (string.IsNullOrWhiteSpace(text)) return list;
+        if (Tessera.Model.ModelConfig.Presets.TryGetValue(text.Trim(), out var c))
+        {
+            int t = 2048, d = c.Dim, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim, h = c.HiddenDim, v = c.VocabSize;
+            foreach (var (outF, inF) in new[] { (q, d), (kv, d), (d, q), (h, d), (d, h), (v, d) })
+            {
+                list.Add((t, outF, inF));     // forward y = x·Wᵀ
+                list.Add((t, inF, outF));     // backward dx = dy·W
+                list.Add((outF, inF, t));     // backward dW = dyᵀ·x (K = tokens)
+            }
+            return list;
+        }
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var dims = part.Split('x', '×');
+            if (dims.Length != 3 || !int.TryParse(dims[0], CultureInfo.InvariantCulture, out int m)
+                || !int.TryParse(dims[1], CultureInfo.InvariantCulture, out int n) || !int.TryParse(dims[2], CultureInfo.InvariantCulture, out int k))
+                throw new ArgumentException($"--shapes: '{part}' is not MxNxK (e.g. 2048x8192x512) and '{text}' is not a preset ({string.Join(", ", Tessera.Model.ModelConfig.Presets.Keys)}).");
+            list.Add((m, n, k));
+        }
+        return list;
     }
 
     static List<int> ParseList(string text, string option)

@@ -17,14 +17,24 @@ namespace Tessera.Cli.Commands;
 /// </summary>
 public static class TrainBenchCommand
 {
-    /// <summary>The benchmarked presets and their fixed (B, T): ≈1M-parameter models at 8×128, ≈10M at 4×256.</summary>
+    /// <summary>
+    /// The benchmarked presets and their default (B, T): ≈1M-parameter models at 8×128, ≈10M at
+    /// 4×256, medium (≈28M) and large (≈175M active) at 4×512. The default run is the first four
+    /// (short); medium and large are named with --presets (documented in docs/training-performance.md).
+    /// </summary>
     static readonly (string Preset, int Batch, int Seq)[] Shapes =
-        [("tiny", 8, 128), ("tiny-moe", 8, 128), ("small", 4, 256), ("small-moe", 4, 256)];
+        [("tiny", 8, 128), ("tiny-moe", 8, 128), ("small", 4, 256), ("small-moe", 4, 256),
+         ("medium", 4, 512), ("medium-moe", 4, 512), ("large", 4, 512), ("large-moe", 4, 512)];
+
+    static string ShapeNames => string.Join(", ", Array.ConvertAll(Shapes, s => s.Preset));
 
     /// <summary>Builds the <c>tessera bench train</c> command with its options and handler.</summary>
     public static Command Create()
     {
-        var presets = new Option<string>("--presets") { Description = "Comma-separated subset of tiny, tiny-moe, small, small-moe.", DefaultValueFactory = _ => "tiny,tiny-moe,small,small-moe" };
+        var presets = new Option<string>("--presets") { Description = $"Comma-separated subset of {ShapeNames}.", DefaultValueFactory = _ => "tiny,tiny-moe,small,small-moe" };
+        var seq = new Option<int>("--seq") { Description = "Sequence length for every preset (0: each preset's default; 256–1024 for medium and large).", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { Description = "Batch size for every preset (0: each preset's default).", DefaultValueFactory = _ => 0 };
+        var memoryLimit = new Option<double>("--memory-limit-gb") { Description = "Refuse configs whose estimated training memory exceeds this (0: the memory available to the process).", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Threads for ours and for torch.set_num_threads.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var steps = new Option<int>("--steps") { Description = "Timed steps per config (after the warm-up steps), both sides.", DefaultValueFactory = _ => 6 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps per config, both sides.", DefaultValueFactory = _ => 2 };
@@ -33,15 +43,22 @@ public static class TrainBenchCommand
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Training-step time and tokens/s of the tiny/small presets (dense and MoE) vs PyTorch CPU, with ratio and MFU.")
         {
-            presets, threads, steps, warmup, noTorch, profile, json,
+            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit,
         };
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(threads), s = parse.GetValue(steps), w = parse.GetValue(warmup);
             if (n < 1 || s < 1 || w < 0) throw new ArgumentException($"--threads ({n}) and --steps ({s}) must be ≥ 1 and --warmup ({w}) ≥ 0.");
+            int seqLen = parse.GetValue(seq), batchSize = parse.GetValue(batch);
+            double limitGb = parse.GetValue(memoryLimit);
+            if (seqLen < 0 || batchSize < 0 || limitGb < 0) throw new ArgumentException($"--seq ({seqLen}), --batch ({batchSize}) and --memory-limit-gb ({limitGb}) must be ≥ 0.");
+            long limit = limitGb > 0 ? (long)(limitGb * 1e9) : TrainMemoryEstimate.AvailableBytes;
+            var chosen = Select(parse.GetValue(presets)!, batchSize, seqLen);
+            // Refuse every config that cannot fit before anything is allocated (or any config has run).
+            foreach (var (name, b, t) in chosen) TrainMemoryEstimate.EnsureFits(ModelConfig.Preset(name), b, t, limit, $"bench train {name}");
             bool asJson = parse.GetValue(json);
             if (parse.GetValue(profile)) Tessera.Tensors.OpProfile.Enabled = true; // TESSERA_PROFILE=1|cpu also enables it
-            var rows = Run(Select(parse.GetValue(presets)!), n, s, w, !parse.GetValue(noTorch), out double peak, out string? note,
+            var rows = Run(chosen, n, s, w, !parse.GetValue(noTorch), out double peak, out string? note,
                 line => Console.Error.WriteLine(line));
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(ToJson(rows, n, s, w, peak, note), JsonNaming.Line));
             else Print(rows, n, s, w, peak, note);
@@ -57,14 +74,15 @@ public static class TrainBenchCommand
         public double? Ratio => Torch is { } t ? t.MsPerStep / Ours.MsPerStep : null;
     }
 
-    static List<(string Preset, int Batch, int Seq)> Select(string list)
+    static List<(string Preset, int Batch, int Seq)> Select(string list, int batch, int seq)
     {
         var chosen = new List<(string, int, int)>();
         foreach (var name in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             int i = Array.FindIndex(Shapes, s => string.Equals(s.Preset, name, StringComparison.OrdinalIgnoreCase));
-            if (i < 0) throw new ArgumentException($"--presets: '{name}' is not one of tiny, tiny-moe, small, small-moe.");
-            chosen.Add(Shapes[i]);
+            if (i < 0) throw new ArgumentException($"--presets: '{name}' is not one of {ShapeNames}.");
+            var (p, b, t) = Shapes[i];
+            chosen.Add((p, batch > 0 ? batch : b, seq > 0 ? seq : t));
         }
         if (chosen.Count == 0) throw new ArgumentException("--presets: name at least one preset.");
         return chosen;
@@ -78,6 +96,21 @@ public static class TrainBenchCommand
         double perThread = GemmPeak.PerThreadGflops;
         peakFlops = GemmPeak.PeakFlops(threads);
         progress($"peak {peakFlops / 1e9:F0} GFLOP/s (FMA probe: {perThread:F0} GFLOP/s per thread × {threads})");
+        double bandwidth = 0, profilePeak = peakFlops / 1e9;
+        if (Tessera.Tensors.OpProfile.Enabled && Tessera.Tensors.OpProfile.UseThreadCpuTime)
+        {
+            // A CPU-time profile is judged against peak and bandwidth on the same clock: a busy machine
+            // slows the wall-clock probes, which would flatter every op.
+            profilePeak = GemmPeak.MeasureGflopsOnCallingThread(Tessera.Tensors.OpProfile.Now) * threads;
+            bandwidth = MemoryBandwidth.MeasureGBpsOnCallingThread(Tessera.Tensors.OpProfile.Now) * threads;
+            progress($"profile clock = thread CPU time: peak {profilePeak:F0} GFLOP/s, copy bandwidth {bandwidth:F1} GB/s " +
+                $"(one thread's probe and 256 MB copy on that clock × {threads}; read + write counted)");
+        }
+        else if (Tessera.Tensors.OpProfile.Enabled)
+        {
+            bandwidth = MemoryBandwidth.MeasureGBps(WorkerPool.Shared);
+            progress($"copy bandwidth {bandwidth:F1} GB/s ({threads} thread(s), 256 MB buffers, read + write counted)");
+        }
         note = torch ? null : "PyTorch comparison skipped: --no-torch";
         var rows = new List<Row>();
         foreach (var (preset, b, t) in shapes)
@@ -87,9 +120,21 @@ public static class TrainBenchCommand
             using (var model = new Transformer(config)) total = model.Parameters.ElementCount;
             progress($"ours  {preset}: B={b} T={t}, {warmup} warm-up + {steps} timed steps ...");
             Tessera.Tensors.BufferPool.Trim(); // the previous config's buffer sizes would only crowd this one's
-            var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out int gcs);
+            var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out double meanMs, out int gcs);
             progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step (process CPU {cpuMs:F1} ms/step, {gcs} GCs in the timed steps)");
-            if (Tessera.Tensors.OpProfile.Enabled) PrintProfile(progress, steps);
+            if (Tessera.Tensors.OpProfile.Enabled)
+            {
+                bool cpuClock = Tessera.Tensors.OpProfile.UseThreadCpuTime;
+                TrainStepProfile.Print(progress, steps, cpuClock ? cpuMs : meanMs, profilePeak, bandwidth, total,
+                    cpuClock ? "thread CPU time; exact at --threads 1" : "wall clock");
+                if (cpuClock)
+                {
+                    // MFU on the CPU-time clock: what the step would reach with the machine to itself.
+                    double flops = config.TrainingFlopsPerToken(t) * b * t;
+                    progress($"  MFU on the profile clock: {flops / 1e9:F1} GFLOP per step / {cpuMs:F1} ms process CPU = " +
+                        $"{flops / (cpuMs / 1000) / 1e9:F1} GFLOP/s = {100 * flops / (cpuMs / 1000) / 1e9 / profilePeak:F1}% of {profilePeak:F0} GFLOP/s");
+                }
+            }
             TorchTrainTiming? timing = null;
             if (torch && note is null)
             {
@@ -113,7 +158,7 @@ public static class TrainBenchCommand
     /// CPU time per step, which a busy machine inflates less than wall time.
     /// </summary>
     static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
-        out double cpuMsPerStep, out int gcs)
+        out double cpuMsPerStep, out double meanMs, out int gcs)
     {
         var options = new TrainOptions
         {
@@ -146,6 +191,7 @@ public static class TrainBenchCommand
             cpuMsPerStep = (process.TotalProcessorTime - cpu0).TotalMilliseconds / steps;
             gcs = GC.CollectionCount(0) - gc0;
             // The median step, as reference/bench_train.py reports: a step slowed by other processes does not move it.
+            meanMs = times.Average();
             Array.Sort(times);
             double ms = times[steps / 2];
             double tps = options.TokensPerStep / (ms / 1000);
@@ -155,17 +201,6 @@ public static class TrainBenchCommand
         {
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
-    }
-
-    /// <summary>The op profile of the timed steps, ms per step.</summary>
-    static void PrintProfile(Action<string> progress, int steps)
-    {
-        double total = 0;
-        var entries = Tessera.Tensors.OpProfile.Snapshot();
-        foreach (var e in entries) total += e.Milliseconds;
-        foreach (var (key, ms, calls) in entries)
-            progress($"    {key,-28} {ms / steps,9:F2} ms/step {100 * ms / total,5:F1}%  ({calls / steps} calls/step)");
-        progress($"    {"total profiled",-28} {total / steps,9:F2} ms/step; tensor buffer pool holds {Tessera.Tensors.BufferPool.RetainedBytes / 1048576.0:F0} MiB between steps");
     }
 
     static TrainTorchConfig ToTorch(string name, ModelConfig c, int batch, int seq)

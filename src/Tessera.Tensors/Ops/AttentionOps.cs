@@ -35,7 +35,14 @@ public sealed partial class Graph
             EndGrad(q, dq, sq);
             EndGrad(k, dk, sk);
             EndGrad(v, dv, sv);
-        });
+        }, AttentionFlops(b, h, t, d, window));
         return o;
+    }
+
+    /// <summary>Model FLOPs of the forward: q·kᵀ and p·v over the keys each query sees (causal, optionally windowed).</summary>
+    static double AttentionFlops(int b, int h, int t, int d, int window)
+    {
+        double keys = window > 0 && window < t ? (double)window * t - window * (window - 1.0) / 2 : t * (t + 1.0) / 2;
+        return 4.0 * b * h * d * keys;
     }
 }

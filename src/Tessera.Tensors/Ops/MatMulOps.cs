@@ -32,7 +32,7 @@ public sealed partial class Graph
                 var dw = GradTarget(weight, out bool add);
                 Gemm.Sgemm(true, false, outF, inF, rows, dy, outF, x.AsSpan(op), inF, dw, inF, accumulate: add);
             }
-        });
+        }, 2.0 * rows * outF * inF);
         return y;
     }
 
@@ -81,7 +81,7 @@ public sealed partial class Graph
                     else Gemm.Sgemm(true, transA, n, k, m, dc, n, A.Slice(i * sa, sa), ac, db, bc, accumulate: true);
                 }
             }
-        });
+        }, 2.0 * batch * m * n * k);
         return c;
     }
 }
