@@ -91,9 +91,11 @@ public sealed class ModuleRegistry(string root)
         {
             foreach (var id in ids)
             {
-                string dir = Directory.Exists(id) ? id
+                // A registry id wins over a folder of the same name in the working directory.
+                string? registered = registry is not null && Directory.Exists(new ModuleRegistry(registry).FolderOf(id)) ? new ModuleRegistry(registry).FolderOf(id) : null;
+                string dir = registered ?? (Directory.Exists(id) ? id
                     : registry is not null ? new ModuleRegistry(registry).FolderOf(id)
-                    : throw new ArgumentException($"Module '{id}': not a module folder, and no --registry was given.");
+                    : throw new ArgumentException($"Module '{id}': not a module folder, and no --registry was given."));
                 if (!Directory.Exists(dir)) throw new ArgumentException($"Module '{id}': no such module in registry {registry} (expected folder {dir}).");
                 var m = ModuleFile.Load(dir, baseModel, baseHash);
                 if (loaded.Exists(x => x.Id == m.Id)) { m.Dispose(); throw new ArgumentException($"Module id '{m.Id}' is named twice; module ids must be unique."); }
