@@ -40,6 +40,9 @@ public class ModuleCliTests
             Assert.NotEqual(plain.GetProperty("bits_per_byte")[0].GetProperty("bits_per_byte").GetDouble(),
                 composed.GetProperty("bits_per_byte")[0].GetProperty("bits_per_byte").GetDouble());
 
+            var generated = CliProcess.Run(dir, "generate", "--model", "base", "--prompt", "public", "--max-tokens", "4", "--temperature", "0", "--module", "code", "--registry", "reg", "--json").Json();
+            Assert.Equal(4, generated.GetProperty("tokens").GetInt32());
+
             var refused = CliProcess.Run(dir, "eval", "--model", "other", "--data", "cs", "--bpb-tokens", "256", "--module", "code", "--registry", "reg");
             Assert.NotEqual(0, refused.ExitCode);
             Assert.Contains("was built for base", refused.Stderr);

@@ -26,9 +26,10 @@ public static class ModuleReport
         var windows = new Option<int>("--windows") { Description = "Windows of --seq tokens read per domain.", DefaultValueFactory = _ => 64 };
         var seq = new Option<int>("--seq") { Description = "Tokens per window.", DefaultValueFactory = _ => 128 };
         var top = new Option<int>("--top") { Description = "Tokens listed per expert.", DefaultValueFactory = _ => 10 };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or `bytes` for showing tokens (default: the base's)." };
         var output = new Option<string>("--out") { Description = "Folder for report.json, report.md and expert-use.svg.", DefaultValueFactory = _ => "module-report" };
         var cmd = new Command("report", "Per module expert: the tokens routed to it most, its load per domain, and an SVG heat map of expert use by domain.")
-        { baseOpt, ModuleCommand.Registry, ModuleCommand.Modules, data, windows, seq, top, output };
+        { baseOpt, ModuleCommand.Registry, ModuleCommand.Modules, data, windows, seq, top, tokenizer, output };
         cmd.SetAction(p =>
         {
             var (model, resolved) = ModelFiles.LoadModel(p.GetValue(baseOpt)!);
@@ -36,7 +37,7 @@ public static class ModuleReport
             ModuleCommand.AttachFromCommandLine(p, model, Console.Error.WriteLine);
             if (model.Modules.Attached.All(m => m.Spec.Kind != ModuleKind.Experts))
                 throw new ArgumentException("module report: attach at least one experts module (--module <id>); LoRA modules have no routing to report.");
-            var tok = ModelFiles.LoadTokenizer(p.GetValue(baseOpt)!, resolved, null).Tokenizer;
+            var tok = ModelFiles.LoadTokenizer(p.GetValue(baseOpt)!, resolved, p.GetValue(tokenizer)).Tokenizer;
             var domains = (p.GetValue(data) ?? []).Select(d => d.Split('=', 2) is [var n, var f] ? (Name: n, Folder: f) : throw new ArgumentException($"--data '{d}': expected name=folder.")).ToList();
             // counts[(module, layer)][domain][entry] and tokenCounts[(module, layer)][entry][token id]
             var load = new Dictionary<(string, int), long[][]>();
