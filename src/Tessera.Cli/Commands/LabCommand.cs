@@ -70,6 +70,7 @@ public static class LabCommand
             [code], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
             {
                 var plan = quick ? ModulesPlan.Quick : ModulesPlan.Full;
+                if (fitOnly) { ModulesLab.Replot(outDir); return new { replotted = outDir }; }
                 return ModulesLab.Run(plan, corpus, p.GetValue(code)!, outDir, log, cancel);
             }));
         return lab;

@@ -171,6 +171,35 @@ public static class ModulesLab
         return result;
     }
 
+    /// <summary>The figure: both domains' held-out bpb along every new-domain run; dashed: the base (= every module routed off).</summary>
+    static Figure Plot(ForgettingRow baseRow, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double English, double Code)>> curves)
+    {
+        var fig = new Figure("No forgetting: held-out bits/byte while training on C#", "steps on the new domain", "held-out bits per byte");
+        long last = curves.Values.Max(c => c[^1].Step);
+        fig.Add(new PlotSeries("base = module routed off: English", [(0, baseRow.EnglishBpb), (last, baseRow.EnglishBpb)], SeriesStyle.Reference, 0));
+        int color = 1;
+        foreach (var (name, curve) in curves)
+        {
+            fig.Add(new PlotSeries($"{name}: English", [.. curve.Select(p => ((double)p.Step, p.English))], SeriesStyle.LineAndMarkers, color));
+            fig.Add(new PlotSeries($"{name}: C#", [.. curve.Select(p => ((double)p.Step, p.Code))], SeriesStyle.Markers, color));
+            color++;
+        }
+        return fig;
+    }
+
+    /// <summary>Redraws the figure from OUT/results.json (no training).</summary>
+    public static void Replot(string outDir)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "results.json")));
+        var root = doc.RootElement;
+        var row0 = root.GetProperty("rows")[0];
+        var baseRow = new ForgettingRow(row0.GetProperty("model").GetString()!, row0.GetProperty("english_bpb").GetDouble(), row0.GetProperty("code_bpb").GetDouble(), true, 0);
+        var curves = new Dictionary<string, IReadOnlyList<(long, double, double)>>();
+        foreach (var c in root.GetProperty("curves").EnumerateObject())
+            curves[c.Name] = [.. c.Value.EnumerateArray().Select(p => (p.GetProperty("step").GetInt64(), p.GetProperty("english").GetDouble(), p.GetProperty("code").GetDouble()))];
+        Plot(baseRow, curves).Save(outDir, "modules-forgetting");
+    }
+
     /// <summary>The logits of the first English validation batch, as raw floats (for the bitwise check).</summary>
     static float[] Logits(Transformer model, TrainData data, ModulesPlan plan)
     {
@@ -189,15 +218,7 @@ public static class ModulesLab
             Rows = r.Rows,
             Curves = r.Curves.ToDictionary(kv => kv.Key, kv => kv.Value.Select(p => new { p.Step, p.English, p.Code }).ToArray()),
         }));
-        var fig = new Figure("No forgetting: held-out bits/byte while training on C#", "steps on the new domain", "held-out bits per byte");
-        int color = 0;
-        foreach (var (name, curve) in r.Curves)
-        {
-            fig.Measured($"{name}: English", [.. curve.Select(p => ((double)p.Step, p.English))], color);
-            fig.Measured($"{name}: C#", [.. curve.Select(p => ((double)p.Step, p.Code))], color + 1);
-            color += 2;
-        }
-        fig.Save(outDir, "modules-forgetting");
+        Plot(r.Rows[0], r.Curves).Save(outDir, "modules-forgetting");
         var md = new StringBuilder();
         md.AppendLine("| model | English held-out bpb | C# held-out bpb | bit-identical to base | trainable parameters |");
         md.AppendLine("|---|---|---|---|---|");
