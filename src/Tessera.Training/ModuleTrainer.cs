@@ -29,7 +29,6 @@ public sealed class ModuleTrainer : IDisposable
     readonly LearningRateSchedule schedule;
     readonly int[] inputs, targets;
     readonly string baseHash;
-    readonly long validationTokens;
 
     /// <summary>
     /// Starts (or, when <paramref name="outDir"/> holds a checkpoint and <paramref name="resume"/>, continues)
@@ -80,7 +79,6 @@ public sealed class ModuleTrainer : IDisposable
         train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor);
         inputs = new int[options.BatchSize * options.SequenceLength];
         targets = new int[inputs.Length];
-        if (data.Validation is { Count: > 0 } v) foreach (var s in v) validationTokens += s.TokenCount;
     }
 
     /// <summary>The frozen base (the module is attached to it).</summary>
