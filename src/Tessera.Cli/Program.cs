@@ -13,6 +13,7 @@ root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
+root.Subcommands.Add(ModuleCommand.Create());
 root.Subcommands.Add(NGramCommand.Create());
 root.Subcommands.Add(IndexCommand.Create());
 root.Subcommands.Add(ThinkCommand.Create());

@@ -1,4 +1,5 @@
 using Tessera.Model.Architectures;
+using Tessera.Model.Modules;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
@@ -29,6 +30,14 @@ public sealed class Mlp : IFeedForward
 
     /// <inheritdoc/>
     public Tensor Forward(Graph g, Tensor x, RouterStats stats) => Glu(g, x, gateProj, upProj, downProj, activation);
+
+    /// <summary>The GLU with <paramref name="modules"/>' LoRA adapters on layer <paramref name="layer"/>'s gate/up/down projections.</summary>
+    public Tensor Forward(Graph g, Tensor x, ModuleSet modules, int layer)
+    {
+        var a = modules.Linear(g, x, gateProj, layer, "gate_proj"); var u = modules.Linear(g, x, upProj, layer, "up_proj");   // (N, F) each
+        var h = activation == GluActivation.GeluTanh ? g.GeGlu(a, u) : g.SwiGlu(a, u);   // (N, F)
+        return modules.Linear(g, h, downProj, layer, "down_proj");              // (N, D)
+    }
 
     /// <summary>down(act(gate·x) ⊙ up·x) for x (N, D) → (N, D); the one GLU of dense layers and experts.</summary>
     public static Tensor Glu(Graph g, Tensor x, Tensor gate, Tensor up, Tensor down, GluActivation activation)

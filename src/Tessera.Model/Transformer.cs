@@ -1,4 +1,5 @@
 using Tessera.Model.Architectures;
+using Tessera.Model.Modules;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
@@ -57,6 +58,9 @@ public sealed class Transformer : IDisposable
     /// <summary>The rotary table of the first layer (every layer's, unless local and global layers differ).</summary>
     public RopeTable Rope => RopeTables[0];
 
+    /// <summary>Modules attached to this (frozen) base; empty unless attached (see docs/modules.md).</summary>
+    public ModuleSet Modules { get; } = new();
+
     /// <summary>Routing statistics of the latest forward pass, one entry per MoE layer (empty for a dense model).</summary>
     public IReadOnlyList<ExpertLoad> LastExpertLoads => lastLoads;
 
@@ -78,7 +82,7 @@ public sealed class Transformer : IDisposable
         var x = g.EmbedInputs(embedTokens, ids, vectors);                         // (B·T, D)
         if (Config.ScaleEmbeddings) x = g.Scale(x, Recipe.EmbeddingScale);
         x = g.Dropout(x, Config.Dropout);
-        foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats, prefix); // (B·T, D)
+        foreach (var layer in layers) x = layer.Forward(g, x, batch, seq, stats, prefix, Modules); // (B·T, D)
         var hidden = g.RmsNorm(x, finalNorm, Config.NormEps, Config.NormGainOffset);   // (B·T, D)
         Tensor logits;
         using (OpProfile.Tagged("head")) logits = g.Linear(hidden, lmHead); // (B·T, V); tagged for bench train --profile
@@ -113,6 +117,10 @@ public sealed class Transformer : IDisposable
             throw new ArgumentException($"Transformer: {targets.Length} targets for {ids.Length} inputs.");
     }
 
-    /// <summary>Frees every parameter.</summary>
-    public void Dispose() => Parameters.Dispose();
+    /// <summary>Frees every parameter, and every attached module's.</summary>
+    public void Dispose()
+    {
+        foreach (var m in Modules.Attached) m.Dispose();
+        Parameters.Dispose();
+    }
 }

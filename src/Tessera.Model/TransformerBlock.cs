@@ -1,4 +1,5 @@
 using Tessera.Model.Architectures;
+using Tessera.Model.Modules;
 using Tessera.Tensors;
 
 namespace Tessera.Model;
@@ -16,6 +17,7 @@ public sealed class TransformerBlock
     readonly Attention attention;
     readonly IFeedForward feedForward;
     readonly float eps, offset, dropout;
+    readonly int layer;
 
     /// <summary>Registers layer <paramref name="layer"/>'s parameters under the family's names.</summary>
     public TransformerBlock(ModelRecipe recipe, ModelParameters p, int layer, RopeTable rope)
@@ -23,6 +25,7 @@ public sealed class TransformerBlock
         var c = recipe.Config;
         var n = recipe.Names;
         (eps, offset, dropout) = (c.NormEps, c.NormGainOffset, c.Dropout);
+        this.layer = layer;
         attentionNorm = p.Add(n.Hf(TensorRole.AttentionNorm, layer), ParameterKind.NormGain, c.Dim);
         attention = new Attention(recipe, p, layer, rope);
         if (c.PostNorms) attentionPostNorm = p.Add(n.Hf(TensorRole.AttentionPostNorm, layer), ParameterKind.NormGain, c.Dim);
@@ -31,13 +34,19 @@ public sealed class TransformerBlock
         if (c.PostNorms) feedForwardPostNorm = p.Add(n.Hf(TensorRole.FeedForwardPostNorm, layer), ParameterKind.NormGain, c.Dim);
     }
 
-    /// <summary>x (B·T, D) → (B·T, D).</summary>
-    public Tensor Forward(Graph g, Tensor x, int batch, int seq, RouterStats stats, ReadOnlySpan<int> prefix = default)
+    /// <summary>
+    /// x (B·T, D) → (B·T, D). <paramref name="modules"/>: adapters and experts attached to the base;
+    /// when none is on for this layer the block runs the base arithmetic only.
+    /// </summary>
+    public Tensor Forward(Graph g, Tensor x, int batch, int seq, RouterStats stats, ReadOnlySpan<int> prefix = default, ModuleSet? modules = null)
     {
-        var a = attention.Forward(g, g.RmsNorm(x, attentionNorm, eps, offset), batch, seq, prefix);
+        var adapted = modules is not null && modules.HasAdapters(layer) ? modules : null;
+        var a = attention.Forward(g, g.RmsNorm(x, attentionNorm, eps, offset), batch, seq, prefix, adapted);
         if (attentionPostNorm is not null) a = g.RmsNorm(a, attentionPostNorm, eps, offset);
         x = g.Add(x, g.Dropout(a, dropout));
-        var f = feedForward.Forward(g, g.RmsNorm(x, feedForwardNorm, eps, offset), stats);
+        var h = g.RmsNorm(x, feedForwardNorm, eps, offset);
+        var f = adapted is not null && feedForward is Mlp mlp ? mlp.Forward(g, h, adapted, layer) : feedForward.Forward(g, h, stats);
+        if (modules is not null) f = modules.AddExperts(g, layer, h, f);
         if (feedForwardPostNorm is not null) f = g.RmsNorm(f, feedForwardPostNorm, eps, offset);
         return g.Add(x, g.Dropout(f, dropout));
     }

@@ -39,6 +39,7 @@ public static class EvalCommand
         var cmd = new Command("eval", "Held-out bits per byte, minimal-pair and multiple-choice accuracy, and a contamination report for a checkpoint.")
         {
             model, tokenizer, data, blimp, hellaswag, contamination, ngram, limit, bpbTokens, batchTokens, quick, output, json,
+            ModuleCommand.Modules, ModuleCommand.Registry,
         };
         cmd.Subcommands.Add(LeakDemo());
         cmd.Subcommands.Add(RalmCommand.Eval());
@@ -60,6 +61,7 @@ public static class EvalCommand
             using var m = loaded;
             var tok = ModelFiles.LoadTokenizer(modelPath, checkpoint, p.GetValue(tokenizer)).Tokenizer;
             Action<string>? log = asJson ? null : line => Console.Error.WriteLine(line);
+            ModuleCommand.AttachFromCommandLine(p, m, log);   // modules run in the training forward that scores here
             log?.Invoke($"model {checkpoint}: {m.Parameters.ElementCount:N0} parameters, context {m.Config.ContextLength}, tokenizer {tok.Name}");
             var results = EvalSuite.Run(m, tok, inputs, options, checkpoint, log);
             string text = results.ToJson();

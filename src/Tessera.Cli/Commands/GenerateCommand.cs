@@ -39,6 +39,8 @@ public static class GenerateCommand
         var cmd = new Command("generate", "Sample from a checkpoint with the KV-cache engine (optionally speculative), streaming tokens.")
             { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, ngram, ngramLambda, json };
         ralm.AddTo(cmd);
+        cmd.Options.Add(ModuleCommand.Modules);
+        cmd.Options.Add(ModuleCommand.Registry);
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
@@ -71,7 +73,15 @@ public static class GenerateCommand
             }
             var request = new GenerationRequest(ids, p.GetValue(maxTokens), sampling, stops);
 
-            IGenerationEngine engine = draftModel is null
+            // Modules compose in the training forward (ReferenceEngine: no KV cache, exact; docs/modules.md).
+            if ((p.GetValue(ModuleCommand.Modules) ?? []).Length > 0)
+            {
+                if (target is null || format != WeightFormat.F32 || draftModel is not null)
+                    throw new ArgumentException("--module needs an fp32 Tessera or Hugging Face base (no --quant, no --draft, no .gguf).");
+                ModuleCommand.AttachFromCommandLine(p, target, quiet ? null : Console.Error.WriteLine);
+            }
+            IGenerationEngine engine = target is not null && target.Modules.Attached.Count > 0 ? new ReferenceEngine(target)
+                : draftModel is null
                 ? new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 })
                 : new SpeculativeEngine(weights, InferenceWeights.FromTransformer(draftModel), p.GetValue(draftTokens));
             try

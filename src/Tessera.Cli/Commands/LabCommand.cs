@@ -65,6 +65,14 @@ public static class LabCommand
                 foreach (var x in r.Points) log($"{x.Name}: experts {x.Experts} top-{x.TopK}, val loss {x.ValLoss:F4} ({x.DeltaVsDense:+0.0000;-0.0000;0} vs dense)");
                 return r;
             }));
+        var code = new Option<string>("--code") { Description = "Folder whose *.cs files are the new domain (default: this repo's src).", DefaultValueFactory = _ => "src" };
+        lab.Subcommands.Add(Sub("modules", "No forgetting: a frozen English base plus an experts and a LoRA module trained on C#, routed off (bit-identical) and on, vs full fine-tuning.",
+            [code], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
+            {
+                var plan = quick ? ModulesPlan.Quick : ModulesPlan.Full;
+                if (fitOnly) { ModulesLab.Replot(outDir); return new { replotted = outDir }; }
+                return ModulesLab.Run(plan, corpus, p.GetValue(code)!, outDir, log, cancel);
+            }));
         return lab;
     }
 

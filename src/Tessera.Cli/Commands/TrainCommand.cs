@@ -63,6 +63,7 @@ public static class TrainCommand
             steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, asyncMode, replay, json,
             textFraction, causal, quick,
         };
+        foreach (var o in ModuleTrainCommand.All) cmd.Options.Add(o);   // module training on a frozen base (docs/modules.md)
         cmd.SetAction((p, cancel) =>
         {
             if (p.GetValue(data) == "shapes")   // the image–text shapes world (docs/multimodal.md)
@@ -98,6 +99,7 @@ public static class TrainCommand
                 WeightDecay = p.GetValue(wd), EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches),
                 CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed),
             }.Validate();
+            if (ModuleTrainCommand.Requested(p)) return ModuleTrainCommand.Run(p, options, p.GetValue(data)!, outDir, p.GetValue(resume), p.GetValue(json), cancel);
             string tokSource = p.GetValue(tokenizer)!, dataArg = p.GetValue(data)!;
             // Everything that can be checked cheaply is checked before any tokenizing or training.
             bool prepared0 = Directory.Exists(dataArg) && File.Exists(Path.Combine(dataArg, PreparedData.MetaFile));

@@ -1,0 +1,70 @@
+namespace Tessera.Cli.Tests;
+
+/// <summary>The module workflow end to end through the CLI, at --quick size: base, module training and resume, registry, composition at load, refusals, report.</summary>
+[Collection(CliCollection.Name)]
+public class ModuleCliTests
+{
+    static readonly string[] Model = ["--layers", "2", "--dim", "32", "--heads", "2", "--kv-heads", "1", "--hidden", "48", "--experts", "2", "--top-k", "1",
+        "--context", "64", "--seq", "32", "--batch", "2", "--eval-every", "0", "--checkpoint-every", "0", "--eval-batches", "1"];
+    static readonly string[] Small = ["--seq", "32", "--batch", "2", "--eval-batches", "2", "--checkpoint-every", "0"];
+
+    [Fact]
+    public void TrainAModuleOnAFrozenBase_RegisterVerifyComposeAndReport_RefusingOtherBasesAndTampering()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            CliProcess.WriteCorpus(dir);
+            Directory.CreateDirectory(Path.Combine(dir, "code"));
+            for (int i = 0; i < 12; i++)
+                File.WriteAllText(Path.Combine(dir, "code", $"F{i}.cs"), string.Concat(Enumerable.Repeat($"public static int F{i}(int x) {{ return x * {i} + 1; }}\n", 60)));
+            CliProcess.Run(dir, "data", "prepare", "--input", "corpus.txt", "--tokenizer", "bytes", "--out", "en", "--json").Json();
+            CliProcess.Run(dir, "data", "prepare", "--input", "code", "--include", "*.cs", "--tokenizer", "bytes", "--out", "cs", "--json").Json();
+            CliProcess.Run(dir, ["train", "--data", "en", "--out", "base", "--steps", "3", .. Model, "--json"]).Json();
+            CliProcess.Run(dir, ["train", "--data", "en", "--out", "other", "--steps", "3", "--seed", "7", .. Model, "--json"]).Json();
+
+            string[] module = ["train", "--base", "base", "--freeze-base", "--add-module", "code", "--module-kind", "experts", "--data", "cs", "--out", "mod", .. Small];
+            var trained = CliProcess.Run(dir, [.. module, "--steps", "3", "--json"]).Json();
+            Assert.Equal(3, trained.GetProperty("steps").GetInt32());
+            var resumed = CliProcess.Run(dir, [.. module, "--steps", "5", "--resume", "--json"]).Json();
+            Assert.Equal(5, resumed.GetProperty("steps").GetInt32());
+
+            var added = CliProcess.Run(dir, "module", "add", "mod/module", "--registry", "reg", "--json").Json();
+            Assert.Equal("code", added.GetProperty("id").GetString());
+            var list = CliProcess.Run(dir, "module", "list", "--registry", "reg", "--json").Json();
+            Assert.Equal(1, list.GetArrayLength());
+            Assert.Equal(0, CliProcess.Run(dir, "module", "verify", "code", "--registry", "reg", "--base", "base").ExitCode);
+
+            var plain = CliProcess.Run(dir, "eval", "--model", "base", "--data", "cs", "--bpb-tokens", "256", "--json").Json();
+            var composed = CliProcess.Run(dir, "eval", "--model", "base", "--data", "cs", "--bpb-tokens", "256", "--module", "code", "--registry", "reg", "--json").Json();
+            Assert.NotEqual(plain.GetProperty("bits_per_byte")[0].GetProperty("bits_per_byte").GetDouble(),
+                composed.GetProperty("bits_per_byte")[0].GetProperty("bits_per_byte").GetDouble());
+
+            var generated = CliProcess.Run(dir, "generate", "--model", "base", "--prompt", "public", "--max-tokens", "4", "--temperature", "0", "--module", "code", "--registry", "reg", "--json").Json();
+            Assert.Equal(4, generated.GetProperty("tokens").GetInt32());
+
+            var refused = CliProcess.Run(dir, "eval", "--model", "other", "--data", "cs", "--bpb-tokens", "256", "--module", "code", "--registry", "reg");
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("was built for base", refused.Stderr);
+
+            var report = CliProcess.Run(dir, "module", "report", "--base", "base", "--module", "code", "--registry", "reg", "--data", "english=en", "--data", "csharp=cs",
+                "--windows", "2", "--seq", "32", "--out", "rep");
+            Assert.True(report.ExitCode == 0, report.Stderr);
+            Assert.Contains("<svg", File.ReadAllText(Path.Combine(dir, "rep", "expert-use.svg")));
+            Assert.Contains("base only", File.ReadAllText(Path.Combine(dir, "rep", "report.md")));
+
+            string weights = Path.Combine(dir, "reg", "code", "module.safetensors");
+            var bytes = File.ReadAllBytes(weights);
+            bytes[^1] ^= 1;
+            File.WriteAllBytes(weights, bytes);
+            var tampered = CliProcess.Run(dir, "module", "verify", "code", "--registry", "reg");
+            Assert.NotEqual(0, tampered.ExitCode);
+            Assert.Contains("modified or damaged", tampered.Stderr);
+
+            var missing = CliProcess.Run(dir, ["train", "--base", "nowhere", "--freeze-base", "--add-module", "x", "--data", "cs", "--out", "m2", "--steps", "1"]);
+            Assert.NotEqual(0, missing.ExitCode);
+            Assert.Contains("nowhere", missing.Stderr);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
