@@ -43,6 +43,8 @@ public static class EvalCommand
         };
         cmd.Subcommands.Add(LeakDemo());
         cmd.Subcommands.Add(RalmCommand.Eval());
+        cmd.Subcommands.Add(LongContextCommand.Eval());
+        cmd.Subcommands.Add(LongContextCommand.Data());
         cmd.SetAction(p =>
         {
             bool asJson = p.GetValue(json), isQuick = p.GetValue(quick);
