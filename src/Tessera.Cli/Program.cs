@@ -13,6 +13,8 @@ root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
+root.Subcommands.Add(GrowCommands.Upcycle());
+root.Subcommands.Add(GrowCommands.Btm());
 root.Subcommands.Add(NGramCommand.Create());
 root.Subcommands.Add(IndexCommand.Create());
 root.Subcommands.Add(CompletionCommand.Create());
