@@ -101,3 +101,64 @@ public sealed class GrowthTests
         Assert.Contains("merges dense branches", Assert.Throws<ArgumentException>(() => BranchMerge.Merge([a, moe], ["a", "moe"], 2, 1)).Message);
     }
 }
+
+/// <summary>The growth labs end to end at the quick scale on synthetic shards: files, finite curves, equal-compute accounting.</summary>
+public sealed class GrowthLabTests : IDisposable
+{
+    const int Vocab = 61;
+    readonly TempDir dir = new();
+    readonly Tessera.Data.TokenShard trainA, valA, trainB, valB;
+    readonly Labs.LabCorpus a, b;
+
+    public GrowthLabTests()
+    {
+        trainA = TestData.Shard(dir.File("a.bin"), 30_000, Vocab);
+        valA = TestData.Shard(dir.File("va.bin"), 4_000, Vocab, seed: 9);
+        trainB = TestData.Shard(dir.File("b.bin"), 20_000, Vocab, seed: 21);
+        valB = TestData.Shard(dir.File("vb.bin"), 4_000, Vocab, seed: 22);
+        a = new Labs.LabCorpus(trainA, valA, validationBytes: 8_000);
+        b = new Labs.LabCorpus(trainB, valB, validationBytes: 4_000);
+    }
+
+    public void Dispose()
+    {
+        a.Dispose(); b.Dispose();
+        trainA.Dispose(); valA.Dispose(); trainB.Dispose(); valB.Dispose();
+        dir.Dispose();
+    }
+
+    [Fact]
+    public void UpcycleLabQuick_SpendsEqualAddedFlopsOnBothArms()
+    {
+        string outDir = Path.Combine(dir.Path, "up");
+        var r = Labs.UpcycleLab.Run(Labs.UpcyclePlan.Quick, a, outDir);
+        Assert.Equal(r.Dense.Curve[0].BitsPerByte[0], r.Upcycled.Curve[0].BitsPerByte[0]);   // both start at the base
+        Assert.True(r.Dense.Steps > r.Upcycled.Steps, "the dense arm is cheaper per token, so it trains more steps");
+        // Equal added compute to within one dense step.
+        Assert.InRange(Math.Abs(r.Dense.AddedFlops - r.Upcycled.AddedFlops), 0, r.Dense.FlopsPerToken * Labs.UpcyclePlan.Quick.Training.TokensPerStep);
+        Assert.All(r.Dense.Curve.Concat(r.Upcycled.Curve), c => Assert.True(double.IsFinite(c.BitsPerByte[0])));
+        Assert.True(r.Upcycled.Curve[^1].BitsPerByte[0] < r.Upcycled.Curve[0].BitsPerByte[0], "continued training lowers held-out bpb");
+        Assert.True(File.Exists(Path.Combine(outDir, "upcycle.svg")));
+        Assert.True(File.Exists(Path.Combine(outDir, Experiments.ExperimentReport.MarkdownFile)));
+        // The base is cached: a second run trains no base and starts from the same point.
+        var again = Labs.UpcycleLab.Run(Labs.UpcyclePlan.Quick, a, outDir);
+        Assert.Equal(r.BaseBitsPerByte, again.BaseBitsPerByte);
+    }
+
+    [Fact]
+    public void BtmLabQuick_ComparesAtEqualTotalAddedFlops()
+    {
+        string outDir = Path.Combine(dir.Path, "btm");
+        var plan = Labs.BtmPlan.Quick;
+        var r = Labs.BtmLab.Run(plan, a, b, "A", "B", outDir);
+        double step = plan.Training.TokensPerStep;
+        double btm = 2 * plan.BranchSteps * step * r.DenseFlopsPerToken + plan.MixSteps * step * r.MoeFlopsPerToken;
+        Assert.Equal(btm, r.BtmCurve[^1].AddedFlops, 1e-9 * btm);
+        Assert.InRange(Math.Abs(r.BaselineCurve[^1].AddedFlops - btm), 0, step * r.DenseFlopsPerToken);
+        Assert.Equal(6, r.Table.Count);
+        Assert.All(r.Table, x => Assert.True(double.IsFinite(x.UnionBitsPerByte)));
+        // Each branch learns its own domain: B's branch beats the base on B.
+        Assert.True(r.Table[2].BitsPerByteB < r.Table[0].BitsPerByteB, $"branch B {r.Table[2].BitsPerByteB} vs base {r.Table[0].BitsPerByteB} on B");
+        Assert.True(File.Exists(Path.Combine(outDir, "btm.svg")) && File.Exists(Path.Combine(outDir, "btm-domains.svg")));
+    }
+}
