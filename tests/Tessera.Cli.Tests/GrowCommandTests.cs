@@ -83,7 +83,15 @@ public sealed class GrowCommandTests
             CliProcess.Run(dir, ["train", "--data", data, "--init-from", "base", "--out", "b", "--steps", "1", "--seed", "2", .. Short, "--json"]).Json();
             var merged = CliProcess.Run(dir, "btm", "merge", "--branches", "a,b", "--out", "mix", "--json").Json();
             Assert.Equal(2, merged.GetProperty("experts").GetInt32());
-            CliProcess.Run(dir, ["train", "--data", data, "--init-from", "mix", "--out", "mix-run", "--steps", "1", .. Short, "--json"]).Json();
+            // The joint fine-tune reads a mixture of two prepared folders (--data a,b), here English and C#.
+            Directory.CreateDirectory(Path.Combine(dir, "cs"));
+            var source = string.Concat(Enumerable.Range(0, 40).Select(i => $"public static int F{i}(int x) => x * {i} + 1;\n"));
+            for (int f = 0; f < 100; f++) File.WriteAllText(Path.Combine(dir, "cs", $"F{f}.cs"), $"namespace N{f};\npublic static class C{f}\n{{\n{source}}}\n");
+            CliProcess.Run(dir, "data", "prepare", "--input", "cs", "--include", "*.cs", "--tokenizer", "bytes", "--out", "code", "--json").Json();
+            var mix = CliProcess.Run(dir, ["train", "--data", $"{data},code", "--init-from", "mix", "--out", "mix-run", "--steps", "1", .. Short, "--json"]).Json();
+            Assert.True(double.IsFinite(mix.GetProperty("val_bits_per_byte").GetDouble()));
+            var notPrepared = CliProcess.Run(dir, ["train", "--data", $"{data},cs", "--init-from", "mix", "--out", "bad", "--steps", "1", .. Short]);
+            Assert.Contains("cs is not a prepared data folder", notPrepared.Stderr);
 
             CliProcess.Run(dir, ["train", "--data", data, "--out", "base2", "--steps", "2", "--seed", "7", .. Model, .. Short, "--json"]).Json();
             CliProcess.Run(dir, ["train", "--data", data, "--init-from", "base2", "--out", "c", "--steps", "1", .. Short, "--json"]).Json();

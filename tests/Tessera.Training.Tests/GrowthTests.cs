@@ -4,7 +4,7 @@ using Tessera.Tensors;
 namespace Tessera.Training.Tests;
 
 /// <summary>Sparse upcycling and branch-train-mix merging: what the new model starts as, and what is refused.</summary>
-public sealed class GrowthTests
+public sealed class GrowthTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     static readonly ModelConfig Dense = new() { VocabSize = 53, Dim = 32, Layers = 2, Heads = 4, KvHeads = 2, HiddenDim = 48, ContextLength = 32 };
 
@@ -28,8 +28,9 @@ public sealed class GrowthTests
     /// the gates are far from uniform and the top-k sets differ from token to token.
     /// Tolerance: the gate sum is 1 to ≈ k ulps and the weighted sum rounds once per expert, so
     /// each FFN output carries a relative error of a few float32 epsilons (1.2e-7), which the
-    /// later layers carry to the logits; 1e-5 relative to the largest logit is ≈ 100 ε and would
-    /// still catch a single wrong gate (an error of order the FFN output itself).
+    /// later layers carry to the logits; 1e-6 relative to the largest logit is ≈ 8 ε (measured:
+    /// at most 7.4e-8, under one ulp) and would still catch a single wrong gate (an error of order
+    /// the FFN output itself).
     /// </summary>
     [Theory]
     [InlineData(4, 2, 0.02f, 1UL)]
@@ -48,7 +49,8 @@ public sealed class GrowthTests
         Assert.Equal(a.Length, b.Length);
         float scale = a.Max(MathF.Abs), worst = 0;
         for (int i = 0; i < a.Length; i++) worst = MathF.Max(worst, MathF.Abs(a[i] - b[i]));
-        Assert.True(worst <= 1e-5f * scale, $"max |Δlogit| {worst:E2} exceeds 1e-5 × {scale:F3}");
+        output.WriteLine($"E={experts} k={topK} router std {routerStd}: max |Δlogit| {worst:E2}, max |logit| {scale:F3}, ratio {worst / scale:E2}");
+        Assert.True(worst <= 1e-6f * scale, $"max |Δlogit| {worst:E2} exceeds 1e-6 × {scale:F3}");
         // The routers really were uneven: some token's chosen experts differ from another's.
         Assert.True(moe.LastExpertLoads.Count == Dense.Layers);
         Assert.Contains(moe.LastExpertLoads, load => load.Assigned.Distinct().Count() > 1 || experts == topK);

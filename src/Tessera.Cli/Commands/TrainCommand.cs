@@ -100,6 +100,8 @@ public static class TrainCommand
                 CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed),
             }.Validate();
             string tokSource = p.GetValue(tokenizer)!, dataArg = p.GetValue(data)!;
+            var mixture = DataMixture.Parse(dataArg);   // --data a,b: several prepared folders as one mixture
+            if (mixture is not null) dataArg = mixture[0].Directory;
             // Everything that can be checked cheaply is checked before any tokenizing or training.
             bool prepared0 = Directory.Exists(dataArg) && File.Exists(Path.Combine(dataArg, PreparedData.MetaFile));
             string runTok = Path.Combine(outDir, Checkpoint.TokenizerFolder);
@@ -161,7 +163,7 @@ public static class TrainCommand
             }
             using var initial = start is { } s2 ? Checkpoint.LoadModel(s2.Checkpoint) : null;
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel,
-                initial, start is { } s3 ? Lineage.Of(s3.Checkpoint, "init-from") : null);
+                initial, start is { } s3 ? Lineage.Of(s3.Checkpoint, "init-from") : null, mixture);
             if (p.GetValue(json) && leader) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return 0;
         }
@@ -174,11 +176,10 @@ public static class TrainCommand
 
     /// <summary>Trains (or resumes) and returns the final figures; shared with quickstart.</summary>
     public static TrainResult Run(ModelConfig config, TrainOptions options, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel,
-        Parallelism? parallel = null, Transformer? initial = null, Lineage? lineage = null)
+        Parallelism? parallel = null, Transformer? initial = null, Lineage? lineage = null, IReadOnlyList<PreparedData>? mixture = null)
     {
-        using var train = RunSetup.Open(prepared, Split.Train);
-        using var val = RunSetup.Open(prepared, Split.Validation);
-        var data = new TrainData([train], [val], prepared.Validation.Bytes);
+        using var shards = DataMixture.Open(mixture ?? [prepared]);
+        var data = shards.Data;
         // MFU is judged against this machine's measured FMA peak, not a spec-sheet figure (the trainer probes it
         // once per process). Distributed: rank 0's figure is broadcast so every rank reports the same MFU.
         if (!resume && parallel is { Communicator.Size: > 1 })
