@@ -16,8 +16,9 @@ static class GrowLabs
         var moeSteps = new Option<long?>("--moe-steps") { Description = "Continued-training steps of the upcycled MoE; dense gets the same FLOPs." };
         var baseSteps = new Option<long?>("--base-steps") { Description = "Steps of the dense base." };
         var lrShare = new Option<double?>("--lr-share") { Description = "Peak LR of every continuation as a share of the base's (default 0.5)." };
+        var seed = new Option<ulong?>("--seed") { Description = "Seed of the base's weights, every data order and the routers (default 1337; another seed trains another base)." };
         lab.Subcommands.Add(sub("upcycle", "Sparse upcycling vs continued dense training from one dense base at equal added compute: held-out bpb curves.",
-            [experts, topK, moeSteps, baseSteps, lrShare], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
+            [experts, topK, moeSteps, baseSteps, lrShare, seed], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
             {
                 if (fitOnly) throw new ArgumentException("--fit-only: the upcycling lab has nothing to re-fit; rerun without it (the base is cached).");
                 var plan = quick ? UpcyclePlan.Quick : UpcyclePlan.Full;
@@ -27,6 +28,7 @@ static class GrowLabs
                 if (p.GetValue(moeSteps) is { } m) plan = plan with { MoeSteps = m };
                 if (p.GetValue(baseSteps) is { } b) plan = plan with { BaseSteps = b };
                 if (p.GetValue(lrShare) is { } lr) plan = plan with { ContinueLrShare = lr };
+                if (p.GetValue(seed) is { } sd) plan = plan with { Training = plan.Training with { Seed = sd } };
                 var r = UpcycleLab.Run(plan, corpus, outDir, log, cancel);
                 log($"held-out bpb after equal added compute ({r.Upcycled.AddedFlops:0.00e+0} FLOPs): dense {r.Dense.FinalBitsPerByte:F4}, upcycled {r.Upcycled.FinalBitsPerByte:F4} → {(r.UpcyclingWins ? "upcycling wins" : "upcycling does not win")}");
                 return r;
@@ -36,7 +38,7 @@ static class GrowLabs
         var branchSteps = new Option<long?>("--branch-steps") { Description = "Steps of each branch on its domain." };
         var mixSteps = new Option<long?>("--mix-steps") { Description = "Steps of the merged model's joint fine-tune on the union." };
         lab.Subcommands.Add(sub("btm", "Branch-train-mix (English and C# branches of one base, merged as experts, fine-tuned) vs one model trained on the union at equal compute.",
-            [code, branchSteps, mixSteps, baseSteps, lrShare], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
+            [code, branchSteps, mixSteps, baseSteps, lrShare, seed], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
             {
                 if (fitOnly) throw new ArgumentException("--fit-only: the BTM lab has nothing to re-fit; rerun without it (the base is cached).");
                 var plan = quick ? BtmPlan.Quick : BtmPlan.Full;
@@ -45,6 +47,7 @@ static class GrowLabs
                 if (p.GetValue(mixSteps) is { } ms) plan = plan with { MixSteps = ms };
                 if (p.GetValue(baseSteps) is { } b) plan = plan with { BaseSteps = b };
                 if (p.GetValue(lrShare) is { } lr) plan = plan with { ContinueLrShare = lr };
+                if (p.GetValue(seed) is { } sd) plan = plan with { Training = plan.Training with { Seed = sd } };
                 string codeData = PrepareCode(p.GetValue(code)!, p.GetValue<string>("--data")!, outDir, log);
                 using var second = LabCorpus.PrepareOrOpen(codeData, log: log);
                 var r = BtmLab.Run(plan, corpus, second, "English", "C#", outDir, log, cancel);

@@ -117,6 +117,7 @@ public static class TrainCommand
                     new("--window", p.GetValue(window), c0.SlidingWindow), new("--capacity", p.GetValue(capacity), c0.CapacityFactor), new("--head-dim", p.GetValue(headDim), c0.HeadDim),
                     new("--attn-softcap", p.GetValue(attnSoftCap), c0.AttentionSoftCap), new("--final-softcap", p.GetValue(finalSoftCap), c0.FinalSoftCap), new("--dropout", p.GetValue(dropout), c0.Dropout),
                 ]);
+                if (p.GetValue(replay) is not null) throw new ArgumentException("--init-from and --replay cannot be combined: a replay rebuilds its run from the seed.");
                 if (!prepared0 && p.GetResult(tokenizer) is null or { Implicit: true } && InitFrom.CheckpointTokenizer(s0.Checkpoint) is { } own) tokSource = own;
             }
             if (prepared0) tokSource = PreparedData.Load(dataArg).TokenizerPath();
