@@ -14,6 +14,8 @@ root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(DistillCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(ModuleCommand.Create());
+root.Subcommands.Add(GrowCommands.Upcycle());
+root.Subcommands.Add(GrowCommands.Btm());
 root.Subcommands.Add(NGramCommand.Create());
 root.Subcommands.Add(IndexCommand.Create());
 root.Subcommands.Add(ThinkCommand.Create());

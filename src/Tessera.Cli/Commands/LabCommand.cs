@@ -73,6 +73,7 @@ public static class LabCommand
                 if (fitOnly) { ModulesLab.Replot(outDir); return new { replotted = outDir }; }
                 return ModulesLab.Run(plan, corpus, p.GetValue(code)!, outDir, log, cancel);
             }));
+        GrowLabs.Add(lab, Sub);
         return lab;
     }
 
@@ -81,7 +82,7 @@ public static class LabCommand
     static readonly Option<float?> Lr = new("--lr") { Description = "Peak learning rate up to width 32, scaled by 32/width above (default 1e-2)." };
 
     /// <summary>The plan's training settings with the shared --batch/--seq/--lr overrides.</summary>
-    static LabTraining Training(ParseResult p, LabTraining t)
+    internal static LabTraining Training(ParseResult p, LabTraining t)
     {
         if (p.GetValue(Batch) is { } b) t = t with { BatchSize = b };
         if (p.GetValue(Seq) is { } s) t = t with { SequenceLength = s };
@@ -99,9 +100,9 @@ public static class LabCommand
         return values;
     }
 
-    delegate object LabBody(ParseResult p, bool quick, Training.Labs.LabCorpus corpus, string outDir, bool fitOnly, Action<string> log, CancellationToken cancel);
+    internal delegate object LabBody(ParseResult p, bool quick, Training.Labs.LabCorpus corpus, string outDir, bool fitOnly, Action<string> log, CancellationToken cancel);
 
-    static Command Sub(string name, string description, Option[] extra, LabBody body)
+    internal static Command Sub(string name, string description, Option[] extra, LabBody body)
     {
         var output = new Option<string>("--out") { Description = "Lab folder (results.json, report.md, SVGs; runs/ caches each run).", DefaultValueFactory = _ => $"runs/lab-{name}" };
         var quick = new Option<bool>("--quick") { Description = "Tiny budgets that check the pipeline in a minute or two (CI), not the science." };

@@ -19,6 +19,7 @@ public static class TrainCommand
         var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer directory or `bytes` (for text data; prepared data names its own).", DefaultValueFactory = _ => "bytes" };
         var output = new Option<string>("--out") { Description = "Run folder (checkpoints, tokenizer, data).", DefaultValueFactory = _ => "runs/train" };
         var resume = new Option<bool>("--resume") { Description = "Continue exactly from the latest complete checkpoint in --out." };
+        var initFrom = new Option<string?>("--init-from") { Description = "Start from these weights (a run folder's latest checkpoint or a checkpoint folder) with a fresh optimizer and step count; the shape comes from its config.json." };
         var preset = new Option<string>("--preset") { Description = $"Model preset: {string.Join(", ", ModelConfig.Presets.Keys)}.", DefaultValueFactory = _ => "tiny-moe" };
         var arch = new Option<string?>("--arch") { Description = $"Architecture family: {string.Join(", ", Tessera.Model.Architectures.ArchitectureRegistry.Names)} (default: the preset's, llama)." };
         var headDim = new Option<int?>("--head-dim") { Description = "Per-head width (default dim / heads; Gemma and Qwen3 set it independently)." };
@@ -59,7 +60,7 @@ public static class TrainCommand
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
-            data, tokenizer, output, resume, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
+            data, tokenizer, output, resume, initFrom, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
             steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, asyncMode, replay, json,
             textFraction, causal, quick,
         };
@@ -101,15 +102,42 @@ public static class TrainCommand
             }.Validate();
             if (ModuleTrainCommand.Requested(p)) return ModuleTrainCommand.Run(p, options, p.GetValue(data)!, outDir, p.GetValue(resume), p.GetValue(json), cancel);
             string tokSource = p.GetValue(tokenizer)!, dataArg = p.GetValue(data)!;
+            var mixture = DataMixture.Parse(dataArg);   // --data a,b: several prepared folders as one mixture
+            if (mixture is not null) dataArg = mixture[0].Directory;
             // Everything that can be checked cheaply is checked before any tokenizing or training.
             bool prepared0 = Directory.Exists(dataArg) && File.Exists(Path.Combine(dataArg, PreparedData.MetaFile));
             string runTok = Path.Combine(outDir, Checkpoint.TokenizerFolder);
+            (string Checkpoint, ModelConfig Config)? start = p.GetValue(initFrom) is { } initPath ? InitFrom.Resolve(initPath) : null;
+            if (start is { } s0)
+            {
+                var c0 = s0.Config;
+                InitFrom.CheckFlags(s0.Checkpoint, c0, p.GetValue(resume), p.GetResult(preset) is { Implicit: false }, parallel is not null,
+                [
+                    new("--arch", p.GetValue(arch), c0.Architecture), new("--layers", p.GetValue(layers), c0.Layers), new("--dim", p.GetValue(dim), c0.Dim),
+                    new("--heads", p.GetValue(heads), c0.Heads), new("--kv-heads", p.GetValue(kvHeads), c0.KvHeads), new("--hidden", p.GetValue(hidden), c0.HiddenDim),
+                    new("--experts", p.GetValue(experts), c0.Experts), new("--top-k", p.GetValue(topK), c0.TopK), new("--context", p.GetValue(context), c0.ContextLength),
+                    new("--window", p.GetValue(window), c0.SlidingWindow), new("--capacity", p.GetValue(capacity), c0.CapacityFactor), new("--head-dim", p.GetValue(headDim), c0.HeadDim),
+                    new("--attn-softcap", p.GetValue(attnSoftCap), c0.AttentionSoftCap), new("--final-softcap", p.GetValue(finalSoftCap), c0.FinalSoftCap), new("--dropout", p.GetValue(dropout), c0.Dropout),
+                ]);
+                if (p.GetValue(replay) is not null) throw new ArgumentException("--init-from and --replay cannot be combined: a replay rebuilds its run from the seed.");
+                if (!prepared0 && p.GetResult(tokenizer) is null or { Implicit: true } && InitFrom.CheckpointTokenizer(s0.Checkpoint) is { } own) tokSource = own;
+            }
             if (prepared0) tokSource = PreparedData.Load(dataArg).TokenizerPath();
             var tok = p.GetValue(resume) ? RunSetup.LoadRunTokenizer(runTok) : TokenizerFiles.Load(tokSource);
-            var config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
-                p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity),
-                p.GetValue(arch), p.GetValue(headDim), p.GetValue(attnSoftCap), p.GetValue(finalSoftCap));
-            if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
+            ModelConfig config;
+            if (start is { } s1)
+            {
+                config = s1.Config;
+                if (tok.VocabSize != config.VocabSize)
+                    throw new ArgumentException($"--init-from: the tokenizer {tokSource} has {tok.VocabSize} ids, the checkpoint's model {config.VocabSize} ({s1.Checkpoint}); use the base's tokenizer for the data.");
+            }
+            else
+            {
+                config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
+                    p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity),
+                    p.GetValue(arch), p.GetValue(headDim), p.GetValue(attnSoftCap), p.GetValue(finalSoftCap));
+                if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
+            }
             if (options.SequenceLength > config.ContextLength)
                 throw new ArgumentException($"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
             TrainMemoryEstimate.EnsureFits(config, options.BatchSize, options.SequenceLength, TrainMemoryEstimate.AvailableBytes, "train"); // before anything is allocated
@@ -137,7 +165,9 @@ public static class TrainCommand
                     : $"{(parallel is null ? "replayed" : "asynchronous run:")} {options.Steps} updates | log {log} | weights → {saved} (sha256 {hash}…)");
                 return 0;
             }
-            var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel);
+            using var initial = start is { } s2 ? Checkpoint.LoadModel(s2.Checkpoint) : null;
+            var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel,
+                initial, start is { } s3 ? Lineage.Of(s3.Checkpoint, "init-from") : null, mixture);
             if (p.GetValue(json) && leader) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return 0;
         }
@@ -150,11 +180,10 @@ public static class TrainCommand
 
     /// <summary>Trains (or resumes) and returns the final figures; shared with quickstart.</summary>
     public static TrainResult Run(ModelConfig config, TrainOptions options, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel,
-        Parallelism? parallel = null)
+        Parallelism? parallel = null, Transformer? initial = null, Lineage? lineage = null, IReadOnlyList<PreparedData>? mixture = null)
     {
-        using var train = RunSetup.Open(prepared, Split.Train);
-        using var val = RunSetup.Open(prepared, Split.Validation);
-        var data = new TrainData([train], [val], prepared.Validation.Bytes);
+        using var shards = DataMixture.Open(mixture ?? [prepared]);
+        var data = shards.Data;
         // MFU is judged against this machine's measured FMA peak, not a spec-sheet figure (the trainer probes it
         // once per process). Distributed: rank 0's figure is broadcast so every rank reports the same MFU.
         if (!resume && parallel is { Communicator.Size: > 1 })
@@ -164,9 +193,16 @@ public static class TrainCommand
             parallel.Communicator.Broadcast<double>(peak, 0);
             options = options with { PeakFlops = peak[0] };
         }
-        using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps, parallel) : new Trainer(config, options, data, outDir, parallel);
+        using var trainer = resume ? Trainer.Resume(outDir, data, options.Steps, parallel)
+            : initial is not null ? new Trainer(initial, options, data, outDir) : new Trainer(config, options, data, outDir, parallel);
         string tokDir = Path.Combine(outDir, Checkpoint.TokenizerFolder);
-        trainer.CheckpointExtras = staging => RunSetup.CopyTokenizer(File.Exists(Path.Combine(tokDir, "bytes")) ? "bytes" : tokDir, Path.Combine(staging, Checkpoint.TokenizerFolder));
+        // A run started with --init-from keeps naming its base in every checkpoint (btm merge checks it); a resumed one carries it on.
+        lineage ??= resume && Checkpoint.List(outDir) is { Count: > 0 } saved ? Lineage.Read(saved[^1]) : null;
+        trainer.CheckpointExtras = staging =>
+        {
+            RunSetup.CopyTokenizer(File.Exists(Path.Combine(tokDir, "bytes")) ? "bytes" : tokDir, Path.Combine(staging, Checkpoint.TokenizerFolder));
+            lineage?.WriteTo(staging);
+        };
         var m = trainer.Model.Config;
         if (!quiet)
             Console.WriteLine($"model: {m.Layers} layers, dim {m.Dim}, {m.Heads} heads ({m.KvHeads} kv), " +
