@@ -84,18 +84,7 @@ public static class ChatCompletionsEndpoint
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
             JsonOutput.Header(w, id, created, model.Id, "chat.completion");
-            w.WriteStartArray("choices");
-            w.WriteStartObject();
-            w.WriteNumber("index", 0);
-            w.WriteStartObject("message");
-            w.WriteString("role", "assistant");
-            w.WriteString("content", reply);
-            w.WriteEndObject();
-            w.WritePropertyName("logprobs");
-            if (lp is null) w.WriteNullValue(); else lp.WriteChat(w, 0);
-            w.WriteString("finish_reason", finish);
-            w.WriteEndObject();
-            w.WriteEndArray();
+            JsonOutput.OneChatChoice(w, m => m.WriteString("content", reply), finish, lp is null ? null : v => lp.WriteChat(v, 0));
             CompletionsEndpoint.Usage(w, ids.Count, generated);
             ChatRetrieval.Write(w, citations);
             CascadeDecision.WriteIfRouted(w, ctx);

@@ -22,6 +22,27 @@ public static class JsonOutput
     }
 
     /// <summary>
+    /// Writes a non-streamed chat completion's <c>choices</c>: one assistant message whose fields
+    /// <paramref name="message"/> writes after <c>role</c>, its <c>logprobs</c> (null unless
+    /// <paramref name="logprobs"/> writes the value) and <c>finish_reason</c>.
+    /// </summary>
+    public static void OneChatChoice(Utf8JsonWriter w, Action<Utf8JsonWriter> message, string? finish, Action<Utf8JsonWriter>? logprobs = null)
+    {
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", 0);
+        w.WriteStartObject("message");
+        w.WriteString("role", "assistant");
+        message(w);
+        w.WriteEndObject();
+        w.WritePropertyName("logprobs");
+        if (logprobs is null) w.WriteNullValue(); else logprobs(w);
+        w.WriteString("finish_reason", finish);
+        w.WriteEndObject();
+        w.WriteEndArray();
+    }
+
+    /// <summary>
     /// The last chunk of a stream with <c>stream_options.include_usage</c>: the object header, an
     /// empty <c>choices</c> array and <c>usage</c>, plus whatever <paramref name="extra"/> writes.
     /// </summary>

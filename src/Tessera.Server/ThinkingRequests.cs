@@ -76,17 +76,7 @@ public static class ThinkingRequests
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
             JsonOutput.Header(w, id, created, model.Id, "chat.completion");
-            w.WriteStartArray("choices");
-            w.WriteStartObject();
-            w.WriteNumber("index", 0);
-            w.WriteStartObject("message");
-            w.WriteString("role", "assistant");
-            w.WriteString("content", reply);
-            w.WriteEndObject();
-            w.WriteNull("logprobs");
-            w.WriteString("finish_reason", chosen.Text.EndsWith('\n') ? "stop" : "length");
-            w.WriteEndObject();
-            w.WriteEndArray();
+            JsonOutput.OneChatChoice(w, m => m.WriteString("content", reply), chosen.Text.EndsWith('\n') ? "stop" : "length");
             CompletionsEndpoint.Usage(w, ids.Count, (int)Math.Min(int.MaxValue, result.Tokens - ids.Count));
             w.WriteStartObject("tessera_think");
             w.WriteString("strategy", options.Strategy.ToString().ToLowerInvariant());

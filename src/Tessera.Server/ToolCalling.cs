@@ -292,24 +292,14 @@ public sealed class ToolSet
         await JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w =>
         {
             JsonOutput.Header(w, id, created, model.Id, "chat.completion");
-            w.WriteStartArray("choices");
-            w.WriteStartObject();
-            w.WriteNumber("index", 0);
-            w.WriteStartObject("message");
-            w.WriteString("role", "assistant");
-            if (call is null) w.WriteString("content", reply);
-            else
+            JsonOutput.OneChatChoice(w, m =>
             {
-                w.WriteNull("content");
-                w.WriteStartArray("tool_calls");
-                WriteCall(w, call, withIndex: false, arguments: true);
-                w.WriteEndArray();
-            }
-            w.WriteEndObject();
-            w.WriteNull("logprobs");
-            w.WriteString("finish_reason", call is null ? finish : "tool_calls");
-            w.WriteEndObject();
-            w.WriteEndArray();
+                if (call is null) { m.WriteString("content", reply); return; }
+                m.WriteNull("content");
+                m.WriteStartArray("tool_calls");
+                WriteCall(m, call, withIndex: false, arguments: true);
+                m.WriteEndArray();
+            }, call is null ? finish : "tool_calls");
             CompletionsEndpoint.Usage(w, ids.Count, generated);
             w.WriteEndObject();
         }), cancel);
