@@ -161,7 +161,7 @@ public sealed class RulerTasks
         // (plus the joining space), so the total is close to the target without re-encoding it.
         int fixedTokens = Count(string.Join(" ", needles) + " " + question) + needles.Count + 2;
         int budget = tokens - fixedTokens;
-        if (budget < 8) throw new ArgumentException($"{tokens} tokens leave no room for a haystack around {needles.Count} needles and the question.");
+        if (budget < 8) throw new ArgumentException($"{tokens} tokens leave no room for a haystack around {needles.Count} needle{(needles.Count == 1 ? "" : "s")} and the question ({fixedTokens} tokens); ask for a longer length.");
         var hay = new List<string>();
         int used = 0, start = rng.Next(sentences.Count);
         for (int i = 0; ; i++)
