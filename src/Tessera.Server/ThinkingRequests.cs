@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Tessera.Evals.Thinking;
+using Tessera.Thinking;
 using Tessera.Inference;
 using Tessera.Text;
 

@@ -3,6 +3,7 @@ using Tessera.Evals.Thinking;
 using Tessera.Inference;
 using Tessera.Model;
 using Tessera.Text;
+using Tessera.Thinking;
 
 namespace Tessera.Evals.Tests;
 

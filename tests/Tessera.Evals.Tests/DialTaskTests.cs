@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Tessera.Evals.Thinking;
+using Tessera.Thinking;
 
 namespace Tessera.Evals.Tests;
 

@@ -3,6 +3,7 @@ using Tessera.Evals.Thinking;
 using Tessera.Inference;
 using Tessera.Text;
 using Tessera.Training;
+using Tessera.Thinking;
 
 namespace Tessera.Cli.Commands;
 

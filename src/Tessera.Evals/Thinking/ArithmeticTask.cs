@@ -1,4 +1,5 @@
 using System.Text;
+using Tessera.Thinking;
 
 namespace Tessera.Evals.Thinking;
 
@@ -40,11 +41,11 @@ public sealed record ArithmeticProblem(string Question, int Level, bool Word, IR
 /// </summary>
 public static class ArithmeticTask
 {
-    /// <summary>How the model opens a calculator call; the call's expression ends at '='.</summary>
-    public const string CallOpen = "<<";
+    /// <summary>How the model opens a calculator call (<see cref="ToolDecoder.CallOpen"/>).</summary>
+    public const string CallOpen = ToolDecoder.CallOpen;
 
-    /// <summary>What the calculator writes after the result.</summary>
-    public const string CallClose = ">>";
+    /// <summary>What the calculator writes after the result (<see cref="ToolDecoder.CallClose"/>).</summary>
+    public const string CallClose = ToolDecoder.CallClose;
 
     /// <summary>Highest difficulty level (number of operations).</summary>
     public const int MaxLevel = 4;

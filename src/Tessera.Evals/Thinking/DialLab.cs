@@ -9,6 +9,7 @@ using Tessera.Tensors;
 using Tessera.Text;
 using Tessera.Training;
 using Tessera.Training.Experiments;
+using Tessera.Thinking;
 
 namespace Tessera.Evals.Thinking;
 

@@ -1,3 +1,4 @@
+using Tessera.Thinking;
 namespace Tessera.Evals.Thinking;
 
 /// <summary>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Tessera.Evals.Thinking;
+namespace Tessera.Thinking;
 
 /// <summary>What <see cref="TraceChecker.Check"/> found in a completion.</summary>
 /// <param name="Answer">The number after the last '#', or null when there is none.</param>

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Tessera.Evals.Thinking;
+namespace Tessera.Thinking;
 
 /// <summary>
 /// The in-process calculator tool: an exact evaluator of arithmetic expressions over

@@ -1,6 +1,6 @@
 using Tessera.Inference;
 
-namespace Tessera.Evals.Thinking;
+namespace Tessera.Thinking;
 
 /// <summary>How test-time compute is spent on one question.</summary>
 public enum ThinkStrategy

@@ -2,7 +2,7 @@ using System.Text;
 using Tessera.Inference;
 using Tessera.Text;
 
-namespace Tessera.Evals.Thinking;
+namespace Tessera.Thinking;
 
 /// <summary>
 /// One sampled completion: its text (model tokens and calculator insertions), the model tokens
@@ -29,6 +29,12 @@ public sealed record Completion(string Text, int Generated, int Inserted, double
 /// </summary>
 public sealed class ToolDecoder(IGenerationEngine engine, ITokenizer tokenizer, IReadOnlySet<int>? stopIds = null)
 {
+    /// <summary>How the model opens a calculator call (GSM8K's <c>&lt;&lt;expr=result&gt;&gt;</c> format); the expression ends at '='.</summary>
+    public const string CallOpen = "<<";
+
+    /// <summary>What the calculator writes after the result.</summary>
+    public const string CallClose = ">>";
+
     /// <summary>Most calculator calls in one completion.</summary>
     public const int MaxCalls = 32;
 
@@ -78,7 +84,7 @@ public sealed class ToolDecoder(IGenerationEngine engine, ITokenizer tokenizer, 
             string result;
             if (Calculator.TryEvaluate(call, out decimal value, out string? error)) result = Calculator.Format(value);
             else { result = "ERR"; errors.Add(error!); }
-            result += ArithmeticTask.CallClose;
+            result += CallClose;
             var ids = tokenizer.Encode(result);
             context.AddRange(ids);
             inserted += ids.Count;
@@ -93,9 +99,9 @@ public sealed class ToolDecoder(IGenerationEngine engine, ITokenizer tokenizer, 
     {
         if (text.Length == 0 || text[^1] != '=') return null;
         string s = text.ToString();
-        int open = s.LastIndexOf(ArithmeticTask.CallOpen, StringComparison.Ordinal);
-        if (open < 0 || s.IndexOf(ArithmeticTask.CallClose, open, StringComparison.Ordinal) >= 0) return null;
-        string expression = s[(open + ArithmeticTask.CallOpen.Length)..^1];
+        int open = s.LastIndexOf(CallOpen, StringComparison.Ordinal);
+        if (open < 0 || s.IndexOf(CallClose, open, StringComparison.Ordinal) >= 0) return null;
+        string expression = s[(open + CallOpen.Length)..^1];
         return expression.Contains('=') ? null : expression;
     }
 
