@@ -78,20 +78,25 @@ public static class LongContextCommand
                 tasks = report.Tasks.ToDictionary(t => t.Key, t => t.Value.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value)),
                 needle_grid = report.NeedleGrid,
             }, JsonNaming.Indented);
+            bool needle = options.Tasks.Contains(RulerTask.SingleNeedle);
             if (p.GetValue(output) is { } outDir)
             {
                 Directory.CreateDirectory(outDir);
                 AtomicFile.WriteAllText(Path.Combine(outDir, "long-context.json"), text);
-                var grid = new double[report.Depths.Count, report.Lengths.Count];
-                for (int d = 0; d < report.Depths.Count; d++) for (int l = 0; l < report.Lengths.Count; l++) grid[d, l] = report.NeedleGrid[d][l];
-                new HeatMap($"Needle retrieval: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}",
-                    [.. report.Depths.Select(d => $"depth {d:0.##}")], [.. report.Lengths.Select(l => $"{l} tokens")], grid).Save(outDir, "long-context-needle");
-                log?.Invoke($"wrote {outDir}/long-context.json and long-context-needle.svg");
+                if (needle)
+                {
+                    var grid = new double[report.Depths.Count, report.Lengths.Count];
+                    for (int d = 0; d < report.Depths.Count; d++) for (int l = 0; l < report.Lengths.Count; l++) grid[d, l] = report.NeedleGrid[d][l];
+                    new HeatMap($"Needle retrieval: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}",
+                        [.. report.Depths.Select(d => $"depth {d:0.##}")], [.. report.Lengths.Select(l => $"{l} tokens")], grid).Save(outDir, "long-context-needle");
+                }
+                log?.Invoke($"wrote {outDir}/long-context.json" + (needle ? " and long-context-needle.svg" : " (no heat map: niah_single was not run)"));
             }
             if (asJson) { Console.WriteLine(text); return 0; }
             Console.WriteLine($"{"task",-18} " + string.Join(" ", report.Lengths.Select(l => $"{l,8}")));
             foreach (var (task, perLength) in report.Tasks)
                 Console.WriteLine($"{task,-18} " + string.Join(" ", report.Lengths.Select(l => $"{perLength[l],8:P1}")));
+            if (!needle) return 0;
             Console.WriteLine("needle depth × length:");
             for (int d = 0; d < report.Depths.Count; d++)
                 Console.WriteLine($"  depth {report.Depths[d],-5:0.##}      " + string.Join(" ", report.NeedleGrid[d].Select(v => $"{v,8:P1}")));
