@@ -39,6 +39,27 @@ public static class CliProcess
     }
 
     /// <summary>A fresh temporary folder for one test.</summary>
+    /// <summary>
+    /// The command contract for failures: run <paramref name="args"/> in a fresh folder and expect exit
+    /// code 1, one stderr line starting "error: " that mentions <paramref name="mentioned"/>, and
+    /// nothing written.
+    /// </summary>
+    public static void AssertOneErrorLine(string[] args, string mentioned, StringComparison comparison = StringComparison.Ordinal)
+    {
+        string dir = TempDir();
+        try
+        {
+            var r = Run(dir, args);
+            Assert.Equal(1, r.ExitCode);
+            var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.True(lines.Length == 1, $"expected one stderr line, got:\n{r.Stderr}");
+            Assert.StartsWith("error: ", lines[0]);
+            Assert.Contains(mentioned, lines[0], comparison);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));   // nothing half-written
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     public static string TempDir()
     {
         var dir = Path.Combine(Path.GetTempPath(), "tessera-cli-tests", Guid.NewGuid().ToString("N"));

@@ -20,21 +20,7 @@ public class ErrorTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void BadInputIsOneClearLineAndExitCodeOne(string[] args, string mentioned)
-    {
-        string dir = CliProcess.TempDir();
-        try
-        {
-            var r = CliProcess.Run(dir, args);
-            Assert.Equal(1, r.ExitCode);
-            var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.True(lines.Length == 1, $"expected one stderr line, got:\n{r.Stderr}");
-            Assert.StartsWith("error: ", lines[0]);
-            Assert.Contains(mentioned, lines[0], StringComparison.OrdinalIgnoreCase);
-            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));   // nothing half-written
-        }
-        finally { Directory.Delete(dir, recursive: true); }
-    }
+    public void BadInputIsOneClearLineAndExitCodeOne(string[] args, string mentioned) => CliProcess.AssertOneErrorLine(args, mentioned, StringComparison.OrdinalIgnoreCase);
 
     [Fact]
     public void HelpListsEveryCommand()

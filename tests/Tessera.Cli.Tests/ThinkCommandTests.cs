@@ -17,19 +17,5 @@ public class ThinkCommandTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void BadThinkInputIsOneClearLine(string[] args, string mentioned)
-    {
-        string dir = CliProcess.TempDir();
-        try
-        {
-            var r = CliProcess.Run(dir, args);
-            Assert.Equal(1, r.ExitCode);
-            var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.True(lines.Length == 1, $"expected one stderr line, got:\n{r.Stderr}");
-            Assert.StartsWith("error: ", lines[0]);
-            Assert.Contains(mentioned, lines[0]);
-            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
-        }
-        finally { Directory.Delete(dir, recursive: true); }
-    }
+    public void BadThinkInputIsOneClearLine(string[] args, string mentioned) => CliProcess.AssertOneErrorLine(args, mentioned);
 }

@@ -52,6 +52,7 @@ public sealed class RulerTasks
 
     readonly ITokenizer tokenizer;
     readonly IReadOnlyList<string> sentences;
+    readonly int[] sentenceTokens; // tokens of " " + sentence, measured once (0 = not yet)
 
     /// <param name="tokenizer">The tokenizer lengths are measured in.</param>
     /// <param name="haystack">Haystack text (split into sentences), or null for RULER's repeated noise sentences.</param>
@@ -60,6 +61,7 @@ public sealed class RulerTasks
         this.tokenizer = tokenizer;
         sentences = haystack is null ? Noise : SplitSentences(haystack);
         if (sentences.Count == 0) throw new ArgumentException("The haystack text has no sentences.");
+        sentenceTokens = new int[sentences.Count];
     }
 
     static List<string> SplitSentences(string text)
@@ -166,8 +168,9 @@ public sealed class RulerTasks
         int used = 0, start = rng.Next(sentences.Count);
         for (int i = 0; ; i++)
         {
-            string s = sentences[(start + i) % sentences.Count];
-            int n = Count(" " + s);
+            int at = (start + i) % sentences.Count;
+            string s = sentences[at];
+            int n = sentenceTokens[at] > 0 ? sentenceTokens[at] : sentenceTokens[at] = Count(" " + s);
             if (used + n > budget) break;
             hay.Add(s);
             used += n;
@@ -200,12 +203,13 @@ public sealed class RulerTasks
         string question = "What are the three most common words in the list above? The three most common words are";
         int budget = tokens - Count(question) - 4;
         var list = new List<string>();
+        var wordTokens = new Dictionary<string, int>();
         int used = 0;
         // Each common word appears in a ratio of 4 : 1 to each rare word (RULER's common-words setting uses 30 : 3).
         for (int i = 0; ; i++)
         {
             string w = i % 11 < 9 ? common[i % 11 % 3] : rare[rng.Next(rare.Length)];
-            int n = Count(" " + w + ",");
+            if (!wordTokens.TryGetValue(w, out int n)) wordTokens[w] = n = Count(" " + w + ",");
             if (used + n > budget) break;
             list.Add(w);
             used += n;
