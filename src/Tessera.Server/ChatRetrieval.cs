@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Tessera.Text;
+using Tessera.Thinking;
 
 namespace Tessera.Server;
 
@@ -58,4 +59,12 @@ public static class ChatRetrieval
         }
         w.WriteEndArray();
     }
+}
+
+/// <summary>A chat retriever as the in-process search tool of <c>tessera_think</c> (<c>"search": true</c>): the best passage of each query.</summary>
+public sealed class RetrieverSearchTool(IChatRetriever retriever) : ISearchTool
+{
+    /// <inheritdoc/>
+    public ToolPassage? Search(string query)
+        => retriever.Retrieve(query) is { Count: > 0 } hits ? new ToolPassage(hits[0].DocumentId, hits[0].Start, hits[0].Length, hits[0].Text) : null;
 }

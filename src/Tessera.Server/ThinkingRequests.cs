@@ -32,7 +32,7 @@ public static class ThinkingRequests
         if (p.N > 1 || p.BestOf > 1) throw ApiException.Unsupported(name, $"tessera_think sets its own sample count; use tessera_think.n instead of n or best_of - '{name}'.");
         ThinkStrategy strategy = ThinkStrategy.Greedy;
         int n = 1;
-        bool calculator = false;
+        bool calculator = false, search = false;
         float temperature = 0.8f;
         foreach (var prop in v.EnumerateObject())
         {
@@ -48,15 +48,18 @@ public static class ThinkingRequests
                 case "calculator":
                     calculator = prop.Value.ValueKind is JsonValueKind.True or JsonValueKind.False ? prop.Value.GetBoolean() : throw JsonRequest.WrongType(at, prop.Value, "a boolean");
                     break;
+                case "search":
+                    search = prop.Value.ValueKind is JsonValueKind.True or JsonValueKind.False ? prop.Value.GetBoolean() : throw JsonRequest.WrongType(at, prop.Value, "a boolean");
+                    break;
                 case "temperature":
                     if (prop.Value.ValueKind != JsonValueKind.Number || !prop.Value.TryGetDouble(out double t)) throw JsonRequest.WrongType(at, prop.Value, "a number");
                     if (!(t > 0 && t <= 2)) throw ApiException.Invalid(at, $"{t} is outside the allowed range (0, 2] - '{at}'.");
                     temperature = (float)t;
                     break;
-                default: throw ApiException.Invalid(at, $"Unknown field '{prop.Name}'; tessera_think takes strategy, n, calculator and temperature - '{at}'.");
+                default: throw ApiException.Invalid(at, $"Unknown field '{prop.Name}'; tessera_think takes strategy, n, calculator, search and temperature - '{at}'.");
             }
         }
-        return new ThinkOptions(strategy, n, calculator) { Temperature = temperature, Seed = p.Sampling.Seed };
+        return new ThinkOptions(strategy, n, calculator) { Temperature = temperature, Seed = p.Sampling.Seed, Search = search };
     }
 
     /// <summary>Runs the strategy on the rendered conversation and sends the chat completion.</summary>
@@ -64,8 +67,10 @@ public static class ThinkingRequests
         ThinkOptions options, CancellationToken cancel)
     {
         options = options with { MaxNewTokens = Math.Min(budget, 4096) };
+        if (options.Search && model.Retriever is null)
+            throw ApiException.Invalid("tessera_think.search", "tessera_think.search needs a retrieval index; start the server with --index - 'tessera_think.search'.");
         string lastUser = messages.LastOrDefault(m => m.Role == "user")?.Content ?? "";
-        var decoder = new ToolDecoder(model.Engine, model.Tokenizer, model.ChatStopIds);
+        var decoder = new ToolDecoder(model.Engine, model.Tokenizer, model.ChatStopIds, options.Search ? new RetrieverSearchTool(model.Retriever!) : null);
         var result = await Dial.RunAsync(decoder, ids, TraceChecker.NumbersIn(lastUser), options, cancel);
         cancel.ThrowIfCancellationRequested();
         var chosen = result.Chosen;
@@ -85,11 +90,18 @@ public static class ThinkingRequests
             if (result.Answer is { } a) w.WriteString("answer", Calculator.Format(a)); else w.WriteNull("answer");
             w.WriteBoolean("verified", verified);
             w.WriteNumber("completions", result.Samples.Count);
-            w.WriteNumber("calculator_calls", result.Samples.Sum(s => s.Calls));
+            w.WriteBoolean("search", options.Search);
+            w.WriteNumber("calculator_calls", result.Samples.Sum(s => s.Calls - s.SearchCalls));
+            w.WriteNumber("search_calls", result.Samples.Sum(s => s.SearchCalls));
             w.WriteStartArray("calculator_errors");
-            foreach (var e in result.Samples.SelectMany(s => s.CallErrors).Distinct().Take(8)) w.WriteStringValue(e);
+            foreach (var e in result.Samples.SelectMany(s => s.CallErrors).Where(e => !e.StartsWith(ToolDecoder.SearchPrefix, StringComparison.Ordinal)).Distinct().Take(8)) w.WriteStringValue(e);
+            w.WriteEndArray();
+            w.WriteStartArray("search_errors");
+            foreach (var e in result.Samples.SelectMany(s => s.CallErrors).Where(e => e.StartsWith(ToolDecoder.SearchPrefix, StringComparison.Ordinal)).Distinct().Take(8)) w.WriteStringValue(e);
             w.WriteEndArray();
             w.WriteEndObject();
+            // The passages the chosen completion's search calls wrote into its context, cited as chat retrieval cites.
+            ChatRetrieval.Write(w, [.. chosen.Passages.Select(q => new RetrievedPassage(q.DocumentId, q.Start, q.Length, q.Text))]);
             w.WriteEndObject();
         }), cancel);
     }

@@ -29,6 +29,9 @@ public sealed record ThinkOptions(ThinkStrategy Strategy, int N = 1, bool Calcul
     /// <summary>Seed of sample i is Seed + i.</summary>
     public ulong Seed { get; init; }
 
+    /// <summary>Let the model call the retrieval search tool (<c>&lt;&lt;search:QUERY=</c>); the decoder must have one.</summary>
+    public bool Search { get; init; }
+
     /// <summary>Token budget of one completion.</summary>
     public int MaxNewTokens { get; init; } = 160;
 
@@ -88,7 +91,7 @@ public static class Dial
         for (int i = 0; i < n; i++)
         {
             var sampling = new SamplingOptions { Temperature = i == 0 && (greedyFirst || options.Strategy == ThinkStrategy.Greedy) ? 0f : options.Temperature, Seed = options.Seed + (ulong)i };
-            tasks[i] = decoder.SampleAsync(prompt, "", options.MaxNewTokens, sampling, options.Calculator, cancel);
+            tasks[i] = decoder.SampleAsync(prompt, "", options.MaxNewTokens, sampling, options.Calculator, cancel, options.Search);
         }
         return await Task.WhenAll(tasks);
     }
@@ -157,7 +160,7 @@ public static class Dial
         for (int attempt = 0; attempt < options.N; attempt++)
         {
             var sampling = new SamplingOptions { Temperature = attempt == 0 ? 0f : options.Temperature, Seed = options.Seed + (ulong)attempt };
-            var c = await decoder.SampleAsync(prompt, keep, options.MaxNewTokens, sampling, options.Calculator, cancel);
+            var c = await decoder.SampleAsync(prompt, keep, options.MaxNewTokens, sampling, options.Calculator, cancel, options.Search);
             tokens += c.Tokens;
             var check = TraceChecker.Check(stated, c.Text);
             steps.Add(new ReviseStep(c, check.Verified, tokens));

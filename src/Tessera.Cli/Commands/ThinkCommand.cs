@@ -48,21 +48,25 @@ public static class ThinkCommand
         var temperature = new Option<float>("--temperature") { Description = "Temperature of the sampled completions.", DefaultValueFactory = _ => 0.8f };
         var seed = new Option<ulong>("--seed") { Description = "Seed of sample 0 (sample i uses seed + i).", DefaultValueFactory = _ => 0UL };
         var question = new Argument<string>("question") { Description = "The question, e.g. \"12+7*5-9\"." };
-        var ask = new Command("ask", "Answer one question with a strategy at a budget.") { model, strategy, n, calculator, temperature, seed, question };
+        var index = new Option<string?>("--index") { Description = "A retrieval index folder ('tessera index build'): the model may call search mid-generation (<<search:QUERY= … best passage>>)." };
+        var ask = new Command("ask", "Answer one question with a strategy at a budget.") { model, strategy, n, calculator, index, temperature, seed, question };
         ask.SetAction(async (p, cancel) =>
         {
             var options = new ThinkOptions(ThinkOptions.ParseStrategy(p.GetValue(strategy)!), p.GetValue(n), p.GetValue(calculator))
-            { Temperature = p.GetValue(temperature), Seed = p.GetValue(seed) }.Validate();
+            { Temperature = p.GetValue(temperature), Seed = p.GetValue(seed), Search = p.GetValue(index) is not null }.Validate();
             string q = p.GetValue(question)!;
             if (q.Length == 0 || q.Contains('\n')) throw new ArgumentException("think ask: the question must be one non-empty line");
+            using var searchIndex = p.GetValue(index) is { } dir ? Retrieval.Sparse.Bm25Index.Open(dir) : null;
             using var m = Checkpoint.LoadModel(p.GetValue(model)!);
             if (m.Config.VocabSize != 256) throw new ArgumentException($"think ask: {p.GetValue(model)} has a vocabulary of {m.Config.VocabSize}; expected a byte-level model (256) as 'think lab' trains");
             using var engine = new BatchingEngine(m, new BatchingOptions { MaxSequences = 64, PrefixCacheBytes = 16L << 20 });
             var tokenizer = new ByteTokenizer();
-            var result = await Dial.RunAsync(new ToolDecoder(engine, tokenizer), tokenizer.Encode(ArithmeticTask.Prompt(q, options.Calculator)),
+            var search = searchIndex is null ? null : new Server.RetrieverSearchTool(new IndexChatRetriever(searchIndex, 1));
+            var result = await Dial.RunAsync(new ToolDecoder(engine, tokenizer, search: search), tokenizer.Encode(ArithmeticTask.Prompt(q, options.Calculator)),
                 TraceChecker.NumbersIn(q), options, cancel);
             Console.Write(result.Chosen.Text.EndsWith('\n') ? result.Chosen.Text : result.Chosen.Text + "\n");
             Console.WriteLine($"answer: {(result.Answer is { } a ? Calculator.Format(a) : "none")}  ({options.Strategy}, n = {options.N}, {result.Tokens} tokens, {result.Samples.Count} completions)");
+            foreach (var passage in result.Chosen.Passages) Console.WriteLine($"searched: {passage.DocumentId} [{passage.Start}, +{passage.Length}]");
             return result.Answer is null ? 1 : 0;
         });
         think.Subcommands.Add(ask);
