@@ -7,8 +7,9 @@ namespace Tessera.Server;
 
 /// <summary>
 /// <c>response_format</c>: <c>{"type":"json_schema","json_schema":{"schema":…}}</c>,
-/// <c>{"type":"json_object"}</c>, and the extension <c>{"type":"choice","choices":[…]}</c> (the
-/// reply is exactly one of the strings). Each compiles to a <see cref="TokenConstraint"/> over the
+/// <c>{"type":"json_object"}</c>, and the extensions <c>{"type":"choice","choices":[…]}</c> (the
+/// reply is exactly one of the strings) and <c>{"type":"regex","pattern":"…"}</c> (the whole reply
+/// matches the pattern; dialect and limits in <see cref="RegexGrammar"/>). Each compiles to a <see cref="TokenConstraint"/> over the
 /// served vocabulary; compiled constraints are cached by their JSON text, so a repeated schema
 /// keeps its mask cache. A schema that cannot be compiled is a 400 naming why.
 /// </summary>
@@ -85,8 +86,16 @@ public static class StructuredOutput
                         list.Add(c.ValueKind == JsonValueKind.String && c.GetString()!.Length > 0 ? c.GetString()! : throw ApiException.Invalid("response_format.choices", "Each choice must be a non-empty string - 'response_format.choices'."));
                     return Constraint(model, "choice:" + cs.GetRawText(), () => Grammar.Choices(list));
                 }
+                case "regex":
+                {
+                    if (!rf.TryGetProperty("pattern", out var pt) || pt.ValueKind != JsonValueKind.String)
+                        throw ApiException.Invalid("response_format.pattern", "response_format type 'regex' needs 'pattern', a string - 'response_format.pattern'.");
+                    string pattern = pt.GetString()!;
+                    try { return Constraint(model, "regex:" + pattern, () => RegexGrammar.Compile(pattern)); }
+                    catch (ConstraintException e) { throw ApiException.Invalid("response_format.pattern", $"Invalid pattern for response_format: {e.Message} - 'response_format.pattern'."); }
+                }
                 default:
-                    throw ApiException.Invalid("response_format.type", $"Invalid value '{type}': response_format.type must be 'text', 'json_object', 'json_schema' or (an extension) 'choice' - 'response_format.type'.");
+                    throw ApiException.Invalid("response_format.type", $"Invalid value '{type}': response_format.type must be 'text', 'json_object', 'json_schema' or (extensions) 'choice' or 'regex' - 'response_format.type'.");
             }
         }
         catch (ConstraintException e)

@@ -60,6 +60,19 @@ public class StructuredOutputApiTests(ToolsFixture f)
         var (s2, b2) = await f.PostAsync("v1/completions", Fill("""{"model":"@ToolsFixture.ModelId@","prompt":"x","max_tokens":8,"response_format":{"type":"choice","choices":["red","green"]}}""", ("ToolsFixture.ModelId", ToolsFixture.ModelId)));
         Assert.Equal(200, s2);
         Assert.Contains(b2.GetProperty("choices")[0].GetProperty("text").GetString(), (string[])["red", "green"]);
+
+        // The regex extension: the whole reply matches the pattern (checked by .NET's own engine).
+        var pattern = new System.Text.RegularExpressions.Regex(@"^(?:\d{3}-[a-z]{2}( ok)?)\z", System.Text.RegularExpressions.RegexOptions.ECMAScript);
+        for (int seed = 0; seed < 5; seed++)
+        {
+            var (status, body) = await f.PostAsync("v1/chat/completions", Fill("""
+                {"model":"@ToolsFixture.ModelId@","messages":[{"role":"user","content":"a code?"}],"seed":@seed@,"max_tokens":12,
+                 "response_format":{"type":"regex","pattern":"\\d{3}-[a-z]{2}( ok)?"}}
+                """, ("ToolsFixture.ModelId", ToolsFixture.ModelId), ("seed", seed)));
+            Assert.Equal(200, status);
+            string text = body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+            Assert.True(pattern.IsMatch(text), text);
+        }
     }
 
     [Theory]
@@ -71,6 +84,9 @@ public class StructuredOutputApiTests(ToolsFixture f)
     [InlineData("""{"type":"json_schema"}""", "json_schema")]
     [InlineData("""{"type":"xml"}""", "response_format.type")]
     [InlineData("""{"type":"choice","choices":[]}""", "choices")]
+    [InlineData("""{"type":"regex"}""", "response_format.pattern")]
+    [InlineData("""{"type":"regex","pattern":"(ab"}""", "unclosed '('")]
+    [InlineData("""{"type":"regex","pattern":"(a)\\1"}""", "not supported")]
     [InlineData("\"json\"", "response_format")]
     public async Task BadFormatsAre400sAndTheServerKeepsServing(string format, string mention)
     {

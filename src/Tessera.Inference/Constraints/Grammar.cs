@@ -27,6 +27,27 @@ public sealed class LiteralNode(byte[] bytes) : GrammarNode
     internal override bool UpdateMin() { bool c = MinBytes != Bytes.Length; MinBytes = Bytes.Length; return c; }
 }
 
+/// <summary>One byte from a set (a regex character class, or one byte of a UTF-8 sequence).</summary>
+public sealed class ByteSetNode : GrammarNode
+{
+    readonly ulong[] bits = new ulong[4];
+
+    /// <summary>A node matching any one of <paramref name="bytes"/>; an empty set is refused.</summary>
+    public ByteSetNode(IEnumerable<byte> bytes)
+    {
+        foreach (byte b in bytes) bits[b >> 6] |= 1UL << (b & 63);
+        if ((bits[0] | bits[1] | bits[2] | bits[3]) == 0) throw new ConstraintException("a byte set must hold at least one byte.");
+    }
+
+    /// <summary>A node matching any byte in [<paramref name="lo"/>, <paramref name="hi"/>].</summary>
+    public static ByteSetNode Range(byte lo, byte hi) => new(Enumerable.Range(lo, hi - lo + 1).Select(b => (byte)b));
+
+    /// <summary>True when <paramref name="b"/> is in the set.</summary>
+    public bool Contains(byte b) => ((bits[b >> 6] >> (b & 63)) & 1) != 0;
+
+    internal override bool UpdateMin() { bool c = MinBytes != 1; MinBytes = 1; return c; }
+}
+
 /// <summary>The children one after another.</summary>
 public sealed class SequenceNode(GrammarNode[] items) : GrammarNode
 {

@@ -52,6 +52,8 @@ internal abstract record Frame;
 internal sealed record LiteralFrame(byte[] Bytes, int Pos) : Frame;
 /// <summary>Leaf: a string, before its opening quote (Open false) or inside it.</summary>
 internal sealed record StringFrame(StringNode Node, bool Open, int Count, int Need, byte Lo, byte Hi, bool Escape) : Frame;
+/// <summary>Leaf: one byte of a set.</summary>
+internal sealed record ByteSetFrame(ByteSetNode Node) : Frame;
 /// <summary>Leaf: a number, its text so far.</summary>
 internal sealed record NumberFrame(NumberNode Node, string Text) : Frame;
 /// <summary>Continuation: the sequence's items from Next on.</summary>
@@ -80,6 +82,7 @@ internal sealed class MatchStack : IEquatable<MatchStack>
     static int FrameMin(Frame f) => f switch
     {
         LiteralFrame l => l.Bytes.Length - l.Pos,
+        ByteSetFrame => 1,
         StringFrame s when !s.Open => s.Node.MinBytes,
         StringFrame s => s.Need + (s.Escape ? 1 : 0) + Math.Max(0, s.Node.MinLength - s.Count - (s.Escape ? 1 : 0)) + 1,
         NumberFrame n => n.Node.Remaining(n.Text),
@@ -194,6 +197,7 @@ public sealed class GrammarMatcher(Grammar grammar)
             case ChoiceNode c:
                 foreach (var item in c.Items) Expand(item, below, sink, hops + 1);
                 break;
+            case ByteSetNode b: Leaf(new ByteSetFrame(b), below, sink); break;
             case StringNode s: Leaf(new StringFrame(s, false, 0, 0, 0, 0, false), below, sink); break;
             case NumberNode num: Leaf(new NumberFrame(num, ""), below, sink); break;
             case ListNode list:
@@ -263,6 +267,9 @@ public sealed class GrammarMatcher(Grammar grammar)
                 if (l.Bytes[l.Pos] != b) return;
                 if (l.Pos + 1 == l.Bytes.Length) Resume(below, sink, 0);
                 else Leaf(l with { Pos = l.Pos + 1 }, below, sink);
+                return;
+            case ByteSetFrame set:
+                if (set.Node.Contains(b)) Resume(below, sink, 0);
                 return;
             case NumberFrame num:
                 if (b is (>= (byte)'0' and <= (byte)'9') or (byte)'.' or (byte)'-')
