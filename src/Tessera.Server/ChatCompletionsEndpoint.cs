@@ -26,20 +26,19 @@ public static class ChatCompletionsEndpoint
         var p = GenerationParameters.Parse(req, model, minTokens: 1, tools: true);
         var think = ThinkingRequests.Parse(req, p);
         var tools = ToolSet.Parse(req, model);
-        // With serve --index the retrieved passages join the messages on every path; citations are
-        // reported on the plain reply path (the tool-call path does not carry them yet).
+        // With serve --index the retrieved passages join the messages on every path, and every path cites them.
         var (messages, citations) = ChatRetrieval.Augment(ReadMessages(req), model.Retriever);
-        if (tools is not null) { await tools.HandleAsync(ctx, model, messages, p, cancel); return; }
+        if (tools is not null) { await tools.HandleAsync(ctx, model, messages, p, cancel, citations); return; }
         bool logprobs = req.Bool("logprobs") ?? false;
         int top = (int)(req.Integer("top_logprobs", 0, 20) ?? 0);
         if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
         var ids = Encode(model, messages);
         int budget = p.Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
-        if (think is not null) { await ThinkingRequests.HandleAsync(ctx, model, messages, ids, budget, think, cancel); return; }
+        if (think is not null) { await ThinkingRequests.HandleAsync(ctx, model, messages, ids, budget, think, cancel, citations); return; }
         if (p.N > 1 || p.BestOf > 1)
         {
             if (logprobs) throw ApiException.Unsupported("logprobs", "logprobs is not supported with n > 1 on this server - 'logprobs'.");
-            await MultipleChoices.ChatAsync(ctx, model, ids, budget, p, cancel);
+            await MultipleChoices.ChatAsync(ctx, model, ids, budget, p, cancel, citations);
             return;
         }
 

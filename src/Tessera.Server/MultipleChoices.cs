@@ -68,7 +68,8 @@ public static class MultipleChoices
     }
 
     /// <summary>Chat with n &gt; 1 (streaming or not).</summary>
-    public static async Task ChatAsync(HttpContext ctx, ServedModel model, IReadOnlyList<int> ids, int budget, GenerationParameters p, CancellationToken cancel)
+    public static async Task ChatAsync(HttpContext ctx, ServedModel model, IReadOnlyList<int> ids, int budget, GenerationParameters p, CancellationToken cancel,
+        IReadOnlyList<RetrievedPassage>? citations = null)
     {
         if (p.BestOf != p.N) throw ApiException.Unsupported("best_of", "best_of is a /v1/completions parameter - 'best_of'.");
         string id = JsonOutput.NewId("chatcmpl");
@@ -94,7 +95,7 @@ public static class MultipleChoices
             await run;
             if (cancel.IsCancellationRequested) return;
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, tokens.Sum()));
+                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, tokens.Sum(), w => ChatRetrieval.Write(w, citations ?? [])));
             await sse.DoneAsync();
             return;
         }
@@ -117,6 +118,7 @@ public static class MultipleChoices
             }
             w.WriteEndArray();
             CompletionsEndpoint.Usage(w, ids.Count, choices.Sum(c => c.Tokens));
+            ChatRetrieval.Write(w, citations ?? []);
             w.WriteEndObject();
         }), cancel);
     }

@@ -64,7 +64,7 @@ public static class ThinkingRequests
 
     /// <summary>Runs the strategy on the rendered conversation and sends the chat completion.</summary>
     public static async Task HandleAsync(HttpContext ctx, ServedModel model, IReadOnlyList<ChatMessage> messages, IReadOnlyList<int> ids, int budget,
-        ThinkOptions options, CancellationToken cancel)
+        ThinkOptions options, CancellationToken cancel, IReadOnlyList<RetrievedPassage>? citations = null)
     {
         options = options with { MaxNewTokens = Math.Min(budget, 4096) };
         if (options.Search && model.Retriever is null)
@@ -100,8 +100,8 @@ public static class ThinkingRequests
             foreach (var e in result.Samples.SelectMany(s => s.CallErrors).Where(e => e.StartsWith(ToolDecoder.SearchPrefix, StringComparison.Ordinal)).Distinct().Take(8)) w.WriteStringValue(e);
             w.WriteEndArray();
             w.WriteEndObject();
-            // The passages the chosen completion's search calls wrote into its context, cited as chat retrieval cites.
-            ChatRetrieval.Write(w, [.. chosen.Passages.Select(q => new RetrievedPassage(q.DocumentId, q.Start, q.Length, q.Text))]);
+            // The passages in the prompt (serve --index), then those the chosen completion's search calls wrote into its context.
+            ChatRetrieval.Write(w, [.. citations ?? [], .. chosen.Passages.Select(q => new RetrievedPassage(q.DocumentId, q.Start, q.Length, q.Text))]);
             w.WriteEndObject();
         }), cancel);
     }

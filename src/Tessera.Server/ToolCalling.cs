@@ -239,7 +239,8 @@ public sealed class ToolSet
     /// it comes once it cannot be a call; a call is sent whole when complete (a first chunk with the
     /// id and name, one with the arguments, then the finish).
     /// </summary>
-    public async Task HandleAsync(HttpContext ctx, ServedModel model, IReadOnlyList<ChatMessage> messages, GenerationParameters p, CancellationToken cancel)
+    public async Task HandleAsync(HttpContext ctx, ServedModel model, IReadOnlyList<ChatMessage> messages, GenerationParameters p, CancellationToken cancel,
+        IReadOnlyList<RetrievedPassage>? citations = null)
     {
         var (list, extra) = ForTemplate(model, messages, this);
         var ids = ChatCompletionsEndpoint.Encode(model, list, extra);
@@ -285,7 +286,7 @@ public sealed class ToolSet
                 else await sse.SendAsync(Chunk(id, created, model.Id, true, reply, null, finish ?? "stop"));
             }
             if (p.IncludeUsage)
-                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, generated));
+                await sse.SendAsync(JsonOutput.UsageChunk(id, created, model.Id, "chat.completion.chunk", ids.Count, generated, w => ChatRetrieval.Write(w, citations ?? [])));
             await sse.DoneAsync();
             return;
         }
@@ -301,6 +302,7 @@ public sealed class ToolSet
                 m.WriteEndArray();
             }, call is null ? finish : "tool_calls");
             CompletionsEndpoint.Usage(w, ids.Count, generated);
+            ChatRetrieval.Write(w, citations ?? []);
             w.WriteEndObject();
         }), cancel);
     }

@@ -141,7 +141,13 @@ public class SearchToolTests
         Assert.True(think.GetProperty("search").GetBoolean());
         Assert.Equal(1, think.GetProperty("search_calls").GetInt32());
         Assert.Equal(0, think.GetProperty("calculator_calls").GetInt32());
-        var citation = Assert.Single(json.RootElement.GetProperty("citations").EnumerateArray().ToList());
+        // serve --index put the question's passages in the prompt (cited first); the search call's passage comes last.
+        var citations = json.RootElement.GetProperty("citations").EnumerateArray().ToList();
+        var prompted = ChatRetrieval.Augment([new Text.ChatMessage("user", "When did the Hindenburg burn?")], new Bm25Retriever(index)).Passages;
+        Assert.Equal(prompted.Count + 1, citations.Count);
+        for (int k = 0; k < prompted.Count; k++) Assert.Equal(prompted[k].Start, citations[k].GetProperty("start").GetInt32());
+        var citation = citations[^1];
+        Assert.Equal(prompted.Count + 1, citation.GetProperty("index").GetInt32());
         Assert.Equal("airships.txt", citation.GetProperty("document_id").GetString());
         Assert.Equal(Passage, Docs[0].Text.Substring(citation.GetProperty("start").GetInt32(), citation.GetProperty("length").GetInt32()));
 

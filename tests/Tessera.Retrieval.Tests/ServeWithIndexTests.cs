@@ -1,3 +1,4 @@
+#pragma warning disable SCME0001   // JsonPatch: how the OpenAI client sends n
 using System.ClientModel;
 using System.Text.Json;
 using OpenAI;
@@ -31,7 +32,7 @@ public class ServeWithIndexTests
         Bm25IndexBuilder.Build(tmp["idx"], docs, new IndexBuildOptions { Shards = 2, PassageWords = 10 });
         using var index = Bm25Index.Open(tmp["idx"]);
         var tok = TokenizerFiles.Load("bytes");
-        using var model = new Transformer(DenseTests.TinyConfig() with { ContextLength = 512 }, seed: 19);
+        using var model = new Transformer(DenseTests.TinyConfig() with { ContextLength = 1024 }, seed: 19);
         var engine = new ReferenceEngine(model);
         var served = new ServedModel("tiny", engine, tok) { Retriever = new Bm25Retriever(index) };
         await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Port = 0 });
@@ -50,6 +51,22 @@ public class ServeWithIndexTests
         var expected = ChatRetrieval.Augment([new Text.ChatMessage("user", "When did the Hindenburg zeppelin burn?")], new Bm25Retriever(index));
         Assert.Equal(ChatTemplate.Encode(tok, expected.Messages, addGenerationPrompt: true).Count, result.Value.Usage.InputTokenCount);
         Assert.Equal(citations.Count, expected.Passages.Count);
+
+        // The tool-call path and the n > 1 path cite the same passages.
+        var toolOptions = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 64, ToolChoice = ChatToolChoice.CreateRequiredChoice() };
+        toolOptions.Tools.Add(ChatTool.CreateFunctionTool("lookup", "Looks a year up.", BinaryData.FromString("""{"type":"object","properties":{"q":{"type":"string","maxLength":4}},"required":["q"]}""")));
+        var called = await client.CompleteChatAsync([new UserChatMessage("When did the Hindenburg zeppelin burn?")], toolOptions);
+        Assert.Equal(ChatFinishReason.ToolCalls, called.Value.FinishReason);
+        using (var toolJson = JsonDocument.Parse(called.GetRawResponse().Content.ToString()))
+            Assert.Equal(citations.Select(c => c.GetRawText()), toolJson.RootElement.GetProperty("citations").EnumerateArray().Select(c => c.GetRawText()));
+        var twoOptions = new ChatCompletionOptions { Temperature = 1, MaxOutputTokenCount = 4 };
+        twoOptions.Patch.Set("$.n"u8, 2);
+        var two = await client.CompleteChatAsync([new UserChatMessage("When did the Hindenburg zeppelin burn?")], twoOptions);
+        using (var twoJson = JsonDocument.Parse(two.GetRawResponse().Content.ToString()))
+        {
+            Assert.Equal(2, twoJson.RootElement.GetProperty("choices").GetArrayLength());
+            Assert.Equal(citations.Select(c => c.GetRawText()), twoJson.RootElement.GetProperty("citations").EnumerateArray().Select(c => c.GetRawText()));
+        }
 
         // A question with nothing searchable is answered without passages or citations.
         var plain = await client.CompleteChatAsync([new UserChatMessage("☃ ☃")], options);
