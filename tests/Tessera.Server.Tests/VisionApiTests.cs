@@ -22,7 +22,7 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
     static ChatCompletionOptions Greedy => new() { Temperature = 0, MaxOutputTokenCount = 8 };
 
     static UserChatMessage Ask(byte[] png, string mediaType = "image/png")
-        => new(ChatMessageContentPart.CreateImagePart(BinaryData.FromBytes(png), mediaType), ChatMessageContentPart.CreateTextPart(VisionFixture.Question));
+        => new(ChatMessageContentPart.CreateImagePart(BinaryData.FromBytes(png), mediaType), ChatMessageContentPart.CreateTextPart(ColourModel.Question));
 
     [Fact]
     public async Task ImageUrlDataUrisAreAnsweredByTheModelAsTheTrainingForwardAnswers()
@@ -32,10 +32,10 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
         for (int k = 0; k < 3; k++)
         {
             // 24×24: the server resizes to the model's 16×16, as the reference does through PatchGrid.
-            var image = VisionFixture.Image(k, 24, 24, rng);
+            var image = ColourModel.Image(k, 24, 24, rng);
             string expected = f.GreedyReply(image);
-            Assert.Equal(VisionFixture.Colours[k], expected);
-            var result = (await Client().CompleteChatAsync([Ask(VisionFixture.Png(image))], Greedy)).Value;
+            Assert.Equal(ColourModel.Colours[k], expected);
+            var result = (await Client().CompleteChatAsync([Ask(ColourModel.Png(image))], Greedy)).Value;
             Assert.Equal(expected, result.Content[0].Text);
             Assert.Equal(OpenAI.Chat.ChatFinishReason.Stop, result.FinishReason);
             // The log-probabilities match the training forward's (prefix-LM over the whole prompt): a
@@ -43,7 +43,7 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
             var withLp = Greedy;
             withLp.IncludeLogProbabilities = true;
             withLp.TopLogProbabilityCount = 2;
-            var lp = (await Client().CompleteChatAsync([Ask(VisionFixture.Png(image))], withLp)).Value.ContentTokenLogProbabilities;
+            var lp = (await Client().CompleteChatAsync([Ask(ColourModel.Png(image))], withLp)).Value.ContentTokenLogProbabilities;
             var reference = f.GreedyWithLogprobs(image).Logprobs;
             Assert.Equal(reference.Count - 1, lp.Count);   // the closing <|end|> is not part of the reply
             for (int i = 0; i < lp.Count; i++)
@@ -53,10 +53,10 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
                 Assert.True(Math.Abs(second - reference[i].Second) < 1e-3, $"token {i} runner-up: server {second}, training forward {reference[i].Second}");
             }
             // Usage counts the image's patch rows as prompt tokens.
-            Assert.Equal(VisionFixture.PromptRows().Length, result.Usage.InputTokenCount);
+            Assert.Equal(ColourModel.PromptRows().Length, result.Usage.InputTokenCount);
 
             var streamed = new StringBuilder();
-            await foreach (var u in Client().CompleteChatStreamingAsync([Ask(VisionFixture.Png(image))], Greedy))
+            await foreach (var u in Client().CompleteChatStreamingAsync([Ask(ColourModel.Png(image))], Greedy))
                 foreach (var part in u.ContentUpdate) streamed.Append(part.Text);
             Assert.Equal(expected, streamed.ToString());
         }
@@ -66,17 +66,17 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
     public async Task ConcurrentImageAndTextRequestsGiveTheirAloneReplies()
     {
         var rng = new Random(200);
-        var images = Enumerable.Range(0, 6).Select(i => VisionFixture.Image(i % 3, 16, 16, rng)).ToArray();
+        var images = Enumerable.Range(0, 6).Select(i => ColourModel.Image(i % 3, 16, 16, rng)).ToArray();
         var alone = new List<string>();
-        foreach (var img in images) alone.Add((await Client().CompleteChatAsync([Ask(VisionFixture.Png(img))], Greedy)).Value.Content[0].Text);
+        foreach (var img in images) alone.Add((await Client().CompleteChatAsync([Ask(ColourModel.Png(img))], Greedy)).Value.Content[0].Text);
         string textAlone = (await Client().CompleteChatAsync([new UserChatMessage("hello")], Greedy)).Value.Content is { Count: > 0 } c ? c[0].Text : "";
-        var tasks = images.Select(img => Client().CompleteChatAsync([Ask(VisionFixture.Png(img))], Greedy)).ToList();
+        var tasks = images.Select(img => Client().CompleteChatAsync([Ask(ColourModel.Png(img))], Greedy)).ToList();
         var text = Client().CompleteChatAsync([new UserChatMessage("hello")], Greedy);
         var results = await Task.WhenAll(tasks);
         for (int i = 0; i < images.Length; i++)
         {
             Assert.Equal(alone[i], results[i].Value.Content[0].Text);
-            Assert.Equal(VisionFixture.Colours[i % 3], alone[i]);
+            Assert.Equal(ColourModel.Colours[i % 3], alone[i]);
         }
         var t = (await text).Value;
         Assert.Equal(textAlone, t.Content.Count == 0 ? "" : t.Content[0].Text);
@@ -86,17 +86,17 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
     public async Task ChatClientTakesDataContentImages()
     {
         IChatClient client = new TesseraChatClient(f.Served);
-        var image = VisionFixture.Image(2, 16, 16, new Random(300));
-        var message = new AiMessage(ChatRole.User, [new DataContent(VisionFixture.Png(image), "image/png"), new Microsoft.Extensions.AI.TextContent(VisionFixture.Question)]);
+        var image = ColourModel.Image(2, 16, 16, new Random(300));
+        var message = new AiMessage(ChatRole.User, [new DataContent(ColourModel.Png(image), "image/png"), new Microsoft.Extensions.AI.TextContent(ColourModel.Question)]);
         var response = await client.GetResponseAsync([message], new ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
         Assert.Equal(f.GreedyReply(image), response.Text);
         Assert.Equal("blue", response.Text);
-        Assert.Equal(VisionFixture.PromptRows().Length, response.Usage!.InputTokenCount);
+        Assert.Equal(ColourModel.PromptRows().Length, response.Usage!.InputTokenCount);
 
         var url = new AiMessage(ChatRole.User, [new UriContent(new Uri("http://example.com/a.png"), "image/png"), new Microsoft.Extensions.AI.TextContent("x")]);
         var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([url]));
         Assert.Contains("fetches nothing", e.Message);
-        var corrupt = new AiMessage(ChatRole.User, [new DataContent(VisionFixture.Png(image)[..40], "image/png"), new Microsoft.Extensions.AI.TextContent("x")]);
+        var corrupt = new AiMessage(ChatRole.User, [new DataContent(ColourModel.Png(image)[..40], "image/png"), new Microsoft.Extensions.AI.TextContent("x")]);
         e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([corrupt]));
         Assert.Contains("corrupt or truncated", e.Message);
     }
@@ -119,7 +119,7 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
     [Fact]
     public async Task BadImagesAre4xxAndTheServerKeepsServing()
     {
-        var png = VisionFixture.Png(VisionFixture.Image(0, 16, 16, new Random(400)));
+        var png = ColourModel.Png(ColourModel.Image(0, 16, 16, new Random(400)));
         var cases = new (string Name, string Body, string Code, string Says)[]
         {
             ("http url", Body("http://127.0.0.1:1/cat.png"), "invalid_image_url", "fetches nothing"),
@@ -146,7 +146,7 @@ public class VisionApiTests(VisionFixture f) : IClassFixture<VisionFixture>
         var (s1, e1) = await Post($"{{\"model\":\"{VisionFixture.ModelId}\",\"messages\":[{{\"role\":\"system\",\"content\":[{{\"type\":\"image_url\",\"image_url\":{{\"url\":\"{DataUri(png)}\"}}}}]}},{{\"role\":\"user\",\"content\":\"hi\"}}]}}");
         Assert.Equal(400, s1);
         Assert.Equal("unsupported_parameter", e1.GetProperty("code").GetString());
-        var textOnly = new ServedModel("text-only", f.Engine, TestModel.Tokenizer);
+        var textOnly = new ServedModel("text-only", f.Engine, ColourModel.Tok);
         var ex = Assert.Throws<ApiException>(() => ChatImages.Build(textOnly, [1, 2], [new Text.ChatMessage("user", "")], [new ChatImage(new Text.ChatMessage("user", ""), png, "x")]));
         Assert.Equal(400, ex.Status);
         Assert.Equal("images_unsupported", ex.Code);
