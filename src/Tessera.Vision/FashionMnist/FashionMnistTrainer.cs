@@ -8,7 +8,7 @@ namespace Tessera.Vision.FashionMnist;
 public sealed record FashionMnistOptions
 {
     /// <summary>Optimiser steps.</summary>
-    public int Steps { get; init; } = 3000;
+    public int Steps { get; init; } = 4000;
     /// <summary>Images per step.</summary>
     public int BatchSize { get; init; } = 64;
     /// <summary>Peak learning rate (5% linear warmup, cosine to 10%).</summary>
