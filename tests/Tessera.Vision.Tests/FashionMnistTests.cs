@@ -47,4 +47,20 @@ public class FashionMnistTests
         Assert.InRange(report.ProbeTestAccuracy, 0.72, 0.90);
         Assert.Equal(500, report.TestImages);
     }
+
+    [Fact]
+    public void ExampleGridDrawsEveryImageAndMarksWrongAnswers()
+    {
+        var a = new byte[28 * 28]; var b = new byte[28 * 28];
+        for (int i = 0; i < a.Length; i++) { a[i] = (byte)(i % 28 < 14 ? 255 : 0); b[i] = (byte)(i % 3 * 100); }
+        string svg = ExampleGrid.Svg("t", [a, b], 28, ["bag", "coat"], ["bag", "shirt"]);
+        var doc = System.Xml.Linq.XDocument.Parse(svg);   // well-formed
+        Assert.Equal(2, doc.Descendants().Count(e => e.Name.LocalName == "g"));
+        Assert.Contains("#FFFFFF", svg);
+        Assert.Contains(">bag</text>", svg);
+        Assert.Contains(">coat (is shirt)</text>", svg);
+        // a's rows are one white run each: 28 rects plus the black background
+        var first = doc.Descendants().First(e => e.Name.LocalName == "g");
+        Assert.Equal(29, first.Elements().Count());
+    }
 }

@@ -43,4 +43,38 @@ internal static class FashionMnistCommand
             $"trained {report.Seconds:F0}s → {outDir}\ntest accuracy by prompting: {report.TestAccuracy:P2} ({report.TestImages} images); linear probe on raw pixels: {report.ProbeTestAccuracy:P2} ({report.ProbeSeconds:F0}s)"));
         return 0;
     }
+
+    /// <summary>True for a multimodal folder with the Fashion-MNIST task's vocabulary and 28×28 grey images.</summary>
+    public static bool IsFashionModel(string dir)
+    {
+        if (!Directory.Exists(dir) || !MultimodalCheckpoint.IsMultimodal(dir)) return false;
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        return node["vocab_size"]?.GetValue<int>() == FashionMnistTrainer.Words.Length && VisionConfig.FromJson(node["vision_config"]!) is { ImageSize: 28, Channels: 1 };
+    }
+
+    /// <summary>
+    /// `tessera eval --model RUN` for a Fashion-MNIST model: test accuracy by prompting on the first
+    /// <paramref name="testImages"/> test images, and examples.svg (16 test images with the model's answers) in the folder.
+    /// </summary>
+    public static int Eval(string dir, int testImages, bool asJson)
+    {
+        if (!FashionMnistData.IsAvailable()) throw new FileNotFoundException(FashionMnistData.MissingMessage());
+        using var model = MultimodalCheckpoint.Load(dir);
+        var c = model.Decoder.Config;
+        var trainer = new FashionMnistTrainer(new FashionMnistOptions { Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PatchSize = model.Embedder.Config.PatchSize });
+        var test = FashionMnistData.Test();
+        int n = Math.Min(testImages, test.Count);
+        var indices = Enumerable.Range(0, n).ToArray();
+        var predicted = trainer.Predict(model, test, indices);
+        double accuracy = predicted.Where((p, i) => p == test.Labels[i]).Count() / (double)Math.Max(1, n);
+        // Examples: test images 0, 625, 1250, … (spread over the split), 16 in a 4×4 grid.
+        var shown = Enumerable.Range(0, 16).Select(k => k * (n / 16)).ToList();
+        string svg = ExampleGrid.Svg($"Fashion-MNIST test images: the model's answer to \"what is this ?\" ({accuracy:P1} on {n})",
+            [.. shown.Select(i => test.Image(i).ToArray())], FashionMnistSplit.Side,
+            [.. shown.Select(i => FashionMnistData.Classes[predicted[i]])], [.. shown.Select(i => FashionMnistData.Classes[test.Labels[i]])]);
+        AtomicFile.WriteAllText(Path.Combine(dir, "examples.svg"), svg);
+        if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { test_accuracy = accuracy, test_images = n, examples = Path.Combine(dir, "examples.svg") }, JsonNaming.Indented));
+        else Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test accuracy by prompting: {accuracy:P2} ({n} images); examples → {Path.Combine(dir, "examples.svg")}"));
+        return 0;
+    }
 }
