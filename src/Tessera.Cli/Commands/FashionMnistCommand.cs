@@ -54,7 +54,7 @@ internal static class FashionMnistCommand
 
     /// <summary>
     /// `tessera eval --model RUN` for a Fashion-MNIST model: test accuracy by prompting on the first
-    /// <paramref name="testImages"/> test images, and examples.svg (16 test images with the model's answers) in the folder.
+    /// <paramref name="testImages"/> test images, and examples.svg (8 test images with the model's answers) in the folder.
     /// </summary>
     public static int Eval(string dir, int testImages, bool asJson)
     {
@@ -67,8 +67,8 @@ internal static class FashionMnistCommand
         var indices = Enumerable.Range(0, n).ToArray();
         var predicted = trainer.Predict(model, test, indices);
         double accuracy = predicted.Where((p, i) => p == test.Labels[i]).Count() / (double)Math.Max(1, n);
-        // Examples: test images 0, 625, 1250, … (spread over the split), 16 in a 4×4 grid.
-        var shown = Enumerable.Range(0, 16).Select(k => k * (n / 16)).ToList();
+        // Examples: 8 test images spread over the split (0, 1250, 2500, …), in a 4×2 grid.
+        var shown = Enumerable.Range(0, 8).Select(k => k * (n / 8)).ToList();
         string svg = ExampleGrid.Svg($"Fashion-MNIST test images: the model's answer to \"what is this ?\" ({accuracy:P1} on {n})",
             [.. shown.Select(i => test.Image(i).ToArray())], FashionMnistSplit.Side,
             [.. shown.Select(i => FashionMnistData.Classes[predicted[i]])], [.. shown.Select(i => FashionMnistData.Classes[test.Labels[i]])]);
