@@ -34,6 +34,9 @@ public sealed record DecodeBenchReport(string Model, string Weights, long Parame
 {
     /// <summary>Batch-1 masking overhead of JSON-schema constrained decoding (null when not measured).</summary>
     public ConstrainedDecodeResult? Constrained { get; init; }
+
+    /// <summary>Prefill with images vs text in the same run (see <see cref="ImagePrefillBench"/>).</summary>
+    public ImagePrefillResult? ImagePrefill { get; init; }
 }
 
 /// <summary>

@@ -27,12 +27,17 @@ public static class ChatCompletionsEndpoint
         var think = ThinkingRequests.Parse(req, p);
         var tools = ToolSet.Parse(req, model);
         // With serve --index the retrieved passages join the messages on every path, and every path cites them.
-        var (messages, citations) = ChatRetrieval.Augment(ReadMessages(req), model.Retriever);
+        var images = new List<ChatImage>();
+        var (messages, citations) = ChatRetrieval.Augment(ReadMessages(req, images), model.Retriever);
+        if (images.Count > 0 && (tools is not null || think is not null || p.N > 1 || p.BestOf > 1))
+            throw ApiException.Unsupported("messages", "Images cannot be combined with tools, thinking or n > 1 on this server - 'messages'.");
         if (tools is not null) { await tools.HandleAsync(ctx, model, messages, p, cancel, citations); return; }
         bool logprobs = req.Bool("logprobs") ?? false;
         int top = (int)(req.Integer("top_logprobs", 0, 20) ?? 0);
         if (top > 0 && !logprobs) throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true - 'top_logprobs'.");
         var ids = Encode(model, messages);
+        var (vectors, prefix) = ((float[]?)null, 0);
+        if (images.Count > 0) (ids, vectors, prefix) = ChatImages.Build(model, ids, messages, images);
         int budget = p.Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
         if (think is not null) { await ThinkingRequests.HandleAsync(ctx, model, messages, ids, budget, think, cancel, citations); return; }
         if (p.N > 1 || p.BestOf > 1)
@@ -43,7 +48,8 @@ public static class ChatCompletionsEndpoint
         }
 
         var lp = logprobs ? new TokenLogprobsJson(model) : null;
-        var request = new TextRequest(ids, budget, StructuredOutput.Apply(p.Sampling, p.Constraint, ids.Count, budget, model.ChatStopIds), p.Stop, model.ChatStopIds, top);
+        var request = new TextRequest(ids, budget, StructuredOutput.Apply(p.Sampling, p.Constraint, ids.Count, budget, model.ChatStopIds), p.Stop, model.ChatStopIds, top)
+            { InputVectors = vectors, PrefixLength = prefix };
         string id = JsonOutput.NewId("chatcmpl");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
@@ -103,8 +109,11 @@ public static class ChatCompletionsEndpoint
         }
     }
 
-    /// <summary>Reads <c>messages</c>: roles system/developer/user/assistant, content a string or text parts.</summary>
-    internal static List<ChatMessage> ReadMessages(JsonRequest req)
+    /// <summary>
+    /// Reads <c>messages</c>: roles system/developer/user/assistant, content a string or text parts;
+    /// with <paramref name="images"/>, user messages may also carry <c>image_url</c> parts (data: URIs).
+    /// </summary>
+    internal static List<ChatMessage> ReadMessages(JsonRequest req, List<ChatImage>? images = null)
     {
         var v = req.Required("messages");
         if (v.ValueKind != JsonValueKind.Array) throw JsonRequest.WrongType("messages", v, "an array");
@@ -123,15 +132,18 @@ public static class ChatCompletionsEndpoint
                 "system" or "user" or "assistant" or "tool" => role,
                 _ => throw ApiException.Invalid(at + ".role", $"Unsupported role '{role}': this server takes system, developer, user, assistant and tool messages - '{at}.role'."),
             };
-            string content = Content(m, at, role);
+            var pending = new List<(byte[] Data, string Source)>();
+            string content = Content(m, at, role, role == "user" && images is not null ? pending : null);
             if (role == "tool") content = ToolSet.ToolResult(m, at, content);
             if (role == "assistant") content = ToolSet.AssistantCalls(m, at, content);
-            list.Add(new ChatMessage(role, content));
+            var message = new ChatMessage(role, content);
+            list.Add(message);
+            foreach (var (data, source) in pending) images!.Add(new ChatImage(message, data, source));
         }
         return list;
     }
 
-    static string Content(JsonElement m, string at, string role)
+    static string Content(JsonElement m, string at, string role, List<(byte[] Data, string Source)>? images)
     {
         // Only an assistant turn may come without content (OpenAI: one that made tool calls);
         // a user or system message without any is a malformed request, not an empty prompt.
@@ -140,15 +152,30 @@ public static class ChatCompletionsEndpoint
         if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
         if (c.ValueKind != JsonValueKind.Array) throw JsonRequest.WrongType(at + ".content", c, "a string or an array of content parts");
         var sb = new StringBuilder();
+        int index = 0;
         foreach (var part in c.EnumerateArray())
         {
+            string where = $"{at}.content[{index++}]";
+            if (images is not null && ImagePart(part, where) is { } url) { images.Add((ChatImages.FromDataUrl(url, where + ".image_url.url"), where)); continue; }
             if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text"
                 && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String)
                 sb.Append(text.GetString());
             else
-                throw ApiException.Unsupported(at + ".content", $"Only text content parts are supported - '{at}.content'.");
+                throw ApiException.Unsupported(at + ".content", $"Only text {(images is not null ? "and image_url " : "")}content parts are supported in {role} messages - '{at}.content'.");
         }
         return sb.ToString();
+    }
+
+    /// <summary>The URL of an <c>image_url</c> part (<c>{"type": "image_url", "image_url": {"url": …}}</c> or a bare string), or null for another kind of part.</summary>
+    static string? ImagePart(JsonElement part, string at)
+    {
+        if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var t) || t.ValueKind != JsonValueKind.String || t.GetString() != "image_url") return null;
+        if (!part.TryGetProperty("image_url", out var iu)) throw new ApiException(400, $"Missing required parameter: '{at}.image_url'.", param: at + ".image_url", code: "missing_required_parameter");
+        if (iu.ValueKind == JsonValueKind.String) return iu.GetString()!;
+        if (iu.ValueKind != JsonValueKind.Object) throw JsonRequest.WrongType(at + ".image_url", iu, "an object");
+        if (!iu.TryGetProperty("url", out var u) || u.ValueKind != JsonValueKind.String)
+            throw new ApiException(400, $"Missing required parameter: '{at}.image_url.url'.", param: at + ".image_url.url", code: "missing_required_parameter");
+        return u.GetString()!;
     }
 
     static byte[] Chunk(string id, long created, string modelId, bool first, string text, TokenLogprobsJson? lp, int from, string? finish) => JsonOutput.Build(w =>

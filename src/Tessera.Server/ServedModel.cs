@@ -41,6 +41,8 @@ public sealed class ServedModel
 
     /// <summary>Retrieval for chat (<c>serve --index</c>): passages prepended and cited; null serves without.</summary>
     public IChatRetriever? Retriever { get; init; }
+    /// <summary>Image input (a multimodal checkpoint's patch embedder); null serves text only.</summary>
+    public ServedVision? Vision { get; init; }
     /// <summary>The engine that generates token ids for this model.</summary>
     public IGenerationEngine Engine { get; }
     /// <summary>The tokenizer that turns request text into the engine's ids and back.</summary>

@@ -12,7 +12,8 @@ namespace Tessera.Server;
 /// template, stop ids, stop strings and token budget as /v1/chat/completions. Options honoured:
 /// temperature, top-p, top-k, max output tokens, seed, stop sequences, response format (JSON /
 /// JSON schema), tools and tool mode (function calls come back as <see cref="FunctionCallContent"/>,
-/// so <c>FunctionInvokingChatClient</c> can run them), frequency and presence penalties.
+/// so <c>FunctionInvokingChatClient</c> can run them), frequency and presence penalties. Images come
+/// as <see cref="DataContent"/> (PNG or JPEG bytes) in user messages when the model has <see cref="ServedModel.Vision"/>.
 /// </summary>
 public sealed class TesseraChatClient(ServedModel model) : IChatClient
 {
@@ -95,14 +96,24 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
         if (o?.ModelId is { } m && m != model.Id) throw new ArgumentException($"this client serves '{model.Id}', not '{m}'");
 
         var list = new List<TextMessage>();
+        var images = new List<ChatImage>();
         if (o?.Instructions is { Length: > 0 } instructions) list.Add(new TextMessage("system", instructions));
         foreach (var msg in messages)
         {
             string role = msg.Role == ChatRole.System ? "system" : msg.Role == ChatRole.User ? "user" : msg.Role == ChatRole.Assistant ? "assistant" : msg.Role == ChatRole.Tool ? "tool"
                 : throw new NotSupportedException($"chat role '{msg.Role}' is not supported (system, user, assistant and tool are)");
             var sb = new StringBuilder(msg.Text);
+            var pending = new List<(byte[] Data, string Source)>();
             foreach (var c in msg.Contents)
             {
+                if (c is DataContent data && data.HasTopLevelMediaType("image"))
+                {
+                    if (role != "user") throw new NotSupportedException($"images are supported in user messages only, not in a {role} message");
+                    pending.Add((data.Data.ToArray(), $"messages[{list.Count}] image {pending.Count}"));
+                    continue;
+                }
+                if (c is UriContent uri && uri.HasTopLevelMediaType("image"))
+                    throw new ArgumentException($"image {uri.Uri} is a URL; this client fetches nothing from the network: pass the bytes as DataContent");
                 if (c is FunctionCallContent call) sb.Append(ToolSet.Render(call.Name, System.Text.Json.JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>())));
                 else if (c is FunctionResultContent result)
                 {
@@ -112,6 +123,7 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
                 }
             }
             if (role != "tool" || sb.Length > 0) list.Add(new TextMessage(role, sb.ToString()));
+            foreach (var (bytes, source) in pending) images.Add(new ChatImage(list[^1], bytes, source));
         }
         if (list.Count == 0) throw new ArgumentException("at least one message is needed");
 
@@ -130,10 +142,14 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
 
         List<int> ids;
         int budget;
+        float[]? vectors = null;
+        int prefix = 0;
+        if (images.Count > 0 && tools is not null) throw new ArgumentException("images cannot be combined with tools");
         try
         {
             var (templated, extra) = ToolSet.ForTemplate(model, list, tools);
             ids = ChatCompletionsEndpoint.Encode(model, templated, extra);
+            if (images.Count > 0) (ids, vectors, prefix) = ChatImages.Build(model, ids, templated, images);
             budget = new GenerationParameters(o?.MaxOutputTokens, sampling, stops, false, false).Budget(ids.Count, model.ContextLength, int.MaxValue, "messages");
             if (tools is not null) sampling = tools.Apply(sampling, model, ids.Count, budget);
             else if (o?.ResponseFormat is ChatResponseFormatJson json)
@@ -152,7 +168,7 @@ public sealed class TesseraChatClient(ServedModel model) : IChatClient
         {
             throw new ArgumentException($"invalid response format: {e.Message}", e);
         }
-        return (new TextRequest(ids, budget, sampling, stops, model.ChatStopIds, 0), ids.Count, tools);
+        return (new TextRequest(ids, budget, sampling, stops, model.ChatStopIds, 0) { InputVectors = vectors, PrefixLength = prefix }, ids.Count, tools);
     }
 
     static bool IsJson(string text)

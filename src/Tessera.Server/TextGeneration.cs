@@ -5,7 +5,13 @@ namespace Tessera.Server;
 
 /// <summary>A generation as the API sees it: prompt ids, token budget, sampling, stop strings and stop ids.</summary>
 public sealed record TextRequest(IReadOnlyList<int> Prompt, int MaxTokens, SamplingOptions Sampling,
-    IReadOnlyList<string> Stop, IReadOnlySet<int> StopIds, int TopLogprobs);
+    IReadOnlyList<string> Stop, IReadOnlySet<int> StopIds, int TopLogprobs)
+{
+    /// <summary>Image patch vectors for the prompt's negative ids (see <see cref="GenerationRequest.InputVectors"/>).</summary>
+    public float[]? InputVectors { get; init; }
+    /// <summary>Bidirectional prompt prefix (see <see cref="GenerationRequest.PrefixLength"/>).</summary>
+    public int PrefixLength { get; init; }
+}
 
 /// <summary>
 /// One step of a generation: the text released by it (may be empty while UTF-8 or a possible stop
@@ -26,7 +32,7 @@ public static class TextGeneration
     {
         using var sequence = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var filter = new StopStringFilter(r.Stop);
-        var request = new GenerationRequest(r.Prompt, r.MaxTokens, r.Sampling, r.StopIds, r.TopLogprobs);
+        var request = new GenerationRequest(r.Prompt, r.MaxTokens, r.Sampling, r.StopIds, r.TopLogprobs) { InputVectors = r.InputVectors, PrefixLength = r.PrefixLength };
         int count = 0;
         bool finished = false;
         long started = System.Diagnostics.Stopwatch.GetTimestamp();

@@ -34,10 +34,20 @@ public static class MultimodalCheckpoint
     /// <summary>Loads a folder written by <see cref="Save"/>; the error names a missing vision tensor and its expected shape.</summary>
     public static MultimodalModel Load(string dir)
     {
+        var decoder = HfFolder.Load(dir);
+        try { return new MultimodalModel(decoder, LoadEmbedder(dir, decoder.Config.Dim)); }
+        catch { decoder.Dispose(); throw; }
+    }
+
+    /// <summary>
+    /// The patch embedder alone (for an inference engine that runs the decoder from its own weights):
+    /// <c>vision_config</c> from config.json, the <c>vision_*</c> tensors from model.safetensors.
+    /// </summary>
+    public static PatchEmbedder LoadEmbedder(string dir, int dim)
+    {
         var node = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
         var vision = VisionConfig.FromJson(node["vision_config"] ?? throw new InvalidDataException($"{dir}/config.json: no vision_config (a text-only model)."));
-        var decoder = HfFolder.Load(dir);
-        var embedder = new PatchEmbedder(vision, decoder.Config.Dim);
+        var embedder = new PatchEmbedder(vision, dim);
         try
         {
             using var reader = SafetensorsReader.Open(Path.Combine(dir, "model.safetensors"));
@@ -50,7 +60,7 @@ public static class MultimodalCheckpoint
                 reader.ReadFloat32(e, p.AsSpan("MultimodalCheckpoint"));
             }
         }
-        catch { decoder.Dispose(); embedder.Dispose(); throw; }
-        return new MultimodalModel(decoder, embedder);
+        catch { embedder.Dispose(); throw; }
+        return embedder;
     }
 }

@@ -10,6 +10,12 @@ namespace Tessera.Vision;
 /// </summary>
 public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Channels = 3)
 {
+    /// <summary>
+    /// Trained with prefix-LM attention (bidirectional over image + prompt, causal after); false: causal
+    /// throughout. Servers use it to pick the prompt's prefix length.
+    /// </summary>
+    public bool PrefixLm { get; init; } = true;
+
     /// <summary>Patches per side.</summary>
     public int GridSide => ImageSize / PatchSize;
 
@@ -38,13 +44,18 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
         ["image_token"] = "<|image|>",
         ["patch_order"] = "raster (row-major), values (py, px, channel), pixels v/255",
         ["embedder"] = "linear (Fuyu-style) + learned row and column embeddings",
-        ["attention"] = "prefix-lm: bidirectional over image + prompt, causal after",
+        ["attention"] = PrefixLm ? PrefixLmAttention : CausalAttention,
     };
+
+    const string PrefixLmAttention = "prefix-lm: bidirectional over image + prompt, causal after", CausalAttention = "causal";
 
     /// <summary>Reads a <c>vision_config</c> object written by <see cref="ToJson"/>.</summary>
     public static VisionConfig FromJson(JsonNode node)
     {
         int Get(string key) => node[key]?.GetValue<int>() ?? throw new ArgumentException($"vision_config: missing '{key}'.");
-        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")).Validate();
+        string attention = node["attention"]?.GetValue<string>() ?? PrefixLmAttention;
+        if (attention != PrefixLmAttention && attention != CausalAttention)
+            throw new ArgumentException($"vision_config: attention is '{attention}'; expected '{PrefixLmAttention}' or '{CausalAttention}'.");
+        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")) { PrefixLm = attention == PrefixLmAttention }.Validate();
     }
 }

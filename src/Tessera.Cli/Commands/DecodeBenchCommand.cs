@@ -68,7 +68,7 @@ public static class DecodeBenchCommand
                 SpeculationPrompts: draftModel is null ? null : InDomainPrompts(Checkpoint.Resolve(modelPath!), weights.Config));
             var report = DecodeBench.Run(name, WeightsName(weights), weights,
                 draftModel is null ? null : InferenceWeights.FromTransformer(draftModel), options, progress);
-            report = report with { Constrained = MeasureConstrained(modelPath, name, weights, p.GetValue(decodeTokens), progress) };
+            report = report with { Constrained = MeasureConstrained(modelPath, name, weights, p.GetValue(decodeTokens), progress), ImagePrefill = MeasureImagePrefill(modelPath, weights, progress) };
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
             return 0;
@@ -101,6 +101,18 @@ public static class DecodeBenchCommand
         }
         var (v, name) = ConstrainedDecodeBench.DefaultVocabulary(vocab);
         return ConstrainedDecodeBench.Run(weights, v, name, vocab - 1, tokens, progress: progress);
+    }
+
+    /// <summary>
+    /// The images-vs-text prefill line: the model's own patch embedder when it is multimodal, else a
+    /// random one (64×64 in 8×8 patches, or 32×32 when 64 patches and a question do not fit the context).
+    /// </summary>
+    static ImagePrefillResult MeasureImagePrefill(string? modelPath, InferenceWeights weights, Action<string>? progress)
+    {
+        var random = new Vision.VisionConfig(ImageSize: weights.Config.ContextLength >= 128 ? 64 : 32, PatchSize: 8);
+        using var embedder = (modelPath is null ? null : ImagePrompt.TryLoadEmbedder(modelPath, weights.Config.Dim))
+            ?? new Vision.PatchEmbedder(random, weights.Config.Dim, seed: 1);
+        return ImagePrefillBench.Run(weights, embedder, progress: progress);
     }
 
     /// <summary><c>--peer llama.cpp</c>: the model written as GGUF of each type, decoded by both engines (see <see cref="PeerDecodeBench"/>).</summary>
@@ -208,6 +220,9 @@ public static class DecodeBenchCommand
         if (r.Speculation is { } s)
             t.AddRow($"speculative (k={s.DraftTokens})", $"{s.SpeculativeTokensPerSecond:F1} tok/s",
                 $"plain {s.PlainTokensPerSecond:F1} tok/s → [bold]{s.Speedup:F2}×[/]; {s.MeanAcceptedPerStep:F2} accepted/step, {s.TokensPerStep:F2} tokens/pass; same tokens: {s.SameTokens}");
+        if (r.ImagePrefill is { } ip)
+            t.AddRow("prefill with images", $"{ip.ImageRowsPerSecond:F0} rows/s",
+                $"{ip.Images} images × {ip.TokensPerImage} patches + text, prefix-LM: [bold]{ip.Ratio:F2}×[/] text prefill of the same {ip.Rows} rows ({ip.TextTokensPerSecond:F0} tok/s) in this run; with the patch embedder {ip.ImageRowsPerSecondWithEmbedder:F0} rows/s ({ip.RatioWithEmbedder:F2}×)");
         if (r.Constrained is { } c)
             t.AddRow("JSON-schema constrained, batch 1", $"{c.ConstrainedMsPerToken:F2} ms/token",
                 $"plain {c.PlainMsPerToken:F2} ms/token → overhead [bold]{100 * c.Overhead:F1}%[/] warm ({100 * c.ColdOverhead:F1}% cold, first round); time in the mask {c.MaskMsPerToken:F3} ms/token = [bold]{100 * c.MaskMsPerToken / c.PlainMsPerToken:F1}%[/] of a plain token ({c.ColdMaskMsPerToken:F3} ms cold); mask cache hits {100 * c.CacheHitRate:F0}%; vocabulary {Markup.Escape(c.Vocabulary)}; valid JSON: {c.Valid}");

@@ -49,6 +49,8 @@ public static class EvalCommand
         {
             bool asJson = p.GetValue(json), isQuick = p.GetValue(quick);
             string modelPath = p.GetValue(model) ?? throw new ArgumentException("--model is required (a checkpoint or run folder).");
+            if (FashionMnistCommand.IsFashionModel(modelPath))   // Fashion-MNIST by prompting: test accuracy and an example grid
+                return FashionMnistCommand.Eval(modelPath, isQuick ? 2000 : 10_000, asJson);
             if (Vision.MultimodalCheckpoint.IsMultimodal(modelPath))   // a shapes-world model: VQA exact match per question type
                 return ShapesCommands.Eval(modelPath, isQuick ? 50 : p.GetValue(limit) ?? 300, 1, asJson);
             long? cap = p.GetValue(bpbTokens) is { } c ? (c == 0 ? null : c) : isQuick ? QuickBpbTokens : DefaultBpbTokens;

@@ -36,8 +36,9 @@ public static class GenerateCommand
         var ralm = RalmCommand.Options();
         var ngramLambda = new Option<double>("--ngram-lambda") { Description = "Weight λ of the ∞-gram in the mixture (see `tessera ngram eval`).", DefaultValueFactory = _ => 0.3 };
         var json = BenchCommand.JsonOption();
+        var image = new Option<string[]>("--image") { Description = "PNG or JPEG placed before the prompt (repeatable; a video is its frames in order); needs a multimodal model folder.", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("generate", "Sample from a checkpoint with the KV-cache engine (optionally speculative), streaming tokens.")
-            { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, ngram, ngramLambda, json };
+            { model, tokenizer, quant, prompt, maxTokens, temperature, topK, topP, minP, seed, draft, draftTokens, ngram, ngramLambda, image, json };
         ralm.AddTo(cmd);
         cmd.Options.Add(ModuleCommand.Modules);
         cmd.Options.Add(ModuleCommand.Registry);
@@ -72,6 +73,15 @@ public static class GenerateCommand
                 sampling = sampling with { LogitsProcessor = new Evals.NGramLogitsProcessor(store, p.GetValue(ngramLambda)) };
             }
             var request = new GenerationRequest(ids, p.GetValue(maxTokens), sampling, stops);
+            var images = p.GetValue(image) ?? [];
+            if (images.Length > 0)
+            {
+                if (draftModel is not null || store is not null || (p.GetValue(ModuleCommand.Modules) ?? []).Length > 0 || p.GetValue<string?>("--index") is not null)
+                    throw new ArgumentException("--image runs on the plain engine: it cannot be combined with --draft, --ngram, --module or --index.");
+                using var embedder = ImagePrompt.LoadEmbedder(source, weights.Config.Dim);
+                request = ImagePrompt.Build(embedder, tok, bos, p.GetValue(prompt)!, images, weights.Config.ContextLength, p.GetValue(maxTokens), sampling, stops);
+                ids = [.. request.Prompt];
+            }
 
             // Modules compose in the training forward (ReferenceEngine: no KV cache, exact; docs/modules.md).
             if ((p.GetValue(ModuleCommand.Modules) ?? []).Length > 0)

@@ -57,7 +57,12 @@ public static class ServeCommand
             if (p.GetValue(prefixCache) < 0) throw new ArgumentException($"--prefix-cache-mb must be ≥ 0, got {p.GetValue(prefixCache)}.");
             using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)p.GetValue(prefixCache) << 20 });
             using var index = p.GetValue(chatIndex) is { } indexDir ? Retrieval.Sparse.Bm25Index.Open(indexDir) : null;
-            var served = new ServedModel(id, engine, tok) { Retriever = index is null ? null : new IndexChatRetriever(index, p.GetValue(chatPassages)) };
+            using var embedder = ImagePrompt.TryLoadEmbedder(path, weights.Config.Dim);   // a multimodal folder also takes images in chat
+            var served = new ServedModel(id, engine, tok)
+            {
+                Retriever = index is null ? null : new IndexChatRetriever(index, p.GetValue(chatPassages)),
+                Vision = embedder is null ? null : new ServedVision(embedder, tok),
+            };
             var options = new ServerOptions
             {
                 Host = p.GetValue(host)!, Port = p.GetValue(port), Log = p.GetValue(log),

@@ -42,7 +42,7 @@ internal static class ShapesCommands
     {
         using var model = MultimodalCheckpoint.Load(modelDir);
         var c = model.Decoder.Config;
-        var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, Seed = seed, EvalExamples = perType });
+        var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType });
         var inDist = trainer.Evaluate(model, trainer.EvalSet(seed + 2000, false, perType), "in-distribution");
         var comp = trainer.Evaluate(model, trainer.EvalSet(seed + 3000, true, perType), "compositional");
         if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { in_distribution = inDist, compositional = comp }, JsonNaming.Indented));

@@ -56,7 +56,7 @@ public static class TrainCommand
         var replay = new Option<string?>("--replay") { Description = "Redo an asynchronous run from its log in this one process (same flags as the run); the weights match bit for bit." };
         var textFraction = new Option<double>("--text-fraction") { Description = "With --data shapes: fraction of text-only documents in the image–text stream.", DefaultValueFactory = _ => 0.1 };
         var causal = new Option<bool>("--causal") { Description = "With --data shapes: causal attention everywhere instead of prefix-LM over image + question." };
-        var quick = new Option<bool>("--quick") { Description = "With --data shapes: the ≤ 5 min recipe (500 steps)." };
+        var quick = new Option<bool>("--quick") { Description = "With --data shapes or fashion-mnist: the ≤ 5 min recipe." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
@@ -71,6 +71,11 @@ public static class TrainCommand
                 return Task.FromResult(ShapesCommands.Train(ShapesCommands.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
                     p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr), p.GetValue(dim), p.GetValue(layers),
                     p.GetValue(textFraction), p.GetValue(causal), p.GetValue(seed)), p.GetValue(output)!, p.GetValue(json)));
+            if (p.GetValue(data) == "fashion-mnist")   // Fashion-MNIST by prompting (docs/multimodal.md)
+                return Task.FromResult(FashionMnistCommand.Train(FashionMnistCommand.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
+                    p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr),
+                    p.GetValue(dim), p.GetValue(layers), p.GetValue(seed)),
+                    p.GetValue(output)!, p.GetValue(json)));
             // Under mpirun every rank runs this; MPI comes up first so that any error is reported per rank.
             if (!p.GetValue(distributed) && !MpiCommunicator.LaunchedByMpirun) return Task.FromResult(Action(p, null, cancel));
             var comm = MpiCommunicator.World();

@@ -64,7 +64,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
     }.Validate();
 
     /// <summary>A fresh model for these options.</summary>
-    public MultimodalModel NewModel() => new(new Transformer(DecoderConfig, (ulong)Options.Seed), new PatchEmbedder(Options.Vision, Options.Dim, (ulong)Options.Seed + 1));
+    public MultimodalModel NewModel() => new(new Transformer(DecoderConfig, (ulong)Options.Seed), new PatchEmbedder(Options.Vision with { PrefixLm = Options.PrefixLm }, Options.Dim, (ulong)Options.Seed + 1));
 
     /// <summary>Trains <paramref name="model"/>; <paramref name="progress"/> gets each curve point.</summary>
     public ShapesReport Train(MultimodalModel model, Action<CurvePoint>? progress = null)
