@@ -29,6 +29,12 @@ public class ModuleCliTests
             var resumed = CliProcess.Run(dir, [.. module, "--steps", "5", "--resume", "--json"]).Json();
             Assert.Equal(5, resumed.GetProperty("steps").GetInt32());
 
+            var routed = CliProcess.Run(dir, ["train", "--base", "base", "--freeze-base", "--add-module", "code-routed", "--data", "cs", "--router-off-data", "en", "--out", "mod-routed", "--steps", "2", .. Small, "--json"]).Json();
+            Assert.Equal(2, routed.GetProperty("steps").GetInt32());
+            var loraOff = CliProcess.Run(dir, ["train", "--base", "base", "--freeze-base", "--add-module", "x", "--module-kind", "lora", "--data", "cs", "--router-off-data", "en", "--out", "m3", "--steps", "1"]);
+            Assert.NotEqual(0, loraOff.ExitCode);
+            Assert.Contains("needs an experts module", loraOff.Stderr);
+
             var added = CliProcess.Run(dir, "module", "add", "mod/module", "--registry", "reg", "--json").Json();
             Assert.Equal("code", added.GetProperty("id").GetString());
             var list = CliProcess.Run(dir, "module", "list", "--registry", "reg", "--json").Json();
