@@ -68,16 +68,25 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     int[] outputRows = new int[64];
     readonly List<Generation> outputOwners = [];
 
-    /// <summary>An engine over <paramref name="model"/>'s fp32 weights (borrowed: keep the model alive).</summary>
-    public BatchingEngine(Transformer model, BatchingOptions? options = null) : this(InferenceWeights.FromTransformer(model), options) { }
+    /// <summary>
+    /// An engine over <paramref name="model"/>'s fp32 weights (borrowed: keep the model alive), and
+    /// over the modules attached to it, which requests turn on by id (<see cref="GenerationRequest.Modules"/>).
+    /// </summary>
+    public BatchingEngine(Transformer model, BatchingOptions? options = null)
+        : this(InferenceWeights.FromTransformer(model), options, model.Modules.Attached.Count > 0 ? new InferenceModules(model) : null) { }
 
     /// <summary>An engine over prepared (possibly quantized) weights.</summary>
-    public BatchingEngine(InferenceWeights weights, BatchingOptions? options = null)
+    public BatchingEngine(InferenceWeights weights, BatchingOptions? options = null) : this(weights, options, null) { }
+
+    /// <summary>An engine over prepared weights plus attached <paramref name="modules"/> (null: none).</summary>
+    public BatchingEngine(InferenceWeights weights, BatchingOptions? options, InferenceModules? modules)
     {
         this.options = (options ?? new BatchingOptions()).Validate();
         Weights = weights;
         cache = new KvCache(weights.Config, this.options.MaxSequences);
-        pass = new ForwardPass(weights, cache, this.options.PrefillChunk + this.options.MaxSequences);
+        pass = new ForwardPass(weights, cache, this.options.PrefillChunk + this.options.MaxSequences) { Modules = modules };
+        if (modules is not null) pass.ModuleRouting = moduleRouting = new long[2 * modules.Ids.Count];
+        Modules = modules;
         if (this.options.PrefixCacheBytes > 0) Prefixes = new PrefixCache(cache, this.options.PrefixCacheBytes);
         for (int s = this.options.MaxSequences - 1; s >= 0; s--) freeSlots.Push(s);
         scheduler = new Thread(Loop) { IsBackground = true, Name = "tessera-batching" };
@@ -89,6 +98,26 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
 
     /// <summary>The weights this engine reads.</summary>
     public InferenceWeights Weights { get; }
+
+    /// <summary>The modules requests can turn on (null: none attached).</summary>
+    public InferenceModules? Modules { get; }
+
+    readonly long[]? moduleRouting;
+
+    /// <summary>
+    /// Tokens routed so far by each expert module's router (index = module, attach order): rows it
+    /// saw, and rows it sent to one of its experts rather than "base only". A snapshot; LoRA modules count 0.
+    /// </summary>
+    public (long Seen, long ToExperts)[] ModuleRouting()
+    {
+        if (moduleRouting is null) return [];
+        lock (moduleRouting)
+        {
+            var r = new (long, long)[moduleRouting.Length / 2];
+            for (int i = 0; i < r.Length; i++) r[i] = (moduleRouting[2 * i], moduleRouting[2 * i + 1]);
+            return r;
+        }
+    }
 
     /// <summary>The prefix cache (null when off). Its counters are read between requests; the scheduler thread owns it.</summary>
     public PrefixCache? Prefixes { get; }
@@ -118,7 +147,8 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         if (Prefixes is { } p && (long)request.Prompt.Count * cache.BytesPerPosition > p.BudgetBytes)
             throw new ArgumentException($"The prompt has {request.Prompt.Count} tokens, whose keys and values ({(long)request.Prompt.Count * cache.BytesPerPosition / 1e6:F1} MB) overflow the prefix cache budget of {p.BudgetBytes / 1e6:F1} MB.");
-        return Stream(new Generation(request, options.MaxBufferedTokens), cancel);
+        ulong mask = ModuleMask(request.Modules);
+        return Stream(new Generation(request, options.MaxBufferedTokens) { Mask = mask }, cancel);
     }
 
     async IAsyncEnumerable<TokenEvent> Stream(Generation g, [EnumeratorCancellation] CancellationToken cancel)
@@ -144,21 +174,35 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     }
 
     /// <inheritdoc />
-    public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
+    public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs) => Score(prompt, topLogprobs, null);
+
+    /// <summary><see cref="Score(IReadOnlyList{int}, int)"/> with the attached modules <paramref name="modules"/> on (null or empty: the base).</summary>
+    public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs, IReadOnlyList<string>? modules)
     {
         EngineChecks.Prompt(prompt, Config);
-        var job = new OneShot(prompt, topLogprobs, embed: false);
+        var job = new OneShot(prompt, topLogprobs, embed: false) { Mask = ModuleMask(modules) };
         Submit(job);
         return (IReadOnlyList<TokenEvent>)job.Result.Task.GetAwaiter().GetResult();
     }
 
     /// <inheritdoc />
-    public float[] Embed(IReadOnlyList<int> ids)
+    public float[] Embed(IReadOnlyList<int> ids) => Embed(ids, null);
+
+    /// <summary><see cref="Embed(IReadOnlyList{int})"/> with the attached modules <paramref name="modules"/> on (null or empty: the base).</summary>
+    public float[] Embed(IReadOnlyList<int> ids, IReadOnlyList<string>? modules)
     {
         EngineChecks.Prompt(ids, Config);
-        var job = new OneShot(ids, 0, embed: true);
+        var job = new OneShot(ids, 0, embed: true) { Mask = ModuleMask(modules) };
         Submit(job);
         return (float[])job.Result.Task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>The module mask of a request's ids; an id that is not attached is refused before any work.</summary>
+    ulong ModuleMask(IReadOnlyList<string>? ids)
+    {
+        if (ids is null || ids.Count == 0) return 0;
+        if (Modules is null) throw new ArgumentException($"Module '{ids[0]}' is not attached to this base (attached: none).");
+        return Modules.Mask(ids);
     }
 
     void Submit(Work w)
@@ -195,6 +239,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
                     var w = waiting.Dequeue();
                     if (w is Generation { Cancelled: true } g) { g.Finished = true; g.Output.Writer.TryComplete(); continue; }
                     w.Slot = freeSlots.Pop();
+                    pass.SetModules(w.Slot, w.Mask);
                     active.Add(w);
                 }
                 batch.Clear();
@@ -217,7 +262,9 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             if (w is not OneShot job) continue;
             try
             {
-                object result = job.Embed ? SequenceReadout.Embed(pass, job.Slot, job.Ids) : SequenceReadout.Score(pass, job.Slot, job.Ids, job.Top);
+                object result;
+                lock (moduleRouting ?? gate)
+                    result = job.Embed ? SequenceReadout.Embed(pass, job.Slot, job.Ids) : SequenceReadout.Score(pass, job.Slot, job.Ids, job.Top);
                 job.Result.TrySetResult(result);
             }
             catch (Exception e) { job.Result.TrySetException(e); }
@@ -235,7 +282,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
             Interlocked.Exchange(ref g.Stalled, 1);
             if (g.Output.Reader.Count >= options.MaxBufferedTokens) continue;
             Volatile.Write(ref g.Stalled, 0);
-            if (g.Fed == 0 && Prefixes is { } prefixes && Shareable(g.Request))
+            if (g.Fed == 0 && Prefixes is { } prefixes && Shareable(g))
             {
                 // A new sequence: copy in the longest cached prefix of its prompt, then feed the rest.
                 cache.Ensure(g.Slot);
@@ -261,7 +308,8 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         }
         if (n == 0) return false;
         t = DecodeProfile.Add(DecodePhase.Schedule, t);
-        pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count), vectors: vectors.AsSpan(0, vectorCount));
+        if (moduleRouting is null) pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count), vectors: vectors.AsSpan(0, vectorCount));
+        else lock (moduleRouting) pass.Run(rows.AsMemory(0, n), outputRows.AsSpan(0, outputOwners.Count), vectors: vectors.AsSpan(0, vectorCount));
         vectorCount = 0;
         Steps++;
         Rows += n;
@@ -271,7 +319,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
         {
             var g = outputOwners[i];
             // The prompt is in the slot now: share it at once (n choices, concurrent requests), not only when the sequence ends.
-            if (g.Produced == 0 && Shareable(g.Request)) Prefixes?.Store(g.Request.Prompt, g.Request.Prompt.Count, g.Slot);
+            if (g.Produced == 0 && Shareable(g)) Prefixes?.Store(g.Request.Prompt, g.Request.Prompt.Count, g.Slot);
             var logits = pass.Logits(i);
             int next = g.Sampler.Next(logits);
             var ev = ReferenceEngine.Describe(logits, next, g.Request.TopLogprobs);
@@ -292,15 +340,15 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     /// <summary>
     /// Whether a request's KV may be shared through the prefix cache, which is keyed by token ids:
     /// not when input vectors (images) stand behind −1 ids, nor under a bidirectional prefix, which
-    /// changes the KV of every position inside it.
+    /// changes the KV of every position inside it, nor with modules on (they change the KV too).
     /// </summary>
-    static bool Shareable(GenerationRequest r) => r.InputVectors is null && r.PrefixLength == 0;
+    static bool Shareable(Generation g) => g.Request.InputVectors is null && g.Request.PrefixLength == 0 && g.Mask == 0;
 
     /// <summary>Completes a sequence's stream and frees its slot (caller holds the gate).</summary>
     void Finish(Generation g, Exception? error)
     {
         // Keep what this sequence computed (prompt and reply so far) for the requests that share it.
-        if (error is null && g.Slot >= 0 && g.Fed > 0 && Shareable(g.Request)) Prefixes?.Store(g.Tokens, g.Fed, g.Slot);
+        if (error is null && g.Slot >= 0 && g.Fed > 0 && Shareable(g)) Prefixes?.Store(g.Tokens, g.Fed, g.Slot);
         g.Finished = true;
         g.Output.Writer.TryComplete(error);
         if (g.Slot >= 0) { freeSlots.Push(g.Slot); g.Slot = -1; }
@@ -356,6 +404,7 @@ public sealed class BatchingEngine : IGenerationEngine, IDisposable
     abstract class Work
     {
         public int Slot = -1;
+        public ulong Mask;   // modules on for this sequence
     }
 
     sealed class Generation(GenerationRequest request, int buffer) : Work

@@ -37,6 +37,13 @@ public sealed unsafe class ForwardPass
     float[] outHidden = [], outNormed = [], outRstd = [], logits = [];
     int outputs;
 
+    // Modules (InferenceModules): which are on per cache slot, and the rows of the pass in progress.
+    InferenceModules? modules;
+    ulong[] slotModules = [];
+    bool anyModules;
+    ReadOnlyMemory<TokenRow> passRows;
+    readonly InferenceModules.Scratch moduleScratch = new();
+
     // Row-parallel elementwise phases (norms, RoPE + cache writes, SwiGLU): the phase's inputs are
     // set in these fields and a cached delegate runs a range of rows, so steady-state decoding
     // still allocates nothing. Below RowParallelMin rows they run inline.
@@ -76,6 +83,37 @@ public sealed unsafe class ForwardPass
     /// <summary>Final RMS-normalised hidden state (D) of the i-th output row of the last pass.</summary>
     public ReadOnlySpan<float> Hidden(int i) => outNormed.AsSpan(Check(i) * c.Dim, c.Dim);
 
+    /// <summary>
+    /// Modules attached to the base (null: none). A sequence's rows go through the modules its slot
+    /// turned on (<see cref="SetModules"/>); a slot with none on runs exactly the base arithmetic.
+    /// </summary>
+    public InferenceModules? Modules
+    {
+        get => modules;
+        set
+        {
+            if (value is not null && (value.Config.Dim != c.Dim || value.Config.Layers != c.Layers || value.Config.HiddenDim != c.HiddenDim))
+                throw new ArgumentException("ForwardPass: the modules were read from a base of another shape.");
+            modules = value;
+            slotModules = new ulong[Cache.Slots];
+        }
+    }
+
+    /// <summary>Turns on the modules of <paramref name="mask"/> (<see cref="InferenceModules.Mask"/>) for the sequence in <paramref name="slot"/>; 0 = the base only.</summary>
+    public void SetModules(int slot, ulong mask)
+    {
+        if ((uint)slot >= (uint)Cache.Slots) throw new ArgumentException($"ForwardPass: slot {slot} is outside the cache's {Cache.Slots}.");
+        if (mask != 0 && (modules is null || mask >> modules.Ids.Count != 0))
+            throw new ArgumentException($"ForwardPass: module mask {mask:x} names modules that are not attached ({modules?.Ids.Count ?? 0} are).");
+        if (modules is not null) slotModules[slot] = mask;
+    }
+
+    /// <summary>
+    /// When set, per expert module i: [2i] rows its router saw, [2i+1] rows it sent to one of its
+    /// experts (not "base only"); counted by every pass (the caller reads and resets it between passes).
+    /// </summary>
+    public long[]? ModuleRouting { get; set; }
+
     int Check(int i) => (uint)i < (uint)outputs ? i : throw new ArgumentOutOfRangeException(nameof(i), i, $"ForwardPass: the last pass has {outputs} outputs.");
 
     /// <summary>
@@ -104,6 +142,9 @@ public sealed unsafe class ForwardPass
         outputs = 0;
         if (n == 0) return;
         EnsureRows(n);
+        passRows = rows;
+        anyModules = false;
+        if (modules is not null) foreach (var r in rows.Span) anyModules |= slotModules[r.Slot] != 0;
         EnsureOutputs(outputRows.Length);
 
         int D = c.Dim;
@@ -143,6 +184,12 @@ public sealed unsafe class ForwardPass
         Norm(w.AttentionNorm, x, h, n);
         t = DecodeProfile.Add(DecodePhase.Norm, t);
         w.Qkv.MatMul(hs, n, qkv.AsSpan(0, n * qkvWidth));     // (N, H·Dh + 2·Hkv·Dh): q | k | v
+        if (anyModules)
+        {
+            Adapt(layer, "q_proj", hs, D, qkv, qkvWidth, 0);
+            Adapt(layer, "k_proj", hs, D, qkv, qkvWidth, qWidth);
+            Adapt(layer, "v_proj", hs, D, qkv, qkvWidth, qWidth + kvWidth);
+        }
         if (w.QkvBias is { } bias)
             for (int i = 0; i < n; i++) { var row = qkv.AsSpan(i * qkvWidth, qkvWidth); TensorPrimitives.Add(row, bias, row); }
         t = DecodeProfile.Add(DecodePhase.Qkv, t);
@@ -153,14 +200,16 @@ public sealed unsafe class ForwardPass
             attention.Forward(Cache.View, layer, rows.Span, pq, qkvWidth, pa, recipe.Windows[layer], recipe.AttentionScale, c.AttentionSoftCap);   // (N, H·Dh)
         t = DecodeProfile.Add(DecodePhase.Attention, t);
         w.O.MatMul(att.AsSpan(0, n * qWidth), n, ps);
+        if (anyModules) Adapt(layer, "o_proj", att.AsSpan(0, n * qWidth), qWidth, proj, D, 0);
         AddBranch(w.AttentionPostNorm, n);
         t = DecodeProfile.Add(DecodePhase.OutProj, t);
 
         // Feed-forward half.
         Norm(w.MlpNorm, x, h, n);
         DecodeProfile.Add(DecodePhase.Norm, t);
-        if (w.Mlp is { } mlp) Glu(mlp, hs, n, proj);
+        if (w.Mlp is { } mlp) Glu(mlp, hs, n, proj, anyModules ? layer : -1);
         else Mixture(w, hs, n);
+        if (anyModules) modules!.AddExperts(layer, passRows.Span[..n], slotModules, hs, proj.AsSpan(0, n * D), c.Activation, moduleScratch, ModuleRouting);
         AddBranch(w.MlpPostNorm, n);
     }
 
@@ -243,17 +292,35 @@ public sealed unsafe class ForwardPass
         }
     }
 
-    /// <summary>output[0..m·D) = down(act(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>.</summary>
-    void Glu(ExpertWeights e, ReadOnlySpan<float> input, int m, float[] output)
+    /// <summary>
+    /// output[0..m·D) = down(act(gate·x) ⊙ up·x) for m rows of <paramref name="input"/>; with
+    /// <paramref name="adaptLayer"/> ≥ 0 (the dense MLP of that layer, every row of the pass) the
+    /// modules' gate/up/down adapters add to their projections.
+    /// </summary>
+    void Glu(ExpertWeights e, ReadOnlySpan<float> input, int m, float[] output, int adaptLayer = -1)
     {
         int F = c.HiddenDim;
         long t = DecodeProfile.Start();
         e.GateUp.MatMul(input, m, gateUp.AsSpan(0, m * 2 * F));   // (M, 2F): gate | up
+        if (adaptLayer >= 0)
+        {
+            Adapt(adaptLayer, "gate_proj", input, c.Dim, gateUp, 2 * F, 0);
+            Adapt(adaptLayer, "up_proj", input, c.Dim, gateUp, 2 * F, F);
+        }
         t = DecodeProfile.Add(DecodePhase.GateUp, t);
         Rows(m, gluRows);
         t = DecodeProfile.Add(DecodePhase.SwiGlu, t);
         e.Down.MatMul(act.AsSpan(0, m * F), m, output.AsSpan(0, m * c.Dim));   // (M, D)
+        if (adaptLayer >= 0) Adapt(adaptLayer, "down_proj", act.AsSpan(0, m * F), F, output, c.Dim, 0);
         DecodeProfile.Add(DecodePhase.Down, t);
+    }
+
+    /// <summary>The modules' adapters on (layer, projection) for the rows of the pass in progress (see <see cref="InferenceModules"/>).</summary>
+    void Adapt(int layer, string projection, ReadOnlySpan<float> input, int inWidth, float[] output, int stride, int offset)
+    {
+        if (!modules!.HasAdapter(layer, projection)) return;
+        int n = passRows.Length;
+        modules.Adapt(layer, projection, passRows.Span, slotModules, input[..(n * inWidth)], inWidth, output.AsSpan(0, n * stride), stride, offset, moduleScratch);
     }
 
     /// <summary>

@@ -33,6 +33,14 @@ public sealed record GenerationRequest(IReadOnlyList<int> Prompt, int MaxNewToke
     /// prompt); 0 keeps the prompt causal. The engine feeds the whole prefix in one pass.
     /// </summary>
     public int PrefixLength { get; init; }
+
+    /// <summary>
+    /// Ids of attached modules to turn on for this sequence (docs/modules.md): each expert module's
+    /// router then decides per token between its experts and "base only". Null or empty: the base
+    /// alone, bit for bit — except on <see cref="ReferenceEngine"/>, where null keeps the model's own
+    /// <see cref="Tessera.Model.Modules.ModuleSet"/> routing. An id that is not attached is refused.
+    /// </summary>
+    public IReadOnlyList<string>? Modules { get; init; }
 }
 
 /// <summary>A token id with its log-probability under the model (natural log, temperature 1).</summary>

@@ -22,9 +22,15 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
     public ModelConfig Config => model.Config;
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
+    public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancel = default)
     {
-        EngineChecks.Request(request, Config);
+        EngineChecks.Request(request, Config);   // before any work, on the caller's thread
+        CheckModules(request.Modules);
+        return Stream(request, cancel);
+    }
+
+    async IAsyncEnumerable<TokenEvent> Stream(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel)
+    {
         foreach (var ev in Steps(request, cancel))
         {
             yield return ev;
@@ -43,6 +49,7 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
     {
         var request = new GenerationRequest(prompt, maxNewTokens, sampling, stopIds);
         EngineChecks.Request(request, Config);
+        CheckModules(request.Modules);
         var tokens = new List<int>(prompt);
         foreach (var ev in Steps(request, CancellationToken.None)) tokens.Add(ev.Id);
         return tokens;
@@ -59,7 +66,7 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
             TokenEvent ev;
             lock (gate)
             {
-                var logits = LastLogits(tokens);
+                var logits = request.Modules is null ? LastLogits(tokens) : WithModules(request.Modules, () => LastLogits(tokens));
                 int next = sampler.Next(logits);
                 ev = Describe(logits, next, request.TopLogprobs);
             }
@@ -104,6 +111,23 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
         float inv = norm > 0 ? (float)(1 / Math.Sqrt(norm)) : 0f;
         for (int d = 0; d < D; d++) e[d] *= inv;
         return e;
+    }
+
+    void CheckModules(IReadOnlyList<string>? ids)
+    {
+        if (ids is null) return;
+        foreach (var id in ids)
+            if (!model.Modules.Attached.Any(m => m.Id == id))
+                throw new ArgumentException($"Module '{id}' is not attached to this base (attached: {(model.Modules.Attached.Count == 0 ? "none" : string.Join(", ", model.Modules.Attached.Select(m => m.Id)))}).");
+    }
+
+    /// <summary>Runs <paramref name="forward"/> with exactly <paramref name="ids"/> routed on, then restores the model's routing (caller holds the gate).</summary>
+    T WithModules<T>(IReadOnlyList<string> ids, Func<T> forward)
+    {
+        var before = model.Modules.RoutedIds;
+        model.Modules.Route(ids);
+        try { return forward(); }
+        finally { model.Modules.Route(before); }
     }
 
     float[] LastLogits(List<int> tokens)

@@ -25,8 +25,12 @@ public sealed record CascadeDecision(string RoutedTo, ServedModel Model, double?
         w.WriteEndObject();
     }
 
-    /// <summary>Writes the decision stored on a request by the cascade, if there is one (a one-model server writes nothing).</summary>
-    public static void WriteIfRouted(Utf8JsonWriter w, HttpContext ctx) => ctx.Features.Get<CascadeDecision>()?.Write(w);
+    /// <summary>Writes the decision stored on a request by the cascade or by module serving, if there is one (a one-model server writes nothing).</summary>
+    public static void WriteIfRouted(Utf8JsonWriter w, HttpContext ctx)
+    {
+        ctx.Features.Get<CascadeDecision>()?.Write(w);
+        ctx.Features.Get<ModuleDecision>()?.Write(w);
+    }
 }
 
 /// <summary>

@@ -25,6 +25,7 @@ public sealed class TesseraServer : IAsyncDisposable
     readonly ServerMetrics metrics;
 
     CascadeMetrics? cascadeMetrics;
+    ModuleMetrics? moduleMetrics;
 
     TesseraServer(WebApplication app, Uri address, AdmissionGate gate, ServerMetrics metrics)
     {
@@ -48,7 +49,11 @@ public sealed class TesseraServer : IAsyncDisposable
     public static Task<TesseraServer> StartAsync(Cascade cascade, ServerOptions options, CancellationToken cancel = default)
         => StartAsync(cascade.Front, cascade, options, cancel);
 
-    static async Task<TesseraServer> StartAsync(ServedModel model, Cascade? cascade, ServerOptions options, CancellationToken cancel)
+    /// <summary>Builds the app over a base with modules attached (<see cref="ModuleServing"/>, docs/modules.md) and starts listening.</summary>
+    public static Task<TesseraServer> StartAsync(ModuleServing modules, ServerOptions options, CancellationToken cancel = default)
+        => StartAsync(modules.Base, null, options, cancel, modules);
+
+    static async Task<TesseraServer> StartAsync(ServedModel model, Cascade? cascade, ServerOptions options, CancellationToken cancel, ModuleServing? modules = null)
     {
         var bind = options.Host == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(options.Host, out var ip) ? ip
@@ -90,6 +95,7 @@ public sealed class TesseraServer : IAsyncDisposable
         var gate = new AdmissionGate(options.MaxQueue);
         var metrics = new ServerMetrics(gate, model.Engine, instanceMeter);
         var cascadeMetrics = cascade is null ? null : new CascadeMetrics(instanceMeter);
+        var moduleMetrics = modules is null ? null : new ModuleMetrics(instanceMeter, modules);
         var key = options.ApiKey is { } k ? new ApiKeyCheck(k) : null;
         var limits = new RequestLimits(options.MaxBodyBytes, options.MaxTokensPerRequest);
 
@@ -136,21 +142,22 @@ public sealed class TesseraServer : IAsyncDisposable
             w.WriteStartArray("data");
             WriteModel(w, model);
             if (cascade is not null) { WriteModel(w, cascade.Small); WriteModel(w, cascade.Large); }
+            if (modules is not null) foreach (var m in modules.Models.Skip(1)) WriteModel(w, m);
             w.WriteEndArray();
             w.WriteEndObject();
         }), c)));
         app.MapGet("/v1/models/{id}", (HttpContext ctx, string id) => Run(ctx, stopping, c => id == model.Id
             ? JsonOutput.SendAsync(ctx.Response, JsonOutput.Build(w => WriteModel(w, model)), c)
             : throw new ApiException(404, $"The model '{id}' does not exist; this server serves '{model.Id}'.", param: "model", code: "model_not_found")));
-        app.MapPost("/v1/completions", ctx => Admit(ctx, gate, metrics, stopping, c => cascade is null ? CompletionsEndpoint.HandleAsync(ctx, model, c) : cascade.HandleAsync(ctx, Cascade.Endpoint.Completions, cascadeMetrics!, c)));
-        app.MapPost("/v1/chat/completions", ctx => Admit(ctx, gate, metrics, stopping, c => cascade is null ? ChatCompletionsEndpoint.HandleAsync(ctx, model, c) : cascade.HandleAsync(ctx, Cascade.Endpoint.ChatCompletions, cascadeMetrics!, c)));
+        app.MapPost("/v1/completions", ctx => Admit(ctx, gate, metrics, stopping, c => modules is not null ? modules.HandleAsync(ctx, Cascade.Endpoint.Completions, moduleMetrics!, c) : cascade is null ? CompletionsEndpoint.HandleAsync(ctx, model, c) : cascade.HandleAsync(ctx, Cascade.Endpoint.Completions, cascadeMetrics!, c)));
+        app.MapPost("/v1/chat/completions", ctx => Admit(ctx, gate, metrics, stopping, c => modules is not null ? modules.HandleAsync(ctx, Cascade.Endpoint.ChatCompletions, moduleMetrics!, c) : cascade is null ? ChatCompletionsEndpoint.HandleAsync(ctx, model, c) : cascade.HandleAsync(ctx, Cascade.Endpoint.ChatCompletions, cascadeMetrics!, c)));
         app.MapPost("/v1/embeddings", ctx => Admit(ctx, gate, metrics, stopping, c => EmbeddingsEndpoint.HandleAsync(ctx, model, c)));
         if (options.NGram is { } ngram) NGramEndpoint.Map(app, ngram);
 
         await app.StartAsync(cancel);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel started without reporting its address");
-        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics) { cascadeMetrics = cascadeMetrics };
+        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics) { cascadeMetrics = cascadeMetrics, moduleMetrics = moduleMetrics };
     }
 
     /// <summary>Runs a model request if the admission gate lets it in, else answers 429 with Retry-After.</summary>
@@ -220,5 +227,6 @@ public sealed class TesseraServer : IAsyncDisposable
         await app.DisposeAsync();
         metrics.Dispose();
         cascadeMetrics?.Dispose();
+        moduleMetrics?.Dispose();
     }
 }

@@ -35,8 +35,16 @@ public sealed class ModuleTrainer : IDisposable
     /// training module <paramref name="spec"/> on <paramref name="baseModel"/> (not disposed here; it is frozen in place).
     /// </summary>
     public ModuleTrainer(Transformer baseModel, ModuleSpec spec, TrainOptions options, TrainData data, string? outDir, bool resume = false,
-        string domain = "", string dataHash = "")
+        string domain = "", string dataHash = "", RouterOff? routerOff = null)
     {
+        if (routerOff is not null)
+        {
+            if (spec.Kind != ModuleKind.Experts) throw new ArgumentException($"Module '{spec.Id}': router-off training needs an experts module (a LoRA has no router).");
+            if (routerOff.Weight <= 0 || !float.IsFinite(routerOff.Weight)) throw new ArgumentException($"router-off weight must be a positive number, got {routerOff.Weight}.");
+            if (routerOff.BaseData.Train is not { Count: > 0 }) throw new ArgumentException("router-off training needs base-domain token shards.");
+            if (resume) throw new ArgumentException("router-off training cannot resume (its base-domain cursor is not saved); start it again.");
+        }
+        RouterOffTraining = routerOff;
         options.Validate();
         if (data.Train is not { Count: > 0 }) throw new ArgumentException("Module training needs at least one token shard of the new domain.");
         foreach (var s in data.Train)
@@ -79,6 +87,44 @@ public sealed class ModuleTrainer : IDisposable
         train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor);
         inputs = new int[options.BatchSize * options.SequenceLength];
         targets = new int[inputs.Length];
+        if (routerOff is not null)
+            baseReader = new BatchReader(routerOff.BaseData.Train, options.BatchSize, options.SequenceLength, options.Seed + 7, options.ShuffleData, default);
+    }
+
+    readonly BatchReader? baseReader;
+
+    /// <summary>
+    /// Router-off training (null: off): besides the new domain's loss, each micro-batch adds
+    /// <see cref="RouterOff.Weight"/> × the routers' cross-entropy towards entry 0 ("base only") on a
+    /// batch of the base domain, and towards the best expert (entries 1..E) on the new-domain batch, so
+    /// that with the module on the routers send base-domain tokens to the base alone.
+    /// </summary>
+    public RouterOff? RouterOffTraining { get; }
+
+    /// <summary>Mean over the module's layers of the router cross-entropy of the latest forward: towards entry 0 (<paramref name="toBase"/>) or towards each token's best expert.</summary>
+    Tensor RouterLoss(Graph g, bool toBase)
+    {
+        Tensor? sum = null;
+        int layers = 0;
+        foreach (var (_, logits) in Module.LastRouterLogits)
+        {
+            int n = logits.Dim(0), entries = logits.Dim(1);
+            var goal = new int[n];
+            if (!toBase)
+            {
+                var z = logits.AsSpan("RouterLoss");
+                for (int i = 0; i < n; i++)
+                {
+                    int best = 1;
+                    for (int e = 2; e < entries; e++) if (z[i * entries + e] > z[i * entries + best]) best = e;
+                    goal[i] = best;
+                }
+            }
+            var ce = g.CrossEntropy(logits, goal);
+            sum = sum is null ? ce : g.Add(sum, ce);
+            layers++;
+        }
+        return layers == 1 ? sum! : g.Scale(sum!, 1f / layers);
     }
 
     /// <summary>The frozen base (the module is attached to it).</summary>
@@ -112,10 +158,22 @@ public sealed class ModuleTrainer : IDisposable
         for (int m = 0; m < o.GradAccumulation; m++)
         {
             train.Next(inputs, targets);
-            using var g = new Graph();
-            var ce = Base.Forward(g, inputs, o.BatchSize, o.SequenceLength, targets).CrossEntropy!;
-            loss += ce.Item() / o.GradAccumulation;
-            g.Backward(o.GradAccumulation == 1 ? ce : g.Scale(ce, 1f / o.GradAccumulation));
+            using (var g = new Graph())
+            {
+                Module.LastRouterLogits.Clear();
+                var ce = Base.Forward(g, inputs, o.BatchSize, o.SequenceLength, targets).CrossEntropy!;
+                loss += ce.Item() / o.GradAccumulation;
+                var total = RouterOffTraining is { } r ? g.Add(ce, g.Scale(RouterLoss(g, toBase: false), r.Weight)) : ce;
+                g.Backward(o.GradAccumulation == 1 ? total : g.Scale(total, 1f / o.GradAccumulation));
+            }
+            if (RouterOffTraining is { } off)
+            {
+                baseReader!.Next(inputs, targets);   // the base domain: only the routers learn from it (towards "base only")
+                using var g = new Graph();
+                Module.LastRouterLogits.Clear();
+                Base.Forward(g, inputs, o.BatchSize, o.SequenceLength);
+                g.Backward(g.Scale(RouterLoss(g, toBase: true), off.Weight / o.GradAccumulation));
+            }
         }
         double norm = GradClip.ClipGlobalNorm(Module.Parameters.All, o.ClipNorm > 0 ? o.ClipNorm : double.PositiveInfinity);
         optimizer.Step();
@@ -190,6 +248,9 @@ public sealed class ModuleTrainer : IDisposable
         optimizer.Dispose();
     }
 }
+
+/// <summary>Router-off training: the base domain's data, and the weight of the router losses (see <see cref="ModuleTrainer.RouterOffTraining"/>).</summary>
+public sealed record RouterOff(TrainData BaseData, float Weight = 1f);
 
 /// <summary>train-state/state.json of a module run.</summary>
 public sealed record ModuleTrainState(long Step, long Epoch, long Position, string BaseHash);

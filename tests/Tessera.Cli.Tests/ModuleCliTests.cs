@@ -29,6 +29,12 @@ public class ModuleCliTests
             var resumed = CliProcess.Run(dir, [.. module, "--steps", "5", "--resume", "--json"]).Json();
             Assert.Equal(5, resumed.GetProperty("steps").GetInt32());
 
+            var routed = CliProcess.Run(dir, ["train", "--base", "base", "--freeze-base", "--add-module", "code-routed", "--data", "cs", "--router-off-data", "en", "--out", "mod-routed", "--steps", "2", .. Small, "--json"]).Json();
+            Assert.Equal(2, routed.GetProperty("steps").GetInt32());
+            var loraOff = CliProcess.Run(dir, ["train", "--base", "base", "--freeze-base", "--add-module", "x", "--module-kind", "lora", "--data", "cs", "--router-off-data", "en", "--out", "m3", "--steps", "1"]);
+            Assert.NotEqual(0, loraOff.ExitCode);
+            Assert.Contains("needs an experts module", loraOff.Stderr);
+
             var added = CliProcess.Run(dir, "module", "add", "mod/module", "--registry", "reg", "--json").Json();
             Assert.Equal("code", added.GetProperty("id").GetString());
             var list = CliProcess.Run(dir, "module", "list", "--registry", "reg", "--json").Json();
@@ -42,6 +48,8 @@ public class ModuleCliTests
 
             var generated = CliProcess.Run(dir, "generate", "--model", "base", "--prompt", "public", "--max-tokens", "4", "--temperature", "0", "--module", "code", "--registry", "reg", "--json").Json();
             Assert.Equal(4, generated.GetProperty("tokens").GetInt32());
+
+            ServeComposesModules(dir, generated.GetProperty("text").GetString()!);
 
             var refused = CliProcess.Run(dir, "eval", "--model", "other", "--data", "cs", "--bpb-tokens", "256", "--module", "code", "--registry", "reg");
             Assert.NotEqual(0, refused.ExitCode);
@@ -67,4 +75,50 @@ public class ModuleCliTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary>
+    /// <c>serve --modules reg</c> with a registry holding a module for this base and one for another:
+    /// the first is served as base+code with generate --module's reply, the second is listed as refused
+    /// and a request naming it gets a 400 saying why; <c>--module</c> for another base stops serve.
+    /// </summary>
+    static void ServeComposesModules(string dir, string generatedText)
+    {
+        CliProcess.Run(dir, ["train", "--base", "other", "--freeze-base", "--add-module", "foreign", "--module-kind", "lora", "--data", "cs", "--out", "mod-other", "--steps", "1", .. Small, "--json"]).Json();
+        CliProcess.Run(dir, "module", "add", "mod-other/module", "--registry", "reg", "--json").Json();
+
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "tessera.dll"), "serve", "--model", "base", "--modules", "reg", "--port", "0", "--prefix-cache-mb", "0", "--json" }) psi.ArgumentList.Add(a);
+        using var server = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            var stderr = server.StandardError.ReadToEndAsync();
+            var line = server.StandardOutput.ReadLineAsync();
+            Assert.True(line.Wait(TimeSpan.FromMinutes(2)) && line.Result is not null, $"serve did not start: {(server.HasExited ? stderr.Result : "(still running)")}");
+            var started = System.Text.Json.JsonDocument.Parse(line.Result!).RootElement;
+            Assert.Equal(["code"], started.GetProperty("modules").EnumerateArray().Select(e => e.GetString()));
+            Assert.Contains("was built for base", started.GetProperty("refused_modules").GetProperty("foreign").GetString());
+            var address = new Uri(started.GetProperty("address").GetString()!);
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+            System.Text.Json.JsonElement Post(string body, int status)
+            {
+                var r = http.PostAsync(new Uri(address, "v1/completions"), new StringContent(body, System.Text.Encoding.UTF8, "application/json")).GetAwaiter().GetResult();
+                string text = r.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+                Assert.True((int)r.StatusCode == status, text);
+                return System.Text.Json.JsonDocument.Parse(text).RootElement.Clone();
+            }
+            var reply = Post("""{"model":"base+code","prompt":"public","max_tokens":4,"temperature":0}""", 200);
+            Assert.Equal(generatedText, reply.GetProperty("choices")[0].GetProperty("text").GetString());
+            Assert.Equal("code", reply.GetProperty("tessera").GetProperty("modules")[0].GetString());
+            var error = Post("""{"model":"base","prompt":"public","max_tokens":4,"tessera_module":"foreign"}""", 400).GetProperty("error");
+            Assert.Contains("'foreign' was not attached at load", error.GetProperty("message").GetString());
+            Assert.Contains("was built for base", error.GetProperty("message").GetString());
+            Post("""{"model":"base","prompt":"public","max_tokens":2}""", 200);   // still serving
+        }
+        finally { if (!server.HasExited) server.Kill(entireProcessTree: true); server.WaitForExit(10_000); }
+
+        var wrongBase = CliProcess.Run(dir, "serve", "--model", "other", "--module", "code", "--registry", "reg", "--port", "0");
+        Assert.Equal(1, wrongBase.ExitCode);
+        Assert.Contains("was built for base", wrongBase.Stderr);
+    }
 }
+

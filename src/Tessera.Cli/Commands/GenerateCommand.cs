@@ -83,14 +83,16 @@ public static class GenerateCommand
                 ids = [.. request.Prompt];
             }
 
-            // Modules compose in the training forward (ReferenceEngine: no KV cache, exact; docs/modules.md).
+            // Modules run in the KV-cache engine, turned on for this request: the path `serve --modules` takes (docs/modules.md).
             if ((p.GetValue(ModuleCommand.Modules) ?? []).Length > 0)
             {
                 if (target is null || format != WeightFormat.F32 || draftModel is not null)
                     throw new ArgumentException("--module needs an fp32 Tessera or Hugging Face base (no --quant, no --draft, no .gguf).");
                 ModuleCommand.AttachFromCommandLine(p, target, quiet ? null : Console.Error.WriteLine);
+                request = request with { Modules = [.. target.Modules.Attached.Select(m => m.Id)] };
             }
-            IGenerationEngine engine = target is not null && target.Modules.Attached.Count > 0 ? new ReferenceEngine(target)
+            IGenerationEngine engine = target is not null && target.Modules.Attached.Count > 0
+                ? new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 }, new InferenceModules(target))
                 : draftModel is null
                 ? new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 })
                 : new SpeculativeEngine(weights, InferenceWeights.FromTransformer(draftModel), p.GetValue(draftTokens));

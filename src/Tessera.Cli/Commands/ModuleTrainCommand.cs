@@ -34,8 +34,14 @@ public static class ModuleTrainCommand
     /// <summary>Domain name recorded in the manifest.</summary>
     public static readonly Option<string?> Domain = new("--domain") { Description = "Module training: domain name recorded in the manifest (default: the data folder's name)." };
 
+    /// <summary>Base-domain data for router-off training.</summary>
+    public static readonly Option<string?> RouterOffData = new("--router-off-data") { Description = "Module training (experts): a prepared folder of the base's own domain; each step the routers are also taught to send its tokens to 'base only' (docs/modules.md)." };
+
+    /// <summary>Weight of the router-off losses.</summary>
+    public static readonly Option<float> RouterOffWeight = new("--router-off-weight") { Description = "Module training: weight of the router-off losses (with --router-off-data).", DefaultValueFactory = _ => 1f };
+
     /// <summary>Every module-training option (added to <c>tessera train</c>).</summary>
-    public static IEnumerable<Option> All => [Base, FreezeBase, AddModule, Kind, Layers, Experts, Rank, Projections, Domain];
+    public static IEnumerable<Option> All => [Base, FreezeBase, AddModule, Kind, Layers, Experts, Rank, Projections, Domain, RouterOffData, RouterOffWeight];
 
     /// <summary>True when the command line asks for module training.</summary>
     public static bool Requested(ParseResult p) => p.GetValue(Base) is not null || p.GetValue(AddModule) is not null;
@@ -63,7 +69,13 @@ public static class ModuleTrainCommand
         using var val = RunSetup.Open(prepared, Split.Validation);
         var trainData = new TrainData([train], [val], prepared.Validation.Bytes);
         string dataHash = ModuleFile.FileSha256(prepared.ShardPath(Split.Train));
-        using var trainer = new ModuleTrainer(model, spec, options, trainData, outDir, resume, p.GetValue(Domain) ?? Path.GetFileName(Path.GetFullPath(data).TrimEnd('/')), dataHash);
+        string? offDir = p.GetValue(RouterOffData);
+        if (offDir is not null && !File.Exists(Path.Combine(offDir, PreparedData.MetaFile)))
+            throw new ArgumentException($"--router-off-data {offDir}: needs a prepared folder (meta.json) of the base's domain, tokenized with the base's tokenizer.");
+        var offPrepared = offDir is null ? null : PreparedData.Load(offDir);
+        using var offTrain = offPrepared is null ? null : RunSetup.Open(offPrepared, Split.Train);
+        var routerOff = offTrain is null ? null : new RouterOff(new TrainData([offTrain]), p.GetValue(RouterOffWeight));
+        using var trainer = new ModuleTrainer(model, spec, options, trainData, outDir, resume, p.GetValue(Domain) ?? Path.GetFileName(Path.GetFullPath(data).TrimEnd('/')), dataHash, routerOff);
         if (!json)
             Console.WriteLine($"module '{id}' ({p.GetValue(Kind)}, layers {string.Join(",", layers)}, {trainer.Module.Parameters.ElementCount:N0} parameters) on frozen base {resolved} " +
                               $"({model.Parameters.ElementCount:N0} parameters) | {options.Steps} steps × {options.TokensPerStep:N0} tokens" + (trainer.Step > 0 ? $" | resuming at step {trainer.Step}" : ""));

@@ -36,7 +36,8 @@ public static class ServeCommand
         var cascadeSmall = new Option<string?>("--cascade-small") { Description = "Cascade: a small model (run/checkpoint folder, same tokenizer) that answers each request unless its confidence in the prompt is below --cascade-threshold; --model is the large one (docs/cascade.md)." };
         var cascadeThreshold = new Option<double>("--cascade-threshold") { Description = "Cascade: confidence (geometric-mean prompt-token probability under the small model) below which a request goes to the large model; 0 = always small, 1 = always large.", DefaultValueFactory = _ => 0.05 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages, cascadeSmall, cascadeThreshold };
+            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages, cascadeSmall, cascadeThreshold,
+              ModuleServingLoad.All, ModuleCommand.Modules, ModuleCommand.Registry, ModuleServingLoad.Default };
         cmd.SetAction(async (p, cancel) =>
         {
             using var store = p.GetValue(ngram) is { } ngramDir ? Data.NGram.NGramStore.Open(ngramDir) : null;
@@ -55,7 +56,10 @@ public static class ServeCommand
             string id = p.GetValue(name) ?? DefaultName(dir);
             // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
             if (p.GetValue(prefixCache) < 0) throw new ArgumentException($"--prefix-cache-mb must be ≥ 0, got {p.GetValue(prefixCache)}.");
-            using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)p.GetValue(prefixCache) << 20 });
+            // Modules (docs/modules.md) attach to the fp32 base before the engine is built; requests turn them on by id.
+            if (ModuleServingLoad.Wanted(p) && p.GetValue(cascadeSmall) is not null) throw new ArgumentException("--cascade-small cannot be combined with --module/--modules.");
+            var (attached, refused) = ModuleServingLoad.Wanted(p) ? ModuleServingLoad.Attach(p, transformer, Console.Error.WriteLine) : (null, null);
+            using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)p.GetValue(prefixCache) << 20 }, attached);
             using var index = p.GetValue(chatIndex) is { } indexDir ? Retrieval.Sparse.Bm25Index.Open(indexDir) : null;
             using var embedder = ImagePrompt.TryLoadEmbedder(path, weights.Config.Dim);   // a multimodal folder also takes images in chat
             var served = new ServedModel(id, engine, tok)
@@ -73,12 +77,15 @@ public static class ServeCommand
             using var small = p.GetValue(cascadeSmall) is { } smallPath ? CascadeServing.LoadSmall(smallPath, p.GetValue(tokenizer), p.GetValue(prefixCache)) : null;
             var cascade = small is null ? null : CascadeServing.Build(p.GetValue(name), small, served, DefaultName(dir), p.GetValue(cascadeThreshold));
             if (cascade is not null) id = cascade.Id;
-            await using var server = cascade is null ? await TesseraServer.StartAsync(served, options, cancel) : await TesseraServer.StartAsync(cascade, options, cancel);
+            var composed = attached is null ? null : new ModuleServing(served, engine, refused, p.GetValue(ModuleServingLoad.Default) == "all");
+            await using var server = composed is not null ? await TesseraServer.StartAsync(composed, options, cancel)
+                : cascade is null ? await TesseraServer.StartAsync(served, options, cancel) : await TesseraServer.StartAsync(cascade, options, cancel);
             if (p.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength }, JsonNaming.Line));
+                Console.WriteLine(JsonSerializer.Serialize(new { address = server.Address.ToString(), model = id, checkpoint = dir, tokenizer = tok.Name, context = weights.Config.ContextLength, modules = composed?.Ids, refused_modules = refused }, JsonNaming.Line));
             else
             {
                 Console.WriteLine($"serving {id} ({dir}, tokenizer {tok.Name}, context {weights.Config.ContextLength})");
+                if (composed is not null) Console.WriteLine($"modules: {string.Join(", ", composed.Ids.Select(m => $"{id}+{m}"))} (default: {(composed.DefaultAll ? "all on" : "base only")})");
                 if (cascade is not null) Console.WriteLine($"cascade '{cascade.Id}': small '{cascade.Small.Id}' ({small!.Dir}), large '{cascade.Large.Id}', threshold {cascade.Threshold}");
                 Console.WriteLine($"chat page: {server.Address}   API: {server.Address}v1   (Ctrl+C stops)");
             }

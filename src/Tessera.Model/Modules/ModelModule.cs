@@ -127,6 +127,12 @@ public sealed class ModelModule : IDisposable
     /// <summary>Token routing of the latest forward, per layer: the chosen router entry per token (0 = base only).</summary>
     public Dictionary<int, int[]> LastRouting { get; } = [];
 
+    /// <summary>
+    /// Router logits (N, E+1) of the latest forward, per layer: tensors of that forward's graph, valid
+    /// while it lives (module training adds a router loss on them, see <c>ModuleTrainer</c>).
+    /// </summary>
+    public Dictionary<int, Tensor> LastRouterLogits { get; } = [];
+
     /// <summary>True when the module has experts in <paramref name="layer"/>.</summary>
     public bool HasExperts(int layer) => experts.ContainsKey(layer);
 
@@ -147,7 +153,9 @@ public sealed class ModelModule : IDisposable
     {
         var (router, w1, w3, w2) = experts[layer];
         int entries = w1.Length + 1;
-        var probs = g.Softmax(g.Linear(h, router));                          // (N, E+1)
+        var logits = g.Linear(h, router);                                     // (N, E+1)
+        LastRouterLogits[layer] = logits;
+        var probs = g.Softmax(logits);                                       // (N, E+1)
         var top = g.TopK(probs, 1);                                          // N entries
         var gates = g.GatherColumns(probs, top, 1);                          // (N, 1)
         var plan = ExpertDispatch.Build(top, 1, entries);

@@ -42,6 +42,9 @@ public sealed class ModuleSet
         on = set;
     }
 
+    /// <summary>The ids routed on (null: every attached module), as <see cref="Route"/> takes them back.</summary>
+    public IReadOnlyList<string>? RoutedIds => on is null ? null : [.. on];
+
     /// <summary>Routes every module off: the forward is the base's, bit for bit.</summary>
     public void RouteOff() => on = [];
 

@@ -31,6 +31,8 @@ public sealed record ModulesPlan
     public int ModuleExperts { get; init; } = 2;
     /// <summary>LoRA rank.</summary>
     public int LoraRank { get; init; } = 8;
+    /// <summary>Weight of the router losses of the router-off experts module (row e; 0 skips it).</summary>
+    public float RouterOffWeight { get; init; } = 1f;
     /// <summary>Learning rate of the base run and the new-domain runs.</summary>
     public float LearningRate { get; init; } = 3e-3f;
 
@@ -50,7 +52,13 @@ public sealed record ModulesPlan
 }
 
 /// <summary>One row of the forgetting table: held-out bits per byte on both domains.</summary>
-public sealed record ForgettingRow(string Model, double EnglishBpb, double CodeBpb, bool BitIdenticalToBase, long TrainableParameters);
+public sealed record ForgettingRow(string Model, double EnglishBpb, double CodeBpb, bool BitIdenticalToBase, long TrainableParameters)
+{
+    /// <summary>Router-off row: share of English (token, layer) decisions that picked "base only" (null for other rows).</summary>
+    public double? BaseOnlyEnglish { get; init; }
+    /// <summary>Router-off row: the same share on C#.</summary>
+    public double? BaseOnlyCode { get; init; }
+}
 
 /// <summary>Result of <see cref="ModulesLab.Run"/>.</summary>
 public sealed record ModulesResult(string Corpus, string CodeCorpus, IReadOnlyList<ForgettingRow> Rows, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double English, double Code)>> Curves);
@@ -144,6 +152,34 @@ public static class ModulesLab
             curves[name] = curve;
         }
 
+        if (plan.RouterOffWeight > 0)
+        {
+            // (e) The experts module again, its routers also taught "base only" on English batches (docs/modules.md).
+            var spec = new ModuleSpec("code-routed", ModuleKind.Experts, [.. Enumerable.Range(0, config.Layers)], Experts: plan.ModuleExperts);
+            var curve = new List<(long, double, double)> { (0, baseEn, baseCode) };
+            using var trainer = new ModuleTrainer(baseModel, spec, newDomain, codeData, Path.Combine(outDir, "module-routed"), domain: "csharp",
+                routerOff: new RouterOff(englishData, plan.RouterOffWeight));
+            log($"training the experts module with router-off on English (weight {plan.RouterOffWeight}) for {plan.ModuleSteps} steps");
+            while (trainer.Step < newDomain.Steps && !cancel.IsCancellationRequested)
+            {
+                trainer.TrainStep();
+                if (trainer.Step % Math.Max(1, newDomain.Steps / plan.CurvePoints) == 0 || trainer.Step == newDomain.Steps)
+                {
+                    var (e, c) = Eval(baseModel);
+                    curve.Add((trainer.Step, e, c));
+                    log($"  step {trainer.Step}: English {e:F4}, code {c:F4} bpb");
+                }
+            }
+            cancel.ThrowIfCancellationRequested();
+            var (onEn, onCode) = Eval(baseModel);
+            var share = BaseOnlyShare(baseModel, trainer.Module, englishData, codeData, plan);
+            rows.Add(new ForgettingRow("(e) base + experts module, router trained off on English, on", onEn, onCode, false, trainer.Module.Parameters.ElementCount)
+                { BaseOnlyEnglish = share.English, BaseOnlyCode = share.Code });
+            log($"(e) router-off experts on: English {onEn:F4}, code {onCode:F4} bpb; tokens routed to base only: English {share.English:P1}, C# {share.Code:P1}");
+            trainer.Save(new Dictionary<string, double> { ["english_bpb"] = onEn, ["code_bpb"] = onCode, ["base_code_bpb"] = baseCode });
+            curves["experts, router-off"] = curve;
+        }
+
         using (var ft = Checkpoint.LoadModel(baseCheckpoint))
         using (var trainer = new Trainer(ft, newDomain, codeData))
         {
@@ -200,6 +236,26 @@ public static class ModulesLab
         Plot(baseRow, curves).Save(outDir, "modules-forgetting");
     }
 
+    /// <summary>Share of (token, layer) router decisions that picked "base only", over the validation batches of each domain (module on).</summary>
+    static (double English, double Code) BaseOnlyShare(Transformer model, ModelModule module, TrainData english, TrainData code, ModulesPlan plan)
+    {
+        double Share(TrainData data)
+        {
+            var reader = new BatchReader(data.Validation!, plan.BatchSize, plan.SequenceLength, 0, shuffle: false);
+            var ids = new int[plan.BatchSize * plan.SequenceLength]; var tgt = new int[ids.Length];
+            long zero = 0, all = 0;
+            for (int b = 0; b < plan.EvalBatches; b++)
+            {
+                reader.Next(ids, tgt);
+                using var g = new Graph(recordGradients: false);
+                model.Forward(g, ids, plan.BatchSize, plan.SequenceLength);
+                foreach (var (_, picks) in module.LastRouting) { foreach (int p in picks) if (p == 0) zero++; all += picks.Length; }
+            }
+            return all == 0 ? 0 : (double)zero / all;
+        }
+        return (Share(english), Share(code));
+    }
+
     /// <summary>The logits of the first English validation batch, as raw floats (for the bitwise check).</summary>
     static float[] Logits(Transformer model, TrainData data, ModulesPlan plan)
     {
@@ -223,7 +279,10 @@ public static class ModulesLab
         md.AppendLine("| model | English held-out bpb | C# held-out bpb | bit-identical to base | trainable parameters |");
         md.AppendLine("|---|---|---|---|---|");
         foreach (var row in r.Rows)
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {row.Model} | {row.EnglishBpb:F4} | {row.CodeBpb:F4} | {(row.Model.Contains("off") || row.Model.StartsWith("(a)") ? (row.BitIdenticalToBase ? "yes" : "NO") : "—")} | {row.TrainableParameters:N0} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {row.Model} | {row.EnglishBpb:F4} | {row.CodeBpb:F4} | {(row.Model.Contains("routed off") || row.Model.StartsWith("(a)") ? (row.BitIdenticalToBase ? "yes" : "NO") : "—")} | {row.TrainableParameters:N0} |");
+        foreach (var row in r.Rows)
+            if (row.BaseOnlyEnglish is { } en)
+                md.AppendLine(CultureInfo.InvariantCulture, $"\n{row.Model}: router decisions to \"base only\": English {en:P1}, C# {row.BaseOnlyCode:P1}.");
         AtomicFile.WriteAllText(Path.Combine(outDir, ExperimentReport.MarkdownFile), md.ToString());
     }
 }
