@@ -51,7 +51,7 @@ static class GrowLabs
         var branchSteps = new Option<long?>("--branch-steps") { Description = "Steps of each branch on its domain." };
         var mixSteps = new Option<long?>("--mix-steps") { Description = "Steps of the merged model's joint fine-tune on the union." };
         lab.Subcommands.Add(sub("btm", "Branch-train-mix (English and C# branches of one base, merged as experts, fine-tuned) vs one model trained on the union at equal compute.",
-            [code, branchSteps, mixSteps, baseSteps, lrShare, seed], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
+            [code, branchSteps, mixSteps, baseSteps, lrShare, seed, layers, dim], (p, quick, corpus, outDir, fitOnly, log, cancel) =>
             {
                 if (fitOnly) throw new ArgumentException("--fit-only: the BTM lab has nothing to re-fit; rerun without it (the base is cached).");
                 var plan = quick ? BtmPlan.Quick : BtmPlan.Full;
@@ -61,6 +61,8 @@ static class GrowLabs
                 if (p.GetValue(baseSteps) is { } b) plan = plan with { BaseSteps = b };
                 if (p.GetValue(lrShare) is { } lr) plan = plan with { ContinueLrShare = lr };
                 if (p.GetValue(seed) is { } sd) plan = plan with { Training = plan.Training with { Seed = sd } };
+                if (p.GetValue(layers) is { } ly) plan = plan with { Layers = ly };
+                if (p.GetValue(dim) is { } dm) plan = plan with { Dim = dm };
                 string codeData = PrepareCode(p.GetValue(code)!, p.GetValue<string>("--data")!, outDir, log);
                 using var second = LabCorpus.PrepareOrOpen(codeData, log: log);
                 var r = BtmLab.Run(plan, corpus, second, "English", "C#", outDir, log, cancel);
