@@ -34,7 +34,7 @@ public sealed record UpcyclePlan
     public LabTraining Training { get; init; } = new();
 
     /// <summary>
-    /// The documented run: an L2-d32 base trained to its plateau (10,000 steps, 2.56 M tokens, 73
+    /// The documented run: an L2-d32 base trained close to its plateau (10,000 steps, 2.56 M tokens, 73
     /// per parameter), upcycled to 8 experts top-2 for 3,000 steps (≈ 5 min on 2 contended cores, base included).
     /// </summary>
     public static UpcyclePlan Full { get; } = new();
