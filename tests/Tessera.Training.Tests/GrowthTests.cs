@@ -148,6 +148,34 @@ public sealed class GrowthLabTests : IDisposable
     }
 
     [Fact]
+    public void UpcycleSeedsQuick_SummarisesEverySeedAndReusesMeasuredSeeds()
+    {
+        string outDir = Path.Combine(dir.Path, "seeds");
+        var plan = Labs.UpcyclePlan.Quick;
+        var (s, runs) = Labs.UpcycleSeeds.Run(plan, [5, 6], a, outDir);
+        Assert.Equal([5UL, 6UL], s.Seeds.Select(x => x.Seed));
+        Assert.NotEqual(runs[0].BaseBitsPerByte, runs[1].BaseBitsPerByte);           // each seed trains its own base
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(runs[i].Upcycled.FinalBitsPerByte - runs[i].Dense.FinalBitsPerByte, s.Seeds[i].Difference);
+            Assert.True(File.Exists(Path.Combine(outDir, $"seed-{s.Seeds[i].Seed}", "upcycle.svg")));
+        }
+        double mean = (s.Seeds[0].Difference + s.Seeds[1].Difference) / 2;
+        Assert.Equal(mean, s.MeanDifference, 1e-12);
+        Assert.Equal(Math.Abs(s.Seeds[0].Difference - s.Seeds[1].Difference) / Math.Sqrt(2), s.StdDifference, 1e-12);
+        Assert.Equal(s.Seeds.All(x => x.Difference < 0), s.UpcyclingWinsEverySeed);
+        Assert.True(File.Exists(Path.Combine(outDir, "upcycle-seeds.svg")));
+        // A seed measured with the same plan is read back, not retrained; another plan is not reused.
+        string results = Path.Combine(outDir, "seed-5", Experiments.ExperimentReport.ResultsFile);
+        var written = File.GetLastWriteTimeUtc(results);
+        var (again, _) = Labs.UpcycleSeeds.Run(plan, [5], a, outDir);
+        Assert.Equal(s.Seeds[0], again.Seeds[0]);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(results));
+        Assert.Null(Labs.UpcycleSeeds.Cached(Path.Combine(outDir, "seed-5"), plan with { Training = plan.Training with { Seed = 5 }, MoeSteps = plan.MoeSteps + 1 }, a.Description));
+        Assert.Throws<ArgumentException>(() => Labs.UpcycleSeeds.Run(plan, [5, 5], a, outDir));
+    }
+
+    [Fact]
     public void BtmLabQuick_ComparesAtEqualTotalAddedFlops()
     {
         string outDir = Path.Combine(dir.Path, "btm");
