@@ -64,7 +64,8 @@ public static class ReverseDictionaryTask
     /// <summary>
     /// Training pairs for a bi-encoder from the headwords outside the held-out split: per headword
     /// with at least two senses, one sense's definition (four words or more, chosen at random) as the
-    /// query and the entry without that definition as the positive — the task's format. At most
+    /// query and the entry without that definition as the positive — the task's format (headwords
+    /// where another sense repeats the definition are skipped). At most
     /// <paramref name="max"/> pairs, seeded.
     /// </summary>
     public static List<(string Query, string Positive)> TrainPairs(WordNet wordNet, int max, int seed = 1)
@@ -81,7 +82,9 @@ public static class ReverseDictionaryTask
             var eligible = senses.Where(s => s.Definition.Split(' ').Length >= 4).ToList();
             if (eligible.Count == 0) continue;
             var held = eligible[rng.Next(eligible.Count)];
-            pairs.Add((held.Definition, Entry(l, senses, held)));
+            string entry = Entry(l, senses, held);
+            if (entry.Contains(held.Definition, StringComparison.Ordinal)) continue;   // another sense repeats it: the pair would be a copy
+            pairs.Add((held.Definition, entry));
         }
         return pairs;
     }
