@@ -16,6 +16,10 @@ public class ErrorTests
         { ["bench", "cascade", "--small", "s"], "--large" },
         { ["bench", "cascade", "--small", "s", "--large", "l", "--thresholds", "0.5,2"], "--thresholds" },
         { ["quantize", "--model", "no-run", "--type", "q2_k", "--out", "m.gguf"], "q2_k" },
+        { ["train", "--objective", "contrastive", "--init-from", "no/such/run", "--out", "out"], "--pairs" },
+        { ["train", "--objective", "contrastive", "--pairs", "no-such-pairs.jsonl", "--init-from", "no/such/run", "--out", "out"], "no-such-pairs.jsonl" },
+        { ["train", "--objective", "ranking", "--out", "out"], "lm or contrastive" },
+        { ["eval", "swap", "--corpus", "no-such-sotu.txt.gz", "--model", "m", "--index", "i"], "no-such-sotu.txt.gz" },
     };
 
     [Theory]

@@ -116,6 +116,24 @@ public class WordNetTests
         double recall = queries.Count(q => index.Search(q.Query, 100).Any(h => h.Passage.DocumentId == q.Relevant)) / (double)queries.Count;
         Assert.InRange(recall, 0.05, 0.99);
     }
+
+    [WordNetFact]
+    public void Bi_encoder_training_pairs_never_use_a_held_out_headword()
+    {
+        var wn = WordNet.Load();
+        var pairs = ReverseDictionaryTask.TrainPairs(wn, 2000, seed: 2);
+        Assert.Equal(2000, pairs.Count);
+        var trained = pairs.Select(p => p.Positive[..p.Positive.IndexOf(". ", StringComparison.Ordinal)]).ToHashSet();
+        Assert.Equal(2000, trained.Count);                                    // one pair per headword
+        Assert.All(trained, l => Assert.False(ReverseDictionaryTask.IsHeldOut(l)));
+        Assert.All(pairs, p => Assert.DoesNotContain(p.Query, p.Positive));   // the query's definition is left out of its entry
+        var (_, queries) = ReverseDictionaryTask.Generate(wn, 400, 60, seed: 2, heldOutTargets: true);
+        Assert.All(queries, q => Assert.True(ReverseDictionaryTask.IsHeldOut(q.Relevant), q.Relevant));
+        Assert.Empty(queries.Select(q => q.Relevant).Intersect(trained));
+        // The split is about one headword in five.
+        var lemmas = wn.Lemmas.Take(20_000).ToList();
+        Assert.InRange(lemmas.Count(ReverseDictionaryTask.IsHeldOut) / (double)lemmas.Count, 0.17, 0.23);
+    }
 }
 
 /// <summary>A fact skipped, with the install command, where WordNet (Debian wordnet-base) is absent.</summary>

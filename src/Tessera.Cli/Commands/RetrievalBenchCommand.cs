@@ -30,22 +30,35 @@ public static class RetrievalBenchCommand
         var denseWeight = new Option<double>("--dense-weight") { Description = "Dense score weight against BM25 in the dense rerank (1: dense alone).", DefaultValueFactory = _ => 0.5 };
         var llWeight = new Option<double>("--likelihood-weight") { Description = "Log-likelihood weight against the dense stage's score in the final rerank (1: likelihood alone).", DefaultValueFactory = _ => 0.5 };
         var seed = new Option<int>("--seed") { Description = "Task sampling seed.", DefaultValueFactory = _ => 1 };
+        var denseModel = new Option<string?>("--dense-model") { Description = "Model for the dense stage and dense-alone row (e.g. a contrastively trained bi-encoder); default: --model." };
+        var heldOut = new Option<bool>("--held-out") { Description = "Query headwords only from the held-out split (the headwords `--write-pairs` never uses).", DefaultValueFactory = _ => true };
+        var writePairs = new Option<string?>("--write-pairs") { Description = "Write bi-encoder training pairs (train-split headwords, JSON lines) to this file and exit." };
+        var maxPairs = new Option<int>("--max-pairs") { Description = "Pairs written by --write-pairs.", DefaultValueFactory = _ => 30_000 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retrieval", "Reverse-dictionary retrieval (WordNet): BM25, expansion lift, funnel stages, dense alone, MiniLM alone.")
-            { model, tokenizer, entries, queries, shards, output, minilm, denseWeight, llWeight, seed, json };
+            { model, tokenizer, entries, queries, shards, output, minilm, denseWeight, llWeight, seed, denseModel, heldOut, writePairs, maxPairs, json };
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
             void Say(string s) { if (!quiet) Console.Error.WriteLine(s); }
             var wn = WordNet.Load();
-            var (corpus, qs) = ReverseDictionaryTask.Generate(wn, p.GetValue(entries), p.GetValue(queries), p.GetValue(seed));
+            if (p.GetValue(writePairs) is { } pairsFile)
+            {
+                var pairs = ReverseDictionaryTask.TrainPairs(wn, p.GetValue(maxPairs), p.GetValue(seed));
+                Tessera.Training.Contrastive.ContrastivePairs.Write(pairsFile, pairs.Select(x => new Tessera.Training.Contrastive.ContrastivePair(x.Query, x.Positive)));
+                Say($"wrote {pairs.Count:N0} training pairs (train-split headwords) to {pairsFile}");
+                return 0;
+            }
+            var (corpus, qs) = ReverseDictionaryTask.Generate(wn, p.GetValue(entries), p.GetValue(queries), p.GetValue(seed), p.GetValue(heldOut));
             Say($"reverse dictionary: {corpus.Count:N0} entries, {qs.Count} queries (WordNet {wn.SynsetCount:N0} synsets)");
             string dir = Path.Combine(p.GetValue(output)!, "index");
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
             var built = Bm25IndexBuilder.Build(dir, corpus, new IndexBuildOptions { Shards = p.GetValue(shards), PassageWords = 10_000 });
             Say($"BM25 index: {built.Manifest.Passages:N0} passages in {built.Manifest.Shards} shards, {built.Seconds:F1} s");
-            using var embedder = IndexCommand.OpenEmbedder(p.GetValue(model)!, p.GetValue(tokenizer));
-            var tok = ModelFiles.LoadTokenizer(p.GetValue(model)!, embedder.Generator.ModelId, p.GetValue(tokenizer)).Tokenizer;
+            using var scorer = IndexCommand.OpenEmbedder(p.GetValue(model)!, p.GetValue(tokenizer));
+            var tok = ModelFiles.LoadTokenizer(p.GetValue(model)!, scorer.Generator.ModelId, p.GetValue(tokenizer)).Tokenizer;
+            using var bi = p.GetValue(denseModel) is { } dm ? IndexCommand.OpenEmbedder(dm, null) : null;
+            var embedder = bi ?? scorer;
             var clock = Stopwatch.StartNew();
             using (var s = Bm25Index.Open(dir)) DenseStage.Build(s, embedder.Generator, Say);
             Say($"dense stage: {corpus.Count:N0} entries embedded in {clock.Elapsed.TotalSeconds:F1} s");
@@ -67,7 +80,8 @@ public static class RetrievalBenchCommand
             rows.Add(Sparse("bm25+expansion", q => sparse.Search(expander.Expand(q), 1000)));
 
             // The funnel, stage by stage (on the expanded query).
-            var funnel = new SearchFunnel(sparse, hnsw, embedder.Generator, engineOf(embedder), tok, expander);
+            // Likelihood weight 0 keeps the dense order, so the stage is skipped rather than computed and ignored.
+            var funnel = new SearchFunnel(sparse, hnsw, embedder.Generator, p.GetValue(llWeight) == 0 ? null : engineOf(scorer), tok, expander);
             var options = new FunnelOptions { Expand = true, DenseWeight = p.GetValue(denseWeight), LikelihoodWeight = p.GetValue(llWeight) };
             var perStage = new Dictionary<string, (List<IReadOnlyList<string>> Ranked, double Ms)>();
             int done = 0;
@@ -84,6 +98,8 @@ public static class RetrievalBenchCommand
             foreach (var (name, acc) in perStage)
             {
                 int depth = name == "dense" ? options.DenseK : name == "likelihood" ? options.FinalK : options.SparseK;
+                if (name == "dense" && !perStage.ContainsKey("likelihood"))   // the dense stage is the last: its top FinalK are the answer
+                    rows.Add(RetrievalMetrics.Score("funnel:final(dense)", options.FinalK, qs, acc.Ranked.Select(r => (IReadOnlyList<string>)r.Take(options.FinalK).ToList()).ToList(), acc.Ms));
                 rows.Add(RetrievalMetrics.Score("funnel:" + name, depth, qs, acc.Ranked, acc.Ms));
             }
 

@@ -65,6 +65,7 @@ public static class TrainCommand
             textFraction, causal, quick,
         };
         foreach (var o in ModuleTrainCommand.All) cmd.Options.Add(o);   // module training on a frozen base (docs/modules.md)
+        foreach (var o in ContrastiveTrainCommand.All) cmd.Options.Add(o);   // bi-encoder fine-tuning (docs/retrieval.md)
         cmd.SetAction((p, cancel) =>
         {
             if (p.GetValue(data) == "shapes")   // the image–text shapes world (docs/multimodal.md)
@@ -105,6 +106,7 @@ public static class TrainCommand
                 WeightDecay = p.GetValue(wd), EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches),
                 CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed),
             }.Validate();
+            if (ContrastiveTrainCommand.Requested(p)) return ContrastiveTrainCommand.Run(p, options, p.GetValue(initFrom), outDir, p.GetValue(json), cancel);
             if (ModuleTrainCommand.Requested(p)) return ModuleTrainCommand.Run(p, options, p.GetValue(data)!, outDir, p.GetValue(resume), p.GetValue(json), cancel);
             string tokSource = p.GetValue(tokenizer)!, dataArg = p.GetValue(data)!;
             var mixture = DataMixture.Parse(dataArg);   // --data a,b: several prepared folders as one mixture

@@ -17,8 +17,12 @@ public sealed record LabelledQuery(string Query, string Relevant);
 /// </summary>
 public static class ReverseDictionaryTask
 {
-    /// <summary>Builds <paramref name="entries"/> entries and <paramref name="queries"/> queries (seeded, reproducible).</summary>
-    public static (List<SourceDocument> Corpus, List<LabelledQuery> Queries) Generate(WordNet wordNet, int entries, int queries, int seed = 1)
+    /// <summary>
+    /// Builds <paramref name="entries"/> entries and <paramref name="queries"/> queries (seeded,
+    /// reproducible). With <paramref name="heldOutTargets"/> the query headwords come only from the
+    /// held-out split (<see cref="IsHeldOut"/>), the ones <see cref="TrainPairs"/> never uses.
+    /// </summary>
+    public static (List<SourceDocument> Corpus, List<LabelledQuery> Queries) Generate(WordNet wordNet, int entries, int queries, int seed = 1, bool heldOutTargets = false)
     {
         if (queries < 1 || entries < queries) throw new ArgumentException($"reverse dictionary: need 1 ≤ queries ≤ entries, got {queries} queries and {entries} entries.");
         var rng = new Random(seed);
@@ -29,6 +33,7 @@ public static class ReverseDictionaryTask
         foreach (var l in lemmas)
         {
             if (targets.Count == queries) break;
+            if (heldOutTargets && !IsHeldOut(l)) continue;
             var senses = wordNet.Senses(l);
             if (senses.Count < 2) continue;
             var held = senses.FirstOrDefault(s => s.Words.Count == 1 && s.Definition.Split(' ').Length >= 4);
@@ -46,6 +51,42 @@ public static class ReverseDictionaryTask
         }
         Shuffle(corpus, rng);
         return (corpus, targets.Select(t => new LabelledQuery(t.HeldOut.Definition, t.Lemma)).ToList());
+    }
+
+    /// <summary>The headword split: one headword in five (by FNV-1a of the lemma) is held out for evaluation.</summary>
+    public static bool IsHeldOut(string lemma)
+    {
+        uint h = 2166136261;
+        foreach (char c in lemma) { h ^= c; h *= 16777619; }
+        return h % 5 == 0;
+    }
+
+    /// <summary>
+    /// Training pairs for a bi-encoder from the headwords outside the held-out split: per headword
+    /// with at least two senses, one sense's definition (four words or more, chosen at random) as the
+    /// query and the entry without that definition as the positive — the task's format (headwords
+    /// where another sense repeats the definition are skipped). At most
+    /// <paramref name="max"/> pairs, seeded.
+    /// </summary>
+    public static List<(string Query, string Positive)> TrainPairs(WordNet wordNet, int max, int seed = 1)
+    {
+        var rng = new Random(seed);
+        var lemmas = wordNet.Lemmas.Where(l => l.Length > 2 && l.All(char.IsAsciiLetterLower) && !IsHeldOut(l)).Order(StringComparer.Ordinal).ToList();
+        Shuffle(lemmas, rng);
+        var pairs = new List<(string, string)>();
+        foreach (var l in lemmas)
+        {
+            if (pairs.Count == max) break;
+            var senses = wordNet.Senses(l);
+            if (senses.Count < 2) continue;
+            var eligible = senses.Where(s => s.Definition.Split(' ').Length >= 4).ToList();
+            if (eligible.Count == 0) continue;
+            var held = eligible[rng.Next(eligible.Count)];
+            string entry = Entry(l, senses, held);
+            if (entry.Contains(held.Definition, StringComparison.Ordinal)) continue;   // another sense repeats it: the pair would be a copy
+            pairs.Add((held.Definition, entry));
+        }
+        return pairs;
     }
 
     /// <summary>An entry's text: headword, then per sense its definition (except the held-out one), synonyms and examples.</summary>

@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using Tessera.Inference;
+using Tessera.Kernels.IO;
+using Tessera.Retrieval;
+using Tessera.Retrieval.Evaluation;
+using Tessera.Retrieval.Sparse;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>
+/// <c>tessera eval swap</c>: the corpus swap (docs/retrieval.md). Writes the training text of the
+/// addresses up to the cutoff (<c>--write-train</c>), or answers cloze questions about the later
+/// addresses without and with an index of them, and checks the weights did not change (SHA-256).
+/// </summary>
+public static class CorpusSwapCommand
+{
+    /// <summary>The command.</summary>
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Model trained on the addresses up to the cutoff (checkpoint or run folder)." };
+        var corpus = new Option<string>("--corpus") { Description = "State of the Union corpus (=== YYYY_name.txt === headers; .gz allowed).", DefaultValueFactory = _ => "data/corpus/sotu.txt.gz" };
+        var cutoff = new Option<int>("--cutoff") { Description = "Last year the model may read.", DefaultValueFactory = _ => 1950 };
+        var index = new Option<string?>("--index") { Description = "Index of the later addresses (built here when the folder has no index.json)." };
+        var questions = new Option<int>("--questions") { Description = "Cloze questions (a third each: years, numbers, names).", DefaultValueFactory = _ => 150 };
+        var writeTrain = new Option<string?>("--write-train") { Description = "Write the addresses up to the cutoff to this text file and exit (train on it with `tessera train --data`)." };
+        var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
+        var json = BenchCommand.JsonOption();
+        var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
+            { model, corpus, cutoff, index, questions, writeTrain, seed, json };
+        cmd.SetAction(p =>
+        {
+            bool quiet = p.GetValue(json);
+            void Say(string s) { if (!quiet) Console.Error.WriteLine(s); }
+            string path = p.GetValue(corpus)!;
+            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file (expected the State of the Union corpus, data/corpus/sotu.txt.gz).", path);
+            string text;
+            using (var fs = File.OpenRead(path))
+            using (var reader = new StreamReader(path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(fs, CompressionMode.Decompress) : fs))
+                text = reader.ReadToEnd();
+            var speeches = CorpusSwapTask.ParseSotu(text);
+            int cut = p.GetValue(cutoff);
+            var early = speeches.Where(s => s.Year <= cut).ToList();
+            var later = speeches.Where(s => s.Year > cut).ToList();
+            if (p.GetValue(writeTrain) is { } trainFile)
+            {
+                AtomicFile.WriteAllText(trainFile, string.Join("\n\n", early.Select(s => s.Text)) + "\n");
+                Say($"wrote {early.Count} addresses up to {cut} to {trainFile}; {later.Count} later addresses are left for the index");
+                return 0;
+            }
+            string source = p.GetValue(model) ?? throw new ArgumentException("eval swap: --model is required (or --write-train FILE).");
+            string dir = p.GetValue(index) ?? throw new ArgumentException("eval swap: --index is required (a folder; built from the later addresses when it has no index.json).");
+            if (!File.Exists(Path.Combine(dir, IndexManifest.FileName)))
+            {
+                var built = Bm25IndexBuilder.Build(dir, CorpusSwapTask.Documents(later), new IndexBuildOptions { Shards = 4, PassageWords = 100 });
+                Say($"index: {later.Count} addresses after {cut} as {built.Manifest.Passages:N0} passages in {dir}");
+            }
+            var (owner, weights, resolved) = ModelFiles.LoadWeights(source);
+            string before = WeightsHash(resolved);
+            double score;
+            CorpusSwapScore result;
+            using (owner)
+            {
+                var (tok, bos, _) = ModelFiles.LoadTokenizer(source, resolved, null);
+                using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
+                using var idx = Bm25Index.Open(dir);
+                var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed));
+                Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
+                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say);
+                score = result.Kinds[^1].AccuracyWith;
+            }
+            string after = WeightsHash(resolved);
+            if (before != after) throw new InvalidOperationException($"{resolved}: the weights changed during the evaluation ({before} → {after}).");
+            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, result.Kinds }));
+            else
+            {
+                Console.WriteLine($"weights sha256 {before} (unchanged)");
+                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13}");
+                foreach (var k in result.Kinds)
+                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>SHA-256 over the weight files of a model folder (or of the file itself), in name order.</summary>
+    static string WeightsHash(string resolved)
+    {
+        var files = File.Exists(resolved) ? [resolved]
+            : Directory.GetFiles(resolved).Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.Contains("optimizer", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var f in files) sha.AppendData(File.ReadAllBytes(f));
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+}

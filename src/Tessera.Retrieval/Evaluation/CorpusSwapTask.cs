@@ -1,0 +1,202 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Tessera.Inference;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+
+namespace Tessera.Retrieval.Evaluation;
+
+/// <summary>One State of the Union address.</summary>
+/// <param name="Id">File stem, e.g. <c>1962_john_f_kennedy_d</c>.</param>
+/// <param name="Year">Year of the address.</param>
+/// <param name="Text">The address.</param>
+public sealed record Speech(string Id, int Year, string Text);
+
+/// <summary>A multiple-choice cloze question: the sentence with <see cref="Blank"/> in place of the answer.</summary>
+/// <param name="Speech">Where the sentence comes from.</param>
+/// <param name="Kind">year, number or name.</param>
+/// <param name="Sentence">The sentence with the answer replaced by <see cref="Blank"/>.</param>
+/// <param name="Answer">The right filler.</param>
+/// <param name="Choices">Four fillers, the answer among them.</param>
+public sealed record ClozeQuestion(string Speech, string Kind, string Sentence, string Answer, IReadOnlyList<string> Choices)
+{
+    /// <summary>The placeholder in <see cref="Sentence"/>.</summary>
+    public const string Blank = "____";
+
+    /// <summary>The sentence with <paramref name="filler"/> in the blank.</summary>
+    public string Filled(string filler) => Sentence.Replace(Blank, filler, StringComparison.Ordinal);
+}
+
+/// <summary>
+/// The corpus swap: a model trained on addresses up to a cutoff year answers cloze questions about
+/// later addresses, without and with an index of the later addresses, weights unchanged. Questions
+/// are generated from the later addresses: a sentence of 12–40 words with one year, number or
+/// proper name blanked, and three distractors of the same kind drawn from other questions'
+/// answers. The model picks the filler whose completed sentence it finds most likely
+/// (sum of token log-probabilities); with the index the top BM25 passage for the blanked sentence
+/// is placed before it (In-Context RALM's format: BOS, passage, blank line, sentence).
+/// </summary>
+public static partial class CorpusSwapTask
+{
+    [GeneratedRegex(@"^=== ((\d{4})_[^ ]*?)(\.txt)? ===$", RegexOptions.Multiline)]
+    private static partial Regex Header();
+
+    [GeneratedRegex(@"(?<=[.!?])\s+(?=[A-Z""])")]
+    private static partial Regex SentenceEnd();
+
+    [GeneratedRegex(@"\b(19[0-9]{2}|20[0-2][0-9])\b")]
+    private static partial Regex YearToken();
+
+    [GeneratedRegex(@"(?<![\w$.,])(\d{1,3}(,\d{3})+|\d{2,})(?![\w,.]\d)")]
+    private static partial Regex NumberToken();
+
+    [GeneratedRegex(@"(?<=\w[,;]? )([A-Z][a-z]{3,})(?= )")]
+    private static partial Regex NameToken();
+
+    /// <summary>Splits the corpus file (addresses concatenated, each after a <c>=== YYYY_name.txt ===</c> line) into speeches.</summary>
+    public static List<Speech> ParseSotu(string text)
+    {
+        var heads = Header().Matches(text);
+        if (heads.Count == 0) throw new InvalidDataException("corpus swap: no `=== YYYY_name.txt ===` headers found; expected the State of the Union corpus (data/corpus/sotu.txt.gz).");
+        var list = new List<Speech>();
+        for (int i = 0; i < heads.Count; i++)
+        {
+            int start = heads[i].Index + heads[i].Length, end = i + 1 < heads.Count ? heads[i + 1].Index : text.Length;
+            list.Add(new Speech(heads[i].Groups[1].Value, int.Parse(heads[i].Groups[2].Value, CultureInfo.InvariantCulture), text[start..end].Trim()));
+        }
+        return list;
+    }
+
+    /// <summary>The later speeches as index documents (id = file stem, dated 1 January of the year).</summary>
+    public static IEnumerable<SourceDocument> Documents(IEnumerable<Speech> speeches)
+        => speeches.Select(s => new SourceDocument(s.Id, s.Text, new DateTimeOffset(s.Year, 1, 1, 0, 0, 0, TimeSpan.Zero)));
+
+    /// <summary>Up to <paramref name="count"/> questions from <paramref name="speeches"/>, a third of each kind where possible (seeded).</summary>
+    public static List<ClozeQuestion> Questions(IReadOnlyList<Speech> speeches, int count, int seed = 1)
+    {
+        var rng = new Random(seed);
+        var candidates = new Dictionary<string, List<(string Speech, string Sentence, string Answer)>> { ["year"] = [], ["number"] = [], ["name"] = [] };
+        var kinds = new (string Kind, Regex Pattern)[] { ("year", YearToken()), ("number", NumberToken()), ("name", NameToken()) };
+        foreach (var s in speeches)
+            foreach (var raw in SentenceEnd().Split(s.Text))
+            {
+                string sentence = Regex.Replace(raw.Trim(), @"\s+", " ");
+                int words = sentence.Split(' ').Length;
+                if (words < 12 || words > 40) continue;
+                foreach (var (kind, pattern) in kinds)
+                {
+                    var found = pattern.Matches(sentence);
+                    if (found.Count != 1) continue;   // one occurrence, so the blank is unambiguous
+                    if (kind == "number" && YearToken().IsMatch(found[0].Value)) continue;
+                    if (kind == "name" && sentence.Count(c => c == ' ') < 5) continue;
+                    var m = found[0];
+                    candidates[kind].Add((s.Id, sentence[..m.Index] + ClozeQuestion.Blank + sentence[(m.Index + m.Length)..], m.Value));
+                }
+            }
+        var questions = new List<ClozeQuestion>();
+        for (int k = 0; k < kinds.Length; k++)
+        {
+            var list = candidates[kinds[k].Kind];
+            string kind = kinds[k].Kind;
+            Shuffle(list, rng);
+            var answers = list.Select(c => c.Answer).Distinct(StringComparer.Ordinal).ToList();
+            if (answers.Count < 4) continue;
+            int want = (count - questions.Count) / (kinds.Length - k);   // an even share; a short kind's rest goes to the next
+            foreach (var c in list.Take(want))
+            {
+                var choices = new List<string> { c.Answer };
+                while (choices.Count < 4)
+                {
+                    var d = answers[rng.Next(answers.Count)];
+                    if (!choices.Contains(d, StringComparer.Ordinal)) choices.Add(d);
+                }
+                Shuffle(choices, rng);
+                questions.Add(new ClozeQuestion(c.Speech, kind, c.Sentence, c.Answer, choices));
+            }
+        }
+        return questions;
+    }
+
+    /// <summary>
+    /// The choice the model prefers for <paramref name="q"/>: the filled sentence's summed token
+    /// log-probability, after <paramref name="passage"/> when one is given (cut from the left so the
+    /// sentence fits the context).
+    /// </summary>
+    public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage)
+    {
+        int ctx = engine.Config.ContextLength;
+        string best = q.Choices[0];
+        double bestScore = double.NegativeInfinity;
+        foreach (var choice in q.Choices)
+        {
+            var sentence = tok.Encode(q.Filled(choice));
+            if (sentence.Count > ctx / 2) sentence = sentence.GetRange(0, ctx / 2);
+            var ids = new List<int>();
+            if (bos is { } b) ids.Add(b);
+            if (passage is not null)
+            {
+                var p = tok.Encode(passage + "\n\n");
+                int room = ctx - ids.Count - sentence.Count;
+                if (p.Count > room) p = p.GetRange(p.Count - room, room);
+                ids.AddRange(p);
+            }
+            if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
+            int first = ids.Count;
+            ids.AddRange(sentence);
+            var events = engine.Score(ids, 0);
+            double score = 0;
+            for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
+            if (score > bestScore) { bestScore = score; best = choice; }
+        }
+        return best;
+    }
+
+    /// <summary>Accuracy per kind and overall, without and with retrieval; also whether the retrieved passage came from the question's own address.</summary>
+    public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null)
+    {
+        var rows = new List<CorpusSwapRow>();
+        int done = 0;
+        foreach (var q in questions)
+        {
+            var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
+            string plain = Answer(engine, tok, bos, q, null);
+            string with = Answer(engine, tok, bos, q, hit?.Passage.Text);
+            bool holds = hit is not null && hit.Passage.Text.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
+            rows.Add(new CorpusSwapRow(q.Kind, plain == q.Answer, with == q.Answer, hit?.Passage.DocumentId == q.Speech, holds));
+            if (++done % 25 == 0) progress?.Invoke($"corpus swap: {done}/{questions.Count} questions");
+        }
+        CorpusSwapKind Of(string kind, IEnumerable<CorpusSwapRow> r)
+        {
+            var l = r.ToList();
+            return new CorpusSwapKind(kind, l.Count, l.Count(x => x.Plain) / (double)Math.Max(1, l.Count), l.Count(x => x.WithIndex) / (double)Math.Max(1, l.Count),
+                l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count));
+        }
+        return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
+    }
+
+    static void Shuffle<T>(List<T> list, Random rng)
+    {
+        for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
+    }
+}
+
+/// <summary>One question's outcome.</summary>
+/// <param name="Kind">Question kind.</param>
+/// <param name="Plain">Right without the index.</param>
+/// <param name="WithIndex">Right with the index.</param>
+/// <param name="RetrievedOwnSpeech">The top passage came from the question's address.</param>
+/// <param name="PassageHoldsSentence">The top passage contains the completed sentence.</param>
+public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool RetrievedOwnSpeech, bool PassageHoldsSentence);
+
+/// <summary>Accuracy of one kind of question (or of all).</summary>
+/// <param name="Kind">year, number, name or all.</param>
+/// <param name="Questions">How many.</param>
+/// <param name="AccuracyWithout">Accuracy without the index (chance: 0.25).</param>
+/// <param name="AccuracyWith">Accuracy with the index.</param>
+/// <param name="RetrievedOwnSpeech">Fraction whose top passage came from the question's address.</param>
+/// <param name="PassageHoldsSentence">Fraction whose top passage contains the completed sentence.</param>
+public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyWithout, double AccuracyWith, double RetrievedOwnSpeech, double PassageHoldsSentence);
+
+/// <summary>Per-kind rows, the last one over all questions.</summary>
+/// <param name="Kinds">The rows.</param>
+public sealed record CorpusSwapScore(IReadOnlyList<CorpusSwapKind> Kinds);
