@@ -18,6 +18,7 @@ public sealed class BatchReader
     long[] order = [];
     long orderEpoch = -1;
     readonly int[] window;
+    readonly byte[]? mask;
 
     /// <summary>Batch size B.</summary>
     public int BatchSize { get; }
@@ -25,11 +26,26 @@ public sealed class BatchReader
     public int SequenceLength { get; }
     /// <summary>Windows of T + 1 tokens across all shards (one epoch).</summary>
     public long WindowCount { get; }
+    /// <summary>
+    /// True when the reader applies the shards' loss masks: every target whose token is context only
+    /// (<see cref="TokenShard.ReadLossMask"/> = 0) is written as <see cref="IgnoredTarget"/>, which
+    /// the cross-entropy skips, so the loss is the mean over the trained tokens alone.
+    /// </summary>
+    public bool AppliesLossMask => mask is not null;
+    /// <summary>The target id of a position that carries no loss (the cross-entropy's ignore index).</summary>
+    public const int IgnoredTarget = -100;
     /// <summary>The position to resume from.</summary>
     public DataCursor Cursor { get; private set; }
 
-    /// <summary>Reads windows of <paramref name="sequenceLength"/> + 1 tokens from <paramref name="shards"/>, <paramref name="batchSize"/> at a time, in a seeded shuffled (or sequential) order starting at <paramref name="cursor"/>.</summary>
-    public BatchReader(IReadOnlyList<TokenShard> shards, int batchSize, int sequenceLength, ulong seed, bool shuffle = true, DataCursor cursor = default)
+    /// <summary>
+    /// Reads windows of <paramref name="sequenceLength"/> + 1 tokens from <paramref name="shards"/>,
+    /// <paramref name="batchSize"/> at a time, in a seeded shuffled (or sequential) order starting at
+    /// <paramref name="cursor"/>. With <paramref name="lossMask"/>, shards that carry a loss mask mark
+    /// their context-only targets ignored (<see cref="AppliesLossMask"/>); without one, or when no shard
+    /// has a mask, targets are the plain next tokens.
+    /// </summary>
+    public BatchReader(IReadOnlyList<TokenShard> shards, int batchSize, int sequenceLength, ulong seed, bool shuffle = true, DataCursor cursor = default,
+        bool lossMask = false)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Batch size must be at least 1.");
         if (sequenceLength < 1) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "Sequence length must be at least 1.");
@@ -53,9 +69,10 @@ public sealed class BatchReader
         this.shuffle = shuffle;
         Cursor = cursor;
         window = new int[sequenceLength + 1];
+        if (lossMask && shards.Any(s => s.HasLossMask)) mask = new byte[sequenceLength + 1];
     }
 
-    /// <summary>Fills inputs and targets (each B·T ids, row-major (B, T)) and advances the cursor; wraps to the next epoch.</summary>
+    /// <summary>Fills inputs and targets (each B·T ids, row-major (B, T); masked targets are <see cref="IgnoredTarget"/>) and advances the cursor; wraps to the next epoch.</summary>
     public void Next(Span<int> inputs, Span<int> targets) => Next(inputs, targets, default);
 
     /// <summary>
@@ -80,6 +97,12 @@ public sealed class BatchReader
             shards[s].Read((w - windowStarts[s]) * T, window);
             window.AsSpan(0, T).CopyTo(inputs.Slice(b * T, T));
             window.AsSpan(1, T).CopyTo(targets.Slice(b * T, T));
+            if (mask is not null)
+            {
+                shards[s].ReadLossMask((w - windowStarts[s]) * T, mask);
+                var row = targets.Slice(b * T, T);
+                for (int i = 0; i < T; i++) if (mask[i + 1] == 0) row[i] = IgnoredTarget;
+            }
             Cursor = new DataCursor(c.Epoch, c.Position + 1);
         }
     }
