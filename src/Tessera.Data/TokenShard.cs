@@ -138,6 +138,14 @@ public sealed class TokenShard : IDisposable
                 throw new InvalidDataException($"{Path}: token {destination[i]} at position {start + i} is outside the shard's vocabulary of {VocabSize}; the shard is corrupt.");
     }
 
+    /// <summary>Where document <paramref name="index"/> starts in the packed stream (at its BOS separator when the shard has them).</summary>
+    public long DocumentStart(int index)
+    {
+        if ((uint)index >= (uint)DocumentCount)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"{Path}: document index out of range [0, {DocumentCount}).");
+        return docOffsets[index];
+    }
+
     /// <summary>The loss-mask file that belongs to the shard at <paramref name="shardPath"/>: the same name with the extension <c>.mask</c>.</summary>
     public static string MaskPath(string shardPath) => System.IO.Path.ChangeExtension(shardPath, ".mask");
 

@@ -118,7 +118,7 @@ public sealed class Trainer : IDisposable
             ObjectiveReference = state.Distillation;
         }
         // Shards with a loss mask (prompt/completion data) train on their completion tokens only.
-        train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor, lossMask: true);
+        train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor, lossMask: true, options.AlignDocuments);
         inputs = new int[options.BatchSize * options.SequenceLength];
         targets = new int[inputs.Length];
         windows = new long[options.BatchSize];
@@ -421,10 +421,10 @@ public sealed class Trainer : IDisposable
     {
         if (Data.Validation is not { Count: > 0 } shards) throw new InvalidOperationException("Evaluate: this run has no validation shards.");
         var o = Options;
-        var reader = new BatchReader(shards, o.BatchSize, o.SequenceLength, o.Seed, shuffle: false, lossMask: true);
+        var reader = new BatchReader(shards, o.BatchSize, o.SequenceLength, o.Seed, shuffle: false, lossMask: true, alignDocuments: o.AlignDocuments);
         // A split smaller than one batch is evaluated as one smaller batch.
         int batch = (int)Math.Min(o.BatchSize, reader.WindowCount);
-        if (batch < o.BatchSize) reader = new BatchReader(shards, batch, o.SequenceLength, o.Seed, shuffle: false, lossMask: true);
+        if (batch < o.BatchSize) reader = new BatchReader(shards, batch, o.SequenceLength, o.Seed, shuffle: false, lossMask: true, alignDocuments: o.AlignDocuments);
         long batches = Math.Min(o.EvalBatches, reader.WindowCount / batch);
         var ids = new int[batch * o.SequenceLength]; var tgt = new int[ids.Length];
         double sum = 0;

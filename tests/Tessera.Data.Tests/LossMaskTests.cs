@@ -101,6 +101,49 @@ public class LossMaskTests
     }
 
     [Fact]
+    public void AlignedWindowsStartAtEveryDocumentThatHasRoomAndResumeExactly()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("d.bin");
+        // Documents of 3..8 tokens with BOS = 0; token values count up so a position is recognisable.
+        var docs = new List<int[]>();
+        int next = 1;
+        for (int d = 0; d < 12; d++)
+        {
+            docs.Add([.. Enumerable.Range(next, 3 + d % 6)]);
+            next += docs[^1].Length;
+        }
+        TokenShard.Write(path, docs, 1000, bosId: 0);
+        using var shard = TokenShard.Open(path);
+        const int T = 10;
+        var starts = Enumerable.Range(0, shard.DocumentCount).Select(shard.DocumentStart).Where(s => s + T + 1 <= shard.TokenCount).ToHashSet();
+        var reader = new BatchReader([shard], 1, T, seed: 5, alignDocuments: true);
+        Assert.Equal(starts.Count, reader.WindowCount);
+        Assert.True(reader.WindowCount < shard.DocumentCount, "the last documents have no room for a whole window");
+        var x = new int[T]; var y = new int[T];
+        var seen = new List<int>();
+        var firstTokens = starts.Select(s => { var one = new int[2]; shard.Read(s, one); return one[1]; }).ToHashSet();
+        for (int i = 0; i < reader.WindowCount; i++)
+        {
+            reader.Next(x, y);
+            Assert.Equal(0, x[0]);                                    // every window opens with a BOS
+            Assert.Contains(x[1], firstTokens);                       // at a document's start
+            Assert.Equal(x.AsSpan(1).ToArray(), y.AsSpan(0, T - 1).ToArray());
+            seen.Add(x[1]);
+        }
+        Assert.Equal(firstTokens.Order(), seen.Order());             // each document once per epoch
+        var cursor = reader.Cursor;
+        reader.Next(x, y);
+        var again = new BatchReader([shard], 1, T, seed: 5, cursor: cursor, alignDocuments: true);
+        var x2 = new int[T]; var y2 = new int[T];
+        again.Next(x2, y2);
+        Assert.Equal(x, x2);
+        Assert.Equal(y, y2);
+        var e = Assert.Throws<ArgumentException>(() => new BatchReader([shard], 1, 500, seed: 5, alignDocuments: true));
+        Assert.Contains("Document-aligned windows of 500", e.Message);
+    }
+
+    [Fact]
     public void AMaskThatDoesNotFitItsShardIsRejectedByName()
     {
         using var dir = new TempDir();
