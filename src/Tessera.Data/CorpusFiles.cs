@@ -5,8 +5,13 @@ using System.Text.RegularExpressions;
 
 namespace Tessera.Data;
 
-/// <summary>One document of a corpus: a stable key (used for the split) and its text.</summary>
-public sealed record CorpusDocument(string Key, string Text);
+/// <summary>
+/// One document of a corpus: a stable key (used for the split) and its text. With
+/// <paramref name="LossStart"/> &gt; 0 the first that many characters are context only (a prompt): its
+/// tokens are fed to the model but carry no training loss (see <see cref="TokenShard.MaskPath"/>);
+/// 0 trains on the whole document.
+/// </summary>
+public sealed record CorpusDocument(string Key, string Text, int LossStart = 0);
 
 /// <summary>
 /// Reads a corpus from a file or a folder of files, in the forms people have:
@@ -167,6 +172,8 @@ public static class CorpusFiles
         var result = new List<CorpusDocument>();
         foreach (var d in docs)
         {
+            // A prompt/completion document is one unit: cutting it would separate the answer from its prompt.
+            if (d.LossStart > 0) { result.Add(d); continue; }
             int start = 0, n = 0;
             while (start < d.Text.Length)
             {

@@ -11,6 +11,9 @@ namespace Tessera.Data;
 /// collected with its 1-based line number, and the file is rejected with all of them in one
 /// message, so a prepare never writes shards from a file that is only partly readable. A
 /// document whose text is the empty string is dropped, as empty documents are in every format.
+/// A line without the text field but with string fields <c>prompt</c> and <c>completion</c> is a
+/// prompt/completion document: its text is prompt + completion (joined as they are) and training
+/// takes the loss on the completion's tokens only (<see cref="CorpusDocument.LossStart"/>).
 /// </summary>
 public static class JsonlCorpus
 {
@@ -33,13 +36,13 @@ public static class JsonlCorpus
             var text = bytes.AsMemory(start, end - start);
             start = end + 1;
             if (text.Span.Trim(" \t\r"u8).IsEmpty) continue;
-            string? problem = Parse(text, textField, out string? value);
+            string? problem = Parse(text, textField, out string? value, out int lossStart);
             if (problem is not null)
             {
                 if (++errorCount <= MaxReportedLines) errors.Add($"line {line}: {problem}");
                 continue;
             }
-            if (value!.Length > 0) found.Add(new CorpusDocument($"{key}#{line}", value));
+            if (value!.Length > 0) found.Add(new CorpusDocument($"{key}#{line}", value, lossStart));
         }
         if (errorCount > 0)
             throw new InvalidDataException($"{file}: {errorCount} malformed JSONL line(s), nothing was written: {string.Join("; ", errors)}" +
@@ -47,15 +50,31 @@ public static class JsonlCorpus
         docs.AddRange(found);
     }
 
-    /// <summary>Null when the line is an object whose <paramref name="field"/> is a string (returned in <paramref name="value"/>); else what is wrong.</summary>
-    static string? Parse(ReadOnlyMemory<byte> line, string field, out string? value)
+    /// <summary>
+    /// Null when the line is an object whose <paramref name="field"/> is a string (returned in
+    /// <paramref name="value"/>), or that has string <c>prompt</c> and <c>completion</c> fields
+    /// (their concatenation, with <paramref name="lossStart"/> = the prompt's length); else what is wrong.
+    /// </summary>
+    static string? Parse(ReadOnlyMemory<byte> line, string field, out string? value, out int lossStart)
     {
         value = null;
+        lossStart = 0;
         try
         {
             using var doc = JsonDocument.Parse(line);
             if (doc.RootElement.ValueKind != JsonValueKind.Object) return $"expected a JSON object, found {Kind(doc.RootElement.ValueKind)}";
-            if (!doc.RootElement.TryGetProperty(field, out var v)) return $"no \"{field}\" field (name the text field with --text-field)";
+            if (!doc.RootElement.TryGetProperty(field, out var v))
+            {
+                bool hasPrompt = doc.RootElement.TryGetProperty("prompt", out var prompt), hasCompletion = doc.RootElement.TryGetProperty("completion", out var completion);
+                if (!hasPrompt && !hasCompletion) return $"no \"{field}\" field (name the text field with --text-field, or give \"prompt\" and \"completion\")";
+                if (!hasPrompt || !hasCompletion) return $"\"{(hasPrompt ? "prompt" : "completion")}\" without \"{(hasPrompt ? "completion" : "prompt")}\" (a prompt/completion document needs both)";
+                if (prompt.ValueKind != JsonValueKind.String) return $"\"prompt\" is {Kind(prompt.ValueKind)}, expected a string";
+                if (completion.ValueKind != JsonValueKind.String) return $"\"completion\" is {Kind(completion.ValueKind)}, expected a string";
+                string p = prompt.GetString()!;
+                value = p + completion.GetString();
+                lossStart = p.Length;
+                return null;
+            }
             if (v.ValueKind != JsonValueKind.String) return $"\"{field}\" is {Kind(v.ValueKind)}, expected a string";
             value = v.GetString();
             return null;

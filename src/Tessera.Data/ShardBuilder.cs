@@ -115,10 +115,20 @@ public static class ShardBuilder
         var splits = new[] { (Split.Train, train), (Split.Validation, validation), (Split.Test, test) };
         var all = splits.SelectMany(s => s.Item2).ToArray();
         var encoded = new int[all.Length][];
+        var prompts = new int[all.Length]; // tokens of each document's context-only prefix (0: trained whole)
         int done = 0;
         Parallel.For(0, all.Length, i =>
         {
-            encoded[i] = [.. tokenizer.Encode(all[i].Text)];
+            var d = all[i];
+            if (d.LossStart > 0)
+            {
+                // Prompt and completion are encoded apart, so the loss boundary is a token boundary.
+                if (d.LossStart > d.Text.Length) throw new ArgumentException($"Document {d.Key}: loss start {d.LossStart} is past its {d.Text.Length} characters.");
+                var prompt = tokenizer.Encode(d.Text[..d.LossStart]);
+                prompts[i] = prompt.Count;
+                encoded[i] = [.. prompt, .. tokenizer.Encode(d.Text[d.LossStart..])];
+            }
+            else encoded[i] = [.. tokenizer.Encode(d.Text)];
             int n = Interlocked.Increment(ref done);
             if (progress is not null && (n % 16 == 0 || n == all.Length)) lock (encoded) progress(n, all.Length);
         });
@@ -132,14 +142,18 @@ public static class ShardBuilder
             {
                 var ids = new List<int[]>(docs.Count);
                 long bytes = 0, tokens = 0;
+                bool masked = false;
+                int first = at;
                 foreach (var d in docs)
                 {
                     ids.Add(encoded[at]);
                     bytes += Encoding.UTF8.GetByteCount(d.Text);
                     tokens += encoded[at].Length + 1;
+                    masked |= prompts[at] > 0;
                     at++;
                 }
                 TokenShard.Write(Path.Combine(staging, FileName(s)), ids, tokenizer.VocabSize, bos);
+                if (masked) TokenShard.WriteLossMask(Path.Combine(staging, FileName(s)), LossMask(ids, prompts.AsSpan(first, docs.Count), tokens));
                 stats[s] = new SplitStats(docs.Count, tokens, bytes);
             }
             string recorded = KeepTokenizer(tokenizerSource, staging);
@@ -147,6 +161,25 @@ public static class ShardBuilder
             AtomicFile.WriteAllText(Path.Combine(staging, PreparedData.MetaFile), JsonNaming.Serialize(result with { Directory = "." }));
         });
         return result!;
+    }
+
+    /// <summary>
+    /// The per-token loss mask of a packed split: 0 on each document's prompt tokens, 1 on the rest.
+    /// The BOS before a document is the target that ends the previous one, so it takes the mask of
+    /// the previous token (a model trained on completions learns where they stop).
+    /// </summary>
+    static byte[] LossMask(List<int[]> docs, ReadOnlySpan<int> promptTokens, long tokens)
+    {
+        var mask = new byte[tokens];
+        long at = 0;
+        byte previous = 1;
+        for (int d = 0; d < docs.Count; d++)
+        {
+            mask[at++] = previous;
+            for (int i = 0; i < docs[d].Length; i++) mask[at++] = (byte)(i < promptTokens[d] ? 0 : 1);
+            if (docs[d].Length > 0) previous = mask[at - 1];
+        }
+        return mask;
     }
 
     /// <summary>Refuses an output folder that holds files but is not a prepared folder: publishing would replace them.</summary>

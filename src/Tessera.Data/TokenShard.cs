@@ -20,6 +20,12 @@ namespace Tessera.Data;
 /// </code>
 /// Files are written through <see cref="AtomicFile"/>, so a crash never leaves a half shard.
 /// Reading maps the file through <see cref="MappedFile"/> and validates every size against its length.
+/// <para>
+/// An optional companion file (<see cref="MaskPath"/>, e.g. <c>train.mask</c> beside <c>train.bin</c>)
+/// holds a per-token loss mask: 1 where the token is a training target, 0 where it is context only
+/// (a prompt). Layout: magic <c>TSMASK01</c>, int64 token count N (equal to the shard's), then N
+/// bytes of 0 or 1. A shard without one trains on every token.
+/// </para>
 /// </summary>
 public sealed class TokenShard : IDisposable
 {
@@ -29,7 +35,11 @@ public sealed class TokenShard : IDisposable
     const int Version = 1;
 
     const string Kind = "token shard";
+    /// <summary>The 8-byte magic at the start of every loss-mask file.</summary>
+    public static ReadOnlySpan<byte> MaskMagic => "TSMASK01"u8;
+    const int MaskHeaderBytes = 16;
     readonly MappedFile file;
+    readonly MappedFile? maskFile;
     readonly unsafe byte* basePtr;
     readonly long[] docOffsets = [];
     bool disposed;
@@ -40,6 +50,8 @@ public sealed class TokenShard : IDisposable
     public long TokenCount { get; }
     /// <summary>Documents in the shard.</summary>
     public int DocumentCount => docOffsets.Length - 1;
+    /// <summary>True when a loss-mask file accompanies the shard (<see cref="ReadLossMask"/>).</summary>
+    public bool HasLossMask => maskFile is not null;
     /// <summary>2 for uint16 storage, 4 for uint32.</summary>
     public int BytesPerToken { get; }
     /// <summary>Vocabulary size the tokens were written for.</summary>
@@ -83,6 +95,16 @@ public sealed class TokenShard : IDisposable
             }
             if (docOffsets[0] != 0 || docOffsets[docs] != TokenCount)
                 throw new InvalidDataException($"{path}: document offsets do not cover the token stream.");
+            string maskPath = MaskPath(path);
+            if (File.Exists(maskPath))
+            {
+                maskFile = MappedFile.OpenRead(maskPath, "loss mask");
+                var mh = maskFile.Bytes(0, MaskHeaderBytes, "the header");
+                if (!mh[..8].SequenceEqual(MaskMagic)) throw maskFile.Invalid("bad magic (expected TSMASK01)");
+                long n = BinaryPrimitives.ReadInt64LittleEndian(mh[8..]);
+                if (n != TokenCount || maskFile.Length - MaskHeaderBytes != TokenCount)
+                    throw maskFile.Invalid($"it covers {n} tokens in {maskFile.Length - MaskHeaderBytes} bytes, expected {TokenCount} (the tokens of {path})");
+            }
         }
         catch
         {
@@ -114,6 +136,47 @@ public sealed class TokenShard : IDisposable
         for (int i = 0; i < destination.Length; i++)
             if ((uint)destination[i] >= (uint)VocabSize)
                 throw new InvalidDataException($"{Path}: token {destination[i]} at position {start + i} is outside the shard's vocabulary of {VocabSize}; the shard is corrupt.");
+    }
+
+    /// <summary>Where document <paramref name="index"/> starts in the packed stream (at its BOS separator when the shard has them).</summary>
+    public long DocumentStart(int index)
+    {
+        if ((uint)index >= (uint)DocumentCount)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"{Path}: document index out of range [0, {DocumentCount}).");
+        return docOffsets[index];
+    }
+
+    /// <summary>The loss-mask file that belongs to the shard at <paramref name="shardPath"/>: the same name with the extension <c>.mask</c>.</summary>
+    public static string MaskPath(string shardPath) => System.IO.Path.ChangeExtension(shardPath, ".mask");
+
+    /// <summary>
+    /// Reads the loss mask of tokens [start, start + destination.Length): 1 = a training target, 0 =
+    /// context only. A shard without a mask file gives all ones.
+    /// </summary>
+    public unsafe void ReadLossMask(long start, Span<byte> destination)
+    {
+        if (start < 0 || start + destination.Length > TokenCount)
+            throw new ArgumentOutOfRangeException(nameof(start), $"{Path}: loss-mask read of {destination.Length} tokens at {start} is past the end ({TokenCount}).");
+        if (maskFile is null) { destination.Fill(1); return; }
+        new ReadOnlySpan<byte>(maskFile.Pointer + MaskHeaderBytes + start, destination.Length).CopyTo(destination);
+        for (int i = 0; i < destination.Length; i++)
+            if (destination[i] > 1)
+                throw new InvalidDataException($"{maskFile.Path}: mask byte {destination[i]} at token {start + i} is neither 0 nor 1; the mask is corrupt.");
+    }
+
+    /// <summary>
+    /// Writes the loss mask of the shard at <paramref name="shardPath"/> (to <see cref="MaskPath"/>,
+    /// atomically): one entry per token of its packed stream, BOS separators included, each 0 or 1.
+    /// </summary>
+    public static void WriteLossMask(string shardPath, ReadOnlySpan<byte> mask)
+    {
+        foreach (byte b in mask)
+            if (b > 1) throw new ArgumentException($"Loss-mask entries must be 0 or 1, found {b}.", nameof(mask));
+        var bytes = new byte[MaskHeaderBytes + mask.Length];
+        MaskMagic.CopyTo(bytes);
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(8), mask.Length);
+        mask.CopyTo(bytes.AsSpan(MaskHeaderBytes));
+        AtomicFile.WriteAllBytes(MaskPath(shardPath), bytes);
     }
 
     /// <summary>The tokens of document <paramref name="index"/> (its BOS separator included when the shard has one).</summary>
@@ -180,5 +243,6 @@ public sealed class TokenShard : IDisposable
         if (disposed) return;
         disposed = true;
         file?.Dispose();
+        maskFile?.Dispose();
     }
 }

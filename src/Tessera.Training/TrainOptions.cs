@@ -43,6 +43,12 @@ public sealed record TrainOptions
     /// <summary>Visit training windows in a seeded random order each epoch (off = file order).</summary>
     public bool ShuffleData { get; init; } = true;
     /// <summary>
+    /// Start every window at a document (one window per document, running on into the next ones)
+    /// instead of cutting the stream into consecutive windows: prompt/completion data whose answers
+    /// need their whole prompt in view (see <see cref="Tessera.Data.BatchReader"/>).
+    /// </summary>
+    public bool AlignDocuments { get; init; }
+    /// <summary>
     /// Peak FLOP/s that MFU divides by; 0 (the default) means measured: <see cref="Kernels.GemmPeak.PeakFlops"/>
     /// of the shared pool's threads, probed once per process. Informational: no numerics depend on it.
     /// </summary>

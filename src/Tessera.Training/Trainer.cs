@@ -13,7 +13,9 @@ namespace Tessera.Training;
 /// back-propagated; then global-norm clipping, the warmup + cosine learning rate, and one AdamW
 /// step (weight decay on linear maps only, see <see cref="ModelParameters.Decays"/>).
 /// <see cref="Run"/> adds periodic evaluation and checkpoints. Same seed, options, data and thread
-/// count ⇒ bit-identical runs, including across <see cref="Resume"/>.
+/// count ⇒ bit-identical runs, including across <see cref="Resume"/>. Shards with a loss mask
+/// (<see cref="TokenShard.HasLossMask"/>) are trained on their masked-in tokens only: the
+/// cross-entropy is the mean over those positions.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -115,7 +117,8 @@ public sealed class Trainer : IDisposable
             LearningRate = state.LearningRate;
             ObjectiveReference = state.Distillation;
         }
-        train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor);
+        // Shards with a loss mask (prompt/completion data) train on their completion tokens only.
+        train = new BatchReader(data.Train, options.BatchSize, options.SequenceLength, options.Seed, options.ShuffleData, cursor, lossMask: true, options.AlignDocuments);
         inputs = new int[options.BatchSize * options.SequenceLength];
         targets = new int[inputs.Length];
         windows = new long[options.BatchSize];
@@ -411,16 +414,17 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Mean validation cross-entropy over up to EvalBatches batches of the validation split, read in
-    /// file order from its start (the same windows every time), and bits per byte.
+    /// file order from its start (the same windows every time), and bits per byte. With a loss mask
+    /// on the validation shards the loss is over their trained tokens and bits per byte is NaN.
     /// </summary>
     public EvalReport Evaluate()
     {
         if (Data.Validation is not { Count: > 0 } shards) throw new InvalidOperationException("Evaluate: this run has no validation shards.");
         var o = Options;
-        var reader = new BatchReader(shards, o.BatchSize, o.SequenceLength, o.Seed, shuffle: false);
+        var reader = new BatchReader(shards, o.BatchSize, o.SequenceLength, o.Seed, shuffle: false, lossMask: true, alignDocuments: o.AlignDocuments);
         // A split smaller than one batch is evaluated as one smaller batch.
         int batch = (int)Math.Min(o.BatchSize, reader.WindowCount);
-        if (batch < o.BatchSize) reader = new BatchReader(shards, batch, o.SequenceLength, o.Seed, shuffle: false);
+        if (batch < o.BatchSize) reader = new BatchReader(shards, batch, o.SequenceLength, o.Seed, shuffle: false, lossMask: true, alignDocuments: o.AlignDocuments);
         long batches = Math.Min(o.EvalBatches, reader.WindowCount / batch);
         var ids = new int[batch * o.SequenceLength]; var tgt = new int[ids.Length];
         double sum = 0;
@@ -434,7 +438,9 @@ public sealed class Trainer : IDisposable
             loads = Accumulate(loads, output.ExpertLoads);
         }
         double loss = sum / batches;
-        var report = new EvalReport(Step, loss, EvalReport.BitsPerByteOf(loss, validationTokens, Data.ValidationBytes), batches * ids.Length, loads ?? []);
+        // A masked loss is over the trained tokens only, so it has no bytes-per-token to convert with (NaN).
+        long bytes = reader.AppliesLossMask ? 0 : Data.ValidationBytes;
+        var report = new EvalReport(Step, loss, EvalReport.BitsPerByteOf(loss, validationTokens, bytes), batches * ids.Length, loads ?? []);
         Evaluated?.Invoke(report);
         return report;
     }

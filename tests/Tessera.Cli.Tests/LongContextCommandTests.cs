@@ -43,6 +43,23 @@ public sealed class LongContextCommandTests
                 Assert.Matches(@"The magic number for [a-z]+-[a-z]+ is \d{7}\.$", text);
             }
 
+            // --answer-only: prompt/completion lines, prepared into shards with a loss mask, trained on the answers.
+            var answers = CliProcess.Run(dir, "eval", "long-context-data", "--tokenizer", "bytes", "--lengths", "200", "--items", "40", "--tasks", "niah_single",
+                "--answer-only", "--out", "answers.jsonl");
+            Assert.True(answers.ExitCode == 0, answers.Stderr);
+            foreach (var line in File.ReadAllLines(Path.Combine(dir, "answers.jsonl")))
+            {
+                var o = JsonDocument.Parse(line).RootElement;
+                Assert.EndsWith(" is", o.GetProperty("prompt").GetString()!);
+                Assert.Matches(@"^ \d{7}\.$", o.GetProperty("completion").GetString()!);
+            }
+            CliProcess.Run(dir, "data", "prepare", "--input", "answers.jsonl", "--tokenizer", "bytes", "--out", "answers", "--json").Json();
+            Assert.True(File.Exists(Path.Combine(dir, "answers", "train.mask")), "the prepared training split has no loss mask");
+            var masked = CliProcess.Run(dir, "train", "--data", "answers", "--out", "masked", "--steps", "2", "--layers", "1", "--dim", "32", "--heads", "2",
+                "--kv-heads", "1", "--hidden", "64", "--experts", "1", "--top-k", "1", "--context", "256", "--seq", "64", "--batch", "2", "--eval-every", "0",
+                "--checkpoint-every", "0", "--eval-batches", "1", "--json");
+            Assert.True(masked.ExitCode == 0, masked.Stderr);
+
             foreach (var (args, message) in new (string[], string)[]
             {
                 (["eval", "long-context", "--model", "run", "--lengths", "abc"], "--lengths: 'abc'"),

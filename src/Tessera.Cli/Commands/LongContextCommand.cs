@@ -115,8 +115,9 @@ public static class LongContextCommand
         var haystack = Haystack();
         var seed = new Option<ulong>("--seed") { Description = "Seed (use another than the eval's, e.g. 1000 + n, so training items differ from test items).", DefaultValueFactory = _ => 1000UL };
         var output = new Option<string>("--out") { Description = "JSONL file to write (one {\"text\": …} per document).", Required = true };
+        var answerOnly = new Option<bool>("--answer-only") { Description = "Write {\"prompt\": …, \"completion\": \" ANSWER.\"} lines instead, so `tessera train` takes the loss on the answer only." };
         var cmd = new Command("long-context-data", "Write the long-context tasks with their answers as a JSONL corpus, to train a model at those lengths (`tessera data prepare --input FILE`).")
-            { tokenizer, lengths, items, tasks, haystack, seed, output };
+            { tokenizer, lengths, items, tasks, haystack, seed, output, answerOnly };
         cmd.SetAction(p =>
         {
             var tok = TokenizerFiles.Load(p.GetValue(tokenizer)!);
@@ -129,7 +130,12 @@ public static class LongContextCommand
             foreach (var task in LongContextEval.ParseTasks(p.GetValue(tasks)!))
                 foreach (int len in ParseLengths(p.GetValue(lengths)!))
                     for (int i = 0; i < n; i++)
-                        lines.Add(JsonSerializer.Serialize(new { text = gen.Generate(task, len, rng.NextDouble(), k++).WithAnswer }));
+                    {
+                        var item = gen.Generate(task, len, rng.NextDouble(), k++);
+                        lines.Add(p.GetValue(answerOnly)
+                            ? JsonSerializer.Serialize(new { prompt = item.Prompt, completion = item.WithAnswer[item.Prompt.Length..] })
+                            : JsonSerializer.Serialize(new { text = item.WithAnswer }));
+                    }
             AtomicFile.WriteAllText(p.GetValue(output)!, string.Join("\n", lines) + "\n");
             Console.Error.WriteLine($"wrote {lines.Count} documents to {p.GetValue(output)}");
             return 0;

@@ -36,6 +36,7 @@ public static class TrainCommand
         var window = new Option<int?>("--window") { Description = "Sliding attention window (0 = full causal)." };
         var capacity = new Option<float?>("--capacity") { Description = "Expert capacity factor (0 = dropless)." };
         var dropout = new Option<float?>("--dropout") { Description = "Dropout on embeddings and residual branches (0 = off)." };
+        var alignDocuments = new Option<bool>("--align-documents") { Description = "Start every training window at a document (for prompt/completion data whose answers need the whole prompt)." };
         var steps = new Option<long>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 500 };
         var batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => 8 };
         var seq = new Option<int>("--seq") { Description = "Tokens per sequence (≤ context).", DefaultValueFactory = _ => 128 };
@@ -62,7 +63,7 @@ public static class TrainCommand
         {
             data, tokenizer, output, resume, initFrom, preset, arch, headDim, attnSoftCap, finalSoftCap, layers, dim, heads, kvHeads, hidden, experts, topK, context, window, capacity, dropout,
             steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, asyncMode, replay, json,
-            textFraction, causal, quick,
+            textFraction, causal, quick, alignDocuments,
         };
         foreach (var o in ModuleTrainCommand.All) cmd.Options.Add(o);   // module training on a frozen base (docs/modules.md)
         foreach (var o in ContrastiveTrainCommand.All) cmd.Options.Add(o);   // bi-encoder fine-tuning (docs/retrieval.md)
@@ -104,7 +105,7 @@ public static class TrainCommand
                 Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), SequenceLength = p.GetValue(seq), GradAccumulation = p.GetValue(accum),
                 LearningRate = p.GetValue(lr), MinLearningRate = p.GetValue(minLr), WarmupSteps = p.GetValue(warmup), ClipNorm = p.GetValue(clip),
                 WeightDecay = p.GetValue(wd), EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches),
-                CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed),
+                CheckpointEvery = p.GetValue(ckptEvery), Seed = p.GetValue(seed), AlignDocuments = p.GetValue(alignDocuments),
             }.Validate();
             if (ContrastiveTrainCommand.Requested(p)) return ContrastiveTrainCommand.Run(p, options, p.GetValue(initFrom), outDir, p.GetValue(json), cancel);
             if (ModuleTrainCommand.Requested(p)) return ModuleTrainCommand.Run(p, options, p.GetValue(data)!, outDir, p.GetValue(resume), p.GetValue(json), cancel);
