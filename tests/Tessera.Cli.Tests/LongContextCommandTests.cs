@@ -53,6 +53,24 @@ public sealed class LongContextCommandTests
                 Assert.EndsWith(" is", o.GetProperty("prompt").GetString()!);
                 Assert.Matches(@"^ \d{7}\.$", o.GetProperty("completion").GetString()!);
             }
+            // --edge-share 1: every first needle sits at the very start or right before the question (the eval's depths 0 and 1), both occur;
+            // the default draws uniform depths exactly as before (explicit 0 writes the same file).
+            var edge = CliProcess.Run(dir, "eval", "long-context-data", "--tokenizer", "bytes", "--lengths", "300", "--items", "40", "--tasks", "niah_single",
+                "--edge-share", "1", "--out", "edges.jsonl");
+            Assert.True(edge.ExitCode == 0, edge.Stderr);
+            int atStart = 0, atEnd = 0;
+            foreach (var line in File.ReadAllLines(Path.Combine(dir, "edges.jsonl")))
+            {
+                string text = JsonDocument.Parse(line).RootElement.GetProperty("text").GetString()!;
+                if (text.StartsWith("The magic number for ", StringComparison.Ordinal)) atStart++;
+                else if (System.Text.RegularExpressions.Regex.IsMatch(text, @"is \d{7}\. What is the magic number for ")) atEnd++;
+                else Assert.Fail($"a needle neither first nor last: {text[..80]}…");
+            }
+            Assert.True(atStart > 0 && atEnd > 0, $"{atStart} at the start, {atEnd} at the end");
+            CliProcess.Run(dir, "eval", "long-context-data", "--tokenizer", "bytes", "--lengths", "300", "--items", "10", "--tasks", "niah_single", "--out", "plain.jsonl");
+            CliProcess.Run(dir, "eval", "long-context-data", "--tokenizer", "bytes", "--lengths", "300", "--items", "10", "--tasks", "niah_single", "--edge-share", "0", "--out", "zero.jsonl");
+            Assert.Equal(File.ReadAllText(Path.Combine(dir, "plain.jsonl")), File.ReadAllText(Path.Combine(dir, "zero.jsonl")));
+            CliProcess.AssertOneErrorLine(["eval", "long-context-data", "--tokenizer", "bytes", "--lengths", "300", "--edge-share", "1.5", "--out", "x.jsonl"], "--edge-share");
             CliProcess.Run(dir, "data", "prepare", "--input", "answers.jsonl", "--tokenizer", "bytes", "--out", "answers", "--json").Json();
             Assert.True(File.Exists(Path.Combine(dir, "answers", "train.mask")), "the prepared training split has no loss mask");
             var masked = CliProcess.Run(dir, "train", "--data", "answers", "--out", "masked", "--steps", "2", "--layers", "1", "--dim", "32", "--heads", "2",

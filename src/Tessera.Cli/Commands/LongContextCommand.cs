@@ -116,14 +116,22 @@ public static class LongContextCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed (use another than the eval's, e.g. 1000 + n, so training items differ from test items).", DefaultValueFactory = _ => 1000UL };
         var output = new Option<string>("--out") { Description = "JSONL file to write (one {\"text\": …} per document).", Required = true };
         var answerOnly = new Option<bool>("--answer-only") { Description = "Write {\"prompt\": …, \"completion\": \" ANSWER.\"} lines instead, so `tessera train` takes the loss on the answer only." };
+        var edges = new Option<double>("--edge-share")
+        {
+            Description = "Share of documents whose first needle sits exactly at the start or the end of the haystack (half each), the eval's depths 0 and 1; " +
+                          "the rest draw the depth uniformly, which almost never puts it at either edge.",
+            DefaultValueFactory = _ => 0,
+        };
         var cmd = new Command("long-context-data", "Write the long-context tasks with their answers as a JSONL corpus, to train a model at those lengths (`tessera data prepare --input FILE`).")
-            { tokenizer, lengths, items, tasks, haystack, seed, output, answerOnly };
+            { tokenizer, lengths, items, tasks, haystack, seed, output, answerOnly, edges };
         cmd.SetAction(p =>
         {
             var tok = TokenizerFiles.Load(p.GetValue(tokenizer)!);
             var gen = Generator(tok, p.GetValue(haystack)!);
             int n = p.GetValue(items);
             if (n < 1) throw new ArgumentException($"--items must be ≥ 1, got {n}.");
+            double edgeShare = p.GetValue(edges);
+            if (!(edgeShare is >= 0 and <= 1)) throw new ArgumentException($"--edge-share must be in [0, 1], got {edgeShare}.");
             var rng = new Random((int)p.GetValue(seed));
             var lines = new List<string>();
             ulong k = p.GetValue(seed) * 7_919;
@@ -131,7 +139,9 @@ public static class LongContextCommand
                 foreach (int len in ParseLengths(p.GetValue(lengths)!))
                     for (int i = 0; i < n; i++)
                     {
-                        var item = gen.Generate(task, len, rng.NextDouble(), k++);
+                        // With no edge share the draw is the single NextDouble it always was, so earlier corpora regenerate unchanged.
+                        double depth = edgeShare > 0 && rng.NextDouble() < edgeShare ? (rng.Next(2) == 0 ? 0 : 1) : rng.NextDouble();
+                        var item = gen.Generate(task, len, depth, k++);
                         lines.Add(p.GetValue(answerOnly)
                             ? JsonSerializer.Serialize(new { prompt = item.Prompt, completion = item.WithAnswer[item.Prompt.Length..] })
                             : JsonSerializer.Serialize(new { text = item.WithAnswer }));
