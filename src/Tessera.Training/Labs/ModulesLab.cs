@@ -118,6 +118,24 @@ public static class ModulesLab
         log($"(a) base: English {baseEn:F4} bpb, code {baseCode:F4} bpb");
         var reference = Logits(baseModel, englishData, plan);
 
+        // Trains to the module budget, measuring both domains at the curve points; the curve starts at the base.
+        List<(long, double, double)> TrainWithCurve(Func<long> step, Action trainStep, Transformer evaluated)
+        {
+            var curve = new List<(long, double, double)> { (0, baseEn, baseCode) };
+            while (step() < newDomain.Steps && !cancel.IsCancellationRequested)
+            {
+                trainStep();
+                if (step() % Math.Max(1, newDomain.Steps / plan.CurvePoints) == 0 || step() == newDomain.Steps)
+                {
+                    var (e, c) = Eval(evaluated);
+                    curve.Add((step(), e, c));
+                    log($"  step {step()}: English {e:F4}, code {c:F4} bpb");
+                }
+            }
+            cancel.ThrowIfCancellationRequested();
+            return curve;
+        }
+
         foreach (var kind in new[] { ModuleKind.Experts, ModuleKind.Lora })
         {
             string name = kind == ModuleKind.Experts ? "experts" : "lora";
@@ -126,18 +144,7 @@ public static class ModulesLab
             using (var trainer = new ModuleTrainer(baseModel, spec, newDomain, codeData, Path.Combine(outDir, $"module-{name}"), domain: "csharp"))
             {
                 log($"training the {name} module ({trainer.Module.Parameters.ElementCount:N0} parameters) for {plan.ModuleSteps} steps on C#");
-                curve.Add((0, baseEn, baseCode));
-                while (trainer.Step < newDomain.Steps && !cancel.IsCancellationRequested)
-                {
-                    trainer.TrainStep();
-                    if (trainer.Step % Math.Max(1, newDomain.Steps / plan.CurvePoints) == 0 || trainer.Step == newDomain.Steps)
-                    {
-                        var (e, c) = Eval(baseModel);
-                        curve.Add((trainer.Step, e, c));
-                        log($"  step {trainer.Step}: English {e:F4}, code {c:F4} bpb");
-                    }
-                }
-                cancel.ThrowIfCancellationRequested();
+                curve = TrainWithCurve(() => trainer.Step, () => trainer.TrainStep(), baseModel);
                 var (onEn, onCode) = Eval(baseModel);
                 baseModel.Modules.RouteOff();
                 var (offEn, offCode) = Eval(baseModel);
@@ -156,21 +163,10 @@ public static class ModulesLab
         {
             // (e) The experts module again, its routers also taught "base only" on English batches (docs/modules.md).
             var spec = new ModuleSpec("code-routed", ModuleKind.Experts, [.. Enumerable.Range(0, config.Layers)], Experts: plan.ModuleExperts);
-            var curve = new List<(long, double, double)> { (0, baseEn, baseCode) };
             using var trainer = new ModuleTrainer(baseModel, spec, newDomain, codeData, Path.Combine(outDir, "module-routed"), domain: "csharp",
                 routerOff: new RouterOff(englishData, plan.RouterOffWeight));
             log($"training the experts module with router-off on English (weight {plan.RouterOffWeight}) for {plan.ModuleSteps} steps");
-            while (trainer.Step < newDomain.Steps && !cancel.IsCancellationRequested)
-            {
-                trainer.TrainStep();
-                if (trainer.Step % Math.Max(1, newDomain.Steps / plan.CurvePoints) == 0 || trainer.Step == newDomain.Steps)
-                {
-                    var (e, c) = Eval(baseModel);
-                    curve.Add((trainer.Step, e, c));
-                    log($"  step {trainer.Step}: English {e:F4}, code {c:F4} bpb");
-                }
-            }
-            cancel.ThrowIfCancellationRequested();
+            var curve = TrainWithCurve(() => trainer.Step, () => trainer.TrainStep(), baseModel);
             var (onEn, onCode) = Eval(baseModel);
             var share = BaseOnlyShare(baseModel, trainer.Module, englishData, codeData, plan);
             rows.Add(new ForgettingRow("(e) base + experts module, router trained off on English, on", onEn, onCode, false, trainer.Module.Parameters.ElementCount)
@@ -184,18 +180,7 @@ public static class ModulesLab
         using (var trainer = new Trainer(ft, newDomain, codeData))
         {
             log($"control: full fine-tuning ({ft.Parameters.ElementCount:N0} parameters) for {plan.ModuleSteps} steps on C#");
-            var curve = new List<(long, double, double)> { (0, baseEn, baseCode) };
-            while (trainer.Step < newDomain.Steps && !cancel.IsCancellationRequested)
-            {
-                trainer.TrainStep();
-                if (trainer.Step % Math.Max(1, newDomain.Steps / plan.CurvePoints) == 0 || trainer.Step == newDomain.Steps)
-                {
-                    var (e, c) = Eval(ft);
-                    curve.Add((trainer.Step, e, c));
-                    log($"  step {trainer.Step}: English {e:F4}, code {c:F4} bpb");
-                }
-            }
-            cancel.ThrowIfCancellationRequested();
+            var curve = TrainWithCurve(() => trainer.Step, () => trainer.TrainStep(), ft);
             var (en, code) = Eval(ft);
             rows.Add(new ForgettingRow("(d) full fine-tune (control)", en, code, false, ft.Parameters.ElementCount));
             curves["full fine-tune"] = curve;
