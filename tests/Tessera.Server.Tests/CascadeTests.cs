@@ -43,18 +43,11 @@ public sealed class CascadeTests : IAsyncLifetime
 
     static Task<TesseraServer> Start(Cascade c) => TesseraServer.StartAsync(c, new ServerOptions { Port = 0 });
 
-    static ChatClient Client(TesseraServer s, string model = CascadeId)
-        => new(model, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(s.Address, "v1/"), RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(0) });
+    static ChatClient Client(TesseraServer s, string model = CascadeId) => LiveServer.Client(s, model);
 
     static JsonElement Routing(ClientResult r) => JsonDocument.Parse(r.GetRawResponse().Content.ToString()).RootElement.GetProperty("tessera").Clone();
 
-    static async Task<(int Status, JsonElement Body, HttpResponseMessage Response)> Post(TesseraServer s, string path, string body)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var r = await http.PostAsync(new Uri(s.Address, path), new StringContent(body, Encoding.UTF8, "application/json"));
-        string text = await r.Content.ReadAsStringAsync();
-        return ((int)r.StatusCode, text.StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : default, r);
-    }
+    static Task<(int Status, JsonElement Body, HttpResponseMessage Response)> Post(TesseraServer s, string path, string body) => LiveServer.Post(s, path, body);
 
     /// <summary>The engine's greedy continuation of a text prompt (BOS first), decoded the plain way.</summary>
     static string GreedyCompletion(IGenerationEngine engine, string prompt, int maxTokens)

@@ -54,18 +54,11 @@ public sealed class ModuleServingTests : IDisposable
         return new Served(engine, serving, await TesseraServer.StartAsync(serving, new ServerOptions { Port = 0 }));
     }
 
-    static ChatClient Client(TesseraServer s, string modelId)
-        => new(modelId, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(s.Address, "v1/"), RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(0) });
+    static ChatClient Client(TesseraServer s, string modelId) => LiveServer.Client(s, modelId);
 
     static JsonElement Decision(ClientResult r) => JsonDocument.Parse(r.GetRawResponse().Content.ToString()).RootElement.GetProperty("tessera").Clone();
 
-    static async Task<(int Status, JsonElement Body, HttpResponseMessage Response)> Post(TesseraServer s, string path, string body)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var r = await http.PostAsync(new Uri(s.Address, path), new StringContent(body, Encoding.UTF8, "application/json"));
-        string text = await r.Content.ReadAsStringAsync();
-        return ((int)r.StatusCode, text.StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : default, r);
-    }
+    static Task<(int Status, JsonElement Body, HttpResponseMessage Response)> Post(TesseraServer s, string path, string body) => LiveServer.Post(s, path, body);
 
     /// <summary>The greedy chat reply of <paramref name="engine"/> with <paramref name="modules"/> on, decoded the plain way.</summary>
     static async Task<string> GreedyChat(IGenerationEngine engine, string[] modules, string user, int maxTokens)
