@@ -68,24 +68,17 @@ public static class InfoNce
             }
         double w = symmetric ? 0.5 / b : 1.0 / b, loss = 0;
         Array.Clear(grad);
-        for (int i = 0; i < b; i++)   // rows: each query against every positive
-        {
-            double max = double.NegativeInfinity;
-            for (int j = 0; j < b; j++) max = Math.Max(max, s[i * b + j]);
-            double z = 0;
-            for (int j = 0; j < b; j++) z += Math.Exp(s[i * b + j] - max);
-            loss += w * (max + Math.Log(z) - s[i * b + i]);
-            for (int j = 0; j < b; j++) grad[i * b + j] += w * (Math.Exp(s[i * b + j] - max) / z - (i == j ? 1 : 0));
-        }
-        if (symmetric)
-            for (int j = 0; j < b; j++)   // columns: each positive against every query
+        // Rows: each query against every positive; with symmetric, also columns: each positive against every query.
+        foreach (bool columns in symmetric ? new[] { false, true } : [false])
+            for (int a = 0; a < b; a++)
             {
+                int At(int k) => columns ? k * b + a : a * b + k;   // the k-th logit of softmax a
                 double max = double.NegativeInfinity;
-                for (int i = 0; i < b; i++) max = Math.Max(max, s[i * b + j]);
+                for (int k = 0; k < b; k++) max = Math.Max(max, s[At(k)]);
                 double z = 0;
-                for (int i = 0; i < b; i++) z += Math.Exp(s[i * b + j] - max);
-                loss += w * (max + Math.Log(z) - s[j * b + j]);
-                for (int i = 0; i < b; i++) grad[i * b + j] += w * (Math.Exp(s[i * b + j] - max) / z - (i == j ? 1 : 0));
+                for (int k = 0; k < b; k++) z += Math.Exp(s[At(k)] - max);
+                loss += w * (max + Math.Log(z) - s[a * b + a]);
+                for (int k = 0; k < b; k++) grad[At(k)] += w * (Math.Exp(s[At(k)] - max) / z - (k == a ? 1 : 0));
             }
         return loss;
     }
