@@ -32,39 +32,47 @@ internal static unsafe class GemmMicroKernels
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
-        // The C tile is touched only after kc steps; for a large C it has left L2 by then, so ask
-        // for its 24 lines now and let them arrive while the FMAs run (24 hints per 6·kc·4 FMAs).
-        float* cp = c;
-        for (int r = 0; r < Avx512Mr; r++, cp += ldc)
+        // The C tile is touched only after kc steps and for a large C it is not in cache: its 24
+        // lines are requested into L2 one per segment of the k loop. Requesting all 24 at once
+        // (into L1) stalls the B/A streams behind the line-fill buffers for a memory round trip
+        // and the lines are evicted again by the B panel (64 KB > L1) before they are used:
+        // measured ~8% slower on 2048³ (Sapphire Rapids class Xeon, thread CPU clock).
+        int segment = Math.Max(1, kc / 32), p = 0;
+        for (int line = 0; line <= 24; line++)
         {
-            Sse.Prefetch0(cp); Sse.Prefetch0(cp + 16); Sse.Prefetch0(cp + 32); Sse.Prefetch0(cp + 48);
-        }
-        for (int p = 0; p < kc; p++)
-        {
-            var b0 = Vector512.LoadAligned(bp);
-            var b1 = Vector512.LoadAligned(bp + 16);
-            var b2 = Vector512.LoadAligned(bp + 32);
-            var b3 = Vector512.LoadAligned(bp + 48);
-            var a = Vector512.Create(ap[0]);
-            c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
-            c02 = Vector512.FusedMultiplyAdd(a, b2, c02); c03 = Vector512.FusedMultiplyAdd(a, b3, c03);
-            a = Vector512.Create(ap[1]);
-            c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
-            c12 = Vector512.FusedMultiplyAdd(a, b2, c12); c13 = Vector512.FusedMultiplyAdd(a, b3, c13);
-            a = Vector512.Create(ap[2]);
-            c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
-            c22 = Vector512.FusedMultiplyAdd(a, b2, c22); c23 = Vector512.FusedMultiplyAdd(a, b3, c23);
-            a = Vector512.Create(ap[3]);
-            c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
-            c32 = Vector512.FusedMultiplyAdd(a, b2, c32); c33 = Vector512.FusedMultiplyAdd(a, b3, c33);
-            a = Vector512.Create(ap[4]);
-            c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
-            c42 = Vector512.FusedMultiplyAdd(a, b2, c42); c43 = Vector512.FusedMultiplyAdd(a, b3, c43);
-            a = Vector512.Create(ap[5]);
-            c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
-            c52 = Vector512.FusedMultiplyAdd(a, b2, c52); c53 = Vector512.FusedMultiplyAdd(a, b3, c53);
-            ap += Avx512Mr;
-            bp += Avx512Nr;
+            int end = kc;
+            if (line < 24)
+            {
+                Sse.Prefetch1(c + (line >> 2) * (long)ldc + (line & 3) * 16);
+                end = Math.Min(kc, p + segment);
+            }
+            for (; p < end; p++)
+            {
+                var b0 = Vector512.LoadAligned(bp);
+                var b1 = Vector512.LoadAligned(bp + 16);
+                var b2 = Vector512.LoadAligned(bp + 32);
+                var b3 = Vector512.LoadAligned(bp + 48);
+                var a = Vector512.Create(ap[0]);
+                c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+                c02 = Vector512.FusedMultiplyAdd(a, b2, c02); c03 = Vector512.FusedMultiplyAdd(a, b3, c03);
+                a = Vector512.Create(ap[1]);
+                c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+                c12 = Vector512.FusedMultiplyAdd(a, b2, c12); c13 = Vector512.FusedMultiplyAdd(a, b3, c13);
+                a = Vector512.Create(ap[2]);
+                c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+                c22 = Vector512.FusedMultiplyAdd(a, b2, c22); c23 = Vector512.FusedMultiplyAdd(a, b3, c23);
+                a = Vector512.Create(ap[3]);
+                c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+                c32 = Vector512.FusedMultiplyAdd(a, b2, c32); c33 = Vector512.FusedMultiplyAdd(a, b3, c33);
+                a = Vector512.Create(ap[4]);
+                c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+                c42 = Vector512.FusedMultiplyAdd(a, b2, c42); c43 = Vector512.FusedMultiplyAdd(a, b3, c43);
+                a = Vector512.Create(ap[5]);
+                c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+                c52 = Vector512.FusedMultiplyAdd(a, b2, c52); c53 = Vector512.FusedMultiplyAdd(a, b3, c53);
+                ap += Avx512Mr;
+                bp += Avx512Nr;
+            }
         }
         Row512(c, overwrite, c00, c01, c02, c03); c += ldc;
         Row512(c, overwrite, c10, c11, c12, c13); c += ldc;

@@ -68,6 +68,51 @@ public class GemmTests
         CheckAgainstTwin(Two, kind, transA, transB, 1, 999, 301, accumulate: false, rng);
     }
 
+    /// <summary>
+    /// The packed path's summation order is part of the contract (training runs are bit-identical
+    /// across kernel and blocking changes): K is cut into ⌈K/256⌉ equal blocks, each C entry is a
+    /// fused-multiply-add chain from zero over one block, and the blocks are added to C in order.
+    /// Checked bit for bit against that order written out in scalar code, on every kernel, both
+    /// thread counts, all transposes, with K spanning one to four blocks.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(KernelsAndTransposes))]
+    public void PackedPathKeepsItsSummationOrder(string kernel, bool transA, bool transB)
+    {
+        var kind = Enum.Parse<GemmKernelKind>(kernel);
+        var rng = new TestRandom(41);
+        foreach (var (m, n, k, accumulate) in new[] { (13, 70, 200, false), (25, 131, 600, true), (150, 129, 1030, false), (7, 3, 257, true) })
+        {
+            int lda = transA ? m : k, ldb = transB ? k : n;
+            var a = rng.Array(m * k);
+            var b = rng.Array(k * n);
+            var c0 = rng.Array(m * n, -2f, 2f);
+            var expected = (float[])c0.Clone();
+            int blocks = (k + 255) / 256, kc = (k + blocks - 1) / blocks;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float total = accumulate ? c0[i * n + j] : 0f;
+                    for (int p0 = 0; p0 < k; p0 += kc)
+                    {
+                        float chain = 0f;
+                        for (int p = p0; p < Math.Min(k, p0 + kc); p++)
+                            chain = MathF.FusedMultiplyAdd(transA ? a[p * lda + i] : a[i * lda + p], transB ? b[j * ldb + p] : b[p * ldb + j], chain);
+                        total = p0 == 0 && !accumulate ? chain : total + chain;
+                    }
+                    expected[i * n + j] = total;
+                }
+            foreach (var pool in new[] { One, Two })
+            {
+                var actual = (float[])c0.Clone();
+                Gemm.Sgemm(pool, kind, transA, transB, m, n, k, a, lda, b, ldb, actual, n, accumulate);
+                for (int i = 0; i < m * n; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                        $"{kind} tA={transA} tB={transB} {m}x{n}x{k} acc={accumulate} threads={pool.ThreadCount}: C[{i}] = {actual[i]:R}, the fixed order gives {expected[i]:R}");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
