@@ -97,7 +97,7 @@ internal readonly unsafe struct GemmBlocking
     // in L3. KC 128–512 and MC 96–288 measured within noise of each other on the 2-core Zen 5 VM;
     // KC = 256 halves the C-tile traffic of KC = 128.
     static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
-        Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), 4096, &GemmMicroKernels.Avx512);
+        Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), Tuning("TESSERA_GEMM_NC", 4096), &GemmMicroKernels.Avx512);
 
     /// <summary>
     /// A blocking size from the environment (read once, for tuning sweeps with <c>bench gemm</c> /
