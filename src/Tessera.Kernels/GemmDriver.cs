@@ -85,10 +85,12 @@ internal readonly unsafe struct GemmBlocking
 {
     public readonly int Mr, Nr, Kc, Mc, Nc;
     public readonly delegate*<int, float*, float*, float*, int, bool, void> Kernel;
+    /// <summary>Whether ragged panels of ≤ 48 columns use <see cref="GemmMicroKernels.Avx512Narrow(int, int, float*, float*, float*)"/>.</summary>
+    public readonly bool Narrow;
 
-    GemmBlocking(int mr, int nr, int kc, int mc, int nc, delegate*<int, float*, float*, float*, int, bool, void> kernel)
+    GemmBlocking(int mr, int nr, int kc, int mc, int nc, delegate*<int, float*, float*, float*, int, bool, void> kernel, bool narrow = false)
     {
-        Mr = mr; Nr = nr; Kc = kc; Mc = Math.Max(mr, mc / mr * mr); Nc = Math.Max(nr, nc / nr * nr); Kernel = kernel;
+        Mr = mr; Nr = nr; Kc = kc; Mc = Math.Max(mr, mc / mr * mr); Nc = Math.Max(nr, nc / nr * nr); Kernel = kernel; Narrow = narrow;
     }
 
     // AVX-512 (Zen 4/5: 32–48 KB L1d, 1 MB L2 per core, shared L3): the packed A block
@@ -97,7 +99,7 @@ internal readonly unsafe struct GemmBlocking
     // in L3. KC 128–512 and MC 96–288 measured within noise of each other on the 2-core Zen 5 VM;
     // KC = 256 halves the C-tile traffic of KC = 128.
     static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
-        Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), Tuning("TESSERA_GEMM_NC", 4096), &GemmMicroKernels.Avx512);
+        Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), Tuning("TESSERA_GEMM_NC", 4096), &GemmMicroKernels.Avx512, narrow: true);
 
     /// <summary>
     /// A blocking size from the environment (read once, for tuning sweeps with <c>bench gemm</c> /
@@ -197,8 +199,10 @@ internal sealed unsafe class GemmJob
                         kernel(kc, aPanel, bPanel, cTile, ldc, overwrite);
                         continue;
                     }
-                    // Ragged edge: compute the full tile aside, then write only the valid part.
-                    kernel(kc, aPanel, bPanel, tile, nr, true);
+                    // Ragged edge: compute the tile aside (only the vectors holding valid columns
+                    // when the AVX-512 narrow tile applies), then write only the valid part.
+                    if (blk.Narrow && cols <= 48) GemmMicroKernels.Avx512Narrow(cols, kc, aPanel, bPanel, tile);
+                    else kernel(kc, aPanel, bPanel, tile, nr, true);
                     for (int r = 0; r < rows; r++)
                     {
                         float* dst = cTile + (long)r * ldc, src = tile + r * nr;

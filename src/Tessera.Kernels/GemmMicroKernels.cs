@@ -82,6 +82,86 @@ internal static unsafe class GemmMicroKernels
         Row512(c, overwrite, c50, c51, c52, c53);
     }
 
+    /// <summary>
+    /// The AVX-512 tile for a ragged last panel of 1–48 valid columns (N = 96 or 48 in the tiny
+    /// presets left half or a quarter of the full 6×64 tile's FMAs wasted): the same 6-row,
+    /// k-ordered chains on only ⌈cols/16⌉ vectors of the 64-wide packed panel, always stored
+    /// (overwrite) into a 6×64 scratch tile with row stride 64. Summation order is the full
+    /// kernel's, so results are bit-identical to it.
+    /// </summary>
+    public static void Avx512Narrow(int cols, int kc, float* ap, float* bp, float* tile)
+    {
+        switch ((cols + 15) >> 4)
+        {
+            case 1: Avx512Narrow<OneVector>(kc, ap, bp, tile); break;
+            case 2: Avx512Narrow<TwoVectors>(kc, ap, bp, tile); break;
+            default: Avx512Narrow<ThreeVectors>(kc, ap, bp, tile); break;
+        }
+    }
+
+    /// <summary>How many 16-float vectors of the panel a narrow tile computes (a JIT-time constant per instantiation).</summary>
+    internal interface IPanelVectors { static abstract int Count { get; } }
+    internal struct OneVector : IPanelVectors { public static int Count => 1; }
+    internal struct TwoVectors : IPanelVectors { public static int Count => 2; }
+    internal struct ThreeVectors : IPanelVectors { public static int Count => 3; }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Avx512Narrow<W>(int kc, float* ap, float* bp, float* tile) where W : struct, IPanelVectors
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.LoadAligned(bp);
+            var b1 = W.Count > 1 ? Vector512.LoadAligned(bp + 16) : default;
+            var b2 = W.Count > 2 ? Vector512.LoadAligned(bp + 32) : default;
+            var a = Vector512.Create(ap[0]);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00);
+            if (W.Count > 1) c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            if (W.Count > 2) c02 = Vector512.FusedMultiplyAdd(a, b2, c02);
+            a = Vector512.Create(ap[1]);
+            c10 = Vector512.FusedMultiplyAdd(a, b0, c10);
+            if (W.Count > 1) c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            if (W.Count > 2) c12 = Vector512.FusedMultiplyAdd(a, b2, c12);
+            a = Vector512.Create(ap[2]);
+            c20 = Vector512.FusedMultiplyAdd(a, b0, c20);
+            if (W.Count > 1) c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            if (W.Count > 2) c22 = Vector512.FusedMultiplyAdd(a, b2, c22);
+            a = Vector512.Create(ap[3]);
+            c30 = Vector512.FusedMultiplyAdd(a, b0, c30);
+            if (W.Count > 1) c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            if (W.Count > 2) c32 = Vector512.FusedMultiplyAdd(a, b2, c32);
+            a = Vector512.Create(ap[4]);
+            c40 = Vector512.FusedMultiplyAdd(a, b0, c40);
+            if (W.Count > 1) c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            if (W.Count > 2) c42 = Vector512.FusedMultiplyAdd(a, b2, c42);
+            a = Vector512.Create(ap[5]);
+            c50 = Vector512.FusedMultiplyAdd(a, b0, c50);
+            if (W.Count > 1) c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            if (W.Count > 2) c52 = Vector512.FusedMultiplyAdd(a, b2, c52);
+            ap += Avx512Mr;
+            bp += Avx512Nr;
+        }
+        NarrowRow<W>(tile, c00, c01, c02); tile += Avx512Nr;
+        NarrowRow<W>(tile, c10, c11, c12); tile += Avx512Nr;
+        NarrowRow<W>(tile, c20, c21, c22); tile += Avx512Nr;
+        NarrowRow<W>(tile, c30, c31, c32); tile += Avx512Nr;
+        NarrowRow<W>(tile, c40, c41, c42); tile += Avx512Nr;
+        NarrowRow<W>(tile, c50, c51, c52);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void NarrowRow<W>(float* tile, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2) where W : struct, IPanelVectors
+    {
+        Vector512.Store(v0, tile);
+        if (W.Count > 1) Vector512.Store(v1, tile + 16);
+        if (W.Count > 2) Vector512.Store(v2, tile + 32);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Row512(float* c, bool overwrite, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
     {
