@@ -8,13 +8,26 @@ namespace Tessera.Bench;
 /// <param name="Threads">Thread counts; each gets its own worker pool and the same OpenBLAS setting.</param>
 /// <param name="PeakGflopsPerThread">fp32 peak per thread; null measures it with <see cref="GemmPeak"/>.</param>
 /// <param name="SecondsPerMeasurement">Time bound for the timed repetitions of one implementation at one size.</param>
-/// <param name="Shapes">Extra (M, N, K) problems, e.g. a preset's projections and LM head: C (M×N) = A (M×K) · B (K×N).</param>
+/// <param name="Shapes">Extra problems, e.g. a preset's projections and LM head in the layouts training calls them with.</param>
 /// <param name="Clock">Timing clock in Stopwatch ticks; null: the wall clock. A thread CPU-time clock
 /// (single-thread runs only: both libraries then compute on the calling thread) is what a busy
 /// machine inflates least; the peak probe is timed on the same clock.</param>
 public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<int> Threads,
-    double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6, IReadOnlyList<(int M, int N, int K)>? Shapes = null,
+    double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6, IReadOnlyList<GemmProblem>? Shapes = null,
     Func<long>? Clock = null);
+
+/// <summary>
+/// One GEMM problem: C (M×N) = op(A)·op(B) with op(A) M×K (A stored K×M when <paramref name="TransA"/>)
+/// and op(B) K×N (B stored N×K when <paramref name="TransB"/>), row-major as in <see cref="Gemm.Sgemm(bool, bool, int, int, int, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, Span{float}, int, bool)"/>.
+/// A layer's forward y = x·Wᵀ is (tokens, out, in, false, true); its dx = dy·W is (tokens, in, out,
+/// false, false); its dW = dyᵀ·x is (out, in, tokens, true, false).
+/// </summary>
+public readonly record struct GemmProblem(int M, int N, int K, bool TransA = false, bool TransB = false)
+{
+    /// <summary>"M×N×K", or "M×N×K Aᵀ·B" style when a side is transposed.</summary>
+    public string Label => (M == N && N == K ? $"{M}³" : $"{M}×{N}×{K}")
+        + (TransA || TransB ? $" {(TransA ? "Aᵀ" : "A")}·{(TransB ? "Bᵀ" : "B")}" : "");
+}
 
 /// <summary>One size × thread-count cell. GFLOP/s count 2·M·N·K flops per call.</summary>
 /// <param name="Size">M = N = K.</param>
@@ -39,7 +52,7 @@ public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double Pea
 
 /// <summary>
 /// <c>tessera bench gemm</c>: our <see cref="Gemm"/> against OpenBLAS <c>cblas_sgemm</c> on the
-/// same inputs in the same process, C = A·B with square fp32 matrices. Each implementation is
+/// same inputs in the same process, C = op(A)·op(B) in fp32 (square sizes and any extra shapes). Each implementation is
 /// warmed up, then timed until the time bound (at least 3 calls); the median is reported.
 /// Ours runs before OpenBLAS in every cell, and the run pauses after OpenBLAS so its spinning
 /// threads have gone idle before we time ours again.
@@ -78,12 +91,12 @@ public static unsafe class GemmBench
         {
             using var pool = new WorkerPool(threads);
             blas?.SetThreads(threads);
-            var problems = new List<(int M, int N, int K)>();
-            foreach (int size in options.Sizes) problems.Add((size, size, size));
+            var problems = new List<GemmProblem>();
+            foreach (int size in options.Sizes) problems.Add(new GemmProblem(size, size, size));
             if (options.Shapes is not null) problems.AddRange(options.Shapes);
-            foreach (var (m, n, k) in problems)
+            foreach (var problem in problems)
             {
-                var row = RunCell(pool, blas, m, n, k, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
+                var row = RunCell(pool, blas, problem, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
                 rows.Add(row);
                 progress?.Invoke($"{row.Shape} on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
                     + (row.OpenBlasMedianGflops is { } o ? $", OpenBLAS {o:F1} GFLOP/s" : ""));
@@ -92,8 +105,10 @@ public static unsafe class GemmBench
         return new GemmBenchReport(Gemm.KernelDescription, blas?.Description, peak, peakSource, rows);
     }
 
-    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, int m, int n, int k, int threads, double peak, double seconds, Func<long> clock)
+    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, GemmProblem problem, int threads, double peak, double seconds, Func<long> clock)
     {
+        var (m, n, k, transA, transB) = problem;
+        int lda = transA ? m : k, ldb = transB ? k : n;
         var rng = new Random(1234 + m + 7 * n + 13 * k);
         var a = new float[(long)m * k];
         var b = new float[(long)k * n];
@@ -102,16 +117,16 @@ public static unsafe class GemmBench
         var ours = new float[(long)m * n];
         var theirs = new float[(long)m * n];
         double flops = 2.0 * m * n * k;
-        string shape = m == n && n == k ? $"{m}³" : $"{m}×{n}×{k}";
+        string shape = problem.Label;
 
-        var (oursMedian, oursBest, oursReps) = Time(seconds, clock, () => Gemm.Sgemm(pool, false, false, m, n, k, a, k, b, n, ours, n));
+        var (oursMedian, oursBest, oursReps) = Time(seconds, clock, () => Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, ours, n));
         double? blasMedian = null, blasBest = null, maxRel = null;
         int blasReps = 0;
         if (blas is not null)
         {
             (double med, double best, blasReps) = Time(seconds, clock, () =>
             {
-                fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(false, false, m, n, k, pa, k, pb, n, pc, n, false);
+                fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, false);
             });
             blasMedian = flops / med / 1e9;
             blasBest = flops / best / 1e9;
@@ -158,7 +173,7 @@ public static unsafe class GemmBench
     static void Validate(GemmBenchOptions options)
     {
         if (options.Sizes.Count == 0 && (options.Shapes?.Count ?? 0) == 0) throw new ArgumentException("bench gemm: --sizes or --shapes needs at least one problem.");
-        foreach (var (m, n, k) in options.Shapes ?? [])
+        foreach (var (m, n, k, _, _) in options.Shapes ?? [])
             if (m < 1 || n < 1 || k < 1 || m > 65536 || n > 65536 || k > 65536) throw new ArgumentException($"bench gemm: shape {m}x{n}x{k} is outside 1..65536.");
         foreach (int s in options.Sizes)
             if (s < 1 || s > 16384) throw new ArgumentException($"bench gemm: size {s} is outside 1..16384.");

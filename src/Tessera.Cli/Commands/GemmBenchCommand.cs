@@ -17,7 +17,7 @@ public static class GemmBenchCommand
         var threads = new Option<string>("--threads") { Description = "Thread counts, comma-separated.", DefaultValueFactory = _ => "1,2" };
         var peak = new Option<double?>("--peak-gflops") { Description = "fp32 peak per thread in GFLOP/s for the % of peak column (default: measured with an FMA probe)." };
         var seconds = new Option<double>("--seconds") { Description = "Time bound for the timed repetitions of one implementation at one size.", DefaultValueFactory = _ => 0.6 };
-        var shapes = new Option<string>("--shapes") { Description = "Extra M×N×K problems, comma-separated (e.g. 2048x8192x512), or a preset name (medium, large, …) for its GEMMs at B·T = 2048 tokens.", DefaultValueFactory = _ => "" };
+        var shapes = new Option<string>("--shapes") { Description = "Extra M×N×K problems, comma-separated (e.g. 2048x8192x512, or 2048x8192x512:nt for A·Bᵀ; :tn, :tt), or a preset name (medium, large, …) for its GEMMs at B·T = 2048 tokens in the layouts training uses.", DefaultValueFactory = _ => "" };
         var cpuTime = new Option<bool>("--cpu-time") { Description = "Time on the calling thread's CPU clock (Linux; --threads 1 only): a busy machine inflates it far less than wall time." };
         var json = BenchCommand.JsonOption();
 
@@ -71,29 +71,33 @@ public static class GemmBenchCommand
         AnsiConsole.MarkupLine("[grey]GFLOP/s = 2·M·N·K / median time (best: fastest repetition); C = A·B row-major; ratio and % of peak use medians.[/]");
     }
 
-    /// <summary>"MxNxK,…" or a preset name: its projections and LM head (forward and the backward dW/dx shapes) at 2048 tokens.</summary>
-    static List<(int M, int N, int K)> ParseShapes(string text)
+    /// <summary>"MxNxK[:nt|:tn|:tt],…" or a preset name: its projections and LM head at 2048 tokens, each as
+    /// training runs it (forward y = x·Wᵀ, backward dx = dy·W and dW = dyᵀ·x with K = tokens).</summary>
+    static List<GemmProblem> ParseShapes(string text)
     {
-        var list = new List<(int, int, int)>();
+        var list = new List<GemmProblem>();
         if (string.IsNullOrWhiteSpace(text)) return list;
         if (Tessera.Model.ModelConfig.Presets.TryGetValue(text.Trim(), out var c))
         {
             int t = 2048, d = c.Dim, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim, h = c.HiddenDim, v = c.VocabSize;
             foreach (var (outF, inF) in new[] { (q, d), (kv, d), (d, q), (h, d), (d, h), (v, d) })
             {
-                list.Add((t, outF, inF));     // forward y = x·Wᵀ
-                list.Add((t, inF, outF));     // backward dx = dy·W
-                list.Add((outF, inF, t));     // backward dW = dyᵀ·x (K = tokens)
+                list.Add(new GemmProblem(t, outF, inF, TransB: true));    // forward y = x·Wᵀ
+                list.Add(new GemmProblem(t, inF, outF));                  // backward dx = dy·W
+                list.Add(new GemmProblem(outF, inF, t, TransA: true));    // backward dW = dyᵀ·x (K = tokens)
             }
             return list;
         }
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            var dims = part.Split('x', '×');
-            if (dims.Length != 3 || !int.TryParse(dims[0], CultureInfo.InvariantCulture, out int m)
+            var pieces = part.Split(':');
+            var dims = pieces[0].Split('x', '×');
+            string layout = pieces.Length == 2 ? pieces[1].ToLowerInvariant() : "nn";
+            if (pieces.Length > 2 || layout is not ("nn" or "nt" or "tn" or "tt") || dims.Length != 3
+                || !int.TryParse(dims[0], CultureInfo.InvariantCulture, out int m)
                 || !int.TryParse(dims[1], CultureInfo.InvariantCulture, out int n) || !int.TryParse(dims[2], CultureInfo.InvariantCulture, out int k))
-                throw new ArgumentException($"--shapes: '{part}' is not MxNxK (e.g. 2048x8192x512) and '{text}' is not a preset ({string.Join(", ", Tessera.Model.ModelConfig.Presets.Keys)}).");
-            list.Add((m, n, k));
+                throw new ArgumentException($"--shapes: '{part}' is not MxNxK[:nn|nt|tn|tt] (e.g. 2048x8192x512:nt) and '{text}' is not a preset ({string.Join(", ", Tessera.Model.ModelConfig.Presets.Keys)}).");
+            list.Add(new GemmProblem(m, n, k, layout[0] == 't', layout[1] == 't'));
         }
         return list;
     }
