@@ -29,7 +29,8 @@ public enum TileFormat
 /// the scalar dequantizers return, so the result is the fp32 product with the dequantized matrix, bit
 /// for bit as <see cref="DecodeMatMul"/> computes it for the same rows — for any number of rows, so batched,
 /// speculative and single-sequence decoding agree exactly, as they do in fp32. A single row skips
-/// the buffer: each 16 expanded weights go straight into the FMA, in the same order as the tile.
+/// the buffer: each 16 expanded weights go straight into the FMA, in the same order as the tile
+/// (K-quants through <see cref="KQuantDot"/>).
 /// </summary>
 public static unsafe class QuantizedTiles
 {
@@ -88,6 +89,20 @@ public static unsafe class QuantizedTiles
                 // K-quants: expand each 4-row tile into the buffer, then the same fp32 tile as every other path.
                 int sb = cols / KQuantFormat.SuperBlock;
                 long kRowBytes = (long)sb * KQuantFormat.BlockBytes(k);
+                if (n == 1 && KQuantDot.Supported(k))
+                {
+                    // One row: dequantize in registers straight into the FMAs (same values, same order as the tile).
+                    for (int t = start; t < end; t++)
+                    {
+                        int r0 = t * 4, count = Math.Min(4, rows - r0);
+                        byte* w0 = blocks + r0 * kRowBytes;
+                        byte* w1 = count > 1 ? w0 + kRowBytes : w0, w2 = count > 2 ? w0 + 2 * kRowBytes : w0, w3 = count > 3 ? w0 + 3 * kRowBytes : w0;
+                        byte* ahead = t + 1 < (rows + 3) / 4 ? w0 + 4 * kRowBytes : null;
+                        var sums = KQuantDot.Dot4(k, w0, w1, w2, w3, x, sb, ahead, 4 * KQuantFormat.BlockBytes(k));
+                        for (int r = 0; r < count; r++) y[r0 + r] = sums[r];
+                    }
+                    return;
+                }
                 fixed (float* w = buffer)
                     for (int t = start; t < end; t++)
                     {
