@@ -62,6 +62,11 @@ public class KQuantTests
             {
                 int rows = 45, cols = sb * KQuantFormat.SuperBlock, rowBytes = sb * KQuantFormat.BlockBytes(type);
                 var blocks = RandomBlocks(type, rows * sb, r);
+                // Every third super-block gets subnormal fp16 scales (and a negative one): the inline conversions' other path.
+                int bytes = KQuantFormat.BlockBytes(type);
+                for (int i = 0; i < rows * sb; i += 3)
+                    foreach (int at in type == KQuantType.Q6_K ? new[] { 208 } : new[] { 0, 2 })
+                        BinaryPrimitives.WriteUInt16LittleEndian(blocks.AsSpan(i * bytes + at), (ushort)(r.Next(1, 0x400) | (i % 2 == 0 ? 0 : 0x8000)));
                 var x = new float[cols];
                 for (int i = 0; i < cols; i++) x[i] = (float)(r.NextDouble() * 2 - 1);
                 var got = new float[rows + 1];
