@@ -195,14 +195,18 @@ public static unsafe class QuantizedTiles
         return DecodeMatMul.Sum4(a0, a1, a2, a3);
     }
 
+    /// <summary>
+    /// One Q4_0 block (32 weights, 16 bytes of nibbles) into <paramref name="acc"/>: the 16 values d·(q − 8) are
+    /// made once (one multiply, the product the expansion computes) and each 16 codes pick theirs with one
+    /// permute (<c>vpermps</c> reads only the low 4 index bits), instead of a subtract, a convert and a multiply per 16.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Q4Half(byte* block, float scale, Vector512<float> x0, Vector512<float> x1, Vector512<float> acc)
     {
-        var d = Vector512.Create(scale);
-        var v = Vector128.Load(block + 2);
-        var eight = Vector512.Create(8);
-        acc = Vector512.FusedMultiplyAdd(x0, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(v & Vector128.Create((byte)0x0F)) - eight) * d, acc);
-        return Vector512.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.ShiftRightLogical(v, 4)) - eight) * d, acc);
+        var table = Vector512.Create(scale) * Vector512.Create(-8f, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        var v = Avx512F.ConvertToVector512Int32(Vector128.Load(block + 2));   // bytes zero-extended: low nibble = element j, high = j + 16
+        acc = Vector512.FusedMultiplyAdd(x0, Avx512F.PermuteVar16x32(table, v), acc);
+        return Vector512.FusedMultiplyAdd(x1, Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(v, 4)), acc);
     }
 
     /// <summary>One Q8_0 row (nb blocks) → fp32: d·q.</summary>
