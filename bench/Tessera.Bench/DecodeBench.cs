@@ -37,6 +37,15 @@ public sealed record DecodeBenchReport(string Model, string Weights, long Parame
 
     /// <summary>Prefill with images vs text in the same run (see <see cref="ImagePrefillBench"/>).</summary>
     public ImagePrefillResult? ImagePrefill { get; init; }
+
+    /// <summary>Prefill arithmetic rate: forward FLOPs of the prompt (projections, causal attention, one head row) ÷ its time.</summary>
+    public double PrefillGflops { get; init; }
+
+    /// <summary>The fp32 GEMM peak measured in this process on all threads (<c>GemmPeak</c>), GFLOP/s.</summary>
+    public double PeakGflops { get; init; }
+
+    /// <summary><see cref="PrefillGflops"/> as a percentage of <see cref="PeakGflops"/>.</summary>
+    public double PrefillPercentOfPeak => PeakGflops > 0 ? 100 * PrefillGflops / PeakGflops : 0;
 }
 
 /// <summary>
@@ -125,8 +134,16 @@ public static class DecodeBench
             if (DecodeProfile.Enabled) profile += "speculation (plain and speculative runs together):\n" + DecodeProfile.Report();
         }
 
+        // Forward FLOPs of the prompt per token: a third of the training count (forward 2 of 6 per
+        // parameter, attention likewise), less the head for every row but the last (Feed computes
+        // the last row's logits only).
+        double prefillFlopsPerToken = c.TrainingFlopsPerToken(prefill) / 3 - 2.0 * c.VocabSize * c.Dim * (prefill - 1) / prefill;
         return new DecodeBenchReport(name, weightsName, c.ParameterCount, target.TotalBytes, bytesPerToken, bandwidth / 1e9, prefillRate, decodeRate, roofline,
-            100 * decodeRate / roofline, rows, spec, pool.ThreadCount, profile);
+            100 * decodeRate / roofline, rows, spec, pool.ThreadCount, profile)
+        {
+            PrefillGflops = prefillRate * prefillFlopsPerToken / 1e9,
+            PeakGflops = GemmPeak.PeakFlops(pool.ThreadCount) / 1e9,
+        };
     }
 
     /// <summary>Timed repetitions of batch-1 decode, each aggregate level and each speculation prompt (the best counts).</summary>

@@ -56,6 +56,7 @@ public class PipelineTests
             Assert.Equal(2, bench.GetProperty("aggregate").GetArrayLength());
             Assert.True(bench.GetProperty("speculation").GetProperty("same_tokens").GetBoolean());
             Assert.True(bench.GetProperty("percent_of_roofline").GetDouble() > 0);
+            Assert.InRange(bench.GetProperty("prefill_percent_of_peak").GetDouble(), double.Epsilon, 100);   // prefill GFLOP/s against the peak measured in the same run
             Assert.True(bench.GetProperty("image_prefill").GetProperty("image_rows_per_second").GetDouble() > 0);   // images vs text, same run
         }
         finally { Directory.Delete(dir, recursive: true); }

@@ -52,6 +52,47 @@ public class KQuantTests
             }
     }
 
+    [Fact]
+    public unsafe void FusedOneRowDotEqualsTheScalarTwinBitForBit()
+    {
+        // Random bytes exercise every code, scale and min bit pattern; 45 rows leave a ragged last tile of 4.
+        var r = new Random(23);
+        foreach (var type in new[] { KQuantType.Q4_K, KQuantType.Q5_K, KQuantType.Q6_K })
+            foreach (int sb in new[] { 1, 3 })
+            {
+                int rows = 45, cols = sb * KQuantFormat.SuperBlock, rowBytes = sb * KQuantFormat.BlockBytes(type);
+                var blocks = RandomBlocks(type, rows * sb, r);
+                // Every third super-block gets subnormal fp16 scales (and a negative one): the inline conversions' other path.
+                int bytes = KQuantFormat.BlockBytes(type);
+                for (int i = 0; i < rows * sb; i += 3)
+                    foreach (int at in type == KQuantType.Q6_K ? new[] { 208 } : new[] { 0, 2 })
+                        BinaryPrimitives.WriteUInt16LittleEndian(blocks.AsSpan(i * bytes + at), (ushort)(r.Next(1, 0x400) | (i % 2 == 0 ? 0 : 0x8000)));
+                var x = new float[cols];
+                for (int i = 0; i < cols; i++) x[i] = (float)(r.NextDouble() * 2 - 1);
+                var got = new float[rows + 1];
+                got[^1] = 12345f;
+                var format = type switch { KQuantType.Q4_K => TileFormat.Q4_K, KQuantType.Q5_K => TileFormat.Q5_K, _ => TileFormat.Q6_K };
+                fixed (byte* pb = blocks)
+                fixed (float* px = x, pg = got)
+                    QuantizedTiles.Run(format, pb, null, rows, cols, px, 1, pg);
+                for (int j = 0; j < rows; j++)
+                {
+                    float want = ScalarKQuantDot.Row(type, blocks.AsSpan(j * rowBytes, rowBytes), x);
+                    Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got[j]), $"{type} {sb} super-blocks, row {j}: {got[j]} vs {want}");
+                }
+                Assert.Equal(12345f, got[^1]);
+                if (!KQuantDot.Supported(type)) continue;
+                // Dot4 itself, as the engine calls it for a full tile of 4 rows.
+                fixed (byte* pb = blocks)
+                fixed (float* px = x)
+                {
+                    var sums = KQuantDot.Dot4(type, pb, pb + rowBytes, pb + 2 * rowBytes, pb + 3 * rowBytes, px, sb, null, 0);
+                    for (int j = 0; j < 4; j++)
+                        Assert.Equal(ScalarKQuantDot.Row(type, blocks.AsSpan(j * rowBytes, rowBytes), x), sums[j]);
+                }
+            }
+    }
+
     /// <summary>(scale, min) pairs packed by the rule in <see cref="KQuantFormat"/> (written out here independently).</summary>
     static byte[] PackScaleMin(int[] sc, int[] m)
     {

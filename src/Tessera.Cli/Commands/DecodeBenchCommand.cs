@@ -213,7 +213,7 @@ public static class DecodeBenchCommand
         AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/] ({Markup.Escape(r.Weights)}), {r.Parameters / 1e6:F1}M parameters, {r.WeightBytes / 1e6:F0} MB of weights, {r.Threads} threads");
         AnsiConsole.MarkupLine($"measured read bandwidth: [bold]{r.BandwidthGBps:F1} GB/s[/]; bytes per decoded token (active weights + KV): {r.BytesPerToken / 1e6:F1} MB");
         var t = new Table().AddColumns("figure", "value", "note");
-        t.AddRow("prefill", $"{r.PrefillTokensPerSecond:F0} tok/s", "one prompt, one pass");
+        t.AddRow("prefill", $"{r.PrefillTokensPerSecond:F0} tok/s", $"one prompt, one pass: {r.PrefillGflops:F0} GFLOP/s = [bold]{r.PrefillPercentOfPeak:F0}%[/] of the fp32 GEMM peak measured in this run ({r.PeakGflops:F0} GFLOP/s)");
         t.AddRow("batch-1 decode", $"{r.DecodeTokensPerSecond:F1} tok/s", $"roofline {r.RooflineTokensPerSecond:F1} tok/s → [bold]{r.PercentOfRoofline:F0}%[/]");
         foreach (var a in r.Aggregate)
             t.AddRow($"{a.Sequences} sequences", $"{a.TokensPerSecond:F1} tok/s", $"{(double.IsNaN(a.VersusBatch1) ? "—" : $"{a.VersusBatch1:F1}×")} the 1-sequence engine ({a.Tokens} tokens in {a.Seconds:F2} s, decode only)");
