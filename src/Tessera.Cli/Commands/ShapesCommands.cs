@@ -3,6 +3,7 @@ using System.Text.Json;
 using Tessera.Kernels.IO;
 using Tessera.Training.Experiments;
 using Tessera.Vision;
+using Tessera.Vision.FashionMnist;
 using Tessera.Vision.Shapes;
 
 namespace Tessera.Cli.Commands;
@@ -45,9 +46,27 @@ internal static class ShapesCommands
         var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType });
         var inDist = trainer.Evaluate(model, trainer.EvalSet(seed + 2000, false, perType), "in-distribution");
         var comp = trainer.Evaluate(model, trainer.EvalSet(seed + 3000, true, perType), "compositional");
-        if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { in_distribution = inDist, compositional = comp }, JsonNaming.Indented));
-        else foreach (var s in new[] { inDist, comp }) Console.WriteLine(Table(s));
+        string grid = WriteExamples(trainer, model, modelDir, seed);
+        if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { in_distribution = inDist, compositional = comp, examples = grid }, JsonNaming.Indented));
+        else
+        {
+            foreach (var s in new[] { inDist, comp }) Console.WriteLine(Table(s));
+            Console.WriteLine($"examples → {grid}");
+        }
         return 0;
+    }
+
+    /// <summary>examples.svg in the model folder: two held-out in-distribution scenes per question type with the model's answers.</summary>
+    static string WriteExamples(ShapesTrainer trainer, MultimodalModel model, string modelDir, int seed)
+    {
+        var set = trainer.EvalSet(seed + 4000, false, 2);
+        var answers = trainer.Answer(model, [.. set.Select(x => (x.Scene.Render(), x.Question))]);
+        int right = set.Select((x, i) => x.Question.Answer == answers[i] ? 1 : 0).Sum();
+        string svg = ExampleGrid.Svg($"Shapes world (held-out scenes): the model's answers, {right} of {set.Count} right",
+            [.. set.Select(x => x.Scene.Render())], [.. set.Select(x => x.Question.Question)], answers, [.. set.Select(x => x.Question.Answer)]);
+        string path = Path.Combine(modelDir, "examples.svg");
+        AtomicFile.WriteAllText(path, svg);
+        return path;
     }
 
     static void Write(ShapesReport report, string outDir, bool asJson)
