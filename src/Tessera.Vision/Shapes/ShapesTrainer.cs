@@ -54,7 +54,13 @@ public sealed record CurvePoint(int Step, double Loss, double Seconds, IReadOnly
 
 /// <summary>Everything a run measured.</summary>
 public sealed record ShapesReport(ShapesOptions Options, long Parameters, double Seconds, double FinalLoss,
-    IReadOnlyList<CurvePoint> Curve, SplitScore InDistribution, SplitScore Compositional, SplitScore? Motion = null);
+    IReadOnlyList<CurvePoint> Curve, SplitScore InDistribution, SplitScore Compositional, SplitScore? Motion = null)
+{
+    /// <summary>Text-only tokens trained on (targets of the text documents): the budget a text-only baseline is matched to.</summary>
+    public long TextTokens { get; init; }
+    /// <summary>Bits per byte on held-out text-only documents (<see cref="ShapesTrainer.TextBitsPerByte"/>).</summary>
+    public double TextBitsPerByte { get; init; }
+}
 
 /// <summary>
 /// Trains a <see cref="MultimodalModel"/> on the shapes world (images and questions mixed with
@@ -100,6 +106,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
         var motionCurveSet = Motion ? MotionEvalSet(o.Seed + 1500, compositional: false, o.CurveExamples) : null;
         var clock = Stopwatch.StartNew();
         double smooth = double.NaN;
+        long textTokens = 0;
         int warm = Math.Max(1, o.Steps / 20);
         for (int step = 1; step <= o.Steps; step++)
         {
@@ -107,6 +114,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
                 : o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warm) / Math.Max(1, o.Steps - warm))));
             opt.LearningRate = (float)lr;
             var batch = TrainBatch(rng, MaxShapesAt(step));
+            textTokens += batch.TextTokens;
             using (var g = new Graph())
             {
                 var r = model.Forward(g, batch.Ids, batch.B, batch.T, batch.Patches, batch.Prefix, batch.Targets, batch.Frames);
@@ -130,7 +138,10 @@ public sealed class ShapesTrainer(ShapesOptions options)
         var inDist = Evaluate(model, EvalSet(o.Seed + 2000, compositional: false, o.EvalExamples), "in-distribution");
         var comp = Evaluate(model, EvalSet(o.Seed + 3000, compositional: true, o.EvalExamples), "compositional");
         var motion = Motion ? EvaluateMotion(model, MotionEvalSet(o.Seed + 5000, compositional: false, o.EvalExamples), "motion") : null;
-        return new ShapesReport(o, model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount, trained, smooth, curve, inDist, comp, motion);
+        return new ShapesReport(o, model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount, trained, smooth, curve, inDist, comp, motion)
+        {
+            TextTokens = textTokens, TextBitsPerByte = TextBitsPerByte(model, o.Seed + 6000, 512),
+        };
     }
 
     /// <summary>Most shapes per training scene at <paramref name="step"/> under the curriculum.</summary>
@@ -173,11 +184,51 @@ public sealed class ShapesTrainer(ShapesOptions options)
             for (int t = 0; t < targets.Length; t++) targets[t] = t >= prefix - 1 ? full[t + 1] : -100;
             seqs.Add((full[..^1], targets, Options.PrefixLm ? prefix : 0, [.. images.SelectMany(im => PatchGrid.Patches(im, Options.Vision))], images.Length));
         }
-        return Pack(seqs);
+        return Pack(seqs) with { TextTokens = seqs.Where(s => s.Images == 0).Sum(s => s.Targets.Length) };
+    }
+
+    /// <summary>
+    /// Bits per byte of the model on <paramref name="documents"/> held-out text-only documents (scene
+    /// descriptions of training-split scenes drawn from <paramref name="seed"/>): the summed
+    /// next-word loss over every word and EOS, in bits, over the documents' UTF-8 bytes (words, the
+    /// spaces between them, and one byte for the end). Comparable between a multimodal and a text-only model.
+    /// </summary>
+    public double TextBitsPerByte(MultimodalModel model, int seed, int documents)
+    {
+        var rng = new Random(seed);
+        double nats = 0; long bytes = 0;
+        for (int start = 0; start < documents; start += 32)
+        {
+            int n = Math.Min(32, documents - start);
+            var docs = new List<int[]>();
+            for (int i = 0; i < n; i++)
+            {
+                string text = ShapesTask.Describe(ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k)), rng);
+                bytes += System.Text.Encoding.UTF8.GetByteCount(text) + 1;
+                docs.Add([ShapesTask.Bos, .. ShapesTask.Encode(text), ShapesTask.Eos]);
+            }
+            int t = docs.Max(d => d.Length) - 1, count = 0;
+            var ids = new int[n * t]; var targets = new int[n * t];
+            Array.Fill(targets, -100);
+            for (int i = 0; i < n; i++)
+            {
+                docs[i].AsSpan(0, docs[i].Length - 1).CopyTo(ids.AsSpan(i * t));
+                docs[i].AsSpan(1).CopyTo(targets.AsSpan(i * t));
+                count += docs[i].Length - 1;
+            }
+            using var g = new Graph(recordGradients: false);
+            var r = model.Forward(g, ids, n, t, [], default, targets);
+            nats += r.CrossEntropy!.Item() * count;   // the mean over the targets
+        }
+        return nats / Math.Log(2) / bytes;
     }
 
     /// <summary>A padded batch; <see cref="Frames"/> is each image's frame index within its sequence (0 for stills).</summary>
-    internal sealed record Batch(int[] Ids, int[] Targets, int[] Prefix, float[] Patches, int B, int T, int[] Frames);
+    internal sealed record Batch(int[] Ids, int[] Targets, int[] Prefix, float[] Patches, int B, int T, int[] Frames)
+    {
+        /// <summary>Targets in the text-only documents.</summary>
+        public int TextTokens { get; init; }
+    }
 
     static Batch Pack(List<(int[] Ids, int[] Targets, int Prefix, float[] Patches, int Images)> seqs)
     {
