@@ -26,21 +26,21 @@ internal static class ShapesCommands
     };
 
     /// <summary>The shapes-world flags beyond the common ones.</summary>
-    public sealed record Extras(Option<int?> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden)
+    public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden)
     {
         public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden];
     }
 
     public static Extras ExtraOptions() => new(
-        new Option<int?>("--curriculum-steps") { Description = "With --data shapes: training scenes grow from 1 to 4 shapes over this many steps (0: none; default: 40% of the steps, --quick none)." },
-        new Option<double>("--motion-fraction") { Description = "With --data shapes: fraction of image examples that are clips of moving shapes (direction and order questions).", DefaultValueFactory = _ => 0.0 },
+        new Option<int>("--curriculum-steps") { Description = "With --data shapes: training scenes grow from 1 to 4 shapes over this many steps (0: none)." },
+        new Option<double>("--motion-fraction") { Description = "With --data shapes: fraction of batches whose image examples are clips of moving shapes (direction and order questions).", DefaultValueFactory = _ => 0.0 },
         new Option<int>("--motion-frames") { Description = "With --data shapes: frames per clip (2–8).", DefaultValueFactory = _ => 4 },
         new Option<int>("--embedder-hidden") { Description = "With --data shapes: hidden width of a per-patch MLP embedder (0: linear, Fuyu-style).", DefaultValueFactory = _ => 0 });
 
     /// <summary>The options with the extra flags applied.</summary>
-    public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p, bool quick) => o with
+    public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
     {
-        CurriculumSteps = p.GetValue(x.Curriculum) ?? (quick ? 0 : o.Steps * 2 / 5),
+        CurriculumSteps = p.GetValue(x.Curriculum),
         MotionFraction = p.GetValue(x.Motion), MotionFrames = p.GetValue(x.MotionFrames),
         Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) },
     };

@@ -38,7 +38,7 @@ public sealed record ShapesOptions
     public int CurriculumSteps { get; init; }
     /// <summary>Most shapes per training scene at the start of the curriculum.</summary>
     public int CurriculumStart { get; init; } = 1;
-    /// <summary>Fraction of the image examples that are clips of moving shapes with direction and order questions (0: stills only).</summary>
+    /// <summary>Fraction of the batches whose image examples are clips of moving shapes with direction and order questions (0: stills only).</summary>
     public double MotionFraction { get; init; }
     /// <summary>Frames per clip (2–8); the model gets a frame embedding of this many rows.</summary>
     public int MotionFrames { get; init; } = 4;
@@ -157,6 +157,9 @@ public sealed class ShapesTrainer(ShapesOptions options)
     internal Batch TrainBatch(Random rng, int maxShapes = 4)
     {
         var seqs = new List<(int[] Ids, int[] Targets, int Prefix, float[] Patches, int Images)>();
+        // A batch is all clips or all stills (plus text): a clip is 4–8× an image's rows, and a mixed
+        // batch would pad every still to the clip's length. Drawn only in motion runs: a still-only stream is unchanged.
+        bool clips = Motion && rng.NextDouble() < Options.MotionFraction;
         for (int i = 0; i < Options.BatchSize; i++)
         {
             if (rng.NextDouble() < Options.TextFraction)
@@ -168,7 +171,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
             }
             RgbImage[] images;
             ShapeQuestion q;
-            if (Motion && rng.NextDouble() < Options.MotionFraction)   // drawn only in motion runs: a still-only stream is unchanged
+            if (clips)
             {
                 var (clip, mq) = MotionQuestion(rng, compositional: false, type: null);
                 (images, q) = (clip.Render(), mq);
