@@ -35,7 +35,7 @@ public static class ExampleGrid
             int o = (y * w + x) * 3;
             var rgb = images[i].Rgb;
             return rgb[o] << 16 | rgb[o + 1] << 8 | rgb[o + 2];
-        }, i => questions[i], answers, truths, columns, scale, captionWidth: 260);
+        }, i => questions[i], answers, truths, columns, scale, captionWidth: 300);
     }
 
     static string Draw(string title, int count, int w, int h, Func<int, Func<int, int, int>> pixels, Func<int, string?> question,
@@ -68,7 +68,7 @@ public static class ExampleGrid
             int line = y0 + cellH + 17;
             if (question(i) is { } q)
             {
-                sb.Append(inv, $"<text x=\"{x0 + cellW / 2}\" y=\"{line}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555555\">{Escape(q)}</text>\n");
+                sb.Append(inv, $"<text x=\"{x0 + cellW / 2}\" y=\"{line}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#555555\">{Escape(q)}</text>\n");
                 line += 17;
             }
             bool right = answers[i] == truths[i];
