@@ -76,6 +76,8 @@ public static class ChatImages
         if (images.Count > vision.MaxImages)
             throw new ApiException(400, $"The request has {images.Count} images; this server takes at most {vision.MaxImages} per request.", param: "messages", code: "too_many_images");
         var config = vision.Embedder.Config;
+        if (config.Frames > 0 && images.Count > config.Frames)   // a video model: the request's images are one clip's frames
+            throw new ApiException(400, $"The request has {images.Count} images; this video model takes clips of at most {config.Frames} frames (its max_frames).", param: "messages", code: "too_many_images");
         long rows = ids.Count + (long)images.Count * config.TokensPerImage;
         if (rows >= model.ContextLength)
             throw new ApiException(400, $"This model's maximum context length is {model.ContextLength} tokens. The {images.Count} images take {config.TokensPerImage} rows each, "

@@ -23,12 +23,13 @@ public sealed class MultimodalModel(Transformer decoder, PatchEmbedder embedder)
     /// <summary>
     /// Forward over (B, T) <paramref name="ids"/> whose negative entries take the patch rows of
     /// <paramref name="patches"/> (whole images in order of appearance, row-major over the batch);
-    /// <paramref name="prefix"/> gives each row's bidirectional prefix length (empty: all causal).
+    /// <paramref name="prefix"/> gives each row's bidirectional prefix length (empty: all causal);
+    /// <paramref name="frames"/>, for a video model, each image's frame index (see <see cref="PatchEmbedder.Forward"/>).
     /// </summary>
     public ModelOutput Forward(Graph g, ReadOnlySpan<int> ids, int batch, int seq, float[] patches, ReadOnlySpan<int> prefix = default,
-        ReadOnlySpan<int> targets = default)
+        ReadOnlySpan<int> targets = default, IReadOnlyList<int>? frames = null)
     {
-        var vectors = patches.Length == 0 ? null : Embedder.Forward(g, patches);
+        var vectors = patches.Length == 0 ? null : Embedder.Forward(g, patches, frames);
         return Decoder.Forward(g, ids, batch, seq, targets, vectors, prefix);
     }
 

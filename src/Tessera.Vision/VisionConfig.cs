@@ -16,6 +16,20 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
     /// </summary>
     public bool PrefixLm { get; init; } = true;
 
+    /// <summary>
+    /// Width of the patch embedder's hidden layer: 0 is the Fuyu-style linear projection; H &gt; 0 a
+    /// per-patch MLP (patch → H, GELU, → D), which can separate a patch's shape from its colour
+    /// before the decoder sees it (a linear map of colour × mask cannot).
+    /// </summary>
+    public int EmbedderHidden { get; init; }
+
+    /// <summary>
+    /// Longest clip, in frames, for video: N &gt; 0 adds a learned frame (time) embedding of N rows to
+    /// every patch of frame t (0-based), as the row and column embeddings add the 2-D position; the
+    /// images of one prompt are one clip's frames, in order. 0: still images only, no time position.
+    /// </summary>
+    public int Frames { get; init; }
+
     /// <summary>Patches per side.</summary>
     public int GridSide => ImageSize / PatchSize;
 
@@ -30,6 +44,8 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
     {
         if (ImageSize <= 0 || PatchSize <= 0 || ImageSize % PatchSize != 0)
             throw new ArgumentException($"vision_config: image_size ({ImageSize}) must be a positive multiple of patch_size ({PatchSize}).");
+        if (Frames < 0) throw new ArgumentException($"vision_config: max_frames must be ≥ 0, got {Frames}.");
+        if (EmbedderHidden < 0) throw new ArgumentException($"vision_config: embedder_hidden must be ≥ 0, got {EmbedderHidden}.");
         if (Channels is not (1 or 3)) throw new ArgumentException($"vision_config: num_channels must be 1 or 3, got {Channels}.");
         return this;
     }
@@ -43,7 +59,9 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
         ["tokens_per_image"] = TokensPerImage,
         ["image_token"] = "<|image|>",
         ["patch_order"] = "raster (row-major), values (py, px, channel), pixels v/255",
-        ["embedder"] = "linear (Fuyu-style) + learned row and column embeddings",
+        ["embedder"] = EmbedderHidden > 0 ? "per-patch MLP (linear, GELU, linear) + learned row and column embeddings" : "linear (Fuyu-style) + learned row and column embeddings",
+        ["embedder_hidden"] = EmbedderHidden,
+        ["max_frames"] = Frames,
         ["attention"] = PrefixLm ? PrefixLmAttention : CausalAttention,
     };
 
@@ -56,6 +74,8 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
         string attention = node["attention"]?.GetValue<string>() ?? PrefixLmAttention;
         if (attention != PrefixLmAttention && attention != CausalAttention)
             throw new ArgumentException($"vision_config: attention is '{attention}'; expected '{PrefixLmAttention}' or '{CausalAttention}'.");
-        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")) { PrefixLm = attention == PrefixLmAttention }.Validate();
+        int hidden = node["embedder_hidden"]?.GetValue<int>() ?? 0;   // absent in folders written before the MLP option: linear
+        int frames = node["max_frames"]?.GetValue<int>() ?? 0;        // absent before video: still images
+        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")) { PrefixLm = attention == PrefixLmAttention, EmbedderHidden = hidden, Frames = frames }.Validate();
     }
 }

@@ -1,8 +1,10 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Tessera.Kernels.IO;
 using Tessera.Training.Experiments;
 using Tessera.Vision;
+using Tessera.Vision.FashionMnist;
 using Tessera.Vision.Shapes;
 
 namespace Tessera.Cli.Commands;
@@ -21,6 +23,26 @@ internal static class ShapesCommands
         Steps = steps ?? (quick ? 500 : 2500), BatchSize = batch ?? 16, LearningRate = lr ?? 2e-3f, Dim = dim ?? 128, Layers = layers ?? 4,
         TextFraction = textFraction, PrefixLm = !causal, Seed = (int)(seed % int.MaxValue),
         EvalEvery = quick ? 100 : 250, CurveExamples = quick ? 24 : 32, EvalExamples = quick ? 50 : 200,
+    };
+
+    /// <summary>The shapes-world flags beyond the common ones.</summary>
+    public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden)
+    {
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden];
+    }
+
+    public static Extras ExtraOptions() => new(
+        new Option<int>("--curriculum-steps") { Description = "With --data shapes: training scenes grow from 1 to 4 shapes over this many steps (0: none)." },
+        new Option<double>("--motion-fraction") { Description = "With --data shapes: fraction of batches whose image examples are clips of moving shapes (direction and order questions).", DefaultValueFactory = _ => 0.0 },
+        new Option<int>("--motion-frames") { Description = "With --data shapes: frames per clip (2–8).", DefaultValueFactory = _ => 4 },
+        new Option<int>("--embedder-hidden") { Description = "With --data shapes: hidden width of a per-patch MLP embedder (0: linear, Fuyu-style).", DefaultValueFactory = _ => 0 });
+
+    /// <summary>The options with the extra flags applied.</summary>
+    public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
+    {
+        CurriculumSteps = p.GetValue(x.Curriculum),
+        MotionFraction = p.GetValue(x.Motion), MotionFrames = p.GetValue(x.MotionFrames),
+        Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) },
     };
 
     public static int Train(ShapesOptions options, string outDir, bool asJson)
@@ -42,12 +64,35 @@ internal static class ShapesCommands
     {
         using var model = MultimodalCheckpoint.Load(modelDir);
         var c = model.Decoder.Config;
-        var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType });
+        int frames = model.Embedder.Config.Frames;
+        var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType,
+            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames) });
         var inDist = trainer.Evaluate(model, trainer.EvalSet(seed + 2000, false, perType), "in-distribution");
         var comp = trainer.Evaluate(model, trainer.EvalSet(seed + 3000, true, perType), "compositional");
-        if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { in_distribution = inDist, compositional = comp }, JsonNaming.Indented));
-        else foreach (var s in new[] { inDist, comp }) Console.WriteLine(Table(s));
+        var motion = frames > 0 ? trainer.EvaluateMotion(model, trainer.MotionEvalSet(seed + 5000, false, perType), "motion") : null;
+        double bpb = trainer.TextBitsPerByte(model, seed + 6000, 512);
+        string grid = WriteExamples(trainer, model, modelDir, seed);
+        if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { in_distribution = inDist, compositional = comp, motion, text_bits_per_byte = bpb, examples = grid }, JsonNaming.Indented));
+        else
+        {
+            foreach (var s in new[] { inDist, comp, motion }) if (s is not null) Console.WriteLine(Table(s));
+            Console.WriteLine($"text: {bpb:F4} bits/byte on 512 held-out documents");
+            Console.WriteLine($"examples → {grid}");
+        }
         return 0;
+    }
+
+    /// <summary>examples.svg in the model folder: two held-out in-distribution scenes per question type with the model's answers.</summary>
+    static string WriteExamples(ShapesTrainer trainer, MultimodalModel model, string modelDir, int seed)
+    {
+        var set = trainer.EvalSet(seed + 4000, false, 2);
+        var answers = trainer.Answer(model, [.. set.Select(x => (x.Scene.Render(), x.Question))]);
+        int right = set.Select((x, i) => x.Question.Answer == answers[i] ? 1 : 0).Sum();
+        string svg = ExampleGrid.Svg($"Shapes world (held-out scenes): the model's answers, {right} of {set.Count} right",
+            [.. set.Select(x => x.Scene.Render())], [.. set.Select(x => x.Question.Question)], answers, [.. set.Select(x => x.Question.Answer)]);
+        string path = Path.Combine(modelDir, "examples.svg");
+        AtomicFile.WriteAllText(path, svg);
+        return path;
     }
 
     static void Write(ShapesReport report, string outDir, bool asJson)
@@ -61,6 +106,8 @@ internal static class ShapesCommands
         Console.WriteLine($"trained {report.Seconds:F0}s, final loss {report.FinalLoss:F3}, {report.Parameters:N0} parameters → {outDir}");
         Console.WriteLine(Table(report.InDistribution));
         Console.WriteLine(Table(report.Compositional));
+        if (report.Motion is not null) Console.WriteLine(Table(report.Motion));
+        Console.WriteLine($"text: {report.TextTokens:N0} text-document tokens trained, {report.TextBitsPerByte:F4} bits/byte on held-out documents");
     }
 
     static string Table(SplitScore s)

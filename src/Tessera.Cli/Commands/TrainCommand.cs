@@ -58,6 +58,7 @@ public static class TrainCommand
         var textFraction = new Option<double>("--text-fraction") { Description = "With --data shapes: fraction of text-only documents in the image–text stream.", DefaultValueFactory = _ => 0.1 };
         var causal = new Option<bool>("--causal") { Description = "With --data shapes: causal attention everywhere instead of prefix-LM over image + question." };
         var quick = new Option<bool>("--quick") { Description = "With --data shapes or fashion-mnist: the ≤ 5 min recipe." };
+        var shapesExtras = ShapesCommands.ExtraOptions();
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Pre-train a dense or mixture-of-experts transformer of any registered architecture, with periodic eval and atomic checkpoints.")
         {
@@ -65,6 +66,7 @@ public static class TrainCommand
             steps, batch, seq, accum, lr, minLr, warmup, clip, wd, evalEvery, evalBatches, ckptEvery, seed, distributed, zero1, expertParallel, asyncMode, replay, json,
             textFraction, causal, quick, alignDocuments,
         };
+        foreach (var o in shapesExtras.All) cmd.Options.Add(o);   // shapes world: curriculum, video, embedder (docs/multimodal.md)
         foreach (var o in ModuleTrainCommand.All) cmd.Options.Add(o);   // module training on a frozen base (docs/modules.md)
         foreach (var o in ContrastiveTrainCommand.All) cmd.Options.Add(o);   // bi-encoder fine-tuning (docs/retrieval.md)
         cmd.SetAction((p, cancel) =>
@@ -72,7 +74,7 @@ public static class TrainCommand
             if (p.GetValue(data) == "shapes")   // the image–text shapes world (docs/multimodal.md)
                 return Task.FromResult(ShapesCommands.Train(ShapesCommands.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
                     p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr), p.GetValue(dim), p.GetValue(layers),
-                    p.GetValue(textFraction), p.GetValue(causal), p.GetValue(seed)), p.GetValue(output)!, p.GetValue(json)));
+                    p.GetValue(textFraction), p.GetValue(causal), p.GetValue(seed)).With(shapesExtras, p), p.GetValue(output)!, p.GetValue(json)));
             if (p.GetValue(data) == "fashion-mnist")   // Fashion-MNIST by prompting (docs/multimodal.md)
                 return Task.FromResult(FashionMnistCommand.Train(FashionMnistCommand.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
                     p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr),

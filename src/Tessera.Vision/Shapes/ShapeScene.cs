@@ -32,17 +32,21 @@ public sealed class ShapeScene
 
     ShapeScene(List<Shape> shapes) => Shapes = [.. shapes.OrderBy(s => s.X)];
 
+    /// <summary>A scene of the given shapes (a frame of a <see cref="MotionClip"/>).</summary>
+    internal static ShapeScene Of(IEnumerable<Shape> shapes) => new([.. shapes]);
+
     /// <summary>
     /// A random scene: 1–4 shapes whose (colour, kind) pairs all satisfy <paramref name="allowed"/>
     /// and, with <paramref name="mustHave"/>, at least one that satisfies it (the compositional split).
+    /// <paramref name="maxShapes"/> (1–4) caps the count for a curriculum; at 4 the draws are the same as without it.
     /// </summary>
-    public static ShapeScene Random(Random rng, Func<string, string, bool> allowed, Func<string, string, bool>? mustHave = null)
+    public static ShapeScene Random(Random rng, Func<string, string, bool> allowed, Func<string, string, bool>? mustHave = null, int maxShapes = 4)
     {
         while (true)
         {
             // One shape per 16-pixel cell of a 4×4 grid, in distinct columns (so "left of" is always
             // defined), centred in its cell ±1 pixel: a 16×16 patch then holds one whole shape.
-            int count = rng.Next(1, 5);
+            int count = rng.Next(1, Math.Clamp(maxShapes, 1, 4) + 1);
             var columns = Enumerable.Range(0, 4).OrderBy(_ => rng.Next()).Take(count).ToArray();
             var shapes = new List<Shape>();
             foreach (int col in columns)

@@ -15,6 +15,10 @@ public enum QuestionType
     Bigger,
     /// <summary>"caption :" → every shape left to right ("large red circle and small blue star").</summary>
     Caption,
+    /// <summary>Video: "which way is the red circle moving ?" → left, right, up or down.</summary>
+    Direction,
+    /// <summary>Video: "which appears first , the red circle or the blue star ?" → the one that appears in an earlier frame.</summary>
+    Order,
 }
 
 /// <summary>One question about a scene and its reference answer (words).</summary>
@@ -53,6 +57,7 @@ public static class ShapesTask
         foreach (var n in Numbers) if (!w.Contains(n)) w.Add(n);
         foreach (var k in ShapeScene.Kinds) w.Add(k);
         foreach (var c in ShapeScene.Colours) w.Add(c.Name);
+        w.AddRange(["way", "moving", "up", "down", "appears", "first"]);   // video (MotionClip); appended so the still words keep their ids
         return [.. w];
     }
 
@@ -126,13 +131,14 @@ public static class ShapesTask
     }
 
     /// <summary>
-    /// Input rows of a question about an image: ids (the image as <see cref="ImageSpans.VectorId"/>
-    /// rows), the prefix length (BOS, image, question, "answer :") and the answer's ids with EOS.
+    /// Input rows of a question about an image (or a clip of <paramref name="images"/> frames): ids
+    /// (the images as <see cref="ImageSpans.VectorId"/> rows), the prefix length (BOS, images,
+    /// question, "answer :") and the answer's ids with EOS.
     /// </summary>
-    public static (int[] Prompt, int Prefix, int[] Answer) Encode(ShapeQuestion q, VisionConfig config)
+    public static (int[] Prompt, int Prefix, int[] Answer) Encode(ShapeQuestion q, VisionConfig config, int images = 1)
     {
         var prompt = new List<int> { Bos };
-        prompt.AddRange(Enumerable.Repeat(ImageSpans.VectorId, config.TokensPerImage));
+        prompt.AddRange(Enumerable.Repeat(ImageSpans.VectorId, config.TokensPerImage * images));
         prompt.AddRange(Encode(q.Question));
         if (q.Type != QuestionType.Caption) prompt.AddRange(Encode("answer :"));
         return ([.. prompt], prompt.Count, [.. Encode(q.Answer), Eos]);

@@ -31,6 +31,17 @@ public sealed record ShapesOptions
     public int CurveExamples { get; init; } = 32;
     /// <summary>Questions per type (and captions) for the final evaluation, per split.</summary>
     public int EvalExamples { get; init; } = 200;
+    /// <summary>
+    /// Curriculum: training scenes hold at most <see cref="CurriculumStart"/> shapes at step 1, rising
+    /// linearly to 4 at this step (0: no curriculum, 1–4 shapes throughout). Evaluation is always on 1–4.
+    /// </summary>
+    public int CurriculumSteps { get; init; }
+    /// <summary>Most shapes per training scene at the start of the curriculum.</summary>
+    public int CurriculumStart { get; init; } = 1;
+    /// <summary>Fraction of the batches whose image examples are clips of moving shapes with direction and order questions (0: stills only).</summary>
+    public double MotionFraction { get; init; }
+    /// <summary>Frames per clip (2–8); the model gets a frame embedding of this many rows.</summary>
+    public int MotionFrames { get; init; } = 4;
     /// <summary>Image geometry: 64×64 in 16×16 patches (one grid cell, so one shape, per patch).</summary>
     public VisionConfig Vision { get; init; } = new(ImageSize: 64, PatchSize: 16);
 }
@@ -43,7 +54,13 @@ public sealed record CurvePoint(int Step, double Loss, double Seconds, IReadOnly
 
 /// <summary>Everything a run measured.</summary>
 public sealed record ShapesReport(ShapesOptions Options, long Parameters, double Seconds, double FinalLoss,
-    IReadOnlyList<CurvePoint> Curve, SplitScore InDistribution, SplitScore Compositional);
+    IReadOnlyList<CurvePoint> Curve, SplitScore InDistribution, SplitScore Compositional, SplitScore? Motion = null)
+{
+    /// <summary>Text-only tokens trained on (targets of the text documents): the budget a text-only baseline is matched to.</summary>
+    public long TextTokens { get; init; }
+    /// <summary>Bits per byte on held-out text-only documents (<see cref="ShapesTrainer.TextBitsPerByte"/>).</summary>
+    public double TextBitsPerByte { get; init; }
+}
 
 /// <summary>
 /// Trains a <see cref="MultimodalModel"/> on the shapes world (images and questions mixed with
@@ -64,7 +81,15 @@ public sealed class ShapesTrainer(ShapesOptions options)
     }.Validate();
 
     /// <summary>A fresh model for these options.</summary>
-    public MultimodalModel NewModel() => new(new Transformer(DecoderConfig, (ulong)Options.Seed), new PatchEmbedder(Options.Vision with { PrefixLm = Options.PrefixLm }, Options.Dim, (ulong)Options.Seed + 1));
+    public MultimodalModel NewModel() => new(new Transformer(DecoderConfig, (ulong)Options.Seed), new PatchEmbedder(Vision, Options.Dim, (ulong)Options.Seed + 1));
+
+    /// <summary>The image geometry of the model: the options' with their attention, plus a frame embedding when clips are trained.</summary>
+    public VisionConfig Vision => Options.Vision with
+    {
+        PrefixLm = Options.PrefixLm, Frames = Options.MotionFraction > 0 ? Math.Max(Options.Vision.Frames, Options.MotionFrames) : Options.Vision.Frames,
+    };
+
+    bool Motion => Options.MotionFraction > 0;
 
     /// <summary>Trains <paramref name="model"/>; <paramref name="progress"/> gets each curve point.</summary>
     public ShapesReport Train(MultimodalModel model, Action<CurvePoint>? progress = null)
@@ -74,21 +99,25 @@ public sealed class ShapesTrainer(ShapesOptions options)
         var parameters = model.AllParameters;
         var decays = new HashSet<Tensor>(model.Decoder.Parameters.All.Where(model.Decoder.Parameters.Decays));
         decays.Add(model.Embedder.Parameters[PatchEmbedder.WeightName]);
+        if (model.Embedder.Config.EmbedderHidden > 0) decays.Add(model.Embedder.Parameters[PatchEmbedder.HiddenWeightName]);
         using var opt = new AdamW(parameters, o.LearningRate, 0.9f, 0.95f, 1e-8f, 0.05f, decays.Contains);
         var curve = new List<CurvePoint>();
         var curveSet = EvalSet(o.Seed + 1000, compositional: false, o.CurveExamples);
+        var motionCurveSet = Motion ? MotionEvalSet(o.Seed + 1500, compositional: false, o.CurveExamples) : null;
         var clock = Stopwatch.StartNew();
         double smooth = double.NaN;
+        long textTokens = 0;
         int warm = Math.Max(1, o.Steps / 20);
         for (int step = 1; step <= o.Steps; step++)
         {
             double lr = step <= warm ? o.LearningRate * step / warm
                 : o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warm) / Math.Max(1, o.Steps - warm))));
             opt.LearningRate = (float)lr;
-            var batch = TrainBatch(rng);
+            var batch = TrainBatch(rng, MaxShapesAt(step));
+            textTokens += batch.TextTokens;
             using (var g = new Graph())
             {
-                var r = model.Forward(g, batch.Ids, batch.B, batch.T, batch.Patches, batch.Prefix, batch.Targets);
+                var r = model.Forward(g, batch.Ids, batch.B, batch.T, batch.Patches, batch.Prefix, batch.Targets, batch.Frames);
                 double loss = r.Loss!.Item();
                 smooth = double.IsNaN(smooth) ? loss : 0.95 * smooth + 0.05 * loss;
                 g.Backward(r.Loss!);
@@ -98,7 +127,9 @@ public sealed class ShapesTrainer(ShapesOptions options)
             opt.ZeroGrad();
             if ((o.EvalEvery > 0 && step % o.EvalEvery == 0) || step == o.Steps)
             {
-                var point = new CurvePoint(step, smooth, clock.Elapsed.TotalSeconds, Evaluate(model, curveSet).Accuracy);
+                var accuracy = new Dictionary<string, double>(Evaluate(model, curveSet).Accuracy);
+                if (motionCurveSet is not null) foreach (var kv in EvaluateMotion(model, motionCurveSet).Accuracy) accuracy[kv.Key] = kv.Value;
+                var point = new CurvePoint(step, smooth, clock.Elapsed.TotalSeconds, accuracy);
                 curve.Add(point);
                 progress?.Invoke(point);
             }
@@ -106,36 +137,106 @@ public sealed class ShapesTrainer(ShapesOptions options)
         double trained = clock.Elapsed.TotalSeconds;
         var inDist = Evaluate(model, EvalSet(o.Seed + 2000, compositional: false, o.EvalExamples), "in-distribution");
         var comp = Evaluate(model, EvalSet(o.Seed + 3000, compositional: true, o.EvalExamples), "compositional");
-        return new ShapesReport(o, model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount, trained, smooth, curve, inDist, comp);
+        var motion = Motion ? EvaluateMotion(model, MotionEvalSet(o.Seed + 5000, compositional: false, o.EvalExamples), "motion") : null;
+        return new ShapesReport(o, model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount, trained, smooth, curve, inDist, comp, motion)
+        {
+            TextTokens = textTokens, TextBitsPerByte = TextBitsPerByte(model, o.Seed + 6000, 512),
+        };
     }
 
-    /// <summary>A padded training batch: image questions (train split) mixed with text-only documents.</summary>
-    internal Batch TrainBatch(Random rng)
+    /// <summary>Most shapes per training scene at <paramref name="step"/> under the curriculum.</summary>
+    public int MaxShapesAt(int step)
     {
-        var seqs = new List<(int[] Ids, int[] Targets, int Prefix, float[] Patches)>();
+        var o = Options;
+        if (o.CurriculumSteps <= 0 || step >= o.CurriculumSteps) return 4;
+        int start = Math.Clamp(o.CurriculumStart, 1, 4);
+        return Math.Min(4, start + (4 - start + 1) * (step - 1) / o.CurriculumSteps);
+    }
+
+    /// <summary>A padded training batch: image questions (train split, at most <paramref name="maxShapes"/> shapes) mixed with text-only documents.</summary>
+    internal Batch TrainBatch(Random rng, int maxShapes = 4)
+    {
+        var seqs = new List<(int[] Ids, int[] Targets, int Prefix, float[] Patches, int Images)>();
+        // A batch is all clips or all stills (plus text): a clip is 4–8× an image's rows, and a mixed
+        // batch would pad every still to the clip's length. Drawn only in motion runs: a still-only stream is unchanged.
+        bool clips = Motion && rng.NextDouble() < Options.MotionFraction;
         for (int i = 0; i < Options.BatchSize; i++)
         {
             if (rng.NextDouble() < Options.TextFraction)
             {
-                var scene = ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k));
+                var scene = ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
                 var ids = new[] { ShapesTask.Bos }.Concat(ShapesTask.Encode(ShapesTask.Describe(scene, rng))).Append(ShapesTask.Eos).ToArray();
-                seqs.Add((ids[..^1], ids[1..], 0, []));
+                seqs.Add((ids[..^1], ids[1..], 0, [], 0));
                 continue;
             }
-            var (s, q) = Question(rng, compositional: false, type: null);
-            var (prompt, prefix, answer) = ShapesTask.Encode(q, Options.Vision);
+            RgbImage[] images;
+            ShapeQuestion q;
+            if (clips)
+            {
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null);
+                (images, q) = (clip.Render(), mq);
+            }
+            else
+            {
+                var (s, sq) = Question(rng, compositional: false, type: null, maxShapes);
+                (images, q) = ([s.Render()], sq);
+            }
+            var (prompt, prefix, answer) = ShapesTask.Encode(q, Options.Vision, images.Length);
             var full = prompt.Concat(answer).ToArray();
             var targets = new int[full.Length - 1];
             for (int t = 0; t < targets.Length; t++) targets[t] = t >= prefix - 1 ? full[t + 1] : -100;
-            seqs.Add((full[..^1], targets, Options.PrefixLm ? prefix : 0, PatchGrid.Patches(s.Render(), Options.Vision)));
+            seqs.Add((full[..^1], targets, Options.PrefixLm ? prefix : 0, [.. images.SelectMany(im => PatchGrid.Patches(im, Options.Vision))], images.Length));
         }
-        return Pack(seqs);
+        return Pack(seqs) with { TextTokens = seqs.Where(s => s.Images == 0).Sum(s => s.Targets.Length) };
     }
 
-    internal sealed record Batch(int[] Ids, int[] Targets, int[] Prefix, float[] Patches, int B, int T);
-
-    static Batch Pack(List<(int[] Ids, int[] Targets, int Prefix, float[] Patches)> seqs)
+    /// <summary>
+    /// Bits per byte of the model on <paramref name="documents"/> held-out text-only documents (scene
+    /// descriptions of training-split scenes drawn from <paramref name="seed"/>): the summed
+    /// next-word loss over every word and EOS, in bits, over the documents' UTF-8 bytes (words, the
+    /// spaces between them, and one byte for the end). Comparable between a multimodal and a text-only model.
+    /// </summary>
+    public double TextBitsPerByte(MultimodalModel model, int seed, int documents)
     {
+        var rng = new Random(seed);
+        double nats = 0; long bytes = 0;
+        for (int start = 0; start < documents; start += 32)
+        {
+            int n = Math.Min(32, documents - start);
+            var docs = new List<int[]>();
+            for (int i = 0; i < n; i++)
+            {
+                string text = ShapesTask.Describe(ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k)), rng);
+                bytes += System.Text.Encoding.UTF8.GetByteCount(text) + 1;
+                docs.Add([ShapesTask.Bos, .. ShapesTask.Encode(text), ShapesTask.Eos]);
+            }
+            int t = docs.Max(d => d.Length) - 1, count = 0;
+            var ids = new int[n * t]; var targets = new int[n * t];
+            Array.Fill(targets, -100);
+            for (int i = 0; i < n; i++)
+            {
+                docs[i].AsSpan(0, docs[i].Length - 1).CopyTo(ids.AsSpan(i * t));
+                docs[i].AsSpan(1).CopyTo(targets.AsSpan(i * t));
+                count += docs[i].Length - 1;
+            }
+            using var g = new Graph(recordGradients: false);
+            var r = model.Forward(g, ids, n, t, [], default, targets);
+            nats += r.CrossEntropy!.Item() * count;   // the mean over the targets
+        }
+        return nats / Math.Log(2) / bytes;
+    }
+
+    /// <summary>A padded batch; <see cref="Frames"/> is each image's frame index within its sequence (0 for stills).</summary>
+    internal sealed record Batch(int[] Ids, int[] Targets, int[] Prefix, float[] Patches, int B, int T, int[] Frames)
+    {
+        /// <summary>Targets in the text-only documents.</summary>
+        public int TextTokens { get; init; }
+    }
+
+    static Batch Pack(List<(int[] Ids, int[] Targets, int Prefix, float[] Patches, int Images)> seqs)
+    {
+        var frames = new List<int>();
+        foreach (var s in seqs) for (int f = 0; f < s.Images; f++) frames.Add(f);
         int b = seqs.Count, t = seqs.Max(s => s.Ids.Length);
         var ids = new int[b * t]; var tg = new int[b * t]; var prefix = new int[b];
         Array.Fill(tg, -100);
@@ -147,45 +248,86 @@ public sealed class ShapesTrainer(ShapesOptions options)
             prefix[i] = seqs[i].Prefix;
             patches.AddRange(seqs[i].Patches);
         }
-        return new Batch(ids, tg, prefix, [.. patches], b, t);
+        return new Batch(ids, tg, prefix, [.. patches], b, t, [.. frames]);
+    }
+
+    /// <summary>A clip of the split and a motion question of <paramref name="type"/> (random when null) about it.</summary>
+    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type)
+    {
+        while (true)
+        {
+            var clip = compositional
+                ? MotionClip.Random(rng, Options.MotionFrames, (_, _) => true, ShapesTask.IsHeldOut)
+                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k));
+            var t = type ?? (rng.Next(2) == 0 ? QuestionType.Direction : QuestionType.Order);
+            var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null);
+            if (q is not null) return (clip, q);
+        }
+    }
+
+    /// <summary>Motion evaluation questions: <paramref name="perType"/> direction and order questions on fresh clips of the split.</summary>
+    public IReadOnlyList<(MotionClip Clip, ShapeQuestion Question)> MotionEvalSet(int seed, bool compositional, int perType)
+    {
+        var rng = new Random(seed);
+        var set = new List<(MotionClip, ShapeQuestion)>();
+        foreach (var type in (QuestionType[])[QuestionType.Direction, QuestionType.Order])
+            for (int i = 0; i < perType; i++) set.Add(MotionQuestion(rng, compositional, type));
+        return set;
+    }
+
+    /// <summary>Exact-match accuracy per motion question type by greedy decoding over the clips' frames.</summary>
+    public SplitScore EvaluateMotion(MultimodalModel model, IReadOnlyList<(MotionClip Clip, ShapeQuestion Question)> set, string split = "curve")
+        => Score(set.Select(x => x.Question).ToList(), AnswerFrames(model, [.. set.Select(x => ((IReadOnlyList<RgbImage>)x.Clip.Render(), x.Question))]), split);
+
+    static SplitScore Score(IReadOnlyList<ShapeQuestion> questions, IReadOnlyList<string> answers, string split)
+    {
+        var acc = new Dictionary<string, double>();
+        foreach (var group in questions.Select((q, i) => (Question: q, Got: answers[i])).GroupBy(x => x.Question.Type))
+            acc[group.Key.ToString().ToLowerInvariant()] = group.Average(x => x.Got == x.Question.Answer ? 1.0 : 0.0);
+        return new SplitScore(split, acc, questions.Count / Math.Max(1, acc.Count));
     }
 
     /// <summary>A scene of the split and a question of <paramref name="type"/> (random when null) about it.</summary>
-    (ShapeScene Scene, ShapeQuestion Question) Question(Random rng, bool compositional, QuestionType? type)
+    static (ShapeScene Scene, ShapeQuestion Question) Question(Random rng, bool compositional, QuestionType? type, int maxShapes = 4)
     {
         while (true)
         {
             var scene = compositional
-                ? ShapeScene.Random(rng, (_, _) => true, ShapesTask.IsHeldOut)
-                : ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k));
+                ? ShapeScene.Random(rng, (_, _) => true, ShapesTask.IsHeldOut, maxShapes)
+                : ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
             var t = type ?? (QuestionType)rng.Next(6);
             var q = ShapesTask.Ask(scene, t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null);
             if (q is not null) return (scene, q);
         }
     }
 
-    /// <summary>Evaluation questions: <paramref name="perType"/> of each type on fresh scenes of the split.</summary>
-    public IReadOnlyList<(ShapeScene Scene, ShapeQuestion Question)> EvalSet(int seed, bool compositional, int perType)
+    /// <summary>
+    /// Evaluation questions: <paramref name="perType"/> of each type on fresh scenes of the split
+    /// (with <paramref name="maxShapes"/> &lt; 2, the two-shape types are left out).
+    /// </summary>
+    public IReadOnlyList<(ShapeScene Scene, ShapeQuestion Question)> EvalSet(int seed, bool compositional, int perType, int maxShapes = 4)
     {
         var rng = new Random(seed);
         var set = new List<(ShapeScene, ShapeQuestion)>();
         foreach (var type in Enum.GetValues<QuestionType>())
-            for (int i = 0; i < perType; i++) set.Add(Question(rng, compositional, type));
+        {
+            if (type > QuestionType.Caption) continue;   // the motion types are asked about clips (MotionEvalSet)
+            if (maxShapes < 2 && type is QuestionType.Position or QuestionType.Bigger) continue;
+            for (int i = 0; i < perType; i++) set.Add(Question(rng, compositional, type, maxShapes));
+        }
         return set;
     }
 
     /// <summary>Exact-match accuracy per question type (captions: the whole caption) by greedy decoding.</summary>
     public SplitScore Evaluate(MultimodalModel model, IReadOnlyList<(ShapeScene Scene, ShapeQuestion Question)> set, string split = "curve")
-    {
-        var answers = Answer(model, set.Select(x => (x.Scene.Render(), x.Question)).ToList());
-        var acc = new Dictionary<string, double>();
-        foreach (var group in set.Select((x, i) => (x.Question, Got: answers[i])).GroupBy(x => x.Question.Type))
-            acc[group.Key.ToString().ToLowerInvariant()] = group.Average(x => x.Got == x.Question.Answer ? 1.0 : 0.0);
-        return new SplitScore(split, acc, set.Count / Math.Max(1, acc.Count));
-    }
+        => Score(set.Select(x => x.Question).ToList(), Answer(model, set.Select(x => (x.Scene.Render(), x.Question)).ToList()), split);
 
     /// <summary>Greedy answers (words) to questions about images, 32 at a time, up to 20 tokens each.</summary>
     public IReadOnlyList<string> Answer(MultimodalModel model, IReadOnlyList<(RgbImage Image, ShapeQuestion Question)> items)
+        => AnswerFrames(model, [.. items.Select(x => ((IReadOnlyList<RgbImage>)[x.Image], x.Question))]);
+
+    /// <summary>Greedy answers to questions about clips (a still image is a clip of one frame).</summary>
+    public IReadOnlyList<string> AnswerFrames(MultimodalModel model, IReadOnlyList<(IReadOnlyList<RgbImage> Frames, ShapeQuestion Question)> items)
     {
         var result = new string[items.Count];
         for (int start = 0; start < items.Count; start += 32)
@@ -193,11 +335,13 @@ public sealed class ShapesTrainer(ShapesOptions options)
             int n = Math.Min(32, items.Count - start);
             var prompts = new List<int>[n]; var prefixes = new int[n]; var done = new bool[n];
             var patches = new List<float>();
+            var frames = new List<int>();
             for (int i = 0; i < n; i++)
             {
-                var (prompt, prefix, _) = ShapesTask.Encode(items[start + i].Question, Options.Vision);
+                var clip = items[start + i].Frames;
+                var (prompt, prefix, _) = ShapesTask.Encode(items[start + i].Question, Options.Vision, clip.Count);
                 prompts[i] = [.. prompt]; prefixes[i] = Options.PrefixLm ? prefix : 0;
-                patches.AddRange(PatchGrid.Patches(items[start + i].Image, Options.Vision));
+                for (int f = 0; f < clip.Count; f++) { patches.AddRange(PatchGrid.Patches(clip[f], Options.Vision)); frames.Add(f); }
             }
             var allPatches = patches.ToArray();
             var generated = Enumerable.Range(0, n).Select(_ => new List<int>()).ToArray();
@@ -207,7 +351,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
                 var ids = new int[n * t];
                 for (int i = 0; i < n; i++) prompts[i].CopyTo(ids, i * t);
                 using var g = new Graph(recordGradients: false);
-                var logits = model.Forward(g, ids, n, t, allPatches, prefixes).Logits.AsSpan("Answer");   // (n·t, V)
+                var logits = model.Forward(g, ids, n, t, allPatches, prefixes, frames: frames).Logits.AsSpan("Answer");   // (n·t, V)
                 int v = model.Decoder.Config.VocabSize;
                 for (int i = 0; i < n; i++)
                 {

@@ -1,0 +1,217 @@
+using Tessera.Tensors;
+using Tessera.Vision.FashionMnist;
+using Tessera.Vision.Shapes;
+
+namespace Tessera.Vision.Tests;
+
+/// <summary>
+/// Video (moving-shape clips, their questions, the frame embedding), the per-patch MLP embedder, the
+/// shape-count curriculum and the colour example grid.
+/// </summary>
+public class MotionAndEmbedderTests
+{
+    /// <summary>Centre of the pixels of <paramref name="colour"/> in a frame, or null when it is not drawn.</summary>
+    static (double X, double Y)? Centroid(RgbImage img, string colour)
+    {
+        var c = ShapeScene.Colours.First(k => k.Name == colour);
+        double sx = 0, sy = 0; int n = 0;
+        for (int y = 0; y < img.Height; y++)
+            for (int x = 0; x < img.Width; x++)
+            {
+                int o = (y * img.Width + x) * 3;
+                if (img.Rgb[o] == c.R && img.Rgb[o + 1] == c.G && img.Rgb[o + 2] == c.B) { sx += x; sy += y; n++; }
+            }
+        return n == 0 ? null : (sx / n, sy / n);
+    }
+
+    [Fact]
+    public void ClipAnswersFollowTheDrawnFrames()
+    {
+        var rng = new Random(4);
+        int directions = 0, orders = 0;
+        for (int i = 0; i < 150; i++)
+        {
+            int frames = 4 + i % 5;   // 4..8
+            var clip = MotionClip.Random(rng, frames, (_, _) => true);
+            var again = MotionClip.Random(new Random(1000 + i), frames, (_, _) => true);
+            Assert.Equal(again.Render().SelectMany(f => f.Rgb), MotionClip.Random(new Random(1000 + i), frames, (_, _) => true).Render().SelectMany(f => f.Rgb));
+            var images = clip.Render();
+            Assert.Equal(frames, images.Length);
+            // Distinct colours only, so each shape is found by its colour in the pixels.
+            if (clip.Shapes.Select(s => s.Colour).Distinct().Count() != clip.Shapes.Count) continue;
+
+            var d = clip.Ask(QuestionType.Direction, rng)!;
+            string name = d.Question.Split(' ')[4];   // which way is the C K moving ?
+            var track = images.Select(f => Centroid(f, name)).Where(p => p is not null).Select(p => p!.Value).ToList();
+            Assert.True(track.Count >= 2, "a shape is visible in at least two frames");
+            double dx = track[^1].X - track[0].X, dy = track[^1].Y - track[0].Y;
+            string seen = Math.Abs(dx) > Math.Abs(dy) ? (dx > 0 ? "right" : "left") : (dy > 0 ? "down" : "up");
+            Assert.Equal(seen, d.Answer);
+            // Integer shifts of the same raster: the drawn centre moves exactly Speed pixels a frame while visible.
+            Assert.Equal(clip.Speed * (track.Count - 1), Math.Max(Math.Abs(dx), Math.Abs(dy)), 1e-9);
+            directions++;
+
+            if (clip.Ask(QuestionType.Order, rng) is { } o)
+            {
+                var w = o.Question.Split(' ');   // which appears first , the C1 K1 or the C2 K2 ?
+                int First(string colour) => Array.FindIndex(images, f => Centroid(f, colour) is not null);
+                Assert.Equal(First(w[5]) < First(w[9]) ? $"{w[5]} {w[6]}" : $"{w[9]} {w[10]}", o.Answer);
+                orders++;
+            }
+        }
+        Assert.True(directions > 50 && orders > 20, $"{directions} direction and {orders} order checks");
+        // Held-out pairs stay out of training clips.
+        for (int i = 0; i < 200; i++)
+            Assert.DoesNotContain(MotionClip.Random(rng, 4, (c, k) => !ShapesTask.IsHeldOut(c, k)).Shapes, s => ShapesTask.IsHeldOut(s.Colour, s.Kind));
+    }
+
+    [Fact]
+    public void FrameEmbeddingNumbersTheImagesOfAClipAndRefusesTooMany()
+    {
+        var config = new VisionConfig(16, 8) { Frames = 3 };
+        using var e = new PatchEmbedder(config, 8, seed: 2);
+        var img = PatchGrid.Patches(new RgbImage(16, 16, [.. Enumerable.Range(0, 16 * 16 * 3).Select(i => (byte)(i * 7))]), config);
+        float[] two = [.. img, .. img];
+        var byDefault = e.Embed(two);
+        using var g = new Graph(recordGradients: false);
+        var explicitFrames = e.Forward(g, two, [0, 1]).ToArray();
+        Assert.Equal(byDefault, explicitFrames);
+        // The same image as frame 1 differs from frame 0 by exactly frame[1] − frame[0], on every patch.
+        var table = e.Parameters[PatchEmbedder.FrameName].ToArray();
+        int per = config.TokensPerImage * 8;
+        for (int i = 0; i < per; i++)
+            Assert.Equal(table[8 + i % 8] - table[i % 8], byDefault[per + i] - byDefault[i], 1e-5f);
+        var ex = Assert.Throws<ArgumentException>(() => e.Embed([.. two, .. img, .. img]));
+        Assert.Contains("at most 3 frames", ex.Message);
+        using var g2 = new Graph(recordGradients: false);
+        Assert.Throws<ArgumentException>(() => e.Forward(g2, two, [0]));
+        // A still-image model has no frame table and ignores frame indices.
+        using var still = new PatchEmbedder(new VisionConfig(16, 8), 8, seed: 2);
+        Assert.DoesNotContain(still.Parameters.All, p => p.Name == PatchEmbedder.FrameName);
+    }
+
+    [Fact]
+    public void MlpEmbedderMatchesItsFormulaAndItsGradientsMatchFiniteDifferences()
+    {
+        var config = new VisionConfig(8, 4, 1) { EmbedderHidden = 5 };
+        int d = 3, pv = config.PatchValues, h = 5;
+        using var e = new PatchEmbedder(config, d, seed: 9);
+        var rng = new Random(3);
+        foreach (var p in e.Parameters.All) { var s = p.AsSpan("t"); for (int i = 0; i < s.Length; i++) s[i] = (float)(rng.NextDouble() - 0.5); }
+        var patches = new float[config.TokensPerImage * pv];
+        for (int i = 0; i < patches.Length; i++) patches[i] = (float)rng.NextDouble();
+        var probe = new float[config.TokensPerImage * d];
+        for (int i = 0; i < probe.Length; i++) probe[i] = (float)(rng.NextDouble() - 0.5);
+
+        float[] W1 = e.Parameters[PatchEmbedder.HiddenWeightName].ToArray(), b1 = e.Parameters[PatchEmbedder.HiddenBiasName].ToArray();
+        float[] W = e.Parameters[PatchEmbedder.WeightName].ToArray(), b = e.Parameters[PatchEmbedder.BiasName].ToArray();
+        float[] R = e.Parameters[PatchEmbedder.RowName].ToArray(), C = e.Parameters[PatchEmbedder.ColName].ToArray();
+        static double Gelu(double v) => 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+        // Forward in float64 from the formula v = W·GELU(W₁·p + b₁) + b + row[r] + col[c].
+        double Loss(float[] w1)
+        {
+            double total = 0;
+            for (int m = 0; m < config.TokensPerImage; m++)
+            {
+                var hid = new double[h];
+                for (int j = 0; j < h; j++)
+                {
+                    double s = b1[j];
+                    for (int k = 0; k < pv; k++) s += w1[j * pv + k] * patches[m * pv + k];
+                    hid[j] = Gelu(s);
+                }
+                for (int o = 0; o < d; o++)
+                {
+                    double v = b[o] + R[m / config.GridSide * d + o] + C[m % config.GridSide * d + o];
+                    for (int j = 0; j < h; j++) v += W[o * h + j] * hid[j];
+                    total += v * probe[m * d + o];
+                }
+            }
+            return total;
+        }
+        using var g = new Graph();
+        var y = e.Forward(g, patches);
+        var got = y.ToArray();
+        double reference = Loss(W1), ours = 0;
+        for (int i = 0; i < got.Length; i++) ours += got[i] * probe[i];
+        Assert.True(Math.Abs(ours - reference) < 1e-4 * (1 + Math.Abs(reference)), $"forward {ours} vs formula {reference}");
+        // Backward: d(Σ y·probe)/dW₁ against central differences of the float64 formula.
+        var probeT = g.Custom("Probe", [config.TokensPerImage, d], [], o => probe.CopyTo(o), static (_, _) => { });   // a constant
+        var loss = g.Sum(g.Mul(y, probeT));
+        g.Backward(loss);
+        var grad = e.Parameters[PatchEmbedder.HiddenWeightName].Grad!.ToArray();
+        const double eps = 1e-3;
+        for (int i = 0; i < W1.Length; i += 7)
+        {
+            var plus = (float[])W1.Clone(); plus[i] += (float)eps;
+            var minus = (float[])W1.Clone(); minus[i] -= (float)eps;
+            double fd = (Loss(plus) - Loss(minus)) / ((double)plus[i] - minus[i]);
+            Assert.True(Math.Abs(grad[i] - fd) < 2e-3 * (1 + Math.Abs(fd)), $"dW1[{i}]: graph {grad[i]}, finite difference {fd}");
+        }
+    }
+
+    [Fact]
+    public void CurriculumCapsTheShapeCountAndReachesFourAtItsEnd()
+    {
+        var t = new ShapesTrainer(new ShapesOptions { CurriculumSteps = 900, CurriculumStart = 1, TextFraction = 0, BatchSize = 8 });
+        Assert.Equal(1, t.MaxShapesAt(1));
+        Assert.Equal(2, t.MaxShapesAt(300));
+        Assert.Equal(4, t.MaxShapesAt(899));
+        Assert.Equal(4, t.MaxShapesAt(900));
+        Assert.Equal(4, new ShapesTrainer(new ShapesOptions()).MaxShapesAt(1));
+        var rng = new Random(8);
+        for (int i = 0; i < 100; i++) Assert.Single(ShapeScene.Random(rng, (_, _) => true, maxShapes: 1).Shapes);
+        // At 4 the draws are those of the uncapped generator.
+        Assert.Equal(ShapeScene.Random(new Random(9), (_, _) => true).Shapes, ShapeScene.Random(new Random(9), (_, _) => true, maxShapes: 4).Shapes);
+    }
+
+    /// <summary>A few steps on a batch of clips and text lower the loss and move the frame embedding.</summary>
+    [Fact]
+    public void MotionTrainingStepsLowerTheLossAndMoveTheFrameEmbedding()
+    {
+        var t = new ShapesTrainer(new ShapesOptions { Dim = 48, Layers = 2, Heads = 2, BatchSize = 8, TextFraction = 0.1, MotionFraction = 1.0 });
+        using var model = t.NewModel();
+        Assert.Equal(4, model.Embedder.Config.Frames);
+        var batch = t.TrainBatch(new Random(3));
+        Assert.Contains(3, batch.Frames);   // a 4-frame clip is in the batch
+        var f0 = model.Embedder.Parameters[PatchEmbedder.FrameName].ToArray();
+        using var opt = new AdamW(model.AllParameters, 3e-3f);
+        double first = 0, last = 0;
+        for (int step = 0; step < 12; step++)
+        {
+            using var g = new Graph();
+            var r = model.Forward(g, batch.Ids, batch.B, batch.T, batch.Patches, batch.Prefix, batch.Targets, batch.Frames);
+            if (step == 0) first = r.Loss!.Item();
+            last = r.Loss!.Item();
+            g.Backward(r.Loss!);
+            opt.Step();
+            opt.ZeroGrad();
+        }
+        Assert.True(last < 0.7 * first, $"loss {first:F3} → {last:F3} after 12 steps on one batch");
+        Assert.NotEqual(f0, model.Embedder.Parameters[PatchEmbedder.FrameName].ToArray());
+        // The model card says so, and the frame table round-trips.
+        string dir = Path.Combine(Path.GetTempPath(), "tessera-video-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MultimodalCheckpoint.Save(model, dir);
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!["vision_config"]!;
+            Assert.Equal(4, config["max_frames"]!.GetValue<int>());
+            using var back = MultimodalCheckpoint.Load(dir);
+            Assert.Equal(model.Embedder.Parameters[PatchEmbedder.FrameName].ToArray(), back.Embedder.Parameters[PatchEmbedder.FrameName].ToArray());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void ColourExampleGridDrawsTheShapesAndMarksWrongAnswers()
+    {
+        var scene = ShapeScene.Random(new Random(1), (_, _) => true);
+        var q = ShapesTask.Ask(scene, QuestionType.Count, new Random(1))!;
+        string svg = ExampleGrid.Svg("t", [scene.Render(), scene.Render()], [q.Question, q.Question], [q.Answer, "four"], [q.Answer, q.Answer]);
+        var c = ShapeScene.Colours.First(k => k.Name == scene.Shapes[0].Colour);
+        Assert.Contains($"fill=\"#{c.R:X2}{c.G:X2}{c.B:X2}\"", svg);
+        Assert.Contains(q.Question, svg);
+        Assert.Contains($"four (is {q.Answer})", svg);
+        Assert.Equal(2, svg.Split("<g transform").Length - 1);
+    }
+}
