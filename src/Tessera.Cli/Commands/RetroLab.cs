@@ -24,6 +24,15 @@ internal sealed record RetroSize(string Name, int Dim, int Layers, int Heads, in
 internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours, int TrainPairs, int EvalPairs, int Steps, int Batch, float LearningRate,
     int MaxDocuments, RetroSize[] Sizes, string[] RetrievalSizes, ulong Seed = 1)
 {
+    /// <summary>When set, State of the Union addresses after this year are left out entirely (the corpus swap's training side).</summary>
+    public int? Cutoff { get; init; }
+    /// <summary>
+    /// Fraction of retrieval examples whose neighbour is replaced by the example's own chunks u and u+1
+    /// ("reading practice": the answer is in the context, so the model learns to copy from it). 0 for
+    /// the bits-per-byte claim, where a neighbour must never be the chunk's own text.
+    /// </summary>
+    public double ReadingPractice { get; init; }
+
     /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
     public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
         [new("S", 64, 2, 4, 192), new("M", 96, 3, 4, 256), new("L", 128, 4, 4, 384)], ["S", "M"]);
@@ -55,15 +64,26 @@ internal static class RetroLab
         var steps = new Option<int?>("--steps") { Description = "Optimizer steps of every run (default: the plan's)." };
         var pairs = new Option<int?>("--train-pairs") { Description = "Training examples (chunk triples) of every run (default: steps × batch)." };
         var evalPairs = new Option<int?>("--eval-pairs") { Description = "Held-out chunks scored." };
+        var cutoff = new Option<int?>("--cutoff") { Description = "Leave out State of the Union addresses after this year (train the corpus swap's model, docs/retrieval.md)." };
+        var practice = new Option<double>("--reading-practice") { Description = "Fraction of retrieval examples whose neighbour is their own text (teaches copying; never for the bpb claim).", DefaultValueFactory = _ => 0 };
+        var sizes = new Option<string?>("--sizes") { Description = "Comma-separated size names to train (default all: S,M,L)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
             if (p.GetValue(steps) is { } s) plan = plan with { Steps = s, TrainPairs = s * plan.Batch };
             if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
             if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice) };
+            if (p.GetValue(sizes) is { } names)
+            {
+                var keep = names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                foreach (var n in keep)
+                    if (!plan.Sizes.Any(z => z.Name == n)) throw new ArgumentException($"--sizes: unknown size '{n}'; the plan has {string.Join(", ", plan.Sizes.Select(z => z.Name))}.");
+                plan = plan with { Sizes = [.. plan.Sizes.Where(z => keep.Contains(z.Name))] };
+            }
             string outDir = p.GetValue(output)!;
             if (p.GetValue(quick) && p.GetResult(output) is null or { Implicit: true }) outDir += "-quick";
             bool quiet = p.GetValue(json);
@@ -81,6 +101,7 @@ internal static class RetroLab
         var clock = Stopwatch.StartNew();
         int C = plan.ChunkTokens;
         var all = EmbeddedCorpus.Read();
+        if (plan.Cutoff is { } cut) all = [.. all.Where(d => YearOf(d.Key) is not { } y || y <= cut)];
         var split = new DocumentSplit(0.05, 0.05, plan.Seed);
         var train = all.Where(d => split.Assign(d.Key) == Split.Train).ToList();
         var heldOut = all.Where(d => split.Assign(d.Key) != Split.Train).ToList();
@@ -112,6 +133,10 @@ internal static class RetroLab
         var evalPairs = Pairs(heldDocs, C, plan.EvalPairs, rng);
         var retrieveClock = Stopwatch.StartNew();
         var trainNeighbours = trainPairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
+        if (plan.ReadingPractice > 0)
+            for (int i = 0; i < trainPairs.Count; i++)
+                if (rng.NextDouble() < plan.ReadingPractice)
+                    trainNeighbours[i][0] = trainPairs[i].Doc.Tokens.AsSpan(trainPairs[i].U * C, 2 * C).ToArray();
         var evalNeighbours = evalPairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
         double msPerQuery = retrieveClock.Elapsed.TotalMilliseconds / Math.Max(1, trainPairs.Count + evalPairs.Count);
         log($"neighbours for {trainPairs.Count:N0} training and {evalPairs.Count} held-out chunks: {msPerQuery:F1} ms per BM25 query, {index.EmptySearches} without a hit [{clock.Elapsed.TotalSeconds:F0} s]");
@@ -160,6 +185,7 @@ internal static class RetroLab
                 trainer.Run(cancel);
                 double seconds = runClock.Elapsed.TotalSeconds;
                 var model = trainer.Model;
+                if (plan.VocabSize > 0) RunSetup.CopyTokenizer(tokDir, Path.Combine(outDir, "runs", name, Checkpoint.TokenizerFolder));   // `eval swap --model` finds it
                 var nats = Score(model, evalPairs, retrieval ? evalNeighbours : null, C, bos, plan.Batch);
                 double? shuffledBpb = retrieval ? Bpb(Score(model, evalPairs, shuffled, C, bos, plan.Batch), rowBytes, null) : null;
                 var run = new RetroRun(name, size.Name, retrieval, config.ParameterCount, T, (long)plan.Steps * plan.Batch * 2 * C, seconds, last,
@@ -196,6 +222,10 @@ internal static class RetroLab
         ExperimentReport.Write(outDir, "RETRO-style training at small scale", result, md.ToString(), new Dictionary<string, Figure> { ["retro-bpb"] = figure });
         return result;
     }
+
+    /// <summary>The year of a State of the Union document key (<c>…1961_Kennedy…</c>); null for other documents.</summary>
+    static int? YearOf(string key)
+        => System.Text.RegularExpressions.Regex.Match(key, @"(?<!\d)(1[7-9]\d\d|20\d\d)_") is { Success: true } m ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
 
     sealed record Pair(RetroDocument Doc, int U);
 
