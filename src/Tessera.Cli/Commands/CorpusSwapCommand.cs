@@ -77,9 +77,9 @@ public static class CorpusSwapCommand
             else
             {
                 Console.WriteLine($"weights sha256 {before} (unchanged)");
-                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13}");
+                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18}");
                 foreach (var k in result.Kinds)
-                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3}");
+                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3}");
             }
             return 0;
         });

@@ -175,8 +175,12 @@ public static partial class CorpusSwapTask
         CorpusSwapKind Of(string kind, IEnumerable<CorpusSwapRow> r)
         {
             var l = r.ToList();
+            var right = l.Where(x => x.WithIndex).ToList();
             return new CorpusSwapKind(kind, l.Count, l.Count(x => x.Plain) / (double)Math.Max(1, l.Count), l.Count(x => x.WithIndex) / (double)Math.Max(1, l.Count),
-                l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count));
+                l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count))
+            {
+                CitedPassageHoldsAnswerWhenRight = right.Count == 0 ? double.NaN : right.Count(x => x.PassageHoldsSentence) / (double)right.Count,
+            };
         }
         return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
     }
@@ -209,7 +213,14 @@ public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool
 /// <param name="AccuracyWith">Accuracy with the index.</param>
 /// <param name="RetrievedOwnSpeech">Fraction whose top passage came from the question's address.</param>
 /// <param name="PassageHoldsSentence">Fraction whose top passage contains the completed sentence.</param>
-public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyWithout, double AccuracyWith, double RetrievedOwnSpeech, double PassageHoldsSentence);
+public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyWithout, double AccuracyWith, double RetrievedOwnSpeech, double PassageHoldsSentence)
+{
+    /// <summary>
+    /// Among the questions answered right with the index, the fraction whose passage (the one a
+    /// <c>serve --index</c> reply cites for the same query) contains the completed sentence; NaN when none was right.
+    /// </summary>
+    public double CitedPassageHoldsAnswerWhenRight { get; init; }
+}
 
 /// <summary>Per-kind rows, the last one over all questions.</summary>
 /// <param name="Kinds">The rows.</param>
