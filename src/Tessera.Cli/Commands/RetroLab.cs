@@ -32,6 +32,8 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
     /// the bits-per-byte claim, where a neighbour must never be the chunk's own text.
     /// </summary>
     public double ReadingPractice { get; init; }
+    /// <summary>Train only the retrieval runs (the corpus swap needs one model; its no-index score is the same weights without the index).</summary>
+    public bool RetrievalOnly { get; init; }
 
     /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
     public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
@@ -67,16 +69,18 @@ internal static class RetroLab
         var cutoff = new Option<int?>("--cutoff") { Description = "Leave out State of the Union addresses after this year (train the corpus swap's model, docs/retrieval.md)." };
         var practice = new Option<double>("--reading-practice") { Description = "Fraction of retrieval examples whose neighbour is their own text (teaches copying; never for the bpb claim).", DefaultValueFactory = _ => 0 };
         var sizes = new Option<string?>("--sizes") { Description = "Comma-separated size names to train (default all: S,M,L)." };
+        var retrievalOnly = new Option<bool>("--retrieval-only") { Description = "Train only the runs with retrieval." };
+        var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
             if (p.GetValue(steps) is { } s) plan = plan with { Steps = s, TrainPairs = s * plan.Batch };
             if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
             if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
-            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice) };
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly) };
             if (p.GetValue(sizes) is { } names)
             {
                 var keep = names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -84,6 +88,7 @@ internal static class RetroLab
                     if (!plan.Sizes.Any(z => z.Name == n)) throw new ArgumentException($"--sizes: unknown size '{n}'; the plan has {string.Join(", ", plan.Sizes.Select(z => z.Name))}.");
                 plan = plan with { Sizes = [.. plan.Sizes.Where(z => keep.Contains(z.Name))] };
             }
+            if (p.GetValue(retrievalSizes) is { } rs) plan = plan with { RetrievalSizes = rs.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) };
             string outDir = p.GetValue(output)!;
             if (p.GetValue(quick) && p.GetResult(output) is null or { Implicit: true }) outDir += "-quick";
             bool quiet = p.GetValue(json);
@@ -132,14 +137,32 @@ internal static class RetroLab
         var trainPairs = Pairs(trainDocs, C, plan.TrainPairs, rng);
         var evalPairs = Pairs(heldDocs, C, plan.EvalPairs, rng);
         var retrieveClock = Stopwatch.StartNew();
-        var trainNeighbours = trainPairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
+        // Neighbours are cached per plan (retrieval is the slow part of a rerun that adds sizes); the
+        // training side is only searched when some run still has to train with retrieval.
+        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}.bin");
+        int searched = 0;
+        List<int[][]> Retrieve(List<Pair> pairs, string side)
+        {
+            string path = Cache(side, pairs.Count);
+            if (File.Exists(path)) return ReadNeighbours(path);
+            searched += pairs.Count;
+            var found = pairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
+            WriteNeighbours(path, found);
+            return found;
+        }
+        bool Cached(string name) => File.Exists(Path.Combine(outDir, "runs", name + ".json"));
+        bool trainsRetrieval = plan.Sizes.Any(z => plan.RetrievalSizes.Contains(z.Name) && !Cached($"{z.Name}-retro"));
+        var evalNeighbours = Retrieve(evalPairs, "eval");
+        var trainNeighbours = trainsRetrieval ? Retrieve(trainPairs, "train") : [];
         if (plan.ReadingPractice > 0)
-            for (int i = 0; i < trainPairs.Count; i++)
+            for (int i = 0; i < trainNeighbours.Count; i++)
                 if (rng.NextDouble() < plan.ReadingPractice)
+                {
+                    trainNeighbours[i] = [.. trainNeighbours[i]];
                     trainNeighbours[i][0] = trainPairs[i].Doc.Tokens.AsSpan(trainPairs[i].U * C, 2 * C).ToArray();
-        var evalNeighbours = evalPairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
-        double msPerQuery = retrieveClock.Elapsed.TotalMilliseconds / Math.Max(1, trainPairs.Count + evalPairs.Count);
-        log($"neighbours for {trainPairs.Count:N0} training and {evalPairs.Count} held-out chunks: {msPerQuery:F1} ms per BM25 query, {index.EmptySearches} without a hit [{clock.Elapsed.TotalSeconds:F0} s]");
+                }
+        double msPerQuery = searched == 0 ? double.NaN : retrieveClock.Elapsed.TotalMilliseconds / searched;
+        log($"neighbours for {trainNeighbours.Count:N0} training and {evalPairs.Count} held-out chunks ({searched:N0} searched now, the rest cached): {msPerQuery:F1} ms per BM25 query, {index.EmptySearches} without a hit [{clock.Elapsed.TotalSeconds:F0} s]");
 
         // Leakage: 13-gram overlap of each scored chunk (u+1) with its neighbours.
         var overlap = evalPairs.Select((p, i) => RetroChunkIndex.NGramOverlap(p.Doc.Tokens.AsSpan((p.U + 1) * C, C), evalNeighbours[i])).ToArray();
@@ -156,6 +179,7 @@ internal static class RetroLab
             foreach (bool retrieval in new[] { false, true })
             {
                 if (retrieval && !plan.RetrievalSizes.Contains(size.Name)) continue;
+                if (!retrieval && plan.RetrievalOnly) continue;
                 cancel.ThrowIfCancellationRequested();
                 string name = $"{size.Name}-{(retrieval ? "retro" : "plain")}";
                 string cache = Path.Combine(outDir, "runs", name + ".json");
@@ -192,6 +216,7 @@ internal static class RetroLab
                     Bpb(nats, rowBytes, null), Bpb(nats, rowBytes, clean), shuffledBpb);
                 AtomicFile.WriteAllText(cache, JsonNaming.Serialize(run));
                 File.Delete(shardPath);
+                File.Delete(TokenShard.MaskPath(shardPath));
                 runs.Add(run);
                 log($"{name}: {run.Parameters:N0} parameters, held-out bpb {run.HeldOutBpb:F4} (no-overlap chunks {run.HeldOutBpbZeroOverlap:F4}" +
                     (shuffledBpb is { } sb ? $", shuffled neighbours {sb:F4}" : "") + $"), {seconds:F0} s");
@@ -221,6 +246,30 @@ internal static class RetroLab
         md.AppendLine("![bpb vs parameters](retro-bpb.svg)");
         ExperimentReport.Write(outDir, "RETRO-style training at small scale", result, md.ToString(), new Dictionary<string, Figure> { ["retro-bpb"] = figure });
         return result;
+    }
+
+    static void WriteNeighbours(string path, List<int[][]> all) => AtomicFile.Write(path, fs =>
+    {
+        using var w = new BinaryWriter(fs, Encoding.UTF8, leaveOpen: true);
+        w.Write(all.Count);
+        foreach (var set in all)
+        {
+            w.Write(set.Length);
+            foreach (var n in set) { w.Write(n.Length); foreach (int id in n) w.Write(id); }
+        }
+    });
+
+    static List<int[][]> ReadNeighbours(string path)
+    {
+        using var r = new BinaryReader(File.OpenRead(path));
+        var all = new List<int[][]>(r.ReadInt32());
+        for (int i = all.Capacity; i > 0; i--)
+        {
+            var set = new int[r.ReadInt32()][];
+            for (int j = 0; j < set.Length; j++) { set[j] = new int[r.ReadInt32()]; for (int t = 0; t < set[j].Length; t++) set[j][t] = r.ReadInt32(); }
+            all.Add(set);
+        }
+        return all;
     }
 
     /// <summary>The year of a State of the Union document key (<c>…1961_Kennedy…</c>); null for other documents.</summary>
