@@ -27,13 +27,20 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
     /// <summary>When set, State of the Union addresses after this year are left out entirely (the corpus swap's training side).</summary>
     public int? Cutoff { get; init; }
     /// <summary>
-    /// Fraction of retrieval examples whose neighbour is replaced by the example's own chunks u and u+1
-    /// ("reading practice": the answer is in the context, so the model learns to copy from it). 0 for
+    /// Fraction of retrieval examples whose neighbour is replaced by a window of the example's own text
+    /// around chunks u and u+1, at a random shift of less than a chunk ("reading practice": the answer
+    /// is in the context, so the model learns to copy from it). 0 for
     /// the bits-per-byte claim, where a neighbour must never be the chunk's own text.
     /// </summary>
     public double ReadingPractice { get; init; }
     /// <summary>Train only the retrieval runs (the corpus swap needs one model; its no-index score is the same weights without the index).</summary>
     public bool RetrievalOnly { get; init; }
+    /// <summary>
+    /// Training neighbours are random chunks (with continuation) of other documents instead of BM25
+    /// hits: with <see cref="ReadingPractice"/> the model learns to copy from a passage that holds its
+    /// text and to ignore one that does not, without the cost of searching. Held-out neighbours are still searched.
+    /// </summary>
+    public bool RandomNeighbours { get; init; }
 
     /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
     public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
@@ -69,18 +76,19 @@ internal static class RetroLab
         var cutoff = new Option<int?>("--cutoff") { Description = "Leave out State of the Union addresses after this year (train the corpus swap's model, docs/retrieval.md)." };
         var practice = new Option<double>("--reading-practice") { Description = "Fraction of retrieval examples whose neighbour is their own text (teaches copying; never for the bpb claim).", DefaultValueFactory = _ => 0 };
         var sizes = new Option<string?>("--sizes") { Description = "Comma-separated size names to train (default all: S,M,L)." };
+        var randomNeighbours = new Option<bool>("--random-neighbours") { Description = "Training neighbours are random chunks of other documents, not BM25 hits (with --reading-practice: a model that learns to read, cheaply)." };
         var retrievalOnly = new Option<bool>("--retrieval-only") { Description = "Train only the runs with retrieval." };
         var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
             if (p.GetValue(steps) is { } s) plan = plan with { Steps = s, TrainPairs = s * plan.Batch };
             if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
             if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
-            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly) };
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours) };
             if (p.GetValue(sizes) is { } names)
             {
                 var keep = names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -153,13 +161,17 @@ internal static class RetroLab
         bool Cached(string name) => File.Exists(Path.Combine(outDir, "runs", name + ".json"));
         bool trainsRetrieval = plan.Sizes.Any(z => plan.RetrievalSizes.Contains(z.Name) && !Cached($"{z.Name}-retro"));
         var evalNeighbours = Retrieve(evalPairs, "eval");
-        var trainNeighbours = trainsRetrieval ? Retrieve(trainPairs, "train") : [];
+        var trainNeighbours = !trainsRetrieval ? [] : plan.RandomNeighbours ? RandomNeighbours(trainPairs, trainDocs, C, plan.Neighbours, rng) : Retrieve(trainPairs, "train");
         if (plan.ReadingPractice > 0)
             for (int i = 0; i < trainNeighbours.Count; i++)
                 if (rng.NextDouble() < plan.ReadingPractice)
                 {
                     trainNeighbours[i] = [.. trainNeighbours[i]];
-                    trainNeighbours[i][0] = trainPairs[i].Doc.Tokens.AsSpan(trainPairs[i].U * C, 2 * C).ToArray();
+                    // The window starts up to a chunk before or after u, so the copy distance varies and the model
+                    // must find the text by content (induction), not learn one fixed offset back.
+                    var t = trainPairs[i].Doc.Tokens;
+                    int from = Math.Clamp(trainPairs[i].U * C + rng.Next(-C + 1, C), 0, t.Length - 2 * C);
+                    trainNeighbours[i][0] = t.AsSpan(from, 2 * C).ToArray();
                 }
         double msPerQuery = searched == 0 ? double.NaN : retrieveClock.Elapsed.TotalMilliseconds / searched;
         log($"neighbours for {trainNeighbours.Count:N0} training and {evalPairs.Count} held-out chunks ({searched:N0} searched now, the rest cached): {msPerQuery:F1} ms per BM25 query, {index.EmptySearches} without a hit [{clock.Elapsed.TotalSeconds:F0} s]");
@@ -246,6 +258,19 @@ internal static class RetroLab
         md.AppendLine("![bpb vs parameters](retro-bpb.svg)");
         ExperimentReport.Write(outDir, "RETRO-style training at small scale", result, md.ToString(), new Dictionary<string, Figure> { ["retro-bpb"] = figure });
         return result;
+    }
+
+    /// <summary>For each pair, <paramref name="k"/> random chunks with continuation from other documents.</summary>
+    static List<int[][]> RandomNeighbours(List<Pair> pairs, List<RetroDocument> docs, int C, int k, Random rng)
+    {
+        var usable = docs.Where(d => d.Tokens.Length >= 2 * C).ToList();
+        return pairs.Select(p => Enumerable.Range(0, k).Select(_ =>
+        {
+            RetroDocument d;
+            do d = usable[rng.Next(usable.Count)]; while (d.Id == p.Doc.Id && usable.Count > 1);
+            int c = rng.Next(d.Tokens.Length / C - 1);
+            return d.Tokens.AsSpan(c * C, 2 * C).ToArray();
+        }).ToArray()).ToList();
     }
 
     static void WriteNeighbours(string path, List<int[][]> all) => AtomicFile.Write(path, fs =>
