@@ -43,6 +43,20 @@ public class CorpusSwapTests
             Assert.Contains(q.Filled(q.Answer), source.Text);                    // the completed sentence is the speech's own
             Assert.All(q.Choices.Where(c => c != q.Answer), c => Assert.DoesNotContain(q.Filled(c), source.Text));
         }
+        // Matched distractors: each question's distractors are all like the answer, or (too few alike) drawn as before;
+        // over the set, more distractors are alike than with the plain draw.
+        static bool Alike(ClozeQuestion q, string c) => q.Kind switch
+        {
+            "year" => Math.Abs(int.Parse(c) - int.Parse(q.Answer)) <= 20,
+            "number" => c.Length == q.Answer.Length,
+            _ => c[0] == q.Answer[0],
+        };
+        static int AlikeCount(List<ClozeQuestion> set) => set.Sum(q => q.Choices.Count(c => c != q.Answer && Alike(q, c)));
+        var matched = CorpusSwapTask.Questions(later, 12, seed: 4, matched: true);
+        Assert.Equal(12, matched.Count);
+        Assert.All(matched, q => { Assert.Equal(4, q.Choices.Distinct().Count()); Assert.Contains(q.Answer, q.Choices); });
+        Assert.Contains(matched, q => q.Choices.Where(c => c != q.Answer).All(c => Alike(q, c)));
+        Assert.True(AlikeCount(matched) > AlikeCount(qs), $"matched {AlikeCount(matched)} alike distractors, plain {AlikeCount(qs)}");
         Assert.Contains("headers", Assert.Throws<InvalidDataException>(() => CorpusSwapTask.ParseSotu("no headers here")).Message);
     }
 

@@ -3,7 +3,10 @@ using System.ClientModel;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
+using System.IO.Compression;
+using Tessera.Data;
 using Tessera.Inference;
+using Tessera.Retrieval.Evaluation;
 using Tessera.Model;
 using Tessera.Retrieval.Sparse;
 using Tessera.Server;
@@ -11,13 +14,13 @@ using Tessera.Text;
 
 namespace Tessera.Retrieval.Tests;
 
-public class ServeWithIndexTests
+public class ServeWithIndexTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     // What `tessera serve --index` plugs in (Cli's IndexChatRetriever does the same over the same index API).
-    sealed class Bm25Retriever(Bm25Index index) : IChatRetriever
+    sealed class Bm25Retriever(Bm25Index index, int k = 2) : IChatRetriever
     {
         public IReadOnlyList<RetrievedPassage> Retrieve(string query)
-            => index.Search(query, 2).Select(h => new RetrievedPassage(h.Passage.DocumentId, h.Passage.Start, h.Passage.Length, h.Passage.Text)).ToList();
+            => index.Search(query, k).Select(h => new RetrievedPassage(h.Passage.DocumentId, h.Passage.Start, h.Passage.Length, h.Passage.Text)).ToList();
     }
 
     [Fact]
@@ -72,5 +75,49 @@ public class ServeWithIndexTests
         var plain = await client.CompleteChatAsync([new UserChatMessage("☃ ☃")], options);
         using var plainJson = JsonDocument.Parse(plain.GetRawResponse().Content.ToString());
         Assert.False(plainJson.RootElement.TryGetProperty("citations", out _));
+    }
+
+    /// <summary>
+    /// Issue 12's citation check on real text: cloze questions about the post-1950 State of the Union
+    /// addresses asked through the OpenAI client of a server with an index of those addresses (built as
+    /// `eval swap` builds it, three passages cited as `serve --index` does by default). The cited
+    /// passages must contain the completed sentence for at least 80% of the questions, and the first
+    /// citation must be the passage `eval swap` reads for the same question, so that command's
+    /// "holds the answer, when right" figure is what a served reply cites.
+    /// </summary>
+    [Fact]
+    public async Task Served_citations_point_at_the_passage_holding_the_answer()
+    {
+        using var tmp = new TempFolder();
+        string file = Path.Combine(EmbeddedCorpus.Materialize(tmp["corpus"]), "sotu.txt.gz");
+        string text;
+        using (var gz = new GZipStream(File.OpenRead(file), CompressionMode.Decompress))
+        using (var reader = new StreamReader(gz)) text = reader.ReadToEnd();
+        var later = CorpusSwapTask.ParseSotu(text).Where(s => s.Year > 1950).ToList();
+        Bm25IndexBuilder.Build(tmp["idx"], CorpusSwapTask.Documents(later), new IndexBuildOptions { Shards = 4, PassageWords = 100 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var byId = later.ToDictionary(s => s.Id);
+        var tok = TokenizerFiles.Load("bytes");
+        using var model = new Transformer(DenseTests.TinyConfig() with { ContextLength = 4096 }, seed: 3);
+        var served = new ServedModel("tiny", new ReferenceEngine(model), tok) { Retriever = new Bm25Retriever(index, 3) };
+        await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Port = 0 });
+        var client = new ChatClient("tiny", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(server.Address, "v1") });
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 1 };
+        var questions = CorpusSwapTask.Questions(later, 30, seed: 1);
+        int holds = 0;
+        foreach (var q in questions)
+        {
+            string query = q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal);   // the query `eval swap` searches with
+            var reply = await client.CompleteChatAsync([new UserChatMessage(query)], options);
+            using var json = JsonDocument.Parse(reply.GetRawResponse().Content.ToString());
+            var cited = json.RootElement.GetProperty("citations").EnumerateArray()
+                .Select(c => (Doc: c.GetProperty("document_id").GetString()!, Start: c.GetProperty("start").GetInt32(), Length: c.GetProperty("length").GetInt32())).ToList();
+            var top = index.Search(query, 1)[0].Passage;
+            Assert.Equal((top.DocumentId, top.Start, top.Length), cited[0]);
+            if (cited.Any(c => byId[c.Doc].Text.Substring(c.Start, c.Length).Contains(q.Filled(q.Answer), StringComparison.Ordinal))) holds++;
+        }
+        double rate = holds / (double)questions.Count;
+        output.WriteLine($"cited passages hold the completed sentence for {holds} of {questions.Count} questions ({rate:P1})");
+        Assert.True(rate >= 0.8, $"the cited passages hold the completed sentence for {rate:P0} of {questions.Count} questions; expected at least 80%");
     }
 }

@@ -25,10 +25,11 @@ public static class CorpusSwapCommand
         var index = new Option<string?>("--index") { Description = "Index of the later addresses (built here when the folder has no index.json)." };
         var questions = new Option<int>("--questions") { Description = "Cloze questions (a third each: years, numbers, names).", DefaultValueFactory = _ => 150 };
         var writeTrain = new Option<string?>("--write-train") { Description = "Write the addresses up to the cutoff to this text file and exit (train on it with `tessera train --data`)." };
+        var matched = new Option<bool>("--matched-distractors") { Description = "Distractors like the answer (years within 20, numbers of its length, names of its first letter), so the no-index score nears chance." };
         var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
-            { model, corpus, cutoff, index, questions, writeTrain, seed, json };
+            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
@@ -65,7 +66,7 @@ public static class CorpusSwapCommand
                 var (tok, bos, _) = ModelFiles.LoadTokenizer(source, resolved, null);
                 using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
                 using var idx = Bm25Index.Open(dir);
-                var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed));
+                var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched));
                 Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
                 result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say);
                 score = result.Kinds[^1].AccuracyWith;
@@ -76,9 +77,9 @@ public static class CorpusSwapCommand
             else
             {
                 Console.WriteLine($"weights sha256 {before} (unchanged)");
-                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13}");
+                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18}");
                 foreach (var k in result.Kinds)
-                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3}");
+                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3}");
             }
             return 0;
         });

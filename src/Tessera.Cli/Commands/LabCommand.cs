@@ -74,6 +74,7 @@ public static class LabCommand
                 return ModulesLab.Run(plan, corpus, p.GetValue(code)!, outDir, log, cancel);
             }));
         GrowLabs.Add(lab, Sub);
+        lab.Subcommands.Add(RetroLab.Create());   // RETRO-style training (docs/retrieval.md)
         return lab;
     }
 

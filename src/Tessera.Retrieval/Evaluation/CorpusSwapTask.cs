@@ -71,8 +71,13 @@ public static partial class CorpusSwapTask
     public static IEnumerable<SourceDocument> Documents(IEnumerable<Speech> speeches)
         => speeches.Select(s => new SourceDocument(s.Id, s.Text, new DateTimeOffset(s.Year, 1, 1, 0, 0, 0, TimeSpan.Zero)));
 
-    /// <summary>Up to <paramref name="count"/> questions from <paramref name="speeches"/>, a third of each kind where possible (seeded).</summary>
-    public static List<ClozeQuestion> Questions(IReadOnlyList<Speech> speeches, int count, int seed = 1)
+    /// <summary>
+    /// Up to <paramref name="count"/> questions from <paramref name="speeches"/>, a third of each kind where possible (seeded).
+    /// With <paramref name="matched"/>, distractors resemble the answer so that fit alone says less:
+    /// years within 20 of the answer, numbers of the same length, names of the same first letter
+    /// (each falling back to any answer of the kind when too few match).
+    /// </summary>
+    public static List<ClozeQuestion> Questions(IReadOnlyList<Speech> speeches, int count, int seed = 1, bool matched = false)
     {
         var rng = new Random(seed);
         var candidates = new Dictionary<string, List<(string Speech, string Sentence, string Answer)>> { ["year"] = [], ["number"] = [], ["name"] = [] };
@@ -105,9 +110,11 @@ public static partial class CorpusSwapTask
             foreach (var c in list.Take(want))
             {
                 var choices = new List<string> { c.Answer };
+                var pool = matched ? answers.Where(a => Resembles(kind, a, c.Answer)).ToList() : answers;
+                if (pool.Count < 4) pool = answers;
                 while (choices.Count < 4)
                 {
-                    var d = answers[rng.Next(answers.Count)];
+                    var d = pool[rng.Next(pool.Count)];
                     if (!choices.Contains(d, StringComparer.Ordinal)) choices.Add(d);
                 }
                 Shuffle(choices, rng);
@@ -168,11 +175,22 @@ public static partial class CorpusSwapTask
         CorpusSwapKind Of(string kind, IEnumerable<CorpusSwapRow> r)
         {
             var l = r.ToList();
+            var right = l.Where(x => x.WithIndex).ToList();
             return new CorpusSwapKind(kind, l.Count, l.Count(x => x.Plain) / (double)Math.Max(1, l.Count), l.Count(x => x.WithIndex) / (double)Math.Max(1, l.Count),
-                l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count));
+                l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count))
+            {
+                CitedPassageHoldsAnswerWhenRight = right.Count == 0 ? double.NaN : right.Count(x => x.PassageHoldsSentence) / (double)right.Count,
+            };
         }
         return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
     }
+
+    static bool Resembles(string kind, string candidate, string answer) => kind switch
+    {
+        "year" => Math.Abs(int.Parse(candidate, CultureInfo.InvariantCulture) - int.Parse(answer, CultureInfo.InvariantCulture)) <= 20,
+        "number" => candidate.Length == answer.Length,
+        _ => candidate[0] == answer[0],
+    };
 
     static void Shuffle<T>(List<T> list, Random rng)
     {
@@ -195,7 +213,14 @@ public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool
 /// <param name="AccuracyWith">Accuracy with the index.</param>
 /// <param name="RetrievedOwnSpeech">Fraction whose top passage came from the question's address.</param>
 /// <param name="PassageHoldsSentence">Fraction whose top passage contains the completed sentence.</param>
-public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyWithout, double AccuracyWith, double RetrievedOwnSpeech, double PassageHoldsSentence);
+public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyWithout, double AccuracyWith, double RetrievedOwnSpeech, double PassageHoldsSentence)
+{
+    /// <summary>
+    /// Among the questions answered right with the index, the fraction whose passage (the one a
+    /// <c>serve --index</c> reply cites for the same query) contains the completed sentence; NaN when none was right.
+    /// </summary>
+    public double CitedPassageHoldsAnswerWhenRight { get; init; }
+}
 
 /// <summary>Per-kind rows, the last one over all questions.</summary>
 /// <param name="Kinds">The rows.</param>

@@ -1,0 +1,381 @@
+using System.Diagnostics;
+using System.Text;
+using System.CommandLine;
+using Tessera.Data;
+using Tessera.Kernels.IO;
+using Tessera.Model;
+using Tessera.Retrieval.Retro;
+using Tessera.Tensors;
+using Tessera.Text;
+using Tessera.Training;
+using Tessera.Training.Experiments;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>One model size of the RETRO experiment (dense llama block).</summary>
+internal sealed record RetroSize(string Name, int Dim, int Layers, int Heads, int Hidden);
+
+/// <summary>
+/// The RETRO experiment's settings. Every example is four chunks of one held-in or held-out
+/// document: the model reads chunk u−1 and u, and is scored on chunk u+1; with retrieval, the
+/// <see cref="Neighbours"/> neighbours of chunk u (each a chunk plus its continuation, from other
+/// documents) come first in the context.
+/// </summary>
+internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours, int TrainPairs, int EvalPairs, int Steps, int Batch, float LearningRate,
+    int MaxDocuments, RetroSize[] Sizes, string[] RetrievalSizes, ulong Seed = 1)
+{
+    /// <summary>When set, State of the Union addresses after this year are left out entirely (the corpus swap's training side).</summary>
+    public int? Cutoff { get; init; }
+    /// <summary>
+    /// Fraction of retrieval examples whose neighbour is replaced by a window of the example's own text
+    /// around chunks u and u+1, at a random shift of less than a chunk ("reading practice": the answer
+    /// is in the context, so the model learns to copy from it). 0 for
+    /// the bits-per-byte claim, where a neighbour must never be the chunk's own text.
+    /// </summary>
+    public double ReadingPractice { get; init; }
+    /// <summary>Train only the retrieval runs (the corpus swap needs one model; its no-index score is the same weights without the index).</summary>
+    public bool RetrievalOnly { get; init; }
+    /// <summary>
+    /// Training neighbours are random chunks (with continuation) of other documents instead of BM25
+    /// hits: with <see cref="ReadingPractice"/> the model learns to copy from a passage that holds its
+    /// text and to ignore one that does not, without the cost of searching. Held-out neighbours are still searched.
+    /// </summary>
+    public bool RandomNeighbours { get; init; }
+
+    /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
+    public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
+        [new("S", 64, 2, 4, 192), new("M", 96, 3, 4, 256), new("L", 128, 4, 4, 384)], ["S", "M"]);
+
+    /// <summary>The pipeline end to end in seconds (CI): byte tokens, a few documents, a few steps.</summary>
+    public static RetroPlan Quick => new(0, 16, 1, 96, 24, 12, 8, 3e-3f, 24,
+        [new("S", 16, 1, 2, 32), new("M", 24, 1, 2, 48)], ["S"]);
+}
+
+/// <summary>One trained model's held-out scores.</summary>
+internal sealed record RetroRun(string Name, string Size, bool Retrieval, long Parameters, int SequenceLength, long TrainTokens, double TrainSeconds,
+    double FinalTrainLoss, double HeldOutBpb, double HeldOutBpbZeroOverlap, double? HeldOutBpbShuffledNeighbours);
+
+/// <summary>
+/// <c>tessera lab retro</c>: RETRO-style retrieval-augmented training at our scale. Tokenizes the
+/// embedded corpus (documents: SOTU addresses and Moby-Dick chapters; a fixed document split holds
+/// some out), indexes the training documents' 64-token chunks in BM25 (<see cref="RetroChunkIndex"/>),
+/// and trains the same architecture at several sizes on the same target tokens with and without the
+/// retrieved neighbours in context. Reports held-out bits per byte, the 13-gram overlap between
+/// every evaluated chunk and its neighbours, the bpb over the chunks with no overlap, and a plot.
+/// </summary>
+internal static class RetroLab
+{
+    /// <summary>The <c>tessera lab retro</c> command.</summary>
+    public static Command Create()
+    {
+        var output = new Option<string>("--out") { Description = "Lab folder (results.json, report.md, retro-bpb.svg; runs/ caches each trained size).", DefaultValueFactory = _ => "runs/lab-retro" };
+        var quick = new Option<bool>("--quick") { Description = "Byte tokens, a few documents and steps: the pipeline in under a minute (CI), not the science." };
+        var steps = new Option<int?>("--steps") { Description = "Optimizer steps of every run (default: the plan's)." };
+        var pairs = new Option<int?>("--train-pairs") { Description = "Training examples (chunk triples) of every run (default: steps × batch)." };
+        var evalPairs = new Option<int?>("--eval-pairs") { Description = "Held-out chunks scored." };
+        var cutoff = new Option<int?>("--cutoff") { Description = "Leave out State of the Union addresses after this year (train the corpus swap's model, docs/retrieval.md)." };
+        var practice = new Option<double>("--reading-practice") { Description = "Fraction of retrieval examples whose neighbour is their own text (teaches copying; never for the bpb claim).", DefaultValueFactory = _ => 0 };
+        var sizes = new Option<string?>("--sizes") { Description = "Comma-separated size names to train (default all: S,M,L)." };
+        var randomNeighbours = new Option<bool>("--random-neighbours") { Description = "Training neighbours are random chunks of other documents, not BM25 hits (with --reading-practice: a model that learns to read, cheaply)." };
+        var retrievalOnly = new Option<bool>("--retrieval-only") { Description = "Train only the runs with retrieval." };
+        var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
+        var json = BenchCommand.JsonOption();
+        var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, json };
+        cmd.SetAction((p, cancel) =>
+        {
+            var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
+            if (p.GetValue(steps) is { } s) plan = plan with { Steps = s, TrainPairs = s * plan.Batch };
+            if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
+            if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours) };
+            if (p.GetValue(sizes) is { } names)
+            {
+                var keep = names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                foreach (var n in keep)
+                    if (!plan.Sizes.Any(z => z.Name == n)) throw new ArgumentException($"--sizes: unknown size '{n}'; the plan has {string.Join(", ", plan.Sizes.Select(z => z.Name))}.");
+                plan = plan with { Sizes = [.. plan.Sizes.Where(z => keep.Contains(z.Name))] };
+            }
+            if (p.GetValue(retrievalSizes) is { } rs) plan = plan with { RetrievalSizes = rs.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) };
+            string outDir = p.GetValue(output)!;
+            if (p.GetValue(quick) && p.GetResult(output) is null or { Implicit: true }) outDir += "-quick";
+            bool quiet = p.GetValue(json);
+            var result = Run(plan, outDir, s => { if (!quiet) Console.WriteLine(s); }, cancel);
+            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(result, indented: false));
+            else Console.WriteLine($"→ {Path.Combine(outDir, ExperimentReport.MarkdownFile)}");
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    public static object Run(RetroPlan plan, string outDir, Action<string> log, CancellationToken cancel)
+    {
+        Directory.CreateDirectory(outDir);
+        var clock = Stopwatch.StartNew();
+        int C = plan.ChunkTokens;
+        var all = EmbeddedCorpus.Read();
+        if (plan.Cutoff is { } cut) all = [.. all.Where(d => YearOf(d.Key) is not { } y || y <= cut)];
+        var split = new DocumentSplit(0.05, 0.05, plan.Seed);
+        var train = all.Where(d => split.Assign(d.Key) == Split.Train).ToList();
+        var heldOut = all.Where(d => split.Assign(d.Key) != Split.Train).ToList();
+        if (plan.MaxDocuments > 0) { train = train.Take(plan.MaxDocuments).ToList(); heldOut = heldOut.Take(Math.Max(2, plan.MaxDocuments / 4)).ToList(); }
+
+        // Tokenizer: bytes for the quick plan, else a BPE fitted on the training documents only (cached).
+        ITokenizer tok;
+        string tokDir = Path.Combine(outDir, "tokenizer");
+        if (plan.VocabSize == 0) tok = TokenizerFiles.Load("bytes");
+        else if (File.Exists(Path.Combine(tokDir, TokenizerFiles.ConfigFile)) && TokenizerFiles.Load(tokDir) is { } cached && cached.VocabSize == plan.VocabSize) tok = cached;
+        else
+        {
+            var bpe = BpeTrainer.Train(train.Select(d => d.Text), new BpeTrainerOptions(plan.VocabSize), out _);
+            TokenizerFiles.Save(bpe, tokDir);
+            tok = TokenizerFiles.Load(tokDir);
+        }
+        int bos = tok.SpecialTokens.Id(ChatTemplate.Bos);
+        var trainDocs = train.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)])).ToList();
+        var heldDocs = heldOut.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)])).ToList();
+        log($"{trainDocs.Count} training documents ({trainDocs.Sum(d => (long)d.Tokens.Length):N0} tokens), {heldDocs.Count} held out ({heldDocs.Sum(d => (long)d.Tokens.Length):N0}); tokenizer {tok.Name} ({tok.VocabSize} ids) [{clock.Elapsed.TotalSeconds:F0} s]");
+
+        string indexDir = Path.Combine(outDir, "index");
+        if (Directory.Exists(indexDir)) Directory.Delete(indexDir, recursive: true);
+        using var index = RetroChunkIndex.Build(indexDir, trainDocs, tok, C, shards: 4);
+        log($"index: {index.Chunks:N0} chunks of {C} tokens [{clock.Elapsed.TotalSeconds:F0} s]");
+
+        var rng = new Random((int)plan.Seed);
+        var trainPairs = Pairs(trainDocs, C, plan.TrainPairs, rng);
+        var evalPairs = Pairs(heldDocs, C, plan.EvalPairs, rng);
+        var retrieveClock = Stopwatch.StartNew();
+        // Neighbours are cached per plan (retrieval is the slow part of a rerun that adds sizes); the
+        // training side is only searched when some run still has to train with retrieval.
+        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}.bin");
+        int searched = 0;
+        List<int[][]> Retrieve(List<Pair> pairs, string side)
+        {
+            string path = Cache(side, pairs.Count);
+            if (File.Exists(path)) return ReadNeighbours(path);
+            searched += pairs.Count;
+            var found = pairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
+            WriteNeighbours(path, found);
+            return found;
+        }
+        bool Cached(string name) => File.Exists(Path.Combine(outDir, "runs", name + ".json"));
+        bool trainsRetrieval = plan.Sizes.Any(z => plan.RetrievalSizes.Contains(z.Name) && !Cached($"{z.Name}-retro"));
+        var evalNeighbours = Retrieve(evalPairs, "eval");
+        var trainNeighbours = !trainsRetrieval ? [] : plan.RandomNeighbours ? RandomNeighbours(trainPairs, trainDocs, C, plan.Neighbours, rng) : Retrieve(trainPairs, "train");
+        if (plan.ReadingPractice > 0)
+            for (int i = 0; i < trainNeighbours.Count; i++)
+                if (rng.NextDouble() < plan.ReadingPractice)
+                {
+                    trainNeighbours[i] = [.. trainNeighbours[i]];
+                    // The window starts up to a chunk before or after u, so the copy distance varies and the model
+                    // must find the text by content (induction), not learn one fixed offset back.
+                    var t = trainPairs[i].Doc.Tokens;
+                    int from = Math.Clamp(trainPairs[i].U * C + rng.Next(-C + 1, C), 0, t.Length - 2 * C);
+                    trainNeighbours[i][0] = t.AsSpan(from, 2 * C).ToArray();
+                }
+        double msPerQuery = searched == 0 ? double.NaN : retrieveClock.Elapsed.TotalMilliseconds / searched;
+        log($"neighbours for {trainNeighbours.Count:N0} training and {evalPairs.Count} held-out chunks ({searched:N0} searched now, the rest cached): {msPerQuery:F1} ms per BM25 query, {index.EmptySearches} without a hit [{clock.Elapsed.TotalSeconds:F0} s]");
+
+        // Leakage: 13-gram overlap of each scored chunk (u+1) with its neighbours.
+        var overlap = evalPairs.Select((p, i) => RetroChunkIndex.NGramOverlap(p.Doc.Tokens.AsSpan((p.U + 1) * C, C), evalNeighbours[i])).ToArray();
+        var clean = overlap.Select(o => o == 0).ToArray();
+        long scoredBytes = 0, cleanBytes = 0;
+        var rowBytes = evalPairs.Select(p => (long)tok.DecodeBytes(p.Doc.Tokens.AsSpan((p.U + 1) * C, C)).Length).ToArray();
+        for (int i = 0; i < rowBytes.Length; i++) { scoredBytes += rowBytes[i]; if (clean[i]) cleanBytes += rowBytes[i]; }
+        // Shuffled neighbours: each held-out chunk gets another chunk's neighbours (does the model read them?).
+        var shuffled = evalNeighbours.Select((_, i) => evalNeighbours[(i + evalNeighbours.Count / 2) % evalNeighbours.Count]).ToList();
+
+        int tPlain = 3 * C, tRetro = plan.Neighbours * 2 * C + 3 * C;   // rows are BOS + tokens: T + 1 long
+        var runs = new List<RetroRun>();
+        foreach (var size in plan.Sizes)
+            foreach (bool retrieval in new[] { false, true })
+            {
+                if (retrieval && !plan.RetrievalSizes.Contains(size.Name)) continue;
+                if (!retrieval && plan.RetrievalOnly) continue;
+                cancel.ThrowIfCancellationRequested();
+                string name = $"{size.Name}-{(retrieval ? "retro" : "plain")}";
+                string cache = Path.Combine(outDir, "runs", name + ".json");
+                if (File.Exists(cache)) { runs.Add(JsonNaming.Deserialize<RetroRun>(File.ReadAllText(cache))!); log($"{name}: cached"); continue; }
+                var config = (ModelConfig.Preset("tiny") with
+                {
+                    VocabSize = tok.VocabSize, Dim = size.Dim, Layers = size.Layers, Heads = size.Heads, KvHeads = size.Heads, HiddenDim = size.Hidden, ContextLength = tRetro,
+                }).Validate();
+                int T = retrieval ? tRetro : tPlain;
+                var shardPath = Path.Combine(outDir, "runs", name + ".bin");
+                Directory.CreateDirectory(Path.GetDirectoryName(shardPath)!);
+                WriteShard(shardPath, trainPairs, retrieval ? trainNeighbours : null, C, tok.VocabSize, bos);
+                using var shard = TokenShard.Open(shardPath);
+                var options = new TrainOptions
+                {
+                    Steps = plan.Steps, BatchSize = plan.Batch, SequenceLength = T, LearningRate = plan.LearningRate, MinLearningRate = plan.LearningRate / 10,
+                    WarmupSteps = Math.Max(1, plan.Steps / 20), EvalEvery = 0, CheckpointEvery = 0, Seed = plan.Seed, AlignDocuments = true,
+                }.Validate();
+                var runClock = Stopwatch.StartNew();
+                using var trainer = new Trainer(config, options, new TrainData([shard]), Path.Combine(outDir, "runs", name));
+                double last = double.NaN;
+                trainer.StepCompleted = r =>
+                {
+                    last = r.Loss;
+                    if (r.Step % Math.Max(1, plan.Steps / 5) == 0) log($"  {name} step {r.Step}/{plan.Steps} loss {r.Loss:F3} ({r.StepSeconds * 1000:F0} ms/step)");
+                };
+                trainer.Run(cancel);
+                double seconds = runClock.Elapsed.TotalSeconds;
+                var model = trainer.Model;
+                if (plan.VocabSize > 0) RunSetup.CopyTokenizer(tokDir, Path.Combine(outDir, "runs", name, Checkpoint.TokenizerFolder));   // `eval swap --model` finds it
+                var nats = Score(model, evalPairs, retrieval ? evalNeighbours : null, C, bos, plan.Batch);
+                double? shuffledBpb = retrieval ? Bpb(Score(model, evalPairs, shuffled, C, bos, plan.Batch), rowBytes, null) : null;
+                var run = new RetroRun(name, size.Name, retrieval, config.ParameterCount, T, (long)plan.Steps * plan.Batch * 2 * C, seconds, last,
+                    Bpb(nats, rowBytes, null), Bpb(nats, rowBytes, clean), shuffledBpb);
+                AtomicFile.WriteAllText(cache, JsonNaming.Serialize(run));
+                File.Delete(shardPath);
+                File.Delete(TokenShard.MaskPath(shardPath));
+                runs.Add(run);
+                log($"{name}: {run.Parameters:N0} parameters, held-out bpb {run.HeldOutBpb:F4} (no-overlap chunks {run.HeldOutBpbZeroOverlap:F4}" +
+                    (shuffledBpb is { } sb ? $", shuffled neighbours {sb:F4}" : "") + $"), {seconds:F0} s");
+            }
+
+        var figure = new Figure("Held-out bits per byte vs parameters", "parameters", "held-out bits/byte", logX: true);
+        figure.Add(new PlotSeries("without retrieval", [.. runs.Where(r => !r.Retrieval).Select(r => ((double)r.Parameters, r.HeldOutBpb))], SeriesStyle.LineAndMarkers, 0));
+        figure.Add(new PlotSeries("with retrieval (RETRO-style, in context)", [.. runs.Where(r => r.Retrieval).Select(r => ((double)r.Parameters, r.HeldOutBpb))], SeriesStyle.LineAndMarkers, 1));
+        var result = new
+        {
+            plan.ChunkTokens, plan.Neighbours, plan.TrainPairs, plan.EvalPairs, plan.Steps, plan.Batch, vocab = tok.VocabSize,
+            index_chunks = index.Chunks, ms_per_query = msPerQuery, empty_searches = index.EmptySearches,
+            overlap_mean = overlap.Average(), overlap_zero_fraction = clean.Count(c => c) / (double)clean.Length,
+            overlap_over_half_fraction = overlap.Count(o => o > 0.5) / (double)overlap.Length,
+            scored_bytes = scoredBytes, zero_overlap_bytes = cleanBytes, runs, seconds = clock.Elapsed.TotalSeconds,
+        };
+        var md = new StringBuilder();
+        md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, other documents only), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored.");
+        md.AppendLine();
+        md.AppendLine($"13-gram overlap of scored chunks with their neighbours: mean {overlap.Average():F3}; zero for {result.overlap_zero_fraction:P1}; above 0.5 for {result.overlap_over_half_fraction:P1}.");
+        md.AppendLine();
+        md.AppendLine("| run | parameters | retrieval | T | held-out bpb | bpb, zero-overlap chunks | bpb, shuffled neighbours | train s |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var r in runs)
+            md.AppendLine($"| {r.Name} | {r.Parameters:N0} | {(r.Retrieval ? "yes" : "no")} | {r.SequenceLength} | {r.HeldOutBpb:F4} | {r.HeldOutBpbZeroOverlap:F4} | {(r.HeldOutBpbShuffledNeighbours is { } s ? s.ToString("F4") : "")} | {r.TrainSeconds:F0} |");
+        md.AppendLine();
+        md.AppendLine("![bpb vs parameters](retro-bpb.svg)");
+        ExperimentReport.Write(outDir, "RETRO-style training at small scale", result, md.ToString(), new Dictionary<string, Figure> { ["retro-bpb"] = figure });
+        return result;
+    }
+
+    /// <summary>For each pair, <paramref name="k"/> random chunks with continuation from other documents.</summary>
+    static List<int[][]> RandomNeighbours(List<Pair> pairs, List<RetroDocument> docs, int C, int k, Random rng)
+    {
+        var usable = docs.Where(d => d.Tokens.Length >= 2 * C).ToList();
+        return pairs.Select(p => Enumerable.Range(0, k).Select(_ =>
+        {
+            RetroDocument d;
+            do d = usable[rng.Next(usable.Count)]; while (d.Id == p.Doc.Id && usable.Count > 1);
+            int c = rng.Next(d.Tokens.Length / C - 1);
+            return d.Tokens.AsSpan(c * C, 2 * C).ToArray();
+        }).ToArray()).ToList();
+    }
+
+    static void WriteNeighbours(string path, List<int[][]> all) => AtomicFile.Write(path, fs =>
+    {
+        using var w = new BinaryWriter(fs, Encoding.UTF8, leaveOpen: true);
+        w.Write(all.Count);
+        foreach (var set in all)
+        {
+            w.Write(set.Length);
+            foreach (var n in set) { w.Write(n.Length); foreach (int id in n) w.Write(id); }
+        }
+    });
+
+    static List<int[][]> ReadNeighbours(string path)
+    {
+        using var r = new BinaryReader(File.OpenRead(path));
+        var all = new List<int[][]>(r.ReadInt32());
+        for (int i = all.Capacity; i > 0; i--)
+        {
+            var set = new int[r.ReadInt32()][];
+            for (int j = 0; j < set.Length; j++) { set[j] = new int[r.ReadInt32()]; for (int t = 0; t < set[j].Length; t++) set[j][t] = r.ReadInt32(); }
+            all.Add(set);
+        }
+        return all;
+    }
+
+    /// <summary>The year of a State of the Union document key (<c>…1961_Kennedy…</c>); null for other documents.</summary>
+    static int? YearOf(string key)
+        => System.Text.RegularExpressions.Regex.Match(key, @"(?<!\d)(1[7-9]\d\d|20\d\d)_") is { Success: true } m ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    sealed record Pair(RetroDocument Doc, int U);
+
+    /// <summary>Up to <paramref name="count"/> (document, u) pairs with chunks u−1, u, u+1 inside the document, drawn without replacement.</summary>
+    static List<Pair> Pairs(List<RetroDocument> docs, int C, int count, Random rng)
+    {
+        var all = new List<Pair>();
+        foreach (var d in docs)
+            for (int u = 1; (u + 2) * C <= d.Tokens.Length; u++) all.Add(new Pair(d, u));
+        for (int i = all.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (all[i], all[j]) = (all[j], all[i]); }
+        if (all.Count == 0) throw new ArgumentException($"RETRO lab: no document has 3 chunks of {C} tokens.");
+        return all.Count > count ? all.GetRange(0, count) : all;
+    }
+
+    /// <summary>The row of one example: neighbours (if any), then chunks u−1, u, u+1 (BOS not included).</summary>
+    static int[] Row(Pair p, int[][]? neighbours, int C)
+    {
+        var row = new List<int>();
+        if (neighbours is not null) foreach (var n in neighbours) row.AddRange(n);
+        row.AddRange(p.Doc.Tokens.AsSpan((p.U - 1) * C, 3 * C));
+        return [.. row];
+    }
+
+    /// <summary>One document per example, BOS first; the loss mask trains chunks u and u+1 only (the same targets with and without retrieval).</summary>
+    static void WriteShard(string path, List<Pair> pairs, List<int[][]>? neighbours, int C, int vocab, int bos)
+    {
+        var rows = pairs.Select((p, i) => Row(p, neighbours?[i], C)).ToList();
+        TokenShard.Write(path, rows, vocab, bos);
+        var mask = new List<byte>();
+        foreach (var r in rows)
+        {
+            mask.Add(0);   // BOS
+            for (int i = 0; i < r.Length; i++) mask.Add(i >= r.Length - 2 * C ? (byte)1 : (byte)0);
+        }
+        TokenShard.WriteLossMask(path, [.. mask]);
+    }
+
+    /// <summary>Summed nats of every example's chunk u+1 (each row's last C tokens), one entry per example.</summary>
+    static double[] Score(Transformer model, List<Pair> pairs, List<int[][]>? neighbours, int C, int bos, int batch)
+    {
+        var nats = new double[pairs.Count];
+        for (int start = 0; start < pairs.Count; start += batch)
+        {
+            int B = Math.Min(batch, pairs.Count - start);
+            var rows = new int[B][];
+            for (int b = 0; b < B; b++) rows[b] = [bos, .. Row(pairs[start + b], neighbours?[start + b], C)];
+            int T = rows[0].Length - 1;
+            var ids = new int[B * T];
+            for (int b = 0; b < B; b++) rows[b].AsSpan(0, T).CopyTo(ids.AsSpan(b * T));
+            using var g = new Graph(recordGradients: false);
+            var logits = model.Forward(g, ids, B, T).Logits.AsSpan("RetroLab");   // (B·T, V)
+            int V = model.Config.VocabSize;
+            for (int b = 0; b < B; b++)
+            {
+                double sum = 0;
+                for (int t = T - C; t < T; t++)   // position t predicts row[t + 1], the last C tokens
+                {
+                    var l = logits.Slice((b * T + t) * V, V);
+                    float max = float.NegativeInfinity;
+                    foreach (float v in l) max = Math.Max(max, v);
+                    double z = 0;
+                    foreach (float v in l) z += Math.Exp(v - max);
+                    sum += max + Math.Log(z) - l[rows[b][t + 1]];
+                }
+                nats[start + b] = sum;
+            }
+        }
+        return nats;
+    }
+
+    /// <summary>Bits per byte over the examples selected by <paramref name="keep"/> (all when null); NaN when none.</summary>
+    static double Bpb(double[] nats, long[] bytes, bool[]? keep)
+    {
+        double n = 0; long b = 0;
+        for (int i = 0; i < nats.Length; i++)
+            if (keep is null || keep[i]) { n += nats[i]; b += bytes[i]; }
+        return b == 0 ? double.NaN : n / Math.Log(2) / b;
+    }
+}

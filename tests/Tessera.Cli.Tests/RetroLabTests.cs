@@ -1,0 +1,42 @@
+using System.Text.Json;
+
+namespace Tessera.Cli.Tests;
+
+/// <summary><c>tessera lab retro --quick</c>: RETRO-style training end to end on byte tokens (the pipeline, not the science).</summary>
+public class RetroLabTests
+{
+    [Fact]
+    public void Quick_retro_lab_trains_with_and_without_neighbours_and_reports_leakage_and_a_plot()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            string outDir = Path.Combine(dir, "lab");
+            var r = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", outDir, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            var runs = root.GetProperty("runs").EnumerateArray().ToList();
+            Assert.Equal(3, runs.Count);   // S and M without retrieval, S with
+            var plainS = runs.Single(x => x.GetProperty("name").GetString() == "S-plain");
+            var retroS = runs.Single(x => x.GetProperty("name").GetString() == "S-retro");
+            // Same architecture, same parameters; the retrieval run reads 2 × chunk more tokens per row.
+            Assert.Equal(plainS.GetProperty("parameters").GetInt64(), retroS.GetProperty("parameters").GetInt64());
+            int chunk = root.GetProperty("chunk_tokens").GetInt32();
+            Assert.Equal(plainS.GetProperty("sequence_length").GetInt32() + 2 * chunk, retroS.GetProperty("sequence_length").GetInt32());
+            foreach (var x in runs)
+            {
+                double bpb = x.GetProperty("held_out_bpb").GetDouble();
+                Assert.InRange(bpb, 0.5, 12);   // byte tokens, a dozen steps: near log2(264) ≈ 8 bits per byte
+            }
+            Assert.True(retroS.GetProperty("held_out_bpb_shuffled_neighbours").ValueKind == JsonValueKind.Number);
+            Assert.InRange(root.GetProperty("overlap_mean").GetDouble(), 0, 1);
+            Assert.True(root.GetProperty("scored_bytes").GetInt64() > 0);
+            string svg = File.ReadAllText(Path.Combine(outDir, "retro-bpb.svg"));
+            Assert.Contains("<svg", svg);
+            Assert.Contains("with retrieval", svg);
+            Assert.Contains("| S-retro |", File.ReadAllText(Path.Combine(outDir, "report.md")));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
