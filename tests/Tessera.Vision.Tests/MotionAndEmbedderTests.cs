@@ -175,18 +175,7 @@ public class MotionAndEmbedderTests
         var batch = t.TrainBatch(new Random(3));
         Assert.Contains(3, batch.Frames);   // a 4-frame clip is in the batch
         var f0 = model.Embedder.Parameters[PatchEmbedder.FrameName].ToArray();
-        using var opt = new AdamW(model.AllParameters, 3e-3f);
-        double first = 0, last = 0;
-        for (int step = 0; step < 12; step++)
-        {
-            using var g = new Graph();
-            var r = model.Forward(g, batch.Ids, batch.B, batch.T, batch.Patches, batch.Prefix, batch.Targets, batch.Frames);
-            if (step == 0) first = r.Loss!.Item();
-            last = r.Loss!.Item();
-            g.Backward(r.Loss!);
-            opt.Step();
-            opt.ZeroGrad();
-        }
+        var (first, last) = ShapesWorldTests.TrainOnOneBatch(model, batch, batch.Frames);
         Assert.True(last < 0.7 * first, $"loss {first:F3} → {last:F3} after 12 steps on one batch");
         Assert.NotEqual(f0, model.Embedder.Parameters[PatchEmbedder.FrameName].ToArray());
         // The model card says so, and the frame table round-trips.
