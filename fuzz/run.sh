@@ -20,8 +20,9 @@ command -v sharpfuzz >/dev/null || dotnet tool install --global SharpFuzz.Comman
 if [ ! -f "$out/.instrumented" ] || [ -n "$(find src fuzz/Tessera.Fuzz -name '*.cs' -newer "$out/.instrumented" -print -quit)" ]; then
   rm -rf "$out"
   dotnet publish fuzz/Tessera.Fuzz -c Release -o "$out" --nologo -v q >/dev/null
-  # Instrument our own code only (every Tessera.* assembly but the harness itself).
-  for dll in "$out"/Tessera.*.dll; do
+  # Instrument our own code (every Tessera.* assembly but the harness itself) and the image codec
+  # we decode untrusted bytes with, so the fuzzer sees its branches too.
+  for dll in "$out"/Tessera.*.dll "$out"/StbImageSharp.dll; do
     case "$(basename "$dll")" in Tessera.Fuzz.dll) ;; *) sharpfuzz "$dll" >/dev/null ;; esac
   done
   touch "$out/.instrumented"
