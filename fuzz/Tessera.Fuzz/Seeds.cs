@@ -34,6 +34,12 @@ public static class Seeds
                 GgufModel.Save(model, p, new GgufExportOptions { Type = type });
                 Put("gguf", $"tiny-{type.ToString().ToLowerInvariant()}.gguf", File.ReadAllBytes(p));
             }
+            // One with its tokenizer embedded (a byte-level BPE of 270 ids, on a model with that vocabulary).
+            var small = BpeTrainer.Train(["ab abc abd abd abc"], new BpeTrainerOptions(270), out _);
+            using var vocabModel = new Transformer(config with { VocabSize = 272 }, seed: 2);
+            string pv = Path.Combine(tmp, "m-vocab.gguf");
+            GgufModel.Save(vocabModel, pv, new GgufExportOptions { Type = GgufWeightType.Q8_0, Tokenizer = small });
+            Put("gguf", "tiny-q8_0-with-tokenizer.gguf", File.ReadAllBytes(pv));
             string st = Path.Combine(tmp, "t.safetensors");
             SafetensorsWriter.Write(st, [SafetensorsTensor.F32("a", [2, 3], [1, 2, 3, 4, 5, 6]), SafetensorsTensor.F32("b", [4], [0.5f, -1, 2, 1e-3f])], new Dictionary<string, string> { ["format"] = "pt" });
             Put("safetensors", "two-tensors.safetensors", File.ReadAllBytes(st));

@@ -62,6 +62,10 @@ internal static class PngFraming
         {
             throw new ImageDecodeException($"{source}: corrupt or truncated PNG image data ({e.Message.Trim()}).");
         }
+        catch (IOException e)   // ZLibException: zlib's own error codes for a damaged stream
+        {
+            throw new ImageDecodeException($"{source}: corrupt or truncated PNG image data ({e.Message.Trim()}).");
+        }
     }
 
     /// <summary>Filtered scanline bytes of a W×H image at <paramref name="bitsPerPixel"/>, Adam7 passes summed when interlaced.</summary>

@@ -50,6 +50,16 @@ public class ImageRegressionTests
         Assert.True(allocated < 1 << 20, $"refusing it allocated {allocated} bytes");
     }
 
+    // Found by AFL++ on the framing check itself (fuzz/run.sh image 300, StbImageSharp instrumented
+    // too): a damaged zlib header made .NET's inflater throw ZLibException (an IOException, not the
+    // InvalidDataException the check caught), which escaped the decoder. Now one ImageDecodeException.
+    [Fact]
+    public void AZlibStreamThatZlibRejectsIsOneDecodeError()
+    {
+        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(Regression("afl-zlib-error-code.png"), "x.png"));
+        Assert.StartsWith("x.png: corrupt or truncated PNG image data", e.Message);
+    }
+
     // The framing check leaves real files alone: every PNG and JPEG seed (PIL-made: RGB, RGBA,
     // grey, palette, baseline and progressive JPEG) decodes to its header's size.
     [Fact]

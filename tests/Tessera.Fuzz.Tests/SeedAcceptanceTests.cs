@@ -24,4 +24,14 @@ public class SeedAcceptanceTests
             Assert.True(e is null, $"{Path.GetFileName(f)}: {e}");
         }
     }
+
+    // The GGUF target also loads the embedded tokenizer: one seed carries one, so that path is reachable.
+    [Fact]
+    public void TheGgufSeedWithATokenizerLoadsIt()
+    {
+        string path = null!;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(path = Path.Combine(d.FullName, "fuzz", "corpus", "gguf", "tiny-q8_0-with-tokenizer.gguf"))) break;
+        FuzzTarget.Get("gguf").RunUnfiltered(File.ReadAllBytes(path));
+    }
 }
