@@ -5,6 +5,7 @@
 # --max-queue MAX_QUEUE (default 128: no 429s at 64 clients; 8 for the overload run) and is
 # stopped at the end. Prints `tessera bench serve` figures; exit 1 on any stream error, any
 # malformed request answered with other than a 4xx, or a dead server.
+# SOAK_SERVE_ARGS="...": extra `tessera serve` flags (e.g. --prefix-cache-mb 0).
 # SOAK_PROC_LOG=FILE: also sample the server's /proc status every 10 s into FILE (seconds, RSS,
 # anonymous and file-backed resident KB, threads, managed MB from /metrics), to see what grows.
 set -euo pipefail
@@ -15,7 +16,7 @@ dotnet build src/Tessera.Cli -c Release --nologo -v q >/dev/null
 tessera=src/Tessera.Cli/bin/Release/net10.0/tessera
 port=$((20000 + RANDOM % 20000))
 log=$(mktemp)
-"$tessera" serve --model "$model" --host 127.0.0.1 --port "$port" --max-queue "$queue" >"$log" 2>&1 &
+"$tessera" serve --model "$model" --host 127.0.0.1 --port "$port" --max-queue "$queue" ${SOAK_SERVE_ARGS:-} >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 1; done
