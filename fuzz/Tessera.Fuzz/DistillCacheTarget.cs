@@ -9,6 +9,9 @@ namespace Tessera.Fuzz;
 /// everything after the identity part of its header (capacity, slot table, records), so the
 /// reader trusts the file as its own and must still reject or read it safely. Every stored
 /// window is then read; an id outside the vocabulary or a read outside the file is a finding.
+/// The cache is opened for no windows to fill: the teacher never runs per input (a damaged file
+/// is still rebuilt empty, as a real open would), so the time goes to the reader, not the teacher.
+/// One scratch file is rewritten in place per input.
 /// </summary>
 public sealed class DistillCacheTarget : FuzzTarget
 {
@@ -29,18 +32,21 @@ public sealed class DistillCacheTarget : FuzzTarget
         return (teacher, shard, File.ReadAllBytes(cachePath));
     });
 
+    static readonly long[] NoWindows = [];
+
     /// <summary>A valid cache file for the target's teacher (the seed corpus is made from it).</summary>
     public static byte[] ValidFile => Setup.Value.Valid;
 
     protected override void Execute(ReadOnlySpan<byte> input)
     {
         var (teacher, shard, valid) = Setup.Value;
-        var bytes = new byte[Identity + input.Length];
-        valid.AsSpan(0, Identity).CopyTo(bytes);
-        input.CopyTo(bytes.AsSpan(Identity));
         string path = Scratch("x.dcache");
-        File.WriteAllBytes(path, bytes);
-        using var cache = DistillCache.Build(path, teacher, [shard], T, K, 2f);
+        using (var f = new FileStream(path, FileMode.Create, FileAccess.Write))
+        {
+            f.Write(valid.AsSpan(0, Identity));
+            f.Write(input);
+        }
+        using var cache = DistillCache.Build(path, teacher, [shard], T, K, 2f, windows: NoWindows);
         var ids = new int[T * K];
         var values = new float[T * K];
         var tails = new float[T];

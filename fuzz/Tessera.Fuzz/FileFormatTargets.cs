@@ -5,17 +5,22 @@ using Tessera.Training;
 
 namespace Tessera.Fuzz;
 
-/// <summary>GGUF: header, metadata, tensor table, then every readable tensor decoded and the llama config read.</summary>
+/// <summary>GGUF: header, metadata, tensor table, then every readable tensor decoded, the llama config read, and the embedded tokenizer (if any) loaded and used.</summary>
 public sealed class GgufTarget : FuzzTarget
 {
     public override string Name => "gguf";
 
     protected override void Execute(ReadOnlySpan<byte> input)
     {
-        using var r = GgufReader.Open(ToFile(input, "x.gguf"));
-        foreach (var t in r.Tensors)
-            if (GgmlTypes.IsReadable(t.Type) && t.ElementCount <= 1 << 20) r.ReadFloat32(t);
-        GgufModel.ReadConfig(r);
+        string path = ToFile(input, "x.gguf");
+        using (var r = GgufReader.Open(path))
+        {
+            foreach (var t in r.Tensors)
+                if (GgmlTypes.IsReadable(t.Type) && t.ElementCount <= 1 << 20) r.ReadFloat32(t);
+            GgufModel.ReadConfig(r);
+        }
+        var tok = Text.GgufVocabulary.Load(path).Tokenizer;
+        tok.Decode(tok.Encode("Hello, world! 123 ünïcödé").ToArray());
     }
 }
 

@@ -31,7 +31,8 @@ public abstract class FuzzTarget
     public static bool IsCleanRejection(Exception e)
     {
         bool documented = e is InvalidDataException or FormatException or NotSupportedException or ArgumentException or KeyNotFoundException
-            or Server.ApiException { Status: >= 400 and < 500 };
+            or Server.ApiException { Status: >= 400 and < 500 }
+            or Text.Templates.JinjaException or Vision.ImageDecodeException;
         string? thrower = e.TargetSite?.DeclaringType?.FullName;
         return documented && thrower is not null && thrower.StartsWith("Tessera.", StringComparison.Ordinal) && !string.IsNullOrWhiteSpace(e.Message);
     }
@@ -58,6 +59,7 @@ public abstract class FuzzTarget
     [
         new GgufTarget(), new SafetensorsTarget(), new ShardTarget(), new CheckpointTarget(), new DistillCacheTarget(),
         new TiktokenTarget(), new HfTokenizerTarget(), new TokenizerRoundTripTarget(), new ServerRequestTarget(),
+        new ImageTarget(), new ChatTemplateTarget(), new RegexGrammarTarget(), new ManifestTarget(),
     ];
 
     /// <summary>The target called <paramref name="name"/>.</summary>

@@ -4,6 +4,7 @@ using Tessera.Fuzz;
 //   Tessera.Fuzz TARGET                 run under AFL++ (fuzz/run.sh does this; SharpFuzz persistent mode)
 //   Tessera.Fuzz TARGET --replay DIR..  run every file of the folders once, report findings (exit 1 on any)
 //   Tessera.Fuzz --list                 the targets
+//   Tessera.Fuzz --make-seeds DIR [T..]  write the seed corpus (all targets, or only those named)
 if (args.Length == 0 || args[0] == "--list")
 {
     foreach (var t in FuzzTarget.All) Console.WriteLine(t.Name);
@@ -11,7 +12,7 @@ if (args.Length == 0 || args[0] == "--list")
 }
 if (args[0] == "--make-seeds")
 {
-    Seeds.Write(args.Length > 1 ? args[1] : "fuzz/corpus");
+    Seeds.Write(args.Length > 1 ? args[1] : "fuzz/corpus", args.Skip(2).ToArray());   // optional: only these targets
     return 0;
 }
 var target = FuzzTarget.Get(args[0]);
@@ -27,6 +28,7 @@ if (args.Length > 1 && args[1] == "--replay")
             {
                 findings++;
                 Console.WriteLine($"FINDING {file}: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+                if (Environment.GetEnvironmentVariable("TESSERA_FUZZ_TRACE") == "1") Console.WriteLine(e);
             }
         }
     Console.WriteLine($"{target.Name}: {files} inputs replayed, {findings} findings");

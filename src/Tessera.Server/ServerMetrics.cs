@@ -48,6 +48,7 @@ public sealed class ServerMetrics : IDisposable
         {
             meter.CreateObservableGauge("tessera.engine.active_sequences", () => b.ActiveSequences, "{sequence}", "Sequences holding a KV-cache slot.");
             meter.CreateObservableGauge("tessera.engine.waiting_sequences", () => b.Waiting, "{sequence}", "Sequences waiting for a KV-cache slot.");
+            meter.CreateObservableGauge("tessera.engine.prefix_cache", () => b.Prefixes?.Stats.BytesUsed ?? 0, "By", "Bytes of KV blocks the prefix cache holds (bounded by --prefix-cache-mb).");
         }
         meter.CreateObservableGauge("tessera.process.resident_memory", () => Process.GetCurrentProcess().WorkingSet64, "By", "Resident set size of the server process.");
         meter.CreateObservableGauge("tessera.process.managed_memory", () => GC.GetGCMemoryInfo().TotalCommittedBytes, "By", "Memory committed by the managed heap.");

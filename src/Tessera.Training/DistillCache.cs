@@ -124,7 +124,10 @@ public sealed unsafe class DistillCache : IDisposable
         using (var f = File.OpenRead(path)) f.ReadExactly(h);
         if (!h[..8].SequenceEqual(Magic) || BinaryPrimitives.ReadInt32LittleEndian(h[8..]) != Version || !h.Slice(40, 32).SequenceEqual(key)) return false;
         capacity = BinaryPrimitives.ReadInt64LittleEndian(h[80..]);
-        return capacity >= 0 && new FileInfo(path).Length == dataOffset + capacity * windowBytes;
+        // Divide rather than multiply: a capacity near 2^62 made capacity × windowBytes wrap to the
+        // file's own length, and reads went past the mapping (found by fuzzing).
+        long length = new FileInfo(path).Length;
+        return capacity >= 0 && capacity <= (length - dataOffset) / windowBytes && length == dataOffset + capacity * windowBytes;
     }
 
     /// <summary>Whether every slot entry is 0 (empty) or names one of the file's <paramref name="capacity"/> records.</summary>

@@ -26,6 +26,7 @@ public static class ImageDecoder
             throw new ImageDecodeException($"{source}: the image is {width}×{height}; expected at least 1×1 pixels.");
         if ((long)width * height > maxPixels)
             throw new ImageDecodeException($"{source}: {width}×{height} = {(long)width * height} pixels exceeds the cap of {maxPixels}.");
+        if (FormatOf(data) == "PNG") PngFraming.Check(data, source, width, height);   // before the codec sizes buffers from what the file claims
         ImageResult result;
         try { result = ImageResult.FromMemory(data, ColorComponents.RedGreenBlue); }
         catch (Exception e) when (e is not OutOfMemoryException)   // the codec's failures are all "corrupt" to the caller (seen: InvalidOperation, IO, IndexOutOfRange)

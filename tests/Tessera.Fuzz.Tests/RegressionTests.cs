@@ -89,4 +89,28 @@ public class RegressionTests
         var e = Assert.Throws<FormatException>(() => FuzzTarget.Get("hf-tokenizer").RunUnfiltered(File.ReadAllBytes(Regression("hf-tokenizer", $"afl-{n}.json"))));
         Assert.Contains("tokenizer.json", e.Message);
     }
+
+    // Found by AFL++ (fuzz/run.sh manifest 90): an index.json naming a key twice made JsonNode throw
+    // "An item with the same key has already been added" (ArgumentException from the runtime, no file
+    // named) inside JsonNaming.Deserialize. Duplicates are now refused while parsing, so the index
+    // manifest reports an InvalidDataException naming the file.
+    [Fact]
+    public void IndexManifestWithADuplicateKeyIsRejectedByName()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => FuzzTarget.Get("manifest").RunUnfiltered(File.ReadAllBytes(Regression("manifest", "afl-duplicate-key.bin"))));
+        Assert.Contains("index.json", e.Message);
+        Assert.Throws<System.Text.Json.JsonException>(() => Kernels.IO.JsonNaming.Deserialize<Dictionary<string, int>>("{\"a\": 1, \"a\": 2}"));
+    }
+
+    // Found by AFL++ (fuzz/run.sh distill-cache 150, after the harness was made fast): a capacity of
+    // 2^62 in the header made capacity × record size wrap to the file's own length, so the open
+    // trusted the file and Read dereferenced a slot far past the mapping (AccessViolationException,
+    // the process died). The capacity is now checked by division; the damaged cache is rebuilt.
+    [Fact]
+    public void DistillCacheCapacityThatWrapsToTheFileLengthIsRebuiltNotRead()
+    {
+        byte[] input = File.ReadAllBytes(Regression("distill-cache", "afl-capacity-wraps-to-the-file-length.bin"));
+        Assert.Equal(1L << 62, BinaryPrimitives.ReadInt64LittleEndian(input.AsSpan(80 - 72)));
+        FuzzTarget.Get("distill-cache").RunUnfiltered(input);
+    }
 }

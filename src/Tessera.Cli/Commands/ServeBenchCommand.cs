@@ -49,7 +49,8 @@ public static partial class ServeBenchCommand
     public sealed record SoakResult(int Clients, double Seconds, long Streams, long StreamErrors, long Refused429, double P50Seconds, double P99Seconds, double MaxSeconds,
         long Tokens, long Malformed, long Malformed4xx, long Malformed5xx, long MalformedOther, long MalformedValid200,
         double RssStartMb, double RssFirstMinuteMb, double RssMaxMb, double RssEndMb, double NativeStartMb, double NativeFirstMinuteMb, double NativeMaxMb, double NativeEndMb,
-        bool EndWithin10PercentOfFirstMinute, bool AliveAtEnd, IReadOnlyList<string> FirstErrors)
+        bool EndWithin10PercentOfFirstMinute, bool AliveAtEnd, IReadOnlyList<string> FirstErrors,
+        double PrefixCacheFirstMinuteMb = 0, double PrefixCacheEndMb = 0, double RssLessCacheFirstMinuteMb = 0, double RssLessCacheMaxMb = 0, double RssLessCacheEndMb = 0)
     {
         /// <summary>True when the soak passed: no stream errors, no 5xx or unexpected answer to malformed requests, and the server still alive at the end.</summary>
         public bool Ok => StreamErrors == 0 && Malformed5xx == 0 && MalformedOther == 0 && AliveAtEnd;
@@ -65,12 +66,12 @@ public static partial class ServeBenchCommand
         if (key is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         string model = JsonDocument.Parse(await http.GetStringAsync("v1/models", cancel)).RootElement.GetProperty("data")[0].GetProperty("id").GetString()!;
 
-        var memory = new List<(double T, double Rss, double Native)>();
+        var memory = new List<(double T, double Rss, double Native, double Prefix)>();
         var clock = Stopwatch.StartNew();
         async Task Sample()
         {
-            var (rss, native) = await Memory(http, cancel);
-            lock (memory) memory.Add((clock.Elapsed.TotalSeconds, rss, native));
+            var (rss, native, prefix) = await Memory(http, cancel);
+            lock (memory) memory.Add((clock.Elapsed.TotalSeconds, rss, native, prefix));
         }
         await Sample();
 
@@ -151,7 +152,7 @@ public static partial class ServeBenchCommand
             {
                 await Task.Delay(TimeSpan.FromSeconds(5), cancel);
                 await Sample();
-                log?.Invoke($"{clock.Elapsed.TotalSeconds,6:F0} s | {Interlocked.Read(ref streams):N0} streams | {Interlocked.Read(ref errors)} errors | {Interlocked.Read(ref refused)} 429 | malformed {badSent:N0} | RSS {memory[^1].Rss:F0} MB | native {memory[^1].Native:F0} MB");
+                log?.Invoke($"{clock.Elapsed.TotalSeconds,6:F0} s | {Interlocked.Read(ref streams):N0} streams | {Interlocked.Read(ref errors)} errors | {Interlocked.Read(ref refused)} 429 | malformed {badSent:N0} | RSS {memory[^1].Rss:F0} MB | native {memory[^1].Native:F0} MB | prefix cache {memory[^1].Prefix:F0} MB");
             }
         }
 
@@ -171,11 +172,12 @@ public static partial class ServeBenchCommand
         return new SoakResult(clients, elapsed, streams, errors, refused, Q(0.5), Q(0.99), latencies.Count == 0 ? double.NaN : latencies[^1], tokens,
             badSent, bad4xx, bad5xx, badOther, badValid,
             memory[0].Rss, rss1, memory.Max(m => m.Rss), memory[^1].Rss, memory[0].Native, nat1, memory.Max(m => m.Native), memory[^1].Native,
-            Math.Abs(memory[^1].Rss - rss1) <= 0.10 * rss1, alive, firstErrors);
+            Math.Abs(memory[^1].Rss - rss1) <= 0.10 * rss1, alive, firstErrors,
+            firstMinute.Average(m => m.Prefix), memory[^1].Prefix, firstMinute.Average(m => m.Rss - m.Prefix), memory.Max(m => m.Rss - m.Prefix), memory[^1].Rss - memory[^1].Prefix);
     }
 
-    /// <summary>The server's resident and native memory (MB) from its Prometheus /metrics.</summary>
-    static async Task<(double Rss, double Native)> Memory(HttpClient http, CancellationToken cancel)
+    /// <summary>The server's resident and native memory and its prefix cache's blocks (MB; 0 without one) from its Prometheus /metrics.</summary>
+    static async Task<(double Rss, double Native, double Prefix)> Memory(HttpClient http, CancellationToken cancel)
     {
         string text = await http.GetStringAsync("metrics", cancel);
         double Read(string name)
@@ -183,7 +185,8 @@ public static partial class ServeBenchCommand
             var m = Regex.Match(text, "^" + name + @"(?:\{[^}]*\})? ([0-9.eE+]+)", RegexOptions.Multiline);
             return m.Success ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) / (1 << 20) : double.NaN;
         }
-        return (Read("tessera_process_resident_memory_bytes"), Read("tessera_process_native_memory_bytes"));
+        double prefix = Read("tessera_engine_prefix_cache_bytes");
+        return (Read("tessera_process_resident_memory_bytes"), Read("tessera_process_native_memory_bytes"), double.IsNaN(prefix) ? 0 : prefix);
     }
 
     static void Print(SoakResult r)
@@ -196,6 +199,9 @@ public static partial class ServeBenchCommand
         Console.WriteLine($"  malformed requests     {r.Malformed:N0}: {r.Malformed4xx:N0} 4xx, {r.Malformed5xx} 5xx, {r.MalformedOther} other, {r.MalformedValid200} valid mutations answered 200");
         Console.WriteLine($"  server RSS MB          start {r.RssStartMb:F0} | first minute {r.RssFirstMinuteMb:F0} | max {r.RssMaxMb:F0} | end {r.RssEndMb:F0} (end within 10% of the first minute: {(r.EndWithin10PercentOfFirstMinute ? "yes" : "no")})");
         Console.WriteLine($"  server native MB       start {r.NativeStartMb:F0} | first minute {r.NativeFirstMinuteMb:F0} | max {r.NativeMaxMb:F0} | end {r.NativeEndMb:F0}");
+        // The prefix cache is a bounded cache (--prefix-cache-mb) that fills as prompts arrive; RSS without its blocks shows what else grows.
+        Console.WriteLine($"  prefix-cache blocks MB first minute {r.PrefixCacheFirstMinuteMb:F0} | end {r.PrefixCacheEndMb:F0}");
+        Console.WriteLine($"  RSS less the cache MB  first minute {r.RssLessCacheFirstMinuteMb:F0} | max {r.RssLessCacheMaxMb:F0} | end {r.RssLessCacheEndMb:F0} (end within 10% of the first minute: {(Math.Abs(r.RssLessCacheEndMb - r.RssLessCacheFirstMinuteMb) <= 0.10 * r.RssLessCacheFirstMinuteMb ? "yes" : "no")})");
         Console.WriteLine($"  alive at the end       {(r.AliveAtEnd ? "yes" : "NO")}");
         foreach (var e in r.FirstErrors) Console.WriteLine($"  error: {e}");
     }

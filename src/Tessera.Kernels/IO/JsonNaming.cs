@@ -41,10 +41,12 @@ public static class JsonNaming
     public static string SerializeObject(object value, bool indented = true) => JsonSerializer.Serialize(value, value.GetType(), indented ? Indented : Line);
 
     /// <summary>Parses JSON written under this policy or under the older PascalCase/camelCase names.</summary>
-    /// <exception cref="JsonException">The text is not JSON or does not fit <typeparamref name="T"/>.</exception>
+    /// <exception cref="JsonException">The text is not JSON, names a key twice in one object, or does not fit <typeparamref name="T"/>.</exception>
     public static T? Deserialize<T>(string json)
     {
-        var node = JsonNode.Parse(json);
+        // Duplicate keys are refused while parsing; left in, JsonNode throws a bare ArgumentException
+        // the first time the object is read (found by fuzzing the index manifest).
+        var node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
         ToSnakeNames(node, typeof(T));
         return node.Deserialize<T>(Indented);
     }

@@ -99,6 +99,9 @@ internal static class JinjaBuiltins
         _ => throw new JinjaException($"unknown test '{name}'"),
     };
 
+    /// <summary>Widest indent <c>indent</c> and <c>tojson</c> accept.</summary>
+    public const int MaxIndent = 1000;
+
     public static object? Filter(string name, object? v, List<object?> args, JinjaObject kwargs, JinjaInterpreter interp, JinjaScope scope)
     {
         object? Arg(int i, string kw, object? dflt = null) => i < args.Count ? args[i] : kwargs.TryGetValue(kw, out var x) ? x : dflt;
@@ -115,7 +118,8 @@ internal static class JinjaBuiltins
             case "tojson":
             {
                 var ind = Arg(0, "indent");
-                return JinjaValues.ToJson(v, ind is long n ? (int)n : null);
+                if (ind is long n && n is < 0 or > MaxIndent) throw new JinjaException($"tojson indent {n} is outside 0..{MaxIndent}");
+                return JinjaValues.ToJson(v, ind is long k ? (int)k : null);
             }
             case "safe" or "e" or "escape" when name == "safe": return v;
             case "join":
@@ -147,11 +151,12 @@ internal static class JinjaBuiltins
             }
             case "int": return v switch { long l => l, double d => (long)d, string s => long.TryParse(s.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long x) ? x : double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double y) ? (long)y : Arg(0, "default", 0L), bool b => b ? 1L : 0L, _ => Arg(0, "default", 0L) };
             case "float": return v switch { long l => (double)l, double d => d, string s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x : Arg(0, "default", 0.0), bool b => b ? 1.0 : 0.0, _ => Arg(0, "default", 0.0) };
-            case "abs": return v is long al ? Math.Abs(al) : Math.Abs(JinjaValues.Num(v));
+            case "abs": return v is long al ? (al == long.MinValue ? -(double)al : Math.Abs(al)) : Math.Abs(JinjaValues.Num(v));
             case "round":
             {
-                int prec = Arg(0, "precision", 0L) is long p ? (int)p : 0;
-                return Math.Round(JinjaValues.Num(v), prec, MidpointRounding.AwayFromZero);
+                long prec = Arg(0, "precision", 0L) is long p ? p : 0;
+                if (prec is < 0 or > 15) throw new JinjaException($"round precision {prec} is outside 0..15");
+                return Math.Round(JinjaValues.Num(v), (int)prec, MidpointRounding.AwayFromZero);
             }
             case "replace":
             {
@@ -162,7 +167,9 @@ internal static class JinjaBuiltins
             {
                 string s = Str(v, name);
                 var w = Arg(0, "width", 4L);
-                string pad = w is string ws ? ws : new string(' ', (int)JinjaValues.Num(w));
+                double width = w is string ? 0 : JinjaValues.Num(w);
+                if (!(width >= 0 && width <= MaxIndent)) throw new JinjaException($"indent width {width} is outside 0..{MaxIndent}");
+                string pad = w is string ws ? ws : new string(' ', (int)width);
                 bool first = JinjaValues.Truthy(Arg(1, "first", false)), blank = JinjaValues.Truthy(Arg(2, "blank", false));
                 var lines = s.Split('\n');
                 for (int i = 0; i < lines.Length; i++)

@@ -27,6 +27,39 @@ internal sealed class JinjaInterpreter
     private static readonly BreakSignal Break = new();
     private static readonly ContinueSignal Continue = new();
 
+    // A template is untrusted text (it comes with a model file), so rendering is bounded: a
+    // loop or recursion that would run away, or a string or list that would eat the memory,
+    // is refused with a JinjaException instead. Real chat templates stay far below these.
+    /// <summary>Longest string (and rendered output) a template may build, in characters.</summary>
+    public const int MaxStringChars = 1 << 22;
+    /// <summary>Longest list a template may build.</summary>
+    public const int MaxListItems = 1 << 20;
+    /// <summary>Statements and expressions one render may evaluate.</summary>
+    public const long MaxSteps = 10_000_000;
+    /// <summary>Deepest chain of macro calls.</summary>
+    public const int MaxCallDepth = 64;
+
+    private long _steps;
+    private int _calls;
+
+    private void Step()
+    {
+        if (++_steps > MaxSteps) throw new JinjaException($"the template ran for more than {MaxSteps} steps");
+        if (!System.Runtime.CompilerServices.RuntimeHelpers.TryEnsureSufficientExecutionStack()) throw new JinjaException("the template recursed too deeply");
+    }
+
+    /// <summary>Throws when <paramref name="count"/> items would make a list longer than <see cref="MaxListItems"/>.</summary>
+    public static void CheckListSize(long count)
+    {
+        if (count > MaxListItems) throw new JinjaException($"the template built a list of {count} items, more than {MaxListItems}");
+    }
+
+    /// <summary>Throws when <paramref name="chars"/> would make a string longer than <see cref="MaxStringChars"/>.</summary>
+    public static void CheckStringSize(long chars)
+    {
+        if (chars > MaxStringChars) throw new JinjaException($"the template built a string of {chars} characters, more than {MaxStringChars}");
+    }
+
     public string Render(List<JinjaNode> nodes, JinjaScope scope)
     {
         var sb = new StringBuilder();
@@ -40,6 +73,13 @@ internal sealed class JinjaInterpreter
     }
 
     private void Statement(JinjaNode node, JinjaScope scope, StringBuilder sb)
+    {
+        Step();
+        StatementCore(node, scope, sb);
+        CheckStringSize(sb.Length);
+    }
+
+    private void StatementCore(JinjaNode node, JinjaScope scope, StringBuilder sb)
     {
         switch (node)
         {
@@ -108,6 +148,7 @@ internal sealed class JinjaInterpreter
         }
         for (int i = 0; i < items.Count; i++)
         {
+            Step();
             var loop = new JinjaObject
             {
                 ["index"] = (long)(i + 1), ["index0"] = (long)i, ["revindex"] = (long)(items.Count - i), ["revindex0"] = (long)(items.Count - i - 1),
@@ -135,6 +176,15 @@ internal sealed class JinjaInterpreter
 
     private object? CallMacro(MacroNode m, List<object?> args, JinjaObject kwargs, JinjaScope caller)
     {
+        if (_calls >= MaxCallDepth) throw new JinjaException($"macro '{m.Name}' calls nest deeper than {MaxCallDepth}");
+        _calls++;
+        var result = CallMacroCore(m, args, kwargs, caller);
+        _calls--;
+        return result;
+    }
+
+    private object? CallMacroCore(MacroNode m, List<object?> args, JinjaObject kwargs, JinjaScope caller)
+    {
         var scope = new JinjaScope(caller);
         for (int k = 0; k < m.Params.Count; k++)
         {
@@ -146,6 +196,15 @@ internal sealed class JinjaInterpreter
     }
 
     public object? Eval(JinjaExpr e, JinjaScope scope)
+    {
+        Step();
+        var v = EvalCore(e, scope);
+        if (v is string s) CheckStringSize(s.Length);
+        else if (v is List<object?> l) CheckListSize(l.Count);
+        return v;
+    }
+
+    private object? EvalCore(JinjaExpr e, JinjaScope scope)
     {
         switch (e)
         {
@@ -249,8 +308,9 @@ internal sealed class JinjaInterpreter
                 case "-": return isFloat ? x - y : (object)((long)l - (long)r);
                 case "*": return isFloat ? x * y : (object)((long)l * (long)r);
                 case "/": return x / y;
-                case "//": return isFloat ? Math.Floor(x / y) : (object)(long)Math.Floor(x / y);
-                case "%": return isFloat ? x % y : (object)((long)l % (long)r);
+                // Integer division by zero gives what the reference's JavaScript numbers give (±Infinity, NaN), not a crash.
+                case "//": return isFloat || y == 0 ? Math.Floor(x / y) : (object)(long)Math.Floor(x / y);
+                case "%": return isFloat || y == 0 ? x % y : (long)r == -1 ? 0L : (object)((long)l % (long)r);
                 case "**": return isFloat || y < 0 ? Math.Pow(x, y) : (object)(long)Math.Pow(x, y);
                 case "<": return x < y;
                 case ">": return x > y;
@@ -258,7 +318,7 @@ internal sealed class JinjaInterpreter
                 case ">=": return x >= y;
             }
         }
-        if (l is List<object?> la && r is List<object?> lb && b.Op == "+") return la.Concat(lb).ToList();
+        if (l is List<object?> la && r is List<object?> lb && b.Op == "+") { CheckListSize((long)la.Count + lb.Count); return la.Concat(lb).ToList(); }
         if (r is List<object?> list && b.Op is "in" or "not in")
         {
             bool found = list.Any(x => JinjaValues.Equal(x, l) && (x is not (List<object?> or JinjaObject) || ReferenceEquals(x, l)));

@@ -7,6 +7,18 @@ internal sealed class JinjaParser
 {
     private readonly List<JinjaToken> _t;
     private int _p;
+    private int _depth;
+    private int _loops;   // for-loops open around the statement being parsed (a macro body starts at none)
+
+    /// <summary>Deepest nesting of blocks and sub-expressions a template may use (real chat templates nest under 10).</summary>
+    public const int MaxNesting = 100;
+
+    // A template is untrusted text (it comes with a model file): nesting is capped so parsing cannot overflow the stack.
+    private void Enter()
+    {
+        if (++_depth > MaxNesting || !System.Runtime.CompilerServices.RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw new JinjaException($"the template nests deeper than {MaxNesting} levels at offset {Peek.Offset}");
+    }
 
     private JinjaParser(List<JinjaToken> tokens) { _t = tokens; }
 
@@ -32,6 +44,14 @@ internal sealed class JinjaParser
 
     /// <summary>Parses nodes until an end-like statement (returned in <paramref name="end"/>, positioned after its keyword) or the end.</summary>
     private List<JinjaNode> Block(out string? end, params string[] enders)
+    {
+        Enter();
+        var nodes = BlockNodes(out end, enders);
+        _depth--;
+        return nodes;
+    }
+
+    private List<JinjaNode> BlockNodes(out string? end, string[] enders)
     {
         var nodes = new List<JinjaNode>();
         while (true)
@@ -72,7 +92,9 @@ internal sealed class JinjaParser
                 var iter = Expression(allowCondition: false);
                 JinjaExpr? filter = AcceptName("if") ? Expression() : null;
                 Expect(JinjaTokenKind.CloseStmt);
+                _loops++;
                 var body = Block(out string? end, "endfor", "else");
+                _loops--;
                 var elseBody = new List<JinjaNode>();
                 if (end == "else") { Expect(JinjaTokenKind.CloseStmt); elseBody = Block(out end, "endfor"); }
                 if (end != "endfor") throw Error("expected '{% endfor %}'");
@@ -108,7 +130,10 @@ internal sealed class JinjaParser
                 }
                 ExpectOp(")");
                 Expect(JinjaTokenKind.CloseStmt);
+                int loops = _loops;
+                _loops = 0;
                 var body = Block(out string? end, "endmacro");
+                _loops = loops;
                 if (end != "endmacro") throw Error("expected '{% endmacro %}'");
                 Expect(JinjaTokenKind.CloseStmt);
                 return new MacroNode(name, ps, body);
@@ -124,6 +149,7 @@ internal sealed class JinjaParser
                 Expect(JinjaTokenKind.CloseStmt);
                 return new FilterBlockNode(f, args, body);
             }
+            case "break" or "continue" when _loops == 0: throw new JinjaException($"'{{% {kw} %}}' outside a for loop at offset {_t[_p - 1].Offset}");
             case "break": Expect(JinjaTokenKind.CloseStmt); return new BreakNode();
             case "continue": Expect(JinjaTokenKind.CloseStmt); return new ContinueNode();
             default: throw new JinjaException($"unsupported statement '{{% {kw} %}}' at offset {_t[_p - 1].Offset}");
@@ -159,19 +185,28 @@ internal sealed class JinjaParser
 
     private JinjaExpr Conditional(bool allowCondition)
     {
+        Enter();
         var e = Or();
         if (allowCondition && AcceptName("if"))
         {
             var cond = Or();
             JinjaExpr? other = AcceptName("else") ? Conditional(true) : null;
-            return new CondExpr(e, cond, other);
+            e = new CondExpr(e, cond, other);
         }
+        _depth--;
         return e;
     }
 
     private JinjaExpr Or() { var l = And(); while (AcceptName("or")) l = new BinaryExpr("or", l, And()); return l; }
     private JinjaExpr And() { var l = Not(); while (AcceptName("and")) l = new BinaryExpr("and", l, Not()); return l; }
-    private JinjaExpr Not() => AcceptName("not") ? new UnaryExpr("not", Not()) : Compare();
+    private JinjaExpr Not()
+    {
+        if (!AcceptName("not")) return Compare();
+        Enter();
+        var e = new UnaryExpr("not", Not());
+        _depth--;
+        return e;
+    }
 
     private JinjaExpr Compare()
     {
@@ -203,10 +238,15 @@ internal sealed class JinjaParser
 
     private JinjaExpr Unary()
     {
-        if (AcceptOp("-")) return FilterTail(new UnaryExpr("-", Unary()));
-        if (AcceptOp("+")) return FilterTail(Unary());
-        var e = Power();
-        return e;
+        if (IsOp("-") || IsOp("+"))
+        {
+            Enter();
+            bool minus = Next().Text == "-";
+            var operand = Unary();
+            _depth--;
+            return FilterTail(minus ? new UnaryExpr("-", operand) : operand);
+        }
+        return Power();
     }
 
     private JinjaExpr Power()
@@ -269,7 +309,8 @@ internal sealed class JinjaParser
         JinjaExpr e;
         switch (tok.Kind)
         {
-            case JinjaTokenKind.Int: e = new LiteralExpr(long.Parse(tok.Text, CultureInfo.InvariantCulture)); break;
+            // An integer past 64 bits becomes a float, as in the reference (JavaScript numbers).
+            case JinjaTokenKind.Int: e = new LiteralExpr(long.TryParse(tok.Text, NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n : (object)double.Parse(tok.Text, CultureInfo.InvariantCulture)); break;
             case JinjaTokenKind.Float: e = new LiteralExpr(double.Parse(tok.Text, CultureInfo.InvariantCulture)); break;
             case JinjaTokenKind.String:
             {

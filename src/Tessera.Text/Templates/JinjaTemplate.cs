@@ -38,7 +38,10 @@ public sealed class JinjaTemplate
         }));
         globals.Set("range", new JinjaCallable("range", (a, _) =>
         {
+            if (a.Count is < 1 or > 3) throw new JinjaException($"range takes 1 to 3 arguments, got {a.Count}");
             long start = a.Count > 1 ? (long)JinjaValues.Num(a[0]) : 0, stop = (long)JinjaValues.Num(a.Count > 1 ? a[1] : a[0]), step = a.Count > 2 ? (long)JinjaValues.Num(a[2]) : 1;
+            if (step == 0) throw new JinjaException("range step must not be zero");
+            JinjaInterpreter.CheckListSize(step > 0 ? (long)Math.Max(0, Math.Ceiling(((double)stop - start) / step)) : (long)Math.Max(0, Math.Ceiling(((double)start - stop) / -(double)step)));
             var list = new List<object?>();
             for (long i = start; step > 0 ? i < stop : i > stop; i += step) list.Add(i);
             return list;

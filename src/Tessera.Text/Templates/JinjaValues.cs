@@ -142,7 +142,8 @@ public static class JinjaValues
             case JinjaUndefined: return convertUndefined ? "null" : "undefined";
             case bool b: return b ? "true" : "false";
             case long l: return l.ToString(CultureInfo.InvariantCulture);
-            case double d: return d % 1 == 0 && Math.Abs(d) < 1e21 ? ((long)d).ToString(CultureInfo.InvariantCulture) : d.ToString("R", CultureInfo.InvariantCulture);
+            // Integral floats print as integers, as JSON.stringify does (past 2^63 too: no cast to long).
+            case double d: return d % 1 == 0 && Math.Abs(d) < 1e21 ? (d == 0 ? "0" : d.ToString("F0", CultureInfo.InvariantCulture)) : d.ToString("R", CultureInfo.InvariantCulture);
             case string s: return JsonString(s);
             case List<object?> list:
             {
