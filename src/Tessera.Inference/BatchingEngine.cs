@@ -32,6 +32,17 @@ public sealed record BatchingOptions
     /// </summary>
     public long PrefixCacheBytes { get; init; }
 
+    /// <summary>
+    /// The prefix-cache budget a server uses when none is given: the keys and values of every
+    /// slot at full context (the live KV cache's own size), at most 256 MB. The pool is committed
+    /// at start (<see cref="PrefixCache"/>), so a small model does not reserve 256 MB for it.
+    /// </summary>
+    public static long DefaultPrefixCacheBytes(ModelConfig config, int maxSequences = 32)
+    {
+        long kv = (long)maxSequences * config.ContextLength * 2L * config.Layers * config.KvHeads * config.HeadDim * sizeof(float);
+        return Math.Min(256L << 20, kv);
+    }
+
     /// <summary>Throws one clear <see cref="ArgumentException"/> for an impossible setting.</summary>
     public BatchingOptions Validate()
     {

@@ -12,8 +12,12 @@ public readonly record struct PrefixCacheStats(long Lookups, long RestoredTokens
 /// Blocks are shared by every sequence whose prompt starts with that prefix: a hit copies them into
 /// the sequence's KV slot (the slot then diverges freely: copy on use, the stored block never
 /// changes), so a shared system prompt or the earlier turns of a chat are computed once.
-/// Eviction is least-recently-used under a byte budget. Used by one thread (the batching
-/// scheduler); not thread-safe.
+/// Eviction is least-recently-used under a byte budget. The budget is one pool of blocks,
+/// allocated and committed when the cache is made (as a server reserves its KV memory up front):
+/// blocks are taken from and returned to that pool, so a long-running server's memory does not
+/// grow as the cache fills and churns (one allocation per block and a free per eviction let the
+/// native heap fragment and grow under a soak). Used by one thread (the batching scheduler); not
+/// thread-safe.
 /// </summary>
 public sealed unsafe class PrefixCache : IDisposable
 {
@@ -23,13 +27,15 @@ public sealed unsafe class PrefixCache : IDisposable
     readonly KvCache kv;
     readonly Dictionary<ulong, Block> blocks = [];
     readonly LinkedList<Block> lru = [];
+    readonly Stack<int> freeBlocks = new();
+    float* pool;
     long lookups, restored, stored, evictions, used, peak;
 
-    sealed class Block(ulong key, int[] tokens, float* data)
+    sealed class Block(ulong key, int[] tokens, int index)
     {
         public readonly ulong Key = key;
         public readonly int[] Tokens = tokens;
-        public float* Data = data;
+        public readonly int Index = index;
         public LinkedListNode<Block>? Node;
     }
 
@@ -40,7 +46,23 @@ public sealed unsafe class PrefixCache : IDisposable
         this.kv = kv;
         BudgetBytes = budgetBytes;
         BlockBytes = BlockTokens * kv.BytesPerPosition;
+        long capacity = budgetBytes / BlockBytes;
+        if (capacity > int.MaxValue) throw new ArgumentException($"PrefixCache: a budget of {budgetBytes} bytes is {capacity} blocks, more than one pool can index.");
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (capacity * BlockBytes > available)
+            throw new ArgumentException($"PrefixCache: a budget of {budgetBytes >> 20} MB does not fit the {available >> 20} MB this process may use.");
+        Capacity = (int)capacity;
+        if (Capacity > 0)
+        {
+            nuint bytes = (nuint)(Capacity * BlockBytes);
+            pool = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+            NativeMemory.Clear(pool, bytes);   // commit the pages now: the server's footprint is set at start, not as the cache fills
+        }
+        for (int i = Capacity - 1; i >= 0; i--) freeBlocks.Push(i);
     }
+
+    /// <summary>Blocks the pool holds (the budget divided by <see cref="BlockBytes"/>).</summary>
+    public int Capacity { get; }
 
     /// <summary>The most bytes the blocks may take.</summary>
     public long BudgetBytes { get; }
@@ -80,7 +102,7 @@ public sealed unsafe class PrefixCache : IDisposable
             for (int i = 0; i < BlockTokens; i++) ids[i] = prompt[b * BlockTokens + i];
             key = Chain(key, ids);
             if (!blocks.TryGetValue(key, out var block) || !block.Tokens.AsSpan().SequenceEqual(ids)) break;
-            Copy(block.Data, slot, b * BlockTokens, toSlot: true);
+            Copy(Data(block), slot, b * BlockTokens, toSlot: true);
             lru.Remove(block.Node!);
             lru.AddFirst(block.Node!);
         }
@@ -91,7 +113,7 @@ public sealed unsafe class PrefixCache : IDisposable
     /// <summary>Stores the whole blocks of the first <paramref name="length"/> positions of <paramref name="slot"/> (holding <paramref name="tokens"/>) that are not cached yet.</summary>
     public void Store(IReadOnlyList<int> tokens, int length, int slot)
     {
-        if (BlockBytes > BudgetBytes) return;
+        if (Capacity == 0) return;
         ulong key = 0;
         var ids = new int[BlockTokens];
         for (int b = 0; (b + 1) * BlockTokens <= length; b++)
@@ -105,10 +127,9 @@ public sealed unsafe class PrefixCache : IDisposable
                 lru.AddFirst(have.Node!);
                 continue;
             }
-            while (used + BlockBytes > BudgetBytes && lru.Last is { } last) Evict(last.Value);
-            var data = (float*)NativeMemory.AlignedAlloc((nuint)BlockBytes, 64);
-            var block = new Block(key, (int[])ids.Clone(), data);
-            Copy(data, slot, b * BlockTokens, toSlot: false);
+            while (freeBlocks.Count == 0 && lru.Last is { } last) Evict(last.Value);
+            var block = new Block(key, (int[])ids.Clone(), freeBlocks.Pop());
+            Copy(Data(block), slot, b * BlockTokens, toSlot: false);
             block.Node = lru.AddFirst(block);
             blocks[key] = block;
             used += BlockBytes;
@@ -123,11 +144,12 @@ public sealed unsafe class PrefixCache : IDisposable
         // miss); they age out of the LRU list like any other block.
         lru.Remove(block.Node!);
         blocks.Remove(block.Key);
-        NativeMemory.AlignedFree(block.Data);
-        block.Data = null;
+        freeBlocks.Push(block.Index);
         used -= BlockBytes;
         evictions++;
     }
+
+    float* Data(Block block) => pool + (long)block.Index * (BlockBytes / sizeof(float));
 
     // Block layout: for each (layer, kv head): keys then values of BlockTokens positions × head dim.
     void Copy(float* block, int slot, int position, bool toSlot)
@@ -146,12 +168,13 @@ public sealed unsafe class PrefixCache : IDisposable
             }
     }
 
-    /// <summary>Frees every block.</summary>
+    /// <summary>Frees the pool (every block).</summary>
     public void Dispose()
     {
-        foreach (var b in blocks.Values) if (b.Data != null) { NativeMemory.AlignedFree(b.Data); b.Data = null; }
+        if (pool != null) { NativeMemory.AlignedFree(pool); pool = null; }
         blocks.Clear();
         lru.Clear();
+        freeBlocks.Clear();
         used = 0;
     }
 }

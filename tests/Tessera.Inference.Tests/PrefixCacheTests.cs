@@ -52,6 +52,17 @@ public sealed class PrefixCacheTests
         Assert.True(stats.RestoredTokens >= 64 * 20, $"restored {stats.RestoredTokens}");
         Assert.True(stats.PeakBytes <= budget && stats.BytesUsed <= budget);
         if (budget < 100_000) Assert.True(stats.Evictions > 0);
+        // One pool of budget / block-size blocks; evicted blocks are handed out again (more stored than the pool holds).
+        Assert.Equal(budget / cached.Prefixes.BlockBytes, cached.Prefixes.Capacity);
+        if (budget < 100_000) Assert.True(stats.StoredBlocks > cached.Prefixes.Capacity, $"stored {stats.StoredBlocks} blocks, pool {cached.Prefixes.Capacity}");
+    }
+
+    [Fact]
+    public void TheServersDefaultBudgetIsTheKvCachesSizeAtMost256Mb()
+    {
+        using var kv = new KvCache(Config, 32);
+        Assert.Equal(32L * kv.Positions * kv.BytesPerPosition, BatchingOptions.DefaultPrefixCacheBytes(Config));
+        Assert.Equal(256L << 20, BatchingOptions.DefaultPrefixCacheBytes(Config with { Layers = 64, ContextLength = 8192 }));
     }
 
     [Fact]

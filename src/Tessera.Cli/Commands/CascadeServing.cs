@@ -26,8 +26,8 @@ static class CascadeServing
         }
     }
 
-    /// <summary>Loads the small model the way <c>serve --model</c> loads one (with <paramref name="tokenizer"/> if given).</summary>
-    public static Loaded LoadSmall(string path, string? tokenizer, int prefixCacheMb)
+    /// <summary>Loads the small model the way <c>serve --model</c> loads one (with <paramref name="tokenizer"/> if given; <paramref name="prefixCacheMb"/> null: the default budget for its size).</summary>
+    public static Loaded LoadSmall(string path, string? tokenizer, int? prefixCacheMb)
     {
         string full = Path.GetFullPath(path);
         if (!Directory.Exists(full) && !File.Exists(full)) throw new FileNotFoundException($"--cascade-small: {full} does not exist (give the small model's run or checkpoint folder).");
@@ -37,7 +37,7 @@ static class CascadeServing
             var tok = ModelFiles.LoadTokenizer(full, dir, tokenizer).Tokenizer;
             if (weights.Config.VocabSize < tok.VocabSize)
                 throw new InvalidDataException($"{dir}: the tokenizer has {tok.VocabSize} ids but the small model only {weights.Config.VocabSize}.");
-            var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)prefixCacheMb << 20 });
+            var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = prefixCacheMb is { } mb ? (long)mb << 20 : BatchingOptions.DefaultPrefixCacheBytes(weights.Config) });
             return new Loaded(owner, engine, new ServedModel(ServeCommand.DefaultName(dir), engine, tok), dir);
         }
         catch

@@ -32,7 +32,7 @@ public static class ServeCommand
         var chatPassages = new Option<int>("--index-passages") { Description = "Passages retrieved per chat turn with --index.", DefaultValueFactory = _ => 3 };
         var cors = new Option<string[]>("--cors-origin") { Description = "Origin allowed to call the API from a browser (repeatable); default: none, CORS off.", AllowMultipleArgumentsPerToken = false };
         var json = BenchCommand.JsonOption();
-        var prefixCache = new Option<int>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off); a prompt whose KV alone is larger gets a 400.", DefaultValueFactory = _ => 256 };
+        var prefixCache = new Option<int?>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off), reserved at start; a prompt whose KV alone is larger gets a 400. Default: the KV cache's own size (every slot at full context), at most 256." };
         var cascadeSmall = new Option<string?>("--cascade-small") { Description = "Cascade: a small model (run/checkpoint folder, same tokenizer) that answers each request unless its confidence in the prompt is below --cascade-threshold; --model is the large one (docs/cascade.md)." };
         var cascadeThreshold = new Option<double>("--cascade-threshold") { Description = "Cascade: confidence (geometric-mean prompt-token probability under the small model) below which a request goes to the large model; 0 = always small, 1 = always large.", DefaultValueFactory = _ => 0.05 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
@@ -56,10 +56,11 @@ public static class ServeCommand
             string id = p.GetValue(name) ?? DefaultName(dir);
             // Concurrent requests share one continuous-batching engine (greedy output equals the reference forward's).
             if (p.GetValue(prefixCache) < 0) throw new ArgumentException($"--prefix-cache-mb must be ≥ 0, got {p.GetValue(prefixCache)}.");
+            long prefixCacheBytes = p.GetValue(prefixCache) is { } mb ? (long)mb << 20 : BatchingOptions.DefaultPrefixCacheBytes(weights.Config);
             // Modules (docs/modules.md) attach to the fp32 base before the engine is built; requests turn them on by id.
             if (ModuleServingLoad.Wanted(p) && p.GetValue(cascadeSmall) is not null) throw new ArgumentException("--cascade-small cannot be combined with --module/--modules.");
             var (attached, refused) = ModuleServingLoad.Wanted(p) ? ModuleServingLoad.Attach(p, transformer, Console.Error.WriteLine) : (null, null);
-            using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = (long)p.GetValue(prefixCache) << 20 }, attached);
+            using var engine = new BatchingEngine(weights, new BatchingOptions { PrefixCacheBytes = prefixCacheBytes }, attached);
             using var index = p.GetValue(chatIndex) is { } indexDir ? Retrieval.Sparse.Bm25Index.Open(indexDir) : null;
             using var embedder = ImagePrompt.TryLoadEmbedder(path, weights.Config.Dim);   // a multimodal folder also takes images in chat
             var served = new ServedModel(id, engine, tok)
