@@ -29,7 +29,7 @@ public sealed unsafe class PrefixCache : IDisposable
     readonly LinkedList<Block> lru = [];
     readonly Stack<int> freeBlocks = new();
     float* pool;
-    long lookups, restored, stored, evictions, used, peak;
+    long lookups, restored, stored, evictions, peak;
 
     sealed class Block(ulong key, int[] tokens, int index)
     {
@@ -70,7 +70,10 @@ public sealed unsafe class PrefixCache : IDisposable
     public long BlockBytes { get; }
 
     /// <summary>Counters so far.</summary>
-    public PrefixCacheStats Stats => new(lookups, restored, stored, evictions, used, BudgetBytes, peak);
+    public PrefixCacheStats Stats => new(lookups, restored, stored, evictions, Used, BudgetBytes, peak);
+
+    // Bytes of the blocks in use: every pool block not on the free stack (none once disposed).
+    long Used => pool == null ? 0 : (Capacity - freeBlocks.Count) * BlockBytes;
 
     static ulong Chain(ulong parent, ReadOnlySpan<int> ids)
     {
@@ -132,8 +135,7 @@ public sealed unsafe class PrefixCache : IDisposable
             Copy(Data(block), slot, b * BlockTokens, toSlot: false);
             block.Node = lru.AddFirst(block);
             blocks[key] = block;
-            used += BlockBytes;
-            peak = Math.Max(peak, used);
+            peak = Math.Max(peak, Used);
             stored++;
         }
     }
@@ -145,7 +147,6 @@ public sealed unsafe class PrefixCache : IDisposable
         lru.Remove(block.Node!);
         blocks.Remove(block.Key);
         freeBlocks.Push(block.Index);
-        used -= BlockBytes;
         evictions++;
     }
 
@@ -175,6 +176,5 @@ public sealed unsafe class PrefixCache : IDisposable
         blocks.Clear();
         lru.Clear();
         freeBlocks.Clear();
-        used = 0;
     }
 }
