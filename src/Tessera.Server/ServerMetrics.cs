@@ -56,6 +56,12 @@ public sealed class ServerMetrics : IDisposable
         // beyond the managed heap is their upper bound (it also counts the runtime's own code and stacks).
         meter.CreateObservableGauge("tessera.process.native_memory", () => Math.Max(0, Process.GetCurrentProcess().WorkingSet64 - GC.GetGCMemoryInfo().TotalCommittedBytes),
             "By", "Resident memory outside the managed heap (native weights, KV cache, runtime).");
+        // The C library's heap, where the runtime, the JIT and native buffers allocate (glibc only).
+        if (NativeHeap.IsAvailable)
+        {
+            meter.CreateObservableGauge("tessera.process.malloc_in_use", () => NativeHeap.Read()?.InUseBytes ?? 0, "By", "Bytes allocated from the C library's heap and not freed (glibc mallinfo2).");
+            meter.CreateObservableGauge("tessera.process.malloc_free", () => NativeHeap.Read()?.FreeBytes ?? 0, "By", "Bytes free inside the C library's arenas, resident until trimmed or reused.");
+        }
     }
 
     /// <summary>Counts generated tokens.</summary>

@@ -38,6 +38,12 @@ public sealed record ServerOptions
     public TimeSpan HeadersTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Slowest request-body upload tolerated, in bytes per second after a 5 s grace period.</summary>
     public double MinBodyBytesPerSecond { get; init; } = 240;
+    /// <summary>
+    /// How often the server hands the C library heap's free pages back to the kernel
+    /// (<see cref="NativeHeap.Trim"/>); <see cref="TimeSpan.Zero"/> turns it off. Without it a
+    /// long-running server's resident memory creeps up as glibc arenas fragment.
+    /// </summary>
+    public TimeSpan NativeHeapTrimInterval { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>An ∞-gram store to serve beside the model (<see cref="NGramEndpoint"/>); null = none.</summary>
     public Data.NGram.NGramStore? NGram { get; init; }
 
@@ -48,6 +54,7 @@ public sealed record ServerOptions
         if (MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1, got {MaxQueue}");
         if (MaxBodyBytes < 1024) throw new ArgumentException($"max body must be at least 1024 bytes, got {MaxBodyBytes}");
         if (MaxTokensPerRequest is < 1) throw new ArgumentException($"max tokens per request must be at least 1, got {MaxTokensPerRequest}");
+        if (NativeHeapTrimInterval < TimeSpan.Zero) throw new ArgumentException($"native heap trim interval must be ≥ 0, got {NativeHeapTrimInterval}");
         if (MaxConnections < 1) throw new ArgumentException($"max connections must be at least 1, got {MaxConnections}");
         if (ApiKey is { } key && (key.Length < 8 || key.Any(char.IsWhiteSpace)))
             throw new ArgumentException("the API key must be at least 8 characters without spaces");

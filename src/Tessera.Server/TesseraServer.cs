@@ -26,6 +26,7 @@ public sealed class TesseraServer : IAsyncDisposable
 
     CascadeMetrics? cascadeMetrics;
     ModuleMetrics? moduleMetrics;
+    Timer? trimTimer;
 
     TesseraServer(WebApplication app, Uri address, AdmissionGate gate, ServerMetrics metrics)
     {
@@ -94,6 +95,8 @@ public sealed class TesseraServer : IAsyncDisposable
         var stopping = app.Lifetime.ApplicationStopping;
         var gate = new AdmissionGate(options.MaxQueue);
         var metrics = new ServerMetrics(gate, model.Engine, instanceMeter);
+        Timer? trimTimer = options.NativeHeapTrimInterval > TimeSpan.Zero && NativeHeap.IsAvailable
+            ? new Timer(_ => NativeHeap.Trim(), null, options.NativeHeapTrimInterval, options.NativeHeapTrimInterval) : null;
         var cascadeMetrics = cascade is null ? null : new CascadeMetrics(instanceMeter);
         var moduleMetrics = modules is null ? null : new ModuleMetrics(instanceMeter, modules);
         var key = options.ApiKey is { } k ? new ApiKeyCheck(k) : null;
@@ -157,7 +160,7 @@ public sealed class TesseraServer : IAsyncDisposable
         await app.StartAsync(cancel);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel started without reporting its address");
-        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics) { cascadeMetrics = cascadeMetrics, moduleMetrics = moduleMetrics };
+        return new TesseraServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"), gate, metrics) { cascadeMetrics = cascadeMetrics, moduleMetrics = moduleMetrics, trimTimer = trimTimer };
     }
 
     /// <summary>Runs a model request if the admission gate lets it in, else answers 429 with Retry-After.</summary>
@@ -225,6 +228,7 @@ public sealed class TesseraServer : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
+        if (trimTimer is not null) await trimTimer.DisposeAsync();
         metrics.Dispose();
         cascadeMetrics?.Dispose();
         moduleMetrics?.Dispose();

@@ -153,6 +153,9 @@ public class OverloadTests
         foreach (var name in (string[])["tessera_server_tokens", "tessera_server_errors", "tessera_server_queue_depth", "tessera_server_queue_capacity",
                      "tessera_process_resident_memory", "tessera_process_native_memory", "http_server_request_duration_seconds_bucket", "tessera_server_time_to_first_token"])
             Assert.True(text.Contains(name), $"/metrics lacks {name}:\n{text[..Math.Min(3000, text.Length)]}");
+        if (NativeHeap.IsAvailable)
+            foreach (var name in (string[])["tessera_process_malloc_in_use", "tessera_process_malloc_free"])
+                Assert.True(text.Contains(name), $"/metrics lacks {name} on glibc:\n{text[..Math.Min(3000, text.Length)]}");
         Assert.Matches(@"tessera_server_queue_capacity\S*\{[^}]*\} 3", text);
         Assert.Contains("http_response_status_code=\"400\"", text);
     }

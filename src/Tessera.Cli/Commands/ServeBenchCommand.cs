@@ -50,8 +50,17 @@ public static partial class ServeBenchCommand
         long Tokens, long Malformed, long Malformed4xx, long Malformed5xx, long MalformedOther, long MalformedValid200,
         double RssStartMb, double RssFirstMinuteMb, double RssMaxMb, double RssEndMb, double NativeStartMb, double NativeFirstMinuteMb, double NativeMaxMb, double NativeEndMb,
         bool EndWithin10PercentOfFirstMinute, bool AliveAtEnd, IReadOnlyList<string> FirstErrors,
-        double PrefixCacheFirstMinuteMb = 0, double PrefixCacheEndMb = 0, double RssLessCacheFirstMinuteMb = 0, double RssLessCacheMaxMb = 0, double RssLessCacheEndMb = 0)
+        double PrefixCacheFirstMinuteMb = 0, double PrefixCacheEndMb = 0, double RssLessCacheFirstMinuteMb = 0, double RssLessCacheMaxMb = 0, double RssLessCacheEndMb = 0,
+        double RssEndLevelMb = 0, double NativeEndLevelMb = 0)
     {
+        /// <summary>
+        /// The end level (mean of the samples in the run's last 30 s, the same width as the first
+        /// minute's window) within 10% of the first minute's level, for RSS and for native memory.
+        /// A single sample swings with the managed heap between collections; the levels do not.
+        /// </summary>
+        public bool EndLevelsWithin10Percent => Math.Abs(RssEndLevelMb - RssFirstMinuteMb) <= 0.10 * RssFirstMinuteMb
+            && Math.Abs(NativeEndLevelMb - NativeFirstMinuteMb) <= 0.10 * NativeFirstMinuteMb;
+
         /// <summary>True when the soak passed: no stream errors, no 5xx or unexpected answer to malformed requests, and the server still alive at the end.</summary>
         public bool Ok => StreamErrors == 0 && Malformed5xx == 0 && MalformedOther == 0 && AliveAtEnd;
     }
@@ -169,11 +178,15 @@ public static partial class ServeBenchCommand
         var firstMinute = memory.Where(m => m.T is >= 30 and <= 60).ToList();
         if (firstMinute.Count == 0) firstMinute = [memory[0]];
         double rss1 = firstMinute.Average(m => m.Rss), nat1 = firstMinute.Average(m => m.Native);
+        // The end level: the samples of the last 30 s of the run (the same window width as the first minute's).
+        var lastWindow = memory.Where(m => m.T >= elapsed - 30).ToList();
+        if (lastWindow.Count == 0) lastWindow = [memory[^1]];
         return new SoakResult(clients, elapsed, streams, errors, refused, Q(0.5), Q(0.99), latencies.Count == 0 ? double.NaN : latencies[^1], tokens,
             badSent, bad4xx, bad5xx, badOther, badValid,
             memory[0].Rss, rss1, memory.Max(m => m.Rss), memory[^1].Rss, memory[0].Native, nat1, memory.Max(m => m.Native), memory[^1].Native,
             Math.Abs(memory[^1].Rss - rss1) <= 0.10 * rss1, alive, firstErrors,
-            firstMinute.Average(m => m.Prefix), memory[^1].Prefix, firstMinute.Average(m => m.Rss - m.Prefix), memory.Max(m => m.Rss - m.Prefix), memory[^1].Rss - memory[^1].Prefix);
+            firstMinute.Average(m => m.Prefix), memory[^1].Prefix, firstMinute.Average(m => m.Rss - m.Prefix), memory.Max(m => m.Rss - m.Prefix), memory[^1].Rss - memory[^1].Prefix,
+            lastWindow.Average(m => m.Rss), lastWindow.Average(m => m.Native));
     }
 
     /// <summary>The server's resident and native memory and its prefix cache's blocks (MB; 0 without one) from its Prometheus /metrics.</summary>
@@ -198,8 +211,10 @@ public static partial class ServeBenchCommand
         Console.WriteLine($"  latency p50 / p99 / max {r.P50Seconds:F2} / {r.P99Seconds:F2} / {r.MaxSeconds:F2} s");
         Console.WriteLine($"  malformed requests     {r.Malformed:N0}: {r.Malformed4xx:N0} 4xx, {r.Malformed5xx} 5xx, {r.MalformedOther} other, {r.MalformedValid200} valid mutations answered 200");
         Console.WriteLine($"  server RSS MB          start {r.RssStartMb:F0} | first minute {r.RssFirstMinuteMb:F0} | max {r.RssMaxMb:F0} | end {r.RssEndMb:F0} (end within 10% of the first minute: {(r.EndWithin10PercentOfFirstMinute ? "yes" : "no")})");
-        Console.WriteLine($"  server native MB       start {r.NativeStartMb:F0} | first minute {r.NativeFirstMinuteMb:F0} | max {r.NativeMaxMb:F0} | end {r.NativeEndMb:F0}");
+        Console.WriteLine($"  server native MB       start {r.NativeStartMb:F0} | first minute {r.NativeFirstMinuteMb:F0} | max {r.NativeMaxMb:F0} | end {r.NativeEndMb:F0} (end within 10% of the first minute: {(Math.Abs(r.NativeEndMb - r.NativeFirstMinuteMb) <= 0.10 * r.NativeFirstMinuteMb ? "yes" : "no")})");
         // The prefix cache is a bounded cache (--prefix-cache-mb) that fills as prompts arrive; RSS without its blocks shows what else grows.
+        static string Pct(double end, double first) => $"{(end - first) / first * 100:+0.0;-0.0}%";
+        Console.WriteLine($"  end levels (last 30 s) RSS {r.RssEndLevelMb:F0} MB ({Pct(r.RssEndLevelMb, r.RssFirstMinuteMb)}) | native {r.NativeEndLevelMb:F0} MB ({Pct(r.NativeEndLevelMb, r.NativeFirstMinuteMb)}) against the first minute's (within 10%: {(r.EndLevelsWithin10Percent ? "yes" : "no")})");
         Console.WriteLine($"  prefix-cache blocks MB first minute {r.PrefixCacheFirstMinuteMb:F0} | end {r.PrefixCacheEndMb:F0}");
         Console.WriteLine($"  RSS less the cache MB  first minute {r.RssLessCacheFirstMinuteMb:F0} | max {r.RssLessCacheMaxMb:F0} | end {r.RssLessCacheEndMb:F0} (end within 10% of the first minute: {(Math.Abs(r.RssLessCacheEndMb - r.RssLessCacheFirstMinuteMb) <= 0.10 * r.RssLessCacheFirstMinuteMb ? "yes" : "no")})");
         Console.WriteLine($"  alive at the end       {(r.AliveAtEnd ? "yes" : "NO")}");

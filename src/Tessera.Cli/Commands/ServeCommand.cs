@@ -35,8 +35,10 @@ public static class ServeCommand
         var prefixCache = new Option<int?>("--prefix-cache-mb") { Description = "KV blocks of shared prompt prefixes kept across requests, in MB (0 = off), reserved at start; a prompt whose KV alone is larger gets a 400. Default: the KV cache's own size (every slot at full context), at most 256." };
         var cascadeSmall = new Option<string?>("--cascade-small") { Description = "Cascade: a small model (run/checkpoint folder, same tokenizer) that answers each request unless its confidence in the prompt is below --cascade-threshold; --model is the large one (docs/cascade.md)." };
         var cascadeThreshold = new Option<double>("--cascade-threshold") { Description = "Cascade: confidence (geometric-mean prompt-token probability under the small model) below which a request goes to the large model; 0 = always small, 1 = always large.", DefaultValueFactory = _ => 0.05 };
+        var trimSeconds = new Option<int>("--malloc-trim-seconds") { Description = "How often to hand the C library heap's free pages back to the kernel (glibc malloc_trim), in seconds; 0 = never.", DefaultValueFactory = _ => (int)new ServerOptions().NativeHeapTrimInterval.TotalSeconds };
+        var arenas = new Option<int>("--malloc-arenas") { Description = "Most glibc malloc arenas the process spreads native allocations over (MALLOC_ARENA_MAX, which wins when set); 0 = glibc's default of 8 per core.", DefaultValueFactory = _ => 2 };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings) with a chat page at /.")
-            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages, cascadeSmall, cascadeThreshold,
+            { model, ngram, tokenizer, port, host, name, log, apiKey, insecure, maxQueue, maxBody, maxTokens, cors, prefixCache, json, chatIndex, chatPassages, cascadeSmall, cascadeThreshold, trimSeconds, arenas,
               ModuleServingLoad.All, ModuleCommand.Modules, ModuleCommand.Registry, ModuleServingLoad.Default };
         cmd.SetAction(async (p, cancel) =>
         {
@@ -46,6 +48,10 @@ public static class ServeCommand
                 if (store is null) throw new ArgumentException("give --model (a checkpoint or run folder) and/or --ngram (an index folder).");
                 return await NGramCommand.ServeAsync(store, new ServerOptions { Host = p.GetValue(host)!, Port = p.GetValue(port) }, p.GetValue(json), cancel);
             }
+            if (p.GetValue(trimSeconds) < 0) throw new ArgumentException($"--malloc-trim-seconds must be ≥ 0, got {p.GetValue(trimSeconds)}.");
+            if (p.GetValue(arenas) < 0) throw new ArgumentException($"--malloc-arenas must be ≥ 0, got {p.GetValue(arenas)}.");
+            // Before the engine starts its threads: each thread that contends for malloc would otherwise get an arena of its own.
+            if (p.GetValue(arenas) > 0) NativeHeap.LimitArenas(p.GetValue(arenas));
             string path = Path.GetFullPath(p.GetValue(model)!);
             var (owner, weights, dir) = ModelFiles.LoadWeights(path);
             using var transformer = owner;
@@ -74,6 +80,7 @@ public static class ServeCommand
                 ApiKey = p.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("TESSERA_API_KEY") is { Length: > 0 } envKey ? envKey : null),
                 Insecure = p.GetValue(insecure), MaxQueue = p.GetValue(maxQueue), MaxBodyBytes = p.GetValue(maxBody),
                 MaxTokensPerRequest = p.GetValue(maxTokens), CorsOrigins = p.GetValue(cors) ?? [], NGram = store,
+                NativeHeapTrimInterval = TimeSpan.FromSeconds(p.GetValue(trimSeconds)),
             };
             using var small = p.GetValue(cascadeSmall) is { } smallPath ? CascadeServing.LoadSmall(smallPath, p.GetValue(tokenizer), p.GetValue(prefixCache)) : null;
             var cascade = small is null ? null : CascadeServing.Build(p.GetValue(name), small, served, DefaultName(dir), p.GetValue(cascadeThreshold));
