@@ -9,7 +9,7 @@ public class ShapesTrainSignalTests
     static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "tessera.dll");
 
     [Fact]
-    public void SigtermStopsShapesTraining()
+    public async Task SigtermStopsShapesTraining()
     {
         string dir = CliProcess.TempDir();
         try
@@ -22,13 +22,13 @@ public class ShapesTrainSignalTests
             string? line;
             while ((line = p.StandardError.ReadLine()) is not null && !line.StartsWith("shapes world:", StringComparison.Ordinal)) { }
             Assert.NotNull(line);   // training has started
-            Thread.Sleep(1000);
-            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) kill.WaitForExit();
+            await Task.Delay(1000);
+            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) await kill.WaitForExitAsync();
             bool exited = p.WaitForExit(TimeSpan.FromSeconds(60));
             if (!exited) p.Kill(entireProcessTree: true);
             Assert.True(exited, "tessera train --data shapes was still running 60 s after SIGTERM");
             Assert.Equal(0, p.ExitCode);
-            Assert.Contains("cancelled after step", stdout.Result);
+            Assert.Contains("cancelled after step", await stdout);
             using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "run", "report.json")));
             Assert.InRange(report.RootElement.GetProperty("steps_run").GetInt32(), 1, 999_999);
             Assert.True(File.Exists(Path.Combine(dir, "run", "config.json")));
