@@ -27,9 +27,9 @@ internal static class ShapesCommands
 
     /// <summary>The shapes-world flags beyond the common ones.</summary>
     public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden, Option<float> PositionInit,
-        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart)
+        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm)
     {
-        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart];
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm];
     }
 
     public static Extras ExtraOptions() => new(
@@ -40,7 +40,8 @@ internal static class ShapesCommands
         new Option<float>("--position-init") { Description = "With --data shapes: initial std of the row, column and frame embeddings.", DefaultValueFactory = _ => Tessera.Model.ModelParameters.InitStd },
         new Option<float>("--position-ramp") { Description = "With --data shapes: amplitude of a linear left-to-right (top-to-bottom) ramp added to the column (row) embeddings at init (0: none)." },
         new Option<double>("--position-fraction") { Description = "With --data shapes: fraction of still questions that are relative-position questions (0: all types alike)." },
-        new Option<int>("--curriculum-start") { Description = "With --data shapes: most shapes per scene at the start of the curriculum (1–4).", DefaultValueFactory = _ => 1 });
+        new Option<int>("--curriculum-start") { Description = "With --data shapes: most shapes per scene at the start of the curriculum (1–4).", DefaultValueFactory = _ => 1 },
+        new Option<bool>("--patch-norm") { Description = "With --data shapes: RMS-normalise the projected patch before the row/column embeddings are added." });
 
     /// <summary>The options with the extra flags applied.</summary>
     public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
@@ -48,7 +49,7 @@ internal static class ShapesCommands
         CurriculumSteps = p.GetValue(x.Curriculum),
         MotionFraction = p.GetValue(x.Motion), MotionFrames = p.GetValue(x.MotionFrames),
         Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) }, PositionInit = p.GetValue(x.PositionInit),
-        PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart),
+        PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm),
     };
 
     public static int Train(ShapesOptions options, string outDir, bool asJson, CancellationToken cancel = default)

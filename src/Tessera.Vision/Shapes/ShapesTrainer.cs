@@ -53,6 +53,8 @@ public sealed record ShapesOptions
     /// so "further left" and "further up" start as one linear feature each (0: none, the tables are random).
     /// </summary>
     public float PositionRamp { get; init; }
+    /// <summary>RMS-normalise the projected patch before the positions are added (<see cref="VisionConfig.PatchNorm"/>).</summary>
+    public bool PatchNorm { get; init; }
     /// <summary>Fraction of the still-image questions that are relative-position questions (0: every type equally likely).</summary>
     public double PositionFraction { get; init; }
     /// <summary>Image geometry: 64×64 in 16×16 patches (one grid cell, so one shape, per patch).</summary>
@@ -123,7 +125,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
     /// <summary>The image geometry of the model: the options' with their attention, plus a frame embedding when clips are trained.</summary>
     public VisionConfig Vision => Options.Vision with
     {
-        PrefixLm = Options.PrefixLm, Frames = Options.MotionFraction > 0 ? Math.Max(Options.Vision.Frames, Options.MotionFrames) : Options.Vision.Frames,
+        PrefixLm = Options.PrefixLm, PatchNorm = Options.PatchNorm || Options.Vision.PatchNorm, Frames = Options.MotionFraction > 0 ? Math.Max(Options.Vision.Frames, Options.MotionFrames) : Options.Vision.Frames,
     };
 
     bool Motion => Options.MotionFraction > 0;
