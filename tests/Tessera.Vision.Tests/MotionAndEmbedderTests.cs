@@ -227,6 +227,17 @@ public class MotionAndEmbedderTests
         for (int i = 0; i < 100; i++) Assert.Single(ShapeScene.Random(rng, (_, _) => true, maxShapes: 1).Shapes);
         // At 4 the draws are those of the uncapped generator.
         Assert.Equal(ShapeScene.Random(new Random(9), (_, _) => true).Shapes, ShapeScene.Random(new Random(9), (_, _) => true, maxShapes: 4).Shapes);
+        // Clips follow the curriculum: one shape (so only direction questions) in its first stage; at 2 the uncapped draws.
+        for (int i = 0; i < 100; i++) Assert.Single(MotionClip.Random(rng, 4, (_, _) => true, maxShapes: 1).Shapes);
+        Assert.Equal(MotionClip.Random(new Random(9), 4, (_, _) => true).Shapes, MotionClip.Random(new Random(9), 4, (_, _) => true, maxShapes: 2).Shapes);
+        var video = new ShapesTrainer(new ShapesOptions { CurriculumSteps = 900, MotionFraction = 1, TextFraction = 0, BatchSize = 16 });
+        var clips = video.TrainBatch(new Random(2), video.MaxShapesAt(1));
+        int first = ShapesTask.Encode("first")[0], moving = ShapesTask.Encode("moving")[0];
+        for (int b = 0; b < clips.B; b++)
+        {
+            var row = clips.Ids.AsSpan(b * clips.T, clips.T);
+            Assert.True(row.Contains(moving) && !row.Contains(first), $"clip question {b} of the one-shape stage is not a direction question");
+        }
     }
 
     /// <summary>A few steps on a batch of clips and text lower the loss and move the frame embedding.</summary>

@@ -222,7 +222,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
             ShapeQuestion q;
             if (clips)
             {
-                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null);
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes);
                 (images, q) = (clip.Render(), mq);
             }
             else
@@ -302,13 +302,14 @@ public sealed class ShapesTrainer(ShapesOptions options)
     }
 
     /// <summary>A clip of the split and a motion question of <paramref name="type"/> (random when null) about it.</summary>
-    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type)
+    /// <summary>With <paramref name="maxShapes"/> 1 (the curriculum's one-shape stage) clips hold one shape, so only direction is asked.</summary>
+    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type, int maxShapes = 4)
     {
         while (true)
         {
             var clip = compositional
                 ? MotionClip.Random(rng, Options.MotionFrames, (_, _) => true, ShapesTask.IsHeldOut)
-                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k));
+                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
             var t = type ?? (rng.Next(2) == 0 ? QuestionType.Direction : QuestionType.Order);
             var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null);
             if (q is not null) return (clip, q);
