@@ -227,7 +227,8 @@ public sealed class ShapesTrainer(ShapesOptions options)
             }
             else
             {
-                QuestionType? type = Options.PositionFraction > 0 && rng.NextDouble() < Options.PositionFraction ? QuestionType.Position : null;
+                // Position needs two shapes: not forced in a curriculum's one-shape stage (it would never be askable).
+                QuestionType? type = maxShapes >= 2 && Options.PositionFraction > 0 && rng.NextDouble() < Options.PositionFraction ? QuestionType.Position : null;
                 var (s, sq) = Question(rng, compositional: false, type, maxShapes);
                 (images, q) = ([s.Render()], sq);
             }
