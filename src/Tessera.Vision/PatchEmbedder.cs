@@ -18,6 +18,8 @@ namespace Tessera.Vision;
 /// <para>With <see cref="VisionConfig.EmbedderHidden"/> = H &gt; 0 the projection is a per-patch MLP,
 /// v = W·GELU(W₁·patch + b₁) + b + row[r] + col[c] (W₁, b₁ named <c>vision_patch_mlp.fc1.*</c>, W now D × H):
 /// a linear map sees a coloured shape as colour ⊗ mask and cannot give its kind apart from its colour.</para>
+/// <para>With <see cref="VisionConfig.PatchNorm"/> the projection is RMS-normalised with a learned gain
+/// (<c>vision_embed_norm.weight</c>) before the positions are added: v = g ⊙ u/rms(u) + row[r] + col[c], u = W·patch + b.</para>
 /// <para>With <see cref="VisionConfig.Frames"/> = N &gt; 0 (video) every patch of frame t also gets
 /// frame[t] (<c>vision_frame_embed.weight</c>, N × D): the time position of a clip's frames.</para>
 /// </summary>
@@ -26,10 +28,11 @@ public sealed class PatchEmbedder : IDisposable
     /// <summary>Parameter names.</summary>
     public const string WeightName = "vision_embed_tokens.weight", BiasName = "vision_embed_tokens.bias",
         RowName = "vision_row_embed.weight", ColName = "vision_col_embed.weight",
-        HiddenWeightName = "vision_patch_mlp.fc1.weight", HiddenBiasName = "vision_patch_mlp.fc1.bias", FrameName = "vision_frame_embed.weight";
+        HiddenWeightName = "vision_patch_mlp.fc1.weight", HiddenBiasName = "vision_patch_mlp.fc1.bias", FrameName = "vision_frame_embed.weight",
+        NormName = "vision_embed_norm.weight";
 
     readonly Tensor weight, bias, rowTable, colTable;
-    readonly Tensor? hiddenWeight, hiddenBias, frameTable;
+    readonly Tensor? hiddenWeight, hiddenBias, frameTable, normGain;
 
     /// <summary>An embedder from <paramref name="config"/> patches to <paramref name="dim"/>-wide vectors, initialised from <paramref name="seed"/>.</summary>
     public PatchEmbedder(VisionConfig config, int dim, ulong seed = 0)
@@ -45,11 +48,15 @@ public sealed class PatchEmbedder : IDisposable
         }
         weight = p.Add(WeightName, ParameterKind.Linear, dim, h > 0 ? h : config.PatchValues);
         bias = p.Add(BiasName, ParameterKind.Bias, dim);
+        if (config.PatchNorm) normGain = p.Add(NormName, ParameterKind.NormGain, dim);
         rowTable = p.Add(RowName, ParameterKind.Embedding, config.GridSide, dim);
         colTable = p.Add(ColName, ParameterKind.Embedding, config.GridSide, dim);
         if (config.Frames > 0) frameTable = p.Add(FrameName, ParameterKind.Embedding, config.Frames, dim);
         p.Initialize(seed, 1);
     }
+
+    /// <summary>Epsilon of the patch norm (<see cref="VisionConfig.PatchNorm"/>).</summary>
+    public const float NormEps = 1e-5f;
 
     /// <summary>The image geometry.</summary>
     public VisionConfig Config { get; }
@@ -77,6 +84,7 @@ public sealed class PatchEmbedder : IDisposable
         for (int i = 0; i < n; i++) { int k = i % per; rows[i] = k / Config.GridSide; cols[i] = k % Config.GridSide; }
         if (hiddenWeight is not null) x = g.Gelu(g.AddBias(g.Linear(x, hiddenWeight), hiddenBias!));   // (M, H)
         var v = g.AddBias(g.Linear(x, weight), bias);                                  // (M, D)
+        if (normGain is not null) v = g.RmsNorm(v, normGain, NormEps);                 // (M, D), unit RMS × gain
         var position = g.Add(g.Embedding(rowTable, rows), g.Embedding(colTable, cols));   // (M, D)
         if (frameTable is not null)
         {

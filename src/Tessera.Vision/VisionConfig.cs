@@ -30,6 +30,14 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
     /// </summary>
     public int Frames { get; init; }
 
+    /// <summary>
+    /// RMS-normalise the projected patch (with a learned gain, <c>vision_embed_norm.weight</c>) before the
+    /// row, column and frame embeddings are added. Without it, AdamW grows W·patch about fan-in times
+    /// faster than a table row (every one of the patch's values moves it), so after a few hundred steps
+    /// the 2-D position is about 1% of the input row and the decoder cannot read it (measured: docs/multimodal.md).
+    /// </summary>
+    public bool PatchNorm { get; init; }
+
     /// <summary>Patches per side.</summary>
     public int GridSide => ImageSize / PatchSize;
 
@@ -59,8 +67,9 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
         ["tokens_per_image"] = TokensPerImage,
         ["image_token"] = "<|image|>",
         ["patch_order"] = "raster (row-major), values (py, px, channel), pixels v/255",
-        ["embedder"] = EmbedderHidden > 0 ? "per-patch MLP (linear, GELU, linear) + learned row and column embeddings" : "linear (Fuyu-style) + learned row and column embeddings",
+        ["embedder"] = (EmbedderHidden > 0 ? "per-patch MLP (linear, GELU, linear)" : "linear (Fuyu-style)") + (PatchNorm ? ", RMS-normalised," : "") + " + learned row and column embeddings",
         ["embedder_hidden"] = EmbedderHidden,
+        ["patch_norm"] = PatchNorm,
         ["max_frames"] = Frames,
         ["attention"] = PrefixLm ? PrefixLmAttention : CausalAttention,
     };
@@ -76,6 +85,7 @@ public sealed record VisionConfig(int ImageSize = 64, int PatchSize = 8, int Cha
             throw new ArgumentException($"vision_config: attention is '{attention}'; expected '{PrefixLmAttention}' or '{CausalAttention}'.");
         int hidden = node["embedder_hidden"]?.GetValue<int>() ?? 0;   // absent in folders written before the MLP option: linear
         int frames = node["max_frames"]?.GetValue<int>() ?? 0;        // absent before video: still images
-        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")) { PrefixLm = attention == PrefixLmAttention, EmbedderHidden = hidden, Frames = frames }.Validate();
+        bool norm = node["patch_norm"]?.GetValue<bool>() ?? false;    // absent before the option: no norm
+        return new VisionConfig(Get("image_size"), Get("patch_size"), Get("num_channels")) { PrefixLm = attention == PrefixLmAttention, EmbedderHidden = hidden, Frames = frames, PatchNorm = norm }.Validate();
     }
 }

@@ -150,6 +150,70 @@ public class MotionAndEmbedderTests
         }
     }
 
+    /// <summary>patch_norm: v = g ⊙ u/rms(u) + row[r] + col[c], u = W·p + b, in float64; dW and dg against central differences; the flag round-trips through vision_config.</summary>
+    [Fact]
+    public void PatchNormMatchesItsFormulaAndItsGradientsMatchFiniteDifferences()
+    {
+        var config = new VisionConfig(8, 4, 1) { PatchNorm = true };
+        int d = 6, pv = config.PatchValues;
+        using var e = new PatchEmbedder(config, d, seed: 9);
+        var rng = new Random(5);
+        foreach (var p in e.Parameters.All) { var s = p.AsSpan("t"); for (int i = 0; i < s.Length; i++) s[i] = (float)(rng.NextDouble() - 0.5); }
+        var patches = new float[config.TokensPerImage * pv];
+        for (int i = 0; i < patches.Length; i++) patches[i] = (float)rng.NextDouble();
+        var probe = new float[config.TokensPerImage * d];
+        for (int i = 0; i < probe.Length; i++) probe[i] = (float)(rng.NextDouble() - 0.5);
+        float[] W = e.Parameters[PatchEmbedder.WeightName].ToArray(), b = e.Parameters[PatchEmbedder.BiasName].ToArray();
+        float[] G = e.Parameters[PatchEmbedder.NormName].ToArray();
+        float[] R = e.Parameters[PatchEmbedder.RowName].ToArray(), C = e.Parameters[PatchEmbedder.ColName].ToArray();
+        double Loss(float[] w, float[] gain)
+        {
+            double total = 0;
+            for (int m = 0; m < config.TokensPerImage; m++)
+            {
+                var u = new double[d];
+                double ms = 0;
+                for (int o = 0; o < d; o++)
+                {
+                    u[o] = b[o];
+                    for (int k = 0; k < pv; k++) u[o] += w[o * pv + k] * patches[m * pv + k];
+                    ms += u[o] * u[o] / d;
+                }
+                double inv = 1 / Math.Sqrt(ms + PatchEmbedder.NormEps);
+                for (int o = 0; o < d; o++)
+                    total += (gain[o] * u[o] * inv + R[m / config.GridSide * d + o] + C[m % config.GridSide * d + o]) * probe[m * d + o];
+            }
+            return total;
+        }
+        using var g = new Graph();
+        var y = e.Forward(g, patches);
+        var got = y.ToArray();
+        double reference = Loss(W, G), ours = 0;
+        for (int i = 0; i < got.Length; i++) ours += got[i] * probe[i];
+        Assert.True(Math.Abs(ours - reference) < 1e-4 * (1 + Math.Abs(reference)), $"forward {ours} vs formula {reference}");
+        var probeT = g.Custom("Probe", [config.TokensPerImage, d], [], o => probe.CopyTo(o), static (_, _) => { });   // a constant
+        g.Backward(g.Sum(g.Mul(y, probeT)));
+        var dW = e.Parameters[PatchEmbedder.WeightName].Grad!.ToArray();
+        var dG = e.Parameters[PatchEmbedder.NormName].Grad!.ToArray();
+        const double eps = 1e-3;
+        for (int i = 0; i < W.Length; i += 5)
+        {
+            var plus = (float[])W.Clone(); plus[i] += (float)eps;
+            var minus = (float[])W.Clone(); minus[i] -= (float)eps;
+            double fd = (Loss(plus, G) - Loss(minus, G)) / ((double)plus[i] - minus[i]);
+            Assert.True(Math.Abs(dW[i] - fd) < 2e-3 * (1 + Math.Abs(fd)), $"dW[{i}]: graph {dW[i]}, finite difference {fd}");
+        }
+        for (int i = 0; i < d; i++)
+        {
+            var plus = (float[])G.Clone(); plus[i] += (float)eps;
+            var minus = (float[])G.Clone(); minus[i] -= (float)eps;
+            double fd = (Loss(W, plus) - Loss(W, minus)) / ((double)plus[i] - minus[i]);
+            Assert.True(Math.Abs(dG[i] - fd) < 2e-3 * (1 + Math.Abs(fd)), $"dg[{i}]: graph {dG[i]}, finite difference {fd}");
+        }
+        Assert.True(VisionConfig.FromJson(config.ToJson()).PatchNorm);
+        Assert.False(VisionConfig.FromJson(new VisionConfig(8, 4, 1).ToJson()).PatchNorm);
+    }
+
     [Fact]
     public void CurriculumCapsTheShapeCountAndReachesFourAtItsEnd()
     {
@@ -163,6 +227,17 @@ public class MotionAndEmbedderTests
         for (int i = 0; i < 100; i++) Assert.Single(ShapeScene.Random(rng, (_, _) => true, maxShapes: 1).Shapes);
         // At 4 the draws are those of the uncapped generator.
         Assert.Equal(ShapeScene.Random(new Random(9), (_, _) => true).Shapes, ShapeScene.Random(new Random(9), (_, _) => true, maxShapes: 4).Shapes);
+        // Clips follow the curriculum: one shape (so only direction questions) in its first stage; at 2 the uncapped draws.
+        for (int i = 0; i < 100; i++) Assert.Single(MotionClip.Random(rng, 4, (_, _) => true, maxShapes: 1).Shapes);
+        Assert.Equal(MotionClip.Random(new Random(9), 4, (_, _) => true).Shapes, MotionClip.Random(new Random(9), 4, (_, _) => true, maxShapes: 2).Shapes);
+        var video = new ShapesTrainer(new ShapesOptions { CurriculumSteps = 900, MotionFraction = 1, TextFraction = 0, BatchSize = 16 });
+        var clips = video.TrainBatch(new Random(2), video.MaxShapesAt(1));
+        int first = ShapesTask.Encode("first")[0], moving = ShapesTask.Encode("moving")[0];
+        for (int b = 0; b < clips.B; b++)
+        {
+            var row = clips.Ids.AsSpan(b * clips.T, clips.T);
+            Assert.True(row.Contains(moving) && !row.Contains(first), $"clip question {b} of the one-shape stage is not a direction question");
+        }
     }
 
     /// <summary>A few steps on a batch of clips and text lower the loss and move the frame embedding.</summary>

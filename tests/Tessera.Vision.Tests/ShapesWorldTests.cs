@@ -101,6 +101,57 @@ public class ShapesWorldTests
         Assert.NotEqual(w0, model.Embedder.Parameters[PatchEmbedder.WeightName].ToArray());
     }
 
+    /// <summary>A cancelled run (SIGTERM in the CLI) stops after the current step and skips the final evaluation.</summary>
+    [Fact]
+    public void TrainingStopsWhenCancelled()
+    {
+        var t = new ShapesTrainer(new ShapesOptions { Dim = 32, Layers = 1, Heads = 2, BatchSize = 4, Steps = 100_000, EvalEvery = 1, CurveExamples = 1 });
+        using var model = t.NewModel();
+        using var cancel = new CancellationTokenSource();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var report = t.Train(model, p => { if (p.Step == 3) cancel.Cancel(); }, cancel.Token);
+        Assert.Equal(3, report.StepsRun);
+        Assert.Equal([1, 2, 3], report.Curve.Select(p => p.Step));
+        Assert.Empty(report.InDistribution.Accuracy);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"cancelled run took {clock.Elapsed}");
+    }
+
+    /// <summary>The position ramp adds A·(2i/(G−1) − 1)·u to row/column i: the difference from the plain init is one direction, scaled −1, −1/3, 1/3, 1.</summary>
+    [Fact]
+    public void PositionRampIsOneLinearDirectionPerAxis()
+    {
+        var plain = new ShapesTrainer(new ShapesOptions { Dim = 32, Layers = 1, Heads = 2 });
+        var ramp = new ShapesTrainer(new ShapesOptions { Dim = 32, Layers = 1, Heads = 2, PositionRamp = 0.5f });
+        using var a = plain.NewModel();
+        using var b = ramp.NewModel();
+        foreach (string name in (string[])[PatchEmbedder.RowName, PatchEmbedder.ColName])
+        {
+            var x = a.Embedder.Parameters[name].ToArray(); var y = b.Embedder.Parameters[name].ToArray();
+            var d = y.Select((v, i) => v - x[i]).ToArray();   // (4, 32)
+            var top = d[96..128];
+            double rms = Math.Sqrt(top.Sum(v => (double)v * v) / 32);
+            Assert.InRange(rms, 0.25, 1.0);   // 0.5 · a unit-RMS direction (32 normal draws)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 32; j++)
+                    Assert.Equal(top[j] * (2.0 * i / 3 - 1), d[i * 32 + j], 5);
+        }
+        Assert.Equal(a.Decoder.Parameters.All.Select(p => p.ToArray()), b.Decoder.Parameters.All.Select(p => p.ToArray()));
+    }
+
+    /// <summary>--position-fraction F makes about F of the still questions relative-position ones (plus their share of the rest).</summary>
+    [Fact]
+    public void PositionFractionSetsTheShareOfPositionQuestions()
+    {
+        var t = new ShapesTrainer(new ShapesOptions { BatchSize = 400, TextFraction = 0, PositionFraction = 0.5 });
+        var batch = t.TrainBatch(new Random(5));
+        int left = ShapesTask.Encode("left")[0], rows = 0;
+        for (int b = 0; b < batch.B; b++) if (batch.Ids.AsSpan(b * batch.T, batch.T).Contains(left)) rows++;
+        Assert.InRange(rows / 400.0, 0.5, 0.7);   // 0.5 + 0.5 · (about 1/6, fewer where a scene has one shape)
+        // In a curriculum's one-shape stage no position question can be asked: the batch still comes (it used to loop forever).
+        var oneShape = t.TrainBatch(new Random(6), maxShapes: 1);
+        for (int b = 0; b < oneShape.B; b++) Assert.False(oneShape.Ids.AsSpan(b * oneShape.T, oneShape.T).Contains(left));
+    }
+
     /// <summary>Twelve AdamW steps (lr 3e-3) on one fixed batch; the first and the last loss.</summary>
     internal static (double First, double Last) TrainOnOneBatch(MultimodalModel model, ShapesTrainer.Batch batch, IReadOnlyList<int>? frames)
     {

@@ -26,26 +26,33 @@ internal static class ShapesCommands
     };
 
     /// <summary>The shapes-world flags beyond the common ones.</summary>
-    public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden)
+    public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden, Option<float> PositionInit,
+        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm)
     {
-        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden];
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm];
     }
 
     public static Extras ExtraOptions() => new(
         new Option<int>("--curriculum-steps") { Description = "With --data shapes: training scenes grow from 1 to 4 shapes over this many steps (0: none)." },
         new Option<double>("--motion-fraction") { Description = "With --data shapes: fraction of batches whose image examples are clips of moving shapes (direction and order questions).", DefaultValueFactory = _ => 0.0 },
         new Option<int>("--motion-frames") { Description = "With --data shapes: frames per clip (2–8).", DefaultValueFactory = _ => 4 },
-        new Option<int>("--embedder-hidden") { Description = "With --data shapes: hidden width of a per-patch MLP embedder (0: linear, Fuyu-style).", DefaultValueFactory = _ => 0 });
+        new Option<int>("--embedder-hidden") { Description = "With --data shapes: hidden width of a per-patch MLP embedder (0: linear, Fuyu-style).", DefaultValueFactory = _ => 0 },
+        new Option<float>("--position-init") { Description = "With --data shapes: initial std of the row, column and frame embeddings.", DefaultValueFactory = _ => Tessera.Model.ModelParameters.InitStd },
+        new Option<float>("--position-ramp") { Description = "With --data shapes: amplitude of a linear left-to-right (top-to-bottom) ramp added to the column (row) embeddings at init (0: none)." },
+        new Option<double>("--position-fraction") { Description = "With --data shapes: fraction of still questions that are relative-position questions (0: all types alike)." },
+        new Option<int>("--curriculum-start") { Description = "With --data shapes: most shapes per scene at the start of the curriculum (1–4).", DefaultValueFactory = _ => 1 },
+        new Option<bool>("--patch-norm") { Description = "With --data shapes: RMS-normalise the projected patch before the row/column embeddings are added." });
 
     /// <summary>The options with the extra flags applied.</summary>
     public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
     {
         CurriculumSteps = p.GetValue(x.Curriculum),
         MotionFraction = p.GetValue(x.Motion), MotionFrames = p.GetValue(x.MotionFrames),
-        Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) },
+        Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) }, PositionInit = p.GetValue(x.PositionInit),
+        PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm),
     };
 
-    public static int Train(ShapesOptions options, string outDir, bool asJson)
+    public static int Train(ShapesOptions options, string outDir, bool asJson, CancellationToken cancel = default)
     {
         var trainer = new ShapesTrainer(options);
         using var model = trainer.NewModel();
@@ -54,7 +61,7 @@ internal static class ShapesCommands
         var report = trainer.Train(model, p =>
         {
             if (!asJson) Console.Error.WriteLine($"step {p.Step,5}  loss {p.Loss:F3}  {p.Seconds,6:F0}s  " + string.Join("  ", p.Accuracy.Select(kv => $"{kv.Key} {kv.Value:P0}")));
-        });
+        }, cancel);
         MultimodalCheckpoint.Save(model, outDir);
         Write(report, outDir, asJson);
         return 0;
@@ -99,10 +106,15 @@ internal static class ShapesCommands
     {
         AtomicFile.WriteAllText(Path.Combine(outDir, "report.json"), JsonSerializer.Serialize(report, JsonNaming.Indented));
         var types = report.Curve.Count == 0 ? [] : report.Curve[0].Accuracy.Keys.ToList();
-        var series = types.Select(t => (t, (IReadOnlyList<(double, double)>)[.. report.Curve.Select(p => ((double)p.Step, p.Accuracy[t]))])).ToList();
-        AtomicFile.WriteAllText(Path.Combine(outDir, "accuracy-vs-steps.svg"),
-            SvgPlot.Lines("Shapes world: exact match per question type", "step", "accuracy (held-out scenes)", series));
+        var figure = new Figure("Shapes world: exact match per question type", "step", "accuracy (held-out, " + (report.Options.CurveExamples) + "/type)");
+        for (int i = 0; i < types.Count; i++) figure.Measured(types[i], [.. report.Curve.Select(p => ((double)p.Step, p.Accuracy[types[i]]))], i);
+        figure.Save(outDir, "accuracy-vs-steps");
         if (asJson) { Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented)); return; }
+        if (report.StepsRun < report.Options.Steps)
+        {
+            Console.WriteLine($"cancelled after step {report.StepsRun} of {report.Options.Steps} ({report.Seconds:F0}s); model and curve saved, final evaluation skipped → {outDir}");
+            return;
+        }
         Console.WriteLine($"trained {report.Seconds:F0}s, final loss {report.FinalLoss:F3}, {report.Parameters:N0} parameters → {outDir}");
         Console.WriteLine(Table(report.InDistribution));
         Console.WriteLine(Table(report.Compositional));

@@ -74,7 +74,7 @@ public static class TrainCommand
             if (p.GetValue(data) == "shapes")   // the image–text shapes world (docs/multimodal.md)
                 return Task.FromResult(ShapesCommands.Train(ShapesCommands.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
                     p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr), p.GetValue(dim), p.GetValue(layers),
-                    p.GetValue(textFraction), p.GetValue(causal), p.GetValue(seed)).With(shapesExtras, p), p.GetValue(output)!, p.GetValue(json)));
+                    p.GetValue(textFraction), p.GetValue(causal), p.GetValue(seed)).With(shapesExtras, p), p.GetValue(output)!, p.GetValue(json), cancel));
             if (p.GetValue(data) == "fashion-mnist")   // Fashion-MNIST by prompting (docs/multimodal.md)
                 return Task.FromResult(FashionMnistCommand.Train(FashionMnistCommand.Recipe(p.GetValue(quick), p.GetResult(steps) is null or { Implicit: true } ? null : (int)p.GetValue(steps),
                     p.GetResult(batch) is null or { Implicit: true } ? null : p.GetValue(batch), p.GetResult(lr) is null or { Implicit: true } ? null : p.GetValue(lr),

@@ -57,14 +57,15 @@ public sealed class MotionClip
     /// <summary>
     /// A random clip of <paramref name="frames"/> (2–8) frames whose (colour, kind) pairs satisfy
     /// <paramref name="allowed"/> and, with <paramref name="mustHave"/>, one that satisfies it.
+    /// <paramref name="maxShapes"/> 1 makes one-shape clips (a curriculum's first stage); at 2 the draws are the same as without it.
     /// </summary>
-    public static MotionClip Random(Random rng, int frames, Func<string, string, bool> allowed, Func<string, string, bool>? mustHave = null)
+    public static MotionClip Random(Random rng, int frames, Func<string, string, bool> allowed, Func<string, string, bool>? mustHave = null, int maxShapes = 2)
     {
         if (frames is < 2 or > 8) throw new ArgumentException($"MotionClip: {frames} frames; clips have 2 to 8.");
         int speed = Travel / (frames - 1);
         while (true)
         {
-            int count = rng.Next(1, 3);
+            int count = rng.Next(1, Math.Clamp(maxShapes, 1, 2) + 1);
             var shapes = new List<MovingShape>();
             for (int i = 0; i < count; i++)
             {

@@ -42,6 +42,21 @@ public sealed record ShapesOptions
     public double MotionFraction { get; init; }
     /// <summary>Frames per clip (2–8); the model gets a frame embedding of this many rows.</summary>
     public int MotionFrames { get; init; } = 4;
+    /// <summary>
+    /// Initial standard deviation of the embedder's row, column (and frame) tables. The default is every
+    /// other weight's (<see cref="ModelParameters.InitStd"/>), about a tenth of a shape patch's W·patch at init.
+    /// </summary>
+    public float PositionInit { get; init; } = ModelParameters.InitStd;
+    /// <summary>
+    /// Amplitude of a linear ramp added at init to the row and column tables: row/column i of G gets
+    /// A·(2i/(G−1) − 1)·u, u a random direction with unit-RMS entries (one for rows, one for columns),
+    /// so "further left" and "further up" start as one linear feature each (0: none, the tables are random).
+    /// </summary>
+    public float PositionRamp { get; init; }
+    /// <summary>RMS-normalise the projected patch before the positions are added (<see cref="VisionConfig.PatchNorm"/>).</summary>
+    public bool PatchNorm { get; init; }
+    /// <summary>Fraction of the still-image questions that are relative-position questions (0: every type equally likely).</summary>
+    public double PositionFraction { get; init; }
     /// <summary>Image geometry: 64×64 in 16×16 patches (one grid cell, so one shape, per patch).</summary>
     public VisionConfig Vision { get; init; } = new(ImageSize: 64, PatchSize: 16);
 }
@@ -58,6 +73,8 @@ public sealed record ShapesReport(ShapesOptions Options, long Parameters, double
 {
     /// <summary>Text-only tokens trained on (targets of the text documents): the budget a text-only baseline is matched to.</summary>
     public long TextTokens { get; init; }
+    /// <summary>Optimiser steps taken: the options' steps, or fewer when the run was cancelled (then the final scores are empty).</summary>
+    public int StepsRun { get; init; }
     /// <summary>Bits per byte on held-out text-only documents (<see cref="ShapesTrainer.TextBitsPerByte"/>).</summary>
     public double TextBitsPerByte { get; init; }
 }
@@ -81,18 +98,45 @@ public sealed class ShapesTrainer(ShapesOptions options)
     }.Validate();
 
     /// <summary>A fresh model for these options.</summary>
-    public MultimodalModel NewModel() => new(new Transformer(DecoderConfig, (ulong)Options.Seed), new PatchEmbedder(Vision, Options.Dim, (ulong)Options.Seed + 1));
+    public MultimodalModel NewModel()
+    {
+        var embedder = new PatchEmbedder(Vision, Options.Dim, (ulong)Options.Seed + 1);
+        if (Options.PositionInit != ModelParameters.InitStd)
+            foreach (string name in (string[])[PatchEmbedder.RowName, PatchEmbedder.ColName, PatchEmbedder.FrameName])
+                if (embedder.Parameters.Contains(name))
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(embedder.Parameters[name].AsSpan("PositionInit"), Options.PositionInit / ModelParameters.InitStd,
+                        embedder.Parameters[name].AsSpan("PositionInit"));
+        if (Options.PositionRamp != 0)
+        {
+            var rng = new Rng((ulong)Options.Seed + 7);
+            int side = Vision.GridSide, dim = Options.Dim;
+            var u = new float[dim];
+            foreach (string name in (string[])[PatchEmbedder.RowName, PatchEmbedder.ColName])
+            {
+                rng.FillNormal(u);
+                var table = embedder.Parameters[name].AsSpan("PositionRamp");   // (G, D)
+                for (int i = 0; i < side; i++)
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u, Options.PositionRamp * (2f * i / (side - 1) - 1f), table.Slice(i * dim, dim), table.Slice(i * dim, dim));
+            }
+        }
+        return new(new Transformer(DecoderConfig, (ulong)Options.Seed), embedder);
+    }
 
     /// <summary>The image geometry of the model: the options' with their attention, plus a frame embedding when clips are trained.</summary>
     public VisionConfig Vision => Options.Vision with
     {
-        PrefixLm = Options.PrefixLm, Frames = Options.MotionFraction > 0 ? Math.Max(Options.Vision.Frames, Options.MotionFrames) : Options.Vision.Frames,
+        PrefixLm = Options.PrefixLm, PatchNorm = Options.PatchNorm || Options.Vision.PatchNorm, Frames = Options.MotionFraction > 0 ? Math.Max(Options.Vision.Frames, Options.MotionFrames) : Options.Vision.Frames,
     };
 
     bool Motion => Options.MotionFraction > 0;
 
-    /// <summary>Trains <paramref name="model"/>; <paramref name="progress"/> gets each curve point.</summary>
-    public ShapesReport Train(MultimodalModel model, Action<CurvePoint>? progress = null)
+    /// <summary>
+    /// Trains <paramref name="model"/>; <paramref name="progress"/> gets each curve point. When
+    /// <paramref name="cancel"/> fires (SIGTERM, Ctrl+C) training stops after the current step and the
+    /// report comes back at once with <see cref="ShapesReport.StepsRun"/> &lt; the options' steps and empty
+    /// final scores (the evaluation is skipped so that the process ends promptly).
+    /// </summary>
+    public ShapesReport Train(MultimodalModel model, Action<CurvePoint>? progress = null, CancellationToken cancel = default)
     {
         var o = Options;
         var rng = new Random(o.Seed);
@@ -107,9 +151,10 @@ public sealed class ShapesTrainer(ShapesOptions options)
         var clock = Stopwatch.StartNew();
         double smooth = double.NaN;
         long textTokens = 0;
-        int warm = Math.Max(1, o.Steps / 20);
-        for (int step = 1; step <= o.Steps; step++)
+        int warm = Math.Max(1, o.Steps / 20), stepsRun = 0;
+        for (int step = 1; step <= o.Steps && !cancel.IsCancellationRequested; step++)
         {
+            stepsRun = step;
             double lr = step <= warm ? o.LearningRate * step / warm
                 : o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warm) / Math.Max(1, o.Steps - warm))));
             opt.LearningRate = (float)lr;
@@ -135,12 +180,16 @@ public sealed class ShapesTrainer(ShapesOptions options)
             }
         }
         double trained = clock.Elapsed.TotalSeconds;
+        long parameterCount = model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount;
+        if (stepsRun < o.Steps)
+            return new ShapesReport(o, parameterCount, trained, smooth, curve, new SplitScore("in-distribution", new Dictionary<string, double>(), 0),
+                new SplitScore("compositional", new Dictionary<string, double>(), 0)) { TextTokens = textTokens, StepsRun = stepsRun };
         var inDist = Evaluate(model, EvalSet(o.Seed + 2000, compositional: false, o.EvalExamples), "in-distribution");
         var comp = Evaluate(model, EvalSet(o.Seed + 3000, compositional: true, o.EvalExamples), "compositional");
         var motion = Motion ? EvaluateMotion(model, MotionEvalSet(o.Seed + 5000, compositional: false, o.EvalExamples), "motion") : null;
-        return new ShapesReport(o, model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount, trained, smooth, curve, inDist, comp, motion)
+        return new ShapesReport(o, parameterCount, trained, smooth, curve, inDist, comp, motion)
         {
-            TextTokens = textTokens, TextBitsPerByte = TextBitsPerByte(model, o.Seed + 6000, 512),
+            TextTokens = textTokens, StepsRun = stepsRun, TextBitsPerByte = TextBitsPerByte(model, o.Seed + 6000, 512),
         };
     }
 
@@ -173,12 +222,14 @@ public sealed class ShapesTrainer(ShapesOptions options)
             ShapeQuestion q;
             if (clips)
             {
-                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null);
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes);
                 (images, q) = (clip.Render(), mq);
             }
             else
             {
-                var (s, sq) = Question(rng, compositional: false, type: null, maxShapes);
+                // Position needs two shapes: not forced in a curriculum's one-shape stage (it would never be askable).
+                QuestionType? type = maxShapes >= 2 && Options.PositionFraction > 0 && rng.NextDouble() < Options.PositionFraction ? QuestionType.Position : null;
+                var (s, sq) = Question(rng, compositional: false, type, maxShapes);
                 (images, q) = ([s.Render()], sq);
             }
             var (prompt, prefix, answer) = ShapesTask.Encode(q, Options.Vision, images.Length);
@@ -252,13 +303,14 @@ public sealed class ShapesTrainer(ShapesOptions options)
     }
 
     /// <summary>A clip of the split and a motion question of <paramref name="type"/> (random when null) about it.</summary>
-    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type)
+    /// <summary>With <paramref name="maxShapes"/> 1 (the curriculum's one-shape stage) clips hold one shape, so only direction is asked.</summary>
+    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type, int maxShapes = 4)
     {
         while (true)
         {
             var clip = compositional
                 ? MotionClip.Random(rng, Options.MotionFrames, (_, _) => true, ShapesTask.IsHeldOut)
-                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k));
+                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
             var t = type ?? (rng.Next(2) == 0 ? QuestionType.Direction : QuestionType.Order);
             var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null);
             if (q is not null) return (clip, q);
