@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Tessera.Bench;
+using Tessera.Data;
 using Tessera.Kernels.IO;
 using Tessera.Retrieval;
 using Tessera.Retrieval.Dense;
@@ -36,14 +37,16 @@ public static class RetrievalBenchCommand
         var writePairs = new Option<string?>("--write-pairs") { Description = "Write bi-encoder training pairs (train-split headwords, JSON lines) to this file and exit." };
         var maxPairs = new Option<int>("--max-pairs") { Description = "Pairs written by --write-pairs.", DefaultValueFactory = _ => 30_000 };
         var task = new Option<string>("--task") { Description = "dictionary (WordNet reverse dictionary) or sotu (State of the Union cloze-passage retrieval).", DefaultValueFactory = _ => "dictionary" };
-        var sotuCorpus = new Option<string>("--corpus") { Description = "State of the Union corpus for --task sotu.", DefaultValueFactory = _ => "data/corpus/sotu.txt.gz" };
+        var sotuCorpus = new Option<string?>("--corpus") { Description = "State of the Union corpus for --task sotu (default: the embedded one)." };
+        var addresses = new Option<int>("--addresses") { Description = "--task sotu: only the first N addresses after the cutoff (0: all)." };
+        var quick = new Option<bool>("--quick") { Description = "CI size: sotu 3 addresses and 20 queries, dictionary 300 entries and 20 queries (overrides --entries, --queries, --addresses)." };
         var cutoff = new Option<int>("--cutoff") { Description = "--task sotu: only addresses after this year (the corpus swap's index side).", DefaultValueFactory = _ => 1950 };
         var funnelMiniLm = new Option<bool>("--funnel-minilm") { Description = "Also run the funnel with MiniLM as a second dense signal in the dense rerank (BM25, our model and MiniLM mixed)." };
         var tune = new Option<bool>("--tune") { Description = "Choose the funnels' dense weights by grid search on a validation query set disjoint from the test queries (dictionary: other held-out headwords and their own corpus, seed + 1000; sotu: other sentences)." };
         var validation = new Option<int>("--validation-queries") { Description = "Validation queries for --tune (default: as many as --queries)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retrieval", "Retrieval quality (reverse dictionary from WordNet, or SOTU cloze passages): BM25, expansion lift, funnel stages, dense alone, MiniLM alone.")
-            { model, tokenizer, entries, queries, shards, output, minilm, denseWeight, llWeight, seed, denseModel, heldOut, writePairs, maxPairs, task, sotuCorpus, cutoff, funnelMiniLm, tune, validation, json };
+            { model, tokenizer, entries, queries, shards, output, minilm, denseWeight, llWeight, seed, denseModel, heldOut, writePairs, maxPairs, task, sotuCorpus, addresses, quick, cutoff, funnelMiniLm, tune, validation, json };
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
@@ -58,20 +61,23 @@ public static class RetrievalBenchCommand
                 Say($"wrote {pairs.Count:N0} training pairs (train-split headwords) to {pairsFile}");
                 return 0;
             }
-            int nQueries = p.GetValue(queries), nVal = p.GetValue(validation) is > 0 and var v ? v : nQueries;
+            bool isQuick = p.GetValue(quick);
+            int nQueries = isQuick ? 20 : p.GetValue(queries), nEntries = isQuick ? 300 : p.GetValue(entries), nAddresses = isQuick ? 3 : p.GetValue(addresses), nVal = p.GetValue(validation) is > 0 and var v ? v : nQueries;
             List<SourceDocument> corpus, valCorpus;
             List<LabelledQuery> qs, valQs;
             if (taskName == "dictionary")
             {
-                (corpus, qs) = ReverseDictionaryTask.Generate(wn, p.GetValue(entries), nQueries, p.GetValue(seed), p.GetValue(heldOut));
+                (corpus, qs) = ReverseDictionaryTask.Generate(wn, nEntries, nQueries, p.GetValue(seed), p.GetValue(heldOut));
                 Say($"reverse dictionary: {corpus.Count:N0} entries, {qs.Count} queries (WordNet {wn.SynsetCount:N0} synsets)");
                 (valCorpus, valQs) = p.GetValue(tune)
-                    ? ReverseDictionaryTask.Generate(wn, p.GetValue(entries), nVal, p.GetValue(seed) + 1000, p.GetValue(heldOut), qs.Select(q => q.Relevant).ToHashSet(StringComparer.Ordinal))
+                    ? ReverseDictionaryTask.Generate(wn, nEntries, nVal, p.GetValue(seed) + 1000, p.GetValue(heldOut), qs.Select(q => q.Relevant).ToHashSet(StringComparer.Ordinal))
                     : ([], []);
             }
             else
             {
-                var speeches = CorpusSwapCommand.ReadSpeeches(p.GetValue(sotuCorpus)!).Where(s => s.Year > p.GetValue(cutoff)).ToList();
+                string sotuFile = p.GetValue(sotuCorpus) ?? Path.Combine(EmbeddedCorpus.Materialize(Path.Combine(p.GetValue(output)!, "corpus")), "sotu.txt.gz");
+                var speeches = CorpusSwapCommand.ReadSpeeches(sotuFile).Where(s => s.Year > p.GetValue(cutoff)).ToList();
+                if (nAddresses > 0) speeches = speeches.Take(nAddresses).ToList();
                 (corpus, qs) = SotuClozeRetrievalTask.Generate(speeches, nQueries, p.GetValue(seed));
                 Say($"SOTU cloze passages: {speeches.Count} addresses after {p.GetValue(cutoff)}, {corpus.Count:N0} passages, {qs.Count} queries");
                 if (p.GetValue(tune))
