@@ -61,3 +61,33 @@ public class SotuClozeRetrievalTests
         Assert.Equal(score.HitAt5 / 5, score.PrecisionAt5, 12);
     }
 }
+
+public class SotuClozeHoldOutTests
+{
+    [Fact]
+    public void Held_out_sentences_are_removed_from_their_passage_and_appear_nowhere()
+    {
+        using var tmp = new TempFolder();
+        string file = Path.Combine(EmbeddedCorpus.Materialize(tmp["corpus"]), "sotu.txt.gz");
+        using var gz = new GZipStream(File.OpenRead(file), CompressionMode.Decompress);
+        using var reader = new StreamReader(gz);
+        var speeches = CorpusSwapTask.ParseSotu(reader.ReadToEnd()).Where(s => s.Year > 1950).Take(6).ToList();
+        var (plain, plainQs) = SotuClozeRetrievalTask.Generate(speeches, 30, seed: 2);
+        var (held, heldQs) = SotuClozeRetrievalTask.Generate(speeches, 30, seed: 2, holdOutSentence: true);
+        Assert.Equal(plain.Select(d => d.Id), held.Select(d => d.Id));
+        var questions = CorpusSwapTask.Questions(speeches, 90, seed: 2);
+        var heldById = held.ToDictionary(d => d.Id);
+        var plainById = plain.ToDictionary(d => d.Id);
+        foreach (var q in heldQs)
+        {
+            var c = questions.First(x => SotuClozeRetrievalTask.Query(x) == q.Query);
+            string full = c.Filled(c.Answer);
+            Assert.Contains(full, plainById[q.Relevant].Text);
+            Assert.DoesNotContain(held, d => d.Text.Contains(full, StringComparison.Ordinal));
+            Assert.NotEmpty(heldById[q.Relevant].Text);
+        }
+        // Passages that gave no query are unchanged.
+        var used = heldQs.Select(q => q.Relevant).ToHashSet();
+        Assert.All(held.Where(d => !used.Contains(d.Id)), d => Assert.Equal(plainById[d.Id].Text, d.Text));
+    }
+}

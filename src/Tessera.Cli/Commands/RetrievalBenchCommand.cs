@@ -39,6 +39,7 @@ public static class RetrievalBenchCommand
         var task = new Option<string>("--task") { Description = "dictionary (WordNet reverse dictionary) or sotu (State of the Union cloze-passage retrieval).", DefaultValueFactory = _ => "dictionary" };
         var sotuCorpus = new Option<string?>("--corpus") { Description = "State of the Union corpus for --task sotu (default: the embedded one)." };
         var addresses = new Option<int>("--addresses") { Description = "--task sotu: only the first N addresses after the cutoff (0: all)." };
+        var holdOut = new Option<bool>("--hold-out-sentence") { Description = "--task sotu: remove each query's sentence from its passage (find the passage from the surrounding text; no verbatim match)." };
         var quick = new Option<bool>("--quick") { Description = "CI size: sotu 3 addresses and 20 queries, dictionary 300 entries and 20 queries (overrides --entries, --queries, --addresses)." };
         var cutoff = new Option<int>("--cutoff") { Description = "--task sotu: only addresses after this year (the corpus swap's index side).", DefaultValueFactory = _ => 1950 };
         var funnelMiniLm = new Option<bool>("--funnel-minilm") { Description = "Also run the funnel with MiniLM as a second dense signal in the dense rerank (BM25, our model and MiniLM mixed)." };
@@ -46,7 +47,7 @@ public static class RetrievalBenchCommand
         var validation = new Option<int>("--validation-queries") { Description = "Validation queries for --tune (default: as many as --queries)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retrieval", "Retrieval quality (reverse dictionary from WordNet, or SOTU cloze passages): BM25, expansion lift, funnel stages, dense alone, MiniLM alone.")
-            { model, tokenizer, entries, queries, shards, output, minilm, denseWeight, llWeight, seed, denseModel, heldOut, writePairs, maxPairs, task, sotuCorpus, addresses, quick, cutoff, funnelMiniLm, tune, validation, json };
+            { model, tokenizer, entries, queries, shards, output, minilm, denseWeight, llWeight, seed, denseModel, heldOut, writePairs, maxPairs, task, sotuCorpus, addresses, holdOut, quick, cutoff, funnelMiniLm, tune, validation, json };
         cmd.SetAction(async (p, cancel) =>
         {
             bool quiet = p.GetValue(json);
@@ -78,13 +79,15 @@ public static class RetrievalBenchCommand
                 string sotuFile = p.GetValue(sotuCorpus) ?? Path.Combine(EmbeddedCorpus.Materialize(Path.Combine(p.GetValue(output)!, "corpus")), "sotu.txt.gz");
                 var speeches = CorpusSwapCommand.ReadSpeeches(sotuFile).Where(s => s.Year > p.GetValue(cutoff)).ToList();
                 if (nAddresses > 0) speeches = speeches.Take(nAddresses).ToList();
-                (corpus, qs) = SotuClozeRetrievalTask.Generate(speeches, nQueries, p.GetValue(seed));
-                Say($"SOTU cloze passages: {speeches.Count} addresses after {p.GetValue(cutoff)}, {corpus.Count:N0} passages, {qs.Count} queries");
+                bool hold = p.GetValue(holdOut);
+                (corpus, qs) = SotuClozeRetrievalTask.Generate(speeches, nQueries, p.GetValue(seed), holdOutSentence: hold);
+                Say($"SOTU cloze passages: {speeches.Count} addresses after {p.GetValue(cutoff)}, {corpus.Count:N0} passages, {qs.Count} queries{(hold ? ", query sentences held out of their passages" : "")}");
                 if (p.GetValue(tune))
                 {
                     // The test sentences are excluded by their passage and words: a validation query never shares the test query's sentence.
                     var testSentences = CorpusSwapTask.Questions(speeches, nQueries * 3, p.GetValue(seed)).Select(q => q.Filled(q.Answer)).ToHashSet(StringComparer.Ordinal);
-                    (valCorpus, valQs) = SotuClozeRetrievalTask.Generate(speeches, nVal, p.GetValue(seed) + 1000, exclude: testSentences);
+                    (valCorpus, valQs) = SotuClozeRetrievalTask.Generate(speeches, nVal, p.GetValue(seed) + 1000, exclude: testSentences, holdOutSentence: hold);
+                    if (!hold) valCorpus = [];   // the same passages: tune on the test index (only the sentences differ)
                 }
                 else (valCorpus, valQs) = ([], []);
             }

@@ -14,13 +14,16 @@ public static class SotuClozeRetrievalTask
     /// Passages of <paramref name="speeches"/> and up to <paramref name="queries"/> labelled queries
     /// (seeded). Sentences whose completed text is in <paramref name="exclude"/> are skipped (a
     /// validation set disjoint from a test set); a sentence that occurs in two passages is skipped too.
+    /// With <paramref name="holdOutSentence"/> each query's sentence is removed from its passage, so
+    /// the passage must be found from its surrounding text (the harder variant: no verbatim match).
     /// </summary>
     public static (List<SourceDocument> Corpus, List<LabelledQuery> Queries) Generate(IReadOnlyList<Speech> speeches, int queries, int seed = 1,
-        int passageWords = 100, IReadOnlySet<string>? exclude = null)
+        int passageWords = 100, IReadOnlySet<string>? exclude = null, bool holdOutSentence = false)
     {
         if (queries < 1) throw new ArgumentException($"SOTU cloze retrieval: need at least 1 query, got {queries}.");
         if (passageWords < 10) throw new ArgumentException($"SOTU cloze retrieval: passages of {passageWords} words are too short (≥ 10).");
         var corpus = new List<SourceDocument>();
+        var sentencesOf = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var home = new Dictionary<string, string>(StringComparer.Ordinal);   // completed sentence → passage id
         var ambiguous = new HashSet<string>(StringComparer.Ordinal);
         foreach (var s in speeches)
@@ -32,6 +35,7 @@ public static class SotuClozeRetrievalTask
                 if (current.Count == 0) return;
                 string id = $"{s.Id}#{n++}";
                 corpus.Add(new SourceDocument(id, string.Join(" ", current), new DateTimeOffset(s.Year, 1, 1, 0, 0, 0, TimeSpan.Zero)));
+                sentencesOf[id] = [.. current];
                 foreach (var sentence in current)
                     if (!home.TryAdd(sentence, id) && home[sentence] != id) ambiguous.Add(sentence);
                 current.Clear(); words = 0;
@@ -56,8 +60,13 @@ public static class SotuClozeRetrievalTask
             string full = q.Filled(q.Answer);
             if (exclude?.Contains(full) == true || ambiguous.Contains(full) || !seen.Add(full)) continue;
             if (!home.TryGetValue(full, out var id)) continue;
+            if (holdOutSentence && sentencesOf[id].Count < 2) continue;   // nothing would be left to find
             labelled.Add(new LabelledQuery(Query(q), id));
+            if (holdOutSentence) sentencesOf[id].Remove(full);
         }
+        if (holdOutSentence)
+            for (int i = 0; i < corpus.Count; i++)
+                corpus[i] = corpus[i] with { Text = string.Join(" ", sentencesOf[corpus[i].Id]) };
         if (labelled.Count == 0) throw new InvalidOperationException("SOTU cloze retrieval: no cloze sentence could be drawn from the addresses.");
         return (corpus, labelled);
     }
