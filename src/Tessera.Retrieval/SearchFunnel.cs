@@ -25,6 +25,13 @@ public sealed record FunnelOptions
     /// </summary>
     public double DenseWeight { get; init; } = 1.0;
 
+    /// <summary>
+    /// Per-signal weights of the dense rerank when it mixes several dense scores: one per signal in
+    /// <see cref="SearchFunnel.DenseSignals"/> order (the index's own vectors first when present);
+    /// the previous stage's score gets 1 − their sum. Null: <see cref="DenseWeight"/> split evenly.
+    /// </summary>
+    public IReadOnlyList<double>? DenseWeights { get; init; }
+
     /// <summary>Same as <see cref="DenseWeight"/> for the log-likelihood stage.</summary>
     public double LikelihoodWeight { get; init; } = 1.0;
 
@@ -34,6 +41,16 @@ public sealed record FunnelOptions
     /// <summary>Recency prior: a passage's final score loses one standard deviation per this many days of age relative to the newest candidate (null: off).</summary>
     public double? RecencyHalfLifeDays { get; init; }
 }
+
+/// <summary>
+/// A dense score for the funnel's dense rerank: how a query is embedded and where a candidate
+/// passage's vector is (by passage key; null when the passage has none). Lets the rerank mix
+/// embedders beside the index's own vectors (e.g. an off-the-shelf sentence embedder).
+/// </summary>
+/// <param name="Name">Signal name (for reports).</param>
+/// <param name="EmbedQuery">Query embedding.</param>
+/// <param name="PassageVector">A passage's vector by key.</param>
+public sealed record DenseSignal(string Name, Func<string, float[]> EmbedQuery, Func<long, float[]?> PassageVector);
 
 /// <summary>Candidates and timing of one funnel stage.</summary>
 /// <param name="Name">Stage name.</param>
@@ -47,10 +64,22 @@ public sealed record FunnelStage(string Name, IReadOnlyList<SearchHit> Hits, dou
 /// model's own log-likelihood of the query given each passage (mean log p per query token,
 /// "query likelihood") to top-<see cref="FunnelOptions.FinalK"/>. Each stage is optional beyond
 /// BM25; every stage's candidates and latency are returned so recall can be measured per stage.
+/// The dense rerank can mix several dense signals (<paramref name="extraDense"/>) with BM25.
 /// </summary>
 public sealed class SearchFunnel(Bm25Index sparse, HnswVectorIndex? vectors = null, ModelEmbeddingGenerator? embedder = null,
-    IGenerationEngine? scorer = null, ITokenizer? tokenizer = null, QueryExpander? expander = null)
+    IGenerationEngine? scorer = null, ITokenizer? tokenizer = null, QueryExpander? expander = null, IReadOnlyList<DenseSignal>? extraDense = null)
 {
+    /// <summary>The dense rerank's signals in weight order: the index's own vectors (when given), then the extra ones.</summary>
+    public IReadOnlyList<DenseSignal> DenseSignals { get; } =
+        [.. vectors is not null && embedder is not null ? [new DenseSignal(embedder.ModelId, embedder.Embed, vectors.Get)] : Array.Empty<DenseSignal>(), .. extraDense ?? []];
+
+    /// <summary>Each dense signal's cosine between <paramref name="query"/> and every hit (−∞ for a passage without a vector), signals in <see cref="DenseSignals"/> order.</summary>
+    public IReadOnlyList<double[]> DenseScores(string query, IReadOnlyList<SearchHit> hits) => DenseSignals.Select(s =>
+    {
+        var q = s.EmbedQuery(query);
+        return hits.Select(h => s.PassageVector(h.Passage.Key) is { } v ? Dot(q, v) : double.NegativeInfinity).ToArray();
+    }).ToList();
+
     /// <summary>Runs the funnel for <paramref name="query"/>; the last stage's hits are the answer.</summary>
     public IReadOnlyList<FunnelStage> Run(string query, FunnelOptions options)
     {
@@ -65,12 +94,13 @@ public sealed class SearchFunnel(Bm25Index sparse, HnswVectorIndex? vectors = nu
         else hits = sparse.Search(query, options.SparseK);
         stages.Add(new FunnelStage(options.Expand ? "bm25+expansion" : "bm25", hits, clock.Elapsed.TotalMilliseconds));
 
-        if (vectors is not null && embedder is not null)
+        if (DenseSignals.Count > 0)
         {
             clock.Restart();
-            var q = embedder.Embed(query);
-            var cos = hits.Select(h => vectors.Get(h.Passage.Key) is { } v ? Dot(q, v) : double.NegativeInfinity).ToArray();
-            hits = Rerank(hits, cos, options.DenseWeight, options.DenseK);
+            var weights = options.DenseWeights ?? Enumerable.Repeat(options.DenseWeight / DenseSignals.Count, DenseSignals.Count).ToList();
+            if (weights.Count != DenseSignals.Count)
+                throw new ArgumentException($"search funnel: {weights.Count} dense weights for {DenseSignals.Count} dense signals ({string.Join(", ", DenseSignals.Select(d => d.Name))}).");
+            hits = Mix(hits, DenseScores(query, hits), weights, options.DenseK);
             stages.Add(new FunnelStage("dense", hits, clock.Elapsed.TotalMilliseconds));
         }
 
@@ -114,12 +144,24 @@ public sealed class SearchFunnel(Bm25Index sparse, HnswVectorIndex? vectors = nu
     }
 
     /// <summary>Reorders by w·z(new) + (1−w)·z(previous rank score) and keeps <paramref name="k"/>.</summary>
-    static List<SearchHit> Rerank(IReadOnlyList<SearchHit> hits, double[] score, double weight, int k)
+    static List<SearchHit> Rerank(IReadOnlyList<SearchHit> hits, double[] score, double weight, int k) => Mix(hits, [score], [weight], k);
+
+    /// <summary>
+    /// Reorders <paramref name="hits"/> by Σᵢ wᵢ·z(scoresᵢ) + (1 − Σᵢ wᵢ)·z(hit score), each score
+    /// standardised over the candidates (non-finite ones count as −10 standard deviations), and keeps the best <paramref name="k"/> (ties by passage key).
+    /// </summary>
+    public static List<SearchHit> Mix(IReadOnlyList<SearchHit> hits, IReadOnlyList<double[]> scores, IReadOnlyList<double> weights, int k)
     {
-        var zNew = Standardise(score);
+        if (scores.Count != weights.Count) throw new ArgumentException($"search funnel: {scores.Count} score lists for {weights.Count} weights.");
+        var z = scores.Select(s => s.Length == hits.Count ? Standardise(s) : throw new ArgumentException($"search funnel: {s.Length} scores for {hits.Count} hits.")).ToList();
         var zOld = Standardise(hits.Select(h => h.Score).ToArray());
-        return hits.Select((h, i) => new SearchHit(h.Passage, weight * zNew[i] + (1 - weight) * zOld[i]))
-            .OrderByDescending(h => h.Score).ThenBy(h => h.Passage.Key).Take(k).ToList();
+        double rest = 1 - weights.Sum();
+        return hits.Select((h, i) =>
+        {
+            double v = rest * zOld[i];
+            for (int j = 0; j < z.Count; j++) v += weights[j] * z[j][i];
+            return new SearchHit(h.Passage, v);
+        }).OrderByDescending(h => h.Score).ThenBy(h => h.Passage.Key).Take(k).ToList();
     }
 
     static double[] Standardise(double[] x)

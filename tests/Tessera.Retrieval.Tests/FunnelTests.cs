@@ -144,3 +144,57 @@ public sealed class WordNetFactAttribute : FactAttribute
         if (!WordNet.IsInstalled()) Skip = $"WordNet is not installed in {WordNet.DefaultFolder}: skipped (apt-get install wordnet-base; .ci/run installs it).";
     }
 }
+
+public class FunnelMixTests
+{
+    static Passage P(long key) => new(key, $"d{key}", 0, 1, "x", null);
+
+    [Fact]
+    public void Mix_is_the_weighted_sum_of_standardised_scores_and_one_signal_is_the_single_weight_rerank()
+    {
+        var hits = Enumerable.Range(0, 6).Select(i => new SearchHit(P(i), 6 - i)).ToList();       // BM25 order 0..5
+        double[] a = [0.1, 0.5, 0.2, 0.9, 0.0, 0.3], b = [1, 0, 0, 0, 0, 2];
+        static double[] Z(double[] x)
+        {
+            double m = x.Average(), sd = Math.Sqrt(x.Sum(v => (v - m) * (v - m)) / x.Length);
+            return x.Select(v => (v - m) / sd).ToArray();
+        }
+        var zb = Z(hits.Select(h => h.Score).ToArray());
+        var za = Z(a);
+        var zbb = Z(b);
+        var mixed = SearchFunnel.Mix(hits, [a, b], [0.3, 0.5], 4);
+        var want = Enumerable.Range(0, 6).Select(i => (Key: (long)i, S: 0.2 * zb[i] + 0.3 * za[i] + 0.5 * zbb[i]))
+            .OrderByDescending(x => x.S).ThenBy(x => x.Key).Take(4).ToList();
+        Assert.Equal(want.Select(x => x.Key), mixed.Select(h => h.Passage.Key));
+        Assert.All(mixed.Zip(want), x => Assert.Equal(x.Second.S, x.First.Score, 9));
+        // Weight 0 keeps the BM25 order; weight 1 on a signal is that signal's order.
+        Assert.Equal([0L, 1, 2, 3, 4, 5], SearchFunnel.Mix(hits, [a], [0], 6).Select(h => h.Passage.Key));
+        Assert.Equal([3L, 1, 5, 2, 0, 4], SearchFunnel.Mix(hits, [a], [1], 6).Select(h => h.Passage.Key));
+        Assert.Throws<ArgumentException>(() => SearchFunnel.Mix(hits, [a, b], [0.5], 3));
+    }
+
+    [Fact]
+    public void Weight_search_puts_weight_on_the_signal_that_ranks_the_relevant_document_first()
+    {
+        Assert.Equal(11, FunnelWeightSearch.Grid(1).Count);
+        Assert.Equal(66, FunnelWeightSearch.Grid(2).Count);
+        Assert.All(FunnelWeightSearch.Grid(3, 5), w => Assert.True(w.Sum() <= 1 + 1e-12 && w.All(x => x >= 0)));
+        var rng = new Random(7);
+        var queries = new List<LabelledQuery>();
+        var cands = new List<IReadOnlyList<SearchHit>>();
+        var scores = new List<IReadOnlyList<double[]>>();
+        for (int q = 0; q < 30; q++)
+        {
+            int rel = rng.Next(20);
+            queries.Add(new LabelledQuery($"q{q}", $"d{rel}"));
+            cands.Add(Enumerable.Range(0, 20).Select(i => new SearchHit(P(i), rng.NextDouble())).ToList());   // BM25: noise
+            scores.Add([Enumerable.Range(0, 20).Select(_ => rng.NextDouble()).ToArray(),                      // signal 0: noise
+                        Enumerable.Range(0, 20).Select(i => i == rel ? 1.0 : rng.NextDouble() * 0.5).ToArray()]); // signal 1: finds it
+        }
+        var t = FunnelWeightSearch.Tune(queries, cands, scores, k: 20);
+        Assert.Equal(0.2, t.PrecisionAt5, 12);
+        Assert.Equal(1.0, t.Mrr, 12);
+        Assert.True(t.Weights[1] > t.Weights[0] && t.Weights[1] > 1 - t.Weights.Sum(), $"weights {string.Join(", ", t.Weights)}");
+        Assert.Equal(66, t.Tried);
+    }
+}

@@ -34,13 +34,7 @@ public static class CorpusSwapCommand
         {
             bool quiet = p.GetValue(json);
             void Say(string s) { if (!quiet) Console.Error.WriteLine(s); }
-            string path = p.GetValue(corpus)!;
-            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file (expected the State of the Union corpus, data/corpus/sotu.txt.gz).", path);
-            string text;
-            using (var fs = File.OpenRead(path))
-            using (var reader = new StreamReader(path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(fs, CompressionMode.Decompress) : fs))
-                text = reader.ReadToEnd();
-            var speeches = CorpusSwapTask.ParseSotu(text);
+            var speeches = ReadSpeeches(p.GetValue(corpus)!);
             int cut = p.GetValue(cutoff);
             var early = speeches.Where(s => s.Year <= cut).ToList();
             var later = speeches.Where(s => s.Year > cut).ToList();
@@ -94,5 +88,14 @@ public static class CorpusSwapCommand
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var f in files) sha.AppendData(File.ReadAllBytes(f));
         return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>The addresses of a State of the Union corpus file (plain or .gz, <c>=== YYYY_name.txt ===</c> headers).</summary>
+    public static List<Speech> ReadSpeeches(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file (expected the State of the Union corpus, data/corpus/sotu.txt.gz).", path);
+        using var fs = File.OpenRead(path);
+        using var reader = new StreamReader(path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(fs, CompressionMode.Decompress) : fs);
+        return CorpusSwapTask.ParseSotu(reader.ReadToEnd());
     }
 }

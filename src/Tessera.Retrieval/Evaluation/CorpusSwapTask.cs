@@ -67,6 +67,10 @@ public static partial class CorpusSwapTask
         return list;
     }
 
+    /// <summary>The sentences of <paramref name="text"/>, whitespace collapsed (the same split and form <see cref="Questions"/> blanks).</summary>
+    public static IEnumerable<string> Sentences(string text)
+        => SentenceEnd().Split(text).Select(raw => Regex.Replace(raw.Trim(), @"\s+", " ")).Where(x => x.Length > 0);
+
     /// <summary>The later speeches as index documents (id = file stem, dated 1 January of the year).</summary>
     public static IEnumerable<SourceDocument> Documents(IEnumerable<Speech> speeches)
         => speeches.Select(s => new SourceDocument(s.Id, s.Text, new DateTimeOffset(s.Year, 1, 1, 0, 0, 0, TimeSpan.Zero)));
@@ -83,9 +87,8 @@ public static partial class CorpusSwapTask
         var candidates = new Dictionary<string, List<(string Speech, string Sentence, string Answer)>> { ["year"] = [], ["number"] = [], ["name"] = [] };
         var kinds = new (string Kind, Regex Pattern)[] { ("year", YearToken()), ("number", NumberToken()), ("name", NameToken()) };
         foreach (var s in speeches)
-            foreach (var raw in SentenceEnd().Split(s.Text))
+            foreach (var sentence in Sentences(s.Text))
             {
-                string sentence = Regex.Replace(raw.Trim(), @"\s+", " ");
                 int words = sentence.Split(' ').Length;
                 if (words < 12 || words > 40) continue;
                 foreach (var (kind, pattern) in kinds)

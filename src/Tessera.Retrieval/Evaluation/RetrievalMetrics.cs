@@ -36,9 +36,13 @@ public static class RetrievalMetrics
     /// <summary>Exact dense retrieval over a whole corpus with any embedding generator (the "dense alone" rows: our model, MiniLM).</summary>
     public static async Task<RetrievalScore> DenseAlone(string name, IEmbeddingGenerator<string, Embedding<float>> generator, IReadOnlyList<SourceDocument> corpus,
         IReadOnlyList<LabelledQuery> queries, int depth, int batch = 64, Action<string>? progress = null)
+        => await DenseAlone(name, generator, corpus, await EmbedCorpus(name, generator, corpus, batch, progress), queries, depth);
+
+    /// <summary>Every document's embedding, L2-normalised, in corpus order.</summary>
+    public static async Task<float[][]> EmbedCorpus(string name, IEmbeddingGenerator<string, Embedding<float>> generator, IReadOnlyList<SourceDocument> corpus,
+        int batch = 64, Action<string>? progress = null)
     {
-        int dims = 0;
-        var data = new List<float>();
+        var vectors = new List<float[]>(corpus.Count);
         for (int i = 0; i < corpus.Count; i += batch)
         {
             var chunk = corpus.Skip(i).Take(batch).Select(d => d.Text).ToList();
@@ -46,11 +50,20 @@ public static class RetrievalMetrics
             {
                 var v = e.Vector.ToArray();
                 AnnBenchmark.Normalise(v);
-                dims = v.Length; data.AddRange(v);
+                vectors.Add(v);
             }
-            if ((i / batch) % 50 == 0) progress?.Invoke($"{name}: embedded {Math.Min(i + batch, corpus.Count):N0}/{corpus.Count:N0} entries");
+            if ((i / batch) % 50 == 0) progress?.Invoke($"{name}: embedded {Math.Min(i + batch, corpus.Count):N0}/{corpus.Count:N0} documents");
         }
-        var exact = new ExactVectorSearch([.. data], Enumerable.Range(0, corpus.Count).Select(i => (long)i).ToArray(), dims);
+        return [.. vectors];
+    }
+
+    /// <summary>Exact dense retrieval over precomputed document vectors (<see cref="EmbedCorpus"/>); only the queries are embedded here (their time is the latency).</summary>
+    public static async Task<RetrievalScore> DenseAlone(string name, IEmbeddingGenerator<string, Embedding<float>> generator, IReadOnlyList<SourceDocument> corpus,
+        float[][] vectors, IReadOnlyList<LabelledQuery> queries, int depth)
+    {
+        if (vectors.Length != corpus.Count || vectors.Length == 0) throw new ArgumentException($"dense retrieval '{name}': {vectors.Length} vectors for {corpus.Count} documents.");
+        int dims = vectors[0].Length;
+        var exact = new ExactVectorSearch([.. vectors.SelectMany(v => v)], Enumerable.Range(0, corpus.Count).Select(i => (long)i).ToArray(), dims);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var ranked = new List<IReadOnlyList<string>>();
         foreach (var q in queries)

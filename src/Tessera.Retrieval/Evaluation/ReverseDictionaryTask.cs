@@ -20,9 +20,11 @@ public static class ReverseDictionaryTask
     /// <summary>
     /// Builds <paramref name="entries"/> entries and <paramref name="queries"/> queries (seeded,
     /// reproducible). With <paramref name="heldOutTargets"/> the query headwords come only from the
-    /// held-out split (<see cref="IsHeldOut"/>), the ones <see cref="TrainPairs"/> never uses.
+    /// held-out split (<see cref="IsHeldOut"/>), the ones <see cref="TrainPairs"/> never uses. Headwords in
+    /// <paramref name="excludeTargets"/> are never query targets (a validation set disjoint from a test set).
     /// </summary>
-    public static (List<SourceDocument> Corpus, List<LabelledQuery> Queries) Generate(WordNet wordNet, int entries, int queries, int seed = 1, bool heldOutTargets = false)
+    public static (List<SourceDocument> Corpus, List<LabelledQuery> Queries) Generate(WordNet wordNet, int entries, int queries, int seed = 1, bool heldOutTargets = false,
+        IReadOnlySet<string>? excludeTargets = null)
     {
         if (queries < 1 || entries < queries) throw new ArgumentException($"reverse dictionary: need 1 ≤ queries ≤ entries, got {queries} queries and {entries} entries.");
         var rng = new Random(seed);
@@ -34,6 +36,7 @@ public static class ReverseDictionaryTask
         {
             if (targets.Count == queries) break;
             if (heldOutTargets && !IsHeldOut(l)) continue;
+            if (excludeTargets?.Contains(l) == true) continue;
             var senses = wordNet.Senses(l);
             if (senses.Count < 2) continue;
             var held = senses.FirstOrDefault(s => s.Words.Count == 1 && s.Definition.Split(' ').Length >= 4);

@@ -1,0 +1,58 @@
+namespace Tessera.Retrieval.Evaluation;
+
+/// <summary>Weights of the dense rerank chosen on a validation query set, with what they scored there.</summary>
+/// <param name="Weights">One weight per dense signal (BM25 gets 1 − their sum).</param>
+/// <param name="PrecisionAt5">Validation precision@5 of the rerank's top 5 at these weights.</param>
+/// <param name="Mrr">Validation mean reciprocal rank within the rerank's top <c>k</c>.</param>
+/// <param name="Tried">Weight vectors tried.</param>
+public sealed record TunedWeights(IReadOnlyList<double> Weights, double PrecisionAt5, double Mrr, int Tried);
+
+/// <summary>
+/// Grid search of the funnel's dense-rerank weights (<see cref="SearchFunnel.Mix"/>) on validation
+/// queries: every weight vector on the simplex grid (each weight a multiple of the step, the sum at
+/// most 1) is scored by precision@5 of the reranked candidates, ties broken by MRR and then by the
+/// grid order (smaller dense weights first). The candidates and scores are computed once, so the
+/// search costs no model calls.
+/// </summary>
+public static class FunnelWeightSearch
+{
+    /// <summary>Weight vectors of <paramref name="signals"/> entries, each a multiple of 1/<paramref name="steps"/>, summing to at most 1, in lexicographic order.</summary>
+    public static List<double[]> Grid(int signals, int steps = 10)
+    {
+        if (signals < 1 || steps < 1) throw new ArgumentException($"funnel weight search: need ≥ 1 signal and ≥ 1 step, got {signals} and {steps}.");
+        var all = new List<double[]>();
+        var cur = new int[signals];
+        void Walk(int i, int left)
+        {
+            if (i == signals) { all.Add(cur.Select(c => c / (double)steps).ToArray()); return; }
+            for (int c = 0; c <= left; c++) { cur[i] = c; Walk(i + 1, left - c); }
+        }
+        Walk(0, steps);
+        return all;
+    }
+
+    /// <summary>
+    /// The best weights for queries <paramref name="queries"/>, whose first-stage candidates are
+    /// <paramref name="candidates"/> and whose dense scores per signal are <paramref name="scores"/>
+    /// (<see cref="SearchFunnel.DenseScores"/>). MRR counts the top <paramref name="k"/>.
+    /// </summary>
+    public static TunedWeights Tune(IReadOnlyList<LabelledQuery> queries, IReadOnlyList<IReadOnlyList<SearchHit>> candidates,
+        IReadOnlyList<IReadOnlyList<double[]>> scores, int k = 100, int steps = 10)
+    {
+        if (queries.Count == 0 || candidates.Count != queries.Count || scores.Count != queries.Count)
+            throw new ArgumentException($"funnel weight search: {queries.Count} queries, {candidates.Count} candidate lists, {scores.Count} score lists (must be equal and > 0).");
+        int signals = scores[0].Count;
+        TunedWeights? best = null;
+        var grid = Grid(signals, steps);
+        foreach (var w in grid)
+        {
+            var ranked = new List<IReadOnlyList<string>>(queries.Count);
+            for (int i = 0; i < queries.Count; i++)
+                ranked.Add(SearchFunnel.Mix(candidates[i], scores[i], w, k).Select(h => h.Passage.DocumentId).ToList());
+            var s = RetrievalMetrics.Score("tune", k, queries, ranked, 0);
+            if (best is null || s.PrecisionAt5 > best.PrecisionAt5 + 1e-12 || (Math.Abs(s.PrecisionAt5 - best.PrecisionAt5) <= 1e-12 && s.Mrr > best.Mrr + 1e-12))
+                best = new TunedWeights(w, s.PrecisionAt5, s.Mrr, grid.Count);
+        }
+        return best!;
+    }
+}
