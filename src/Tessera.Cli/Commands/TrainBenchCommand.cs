@@ -41,10 +41,11 @@ public static class TrainBenchCommand
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch comparison." };
         var profile = new Option<bool>("--profile") { Description = "Also print our time per op (forward/backward) and optimizer, ms per step (to stderr)." };
         var scaling = new Option<string>("--scaling") { Description = "Two thread counts, e.g. 1,2: alternate steps between them in one process and print where the second count's time goes per op family (wall clock; replaces the normal run)." };
+        var splitAb = new Option<bool>("--split-ab") { Description = "Alternate steps between the GEMM's static and dynamic (claimed-block) split at --threads, like --scaling (results are identical; timing only)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Training-step time and tokens/s of the tiny/small presets (dense and MoE) vs PyTorch CPU, with ratio and MFU.")
         {
-            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit, scaling,
+            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit, scaling, splitAb,
         };
         cmd.SetAction(parse =>
         {
@@ -68,6 +69,20 @@ public static class TrainBenchCommand
                 {
                     Tessera.Tensors.BufferPool.Trim();
                     TrainThreadScaling.Run(ModelConfig.Preset(name), name, b, t, ta, tb, s, w, CreateTrainer, line => Console.Error.WriteLine(line));
+                }
+                return 0;
+            }
+            if (parse.GetValue(splitAb))
+            {
+                WorkerPool.SetSharedThreadCount(n);
+                _ = GemmPeak.PerThreadGflops;
+                foreach (var (name, b, t) in chosen)
+                {
+                    Tessera.Tensors.BufferPool.Trim();
+                    TrainThreadScaling.Run(ModelConfig.Preset(name), name, b, t,
+                        new TrainThreadScaling.Side(n, "static", () => Gemm.DynamicSplit = false),
+                        new TrainThreadScaling.Side(n, "dynamic", () => Gemm.DynamicSplit = true),
+                        s, w, CreateTrainer, line => Console.Error.WriteLine(line));
                 }
                 return 0;
             }

@@ -19,9 +19,11 @@ namespace Tessera.Cli.Commands;
 static class TrainThreadScaling
 {
     /// <summary>Per-family wall ms summed over the steps run at one thread count, plus step and CPU totals.</summary>
-    sealed class Side(int threads)
+    internal sealed class Side(int threads, string? label = null, Action? apply = null)
     {
         public readonly int Threads = threads;
+        public readonly string Label = label ?? $"{threads} thr";
+        public readonly Action? Apply = apply;
         public readonly Dictionary<string, double> Family = new(StringComparer.Ordinal);
         public readonly Dictionary<string, double> Entry = new(StringComparer.Ordinal);
         public readonly List<double> Steps = [];
@@ -35,6 +37,14 @@ static class TrainThreadScaling
     /// </summary>
     public static void Run(ModelConfig config, string name, int batch, int seq, int a, int b, int pairs, int warmup,
         Func<ModelConfig, int, int, int, (Trainer Trainer, IDisposable Data)> createTrainer, Action<string> progress)
+        => Run(config, name, batch, seq, new Side(a), new Side(b), pairs, warmup, createTrainer, progress);
+
+    /// <summary>
+    /// The same alternation between two arbitrary variants (a thread count plus a setting applied
+    /// before each of its steps), e.g. the GEMM's static and dynamic split at 2 threads.
+    /// </summary>
+    public static void Run(ModelConfig config, string name, int batch, int seq, Side sideA, Side sideB, int pairs, int warmup,
+        Func<ModelConfig, int, int, int, (Trainer Trainer, IDisposable Data)> createTrainer, Action<string> progress)
     {
         bool wasEnabled = OpProfile.Enabled, wasCpu = OpProfile.UseThreadCpuTime;
         OpProfile.Enabled = true;
@@ -42,9 +52,9 @@ static class TrainThreadScaling
         var (trainer, data) = createTrainer(config, batch, seq, 2 * (pairs + warmup));
         try
         {
-            var sides = new[] { new Side(a), new Side(b) };
+            var sides = new[] { sideA, sideB };
             for (int i = 0; i < warmup; i++)
-                foreach (var s in sides) { WorkerPool.SetSharedThreadCount(s.Threads); trainer.TrainStep(); }
+                foreach (var s in sides) { WorkerPool.SetSharedThreadCount(s.Threads); s.Apply?.Invoke(); trainer.TrainStep(); }
             var process = Process.GetCurrentProcess();
             WorkerPool.ResetAccounts();
             for (int p = 0; p < pairs; p++)
@@ -54,12 +64,13 @@ static class TrainThreadScaling
                 foreach (var s in order)
                 {
                     WorkerPool.SetSharedThreadCount(s.Threads);
+                    s.Apply?.Invoke();
                     s.ProbeGflops += GemmPeak.MeasureGflops(WorkerPool.Shared, 0.05);
                     s.Probes++;
                     OpProfile.Reset();
                     process.Refresh();
                     var cpu0 = process.TotalProcessorTime;
-                    WorkerPool.Accounting = s.Threads > 1;
+                    WorkerPool.Accounting = ReferenceEquals(s, sideB) && s.Threads > 1;
                     long main0 = WorkerPool.ThreadCpuNanoseconds();
                     long t0 = Stopwatch.GetTimestamp();
                     trainer.TrainStep();
@@ -80,6 +91,7 @@ static class TrainThreadScaling
         }
         finally
         {
+            Tessera.Kernels.Gemm.DynamicSplit = true;
             trainer.Dispose();
             data.Dispose();
             OpProfile.Enabled = wasEnabled;
@@ -94,10 +106,10 @@ static class TrainThreadScaling
         double stepA = a.Steps.Sum() / pairs, stepB = b.Steps.Sum() / pairs;
         double probeA = a.ProbeGflops / a.Probes, probeB = b.ProbeGflops / b.Probes;
         double flops = config.TrainingFlopsPerToken(seq) * batch * seq;
-        progress($"  thread scaling {name} ({batch}×{seq}), {pairs} steps per side alternated ABBA in one process, wall clock, mean per step:");
-        progress($"    FMA probe, all threads at once: {probeA:F0} GFLOP/s at {a.Threads} thread(s), {probeB:F0} at {b.Threads} " +
+        progress($"  {a.Label} vs {b.Label}: {name} ({batch}×{seq}), {pairs} steps per side alternated ABBA in one process, wall clock, mean per step:");
+        progress($"    FMA probe, all threads at once: {probeA:F0} GFLOP/s for {a.Label}, {probeB:F0} for {b.Label} " +
             $"(×{probeB / probeA:F2}: the most a perfect split could gain right now)");
-        progress($"    {"",-22} {a.Threads + " thr ms",10} {b.Threads + " thr ms",10} {"speed-up",9} {"ms lost",9}   (lost = {b.Threads}-thread ms − {a.Threads}-thread ms × {a.Threads}/{b.Threads})");
+        progress($"    {"",-22} {a.Label,10} {b.Label,10} {"speed-up",9} {"ms lost",9}   (lost = {b.Label} ms − {a.Label} ms × {a.Threads}/{b.Threads})");
         double ideal = (double)a.Threads / b.Threads, lostTotal = stepB - stepA * ideal;
         var families = new List<string>(a.Family.Keys);
         foreach (var f in b.Family.Keys) if (!families.Contains(f)) families.Add(f);
@@ -112,9 +124,10 @@ static class TrainThreadScaling
         double oa = stepA - profiledA, ob = stepB - profiledB;
         progress($"    {"other (graph, data)",-22} {oa,10:F1} {ob,10:F1} {Speedup(oa, ob),9} {ob - oa * ideal,9:F1}");
         progress($"    {"step",-22} {stepA,10:F1} {stepB,10:F1} {Speedup(stepA, stepB),9} {lostTotal,9:F1}");
-        progress($"    process CPU per step: {a.CpuMs / pairs:F0} ms at {a.Threads} thread(s), {b.CpuMs / pairs:F0} ms at {b.Threads} " +
+        progress($"    process CPU per step: {a.CpuMs / pairs:F0} ms for {a.Label}, {b.CpuMs / pairs:F0} ms for {b.Label} " +
             $"({b.CpuMs / pairs / stepB:F2} cores busy); MFU against the probe of the same moments: " +
-            $"{100 * flops / (stepA / 1000) / (probeA * 1e9):F1}% at {a.Threads}, {100 * flops / (stepB / 1000) / (probeB * 1e9):F1}% at {b.Threads}");
+            $"{100 * flops / (stepA / 1000) / (probeA * 1e9):F1}% for {a.Label}, {100 * flops / (stepB / 1000) / (probeB * 1e9):F1}% for {b.Label}; " +
+            $"against the per-thread probe × threads: {100 * flops / (stepA / 1000) / (GemmPeak.PeakFlops(a.Threads)):F1}% / {100 * flops / (stepB / 1000) / (GemmPeak.PeakFlops(b.Threads)):F1}%");
         PrintAccounts(a, b, pairs, progress);
         // The entries that lose most, so a regression can be traced to an op.
         var entries = new List<(string Key, double Lost, double Ta, double Tb)>();
