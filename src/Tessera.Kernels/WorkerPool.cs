@@ -36,6 +36,7 @@ public sealed partial class WorkerPool : IDisposable
     // published under the gate, read by a worker only after it claimed that job's range.
     Action<int, int>? chunkWork;
     int chunkItems, chunkTotal, nextChunk;
+    long longestChunk;              // CPU ns of the longest chunk of the call in flight (only while accounting)
     readonly Action<int, int, int> drainChunks;
 
     /// <summary>Creates a pool that runs work on <paramref name="threadCount"/> threads (the caller included).</summary>
@@ -153,7 +154,11 @@ public sealed partial class WorkerPool : IDisposable
         {
             int c = Interlocked.Increment(ref nextChunk) - 1;
             if (c >= total) return;
+            if (!accounting) { work((int)((long)c * n / total), (int)((long)(c + 1) * n / total)); continue; }
+            long t0 = ThreadCpuNanoseconds();
             work((int)((long)c * n / total), (int)((long)(c + 1) * n / total));
+            long ns = ThreadCpuNanoseconds() - t0, seen;
+            while (ns > (seen = Volatile.Read(ref longestChunk)) && Interlocked.CompareExchange(ref longestChunk, ns, seen) != seen) { }
         }
     }
 
@@ -169,7 +174,7 @@ public sealed partial class WorkerPool : IDisposable
     {
         bool account = accounting;
         long callerCpu0 = 0;
-        if (account) { Array.Clear(rangeCpu); callerCpu0 = ThreadCpuNanoseconds(); }
+        if (account) { Array.Clear(rangeCpu); longestChunk = 0; callerCpu0 = ThreadCpuNanoseconds(); }
         long g;
         lock (gate)
         {
@@ -206,7 +211,8 @@ public sealed partial class WorkerPool : IDisposable
             }
         }
         job = null;
-        if (account) Record(ReferenceEquals(body, drainChunks) ? chunkWork! : body, ThreadCpuNanoseconds() - callerCpu0);
+        if (account) Record(ReferenceEquals(body, drainChunks) ? chunkWork! : body, ThreadCpuNanoseconds() - callerCpu0,
+            ReferenceEquals(body, drainChunks) ? longestChunk : -1);
         if (failure is { } f) throw new AggregateException("A worker failed in WorkerPool.For.", f);
     }
 

@@ -8,7 +8,8 @@ namespace Tessera.Kernels;
 /// finding why a step on n threads takes longer than 1/n of its one-thread time
 /// (<c>tessera bench train --scaling 1,2</c>). For every parallel call it records, on the thread CPU
 /// clock (which a busy machine does not inflate), each worker range's time, and sums per loop body:
-/// the work (all ranges), the critical path (the longest range of each call) and the caller's CPU time
+/// the work (all ranges), the critical path (the longest range of each call; for chunked calls, the larger
+/// of an even share and the longest chunk) and the caller's CPU time
 /// from entering to leaving the call (its own range plus spinning while it waits). Off by default;
 /// when off it costs one static read per range.
 /// </summary>
@@ -39,10 +40,13 @@ public sealed partial class WorkerPool
     [LibraryImport("libc", EntryPoint = "clock_gettime")]
     private static partial int ClockGetTime(int clock, out TimeSpec time);
 
-    void Record(Delegate body, long callerNs)
+    void Record(Delegate body, long callerNs, long longestChunkNs)
     {
         long work = 0, critical = 0;
         foreach (long ns in rangeCpu) { work += ns; critical = Math.Max(critical, ns); }
+        // A chunked call's ranges are "claim until none are left", so how much each thread ran says who
+        // was scheduled, not how the work divides: unhindered, it lasts its share or its longest chunk.
+        if (longestChunkNs >= 0) critical = Math.Max((work + ThreadCount - 1) / ThreadCount, longestChunkNs);
         var method = body.Method;
         lock (AccountLock)
         {
@@ -92,6 +96,6 @@ public sealed partial class WorkerPool
 /// <param name="Body">Declaring type and method of the loop body.</param>
 /// <param name="Calls">Parallel calls recorded.</param>
 /// <param name="WorkMs">CPU ms of all ranges together.</param>
-/// <param name="CriticalMs">Sum over calls of the longest range's CPU ms: the call's time if every thread ran unhindered.</param>
+/// <param name="CriticalMs">Sum over calls of the longest range's CPU ms (chunked calls: the larger of an even share and the longest chunk): the call's time if every thread ran unhindered.</param>
 /// <param name="CallerMs">CPU ms the calling thread spent inside the calls (its range, other ranges it took over, spinning).</param>
 public readonly record struct WorkerPoolAccount(string Body, long Calls, double WorkMs, double CriticalMs, double CallerMs);
