@@ -12,9 +12,12 @@ namespace Tessera.Bench;
 /// <param name="Clock">Timing clock in Stopwatch ticks; null: the wall clock. A thread CPU-time clock
 /// (single-thread runs only: both libraries then compute on the calling thread) is what a busy
 /// machine inflates least; the peak probe is timed on the same clock.</param>
+/// <param name="Paired">Alternate single calls of ours and OpenBLAS (order flipped every pair), each pair
+/// preceded by the FMA probe on the same threads, and report the median of the per-pair ratios: on a host
+/// whose speed drifts within seconds this cancels what one-after-the-other blocks cannot.</param>
 public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<int> Threads,
     double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6, IReadOnlyList<GemmProblem>? Shapes = null,
-    Func<long>? Clock = null);
+    Func<long>? Clock = null, bool Paired = false);
 
 /// <summary>
 /// One GEMM problem: C (M×N) = op(A)·op(B) with op(A) M×K (A stored K×M when <paramref name="TransA"/>)
@@ -42,9 +45,14 @@ public readonly record struct GemmProblem(int M, int N, int K, bool TransA = fal
 /// <param name="PercentOfPeak">Ours (median) as a percentage of peak-per-thread × threads.</param>
 /// <param name="MaxRelativeDifference">max |C_ours − C_OpenBLAS| / max |C|: a same-run sanity check.</param>
 /// <param name="Shape">The problem as M×N×K (square: the size cubed).</param>
+/// <param name="PairedProbeGflops">Paired runs only: median FMA probe of all the threads at once, taken
+/// before each pair; <paramref name="PercentOfPeak"/> is then the median over pairs of ours ÷ that probe.</param>
+/// <param name="RatioLow">Paired runs only: the lower quartile of the per-pair ratios.</param>
+/// <param name="RatioHigh">Paired runs only: the upper quartile of the per-pair ratios.</param>
 public sealed record GemmBenchRow(int Size, int Threads, double OursMedianGflops, double OursBestGflops, int OursRepetitions,
     double? OpenBlasMedianGflops, double? OpenBlasBestGflops, int OpenBlasRepetitions,
-    double? Ratio, double PercentOfPeak, double? MaxRelativeDifference, string Shape = "");
+    double? Ratio, double PercentOfPeak, double? MaxRelativeDifference, string Shape = "",
+    double? PairedProbeGflops = null, double? RatioLow = null, double? RatioHigh = null);
 
 /// <summary>The whole run: context lines and one row per cell.</summary>
 public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double PeakGflopsPerThread, string PeakSource,
@@ -96,7 +104,9 @@ public static unsafe class GemmBench
             if (options.Shapes is not null) problems.AddRange(options.Shapes);
             foreach (var problem in problems)
             {
-                var row = RunCell(pool, blas, problem, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
+                var row = options.Paired && blas is not null
+                    ? RunPairedCell(pool, blas, problem, threads, options.SecondsPerMeasurement)
+                    : RunCell(pool, blas, problem, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
                 rows.Add(row);
                 progress?.Invoke($"{row.Shape} on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
                     + (row.OpenBlasMedianGflops is { } o ? $", OpenBLAS {o:F1} GFLOP/s" : ""));
@@ -137,6 +147,73 @@ public static unsafe class GemmBench
         return new GemmBenchRow(m, threads, oursGflops, flops / oursBest / 1e9, oursReps,
             blasMedian, blasBest, blasReps, blasMedian is { } bm ? oursGflops / bm : null,
             100 * oursGflops / (peak * threads), maxRel, shape);
+    }
+
+    /// <summary>
+    /// Alternates one call of ours and one of OpenBLAS (order flipped every pair; a pause after each
+    /// OpenBLAS call lets its spinning threads go idle, a shorter one after ours does the same for our
+    /// pool), with the FMA probe of all threads before each pair; the ratio and % of peak are medians
+    /// of the per-pair figures.
+    /// </summary>
+    static GemmBenchRow RunPairedCell(WorkerPool pool, OpenBlas blas, GemmProblem problem, int threads, double seconds)
+    {
+        var (m, n, k, transA, transB) = problem;
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        var rng = new Random(1234 + m + 7 * n + 13 * k);
+        var a = new float[(long)m * k];
+        var b = new float[(long)k * n];
+        for (long i = 0; i < a.LongLength; i++) a[i] = rng.NextSingle() * 2 - 1;
+        for (long i = 0; i < b.LongLength; i++) b[i] = rng.NextSingle() * 2 - 1;
+        var ours = new float[(long)m * n];
+        var theirs = new float[(long)m * n];
+        double flops = 2.0 * m * n * k;
+        double Ours()
+        {
+            long t = Stopwatch.GetTimestamp();
+            Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, ours, n);
+            double s = Stopwatch.GetElapsedTime(t).TotalSeconds;
+            Thread.Sleep(5);
+            return s;
+        }
+        double Theirs()
+        {
+            long t = Stopwatch.GetTimestamp();
+            fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, false);
+            double s = Stopwatch.GetElapsedTime(t).TotalSeconds;
+            Thread.Sleep(100); // OpenBLAS's threads spin after a call; ours would share the cores with them
+            return s;
+        }
+        for (int i = 0; i < 2; i++) { Ours(); Theirs(); }
+        var oursTimes = new List<double>();
+        var theirTimes = new List<double>();
+        var ratios = new List<double>();
+        var percents = new List<double>();
+        var probes = new List<double>();
+        var total = Stopwatch.StartNew();
+        while (ratios.Count < 5 || (ratios.Count < 41 && total.Elapsed.TotalSeconds < 2 * seconds))
+        {
+            double probe = GemmPeak.MeasureGflops(pool, 0);
+            double to, tb;
+            if (ratios.Count % 2 == 0) { to = Ours(); tb = Theirs(); }
+            else { tb = Theirs(); to = Ours(); }
+            oursTimes.Add(to); theirTimes.Add(tb); probes.Add(probe);
+            ratios.Add(tb / to);
+            percents.Add(100 * flops / to / 1e9 / probe);
+        }
+        double oursMedian = flops / Median(oursTimes) / 1e9, theirMedian = flops / Median(theirTimes) / 1e9;
+        ratios.Sort();
+        return new GemmBenchRow(m, threads, oursMedian, flops / oursTimes.Min() / 1e9, oursTimes.Count,
+            theirMedian, flops / theirTimes.Min() / 1e9, theirTimes.Count, Median(ratios), Median(percents),
+            MaxRelativeDifference(ours, theirs), problem.Label, Median(probes),
+            ratios[ratios.Count / 4], ratios[(3 * ratios.Count) / 4]);
+    }
+
+    static double Median(List<double> values)
+    {
+        var v = new List<double>(values);
+        v.Sort();
+        int mid = v.Count / 2;
+        return v.Count % 2 == 1 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
     }
 
     /// <summary>Warm-up (at least 2 calls and 0.2 s: caches, page faults, the other library's thread

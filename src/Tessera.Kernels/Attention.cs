@@ -57,9 +57,11 @@ public static unsafe class Attention
     public static long ForwardScratchBytes(int headDim)
         => (long)WorkerPool.Shared.ThreadCount * AttentionForward.ScratchFloats(headDim) * sizeof(float);
 
-    /// <summary>Bytes of scratch one <see cref="Backward"/> call allocates (all workers plus the (B, Hq, T) row terms D_i).</summary>
+    /// <summary>Bytes of scratch one <see cref="Backward"/> call allocates (all workers, the (B, Hq, T) row terms D_i,
+    /// and at most the store budget for dS tiles, which is kept between calls).</summary>
     public static long BackwardScratchBytes(int batch, int heads, int seq, int headDim)
-        => ((long)WorkerPool.Shared.ThreadCount * AttentionBackward.ScratchFloats(headDim) + (long)batch * heads * seq) * sizeof(float);
+        => ((long)WorkerPool.Shared.ThreadCount * AttentionBackward.ScratchFloats(headDim) + (long)batch * heads * seq
+            + Math.Min(AttentionBackward.StoreBudgetFloats, (long)batch * AttentionBackward.PairStoreFloats(heads, seq))) * sizeof(float);
 
     /// <summary>Forward at a chosen vector width (tests run both widths on any machine).</summary>
     internal static void Forward<V>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,

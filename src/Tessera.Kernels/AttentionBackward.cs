@@ -17,10 +17,20 @@ namespace Tessera.Kernels;
 /// tile) and accumulates dQ over the visible key tiles. Pass 2 recomputes S and dP (7 tile
 /// products instead of 5), the price of needing no atomics, no per-thread copies of dQ and no
 /// reduction afterwards, with results independent of the thread count.
+/// <para>Without a sliding window, pass 1 also stores each dS tile it computes (the recomputation is
+/// then skipped): pass 2 reads dS and runs one tile product (dQ += dS·K) instead of three plus the
+/// exponentials. The stored values are bit-identical to the recomputed ones (same FMA chains, same
+/// elementwise steps; only the operands of each product are swapped, and a·b = b·a exactly), and dQ
+/// is summed over keys in the same order, so the results do not change. The store is bounded
+/// (<see cref="StoreBudgetFloats"/>): (batch, kv head) pairs are taken in chunks whose dS tiles fit it,
+/// each chunk running both passes; a problem whose single pair does not fit uses the recomputing pass 2.</para>
 /// </summary>
 internal static unsafe class AttentionBackward
 {
     const int Br = Attention.TileRows, Bc = Attention.TileCols;
+    // Pass 1 walks query tiles from a key tile's start, so with Br = Bc they land on pass 2's tile grid
+    // and a stored dS tile is exactly the one pass 2 needs.
+    const int TilesMustBeSquare = 1 / (Br == Bc ? 1 : 0);
 
     /// <summary>Floats of scratch per worker: the larger of the two passes (16-lane sizing).</summary>
     public static long ScratchFloats(int headDim)
@@ -52,39 +62,167 @@ internal static unsafe class AttentionBackward
 
             nuint bytes = (nuint)(ScratchFloats(D) * sizeof(float));
             int tiles = (T + Br - 1) / Br, keyTiles = (T + Bc - 1) / Bc;
-            WorkerPool.Shared.For(p.Batch * p.KvHeads * keyTiles, (worker, start, end) =>
+            long pairFloats = PairStoreFloats(p.Group, T);
+            int pairs = p.Batch * p.KvHeads;
+            if (p.Window > 0 || pairFloats > StoreBudgetFloats)
             {
-                float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-                try
-                {
-                    for (int idx = start; idx < end; idx++)
-                    {
-                        int bg = idx / keyTiles;
-                        KeyTile<V>(p, delta, scratch, bg / p.KvHeads, bg % p.KvHeads, AttentionProblem.ZigZag(idx % keyTiles, keyTiles));
-                    }
-                }
-                finally { NativeMemory.AlignedFree(scratch); }
-            });
-            WorkerPool.Shared.For(p.Batch * p.Heads * tiles, (worker, start, end) =>
+                KeyPass<V>(p, delta, null, bytes, 0, pairs, keyTiles);
+                QueryPass<V>(p, delta, null, bytes, 0, pairs, tiles);
+                return;
+            }
+            int chunk = (int)Math.Min(pairs, StoreBudgetFloats / pairFloats);
+            StoredCalls++;
+            var store = DsStore.Take(chunk * pairFloats);
+            try
             {
-                float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-                try
+                for (int first = 0; first < pairs; first += chunk)
                 {
-                    for (int idx = start; idx < end; idx++)
-                    {
-                        int bh = idx / tiles;
-                        QueryTile<V>(p, delta, scratch, bh / p.Heads, bh % p.Heads, AttentionProblem.ZigZag(idx % tiles, tiles));
-                    }
+                    int count = Math.Min(chunk, pairs - first);
+                    KeyPass<V>(p, delta, store.Floats, bytes, first, count, keyTiles);
+                    QueryPass<V>(p, delta, store.Floats, bytes, first, count, tiles);
                 }
-                finally { NativeMemory.AlignedFree(scratch); }
-            });
+            }
+            finally { DsStore.Return(store); }
         }
         finally { NativeMemory.AlignedFree(delta); }
     }
 
+    /// <summary>
+    /// Most floats of stored dS tiles one call keeps (default 64 MB: a chunk of 2–32 (batch, kv head)
+    /// pairs at T = 512–1024); <c>TESSERA_ATTENTION_DS_STORE_MB</c> (read once; 0 turns the store off)
+    /// sets it for A/B runs. Internal so tests can set 0 and compare with the recomputing path.
+    /// </summary>
+    internal static long StoreBudgetFloats =
+        (long.TryParse(Environment.GetEnvironmentVariable("TESSERA_ATTENTION_DS_STORE_MB"), out long mb) && mb is >= 0 and <= 65536 ? mb : 64) << 18;
+
+    /// <summary>Calls made on this thread that used the dS store (tests check the path they mean to test was taken).</summary>
+    [ThreadStatic] internal static long StoredCalls;
+
+    /// <summary>dS floats one (batch, kv head) pair stores: every (query tile, key tile) of each of its query heads.</summary>
+    internal static long PairStoreFloats(int group, int seq)
+    {
+        long tiles = (seq + Br - 1) / Br;
+        return group * tiles * tiles * Br * Bc;
+    }
+
+    /// <summary>The dS tile (query tile it, key tile jt) of query head hg of the chunk's pair.</summary>
+    static float* DsTile(float* store, int group, int tiles, int pairInChunk, int hg, int it, int jt)
+        => store + ((((long)pairInChunk * group + hg) * tiles + it) * tiles + jt) * (Br * Bc);
+
+    /// <summary>Pass 1 over (batch, kv head) pairs [first, first + count): dK, dV, and dS into the store when given.</summary>
+    static void KeyPass<V>(AttentionProblem p, float* delta, float* store, nuint bytes, int first, int count, int keyTiles)
+        where V : struct, IAttentionVector<V>
+    {
+        WorkerPool.Shared.For(count * keyTiles, (worker, start, end) =>
+        {
+            float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+            try
+            {
+                for (int idx = start; idx < end; idx++)
+                {
+                    int pair = idx / keyTiles, bg = first + pair;
+                    KeyTile<V>(p, delta, scratch, bg / p.KvHeads, bg % p.KvHeads, AttentionProblem.ZigZag(idx % keyTiles, keyTiles),
+                        store == null ? null : DsTile(store, p.Group, keyTiles, pair, 0, 0, 0));
+                }
+            }
+            finally { NativeMemory.AlignedFree(scratch); }
+        });
+    }
+
+    /// <summary>Pass 2 over the query heads of pairs [first, first + count): dQ, from the store when given, else recomputing dS.</summary>
+    static void QueryPass<V>(AttentionProblem p, float* delta, float* store, nuint bytes, int first, int count, int tiles)
+        where V : struct, IAttentionVector<V>
+    {
+        int group = p.Group;
+        WorkerPool.Shared.For(count * group * tiles, (worker, start, end) =>
+        {
+            float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+            try
+            {
+                for (int idx = start; idx < end; idx++)
+                {
+                    int ph = idx / tiles, pair = ph / group, hg = ph % group, bg = first + pair;
+                    int b = bg / p.KvHeads, h = (bg % p.KvHeads) * group + hg, it = AttentionProblem.ZigZag(idx % tiles, tiles);
+                    if (store == null) QueryTile<V>(p, delta, scratch, b, h, it);
+                    else QueryTileStored<V>(p, DsTile(store, group, tiles, pair, hg, 0, 0), scratch, tiles, b, h, it);
+                }
+            }
+            finally { NativeMemory.AlignedFree(scratch); }
+        });
+    }
+
+    /// <summary>
+    /// Pass 2 from stored dS: dQ for query rows [i0, i0 + nr) of head h = scale · Σ over visible key
+    /// tiles of dS·K_j, the same products in the same order as <see cref="QueryTile"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void QueryTileStored<V>(in AttentionProblem p, float* headStore, float* scratch, int tiles, int b, int h, int it) where V : struct, IAttentionVector<V>
+    {
+        int w = V.Count, D = p.HeadDim, T = p.Seq;
+        int dp = RoundUp(D, w), dpMax = RoundUp(D, 16);
+        int i0 = it * Br, nr = Math.Min(Br, T - i0);
+        long qOff = p.QueryHead(b, h), kvOff = p.KeyHead(b, h / p.Group);
+        float* kh = p.K + kvOff;
+        float* dQ = scratch;                // (nr, dp)
+        float* kPad = dQ + Br * dpMax;      // (nc, dp)
+        new Span<float>(dQ, nr * dp).Clear();
+        int jLo = p.FirstKey(i0), jHi = p.LastKey(b, i0 + nr - 1);
+        for (int j0 = jLo; j0 <= jHi; j0 += Bc)
+        {
+            int nc = Math.Min(Bc, jHi + 1 - j0);
+            float* kj = kh + (long)j0 * D;
+            int ldk = D;
+            if (dp != D) { CopyPadded(kj, D, nc, D, kPad, dp); kj = kPad; ldk = dp; }
+            float* dS = headStore + ((long)it * tiles + j0 / Bc) * (Br * Bc);
+            MatMul<V>(dS, Bc, 1, kj, ldk, dQ, dp, nr, dp, nc, accumulate: true);
+        }
+        float sc = p.Scale;
+        ScaleRows<V>(dQ, dp, p.DQ + qOff + (long)i0 * D, D, nr, D, &sc, 0, divide: false);
+    }
+
+    /// <summary>One reusable dS store (native, 64-byte aligned), handed to one call at a time; freed by its finalizer.</summary>
+    sealed class DsStore
+    {
+        static DsStore? cached;
+        public readonly float* Floats;
+        readonly long count;
+
+        DsStore(long floats)
+        {
+            count = floats;
+            Floats = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        }
+
+        /// <summary>The cached store when it is large enough (another call may hold it: then a new one).</summary>
+        public static DsStore Take(long floats)
+        {
+            var s = Interlocked.Exchange(ref cached, null);
+            if (s is not null && s.count >= floats) return s;
+            s?.Free();
+            return new DsStore(floats);
+        }
+
+        /// <summary>Keeps <paramref name="s"/> for the next call unless another store is already kept.</summary>
+        public static void Return(DsStore s)
+        {
+            if (Interlocked.CompareExchange(ref cached, s, null) is not null) s.Free();
+        }
+
+        bool freed;
+        void Free()
+        {
+            if (freed) return;
+            freed = true;
+            NativeMemory.AlignedFree(Floats);
+            GC.SuppressFinalize(this);
+        }
+
+        ~DsStore() => Free();
+    }
+
     /// <summary>Pass 1: dK, dV for keys [j0, j0 + nc) of kv head g, summed over the group's query heads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void KeyTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int g, int jt) where V : struct, IAttentionVector<V>
+    static void KeyTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int g, int jt, float* pairStore) where V : struct, IAttentionVector<V>
     {
         int w = V.Count, D = p.HeadDim, T = p.Seq;
         int dp = RoundUp(D, w), dpMax = RoundUp(D, 16);
@@ -147,6 +285,14 @@ internal static unsafe class AttentionBackward
                     int cHi = Math.Min(nc, p.LastKey(b, i) - j0 + 1);
                     for (int c = 0; c < cLo; c++) { pr[c] = 0f; dsr[c] = 0f; }
                     for (int c = Math.Max(cHi, cLo); c < ncp; c++) { pr[c] = 0f; dsr[c] = 0f; }
+                }
+                if (pairStore != null)
+                {
+                    // Keep dS (nr × nc) for pass 2: tile (i0/Br, jt) of query head h.
+                    int tiles = (T + Br - 1) / Br;
+                    float* dst = DsTile(pairStore, p.Group, tiles, 0, h - g * p.Group, i0 / Br, jt);
+                    for (int r = 0; r < nr; r++)
+                        new ReadOnlySpan<float>(dS + r * ncp, nc).CopyTo(new Span<float>(dst + r * Bc, nc));
                 }
                 int ld = D;
                 if (dp != D)

@@ -40,6 +40,13 @@ public static unsafe class Gemm
         GemmDriver.Run(pool, BestKernel, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
     }
 
+    /// <summary>
+    /// Whether multithreaded calls hand out blocks of rows (or columns) that threads claim as they
+    /// finish (default), rather than one fixed range per thread. Results are bit-identical either way;
+    /// the switch exists for same-process A/B timing (<c>tessera bench train --split-ab</c>).
+    /// </summary>
+    public static bool DynamicSplit { get; set; } = true;
+
     /// <summary>Which micro-kernel and register tile this machine runs, e.g. "AVX-512 6x64" (for benchmark output).</summary>
     public static string KernelDescription => BestKernel switch
     {

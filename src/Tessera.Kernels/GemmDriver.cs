@@ -12,9 +12,11 @@ namespace Tessera.Kernels;
 ///         for ir in MR panels             (A micro-panel MR×KC, 6 KB, streams from L2)
 ///           micro-kernel MR×NR
 /// </code>
-/// Work is split statically over MR-row panels (or over NR-column panels when M is too short
-/// to share), so each worker owns disjoint C tiles; the K blocks are the same for every split,
-/// so every C entry is summed in the same order regardless of the thread count.
+/// Work is split over MR-row panels (or over NR-column panels when M is too short to share), in
+/// blocks that the threads claim from a counter (<see cref="Gemm.DynamicSplit"/>; else statically,
+/// one range per worker), so each block owns disjoint C tiles; the K blocks are the same for every
+/// split, so every C entry is summed in the same order regardless of the thread count or of which
+/// thread computed it.
 /// The hot methods here and in the packing/kernel classes are marked AggressiveOptimization: a
 /// training step's first GEMMs would otherwise run tier-0 code with unoptimised vector loops.
 /// </summary>
@@ -22,6 +24,12 @@ internal static unsafe class GemmDriver
 {
     /// <summary>Below this many multiply-adds the pool's hand-off costs more than a second core saves.</summary>
     const long ParallelThreshold = 128L * 128 * 128;
+
+    /// <summary>MR-row panels per dynamically claimed block (24 × 6 = 144 rows = one A block at MC = 144).</summary>
+    const int RowChunkPanels = 24;
+
+    /// <summary>NR-column panels per dynamically claimed block when the split runs over columns.</summary>
+    const int ColumnChunkPanels = 4;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(WorkerPool pool, GemmKernelKind kind, bool transA, bool transB, int m, int n, int k,
@@ -67,6 +75,14 @@ internal static unsafe class GemmDriver
                 {
                     job.PackBPanels(0, 0, nPanels);
                     job.Compute(0, 0, job.SplitRows ? mPanels : nPanels);
+                }
+                else if (Gemm.DynamicSplit)
+                {
+                    // Blocks claimed from a counter: a core the host slows down (a busy neighbour, a
+                    // descheduled vCPU) takes fewer of them instead of holding every other core at the barrier.
+                    pool.For(nPanels, (nPanels + 1) / 2, job.PackBChunk);
+                    if (job.SplitRows) pool.For(mPanels, (mPanels + RowChunkPanels - 1) / RowChunkPanels, job.ComputeChunk);
+                    else pool.For(nPanels, (nPanels + ColumnChunkPanels - 1) / ColumnChunkPanels, job.ComputeChunk);
                 }
                 else
                 {
@@ -131,6 +147,8 @@ internal sealed unsafe class GemmJob
     public static GemmJob ForCurrentThread => current ??= new GemmJob();
 
     public readonly Action<int, int, int> PackBPanels, Compute;
+    /// <summary>The same two phases as chunk bodies for <see cref="WorkerPool.For(int, int, Action{int, int})"/>.</summary>
+    public readonly Action<int, int> PackBChunk, ComputeChunk;
     public GemmBlocking Blocking;
     public bool SplitRows;
     public float* Bp;
@@ -143,6 +161,8 @@ internal sealed unsafe class GemmJob
     {
         PackBPanels = PackBRange;
         Compute = ComputeRange;
+        PackBChunk = (start, end) => PackBRange(0, start, end);
+        ComputeChunk = (start, end) => ComputeRange(0, start, end);
     }
 
     public void Set(GemmBlocking blocking, bool transA, bool transB, int m, int n, int k,

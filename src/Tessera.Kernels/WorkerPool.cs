@@ -14,7 +14,7 @@ namespace Tessera.Kernels;
 /// atomic counter, so a helper that wakes late finds nothing left. It runs on the same threads, as a
 /// static job in which every worker's range is "claim chunks until none are left".</para>
 /// </summary>
-public sealed class WorkerPool : IDisposable
+public sealed partial class WorkerPool : IDisposable
 {
     static WorkerPool? shared;
     static readonly object SharedLock = new();
@@ -28,6 +28,7 @@ public sealed class WorkerPool : IDisposable
     long generation;
     int pending;
     readonly long[] claims;         // claims[w] = last generation whose range w was taken (by its helper or the caller)
+    readonly long[] rangeCpu;       // CPU ns of each range of the call in flight (only while accounting)
     bool disposed;
     Exception? failure;
 
@@ -35,6 +36,7 @@ public sealed class WorkerPool : IDisposable
     // published under the gate, read by a worker only after it claimed that job's range.
     Action<int, int>? chunkWork;
     int chunkItems, chunkTotal, nextChunk;
+    long longestChunk;              // CPU ns of the longest chunk of the call in flight (only while accounting)
     readonly Action<int, int, int> drainChunks;
 
     /// <summary>Creates a pool that runs work on <paramref name="threadCount"/> threads (the caller included).</summary>
@@ -44,6 +46,7 @@ public sealed class WorkerPool : IDisposable
         ThreadCount = threadCount;
         threads = new Thread[threadCount - 1];
         claims = new long[threadCount];
+        rangeCpu = new long[threadCount];
         drainChunks = (_, _, _) => DrainChunks();
         for (int i = 0; i < threads.Length; i++)
         {
@@ -151,7 +154,11 @@ public sealed class WorkerPool : IDisposable
         {
             int c = Interlocked.Increment(ref nextChunk) - 1;
             if (c >= total) return;
+            if (!accounting) { work((int)((long)c * n / total), (int)((long)(c + 1) * n / total)); continue; }
+            long t0 = ThreadCpuNanoseconds();
             work((int)((long)c * n / total), (int)((long)(c + 1) * n / total));
+            long ns = ThreadCpuNanoseconds() - t0, seen;
+            while (ns > (seen = Volatile.Read(ref longestChunk)) && Interlocked.CompareExchange(ref longestChunk, ns, seen) != seen) { }
         }
     }
 
@@ -165,6 +172,9 @@ public sealed class WorkerPool : IDisposable
 
     void ForLocked(int count, Action<int, int, int> body)
     {
+        bool account = accounting;
+        long callerCpu0 = 0;
+        if (account) { Array.Clear(rangeCpu); longestChunk = 0; callerCpu0 = ThreadCpuNanoseconds(); }
         long g;
         lock (gate)
         {
@@ -201,6 +211,8 @@ public sealed class WorkerPool : IDisposable
             }
         }
         job = null;
+        if (account) Record(ReferenceEquals(body, drainChunks) ? chunkWork! : body, ThreadCpuNanoseconds() - callerCpu0,
+            ReferenceEquals(body, drainChunks) ? longestChunk : -1);
         if (failure is { } f) throw new AggregateException("A worker failed in WorkerPool.For.", f);
     }
 
@@ -215,7 +227,11 @@ public sealed class WorkerPool : IDisposable
     {
         int start = (int)((long)worker * count / ThreadCount);
         int end = (int)((long)(worker + 1) * count / ThreadCount);
-        if (start < end) body(worker, start, end);
+        if (start >= end) return;
+        if (!accounting) { body(worker, start, end); return; }
+        long t0 = ThreadCpuNanoseconds();
+        try { body(worker, start, end); }
+        finally { rangeCpu[worker] = ThreadCpuNanoseconds() - t0; }
     }
 
     void WorkerLoop(int worker)

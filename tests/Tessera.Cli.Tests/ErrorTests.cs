@@ -13,6 +13,7 @@ public class ErrorTests
         { ["train", "--preset", "large-moe", "--batch", "4096", "--seq", "1024", "--steps", "1", "--out", "out"], "training needs about" },
         { ["bench", "train", "--presets", "large", "--batch", "64", "--seq", "1024", "--memory-limit-gb", "1", "--no-torch"], "only 1.00 GB are available" },
         { ["bench", "decode", "--sequences", "1,x"], "--sequences" },
+        { ["bench", "train", "--presets", "tiny", "--scaling", "1", "--no-torch"], "--scaling: expected two positive thread counts" },
         { ["bench", "gemm", "--shapes", "64x64x64:xt"], "MxNxK[:nn|nt|tn|tt]" },
         { ["bench", "cascade", "--small", "s"], "--large" },
         { ["bench", "cascade", "--small", "s", "--large", "l", "--thresholds", "0.5,2"], "--thresholds" },

@@ -19,11 +19,12 @@ public static class GemmBenchCommand
         var seconds = new Option<double>("--seconds") { Description = "Time bound for the timed repetitions of one implementation at one size.", DefaultValueFactory = _ => 0.6 };
         var shapes = new Option<string>("--shapes") { Description = "Extra M×N×K problems, comma-separated (e.g. 2048x8192x512, or 2048x8192x512:nt for A·Bᵀ; :tn, :tt), or a preset name (medium, large, …) for its GEMMs at B·T = 2048 tokens in the layouts training uses.", DefaultValueFactory = _ => "" };
         var cpuTime = new Option<bool>("--cpu-time") { Description = "Time on the calling thread's CPU clock (Linux; --threads 1 only): a busy machine inflates it far less than wall time." };
+        var paired = new Option<bool>("--paired") { Description = "Alternate single calls of ours and OpenBLAS with the FMA probe before each pair; report the median per-pair ratio and % of the probe (for hosts whose speed drifts)." };
         var json = BenchCommand.JsonOption();
 
         var cmd = new Command("gemm", "fp32 GEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm, with ratio and % of peak.")
         {
-            sizes, threads, peak, seconds, shapes, cpuTime, json,
+            sizes, threads, peak, seconds, shapes, cpuTime, paired, json,
         };
         cmd.SetAction(parse =>
         {
@@ -36,7 +37,7 @@ public static class GemmBenchCommand
                 clock = Tessera.Tensors.OpProfile.Now;
             }
             var options = new GemmBenchOptions(ParseList(parse.GetValue(sizes)!, "--sizes"), ParseList(parse.GetValue(threads)!, "--threads"),
-                parse.GetValue(peak), parse.GetValue(seconds), ParseShapes(parse.GetValue(shapes)!), clock);
+                parse.GetValue(peak), parse.GetValue(seconds), ParseShapes(parse.GetValue(shapes)!), clock, parse.GetValue(paired));
             var report = GemmBench.Run(options, asJson ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
@@ -68,6 +69,13 @@ public static class GemmBenchCommand
                 $"{r.PercentOfPeak:F0}%",
                 r.MaxRelativeDifference is { } d ? d.ToString("0.0E+0", CultureInfo.InvariantCulture) : "—");
         AnsiConsole.Write(table);
+        if (report.Rows.Count > 0 && report.Rows[0].PairedProbeGflops is not null)
+        {
+            AnsiConsole.MarkupLine("[grey]paired: calls alternated ours/OpenBLAS, ratio = median of per-pair ratios (IQR), % of peak = median of ours ÷ the FMA probe of all threads taken before each pair:[/]");
+            foreach (var r in report.Rows)
+                AnsiConsole.MarkupLine($"  {Markup.Escape(r.Shape)} ×{r.Threads}: ratio {r.Ratio:F2}× (IQR {r.RatioLow:F2}–{r.RatioHigh:F2}, {r.OursRepetitions} pairs), " +
+                    $"{r.PercentOfPeak:F0}% of the probe ({r.PairedProbeGflops:F0} GFLOP/s for {r.Threads} thread(s), {r.PairedProbeGflops / r.Threads:F0} per thread)");
+        }
         AnsiConsole.MarkupLine("[grey]GFLOP/s = 2·M·N·K / median time (best: fastest repetition); C = A·B row-major; ratio and % of peak use medians.[/]");
     }
 

@@ -40,10 +40,12 @@ public static class TrainBenchCommand
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps per config, both sides.", DefaultValueFactory = _ => 2 };
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch comparison." };
         var profile = new Option<bool>("--profile") { Description = "Also print our time per op (forward/backward) and optimizer, ms per step (to stderr)." };
+        var scaling = new Option<string>("--scaling") { Description = "Two thread counts, e.g. 1,2: alternate steps between them in one process and print where the second count's time goes per op family (wall clock; replaces the normal run)." };
+        var splitAb = new Option<bool>("--split-ab") { Description = "Alternate steps between the GEMM's static and dynamic (claimed-block) split at --threads, like --scaling (results are identical; timing only)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Training-step time and tokens/s of the tiny/small presets (dense and MoE) vs PyTorch CPU, with ratio and MFU.")
         {
-            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit,
+            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit, scaling, splitAb,
         };
         cmd.SetAction(parse =>
         {
@@ -56,6 +58,34 @@ public static class TrainBenchCommand
             var chosen = Select(parse.GetValue(presets)!, batchSize, seqLen);
             // Refuse every config that cannot fit before anything is allocated (or any config has run).
             foreach (var (name, b, t) in chosen) TrainMemoryEstimate.EnsureFits(ModelConfig.Preset(name), b, t, limit, $"bench train {name}");
+            if (parse.GetValue(scaling) is { Length: > 0 } pair)
+            {
+                var counts = pair.Split(',', StringSplitOptions.TrimEntries);
+                if (counts.Length != 2 || !int.TryParse(counts[0], out int ta) || !int.TryParse(counts[1], out int tb) || ta < 1 || tb < 1)
+                    throw new ArgumentException($"--scaling: expected two positive thread counts such as 1,2, got '{pair}'.");
+                WorkerPool.SetSharedThreadCount(ta);
+                _ = GemmPeak.PerThreadGflops;
+                foreach (var (name, b, t) in chosen)
+                {
+                    Tessera.Tensors.BufferPool.Trim();
+                    TrainThreadScaling.Run(ModelConfig.Preset(name), name, b, t, ta, tb, s, w, CreateTrainer, line => Console.Error.WriteLine(line));
+                }
+                return 0;
+            }
+            if (parse.GetValue(splitAb))
+            {
+                WorkerPool.SetSharedThreadCount(n);
+                _ = GemmPeak.PerThreadGflops;
+                foreach (var (name, b, t) in chosen)
+                {
+                    Tessera.Tensors.BufferPool.Trim();
+                    TrainThreadScaling.Run(ModelConfig.Preset(name), name, b, t,
+                        new TrainThreadScaling.Side(n, "static", () => Gemm.DynamicSplit = false),
+                        new TrainThreadScaling.Side(n, "dynamic", () => Gemm.DynamicSplit = true),
+                        s, w, CreateTrainer, line => Console.Error.WriteLine(line));
+                }
+                return 0;
+            }
             bool asJson = parse.GetValue(json);
             if (parse.GetValue(profile)) Tessera.Tensors.OpProfile.Enabled = true; // TESSERA_PROFILE=1|cpu also enables it
             var rows = Run(chosen, n, s, w, !parse.GetValue(noTorch), out double peak, out string? note,
@@ -160,21 +190,10 @@ public static class TrainBenchCommand
     static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
         out double cpuMsPerStep, out double meanMs, out int gcs)
     {
-        var options = new TrainOptions
+        var (trainer, data) = CreateTrainer(config, batch, seq, steps + warmup);
+        using (data)
+        using (trainer)
         {
-            Steps = steps + warmup, BatchSize = batch, SequenceLength = seq, WarmupSteps = 0, Seed = 1,
-            PeakFlops = peakFlops, EvalEvery = 0, CheckpointEvery = 0,
-        }.Validate();
-        string dir = Directory.CreateTempSubdirectory("tessera-bench-train-").FullName;
-        try
-        {
-            var rng = new Tessera.Tensors.Rng(1);
-            var tokens = new int[Math.Max(4 * batch, 16) * seq + 1];
-            for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.NextInt(config.VocabSize);
-            string path = Path.Combine(dir, "random.bin");
-            Tessera.Data.TokenShard.Write(path, [tokens], config.VocabSize);
-            using var shard = Tessera.Data.TokenShard.Open(path);
-            using var trainer = new Trainer(config, options, new TrainData([shard]));
             for (int i = 0; i < warmup; i++) trainer.TrainStep();
             Tessera.Tensors.OpProfile.Reset();
             int gc0 = GC.CollectionCount(0);
@@ -194,11 +213,45 @@ public static class TrainBenchCommand
             meanMs = times.Average();
             Array.Sort(times);
             double ms = times[steps / 2];
-            double tps = options.TokensPerStep / (ms / 1000);
+            double tps = (double)batch * seq / (ms / 1000);
             return new ThroughputResult(config, batch, seq, steps, ms, tps, config.TrainingFlopsPerToken(seq) * tps / peakFlops);
         }
-        finally
+    }
+
+    /// <summary>
+    /// A fresh model's Trainer on random tokens written to a temporary shard (the normal data path);
+    /// disposing the second item closes the shard and deletes its folder.
+    /// </summary>
+    internal static (Trainer Trainer, IDisposable Data) CreateTrainer(ModelConfig config, int batch, int seq, int totalSteps)
+    {
+        var options = new TrainOptions
         {
+            Steps = totalSteps, BatchSize = batch, SequenceLength = seq, WarmupSteps = 0, Seed = 1,
+            PeakFlops = GemmPeak.PeakFlops(WorkerPool.Shared.ThreadCount), EvalEvery = 0, CheckpointEvery = 0,
+        }.Validate();
+        var data = new RandomShard(config, batch, seq);
+        return (new Trainer(config, options, new TrainData([data.Shard])), data);
+    }
+
+    /// <summary>Random tokens in a temporary shard; Dispose closes it and deletes the folder.</summary>
+    sealed class RandomShard : IDisposable
+    {
+        readonly string dir = Directory.CreateTempSubdirectory("tessera-bench-train-").FullName;
+        public readonly Tessera.Data.TokenShard Shard;
+
+        public RandomShard(ModelConfig config, int batch, int seq)
+        {
+            var rng = new Tessera.Tensors.Rng(1);
+            var tokens = new int[Math.Max(4 * batch, 16) * seq + 1];
+            for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.NextInt(config.VocabSize);
+            string path = Path.Combine(dir, "random.bin");
+            Tessera.Data.TokenShard.Write(path, [tokens], config.VocabSize);
+            Shard = Tessera.Data.TokenShard.Open(path);
+        }
+
+        public void Dispose()
+        {
+            Shard.Dispose();
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
     }
