@@ -68,7 +68,14 @@ public static unsafe partial class Int8Tiles
                     for (long blk = 0; blk < (long)n * (cols / B); blk++)
                         (Vector256<int>.Zero - Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Vector256.Create((byte)8), Vector256.Load(q + blk * B)), Vector256<short>.One))
                             .Store((int*)po + blk * 8);
-                RowParallel.Run(new Tiles(format, blocks, scales, rows, cols, q, xs, sums, n, y, po), (rows + 3) / 4, (long)rows * cols * n);
+                // Many small chunks, claimed by whichever thread is free (the caller starts at once): on a shared
+                // machine a preempted worker then delays only the chunk it holds.
+                int tiles = (rows + 3) / 4;
+                var job = Tiles.ForCurrentThread;
+                job.Set(format, blocks, scales, rows, cols, q, xs, sums, n, y, po);
+                var workers = WorkerPool.Shared;
+                if ((long)rows * cols * n < RowParallel.MinParallelElements || workers.ThreadCount == 1) job.Run(0, tiles);
+                else workers.For(tiles, 8 * workers.ThreadCount, job.Compute);
             }
         }
         finally { ArrayPool<byte>.Shared.Return(scratch); ArrayPool<byte>.Shared.Return(offsets); }
@@ -82,9 +89,27 @@ public static unsafe partial class Int8Tiles
         _ => (long)(cols / KQuantFormat.SuperBlock) * Q4KBytes,
     };
 
-    readonly struct Tiles(TileFormat format, byte* blocks, float* scales, int rows, int cols, sbyte* q, float* xs, int* sums, int n, float* y, byte* offsets) : IRowRange
+    sealed class Tiles
     {
         [ThreadStatic] static float[]? kScales;
+        [ThreadStatic] static Tiles? current;
+        public static Tiles ForCurrentThread => current ??= new Tiles();
+
+        public readonly Action<int, int> Compute;
+        TileFormat format;
+        byte* blocks, offsets;
+        float* scales, xs, y;
+        sbyte* q;
+        int* sums;
+        int rows, cols, n;
+
+        Tiles() => Compute = Run;
+
+        public void Set(TileFormat format, byte* blocks, float* scales, int rows, int cols, sbyte* q, float* xs, int* sums, int n, float* y, byte* offsets)
+        {
+            this.format = format; this.blocks = blocks; this.scales = scales; this.rows = rows; this.cols = cols;
+            this.q = q; this.xs = xs; this.sums = sums; this.n = n; this.y = y; this.offsets = offsets;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
