@@ -24,10 +24,12 @@ public enum WeightFormat
 /// <summary>
 /// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
 /// <see cref="TernaryMatrix"/>) or the bytes of a ggml K-quant tensor (Q4_K, Q5_K, Q6_K) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
-/// unchanged. Q8_0 and Q4_0 run through <see cref="QuantizedTiles"/>: the blocks are expanded to fp32
-/// in registers or L1 and multiplied in fp32, exactly the product with the dequantized matrix
-/// (memory traffic is the quantized size). K-quants run the same way, a 4-row tile of super-blocks
-/// expanded by <see cref="KQuantExpand"/> at a time (never the whole matrix). Ternary uses the int8-activation dot products of
+/// unchanged. Q8_0, Q4_0 and Q4_K run by default through <see cref="Int8Tiles"/>: the activations rounded to
+/// int8 per 32-block once per product and integer dot products, as llama.cpp does (see <see cref="Int8Activations"/>).
+/// With that off (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
+/// expanded to fp32 in registers or L1 and multiplied in fp32, exactly the product with the dequantized
+/// matrix (memory traffic is the quantized size; K-quants a 4-row tile of super-blocks expanded by
+/// <see cref="KQuantExpand"/> at a time, never the whole matrix). Ternary uses the int8-activation dot products of
 /// <see cref="TernaryMatrix"/>.
 /// <see cref="Bytes"/> is what a decode step streams, which is the point: fewer bytes per token.
 /// </summary>
@@ -141,6 +143,28 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         return format == WeightFormat.Q8_0 ? new(new Q8_0Matrix(rows, cols, all)) : new(new Q4_0Matrix(rows, cols, all));
     }
 
+    /// <summary>
+    /// The process default of <see cref="Int8Activations"/>: on, unless the environment variable
+    /// <c>TESSERA_QUANT_ACTIVATIONS=f32</c> selects the fp32-activation path (read once).
+    /// </summary>
+    public static readonly bool DefaultInt8Activations = Environment.GetEnvironmentVariable("TESSERA_QUANT_ACTIVATIONS") is not "f32";
+
+    /// <summary>What quantized products run on by default, in words (benchmarks print it beside their figures).</summary>
+    public static string DefaultActivationPath => !DefaultInt8Activations
+        ? "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)"
+        : Int8Tiles.Supported(TileFormat.Q8_0)
+            ? $"int8 activations per 32-block for Q8_0/Q4_0/Q4_K ({(Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 4×4 batched tiles" : "AVX2 vpmaddubsw")}); Q5_K/Q6_K fp32; TESSERA_QUANT_ACTIVATIONS=f32 selects fp32"
+            : "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)";
+
+    /// <summary>
+    /// Whether Q8_0, Q4_0 and Q4_K products round the activations to int8 per 32-block and use integer dot
+    /// products (<see cref="Int8Tiles"/>, as llama.cpp does), or multiply the expanded weights in fp32
+    /// (<see cref="QuantizedTiles"/>: exactly the product with the dequantized matrix). Either way a row's
+    /// result does not depend on how many rows share the product. Q5_K and Q6_K always take the fp32 path;
+    /// ternary always rounds activations.
+    /// </summary>
+    public bool Int8Activations { get; set; } = DefaultInt8Activations;
+
     /// <summary>The storage format.</summary>
     public WeightFormat Format { get; }
     /// <inheritdoc />
@@ -168,18 +192,21 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         // The quantized kernels want exact extents; the engine's buffers are larger.
         var xs = x[..(n * Cols)];
         var ys = y[..(n * Rows)];
+        bool int8 = Int8Activations && Format != WeightFormat.Ternary && Int8Tiles.Supported(Tile(Format));
         if (kBlocks is not null)
         {
             fixed (byte* blocks = kBlocks)
             fixed (float* px = xs, py = ys)
-                QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
+                if (int8) Int8Tiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
+                else QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
             return;
         }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
         {
             fixed (byte* blocks = q8 is not null ? q8.Blocks : q4!.Blocks)
             fixed (float* px = xs, py = ys, ps = scales)
-                QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
+                if (int8) Int8Tiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
+                else QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
             return;
         }
         if (q8 is not null) q8.MatMul(xs, n, ys);

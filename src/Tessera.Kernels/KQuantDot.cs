@@ -138,7 +138,7 @@ public static unsafe class KQuantDot
     /// lane i takes ((A ≫ shift) &amp; maskA) | ((B ≫ 2) &amp; maskB) of two bytes A, B of the 12 packed ones.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ScalesMins(byte* b, float* f)
+    internal static void ScalesMins(byte* b, float* f)
     {
         var raw = Vector128.Load(b);   // fp16 d, fp16 dmin, the 12 packed bytes
         // d in lanes 0..7, dmin in lanes 8..15, both widened in registers (no scalar conversion per super-block).
@@ -172,7 +172,7 @@ public static unsafe class KQuantDot
         return (magnitude | Vector512.ShiftLeft(h & Vector512.Create(0x8000), 16)).AsSingle();
     }
 
-    static void ScalesMinsSlow(byte* b, float* f)
+    internal static void ScalesMinsSlow(byte* b, float* f)
     {
         float d = Half(b), dmin = Half(b + 2);
         var packed = new ReadOnlySpan<byte>(b + 4, 12);

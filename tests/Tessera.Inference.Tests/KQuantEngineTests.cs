@@ -20,13 +20,20 @@ public class KQuantEngineTests
 
     [Theory]
     [MemberData(nameof(KFormats))]
-    public void ProductIsTheFp32ProductWithTheDequantizedWeightsForEveryRowCount(WeightFormat format)
+    public void ProductIsTheFp32ProductWithTheDequantizedWeightsForEveryRowCount(WeightFormat format) => ProductForEveryRowCount(format, int8: false);
+
+    /// <summary>Q4_K's default int8-activation path: the same batch invariance (its bound against the fp32 product is Int8TilesTests').</summary>
+    [Fact]
+    public void Int8ActivationProductIsBatchInvariant() => ProductForEveryRowCount(WeightFormat.Q4_K, int8: true);
+
+    static void ProductForEveryRowCount(WeightFormat format, bool int8)
     {
         var r = new Random(8);
         int rows = 45, cols = 512;   // a ragged last tile
         var w = new float[rows * cols];
         for (int i = 0; i < w.Length; i++) w[i] = (float)(r.NextDouble() * 2 - 1);
         var q = QuantizedWeights.Quantize(w, rows, cols, format);
+        q.Int8Activations = int8;
         Assert.Equal(format, q.Format);
         var dense = DenseWeights.Own(q.Dequantize(), rows, cols);
         var x = new float[70 * cols];
@@ -39,7 +46,7 @@ public class KQuantEngineTests
             var got = new float[n * rows];
             q.MatMul(x.AsSpan(0, n * cols), n, got);
             Assert.Equal(single.AsSpan(0, n * rows).ToArray(), got);   // batch-invariant, bit for bit
-            if (n > DecodeMatMul.MaxRows) continue;
+            if (n > DecodeMatMul.MaxRows || int8) continue;
             var want = new float[n * rows];
             dense.MatMul(x.AsSpan(0, n * cols), n, want);
             Assert.Equal(want, got);   // same fp32 values, same register tile: identical sums
@@ -90,7 +97,8 @@ public class KQuantEngineTests
             double bits = type switch { GgufWeightType.Q4_K => 4.5, GgufWeightType.Q5_K => 5.5, _ => 6.5625 };
             Assert.InRange((double)weights.BytesPerToken / fp32.BytesPerToken, bits / 32 * 0.99, bits / 32 * 1.1);
 
-            // Native K-quant decoding == fp32 decoding of the same (dequantized) values, bit for bit.
+            // Native K-quant decoding on the fp32-activation path == fp32 decoding of the same (dequantized) values, bit for bit.
+            Assert.True(QuantizedEngineTests.UseFp32Activations(weights) > 0);
             var dequantized = QuantizedEngineTests.Dequantized(weights);
             var prompt = EngineModels.Prompt(9, config.VocabSize, 3);
             using (var a = new SequenceDecoder(weights))

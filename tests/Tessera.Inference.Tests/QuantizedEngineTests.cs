@@ -26,6 +26,21 @@ public class QuantizedEngineTests
         return new InferenceWeights(q.Config, q.Embedding, layers, q.FinalNorm, D(q.LmHead), q.Ropes);
     }
 
+    /// <summary>Switches every quantized matrix of <paramref name="w"/> to the fp32-activation path (the one that is exactly the dequantized product); returns how many.</summary>
+    internal static int UseFp32Activations(InferenceWeights w)
+    {
+        int count = 0;
+        void F(IWeightMatrix m) { if (m is QuantizedWeights q) { q.Int8Activations = false; count++; } }
+        foreach (var l in w.Layers)
+        {
+            F(l.Qkv); F(l.O);
+            if (l.Mlp is { } mlp) { F(mlp.GateUp); F(mlp.Down); }
+            foreach (var e in l.Experts) { F(e.GateUp); F(e.Down); }
+        }
+        F(w.LmHead);
+        return count;
+    }
+
     [Theory]
     [InlineData(WeightFormat.Q8_0)]
     [InlineData(WeightFormat.Q4_0)]
@@ -47,7 +62,7 @@ public class QuantizedEngineTests
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < rows; j++)
                 {
-                    // Ternary quantizes activations to int8 per 32-block (Q8_0/Q4_0 multiply in fp32, so the bound is loose for them): |x̂ − x| ≤ d/2, d = max|x_block|/127; plus fp32 summation.
+                    // Ternary, Q8_0 and Q4_0 (by default) quantize activations to int8 per 32-block: |x̂ − x| ≤ d/2, d = max|x_block|/127; plus fp32 summation.
                     double exact = 0, act = 0, mag = 0;
                     for (int b = 0; b < cols / 32; b++)
                     {
@@ -117,6 +132,7 @@ public class QuantizedEngineTests
         var w = new float[rows * cols];
         for (int i = 0; i < w.Length; i++) w[i] = (float)(r.NextDouble() * 2 - 1);
         var q = QuantizedWeights.Quantize(w, rows, cols, format);
+        q.Int8Activations = false;   // the fp32-activation path (the int8 one is Int8TilesTests' and the bound test's)
         var dense = DenseWeights.Own(q.Dequantize(), rows, cols);
         foreach (int n in new[] { 1, 2, 3, 4, 7, 32, 70 })
         {

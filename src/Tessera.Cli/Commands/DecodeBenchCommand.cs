@@ -159,6 +159,7 @@ public static class DecodeBenchCommand
     {
         AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/], {r.Parameters / 1e6:F1}M parameters, {r.Threads} threads, {r.DecodeTokens} greedy tokens, {r.Rounds} interleaved rounds (best of each)");
         AnsiConsole.MarkupLine($"peer: {Markup.Escape(r.Peer)} on the same GGUF files");
+        AnsiConsole.MarkupLine($"Tessera quantized products: {Markup.Escape(Tessera.Inference.QuantizedWeights.DefaultActivationPath)}");
         var t = new Table().AddColumns("type", "file", "Tessera tok/s", "llama.cpp tok/s", "Tessera ÷ llama.cpp");
         foreach (var row in r.Rows)
         {
@@ -212,6 +213,7 @@ public static class DecodeBenchCommand
     {
         AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/] ({Markup.Escape(r.Weights)}), {r.Parameters / 1e6:F1}M parameters, {r.WeightBytes / 1e6:F0} MB of weights, {r.Threads} threads");
         AnsiConsole.MarkupLine($"measured read bandwidth: [bold]{r.BandwidthGBps:F1} GB/s[/]; bytes per decoded token (active weights + KV): {r.BytesPerToken / 1e6:F1} MB");
+        AnsiConsole.MarkupLine($"quantized products: {Markup.Escape(Tessera.Inference.QuantizedWeights.DefaultActivationPath)}");
         var t = new Table().AddColumns("figure", "value", "note");
         t.AddRow("prefill", $"{r.PrefillTokensPerSecond:F0} tok/s", $"one prompt, one pass: {r.PrefillGflops:F0} GFLOP/s = [bold]{r.PrefillPercentOfPeak:F0}%[/] of the fp32 GEMM peak measured in this run ({r.PeakGflops:F0} GFLOP/s)");
         t.AddRow("batch-1 decode", $"{r.DecodeTokensPerSecond:F1} tok/s", $"roofline {r.RooflineTokensPerSecond:F1} tok/s → [bold]{r.PercentOfRoofline:F0}%[/]");

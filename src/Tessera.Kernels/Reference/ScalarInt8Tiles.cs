@@ -1,0 +1,113 @@
+using System.Buffers.Binary;
+
+namespace Tessera.Kernels.Reference;
+
+/// <summary>
+/// Scalar twin of <see cref="Int8Tiles"/>: activations rounded by <see cref="ScalarQuant.QuantizeActivations"/>,
+/// each 32-block's products summed in 8 integer lanes of 4 consecutive products, every lane accumulated
+/// with one fused multiply-add by the block's scale product in K order, and the lanes added as
+/// <c>(t0 + t2) + (t1 + t3)</c> with t_l = a_l + a_{l+4}. Signed weight codes meet the activations as the
+/// vector kernel's sign trick does (|x| · sign(x)·w, in bytes). Bit for bit the vector kernel's result.
+/// </summary>
+public static class ScalarInt8Tiles
+{
+    const int B = QuantFormat.BlockSize;
+
+    /// <summary>y (n × rows) = q8(x) (n × cols) · Wᵀ for W in <paramref name="format"/> (Q8_0, Q4_0 or Q4_K) blocks, row-major.</summary>
+    public static void MatMul(TileFormat format, ReadOnlySpan<byte> blocks, int rows, int cols, ReadOnlySpan<float> x, int n, Span<float> y)
+    {
+        if (format is not (TileFormat.Q8_0 or TileFormat.Q4_0 or TileFormat.Q4_K)) throw new ArgumentException($"ScalarInt8Tiles: {format} is not an int8-activation format.");
+        int nb = cols / B;
+        var q = new sbyte[n * cols];
+        var xs = new float[n * nb];
+        var sums = new int[n * nb];
+        ScalarQuant.QuantizeActivations(x[..(n * cols)], q, xs, sums);
+        long rowBytes = format switch
+        {
+            TileFormat.Q8_0 => (long)nb * QuantFormat.Q8_0BlockBytes,
+            TileFormat.Q4_0 => (long)nb * QuantFormat.Q4_0BlockBytes,
+            _ => (long)(cols / KQuantFormat.SuperBlock) * KQuantFormat.BlockBytes(KQuantType.Q4_K),
+        };
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < rows; r++)
+            {
+                var w = blocks.Slice((int)(r * rowBytes), (int)rowBytes);
+                var qi = q.AsSpan(i * cols, cols);
+                var xi = xs.AsSpan(i * nb, nb);
+                y[i * rows + r] = format == TileFormat.Q4_K ? RowQ4K(w, qi, xi, sums.AsSpan(i * nb, nb), cols) : RowSigned(format, w, qi, xi, nb);
+            }
+    }
+
+    /// <summary>The kernel's final lane order.</summary>
+    public static float Reduce8(ReadOnlySpan<float> a)
+    {
+        float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
+        return (t0 + t2) + (t1 + t3);
+    }
+
+    /// <summary>x·w as the sign trick forms it: |x| (an unsigned byte) times sign(x)·w (a signed byte, wrapping).</summary>
+    static int SignTrick(sbyte x, sbyte w)
+    {
+        int ax = x < 0 ? (byte)(-x) : x;
+        sbyte sw = x > 0 ? w : x < 0 ? unchecked((sbyte)-w) : (sbyte)0;
+        return ax * sw;
+    }
+
+    static float RowSigned(TileFormat format, ReadOnlySpan<byte> w, ReadOnlySpan<sbyte> q, ReadOnlySpan<float> xs, int nb)
+    {
+        int bytes = format == TileFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes;
+        Span<float> acc = stackalloc float[8];
+        acc.Clear();
+        Span<sbyte> codes = stackalloc sbyte[B];
+        for (int b = 0; b < nb; b++)
+        {
+            var blk = w.Slice(b * bytes, bytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blk));
+            for (int j = 0; j < B; j++)
+                codes[j] = format == TileFormat.Q8_0 ? (sbyte)blk[2 + j]
+                    : (sbyte)((j < 16 ? blk[2 + j] & 0x0F : blk[2 + j - 16] >> 4) - 8);
+            float s = d * xs[b];
+            for (int l = 0; l < 8; l++)
+            {
+                int p = 0;
+                for (int k = 0; k < 4; k++) p += SignTrick(q[b * B + 4 * l + k], codes[4 * l + k]);
+                acc[l] = MathF.FusedMultiplyAdd(p, s, acc[l]);
+            }
+        }
+        return Reduce8(acc);
+    }
+
+    static float RowQ4K(ReadOnlySpan<byte> w, ReadOnlySpan<sbyte> q, ReadOnlySpan<float> xs, ReadOnlySpan<int> sums, int cols)
+    {
+        int bytes = KQuantFormat.BlockBytes(KQuantType.Q4_K);
+        Span<float> acc = stackalloc float[8], mins = stackalloc float[8];
+        acc.Clear(); mins.Clear();
+        for (int s = 0; s < cols / KQuantFormat.SuperBlock; s++)
+        {
+            var blk = w.Slice(s * bytes, bytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blk));
+            float dmin = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blk[2..]));
+            for (int j = 0; j < 8; j++)
+            {
+                var (sc, m) = KQuantFormat.ScaleMin(blk.Slice(4, 12), j);
+                int blockIndex = 8 * s + j;
+                float dx = xs[blockIndex];
+                float scale = (d * sc) * dx;
+                mins[j] = MathF.FusedMultiplyAdd((dmin * m) * dx, sums[blockIndex], mins[j]);
+                var codes = blk.Slice(16 + 32 * (j / 2), 32);
+                for (int l = 0; l < 8; l++)
+                {
+                    int p = 0;
+                    for (int k = 0; k < 4; k++)
+                    {
+                        int e = 4 * l + k;
+                        int code = j % 2 == 0 ? codes[e] & 0x0F : codes[e] >> 4;
+                        p += code * q[blockIndex * B + e];
+                    }
+                    acc[l] = MathF.FusedMultiplyAdd(p, scale, acc[l]);
+                }
+            }
+        }
+        return Reduce8(acc) - Reduce8(mins);
+    }
+}
