@@ -115,17 +115,22 @@ public static unsafe class GemmBench
         return new GemmBenchReport(Gemm.KernelDescription, blas?.Description, peak, peakSource, rows);
     }
 
-    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, GemmProblem problem, int threads, double peak, double seconds, Func<long> clock)
+    /// <summary>The operands of one timed problem: A and B filled from a seed of the shape, C for ours and for OpenBLAS.</summary>
+    static (float[] A, float[] B, int Lda, int Ldb, float[] Ours, float[] Theirs) Operands(GemmProblem problem)
     {
         var (m, n, k, transA, transB) = problem;
-        int lda = transA ? m : k, ldb = transB ? k : n;
         var rng = new Random(1234 + m + 7 * n + 13 * k);
         var a = new float[(long)m * k];
         var b = new float[(long)k * n];
         for (long i = 0; i < a.LongLength; i++) a[i] = rng.NextSingle() * 2 - 1;
         for (long i = 0; i < b.LongLength; i++) b[i] = rng.NextSingle() * 2 - 1;
-        var ours = new float[(long)m * n];
-        var theirs = new float[(long)m * n];
+        return (a, b, transA ? m : k, transB ? k : n, new float[(long)m * n], new float[(long)m * n]);
+    }
+
+    static GemmBenchRow RunCell(WorkerPool pool, OpenBlas? blas, GemmProblem problem, int threads, double peak, double seconds, Func<long> clock)
+    {
+        var (m, n, k, transA, transB) = problem;
+        var (a, b, lda, ldb, ours, theirs) = Operands(problem);
         double flops = 2.0 * m * n * k;
         string shape = problem.Label;
 
@@ -158,14 +163,7 @@ public static unsafe class GemmBench
     static GemmBenchRow RunPairedCell(WorkerPool pool, OpenBlas blas, GemmProblem problem, int threads, double seconds)
     {
         var (m, n, k, transA, transB) = problem;
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        var rng = new Random(1234 + m + 7 * n + 13 * k);
-        var a = new float[(long)m * k];
-        var b = new float[(long)k * n];
-        for (long i = 0; i < a.LongLength; i++) a[i] = rng.NextSingle() * 2 - 1;
-        for (long i = 0; i < b.LongLength; i++) b[i] = rng.NextSingle() * 2 - 1;
-        var ours = new float[(long)m * n];
-        var theirs = new float[(long)m * n];
+        var (a, b, lda, ldb, ours, theirs) = Operands(problem);
         double flops = 2.0 * m * n * k;
         double Ours()
         {
