@@ -24,9 +24,9 @@ public enum WeightFormat
 /// <summary>
 /// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
 /// <see cref="TernaryMatrix"/>) or the bytes of a ggml K-quant tensor (Q4_K, Q5_K, Q6_K) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
-/// unchanged. Q8_0, Q4_0 and Q4_K run by default through <see cref="Int8Tiles"/>: the activations rounded to
-/// int8 per 32-block once per product and integer dot products, as llama.cpp does (see <see cref="Int8Activations"/>).
-/// With that off (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
+/// unchanged. Q8_0 and Q4_0 run by default (Q4_K on request) through <see cref="Int8Tiles"/>: the activations
+/// rounded to int8 per 32-block once per product and integer dot products, as llama.cpp does (see
+/// <see cref="Int8Activations"/>). Otherwise (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
 /// expanded to fp32 in registers or L1 and multiplied in fp32, exactly the product with the dequantized
 /// matrix (memory traffic is the quantized size; K-quants a 4-row tile of super-blocks expanded by
 /// <see cref="KQuantExpand"/> at a time, never the whole matrix). Ternary uses the int8-activation dot products of
@@ -146,7 +146,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     /// <summary>
     /// The process setting for <see cref="Int8Activations"/>, from the environment variable
     /// <c>TESSERA_QUANT_ACTIVATIONS</c> (read once): unset = int8 for Q8_0 and Q4_0, fp32 for the
-    /// K-quants (measured, docs/inference.md: int8 made Q8_0 batch-1 decode 1.2× faster and Q4_K 0.8×);
+    /// K-quants (measured, docs/inference.md: int8 made Q8_0 batch-1 decode 1.2× faster, Q4_K no faster);
     /// <c>f32</c> = fp32 for every format; <c>int8</c> = int8 for every format that has the kernel.
     /// </summary>
     public static readonly string ActivationSetting = Environment.GetEnvironmentVariable("TESSERA_QUANT_ACTIVATIONS") switch { "f32" => "f32", "int8" => "int8", _ => "auto" };
@@ -160,9 +160,17 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     };
 
     /// <summary>What quantized products run on by default, in words (benchmarks print it beside their figures).</summary>
-    public static string DefaultActivationPath => ActivationSetting == "f32" || !Int8Tiles.Supported(TileFormat.Q8_0)
-        ? ActivationSetting == "f32" ? "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)" : "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)"
-        : $"int8 activations per 32-block for {(ActivationSetting == "int8" ? "Q8_0/Q4_0/Q4_K" : "Q8_0/Q4_0")} ({(Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 4×4 batched tiles" : "AVX2 vpmaddubsw")}), fp32 for the {(ActivationSetting == "int8" ? "other K-quants" : "K-quants")}; TESSERA_QUANT_ACTIVATIONS=f32|int8 overrides";
+    public static string DefaultActivationPath
+    {
+        get
+        {
+            if (ActivationSetting == "f32") return "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)";
+            if (!Int8Tiles.Supported(TileFormat.Q8_0)) return "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)";
+            bool all = ActivationSetting == "int8";
+            string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 4×4 batched tiles" : "AVX2 vpmaddubsw";
+            return $"int8 activations per 32-block for {(all ? "Q8_0/Q4_0/Q4_K" : "Q8_0/Q4_0")} ({kernel}), fp32 for the {(all ? "other K-quants" : "K-quants")}; TESSERA_QUANT_ACTIVATIONS=f32|int8 overrides";
+        }
+    }
 
     bool? int8Activations;
 
