@@ -7,8 +7,8 @@
 # malformed request answered with other than a 4xx, or a dead server.
 # SOAK_SERVE_ARGS="...": extra `tessera serve` flags (e.g. --prefix-cache-mb 0).
 # SOAK_PROC_LOG=FILE: also sample the server's /proc status every 10 s into FILE (seconds, RSS,
-# anonymous and file-backed resident KB, threads; managed heap, malloc in use and malloc free MB
-# from /metrics), to see what grows.
+# anonymous and file-backed resident KB, threads; managed heap, malloc in use and malloc free MB,
+# managed bytes allocated so far and collections by generation, from /metrics), to see what grows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: bench/soak.sh MODEL [CLIENTS] [SECONDS] [MALFORMED] [MAX_QUEUE]}
@@ -23,11 +23,11 @@ trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 1; done
 curl -sf "http://127.0.0.1:$port/health" >/dev/null || { echo "server did not start:"; cat "$log"; exit 1; }
 if [ -n "${SOAK_PROC_LOG:-}" ]; then
-  ( echo "seconds rss_kb anon_kb file_kb threads managed_mb malloc_in_use_mb malloc_free_mb"; t0=$(date +%s)
+  ( echo "seconds rss_kb anon_kb file_kb threads managed_mb malloc_in_use_mb malloc_free_mb allocated_mb gc0 gc1 gc2"; t0=$(date +%s)
     while kill -0 "$server" 2>/dev/null; do
       st=/proc/$server/status
-      heap=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^tessera_process_managed_memory_bytes/ {m=$NF} /^tessera_process_malloc_in_use_bytes/ {u=$NF} /^tessera_process_malloc_free_bytes/ {f=$NF} END {printf "%.1f %.1f %.1f", m/1048576, u/1048576, f/1048576}')
-      echo "$(( $(date +%s) - t0 )) $(awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} /^Threads/{t=$2} END{print r, a, f, t}' $st) ${heap:-? ? ?}"
+      heap=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^tessera_process_managed_memory_bytes/ {m=$NF} /^tessera_process_malloc_in_use_bytes/ {u=$NF} /^tessera_process_malloc_free_bytes/ {f=$NF} /^tessera_process_managed_allocated_bytes_total/ {a=$NF} /^tessera_process_gc_collections_total.*generation="0"/ {g0=$NF} /^tessera_process_gc_collections_total.*generation="1"/ {g1=$NF} /^tessera_process_gc_collections_total.*generation="2"/ {g2=$NF} END {printf "%.1f %.1f %.1f %.1f %d %d %d", m/1048576, u/1048576, f/1048576, a/1048576, g0, g1, g2}')
+      echo "$(( $(date +%s) - t0 )) $(awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} /^Threads/{t=$2} END{print r, a, f, t}' $st) ${heap:-? ? ? ? ? ? ?}"
       sleep 10
     done ) >"$SOAK_PROC_LOG" 2>/dev/null &
 fi

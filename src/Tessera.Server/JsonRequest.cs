@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
 using Microsoft.AspNetCore.Http;
@@ -14,6 +15,7 @@ public sealed class JsonRequest : IDisposable
     public const int MaxBodyBytes = 8 << 20;
 
     readonly JsonDocument document;
+    byte[]? pooled;   // the body buffer the document reads, returned to the pool with it
 
     JsonRequest(JsonDocument document) => this.document = document;
 
@@ -35,17 +37,36 @@ public sealed class JsonRequest : IDisposable
         var limits = request.HttpContext.Features.Get<RequestLimits>();
         long limit = Math.Min(limits?.MaxBodyBytes ?? MaxBodyBytes, Array.MaxLength);
         if (request.ContentLength > limit) throw TooLarge(limit);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16384];
-        int n;
-        while ((n = await request.Body.ReadAsync(chunk, cancel)) > 0)
+        // The body goes into a pooled buffer (sized from Content-Length when it is sent), which the
+        // parsed document reads in place and Dispose returns: a large prompt costs no fresh
+        // large-object-heap arrays per request, which would force full collections under load.
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(request.ContentLength + 1 ?? 16384, 1, limit + 1));
+        int length = 0;
+        try
         {
-            if (buffer.Length + n > limit) throw TooLarge(limit);
-            buffer.Write(chunk, 0, n);
+            int n;
+            while ((n = await request.Body.ReadAsync(buffer.AsMemory(length), cancel)) > 0)
+            {
+                length += n;
+                if (length > limit) throw TooLarge(limit);
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(2L * buffer.Length, limit + 1));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+            }
+            var parsed = Parse(buffer.AsMemory(0, length));
+            parsed.MaxTokensCap = limits?.MaxTokens;
+            parsed.pooled = buffer;
+            return parsed;
         }
-        var parsed = Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
-        parsed.MaxTokensCap = limits?.MaxTokens;
-        return parsed;
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
     }
 
     /// <summary>Parses a body already in memory (the same checks as <see cref="ReadAsync"/>).</summary>
@@ -169,8 +190,12 @@ public sealed class JsonRequest : IDisposable
         return ApiException.Invalid(name, $"{shown} is not {expected} - '{name}'.", "invalid_type");
     }
 
-    /// <summary>Releases the parsed JSON document.</summary>
-    public void Dispose() => document.Dispose();
+    /// <summary>Releases the parsed JSON document and the body buffer it reads.</summary>
+    public void Dispose()
+    {
+        document.Dispose();
+        if (Interlocked.Exchange(ref pooled, null) is { } b) ArrayPool<byte>.Shared.Return(b);
+    }
 }
 
 /// <summary>Per-request limits the server attaches as an HTTP feature for the endpoints to honour.</summary>

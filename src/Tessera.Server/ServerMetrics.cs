@@ -52,6 +52,14 @@ public sealed class ServerMetrics : IDisposable
         }
         meter.CreateObservableGauge("tessera.process.resident_memory", () => Process.GetCurrentProcess().WorkingSet64, "By", "Resident set size of the server process.");
         meter.CreateObservableGauge("tessera.process.managed_memory", () => GC.GetGCMemoryInfo().TotalCommittedBytes, "By", "Memory committed by the managed heap.");
+        // What the managed heap's swings come from: bytes allocated since start and collections by generation.
+        meter.CreateObservableCounter("tessera.process.managed_allocated", () => GC.GetTotalAllocatedBytes(), "By", "Bytes allocated on the managed heap since the process started.");
+        meter.CreateObservableCounter("tessera.process.gc_collections", () => new[]
+        {
+            new Measurement<long>(GC.CollectionCount(0), new KeyValuePair<string, object?>("generation", "0")),
+            new Measurement<long>(GC.CollectionCount(1), new KeyValuePair<string, object?>("generation", "1")),
+            new Measurement<long>(GC.CollectionCount(2), new KeyValuePair<string, object?>("generation", "2")),
+        }, "{collection}", "Garbage collections since the process started, by generation (a collection of generation n also counts for every lower one).");
         // Weights, KV cache and scratch live in NativeMemory, invisible to the GC: what is resident
         // beyond the managed heap is their upper bound (it also counts the runtime's own code and stacks).
         meter.CreateObservableGauge("tessera.process.native_memory", () => Math.Max(0, Process.GetCurrentProcess().WorkingSet64 - GC.GetGCMemoryInfo().TotalCommittedBytes),

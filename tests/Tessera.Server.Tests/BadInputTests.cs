@@ -83,6 +83,65 @@ public class BadInputTests(ServerFixture f)
         await AssertStillServing();
     }
 
+    /// <summary>A body sent without Content-Length (chunked transfer), written in pieces of <paramref name="piece"/> bytes.</summary>
+    sealed class UnknownLengthContent(byte[] bytes, int piece) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            for (int i = 0; i < bytes.Length; i += piece)
+            {
+                await stream.WriteAsync(bytes.AsMemory(i, Math.Min(piece, bytes.Length - i)));
+                await stream.FlushAsync();
+            }
+        }
+
+        protected override bool TryComputeLength(out long length) { length = 0; return false; }
+    }
+
+    [Fact]
+    public async Task BodiesOfEverySizeReadTheSameWithAndWithoutContentLength()
+    {
+        // The body is read into pooled buffers that grow as it arrives: sized from Content-Length when
+        // it is sent, doubled when it is not. Each body below, sized or chunked in small or large pieces
+        // (and all of them at once, so pooled buffers are in use side by side), must give the answer
+        // the sized body gives: the same greedy completion of its prompt, the padding ignored.
+        var cases = new List<(string Prompt, int Pad)>();
+        foreach (int pad in (int[])[0, 20_000, 300_000, 3_000_000])
+            foreach (string prompt in (string[])["hello", "the cat"])
+                cases.Add((prompt, pad));
+        byte[] Body((string Prompt, int Pad) c) => Encoding.UTF8.GetBytes(
+            $$"""{"model":"{{M}}","prompt":"{{c.Prompt}}","max_tokens":4,"temperature":0,"pad":"{{new string('p', c.Pad)}}"}""");
+        static ByteArrayContent Sized(byte[] b) { var content = new ByteArrayContent(b); content.Headers.ContentType = new MediaTypeHeaderValue("application/json"); return content; }
+        static UnknownLengthContent Chunked(byte[] b, int piece) { var content = new UnknownLengthContent(b, piece); content.Headers.ContentType = new MediaTypeHeaderValue("application/json"); return content; }
+
+        var expected = new List<string>();
+        foreach (var c in cases)
+        {
+            var (status, json) = await f.SendAsync(Completions, Sized(Body(c)));
+            Assert.Equal(200, status);
+            expected.Add(json.GetProperty("choices")[0].GetProperty("text").GetString()!);
+        }
+        var sends = new List<Task<(int Status, JsonElement Body)>>();
+        foreach (var c in cases)
+        {
+            sends.Add(f.SendAsync(Completions, Sized(Body(c))));
+            sends.Add(f.SendAsync(Completions, Chunked(Body(c), 7_777)));
+            sends.Add(f.SendAsync(Completions, Chunked(Body(c), 1 << 20)));
+        }
+        var got = await Task.WhenAll(sends);
+        for (int i = 0; i < got.Length; i++)
+        {
+            Assert.True(got[i].Status == 200, $"case {i / 3} ({cases[i / 3].Pad} bytes of padding), send {i % 3}: {got[i].Status} {got[i].Body}");
+            Assert.Equal(expected[i / 3], got[i].Body.GetProperty("choices")[0].GetProperty("text").GetString());
+        }
+
+        // Without Content-Length the limit is found while reading: still a 413, and the server goes on.
+        var big = Encoding.UTF8.GetBytes($$"""{"model":"{{M}}","prompt":"{{new string('a', Tessera.Server.JsonRequest.MaxBodyBytes + 10)}}"}""");
+        var (bigStatus, bigJson) = await f.SendAsync(Completions, Chunked(big, 1 << 16));
+        AssertError(bigJson, bigStatus, 413, null, "request_too_large");
+        await AssertStillServing();
+    }
+
     [Fact]
     public async Task OversizedBodyIsRejected()
     {

@@ -156,6 +156,10 @@ public class OverloadTests
         if (NativeHeap.IsAvailable)
             foreach (var name in (string[])["tessera_process_malloc_in_use", "tessera_process_malloc_free"])
                 Assert.True(text.Contains(name), $"/metrics lacks {name} on glibc:\n{text[..Math.Min(3000, text.Length)]}");
+        // The managed heap's own counters: something was allocated, and every generation is reported.
+        Assert.Matches(@"tessera_process_managed_allocated_bytes_total\S* [1-9]", text);
+        foreach (var generation in (string[])["0", "1", "2"])
+            Assert.Matches($@"tessera_process_gc_collections_total\{{[^}}]*generation=""{generation}""", text);
         Assert.Matches(@"tessera_server_queue_capacity\S*\{[^}]*\} 3", text);
         Assert.Contains("http_response_status_code=\"400\"", text);
     }

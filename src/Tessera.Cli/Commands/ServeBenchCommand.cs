@@ -219,7 +219,12 @@ public static partial class ServeBenchCommand
         Console.WriteLine($"  server RSS MB          start {r.RssStartMb:F0} | first minute {r.RssFirstMinuteMb:F0} | max {r.RssMaxMb:F0} | end {r.RssEndMb:F0} (end within 10% of the first minute: {(r.EndWithin10PercentOfFirstMinute ? "yes" : "no")})");
         Console.WriteLine($"  server native MB       start {r.NativeStartMb:F0} | first minute {r.NativeFirstMinuteMb:F0} | max {r.NativeMaxMb:F0} | end {r.NativeEndMb:F0} (end within 10% of the first minute: {(Math.Abs(r.NativeEndMb - r.NativeFirstMinuteMb) <= 0.10 * r.NativeFirstMinuteMb ? "yes" : "no")})");
         // The prefix cache is a bounded cache (--prefix-cache-mb) that fills as prompts arrive; RSS without its blocks shows what else grows.
-        static string Pct(double end, double first) => $"{(end - first) / first * 100:+0.0;-0.0}%";
+        static string Pct(double end, double first)
+        {
+            // Rounded first: a custom "+0.0;-0.0" format printed "-+0.0%" for a small negative change.
+            double p = Math.Round((end - first) / first * 100, 1);
+            return $"{(p >= 0 ? "+" : "-")}{Math.Abs(p):0.0}%";
+        }
         Console.WriteLine($"  end levels (last 30 s) RSS {r.RssEndLevelMb:F0} MB ({Pct(r.RssEndLevelMb, r.RssFirstMinuteMb)}) | native {r.NativeEndLevelMb:F0} MB ({Pct(r.NativeEndLevelMb, r.NativeFirstMinuteMb)}) against the first minute's (within 10%: {(r.EndLevelsWithin10Percent ? "yes" : "no")})");
         Console.WriteLine($"  prefix-cache blocks MB first minute {r.PrefixCacheFirstMinuteMb:F0} | end {r.PrefixCacheEndMb:F0}");
         Console.WriteLine($"  RSS less the cache MB  first minute {r.RssLessCacheFirstMinuteMb:F0} | max {r.RssLessCacheMaxMb:F0} | end {r.RssLessCacheEndMb:F0} (end within 10% of the first minute: {(Math.Abs(r.RssLessCacheEndMb - r.RssLessCacheFirstMinuteMb) <= 0.10 * r.RssLessCacheFirstMinuteMb ? "yes" : "no")})");
