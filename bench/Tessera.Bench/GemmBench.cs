@@ -15,9 +15,12 @@ namespace Tessera.Bench;
 /// <param name="Paired">Alternate single calls of ours and OpenBLAS (order flipped every pair), each pair
 /// preceded by the FMA probe on the same threads, and report the median of the per-pair ratios: on a host
 /// whose speed drifts within seconds this cancels what one-after-the-other blocks cannot.</param>
+/// <param name="Ab">Paired runs only: a switch name from <see cref="GemmBench.AbSwitches"/>; the other side of
+/// each pair is then our own GEMM with that switch off (this side: on, which every switch's default is)
+/// instead of OpenBLAS, so the ratio is on ÷ off over the same moments; the switch is left on.</param>
 public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<int> Threads,
     double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6, IReadOnlyList<GemmProblem>? Shapes = null,
-    Func<long>? Clock = null, bool Paired = false);
+    Func<long>? Clock = null, bool Paired = false, string? Ab = null);
 
 /// <summary>
 /// One GEMM problem: C (M×N) = op(A)·op(B) with op(A) M×K (A stored K×M when <paramref name="TransA"/>)
@@ -69,11 +72,19 @@ public static unsafe class GemmBench
 {
     const int MinRepetitions = 3, MaxRepetitions = 25;
 
+    /// <summary>Our GEMM's timing-only switches that <c>--ab</c> can pair (results identical on and off).</summary>
+    public static IReadOnlyDictionary<string, Action<bool>> AbSwitches { get; } = new Dictionary<string, Action<bool>>
+    {
+        ["dynamic-split"] = on => Gemm.DynamicSplit = on,
+        ["even-chunks"] = on => Gemm.EvenChunks = on,
+    };
+
     /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>
     public static GemmBenchReport Run(GemmBenchOptions options, Action<string>? progress = null)
     {
         Validate(options);
-        var blas = OpenBlas.TryLoad();
+        var ab = options.Ab is { } name ? AbSwitches[name] : null;
+        var blas = ab is null ? OpenBlas.TryLoad() : null;
         double peak;
         string peakSource;
         if (options.PeakGflopsPerThread is { } given)
@@ -104,15 +115,16 @@ public static unsafe class GemmBench
             if (options.Shapes is not null) problems.AddRange(options.Shapes);
             foreach (var problem in problems)
             {
-                var row = options.Paired && blas is not null
-                    ? RunPairedCell(pool, blas, problem, threads, options.SecondsPerMeasurement)
+                var row = options.Paired && (blas is not null || ab is not null)
+                    ? RunPairedCell(pool, blas, ab, problem, threads, options.SecondsPerMeasurement)
                     : RunCell(pool, blas, problem, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
                 rows.Add(row);
                 progress?.Invoke($"{row.Shape} on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
                     + (row.OpenBlasMedianGflops is { } o ? $", OpenBLAS {o:F1} GFLOP/s" : ""));
             }
         }
-        return new GemmBenchReport(Gemm.KernelDescription, blas?.Description, peak, peakSource, rows);
+        return new GemmBenchReport(Gemm.KernelDescription,
+            ab is not null ? $"ours with {options.Ab} off (--ab: ratio = on ÷ off)" : blas?.Description, peak, peakSource, rows);
     }
 
     /// <summary>The operands of one timed problem: A and B filled from a seed of the shape, C for ours and for OpenBLAS.</summary>
@@ -160,21 +172,31 @@ public static unsafe class GemmBench
     /// pool), with the FMA probe of all threads before each pair; the ratio and % of peak are medians
     /// of the per-pair figures.
     /// </summary>
-    static GemmBenchRow RunPairedCell(WorkerPool pool, OpenBlas blas, GemmProblem problem, int threads, double seconds)
+    static GemmBenchRow RunPairedCell(WorkerPool pool, OpenBlas? blas, Action<bool>? ab, GemmProblem problem, int threads, double seconds)
     {
+        ab?.Invoke(true);
         var (m, n, k, transA, transB) = problem;
         var (a, b, lda, ldb, ours, theirs) = Operands(problem);
         double flops = 2.0 * m * n * k;
-        double Ours()
+        double Ours() => OursInto(ours);
+        double OursInto(float[] c)
         {
             long t = Stopwatch.GetTimestamp();
-            Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, ours, n);
+            Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, c, n);
             double s = Stopwatch.GetElapsedTime(t).TotalSeconds;
             Thread.Sleep(5);
             return s;
         }
         double Theirs()
         {
+            if (blas is null)
+            {
+                // --ab: our GEMM with the switch off, in place of OpenBLAS (its own C, so the
+                // max-difference column compares the two settings).
+                ab!(false);
+                try { return OursInto(theirs); }
+                finally { ab(true); }
+            }
             long t = Stopwatch.GetTimestamp();
             fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, false);
             double s = Stopwatch.GetElapsedTime(t).TotalSeconds;
@@ -255,6 +277,8 @@ public static unsafe class GemmBench
         if (options.Threads.Count == 0) throw new ArgumentException("bench gemm: --threads needs at least one thread count.");
         foreach (int t in options.Threads)
             if (t < 1 || t > 256) throw new ArgumentException($"bench gemm: thread count {t} is outside 1..256.");
+        if (options.Ab is { } name && (!options.Paired || !AbSwitches.ContainsKey(name)))
+            throw new ArgumentException($"bench gemm: --ab needs --paired and one of {string.Join(", ", AbSwitches.Keys)}; got '{name}'.");
         if (options.Clock is not null)
             foreach (int t in options.Threads)
                 if (t != 1) throw new ArgumentException($"bench gemm: --cpu-time times one thread only (both libraries compute on the calling thread); got --threads including {t}.");

@@ -47,6 +47,14 @@ public static unsafe class Gemm
     /// </summary>
     public static bool DynamicSplit { get; set; } = true;
 
+    /// <summary>
+    /// Whether the dynamic split cuts a phase into a multiple of the thread count of near-equal
+    /// blocks (default), so equally fast threads claim equal shares, rather than into blocks of the
+    /// nominal size whatever their count. Results are bit-identical either way; the switch exists
+    /// for same-process A/B timing (<c>tessera bench gemm --paired --ab even-chunks</c>).
+    /// </summary>
+    public static bool EvenChunks { get; set; } = true;
+
     /// <summary>Which micro-kernel and register tile this machine runs, e.g. "AVX-512 6x64" (for benchmark output).</summary>
     public static string KernelDescription => BestKernel switch
     {

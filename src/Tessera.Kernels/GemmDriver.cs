@@ -81,8 +81,8 @@ internal static unsafe class GemmDriver
                     // Blocks claimed from a counter: a core the host slows down (a busy neighbour, a
                     // descheduled vCPU) takes fewer of them instead of holding every other core at the barrier.
                     pool.For(nPanels, (nPanels + 1) / 2, job.PackBChunk);
-                    if (job.SplitRows) pool.For(mPanels, (mPanels + RowChunkPanels - 1) / RowChunkPanels, job.ComputeChunk);
-                    else pool.For(nPanels, (nPanels + ColumnChunkPanels - 1) / ColumnChunkPanels, job.ComputeChunk);
+                    if (job.SplitRows) pool.For(mPanels, ChunkCount(mPanels, RowChunkPanels, threads), job.ComputeChunk);
+                    else pool.For(nPanels, ChunkCount(nPanels, ColumnChunkPanels, threads), job.ComputeChunk);
                 }
                 else
                 {
@@ -94,6 +94,19 @@ internal static unsafe class GemmDriver
     }
 
     static int RoundUp(int x, int to) => (x + to - 1) / to * to;
+
+    /// <summary>
+    /// How many near-equal chunks a dynamically split phase of <paramref name="panels"/> panels gets:
+    /// about <paramref name="panelsPerChunk"/> panels each, the count rounded up to a multiple of the
+    /// threads (<see cref="Gemm.EvenChunks"/>) so that equally fast threads finish together. Without the
+    /// rounding 2048 rows (342 panels) made 15 chunks: 8 for one thread, 7 for the other, the phase
+    /// 8/7.5 = 6.7% longer than an even split.
+    /// </summary>
+    static int ChunkCount(int panels, int panelsPerChunk, int threads)
+    {
+        int chunks = (panels + panelsPerChunk - 1) / panelsPerChunk;
+        return Gemm.EvenChunks ? RoundUp(chunks, threads) : chunks;
+    }
 }
 
 /// <summary>Tile and cache-block sizes plus the micro-kernel for one instruction set.</summary>

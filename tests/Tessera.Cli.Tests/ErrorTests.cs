@@ -15,6 +15,8 @@ public class ErrorTests
         { ["bench", "decode", "--sequences", "1,x"], "--sequences" },
         { ["bench", "train", "--presets", "tiny", "--scaling", "1", "--no-torch"], "--scaling: expected two positive thread counts" },
         { ["bench", "gemm", "--shapes", "64x64x64:xt"], "MxNxK[:nn|nt|tn|tt]" },
+        { ["bench", "gemm", "--sizes", "64", "--ab", "even-chunks"], "--ab needs --paired" },
+        { ["bench", "gemm", "--sizes", "64", "--paired", "--ab", "no-such-switch"], "no-such-switch" },
         { ["bench", "cascade", "--small", "s"], "--large" },
         { ["bench", "cascade", "--small", "s", "--large", "l", "--thresholds", "0.5,2"], "--thresholds" },
         { ["quantize", "--model", "no-run", "--type", "q2_k", "--out", "m.gguf"], "q2_k" },

@@ -29,4 +29,27 @@ public class GemmBenchCommandTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary><c>--paired --ab</c>: our GEMM against itself with a timing-only switch off; the same bits
+    /// come out either way (max relative difference exactly 0), the pairs are counted and the ratio is
+    /// the median of per-pair ratios, inside its interquartile range.</summary>
+    [Fact]
+    public void AbPairsOurGemmWithTheSwitchOff()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var r = CliProcess.Run(dir, "bench", "gemm", "--sizes", "300", "--threads", "2", "--paired", "--ab", "even-chunks",
+                "--seconds", "0.01", "--peak-gflops", "100", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            Assert.StartsWith("ours with even-chunks off", doc.RootElement.GetProperty("open_blas").GetString());
+            var row = Assert.Single(doc.RootElement.GetProperty("rows").EnumerateArray().ToList());
+            Assert.Equal(0.0, row.GetProperty("max_relative_difference").GetDouble());
+            Assert.True(row.GetProperty("ours_repetitions").GetInt32() >= 5, row.ToString());
+            double ratio = row.GetProperty("ratio").GetDouble(), low = row.GetProperty("ratio_low").GetDouble(), high = row.GetProperty("ratio_high").GetDouble();
+            Assert.True(low <= ratio && ratio <= high && low > 0, row.ToString());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

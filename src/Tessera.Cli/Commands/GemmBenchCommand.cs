@@ -20,11 +20,12 @@ public static class GemmBenchCommand
         var shapes = new Option<string>("--shapes") { Description = "Extra M×N×K problems, comma-separated (e.g. 2048x8192x512, or 2048x8192x512:nt for A·Bᵀ; :tn, :tt), or a preset name (medium, large, …) for its GEMMs at B·T = 2048 tokens in the layouts training uses.", DefaultValueFactory = _ => "" };
         var cpuTime = new Option<bool>("--cpu-time") { Description = "Time on the calling thread's CPU clock (Linux; --threads 1 only): a busy machine inflates it far less than wall time." };
         var paired = new Option<bool>("--paired") { Description = "Alternate single calls of ours and OpenBLAS with the FMA probe before each pair; report the median per-pair ratio and % of the probe (for hosts whose speed drifts)." };
+        var ab = new Option<string?>("--ab") { Description = "With --paired: pair our GEMM with a timing-only switch on against the same switch off, instead of against OpenBLAS (dynamic-split: blocks claimed from a counter vs one fixed range per thread; even-chunks: a multiple of the thread count of blocks vs blocks of the nominal size)." };
         var json = BenchCommand.JsonOption();
 
         var cmd = new Command("gemm", "fp32 GEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm, with ratio and % of peak.")
         {
-            sizes, threads, peak, seconds, shapes, cpuTime, paired, json,
+            sizes, threads, peak, seconds, shapes, cpuTime, paired, ab, json,
         };
         cmd.SetAction(parse =>
         {
@@ -37,7 +38,7 @@ public static class GemmBenchCommand
                 clock = Tessera.Tensors.OpProfile.Now;
             }
             var options = new GemmBenchOptions(ParseList(parse.GetValue(sizes)!, "--sizes"), ParseList(parse.GetValue(threads)!, "--threads"),
-                parse.GetValue(peak), parse.GetValue(seconds), ParseShapes(parse.GetValue(shapes)!), clock, parse.GetValue(paired));
+                parse.GetValue(peak), parse.GetValue(seconds), ParseShapes(parse.GetValue(shapes)!), clock, parse.GetValue(paired), parse.GetValue(ab));
             var report = GemmBench.Run(options, asJson ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report, JsonNaming.Indented));
             else Print(report);
@@ -49,10 +50,10 @@ public static class GemmBenchCommand
     static void Print(GemmBenchReport report)
     {
         AnsiConsole.MarkupLine($"ours: [bold]{Markup.Escape(report.Kernel)}[/] micro-kernel, packed + cache-blocked");
-        AnsiConsole.MarkupLine(report.OpenBlas is { } o ? $"OpenBLAS: {Markup.Escape(o)}" : $"[yellow]{Markup.Escape(OpenBlas.NotFoundMessage)}[/]");
+        AnsiConsole.MarkupLine(report.OpenBlas is { } o ? $"{(o.StartsWith("ours", StringComparison.Ordinal) ? "other side" : "OpenBLAS")}: {Markup.Escape(o)}" : $"[yellow]{Markup.Escape(OpenBlas.NotFoundMessage)}[/]");
         // Inside some VMs OpenBLAS's CPU detection misses AVX-512 and falls back to SSE3/AVX2 kernels,
         // which makes any ratio meaningless as a comparison with its best code.
-        if (report.OpenBlas is { } desc && !desc.Contains("SkylakeX", StringComparison.OrdinalIgnoreCase) && !desc.Contains("Cooperlake", StringComparison.OrdinalIgnoreCase)
+        if (report.OpenBlas is { } desc && !desc.StartsWith("ours", StringComparison.Ordinal) && !desc.Contains("SkylakeX", StringComparison.OrdinalIgnoreCase) && !desc.Contains("Cooperlake", StringComparison.OrdinalIgnoreCase)
             && !desc.Contains("SapphireRapids", StringComparison.OrdinalIgnoreCase) && Tessera.Kernels.GemmPeak.Lanes == 16)
             AnsiConsole.MarkupLine("[yellow]OpenBLAS is not running its AVX-512 kernels on this AVX-512 CPU; rerun with OPENBLAS_CORETYPE=Cooperlake (or SkylakeX) for a fair comparison.[/]");
         AnsiConsole.MarkupLine($"peak: {Markup.Escape(report.PeakSource)}; % of peak = ours / (peak per thread × threads)");
