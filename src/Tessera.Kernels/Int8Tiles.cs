@@ -53,8 +53,8 @@ public static unsafe partial class Int8Tiles
         if (format != TileFormat.Q4_K && scales == null) throw new ArgumentException($"Int8Tiles: {format} needs the fp32 block scales.");
         if (n <= 0 || rows == 0) return;
         var scratch = QuantMatMul.Rent(n, cols);
-        // The 4 × 4 pass's activation forms: Q8_0 offset codes x + 128, Q4_0 the −8·Σx lanes of every block.
-        bool batched = n >= 4 && Batched && format != TileFormat.Q4_K;
+        // The 4 × 4 pass's activation forms: Q8_0 offset codes x + 128 (VNNI only), Q4_0 the −8·Σx lanes of every block.
+        bool batched = n >= 4 && Batched && format != TileFormat.Q4_K && (format != TileFormat.Q8_0 || UsesVnni);
         int extra = !batched ? 0 : format == TileFormat.Q8_0 ? n * cols : n * (cols / B) * 32;
         var offsets = ArrayPool<byte>.Shared.Rent(Math.Max(1, extra));
         try
@@ -145,7 +145,9 @@ public static unsafe partial class Int8Tiles
                         for (; i + 4 <= n; i += 4, ahead = null)
                         {
                             float* yi = y + (long)i * rows + r0;
-                            if (format == TileFormat.Q8_0)
+                            if (format == TileFormat.Q8_0 && !UsesVnni)
+                                Q8_0x4Sign(w0, w1, w2, w3, s0, s1, s2, s3, q + (long)i * cols, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
+                            else if (format == TileFormat.Q8_0)
                                 Q8_0x4(w0, w1, w2, w3, s0, s1, s2, s3, offsets + (long)i * cols, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
                             else if (format == TileFormat.Q4_0)
                                 Q4_0x4(w0, w1, w2, w3, s0, s1, s2, s3, q + (long)i * cols, (int*)offsets + (long)i * nb * 8, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
