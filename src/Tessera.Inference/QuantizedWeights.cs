@@ -167,7 +167,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
             if (ActivationSetting == "f32") return "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)";
             if (!Int8Tiles.Supported(TileFormat.Q8_0)) return "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)";
             bool all = ActivationSetting == "int8";
-            string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 4×4 batched tiles" : "AVX2 vpmaddubsw";
+            string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 4×4 batched tiles" : "AVX2 vpmaddubsw + vpmaddwd, 4×4 batched tiles";
             return $"int8 activations per 32-block for {(all ? "Q8_0/Q4_0/Q4_K" : "Q8_0/Q4_0")} ({kernel}), fp32 for the {(all ? "other K-quants" : "K-quants")}; TESSERA_QUANT_ACTIVATIONS=f32|int8 overrides";
         }
     }

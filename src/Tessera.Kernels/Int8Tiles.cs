@@ -17,8 +17,9 @@ namespace Tessera.Kernels;
 /// (<c>(t0 + t2) + (t1 + t3)</c>, t_l = a_l + a_{l+4}), so the result is bit for bit that of the
 /// scalar twin <see cref="Reference.ScalarInt8Tiles"/>.
 /// <para>
-/// Signed weight codes (Q8_0 as stored, Q4_0 as q − 8) go through the sign trick: |x| (unsigned)
-/// times sign(x)·w. Weight codes must lie in −127 … 127 (every Q8_0 quantizer writes that range).
+/// Signed Q8_0 codes go through the sign trick: |x| (unsigned) times sign(x)·w. Weight codes must lie in
+/// −127 … 127 (every Q8_0 quantizer writes that range). Q4_0 codes go in unsigned (q, 0 … 15) with the
+/// block's −8·Σx lanes as the addend, which is Σ(q − 8)·x, the same integers.
 /// Q4_K codes are unsigned 0 … 15 and go in directly; the sub-block term is
 /// (d·sc)·d_x·Σq·x − (dmin·m)·d_x·Σx, the mins kept in a second lane-wise accumulator (lane j = sub-block j)
 /// that is reduced the same way and subtracted at the end.
@@ -53,18 +54,19 @@ public static unsafe partial class Int8Tiles
         if (format != TileFormat.Q4_K && scales == null) throw new ArgumentException($"Int8Tiles: {format} needs the fp32 block scales.");
         if (n <= 0 || rows == 0) return;
         var scratch = QuantMatMul.Rent(n, cols);
-        // The 4 × 4 pass's activation forms: Q8_0 offset codes x + 128, Q4_0 the −8·Σx lanes of every block.
-        bool batched = n >= 4 && Batched && format != TileFormat.Q4_K;
-        int extra = !batched ? 0 : format == TileFormat.Q8_0 ? n * cols : n * (cols / B) * 32;
+        // Activation forms: Q8_0 offset codes x + 128 (the VNNI 4 × 4 pass), Q4_0 the −8·Σx lanes of every block.
+        // Q4_0 always (the one-row loop adds them too), Q8_0 only for the VNNI 4 × 4 pass.
+        bool forms = format == TileFormat.Q4_0 || (format == TileFormat.Q8_0 && n >= 4 && Batched && UsesVnni);
+        int extra = !forms ? 0 : format == TileFormat.Q8_0 ? n * cols : n * (cols / B) * 32;
         var offsets = ArrayPool<byte>.Shared.Rent(Math.Max(1, extra));
         try
         {
             fixed (byte* ps = scratch, po = offsets)
             {
                 QuantMatMul.Quantize(x, n, cols, ps, out var q, out var xs, out var sums);
-                if (batched && format == TileFormat.Q8_0)
+                if (forms && format == TileFormat.Q8_0)
                     for (long i = 0; i < (long)n * cols; i += B) (Vector256.Load((byte*)q + i) ^ Vector256.Create((byte)0x80)).Store(po + i);
-                else if (batched)
+                else if (forms)
                     for (long blk = 0; blk < (long)n * (cols / B); blk++)
                         (Vector256<int>.Zero - Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Vector256.Create((byte)8), Vector256.Load(q + blk * B)), Vector256<short>.One))
                             .Store((int*)po + blk * 8);
@@ -145,7 +147,9 @@ public static unsafe partial class Int8Tiles
                         for (; i + 4 <= n; i += 4, ahead = null)
                         {
                             float* yi = y + (long)i * rows + r0;
-                            if (format == TileFormat.Q8_0)
+                            if (format == TileFormat.Q8_0 && !UsesVnni)
+                                Q8_0x4Sign(w0, w1, w2, w3, s0, s1, s2, s3, q + (long)i * cols, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
+                            else if (format == TileFormat.Q8_0)
                                 Q8_0x4(w0, w1, w2, w3, s0, s1, s2, s3, offsets + (long)i * cols, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
                             else if (format == TileFormat.Q4_0)
                                 Q4_0x4(w0, w1, w2, w3, s0, s1, s2, s3, q + (long)i * cols, (int*)offsets + (long)i * nb * 8, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
@@ -159,7 +163,7 @@ public static unsafe partial class Int8Tiles
                         var v = format switch
                         {
                             TileFormat.Q8_0 => DotQ8_0(w0, w1, w2, w3, s0, s1, s2, s3, qi, xi, nb, ahead),
-                            TileFormat.Q4_0 => DotQ4_0(w0, w1, w2, w3, s0, s1, s2, s3, qi, xi, nb, ahead),
+                            TileFormat.Q4_0 => DotQ4_0(w0, w1, w2, w3, s0, s1, s2, s3, qi, (int*)offsets + (long)i * nb * 8, xi, nb, ahead),
                             _ => DotQ4K(w0, w1, w2, w3, pf, qi, xi, sums + (long)i * nb, sb, ahead),
                         };
                         float* yi = y + (long)i * rows + r0;
@@ -225,17 +229,22 @@ public static unsafe partial class Int8Tiles
         return Vector128.Create(Reduce8(a0), Reduce8(a1), Reduce8(a2), Reduce8(a3));
     }
 
-    /// <summary>16 bytes of Q4_0 nibbles → 32 signed codes q − 8 in element order (low nibbles first).</summary>
+    /// <summary>16 bytes of Q4_0 nibbles → the 32 unsigned codes q (0 … 15) in element order (low nibbles first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<sbyte> Q4Codes(byte* p)
+    static Vector256<byte> Q4Codes(byte* p)
     {
         var v = Vector128.Load(p);
         var mask = Vector128.Create((byte)0x0F);
-        return Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask).AsSByte() - Vector256.Create((sbyte)8);
+        return Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
     }
 
+    /// <summary>
+    /// Four Q4_0 rows · one activation row: the unsigned codes q straight into the integer dot product with the signed
+    /// activations, plus the block's −8·Σx lanes (<paramref name="neg8"/>), i.e. Σ(q − 8)·x, the same integers as the
+    /// 4 × 4 pass forms.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static Vector128<float> DotQ4_0(byte* w0, byte* w1, byte* w2, byte* w3, float* s0, float* s1, float* s2, float* s3, sbyte* q, float* xs, int nb, byte* ahead)
+    static Vector128<float> DotQ4_0(byte* w0, byte* w1, byte* w2, byte* w3, float* s0, float* s1, float* s2, float* s3, sbyte* q, int* neg8, float* xs, int nb, byte* ahead)
     {
         const int Bytes = QuantFormat.Q4_0BlockBytes;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -244,12 +253,12 @@ public static unsafe partial class Int8Tiles
             long o = (long)b * Bytes;
             if (ahead != null && (b & 1) == 0) Prefetch(ahead + 4 * o, 8 * Bytes);
             var xv = Vector256.Load(q + b * B);
-            var ax = Avx2.Abs(xv);
+            var n8 = Vector256.Load(neg8 + b * 8);
             float dx = xs[b];
-            a0 = Signed(Q4Codes(w0 + o + 2), ax, xv, s0[b] * dx, a0);
-            a1 = Signed(Q4Codes(w1 + o + 2), ax, xv, s1[b] * dx, a1);
-            a2 = Signed(Q4Codes(w2 + o + 2), ax, xv, s2[b] * dx, a2);
-            a3 = Signed(Q4Codes(w3 + o + 2), ax, xv, s3[b] * dx, a3);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w0 + o + 2), xv)), Vector256.Create(s0[b] * dx), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w1 + o + 2), xv)), Vector256.Create(s1[b] * dx), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w2 + o + 2), xv)), Vector256.Create(s2[b] * dx), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w3 + o + 2), xv)), Vector256.Create(s3[b] * dx), a3);
         }
         return Vector128.Create(Reduce8(a0), Reduce8(a1), Reduce8(a2), Reduce8(a3));
     }

@@ -80,7 +80,7 @@ public class Int8TilesTests
                 int cols = blocksPerRow * unit;
                 var blocks = Blocks(format, rows, cols, r);
                 var scales = Scales(format, blocks);
-                foreach (int n in new[] { 1, 2, 5 })
+                foreach (int n in new[] { 1, 2, 5, 8 })
                 {
                     var x = RandomX(n * cols, r);
                     var want = new float[n * rows];
