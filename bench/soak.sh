@@ -9,6 +9,9 @@
 # SOAK_PROC_LOG=FILE: also sample the server's /proc status every 10 s into FILE (seconds, RSS,
 # anonymous and file-backed resident KB, threads; managed heap, malloc in use and malloc free MB,
 # managed bytes allocated so far and collections by generation, from /metrics), to see what grows.
+# SOAK_SMAPS_DIR=DIR: also copy the server's /proc/PID/smaps into DIR every 30 s; then
+#   python3 bench/smaps_split.py DIR splits its resident memory into the managed heap's reservation
+#   and the rest (JIT code, the C heap's main heap and arenas, other anonymous memory, files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: bench/soak.sh MODEL [CLIENTS] [SECONDS] [MALFORMED] [MAX_QUEUE]}
@@ -30,5 +33,13 @@ if [ -n "${SOAK_PROC_LOG:-}" ]; then
       echo "$(( $(date +%s) - t0 )) $(awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} /^Threads/{t=$2} END{print r, a, f, t}' $st) ${heap:-? ? ? ? ? ? ?}"
       sleep 10
     done ) >"$SOAK_PROC_LOG" 2>/dev/null &
+fi
+if [ -n "${SOAK_SMAPS_DIR:-}" ]; then
+  mkdir -p "$SOAK_SMAPS_DIR"
+  ( t0=$(date +%s)
+    while kill -0 "$server" 2>/dev/null; do
+      cp "/proc/$server/smaps" "$SOAK_SMAPS_DIR/smaps.$(( $(date +%s) - t0 ))" 2>/dev/null
+      sleep 30
+    done ) &
 fi
 "$tessera" bench serve --url "http://127.0.0.1:$port/" --clients "$clients" --seconds "$seconds" --malformed "$malformed"

@@ -271,6 +271,23 @@ public sealed class NGramStoreTests
     }
 
     [Fact]
+    public void OverwriteSwapsTheNewIndexInAndLeavesNothingBeside()
+    {
+        // The replacement is one atomic exchange of folders on Linux (a kill leaves the old index or
+        // the new one in place, never neither); either way the old one is gone afterwards.
+        using var dir = new TempDir();
+        BuildStore(dir, new Case([[1, 2]], 4, [])).Dispose();
+        using (var open = NGramStore.Open(dir.File("index")))   // replaced while a reader has it open
+        {
+            NGramBuilder.Build([[3, 4, 5], [5]], TestTokenizer, dir.File("index"), new NGramBuildOptions { ShardTokens = 16, Overwrite = true });
+            Assert.Equal(2, open.TokenCount);
+        }
+        using var store = NGramStore.Open(dir.File("index"));
+        Assert.Equal(4, store.TokenCount);
+        Assert.Equal(["index"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void CrashDuringBuildLeavesNoHalfIndex()
     {
         using var dir = new TempDir();

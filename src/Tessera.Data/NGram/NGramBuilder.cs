@@ -120,9 +120,20 @@ public static class NGramBuilder
         }
     }
 
-    /// <summary>Moves the finished folder into place; an existing index is moved aside first and deleted after.</summary>
+    /// <summary>
+    /// Moves the finished folder into place. An existing index is swapped with it in one atomic
+    /// rename where the system can (Linux <c>renameat2</c> with <c>RENAME_EXCHANGE</c>), so a kill at
+    /// any moment leaves either the old index or the new one at <paramref name="target"/>; elsewhere
+    /// the old index is moved aside first and deleted after (a kill between the two moves leaves it
+    /// as <c>TARGET.old-PID</c>).
+    /// </summary>
     static void Publish(string tmp, string target)
     {
+        if (Directory.Exists(target) && OperatingSystem.IsLinux() && Exchange(tmp, target))
+        {
+            Directory.Delete(tmp, recursive: true);   // now the old index
+            return;
+        }
         string? old = null;
         if (Directory.Exists(target))
         {
@@ -131,6 +142,19 @@ public static class NGramBuilder
         }
         Directory.Move(tmp, target);
         if (old is not null) Directory.Delete(old, recursive: true);
+    }
+
+    const int CurrentDirectory = -100;    // AT_FDCWD
+    const uint ExchangeFlag = 2;           // RENAME_EXCHANGE
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "renameat2", SetLastError = true)]
+    static extern int RenameAt2(int fromDirectory, string from, int toDirectory, string to, uint flags);
+
+    /// <summary>Swaps two existing folders atomically; false where the system or file system cannot (then nothing moved).</summary>
+    static bool Exchange(string a, string b)
+    {
+        try { return RenameAt2(CurrentDirectory, a, CurrentDirectory, b, ExchangeFlag) == 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 
     static NGramShardInfo WriteShard(string dir, int index, PendingShard shard, int tokenBytes, int vocab)
