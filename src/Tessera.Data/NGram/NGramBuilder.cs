@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Tessera.Kernels;
+using Tessera.Kernels.IO;
 
 namespace Tessera.Data.NGram;
 
@@ -52,11 +53,10 @@ public static class NGramBuilder
         string target = Path.GetFullPath(outDir).TrimEnd(Path.DirectorySeparatorChar);
         if (Directory.Exists(target) && !options.Overwrite)
             throw new IOException($"{target} already exists; pass overwrite (--force) to replace it.");
-        string tmp = $"{target}.tmp-{Environment.ProcessId}";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-        Directory.CreateDirectory(tmp);
         var sw = Stopwatch.StartNew();
-        try
+        NGramManifest? manifest = null;
+        // Shards and manifest are written into a staging folder that replaces any old index in one step.
+        AtomicFile.PublishDirectory(target, tmp =>
         {
             int vocab = tokenizer.VocabSize;
             int tokenBytes = vocab <= 65536 ? 2 : 4;
@@ -108,53 +108,11 @@ public static class NGramBuilder
             }
             if (current.Length > 0) pending.Add(current);
             FlushPending();
-            var manifest = new NGramManifest(NGramManifest.FormatName, NGramManifest.CurrentVersion, tokenizer, tokenBytes, totalTokens, docId,
+            manifest = new NGramManifest(NGramManifest.FormatName, NGramManifest.CurrentVersion, tokenizer, tokenBytes, totalTokens, docId,
                 options.ShardTokens, infos, sw.Elapsed.TotalSeconds);
             manifest.Save(tmp);
-            Publish(tmp, target);
-            return manifest;
-        }
-        finally
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-        }
-    }
-
-    /// <summary>
-    /// Moves the finished folder into place. An existing index is swapped with it in one atomic
-    /// rename where the system can (Linux <c>renameat2</c> with <c>RENAME_EXCHANGE</c>), so a kill at
-    /// any moment leaves either the old index or the new one at <paramref name="target"/>; elsewhere
-    /// the old index is moved aside first and deleted after (a kill between the two moves leaves it
-    /// as <c>TARGET.old-PID</c>).
-    /// </summary>
-    static void Publish(string tmp, string target)
-    {
-        if (Directory.Exists(target) && OperatingSystem.IsLinux() && Exchange(tmp, target))
-        {
-            Directory.Delete(tmp, recursive: true);   // now the old index
-            return;
-        }
-        string? old = null;
-        if (Directory.Exists(target))
-        {
-            old = $"{target}.old-{Environment.ProcessId}";
-            Directory.Move(target, old);
-        }
-        Directory.Move(tmp, target);
-        if (old is not null) Directory.Delete(old, recursive: true);
-    }
-
-    const int CurrentDirectory = -100;    // AT_FDCWD
-    const uint ExchangeFlag = 2;           // RENAME_EXCHANGE
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "renameat2", SetLastError = true)]
-    static extern int RenameAt2(int fromDirectory, string from, int toDirectory, string to, uint flags);
-
-    /// <summary>Swaps two existing folders atomically; false where the system or file system cannot (then nothing moved).</summary>
-    static bool Exchange(string a, string b)
-    {
-        try { return RenameAt2(CurrentDirectory, a, CurrentDirectory, b, ExchangeFlag) == 0; }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+        });
+        return manifest!;
     }
 
     static NGramShardInfo WriteShard(string dir, int index, PendingShard shard, int tokenBytes, int vocab)

@@ -50,9 +50,12 @@ public static partial class AtomicFile
     /// <summary>
     /// Publishes the folder <paramref name="path"/>: <paramref name="fill"/> writes its contents into
     /// a staging folder beside it, which is then renamed to <paramref name="path"/>. An existing
-    /// folder of that name is set aside first and removed only after the new one is in place (and
-    /// moved back if the rename fails). If <paramref name="fill"/> throws, the staging folder is
-    /// removed and the existing folder is untouched.
+    /// folder of that name is swapped with the staging folder in one atomic rename where the system
+    /// can (Linux <c>renameat2</c> with <c>RENAME_EXCHANGE</c>), so a kill at any moment leaves the old
+    /// folder or the new one under the name; elsewhere it is set aside first and removed only after
+    /// the new one is in place (and moved back if the rename fails), and a kill between those two
+    /// renames leaves it under the set-aside name. If <paramref name="fill"/> throws, the staging
+    /// folder is removed and the existing folder is untouched.
     /// </summary>
     public static void PublishDirectory(string path, Action<string> fill)
     {
@@ -69,6 +72,11 @@ public static partial class AtomicFile
             fill(staging);
             SyncDirectory(staging);
             bool replacing = Directory.Exists(full);
+            if (replacing && Exchange(staging, full))
+            {
+                SyncDirectory(parent);
+                return;                                           // staging now holds the old folder: removed below
+            }
             if (replacing)
             {
                 if (Directory.Exists(aside)) Directory.Delete(aside, recursive: true);
@@ -102,6 +110,20 @@ public static partial class AtomicFile
         _ = Fsync(fd);
         _ = Close(fd);
     }
+
+    /// <summary>Swaps two existing folders in one rename; false where the system or file system cannot (then nothing moved).</summary>
+    static bool Exchange(string a, string b)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try { return RenameAt2(CurrentDirectory, a, CurrentDirectory, b, RenameExchange) == 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
+
+    const int CurrentDirectory = -100;   // AT_FDCWD
+    const uint RenameExchange = 2;       // RENAME_EXCHANGE
+
+    [LibraryImport("libc", EntryPoint = "renameat2", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameAt2(int fromDirectory, string from, int toDirectory, string to, uint flags);
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
