@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using Tessera.Kernels;
 using Tessera.Model;
 using Tessera.Tensors;
@@ -153,34 +152,8 @@ public sealed class ReferenceEngine(Transformer model) : IGenerationEngine
         return new TokenEvent(id, logits[id] - lse, alternatives);
     }
 
-    /// <summary>
-    /// log Σ exp(logits), max-subtracted: float exps (<see cref="VectorMath.Exp(Vector512{float})"/>,
-    /// ≤ 2u each) summed in double lanes, so a whole vocabulary costs a few microseconds rather than
-    /// the ~100 µs of a scalar double loop — it runs once per generated token of every sequence.
-    /// </summary>
-    public static unsafe float LogSumExp(ReadOnlySpan<float> logits)
-    {
-        float max = TensorPrimitives.Max(logits);
-        if (float.IsInfinity(max) || float.IsNaN(max)) return max;
-        double sum = 0;
-        int i = 0;
-        fixed (float* p = logits)
-        {
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var m = Vector512.Create(max);
-                Vector512<double> s0 = default, s1 = default;
-                for (; i + 16 <= logits.Length; i += 16)
-                {
-                    var (lo, hi) = Vector512.Widen(VectorMath.Exp(Vector512.Load(p + i) - m));
-                    s0 += lo; s1 += hi;
-                }
-                sum = Vector512.Sum(s0 + s1);
-            }
-            for (; i < logits.Length; i++) sum += VectorMath.Exp(p[i] - max);
-        }
-        return (float)(max + Math.Log(sum));
-    }
+    /// <summary>log Σ exp(logits), max-subtracted: <see cref="Softmax.LogSumExp"/>.</summary>
+    public static float LogSumExp(ReadOnlySpan<float> logits) => Softmax.LogSumExp(logits);
 }
 
 /// <summary>Request checks every engine applies before doing any work.</summary>

@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
+using Tessera.Kernels;
 using Tessera.Tensors;
 
 namespace Tessera.Inference;
@@ -167,23 +167,6 @@ public sealed class Sampler
         return keep;
     }
 
-    /// <summary>Index of the largest logit, ties to the lower index.</summary>
-    public static unsafe int ArgMax(ReadOnlySpan<float> logits)
-    {
-        // A vector pass for the maximum, then the first index holding it. A NaN anywhere makes the
-        // maximum NaN (IEEE maximum), which matches nothing, so the scalar rule below decides.
-        int best = 0, i = 0;
-        if (Vector512.IsHardwareAccelerated && logits.Length >= 32)
-            fixed (float* p = logits)
-            {
-                var m = Vector512.Load(p);
-                for (i = 16; i + 16 <= logits.Length; i += 16) m = Vector512.Max(m, Vector512.Load(p + i));
-                float max = m[0];
-                for (int j = 1; j < 16; j++) max = MathF.Max(max, m[j]);
-                for (; i < logits.Length; i++) max = MathF.Max(max, p[i]);
-                for (int j = 0; j < logits.Length; j++) if (p[j] == max) return j;
-            }
-        for (i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
-        return best;
-    }
+    /// <summary>Index of the largest logit, ties to the lower index: <see cref="TopK.ArgMax"/>.</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits) => TopK.ArgMax(logits);
 }

@@ -16,6 +16,28 @@ namespace Tessera.Kernels;
 public static class TopK
 {
     /// <summary>
+    /// Index of the largest value, ties to the lower index (<see cref="ScalarTopK.ArgMax"/>'s rule). A vector
+    /// pass finds the maximum, then the first index holding it; a NaN anywhere makes that maximum NaN (IEEE
+    /// maximum), which matches nothing, so the scalar rule decides.
+    /// </summary>
+    public static unsafe int ArgMax(ReadOnlySpan<float> x)
+    {
+        if (x.IsEmpty) throw new ArgumentException("TopK.ArgMax: the span is empty.");
+        if (Vector512.IsHardwareAccelerated && x.Length >= 32)
+            fixed (float* p = x)
+            {
+                var m = Vector512.Load(p);
+                int i = 16;
+                for (; i + 16 <= x.Length; i += 16) m = Vector512.Max(m, Vector512.Load(p + i));
+                float max = m[0];
+                for (int j = 1; j < 16; j++) max = MathF.Max(max, m[j]);
+                for (; i < x.Length; i++) max = MathF.Max(max, p[i]);
+                for (int j = 0; j < x.Length; j++) if (p[j] == max) return j;
+            }
+        return ScalarTopK.ArgMax(x);
+    }
+
+    /// <summary>
     /// For each row of <paramref name="cols"/> floats, writes the k largest values in descending
     /// order with their column indices; ties go to the lower index (deterministic routing).
     /// </summary>

@@ -57,4 +57,18 @@ public class BufferPoolTests
         Assert.Throws<ObjectDisposedException>(() => view.AsSpan("test"));
         Assert.Equal([9f, 9f, 9f, 9f], next.ToArray());
     }
+
+    [Fact]
+    public void SizeClassesCoverTheLengthWithAtMostAQuarterSlack()
+    {
+        int previous = 0;
+        for (int n = 0; n <= 1 << 20; n += n < 4096 ? 1 : 997)
+        {
+            int c = BufferPool.SizeClass(n);
+            Assert.True(c >= Math.Max(n, 1), $"class {c} < length {n}");
+            Assert.True(c <= Math.Max(16, n + 15) || c <= n * 1.25 + 1, $"class {c} too big for length {n}");
+            Assert.True(c >= previous, "classes must not shrink as lengths grow");
+            previous = c;
+        }
+    }
 }

@@ -3,6 +3,18 @@ namespace Tessera.Kernels.Reference;
 /// <summary>Scalar twin of <see cref="Softmax"/>. Rows of <c>cols</c> contiguous floats.</summary>
 public static class ScalarSoftmax
 {
+    /// <summary>log Σ exp(x) in double (max-subtracted), rounded to float; an infinite or NaN maximum is returned as is.</summary>
+    public static float LogSumExp(ReadOnlySpan<float> x)
+    {
+        if (x.IsEmpty) throw new ArgumentException("ScalarSoftmax.LogSumExp: the span is empty.");
+        float max = float.NegativeInfinity;
+        foreach (float v in x) max = float.IsNaN(v) || float.IsNaN(max) ? float.NaN : MathF.Max(max, v);
+        if (float.IsInfinity(max) || float.IsNaN(max)) return max;
+        double sum = 0;
+        foreach (float v in x) sum += Math.Exp((double)v - max);
+        return (float)(max + Math.Log(sum));
+    }
+
     /// <summary>y = softmax(x) per row (max-subtracted).</summary>
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
     {

@@ -3,6 +3,15 @@ namespace Tessera.Kernels.Reference;
 /// <summary>Scalar twin of <see cref="TopK"/>.</summary>
 public static class ScalarTopK
 {
+    /// <summary>Index of the largest value, ties to the lower index; a NaN is never larger than anything.</summary>
+    public static int ArgMax(ReadOnlySpan<float> x)
+    {
+        if (x.IsEmpty) throw new ArgumentException("ScalarTopK.ArgMax: the span is empty.");
+        int best = 0;
+        for (int i = 1; i < x.Length; i++) if (x[i] > x[best]) best = i;
+        return best;
+    }
+
     /// <summary>
     /// For each row of <paramref name="cols"/> floats, writes the k largest values in descending
     /// order with their column indices; ties go to the lower index (deterministic routing).

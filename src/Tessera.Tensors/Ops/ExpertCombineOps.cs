@@ -93,7 +93,7 @@ public sealed partial class Graph
                         }
                         if (gates.RequiresGrad)
                         {
-                            gates.Grad!.AsSpan(op)[entrySlot[c]] += (float)DoubleSums.Dot(g, o.AsSpan(op).Slice(at, d));
+                            gates.Grad!.AsSpan(op)[entrySlot[c]] += (float)Kernels.DoubleSums.Dot(g, o.AsSpan(op).Slice(at, d));
                         }
                     }
                 }

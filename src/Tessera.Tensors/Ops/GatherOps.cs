@@ -120,7 +120,7 @@ public sealed partial class Graph
             {
                 var dw = GradSpan(weights);
                 for (int i = 0; i < m; i++)
-                    dw[wi[i]] += (float)DoubleSums.Dot(dy.Slice(target[i] * d, d), s.Slice(i * d, d));
+                    dw[wi[i]] += (float)Kernels.DoubleSums.Dot(dy.Slice(target[i] * d, d), s.Slice(i * d, d));
             }
         });
         return y;

@@ -16,7 +16,7 @@ public sealed class AdamW : IDisposable
     readonly bool[] decay;
     readonly Tensor[] m, v;
     readonly ParameterChunks chunks;
-    StepConstants constants;
+    Kernels.AdamWConstants constants;
     Action<int, int, int>? stepBody;
 
     /// <summary>
@@ -78,7 +78,7 @@ public sealed class AdamW : IDisposable
     {
         StepCount++;
         double lr = LearningRate, b1 = Beta1, b2 = Beta2;
-        var k = new StepConstants
+        var k = new Kernels.AdamWConstants
         {
             B1 = Beta1, B2 = Beta2, Eps = Epsilon,
             StepSize = (float)(lr / (1 - Math.Pow(b1, StepCount))),
@@ -94,7 +94,7 @@ public sealed class AdamW : IDisposable
                 var (i, at, n) = chunks[c];
                 var p = parameters[i];
                 if (p.Grad is null) continue;
-                AdamWKernel.Update(p.AsSpan("AdamW.Step").Slice(at, n), p.Grad.AsSpan("AdamW.Step").Slice(at, n),
+                Kernels.AdamWUpdate.Update(p.AsSpan("AdamW.Step").Slice(at, n), p.Grad.AsSpan("AdamW.Step").Slice(at, n),
                     m[i].AsSpan("AdamW.Step").Slice(at, n), v[i].AsSpan("AdamW.Step").Slice(at, n),
                     decay[i] && WeightDecay != 0, constants);
             }

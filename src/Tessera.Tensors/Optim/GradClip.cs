@@ -42,7 +42,7 @@ public static class GradClip
             for (int c = start; c < end; c++)
             {
                 var (i, at, n) = chunks[c];
-                if (parameters[i].Grad is { } g) partial[c] = DoubleSums.SumOfSquares(g.AsSpan("ClipGlobalNorm").Slice(at, n));
+                if (parameters[i].Grad is { } g) partial[c] = Kernels.DoubleSums.SumOfSquares(g.AsSpan("ClipGlobalNorm").Slice(at, n));
             }
         });
         if (gather is not null) partial = gather(partial);

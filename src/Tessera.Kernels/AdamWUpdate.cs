@@ -1,25 +1,42 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace Tessera.Tensors;
+namespace Tessera.Kernels;
 
-/// <summary>The per-step scalars of <see cref="AdamW"/>, computed once per step in double and rounded to float.</summary>
-internal struct StepConstants
+/// <summary>The per-step scalars of an AdamW step (Tessera.Tensors' <c>AdamW</c>), computed once per step in double and rounded to float.</summary>
+public struct AdamWConstants
 {
-    public float B1, B2, Eps, StepSize, Bc2Sqrt, Shrink, OneMinusB1, OneMinusB2;
+    /// <summary>β₁ and β₂, the moment decay rates.</summary>
+    public float B1, B2;
+    /// <summary>ε, added to the bias-corrected √v.</summary>
+    public float Eps;
+    /// <summary>lr / (1 − β₁ᵗ): the step size with the first moment's bias correction folded in.</summary>
+    public float StepSize;
+    /// <summary>√(1 − β₂ᵗ): the second moment's bias correction.</summary>
+    public float Bc2Sqrt;
+    /// <summary>1 − lr·weight decay, applied to decayed parameters before the update.</summary>
+    public float Shrink;
+    /// <summary>1 − β₁ and 1 − β₂.</summary>
+    public float OneMinusB1, OneMinusB2;
 }
 
 /// <summary>
 /// The AdamW update of one contiguous run of elements. The vector body performs exactly the
 /// scalar tail's operations in the same order (separate multiplies and adds, no fused
 /// multiply-add, IEEE division and square root), so every element gets the same bits whichever
-/// path handles it and the update equals the scalar loop it replaced.
+/// path handles it; <see cref="Reference.ScalarAdamWUpdate"/> is the bit-exact twin.
 /// </summary>
-internal static class AdamWKernel
+public static class AdamWUpdate
 {
+    /// <summary>
+    /// One AdamW step over equal-length runs: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p·shrink (when
+    /// <paramref name="decay"/>) − step·m / (√v / √(1−β₂ᵗ) + ε).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, bool decay, in StepConstants k)
+    public static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, bool decay, in AdamWConstants k)
     {
+        if (g.Length != p.Length || m.Length != p.Length || v.Length != p.Length)
+            throw new ArgumentException($"AdamWUpdate: lengths p {p.Length}, g {g.Length}, m {m.Length}, v {v.Length} differ.");
         int j = 0;
         if (Vector512.IsHardwareAccelerated)
         {

@@ -1,14 +1,15 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace Tessera.Tensors;
+namespace Tessera.Kernels;
 
 /// <summary>
 /// Float reductions accumulated in double, vectorised with a fixed lane and accumulator order, so
 /// a given input always gives the same bits (on any thread count: callers never split one sum).
 /// Used where a gradient or a norm sums many products and fp32 accumulation would lose digits.
+/// Its twin is <see cref="Reference.ScalarDoubleSums"/> (one double accumulator, index order).
 /// </summary>
-internal static class DoubleSums
+public static class DoubleSums
 {
     /// <summary>Σ aᵢ·bᵢ in double.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
