@@ -58,8 +58,17 @@ public sealed record GemmBenchRow(int Size, int Threads, double OursMedianGflops
     double? PairedProbeGflops = null, double? RatioLow = null, double? RatioHigh = null);
 
 /// <summary>The whole run: context lines and one row per cell.</summary>
+/// <param name="Kernel">Our micro-kernel, e.g. "AVX-512 6x64".</param>
+/// <param name="OpenBlas">The other side: OpenBLAS's build and kernel description (or, with <c>--ab</c>, our switch-off side); null when absent.</param>
+/// <param name="PeakGflopsPerThread">The peak per thread that % of peak divides by.</param>
+/// <param name="PeakSource">Where that peak came from.</param>
+/// <param name="Rows">One row per problem × thread count.</param>
+/// <param name="OpenBlasCore">The OpenBLAS kernel family that ran (e.g. "Cooperlake"); null when OpenBLAS was not compared.</param>
+/// <param name="OpenBlasForcedFrom">The family OpenBLAS's own detection chose when the bench overrode it with
+/// <c>OPENBLAS_CORETYPE</c> (see <see cref="Tessera.Bench.OpenBlas.TryLoad"/>); null when not overridden.</param>
+/// <param name="OpenBlasAvx512">Whether the OpenBLAS kernels that ran use 512-bit vectors; null when OpenBLAS was not compared.</param>
 public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double PeakGflopsPerThread, string PeakSource,
-    IReadOnlyList<GemmBenchRow> Rows);
+    IReadOnlyList<GemmBenchRow> Rows, string? OpenBlasCore = null, string? OpenBlasForcedFrom = null, bool? OpenBlasAvx512 = null);
 
 /// <summary>
 /// <c>tessera bench gemm</c>: our <see cref="Gemm"/> against OpenBLAS <c>cblas_sgemm</c> on the
@@ -124,7 +133,8 @@ public static unsafe class GemmBench
             }
         }
         return new GemmBenchReport(Gemm.KernelDescription,
-            ab is not null ? $"ours with {options.Ab} off (--ab: ratio = on ÷ off)" : blas?.Description, peak, peakSource, rows);
+            ab is not null ? $"ours with {options.Ab} off (--ab: ratio = on ÷ off)" : blas?.Description, peak, peakSource, rows,
+            blas?.Core, blas?.ForcedFrom, blas?.RunsAvx512Kernels);
     }
 
     /// <summary>The operands of one timed problem: A and B filled from a seed of the shape, C for ours and for OpenBLAS.</summary>

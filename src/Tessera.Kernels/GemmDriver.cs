@@ -25,9 +25,6 @@ internal static unsafe class GemmDriver
     /// <summary>Below this many multiply-adds the pool's hand-off costs more than a second core saves.</summary>
     const long ParallelThreshold = 128L * 128 * 128;
 
-    /// <summary>MR-row panels per dynamically claimed block (24 × 6 = 144 rows = one A block at MC = 144).</summary>
-    const int RowChunkPanels = 24;
-
     /// <summary>NR-column panels per dynamically claimed block when the split runs over columns.</summary>
     const int ColumnChunkPanels = 4;
 
@@ -81,7 +78,9 @@ internal static unsafe class GemmDriver
                     // Blocks claimed from a counter: a core the host slows down (a busy neighbour, a
                     // descheduled vCPU) takes fewer of them instead of holding every other core at the barrier.
                     pool.For(nPanels, (nPanels + 1) / 2, job.PackBChunk);
-                    if (job.SplitRows) pool.For(mPanels, ChunkCount(mPanels, RowChunkPanels, threads), job.ComputeChunk);
+                    // A row block is one A block (MC rows: 24 panels at the default MC = 144), so a larger
+                    // TESSERA_GEMM_MC also applies to multithreaded calls; a smaller block would cap it.
+                    if (job.SplitRows) pool.For(mPanels, ChunkCount(mPanels, blk.Mc / blk.Mr, threads), job.ComputeChunk);
                     else pool.For(nPanels, ChunkCount(nPanels, ColumnChunkPanels, threads), job.ComputeChunk);
                 }
                 else

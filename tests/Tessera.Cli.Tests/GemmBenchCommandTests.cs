@@ -52,4 +52,33 @@ public class GemmBenchCommandTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary>On an AVX-512 CPU the comparison runs OpenBLAS's AVX-512 kernels even where its own CPU
+    /// detection does not know the model (0.3.21 picks "Prescott" SSE3 kernels on a model 207 Xeon): the
+    /// bench reloads it with <c>OPENBLAS_CORETYPE</c> and names the kernels and the override. Skipped where
+    /// OpenBLAS is absent, the CPU lacks AVX-512, or the caller chose a core type itself.</summary>
+    [Fact]
+    public void OpenBlasRunsItsAvx512KernelsOnAnAvx512Cpu()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported || Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is not null) return;
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var r = CliProcess.Run(dir, "bench", "gemm", "--sizes", "64", "--threads", "1", "--seconds", "0.01", "--peak-gflops", "100", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            if (root.GetProperty("open_blas_core").ValueKind == JsonValueKind.Null) return;   // OpenBLAS not installed
+            string core = root.GetProperty("open_blas_core").GetString()!, description = root.GetProperty("open_blas").GetString()!;
+            Assert.True(root.GetProperty("open_blas_avx512").GetBoolean(), description);
+            Assert.Contains(core, new[] { "SkylakeX", "Cooperlake", "SapphireRapids" });
+            Assert.Contains($"kernels: {core}", description);
+            if (root.GetProperty("open_blas_forced_from").GetString() is { } detected)
+                Assert.Contains($"forced with OPENBLAS_CORETYPE={core}: its own CPU detection chose {detected}", description);
+            // The override reached OpenBLAS, so its results still agree with ours.
+            var row = Assert.Single(root.GetProperty("rows").EnumerateArray().ToList());
+            Assert.True(row.GetProperty("max_relative_difference").GetDouble() < 1e-5, row.ToString());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
