@@ -40,6 +40,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     readonly TernaryMatrix? ternary;
     readonly byte[]? kBlocks;       // K-quant super-blocks, row-major (each row Cols/256 blocks)
     readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
+    Int8Panels? panels;             // Q8_0/Q4_0 repacked for the int8 path, on its first product
 
     /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
     public QuantizedWeights(Q8_0Matrix m)
@@ -219,15 +220,19 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         {
             fixed (byte* blocks = kBlocks)
             fixed (float* px = xs, py = ys)
-                if (int8) Int8Tiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
+                if (int8) Int8Tiles.Run(Tile(Format), blocks, Rows, Cols, px, n, py);
                 else QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
             return;
         }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
         {
-            fixed (byte* blocks = q8 is not null ? q8.Blocks : q4!.Blocks)
+            var raw = q8 is not null ? q8.Blocks : q4!.Blocks;
+            // The int8 path runs on 8-row panels, repacked from the blocks on the first product (a racing second
+            // pack would build the same bytes).
+            if (int8) panels ??= Int8Panels.Pack(Tile(Format), raw, Rows, Cols);
+            fixed (byte* blocks = raw)
             fixed (float* px = xs, py = ys, ps = scales)
-                if (int8) Int8Tiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
+                if (int8) Int8Tiles.Run(panels!, px, n, py);
                 else QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
             return;
         }
