@@ -91,7 +91,7 @@ public sealed class Int8Panels
     }
 }
 
-// The panel kernels: 8 weight rows (lanes) × up to 4 activation rows per pass. Every path forms each block's exact
+// The panel kernels: 8 weight rows (lanes) × up to 4 activation rows per pass (two panels at once with VNNI). Every path forms each block's exact
 // integer dot per lane and then runs, per (row, activation row, block), s = scale_row · d_x and acc = fma(dot, s, acc),
 // blocks in K order, which is what the scalar twin does; so VNNI, AVX2 and one-at-a-time give the same bits.
 public static unsafe partial class Int8Tiles
@@ -125,12 +125,12 @@ public static unsafe partial class Int8Tiles
                 bool vnni = Vnni;
                 int offset = w.Format == TileFormat.Q8_0 ? (vnni ? 128 : 0) : 8;
                 for (long i = 0; i < (long)n * nb; i++) pb[i] = -offset * sums[i];
-                int panels = (w.Rows + 7) / 8;
+                int units = (w.Rows + 15) / 16;   // pairs of panels
                 var job = Panels.ForCurrentThread;
                 job.Set(w.Format, vnni, pc, pw, w.Rows, cols, q, xs, pb, n, y);
                 var workers = WorkerPool.Shared;
-                if ((long)w.Rows * cols * n < RowParallel.MinParallelElements || workers.ThreadCount == 1) job.Run(0, panels);
-                else workers.For(panels, Math.Min(panels, 8 * workers.ThreadCount), job.Compute);
+                if ((long)w.Rows * cols * n < RowParallel.MinParallelElements || workers.ThreadCount == 1) job.Run(0, units);
+                else workers.For(units, Math.Min(units, 8 * workers.ThreadCount), job.Compute);
             }
         }
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(scratch); System.Buffers.ArrayPool<int>.Shared.Return(bias); }
@@ -158,13 +158,19 @@ public static unsafe partial class Int8Tiles
             this.q = q; this.xs = xs; this.bias = bias; this.n = n; this.y = y;
         }
 
+        /// <summary>Pairs of panels [start, end).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             int nb = cols / B;
+            end = Math.Min(2 * end, (rows + 7) / 8);
             long panelBytes = (long)nb * Int8Panels.PanelBlockBytes(format);
-            for (int p = start; p < end; p++)
+            for (int p = 2 * start; p < end;)
             {
+                // Two panels at a time where the VNNI kernels can (16 weight rows × 4 activation rows: 8 independent
+                // vpdpbusd chains, each activation broadcast feeding two); one panel otherwise. The per-row arithmetic
+                // is the same in every kernel.
+                int span = vnni && p + 1 < end && 8 * (p + 1) + 8 <= rows ? 2 : 1;
                 byte* w = codes + p * panelBytes;
                 float* s = scales + (long)p * nb * 8;
                 int count = Math.Min(8, rows - 8 * p);
@@ -175,7 +181,12 @@ public static unsafe partial class Int8Tiles
                     float* xi = xs + (long)i * nb;
                     int* bi = bias + (long)i * nb;
                     float* yi = y + (long)i * rows + 8 * p;
-                    if (format == TileFormat.Q8_0)
+                    if (span == 2)
+                    {
+                        if (format == TileFormat.Q8_0) Q8Vnni2x4(w, panelBytes, s, qi, xi, bi, cols, nb, yi, rows);
+                        else Q4Vnni2x4(w, panelBytes, s, qi, xi, bi, cols, nb, yi, rows);
+                    }
+                    else if (format == TileFormat.Q8_0)
                     {
                         if (vnni) Q8Vnni4(w, s, qi, xi, bi, cols, nb, yi, rows, count);
                         else Q8Avx4(w, s, qi, xi, cols, nb, yi, rows, count);
@@ -184,19 +195,24 @@ public static unsafe partial class Int8Tiles
                     else Q4Avx4(w, s, qi, xi, bi, cols, nb, yi, rows, count);
                 }
                 for (; i < n; i++)
-                {
-                    sbyte* qi = q + (long)i * cols;
-                    float* xi = xs + (long)i * nb;
-                    int* bi = bias + (long)i * nb;
-                    float* yi = y + (long)i * rows + 8 * p;
-                    if (format == TileFormat.Q8_0)
+                    for (int h = 0; h < span; h++)
                     {
-                        if (vnni) Q8Vnni1(w, s, qi, xi, bi, nb, yi, count);
-                        else Q8Avx1(w, s, qi, xi, nb, yi, count);
+                        sbyte* qi = q + (long)i * cols;
+                        float* xi = xs + (long)i * nb;
+                        int* bi = bias + (long)i * nb;
+                        float* yi = y + (long)i * rows + 8 * (p + h);
+                        byte* wh = w + h * panelBytes;
+                        float* sh = s + (long)h * nb * 8;
+                        int c = Math.Min(8, rows - 8 * (p + h));
+                        if (format == TileFormat.Q8_0)
+                        {
+                            if (vnni) Q8Vnni1(wh, sh, qi, xi, bi, nb, yi, c);
+                            else Q8Avx1(wh, sh, qi, xi, nb, yi, c);
+                        }
+                        else if (vnni) Q4Vnni1(wh, sh, qi, xi, bi, nb, yi, c);
+                        else Q4Avx1(wh, sh, qi, xi, bi, nb, yi, c);
                     }
-                    else if (vnni) Q4Vnni1(w, s, qi, xi, bi, nb, yi, count);
-                    else Q4Avx1(w, s, qi, xi, bi, nb, yi, count);
-                }
+                p += span;
             }
         }
     }
@@ -234,16 +250,18 @@ public static unsafe partial class Int8Tiles
         {
             byte* wb = w + b * 256;
             sbyte* qb = q + b * B;
+            // Two chains (even and odd k-groups) halve the vpdpbusd latency a lone row waits on.
             var d = Vector256.Create(bias[b]);
+            var e = Vector256<int>.Zero;
             d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb), Bcast(qb));
-            d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 32), Bcast(qb + 4));
+            e = AvxVnni.MultiplyWideningAndAdd(e, Vector256.Load(wb + 32), Bcast(qb + 4));
             d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 64), Bcast(qb + 8));
-            d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 96), Bcast(qb + 12));
+            e = AvxVnni.MultiplyWideningAndAdd(e, Vector256.Load(wb + 96), Bcast(qb + 12));
             d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 128), Bcast(qb + 16));
-            d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 160), Bcast(qb + 20));
+            e = AvxVnni.MultiplyWideningAndAdd(e, Vector256.Load(wb + 160), Bcast(qb + 20));
             d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 192), Bcast(qb + 24));
-            d = AvxVnni.MultiplyWideningAndAdd(d, Vector256.Load(wb + 224), Bcast(qb + 28));
-            acc = Step(d, Vector256.Load(s + 8 * b), xs[b], acc);
+            e = AvxVnni.MultiplyWideningAndAdd(e, Vector256.Load(wb + 224), Bcast(qb + 28));
+            acc = Step(d + e, Vector256.Load(s + 8 * b), xs[b], acc);
         }
         Put(y, count, acc);
     }
@@ -276,6 +294,104 @@ public static unsafe partial class Int8Tiles
             a3 = Step(d3, sc, xs[3 * nb + b], a3);
         }
         Put(y, count, a0); Put(y + rows, count, a1); Put(y + 2L * rows, count, a2); Put(y + 3L * rows, count, a3);
+    }
+
+    /// <summary>Q8_0, two full panels (<paramref name="stride"/> bytes apart) × 4 activation rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Q8Vnni2x4(byte* w, long stride, float* s, sbyte* q, float* xs, int* bias, int cols, int nb, float* y, int rows)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, c0 = default, c1 = default, c2 = default, c3 = default;
+        sbyte* q1 = q + cols, q2 = q + 2L * cols, q3 = q + 3L * cols;
+        float* t = s + (long)nb * 8;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* wb = w + b * 256;
+            int o = b * B;
+            var d0 = Vector256.Create(bias[b]);
+            var d1 = Vector256.Create(bias[nb + b]);
+            var d2 = Vector256.Create(bias[2 * nb + b]);
+            var d3 = Vector256.Create(bias[3 * nb + b]);
+            var e0 = d0; var e1 = d1; var e2 = d2; var e3 = d3;
+            for (int g = 0; g < 8; g++)
+            {
+                var v = Vector256.Load(wb + 32 * g);
+                var u = Vector256.Load(wb + stride + 32 * g);
+                var x0 = Bcast(q + o + 4 * g);
+                d0 = AvxVnni.MultiplyWideningAndAdd(d0, v, x0); e0 = AvxVnni.MultiplyWideningAndAdd(e0, u, x0);
+                var x1 = Bcast(q1 + o + 4 * g);
+                d1 = AvxVnni.MultiplyWideningAndAdd(d1, v, x1); e1 = AvxVnni.MultiplyWideningAndAdd(e1, u, x1);
+                var x2 = Bcast(q2 + o + 4 * g);
+                d2 = AvxVnni.MultiplyWideningAndAdd(d2, v, x2); e2 = AvxVnni.MultiplyWideningAndAdd(e2, u, x2);
+                var x3 = Bcast(q3 + o + 4 * g);
+                d3 = AvxVnni.MultiplyWideningAndAdd(d3, v, x3); e3 = AvxVnni.MultiplyWideningAndAdd(e3, u, x3);
+            }
+            var sc = Vector256.Load(s + 8 * b);
+            var sd = Vector256.Load(t + 8 * b);
+            a0 = Step(d0, sc, xs[b], a0); c0 = Step(e0, sd, xs[b], c0);
+            a1 = Step(d1, sc, xs[nb + b], a1); c1 = Step(e1, sd, xs[nb + b], c1);
+            a2 = Step(d2, sc, xs[2 * nb + b], a2); c2 = Step(e2, sd, xs[2 * nb + b], c2);
+            a3 = Step(d3, sc, xs[3 * nb + b], a3); c3 = Step(e3, sd, xs[3 * nb + b], c3);
+        }
+        a0.Store(y); c0.Store(y + 8);
+        a1.Store(y + rows); c1.Store(y + rows + 8);
+        a2.Store(y + 2L * rows); c2.Store(y + 2L * rows + 8);
+        a3.Store(y + 3L * rows); c3.Store(y + 3L * rows + 8);
+    }
+
+    /// <summary>Q4_0, two full panels (<paramref name="stride"/> bytes apart) × 4 activation rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Q4Vnni2x4(byte* w, long stride, float* s, sbyte* q, float* xs, int* bias, int cols, int nb, float* y, int rows)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, c0 = default, c1 = default, c2 = default, c3 = default;
+        var mask = Vector256.Create((byte)0x0F);
+        sbyte* q1 = q + cols, q2 = q + 2L * cols, q3 = q + 3L * cols;
+        float* t = s + (long)nb * 8;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* wb = w + b * 128;
+            int o = b * B;
+            var d0 = Vector256.Create(bias[b]);
+            var d1 = Vector256.Create(bias[nb + b]);
+            var d2 = Vector256.Create(bias[2 * nb + b]);
+            var d3 = Vector256.Create(bias[3 * nb + b]);
+            var e0 = d0; var e1 = d1; var e2 = d2; var e3 = d3;
+            for (int c = 0; c < 4; c++)
+            {
+                // Panel vector c: k-group c in the low nibbles, k-group c + 4 in the high ones.
+                var pv = Vector256.Load(wb + 32 * c);
+                var pu = Vector256.Load(wb + stride + 32 * c);
+                var v = pv & mask;
+                var u = pu & mask;
+                var x0 = Bcast(q + o + 4 * c);
+                d0 = AvxVnni.MultiplyWideningAndAdd(d0, v, x0); e0 = AvxVnni.MultiplyWideningAndAdd(e0, u, x0);
+                var x1 = Bcast(q1 + o + 4 * c);
+                d1 = AvxVnni.MultiplyWideningAndAdd(d1, v, x1); e1 = AvxVnni.MultiplyWideningAndAdd(e1, u, x1);
+                var x2 = Bcast(q2 + o + 4 * c);
+                d2 = AvxVnni.MultiplyWideningAndAdd(d2, v, x2); e2 = AvxVnni.MultiplyWideningAndAdd(e2, u, x2);
+                var x3 = Bcast(q3 + o + 4 * c);
+                d3 = AvxVnni.MultiplyWideningAndAdd(d3, v, x3); e3 = AvxVnni.MultiplyWideningAndAdd(e3, u, x3);
+                v = Avx2.ShiftRightLogical(pv.AsUInt16(), 4).AsByte() & mask;
+                u = Avx2.ShiftRightLogical(pu.AsUInt16(), 4).AsByte() & mask;
+                x0 = Bcast(q + o + 16 + 4 * c);
+                d0 = AvxVnni.MultiplyWideningAndAdd(d0, v, x0); e0 = AvxVnni.MultiplyWideningAndAdd(e0, u, x0);
+                x1 = Bcast(q1 + o + 16 + 4 * c);
+                d1 = AvxVnni.MultiplyWideningAndAdd(d1, v, x1); e1 = AvxVnni.MultiplyWideningAndAdd(e1, u, x1);
+                x2 = Bcast(q2 + o + 16 + 4 * c);
+                d2 = AvxVnni.MultiplyWideningAndAdd(d2, v, x2); e2 = AvxVnni.MultiplyWideningAndAdd(e2, u, x2);
+                x3 = Bcast(q3 + o + 16 + 4 * c);
+                d3 = AvxVnni.MultiplyWideningAndAdd(d3, v, x3); e3 = AvxVnni.MultiplyWideningAndAdd(e3, u, x3);
+            }
+            var sc = Vector256.Load(s + 8 * b);
+            var sd = Vector256.Load(t + 8 * b);
+            a0 = Step(d0, sc, xs[b], a0); c0 = Step(e0, sd, xs[b], c0);
+            a1 = Step(d1, sc, xs[nb + b], a1); c1 = Step(e1, sd, xs[nb + b], c1);
+            a2 = Step(d2, sc, xs[2 * nb + b], a2); c2 = Step(e2, sd, xs[2 * nb + b], c2);
+            a3 = Step(d3, sc, xs[3 * nb + b], a3); c3 = Step(e3, sd, xs[3 * nb + b], c3);
+        }
+        a0.Store(y); c0.Store(y + 8);
+        a1.Store(y + rows); c1.Store(y + rows + 8);
+        a2.Store(y + 2L * rows); c2.Store(y + 2L * rows + 8);
+        a3.Store(y + 3L * rows); c3.Store(y + 3L * rows + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -337,13 +453,14 @@ public static unsafe partial class Int8Tiles
             byte* wb = w + b * 128;
             sbyte* qb = q + b * B;
             var d = Vector256.Create(bias[b]);
+            var e = Vector256<int>.Zero;   // the high nibbles' chain
             for (int c = 0; c < 4; c++)
             {
                 var v = Vector256.Load(wb + 32 * c);
                 d = AvxVnni.MultiplyWideningAndAdd(d, v & mask, Bcast(qb + 4 * c));
-                d = AvxVnni.MultiplyWideningAndAdd(d, Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask, Bcast(qb + 16 + 4 * c));
+                e = AvxVnni.MultiplyWideningAndAdd(e, Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask, Bcast(qb + 16 + 4 * c));
             }
-            acc = Step(d, Vector256.Load(s + 8 * b), xs[b], acc);
+            acc = Step(d + e, Vector256.Load(s + 8 * b), xs[b], acc);
         }
         Put(y, count, acc);
     }
