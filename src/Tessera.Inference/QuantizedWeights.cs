@@ -26,7 +26,8 @@ public enum WeightFormat
 /// <see cref="TernaryMatrix"/>) or the bytes of a ggml K-quant tensor (Q4_K, Q5_K, Q6_K) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
 /// unchanged. Q8_0 and Q4_0 run by default (Q4_K on request) through <see cref="Int8Tiles"/>: the activations
 /// rounded to int8 per 32-block once per product and integer dot products, as llama.cpp does (see
-/// <see cref="Int8Activations"/>). Otherwise (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
+/// <see cref="Int8Activations"/>); Q8_0 and Q4_0 on that path are repacked once, on their first product, into
+/// <see cref="Int8Panels"/> (kept beside the blocks). Otherwise (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
 /// expanded to fp32 in registers or L1 and multiplied in fp32, exactly the product with the dequantized
 /// matrix (memory traffic is the quantized size; K-quants a 4-row tile of super-blocks expanded by
 /// <see cref="KQuantExpand"/> at a time, never the whole matrix). Ternary uses the int8-activation dot products of
@@ -40,6 +41,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     readonly TernaryMatrix? ternary;
     readonly byte[]? kBlocks;       // K-quant super-blocks, row-major (each row Cols/256 blocks)
     readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
+    Int8Panels? panels;             // Q8_0/Q4_0 repacked for the int8 path, on its first product
 
     /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
     public QuantizedWeights(Q8_0Matrix m)
@@ -167,7 +169,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
             if (ActivationSetting == "f32") return "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)";
             if (!Int8Tiles.Supported(TileFormat.Q8_0)) return "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)";
             bool all = ActivationSetting == "int8";
-            string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 4×4 batched tiles" : "AVX2 vpmaddubsw + vpmaddwd, 4×4 batched tiles";
+            string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 8-row panels" : "AVX2 vpmaddubsw + vpmaddwd, 8-row panels";
             return $"int8 activations per 32-block for {(all ? "Q8_0/Q4_0/Q4_K" : "Q8_0/Q4_0")} ({kernel}), fp32 for the {(all ? "other K-quants" : "K-quants")}; TESSERA_QUANT_ACTIVATIONS=f32|int8 overrides";
         }
     }
@@ -206,6 +208,8 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         return w;
     }
 
+    Int8Panels Publish(Int8Panels p) => Interlocked.CompareExchange(ref panels, p, null) ?? p;
+
     /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
     {
@@ -219,15 +223,19 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         {
             fixed (byte* blocks = kBlocks)
             fixed (float* px = xs, py = ys)
-                if (int8) Int8Tiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
+                if (int8) Int8Tiles.Run(Tile(Format), blocks, Rows, Cols, px, n, py);
                 else QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
             return;
         }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
         {
-            fixed (byte* blocks = q8 is not null ? q8.Blocks : q4!.Blocks)
+            var raw = q8 is not null ? q8.Blocks : q4!.Blocks;
+            // The int8 path runs on 8-row panels, repacked from the blocks on the first product (a racing second
+            // pack builds the same bytes; the first one published wins).
+            var packed = !int8 ? null : Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), raw, Rows, Cols));
+            fixed (byte* blocks = raw)
             fixed (float* px = xs, py = ys, ps = scales)
-                if (int8) Int8Tiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
+                if (int8) Int8Tiles.Run(packed!, px, n, py);
                 else QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
             return;
         }

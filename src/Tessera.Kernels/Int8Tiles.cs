@@ -8,27 +8,27 @@ namespace Tessera.Kernels;
 /// <summary>
 /// Quantized weights (Q8_0, Q4_0, Q4_K) times int8-quantized activations, llama.cpp's way: each
 /// activation row is rounded once per product to int8 per 32-block (<see cref="QuantActivations"/>:
-/// d = max|x|/127, one fp32 scale and one code sum per block), and every 32 weights meet their 32
-/// activation codes in one integer dot product (<c>vpdpbusd</c> through <see cref="AvxVnni"/> where the
-/// CPU has it, else <c>vpmaddubsw</c> + <c>vpmaddwd</c>, whose int16 pairs cannot saturate for these
-/// codes). Each block's 8 int32 lane sums (lane l = the 4 products 4l … 4l + 3) are exact integers on
-/// every path; they are converted to fp32 and accumulated lane-wise with one FMA by the block's
-/// scale product, blocks in K order, and the 8 lanes are added in one fixed order
-/// (<c>(t0 + t2) + (t1 + t3)</c>, t_l = a_l + a_{l+4}), so the result is bit for bit that of the
-/// scalar twin <see cref="Reference.ScalarInt8Tiles"/>.
+/// d = max|x|/127, one fp32 scale and one code sum per block), and weights meet activation codes in integer
+/// dot products (<c>vpdpbusd</c> through <see cref="AvxVnni"/> where the CPU has it, else <c>vpmaddubsw</c> +
+/// <c>vpmaddwd</c>, in forms whose int16 pairs cannot saturate). Every integer sum is exact on every path, so
+/// the results are bit for bit those of the scalar twin <see cref="Reference.ScalarInt8Tiles"/>.
 /// <para>
-/// Signed Q8_0 codes go through the sign trick: |x| (unsigned) times sign(x)·w. Weight codes must lie in
-/// −127 … 127 (every Q8_0 quantizer writes that range). Q4_0 codes go in unsigned (q, 0 … 15) with the
-/// block's −8·Σx lanes as the addend, which is Σ(q − 8)·x, the same integers.
-/// Q4_K codes are unsigned 0 … 15 and go in directly; the sub-block term is
-/// (d·sc)·d_x·Σq·x − (dmin·m)·d_x·Σx, the mins kept in a second lane-wise accumulator (lane j = sub-block j)
-/// that is reduced the same way and subtracted at the end.
+/// Q8_0 and Q4_0 run on <see cref="Int8Panels"/> (8 weight rows interleaved per 4-byte k-group): each block's
+/// whole integer dot lands in the row's own lane, then per (row, activation row, block) one fp32 step,
+/// acc = fma(dot, scale·d_x, acc), blocks in K order. Each panel meets 4 activation rows per pass, so a panel
+/// k-group is loaded (and Q4_0 unpacked) once per 4 rows.
 /// </para>
 /// <para>
-/// Each thread takes tiles of 4 weight rows and runs them against every activation row in turn, so
-/// the weights cross memory once per product for any number of rows (the tile's bytes stay in L1
-/// while the activation rows go by), and a row's result does not depend on how many rows share the
-/// call: batched, speculative and one-at-a-time decoding give identical logits.
+/// Q4_K runs on its super-blocks in place: each block's 8 int32 lane sums (lane l = the 4 products 4l … 4l + 3)
+/// are converted and accumulated lane-wise with one FMA by the sub-block's scale product, the lanes added in one
+/// fixed order (<c>(t0 + t2) + (t1 + t3)</c>, t_l = a_l + a_{l+4}); the sub-block term is
+/// (d·sc)·d_x·Σq·x − (dmin·m)·d_x·Σx, the mins kept in a second lane-wise accumulator (lane j = sub-block j)
+/// that is reduced the same way and subtracted at the end. Tiles of 4 weight rows run against every activation row.
+/// </para>
+/// <para>
+/// Each thread takes whole panels (tiles) and runs them against every activation row, so the weights cross memory
+/// once per product for any number of rows, and a row's result does not depend on how many rows share the call:
+/// batched, speculative and one-at-a-time decoding give identical logits.
 /// </para>
 /// </summary>
 public static unsafe partial class Int8Tiles
@@ -36,51 +36,45 @@ public static unsafe partial class Int8Tiles
     const int B = QuantFormat.BlockSize;
     const int Q4KBytes = 144;
 
-    /// <summary>Whether <see cref="Run"/> handles <paramref name="format"/> on this CPU (AVX2 + FMA; Q8_0, Q4_0, Q4_K).</summary>
+    /// <summary>Whether the int8 kernels handle <paramref name="format"/> on this CPU (AVX2 + FMA; Q8_0, Q4_0, Q4_K).</summary>
     public static bool Supported(TileFormat format) => Avx2.IsSupported && Fma.IsSupported && format is TileFormat.Q8_0 or TileFormat.Q4_0 or TileFormat.Q4_K;
 
     /// <summary>Whether the integer dot products run as <c>vpdpbusd</c> (AVX-VNNI) rather than the AVX2 pair.</summary>
     public static bool UsesVnni => AvxVnni.IsSupported;
 
     /// <summary>
-    /// y (n × rows) = q8(x) (n × cols) · Wᵀ for W stored as <paramref name="format"/> blocks, row-major, with
-    /// <paramref name="scales"/> the fp32 copy of every Q8_0/Q4_0 block scale (null for Q4_K).
+    /// y (n × rows) = q8(x) (n × cols) · Wᵀ for W stored as <paramref name="format"/> blocks, row-major (GGUF layout).
+    /// Q8_0 and Q4_0 are repacked into <see cref="Int8Panels"/> for this one product (a matrix used more than once
+    /// keeps its panels and calls <see cref="Run(Int8Panels, float*, int, float*)"/>); Q4_K runs on the blocks in place.
     /// </summary>
-    public static void Run(TileFormat format, byte* blocks, float* scales, int rows, int cols, float* x, int n, float* y)
+    public static void Run(TileFormat format, byte* blocks, int rows, int cols, float* x, int n, float* y)
     {
         if (!Supported(format)) throw new PlatformNotSupportedException($"Int8Tiles: {format} needs AVX2 + FMA and one of Q8_0, Q4_0, Q4_K.");
         int unit = format == TileFormat.Q4_K ? KQuantFormat.SuperBlock : B;
         if (rows < 0 || cols <= 0 || cols % unit != 0) throw new ArgumentException($"Int8Tiles: {format} needs rows ≥ 0 and cols a positive multiple of {unit}; got ({rows}, {cols}).");
-        if (format != TileFormat.Q4_K && scales == null) throw new ArgumentException($"Int8Tiles: {format} needs the fp32 block scales.");
         if (n <= 0 || rows == 0) return;
+        if (format != TileFormat.Q4_K)
+        {
+            Run(Int8Panels.Pack(format, new ReadOnlySpan<byte>(blocks, checked((int)(rows * RowBytes(format, cols)))), rows, cols), x, n, y);
+            return;
+        }
         var scratch = QuantMatMul.Rent(n, cols);
-        // Activation forms: Q8_0 offset codes x + 128 (the VNNI 4 × 4 pass), Q4_0 the −8·Σx lanes of every block.
-        // Q4_0 always (the one-row loop adds them too), Q8_0 only for the VNNI 4 × 4 pass.
-        bool forms = format == TileFormat.Q4_0 || (format == TileFormat.Q8_0 && n >= 4 && Batched && UsesVnni);
-        int extra = !forms ? 0 : format == TileFormat.Q8_0 ? n * cols : n * (cols / B) * 32;
-        var offsets = ArrayPool<byte>.Shared.Rent(Math.Max(1, extra));
         try
         {
-            fixed (byte* ps = scratch, po = offsets)
+            fixed (byte* ps = scratch)
             {
                 QuantMatMul.Quantize(x, n, cols, ps, out var q, out var xs, out var sums);
-                if (forms && format == TileFormat.Q8_0)
-                    for (long i = 0; i < (long)n * cols; i += B) (Vector256.Load((byte*)q + i) ^ Vector256.Create((byte)0x80)).Store(po + i);
-                else if (forms)
-                    for (long blk = 0; blk < (long)n * (cols / B); blk++)
-                        (Vector256<int>.Zero - Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Vector256.Create((byte)8), Vector256.Load(q + blk * B)), Vector256<short>.One))
-                            .Store((int*)po + blk * 8);
                 // Many small chunks, claimed by whichever thread is free (the caller starts at once): on a shared
                 // machine a preempted worker then delays only the chunk it holds.
                 int tiles = (rows + 3) / 4;
                 var job = Tiles.ForCurrentThread;
-                job.Set(format, blocks, scales, rows, cols, q, xs, sums, n, y, po);
+                job.Set(blocks, rows, cols, q, xs, sums, n, y);
                 var workers = WorkerPool.Shared;
                 if ((long)rows * cols * n < RowParallel.MinParallelElements || workers.ThreadCount == 1) job.Run(0, tiles);
                 else workers.For(tiles, 8 * workers.ThreadCount, job.Compute);
             }
         }
-        finally { ArrayPool<byte>.Shared.Return(scratch); ArrayPool<byte>.Shared.Return(offsets); }
+        finally { ArrayPool<byte>.Shared.Return(scratch); }
     }
 
     /// <summary>Bytes of one weight row.</summary>
@@ -91,6 +85,7 @@ public static unsafe partial class Int8Tiles
         _ => (long)(cols / KQuantFormat.SuperBlock) * Q4KBytes,
     };
 
+    /// <summary>Q4_K: tiles of 4 weight rows, each run against every activation row in turn.</summary>
     sealed class Tiles
     {
         [ThreadStatic] static float[]? kScales;
@@ -98,29 +93,26 @@ public static unsafe partial class Int8Tiles
         public static Tiles ForCurrentThread => current ??= new Tiles();
 
         public readonly Action<int, int> Compute;
-        TileFormat format;
-        byte* blocks, offsets;
-        float* scales, xs, y;
+        byte* blocks;
+        float* xs, y;
         sbyte* q;
         int* sums;
         int rows, cols, n;
 
         Tiles() => Compute = Run;
 
-        public void Set(TileFormat format, byte* blocks, float* scales, int rows, int cols, sbyte* q, float* xs, int* sums, int n, float* y, byte* offsets)
+        public void Set(byte* blocks, int rows, int cols, sbyte* q, float* xs, int* sums, int n, float* y)
         {
-            this.format = format; this.blocks = blocks; this.scales = scales; this.rows = rows; this.cols = cols;
-            this.q = q; this.xs = xs; this.sums = sums; this.n = n; this.y = y; this.offsets = offsets;
+            this.blocks = blocks; this.rows = rows; this.cols = cols;
+            this.q = q; this.xs = xs; this.sums = sums; this.n = n; this.y = y;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             int nb = cols / B, tiles = (rows + 3) / 4, sb = cols / KQuantFormat.SuperBlock;
-            long rowBytes = RowBytes(format, cols);
-            float[]? f = null;
-            if (format == TileFormat.Q4_K)
-                f = kScales is { } k && k.Length >= 64 * sb ? k : kScales = GC.AllocateUninitializedArray<float>(64 * sb, pinned: true);
+            long rowBytes = RowBytes(TileFormat.Q4_K, cols);
+            var f = kScales is { } k && k.Length >= 64 * sb ? k : kScales = GC.AllocateUninitializedArray<float>(64 * sb, pinned: true);
             fixed (float* pf = f)
                 for (int t = start; t < end; t++)
                 {
@@ -130,42 +122,20 @@ public static unsafe partial class Int8Tiles
                     // The next tile (4 rows, contiguous) is prefetched while this one is summed against the first row:
                     // rows are short, too short for the hardware prefetcher to find four streams.
                     byte* ahead = t + 1 < tiles ? w0 + 4 * rowBytes : null;
-                    if (format == TileFormat.Q4_K)
+                    // (d·sc, dmin·m) of every super-block of the 4 rows, once per tile for all activation rows.
+                    for (int s = 0; s < sb; s++)
                     {
-                        // (d·sc, dmin·m) of every super-block of the 4 rows, once per tile for all activation rows.
-                        for (int s = 0; s < sb; s++)
-                        {
-                            long o = (long)s * Q4KBytes;
-                            ScaleMins(w0 + o, pf + (0 * sb + s) * 16); ScaleMins(w1 + o, pf + (1 * sb + s) * 16);
-                            ScaleMins(w2 + o, pf + (2 * sb + s) * 16); ScaleMins(w3 + o, pf + (3 * sb + s) * 16);
-                        }
+                        long o = (long)s * Q4KBytes;
+                        ScaleMins(w0 + o, pf + (0 * sb + s) * 16); ScaleMins(w1 + o, pf + (1 * sb + s) * 16);
+                        ScaleMins(w2 + o, pf + (2 * sb + s) * 16); ScaleMins(w3 + o, pf + (3 * sb + s) * 16);
                     }
-                    float* s0 = scales + (long)r0 * nb;
-                    float* s1 = count > 1 ? s0 + nb : s0, s2 = count > 2 ? s0 + 2L * nb : s0, s3 = count > 3 ? s0 + 3L * nb : s0;
                     int i = 0;
                     if (Batched)
                         for (; i + 4 <= n; i += 4, ahead = null)
-                        {
-                            float* yi = y + (long)i * rows + r0;
-                            if (format == TileFormat.Q8_0 && !UsesVnni)
-                                Q8_0x4Sign(w0, w1, w2, w3, s0, s1, s2, s3, q + (long)i * cols, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
-                            else if (format == TileFormat.Q8_0)
-                                Q8_0x4(w0, w1, w2, w3, s0, s1, s2, s3, offsets + (long)i * cols, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
-                            else if (format == TileFormat.Q4_0)
-                                Q4_0x4(w0, w1, w2, w3, s0, s1, s2, s3, q + (long)i * cols, (int*)offsets + (long)i * nb * 8, xs + (long)i * nb, cols, nb, yi, rows, count, ahead);
-                            else
-                                Q4Kx4(w0, w1, w2, w3, pf, q + (long)i * cols, xs + (long)i * nb, sums + (long)i * nb, cols, nb, sb, yi, rows, count, ahead);
-                        }
+                            Q4Kx4(w0, w1, w2, w3, pf, q + (long)i * cols, xs + (long)i * nb, sums + (long)i * nb, cols, nb, sb, y + (long)i * rows + r0, rows, count, ahead);
                     for (; i < n; i++, ahead = null)
                     {
-                        sbyte* qi = q + (long)i * cols;
-                        float* xi = xs + (long)i * nb;
-                        var v = format switch
-                        {
-                            TileFormat.Q8_0 => DotQ8_0(w0, w1, w2, w3, s0, s1, s2, s3, qi, xi, nb, ahead),
-                            TileFormat.Q4_0 => DotQ4_0(w0, w1, w2, w3, s0, s1, s2, s3, qi, (int*)offsets + (long)i * nb * 8, xi, nb, ahead),
-                            _ => DotQ4K(w0, w1, w2, w3, pf, qi, xi, sums + (long)i * nb, sb, ahead),
-                        };
+                        var v = DotQ4K(w0, w1, w2, w3, pf, q + (long)i * cols, xs + (long)i * nb, sums + (long)i * nb, sb, ahead);
                         float* yi = y + (long)i * rows + r0;
                         for (int r = 0; r < count; r++) yi[r] = v[r];
                     }
@@ -202,65 +172,6 @@ public static unsafe partial class Int8Tiles
     {
         if (p == null) return;
         for (int line = 0; line < bytes; line += 64) Sse.Prefetch0(p + line);
-    }
-
-    /// <summary>One signed-code block: acc + fp32(Σ x·w lanes) · scale, via |x| · sign(x)·w.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Signed(Vector256<sbyte> w, Vector256<byte> ax, Vector256<sbyte> xv, float scale, Vector256<float> acc)
-        => Fma.MultiplyAdd(Avx.ConvertToVector256Single(Dp(ax, Avx2.Sign(w, xv))), Vector256.Create(scale), acc);
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static Vector128<float> DotQ8_0(byte* w0, byte* w1, byte* w2, byte* w3, float* s0, float* s1, float* s2, float* s3, sbyte* q, float* xs, int nb, byte* ahead)
-    {
-        const int Bytes = QuantFormat.Q8_0BlockBytes;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < nb; b++)
-        {
-            long o = (long)b * Bytes;
-            if (ahead != null) Prefetch(ahead + 4 * o, 4 * Bytes);
-            var xv = Vector256.Load(q + b * B);
-            var ax = Avx2.Abs(xv);
-            float dx = xs[b];
-            a0 = Signed(Vector256.Load((sbyte*)(w0 + o + 2)), ax, xv, s0[b] * dx, a0);
-            a1 = Signed(Vector256.Load((sbyte*)(w1 + o + 2)), ax, xv, s1[b] * dx, a1);
-            a2 = Signed(Vector256.Load((sbyte*)(w2 + o + 2)), ax, xv, s2[b] * dx, a2);
-            a3 = Signed(Vector256.Load((sbyte*)(w3 + o + 2)), ax, xv, s3[b] * dx, a3);
-        }
-        return Vector128.Create(Reduce8(a0), Reduce8(a1), Reduce8(a2), Reduce8(a3));
-    }
-
-    /// <summary>16 bytes of Q4_0 nibbles → the 32 unsigned codes q (0 … 15) in element order (low nibbles first).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<byte> Q4Codes(byte* p)
-    {
-        var v = Vector128.Load(p);
-        var mask = Vector128.Create((byte)0x0F);
-        return Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
-    }
-
-    /// <summary>
-    /// Four Q4_0 rows · one activation row: the unsigned codes q straight into the integer dot product with the signed
-    /// activations, plus the block's −8·Σx lanes (<paramref name="neg8"/>), i.e. Σ(q − 8)·x, the same integers as the
-    /// 4 × 4 pass forms.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static Vector128<float> DotQ4_0(byte* w0, byte* w1, byte* w2, byte* w3, float* s0, float* s1, float* s2, float* s3, sbyte* q, int* neg8, float* xs, int nb, byte* ahead)
-    {
-        const int Bytes = QuantFormat.Q4_0BlockBytes;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < nb; b++)
-        {
-            long o = (long)b * Bytes;
-            if (ahead != null && (b & 1) == 0) Prefetch(ahead + 4 * o, 8 * Bytes);
-            var xv = Vector256.Load(q + b * B);
-            var n8 = Vector256.Load(neg8 + b * 8);
-            float dx = xs[b];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w0 + o + 2), xv)), Vector256.Create(s0[b] * dx), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w1 + o + 2), xv)), Vector256.Create(s1[b] * dx), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w2 + o + 2), xv)), Vector256.Create(s2[b] * dx), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DpAdd(n8, Q4Codes(w3 + o + 2), xv)), Vector256.Create(s3[b] * dx), a3);
-        }
-        return Vector128.Create(Reduce8(a0), Reduce8(a1), Reduce8(a2), Reduce8(a3));
     }
 
     /// <summary>

@@ -31,8 +31,11 @@ public static class QuantActivations
         var v0 = Vector256.Load(x); var v1 = Vector256.Load(x + 8);
         var v2 = Vector256.Load(x + 16); var v3 = Vector256.Load(x + 24);
         var m = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
-        float amax = 0;
-        for (int i = 0; i < 8; i++) amax = MathF.Max(amax, m[i]);
+        // Max is exact and (with NaN propagation, as MathF.Max) order-free: halves folded by shuffles, not a lane loop.
+        var h = Vector128.Max(m.GetLower(), m.GetUpper());
+        h = Vector128.Max(h, Vector128.Shuffle(h, Vector128.Create(2, 3, 0, 1)));
+        h = Vector128.Max(h, Vector128.Shuffle(h, Vector128.Create(1, 0, 3, 2)));
+        float amax = MathF.Max(0, h.ToScalar());
         float d = amax / 127f;
         float id = d != 0 ? 1f / d : 0f;
         var vid = Vector256.Create(id);

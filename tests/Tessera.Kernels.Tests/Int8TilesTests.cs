@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Tessera.Kernels.Reference;
 
 namespace Tessera.Kernels.Tests;
@@ -24,6 +23,7 @@ public class Int8TilesTests
             {
                 var b = new byte[rows * cols / 32 * QuantFormat.Q8_0BlockBytes];
                 ScalarQuant.QuantizeQ8_0(w, b);
+                for (int blk = 1; blk < b.Length / 34; blk += 3) r.NextBytes(b.AsSpan(blk * 34 + 2, 32));   // any code, −128 included
                 return b;
             }
             case TileFormat.Q4_0:
@@ -43,21 +43,20 @@ public class Int8TilesTests
         }
     }
 
-    static float[] Scales(TileFormat format, byte[] blocks)
-    {
-        if (format == TileFormat.Q4_K) return [];
-        int bytes = format == TileFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes;
-        var s = new float[blocks.Length / bytes];
-        for (int b = 0; b < s.Length; b++) s[b] = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blocks.AsSpan(b * bytes)));
-        return s;
-    }
-
-    static unsafe float[] Run(TileFormat format, byte[] blocks, float[] scales, int rows, int cols, float[] x, int n)
+    static unsafe float[] Run(TileFormat format, byte[] blocks, int rows, int cols, float[] x, int n)
     {
         var y = new float[n * rows];
         fixed (byte* pb = blocks)
-        fixed (float* ps = scales, px = x, py = y)
-            Int8Tiles.Run(format, pb, format == TileFormat.Q4_K ? null : ps, rows, cols, px, n, py);
+        fixed (float* px = x, py = y)
+            Int8Tiles.Run(format, pb, rows, cols, px, n, py);
+        return y;
+    }
+
+    static unsafe float[] Run(Int8Panels panels, float[] x, int n)
+    {
+        var y = new float[n * panels.Rows];
+        fixed (float* px = x, py = y)
+            Int8Tiles.Run(panels, px, n, py);
         return y;
     }
 
@@ -79,13 +78,12 @@ public class Int8TilesTests
             {
                 int cols = blocksPerRow * unit;
                 var blocks = Blocks(format, rows, cols, r);
-                var scales = Scales(format, blocks);
                 foreach (int n in new[] { 1, 2, 5, 8 })
                 {
                     var x = RandomX(n * cols, r);
                     var want = new float[n * rows];
                     ScalarInt8Tiles.MatMul(format, blocks, rows, cols, x, n, want);
-                    Assert.Equal(want, Run(format, blocks, scales, rows, cols, x, n));
+                    Assert.Equal(want, Run(format, blocks, rows, cols, x, n));
                 }
             }
     }
@@ -97,12 +95,11 @@ public class Int8TilesTests
         var r = new Random(18);
         int rows = 45, cols = 1024;   // ragged last tile; large enough to run on the worker pool
         var blocks = Blocks(format, rows, cols, r);
-        var scales = Scales(format, blocks);
         var x = RandomX(70 * cols, r);
         var single = new float[70 * rows];
-        for (int i = 0; i < 70; i++) Run(format, blocks, scales, rows, cols, x[(i * cols)..((i + 1) * cols)], 1).CopyTo(single, i * rows);
+        for (int i = 0; i < 70; i++) Run(format, blocks, rows, cols, x[(i * cols)..((i + 1) * cols)], 1).CopyTo(single, i * rows);
         foreach (int n in new[] { 2, 3, 4, 7, 32, 70 })
-            Assert.Equal(single[..(n * rows)], Run(format, blocks, scales, rows, cols, x[..(n * cols)], n));
+            Assert.Equal(single[..(n * rows)], Run(format, blocks, rows, cols, x[..(n * cols)], n));
     }
 
     [Theory]
@@ -117,7 +114,7 @@ public class Int8TilesTests
         else if (format == TileFormat.Q4_0) ScalarQuant.DequantizeQ4_0(blocks, w);
         else ScalarKQuant.Dequantize(KQuantType.Q4_K, blocks, w);
         var x = RandomX(n * cols, r);
-        var y = Run(format, blocks, Scales(format, blocks), rows, cols, x, n);
+        var y = Run(format, blocks, rows, cols, x, n);
         const double U = 1.0 / (1 << 24);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < rows; j++)
@@ -139,5 +136,44 @@ public class Int8TilesTests
                 double tol = act + 4 * (cols / 32 + 8) * U * mag;
                 Assert.True(Math.Abs(y[i * rows + j] - exact) <= tol, $"{format} ({i},{j}): {y[i * rows + j]} vs {exact} (tol {tol})");
             }
+    }
+
+    public static TheoryData<TileFormat> PanelFormats => new() { TileFormat.Q8_0, TileFormat.Q4_0 };
+
+    [Theory]
+    [MemberData(nameof(PanelFormats))]
+    public void PanelsGiveTheScalarTwinsBitsWithAndWithoutVnni(TileFormat format)
+    {
+        // The AVX2 forms (vpmaddubsw + vpmaddwd: Zen 4 and other CPUs without AVX-VNNI) are forced here on a VNNI CPU;
+        // both forms must form the same exact integers, so the switch changes no bits for concurrent tests either.
+        var r = new Random(20);
+        foreach (int rows in new[] { 1, 7, 8, 13, 24 })
+            foreach (int blocksPerRow in new[] { 1, 3, 16 })
+            {
+                int cols = 32 * blocksPerRow;
+                var blocks = Blocks(format, rows, cols, r);
+                var panels = Int8Panels.Pack(format, blocks, rows, cols);
+                foreach (int n in new[] { 1, 3, 4, 9 })
+                {
+                    var x = RandomX(n * cols, r);
+                    var want = new float[n * rows];
+                    ScalarInt8Tiles.MatMul(format, blocks, rows, cols, x, n, want);
+                    Assert.Equal(want, Run(panels, x, n));
+                    try
+                    {
+                        Int8Tiles.AvoidVnni = true;
+                        Assert.Equal(want, Run(panels, x, n));
+                    }
+                    finally { Int8Tiles.AvoidVnni = false; }
+                }
+            }
+    }
+
+    [Fact]
+    public void PackingRejectsTheWrongByteCountAndFormat()
+    {
+        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q8_0, new byte[33], 1, 32));
+        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q4_0, new byte[18], 1, 48));
+        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q4_K, new byte[144], 1, 256));
     }
 }

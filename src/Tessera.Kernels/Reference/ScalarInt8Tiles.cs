@@ -3,11 +3,12 @@ using System.Buffers.Binary;
 namespace Tessera.Kernels.Reference;
 
 /// <summary>
-/// Scalar twin of <see cref="Int8Tiles"/>: activations rounded by <see cref="ScalarQuant.QuantizeActivations"/>,
-/// each 32-block's products summed in 8 integer lanes of 4 consecutive products, every lane accumulated
-/// with one fused multiply-add by the block's scale product in K order, and the lanes added as
-/// <c>(t0 + t2) + (t1 + t3)</c> with t_l = a_l + a_{l+4}. Signed weight codes meet the activations as the
-/// vector kernel's sign trick does (|x| · sign(x)·w, in bytes). Bit for bit the vector kernel's result.
+/// Scalar twin of <see cref="Int8Tiles"/>: activations rounded by <see cref="ScalarQuant.QuantizeActivations"/>.
+/// Q8_0 and Q4_0: each 32-block's exact integer dot Σw·x (Q4_0 w = q − 8), then s = scale · d_x and
+/// acc = fma(dot, s, acc), blocks in K order. Q4_K: each 32-block's products summed in 8 integer lanes of 4
+/// consecutive products, every lane accumulated with one fused multiply-add by the block's scale product in K
+/// order, and the lanes added as <c>(t0 + t2) + (t1 + t3)</c> with t_l = a_l + a_{l+4}. Bit for bit the vector
+/// kernel's result.
 /// </summary>
 public static class ScalarInt8Tiles
 {
@@ -45,36 +46,23 @@ public static class ScalarInt8Tiles
         return (t0 + t2) + (t1 + t3);
     }
 
-    /// <summary>x·w as the sign trick forms it: |x| (an unsigned byte) times sign(x)·w (a signed byte, wrapping).</summary>
-    static int SignTrick(sbyte x, sbyte w)
-    {
-        int ax = x < 0 ? (byte)(-x) : x;
-        sbyte sw = x > 0 ? w : x < 0 ? unchecked((sbyte)-w) : (sbyte)0;
-        return ax * sw;
-    }
-
     static float RowSigned(TileFormat format, ReadOnlySpan<byte> w, ReadOnlySpan<sbyte> q, ReadOnlySpan<float> xs, int nb)
     {
         int bytes = format == TileFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes;
-        Span<float> acc = stackalloc float[8];
-        acc.Clear();
-        Span<sbyte> codes = stackalloc sbyte[B];
+        float acc = 0;
         for (int b = 0; b < nb; b++)
         {
             var blk = w.Slice(b * bytes, bytes);
             float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(blk));
+            int dot = 0;
             for (int j = 0; j < B; j++)
-                codes[j] = format == TileFormat.Q8_0 ? (sbyte)blk[2 + j]
-                    : (sbyte)((j < 16 ? blk[2 + j] & 0x0F : blk[2 + j - 16] >> 4) - 8);
-            float s = d * xs[b];
-            for (int l = 0; l < 8; l++)
             {
-                int p = 0;
-                for (int k = 0; k < 4; k++) p += SignTrick(q[b * B + 4 * l + k], codes[4 * l + k]);
-                acc[l] = MathF.FusedMultiplyAdd(p, s, acc[l]);
+                int code = format == TileFormat.Q8_0 ? (sbyte)blk[2 + j] : (j < 16 ? blk[2 + j] & 0x0F : blk[2 + j - 16] >> 4) - 8;
+                dot += code * q[b * B + j];
             }
+            acc = MathF.FusedMultiplyAdd(dot, d * xs[b], acc);
         }
-        return Reduce8(acc);
+        return acc;
     }
 
     static float RowQ4K(ReadOnlySpan<byte> w, ReadOnlySpan<sbyte> q, ReadOnlySpan<float> xs, ReadOnlySpan<int> sums, int cols)
