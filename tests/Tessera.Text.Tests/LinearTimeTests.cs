@@ -59,18 +59,26 @@ public class LinearTimeTests
     [Fact]
     public void HeapMerge_ScalesLinearly_OnLongPieces()
     {
-        // Doubling the piece should roughly double the time; quadratic would quadruple it.
+        // 4× the piece: about 4× the time (n log n: 4.4×); a quadratic merge would take 16×. Bound: 10× (+0.2 s).
         var tok = TestTokenizers.Trained;
         var small = Encoding.UTF8.GetBytes(Repeat("abracadabra sail ", 1 << 18));
         var large = Encoding.UTF8.GetBytes(Repeat("abracadabra sail ", 1 << 20));
         tok.EncodePiece(small, []); // warm up
-        var sw = Stopwatch.StartNew();
-        tok.EncodePiece(small, []);
-        var tSmall = sw.Elapsed;
-        sw.Restart();
-        tok.EncodePiece(large, []);
-        var tLarge = sw.Elapsed;
-        Assert.True(tLarge.TotalSeconds < 10 * tSmall.TotalSeconds + 0.2,
-            $"4x input took {tLarge.TotalMilliseconds:F0} ms vs {tSmall.TotalMilliseconds:F0} ms");
+        // Best of three each: a wall-clock ratio on a shared 2-core machine is otherwise at the mercy of one
+        // preemption or collection; the fastest run of each size is the one closest to the work itself.
+        static double Best(BpeTokenizer t, byte[] piece)
+        {
+            double best = double.MaxValue;
+            for (int i = 0; i < 3; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                t.EncodePiece(piece, []);
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            return best;
+        }
+        double tSmall = Best(tok, small), tLarge = Best(tok, large);
+        Assert.True(tLarge < 10 * tSmall + 0.2,
+            $"4x input took {tLarge * 1000:F0} ms vs {tSmall * 1000:F0} ms (best of 3 each)");
     }
 }
