@@ -26,10 +26,13 @@ public static class CorpusSwapCommand
         var questions = new Option<int>("--questions") { Description = "Cloze questions (a third each: years, numbers, names).", DefaultValueFactory = _ => 150 };
         var writeTrain = new Option<string?>("--write-train") { Description = "Write the addresses up to the cutoff to this text file and exit (train on it with `tessera train --data`)." };
         var matched = new Option<bool>("--matched-distractors") { Description = "Distractors like the answer (years within 20, numbers of its length, names of its first letter), so the no-index score nears chance." };
+        var layout = new Option<SwapLayout>("--layout") { Description = "How the passage precedes the scored sentence: ralm (passage, blank line, sentence) or retro (lab retro's training layout: a --neighbour-tokens window of the passage around the sentence, then the sentence with no separator).", DefaultValueFactory = _ => SwapLayout.Ralm };
+        var neighbourTokens = new Option<int>("--neighbour-tokens") { Description = "Window length of --layout retro (lab retro trains with 128: a 64-token chunk plus its continuation).", DefaultValueFactory = _ => CorpusSwapTask.DefaultNeighbourTokens };
+        var oracle = new Option<bool>("--oracle-passage") { Description = "Diagnostic probe: the passage is the completed sentence itself, not the search hit (a model that copies answers nearly all; not a swap figure)." };
         var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
-            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, json };
+            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, oracle, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
@@ -62,15 +65,17 @@ public static class CorpusSwapCommand
                 using var idx = Bm25Index.Open(dir);
                 var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched));
                 Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
-                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say);
+                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle));
                 score = result.Kinds[^1].AccuracyWith;
             }
             string after = WeightsHash(resolved);
             if (before != after) throw new InvalidOperationException($"{resolved}: the weights changed during the evaluation ({before} → {after}).");
-            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, result.Kinds }));
+            string how = $"layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window" : "")
+                + (p.GetValue(oracle) ? ", ORACLE passage (the completed sentence; a probe, not a swap figure)" : "");
+            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle), result.Kinds }));
             else
             {
-                Console.WriteLine($"weights sha256 {before} (unchanged)");
+                Console.WriteLine($"weights sha256 {before} (unchanged); {how}");
                 Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18}");
                 foreach (var k in result.Kinds)
                     Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3}");

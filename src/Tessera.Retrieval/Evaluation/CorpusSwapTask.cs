@@ -129,30 +129,18 @@ public static partial class CorpusSwapTask
 
     /// <summary>
     /// The choice the model prefers for <paramref name="q"/>: the filled sentence's summed token
-    /// log-probability, after <paramref name="passage"/> when one is given (cut from the left so the
-    /// sentence fits the context).
+    /// log-probability, after <paramref name="passage"/> when one is given, in <paramref name="layout"/>
+    /// (see <see cref="Sequence"/>).
     /// </summary>
-    public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage)
+    public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens)
     {
         int ctx = engine.Config.ContextLength;
         string best = q.Choices[0];
         double bestScore = double.NegativeInfinity;
         foreach (var choice in q.Choices)
         {
-            var sentence = tok.Encode(q.Filled(choice));
-            if (sentence.Count > ctx / 2) sentence = sentence.GetRange(0, ctx / 2);
-            var ids = new List<int>();
-            if (bos is { } b) ids.Add(b);
-            if (passage is not null)
-            {
-                var p = tok.Encode(passage + "\n\n");
-                int room = ctx - ids.Count - sentence.Count;
-                if (p.Count > room) p = p.GetRange(p.Count - room, room);
-                ids.AddRange(p);
-            }
-            if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
-            int first = ids.Count;
-            ids.AddRange(sentence);
+            var (ids, first) = Sequence(tok, bos, q, choice, passage, layout, ctx, neighbourTokens);
             var events = engine.Score(ids, 0);
             double score = 0;
             for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
@@ -161,17 +149,100 @@ public static partial class CorpusSwapTask
         return best;
     }
 
+    /// <summary>The neighbour length of <c>tessera lab retro</c>'s training layout: a 64-token chunk plus its continuation.</summary>
+    public const int DefaultNeighbourTokens = 128;
+
+    /// <summary>
+    /// The token sequence scored for one choice, and the index of its first scored token (every
+    /// token from there to the end is the completed sentence).
+    /// <list type="bullet">
+    /// <item><see cref="SwapLayout.Ralm"/> (In-Context RALM): <c>[BOS] encode(passage + "\n\n") encode(sentence)</c>,
+    /// the passage cut from the left so the sentence (at most half the context) fits; without a
+    /// passage <c>[BOS] encode(sentence)</c>.</item>
+    /// <item><see cref="SwapLayout.Retro"/> (the training layout of <c>tessera lab retro</c>, where a
+    /// neighbour is exactly <paramref name="neighbourTokens"/> tokens of running text and the text
+    /// goes on right after it with no separator): <c>[BOS] window encode(" " + sentence)</c>. The
+    /// window is <paramref name="neighbourTokens"/> consecutive tokens of encode(passage), centred on
+    /// where the blanked sentence's words sit in the passage (found by the longer of the texts before
+    /// and after the blank, else the shorter; else the passage's middle window), or the whole passage
+    /// when it is shorter. The sentence gets a leading space because in running text (and in the passage) a
+    /// sentence follows one, so its first word is the same token it is inside the window. Without a
+    /// passage: <c>[BOS] encode(" " + sentence)</c>.</item>
+    /// </list>
+    /// Without BOS and passage the first sentence token is context, not scored.
+    /// </summary>
+    public static (List<int> Ids, int First) Sequence(ITokenizer tok, int? bos, ClozeQuestion q, string choice, string? passage,
+        SwapLayout layout, int contextLength, int neighbourTokens = DefaultNeighbourTokens)
+    {
+        if (neighbourTokens < 1) throw new ArgumentOutOfRangeException(nameof(neighbourTokens), neighbourTokens, "corpus swap: the neighbour window needs at least one token.");
+        var sentence = tok.Encode(layout == SwapLayout.Retro ? " " + q.Filled(choice) : q.Filled(choice));
+        if (sentence.Count > contextLength / 2) sentence = sentence.GetRange(0, contextLength / 2);
+        var ids = new List<int>();
+        if (bos is { } b) ids.Add(b);
+        if (passage is not null)
+        {
+            int room = contextLength - ids.Count - sentence.Count;
+            List<int> p;
+            if (layout == SwapLayout.Ralm) p = tok.Encode(passage + "\n\n");
+            else
+            {
+                p = tok.Encode(passage);
+                int w = Math.Min(neighbourTokens, room);
+                if (p.Count > w)
+                {
+                    int at = SentenceTokenOffset(tok, q, passage);
+                    int start = at < 0 ? (p.Count - w) / 2 : Math.Clamp(at - (w - Math.Min(sentence.Count, w)) / 2, 0, p.Count - w);
+                    p = p.GetRange(start, w);
+                }
+            }
+            if (p.Count > room) p = p.GetRange(p.Count - room, room);
+            ids.AddRange(p);
+        }
+        if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
+        int first = ids.Count;
+        ids.AddRange(sentence);
+        return (ids, first);
+    }
+
+    /// <summary>
+    /// Token offset in encode(<paramref name="passage"/>) where the question's sentence starts: located
+    /// by the longer of the texts before and after the blank, else the shorter (the text after it is
+    /// placed by subtracting the tokens before the blank and one for the blank);
+    /// −1 when neither occurs in it. Uses only the blanked sentence, never the answer.
+    /// </summary>
+    static int SentenceTokenOffset(ITokenizer tok, ClozeQuestion q, string passage)
+    {
+        int blank = q.Sentence.IndexOf(ClozeQuestion.Blank, StringComparison.Ordinal);
+        string before = q.Sentence[..blank].TrimEnd(), after = q.Sentence[(blank + ClozeQuestion.Blank.Length)..].TrimStart();
+        int TokensBefore(int charIndex) => charIndex <= 0 ? 0 : tok.Encode(passage[..charIndex].TrimEnd()).Count;
+        // The longer side first: a short one ("In") may also occur elsewhere in the passage.
+        foreach (bool useBefore in before.Length >= after.Length ? new[] { true, false } : [false, true])
+        {
+            if (useBefore && before.Length > 0 && passage.IndexOf(before, StringComparison.Ordinal) is >= 0 and var b) return TokensBefore(b);
+            if (!useBefore && after.Length > 0 && passage.IndexOf(after, StringComparison.Ordinal) is >= 0 and var a)
+                return Math.Max(0, TokensBefore(a) - (before.Length > 0 ? tok.Encode(" " + before).Count : 0) - 1);
+        }
+        return -1;
+    }
+
     /// <summary>Accuracy per kind and overall, without and with retrieval; also whether the retrieved passage came from the question's own address.</summary>
-    public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null)
+    /// <remarks>
+    /// With <paramref name="oraclePassage"/> (a diagnostic probe, not a swap figure) the passage is
+    /// the completed sentence itself instead of the search hit: a model that copies from its context
+    /// should then answer nearly every question; if it does not, the layout or the scoring is at fault.
+    /// </remarks>
+    public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null,
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, bool oraclePassage = false)
     {
         var rows = new List<CorpusSwapRow>();
         int done = 0;
         foreach (var q in questions)
         {
             var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
-            string plain = Answer(engine, tok, bos, q, null);
-            string with = Answer(engine, tok, bos, q, hit?.Passage.Text);
-            bool holds = hit is not null && hit.Passage.Text.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
+            string? passage = oraclePassage ? q.Filled(q.Answer) : hit?.Passage.Text;
+            string plain = Answer(engine, tok, bos, q, null, layout, neighbourTokens);
+            string with = Answer(engine, tok, bos, q, passage, layout, neighbourTokens);
+            bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
             rows.Add(new CorpusSwapRow(q.Kind, plain == q.Answer, with == q.Answer, hit?.Passage.DocumentId == q.Speech, holds));
             if (++done % 25 == 0) progress?.Invoke($"corpus swap: {done}/{questions.Count} questions");
         }
@@ -199,6 +270,15 @@ public static partial class CorpusSwapTask
     {
         for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
     }
+}
+
+/// <summary>How <c>eval swap</c> lays out the retrieved passage and the sentence it scores (<see cref="CorpusSwapTask.Sequence"/>).</summary>
+public enum SwapLayout
+{
+    /// <summary>In-Context RALM: BOS, the whole passage, a blank line, the sentence.</summary>
+    Ralm,
+    /// <summary><c>tessera lab retro</c>'s training layout: BOS, a fixed-length window of the passage around the sentence, the sentence running on with no separator.</summary>
+    Retro,
 }
 
 /// <summary>One question's outcome.</summary>
