@@ -143,5 +143,13 @@ public class CorpusSwapTests
             return Enumerable.Range(ctx.Count, s.Count).Sum(i => (double)ev[i].Logprob);
         }
         Assert.Equal(q.Choices.MaxBy(Score), CorpusSwapTask.Answer(engine, tok, null, q, passage, SwapLayout.Retro, neighbourTokens: 41));
+        // Each choice's summed log-probability (eval swap's nats per token is minus it over the count) matches the reference
+        // engine to float rounding over 37 terms; every choice scores the 37 bytes of " " + its sentence.
+        var scores = CorpusSwapTask.ChoiceScores(engine, tok, null, q, passage, SwapLayout.Retro, neighbourTokens: 41);
+        for (int c = 0; c < q.Choices.Count; c++)
+        {
+            Assert.Equal(37, scores[c].Tokens);
+            Assert.Equal(Score(q.Choices[c]), scores[c].Sum, 1e-3);
+        }
     }
 }

@@ -76,9 +76,10 @@ public static class CorpusSwapCommand
             else
             {
                 Console.WriteLine($"weights sha256 {before} (unchanged); {how}");
-                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18}");
+                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18} {"nats/tok without",17} {"with",6}");
                 foreach (var k in result.Kinds)
-                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3}");
+                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3} {k.AnswerNatsPerToken,17:F3} {k.AnswerNatsPerTokenWithPassage,6:F3}");
+                Console.WriteLine("nats/tok: the right sentence's nats per scored token without / with the passage (a model that copies from a passage holding the sentence drops far lower)");
             }
             return 0;
         });

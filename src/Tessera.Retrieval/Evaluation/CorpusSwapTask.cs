@@ -134,19 +134,31 @@ public static partial class CorpusSwapTask
     /// </summary>
     public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
         SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens)
+        => q.Choices[Best(ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens))];
+
+    /// <summary>The first choice with the highest summed log-probability.</summary>
+    static int Best((double Sum, int Tokens)[] scores)
+    {
+        int best = 0;
+        for (int i = 1; i < scores.Length; i++) if (scores[i].Sum > scores[best].Sum) best = i;
+        return best;
+    }
+
+    /// <summary>Each choice's summed log-probability over its scored tokens, and how many tokens were scored (the layout of <see cref="Sequence"/>).</summary>
+    public static (double Sum, int Tokens)[] ChoiceScores(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens)
     {
         int ctx = engine.Config.ContextLength;
-        string best = q.Choices[0];
-        double bestScore = double.NegativeInfinity;
-        foreach (var choice in q.Choices)
+        var scores = new (double, int)[q.Choices.Count];
+        for (int c = 0; c < scores.Length; c++)
         {
-            var (ids, first) = Sequence(tok, bos, q, choice, passage, layout, ctx, neighbourTokens);
+            var (ids, first) = Sequence(tok, bos, q, q.Choices[c], passage, layout, ctx, neighbourTokens);
             var events = engine.Score(ids, 0);
             double score = 0;
             for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
-            if (score > bestScore) { bestScore = score; best = choice; }
+            scores[c] = (score, ids.Count - first);
         }
-        return best;
+        return scores;
     }
 
     /// <summary>The neighbour length of <c>tessera lab retro</c>'s training layout: a 64-token chunk plus its continuation.</summary>
@@ -240,10 +252,16 @@ public static partial class CorpusSwapTask
         {
             var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
             string? passage = oraclePassage ? q.Filled(q.Answer) : hit?.Passage.Text;
-            string plain = Answer(engine, tok, bos, q, null, layout, neighbourTokens);
-            string with = Answer(engine, tok, bos, q, passage, layout, neighbourTokens);
+            var plain = ChoiceScores(engine, tok, bos, q, null, layout, neighbourTokens);
+            var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens);
+            int answer = IndexOf(q.Choices, q.Answer);
+            static bool Right((double Sum, int Tokens)[] s, int a) => Best(s) == a;
             bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
-            rows.Add(new CorpusSwapRow(q.Kind, plain == q.Answer, with == q.Answer, hit?.Passage.DocumentId == q.Speech, holds));
+            rows.Add(new CorpusSwapRow(q.Kind, Right(plain, answer), Right(with, answer), hit?.Passage.DocumentId == q.Speech, holds)
+            {
+                AnswerNatsPerToken = -plain[answer].Sum / plain[answer].Tokens,
+                AnswerNatsPerTokenWithPassage = -with[answer].Sum / with[answer].Tokens,
+            });
             if (++done % 25 == 0) progress?.Invoke($"corpus swap: {done}/{questions.Count} questions");
         }
         CorpusSwapKind Of(string kind, IEnumerable<CorpusSwapRow> r)
@@ -254,9 +272,17 @@ public static partial class CorpusSwapTask
                 l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count))
             {
                 CitedPassageHoldsAnswerWhenRight = right.Count == 0 ? double.NaN : right.Count(x => x.PassageHoldsSentence) / (double)right.Count,
+                AnswerNatsPerToken = l.Count == 0 ? double.NaN : l.Average(x => x.AnswerNatsPerToken),
+                AnswerNatsPerTokenWithPassage = l.Count == 0 ? double.NaN : l.Average(x => x.AnswerNatsPerTokenWithPassage),
             };
         }
         return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
+    }
+
+    static int IndexOf(IReadOnlyList<string> choices, string answer)
+    {
+        for (int i = 0; i < choices.Count; i++) if (choices[i] == answer) return i;
+        throw new ArgumentException($"corpus swap: the answer '{answer}' is not among the choices.");
     }
 
     static bool Resembles(string kind, string candidate, string answer) => kind switch
@@ -287,7 +313,13 @@ public enum SwapLayout
 /// <param name="WithIndex">Right with the index.</param>
 /// <param name="RetrievedOwnSpeech">The top passage came from the question's address.</param>
 /// <param name="PassageHoldsSentence">The top passage contains the completed sentence.</param>
-public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool RetrievedOwnSpeech, bool PassageHoldsSentence);
+public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool RetrievedOwnSpeech, bool PassageHoldsSentence)
+{
+    /// <summary>Nats per scored token of the sentence completed with the right answer, without the passage.</summary>
+    public double AnswerNatsPerToken { get; init; }
+    /// <summary>The same after the passage: far below <see cref="AnswerNatsPerToken"/> when the model copies from a passage that holds the sentence.</summary>
+    public double AnswerNatsPerTokenWithPassage { get; init; }
+}
 
 /// <summary>Accuracy of one kind of question (or of all).</summary>
 /// <param name="Kind">year, number, name or all.</param>
@@ -303,6 +335,10 @@ public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyW
     /// <c>serve --index</c> reply cites for the same query) contains the completed sentence; NaN when none was right.
     /// </summary>
     public double CitedPassageHoldsAnswerWhenRight { get; init; }
+    /// <summary>Mean over the questions of <see cref="CorpusSwapRow.AnswerNatsPerToken"/>.</summary>
+    public double AnswerNatsPerToken { get; init; }
+    /// <summary>Mean over the questions of <see cref="CorpusSwapRow.AnswerNatsPerTokenWithPassage"/>.</summary>
+    public double AnswerNatsPerTokenWithPassage { get; init; }
 }
 
 /// <summary>Per-kind rows, the last one over all questions.</summary>
