@@ -58,6 +58,12 @@ public class CorpusSwapTests
         Assert.Contains(matched, q => q.Choices.Where(c => c != q.Answer).All(c => Alike(q, c)));
         Assert.True(AlikeCount(matched) > AlikeCount(qs), $"matched {AlikeCount(matched)} alike distractors, plain {AlikeCount(qs)}");
         Assert.Contains("headers", Assert.Throws<InvalidDataException>(() => CorpusSwapTask.ParseSotu("no headers here")).Message);
+        // The probe's passages: the completed sentence, or it inside its address (each test address has three sentences,
+        // so three either side is the whole address, whitespace collapsed).
+        var probe = qs[0];
+        Assert.Equal(probe.Filled(probe.Answer), CorpusSwapTask.OraclePassage(probe, SwapOracle.Sentence, null));
+        Assert.Equal(System.Text.RegularExpressions.Regex.Replace(later.Single(s => s.Id == probe.Speech).Text, @"\s+", " "),
+            CorpusSwapTask.OraclePassage(probe, SwapOracle.Address, later));
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public static class CorpusSwapCommand
         var matched = new Option<bool>("--matched-distractors") { Description = "Distractors like the answer (years within 20, numbers of its length, names of its first letter), so the no-index score nears chance." };
         var layout = new Option<SwapLayout>("--layout") { Description = "How the passage precedes the scored sentence: ralm (passage, blank line, sentence) or retro (lab retro's training layout: a --neighbour-tokens window of the passage around the sentence, then the sentence with no separator).", DefaultValueFactory = _ => SwapLayout.Ralm };
         var neighbourTokens = new Option<int>("--neighbour-tokens") { Description = "Window length of --layout retro (lab retro trains with 128: a 64-token chunk plus its continuation).", DefaultValueFactory = _ => CorpusSwapTask.DefaultNeighbourTokens };
-        var oracle = new Option<bool>("--oracle-passage") { Description = "Diagnostic probe: the passage is the completed sentence itself, not the search hit (a model that copies answers nearly all; not a swap figure)." };
+        var oracle = new Option<SwapOracle>("--oracle-passage") { Description = "Diagnostic probe instead of the search hit: sentence (the completed sentence alone) or address (it with three sentences either side from its address). A model that copies answers nearly all; not a swap figure.", DefaultValueFactory = _ => SwapOracle.None };
         var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
@@ -65,14 +65,14 @@ public static class CorpusSwapCommand
                 using var idx = Bm25Index.Open(dir);
                 var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched));
                 Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
-                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle));
+                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later);
                 score = result.Kinds[^1].AccuracyWith;
             }
             string after = WeightsHash(resolved);
             if (before != after) throw new InvalidOperationException($"{resolved}: the weights changed during the evaluation ({before} → {after}).");
             string how = $"layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window" : "")
-                + (p.GetValue(oracle) ? ", ORACLE passage (the completed sentence; a probe, not a swap figure)" : "");
-            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle), result.Kinds }));
+                + (p.GetValue(oracle) != SwapOracle.None ? $", ORACLE passage ({p.GetValue(oracle).ToString().ToLowerInvariant()}; a probe, not a swap figure)" : "");
+            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle).ToString().ToLowerInvariant(), result.Kinds }));
             else
             {
                 Console.WriteLine($"weights sha256 {before} (unchanged); {how}");

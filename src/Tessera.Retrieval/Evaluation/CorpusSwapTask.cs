@@ -239,19 +239,20 @@ public static partial class CorpusSwapTask
 
     /// <summary>Accuracy per kind and overall, without and with retrieval; also whether the retrieved passage came from the question's own address.</summary>
     /// <remarks>
-    /// With <paramref name="oraclePassage"/> (a diagnostic probe, not a swap figure) the passage is
-    /// the completed sentence itself instead of the search hit: a model that copies from its context
-    /// should then answer nearly every question; if it does not, the layout or the scoring is at fault.
+    /// With <paramref name="oracle"/> (a diagnostic probe, not a swap figure) the passage is not the
+    /// search hit but text known to hold the answer (<see cref="OraclePassage"/>): a model that copies
+    /// from its context should then answer nearly every question; if it does not, the layout, the
+    /// scoring or the model's reading is at fault, and the nats per token say which.
     /// </remarks>
     public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null,
-        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, bool oraclePassage = false)
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None, IReadOnlyList<Speech>? speeches = null)
     {
         var rows = new List<CorpusSwapRow>();
         int done = 0;
         foreach (var q in questions)
         {
             var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
-            string? passage = oraclePassage ? q.Filled(q.Answer) : hit?.Passage.Text;
+            string? passage = oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches);
             var plain = ChoiceScores(engine, tok, bos, q, null, layout, neighbourTokens);
             var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens);
             int answer = IndexOf(q.Choices, q.Answer);
@@ -277,6 +278,22 @@ public static partial class CorpusSwapTask
             };
         }
         return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
+    }
+
+    /// <summary>
+    /// The probe's passage: <see cref="SwapOracle.Sentence"/>, the completed sentence alone;
+    /// <see cref="SwapOracle.Address"/>, the completed sentence with the three sentences before and
+    /// after it in its own address (running text about as long as a training neighbour, whitespace collapsed).
+    /// </summary>
+    public static string OraclePassage(ClozeQuestion q, SwapOracle oracle, IReadOnlyList<Speech>? speeches)
+    {
+        string filled = q.Filled(q.Answer);
+        if (oracle == SwapOracle.Sentence) return filled;
+        var speech = speeches?.FirstOrDefault(s => s.Id == q.Speech) ?? throw new ArgumentException($"corpus swap: the address oracle needs the question's address '{q.Speech}'.");
+        var sentences = Sentences(speech.Text).ToList();
+        int at = sentences.IndexOf(filled);
+        if (at < 0) throw new InvalidDataException($"corpus swap: the completed sentence is not a sentence of {q.Speech}.");
+        return string.Join(" ", sentences.Skip(Math.Max(0, at - 3)).Take(at - Math.Max(0, at - 3) + 4));
     }
 
     static int IndexOf(IReadOnlyList<string> choices, string answer)
@@ -305,6 +322,17 @@ public enum SwapLayout
     Ralm,
     /// <summary><c>tessera lab retro</c>'s training layout: BOS, a fixed-length window of the passage around the sentence, the sentence running on with no separator.</summary>
     Retro,
+}
+
+/// <summary>What <c>eval swap --oracle-passage</c> puts in place of the search hit (a probe of whether the model reads its context).</summary>
+public enum SwapOracle
+{
+    /// <summary>No probe: the top BM25 passage.</summary>
+    None,
+    /// <summary>The completed sentence alone.</summary>
+    Sentence,
+    /// <summary>The completed sentence inside its own address's text (three sentences either side).</summary>
+    Address,
 }
 
 /// <summary>One question's outcome.</summary>
