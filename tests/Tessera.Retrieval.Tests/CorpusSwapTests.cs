@@ -116,6 +116,18 @@ public class CorpusSwapTests
         Assert.Equal(Ids(bos, "g. Then in the fine year 1960 we built. M", " Then in the fine year 1970 we built."), retro);
         Assert.Equal(1 + 41, retroFirst);
 
+        // The own-text slot: after the window, the 5 passage tokens just before the located sentence ("hing.").
+        var (own, ownFirst) = CorpusSwapTask.Sequence(tok, bos, q, "1970", passage, SwapLayout.Retro, 512, neighbourTokens: 41, ownTextTokens: 5);
+        Assert.Equal(Ids(bos, "g. Then in the fine year 1960 we built. M", "hing.", " Then in the fine year 1970 we built."), own);
+        Assert.Equal(1 + 41 + 5, ownFirst);
+
+        // Located by the text after the blank (the longer side here): the sentence starts after the last sentence end
+        // before it, token 12 (the space before "In"), so the 59-token window starts (59 − 41) / 2 = 9 earlier; the own-text slot is the 4 tokens before it, never the answer.
+        var q2 = new ClozeQuestion("s", "year", "In ____ we built roads and many schools.", "1960", ["1970", "1960", "1980", "1990"]);
+        Assert.Equal(Ids(bos, "bb cc dd. In 1960 we built roads and many schools. Zz yy xx", " dd.", " In 1970 we built roads and many schools."),
+            CorpusSwapTask.Sequence(tok, bos, q2, "1970", "Aa bb cc dd. In 1960 we built roads and many schools. Zz yy xx ww.", SwapLayout.Retro, 512,
+                neighbourTokens: 59, ownTextTokens: 4).Ids);
+
         // A passage no longer than the window is used whole; no passage is BOS and the sentence; without BOS the first
         // sentence token is context.
         Assert.Equal(Ids(bos, "In 1960.", " Then in the fine year 1980 we built."),

@@ -28,11 +28,12 @@ public static class CorpusSwapCommand
         var matched = new Option<bool>("--matched-distractors") { Description = "Distractors like the answer (years within 20, numbers of its length, names of its first letter), so the no-index score nears chance." };
         var layout = new Option<SwapLayout>("--layout") { Description = "How the passage precedes the scored sentence: ralm (passage, blank line, sentence) or retro (lab retro's training layout: a --neighbour-tokens window of the passage around the sentence, then the sentence with no separator).", DefaultValueFactory = _ => SwapLayout.Ralm };
         var neighbourTokens = new Option<int>("--neighbour-tokens") { Description = "Window length of --layout retro (lab retro trains with 128: a 64-token chunk plus its continuation).", DefaultValueFactory = _ => CorpusSwapTask.DefaultNeighbourTokens };
+        var ownText = new Option<int>("--own-text-tokens") { Description = "With --layout retro: also fill the slot where training has the chunk's own earlier text with this many passage tokens just before the sentence (lab retro trains with 64).", DefaultValueFactory = _ => 0 };
         var oracle = new Option<SwapOracle>("--oracle-passage") { Description = "Diagnostic probe instead of the search hit: sentence (the completed sentence alone) or address (it with three sentences either side from its address). A model that copies answers nearly all; not a swap figure.", DefaultValueFactory = _ => SwapOracle.None };
         var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
-            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, oracle, json };
+            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, ownText, oracle, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
@@ -65,12 +66,12 @@ public static class CorpusSwapCommand
                 using var idx = Bm25Index.Open(dir);
                 var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched));
                 Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
-                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later);
+                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText));
                 score = result.Kinds[^1].AccuracyWith;
             }
             string after = WeightsHash(resolved);
             if (before != after) throw new InvalidOperationException($"{resolved}: the weights changed during the evaluation ({before} → {after}).");
-            string how = $"layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window" : "")
+            string how = $"layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window, {p.GetValue(ownText)} own-text tokens" : "")
                 + (p.GetValue(oracle) != SwapOracle.None ? $", ORACLE passage ({p.GetValue(oracle).ToString().ToLowerInvariant()}; a probe, not a swap figure)" : "");
             if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle).ToString().ToLowerInvariant(), result.Kinds }));
             else

@@ -133,8 +133,8 @@ public static partial class CorpusSwapTask
     /// (see <see cref="Sequence"/>).
     /// </summary>
     public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
-        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens)
-        => q.Choices[Best(ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens))];
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
+        => q.Choices[Best(ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens, ownTextTokens))];
 
     /// <summary>The first choice with the highest summed log-probability.</summary>
     static int Best((double Sum, int Tokens)[] scores)
@@ -146,13 +146,13 @@ public static partial class CorpusSwapTask
 
     /// <summary>Each choice's summed log-probability over its scored tokens, and how many tokens were scored (the layout of <see cref="Sequence"/>).</summary>
     public static (double Sum, int Tokens)[] ChoiceScores(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
-        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens)
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
     {
         int ctx = engine.Config.ContextLength;
         var scores = new (double, int)[q.Choices.Count];
         for (int c = 0; c < scores.Length; c++)
         {
-            var (ids, first) = Sequence(tok, bos, q, q.Choices[c], passage, layout, ctx, neighbourTokens);
+            var (ids, first) = Sequence(tok, bos, q, q.Choices[c], passage, layout, ctx, neighbourTokens, ownTextTokens);
             var events = engine.Score(ids, 0);
             double score = 0;
             for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
@@ -179,13 +179,17 @@ public static partial class CorpusSwapTask
     /// and after the blank, else the shorter; else the passage's middle window), or the whole passage
     /// when it is shorter. The sentence gets a leading space because in running text (and in the passage) a
     /// sentence follows one, so its first word is the same token it is inside the window. Without a
-    /// passage: <c>[BOS] encode(" " + sentence)</c>.</item>
+    /// passage: <c>[BOS] encode(" " + sentence)</c>. With <paramref name="ownTextTokens"/> = k &gt; 0 the
+    /// slot where training has the chunk's own earlier text (chunk u−1) is filled too: after the window
+    /// come the k passage tokens just before the located sentence (fewer at the passage's start, none
+    /// when the sentence is not found): <c>[BOS] window own " " + sentence</c>.</item>
     /// </list>
     /// Without BOS and passage the first sentence token is context, not scored.
     /// </summary>
     public static (List<int> Ids, int First) Sequence(ITokenizer tok, int? bos, ClozeQuestion q, string choice, string? passage,
-        SwapLayout layout, int contextLength, int neighbourTokens = DefaultNeighbourTokens)
+        SwapLayout layout, int contextLength, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
     {
+        if (ownTextTokens < 0) throw new ArgumentOutOfRangeException(nameof(ownTextTokens), ownTextTokens, "corpus swap: the own-text slot cannot be negative.");
         if (neighbourTokens < 1) throw new ArgumentOutOfRangeException(nameof(neighbourTokens), neighbourTokens, "corpus swap: the neighbour window needs at least one token.");
         var sentence = tok.Encode(layout == SwapLayout.Retro ? " " + q.Filled(choice) : q.Filled(choice));
         if (sentence.Count > contextLength / 2) sentence = sentence.GetRange(0, contextLength / 2);
@@ -200,12 +204,14 @@ public static partial class CorpusSwapTask
             {
                 p = tok.Encode(passage);
                 int w = Math.Min(neighbourTokens, room);
+                int at = p.Count > w || ownTextTokens > 0 ? SentenceTokenOffset(tok, q, passage) : -1;
+                var own = ownTextTokens > 0 && at > 0 ? p.GetRange(Math.Max(0, at - ownTextTokens), Math.Min(at, ownTextTokens)) : [];
                 if (p.Count > w)
                 {
-                    int at = SentenceTokenOffset(tok, q, passage);
                     int start = at < 0 ? (p.Count - w) / 2 : Math.Clamp(at - (w - Math.Min(sentence.Count, w)) / 2, 0, p.Count - w);
                     p = p.GetRange(start, w);
                 }
+                p.AddRange(own);
             }
             if (p.Count > room) p = p.GetRange(p.Count - room, room);
             ids.AddRange(p);
@@ -218,8 +224,8 @@ public static partial class CorpusSwapTask
 
     /// <summary>
     /// Token offset in encode(<paramref name="passage"/>) where the question's sentence starts: located
-    /// by the longer of the texts before and after the blank, else the shorter (the text after it is
-    /// placed by subtracting the tokens before the blank and one for the blank);
+    /// by the longer of the texts before and after the blank, else the shorter (found by the text after
+    /// it, the sentence starts after the last sentence end before that text);
     /// −1 when neither occurs in it. Uses only the blanked sentence, never the answer.
     /// </summary>
     static int SentenceTokenOffset(ITokenizer tok, ClozeQuestion q, string passage)
@@ -232,7 +238,12 @@ public static partial class CorpusSwapTask
         {
             if (useBefore && before.Length > 0 && passage.IndexOf(before, StringComparison.Ordinal) is >= 0 and var b) return TokensBefore(b);
             if (!useBefore && after.Length > 0 && passage.IndexOf(after, StringComparison.Ordinal) is >= 0 and var a)
-                return Math.Max(0, TokensBefore(a) - (before.Length > 0 ? tok.Encode(" " + before).Count : 0) - 1);
+            {
+                // The blank holds one year, number or name (no sentence end inside), so the sentence starts after
+                // the last sentence end before the text that follows the blank (the split of Sentences).
+                var ends = SentenceEnd().Matches(passage[..a]);
+                return TokensBefore(ends.Count == 0 ? 0 : ends[^1].Index + ends[^1].Length);
+            }
         }
         return -1;
     }
@@ -245,7 +256,8 @@ public static partial class CorpusSwapTask
     /// scoring or the model's reading is at fault, and the nats per token say which.
     /// </remarks>
     public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null,
-        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None, IReadOnlyList<Speech>? speeches = null)
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None, IReadOnlyList<Speech>? speeches = null,
+        int ownTextTokens = 0)
     {
         var rows = new List<CorpusSwapRow>();
         int done = 0;
@@ -253,8 +265,8 @@ public static partial class CorpusSwapTask
         {
             var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
             string? passage = oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches);
-            var plain = ChoiceScores(engine, tok, bos, q, null, layout, neighbourTokens);
-            var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens);
+            var plain = ChoiceScores(engine, tok, bos, q, null, layout, neighbourTokens, ownTextTokens);
+            var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens, ownTextTokens);
             int answer = IndexOf(q.Choices, q.Answer);
             static bool Right((double Sum, int Tokens)[] s, int a) => Best(s) == a;
             bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
