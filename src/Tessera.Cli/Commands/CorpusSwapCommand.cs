@@ -26,10 +26,14 @@ public static class CorpusSwapCommand
         var questions = new Option<int>("--questions") { Description = "Cloze questions (a third each: years, numbers, names).", DefaultValueFactory = _ => 150 };
         var writeTrain = new Option<string?>("--write-train") { Description = "Write the addresses up to the cutoff to this text file and exit (train on it with `tessera train --data`)." };
         var matched = new Option<bool>("--matched-distractors") { Description = "Distractors like the answer (years within 20, numbers of its length, names of its first letter), so the no-index score nears chance." };
+        var layout = new Option<SwapLayout>("--layout") { Description = "How the passage precedes the scored sentence: ralm (passage, blank line, sentence) or retro (lab retro's training layout: a --neighbour-tokens window of the passage around the sentence, then the sentence with no separator).", DefaultValueFactory = _ => SwapLayout.Ralm };
+        var neighbourTokens = new Option<int>("--neighbour-tokens") { Description = "Window length of --layout retro (lab retro trains with 128: a 64-token chunk plus its continuation).", DefaultValueFactory = _ => CorpusSwapTask.DefaultNeighbourTokens };
+        var ownText = new Option<int>("--own-text-tokens") { Description = "With --layout retro: also fill the slot where training has the chunk's own earlier text with this many passage tokens just before the sentence (lab retro trains with 64).", DefaultValueFactory = _ => 0 };
+        var oracle = new Option<SwapOracle>("--oracle-passage") { Description = "Diagnostic probe instead of the search hit: sentence (the completed sentence alone) or address (it with three sentences either side from its address). A model that copies answers nearly all; not a swap figure.", DefaultValueFactory = _ => SwapOracle.None };
         var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
-            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, json };
+            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, ownText, oracle, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
@@ -62,18 +66,21 @@ public static class CorpusSwapCommand
                 using var idx = Bm25Index.Open(dir);
                 var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched));
                 Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
-                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say);
+                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText));
                 score = result.Kinds[^1].AccuracyWith;
             }
             string after = WeightsHash(resolved);
             if (before != after) throw new InvalidOperationException($"{resolved}: the weights changed during the evaluation ({before} → {after}).");
-            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, result.Kinds }));
+            string how = $"layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window, {p.GetValue(ownText)} own-text tokens" : "")
+                + (p.GetValue(oracle) != SwapOracle.None ? $", ORACLE passage ({p.GetValue(oracle).ToString().ToLowerInvariant()}; a probe, not a swap figure)" : "");
+            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle).ToString().ToLowerInvariant(), result.Kinds }));
             else
             {
-                Console.WriteLine($"weights sha256 {before} (unchanged)");
-                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18}");
+                Console.WriteLine($"weights sha256 {before} (unchanged); {how}");
+                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18} {"nats/tok without",17} {"with",6}");
                 foreach (var k in result.Kinds)
-                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3}");
+                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3} {k.AnswerNatsPerToken,17:F3} {k.AnswerNatsPerTokenWithPassage,6:F3}");
+                Console.WriteLine("nats/tok: the right sentence's nats per scored token without / with the passage (a model that copies from a passage holding the sentence drops far lower)");
             }
             return 0;
         });

@@ -129,50 +129,152 @@ public static partial class CorpusSwapTask
 
     /// <summary>
     /// The choice the model prefers for <paramref name="q"/>: the filled sentence's summed token
-    /// log-probability, after <paramref name="passage"/> when one is given (cut from the left so the
-    /// sentence fits the context).
+    /// log-probability, after <paramref name="passage"/> when one is given, in <paramref name="layout"/>
+    /// (see <see cref="Sequence"/>).
     /// </summary>
-    public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage)
+    public static string Answer(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
+        => q.Choices[Best(ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens, ownTextTokens))];
+
+    /// <summary>The first choice with the highest summed log-probability.</summary>
+    static int Best((double Sum, int Tokens)[] scores)
     {
-        int ctx = engine.Config.ContextLength;
-        string best = q.Choices[0];
-        double bestScore = double.NegativeInfinity;
-        foreach (var choice in q.Choices)
-        {
-            var sentence = tok.Encode(q.Filled(choice));
-            if (sentence.Count > ctx / 2) sentence = sentence.GetRange(0, ctx / 2);
-            var ids = new List<int>();
-            if (bos is { } b) ids.Add(b);
-            if (passage is not null)
-            {
-                var p = tok.Encode(passage + "\n\n");
-                int room = ctx - ids.Count - sentence.Count;
-                if (p.Count > room) p = p.GetRange(p.Count - room, room);
-                ids.AddRange(p);
-            }
-            if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
-            int first = ids.Count;
-            ids.AddRange(sentence);
-            var events = engine.Score(ids, 0);
-            double score = 0;
-            for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
-            if (score > bestScore) { bestScore = score; best = choice; }
-        }
+        int best = 0;
+        for (int i = 1; i < scores.Length; i++) if (scores[i].Sum > scores[best].Sum) best = i;
         return best;
     }
 
+    /// <summary>Each choice's summed log-probability over its scored tokens, and how many tokens were scored (the layout of <see cref="Sequence"/>).</summary>
+    public static (double Sum, int Tokens)[] ChoiceScores(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
+    {
+        int ctx = engine.Config.ContextLength;
+        var scores = new (double, int)[q.Choices.Count];
+        for (int c = 0; c < scores.Length; c++)
+        {
+            var (ids, first) = Sequence(tok, bos, q, q.Choices[c], passage, layout, ctx, neighbourTokens, ownTextTokens);
+            var events = engine.Score(ids, 0);
+            double score = 0;
+            for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
+            scores[c] = (score, ids.Count - first);
+        }
+        return scores;
+    }
+
+    /// <summary>The neighbour length of <c>tessera lab retro</c>'s training layout: a 64-token chunk plus its continuation.</summary>
+    public const int DefaultNeighbourTokens = 128;
+
+    /// <summary>
+    /// The token sequence scored for one choice, and the index of its first scored token (every
+    /// token from there to the end is the completed sentence).
+    /// <list type="bullet">
+    /// <item><see cref="SwapLayout.Ralm"/> (In-Context RALM): <c>[BOS] encode(passage + "\n\n") encode(sentence)</c>,
+    /// the passage cut from the left so the sentence (at most half the context) fits; without a
+    /// passage <c>[BOS] encode(sentence)</c>.</item>
+    /// <item><see cref="SwapLayout.Retro"/> (the training layout of <c>tessera lab retro</c>, where a
+    /// neighbour is exactly <paramref name="neighbourTokens"/> tokens of running text and the text
+    /// goes on right after it with no separator): <c>[BOS] window encode(" " + sentence)</c>. The
+    /// window is <paramref name="neighbourTokens"/> consecutive tokens of encode(passage), centred on
+    /// where the blanked sentence's words sit in the passage (found by the longer of the texts before
+    /// and after the blank, else the shorter; else the passage's middle window), or the whole passage
+    /// when it is shorter. The sentence gets a leading space because in running text (and in the passage) a
+    /// sentence follows one, so its first word is the same token it is inside the window. Without a
+    /// passage: <c>[BOS] encode(" " + sentence)</c>. With <paramref name="ownTextTokens"/> = k &gt; 0 the
+    /// slot where training has the chunk's own earlier text (chunk u−1) is filled too: after the window
+    /// come the k passage tokens just before the located sentence (fewer at the passage's start, none
+    /// when the sentence is not found): <c>[BOS] window own " " + sentence</c>.</item>
+    /// </list>
+    /// Without BOS and passage the first sentence token is context, not scored.
+    /// </summary>
+    public static (List<int> Ids, int First) Sequence(ITokenizer tok, int? bos, ClozeQuestion q, string choice, string? passage,
+        SwapLayout layout, int contextLength, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
+    {
+        if (ownTextTokens < 0) throw new ArgumentOutOfRangeException(nameof(ownTextTokens), ownTextTokens, "corpus swap: the own-text slot cannot be negative.");
+        if (neighbourTokens < 1) throw new ArgumentOutOfRangeException(nameof(neighbourTokens), neighbourTokens, "corpus swap: the neighbour window needs at least one token.");
+        var sentence = tok.Encode(layout == SwapLayout.Retro ? " " + q.Filled(choice) : q.Filled(choice));
+        if (sentence.Count > contextLength / 2) sentence = sentence.GetRange(0, contextLength / 2);
+        var ids = new List<int>();
+        if (bos is { } b) ids.Add(b);
+        if (passage is not null)
+        {
+            int room = contextLength - ids.Count - sentence.Count;
+            List<int> p;
+            if (layout == SwapLayout.Ralm) p = tok.Encode(passage + "\n\n");
+            else
+            {
+                p = tok.Encode(passage);
+                int w = Math.Min(neighbourTokens, room);
+                int at = p.Count > w || ownTextTokens > 0 ? SentenceTokenOffset(tok, q, passage) : -1;
+                var own = ownTextTokens > 0 && at > 0 ? p.GetRange(Math.Max(0, at - ownTextTokens), Math.Min(at, ownTextTokens)) : [];
+                if (p.Count > w)
+                {
+                    int start = at < 0 ? (p.Count - w) / 2 : Math.Clamp(at - (w - Math.Min(sentence.Count, w)) / 2, 0, p.Count - w);
+                    p = p.GetRange(start, w);
+                }
+                p.AddRange(own);
+            }
+            if (p.Count > room) p = p.GetRange(p.Count - room, room);
+            ids.AddRange(p);
+        }
+        if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
+        int first = ids.Count;
+        ids.AddRange(sentence);
+        return (ids, first);
+    }
+
+    /// <summary>
+    /// Token offset in encode(<paramref name="passage"/>) where the question's sentence starts: located
+    /// by the longer of the texts before and after the blank, else the shorter (found by the text after
+    /// it, the sentence starts after the last sentence end before that text);
+    /// −1 when neither occurs in it. Uses only the blanked sentence, never the answer.
+    /// </summary>
+    static int SentenceTokenOffset(ITokenizer tok, ClozeQuestion q, string passage)
+    {
+        int blank = q.Sentence.IndexOf(ClozeQuestion.Blank, StringComparison.Ordinal);
+        string before = q.Sentence[..blank].TrimEnd(), after = q.Sentence[(blank + ClozeQuestion.Blank.Length)..].TrimStart();
+        int TokensBefore(int charIndex) => charIndex <= 0 ? 0 : tok.Encode(passage[..charIndex].TrimEnd()).Count;
+        // The longer side first: a short one ("In") may also occur elsewhere in the passage.
+        foreach (bool useBefore in before.Length >= after.Length ? new[] { true, false } : [false, true])
+        {
+            if (useBefore && before.Length > 0 && passage.IndexOf(before, StringComparison.Ordinal) is >= 0 and var b) return TokensBefore(b);
+            if (!useBefore && after.Length > 0 && passage.IndexOf(after, StringComparison.Ordinal) is >= 0 and var a)
+            {
+                // The blank holds one year, number or name (no sentence end inside), so the sentence starts after
+                // the last sentence end before the text that follows the blank (the split of Sentences).
+                var ends = SentenceEnd().Matches(passage[..a]);
+                return TokensBefore(ends.Count == 0 ? 0 : ends[^1].Index + ends[^1].Length);
+            }
+        }
+        return -1;
+    }
+
     /// <summary>Accuracy per kind and overall, without and with retrieval; also whether the retrieved passage came from the question's own address.</summary>
-    public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null)
+    /// <remarks>
+    /// With <paramref name="oracle"/> (a diagnostic probe, not a swap figure) the passage is not the
+    /// search hit but text known to hold the answer (<see cref="OraclePassage"/>): a model that copies
+    /// from its context should then answer nearly every question; if it does not, the layout, the
+    /// scoring or the model's reading is at fault, and the nats per token say which.
+    /// </remarks>
+    public static CorpusSwapScore Evaluate(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions, Action<string>? progress = null,
+        SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None, IReadOnlyList<Speech>? speeches = null,
+        int ownTextTokens = 0)
     {
         var rows = new List<CorpusSwapRow>();
         int done = 0;
         foreach (var q in questions)
         {
             var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
-            string plain = Answer(engine, tok, bos, q, null);
-            string with = Answer(engine, tok, bos, q, hit?.Passage.Text);
-            bool holds = hit is not null && hit.Passage.Text.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
-            rows.Add(new CorpusSwapRow(q.Kind, plain == q.Answer, with == q.Answer, hit?.Passage.DocumentId == q.Speech, holds));
+            string? passage = oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches);
+            var plain = ChoiceScores(engine, tok, bos, q, null, layout, neighbourTokens, ownTextTokens);
+            var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens, ownTextTokens);
+            int answer = IndexOf(q.Choices, q.Answer);
+            static bool Right((double Sum, int Tokens)[] s, int a) => Best(s) == a;
+            bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
+            rows.Add(new CorpusSwapRow(q.Kind, Right(plain, answer), Right(with, answer), hit?.Passage.DocumentId == q.Speech, holds)
+            {
+                AnswerNatsPerToken = -plain[answer].Sum / plain[answer].Tokens,
+                AnswerNatsPerTokenWithPassage = -with[answer].Sum / with[answer].Tokens,
+            });
             if (++done % 25 == 0) progress?.Invoke($"corpus swap: {done}/{questions.Count} questions");
         }
         CorpusSwapKind Of(string kind, IEnumerable<CorpusSwapRow> r)
@@ -183,9 +285,33 @@ public static partial class CorpusSwapTask
                 l.Count(x => x.RetrievedOwnSpeech) / (double)Math.Max(1, l.Count), l.Count(x => x.PassageHoldsSentence) / (double)Math.Max(1, l.Count))
             {
                 CitedPassageHoldsAnswerWhenRight = right.Count == 0 ? double.NaN : right.Count(x => x.PassageHoldsSentence) / (double)right.Count,
+                AnswerNatsPerToken = l.Count == 0 ? double.NaN : l.Average(x => x.AnswerNatsPerToken),
+                AnswerNatsPerTokenWithPassage = l.Count == 0 ? double.NaN : l.Average(x => x.AnswerNatsPerTokenWithPassage),
             };
         }
         return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
+    }
+
+    /// <summary>
+    /// The probe's passage: <see cref="SwapOracle.Sentence"/>, the completed sentence alone;
+    /// <see cref="SwapOracle.Address"/>, the completed sentence with the three sentences before and
+    /// after it in its own address (running text about as long as a training neighbour, whitespace collapsed).
+    /// </summary>
+    public static string OraclePassage(ClozeQuestion q, SwapOracle oracle, IReadOnlyList<Speech>? speeches)
+    {
+        string filled = q.Filled(q.Answer);
+        if (oracle == SwapOracle.Sentence) return filled;
+        var speech = speeches?.FirstOrDefault(s => s.Id == q.Speech) ?? throw new ArgumentException($"corpus swap: the address oracle needs the question's address '{q.Speech}'.");
+        var sentences = Sentences(speech.Text).ToList();
+        int at = sentences.IndexOf(filled);
+        if (at < 0) throw new InvalidDataException($"corpus swap: the completed sentence is not a sentence of {q.Speech}.");
+        return string.Join(" ", sentences.Skip(Math.Max(0, at - 3)).Take(at - Math.Max(0, at - 3) + 4));
+    }
+
+    static int IndexOf(IReadOnlyList<string> choices, string answer)
+    {
+        for (int i = 0; i < choices.Count; i++) if (choices[i] == answer) return i;
+        throw new ArgumentException($"corpus swap: the answer '{answer}' is not among the choices.");
     }
 
     static bool Resembles(string kind, string candidate, string answer) => kind switch
@@ -201,13 +327,39 @@ public static partial class CorpusSwapTask
     }
 }
 
+/// <summary>How <c>eval swap</c> lays out the retrieved passage and the sentence it scores (<see cref="CorpusSwapTask.Sequence"/>).</summary>
+public enum SwapLayout
+{
+    /// <summary>In-Context RALM: BOS, the whole passage, a blank line, the sentence.</summary>
+    Ralm,
+    /// <summary><c>tessera lab retro</c>'s training layout: BOS, a fixed-length window of the passage around the sentence, the sentence running on with no separator.</summary>
+    Retro,
+}
+
+/// <summary>What <c>eval swap --oracle-passage</c> puts in place of the search hit (a probe of whether the model reads its context).</summary>
+public enum SwapOracle
+{
+    /// <summary>No probe: the top BM25 passage.</summary>
+    None,
+    /// <summary>The completed sentence alone.</summary>
+    Sentence,
+    /// <summary>The completed sentence inside its own address's text (three sentences either side).</summary>
+    Address,
+}
+
 /// <summary>One question's outcome.</summary>
 /// <param name="Kind">Question kind.</param>
 /// <param name="Plain">Right without the index.</param>
 /// <param name="WithIndex">Right with the index.</param>
 /// <param name="RetrievedOwnSpeech">The top passage came from the question's address.</param>
 /// <param name="PassageHoldsSentence">The top passage contains the completed sentence.</param>
-public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool RetrievedOwnSpeech, bool PassageHoldsSentence);
+public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool RetrievedOwnSpeech, bool PassageHoldsSentence)
+{
+    /// <summary>Nats per scored token of the sentence completed with the right answer, without the passage.</summary>
+    public double AnswerNatsPerToken { get; init; }
+    /// <summary>The same after the passage: far below <see cref="AnswerNatsPerToken"/> when the model copies from a passage that holds the sentence.</summary>
+    public double AnswerNatsPerTokenWithPassage { get; init; }
+}
 
 /// <summary>Accuracy of one kind of question (or of all).</summary>
 /// <param name="Kind">year, number, name or all.</param>
@@ -223,6 +375,10 @@ public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyW
     /// <c>serve --index</c> reply cites for the same query) contains the completed sentence; NaN when none was right.
     /// </summary>
     public double CitedPassageHoldsAnswerWhenRight { get; init; }
+    /// <summary>Mean over the questions of <see cref="CorpusSwapRow.AnswerNatsPerToken"/>.</summary>
+    public double AnswerNatsPerToken { get; init; }
+    /// <summary>Mean over the questions of <see cref="CorpusSwapRow.AnswerNatsPerTokenWithPassage"/>.</summary>
+    public double AnswerNatsPerTokenWithPassage { get; init; }
 }
 
 /// <summary>Per-kind rows, the last one over all questions.</summary>
