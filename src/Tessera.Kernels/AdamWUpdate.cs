@@ -76,14 +76,7 @@ public static class AdamWUpdate
                 pj.CopyTo(p.Slice(j));
             }
         }
-        for (; j < p.Length; j++)
-        {
-            float gj = g[j];
-            if (decay) p[j] *= k.Shrink;
-            m[j] = m[j] * k.B1 + gj * k.OneMinusB1;
-            v[j] = v[j] * k.B2 + gj * gj * k.OneMinusB2;
-            float denom = MathF.Sqrt(v[j]) / k.Bc2Sqrt + k.Eps;
-            p[j] -= k.StepSize * (m[j] / denom);
-        }
+        // The tail is the twin itself: the vector body above performs its operations lane by lane.
+        if (j < p.Length) Reference.ScalarAdamWUpdate.Update(p[j..], g[j..], m[j..], v[j..], decay, k);
     }
 }
