@@ -67,6 +67,9 @@ public sealed unsafe partial class OpenBlas
     /// <summary>The family its own CPU detection chose when <see cref="TryLoad"/> overrode it with <c>OPENBLAS_CORETYPE</c>; otherwise null.</summary>
     public string? ForcedFrom { get; }
 
+    /// <summary>Whether this CPU runs AVX-512, i.e. whether OpenBLAS has AVX-512 kernels to run here.</summary>
+    public static bool CpuHasAvx512 => Avx512F.IsSupported;
+
     /// <summary>Whether <see cref="Core"/> is one of OpenBLAS's AVX-512 kernel families.</summary>
     public bool RunsAvx512Kernels => Array.IndexOf(Avx512Cores, Core) >= 0;
 
@@ -81,7 +84,7 @@ public sealed unsafe partial class OpenBlas
     public static OpenBlas? TryLoad()
     {
         var blas = LoadFirst(null, null);
-        if (blas is null || blas.RunsAvx512Kernels || !Avx512F.IsSupported || !OperatingSystem.IsLinux()
+        if (blas is null || blas.RunsAvx512Kernels || !CpuHasAvx512 || !OperatingSystem.IsLinux()
             || Getenv("OPENBLAS_CORETYPE") != IntPtr.Zero)
             return blas;
         string detected = blas.Core;

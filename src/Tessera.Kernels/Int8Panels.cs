@@ -66,6 +66,7 @@ public sealed class Int8Panels
         var p = new Int8Panels(format, rows, cols);
         int panelBytes = PanelBlockBytes(format), groups = format == TileFormat.Q8_0 ? 8 : 4;
         byte pad = format == TileFormat.Q8_0 ? (byte)0x80 : (byte)0x88;
+        uint flip = format == TileFormat.Q8_0 ? 0x80808080u : 0u;   // Q8_0 codes w → w + 128
         for (int panel = 0; panel < (rows + 7) / 8; panel++)
             for (int b = 0; b < nb; b++)
             {
@@ -82,7 +83,6 @@ public sealed class Int8Panels
                     }
                     var src = blocks.Slice((int)(((long)row * nb + b) * blockBytes), blockBytes);
                     sc[j] = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(src));
-                    uint flip = format == TileFormat.Q8_0 ? 0x80808080u : 0u;
                     for (int g = 0; g < groups; g++)
                         BinaryPrimitives.WriteUInt32LittleEndian(dst[(32 * g + 4 * j)..], BinaryPrimitives.ReadUInt32LittleEndian(src[(2 + 4 * g)..]) ^ flip);
                 }

@@ -53,7 +53,7 @@ public static class GemmBenchCommand
         AnsiConsole.MarkupLine(report.OpenBlas is { } o ? $"{(o.StartsWith("ours", StringComparison.Ordinal) ? "other side" : "OpenBLAS")}: {Markup.Escape(o)}" : $"[yellow]{Markup.Escape(OpenBlas.NotFoundMessage)}[/]");
         // A DYNAMIC_ARCH OpenBLAS older than the CPU falls back to SSE3/AVX2 kernels; the bench reloads it with
         // its AVX-512 kernels (OpenBlas.TryLoad) unless OPENBLAS_CORETYPE was set, and warns when that did not happen.
-        if (report.OpenBlasAvx512 == false && Tessera.Kernels.GemmPeak.Lanes == 16)
+        if (report.OpenBlasAvx512 == false && OpenBlas.CpuHasAvx512)
             AnsiConsole.MarkupLine($"[yellow]OpenBLAS is running its {Markup.Escape(report.OpenBlasCore ?? "?")} kernels, not AVX-512 ones, on this AVX-512 CPU: the ratio is not a comparison with its best code (OPENBLAS_CORETYPE=Cooperlake or SkylakeX selects them).[/]");
         AnsiConsole.MarkupLine($"peak: {Markup.Escape(report.PeakSource)}; % of peak = ours / (peak per thread × threads)");
         var table = new Table().AddColumns("M×N×K", "threads", "ours", "best", "OpenBLAS", "best", "ours/OpenBLAS", "% of peak", "max rel diff");
