@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Tessera.Kernels;
 using Tessera.Kernels.IO;
 using Tessera.Text;
 
@@ -117,7 +118,7 @@ public static class ShardBuilder
         var encoded = new int[all.Length][];
         var prompts = new int[all.Length]; // tokens of each document's context-only prefix (0: trained whole)
         int done = 0;
-        Parallel.For(0, all.Length, i =>
+        void EncodeDocument(int i)
         {
             var d = all[i];
             if (d.LossStart > 0)
@@ -131,7 +132,9 @@ public static class ShardBuilder
             else encoded[i] = [.. tokenizer.Encode(d.Text)];
             int n = Interlocked.Increment(ref done);
             if (progress is not null && (n % 16 == 0 || n == all.Length)) lock (encoded) progress(n, all.Length);
-        });
+        }
+        // Documents claimed one at a time on the shared pool: their lengths differ widely.
+        WorkerPool.Shared.For(all.Length, all.Length, (first, end) => { for (int i = first; i < end; i++) EncodeDocument(i); });
 
         PreparedData? result = null;
         AtomicFile.PublishDirectory(outDir, staging =>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Tessera.Kernels;
 
 namespace Tessera.Text;
 
@@ -112,8 +113,10 @@ public sealed class BpeTokenizer : ITokenizer
     }
 
     /// <summary>
-    /// Encodes on up to <paramref name="threads"/> threads (0 = all cores) and returns exactly
-    /// the ids of <see cref="Encode"/>: the text is cut only at points where pre-tokenization
+    /// Encodes on the shared worker pool (<see cref="WorkerPool.Shared"/>, sized by <c>TESSERA_THREADS</c>)
+    /// and returns exactly the ids of <see cref="Encode"/>. <paramref name="threads"/> sets how finely the
+    /// text is cut (four pieces per thread; 0 = all cores) and 1 encodes on the calling thread alone.
+    /// The text is cut only at points where pre-tokenization
     /// is known to break (<see cref="PreTokenizer.IsSafeCut"/>). Short texts, custom
     /// pre-tokenizer patterns, and special tokens containing a line feed (with
     /// <paramref name="allowSpecial"/>) run on the calling thread.
@@ -126,11 +129,15 @@ public sealed class BpeTokenizer : ITokenizer
         if (threads == 1 || parts < 2 || !_pre.IsSplittable || (allowSpecial && _specialHasLineFeed)) return Encode(text, allowSpecial);
         var cuts = _pre.SafeCuts(text, parts);
         var pieces = new List<int>[cuts.Count - 1];
-        Parallel.For(0, pieces.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, k =>
+        // One piece per claimed chunk on the shared pool: a slow piece does not hold up the others.
+        WorkerPool.Shared.For(pieces.Length, pieces.Length, (first, end) =>
         {
-            var ids = new List<int>((cuts[k + 1] - cuts[k]) / 3 + 4);
-            EncodeInto(text.AsSpan(cuts[k], cuts[k + 1] - cuts[k]), allowSpecial, ids);
-            pieces[k] = ids;
+            for (int k = first; k < end; k++)
+            {
+                var ids = new List<int>((cuts[k + 1] - cuts[k]) / 3 + 4);
+                EncodeInto(text.AsSpan(cuts[k], cuts[k + 1] - cuts[k]), allowSpecial, ids);
+                pieces[k] = ids;
+            }
         });
         int total = 0;
         foreach (var p in pieces) total += p.Count;

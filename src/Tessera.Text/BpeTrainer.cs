@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Tessera.Kernels;
 
 namespace Tessera.Text;
 
@@ -7,7 +8,7 @@ namespace Tessera.Text;
 /// <param name="VocabSize">Total vocabulary: 256 byte tokens + merges + special tokens.</param>
 /// <param name="Pattern">Pre-tokenizer regex (Rust/PCRE dialect); GPT-4's by default.</param>
 /// <param name="SpecialTokens">Special tokens, given ids after the merged tokens in this order; null = <see cref="ChatTemplate.DefaultSpecialTokens"/>.</param>
-/// <param name="Threads">Threads for pre-token counting; 0 = all cores.</param>
+/// <param name="Threads">Pre-token counting: 1 = on the calling thread; otherwise on the shared worker pool (<c>TESSERA_THREADS</c>, default all cores).</param>
 public sealed record BpeTrainerOptions(
     int VocabSize,
     string Pattern = PreTokenizer.Cl100kPattern,
@@ -53,35 +54,68 @@ public static class BpeTrainer
         return new BpeTokenizer("trained", tokens, null, options.Pattern, new SpecialTokenSet(specialIds));
     }
 
-    /// <summary>Counts pre-tokens over chunks on <paramref name="threads"/> threads (0 = all cores).</summary>
+    /// <summary>
+    /// Counts pre-tokens over chunks on the shared worker pool (<see cref="WorkerPool.Shared"/>;
+    /// <paramref name="threads"/> = 1 counts on the calling thread). Chunks are read in batches, so a
+    /// streamed corpus is never held whole; each claimed slice of a batch counts into a table no other
+    /// thread holds at that moment, and the tables are summed at the end (counts do not depend on how
+    /// the work was split).
+    /// </summary>
     public static Dictionary<string, long> CountPieces(IEnumerable<string> chunks, PreTokenizer pre, int threads, out long characters)
     {
-        var total = new Dictionary<string, long>(StringComparer.Ordinal);
-        long chars = 0;
-        var gate = new object();
-        var po = new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount };
-        Parallel.ForEach(chunks, po,
-            () => new Dictionary<string, long>(StringComparer.Ordinal),
-            (chunk, _, local) =>
+        var pool = WorkerPool.Shared;
+        bool inline = threads == 1 || pool.ThreadCount == 1;
+        var spare = new System.Collections.Concurrent.ConcurrentBag<Dictionary<string, long>>();
+        var batch = new List<string>();
+        long chars = 0, batchChars = 0;
+
+        void CountSlice(int first, int end)
+        {
+            if (!spare.TryTake(out var local)) local = new Dictionary<string, long>(StringComparer.Ordinal);
+            var lookup = local.GetAlternateLookup<ReadOnlySpan<char>>();
+            for (int i = first; i < end; i++)
             {
-                var lookup = local.GetAlternateLookup<ReadOnlySpan<char>>();
-                Interlocked.Add(ref chars, chunk.Length);
+                string chunk = batch[i];
                 foreach (var m in pre.Split(chunk))
                 {
                     var piece = chunk.AsSpan(m.Index, m.Length);
                     lookup.TryGetValue(piece, out long c);
                     lookup[piece] = c + 1;
                 }
-                return local;
-            },
-            local =>
-            {
-                lock (gate)
-                    foreach (var (k, v) in local) total[k] = total.GetValueOrDefault(k) + v;
-            });
+            }
+            spare.Add(local);
+        }
+
+        void Flush()
+        {
+            if (batch.Count == 0) return;
+            if (inline) CountSlice(0, batch.Count);
+            else pool.For(batch.Count, Math.Min(batch.Count, 8 * pool.ThreadCount), CountSlice);
+            batch.Clear();
+            batchChars = 0;
+        }
+
+        foreach (var chunk in chunks)
+        {
+            chars += chunk.Length;
+            batchChars += chunk.Length;
+            batch.Add(chunk);
+            if (batch.Count == CountBatchChunks || batchChars >= CountBatchChars) Flush();
+        }
+        Flush();
+
+        // Sum into the largest table (fewest insertions).
+        var tables = spare.OrderByDescending(t => t.Count).ToList();
+        var total = tables.Count > 0 ? tables[0] : new Dictionary<string, long>(StringComparer.Ordinal);
+        for (int t = 1; t < tables.Count; t++)
+            foreach (var (k, v) in tables[t]) total[k] = total.GetValueOrDefault(k) + v;
         characters = chars;
         return total;
     }
+
+    /// <summary>A parallel counting pass starts once this many chunks or characters are read ahead
+    /// (16 of <see cref="TrainingCorpus"/>'s 1M-character chunks: 32 MB of text in flight).</summary>
+    const int CountBatchChunks = 1024, CountBatchChars = 16 << 20;
 
     private readonly struct PairOrder : IComparer<(long Count, long Pair)>
     {

@@ -44,6 +44,30 @@ public class BpeTrainerTests
     }
 
     [Fact]
+    public void CountPieces_OnThePool_EqualsASerialCount_AcrossBatches()
+    {
+        // More chunks than one read-ahead batch (1,024), of uneven sizes, so several pooled passes run
+        // and their per-slice tables are summed; the reference counts piece by piece on this thread.
+        var pre = new PreTokenizer(PreTokenizer.Cl100kPattern);
+        var lines = TestTokenizers.Corpus.Split('\n');
+        var chunks = Enumerable.Range(0, 2_500).Select(i => lines[i % lines.Length] + (i % 7 == 0 ? "\n" + lines[(i * 31) % lines.Length] : "") + "\n").ToArray();
+        var expected = new Dictionary<string, long>(StringComparer.Ordinal);
+        long expectedChars = 0;
+        foreach (var chunk in chunks)
+        {
+            expectedChars += chunk.Length;
+            foreach (var m in pre.Split(chunk)) expected[chunk.Substring(m.Index, m.Length)] = expected.GetValueOrDefault(chunk.Substring(m.Index, m.Length)) + 1;
+        }
+        foreach (int threads in new[] { 0, 1 })
+        {
+            var counts = BpeTrainer.CountPieces(chunks, pre, threads, out long chars);
+            Assert.Equal(expectedChars, chars);
+            Assert.Equal(expected.Count, counts.Count);
+            foreach (var (piece, n) in expected) Assert.Equal(n, counts[piece]);
+        }
+    }
+
+    [Fact]
     public void SpecialTokens_FollowTheMerges_AndEncodeOnlyWhenAllowed()
     {
         var tok = TestTokenizers.Trained;

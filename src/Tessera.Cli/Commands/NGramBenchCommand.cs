@@ -41,7 +41,10 @@ public static class NGramBenchCommand
             var docs = EmbeddedCorpus.Read(Path.Combine(dir, "corpus"));
             int bos = tok.SpecialTokens.TryGetId(ChatTemplate.Bos, out int b) ? b : -1;
             var encoded = new int[docs.Count][];
-            Parallel.For(0, docs.Count, i => encoded[i] = [.. (bos >= 0 ? [bos] : Array.Empty<int>()), .. tok.Encode(docs[i].Text)]);
+            Tessera.Kernels.WorkerPool.Shared.For(docs.Count, docs.Count, (first, end) =>
+            {
+                for (int i = first; i < end; i++) encoded[i] = [.. (bos >= 0 ? [bos] : Array.Empty<int>()), .. tok.Encode(docs[i].Text)];
+            });
             long once = encoded.Sum(d => (long)d.Length);
             long target = p.GetValue(tokens);
             int repeats = (int)Math.Max(1, (target + once - 1) / once);
