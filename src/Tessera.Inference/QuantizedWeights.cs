@@ -40,23 +40,22 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     readonly Q4_0Matrix? q4;
     readonly TernaryMatrix? ternary;
     readonly byte[]? kBlocks;       // K-quant super-blocks, row-major (each row Cols/256 blocks)
-    readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
+    float[]? scales;                // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0), on its first product
     Int8Panels? panels;             // Q8_0/Q4_0 repacked for the int8 path, on its first product
+    readonly long blockBytes;       // what the stored blocks (or super-blocks) take
 
-    /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
+    /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the fp32 path also keeps the scales as fp32).</summary>
     public QuantizedWeights(Q8_0Matrix m)
     {
         q8 = m; Format = WeightFormat.Q8_0; Rows = m.Rows; Cols = m.Cols;
-        scales = BlockScales(m.Blocks, QuantFormat.Q8_0BlockBytes);
-        Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
+        blockBytes = m.Blocks.Length;
     }
 
-    /// <summary>Runs a Q4_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
+    /// <summary>Runs a Q4_0 matrix (its blocks are read in place; the fp32 path also keeps the scales as fp32).</summary>
     public QuantizedWeights(Q4_0Matrix m)
     {
         q4 = m; Format = WeightFormat.Q4_0; Rows = m.Rows; Cols = m.Cols;
-        scales = BlockScales(m.Blocks, QuantFormat.Q4_0BlockBytes);
-        Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
+        blockBytes = m.Blocks.Length;
     }
 
     /// <summary>The fp16 scale at the head of every block, as fp32 (read once per block instead of converted).</summary>
@@ -77,7 +76,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         if (blocks.Length != expected) throw new ArgumentException($"QuantizedWeights: {type} ({rows}, {cols}) needs {expected} bytes, got {blocks.Length}.");
         kBlocks = blocks.ToArray();
         Format = type switch { KQuantType.Q4_K => WeightFormat.Q4_K, KQuantType.Q5_K => WeightFormat.Q5_K, _ => WeightFormat.Q6_K };
-        Rows = rows; Cols = cols; Bytes = kBlocks.LongLength;
+        Rows = rows; Cols = cols; blockBytes = kBlocks.LongLength;
     }
 
     static TileFormat Tile(WeightFormat f) => f switch
@@ -100,7 +99,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     };
 
     /// <summary>Runs a ternary matrix through its int8-activation dot products.</summary>
-    public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
+    public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; blockBytes = m.Bytes; }
 
     /// <summary>Quantizes a row-major (rows, cols) fp32 matrix; cols must be a multiple of 32.</summary>
     public static QuantizedWeights Quantize(ReadOnlySpan<float> w, int rows, int cols, WeightFormat format, int ternaryGroup = 64) => format switch
@@ -196,8 +195,23 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     /// <inheritdoc />
     public int Cols { get; }
 
-    /// <summary>Bytes one full product reads: the blocks and the fp32 copy of their scales.</summary>
-    public long Bytes { get; }
+    /// <summary>
+    /// Bytes one full product reads: for Q8_0 and Q4_0 on the int8 path the <see cref="Int8Panels"/> (the blocks' size,
+    /// rows padded to a multiple of 8), on the fp32 path the blocks and the fp32 copy of their scales; otherwise the
+    /// stored blocks.
+    /// </summary>
+    public long Bytes
+    {
+        get
+        {
+            if (Format is not (WeightFormat.Q8_0 or WeightFormat.Q4_0)) return blockBytes;
+            long blocks = (long)Rows * (Cols / QuantFormat.BlockSize);
+            if (!UsesPanels) return blockBytes + blocks * sizeof(float);
+            return (Rows + 7) / 8 * 8L * (Cols / QuantFormat.BlockSize) * (Format == WeightFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes);
+        }
+    }
+
+    bool UsesPanels => Int8Activations && Format is (WeightFormat.Q8_0 or WeightFormat.Q4_0) && Int8Tiles.Supported(Tile(Format));
 
     /// <summary>The fp32 matrix the codes represent.</summary>
     public float[] Dequantize()
@@ -209,6 +223,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     }
 
     Int8Panels Publish(Int8Panels p) => Interlocked.CompareExchange(ref panels, p, null) ?? p;
+    float[] Publish(float[] s) => Interlocked.CompareExchange(ref scales, s, null) ?? s;
 
     /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
@@ -232,11 +247,17 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
             var raw = q8 is not null ? q8.Blocks : q4!.Blocks;
             // The int8 path runs on 8-row panels, repacked from the blocks on the first product (a racing second
             // pack builds the same bytes; the first one published wins).
-            var packed = !int8 ? null : Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), raw, Rows, Cols));
+            if (int8)
+            {
+                var packed = Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), raw, Rows, Cols));
+                fixed (float* px = xs, py = ys)
+                    Int8Tiles.Run(packed, px, n, py);
+                return;
+            }
+            var s = Volatile.Read(ref scales) ?? Publish(BlockScales(raw, q8 is not null ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes));
             fixed (byte* blocks = raw)
-            fixed (float* px = xs, py = ys, ps = scales)
-                if (int8) Int8Tiles.Run(packed!, px, n, py);
-                else QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
+            fixed (float* px = xs, py = ys, ps = s)
+                QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
             return;
         }
         if (q8 is not null) q8.MatMul(xs, n, ys);

@@ -15,11 +15,11 @@ namespace Tessera.Kernels;
 /// Codes are stored unsigned (the <c>vpdpbusd</c> operand that must be): Q8_0 as w + 128 (bytes 0 … 255, 32 per k-group
 /// vector), Q4_0 as its nibbles q (0 … 15, i.e. w + 8), two k-groups per byte exactly as a Q4_0 block stores them
 /// (low nibble g, high nibble g + 4; a Q4_0 block's byte 4c + k already holds elements 4c + k and 16 + 4c + k, so
-/// the repack moves whole bytes). The offset comes back as −offset·Σx per activation block. Scales are fp32
-/// (the fp16 block scales, exactly), 8 per panel block. A last panel of fewer than 8 rows is padded with
-/// zero weights and zero scales.
+/// the repack moves whole bytes). The offset comes back as −offset·Σx per activation block. Scales are the blocks'
+/// fp16 bits, 8 per panel block, widened exactly (<see cref="Halves"/>) into an L1 buffer per panel pair as a product
+/// reaches it. A last panel of fewer than 8 rows is padded with zero weights and zero scales.
 /// </para>
-/// <para>Memory: Q8_0 36 bytes per 32 weights (the GGUF block is 34), Q4_0 20 (GGUF 18).</para>
+/// <para>Memory: Q8_0 34 bytes per 32 weights, Q4_0 18: the GGUF blocks' size, which is what a one-row product streams.</para>
 /// </summary>
 public sealed class Int8Panels
 {
@@ -34,21 +34,21 @@ public sealed class Int8Panels
 
     /// <summary>The packed codes, panel-major: panel p's blocks are contiguous (<see cref="PanelBlockBytes"/> each).</summary>
     internal readonly byte[] Codes;
-    /// <summary>fp32 scales: panel p, block b, row j at [(p·nb + b)·8 + j].</summary>
-    internal readonly float[] Scales;
+    /// <summary>fp16 scale bits: panel p, block b, row j at [(p·nb + b)·8 + j].</summary>
+    internal readonly ushort[] Scales;
 
     /// <summary>Code bytes of one 32-block of a panel (8 rows).</summary>
     internal static int PanelBlockBytes(TileFormat format) => format == TileFormat.Q8_0 ? 8 * B : 4 * B;
 
     /// <summary>Bytes held (codes and scales): what one product streams.</summary>
-    public long Bytes => Codes.LongLength + Scales.LongLength * sizeof(float);
+    public long Bytes => Codes.LongLength + Scales.LongLength * sizeof(ushort);
 
     Int8Panels(TileFormat format, int rows, int cols)
     {
         Format = format; Rows = rows; Cols = cols;
         long panels = (rows + 7) / 8, nb = cols / B;
         Codes = GC.AllocateUninitializedArray<byte>(checked((int)(panels * nb * PanelBlockBytes(format))), pinned: true);
-        Scales = GC.AllocateUninitializedArray<float>(checked((int)(panels * nb * 8)), pinned: true);
+        Scales = GC.AllocateUninitializedArray<ushort>(checked((int)(panels * nb * 8)), pinned: true);
     }
 
     /// <summary>
@@ -82,7 +82,7 @@ public sealed class Int8Panels
                         continue;
                     }
                     var src = blocks.Slice((int)(((long)row * nb + b) * blockBytes), blockBytes);
-                    sc[j] = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(src));
+                    sc[j] = BinaryPrimitives.ReadUInt16LittleEndian(src);
                     for (int g = 0; g < groups; g++)
                         BinaryPrimitives.WriteUInt32LittleEndian(dst[(32 * g + 4 * j)..], BinaryPrimitives.ReadUInt32LittleEndian(src[(2 + 4 * g)..]) ^ flip);
                 }
@@ -117,7 +117,7 @@ public static unsafe partial class Int8Tiles
         {
             fixed (byte* ps = scratch, pc = w.Codes)
             fixed (int* pb = bias)
-            fixed (float* pw = w.Scales)
+            fixed (ushort* pw = w.Scales)
             {
                 QuantMatMul.Quantize(x, n, cols, ps, out var q, out var xs, out var sums);
                 // The unsigned weights carry an offset (128 for Q8_0, 8 for Q4_0): each block's dot starts at −offset·Σx.
@@ -139,20 +139,22 @@ public static unsafe partial class Int8Tiles
     sealed class Panels
     {
         [ThreadStatic] static Panels? current;
+        [ThreadStatic] static float[]? wide;
         public static Panels ForCurrentThread => current ??= new Panels();
 
         public readonly Action<int, int> Compute;
         TileFormat format;
         bool vnni;
         byte* codes;
-        float* scales, xs, y;
+        ushort* scales;
+        float* xs, y;
         sbyte* q;
         int* bias;
         int rows, cols, n;
 
         Panels() => Compute = Run;
 
-        public void Set(TileFormat format, bool vnni, byte* codes, float* scales, int rows, int cols, sbyte* q, float* xs, int* bias, int n, float* y)
+        public void Set(TileFormat format, bool vnni, byte* codes, ushort* scales, int rows, int cols, sbyte* q, float* xs, int* bias, int n, float* y)
         {
             this.format = format; this.vnni = vnni; this.codes = codes; this.scales = scales; this.rows = rows; this.cols = cols;
             this.q = q; this.xs = xs; this.bias = bias; this.n = n; this.y = y;
@@ -165,6 +167,9 @@ public static unsafe partial class Int8Tiles
             int nb = cols / B;
             end = Math.Min(2 * end, (rows + 7) / 8);
             long panelBytes = (long)nb * Int8Panels.PanelBlockBytes(format);
+            // The fp32 scales of the panel pair at hand: widened once per pair for all activation rows, read from L1.
+            var f = wide is { } k && k.Length >= 16 * nb ? k : wide = GC.AllocateUninitializedArray<float>(16 * nb, pinned: true);
+            fixed (float* pf = f)
             for (int p = 2 * start; p < end;)
             {
                 // Two panels at a time where the VNNI kernels can (16 weight rows × 4 activation rows: 8 independent
@@ -172,7 +177,8 @@ public static unsafe partial class Int8Tiles
                 // is the same in every kernel.
                 int span = vnni && p + 1 < end && 8 * (p + 1) + 8 <= rows ? 2 : 1;
                 byte* w = codes + p * panelBytes;
-                float* s = scales + (long)p * nb * 8;
+                float* s = pf;
+                Halves.ToSingle(scales + (long)p * nb * 8, s, span * nb * 8);
                 int count = Math.Min(8, rows - 8 * p);
                 int i = 0;
                 for (; i + 4 <= n; i += 4)

@@ -169,6 +169,50 @@ public class Int8TilesTests
             }
     }
 
+    [Theory]
+    [MemberData(nameof(PanelFormats))]
+    public void PanelsWidenAnyFp16ScaleExactly(TileFormat format)
+    {
+        // The panels keep the blocks' fp16 scale bits and widen them per panel pair (Halves): subnormal, zero, negative,
+        // huge, infinite and NaN scales must give the scalar twin's bits (which widens each with QuantFormat.FromHalf).
+        var r = new Random(21);
+        ushort[] special = [0x0000, 0x8000, 0x0001, 0x03FF, 0x8001, 0x0400, 0x7BFF, 0xFBFF, 0x3C00, 0xBC00, 0x7C00, 0xFC00, 0x7E00];
+        int blockBytes = format == TileFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes;
+        foreach (bool withNonFinite in new[] { false, true })
+        {
+            int rows = 21, cols = 32 * 5;
+            var blocks = Blocks(format, rows, cols, r);
+            for (int blk = 0; blk < blocks.Length / blockBytes; blk++)
+            {
+                ushort h = blk % 3 == 0 ? special[r.Next(withNonFinite ? special.Length : special.Length - 3)] : (ushort)r.Next(0x10000);
+                if (!withNonFinite && (h & 0x7C00) == 0x7C00) h &= 0x83FF;   // keep this pass finite: subnormal instead
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(blocks.AsSpan(blk * blockBytes), h);
+            }
+            var panels = Int8Panels.Pack(format, blocks, rows, cols);
+            foreach (int n in new[] { 1, 5 })
+            {
+                var x = RandomX(n * cols, r);
+                var want = new float[n * rows];
+                ScalarInt8Tiles.MatMul(format, blocks, rows, cols, x, n, want);
+                Assert.Equal(want, Run(panels, x, n));
+            }
+        }
+    }
+
+    [Fact]
+    public unsafe void HalvesWidensEveryFp16PatternAsTheScalarConversion()
+    {
+        var h = new ushort[0x10000 + 7];   // not a multiple of 16 or 8: the tails run too
+        for (int i = 0; i < h.Length; i++) h[i] = (ushort)(i * 40503);   // every pattern (40503 is odd), shuffled
+        var f = new float[h.Length];
+        fixed (ushort* ph = h)
+        fixed (float* pf = f)
+            Halves.ToSingle(ph, pf, h.Length);
+        for (int i = 0; i < h.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(QuantFormat.FromHalf(h[i])) == BitConverter.SingleToInt32Bits(f[i]),
+                $"0x{h[i]:X4}: {f[i]} vs {QuantFormat.FromHalf(h[i])}");
+    }
+
     [Fact]
     public void PackingRejectsTheWrongByteCountAndFormat()
     {
