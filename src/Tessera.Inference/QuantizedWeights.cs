@@ -24,9 +24,9 @@ public enum WeightFormat
 /// <summary>
 /// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
 /// <see cref="TernaryMatrix"/>) or the bytes of a ggml K-quant tensor (Q4_K, Q5_K, Q6_K) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
-/// unchanged. Q8_0 and Q4_0 run by default (Q4_K on request) through <see cref="Int8Tiles"/>: the activations
+/// unchanged. Q8_0, Q4_0 and Q4_K run by default through <see cref="Int8Tiles"/>: the activations
 /// rounded to int8 per 32-block once per product and integer dot products, as llama.cpp does (see
-/// <see cref="Int8Activations"/>); Q8_0 and Q4_0 on that path are repacked once, on their first product, into
+/// <see cref="Int8Activations"/>); on that path they are repacked once, on their first product, into
 /// <see cref="Int8Panels"/> (kept beside the blocks). Otherwise (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
 /// expanded to fp32 in registers or L1 and multiplied in fp32, exactly the product with the dequantized
 /// matrix (memory traffic is the quantized size; K-quants a 4-row tile of super-blocks expanded by
@@ -146,9 +146,9 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
 
     /// <summary>
     /// The process setting for <see cref="Int8Activations"/>, from the environment variable
-    /// <c>TESSERA_QUANT_ACTIVATIONS</c> (read once): unset = int8 for Q8_0 and Q4_0, fp32 for the
-    /// K-quants (measured, docs/inference.md: int8 made Q8_0 batch-1 decode 1.2× faster, Q4_K no faster);
-    /// <c>f32</c> = fp32 for every format; <c>int8</c> = int8 for every format that has the kernel.
+    /// <c>TESSERA_QUANT_ACTIVATIONS</c> (read once): unset or <c>int8</c> = int8 for every format that has the kernel
+    /// (Q8_0, Q4_0, Q4_K; measured, docs/inference.md: on 8-row panels each decodes batch 1 faster than on its fp32
+    /// path); <c>f32</c> = fp32 for every format.
     /// </summary>
     public static readonly string ActivationSetting = Environment.GetEnvironmentVariable("TESSERA_QUANT_ACTIVATIONS") switch { "f32" => "f32", "int8" => "int8", _ => "auto" };
 
@@ -157,7 +157,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     {
         "f32" => false,
         "int8" => true,
-        _ => format is WeightFormat.Q8_0 or WeightFormat.Q4_0,
+        _ => format is WeightFormat.Q8_0 or WeightFormat.Q4_0 or WeightFormat.Q4_K,
     };
 
     /// <summary>What quantized products run on by default, in words (benchmarks print it beside their figures).</summary>
@@ -167,9 +167,8 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         {
             if (ActivationSetting == "f32") return "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)";
             if (!Int8Tiles.Supported(TileFormat.Q8_0)) return "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)";
-            bool all = ActivationSetting == "int8";
             string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 8-row panels" : "AVX2 vpmaddubsw + vpmaddwd, 8-row panels";
-            return $"int8 activations per 32-block for {(all ? "Q8_0/Q4_0/Q4_K" : "Q8_0/Q4_0")} ({kernel}), fp32 for the {(all ? "other K-quants" : "K-quants")}; TESSERA_QUANT_ACTIVATIONS=f32|int8 overrides";
+            return $"int8 activations per 32-block for Q8_0/Q4_0/Q4_K ({kernel}), fp32 for Q5_K/Q6_K; TESSERA_QUANT_ACTIVATIONS=f32 overrides";
         }
     }
 
@@ -196,22 +195,19 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     public int Cols { get; }
 
     /// <summary>
-    /// Bytes one full product reads: for Q8_0 and Q4_0 on the int8 path the <see cref="Int8Panels"/> (the blocks' size,
-    /// rows padded to a multiple of 8), on the fp32 path the blocks and the fp32 copy of their scales; otherwise the
-    /// stored blocks.
+    /// Bytes one full product reads: for Q8_0, Q4_0 and Q4_K on the int8 path the <see cref="Int8Panels"/> (rows padded
+    /// to a multiple of 8; Q4_K's scales unpacked), for Q8_0 and Q4_0 on the fp32 path the blocks and the fp32 copy of
+    /// their scales; otherwise the stored blocks.
     /// </summary>
     public long Bytes
     {
         get
         {
-            if (Format is not (WeightFormat.Q8_0 or WeightFormat.Q4_0)) return blockBytes;
-            long blocks = (long)Rows * (Cols / QuantFormat.BlockSize);
-            if (!UsesPanels) return blockBytes + blocks * sizeof(float);
-            return (Rows + 7) / 8 * 8L * (Cols / QuantFormat.BlockSize) * (Format == WeightFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes);
+            if (Format is not (WeightFormat.Q8_0 or WeightFormat.Q4_0 or WeightFormat.Q4_K)) return blockBytes;
+            if (Int8Activations && Int8Tiles.Supported(Tile(Format))) return Int8Panels.BytesFor(Tile(Format), Rows, Cols);
+            return Format == WeightFormat.Q4_K ? blockBytes : blockBytes + (long)Rows * (Cols / QuantFormat.BlockSize) * sizeof(float);
         }
     }
-
-    bool UsesPanels => Int8Activations && Format is (WeightFormat.Q8_0 or WeightFormat.Q4_0) && Int8Tiles.Supported(Tile(Format));
 
     /// <summary>The fp32 matrix the codes represent.</summary>
     public float[] Dequantize()
@@ -236,10 +232,16 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         bool int8 = Int8Activations && Format != WeightFormat.Ternary && Int8Tiles.Supported(Tile(Format));
         if (kBlocks is not null)
         {
+            if (int8)
+            {
+                var packed = Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), kBlocks, Rows, Cols));
+                fixed (float* px = xs, py = ys)
+                    Int8Tiles.Run(packed, px, n, py);
+                return;
+            }
             fixed (byte* blocks = kBlocks)
             fixed (float* px = xs, py = ys)
-                if (int8) Int8Tiles.Run(Tile(Format), blocks, Rows, Cols, px, n, py);
-                else QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
+                QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
             return;
         }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
