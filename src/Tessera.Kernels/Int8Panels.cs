@@ -189,7 +189,7 @@ public static unsafe partial class Int8Tiles
                 // The unsigned weights carry an offset (128 for Q8_0, 8 for Q4_0): each block's dot starts at −offset·Σx.
                 // The AVX2 Q8_0 form multiplies the signed codes directly and starts at 0.
                 bool vnni = Vnni;
-                // Q4_K (codes 0 … 15 with no offset) takes the code sums as fp32 for its mins instead.
+                // Q4_K (codes 0 … 15 with no offset) takes the code sums as fp32 for its mins instead, in the same buffer.
                 int offset = w.Format switch { TileFormat.Q8_0 => vnni ? 128 : 0, TileFormat.Q4_0 => 8, _ => 0 };
                 if (w.Format == TileFormat.Q4_K)
                     for (long i = 0; i < (long)n * nb; i++) ((float*)pb)[i] = sums[i];
