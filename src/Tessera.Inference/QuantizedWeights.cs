@@ -24,9 +24,9 @@ public enum WeightFormat
 /// <summary>
 /// A quantized weight matrix (<see cref="Q8_0Matrix"/>, <see cref="Q4_0Matrix"/> or
 /// <see cref="TernaryMatrix"/>) or the bytes of a ggml K-quant tensor (Q4_K, Q5_K, Q6_K) behind <see cref="IWeightMatrix"/>, so the forward pass runs on it
-/// unchanged. Q8_0 and Q4_0 run by default (Q4_K on request) through <see cref="Int8Tiles"/>: the activations
+/// unchanged. Q8_0, Q4_0 and Q4_K run by default through <see cref="Int8Tiles"/>: the activations
 /// rounded to int8 per 32-block once per product and integer dot products, as llama.cpp does (see
-/// <see cref="Int8Activations"/>); Q8_0 and Q4_0 on that path are repacked once, on their first product, into
+/// <see cref="Int8Activations"/>); on that path they are repacked once, on their first product, into
 /// <see cref="Int8Panels"/> (kept beside the blocks). Otherwise (and always for Q5_K, Q6_K) they run through <see cref="QuantizedTiles"/>: the blocks are
 /// expanded to fp32 in registers or L1 and multiplied in fp32, exactly the product with the dequantized
 /// matrix (memory traffic is the quantized size; K-quants a 4-row tile of super-blocks expanded by
@@ -40,23 +40,22 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     readonly Q4_0Matrix? q4;
     readonly TernaryMatrix? ternary;
     readonly byte[]? kBlocks;       // K-quant super-blocks, row-major (each row Cols/256 blocks)
-    readonly float[] scales = [];   // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0)
+    float[]? scales;                // fp32 block scales for the fp32-expansion path (Q8_0, Q4_0), on its first product
     Int8Panels? panels;             // Q8_0/Q4_0 repacked for the int8 path, on its first product
+    readonly long blockBytes;       // what the stored blocks (or super-blocks) take
 
-    /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
+    /// <summary>Runs a Q8_0 matrix (its blocks are read in place; the fp32 path also keeps the scales as fp32).</summary>
     public QuantizedWeights(Q8_0Matrix m)
     {
         q8 = m; Format = WeightFormat.Q8_0; Rows = m.Rows; Cols = m.Cols;
-        scales = BlockScales(m.Blocks, QuantFormat.Q8_0BlockBytes);
-        Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
+        blockBytes = m.Blocks.Length;
     }
 
-    /// <summary>Runs a Q4_0 matrix (its blocks are read in place; the scales are also kept as fp32).</summary>
+    /// <summary>Runs a Q4_0 matrix (its blocks are read in place; the fp32 path also keeps the scales as fp32).</summary>
     public QuantizedWeights(Q4_0Matrix m)
     {
         q4 = m; Format = WeightFormat.Q4_0; Rows = m.Rows; Cols = m.Cols;
-        scales = BlockScales(m.Blocks, QuantFormat.Q4_0BlockBytes);
-        Bytes = m.Blocks.Length + scales.LongLength * sizeof(float);
+        blockBytes = m.Blocks.Length;
     }
 
     /// <summary>The fp16 scale at the head of every block, as fp32 (read once per block instead of converted).</summary>
@@ -77,7 +76,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         if (blocks.Length != expected) throw new ArgumentException($"QuantizedWeights: {type} ({rows}, {cols}) needs {expected} bytes, got {blocks.Length}.");
         kBlocks = blocks.ToArray();
         Format = type switch { KQuantType.Q4_K => WeightFormat.Q4_K, KQuantType.Q5_K => WeightFormat.Q5_K, _ => WeightFormat.Q6_K };
-        Rows = rows; Cols = cols; Bytes = kBlocks.LongLength;
+        Rows = rows; Cols = cols; blockBytes = kBlocks.LongLength;
     }
 
     static TileFormat Tile(WeightFormat f) => f switch
@@ -100,7 +99,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     };
 
     /// <summary>Runs a ternary matrix through its int8-activation dot products.</summary>
-    public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; Bytes = m.Bytes; }
+    public QuantizedWeights(TernaryMatrix m) { ternary = m; Format = WeightFormat.Ternary; Rows = m.Rows; Cols = m.Cols; blockBytes = m.Bytes; }
 
     /// <summary>Quantizes a row-major (rows, cols) fp32 matrix; cols must be a multiple of 32.</summary>
     public static QuantizedWeights Quantize(ReadOnlySpan<float> w, int rows, int cols, WeightFormat format, int ternaryGroup = 64) => format switch
@@ -147,9 +146,9 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
 
     /// <summary>
     /// The process setting for <see cref="Int8Activations"/>, from the environment variable
-    /// <c>TESSERA_QUANT_ACTIVATIONS</c> (read once): unset = int8 for Q8_0 and Q4_0, fp32 for the
-    /// K-quants (measured, docs/inference.md: int8 made Q8_0 batch-1 decode 1.2× faster, Q4_K no faster);
-    /// <c>f32</c> = fp32 for every format; <c>int8</c> = int8 for every format that has the kernel.
+    /// <c>TESSERA_QUANT_ACTIVATIONS</c> (read once): unset or <c>int8</c> = int8 for every format that has the kernel
+    /// (Q8_0, Q4_0, Q4_K; measured, docs/inference.md: on 8-row panels each decodes batch 1 faster than on its fp32
+    /// path); <c>f32</c> = fp32 for every format.
     /// </summary>
     public static readonly string ActivationSetting = Environment.GetEnvironmentVariable("TESSERA_QUANT_ACTIVATIONS") switch { "f32" => "f32", "int8" => "int8", _ => "auto" };
 
@@ -158,7 +157,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     {
         "f32" => false,
         "int8" => true,
-        _ => format is WeightFormat.Q8_0 or WeightFormat.Q4_0,
+        _ => format is WeightFormat.Q8_0 or WeightFormat.Q4_0 or WeightFormat.Q4_K,
     };
 
     /// <summary>What quantized products run on by default, in words (benchmarks print it beside their figures).</summary>
@@ -168,9 +167,8 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         {
             if (ActivationSetting == "f32") return "fp32 activations, expanded weights (TESSERA_QUANT_ACTIVATIONS=f32)";
             if (!Int8Tiles.Supported(TileFormat.Q8_0)) return "fp32 activations, expanded weights (no AVX2 + FMA for int8 dot products)";
-            bool all = ActivationSetting == "int8";
             string kernel = Int8Tiles.UsesVnni ? "AVX-VNNI vpdpbusd, 8-row panels" : "AVX2 vpmaddubsw + vpmaddwd, 8-row panels";
-            return $"int8 activations per 32-block for {(all ? "Q8_0/Q4_0/Q4_K" : "Q8_0/Q4_0")} ({kernel}), fp32 for the {(all ? "other K-quants" : "K-quants")}; TESSERA_QUANT_ACTIVATIONS=f32|int8 overrides";
+            return $"int8 activations per 32-block for Q8_0/Q4_0/Q4_K ({kernel}), fp32 for Q5_K/Q6_K; TESSERA_QUANT_ACTIVATIONS=f32 overrides";
         }
     }
 
@@ -196,8 +194,20 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     /// <inheritdoc />
     public int Cols { get; }
 
-    /// <summary>Bytes one full product reads: the blocks and the fp32 copy of their scales.</summary>
-    public long Bytes { get; }
+    /// <summary>
+    /// Bytes one full product reads: for Q8_0, Q4_0 and Q4_K on the int8 path the <see cref="Int8Panels"/> (rows padded
+    /// to a multiple of 8; Q4_K's scales unpacked), for Q8_0 and Q4_0 on the fp32 path the blocks and the fp32 copy of
+    /// their scales; otherwise the stored blocks.
+    /// </summary>
+    public long Bytes
+    {
+        get
+        {
+            if (Format is not (WeightFormat.Q8_0 or WeightFormat.Q4_0 or WeightFormat.Q4_K)) return blockBytes;
+            if (Int8Activations && Int8Tiles.Supported(Tile(Format))) return Int8Panels.BytesFor(Tile(Format), Rows, Cols);
+            return Format == WeightFormat.Q4_K ? blockBytes : blockBytes + (long)Rows * (Cols / QuantFormat.BlockSize) * sizeof(float);
+        }
+    }
 
     /// <summary>The fp32 matrix the codes represent.</summary>
     public float[] Dequantize()
@@ -209,6 +219,7 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
     }
 
     Int8Panels Publish(Int8Panels p) => Interlocked.CompareExchange(ref panels, p, null) ?? p;
+    float[] Publish(float[] s) => Interlocked.CompareExchange(ref scales, s, null) ?? s;
 
     /// <inheritdoc />
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y)
@@ -221,10 +232,16 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
         bool int8 = Int8Activations && Format != WeightFormat.Ternary && Int8Tiles.Supported(Tile(Format));
         if (kBlocks is not null)
         {
+            if (int8)
+            {
+                var packed = Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), kBlocks, Rows, Cols));
+                fixed (float* px = xs, py = ys)
+                    Int8Tiles.Run(packed, px, n, py);
+                return;
+            }
             fixed (byte* blocks = kBlocks)
             fixed (float* px = xs, py = ys)
-                if (int8) Int8Tiles.Run(Tile(Format), blocks, Rows, Cols, px, n, py);
-                else QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
+                QuantizedTiles.Run(Tile(Format), blocks, null, Rows, Cols, px, n, py);
             return;
         }
         if (Format is WeightFormat.Q8_0 or WeightFormat.Q4_0)
@@ -232,11 +249,17 @@ public sealed unsafe class QuantizedWeights : IWeightMatrix
             var raw = q8 is not null ? q8.Blocks : q4!.Blocks;
             // The int8 path runs on 8-row panels, repacked from the blocks on the first product (a racing second
             // pack builds the same bytes; the first one published wins).
-            var packed = !int8 ? null : Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), raw, Rows, Cols));
+            if (int8)
+            {
+                var packed = Volatile.Read(ref panels) ?? Publish(Int8Panels.Pack(Tile(Format), raw, Rows, Cols));
+                fixed (float* px = xs, py = ys)
+                    Int8Tiles.Run(packed, px, n, py);
+                return;
+            }
+            var s = Volatile.Read(ref scales) ?? Publish(BlockScales(raw, q8 is not null ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes));
             fixed (byte* blocks = raw)
-            fixed (float* px = xs, py = ys, ps = scales)
-                if (int8) Int8Tiles.Run(packed!, px, n, py);
-                else QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
+            fixed (float* px = xs, py = ys, ps = s)
+                QuantizedTiles.Run(Tile(Format), blocks, ps, Rows, Cols, px, n, py);
             return;
         }
         if (q8 is not null) q8.MatMul(xs, n, ys);

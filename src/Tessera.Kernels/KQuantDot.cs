@@ -122,7 +122,7 @@ public static unsafe class KQuantDot
         return LaneSums.Sum4(a0, a1, a2, a3);
     }
 
-    /// <summary>fp16 → fp32 inline: as <see cref="FiniteHalves"/> for one value; infinities and NaNs take <see cref="QuantFormat.FromHalf"/>. Equal to it for every input.</summary>
+    /// <summary>fp16 → fp32 inline: as <see cref="Halves.Finite(Vector512{int})"/> for one value; infinities and NaNs take <see cref="QuantFormat.FromHalf"/>. Equal to it for every input.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Half(byte* p)
     {
@@ -154,22 +154,7 @@ public static unsafe class KQuantDot
         var maskA = Vector512.Create(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
         var maskB = Vector512.Create(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30);
         var code = (Avx512F.ShiftRightLogicalVariable(a, shift) & maskA) | (Avx512F.ShiftRightLogical(hi, 2) & maskB);
-        Vector512.Store(Avx512F.ConvertToVector512Single(code) * FiniteHalves(halves), f);
-    }
-
-    /// <summary>
-    /// Finite fp16 bit patterns (one per lane) to fp32, exactly, as <see cref="Half"/> does one at a time:
-    /// a normal half is its bits moved up with the exponent rebased (integer only); a subnormal one is its
-    /// 10-bit mantissa times 2⁻²⁴ (exact). Neither path touches an fp32 subnormal, which would cost a
-    /// microcode assist.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> FiniteHalves(Vector512<int> h)
-    {
-        var normal = Vector512.ShiftLeft(h & Vector512.Create(0x7FFF), 13) + Vector512.Create((127 - 15) << 23);
-        var subnormal = Avx512F.ConvertToVector512Single(h & Vector512.Create(0x3FF)) * Vector512.Create(1f / (1 << 24));
-        var magnitude = Vector512.ConditionalSelect(Vector512.Equals(h & Vector512.Create(0x7C00), Vector512<int>.Zero), subnormal.AsInt32(), normal);
-        return (magnitude | Vector512.ShiftLeft(h & Vector512.Create(0x8000), 16)).AsSingle();
+        Vector512.Store(Avx512F.ConvertToVector512Single(code) * Halves.Finite(halves), f);
     }
 
     internal static void ScalesMinsSlow(byte* b, float* f)

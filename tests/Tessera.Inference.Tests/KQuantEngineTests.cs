@@ -63,7 +63,10 @@ public class KQuantEngineTests
         for (int i = 0; i < b.Length; i++) b[i] = (float)r.NextDouble() - 0.5f;
         var qa = QuantizedWeights.Quantize(a, 8, 256, WeightFormat.Q4_K);
         var qb = QuantizedWeights.Quantize(b, 12, 256, WeightFormat.Q4_K);
-        Assert.Equal(8 * 144, qa.Bytes);   // 144 bytes per 256 weights: 4.5 bits, no fp32 copy
+        qa.Int8Activations = false;
+        Assert.Equal(8 * 144, qa.Bytes);   // fp32 path: 144 bytes per 256 weights, 4.5 bits, no fp32 copy
+        qa.Int8Activations = true;
+        Assert.Equal(8 * 148, qa.Bytes);   // int8 path: the panels (the 6-bit scales and mins unpacked to a byte each)
         var stacked = StackedWeights.Of(qa, qb);
         Assert.IsType<QuantizedWeights>(stacked);
         Assert.Equal([.. qa.Dequantize(), .. qb.Dequantize()], InferenceWeights.ToFloat(stacked));

@@ -138,7 +138,7 @@ public class Int8TilesTests
             }
     }
 
-    public static TheoryData<TileFormat> PanelFormats => new() { TileFormat.Q8_0, TileFormat.Q4_0 };
+    public static TheoryData<TileFormat> PanelFormats => new() { TileFormat.Q8_0, TileFormat.Q4_0, TileFormat.Q4_K };
 
     [Theory]
     [MemberData(nameof(PanelFormats))]
@@ -147,10 +147,11 @@ public class Int8TilesTests
         // The AVX2 forms (vpmaddubsw + vpmaddwd: Zen 4 and other CPUs without AVX-VNNI) are forced here on a VNNI CPU;
         // both forms must form the same exact integers, so the switch changes no bits for concurrent tests either.
         var r = new Random(20);
+        int unit = format == TileFormat.Q4_K ? 256 : 32;
         foreach (int rows in new[] { 1, 7, 8, 13, 24 })
             foreach (int blocksPerRow in new[] { 1, 3, 16 })
             {
-                int cols = 32 * blocksPerRow;
+                int cols = unit * blocksPerRow;
                 var blocks = Blocks(format, rows, cols, r);
                 var panels = Int8Panels.Pack(format, blocks, rows, cols);
                 foreach (int n in new[] { 1, 3, 4, 9 })
@@ -169,11 +170,60 @@ public class Int8TilesTests
             }
     }
 
+    [Theory]
+    [MemberData(nameof(PanelFormats))]
+    public void PanelsWidenAnyFp16ScaleExactly(TileFormat format)
+    {
+        // The panels keep the blocks' fp16 scale bits (Q4_K: d and dmin) and widen them per panel (Halves): subnormal,
+        // zero, negative, huge, infinite and NaN scales must give the scalar twin's bits (which widens each with
+        // QuantFormat.FromHalf).
+        var r = new Random(21);
+        ushort[] special = [0x0000, 0x8000, 0x0001, 0x03FF, 0x8001, 0x0400, 0x7BFF, 0xFBFF, 0x3C00, 0xBC00, 0x7C00, 0xFC00, 0x7E00];
+        int blockBytes = format switch { TileFormat.Q8_0 => QuantFormat.Q8_0BlockBytes, TileFormat.Q4_0 => QuantFormat.Q4_0BlockBytes, _ => 144 };
+        int halvesPerBlock = format == TileFormat.Q4_K ? 2 : 1;
+        foreach (bool withNonFinite in new[] { false, true })
+        {
+            int rows = 21, cols = format == TileFormat.Q4_K ? 256 * 2 : 32 * 5;
+            var blocks = Blocks(format, rows, cols, r);
+            for (int blk = 0; blk < blocks.Length / blockBytes; blk++)
+                for (int k = 0; k < halvesPerBlock; k++)
+                {
+                    ushort h = (blk + k) % 3 == 0 ? special[r.Next(withNonFinite ? special.Length : special.Length - 3)] : (ushort)r.Next(0x10000);
+                    if (!withNonFinite && (h & 0x7C00) == 0x7C00) h &= 0x83FF;   // keep this pass finite: subnormal instead
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(blocks.AsSpan(blk * blockBytes + 2 * k), h);
+                }
+            var panels = Int8Panels.Pack(format, blocks, rows, cols);
+            foreach (int n in new[] { 1, 5 })
+            {
+                var x = RandomX(n * cols, r);
+                var want = new float[n * rows];
+                ScalarInt8Tiles.MatMul(format, blocks, rows, cols, x, n, want);
+                Assert.Equal(want, Run(panels, x, n));
+            }
+        }
+    }
+
+    [Fact]
+    public unsafe void HalvesWidensEveryFp16PatternAsTheScalarConversion()
+    {
+        var h = new ushort[0x10000 + 7];   // not a multiple of 16 or 8: the tails run too
+        for (int i = 0; i < h.Length; i++) h[i] = (ushort)(i * 40503);   // every pattern (40503 is odd), shuffled
+        var f = new float[h.Length];
+        fixed (ushort* ph = h)
+        fixed (float* pf = f)
+            Halves.ToSingle(ph, pf, h.Length);
+        for (int i = 0; i < h.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(QuantFormat.FromHalf(h[i])) == BitConverter.SingleToInt32Bits(f[i]),
+                $"0x{h[i]:X4}: {f[i]} vs {QuantFormat.FromHalf(h[i])}");
+    }
+
     [Fact]
     public void PackingRejectsTheWrongByteCountAndFormat()
     {
         Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q8_0, new byte[33], 1, 32));
         Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q4_0, new byte[18], 1, 48));
-        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q4_K, new byte[144], 1, 256));
+        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q4_K, new byte[143], 1, 256));
+        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q4_K, new byte[144], 1, 128));
+        Assert.Throws<ArgumentException>(() => Int8Panels.Pack(TileFormat.Q6_K, new byte[210], 1, 256));
     }
 }

@@ -5,10 +5,9 @@ namespace Tessera.Kernels.Reference;
 /// <summary>
 /// Scalar twin of <see cref="Int8Tiles"/>: activations rounded by <see cref="ScalarQuant.QuantizeActivations"/>.
 /// Q8_0 and Q4_0: each 32-block's exact integer dot Σw·x (Q4_0 w = q − 8), then s = scale · d_x and
-/// acc = fma(dot, s, acc), blocks in K order. Q4_K: each 32-block's products summed in 8 integer lanes of 4
-/// consecutive products, every lane accumulated with one fused multiply-add by the block's scale product in K
-/// order, and the lanes added as <c>(t0 + t2) + (t1 + t3)</c> with t_l = a_l + a_{l+4}. Bit for bit the vector
-/// kernel's result.
+/// acc = fma(dot, s, acc), blocks in K order. Q4_K: per sub-block the exact integer dot Σq·x (codes 0 … 15),
+/// acc = fma(dot, (d·sc)·d_x, acc) and mins = fma((dmin·m)·d_x, Σx, mins) in K order, result acc − mins.
+/// Bit for bit the vector kernel's result.
 /// </summary>
 public static class ScalarInt8Tiles
 {
@@ -39,13 +38,6 @@ public static class ScalarInt8Tiles
             }
     }
 
-    /// <summary>The kernel's final lane order.</summary>
-    public static float Reduce8(ReadOnlySpan<float> a)
-    {
-        float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
-        return (t0 + t2) + (t1 + t3);
-    }
-
     static float RowSigned(TileFormat format, ReadOnlySpan<byte> w, ReadOnlySpan<sbyte> q, ReadOnlySpan<float> xs, int nb)
     {
         int bytes = format == TileFormat.Q8_0 ? QuantFormat.Q8_0BlockBytes : QuantFormat.Q4_0BlockBytes;
@@ -68,8 +60,7 @@ public static class ScalarInt8Tiles
     static float RowQ4K(ReadOnlySpan<byte> w, ReadOnlySpan<sbyte> q, ReadOnlySpan<float> xs, ReadOnlySpan<int> sums, int cols)
     {
         int bytes = KQuantFormat.BlockBytes(KQuantType.Q4_K);
-        Span<float> acc = stackalloc float[8], mins = stackalloc float[8];
-        acc.Clear(); mins.Clear();
+        float acc = 0, mins = 0;
         for (int s = 0; s < cols / KQuantFormat.SuperBlock; s++)
         {
             var blk = w.Slice(s * bytes, bytes);
@@ -80,22 +71,13 @@ public static class ScalarInt8Tiles
                 var (sc, m) = KQuantFormat.ScaleMin(blk.Slice(4, 12), j);
                 int blockIndex = 8 * s + j;
                 float dx = xs[blockIndex];
-                float scale = (d * sc) * dx;
-                mins[j] = MathF.FusedMultiplyAdd((dmin * m) * dx, sums[blockIndex], mins[j]);
                 var codes = blk.Slice(16 + 32 * (j / 2), 32);
-                for (int l = 0; l < 8; l++)
-                {
-                    int p = 0;
-                    for (int k = 0; k < 4; k++)
-                    {
-                        int e = 4 * l + k;
-                        int code = j % 2 == 0 ? codes[e] & 0x0F : codes[e] >> 4;
-                        p += code * q[blockIndex * B + e];
-                    }
-                    acc[l] = MathF.FusedMultiplyAdd(p, scale, acc[l]);
-                }
+                int dot = 0;
+                for (int e = 0; e < B; e++) dot += (j % 2 == 0 ? codes[e] & 0x0F : codes[e] >> 4) * q[blockIndex * B + e];
+                acc = MathF.FusedMultiplyAdd(dot, (d * sc) * dx, acc);
+                mins = MathF.FusedMultiplyAdd((dmin * m) * dx, sums[blockIndex], mins);
             }
         }
-        return Reduce8(acc) - Reduce8(mins);
+        return acc - mins;
     }
 }
