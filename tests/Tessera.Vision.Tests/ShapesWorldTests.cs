@@ -130,6 +130,50 @@ public class ShapesWorldTests
         }
     }
 
+    /// <summary>
+    /// --position-rationale: the position answer names the left one of the pair, then the same yes/no as the
+    /// plain answer (same draws, same question); scoring takes the yes/no of a rationale and the plain answer as is;
+    /// a training batch then scores colour, kind, yes/no and EOS.
+    /// </summary>
+    [Fact]
+    public void PositionRationaleNamesTheLeftShapeThenTheSameVerdict()
+    {
+        var rng = new Random(3);
+        int asked = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            var scene = ShapeScene.Random(rng, (_, _) => true);
+            int seed = rng.Next();
+            var plain = ShapesTask.Ask(scene, QuestionType.Position, new Random(seed));
+            var withWhy = ShapesTask.Ask(scene, QuestionType.Position, new Random(seed), rationale: true);
+            if (plain is null) { Assert.Null(withWhy); continue; }
+            asked++;
+            Assert.Equal(plain.Question, withWhy!.Question);
+            var w = plain.Question.Split(' ');   // is the C1 K1 left of the C2 K2 ?
+            var a = scene.Shapes.Single(s => s.Colour == w[2] && s.Kind == w[3]);
+            var b = scene.Shapes.Single(s => s.Colour == w[7] && s.Kind == w[8]);
+            var left = a.X < b.X ? a : b;
+            Assert.Equal($"{left.Colour} {left.Kind} {plain.Answer}", withWhy.Answer);
+            Assert.Equal(plain.Answer, ShapesTask.PositionVerdict(withWhy.Answer));
+            Assert.Equal(plain.Answer, ShapesTask.PositionVerdict(plain.Answer));
+        }
+        Assert.True(asked > 100);
+        Assert.Equal("yes no", ShapesTask.PositionVerdict("yes no"));           // not a rationale: judged as it is
+        Assert.Equal("red left yes", ShapesTask.PositionVerdict("red left yes"));
+
+        var t = new ShapesTrainer(new ShapesOptions { BatchSize = 32, TextFraction = 0, PositionFraction = 1, PositionRationale = true });
+        var batch = t.TrainBatch(new Random(8));
+        for (int i = 0; i < batch.B; i++)
+        {
+            var targets = batch.Targets.AsSpan(i * batch.T, batch.T).ToArray();
+            int p = batch.Prefix[i];
+            string said = ShapesTask.Decode(targets[(p - 1)..(p + 2)]);
+            Assert.Equal(said, $"{said.Split(' ')[0]} {said.Split(' ')[1]} {ShapesTask.PositionVerdict(said)}");
+            Assert.Contains(ShapesTask.PositionVerdict(said), (string[])["yes", "no"]);
+            Assert.Equal(ShapesTask.Eos, targets[p + 2]);
+        }
+    }
+
     [Fact]
     public void CheckpointRoundTripsWithHfNamesAndSaysHowImagesAreTokenized()
     {
