@@ -61,6 +61,119 @@ public class ShapesWorldTests
         }
     }
 
+    /// <summary>
+    /// The position label is what the image shows and what the model is given (the fifth session's bug hunt):
+    /// "is A left of B" agrees with the pixel centroids of the two drawn shapes; each shape's pixels lie in
+    /// the patch (Y/16, X/16) of <see cref="PatchGrid"/>'s raster order; the embedder adds row[k / G] and
+    /// col[k mod G] to patch k (not transposed, not all zero); and a training batch scores the answer from
+    /// the prefix's last position on and nothing before it.
+    /// </summary>
+    [Fact]
+    public void PositionLabelsFollowThePixelsAndReachTheModelAsRealRowsAndColumns()
+    {
+        var config = new VisionConfig(64, 16);
+        var rng = new Random(11);
+        int asked = 0;
+        for (int n = 0; n < 400; n++)
+        {
+            var scene = ShapeScene.Random(rng, (_, _) => true);
+            var image = scene.Render();
+            var patches = PatchGrid.Patches(image, config);
+            bool Lit(int x, int y) => image.Rgb[(y * 64 + x) * 3] + image.Rgb[(y * 64 + x) * 3 + 1] + image.Rgb[(y * 64 + x) * 3 + 2] > 0;
+            int litInImage = 0, litInPatches = 0;
+            for (int y = 0; y < 64; y++) for (int x = 0; x < 64; x++) if (Lit(x, y)) litInImage++;
+            var centroid = new Dictionary<Shape, double>();
+            foreach (var s in scene.Shapes)
+            {
+                // The shape's own patch (Y/16, X/16) holds it; its lit pixels' mean x is its centroid.
+                double sx = 0; int lit = 0;
+                for (int y = s.Y / 16 * 16; y < s.Y / 16 * 16 + 16; y++)
+                    for (int x = s.X / 16 * 16; x < s.X / 16 * 16 + 16; x++)
+                        if (Lit(x, y)) { sx += x; lit++; }
+                Assert.True(lit > 10, $"{s.Words}: {lit} lit pixels in its patch");
+                litInPatches += lit;
+                centroid[s] = sx / lit;
+                int k = s.Y / 16 * 4 + s.X / 16;
+                Assert.True(patches.AsSpan(k * config.PatchValues, config.PatchValues).ToArray().Sum() > 10, $"patch {k} of {s.Words} is dark");
+            }
+            Assert.Equal(litInImage, litInPatches);   // nothing drawn outside the shapes' patches (distinct columns: one shape per patch)
+            if (ShapesTask.Ask(scene, QuestionType.Position, rng) is not { } q) continue;
+            asked++;
+            var w = q.Question.Split(' ');   // is the C1 K1 left of the C2 K2 ?
+            var a = scene.Shapes.Single(s => s.Colour == w[2] && s.Kind == w[3]);
+            var b = scene.Shapes.Single(s => s.Colour == w[7] && s.Kind == w[8]);
+            Assert.Equal(centroid[a] < centroid[b] ? "yes" : "no", q.Answer);
+        }
+        Assert.True(asked > 200, $"{asked} position questions");
+
+        // A black image isolates the position part of every patch's vector: b + row[k / 4] + col[k mod 4].
+        using var e = new PatchEmbedder(config, 16, 3);
+        var v = e.Embed(new float[config.TokensPerImage * config.PatchValues]);
+        float[] row = e.Parameters[PatchEmbedder.RowName].ToArray(), col = e.Parameters[PatchEmbedder.ColName].ToArray(), bias = e.Parameters[PatchEmbedder.BiasName].ToArray();
+        Assert.NotEqual(row[..16], row[16..32]);   // distinct rows, so a transposed or constant id would change v
+        Assert.NotEqual(col[..16], col[16..32]);
+        for (int k = 0; k < 16; k++)
+            for (int d = 0; d < 16; d++)
+                Assert.Equal(bias[d] + row[k / 4 * 16 + d] + col[k % 4 * 16 + d], v[k * 16 + d], 6);
+
+        var t = new ShapesTrainer(new ShapesOptions { BatchSize = 64, TextFraction = 0, PositionFraction = 1 });
+        var batch = t.TrainBatch(new Random(4));
+        for (int i = 0; i < batch.B; i++)
+        {
+            var ids = batch.Ids.AsSpan(i * batch.T, batch.T).ToArray();
+            var targets = batch.Targets.AsSpan(i * batch.T, batch.T).ToArray();
+            int p = batch.Prefix[i];
+            Assert.Equal(ShapesTask.Encode("answer :"), ids[(p - 2)..p]);
+            Assert.All(targets[..(p - 1)], x => Assert.Equal(-100, x));
+            Assert.Contains(ShapesTask.Decode([targets[p - 1]]), (string[])["yes", "no"]);
+            Assert.Equal(ShapesTask.Eos, targets[p]);
+        }
+    }
+
+    /// <summary>
+    /// --position-rationale: the position answer names the left one of the pair, then the same yes/no as the
+    /// plain answer (same draws, same question); scoring takes the yes/no of a rationale and the plain answer as is;
+    /// a training batch then scores colour, kind, yes/no and EOS.
+    /// </summary>
+    [Fact]
+    public void PositionRationaleNamesTheLeftShapeThenTheSameVerdict()
+    {
+        var rng = new Random(3);
+        int asked = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            var scene = ShapeScene.Random(rng, (_, _) => true);
+            int seed = rng.Next();
+            var plain = ShapesTask.Ask(scene, QuestionType.Position, new Random(seed));
+            var withWhy = ShapesTask.Ask(scene, QuestionType.Position, new Random(seed), rationale: true);
+            if (plain is null) { Assert.Null(withWhy); continue; }
+            asked++;
+            Assert.Equal(plain.Question, withWhy!.Question);
+            var w = plain.Question.Split(' ');   // is the C1 K1 left of the C2 K2 ?
+            var a = scene.Shapes.Single(s => s.Colour == w[2] && s.Kind == w[3]);
+            var b = scene.Shapes.Single(s => s.Colour == w[7] && s.Kind == w[8]);
+            var left = a.X < b.X ? a : b;
+            Assert.Equal($"{left.Colour} {left.Kind} {plain.Answer}", withWhy.Answer);
+            Assert.Equal(plain.Answer, ShapesTask.PositionVerdict(withWhy.Answer));
+            Assert.Equal(plain.Answer, ShapesTask.PositionVerdict(plain.Answer));
+        }
+        Assert.True(asked > 100);
+        Assert.Equal("yes no", ShapesTask.PositionVerdict("yes no"));           // not a rationale: judged as it is
+        Assert.Equal("red left yes", ShapesTask.PositionVerdict("red left yes"));
+
+        var t = new ShapesTrainer(new ShapesOptions { BatchSize = 32, TextFraction = 0, PositionFraction = 1, PositionRationale = true });
+        var batch = t.TrainBatch(new Random(8));
+        for (int i = 0; i < batch.B; i++)
+        {
+            var targets = batch.Targets.AsSpan(i * batch.T, batch.T).ToArray();
+            int p = batch.Prefix[i];
+            string said = ShapesTask.Decode(targets[(p - 1)..(p + 2)]);
+            Assert.Equal(said, $"{said.Split(' ')[0]} {said.Split(' ')[1]} {ShapesTask.PositionVerdict(said)}");
+            Assert.Contains(ShapesTask.PositionVerdict(said), (string[])["yes", "no"]);
+            Assert.Equal(ShapesTask.Eos, targets[p + 2]);
+        }
+    }
+
     [Fact]
     public void CheckpointRoundTripsWithHfNamesAndSaysHowImagesAreTokenized()
     {

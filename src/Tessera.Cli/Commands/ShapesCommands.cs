@@ -27,9 +27,9 @@ internal static class ShapesCommands
 
     /// <summary>The shapes-world flags beyond the common ones.</summary>
     public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden, Option<float> PositionInit,
-        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm)
+        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm, Option<bool> PositionRationale)
     {
-        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm];
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale];
     }
 
     public static Extras ExtraOptions() => new(
@@ -41,7 +41,8 @@ internal static class ShapesCommands
         new Option<float>("--position-ramp") { Description = "With --data shapes: amplitude of a linear left-to-right (top-to-bottom) ramp added to the column (row) embeddings at init (0: none)." },
         new Option<double>("--position-fraction") { Description = "With --data shapes: fraction of still questions that are relative-position questions (0: all types alike)." },
         new Option<int>("--curriculum-start") { Description = "With --data shapes: most shapes per scene at the start of the curriculum (1–4).", DefaultValueFactory = _ => 1 },
-        new Option<bool>("--patch-norm") { Description = "With --data shapes: RMS-normalise the projected patch before the row/column embeddings are added." });
+        new Option<bool>("--patch-norm") { Description = "With --data shapes: RMS-normalise the projected patch before the row/column embeddings are added." },
+        new Option<bool>("--position-rationale") { Description = "With --data shapes: position answers first name the left shape, then yes/no (scored on the yes/no)." });
 
     /// <summary>The options with the extra flags applied.</summary>
     public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
@@ -49,7 +50,7 @@ internal static class ShapesCommands
         CurriculumSteps = p.GetValue(x.Curriculum),
         MotionFraction = p.GetValue(x.Motion), MotionFrames = p.GetValue(x.MotionFrames),
         Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) }, PositionInit = p.GetValue(x.PositionInit),
-        PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm),
+        PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm), PositionRationale = p.GetValue(x.PositionRationale),
     };
 
     public static int Train(ShapesOptions options, string outDir, bool asJson, CancellationToken cancel = default)

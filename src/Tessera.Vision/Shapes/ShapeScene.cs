@@ -89,8 +89,8 @@ public sealed class ShapeScene
         {
             case "circle": return dx * dx + dy * dy <= r * r;
             case "square": { double h = r * 0.8; return Math.Abs(dx) <= h && Math.Abs(dy) <= h; }
-            case "triangle":   // apex up, base at +0.8r
-                return dy <= 0.8 * r && dy >= -r && Math.Abs(dx) <= (dy + r) * 0.6;
+            case "triangle":   // apex up, base at +0.8r; at most r wide each side, so a large one stays inside its 16-pixel patch (jitter ±1)
+                return dy <= 0.8 * r && dy >= -r && Math.Abs(dx) <= Math.Min((dy + r) * 0.6, r);
             default:           // five-pointed star: inside if the polar radius is under the star outline
             {
                 double angle = Math.Atan2(dx, -dy), rho = Math.Sqrt(dx * dx + dy * dy);

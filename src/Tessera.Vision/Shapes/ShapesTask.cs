@@ -74,9 +74,11 @@ public static class ShapesTask
     /// <summary>
     /// A question of <paramref name="type"/> about <paramref name="scene"/>, or null when the scene has
     /// nothing to ask it about. With <paramref name="focus"/>, questions about one shape ask about a
-    /// shape that satisfies it when there is one.
+    /// shape that satisfies it when there is one. With <paramref name="rationale"/>, a position answer
+    /// first names the left one of the pair, then says yes or no ("blue star no"); the draws are the
+    /// same either way, so the scenes and questions do not change.
     /// </summary>
-    public static ShapeQuestion? Ask(ShapeScene scene, QuestionType type, Random rng, Func<Shape, bool>? focus = null)
+    public static ShapeQuestion? Ask(ShapeScene scene, QuestionType type, Random rng, Func<Shape, bool>? focus = null, bool rationale = false)
     {
         var s = scene.Shapes;
         Shape? Pick(IEnumerable<Shape> candidates)
@@ -109,12 +111,28 @@ public static class ShapesTask
                 var second = others[rng.Next(others.Count)];
                 if (rng.Next(2) == 1) (first, second) = (second, first);
                 string a = $"{first.Colour} {first.Kind}", b = $"{second.Colour} {second.Kind}";
-                if (type == QuestionType.Position) return new(type, $"is the {a} left of the {b} ?", first.X < second.X ? "yes" : "no");
+                if (type == QuestionType.Position)
+                {
+                    string verdict = first.X < second.X ? "yes" : "no";
+                    var left = first.X < second.X ? first : second;
+                    return new(type, $"is the {a} left of the {b} ?", rationale ? $"{left.Colour} {left.Kind} {verdict}" : verdict);
+                }
                 return new(type, $"which is bigger , the {a} or the {b} ?", first.Large ? a : b);
             }
             default:
                 return new(type, "caption :", string.Join(" and ", s.Select(x => x.Words)));
         }
+    }
+
+    /// <summary>
+    /// The yes/no of a position answer: the last word of a rationale answer ("colour kind yes|no", see
+    /// <see cref="Ask"/>), else the answer itself. Position questions are scored on it, so a model trained
+    /// with rationales is judged on its verdict alone and a plain answer is judged as before.
+    /// </summary>
+    public static string PositionVerdict(string answer)
+    {
+        var w = answer.Split(' ');
+        return w.Length == 3 && ShapeScene.Colours.Any(c => c.Name == w[0]) && ShapeScene.Kinds.Contains(w[1]) && w[2] is "yes" or "no" ? w[2] : answer;
     }
 
     /// <summary>A text-only document about a scene (no image): its shapes and one relation, in words.</summary>

@@ -57,6 +57,11 @@ public sealed record ShapesOptions
     public bool PatchNorm { get; init; }
     /// <summary>Fraction of the still-image questions that are relative-position questions (0: every type equally likely).</summary>
     public double PositionFraction { get; init; }
+    /// <summary>
+    /// Train position answers with a rationale: the left one of the pair's name, then yes or no ("blue star no").
+    /// Position questions are scored on the yes/no alone (<see cref="ShapesTask.PositionVerdict"/>).
+    /// </summary>
+    public bool PositionRationale { get; init; }
     /// <summary>Image geometry: 64×64 in 16×16 patches (one grid cell, so one shape, per patch).</summary>
     public VisionConfig Vision { get; init; } = new(ImageSize: 64, PatchSize: 16);
 }
@@ -229,7 +234,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
             {
                 // Position needs two shapes: not forced in a curriculum's one-shape stage (it would never be askable).
                 QuestionType? type = maxShapes >= 2 && Options.PositionFraction > 0 && rng.NextDouble() < Options.PositionFraction ? QuestionType.Position : null;
-                var (s, sq) = Question(rng, compositional: false, type, maxShapes);
+                var (s, sq) = Question(rng, compositional: false, type, maxShapes, Options.PositionRationale);
                 (images, q) = ([s.Render()], sq);
             }
             var (prompt, prefix, answer) = ShapesTask.Encode(q, Options.Vision, images.Length);
@@ -335,12 +340,14 @@ public sealed class ShapesTrainer(ShapesOptions options)
     {
         var acc = new Dictionary<string, double>();
         foreach (var group in questions.Select((q, i) => (Question: q, Got: answers[i])).GroupBy(x => x.Question.Type))
-            acc[group.Key.ToString().ToLowerInvariant()] = group.Average(x => x.Got == x.Question.Answer ? 1.0 : 0.0);
+            acc[group.Key.ToString().ToLowerInvariant()] = group.Average(x => x.Question.Type == QuestionType.Position
+                ? (ShapesTask.PositionVerdict(x.Got) == ShapesTask.PositionVerdict(x.Question.Answer) ? 1.0 : 0.0)
+                : (x.Got == x.Question.Answer ? 1.0 : 0.0));
         return new SplitScore(split, acc, questions.Count / Math.Max(1, acc.Count));
     }
 
     /// <summary>A scene of the split and a question of <paramref name="type"/> (random when null) about it.</summary>
-    static (ShapeScene Scene, ShapeQuestion Question) Question(Random rng, bool compositional, QuestionType? type, int maxShapes = 4)
+    static (ShapeScene Scene, ShapeQuestion Question) Question(Random rng, bool compositional, QuestionType? type, int maxShapes = 4, bool rationale = false)
     {
         while (true)
         {
@@ -348,7 +355,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
                 ? ShapeScene.Random(rng, (_, _) => true, ShapesTask.IsHeldOut, maxShapes)
                 : ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
             var t = type ?? (QuestionType)rng.Next(6);
-            var q = ShapesTask.Ask(scene, t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null);
+            var q = ShapesTask.Ask(scene, t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null, rationale);
             if (q is not null) return (scene, q);
         }
     }
