@@ -191,6 +191,15 @@ public class CorpusSwapTests
         Assert.Equal("1960,", CorpusSwapTask.FirstWord("  1960, we built roads"));
         Assert.Equal("Korea", CorpusSwapTask.FirstWord("\nKorea"));
         Assert.Equal("", CorpusSwapTask.FirstWord(" \n "));
+        // The gold side is the answer with whatever is glued to its right in the sentence.
+        ClozeQuestion Q(string sentence, string answer) => new("s", "number", sentence, answer, [answer, "0"]);
+        Assert.Equal("89th", Q("the ____th Congress met", "89").AnswerAsWritten);
+        Assert.Equal("1980's.", Q("look ahead to the ____'s.", "1980").AnswerAsWritten);
+        Assert.Equal("1960,", Q("since ____, the gap", "1960").AnswerAsWritten);
+        Assert.Equal("17", Q("the B-____ was a huge plane", "17").AnswerAsWritten);
+        Assert.True(CorpusSwapTask.ExactMatch("89th", Q("the ____th Congress met", "89").AnswerAsWritten));
+        Assert.False(CorpusSwapTask.ExactMatch("89", Q("the ____th Congress met", "89").AnswerAsWritten));
+        Assert.True(CorpusSwapTask.ExactMatch("1960", Q("since ____, the gap", "1960").AnswerAsWritten));
     }
 
     [Fact]

@@ -29,6 +29,23 @@ public sealed record ClozeQuestion(string Speech, string Kind, string Sentence, 
     /// <summary>The sentence's text before the blank, trailing whitespace removed (a generated filler brings its own leading space).</summary>
     public string LeftContext => Sentence[..Sentence.IndexOf(Blank, StringComparison.Ordinal)].TrimEnd();
 
+    /// <summary>
+    /// The answer as the word it stands in: the answer and the characters glued to its right up to the
+    /// next whitespace ("1960," for "in ____, we"; "89th" for "the ____th Congress"; "1980's"). A
+    /// generated filler is the first whitespace-delimited word written, so it is compared with this
+    /// (<see cref="CorpusSwapTask.ExactMatch"/>; trailing punctuation is normalised away there). Text
+    /// glued to the left ("B-", "$") is already in the prompt.
+    /// </summary>
+    public string AnswerAsWritten
+    {
+        get
+        {
+            int after = Sentence.IndexOf(Blank, StringComparison.Ordinal) + Blank.Length, end = after;
+            while (end < Sentence.Length && !char.IsWhiteSpace(Sentence[end])) end++;
+            return Answer + Sentence[after..end];
+        }
+    }
+
     /// <summary>Words before the blank (0 when the blank opens the sentence).</summary>
     public int LeftWords => LeftContext.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
 }
@@ -398,7 +415,7 @@ public static partial class CorpusSwapTask
     /// The corpus swap with generated answers (<c>eval swap --answer generate</c>): for each question the
     /// model greedily writes the blank's filler after the sentence's left context (<see cref="Prompt"/>,
     /// <see cref="GenerateFiller"/>), without and then with the passage, in <paramref name="layout"/>;
-    /// an answer is right when it is the gold filler by <see cref="ExactMatch"/>. No choices are shown,
+    /// an answer is right when it is the gold filler, as the word it stands in (<see cref="ClozeQuestion.AnswerAsWritten"/>), by <see cref="ExactMatch"/>. No choices are shown,
     /// so the no-index floor is what the model can produce from the left context alone, not what it
     /// can tell apart by fit among distractors. Rows carry the generated fillers and, as in
     /// <see cref="Evaluate"/>, the right sentence's nats per token without and with the passage.
@@ -424,7 +441,7 @@ public static partial class CorpusSwapTask
                 return sum / (ids.Count - first);
             }
             bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
-            rows.Add(new CorpusSwapRow(q.Kind, ExactMatch(plain, q.Answer), ExactMatch(with, q.Answer), hit?.Passage.DocumentId == q.Speech, holds)
+            rows.Add(new CorpusSwapRow(q.Kind, ExactMatch(plain, q.AnswerAsWritten), ExactMatch(with, q.AnswerAsWritten), hit?.Passage.DocumentId == q.Speech, holds)
             {
                 AnswerNatsPerToken = Nats(null),
                 AnswerNatsPerTokenWithPassage = Nats(passage),
