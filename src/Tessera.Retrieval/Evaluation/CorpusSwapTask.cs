@@ -57,7 +57,9 @@ public sealed record ClozeQuestion(string Speech, string Kind, string Sentence, 
 /// proper name blanked, and three distractors of the same kind drawn from other questions'
 /// answers. The model picks the filler whose completed sentence it finds most likely
 /// (sum of token log-probabilities); with the index the top BM25 passage for the blanked sentence
-/// is placed before it (In-Context RALM's format: BOS, passage, blank line, sentence).
+/// is placed before it (In-Context RALM's format: BOS, passage, blank line, sentence). Or, in
+/// <see cref="EvaluateGenerated"/>, the model writes the filler after the sentence's left context and
+/// is right on an exact match (<see cref="ExactMatch"/>), with no choices to tell apart by fit.
 /// </summary>
 public static partial class CorpusSwapTask
 {
