@@ -24,6 +24,9 @@ public class ErrorTests
         { ["train", "--objective", "contrastive", "--pairs", "no-such-pairs.jsonl", "--init-from", "no/such/run", "--out", "out"], "no-such-pairs.jsonl" },
         { ["train", "--objective", "ranking", "--out", "out"], "lm or contrastive" },
         { ["eval", "swap", "--corpus", "no-such-sotu.txt.gz", "--model", "m", "--index", "i"], "no-such-sotu.txt.gz" },
+        { ["eval", "swap", "--answer", "pick", "--model", "m", "--index", "i"], "--answer must be choose or generate" },
+        { ["eval", "swap", "--choices", "1", "--model", "m", "--index", "i"], "--choices must be at least 2" },
+        { ["eval", "swap", "--answer", "generate", "--choices", "6", "--model", "m", "--index", "i"], "--choices applies to --answer choose" },
     };
 
     [Theory]

@@ -1,6 +1,8 @@
+using System.Runtime.CompilerServices;
 using Tessera.Inference;
 using Tessera.Model;
 using Tessera.Retrieval.Evaluation;
+using Tessera.Retrieval.Sparse;
 using Tessera.Text;
 
 namespace Tessera.Retrieval.Tests;
@@ -168,6 +170,173 @@ public class CorpusSwapTests
         {
             Assert.Equal(37, scores[c].Tokens);
             Assert.Equal(Score(q.Choices[c]), scores[c].Sum, 1e-3);
+        }
+    }
+
+    [Fact]
+    public void Exact_match_normalises_case_whitespace_and_surrounding_punctuation_only()
+    {
+        Assert.Equal("korea", CorpusSwapTask.NormaliseAnswer("  Korea, "));
+        Assert.Equal("new york", CorpusSwapTask.NormaliseAnswer(" New \t York. "));
+        Assert.Equal("1,000", CorpusSwapTask.NormaliseAnswer("1,000."));            // inner commas are part of a number
+        Assert.True(CorpusSwapTask.ExactMatch("1960,", "1960"));
+        Assert.True(CorpusSwapTask.ExactMatch("\"Berlin.\"", "Berlin"));
+        Assert.True(CorpusSwapTask.ExactMatch("(Alaska)", "alaska"));
+        Assert.False(CorpusSwapTask.ExactMatch("1960s", "1960"));                     // a different word, not a punctuated one
+        Assert.False(CorpusSwapTask.ExactMatch("1000", "1,000"));
+        Assert.False(CorpusSwapTask.ExactMatch("Korean", "Korea"));
+        Assert.False(CorpusSwapTask.ExactMatch("", ""));                              // an empty generation never matches
+        Assert.False(CorpusSwapTask.ExactMatch("...", "."));
+        // The generated filler is the first whitespace-delimited word of the continuation, as written.
+        Assert.Equal("1960,", CorpusSwapTask.FirstWord("  1960, we built roads"));
+        Assert.Equal("Korea", CorpusSwapTask.FirstWord("\nKorea"));
+        Assert.Equal("", CorpusSwapTask.FirstWord(" \n "));
+        // The gold side is the answer with whatever is glued to its right in the sentence.
+        ClozeQuestion Q(string sentence, string answer) => new("s", "number", sentence, answer, [answer, "0"]);
+        Assert.Equal("89th", Q("the ____th Congress met", "89").AnswerAsWritten);
+        Assert.Equal("1980's.", Q("look ahead to the ____'s.", "1980").AnswerAsWritten);
+        Assert.Equal("1960,", Q("since ____, the gap", "1960").AnswerAsWritten);
+        Assert.Equal("17", Q("the B-____ was a huge plane", "17").AnswerAsWritten);
+        Assert.True(CorpusSwapTask.ExactMatch("89th", Q("the ____th Congress met", "89").AnswerAsWritten));
+        Assert.False(CorpusSwapTask.ExactMatch("89", Q("the ____th Congress met", "89").AnswerAsWritten));
+        Assert.True(CorpusSwapTask.ExactMatch("1960", Q("since ____, the gap", "1960").AnswerAsWritten));
+    }
+
+    [Fact]
+    public void Questions_take_k_choices_and_a_left_context_minimum_and_refuse_fewer_than_two_choices()
+    {
+        var later = CorpusSwapTask.ParseSotu(Corpus()).Where(s => s.Year > 1950).ToList();   // 5 addresses: 5 answers of each kind
+        var five = CorpusSwapTask.Questions(later, 9, seed: 2, choices: 5);
+        Assert.Equal(9, five.Count);
+        Assert.All(five, q => { Assert.Equal(5, q.Choices.Distinct().Count()); Assert.Contains(q.Answer, q.Choices); });
+        Assert.Empty(CorpusSwapTask.Questions(later, 9, seed: 2, choices: 6));           // no kind has 6 distinct answers
+        // The year blank opens its sentence after one word ("In ____ the nation ..."); numbers and names have 3 words before them.
+        var left3 = CorpusSwapTask.Questions(later, 9, seed: 2, minLeftWords: 3);
+        Assert.Equal(9, left3.Count);
+        Assert.DoesNotContain(left3, q => q.Kind == "year");
+        Assert.All(left3, q => Assert.True(q.LeftWords >= 3, q.Sentence));
+        Assert.Contains(CorpusSwapTask.Questions(later, 9, seed: 2), q => q.Kind == "year" && q.LeftWords == 1 && q.LeftContext == "In");
+        Assert.Contains("2 choices", Assert.Throws<ArgumentOutOfRangeException>(() => CorpusSwapTask.Questions(later, 9, choices: 1)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CorpusSwapTask.Questions(later, 9, minLeftWords: -1));
+    }
+
+    [Fact]
+    public void The_generation_prompt_is_the_layout_cut_at_the_blank()
+    {
+        var tok = TokenizerFiles.Load("bytes");
+        const int bos = 300;
+        var q = new ClozeQuestion("s", "year", "Then in the fine year ____ we built.", "1960", ["1970", "1960", "1980", "1990"]);
+        const string passage = "Long ago we had nothing. Then in the fine year 1960 we built. More came.";
+        List<int> Ids(int? b, params string[] parts)
+        {
+            var ids = new List<int>();
+            if (b is { } x) ids.Add(x);
+            foreach (var part in parts) ids.AddRange(tok.Encode(part));
+            return ids;
+        }
+        // RALM: the passage, a blank line, the left context without its trailing space.
+        Assert.Equal(Ids(bos, passage + "\n\n", "Then in the fine year"), CorpusSwapTask.Prompt(tok, bos, q, passage, SwapLayout.Ralm, 512));
+        Assert.Equal(Ids(bos, "Then in the fine year"), CorpusSwapTask.Prompt(tok, bos, q, null, SwapLayout.Ralm, 512));
+        // Retro: the same window as Sequence (the blanked sentence is as long as the filled one here, 37 bytes), the own-text slot, " " + left context.
+        Assert.Equal(Ids(bos, "g. Then in the fine year 1960 we built. M", "hing.", " Then in the fine year"),
+            CorpusSwapTask.Prompt(tok, bos, q, passage, SwapLayout.Retro, 512, neighbourTokens: 41, ownTextTokens: 5));
+        Assert.Equal(Ids(null, " Then in the fine year"), CorpusSwapTask.Prompt(tok, null, q, null, SwapLayout.Retro, 512));
+        // A long left context is cut from its start so that it and the filler budget fit half the context (64 − 16 = 48 tokens).
+        var longQ = new ClozeQuestion("s", "year", new string('a', 100) + " in ____ we built.", "1960", ["1960", "1970"]);
+        Assert.Equal(Ids(null, new string('a', 45) + " in"), CorpusSwapTask.Prompt(tok, null, longQ, null, SwapLayout.Ralm, 128));
+        // Nothing to condition on: a clear error, not an empty prompt.
+        var opening = new ClozeQuestion("s", "year", "____ was a good year for us all.", "1960", ["1960", "1970"]);
+        Assert.Contains("left-context minimum", Assert.Throws<ArgumentException>(() => CorpusSwapTask.Prompt(tok, null, opening, null, SwapLayout.Ralm, 512)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CorpusSwapTask.Prompt(tok, bos, q, null, SwapLayout.Ralm, 512, fillerTokens: 0));
+    }
+
+    [Fact]
+    public void A_generated_filler_is_the_first_word_of_the_greedy_continuation()
+    {
+        var tok = TokenizerFiles.Load("bytes");
+        using var model = new Transformer(DenseTests.TinyConfig(), seed: 11);
+        using var engine = new BatchingEngine(model);
+        var reference = new ReferenceEngine(model);
+        var q = new ClozeQuestion("s", "year", "Then in the fine year ____ we built.", "1960", ["1970", "1960", "1980", "1990"]);
+        foreach (var (layout, passage) in new[] { (SwapLayout.Ralm, (string?)null), (SwapLayout.Ralm, "In 1960 we built roads."), (SwapLayout.Retro, "Then in the fine year 1960 we built.") })
+        {
+            var prompt = CorpusSwapTask.Prompt(tok, null, q, passage, layout, 128, fillerTokens: 12);
+            // Greedy decoding written out on the reference engine: the argmax after the prompt is the top
+            // alternative of a dummy token appended to it; stop once a word is followed by whitespace.
+            var ids = prompt.ToList();
+            var output = new List<int>();
+            for (int step = 0; step < 12; step++)
+            {
+                var events = reference.Score([.. ids, 0], 1);
+                int next = events[^1].Top[0].Id;
+                ids.Add(next);
+                output.Add(next);
+                string text = tok.Decode(output.ToArray()).TrimStart();
+                if (text.Length > 0 && text.IndexOfAny([' ', '\t', '\r', '\n']) > 0) break;
+            }
+            string expected = CorpusSwapTask.FirstWord(tok.Decode(output.ToArray()));
+            Assert.Equal(expected, CorpusSwapTask.GenerateFiller(engine, tok, prompt, 12));
+        }
+    }
+
+    /// <summary>
+    /// A byte "model" that copies: it continues its context after the earlier occurrence of the
+    /// context's longest repeated suffix (at least 6 bytes), as an induction head would; with no such
+    /// repeat (no passage holding the sentence) it writes " zzz qq".
+    /// </summary>
+    sealed class CopyEngine : IGenerationEngine
+    {
+        public ModelConfig Config { get; } = new() { VocabSize = 300, Dim = 8, Layers = 1, Heads = 1, KvHeads = 1, HiddenDim = 8, ContextLength = 1024 };
+
+        public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
+        {
+            string ctx = new ByteTokenizer().Decode([.. request.Prompt.Where(id => id < 256)]);
+            string next = " zzz qq";
+            for (int k = Math.Min(60, ctx.Length / 2); k >= 6; k--)
+            {
+                int at = ctx.LastIndexOf(ctx[^k..], ctx.Length - k - 1, StringComparison.Ordinal);
+                if (at >= 0) { next = ctx[(at + k)..]; break; }
+            }
+            for (int i = 0; i < next.Length && i < request.MaxNewTokens; i++)
+            {
+                await Task.Yield();
+                yield return new TokenEvent(next[i], -1f, []);
+            }
+        }
+
+        public IReadOnlyList<TokenEvent> Score(IReadOnlyList<int> prompt, int topLogprobs)
+            => [.. prompt.Select((id, i) => new TokenEvent(id, i == 0 ? float.NaN : -1f, []))];
+        public float[] Embed(IReadOnlyList<int> ids) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public void With_generated_answers_a_copying_model_is_right_exactly_when_its_passage_holds_the_sentence()
+    {
+        var tok = new ByteTokenizer();
+        var later = CorpusSwapTask.ParseSotu(Corpus()).Where(s => s.Year > 1950).ToList();
+        using var tmp = new TempFolder();
+        Bm25IndexBuilder.Build(tmp["idx"], CorpusSwapTask.Documents(later), new IndexBuildOptions { Shards = 1, PassageWords = 100 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var qs = CorpusSwapTask.Questions(later, 10, seed: 3, minLeftWords: 3);
+        var engine = new CopyEngine();
+        foreach (var layout in new[] { SwapLayout.Ralm, SwapLayout.Retro })
+        {
+            // The completed sentence as the passage: every answer copied, none without it.
+            var oracle = CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, layout, oracle: SwapOracle.Sentence);
+            Assert.Equal(0.0, oracle.Kinds[^1].AccuracyWithout);
+            Assert.Equal(1.0, oracle.Kinds[^1].AccuracyWith);
+            Assert.Equal(qs.Select(q => q.Answer), oracle.Rows.Select(r => r.GeneratedWith));
+            Assert.All(oracle.Rows, r => Assert.Equal("zzz", r.GeneratedWithout));
+            // The top BM25 hit: the test addresses repeat their sentences with other facts, so the copy is right
+            // exactly when the hit holds the question's own completed sentence.
+            var bm25 = CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, layout);
+            Assert.Equal(qs.Count, bm25.Rows.Count);
+            Assert.All(bm25.Rows, r => Assert.Equal(r.PassageHoldsSentence, r.WithIndex));
+            Assert.Contains(bm25.Rows, r => r.WithIndex);
+            var all = bm25.Kinds[^1];
+            Assert.Equal("all", all.Kind);
+            Assert.Equal(bm25.Rows.Count(r => r.WithIndex) / (double)qs.Count, all.AccuracyWith, 12);
+            Assert.Equal(1.0, all.CitedPassageHoldsAnswerWhenRight);
         }
     }
 }

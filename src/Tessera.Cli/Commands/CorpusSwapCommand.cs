@@ -31,13 +31,25 @@ public static class CorpusSwapCommand
         var ownText = new Option<int>("--own-text-tokens") { Description = "With --layout retro: also fill the slot where training has the chunk's own earlier text with this many passage tokens just before the sentence (lab retro trains with 64).", DefaultValueFactory = _ => 0 };
         var oracle = new Option<SwapOracle>("--oracle-passage") { Description = "Diagnostic probe instead of the search hit: sentence (the completed sentence alone) or address (it with three sentences either side from its address). A model that copies answers nearly all; not a swap figure.", DefaultValueFactory = _ => SwapOracle.None };
         var seed = new Option<int>("--seed") { Description = "Question sampling seed.", DefaultValueFactory = _ => 1 };
+        var answerMode = new Option<string>("--answer") { Description = "How an answer is given: choose (the likeliest of the --choices fillers) or generate (greedy decoding of the blank's filler after the sentence's left context, right when it equals the gold filler after normalisation: case, whitespace, surrounding punctuation).", DefaultValueFactory = _ => "choose" };
+        var choices = new Option<int>("--choices") { Description = "Fillers per question with --answer choose: the answer and K − 1 distractors (at least 2).", DefaultValueFactory = _ => 4 };
+        var minLeft = new Option<int?>("--min-left-words") { Description = "Draw only blanks with at least this many words before them in their sentence, for both conditions (default: 5 with --answer generate, whose filler is predicted from the left context alone; 0 with choose)." };
+        var writeRows = new Option<string?>("--write-rows") { Description = "Also write each question's outcome (sentence, answer, without / with, generated fillers) to this JSONL file." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
-            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, ownText, oracle, json };
+            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, ownText, oracle, answerMode, choices, minLeft, writeRows, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
             void Say(string s) { if (!quiet) Console.Error.WriteLine(s); }
+            string mode = p.GetValue(answerMode)!;
+            if (mode is not ("choose" or "generate")) throw new ArgumentException($"eval swap: --answer must be choose or generate, not '{mode}'.");
+            bool generate = mode == "generate";
+            int k = p.GetValue(choices);
+            if (k < 2) throw new ArgumentException($"eval swap: --choices must be at least 2 (the answer and one distractor), not {k}.");
+            if (generate && p.GetResult(choices) is { Implicit: false }) throw new ArgumentException("eval swap: --choices applies to --answer choose; generated answers are not chosen among fillers.");
+            int minLeftWords = p.GetValue(minLeft) ?? (generate ? 5 : 0);
+            if (minLeftWords < 0) throw new ArgumentException($"eval swap: --min-left-words cannot be negative ({minLeftWords}).");
             var speeches = ReadSpeeches(p.GetValue(corpus)!);
             int cut = p.GetValue(cutoff);
             var early = speeches.Where(s => s.Year <= cut).ToList();
@@ -64,28 +76,41 @@ public static class CorpusSwapCommand
                 var (tok, bos, _) = ModelFiles.LoadTokenizer(source, resolved, null);
                 using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
                 using var idx = Bm25Index.Open(dir);
-                var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched));
-                Say($"{qs.Count} questions from {later.Count} addresses after {cut}");
-                result = CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText));
+                var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched), k, minLeftWords);
+                Say($"{qs.Count} questions from {later.Count} addresses after {cut}" + (minLeftWords > 0 ? $" (blanks with at least {minLeftWords} words before them)" : ""));
+                result = generate
+                    ? CorpusSwapTask.EvaluateGenerated(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText))
+                    : CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText));
                 score = result.Kinds[^1].AccuracyWith;
+                if (p.GetValue(writeRows) is { } rowsFile)
+                    AtomicFile.WriteAllText(rowsFile, string.Concat(qs.Zip(result.Rows, (q, r) => JsonNaming.SerializeObject(new
+                    {
+                        q.Speech, q.Kind, q.Sentence, q.Answer, q.Choices, r.Plain, r.WithIndex, r.GeneratedWithout, r.GeneratedWith, r.RetrievedOwnSpeech, r.PassageHoldsSentence,
+                    }).ReplaceLineEndings("") + "\n")));
             }
             string after = WeightsHash(resolved);
             if (before != after) throw new InvalidOperationException($"{resolved}: the weights changed during the evaluation ({before} → {after}).");
-            string how = $"layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window, {p.GetValue(ownText)} own-text tokens" : "")
+            string how = (generate ? "GENERATED answers (exact match after normalisation)" : $"answers chosen among {k} fillers" + (p.GetValue(matched) ? " (matched distractors)" : ""))
+                + (minLeftWords > 0 ? $", blanks with >= {minLeftWords} words of left context" : "")
+                + $", layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + (p.GetValue(layout) == SwapLayout.Retro ? $", {p.GetValue(neighbourTokens)}-token window, {p.GetValue(ownText)} own-text tokens" : "")
                 + (p.GetValue(oracle) != SwapOracle.None ? $", ORACLE passage ({p.GetValue(oracle).ToString().ToLowerInvariant()}; a probe, not a swap figure)" : "");
-            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, cutoff = cut, index = dir, layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle).ToString().ToLowerInvariant(), result.Kinds }));
+            if (quiet) Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, weights_sha256 = before, weights_sha256_after = after, cutoff = cut, index = dir, answer = mode, choices = generate ? 0 : k, min_left_words = minLeftWords,
+                layout = p.GetValue(layout).ToString().ToLowerInvariant(), oracle_passage = p.GetValue(oracle).ToString().ToLowerInvariant(), result.Kinds }));
             else
             {
-                Console.WriteLine($"weights sha256 {before} (unchanged); {how}");
-                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"own speech",11} {"holds answer",13} {"holds, when right",18} {"nats/tok without",17} {"with",6}");
-                foreach (var k in result.Kinds)
-                    Console.WriteLine($"{k.Kind,-8} {k.Questions,9} {k.AccuracyWithout,8:F3} {k.AccuracyWith,8:F3} {k.RetrievedOwnSpeech,11:F3} {k.PassageHoldsSentence,13:F3} {k.CitedPassageHoldsAnswerWhenRight,18:F3} {k.AnswerNatsPerToken,17:F3} {k.AnswerNatsPerTokenWithPassage,6:F3}");
-                Console.WriteLine("nats/tok: the right sentence's nats per scored token without / with the passage (a model that copies from a passage holding the sentence drops far lower)");
+                Console.WriteLine($"weights sha256 {before} before, {after} after (unchanged); {how}");
+                Console.WriteLine($"{"kind",-8} {"questions",9} {"without",8} {"with",8} {"ratio",7} {"own speech",11} {"holds answer",13} {"holds, when right",18} {"nats/tok without",17} {"with",6}");
+                foreach (var r in result.Kinds)
+                    Console.WriteLine($"{r.Kind,-8} {r.Questions,9} {r.AccuracyWithout,8:F3} {r.AccuracyWith,8:F3} {Ratio(r),7} {r.RetrievedOwnSpeech,11:F3} {r.PassageHoldsSentence,13:F3} {r.CitedPassageHoldsAnswerWhenRight,18:F3} {r.AnswerNatsPerToken,17:F3} {r.AnswerNatsPerTokenWithPassage,6:F3}");
+                Console.WriteLine("ratio: with / without (inf when nothing was right without the index); nats/tok: the right sentence's nats per scored token without / with the passage (a model that copies from a passage holding the sentence drops far lower)");
             }
             return 0;
         });
         return cmd;
     }
+
+    static string Ratio(CorpusSwapKind r) => r.AccuracyWithout > 0 ? (r.AccuracyWith / r.AccuracyWithout).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "x"
+        : r.AccuracyWith > 0 ? "inf" : "-";
 
     /// <summary>SHA-256 over the weight files of a model folder (or of the file itself), in name order.</summary>
     static string WeightsHash(string resolved)

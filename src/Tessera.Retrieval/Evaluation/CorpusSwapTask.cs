@@ -17,7 +17,7 @@ public sealed record Speech(string Id, int Year, string Text);
 /// <param name="Kind">year, number or name.</param>
 /// <param name="Sentence">The sentence with the answer replaced by <see cref="Blank"/>.</param>
 /// <param name="Answer">The right filler.</param>
-/// <param name="Choices">Four fillers, the answer among them.</param>
+/// <param name="Choices">The fillers to choose among (four unless asked otherwise), the answer among them.</param>
 public sealed record ClozeQuestion(string Speech, string Kind, string Sentence, string Answer, IReadOnlyList<string> Choices)
 {
     /// <summary>The placeholder in <see cref="Sentence"/>.</summary>
@@ -25,6 +25,29 @@ public sealed record ClozeQuestion(string Speech, string Kind, string Sentence, 
 
     /// <summary>The sentence with <paramref name="filler"/> in the blank.</summary>
     public string Filled(string filler) => Sentence.Replace(Blank, filler, StringComparison.Ordinal);
+
+    /// <summary>The sentence's text before the blank, trailing whitespace removed (a generated filler brings its own leading space).</summary>
+    public string LeftContext => Sentence[..Sentence.IndexOf(Blank, StringComparison.Ordinal)].TrimEnd();
+
+    /// <summary>
+    /// The answer as the word it stands in: the answer and the characters glued to its right up to the
+    /// next whitespace ("1960," for "in ____, we"; "89th" for "the ____th Congress"; "1980's"). A
+    /// generated filler is the first whitespace-delimited word written, so it is compared with this
+    /// (<see cref="CorpusSwapTask.ExactMatch"/>; trailing punctuation is normalised away there). Text
+    /// glued to the left ("B-", "$") is already in the prompt.
+    /// </summary>
+    public string AnswerAsWritten
+    {
+        get
+        {
+            int after = Sentence.IndexOf(Blank, StringComparison.Ordinal) + Blank.Length, end = after;
+            while (end < Sentence.Length && !char.IsWhiteSpace(Sentence[end])) end++;
+            return Answer + Sentence[after..end];
+        }
+    }
+
+    /// <summary>Words before the blank (0 when the blank opens the sentence).</summary>
+    public int LeftWords => LeftContext.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
 }
 
 /// <summary>
@@ -34,7 +57,9 @@ public sealed record ClozeQuestion(string Speech, string Kind, string Sentence, 
 /// proper name blanked, and three distractors of the same kind drawn from other questions'
 /// answers. The model picks the filler whose completed sentence it finds most likely
 /// (sum of token log-probabilities); with the index the top BM25 passage for the blanked sentence
-/// is placed before it (In-Context RALM's format: BOS, passage, blank line, sentence).
+/// is placed before it (In-Context RALM's format: BOS, passage, blank line, sentence). Or, in
+/// <see cref="EvaluateGenerated"/>, the model writes the filler after the sentence's left context and
+/// is right on an exact match (<see cref="ExactMatch"/>), with no choices to tell apart by fit.
 /// </summary>
 public static partial class CorpusSwapTask
 {
@@ -79,10 +104,17 @@ public static partial class CorpusSwapTask
     /// Up to <paramref name="count"/> questions from <paramref name="speeches"/>, a third of each kind where possible (seeded).
     /// With <paramref name="matched"/>, distractors resemble the answer so that fit alone says less:
     /// years within 20 of the answer, numbers of the same length, names of the same first letter
-    /// (each falling back to any answer of the kind when too few match).
+    /// (each falling back to any answer of the kind when too few match). Each question has
+    /// <paramref name="choices"/> fillers (the answer and <paramref name="choices"/> − 1 distractors; a
+    /// kind with fewer distinct answers is left out). With <paramref name="minLeftWords"/> &gt; 0 only
+    /// blanks with at least that many words before them in their sentence are drawn (a generated
+    /// answer is predicted from the left context alone); 0, the default, and 4 choices draw exactly
+    /// the questions of earlier runs.
     /// </summary>
-    public static List<ClozeQuestion> Questions(IReadOnlyList<Speech> speeches, int count, int seed = 1, bool matched = false)
+    public static List<ClozeQuestion> Questions(IReadOnlyList<Speech> speeches, int count, int seed = 1, bool matched = false, int choices = 4, int minLeftWords = 0)
     {
+        if (choices < 2) throw new ArgumentOutOfRangeException(nameof(choices), choices, "corpus swap: a question needs at least 2 choices (the answer and one distractor).");
+        if (minLeftWords < 0) throw new ArgumentOutOfRangeException(nameof(minLeftWords), minLeftWords, "corpus swap: the left-context minimum cannot be negative.");
         var rng = new Random(seed);
         var candidates = new Dictionary<string, List<(string Speech, string Sentence, string Answer)>> { ["year"] = [], ["number"] = [], ["name"] = [] };
         var kinds = new (string Kind, Regex Pattern)[] { ("year", YearToken()), ("number", NumberToken()), ("name", NameToken()) };
@@ -98,6 +130,7 @@ public static partial class CorpusSwapTask
                     if (kind == "number" && YearToken().IsMatch(found[0].Value)) continue;
                     if (kind == "name" && sentence.Count(c => c == ' ') < 5) continue;
                     var m = found[0];
+                    if (minLeftWords > 0 && sentence[..m.Index].Split(' ', StringSplitOptions.RemoveEmptyEntries).Length < minLeftWords) continue;
                     candidates[kind].Add((s.Id, sentence[..m.Index] + ClozeQuestion.Blank + sentence[(m.Index + m.Length)..], m.Value));
                 }
             }
@@ -108,20 +141,20 @@ public static partial class CorpusSwapTask
             string kind = kinds[k].Kind;
             Shuffle(list, rng);
             var answers = list.Select(c => c.Answer).Distinct(StringComparer.Ordinal).ToList();
-            if (answers.Count < 4) continue;
+            if (answers.Count < choices) continue;
             int want = (count - questions.Count) / (kinds.Length - k);   // an even share; a short kind's rest goes to the next
             foreach (var c in list.Take(want))
             {
-                var choices = new List<string> { c.Answer };
+                var fillers = new List<string> { c.Answer };
                 var pool = matched ? answers.Where(a => Resembles(kind, a, c.Answer)).ToList() : answers;
-                if (pool.Count < 4) pool = answers;
-                while (choices.Count < 4)
+                if (pool.Count < choices) pool = answers;
+                while (fillers.Count < choices)
                 {
                     var d = pool[rng.Next(pool.Count)];
-                    if (!choices.Contains(d, StringComparer.Ordinal)) choices.Add(d);
+                    if (!fillers.Contains(d, StringComparer.Ordinal)) fillers.Add(d);
                 }
-                Shuffle(choices, rng);
-                questions.Add(new ClozeQuestion(c.Speech, kind, c.Sentence, c.Answer, choices));
+                Shuffle(fillers, rng);
+                questions.Add(new ClozeQuestion(c.Speech, kind, c.Sentence, c.Answer, fillers));
             }
         }
         return questions;
@@ -193,11 +226,26 @@ public static partial class CorpusSwapTask
         if (neighbourTokens < 1) throw new ArgumentOutOfRangeException(nameof(neighbourTokens), neighbourTokens, "corpus swap: the neighbour window needs at least one token.");
         var sentence = tok.Encode(layout == SwapLayout.Retro ? " " + q.Filled(choice) : q.Filled(choice));
         if (sentence.Count > contextLength / 2) sentence = sentence.GetRange(0, contextLength / 2);
+        var ids = Context(tok, bos, q, passage, layout, contextLength - sentence.Count, sentence.Count, neighbourTokens, ownTextTokens);
+        if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
+        int first = ids.Count;
+        ids.AddRange(sentence);
+        return (ids, first);
+    }
+
+    /// <summary>
+    /// What precedes the scored or generated text in <paramref name="layout"/> (<see cref="Sequence"/>):
+    /// BOS and the passage part, in at most <paramref name="room"/> tokens; the retro window is centred
+    /// as if a text of <paramref name="centreTokens"/> tokens followed it.
+    /// </summary>
+    static List<int> Context(ITokenizer tok, int? bos, ClozeQuestion q, string? passage, SwapLayout layout, int room, int centreTokens,
+        int neighbourTokens, int ownTextTokens)
+    {
         var ids = new List<int>();
         if (bos is { } b) ids.Add(b);
         if (passage is not null)
         {
-            int room = contextLength - ids.Count - sentence.Count;
+            room -= ids.Count;
             List<int> p;
             if (layout == SwapLayout.Ralm) p = tok.Encode(passage + "\n\n");
             else
@@ -208,18 +256,97 @@ public static partial class CorpusSwapTask
                 var own = ownTextTokens > 0 && at > 0 ? p.GetRange(Math.Max(0, at - ownTextTokens), Math.Min(at, ownTextTokens)) : [];
                 if (p.Count > w)
                 {
-                    int start = at < 0 ? (p.Count - w) / 2 : Math.Clamp(at - (w - Math.Min(sentence.Count, w)) / 2, 0, p.Count - w);
+                    int start = at < 0 ? (p.Count - w) / 2 : Math.Clamp(at - (w - Math.Min(centreTokens, w)) / 2, 0, p.Count - w);
                     p = p.GetRange(start, w);
                 }
                 p.AddRange(own);
             }
-            if (p.Count > room) p = p.GetRange(p.Count - room, room);
+            if (p.Count > room) p = p.GetRange(p.Count - Math.Max(0, room), Math.Max(0, room));
             ids.AddRange(p);
         }
-        if (ids.Count == 0) { ids.Add(sentence[0]); sentence = sentence.GetRange(1, sentence.Count - 1); }
-        int first = ids.Count;
-        ids.AddRange(sentence);
-        return (ids, first);
+        return ids;
+    }
+
+    /// <summary>Tokens a generated filler may take (<see cref="GenerateFiller"/>): the longest answers, numbers such as 1,000,000,000, take about a dozen.</summary>
+    public const int DefaultFillerTokens = 16;
+
+    /// <summary>
+    /// The prompt a generated answer continues: the layout of <see cref="Sequence"/> with the sentence
+    /// cut at the blank, i.e. the passage part (if any), then the sentence's text before the blank
+    /// (<see cref="ClozeQuestion.LeftContext"/>, with a leading space in the retro layout; trailing
+    /// whitespace removed, so the filler's first token carries its own space as in running text). The
+    /// retro window is centred for the blanked sentence's length (never the answer's). The left context
+    /// is cut from its start when it and <paramref name="fillerTokens"/> would take over half the context.
+    /// </summary>
+    public static List<int> Prompt(ITokenizer tok, int? bos, ClozeQuestion q, string? passage, SwapLayout layout, int contextLength,
+        int fillerTokens = DefaultFillerTokens, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
+    {
+        if (ownTextTokens < 0) throw new ArgumentOutOfRangeException(nameof(ownTextTokens), ownTextTokens, "corpus swap: the own-text slot cannot be negative.");
+        if (neighbourTokens < 1) throw new ArgumentOutOfRangeException(nameof(neighbourTokens), neighbourTokens, "corpus swap: the neighbour window needs at least one token.");
+        if (fillerTokens < 1 || fillerTokens >= contextLength / 2) throw new ArgumentOutOfRangeException(nameof(fillerTokens), fillerTokens, $"corpus swap: a generated filler needs 1 to {contextLength / 2 - 1} tokens (half the context, {contextLength}, less one).");
+        string left = q.LeftContext, space = layout == SwapLayout.Retro ? " " : "";
+        var prefix = left.Length == 0 ? [] : tok.Encode(space + left);
+        int keep = contextLength / 2 - fillerTokens;
+        if (prefix.Count > keep) prefix = prefix.GetRange(prefix.Count - keep, keep);
+        int centre = tok.Encode(space + q.Sentence).Count;
+        var ids = Context(tok, bos, q, passage, layout, contextLength - prefix.Count - fillerTokens, centre, neighbourTokens, ownTextTokens);
+        ids.AddRange(prefix);
+        if (ids.Count == 0) throw new ArgumentException($"corpus swap: nothing to generate the filler from (no BOS, no passage, and the blank opens the sentence: \"{q.Sentence}\"); draw questions with a left-context minimum.");
+        return ids;
+    }
+
+    /// <summary>
+    /// The model's own filler for the blank: greedy decoding after <paramref name="prompt"/> (see
+    /// <see cref="Prompt"/>) until the text has a complete first word (whitespace after it) or
+    /// <paramref name="fillerTokens"/> tokens are spent; returns that first whitespace-delimited word
+    /// as generated (<see cref="FirstWord"/>), to be compared by <see cref="ExactMatch"/>. Every answer
+    /// the questions blank (a year, a number such as 1,250, a capitalised name) is one such word.
+    /// </summary>
+    public static string GenerateFiller(IGenerationEngine engine, ITokenizer tok, IReadOnlyList<int> prompt, int fillerTokens = DefaultFillerTokens)
+    {
+        var output = new List<int>();
+        string text = "";
+        foreach (var ev in engine.GenerateAsync(new GenerationRequest(prompt, fillerTokens, SamplingOptions.Greedy)).ToBlockingEnumerable())
+        {
+            output.Add(ev.Id);
+            text = tok.Decode(output.ToArray());
+            if (WordComplete(text)) break;   // the engine frees the sequence when the caller stops early
+        }
+        return FirstWord(text);
+    }
+
+    static bool WordComplete(string text)
+    {
+        var t = text.AsSpan().TrimStart();
+        return t.Length > 0 && t.IndexOfAny(" \t\r\n") > 0;
+    }
+
+    /// <summary>The first whitespace-delimited word of <paramref name="generated"/> ("" when it is all whitespace).</summary>
+    public static string FirstWord(string generated)
+    {
+        var t = generated.TrimStart();
+        int end = t.AsSpan().IndexOfAny(" \t\r\n");
+        return end < 0 ? t : t[..end];
+    }
+
+    /// <summary>
+    /// An answer in the form exact match compares: surrounding whitespace removed, inner whitespace
+    /// collapsed to one space, lower case (invariant culture), and punctuation and quotes stripped from
+    /// both ends (<c>.,;:!?'"()[]</c>), so "Korea," and "korea" agree while "1960s" and "1960" do not.
+    /// </summary>
+    public static string NormaliseAnswer(string answer)
+    {
+        var s = string.Join(' ', answer.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).ToLowerInvariant();
+        return s.Trim(AnswerPunctuation);
+    }
+
+    static readonly char[] AnswerPunctuation = ['.', ',', ';', ':', '!', '?', '\'', '"', '(', ')', '[', ']', ' ', '\u2018', '\u2019', '\u201C', '\u201D'];
+
+    /// <summary>Whether a generated filler is the gold one after <see cref="NormaliseAnswer"/> of both; an empty generation never matches.</summary>
+    public static bool ExactMatch(string generated, string gold)
+    {
+        string g = NormaliseAnswer(generated);
+        return g.Length > 0 && g == NormaliseAnswer(gold);
     }
 
     /// <summary>
@@ -263,8 +390,7 @@ public static partial class CorpusSwapTask
         int done = 0;
         foreach (var q in questions)
         {
-            var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
-            string? passage = oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches);
+            var (hit, passage) = PassageFor(index, q, oracle, speeches);
             var plain = ChoiceScores(engine, tok, bos, q, null, layout, neighbourTokens, ownTextTokens);
             var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens, ownTextTokens);
             int answer = IndexOf(q.Choices, q.Answer);
@@ -277,6 +403,61 @@ public static partial class CorpusSwapTask
             });
             if (++done % 25 == 0) progress?.Invoke($"corpus swap: {done}/{questions.Count} questions");
         }
+        return Summarise(rows);
+    }
+
+    /// <summary>The top BM25 hit for the blanked sentence (the blank removed), and the passage to read: the hit's text, or the probe's (<see cref="OraclePassage"/>).</summary>
+    static (SearchHit? Hit, string? Passage) PassageFor(Bm25Index index, ClozeQuestion q, SwapOracle oracle, IReadOnlyList<Speech>? speeches)
+    {
+        var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
+        return (hit, oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches));
+    }
+
+    /// <summary>
+    /// The corpus swap with generated answers (<c>eval swap --answer generate</c>): for each question the
+    /// model greedily writes the blank's filler after the sentence's left context (<see cref="Prompt"/>,
+    /// <see cref="GenerateFiller"/>), without and then with the passage, in <paramref name="layout"/>;
+    /// an answer is right when it is the gold filler, as the word it stands in (<see cref="ClozeQuestion.AnswerAsWritten"/>), by <see cref="ExactMatch"/>. No choices are shown,
+    /// so the no-index floor is what the model can produce from the left context alone, not what it
+    /// can tell apart by fit among distractors. Rows carry the generated fillers and, as in
+    /// <see cref="Evaluate"/>, the right sentence's nats per token without and with the passage.
+    /// </summary>
+    public static CorpusSwapScore EvaluateGenerated(IGenerationEngine engine, ITokenizer tok, int? bos, Bm25Index index, IReadOnlyList<ClozeQuestion> questions,
+        Action<string>? progress = null, SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None,
+        IReadOnlyList<Speech>? speeches = null, int ownTextTokens = 0, int fillerTokens = DefaultFillerTokens)
+    {
+        int ctx = engine.Config.ContextLength;
+        var rows = new List<CorpusSwapRow>();
+        int done = 0;
+        foreach (var q in questions)
+        {
+            var (hit, passage) = PassageFor(index, q, oracle, speeches);
+            string plain = GenerateFiller(engine, tok, Prompt(tok, bos, q, null, layout, ctx, fillerTokens, neighbourTokens, ownTextTokens), fillerTokens);
+            string with = GenerateFiller(engine, tok, Prompt(tok, bos, q, passage, layout, ctx, fillerTokens, neighbourTokens, ownTextTokens), fillerTokens);
+            double Nats(string? p)
+            {
+                var (ids, first) = Sequence(tok, bos, q, q.Answer, p, layout, ctx, neighbourTokens, ownTextTokens);
+                var events = engine.Score(ids, 0);
+                double sum = 0;
+                for (int i = first; i < ids.Count; i++) sum -= events[i].Logprob;
+                return sum / (ids.Count - first);
+            }
+            bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
+            rows.Add(new CorpusSwapRow(q.Kind, ExactMatch(plain, q.AnswerAsWritten), ExactMatch(with, q.AnswerAsWritten), hit?.Passage.DocumentId == q.Speech, holds)
+            {
+                AnswerNatsPerToken = Nats(null),
+                AnswerNatsPerTokenWithPassage = Nats(passage),
+                GeneratedWithout = plain,
+                GeneratedWith = with,
+            });
+            if (++done % 25 == 0) progress?.Invoke($"corpus swap: {done}/{questions.Count} questions");
+        }
+        return Summarise(rows);
+    }
+
+    /// <summary>Per-kind rows and the row over all questions.</summary>
+    static CorpusSwapScore Summarise(List<CorpusSwapRow> rows)
+    {
         CorpusSwapKind Of(string kind, IEnumerable<CorpusSwapRow> r)
         {
             var l = r.ToList();
@@ -289,7 +470,7 @@ public static partial class CorpusSwapTask
                 AnswerNatsPerTokenWithPassage = l.Count == 0 ? double.NaN : l.Average(x => x.AnswerNatsPerTokenWithPassage),
             };
         }
-        return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]);
+        return new CorpusSwapScore([.. rows.GroupBy(r => r.Kind).Select(g => Of(g.Key, g)), Of("all", rows)]) { Rows = rows };
     }
 
     /// <summary>
@@ -359,6 +540,10 @@ public sealed record CorpusSwapRow(string Kind, bool Plain, bool WithIndex, bool
     public double AnswerNatsPerToken { get; init; }
     /// <summary>The same after the passage: far below <see cref="AnswerNatsPerToken"/> when the model copies from a passage that holds the sentence.</summary>
     public double AnswerNatsPerTokenWithPassage { get; init; }
+    /// <summary>With generated answers: the filler the model wrote without the passage (null when it chose among fillers).</summary>
+    public string? GeneratedWithout { get; init; }
+    /// <summary>With generated answers: the filler the model wrote with the passage.</summary>
+    public string? GeneratedWith { get; init; }
 }
 
 /// <summary>Accuracy of one kind of question (or of all).</summary>
@@ -383,4 +568,8 @@ public sealed record CorpusSwapKind(string Kind, int Questions, double AccuracyW
 
 /// <summary>Per-kind rows, the last one over all questions.</summary>
 /// <param name="Kinds">The rows.</param>
-public sealed record CorpusSwapScore(IReadOnlyList<CorpusSwapKind> Kinds);
+public sealed record CorpusSwapScore(IReadOnlyList<CorpusSwapKind> Kinds)
+{
+    /// <summary>The per-question outcomes the rows summarise, in question order.</summary>
+    public IReadOnlyList<CorpusSwapRow> Rows { get; init; } = [];
+}
