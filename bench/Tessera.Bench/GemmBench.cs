@@ -86,7 +86,6 @@ public static unsafe class GemmBench
     {
         ["dynamic-split"] = on => Gemm.DynamicSplit = on,
         ["even-chunks"] = on => Gemm.EvenChunks = on,
-        ["prefetch-b"] = on => Gemm.PrefetchNextB = on,
     };
 
     /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>

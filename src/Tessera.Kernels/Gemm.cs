@@ -55,13 +55,6 @@ public static unsafe class Gemm
     /// </summary>
     public static bool EvenChunks { get; set; } = true;
 
-    /// <summary>
-    /// Whether the driver requests the next B micro-panel into L2 while the current one is in use
-    /// (a slice of its cache lines per A micro-panel). Results are bit-identical either way; the switch
-    /// exists for same-process A/B timing (<c>tessera bench gemm --paired --ab prefetch-b</c>).
-    /// </summary>
-    public static bool PrefetchNextB { get; set; } = true;
-
     /// <summary>Which micro-kernel and register tile this machine runs, e.g. "AVX-512 6x64" (for benchmark output).</summary>
     public static string KernelDescription => BestKernel switch
     {

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
 
 namespace Tessera.Kernels;
 
@@ -222,18 +221,8 @@ internal sealed unsafe class GemmJob
             {
                 int j = jp * nr, cols = Math.Min(nr, nc - j);
                 float* bPanel = Bp + (long)jp * kc * nr;
-                // The next B micro-panel (the first one again after the last: the next A block starts
-                // there) is requested into L2 a slice per A micro-panel, so the micro-kernel does not
-                // meet it cold from L3 (kc·nr floats: 1,024 cache lines at 256 × 64).
-                int nextPanel = jp + 1 < panelEnd ? jp + 1 : panelStart;
-                byte* next = (byte*)(Bp + (long)nextPanel * kc * nr);
-                long nextBytes = (long)kc * nr * sizeof(float);
-                int aPanels = (mc + mr - 1) / mr;
-                long slice = Gemm.PrefetchNextB && Sse.IsSupported ? (nextBytes / 64 + aPanels - 1) / aPanels * 64 : 0;
-                long fetched = 0;
                 for (int ip = 0; ip * mr < mc; ip++)
                 {
-                    for (long upTo = Math.Min(nextBytes, fetched + slice); fetched < upTo; fetched += 64) Sse.Prefetch1(next + fetched);
                     int rows = Math.Min(mr, mc - ip * mr);
                     float* aPanel = ap + (long)ip * kc * mr;
                     float* cTile = c + (long)(ic + ip * mr) * ldc + jc + j;
