@@ -94,17 +94,8 @@ public class CorpusSwapTests
     [Fact]
     public void The_two_layouts_give_the_documented_token_sequences()
     {
-        var tok = TokenizerFiles.Load("bytes");   // one id per byte, so every expected sequence is readable text
-        const int bos = 300;
-        var q = new ClozeQuestion("s", "year", "Then in the fine year ____ we built.", "1960", ["1970", "1960", "1980", "1990"]);
-        const string passage = "Long ago we had nothing. Then in the fine year 1960 we built. More came.";
-        List<int> Ids(int? b, params string[] parts)
-        {
-            var ids = new List<int>();
-            if (b is { } x) ids.Add(x);
-            foreach (var part in parts) ids.AddRange(tok.Encode(part));
-            return ids;
-        }
+        var (tok, bos, q, passage) = (LayoutFixture.Tokenizer, LayoutFixture.Bos, LayoutFixture.Question, LayoutFixture.Passage);
+        List<int> Ids(int? b, params string[] parts) => LayoutFixture.Ids(b, parts);
 
         // In-Context RALM: BOS, the whole passage, a blank line, the sentence (no leading space); scored from the sentence on.
         var (ralm, ralmFirst) = CorpusSwapTask.Sequence(tok, bos, q, "1970", passage, SwapLayout.Ralm, contextLength: 512);
@@ -223,17 +214,8 @@ public class CorpusSwapTests
     [Fact]
     public void The_generation_prompt_is_the_layout_cut_at_the_blank()
     {
-        var tok = TokenizerFiles.Load("bytes");
-        const int bos = 300;
-        var q = new ClozeQuestion("s", "year", "Then in the fine year ____ we built.", "1960", ["1970", "1960", "1980", "1990"]);
-        const string passage = "Long ago we had nothing. Then in the fine year 1960 we built. More came.";
-        List<int> Ids(int? b, params string[] parts)
-        {
-            var ids = new List<int>();
-            if (b is { } x) ids.Add(x);
-            foreach (var part in parts) ids.AddRange(tok.Encode(part));
-            return ids;
-        }
+        var (tok, bos, q, passage) = (LayoutFixture.Tokenizer, LayoutFixture.Bos, LayoutFixture.Question, LayoutFixture.Passage);
+        List<int> Ids(int? b, params string[] parts) => LayoutFixture.Ids(b, parts);
         // RALM: the passage, a blank line, the left context without its trailing space.
         Assert.Equal(Ids(bos, passage + "\n\n", "Then in the fine year"), CorpusSwapTask.Prompt(tok, bos, q, passage, SwapLayout.Ralm, 512));
         Assert.Equal(Ids(bos, "Then in the fine year"), CorpusSwapTask.Prompt(tok, bos, q, null, SwapLayout.Ralm, 512));
@@ -338,5 +320,24 @@ public class CorpusSwapTests
             Assert.Equal(bm25.Rows.Count(r => r.WithIndex) / (double)qs.Count, all.AccuracyWith, 12);
             Assert.Equal(1.0, all.CitedPassageHoldsAnswerWhenRight);
         }
+    }
+}
+
+/// <summary>The byte-tokenised question and passage the layout tests spell out token by token.</summary>
+static class LayoutFixture
+{
+    /// <summary>One id per byte, so every expected sequence is readable text.</summary>
+    public static readonly ITokenizer Tokenizer = TokenizerFiles.Load("bytes");
+    public const int Bos = 300;
+    public static readonly ClozeQuestion Question = new("s", "year", "Then in the fine year ____ we built.", "1960", ["1970", "1960", "1980", "1990"]);
+    public const string Passage = "Long ago we had nothing. Then in the fine year 1960 we built. More came.";
+
+    /// <summary>An optional BOS, then the parts encoded one after another.</summary>
+    public static List<int> Ids(int? bos, params string[] parts)
+    {
+        var ids = new List<int>();
+        if (bos is { } x) ids.Add(x);
+        foreach (var part in parts) ids.AddRange(Tokenizer.Encode(part));
+        return ids;
     }
 }
