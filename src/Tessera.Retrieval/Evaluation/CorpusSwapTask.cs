@@ -181,17 +181,20 @@ public static partial class CorpusSwapTask
     public static (double Sum, int Tokens)[] ChoiceScores(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string? passage,
         SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, int ownTextTokens = 0)
     {
-        int ctx = engine.Config.ContextLength;
         var scores = new (double, int)[q.Choices.Count];
-        for (int c = 0; c < scores.Length; c++)
-        {
-            var (ids, first) = Sequence(tok, bos, q, q.Choices[c], passage, layout, ctx, neighbourTokens, ownTextTokens);
-            var events = engine.Score(ids, 0);
-            double score = 0;
-            for (int i = first; i < ids.Count; i++) score += events[i].Logprob;
-            scores[c] = (score, ids.Count - first);
-        }
+        for (int c = 0; c < scores.Length; c++) scores[c] = SentenceScore(engine, tok, bos, q, q.Choices[c], passage, layout, neighbourTokens, ownTextTokens);
         return scores;
+    }
+
+    /// <summary>The log-likelihood of the sentence completed with <paramref name="filler"/> after <paramref name="passage"/>, and how many tokens it sums.</summary>
+    static (double Sum, int Tokens) SentenceScore(IGenerationEngine engine, ITokenizer tok, int? bos, ClozeQuestion q, string filler, string? passage,
+        SwapLayout layout, int neighbourTokens, int ownTextTokens)
+    {
+        var (ids, first) = Sequence(tok, bos, q, filler, passage, layout, engine.Config.ContextLength, neighbourTokens, ownTextTokens);
+        var events = engine.Score(ids, 0);
+        double sum = 0;
+        for (int i = first; i < ids.Count; i++) sum += events[i].Logprob;
+        return (sum, ids.Count - first);
     }
 
     /// <summary>The neighbour length of <c>tessera lab retro</c>'s training layout: a 64-token chunk plus its continuation.</summary>
@@ -436,11 +439,8 @@ public static partial class CorpusSwapTask
             string with = GenerateFiller(engine, tok, Prompt(tok, bos, q, passage, layout, ctx, fillerTokens, neighbourTokens, ownTextTokens), fillerTokens);
             double Nats(string? p)
             {
-                var (ids, first) = Sequence(tok, bos, q, q.Answer, p, layout, ctx, neighbourTokens, ownTextTokens);
-                var events = engine.Score(ids, 0);
-                double sum = 0;
-                for (int i = first; i < ids.Count; i++) sum -= events[i].Logprob;
-                return sum / (ids.Count - first);
+                var (sum, tokens) = SentenceScore(engine, tok, bos, q, q.Answer, p, layout, neighbourTokens, ownTextTokens);
+                return -sum / tokens;
             }
             bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
             rows.Add(new CorpusSwapRow(q.Kind, ExactMatch(plain, q.AnswerAsWritten), ExactMatch(with, q.AnswerAsWritten), hit?.Passage.DocumentId == q.Speech, holds)
