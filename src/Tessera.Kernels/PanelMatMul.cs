@@ -137,6 +137,8 @@ public static unsafe class PanelMatMul
                         int m = n / blocks + (b < n % blocks ? 1 : 0);
                         float* pf = nextSlice == null || b == 0 || (b - 1) * lines >= 4 ? null : nextSlice + (long)(b - 1) * lines * len * 16;
                         int pfLines = pf == null ? 0 : lines;
+                        // The first block of a panel that was not prefetched streams it from memory: ask
+                        // for each line 4 KB before it is needed (the hardware prefetcher alone ramps up too slowly).
                         if (b == 0 && (lines == 0 || j == start)) { pf = slice + Ahead; pfLines = 4; }
                         Block(slice, len, k, x + (long)i * k + p0, m, y + (long)i * ldy + j * PanelRows, ldy, width, pf, pfLines, p0 > 0);
                         i += m;
@@ -149,8 +151,9 @@ public static unsafe class PanelMatMul
     /// <summary>
     /// k steps per slice when a panel meets two or more row blocks: 128 × 64 floats = 32 KB of the 48 KB
     /// L1d. Measured on the Xeon (in one process, the ≈29 M model's 25 products per step, 32 rows, sum
-    /// of per-call minima, alternating with whole-k passes): 1.5–6.6% faster in 9 of 10 runs on one and
-    /// two threads (median ≈ 4%), one run 3.6% slower; 96 and 160 measured alike, 64 and 256 worse.
+    /// of per-call minima, alternating with whole-k passes): faster in 14 of 15 runs (10 on one thread,
+    /// 5 on two) by 1.5–6.6%, median 3.7%, one run 3.6% slower; neutral at 8 and 16 rows; 96 and 160
+    /// measured alike. (A 64-step variant was slower on a Zen 5 VM: docs/inference.md, tenth session.)
     /// </summary>
     const int KSlice = 128;
 
@@ -214,7 +217,8 @@ public static unsafe class PanelMatMul
     /// <summary>
     /// T.Count activation rows (stride ldx) against k steps of one panel: all 64 columns stored at y
     /// (row stride ldy), the accumulators starting from zero, or from what y holds when
-    /// <paramref name="acc"/> (the partial sums of the previous k slice, so the FMA chain goes on). When <paramref name="lines"/> is 1, 2 or 4, each k step also prefetches that many
+    /// <paramref name="acc"/> (the partial sums of the previous k slice, so the FMA chain goes on).
+    /// When <paramref name="lines"/> is 1, 2 or 4, each k step also prefetches that many
     /// consecutive 64-byte lines from <paramref name="pf"/> onwards into L2 (hints only: never a fault).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
