@@ -10,11 +10,13 @@ namespace Tessera.Kernels;
 /// <see cref="PanelRows"/> weight rows, k-major (panel[p·64 + c] = W[64·j + c, p]), so one k step of
 /// a panel is four contiguous vectors. Each panel is multiplied by the activation rows in blocks of
 /// up to six: per k step, four panel loads and one broadcast per row feed 4·rows FMAs into 24
-/// register accumulators (the GEMM micro-kernel's shape, without packing A or blocking K). The
-/// first block streams the panel from memory; the others find it in L2. Work is split over panels
+/// register accumulators (the GEMM micro-kernel's shape, without packing A). With more than one
+/// block, the panel is taken in k slices that fit L1: the first block streams a slice from memory,
+/// the others find it in L1, and each block's partial sums wait in y between slices. Work is split over panels
 /// (<see cref="WorkerPool.For(int, int, Action{int, int})"/>, chunk claiming).
-/// <para>Every output is one FMA chain over p = 0..K−1 in one vector lane, starting from zero:
-/// the same sum whatever n, the row block, the panel split or the thread count, so a row's result
+/// <para>Every output is one FMA chain over p = 0..K−1 in one vector lane, starting from zero (a
+/// partial sum stored to y and loaded back is the same fp32 value, so slicing k changes nothing):
+/// the same sum whatever n, the row block, the k slicing, the panel split or the thread count, so a row's result
 /// does not depend on which other rows share the call (batched, speculative and one-at-a-time
 /// decoding agree bit for bit). <see cref="Reference.ScalarPanelMatMul"/> is the twin, equal bit for bit.</para>
 /// </summary>
@@ -108,31 +110,52 @@ public static unsafe class PanelMatMul
                 return;
             }
             // Row blocks as even as possible, none above six: 32 rows → 6,6,5,5,5,5 (not five 6s and a 2).
-            // The first block of a panel streams it from memory; while the later blocks compute on
-            // it from L2, they prefetch the next panel of this range into L2, L lines per k step
-            // (the panel is 4·k lines), so the next first block finds it there.
+            // With two or more blocks, a panel is taken in k slices of KSlice steps (32 KB, fits L1):
+            // every block runs over one slice before the next slice starts, the first block bringing
+            // it in, the others finding it in L1. A block's accumulators go out to y after a slice and
+            // come back for the next, so each output is still one FMA chain over p = 0..k−1.
+            // The first block of a slice streams it from memory; while the later blocks compute on
+            // it, they prefetch the same slice of the next panel of this range into L2, L lines per
+            // k step (a slice is 4·len lines), so the next panel's first block finds it there.
             int blocks = (n + BlockRows - 1) / BlockRows;
             int lines = blocks >= PrefetchBlocks ? (4 + blocks - 2) / (blocks - 1) : 0;   // 1 or 2
+            int kc = blocks >= 2 ? KSlice : k;
             for (int j = start; j < end; j++)
             {
                 float* panel = panels + (long)j * k * PanelRows;
                 float* next = j + 1 < end && lines > 0 ? panel + (long)k * PanelRows : null;
                 int width = Math.Min(PanelRows, rows - j * PanelRows);
-                int i = 0;
-                for (int b = 0; b < blocks; b++)
+                int step = width < PanelRows ? k : kc;
+                for (int p0 = 0; p0 < k; p0 += step)
                 {
-                    int m = n / blocks + (b < n % blocks ? 1 : 0);
-                    float* pf = next == null || b == 0 || (b - 1) * lines >= 4 ? null : next + (long)(b - 1) * lines * k * 16;
-                    int pfLines = pf == null ? 0 : lines;
-                    // The first block of a panel that was not prefetched streams it from memory: ask
-                    // for each line 4 KB before it is needed (the hardware prefetcher alone ramps up too slowly).
-                    if (b == 0 && (lines == 0 || j == start)) { pf = panel + Ahead; pfLines = 4; }
-                    Block(panel, k, x + (long)i * k, m, y + (long)i * ldy + j * PanelRows, ldy, width, pf, pfLines);
-                    i += m;
+                    int len = Math.Min(step, k - p0);
+                    float* slice = panel + (long)p0 * PanelRows;
+                    float* nextSlice = next == null ? null : next + (long)p0 * PanelRows;
+                    int i = 0;
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        int m = n / blocks + (b < n % blocks ? 1 : 0);
+                        float* pf = nextSlice == null || b == 0 || (b - 1) * lines >= 4 ? null : nextSlice + (long)(b - 1) * lines * len * 16;
+                        int pfLines = pf == null ? 0 : lines;
+                        // The first block of a panel that was not prefetched streams it from memory: ask
+                        // for each line 4 KB before it is needed (the hardware prefetcher alone ramps up too slowly).
+                        if (b == 0 && (lines == 0 || j == start)) { pf = slice + Ahead; pfLines = 4; }
+                        Block(slice, len, k, x + (long)i * k + p0, m, y + (long)i * ldy + j * PanelRows, ldy, width, pf, pfLines, p0 > 0);
+                        i += m;
+                    }
                 }
             }
         }
     }
+
+    /// <summary>
+    /// k steps per slice when a panel meets two or more row blocks: 128 × 64 floats = 32 KB of the 48 KB
+    /// L1d. Measured on the Xeon (in one process, the ≈29 M model's 25 products per step, 32 rows, sum
+    /// of per-call minima, alternating with whole-k passes): faster in 14 of 15 runs (10 on one thread,
+    /// 5 on two) by 1.5–6.6%, median 3.7%, one run 3.6% slower; neutral at 8 and 16 rows; 96 and 160
+    /// measured alike. (A 64-step variant was slower on a Zen 5 VM: docs/inference.md, tenth session.)
+    /// </summary>
+    const int KSlice = 128;
 
     /// <summary>
     /// Row blocks (4 = 19+ rows) from which the next panel is prefetched. Measured in one process,
@@ -154,10 +177,10 @@ public static unsafe class PanelMatMul
     /// m (1..6) rows against one panel. A panel narrower than 64 columns (the last of a matrix whose
     /// rows are not a multiple of 64) goes through a 6×64 scratch tile, and only its real columns are copied out.
     /// </summary>
-    static void Block(float* panel, int k, float* x, int m, float* y, int ldy, int width, float* pf, int lines)
+    static void Block(float* panel, int k, int ldx, float* x, int m, float* y, int ldy, int width, float* pf, int lines, bool acc)
     {
         if (width < PanelRows) { NarrowBlock(panel, k, x, m, y, ldy, width, pf, lines); return; }
-        Rows(panel, k, x, m, y, ldy, pf, lines);
+        Rows(panel, k, ldx, x, m, y, ldy, pf, lines, acc);
     }
 
     /// <summary>The last panel of a matrix whose rows are not a multiple of 64: computed into a scratch tile, only the real columns copied out.</summary>
@@ -165,20 +188,20 @@ public static unsafe class PanelMatMul
     static void NarrowBlock(float* panel, int k, float* x, int m, float* y, int ldy, int width, float* pf, int lines)
     {
         float* tile = stackalloc float[BlockRows * PanelRows];
-        Rows(panel, k, x, m, tile, PanelRows, pf, lines);
+        Rows(panel, k, k, x, m, tile, PanelRows, pf, lines, false);
         for (int i = 0; i < m; i++) new ReadOnlySpan<float>(tile + i * PanelRows, width).CopyTo(new Span<float>(y + (long)i * ldy, width));
     }
 
-    static void Rows(float* panel, int k, float* x, int m, float* y, int ldy, float* pf, int lines)
+    static void Rows(float* panel, int k, int ldx, float* x, int m, float* y, int ldy, float* pf, int lines, bool acc)
     {
         switch (m)
         {
-            case 1: Kernel<R1>(panel, k, x, y, ldy, pf, lines); break;
-            case 2: Kernel<R2>(panel, k, x, y, ldy, pf, lines); break;
-            case 3: Kernel<R3>(panel, k, x, y, ldy, pf, lines); break;
-            case 4: Kernel<R4>(panel, k, x, y, ldy, pf, lines); break;
-            case 5: Kernel<R5>(panel, k, x, y, ldy, pf, lines); break;
-            default: Kernel<R6>(panel, k, x, y, ldy, pf, lines); break;
+            case 1: Kernel<R1>(panel, k, ldx, x, y, ldy, pf, lines, acc); break;
+            case 2: Kernel<R2>(panel, k, ldx, x, y, ldy, pf, lines, acc); break;
+            case 3: Kernel<R3>(panel, k, ldx, x, y, ldy, pf, lines, acc); break;
+            case 4: Kernel<R4>(panel, k, ldx, x, y, ldy, pf, lines, acc); break;
+            case 5: Kernel<R5>(panel, k, ldx, x, y, ldy, pf, lines, acc); break;
+            default: Kernel<R6>(panel, k, ldx, x, y, ldy, pf, lines, acc); break;
         }
     }
 
@@ -192,12 +215,14 @@ public static unsafe class PanelMatMul
     struct R6 : IRows { public static int Count => 6; }
 
     /// <summary>
-    /// T.Count activation rows (stride k) against one panel: all 64 columns stored at y (row stride
-    /// ldy). When <paramref name="lines"/> is 1, 2 or 4, each k step also prefetches that many
+    /// T.Count activation rows (stride ldx) against k steps of one panel: all 64 columns stored at y
+    /// (row stride ldy), the accumulators starting from zero, or from what y holds when
+    /// <paramref name="acc"/> (the partial sums of the previous k slice, so the FMA chain goes on).
+    /// When <paramref name="lines"/> is 1, 2 or 4, each k step also prefetches that many
     /// consecutive 64-byte lines from <paramref name="pf"/> onwards into L2 (hints only: never a fault).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel<T>(float* w, int k, float* x, float* y, int ldy, float* pf, int lines) where T : struct, IRows
+    static void Kernel<T>(float* w, int k, int ldx, float* x, float* y, int ldy, float* pf, int lines, bool acc) where T : struct, IRows
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
@@ -205,7 +230,16 @@ public static unsafe class PanelMatMul
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
-        float* x0 = x, x1 = x + k, x2 = x + 2L * k, x3 = x + 3L * k, x4 = x + 4L * k, x5 = x + 5L * k;
+        if (acc)
+        {
+            Load(y, out c00, out c01, out c02, out c03);
+            if (T.Count > 1) Load(y + ldy, out c10, out c11, out c12, out c13);
+            if (T.Count > 2) Load(y + 2L * ldy, out c20, out c21, out c22, out c23);
+            if (T.Count > 3) Load(y + 3L * ldy, out c30, out c31, out c32, out c33);
+            if (T.Count > 4) Load(y + 4L * ldy, out c40, out c41, out c42, out c43);
+            if (T.Count > 5) Load(y + 5L * ldy, out c50, out c51, out c52, out c53);
+        }
+        float* x0 = x, x1 = x + ldx, x2 = x + 2L * ldx, x3 = x + 3L * ldx, x4 = x + 4L * ldx, x5 = x + 5L * ldx;
         for (int p = 0; p < k; p++, w += PanelRows)
         {
             var b0 = Vector512.LoadAligned(w);
@@ -262,6 +296,12 @@ public static unsafe class PanelMatMul
         if (T.Count > 3) Store(y + 3L * ldy, c30, c31, c32, c33);
         if (T.Count > 4) Store(y + 4L * ldy, c40, c41, c42, c43);
         if (T.Count > 5) Store(y + 5L * ldy, c50, c51, c52, c53);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Load(float* y, out Vector512<float> v0, out Vector512<float> v1, out Vector512<float> v2, out Vector512<float> v3)
+    {
+        v0 = Vector512.Load(y); v1 = Vector512.Load(y + 16); v2 = Vector512.Load(y + 32); v3 = Vector512.Load(y + 48);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -108,6 +108,40 @@ public unsafe class DecodeKernelsTests
         }
     }
 
+    [Theory]
+    [InlineData(130, 513)]   // K odd, longer than one k slice (128 + 128 + 128 + 128 + 1); rows not a multiple of 64
+    [InlineData(64, 129)]    // one full panel, a one-step last slice
+    [InlineData(257, 384)]   // slices of equal length, a one-row last panel
+    public void PanelMatMulOverKSlicesMatchesTheScalarTwinForEveryRowCountAndLeavesTheStrideAlone(int rows, int k)
+    {
+        // Row counts 1..40 cover every row-block split (one block up to 6 rows, then 2..7 blocks of
+        // uneven sizes); the outputs are written with a stride past the row count, the gap holding
+        // NaN, so a slice that read back anything but its own earlier partial sums would show.
+        int ldy = rows + 5;
+        var w = Random(rows * k, rows + 11 * k);
+        using var panels = new Native(PanelMatMul.PackedFloats(rows, k));
+        PanelMatMul.Pack(w, rows, k, panels.P);
+        var x = Random(40 * k, k);
+        for (int n = 1; n <= 40; n++)
+        {
+            var got = new float[n * ldy];
+            var twin = new float[n * ldy];
+            Array.Fill(got, float.NaN);
+            Array.Fill(twin, float.NaN);
+            fixed (float* px = x, pg = got, pt = twin)
+            {
+                PanelMatMul.Run(panels.P, rows, k, px, n, pg, ldy);
+                ScalarPanelMatMul.Run(panels.P, rows, k, px, n, pt, ldy);
+            }
+            for (int i = 0; i < n; i++)
+            {
+                for (int j = 0; j < rows; j++)
+                    Assert.True(got[i * ldy + j].Equals(twin[i * ldy + j]), $"n={n} ({i},{j}): {got[i * ldy + j]} vs twin {twin[i * ldy + j]}");
+                for (int j = rows; j < ldy; j++) Assert.True(float.IsNaN(got[i * ldy + j]), $"n={n}: column {j} past the rows was written");
+            }
+        }
+    }
+
     [Fact]
     public void PanelMatMulGivesEachRowTheSameWhateverElseSharesTheCall()
     {
