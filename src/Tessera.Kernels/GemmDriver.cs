@@ -121,7 +121,8 @@ internal readonly unsafe struct GemmBlocking
     /// NC when B micro-panels stream past an L1-resident A micro-panel (<see cref="Gemm.AStationary"/>): the
     /// B block (KC×NC) fills half the core's L2 (1024 columns at KC 256 with a 2 MB L2, 512 with 1 MB), the
     /// other half holding the A block, C lines and the packing traffic. On the 2 MB-L2 Xeon of session 10,
-    /// 1024 beat 512 and 1536 (docs/training-performance.md); <c>TESSERA_GEMM_NC_L2</c> overrides it.
+    /// 1024 read best of 512/1024/1536 at 2048³ (docs/training-performance.md; the 1 MB-L2 value is not
+    /// measured); <c>TESSERA_GEMM_NC_L2</c> overrides it.
     /// </summary>
     public readonly int NcL2;
     public readonly delegate*<int, float*, float*, float*, int, bool, void> Kernel;
@@ -134,11 +135,13 @@ internal readonly unsafe struct GemmBlocking
         NcL2 = Math.Max(nr, Tuning("TESSERA_GEMM_NC_L2", CpuCaches.L2BytesPerCore / 2 / (kc * sizeof(float))) / nr * nr);
     }
 
-    // AVX-512 (Zen 4/5: 32–48 KB L1d, 1 MB L2 per core, shared L3): the packed A block
-    // (MC×KC = 144×256 floats = 144 KB) stays in L2; the B micro-panel (KC×NR = 64 KB) is read
-    // from L1/L2 — at 24 FMAs per 256 bytes of B the L2 keeps up; the whole B block (KC×NC) sits
-    // in L3. KC 128–512 and MC 96–288 measured within noise of each other on the 2-core Zen 5 VM;
-    // KC = 256 halves the C-tile traffic of KC = 128.
+    // AVX-512 (Zen 4/5: 32–48 KB L1d, 1 MB L2 per core, shared L3; Emerald Rapids: 48 KB, 2 MB):
+    // the B micro-panels (KC×NR = 64 KB each) are read from L2 — at 24 FMAs per 256 bytes of B the L2
+    // keeps up — past an L1-resident A micro-panel (6 KB); NC is NcL2 in that default order, the 4096
+    // below only in the old one (B block in L3). KC 128–512 and MC 96–288 measured within noise of each
+    // other on the 2-core Zen 5 VM; KC = 256 halves the C-tile traffic of KC = 128 (and sets the
+    // summation order: changing it changes the bits). A 12×32 tile measured 0.79–0.93× of this one on
+    // the Emerald Rapids Xeon (session 10, docs/training-performance.md).
     static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
         Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), Tuning("TESSERA_GEMM_NC", 4096), &GemmMicroKernels.Avx512, narrow: true);
 
