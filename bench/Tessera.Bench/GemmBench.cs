@@ -86,6 +86,7 @@ public static unsafe class GemmBench
     {
         ["dynamic-split"] = on => Gemm.DynamicSplit = on,
         ["even-chunks"] = on => Gemm.EvenChunks = on,
+        ["a-stationary"] = on => Gemm.AStationary = on,
     };
 
     /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>

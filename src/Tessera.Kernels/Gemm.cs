@@ -68,6 +68,15 @@ public static unsafe class Gemm
         Avx512F.IsSupported ? GemmKernelKind.Avx512 :
         Avx2.IsSupported && Fma.IsSupported ? GemmKernelKind.Avx2 : GemmKernelKind.Scalar;
 
+    /// <summary>
+    /// Whether the driver keeps one A micro-panel in L1 and streams the B micro-panels of an L2-sized B block
+    /// past it (default), rather than keeping one B micro-panel and streaming the A micro-panels past it with
+    /// the B block in L3. Results are bit-identical either way (every C entry keeps its summation order);
+    /// the switch exists for same-process A/B timing (<c>tessera bench gemm --paired --ab a-stationary</c>), and
+    /// <c>TESSERA_GEMM_A_STATIONARY=0</c> starts a process with it off (e.g. for <c>bench train</c> before/after).
+    /// </summary>
+    public static bool AStationary { get; set; } = Environment.GetEnvironmentVariable("TESSERA_GEMM_A_STATIONARY") != "0";
+
     /// <summary>Test hook: runs with a chosen micro-kernel so every fallback is exercised on one machine.</summary>
     internal static void Sgemm(WorkerPool pool, GemmKernelKind kernel, bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,

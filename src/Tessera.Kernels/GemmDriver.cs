@@ -3,15 +3,19 @@ using System.Runtime.CompilerServices;
 namespace Tessera.Kernels;
 
 /// <summary>
-/// The BLIS-style loop nest behind <see cref="Gemm"/>:
+/// The BLIS-style loop nest behind <see cref="Gemm"/> (default order, <see cref="Gemm.AStationary"/>):
 /// <code>
-/// for jc in N by NC                      (B block ≤ KC×NC lives in L3, shared by all workers)
+/// for jc in N by NC_L2                   (B block KC×NC_L2 = half the core's L2, shared by all workers)
 ///   for pc in K by KC                    (pack B block once, workers split the panels)
-///     for ic in this worker's rows by MC (pack A block MC×KC into this worker's L2)
-///       for jr in NR panels               (B micro-panel KC×NR reused across the ir loop)
-///         for ir in MR panels             (A micro-panel MR×KC, 6 KB, streams from L2)
-///           micro-kernel MR×NR
+///     for ic in this worker's rows by MC (pack A block MC×KC)
+///       for ir in MR panels               (A micro-panel MR×KC, 6 KB, stays in L1)
+///         for jr in NR panels             (B micro-panel KC×NR streams from the B block in L2)
+///           micro-kernel MR×NR            (C row strip walked left to right)
 /// </code>
+/// With <see cref="Gemm.AStationary"/> off the two inner loops swap and NC is 4096: one B micro-panel
+/// (64 KB, L2) meets the MC/MR A micro-panels and the B block (4 MB) is re-read from L3 once per A block.
+/// </summary>
+/// <remarks>
 /// Work is split over MR-row panels (or over NR-column panels when M is too short to share), in
 /// blocks that the threads claim from a counter (<see cref="Gemm.DynamicSplit"/>; else statically,
 /// one range per worker), so each block owns disjoint C tiles; the K blocks are the same for every
@@ -19,7 +23,7 @@ namespace Tessera.Kernels;
 /// thread computed it.
 /// The hot methods here and in the packing/kernel classes are marked AggressiveOptimization: a
 /// training step's first GEMMs would otherwise run tier-0 code with unoptimised vector loops.
-/// </summary>
+/// </remarks>
 internal static unsafe class GemmDriver
 {
     /// <summary>Below this many multiply-adds the pool's hand-off costs more than a second core saves.</summary>
@@ -54,14 +58,15 @@ internal static unsafe class GemmDriver
         // Equal K blocks (not KC, KC, …, remainder) so a K just past KC does not waste a pass.
         int kBlocks = (k + blk.Kc - 1) / blk.Kc;
         int kcEven = (k + kBlocks - 1) / kBlocks;
-        int ncMax = Math.Min(blk.Nc, n);
+        int ncBlock = Gemm.AStationary ? blk.NcL2 : blk.Nc;
+        int ncMax = Math.Min(ncBlock, n);
         float* bp = GemmScratch.ForCurrentThread.B((nuint)kcEven * (nuint)RoundUp(ncMax, blk.Nr));
         job.Bp = bp;
 
         int mPanels = (m + blk.Mr - 1) / blk.Mr;
-        for (int jc = 0; jc < n; jc += blk.Nc)
+        for (int jc = 0; jc < n; jc += ncBlock)
         {
-            int nc = Math.Min(blk.Nc, n - jc);
+            int nc = Math.Min(ncBlock, n - jc);
             int nPanels = (nc + blk.Nr - 1) / blk.Nr;
             // Split rows unless there are too few row panels to keep every worker busy.
             job.SplitRows = mPanels >= 4 * threads || mPanels >= nPanels;
@@ -112,6 +117,14 @@ internal static unsafe class GemmDriver
 internal readonly unsafe struct GemmBlocking
 {
     public readonly int Mr, Nr, Kc, Mc, Nc;
+    /// <summary>
+    /// NC when B micro-panels stream past an L1-resident A micro-panel (<see cref="Gemm.AStationary"/>): the
+    /// B block (KC×NC) fills half the core's L2 (1024 columns at KC 256 with a 2 MB L2, 512 with 1 MB), the
+    /// other half holding the A block, C lines and the packing traffic. On the 2 MB-L2 Xeon of session 10,
+    /// 1024 read best of 512/1024/1536 at 2048³ (docs/training-performance.md; the 1 MB-L2 value is not
+    /// measured); <c>TESSERA_GEMM_NC_L2</c> overrides it.
+    /// </summary>
+    public readonly int NcL2;
     public readonly delegate*<int, float*, float*, float*, int, bool, void> Kernel;
     /// <summary>Whether ragged panels of ≤ 48 columns use <see cref="GemmMicroKernels.Avx512Narrow(int, int, float*, float*, float*)"/>.</summary>
     public readonly bool Narrow;
@@ -119,13 +132,16 @@ internal readonly unsafe struct GemmBlocking
     GemmBlocking(int mr, int nr, int kc, int mc, int nc, delegate*<int, float*, float*, float*, int, bool, void> kernel, bool narrow = false)
     {
         Mr = mr; Nr = nr; Kc = kc; Mc = Math.Max(mr, mc / mr * mr); Nc = Math.Max(nr, nc / nr * nr); Kernel = kernel; Narrow = narrow;
+        NcL2 = Math.Max(nr, Tuning("TESSERA_GEMM_NC_L2", CpuCaches.L2BytesPerCore / 2 / (kc * sizeof(float))) / nr * nr);
     }
 
-    // AVX-512 (Zen 4/5: 32–48 KB L1d, 1 MB L2 per core, shared L3): the packed A block
-    // (MC×KC = 144×256 floats = 144 KB) stays in L2; the B micro-panel (KC×NR = 64 KB) is read
-    // from L1/L2 — at 24 FMAs per 256 bytes of B the L2 keeps up; the whole B block (KC×NC) sits
-    // in L3. KC 128–512 and MC 96–288 measured within noise of each other on the 2-core Zen 5 VM;
-    // KC = 256 halves the C-tile traffic of KC = 128.
+    // AVX-512 (Zen 4/5: 32–48 KB L1d, 1 MB L2 per core, shared L3; Emerald Rapids: 48 KB, 2 MB):
+    // the B micro-panels (KC×NR = 64 KB each) are read from L2 — at 24 FMAs per 256 bytes of B the L2
+    // keeps up — past an L1-resident A micro-panel (6 KB); NC is NcL2 in that default order, the 4096
+    // below only in the old one (B block in L3). KC 128–512 and MC 96–288 measured within noise of each
+    // other on the 2-core Zen 5 VM; KC = 256 halves the C-tile traffic of KC = 128 (and sets the
+    // summation order: changing it changes the bits). A 12×32 tile measured 0.79–0.93× of this one on
+    // the Emerald Rapids Xeon (session 10, docs/training-performance.md).
     static readonly GemmBlocking Avx512 = new(GemmMicroKernels.Avx512Mr, GemmMicroKernels.Avx512Nr,
         Tuning("TESSERA_GEMM_KC", 256), Tuning("TESSERA_GEMM_MC", 144), Tuning("TESSERA_GEMM_NC", 4096), &GemmMicroKernels.Avx512, narrow: true);
 
@@ -135,6 +151,7 @@ internal readonly unsafe struct GemmBlocking
     /// </summary>
     static int Tuning(string variable, int fallback)
         => int.TryParse(Environment.GetEnvironmentVariable(variable), out int v) && v is >= 16 and <= 4096 ? v : fallback;
+
     static readonly GemmBlocking Avx2 = new(GemmMicroKernels.Avx2Mr, GemmMicroKernels.Avx2Nr,
         256, 144, 4096, &GemmMicroKernels.Avx2);
     static readonly GemmBlocking Scalar = new(GemmMicroKernels.ScalarMr, GemmMicroKernels.ScalarNr,
@@ -212,37 +229,52 @@ internal sealed unsafe class GemmJob
 
         float* ap = GemmScratch.ForCurrentThread.A((nuint)blk.Mc * (nuint)kc);
         float* tile = stackalloc float[mr * nr];
-        var kernel = blk.Kernel;
         for (int ic = rowStart; ic < rowEnd; ic += blk.Mc)
         {
             int mc = Math.Min(blk.Mc, rowEnd - ic);
             GemmPacking.PackA(transA, a, lda, ic, mc, pc, kc, ap, mr);
-            for (int jp = panelStart; jp < panelEnd; jp++)
+            int aPanels = (mc + mr - 1) / mr;
+            if (Gemm.AStationary)
             {
-                int j = jp * nr, cols = Math.Min(nr, nc - j);
-                float* bPanel = Bp + (long)jp * kc * nr;
-                for (int ip = 0; ip * mr < mc; ip++)
-                {
-                    int rows = Math.Min(mr, mc - ip * mr);
-                    float* aPanel = ap + (long)ip * kc * mr;
-                    float* cTile = c + (long)(ic + ip * mr) * ldc + jc + j;
-                    if (rows == mr && cols == nr)
-                    {
-                        kernel(kc, aPanel, bPanel, cTile, ldc, overwrite);
-                        continue;
-                    }
-                    // Ragged edge: compute the tile aside (only the vectors holding valid columns
-                    // when the AVX-512 narrow tile applies), then write only the valid part.
-                    if (blk.Narrow && cols <= 48) GemmMicroKernels.Avx512Narrow(cols, kc, aPanel, bPanel, tile);
-                    else kernel(kc, aPanel, bPanel, tile, nr, true);
-                    for (int r = 0; r < rows; r++)
-                    {
-                        float* dst = cTile + (long)r * ldc, src = tile + r * nr;
-                        if (overwrite) for (int x = 0; x < cols; x++) dst[x] = src[x];
-                        else for (int x = 0; x < cols; x++) dst[x] += src[x];
-                    }
-                }
+                // A micro-panel outer (it stays in L1), B micro-panels inner (they stream from the
+                // B block in L2): each C row strip is walked left to right.
+                for (int ip = 0; ip < aPanels; ip++)
+                    for (int jp = panelStart; jp < panelEnd; jp++)
+                        Tile(blk, ap, ip, jp, ic, mc, kc, tile);
             }
+            else
+            {
+                for (int jp = panelStart; jp < panelEnd; jp++)
+                    for (int ip = 0; ip < aPanels; ip++)
+                        Tile(blk, ap, ip, jp, ic, mc, kc, tile);
+            }
+        }
+    }
+
+    /// <summary>One MR×NR tile of C: A micro-panel <paramref name="ip"/> of the packed block times B micro-panel <paramref name="jp"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void Tile(in GemmBlocking blk, float* ap, int ip, int jp, int ic, int mc, int kc, float* tile)
+    {
+        int mr = blk.Mr, nr = blk.Nr;
+        int j = jp * nr, cols = Math.Min(nr, nc - j);
+        int rows = Math.Min(mr, mc - ip * mr);
+        float* bPanel = Bp + (long)jp * kc * nr;
+        float* aPanel = ap + (long)ip * kc * mr;
+        float* cTile = c + (long)(ic + ip * mr) * ldc + jc + j;
+        if (rows == mr && cols == nr)
+        {
+            blk.Kernel(kc, aPanel, bPanel, cTile, ldc, overwrite);
+            return;
+        }
+        // Ragged edge: compute the tile aside (only the vectors holding valid columns
+        // when the AVX-512 narrow tile applies), then write only the valid part.
+        if (blk.Narrow && cols <= 48) GemmMicroKernels.Avx512Narrow(cols, kc, aPanel, bPanel, tile);
+        else blk.Kernel(kc, aPanel, bPanel, tile, nr, true);
+        for (int r = 0; r < rows; r++)
+        {
+            float* dst = cTile + (long)r * ldc, src = tile + r * nr;
+            if (overwrite) for (int x = 0; x < cols; x++) dst[x] = src[x];
+            else for (int x = 0; x < cols; x++) dst[x] += src[x];
         }
     }
 }

@@ -36,6 +36,62 @@ public class GemmSplitTests
             }
     }
 
+    /// <summary>
+    /// The two loop orders (A micro-panel in L1 with B micro-panels streaming past it over an L2-sized B
+    /// block, the default; B micro-panel with A micro-panels streaming past it over an L3-sized B block)
+    /// give the same bits: ragged M, N and K, N across two and three L2-sized B blocks, every transpose,
+    /// accumulate on and off, 1 and 2 threads.
+    /// </summary>
+    [Theory]
+    [InlineData(151, 1100, 301)]   // N over two L2-sized B blocks (NC_L2 1024 or 512), K over two K blocks
+    [InlineData(37, 2100, 90)]     // N over three of them, short ragged M
+    [InlineData(301, 70, 513)]     // one narrow ragged column panel, K over three blocks
+    public void LoopOrdersGiveTheSameBits(int m, int n, int k)
+    {
+        var rng = new TestRandom((ulong)(5 * m + n + 11 * k));
+        foreach (bool ta in new[] { false, true })
+            foreach (bool tb in new[] { false, true })
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    float[] a = rng.Array(m * k), b = rng.Array(k * n), c0 = rng.Array(m * n, -2f, 2f);
+                    int lda = ta ? m : k, ldb = tb ? k : n;
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        var aStationary = RunOrder(threads, true, ta, tb, m, n, k, a, lda, b, ldb, c0, accumulate);
+                        var bStationary = RunOrder(threads, false, ta, tb, m, n, k, a, lda, b, ldb, c0, accumulate);
+                        for (int i = 0; i < c0.Length; i++)
+                            if (BitConverter.SingleToInt32Bits(aStationary[i]) != BitConverter.SingleToInt32Bits(bStationary[i]))
+                                Assert.Fail($"{m}x{n}x{k} ta={ta} tb={tb} acc={accumulate} threads={threads}: C[{i}] A-stationary {aStationary[i]:R}, B-stationary {bStationary[i]:R}.");
+                    }
+                }
+    }
+
+    [Theory]
+    [InlineData("2048K", 2 << 20)]
+    [InlineData("1024K\n", 1 << 20)]
+    [InlineData("2M", 2 << 20)]
+    [InlineData("1048576", 1 << 20)]
+    [InlineData("", null)]
+    [InlineData("-2K", null)]
+    [InlineData("12", null)]
+    [InlineData("big", null)]
+    public void L2SizeParsesSysfsText(string text, int? bytes)
+        => Assert.Equal(bytes, CpuCaches.ParseSize(text.Replace("\\n", "\n")));
+
+    static float[] RunOrder(int threads, bool aStationary, bool ta, bool tb, int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c0, bool accumulate)
+    {
+        var c = (float[])c0.Clone();
+        using var pool = new WorkerPool(threads);
+        lock (SplitLock)
+        {
+            bool saved = Gemm.AStationary;
+            Gemm.AStationary = aStationary;
+            try { Gemm.Sgemm(pool, ta, tb, m, n, k, a, lda, b, ldb, c, n, accumulate); }
+            finally { Gemm.AStationary = saved; }
+        }
+        return c;
+    }
+
     static float[] Run(int threads, bool dynamic, bool ta, bool tb, int m, int n, int k, float[] a, int lda, float[] b, int ldb)
     {
         var c = new float[m * n];

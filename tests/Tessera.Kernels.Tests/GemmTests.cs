@@ -74,7 +74,8 @@ public class GemmTests
     /// fused-multiply-add chain from zero over one block, and the blocks are added to C in order.
     /// Checked bit for bit against that order written out in scalar code, on every kernel, both
     /// thread counts, all transposes, with K spanning one to five blocks and ragged last panels of
-    /// 1–48 columns (the AVX-512 narrow tiles).
+    /// 1–48 columns (the AVX-512 narrow tiles), and N past the L2-sized B block (NC_L2 = 1024 columns
+    /// with a 2 MB L2, 512 with 1 MB), so C row strips span two B blocks.
     /// </summary>
     [Theory]
     [MemberData(nameof(KernelsAndTransposes))]
@@ -82,7 +83,7 @@ public class GemmTests
     {
         var kind = Enum.Parse<GemmKernelKind>(kernel);
         var rng = new TestRandom(41);
-        foreach (var (m, n, k, accumulate) in new[] { (13, 96, 200, false), (25, 131, 600, true), (150, 129, 1030, false), (7, 3, 257, true), (30, 112, 300, true), (9, 70, 40, false) })
+        foreach (var (m, n, k, accumulate) in new[] { (13, 96, 200, false), (25, 131, 600, true), (150, 129, 1030, false), (7, 3, 257, true), (30, 112, 300, true), (9, 70, 40, false), (20, 1100, 300, true) })
         {
             int lda = transA ? m : k, ldb = transB ? k : n;
             var a = rng.Array(m * k);
