@@ -65,6 +65,133 @@ public class MotionAndEmbedderTests
             Assert.DoesNotContain(MotionClip.Random(rng, 4, (c, k) => !ShapesTask.IsHeldOut(c, k)).Shapes, s => ShapesTask.IsHeldOut(s.Colour, s.Kind));
     }
 
+    /// <summary>Midpoint of the bounding box of <paramref name="colour"/>'s pixel centres in a frame, or null when it is not drawn.</summary>
+    static (double X, double Y)? BoxMid(RgbImage img, string colour)
+    {
+        var c = ShapeScene.Colours.First(k => k.Name == colour);
+        int x0 = int.MaxValue, x1 = -1, y0 = int.MaxValue, y1 = -1;
+        for (int y = 0; y < img.Height; y++)
+            for (int x = 0; x < img.Width; x++)
+            {
+                int o = (y * img.Width + x) * 3;
+                if (img.Rgb[o] != c.R || img.Rgb[o + 1] != c.G || img.Rgb[o + 2] != c.B) continue;
+                x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
+            }
+        return x1 < 0 ? null : ((x0 + x1 + 1) / 2.0, (y0 + y1 + 1) / 2.0);
+    }
+
+    /// <summary>
+    /// Larger travel (<see cref="MotionClip.Random"/>'s travel, <c>--motion-travel</c>): labels still follow the drawn
+    /// pixels, the drawn shape moves exactly Speed pixels a frame and, at 48 pixels over 4 frames, into the next
+    /// 16-pixel patch every frame; the default draws are those of the 16-pixel generator; out-of-range travel is refused.
+    /// </summary>
+    [Fact]
+    public void LargerTravelMovesShapesAcrossPatchesAndLabelsFollowThePixels()
+    {
+        var rng = new Random(6);
+        int checks = 0;
+        foreach (int travel in (int[])[16, 32, 48])
+            for (int i = 0; i < 120; i++)
+            {
+                int frames = 2 + i % 7;   // 2..8
+                var clip = MotionClip.Random(rng, frames, (_, _) => true, travel: travel);
+                Assert.Equal(travel, clip.TravelPixels);
+                Assert.Equal(travel / (frames - 1), clip.Speed);
+                if (clip.Shapes.Select(s => s.Colour).Distinct().Count() != clip.Shapes.Count) continue;
+                var images = clip.Render();
+                foreach (var s in clip.Shapes)
+                {
+                    var track = images.Select(f => Centroid(f, s.Colour)).Where(p => p is not null).Select(p => p!.Value).ToList();
+                    Assert.Equal(frames - s.Appears, track.Count);
+                    double dx = track[^1].X - track[0].X, dy = track[^1].Y - track[0].Y;
+                    Assert.Equal(Math.Abs(dx) > Math.Abs(dy) ? (dx > 0 ? "right" : "left") : (dy > 0 ? "down" : "up"), s.Direction);
+                    for (int k = 1; k < track.Count; k++)
+                        Assert.Equal(clip.Speed, Math.Abs(track[k].X - track[k - 1].X) + Math.Abs(track[k].Y - track[k - 1].Y), 1e-9);
+                    if (travel == 48 && frames == 4)
+                    {
+                        var cells = images.Select(f => BoxMid(f, s.Colour)).Where(p => p is not null).Select(p => ((int)(p!.Value.X / 16), (int)(p.Value.Y / 16))).ToList();
+                        for (int k = 1; k < cells.Count; k++) Assert.NotEqual(cells[k - 1], cells[k]);
+                    }
+                    checks++;
+                }
+            }
+        Assert.True(checks > 300, $"{checks} shapes checked");
+        for (int seed = 0; seed < 50; seed++)
+            Assert.Equal(MotionClip.Random(new Random(seed), 4, (_, _) => true).Shapes, MotionClip.Random(new Random(seed), 4, (_, _) => true, travel: MotionClip.Travel).Shapes);
+        Assert.Throws<ArgumentException>(() => MotionClip.Random(rng, 4, (_, _) => true, travel: 15));
+        Assert.Contains("travel 49", Assert.Throws<ArgumentException>(() => MotionClip.Random(rng, 4, (_, _) => true, travel: 49)).Message);
+        // The trainer's clips (training and evaluation) use the option.
+        var t = new ShapesTrainer(new ShapesOptions { MotionFraction = 1, MotionTravel = 48 });
+        Assert.All(t.MotionEvalSet(3, compositional: false, 10), x => Assert.Equal(48, x.Clip.TravelPixels));
+        Assert.All(new ShapesTrainer(new ShapesOptions { MotionFraction = 1 }).MotionEvalSet(3, false, 10), x => Assert.Equal(16, x.Clip.TravelPixels));
+    }
+
+    /// <summary>
+    /// <c>--motion-rationale</c>: a direction answer gives the shape's cell (column, row) at its first drawn frame and at
+    /// the last frame, as the pixels show them, then the plain answer (same draws, same question); scoring takes the
+    /// direction of a rationale answer and a plain answer as is; a training batch scores the five words and EOS.
+    /// </summary>
+    [Fact]
+    public void DirectionRationaleGivesTheDrawnCellsThenTheSameVerdict()
+    {
+        var rng = new Random(12);
+        string[] cellWords = ["zero", "one", "two", "three"];
+        int checkedCells = 0, asked = 0;
+        for (int i = 0; i < 300; i++)
+        {
+            var clip = MotionClip.Random(rng, 4, (_, _) => true, travel: i % 2 == 0 ? 48 : 16);
+            int seed = rng.Next();
+            var plain = clip.Ask(QuestionType.Direction, new Random(seed))!;
+            var why = clip.Ask(QuestionType.Direction, new Random(seed), rationale: true)!;
+            Assert.Equal(plain.Question, why.Question);
+            Assert.EndsWith(" " + plain.Answer, why.Answer);
+            Assert.Equal(plain.Answer, ShapesTask.DirectionVerdict(why.Answer));
+            Assert.Equal(plain.Answer, ShapesTask.DirectionVerdict(plain.Answer));
+            asked++;
+            var w = plain.Question.Split(' ');   // which way is the C K moving ?
+            if (clip.Shapes.Count(s => s.Colour == w[4]) != 1) continue;
+            var images = clip.Render();
+            var boxes = images.Select(f => BoxMid(f, w[4])).Where(p => p is not null).Select(p => p!.Value).ToList();
+            var said = why.Answer.Split(' ');
+            // The cell words of the first and the last drawn frame, wherever the drawn midpoint is clear of a cell edge.
+            foreach (var (box, col, row) in (((double, double), string, string)[])[(boxes[0], said[0], said[1]), (boxes[^1], said[2], said[3])])
+            {
+                if (box.Item1 % 16 is > 1.5 and < 14.5) { Assert.Equal(cellWords[(int)(box.Item1 / 16)], col); checkedCells++; }
+                if (box.Item2 % 16 is > 1.5 and < 14.5) { Assert.Equal(cellWords[(int)(box.Item2 / 16)], row); checkedCells++; }
+            }
+        }
+        Assert.True(asked == 300 && checkedCells > 600, $"{checkedCells} cells checked");
+        // Not a rationale: judged as it is.
+        Assert.Equal("one two two two", ShapesTask.DirectionVerdict("one two two two"));
+        Assert.Equal("one two two four right", ShapesTask.DirectionVerdict("one two two four right"));
+        Assert.Equal("one two two two yes", ShapesTask.DirectionVerdict("one two two two yes"));
+        // Scoring: the direction of a rationale answer, whatever its cells; a plain answer exactly; other types unchanged.
+        var qWhy = new ShapeQuestion(QuestionType.Direction, "which way is the red circle moving ?", "one two two two right");
+        var qPlain = qWhy with { Answer = "right" };
+        var order = new ShapeQuestion(QuestionType.Order, "which appears first , the red circle or the blue star ?", "red circle");
+        Assert.Equal(1.0, ShapesTrainer.Score([qWhy], ["zero zero three three right"], "t").Accuracy["direction"]);
+        Assert.Equal(0.0, ShapesTrainer.Score([qWhy], ["one two two two left"], "t").Accuracy["direction"]);
+        Assert.Equal(1.0, ShapesTrainer.Score([qPlain], ["right"], "t").Accuracy["direction"]);
+        Assert.Equal(1.0, ShapesTrainer.Score([qPlain], ["one two two two right"], "t").Accuracy["direction"]);
+        Assert.Equal(0.0, ShapesTrainer.Score([qPlain], ["right right"], "t").Accuracy["direction"]);
+        Assert.Equal(0.5, ShapesTrainer.Score([order, order], ["red circle", "one two two two red circle"], "t").Accuracy["order"]);
+
+        var t = new ShapesTrainer(new ShapesOptions { BatchSize = 32, TextFraction = 0, MotionFraction = 1, MotionTravel = 48, MotionRationale = true });
+        var batch = t.TrainBatch(new Random(8));
+        int moving = ShapesTask.Encode("moving")[0], directions = 0;
+        for (int i = 0; i < batch.B; i++)
+        {
+            var targets = batch.Targets.AsSpan(i * batch.T, batch.T).ToArray();
+            if (!batch.Ids.AsSpan(i * batch.T, batch.T).Contains(moving)) continue;
+            int p = batch.Prefix[i];
+            string said = ShapesTask.Decode(targets[(p - 1)..(p + 4)]);
+            Assert.Contains(ShapesTask.DirectionVerdict(said), MotionClip.Directions);
+            Assert.Equal(ShapesTask.Eos, targets[p + 4]);
+            directions++;
+        }
+        Assert.True(directions > 5, $"{directions} direction questions in the batch");
+    }
+
     [Fact]
     public void FrameEmbeddingNumbersTheImagesOfAClipAndRefusesTooMany()
     {

@@ -27,9 +27,10 @@ internal static class ShapesCommands
 
     /// <summary>The shapes-world flags beyond the common ones.</summary>
     public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden, Option<float> PositionInit,
-        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm, Option<bool> PositionRationale)
+        Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm, Option<bool> PositionRationale,
+        Option<int> MotionTravel, Option<bool> MotionRationale)
     {
-        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale];
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale, MotionTravel, MotionRationale];
     }
 
     public static Extras ExtraOptions() => new(
@@ -42,7 +43,9 @@ internal static class ShapesCommands
         new Option<double>("--position-fraction") { Description = "With --data shapes: fraction of still questions that are relative-position questions (0: all types alike)." },
         new Option<int>("--curriculum-start") { Description = "With --data shapes: most shapes per scene at the start of the curriculum (1–4).", DefaultValueFactory = _ => 1 },
         new Option<bool>("--patch-norm") { Description = "With --data shapes: RMS-normalise the projected patch before the row/column embeddings are added." },
-        new Option<bool>("--position-rationale") { Description = "With --data shapes: position answers first name the left shape, then yes/no (scored on the yes/no)." });
+        new Option<bool>("--position-rationale") { Description = "With --data shapes: position answers first name the left shape, then yes/no (scored on the yes/no)." },
+        new Option<int>("--motion-travel") { Description = "With --data shapes: pixels each shape of a clip moves over the clip (16, one patch, the harder setting; up to 48).", DefaultValueFactory = _ => MotionClip.Travel },
+        new Option<bool>("--motion-rationale") { Description = "With --data shapes: direction answers first give the shape's first and last cells, then the direction (scored on the direction)." });
 
     /// <summary>The options with the extra flags applied.</summary>
     public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
@@ -51,6 +54,7 @@ internal static class ShapesCommands
         MotionFraction = p.GetValue(x.Motion), MotionFrames = p.GetValue(x.MotionFrames),
         Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) }, PositionInit = p.GetValue(x.PositionInit),
         PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm), PositionRationale = p.GetValue(x.PositionRationale),
+        MotionTravel = p.GetValue(x.MotionTravel), MotionRationale = p.GetValue(x.MotionRationale),
     };
 
     public static int Train(ShapesOptions options, string outDir, bool asJson, CancellationToken cancel = default)
@@ -74,7 +78,7 @@ internal static class ShapesCommands
         var c = model.Decoder.Config;
         int frames = model.Embedder.Config.Frames;
         var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType,
-            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames) });
+            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames), MotionTravel = TrainedTravel(modelDir) });
         var inDist = trainer.Evaluate(model, trainer.EvalSet(seed + 2000, false, perType), "in-distribution");
         var comp = trainer.Evaluate(model, trainer.EvalSet(seed + 3000, true, perType), "compositional");
         var motion = frames > 0 ? trainer.EvaluateMotion(model, trainer.MotionEvalSet(seed + 5000, false, perType), "motion") : null;
@@ -88,6 +92,18 @@ internal static class ShapesCommands
             Console.WriteLine($"examples → {grid}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The clip travel the model in <paramref name="modelDir"/> was trained on (report.json's options.motion_travel), so that
+    /// its motion questions are asked about clips like its training clips; <see cref="MotionClip.Travel"/> without a report.
+    /// </summary>
+    static int TrainedTravel(string modelDir)
+    {
+        string path = Path.Combine(modelDir, "report.json");
+        if (!File.Exists(path)) return MotionClip.Travel;
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        return doc.RootElement.TryGetProperty("options", out var o) && o.TryGetProperty("motion_travel", out var t) ? t.GetInt32() : MotionClip.Travel;
     }
 
     /// <summary>examples.svg in the model folder: two held-out in-distribution scenes per question type with the model's answers.</summary>

@@ -19,7 +19,7 @@ public sealed record MovingShape(string Kind, string Colour, bool Large, int X, 
 
 /// <summary>
 /// The shapes world in motion: 1–2 shapes of the world's kinds and colours moving in straight lines
-/// (left, right, up or down; 16 pixels, one patch, over the clip) on the black 64×64 canvas, each
+/// (left, right, up or down; by default 16 pixels, one patch, over the clip) on the black 64×64 canvas, each
 /// appearing at some frame. Frames are drawn by <see cref="ShapeScene"/>'s rasteriser; centres
 /// start anywhere that keeps the whole path on the canvas, so no single frame tells the direction,
 /// and two shapes stay 16 pixels apart in every frame. Deterministic in the seed.
@@ -29,8 +29,11 @@ public sealed class MotionClip
     /// <summary>Directions, as answered.</summary>
     public static readonly string[] Directions = ["left", "right", "up", "down"];
 
-    /// <summary>Pixels moved over the whole clip.</summary>
+    /// <summary>Pixels moved over the whole clip by default (one patch: the harder setting, 5 pixels a frame at 4 frames).</summary>
     public const int Travel = 16;
+
+    /// <summary>Most pixels a clip may travel: a radius-7 shape's centre stays within 8..56.</summary>
+    public const int MaxTravel = 48;
 
     /// <summary>Unit step of a direction (y grows downward).</summary>
     public static (int Dx, int Dy) Step(string direction) => direction switch
@@ -39,10 +42,11 @@ public sealed class MotionClip
         _ => throw new ArgumentException($"MotionClip: unknown direction '{direction}'."),
     };
 
-    MotionClip(List<MovingShape> shapes, int frames)
+    MotionClip(List<MovingShape> shapes, int frames, int travel)
     {
         Shapes = shapes;
         FrameCount = frames;
+        TravelPixels = travel;
     }
 
     /// <summary>The shapes.</summary>
@@ -51,18 +55,24 @@ public sealed class MotionClip
     /// <summary>Frames in the clip.</summary>
     public int FrameCount { get; }
 
-    /// <summary>Pixels per frame (<see cref="Travel"/> over the clip, rounded down).</summary>
-    public int Speed => Travel / (FrameCount - 1);
+    /// <summary>Pixels the clip was drawn to travel over its frames (<see cref="Travel"/> by default).</summary>
+    public int TravelPixels { get; }
+
+    /// <summary>Pixels per frame (<see cref="TravelPixels"/> over the clip, rounded down).</summary>
+    public int Speed => TravelPixels / (FrameCount - 1);
 
     /// <summary>
     /// A random clip of <paramref name="frames"/> (2–8) frames whose (colour, kind) pairs satisfy
     /// <paramref name="allowed"/> and, with <paramref name="mustHave"/>, one that satisfies it.
     /// <paramref name="maxShapes"/> 1 makes one-shape clips (a curriculum's first stage); at 2 the draws are the same as without it.
+    /// <paramref name="travel"/> is the pixels each shape moves over the clip (<see cref="Travel"/>–<see cref="MaxTravel"/>;
+    /// at <see cref="Travel"/> the draws are the same as without it); more than 16 moves a shape across patches.
     /// </summary>
-    public static MotionClip Random(Random rng, int frames, Func<string, string, bool> allowed, Func<string, string, bool>? mustHave = null, int maxShapes = 2)
+    public static MotionClip Random(Random rng, int frames, Func<string, string, bool> allowed, Func<string, string, bool>? mustHave = null, int maxShapes = 2, int travel = Travel)
     {
         if (frames is < 2 or > 8) throw new ArgumentException($"MotionClip: {frames} frames; clips have 2 to 8.");
-        int speed = Travel / (frames - 1);
+        if (travel is < Travel or > MaxTravel) throw new ArgumentException($"MotionClip: travel {travel} pixels; clips travel {Travel} to {MaxTravel}.");
+        int speed = travel / (frames - 1);
         while (true)
         {
             int count = rng.Next(1, Math.Clamp(maxShapes, 1, 2) + 1);
@@ -91,7 +101,7 @@ public sealed class MotionClip
                 if (!apart) continue;
             }
             if (mustHave is not null && !shapes.Any(s => mustHave(s.Colour, s.Kind))) continue;
-            return new MotionClip(shapes, frames);
+            return new MotionClip(shapes, frames, travel);
         }
     }
 
@@ -104,12 +114,27 @@ public sealed class MotionClip
         return frames;
     }
 
+    /// <summary>Cell words of a 4×4 grid (16-pixel cells): column or row 0–3.</summary>
+    static readonly string[] CellWords = ["zero", "one", "two", "three"];
+
+    /// <summary>
+    /// The rationale of a direction answer: the shape's cell (column, row; "zero"–"three") at the first frame it is
+    /// drawn in and at the last frame, as four words ("one two two two").
+    /// </summary>
+    public string Cells(MovingShape s)
+    {
+        Shape a = s.At(s.Appears, Speed), b = s.At(FrameCount - 1, Speed);
+        return $"{CellWords[a.X / 16]} {CellWords[a.Y / 16]} {CellWords[b.X / 16]} {CellWords[b.Y / 16]}";
+    }
+
     /// <summary>
     /// A question of <paramref name="type"/> (<see cref="QuestionType.Direction"/> or
     /// <see cref="QuestionType.Order"/>), or null when the clip has nothing to ask it about; with
-    /// <paramref name="focus"/>, about a shape that satisfies it when there is one.
+    /// <paramref name="focus"/>, about a shape that satisfies it when there is one. With
+    /// <paramref name="rationale"/>, a direction answer first gives the shape's first and last cells
+    /// (<see cref="Cells"/>), then the direction ("one two two two right"); the draws are the same either way.
     /// </summary>
-    public ShapeQuestion? Ask(QuestionType type, Random rng, Func<MovingShape, bool>? focus = null)
+    public ShapeQuestion? Ask(QuestionType type, Random rng, Func<MovingShape, bool>? focus = null, bool rationale = false)
     {
         switch (type)
         {
@@ -118,7 +143,7 @@ public sealed class MotionClip
                 var list = Shapes.ToList();
                 if (focus is not null && list.Any(focus)) list = [.. list.Where(focus)];
                 var s = list[rng.Next(list.Count)];
-                return new(type, $"which way is the {s.Name} moving ?", s.Direction);
+                return new(type, $"which way is the {s.Name} moving ?", rationale ? $"{Cells(s)} {s.Direction}" : s.Direction);
             }
             case QuestionType.Order:
             {

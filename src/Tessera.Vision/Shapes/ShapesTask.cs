@@ -135,6 +135,25 @@ public static class ShapesTask
         return w.Length == 3 && ShapeScene.Colours.Any(c => c.Name == w[0]) && ShapeScene.Kinds.Contains(w[1]) && w[2] is "yes" or "no" ? w[2] : answer;
     }
 
+    /// <summary>
+    /// The direction of a direction answer: the last word of a rationale answer (four cell words, then the
+    /// direction, see <see cref="MotionClip.Ask"/>), else the answer itself. Direction questions are scored on
+    /// it, so a model trained with rationales is judged on its verdict alone and a plain answer as before.
+    /// </summary>
+    public static string DirectionVerdict(string answer)
+    {
+        var w = answer.Split(' ');
+        return w.Length == 5 && w[..4].All(c => c is "zero" or "one" or "two" or "three") && MotionClip.Directions.Contains(w[4]) ? w[4] : answer;
+    }
+
+    /// <summary>The part of an answer to a question of <paramref name="type"/> that is scored (<see cref="PositionVerdict"/>, <see cref="DirectionVerdict"/>; else the whole answer).</summary>
+    public static string Verdict(QuestionType type, string answer) => type switch
+    {
+        QuestionType.Position => PositionVerdict(answer),
+        QuestionType.Direction => DirectionVerdict(answer),
+        _ => answer,
+    };
+
     /// <summary>A text-only document about a scene (no image): its shapes and one relation, in words.</summary>
     public static string Describe(ShapeScene scene, Random rng)
     {

@@ -43,6 +43,16 @@ public sealed record ShapesOptions
     /// <summary>Frames per clip (2–8); the model gets a frame embedding of this many rows.</summary>
     public int MotionFrames { get; init; } = 4;
     /// <summary>
+    /// Pixels each shape of a clip moves over the clip (<see cref="MotionClip.Travel"/> = 16, one patch, by default: the
+    /// harder setting; up to <see cref="MotionClip.MaxTravel"/> = 48, one patch a frame at 4 frames).
+    /// </summary>
+    public int MotionTravel { get; init; } = MotionClip.Travel;
+    /// <summary>
+    /// Train direction answers with a rationale: the shape's first and last cells, then the direction ("one two two two right").
+    /// Direction questions are scored on the direction alone (<see cref="ShapesTask.DirectionVerdict"/>).
+    /// </summary>
+    public bool MotionRationale { get; init; }
+    /// <summary>
     /// Initial standard deviation of the embedder's row, column (and frame) tables. The default is every
     /// other weight's (<see cref="ModelParameters.InitStd"/>), about a tenth of a shape patch's W·patch at init.
     /// </summary>
@@ -227,7 +237,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
             ShapeQuestion q;
             if (clips)
             {
-                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes);
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes, Options.MotionRationale);
                 (images, q) = (clip.Render(), mq);
             }
             else
@@ -309,15 +319,15 @@ public sealed class ShapesTrainer(ShapesOptions options)
 
     /// <summary>A clip of the split and a motion question of <paramref name="type"/> (random when null) about it.</summary>
     /// <summary>With <paramref name="maxShapes"/> 1 (the curriculum's one-shape stage) clips hold one shape, so only direction is asked.</summary>
-    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type, int maxShapes = 4)
+    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type, int maxShapes = 4, bool rationale = false)
     {
         while (true)
         {
             var clip = compositional
-                ? MotionClip.Random(rng, Options.MotionFrames, (_, _) => true, ShapesTask.IsHeldOut)
-                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
+                ? MotionClip.Random(rng, Options.MotionFrames, (_, _) => true, ShapesTask.IsHeldOut, travel: Options.MotionTravel)
+                : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes, travel: Options.MotionTravel);
             var t = type ?? (rng.Next(2) == 0 ? QuestionType.Direction : QuestionType.Order);
-            var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null);
+            var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null, rationale);
             if (q is not null) return (clip, q);
         }
     }
@@ -336,13 +346,11 @@ public sealed class ShapesTrainer(ShapesOptions options)
     public SplitScore EvaluateMotion(MultimodalModel model, IReadOnlyList<(MotionClip Clip, ShapeQuestion Question)> set, string split = "curve")
         => Score(set.Select(x => x.Question).ToList(), AnswerFrames(model, [.. set.Select(x => ((IReadOnlyList<RgbImage>)x.Clip.Render(), x.Question))]), split);
 
-    static SplitScore Score(IReadOnlyList<ShapeQuestion> questions, IReadOnlyList<string> answers, string split)
+    internal static SplitScore Score(IReadOnlyList<ShapeQuestion> questions, IReadOnlyList<string> answers, string split)
     {
         var acc = new Dictionary<string, double>();
         foreach (var group in questions.Select((q, i) => (Question: q, Got: answers[i])).GroupBy(x => x.Question.Type))
-            acc[group.Key.ToString().ToLowerInvariant()] = group.Average(x => x.Question.Type == QuestionType.Position
-                ? (ShapesTask.PositionVerdict(x.Got) == ShapesTask.PositionVerdict(x.Question.Answer) ? 1.0 : 0.0)
-                : (x.Got == x.Question.Answer ? 1.0 : 0.0));
+            acc[group.Key.ToString().ToLowerInvariant()] = group.Average(x => ShapesTask.Verdict(x.Question.Type, x.Got) == ShapesTask.Verdict(x.Question.Type, x.Question.Answer) ? 1.0 : 0.0);
         return new SplitScore(split, acc, questions.Count / Math.Max(1, acc.Count));
     }
 
