@@ -192,6 +192,96 @@ public class MotionAndEmbedderTests
         Assert.True(directions > 5, $"{directions} direction questions in the batch");
     }
 
+    /// <summary>
+    /// <c>--order-rationale</c>: an order answer gives the frame each named shape is first drawn in (found in the pixels),
+    /// in the order the question names them, then the plain answer (same draws, same question); scoring takes the name
+    /// of a rationale answer and a plain answer as is; with the flag off the training stream is unchanged, and with it
+    /// on only the order answers change (same images, same questions); a training batch scores the four words and EOS.
+    /// </summary>
+    [Fact]
+    public void OrderRationaleGivesTheDrawnFirstFramesThenTheSameVerdict()
+    {
+        var rng = new Random(21);
+        int framesChecked = 0, asked = 0;
+        for (int i = 0; i < 1200; i++)
+        {
+            int frames = 3 + i % 4;   // 3–6: a shape appears at frame 0–4, the count words (two shapes never at 2 frames)
+            var clip = MotionClip.Random(rng, frames, (_, _) => true, travel: i % 2 == 0 ? 48 : 16);
+            int seed = rng.Next();
+            var plain = clip.Ask(QuestionType.Order, new Random(seed));
+            var why = clip.Ask(QuestionType.Order, new Random(seed), orderRationale: true);
+            if (plain is null) { Assert.Null(why); continue; }
+            Assert.Equal(plain.Question, why!.Question);
+            Assert.EndsWith(" " + plain.Answer, why.Answer);
+            Assert.Equal(plain.Answer, ShapesTask.OrderVerdict(why.Answer));
+            Assert.Equal(plain.Answer, ShapesTask.OrderVerdict(plain.Answer));
+            asked++;
+            var w = plain.Question.Split(' ');   // which appears first , the C1 K1 or the C2 K2 ?
+            if (w[5] == w[9]) continue;          // same colour: the pixels cannot tell them apart
+            var images = clip.Render();
+            var said = why.Answer.Split(' ');
+            foreach (var (colour, word) in ((string, string)[])[(w[5], said[0]), (w[9], said[1])])
+            {
+                int first = Array.FindIndex(images, f => Centroid(f, colour) is not null);
+                Assert.Equal(ShapesTask.Number(first), word);
+                framesChecked++;
+            }
+            // The earlier-drawn one is the answer.
+            int f1 = Array.FindIndex(images, f => Centroid(f, w[5]) is not null), f2 = Array.FindIndex(images, f => Centroid(f, w[9]) is not null);
+            Assert.Equal(f1 < f2 ? $"{w[5]} {w[6]}" : $"{w[9]} {w[10]}", plain.Answer);
+        }
+        Assert.True(asked > 150 && framesChecked > 250, $"{asked} asked, {framesChecked} frames checked");
+        // Five is past the count words: a clear error, not a wrong word.
+        Assert.Contains("no number word for 5", Assert.Throws<ArgumentException>(() => ShapesTask.Number(5)).Message);
+        // Not a rationale: judged as it is.
+        Assert.Equal("two zero blue", ShapesTask.OrderVerdict("two zero blue"));
+        Assert.Equal("two five blue star", ShapesTask.OrderVerdict("two five blue star"));
+        Assert.Equal("two zero blue left", ShapesTask.OrderVerdict("two zero blue left"));
+        // Scoring: the name of a rationale answer, whatever its frames; a plain answer exactly; direction unchanged.
+        var qWhy = new ShapeQuestion(QuestionType.Order, "which appears first , the red circle or the blue star ?", "two zero blue star");
+        var qPlain = qWhy with { Answer = "blue star" };
+        Assert.Equal(1.0, ShapesTrainer.Score([qWhy], ["one zero blue star"], "t").Accuracy["order"]);
+        Assert.Equal(0.0, ShapesTrainer.Score([qWhy], ["two zero red circle"], "t").Accuracy["order"]);
+        Assert.Equal(1.0, ShapesTrainer.Score([qPlain], ["blue star"], "t").Accuracy["order"]);
+        Assert.Equal(1.0, ShapesTrainer.Score([qPlain], ["two zero blue star"], "t").Accuracy["order"]);
+        Assert.Equal(0.0, ShapesTrainer.Score([qPlain], ["blue star star"], "t").Accuracy["order"]);
+        var dir = new ShapeQuestion(QuestionType.Direction, "which way is the red circle moving ?", "right");
+        Assert.Equal(0.0, ShapesTrainer.Score([dir], ["two zero right"], "t").Accuracy["direction"]);
+
+        // Off by default: the stream is the default one; on: the same images and questions, only order answers differ.
+        var options = new ShapesOptions { BatchSize = 32, TextFraction = 0.1, MotionFraction = 1, MotionTravel = 48 };
+        Assert.False(options.OrderRationale);
+        int appears = ShapesTask.Encode("appears")[0], orders = 0, others = 0;
+        for (int batchSeed = 8; batchSeed < 16; batchSeed++)
+        {
+            var off = new ShapesTrainer(options).TrainBatch(new Random(batchSeed));
+            var on = new ShapesTrainer(options with { OrderRationale = true }).TrainBatch(new Random(batchSeed));
+            Assert.Equal(off.Patches, on.Patches);
+            Assert.Equal(off.Frames, on.Frames);
+            Assert.Equal(off.B, on.B);
+            for (int i = 0; i < on.B; i++)
+            {
+                int[] idsOff = off.Ids.AsSpan(i * off.T, off.T).ToArray(), idsOn = on.Ids.AsSpan(i * on.T, on.T).ToArray();
+                int[] tgOn = on.Targets.AsSpan(i * on.T, on.T).ToArray(), tgOff = off.Targets.AsSpan(i * off.T, off.T).ToArray();
+                int p = on.Prefix[i];
+                Assert.Equal(off.Prefix[i], p);
+                if (!idsOn.Contains(appears))
+                {
+                    Assert.Equal(idsOff.TakeWhile(x => x != 0), idsOn.TakeWhile(x => x != 0));
+                    others++;
+                    continue;
+                }
+                Assert.Equal(idsOff[..p], idsOn[..p]);   // same question
+                string said = ShapesTask.Decode(tgOn[(p - 1)..(p + 3)]);
+                Assert.Equal(ShapesTask.Decode(tgOff[(p - 1)..(p + 1)]), ShapesTask.OrderVerdict(said));
+                Assert.NotEqual(said, ShapesTask.OrderVerdict(said));
+                Assert.Equal(ShapesTask.Eos, tgOn[p + 3]);
+                orders++;
+            }
+        }
+        Assert.True(orders > 20 && others > 100, $"{orders} order questions, {others} others in 8 batches");
+    }
+
     [Fact]
     public void FrameEmbeddingNumbersTheImagesOfAClipAndRefusesTooMany()
     {

@@ -132,9 +132,11 @@ public sealed class MotionClip
     /// <see cref="QuestionType.Order"/>), or null when the clip has nothing to ask it about; with
     /// <paramref name="focus"/>, about a shape that satisfies it when there is one. With
     /// <paramref name="rationale"/>, a direction answer first gives the shape's first and last cells
-    /// (<see cref="Cells"/>), then the direction ("one two two two right"); the draws are the same either way.
+    /// (<see cref="Cells"/>), then the direction ("one two two two right"). With <paramref name="orderRationale"/>, an
+    /// order answer first gives the frame each named shape is first drawn in, in the order they are named
+    /// (<see cref="ShapesTask.Number"/>), then the earlier one ("two zero blue star"). The draws are the same either way.
     /// </summary>
-    public ShapeQuestion? Ask(QuestionType type, Random rng, Func<MovingShape, bool>? focus = null, bool rationale = false)
+    public ShapeQuestion? Ask(QuestionType type, Random rng, Func<MovingShape, bool>? focus = null, bool rationale = false, bool orderRationale = false)
     {
         switch (type)
         {
@@ -149,7 +151,9 @@ public sealed class MotionClip
             {
                 if (Shapes.Count < 2) return null;
                 var (a, b) = rng.Next(2) == 0 ? (Shapes[0], Shapes[1]) : (Shapes[1], Shapes[0]);
-                return new(type, $"which appears first , the {a.Name} or the {b.Name} ?", (a.Appears < b.Appears ? a : b).Name);
+                string first = (a.Appears < b.Appears ? a : b).Name;
+                return new(type, $"which appears first , the {a.Name} or the {b.Name} ?",
+                    orderRationale ? $"{ShapesTask.Number(a.Appears)} {ShapesTask.Number(b.Appears)} {first}" : first);
             }
             default: throw new ArgumentException($"MotionClip: {type} is not a motion question.");
         }

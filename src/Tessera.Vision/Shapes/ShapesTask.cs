@@ -44,6 +44,13 @@ public static class ShapesTask
 
     static readonly string[] Numbers = ["zero", "one", "two", "three", "four"];
 
+    /// <summary>
+    /// The number word of <paramref name="n"/> ("zero"–"four"): count answers and the frames of an order rationale
+    /// (<see cref="MotionClip.Ask"/>; a shape appears at most at frame four, so clips of up to six frames).
+    /// </summary>
+    public static string Number(int n)
+        => n >= 0 && n < Numbers.Length ? Numbers[n] : throw new ArgumentException($"shapes vocabulary: no number word for {n} (0 to {Numbers.Length - 1}); order rationales need clips of at most {Numbers.Length + 1} frames.");
+
     /// <summary>id → word.</summary>
     public static readonly string[] Words = BuildWords();
 
@@ -89,7 +96,7 @@ public static class ShapesTask
         }
         switch (type)
         {
-            case QuestionType.Count: return new(type, "how many shapes ?", Numbers[s.Count]);
+            case QuestionType.Count: return new(type, "how many shapes ?", Number(s.Count));
             case QuestionType.Colour:
             {
                 var t = Pick(s.Where(a => s.Count(b => b.Kind == a.Kind) == 1));
@@ -146,11 +153,23 @@ public static class ShapesTask
         return w.Length == 5 && w[..4].All(c => c is "zero" or "one" or "two" or "three") && MotionClip.Directions.Contains(w[4]) ? w[4] : answer;
     }
 
-    /// <summary>The part of an answer to a question of <paramref name="type"/> that is scored (<see cref="PositionVerdict"/>, <see cref="DirectionVerdict"/>; else the whole answer).</summary>
+    /// <summary>
+    /// The shape named by an order answer: the last two words of a rationale answer (two frame number words, then
+    /// "colour kind", see <see cref="MotionClip.Ask"/>), else the answer itself. Order questions are scored on it,
+    /// so a model trained with rationales is judged on its verdict alone and a plain answer as before.
+    /// </summary>
+    public static string OrderVerdict(string answer)
+    {
+        var w = answer.Split(' ');
+        return w.Length == 4 && Numbers.Contains(w[0]) && Numbers.Contains(w[1]) && ShapeScene.Colours.Any(c => c.Name == w[2]) && ShapeScene.Kinds.Contains(w[3]) ? $"{w[2]} {w[3]}" : answer;
+    }
+
+    /// <summary>The part of an answer to a question of <paramref name="type"/> that is scored (<see cref="PositionVerdict"/>, <see cref="DirectionVerdict"/>, <see cref="OrderVerdict"/>; else the whole answer).</summary>
     public static string Verdict(QuestionType type, string answer) => type switch
     {
         QuestionType.Position => PositionVerdict(answer),
         QuestionType.Direction => DirectionVerdict(answer),
+        QuestionType.Order => OrderVerdict(answer),
         _ => answer,
     };
 

@@ -53,6 +53,12 @@ public sealed record ShapesOptions
     /// </summary>
     public bool MotionRationale { get; init; }
     /// <summary>
+    /// Train order answers with a rationale: the frame each named shape is first drawn in, in the order named, then the
+    /// earlier one ("two zero blue star"). Order questions are scored on the name alone (<see cref="ShapesTask.OrderVerdict"/>).
+    /// Clips of at most six frames (the frame words are the count words, "zero"–"four").
+    /// </summary>
+    public bool OrderRationale { get; init; }
+    /// <summary>
     /// Initial standard deviation of the embedder's row, column (and frame) tables. The default is every
     /// other weight's (<see cref="ModelParameters.InitStd"/>), about a tenth of a shape patch's W·patch at init.
     /// </summary>
@@ -237,7 +243,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
             ShapeQuestion q;
             if (clips)
             {
-                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes, Options.MotionRationale);
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes, Options.MotionRationale, Options.OrderRationale);
                 (images, q) = (clip.Render(), mq);
             }
             else
@@ -319,7 +325,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
 
     /// <summary>A clip of the split and a motion question of <paramref name="type"/> (random when null) about it.</summary>
     /// <summary>With <paramref name="maxShapes"/> 1 (the curriculum's one-shape stage) clips hold one shape, so only direction is asked.</summary>
-    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type, int maxShapes = 4, bool rationale = false)
+    (MotionClip Clip, ShapeQuestion Question) MotionQuestion(Random rng, bool compositional, QuestionType? type, int maxShapes = 4, bool rationale = false, bool orderRationale = false)
     {
         while (true)
         {
@@ -327,7 +333,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
                 ? MotionClip.Random(rng, Options.MotionFrames, (_, _) => true, ShapesTask.IsHeldOut, travel: Options.MotionTravel)
                 : MotionClip.Random(rng, Options.MotionFrames, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes, travel: Options.MotionTravel);
             var t = type ?? (rng.Next(2) == 0 ? QuestionType.Direction : QuestionType.Order);
-            var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null, rationale);
+            var q = clip.Ask(t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null, rationale, orderRationale);
             if (q is not null) return (clip, q);
         }
     }
