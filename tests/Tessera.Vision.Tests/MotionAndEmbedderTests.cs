@@ -457,6 +457,26 @@ public class MotionAndEmbedderTests
         }
     }
 
+    /// <summary>Clip settings that could only fail mid-run are refused by Train before its first step, naming the flag.</summary>
+    [Fact]
+    public void TrainRefusesImpossibleClipSettingsBeforeAnyStep()
+    {
+        var ok = new ShapesOptions { Dim = 32, Layers = 1, Heads = 2, BatchSize = 4, Steps = 1, MotionFraction = 0.5, MotionFrames = 6, OrderRationale = true, MotionTravel = 48 };
+        ShapesTrainer.CheckMotionOptions(ok);
+        foreach (var (bad, flag) in new[] { (ok with { MotionFrames = 7 }, "--order-rationale"), (ok with { MotionTravel = 49 }, "--motion-travel"),
+                     (ok with { MotionTravel = 8 }, "--motion-travel"), (ok with { MotionFrames = 9, OrderRationale = false }, "--motion-frames") })
+        {
+            var t = new ShapesTrainer(bad);
+            using var model = t.NewModel();
+            var before = model.Embedder.Parameters[PatchEmbedder.WeightName].ToArray();
+            var e = Assert.Throws<ArgumentException>(() => t.Train(model));
+            Assert.Contains(flag, e.Message);
+            Assert.Equal(before, model.Embedder.Parameters[PatchEmbedder.WeightName].ToArray());
+        }
+        // Without clips the motion settings are not used, so nothing is refused.
+        ShapesTrainer.CheckMotionOptions(ok with { MotionFraction = 0, MotionFrames = 9 });
+    }
+
     /// <summary>A few steps on a batch of clips and text lower the loss and move the frame embedding.</summary>
     [Fact]
     public void MotionTrainingStepsLowerTheLossAndMoveTheFrameEmbedding()

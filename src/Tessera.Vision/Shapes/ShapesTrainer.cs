@@ -152,6 +152,21 @@ public sealed class ShapesTrainer(ShapesOptions options)
     bool Motion => Options.MotionFraction > 0;
 
     /// <summary>
+    /// Refuses clip settings that could only fail mid-run, before any work: a travel outside
+    /// <see cref="MotionClip.Travel"/>–<see cref="MotionClip.MaxTravel"/>, frames outside 2–8, and an order rationale
+    /// on clips longer than 6 frames (its frame words are the number words "zero"–"four").
+    /// </summary>
+    internal static void CheckMotionOptions(ShapesOptions o)
+    {
+        if (o.MotionFraction <= 0) return;
+        if (o.MotionFrames is < 2 or > 8) throw new ArgumentException($"shapes: --motion-frames {o.MotionFrames}; clips have 2 to 8 frames.");
+        if (o.MotionTravel is < MotionClip.Travel or > MotionClip.MaxTravel)
+            throw new ArgumentException($"shapes: --motion-travel {o.MotionTravel}; clips travel {MotionClip.Travel} to {MotionClip.MaxTravel} pixels.");
+        if (o.OrderRationale && o.MotionFrames > 6)
+            throw new ArgumentException($"shapes: --order-rationale names a shape's first frame with the number words zero to four, so clips may have at most 6 frames (--motion-frames {o.MotionFrames}).");
+    }
+
+    /// <summary>
     /// Trains <paramref name="model"/>; <paramref name="progress"/> gets each curve point. When
     /// <paramref name="cancel"/> fires (SIGTERM, Ctrl+C) training stops after the current step and the
     /// report comes back at once with <see cref="ShapesReport.StepsRun"/> &lt; the options' steps and empty
@@ -160,6 +175,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
     public ShapesReport Train(MultimodalModel model, Action<CurvePoint>? progress = null, CancellationToken cancel = default)
     {
         var o = Options;
+        CheckMotionOptions(o);
         var rng = new Random(o.Seed);
         var parameters = model.AllParameters;
         var decays = new HashSet<Tensor>(model.Decoder.Parameters.All.Where(model.Decoder.Parameters.Decays));
