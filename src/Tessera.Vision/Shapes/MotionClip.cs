@@ -114,9 +114,6 @@ public sealed class MotionClip
         return frames;
     }
 
-    /// <summary>Cell words of a 4×4 grid (16-pixel cells): column or row 0–3.</summary>
-    static readonly string[] CellWords = ["zero", "one", "two", "three"];
-
     /// <summary>
     /// The rationale of a direction answer: the shape's cell (column, row; "zero"–"three") at the first frame it is
     /// drawn in and at the last frame, as four words ("one two two two").
@@ -124,7 +121,7 @@ public sealed class MotionClip
     public string Cells(MovingShape s)
     {
         Shape a = s.At(s.Appears, Speed), b = s.At(FrameCount - 1, Speed);
-        return $"{CellWords[a.X / 16]} {CellWords[a.Y / 16]} {CellWords[b.X / 16]} {CellWords[b.Y / 16]}";
+        return $"{ShapesTask.Number(a.X / 16)} {ShapesTask.Number(a.Y / 16)} {ShapesTask.Number(b.X / 16)} {ShapesTask.Number(b.Y / 16)}";
     }
 
     /// <summary>

@@ -150,7 +150,7 @@ public static class ShapesTask
     public static string DirectionVerdict(string answer)
     {
         var w = answer.Split(' ');
-        return w.Length == 5 && w[..4].All(c => c is "zero" or "one" or "two" or "three") && MotionClip.Directions.Contains(w[4]) ? w[4] : answer;
+        return w.Length == 5 && w[..4].All(c => Array.IndexOf(Numbers, c) is >= 0 and <= 3) && MotionClip.Directions.Contains(w[4]) ? w[4] : answer;
     }
 
     /// <summary>
