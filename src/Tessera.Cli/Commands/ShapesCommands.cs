@@ -103,8 +103,17 @@ internal static class ShapesCommands
     {
         string path = Path.Combine(modelDir, "report.json");
         if (!File.Exists(path)) return MotionClip.Travel;
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        return doc.RootElement.TryGetProperty("options", out var o) && o.TryGetProperty("motion_travel", out var t) ? t.GetInt32() : MotionClip.Travel;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("options", out var o) && o.ValueKind == JsonValueKind.Object
+                && o.TryGetProperty("motion_travel", out var t) ? t.GetInt32() : MotionClip.Travel;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{path}: not a readable training report ({e.Message}); it gives the clip travel the model was trained on. " +
+                "Restore it from the run, or delete it to ask about clips of the default travel.", e);
+        }
     }
 
     /// <summary>examples.svg in the model folder: two held-out in-distribution scenes per question type with the model's answers.</summary>
