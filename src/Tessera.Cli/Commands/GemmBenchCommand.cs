@@ -20,7 +20,7 @@ public static class GemmBenchCommand
         var shapes = new Option<string>("--shapes") { Description = "Extra M×N×K problems, comma-separated (e.g. 2048x8192x512, or 2048x8192x512:nt for A·Bᵀ; :tn, :tt), or a preset name (medium, large, …) for its GEMMs at B·T = 2048 tokens in the layouts training uses.", DefaultValueFactory = _ => "" };
         var cpuTime = new Option<bool>("--cpu-time") { Description = "Time on the calling thread's CPU clock (Linux; --threads 1 only): a busy machine inflates it far less than wall time." };
         var paired = new Option<bool>("--paired") { Description = "Alternate single calls of ours and OpenBLAS with the FMA probe before each pair; report the median per-pair ratio and % of the probe (for hosts whose speed drifts)." };
-        var ab = new Option<string?>("--ab") { Description = "With --paired: pair our GEMM with a timing-only switch on against the same switch off, instead of against OpenBLAS (dynamic-split: blocks claimed from a counter vs one fixed range per thread; even-chunks: a multiple of the thread count of blocks vs blocks of the nominal size)." };
+        var ab = new Option<string?>("--ab") { Description = "With --paired: pair our GEMM with a timing-only switch on against the same switch off, instead of against OpenBLAS (dynamic-split: blocks claimed from a counter vs one fixed range per thread; even-chunks: a multiple of the thread count of blocks vs blocks of the nominal size; a-stationary: the loop order; pack-a-once: each K block of A packed once for all column blocks; fine-chunks: row blocks of 4 panels vs one MC block)." };
         var json = BenchCommand.JsonOption();
 
         var cmd = new Command("gemm", "fp32 GEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm, with ratio and % of peak.")
