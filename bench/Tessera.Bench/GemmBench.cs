@@ -89,6 +89,7 @@ public static unsafe class GemmBench
         ["a-stationary"] = on => Gemm.AStationary = on,
         ["pack-a-once"] = on => Gemm.PackAOnce = on,
         ["fine-chunks"] = on => Gemm.FineChunks = on,
+        ["busy-spin"] = on => WorkerPool.BusySpin = on,
     };
 
     /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>
