@@ -73,16 +73,29 @@ public sealed partial class WorkerPool : IDisposable
     /// </summary>
     public static bool BusySpin { get; set; } = Environment.GetEnvironmentVariable("TESSERA_POOL_BUSY_SPIN") != "0";
 
-    /// <summary>How long <see cref="BusySpin"/> spins before yielding: 200 µs, shorter than a GEMM's K block on two threads.</summary>
-    public const int BusySpinMicroseconds = 200;
+    /// <summary>
+    /// How long <see cref="BusySpin"/> spins before yielding, in microseconds: 200 by default (shorter than a GEMM's
+    /// K block on two threads), or <c>TESSERA_POOL_BUSY_SPIN_US</c> (1–100000) read at start-up.
+    /// </summary>
+    public static int BusySpinMicroseconds
+    {
+        get => busySpinMicroseconds;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 100_000);
+            busySpinMicroseconds = value;
+        }
+    }
 
-    static readonly long BusySpinTicks = System.Diagnostics.Stopwatch.Frequency * BusySpinMicroseconds / 1_000_000;
+    static int busySpinMicroseconds =
+        int.TryParse(Environment.GetEnvironmentVariable("TESSERA_POOL_BUSY_SPIN_US"), out int us) && us is >= 1 and <= 100_000 ? us : 200;
 
     /// <summary>Spins (pause instructions, the CPU kept) until <paramref name="done"/> holds or the busy-spin time is up.</summary>
     static void SpinBusy(Func<bool> done)
     {
         if (!BusySpin) return;
-        long until = System.Diagnostics.Stopwatch.GetTimestamp() + BusySpinTicks;
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * busySpinMicroseconds / 1_000_000;
         while (!done() && System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
     }
 
