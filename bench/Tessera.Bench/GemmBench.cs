@@ -87,6 +87,9 @@ public static unsafe class GemmBench
         ["dynamic-split"] = on => Gemm.DynamicSplit = on,
         ["even-chunks"] = on => Gemm.EvenChunks = on,
         ["a-stationary"] = on => Gemm.AStationary = on,
+        ["pack-a-once"] = on => Gemm.PackAOnce = on,
+        ["fine-chunks"] = on => Gemm.FineChunks = on,
+        ["busy-spin"] = on => WorkerPool.BusySpin = on,
     };
 
     /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>

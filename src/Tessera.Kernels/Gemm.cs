@@ -77,6 +77,26 @@ public static unsafe class Gemm
     /// </summary>
     public static bool AStationary { get; set; } = Environment.GetEnvironmentVariable("TESSERA_GEMM_A_STATIONARY") != "0";
 
+    /// <summary>
+    /// Whether, in the A-stationary order (<see cref="AStationary"/>), a row-split call whose N spans more than one
+    /// L2-sized B block packs each K block of A once into a buffer shared by the workers and reuses it for every
+    /// column block (K blocks outer, column blocks inner; default), rather than packing the A block again for each
+    /// column block (N/NC_L2 packings of A: 2 at 2048³, 8 for the LM head's N = 8192). Results are bit-identical either
+    /// way (each C entry still adds its K blocks in order); the switch exists for same-process A/B timing
+    /// (<c>tessera bench gemm --paired --ab pack-a-once</c>), and <c>TESSERA_GEMM_PACK_A_ONCE=0</c> starts a process with it off.
+    /// </summary>
+    public static bool PackAOnce { get; set; } = Environment.GetEnvironmentVariable("TESSERA_GEMM_PACK_A_ONCE") != "0";
+
+    /// <summary>
+    /// Whether multithreaded row-split calls in the A-stationary order hand out rows in chunks of at most
+    /// 8 MR-row panels (48 rows; default) rather than one MC-row A block (144 rows). In that order the B block is
+    /// reused from L2 by every A micro-panel whatever the A block's height, so a smaller chunk costs no extra
+    /// traffic and shortens the wait at each K block's barrier for the thread that finishes last. Results are
+    /// bit-identical either way; the switch exists for same-process A/B timing (<c>tessera bench gemm --paired --ab
+    /// fine-chunks</c>), and <c>TESSERA_GEMM_FINE_CHUNKS=0</c> starts a process with it off.
+    /// </summary>
+    public static bool FineChunks { get; set; } = Environment.GetEnvironmentVariable("TESSERA_GEMM_FINE_CHUNKS") != "0";
+
     /// <summary>Test hook: runs with a chosen micro-kernel so every fallback is exercised on one machine.</summary>
     internal static void Sgemm(WorkerPool pool, GemmKernelKind kernel, bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,

@@ -12,6 +12,10 @@ namespace Tessera.Kernels;
 ///         for jr in NR panels             (B micro-panel KC×NR streams from the B block in L2)
 ///           micro-kernel MR×NR            (C row strip walked left to right)
 /// </code>
+/// When N spans more than one B block and the rows are split (<see cref="Gemm.PackAOnce"/>), the two outer loops
+/// swap (pc outer, jc inner) and each K block of A is packed once, into a buffer the workers share, by whichever
+/// thread claims the rows in the first column block; later column blocks reuse it. Multithreaded row splits claim
+/// blocks of at most 4 MR panels in this order (<see cref="Gemm.FineChunks"/>), packing that many rows at a time.
 /// With <see cref="Gemm.AStationary"/> off the two inner loops swap and NC is 4096: one B micro-panel
 /// (64 KB, L2) meets the MC/MR A micro-panels and the B block (4 MB) is re-read from L3 once per A block.
 /// </summary>
@@ -64,6 +68,31 @@ internal static unsafe class GemmDriver
         job.Bp = bp;
 
         int mPanels = (m + blk.Mr - 1) / blk.Mr;
+        // Rows per dynamically claimed block: one MC-row A block, or (A-stationary order, FineChunks) at most
+        // FineRowChunkPanels panels, since there the B block's reuse from L2 does not depend on the A block's height
+        // and a smaller block shortens the last thread's tail at each K block's barrier.
+        int rowChunkPanels = Gemm.AStationary && Gemm.FineChunks ? Math.Min(blk.Mc / blk.Mr, FineRowChunkPanels) : blk.Mc / blk.Mr;
+        // One K block of the whole packed A, shared by the workers and reused for every column block
+        // (Gemm.PackAOnce): only for row splits (every block's rows are then packed once, by whichever thread
+        // claims them in the first column block) over more than one column block.
+        int widestPanels = (ncMax + blk.Nr - 1) / blk.Nr;
+        bool shareA = Gemm.AStationary && Gemm.PackAOnce && n > ncBlock
+            && (mPanels >= 4 * threads || mPanels >= widestPanels)
+            && (long)mPanels * blk.Mr * kcEven <= SharedAMaxFloats;
+        job.SharedA = shareA ? GemmScratch.ForCurrentThread.SharedA((nuint)mPanels * (nuint)blk.Mr * (nuint)kcEven) : null;
+        if (shareA)
+        {
+            // K blocks outer, column blocks inner: each C entry still adds its K blocks in order.
+            for (int pc = 0; pc < k; pc += kcEven)
+                for (int jc = 0; jc < n; jc += ncBlock)
+                {
+                    int nc = Math.Min(ncBlock, n - jc);
+                    job.SplitRows = true;
+                    job.SetBlock(jc, nc, pc, Math.Min(kcEven, k - pc), overwrite: pc == 0 && !accumulate, packSharedA: jc == 0);
+                    RunBlock(pool, job, threads, (nc + blk.Nr - 1) / blk.Nr, mPanels, rowChunkPanels);
+                }
+            return;
+        }
         for (int jc = 0; jc < n; jc += ncBlock)
         {
             int nc = Math.Min(ncBlock, n - jc);
@@ -72,28 +101,43 @@ internal static unsafe class GemmDriver
             job.SplitRows = mPanels >= 4 * threads || mPanels >= nPanels;
             for (int pc = 0; pc < k; pc += kcEven)
             {
-                job.SetBlock(jc, nc, pc, Math.Min(kcEven, k - pc), overwrite: pc == 0 && !accumulate);
-                if (threads == 1)
-                {
-                    job.PackBPanels(0, 0, nPanels);
-                    job.Compute(0, 0, job.SplitRows ? mPanels : nPanels);
-                }
-                else if (Gemm.DynamicSplit)
-                {
-                    // Blocks claimed from a counter: a core the host slows down (a busy neighbour, a
-                    // descheduled vCPU) takes fewer of them instead of holding every other core at the barrier.
-                    pool.For(nPanels, (nPanels + 1) / 2, job.PackBChunk);
-                    // A row block is one A block (MC rows: 24 panels at the default MC = 144), so a larger
-                    // TESSERA_GEMM_MC also applies to multithreaded calls; a smaller block would cap it.
-                    if (job.SplitRows) pool.For(mPanels, ChunkCount(mPanels, blk.Mc / blk.Mr, threads), job.ComputeChunk);
-                    else pool.For(nPanels, ChunkCount(nPanels, ColumnChunkPanels, threads), job.ComputeChunk);
-                }
-                else
-                {
-                    pool.For(nPanels, job.PackBPanels);
-                    pool.For(job.SplitRows ? mPanels : nPanels, job.Compute);
-                }
+                job.SetBlock(jc, nc, pc, Math.Min(kcEven, k - pc), overwrite: pc == 0 && !accumulate, packSharedA: false);
+                RunBlock(pool, job, threads, nPanels, mPanels, rowChunkPanels);
             }
+        }
+    }
+
+    /// <summary>
+    /// Most MR-row panels in a dynamically claimed row block with <see cref="Gemm.FineChunks"/>: 4 (24 rows of the
+    /// AVX-512 tile). Against 8 it read 1.08–1.09× at 1024³ and 1.02× at 2048³ on 2 threads (wide IQRs; session 11 in
+    /// docs/training-performance.md). Settable for the in-process sweeps of a timing harness.
+    /// </summary>
+    internal static int FineRowChunkPanels = 4;
+
+    /// <summary>Largest shared packed-A buffer (<see cref="Gemm.PackAOnce"/>): 32 MB, i.e. M up to 32768 at KC 256.</summary>
+    const long SharedAMaxFloats = 8L << 20;
+
+    /// <summary>One (column block, K block): pack the B block, then compute every C tile of the column block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RunBlock(WorkerPool pool, GemmJob job, int threads, int nPanels, int mPanels, int rowChunkPanels)
+    {
+        if (threads == 1)
+        {
+            job.PackBPanels(0, 0, nPanels);
+            job.Compute(0, 0, job.SplitRows ? mPanels : nPanels);
+        }
+        else if (Gemm.DynamicSplit)
+        {
+            // Blocks claimed from a counter: a core the host slows down (a busy neighbour, a
+            // descheduled vCPU) takes fewer of them instead of holding every other core at the barrier.
+            pool.For(nPanels, (nPanels + 1) / 2, job.PackBChunk);
+            if (job.SplitRows) pool.For(mPanels, ChunkCount(mPanels, rowChunkPanels, threads), job.ComputeChunk);
+            else pool.For(nPanels, ChunkCount(nPanels, ColumnChunkPanels, threads), job.ComputeChunk);
+        }
+        else
+        {
+            pool.For(nPanels, job.PackBPanels);
+            pool.For(job.SplitRows ? mPanels : nPanels, job.Compute);
         }
     }
 
@@ -181,8 +225,10 @@ internal sealed unsafe class GemmJob
     public GemmBlocking Blocking;
     public bool SplitRows;
     public float* Bp;
+    /// <summary>The shared packed A of the current K block (<see cref="Gemm.PackAOnce"/>; panel q at q·kc·MR), or null.</summary>
+    public float* SharedA;
 
-    bool transA, transB, overwrite;
+    bool transA, transB, overwrite, packSharedA;
     int m, n, k, lda, ldb, ldc, jc, nc, pc, kc;
     float* a, b, c;
 
@@ -203,9 +249,9 @@ internal sealed unsafe class GemmJob
         this.a = a; this.lda = lda; this.b = b; this.ldb = ldb; this.c = c; this.ldc = ldc;
     }
 
-    public void SetBlock(int jc, int nc, int pc, int kc, bool overwrite)
+    public void SetBlock(int jc, int nc, int pc, int kc, bool overwrite, bool packSharedA)
     {
-        this.jc = jc; this.nc = nc; this.pc = pc; this.kc = kc; this.overwrite = overwrite;
+        this.jc = jc; this.nc = nc; this.pc = pc; this.kc = kc; this.overwrite = overwrite; this.packSharedA = packSharedA;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -227,12 +273,14 @@ internal sealed unsafe class GemmJob
         if (SplitRows) { rowStart = start * mr; rowEnd = Math.Min(end * mr, m); }
         else { panelStart = start; panelEnd = end; }
 
-        float* ap = GemmScratch.ForCurrentThread.A((nuint)blk.Mc * (nuint)kc);
+        float* own = SharedA == null ? GemmScratch.ForCurrentThread.A((nuint)blk.Mc * (nuint)kc) : null;
         float* tile = stackalloc float[mr * nr];
         for (int ic = rowStart; ic < rowEnd; ic += blk.Mc)
         {
             int mc = Math.Min(blk.Mc, rowEnd - ic);
-            GemmPacking.PackA(transA, a, lda, ic, mc, pc, kc, ap, mr);
+            // Rows start on panel boundaries (rowStart and MC are multiples of MR), so panel ic/MR of the shared A.
+            float* ap = SharedA == null ? own : SharedA + (long)(ic / mr) * kc * mr;
+            if (SharedA == null || packSharedA) GemmPacking.PackA(transA, a, lda, ic, mc, pc, kc, ap, mr);
             int aPanels = (mc + mr - 1) / mr;
             if (Gemm.AStationary)
             {

@@ -12,8 +12,8 @@ internal sealed unsafe class GemmScratch
 {
     [ThreadStatic] static GemmScratch? current;
 
-    float* a, b;
-    nuint aFloats, bFloats;
+    float* a, b, sharedA;
+    nuint aFloats, bFloats, sharedAFloats;
 
     /// <summary>The calling thread's buffers.</summary>
     public static GemmScratch ForCurrentThread => current ??= new GemmScratch();
@@ -23,6 +23,9 @@ internal sealed unsafe class GemmScratch
 
     /// <summary>Buffer for the packed B block the calling thread shares with the pool's workers.</summary>
     public float* B(nuint floats) => Ensure(ref b, ref bFloats, floats);
+
+    /// <summary>Buffer for one K block of the whole packed A, shared with the pool's workers (<see cref="Gemm.PackAOnce"/>).</summary>
+    public float* SharedA(nuint floats) => Ensure(ref sharedA, ref sharedAFloats, floats);
 
     static float* Ensure(ref float* p, ref nuint have, nuint want)
     {
@@ -39,5 +42,6 @@ internal sealed unsafe class GemmScratch
     {
         NativeMemory.AlignedFree(a);
         NativeMemory.AlignedFree(b);
+        NativeMemory.AlignedFree(sharedA);
     }
 }

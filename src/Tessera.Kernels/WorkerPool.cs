@@ -38,6 +38,7 @@ public sealed partial class WorkerPool : IDisposable
     int chunkItems, chunkTotal, nextChunk;
     long longestChunk;              // CPU ns of the longest chunk of the call in flight (only while accounting)
     readonly Action<int, int, int> drainChunks;
+    readonly Func<bool> pendingDone;
 
     /// <summary>Creates a pool that runs work on <paramref name="threadCount"/> threads (the caller included).</summary>
     public WorkerPool(int threadCount)
@@ -48,6 +49,7 @@ public sealed partial class WorkerPool : IDisposable
         claims = new long[threadCount];
         rangeCpu = new long[threadCount];
         drainChunks = (_, _, _) => DrainChunks();
+        pendingDone = () => Volatile.Read(ref pending) == 0;
         for (int i = 0; i < threads.Length; i++)
         {
             int worker = i + 1;
@@ -58,6 +60,44 @@ public sealed partial class WorkerPool : IDisposable
 
     /// <summary>Number of threads that share each <see cref="For(int, Action{int, int, int})"/> call, the caller included.</summary>
     public int ThreadCount { get; }
+
+    /// <summary>
+    /// Whether a thread waiting for the next call (a helper) or for helpers to finish (the caller) first spins
+    /// on the CPU without giving it up, for at most <see cref="BusySpinMicroseconds"/> (default on), before the
+    /// yielding spin and then the blocking wait. A yield lets any other runnable thread on that CPU run, even a
+    /// lower-priority process, and the yielding thread then gets the CPU back only at that thread's next
+    /// scheduling point: on the 2-vCPU Xeon of session 11 (docs/training-performance.md), with niced jobs
+    /// beside it, 16 back-to-back pairs of calls of register-only work ran at 0.64–0.72 of two threads'
+    /// throughput. Results never depend on it; <c>TESSERA_POOL_BUSY_SPIN=0</c> starts a process with it off,
+    /// and <c>tessera bench gemm --paired --ab busy-spin</c> times both in one process.
+    /// </summary>
+    public static bool BusySpin { get; set; } = Environment.GetEnvironmentVariable("TESSERA_POOL_BUSY_SPIN") != "0";
+
+    /// <summary>
+    /// How long <see cref="BusySpin"/> spins before yielding, in microseconds: 200 by default (shorter than a GEMM's
+    /// K block on two threads), or <c>TESSERA_POOL_BUSY_SPIN_US</c> (1–100000) read at start-up.
+    /// </summary>
+    public static int BusySpinMicroseconds
+    {
+        get => busySpinMicroseconds;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 100_000);
+            busySpinMicroseconds = value;
+        }
+    }
+
+    static int busySpinMicroseconds =
+        int.TryParse(Environment.GetEnvironmentVariable("TESSERA_POOL_BUSY_SPIN_US"), out int us) && us is >= 1 and <= 100_000 ? us : 200;
+
+    /// <summary>Spins (pause instructions, the CPU kept) until <paramref name="done"/> holds or the busy-spin time is up.</summary>
+    static void SpinBusy(Func<bool> done)
+    {
+        if (!BusySpin) return;
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * busySpinMicroseconds / 1_000_000;
+        while (!done() && System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
+    }
 
     /// <summary>
     /// The process-wide pool. Sized from <c>TESSERA_THREADS</c> when set, else
@@ -201,6 +241,7 @@ public sealed partial class WorkerPool : IDisposable
         }
         finally { insideBody = false; }
         // Wait for ranges helpers are still running: spin briefly (most jobs are short), then block.
+        if (Volatile.Read(ref pending) > 0) SpinBusy(pendingDone);
         var spin = new SpinWait();
         while (Volatile.Read(ref pending) > 0)
         {
@@ -237,11 +278,13 @@ public sealed partial class WorkerPool : IDisposable
     void WorkerLoop(int worker)
     {
         long seen = 0;
+        Func<bool> called = () => Volatile.Read(ref generation) != seen || Volatile.Read(ref disposed);
         while (true)
         {
             Action<int, int, int> body;
             int count;
             // Spin a little before sleeping: back-to-back kernel calls are the common case.
+            SpinBusy(called);
             var spin = new SpinWait();
             while (Volatile.Read(ref generation) == seen && !Volatile.Read(ref disposed) && spin.Count < 400)
                 spin.SpinOnce(sleep1Threshold: -1);

@@ -66,6 +66,38 @@ public class GemmSplitTests
                 }
     }
 
+    /// <summary>
+    /// Packing each K block of A once for every column block (<see cref="Gemm.PackAOnce"/>, K blocks outer) and
+    /// handing out small row blocks (<see cref="Gemm.FineChunks"/>) give the bits of neither: N across two and three
+    /// L2-sized B blocks (row split, and a short M that splits over columns on 2 and 3 threads), ragged M, N and K,
+    /// every transpose, accumulate on and off, 1–3 threads.
+    /// </summary>
+    [Theory]
+    [InlineData(151, 1100, 301)]   // row split over two or three column blocks, K over two blocks
+    [InlineData(37, 2100, 90)]     // 7 row panels: row split on 1 thread (shared A), column split on 2 and 3
+    [InlineData(301, 70, 513)]     // one column block (no shared A), fine row chunks, K over three blocks
+    public void PackAOnceAndFineChunksGiveTheSameBits(int m, int n, int k)
+    {
+        var rng = new TestRandom((ulong)(7 * m + 3 * n + k));
+        foreach (bool ta in new[] { false, true })
+            foreach (bool tb in new[] { false, true })
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    float[] a = rng.Array(m * k), b = rng.Array(k * n), c0 = rng.Array(m * n, -2f, 2f);
+                    int lda = ta ? m : k, ldb = tb ? k : n;
+                    var reference = RunSwitches(1, false, false, ta, tb, m, n, k, a, lda, b, ldb, c0, accumulate);
+                    foreach (int threads in new[] { 1, 2, 3 })
+                        foreach (bool once in new[] { false, true })
+                            foreach (bool fine in new[] { false, true })
+                            {
+                                var c = RunSwitches(threads, once, fine, ta, tb, m, n, k, a, lda, b, ldb, c0, accumulate);
+                                for (int i = 0; i < c0.Length; i++)
+                                    if (BitConverter.SingleToInt32Bits(c[i]) != BitConverter.SingleToInt32Bits(reference[i]))
+                                        Assert.Fail($"{m}x{n}x{k} ta={ta} tb={tb} acc={accumulate} threads={threads} once={once} fine={fine}: C[{i}] {c[i]:R}, both off on one thread {reference[i]:R}.");
+                            }
+                }
+    }
+
     [Theory]
     [InlineData("2048K", 2 << 20)]
     [InlineData("1024K\n", 1 << 20)]
@@ -88,6 +120,21 @@ public class GemmSplitTests
             Gemm.AStationary = aStationary;
             try { Gemm.Sgemm(pool, ta, tb, m, n, k, a, lda, b, ldb, c, n, accumulate); }
             finally { Gemm.AStationary = saved; }
+        }
+        return c;
+    }
+
+    static float[] RunSwitches(int threads, bool packAOnce, bool fineChunks, bool ta, bool tb, int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c0, bool accumulate)
+    {
+        var c = (float[])c0.Clone();
+        using var pool = new WorkerPool(threads);
+        lock (SplitLock)
+        {
+            bool savedOnce = Gemm.PackAOnce, savedFine = Gemm.FineChunks;
+            Gemm.PackAOnce = packAOnce;
+            Gemm.FineChunks = fineChunks;
+            try { Gemm.Sgemm(pool, ta, tb, m, n, k, a, lda, b, ldb, c, n, accumulate); }
+            finally { Gemm.PackAOnce = savedOnce; Gemm.FineChunks = savedFine; }
         }
         return c;
     }

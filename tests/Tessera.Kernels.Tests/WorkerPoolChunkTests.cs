@@ -9,6 +9,36 @@ namespace Tessera.Kernels.Tests;
 /// </summary>
 public class WorkerPoolChunkTests
 {
+    /// <summary>
+    /// With the busy spin (<see cref="WorkerPool.BusySpin"/>) on and off, calls that follow each other at once
+    /// (the helper still spinning) and after a pause longer than the busy window (the helper past it, yielding or
+    /// blocked) each run every item exactly once, ranged and chunked.
+    /// </summary>
+    [Fact]
+    public void BusySpinOnAndOffRunsEveryItemOnceAfterShortAndLongGaps()
+    {
+        bool saved = WorkerPool.BusySpin;
+        try
+        {
+            foreach (bool busy in new[] { true, false })
+            {
+                WorkerPool.BusySpin = busy;
+                using var workers = new WorkerPool(3);
+                var hits = new int[48];
+                for (int round = 0; round < 3000; round++)
+                {
+                    if (round % 100 == 99) Thread.Sleep(2);   // > BusySpinMicroseconds: the helpers leave the busy spin
+                    Array.Clear(hits);
+                    if (round % 2 == 0) workers.For(48, (_, s, e) => { for (int i = s; i < e; i++) Interlocked.Increment(ref hits[i]); });
+                    else workers.For(48, 12, (s, e) => { for (int i = s; i < e; i++) Interlocked.Increment(ref hits[i]); });
+                    for (int i = 0; i < 48; i++)
+                        if (hits[i] != 1) Assert.Fail($"busy spin {busy}, round {round}: item {i} ran {hits[i]} times");
+                }
+            }
+        }
+        finally { WorkerPool.BusySpin = saved; }
+    }
+
     [Fact]
     public void BackToBackCallsWithChangingChunkCountsNeverMixUp()
     {
