@@ -90,6 +90,7 @@ public static unsafe class GemmBench
         ["pack-a-once"] = on => Gemm.PackAOnce = on,
         ["fine-chunks"] = on => Gemm.FineChunks = on,
         ["busy-spin"] = on => WorkerPool.BusySpin = on,
+        ["pack-a-rows"] = on => Gemm.PackARows = on,
     };
 
     /// <summary>Runs every cell; <paramref name="progress"/> receives one line per finished cell.</summary>

@@ -97,6 +97,15 @@ public static unsafe class Gemm
     /// </summary>
     public static bool FineChunks { get; set; } = Environment.GetEnvironmentVariable("TESSERA_GEMM_FINE_CHUNKS") != "0";
 
+    /// <summary>
+    /// Whether A stored K×M (<c>transA</c>: the weight gradients dW = dYᵀ·X, K = tokens) is packed by walking each
+    /// source row once and scattering its 6-float pieces into the panels (default), rather than panel by panel, one
+    /// 24-byte piece from each of KC rows per panel. The packed values are the same either way, so results are
+    /// bit-identical; the switch exists for same-process A/B timing (<c>tessera bench gemm --paired --ab
+    /// pack-a-rows</c>), and <c>TESSERA_GEMM_PACK_A_ROWS=0</c> starts a process with it off.
+    /// </summary>
+    public static bool PackARows { get; set; } = Environment.GetEnvironmentVariable("TESSERA_GEMM_PACK_A_ROWS") != "0";
+
     /// <summary>Test hook: runs with a chosen micro-kernel so every fallback is exercised on one machine.</summary>
     internal static void Sgemm(WorkerPool pool, GemmKernelKind kernel, bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,

@@ -20,6 +20,15 @@ internal static unsafe class GemmPacking
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackA(bool transA, float* a, int lda, int i0, int mc, int p0, int kc, float* dst, int mr)
     {
+        if (transA && mr == 6 && Gemm.PackARows)
+        {
+            // In groups of 8 panels (48 floats, 3 cache lines of a row), each walked row by row: a group as wide
+            // as the MC block (24 panels, 6 KB apart) scattered into destination lines that alias in L1.
+            const int group = 8 * 6;
+            for (int q = 0; q < mc; q += group)
+                PackATransRows(a, lda, i0 + q, Math.Min(group, mc - q), p0, kc, dst + (long)q * kc);
+            return;
+        }
         for (int q = 0; q < mc; q += mr)
         {
             int rows = Math.Min(mr, mc - q);
@@ -75,6 +84,44 @@ internal static unsafe class GemmPacking
                     }
                 }
                 dst += kc * mr;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="PackA"/> for A stored K×M (<c>transA</c>) and 6-row panels, for up to 8 panels (48 columns): walks
+    /// every source row once and drops its 6-float pieces into their panels (the same layout and values as the
+    /// panel-by-panel copy). Panel by panel, each panel read one 24-byte piece from each of KC rows lda apart: a
+    /// row's cache line served 2–3 panels but could be evicted in between, since rows a power of two apart (lda 512
+    /// → 2 KB, the LM head's 8192 → 32 KB) share a few L1 sets, and no hardware prefetcher follows a stride that
+    /// jumps a page per step. Here each line is read once and the rows 16 steps ahead are requested into L2.
+    /// Cold A (the weight gradients' dY, read once): 6.2 → 8.9 GB/s at lda 8192, 5.1 → 7.2 at lda 512 (session 11
+    /// tall-skinny, docs/training-performance.md).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PackATransRows(float* a, int lda, int i0, int mc, int p0, int kc, float* dst)
+    {
+        const int mr = 6, ahead = 16;
+        int full = mc / mr, tail = mc - full * mr;
+        long panelStride = (long)kc * mr;
+        for (int p = 0; p < kc; p++)
+        {
+            float* src = a + (long)(p0 + p) * lda + i0;
+            // Lines of the row `ahead` steps on (a prefetch past the matrix is a harmless hint).
+            float* next = src + ahead * (long)lda;
+            for (int x = 0; x < mc; x += 16) Sse.Prefetch1(next + x);
+            Sse.Prefetch1(next + mc - 1);
+            float* d = dst + (long)p * mr;
+            for (int q = 0; q < full; q++, src += mr, d += panelStride)
+            {
+                Vector128.Store(Vector128.Load(src), d);
+                *(long*)(d + 4) = *(long*)(src + 4);
+            }
+            if (tail > 0)
+            {
+                int c = 0;
+                for (; c < tail; c++) d[c] = src[c];
+                for (; c < mr; c++) d[c] = 0f;
             }
         }
     }

@@ -98,6 +98,84 @@ public class GemmSplitTests
                 }
     }
 
+    /// <summary>
+    /// The row-by-row packer for A stored K×M (<see cref="Gemm.PackARows"/>) writes exactly the panel layout's
+    /// definition — value (p, r) of panel q at q·kc·6 + p·6 + r is A[p0 + p, i0 + 6q + r], zero past the block's
+    /// rows — and every slot of it: block heights across the 8-panel groups and ragged last panels, a power-of-two
+    /// and an odd lda, K offsets, short and long K blocks. The panel-by-panel packer (switch off) is held to the same
+    /// definition.
+    /// </summary>
+    [Theory]
+    [InlineData(512, 0, 144, 0, 256)]
+    [InlineData(512, 6, 49, 256, 256)]
+    [InlineData(301, 25, 47, 3, 17)]
+    [InlineData(301, 1, 5, 0, 1)]
+    [InlineData(96, 48, 48, 10, 40)]
+    public unsafe void TransposedAPackingMatchesThePanelLayout(int lda, int i0, int mc, int p0, int kc)
+    {
+        const int mr = 6;
+        int rowsOfStorage = p0 + kc + 20;   // room past the block, so a read outside it would show
+        var rng = new TestRandom((ulong)(lda * 31 + i0 * 7 + mc + p0 + kc));
+        float[] a = rng.Array(rowsOfStorage * lda);
+        int panels = (mc + mr - 1) / mr;
+        foreach (bool rows in new[] { true, false })
+        {
+            var dst = new float[panels * kc * mr];
+            Array.Fill(dst, float.NaN);
+            lock (SplitLock)
+            {
+                bool saved = Gemm.PackARows;
+                Gemm.PackARows = rows;
+                try
+                {
+                    fixed (float* pa = a, pd = dst) GemmPacking.PackA(true, pa, lda, i0, mc, p0, kc, pd, mr);
+                }
+                finally { Gemm.PackARows = saved; }
+            }
+            for (int q = 0; q < panels; q++)
+                for (int p = 0; p < kc; p++)
+                    for (int r = 0; r < mr; r++)
+                    {
+                        int col = q * mr + r;
+                        float expected = col < mc ? a[(p0 + p) * lda + i0 + col] : 0f;
+                        float got = dst[q * kc * mr + p * mr + r];
+                        if (BitConverter.SingleToInt32Bits(got) != BitConverter.SingleToInt32Bits(expected))
+                            Assert.Fail($"rows={rows} lda={lda} i0={i0} mc={mc} p0={p0} kc={kc}: panel {q} step {p} row {r} holds {got:R}, expected {expected:R}.");
+                    }
+        }
+    }
+
+    /// <summary>Aᵀ·B (the weight-gradient layout) gives the same bits with the row-by-row A packer on and off, 1–3 threads.</summary>
+    [Theory]
+    [InlineData(151, 130, 301)]
+    [InlineData(512, 64, 520)]
+    public void RowWiseAPackingGivesTheSameBits(int m, int n, int k)
+    {
+        var rng = new TestRandom((ulong)(5 * m + n + k));
+        float[] a = rng.Array(m * k), b = rng.Array(k * n), c0 = rng.Array(m * n, -2f, 2f);
+        foreach (bool accumulate in new[] { false, true })
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                float[] on = (float[])c0.Clone(), off = (float[])c0.Clone();
+                using var pool = new WorkerPool(threads);
+                lock (SplitLock)
+                {
+                    bool saved = Gemm.PackARows;
+                    try
+                    {
+                        Gemm.PackARows = true;
+                        Gemm.Sgemm(pool, true, false, m, n, k, a, m, b, n, on, n, accumulate);
+                        Gemm.PackARows = false;
+                        Gemm.Sgemm(pool, true, false, m, n, k, a, m, b, n, off, n, accumulate);
+                    }
+                    finally { Gemm.PackARows = saved; }
+                }
+                for (int i = 0; i < on.Length; i++)
+                    if (BitConverter.SingleToInt32Bits(on[i]) != BitConverter.SingleToInt32Bits(off[i]))
+                        Assert.Fail($"{m}x{n}x{k} acc={accumulate} threads={threads}: C[{i}] rows {on[i]:R}, panels {off[i]:R}.");
+            }
+    }
+
     [Theory]
     [InlineData("2048K", 2 << 20)]
     [InlineData("1024K\n", 1 << 20)]
