@@ -59,6 +59,12 @@ public sealed record ShapesOptions
     /// </summary>
     public bool OrderRationale { get; init; }
     /// <summary>
+    /// Fraction of the clip questions that are presence questions, an auxiliary ("which appears first , the red circle ?" →
+    /// "two": the first frame the shape is drawn in); 0, the default, draws none and leaves the clip stream unchanged.
+    /// With it the motion scores also report presence. Clips of at most six frames (the answers are "zero"–"four").
+    /// </summary>
+    public double PresenceFraction { get; init; }
+    /// <summary>
     /// Initial standard deviation of the embedder's row, column (and frame) tables. The default is every
     /// other weight's (<see cref="ModelParameters.InitStd"/>), about a tenth of a shape patch's W·patch at init.
     /// </summary>
@@ -164,6 +170,9 @@ public sealed class ShapesTrainer(ShapesOptions options)
             throw new ArgumentException($"shapes: --motion-travel {o.MotionTravel}; clips travel {MotionClip.Travel} to {MotionClip.MaxTravel} pixels.");
         if (o.OrderRationale && o.MotionFrames > 6)
             throw new ArgumentException($"shapes: --order-rationale names a shape's first frame with the number words zero to four, so clips may have at most 6 frames (--motion-frames {o.MotionFrames}).");
+        if (o.PresenceFraction is < 0 or > 1) throw new ArgumentException($"shapes: --presence-fraction {o.PresenceFraction}; a fraction of the clip questions, 0 to 1.");
+        if (o.PresenceFraction > 0 && o.MotionFrames > 6)
+            throw new ArgumentException($"shapes: --presence-fraction answers a shape's first frame with the number words zero to four, so clips may have at most 6 frames (--motion-frames {o.MotionFrames}).");
     }
 
     /// <summary>
@@ -259,7 +268,9 @@ public sealed class ShapesTrainer(ShapesOptions options)
             ShapeQuestion q;
             if (clips)
             {
-                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes, Options.MotionRationale, Options.OrderRationale);
+                // The presence draw is made only with the flag: without it the clip stream is the one before the flag.
+                QuestionType? mtype = Options.PresenceFraction > 0 && rng.NextDouble() < Options.PresenceFraction ? QuestionType.Presence : null;
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: mtype, maxShapes, Options.MotionRationale, Options.OrderRationale);
                 (images, q) = (clip.Render(), mq);
             }
             else
@@ -354,12 +365,17 @@ public sealed class ShapesTrainer(ShapesOptions options)
         }
     }
 
-    /// <summary>Motion evaluation questions: <paramref name="perType"/> direction and order questions on fresh clips of the split.</summary>
+    /// <summary>
+    /// Motion evaluation questions: <paramref name="perType"/> direction and order questions on fresh clips of the split, then,
+    /// when the options train presence questions (<see cref="ShapesOptions.PresenceFraction"/>), as many presence questions
+    /// (drawn after the others, so the direction and order questions are the same with or without them).
+    /// </summary>
     public IReadOnlyList<(MotionClip Clip, ShapeQuestion Question)> MotionEvalSet(int seed, bool compositional, int perType)
     {
         var rng = new Random(seed);
         var set = new List<(MotionClip, ShapeQuestion)>();
-        foreach (var type in (QuestionType[])[QuestionType.Direction, QuestionType.Order])
+        QuestionType[] types = Options.PresenceFraction > 0 ? [QuestionType.Direction, QuestionType.Order, QuestionType.Presence] : [QuestionType.Direction, QuestionType.Order];
+        foreach (var type in types)
             for (int i = 0; i < perType; i++) set.Add(MotionQuestion(rng, compositional, type));
         return set;
     }
