@@ -75,6 +75,11 @@ public sealed record ShapesOptions
     /// so "further left" and "further up" start as one linear feature each (0: none, the tables are random).
     /// </summary>
     public float PositionRamp { get; init; }
+    /// <summary>
+    /// Amplitude of a linear ramp added at init to the frame table (video): frame t of N gets A·(2t/(N−1) − 1)·u, u a random
+    /// direction with unit-RMS entries, so "earlier" starts as one linear feature of every patch (0: none, the table is random).
+    /// </summary>
+    public float FrameRamp { get; init; }
     /// <summary>RMS-normalise the projected patch before the positions are added (<see cref="VisionConfig.PatchNorm"/>).</summary>
     public bool PatchNorm { get; init; }
     /// <summary>Fraction of the still-image questions that are relative-position questions (0: every type equally likely).</summary>
@@ -145,6 +150,16 @@ public sealed class ShapesTrainer(ShapesOptions options)
                 for (int i = 0; i < side; i++)
                     System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u, Options.PositionRamp * (2f * i / (side - 1) - 1f), table.Slice(i * dim, dim), table.Slice(i * dim, dim));
             }
+        }
+        if (Options.FrameRamp != 0 && embedder.Parameters.Contains(PatchEmbedder.FrameName))
+        {
+            var rng = new Rng((ulong)Options.Seed + 8);   // its own stream: the row/column ramp's draws are unchanged
+            int frames = Vision.Frames, dim = Options.Dim;
+            var u = new float[dim];
+            rng.FillNormal(u);
+            var table = embedder.Parameters[PatchEmbedder.FrameName].AsSpan("FrameRamp");   // (N, D)
+            for (int t = 0; t < frames; t++)
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u, Options.FrameRamp * (2f * t / Math.Max(1, frames - 1) - 1f), table.Slice(t * dim, dim), table.Slice(t * dim, dim));
         }
         return new(new Transformer(DecoderConfig, (ulong)Options.Seed), embedder);
     }
