@@ -133,7 +133,7 @@ public sealed class MotionClip
     /// order answer first gives the frame each named shape is first drawn in, in the order they are named
     /// (<see cref="ShapesTask.Number"/>), then the earlier one ("two zero blue star"). The draws are the same either way.
     /// <see cref="QuestionType.Presence"/> asks for the first frame one shape is drawn in ("which appears first , the red
-    /// circle ?" → "two"); it is askable about every clip, one-shape clips included.
+    /// circle ?" → "two"), about either shape of a two-shape clip (null on a one-shape clip).
     /// </summary>
     public ShapeQuestion? Ask(QuestionType type, Random rng, Func<MovingShape, bool>? focus = null, bool rationale = false, bool orderRationale = false)
     {
@@ -156,6 +156,9 @@ public sealed class MotionClip
             }
             case QuestionType.Presence:
             {
+                // Two-shape clips only: with one shape "the first frame anything is drawn in" is always right, and a model
+                // trained on both answers every presence question that way (measured); here that is right half the time.
+                if (Shapes.Count < 2) return null;
                 var list = Shapes.ToList();
                 if (focus is not null && list.Any(focus)) list = [.. list.Where(focus)];
                 var s = list[rng.Next(list.Count)];

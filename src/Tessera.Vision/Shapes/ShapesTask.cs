@@ -21,7 +21,7 @@ public enum QuestionType
     Order,
     /// <summary>
     /// Video, an auxiliary (<see cref="ShapesOptions.PresenceFraction"/>): "which appears first , the red circle ?" → the number
-    /// word of the first frame the shape is drawn in ("zero"–"four").
+    /// word of the first frame the shape is drawn in ("zero"–"four"); asked about two-shape clips.
     /// </summary>
     Presence,
 }

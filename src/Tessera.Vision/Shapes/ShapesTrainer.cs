@@ -60,7 +60,8 @@ public sealed record ShapesOptions
     public bool OrderRationale { get; init; }
     /// <summary>
     /// Fraction of the clip questions that are presence questions, an auxiliary ("which appears first , the red circle ?" →
-    /// "two": the first frame the shape is drawn in); 0, the default, draws none and leaves the clip stream unchanged.
+    /// "two": the first frame the shape is drawn in; either shape of a two-shape clip, so not in a curriculum's one-shape stage);
+    /// 0, the default, draws none and leaves the clip stream unchanged.
     /// With it the motion scores also report presence. Clips of at most six frames (the answers are "zero"–"four").
     /// </summary>
     public double PresenceFraction { get; init; }
@@ -284,7 +285,8 @@ public sealed class ShapesTrainer(ShapesOptions options)
             if (clips)
             {
                 // The presence draw is made only with the flag: without it the clip stream is the one before the flag.
-                QuestionType? mtype = Options.PresenceFraction > 0 && rng.NextDouble() < Options.PresenceFraction ? QuestionType.Presence : null;
+                // Presence needs two shapes: not asked in a curriculum's one-shape stage (it would never be askable).
+                QuestionType? mtype = Options.PresenceFraction > 0 && maxShapes >= 2 && rng.NextDouble() < Options.PresenceFraction ? QuestionType.Presence : null;
                 var (clip, mq) = MotionQuestion(rng, compositional: false, type: mtype, maxShapes, Options.MotionRationale, Options.OrderRationale);
                 (images, q) = (clip.Render(), mq);
             }
