@@ -282,6 +282,104 @@ public class MotionAndEmbedderTests
         Assert.True(orders > 20 && others > 100, $"{orders} order questions, {others} others in 8 batches");
     }
 
+    /// <summary>FNV-1a (64-bit) over a batch's ids, targets, prefixes, frame indices and patch values (as bits).</summary>
+    static ulong Fingerprint(ulong h, ShapesTrainer.Batch b)
+    {
+        void Mix(int v) { for (int k = 0; k < 4; k++) { h ^= (byte)(v >> (8 * k)); h *= 1099511628211UL; } }
+        foreach (int v in b.Ids) Mix(v);
+        foreach (int v in b.Targets) Mix(v);
+        foreach (int v in b.Prefix) Mix(v);
+        foreach (int v in b.Frames) Mix(v);
+        foreach (float v in b.Patches) Mix(BitConverter.SingleToInt32Bits(v));
+        Mix(b.B); Mix(b.T);
+        return h;
+    }
+
+    [Fact]
+    public void DefaultClipStreamIsPinned()
+    {
+        // The motion recipe's training stream (stills and clips, one-shape and four-shape stages), fingerprinted at commit
+        // 9972e2d, before --presence-fraction: options that leave an opt-in flag off must keep drawing exactly this stream.
+        var options = new ShapesOptions { BatchSize = 16, PositionFraction = 0.5, PositionRationale = true, MotionFraction = 0.5, MotionTravel = 48 };
+        var trainer = new ShapesTrainer(options);
+        var rng = new Random(5);
+        ulong h = 14695981039346656037UL;
+        int clips = 0;
+        for (int i = 0; i < 12; i++)
+        {
+            var b = trainer.TrainBatch(rng, i < 6 ? 1 : 4);
+            if (b.Frames.Contains(3)) clips++;
+            h = Fingerprint(h, b);
+        }
+        Assert.True(clips is > 2 and < 10, $"{clips} clip batches of 12");
+        Assert.Equal(14206369974270705044UL, h);
+        // The flag off is the default.
+        Assert.Equal(0, options.PresenceFraction);
+    }
+
+    [Fact]
+    public void PresenceQuestionsAnswerTheFirstDrawnFrameAndAreOptIn()
+    {
+        var rng = new Random(31);
+        int checkedPixels = 0, oneShape = 0, later = 0;
+        for (int i = 0; i < 1500; i++)
+        {
+            int frames = 3 + i % 4;   // 3–6: a shape appears at frame 0–4, the count words (two shapes never at 2 frames)
+            var clip = MotionClip.Random(rng, frames, (_, _) => true, travel: i % 2 == 0 ? 48 : 16);
+            var q = clip.Ask(QuestionType.Presence, rng);
+            if (clip.Shapes.Count == 1) { Assert.Null(q); oneShape++; continue; }   // two-shape clips only
+            Assert.NotNull(q);
+            var w = q.Question.Split(' ');                 // which appears first , the C K ?
+            Assert.Equal(["which", "appears", "first", ",", "the"], w[..5]);
+            Assert.Equal("?", w[7]);
+            var named = clip.Shapes.Single(s => s.Name == $"{w[5]} {w[6]}");
+            Assert.Equal(ShapesTask.Number(named.Appears), q.Answer);
+            if (named.Appears > clip.Shapes.Min(s => s.Appears)) later++;
+            if (clip.Shapes.Count(s => s.Colour == named.Colour) > 1) continue;   // same colour: the pixels cannot tell them apart
+            // The answer is the first frame in which the shape's colour is in the pixels.
+            int first = Array.FindIndex(clip.Render(), f => Centroid(f, named.Colour) is not null);
+            Assert.Equal(ShapesTask.Number(first), q.Answer);
+            checkedPixels++;
+        }
+        Assert.True(checkedPixels > 250 && oneShape > 200 && later > 100 && later < checkedPixels - 100, $"{checkedPixels} answers checked against the pixels ({later} about the later shape), {oneShape} one-shape clips");
+        // Scored on the whole answer; listed after direction and order when trained, absent otherwise.
+        var pq = new ShapeQuestion(QuestionType.Presence, "which appears first , the red circle ?", "two");
+        Assert.Equal(1.0, ShapesTrainer.Score([pq], ["two"], "t").Accuracy["presence"]);
+        Assert.Equal(0.0, ShapesTrainer.Score([pq], ["two zero"], "t").Accuracy["presence"]);
+        var options = new ShapesOptions { BatchSize = 32, TextFraction = 0.1, MotionFraction = 1, MotionTravel = 48 };
+        var plainSet = new ShapesTrainer(options).MotionEvalSet(9, false, 6);
+        var withSet = new ShapesTrainer(options with { PresenceFraction = 0.3 }).MotionEvalSet(9, false, 6);
+        Assert.DoesNotContain(plainSet, x => x.Question.Type == QuestionType.Presence);
+        Assert.Equal(plainSet.Select(x => x.Question), withSet.Take(12).Select(x => x.Question));
+        Assert.Equal(6, withSet.Skip(12).Count(x => x.Question.Type == QuestionType.Presence));
+        // In training: about the fraction asked of the clip questions, none in the one-shape stage; a number word and EOS are the targets.
+        var trainer = new ShapesTrainer(options with { PresenceFraction = 0.3 });
+        var tr = new Random(4);
+        int presence = 0, clipQuestions = 0, onOneShape = 0;
+        int appears = ShapesTask.Encode("appears")[0], or = ShapesTask.Encode("or")[0];
+        for (int k = 0; k < 12; k++)
+        {
+            var b = trainer.TrainBatch(tr, k < 4 ? 1 : 4);
+            for (int i = 0; i < b.B; i++)
+            {
+                var ids = b.Ids.AsSpan(i * b.T, b.T).ToArray();
+                if (!ids.Contains(ImageSpans.VectorId)) continue;
+                clipQuestions++;
+                if (!ids.Contains(appears) || ids.Contains(or)) continue;
+                presence++;
+                if (k < 4) onOneShape++;
+                int p = b.Prefix[i];
+                var tg = b.Targets.AsSpan(i * b.T, b.T).ToArray();
+                Assert.Contains(ShapesTask.Decode(tg[(p - 1)..p]), (string[])["zero", "one", "two"]);
+                Assert.Equal(ShapesTask.Eos, tg[p]);
+            }
+        }
+        Assert.True(onOneShape == 0 && presence > 0.15 * clipQuestions && presence < 0.3 * clipQuestions, $"{presence} presence of {clipQuestions} clip questions, {onOneShape} in the one-shape stage");
+        // Clips past six frames have no number word for a late shape: refused before training.
+        Assert.Contains("--presence-fraction", Assert.Throws<ArgumentException>(() => ShapesTrainer.CheckMotionOptions(options with { PresenceFraction = 0.3, MotionFrames = 7 })).Message);
+        Assert.Contains("--presence-fraction", Assert.Throws<ArgumentException>(() => ShapesTrainer.CheckMotionOptions(options with { PresenceFraction = 1.5 })).Message);
+    }
+
     [Fact]
     public void FrameEmbeddingNumbersTheImagesOfAClipAndRefusesTooMany()
     {

@@ -251,6 +251,30 @@ public class ShapesWorldTests
         Assert.Equal(a.Decoder.Parameters.All.Select(p => p.ToArray()), b.Decoder.Parameters.All.Select(p => p.ToArray()));
     }
 
+    /// <summary>The frame ramp adds A·(2t/(N−1) − 1)·u to frame t: one direction, scaled −1, −1/3, 1/3, 1 over 4 frames; nothing else moves.</summary>
+    [Fact]
+    public void FrameRampIsOneLinearDirectionOverTheFrames()
+    {
+        var o = new ShapesOptions { Dim = 32, Layers = 1, Heads = 2, MotionFraction = 0.25, PositionRamp = 0.5f };
+        using var a = new ShapesTrainer(o).NewModel();
+        using var b = new ShapesTrainer(o with { FrameRamp = 0.5f }).NewModel();
+        var x = a.Embedder.Parameters[PatchEmbedder.FrameName].ToArray(); var y = b.Embedder.Parameters[PatchEmbedder.FrameName].ToArray();
+        var d = y.Select((v, i) => v - x[i]).ToArray();   // (4, 32)
+        var last = d[96..128];
+        double rms = Math.Sqrt(last.Sum(v => (double)v * v) / 32);
+        Assert.InRange(rms, 0.25, 1.0);   // 0.5 · a unit-RMS direction (32 normal draws)
+        for (int t = 0; t < 4; t++)
+            for (int j = 0; j < 32; j++)
+                Assert.Equal(last[j] * (2.0 * t / 3 - 1), d[t * 32 + j], 5);
+        foreach (string name in (string[])[PatchEmbedder.WeightName, PatchEmbedder.BiasName, PatchEmbedder.RowName, PatchEmbedder.ColName])
+            Assert.Equal(a.Embedder.Parameters[name].ToArray(), b.Embedder.Parameters[name].ToArray());   // the row/column ramp included
+        Assert.Equal(a.Decoder.Parameters.All.Select(p => p.ToArray()), b.Decoder.Parameters.All.Select(p => p.ToArray()));
+        // Off by default; a still model has no frame table and the flag leaves it alone.
+        Assert.Equal(0f, new ShapesOptions().FrameRamp);
+        using var still = new ShapesTrainer(new ShapesOptions { Dim = 32, Layers = 1, Heads = 2, FrameRamp = 0.5f }).NewModel();
+        Assert.False(still.Embedder.Parameters.Contains(PatchEmbedder.FrameName));
+    }
+
     /// <summary>--position-fraction F makes about F of the still questions relative-position ones (plus their share of the rest).</summary>
     [Fact]
     public void PositionFractionSetsTheShareOfPositionQuestions()

@@ -28,9 +28,9 @@ internal static class ShapesCommands
     /// <summary>The shapes-world flags beyond the common ones.</summary>
     public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden, Option<float> PositionInit,
         Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm, Option<bool> PositionRationale,
-        Option<int> MotionTravel, Option<bool> MotionRationale, Option<bool> OrderRationale)
+        Option<int> MotionTravel, Option<bool> MotionRationale, Option<bool> OrderRationale, Option<double> PresenceFraction, Option<float> FrameRamp)
     {
-        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale, MotionTravel, MotionRationale, OrderRationale];
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale, MotionTravel, MotionRationale, OrderRationale, PresenceFraction, FrameRamp];
     }
 
     public static Extras ExtraOptions() => new(
@@ -46,7 +46,9 @@ internal static class ShapesCommands
         new Option<bool>("--position-rationale") { Description = "With --data shapes: position answers first name the left shape, then yes/no (scored on the yes/no)." },
         new Option<int>("--motion-travel") { Description = "With --data shapes: pixels each shape of a clip moves over the clip (16, one patch, the harder setting; up to 48).", DefaultValueFactory = _ => MotionClip.Travel },
         new Option<bool>("--motion-rationale") { Description = "With --data shapes: direction answers first give the shape's first and last cells, then the direction (scored on the direction)." },
-        new Option<bool>("--order-rationale") { Description = "With --data shapes: order answers first give the frame each named shape appears at, then the earlier one (scored on the name; clips of up to 6 frames)." });
+        new Option<bool>("--order-rationale") { Description = "With --data shapes: order answers first give the frame each named shape appears at, then the earlier one (scored on the name; clips of up to 6 frames)." },
+        new Option<double>("--presence-fraction") { Description = "With --data shapes: fraction of the clip questions that ask the first frame a shape is drawn in (\"which appears first , the red circle ?\" → \"two\"), an auxiliary; reported as presence.", DefaultValueFactory = _ => 0.0 },
+        new Option<float>("--frame-ramp") { Description = "With --data shapes and clips: amplitude of a linear early-to-late ramp added to the frame embeddings at init (0: none)." });
 
     /// <summary>The options with the extra flags applied.</summary>
     public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
@@ -56,6 +58,7 @@ internal static class ShapesCommands
         Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) }, PositionInit = p.GetValue(x.PositionInit),
         PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm), PositionRationale = p.GetValue(x.PositionRationale),
         MotionTravel = p.GetValue(x.MotionTravel), MotionRationale = p.GetValue(x.MotionRationale), OrderRationale = p.GetValue(x.OrderRationale),
+        PresenceFraction = p.GetValue(x.PresenceFraction), FrameRamp = p.GetValue(x.FrameRamp),
     };
 
     public static int Train(ShapesOptions options, string outDir, bool asJson, CancellationToken cancel = default)
@@ -79,7 +82,7 @@ internal static class ShapesCommands
         var c = model.Decoder.Config;
         int frames = model.Embedder.Config.Frames;
         var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType,
-            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames), MotionTravel = TrainedTravel(modelDir) });
+            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames), MotionTravel = TrainedTravel(modelDir), PresenceFraction = TrainedPresence(modelDir) });
         var inDist = trainer.Evaluate(model, trainer.EvalSet(seed + 2000, false, perType), "in-distribution");
         var comp = trainer.Evaluate(model, trainer.EvalSet(seed + 3000, true, perType), "compositional");
         var motion = frames > 0 ? trainer.EvaluateMotion(model, trainer.MotionEvalSet(seed + 5000, false, perType), "motion") : null;
@@ -114,6 +117,18 @@ internal static class ShapesCommands
             throw new InvalidDataException($"{path}: not a readable training report ({e.Message}); it gives the clip travel the model was trained on. " +
                 "Restore it from the run, or delete it to ask about clips of the default travel.", e);
         }
+    }
+
+    /// <summary>
+    /// The presence fraction the model in <paramref name="modelDir"/> was trained with (report.json's options.presence_fraction),
+    /// so that a model trained with presence questions is also scored on them; 0 without a report.
+    /// </summary>
+    static double TrainedPresence(string modelDir)
+    {
+        string path = Path.Combine(modelDir, "report.json");
+        if (!File.Exists(path)) return 0;
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        return doc.RootElement.TryGetProperty("options", out var o) && o.TryGetProperty("presence_fraction", out var f) ? f.GetDouble() : 0;
     }
 
     /// <summary>examples.svg in the model folder: two held-out in-distribution scenes per question type with the model's answers.</summary>

@@ -132,6 +132,8 @@ public sealed class MotionClip
     /// (<see cref="Cells"/>), then the direction ("one two two two right"). With <paramref name="orderRationale"/>, an
     /// order answer first gives the frame each named shape is first drawn in, in the order they are named
     /// (<see cref="ShapesTask.Number"/>), then the earlier one ("two zero blue star"). The draws are the same either way.
+    /// <see cref="QuestionType.Presence"/> asks for the first frame one shape is drawn in ("which appears first , the red
+    /// circle ?" → "two"), about either shape of a two-shape clip (null on a one-shape clip).
     /// </summary>
     public ShapeQuestion? Ask(QuestionType type, Random rng, Func<MovingShape, bool>? focus = null, bool rationale = false, bool orderRationale = false)
     {
@@ -151,6 +153,16 @@ public sealed class MotionClip
                 string first = (a.Appears < b.Appears ? a : b).Name;
                 return new(type, $"which appears first , the {a.Name} or the {b.Name} ?",
                     orderRationale ? $"{ShapesTask.Number(a.Appears)} {ShapesTask.Number(b.Appears)} {first}" : first);
+            }
+            case QuestionType.Presence:
+            {
+                // Two-shape clips only: with one shape "the first frame anything is drawn in" is always right, and a model
+                // trained on both answers every presence question that way (measured); here that is right half the time.
+                if (Shapes.Count < 2) return null;
+                var list = Shapes.ToList();
+                if (focus is not null && list.Any(focus)) list = [.. list.Where(focus)];
+                var s = list[rng.Next(list.Count)];
+                return new(type, $"which appears first , the {s.Name} ?", ShapesTask.Number(s.Appears));
             }
             default: throw new ArgumentException($"MotionClip: {type} is not a motion question.");
         }

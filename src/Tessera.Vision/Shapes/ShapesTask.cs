@@ -19,6 +19,11 @@ public enum QuestionType
     Direction,
     /// <summary>Video: "which appears first , the red circle or the blue star ?" → the one that appears in an earlier frame.</summary>
     Order,
+    /// <summary>
+    /// Video, an auxiliary (<see cref="ShapesOptions.PresenceFraction"/>): "which appears first , the red circle ?" → the number
+    /// word of the first frame the shape is drawn in ("zero"–"four"); asked about two-shape clips.
+    /// </summary>
+    Presence,
 }
 
 /// <summary>One question about a scene and its reference answer (words).</summary>
@@ -45,8 +50,8 @@ public static class ShapesTask
     static readonly string[] Numbers = ["zero", "one", "two", "three", "four"];
 
     /// <summary>
-    /// The number word of <paramref name="n"/> ("zero"–"four"): count answers and the frames of an order rationale
-    /// (<see cref="MotionClip.Ask"/>; a shape appears at most at frame four, so clips of up to six frames).
+    /// The number word of <paramref name="n"/> ("zero"–"four"): count answers and the frames of an order rationale and a
+    /// presence answer (<see cref="MotionClip.Ask"/>; a shape appears at most at frame four, so clips of up to six frames).
     /// </summary>
     public static string Number(int n)
         => n >= 0 && n < Numbers.Length ? Numbers[n] : throw new ArgumentException($"shapes vocabulary: no number word for {n} (0 to {Numbers.Length - 1}); order rationales need clips of at most {Numbers.Length + 1} frames.");

@@ -59,6 +59,13 @@ public sealed record ShapesOptions
     /// </summary>
     public bool OrderRationale { get; init; }
     /// <summary>
+    /// Fraction of the clip questions that are presence questions, an auxiliary ("which appears first , the red circle ?" →
+    /// "two": the first frame the shape is drawn in; either shape of a two-shape clip, so not in a curriculum's one-shape stage);
+    /// 0, the default, draws none and leaves the clip stream unchanged.
+    /// With it the motion scores also report presence. Clips of at most six frames (the answers are "zero"–"four").
+    /// </summary>
+    public double PresenceFraction { get; init; }
+    /// <summary>
     /// Initial standard deviation of the embedder's row, column (and frame) tables. The default is every
     /// other weight's (<see cref="ModelParameters.InitStd"/>), about a tenth of a shape patch's W·patch at init.
     /// </summary>
@@ -69,6 +76,11 @@ public sealed record ShapesOptions
     /// so "further left" and "further up" start as one linear feature each (0: none, the tables are random).
     /// </summary>
     public float PositionRamp { get; init; }
+    /// <summary>
+    /// Amplitude of a linear ramp added at init to the frame table (video): frame t of N gets A·(2t/(N−1) − 1)·u, u a random
+    /// direction with unit-RMS entries, so "earlier" starts as one linear feature of every patch (0: none, the table is random).
+    /// </summary>
+    public float FrameRamp { get; init; }
     /// <summary>RMS-normalise the projected patch before the positions are added (<see cref="VisionConfig.PatchNorm"/>).</summary>
     public bool PatchNorm { get; init; }
     /// <summary>Fraction of the still-image questions that are relative-position questions (0: every type equally likely).</summary>
@@ -140,6 +152,16 @@ public sealed class ShapesTrainer(ShapesOptions options)
                     System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u, Options.PositionRamp * (2f * i / (side - 1) - 1f), table.Slice(i * dim, dim), table.Slice(i * dim, dim));
             }
         }
+        if (Options.FrameRamp != 0 && embedder.Parameters.Contains(PatchEmbedder.FrameName))
+        {
+            var rng = new Rng((ulong)Options.Seed + 8);   // its own stream: the row/column ramp's draws are unchanged
+            int frames = Vision.Frames, dim = Options.Dim;
+            var u = new float[dim];
+            rng.FillNormal(u);
+            var table = embedder.Parameters[PatchEmbedder.FrameName].AsSpan("FrameRamp");   // (N, D)
+            for (int t = 0; t < frames; t++)
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u, Options.FrameRamp * (2f * t / Math.Max(1, frames - 1) - 1f), table.Slice(t * dim, dim), table.Slice(t * dim, dim));
+        }
         return new(new Transformer(DecoderConfig, (ulong)Options.Seed), embedder);
     }
 
@@ -164,6 +186,9 @@ public sealed class ShapesTrainer(ShapesOptions options)
             throw new ArgumentException($"shapes: --motion-travel {o.MotionTravel}; clips travel {MotionClip.Travel} to {MotionClip.MaxTravel} pixels.");
         if (o.OrderRationale && o.MotionFrames > 6)
             throw new ArgumentException($"shapes: --order-rationale names a shape's first frame with the number words zero to four, so clips may have at most 6 frames (--motion-frames {o.MotionFrames}).");
+        if (o.PresenceFraction is < 0 or > 1) throw new ArgumentException($"shapes: --presence-fraction {o.PresenceFraction}; a fraction of the clip questions, 0 to 1.");
+        if (o.PresenceFraction > 0 && o.MotionFrames > 6)
+            throw new ArgumentException($"shapes: --presence-fraction answers a shape's first frame with the number words zero to four, so clips may have at most 6 frames (--motion-frames {o.MotionFrames}).");
     }
 
     /// <summary>
@@ -259,7 +284,10 @@ public sealed class ShapesTrainer(ShapesOptions options)
             ShapeQuestion q;
             if (clips)
             {
-                var (clip, mq) = MotionQuestion(rng, compositional: false, type: null, maxShapes, Options.MotionRationale, Options.OrderRationale);
+                // The presence draw is made only with the flag: without it the clip stream is the one before the flag.
+                // Presence needs two shapes: not asked in a curriculum's one-shape stage (it would never be askable).
+                QuestionType? mtype = Options.PresenceFraction > 0 && maxShapes >= 2 && rng.NextDouble() < Options.PresenceFraction ? QuestionType.Presence : null;
+                var (clip, mq) = MotionQuestion(rng, compositional: false, type: mtype, maxShapes, Options.MotionRationale, Options.OrderRationale);
                 (images, q) = (clip.Render(), mq);
             }
             else
@@ -354,12 +382,17 @@ public sealed class ShapesTrainer(ShapesOptions options)
         }
     }
 
-    /// <summary>Motion evaluation questions: <paramref name="perType"/> direction and order questions on fresh clips of the split.</summary>
+    /// <summary>
+    /// Motion evaluation questions: <paramref name="perType"/> direction and order questions on fresh clips of the split, then,
+    /// when the options train presence questions (<see cref="ShapesOptions.PresenceFraction"/>), as many presence questions
+    /// (drawn after the others, so the direction and order questions are the same with or without them).
+    /// </summary>
     public IReadOnlyList<(MotionClip Clip, ShapeQuestion Question)> MotionEvalSet(int seed, bool compositional, int perType)
     {
         var rng = new Random(seed);
         var set = new List<(MotionClip, ShapeQuestion)>();
-        foreach (var type in (QuestionType[])[QuestionType.Direction, QuestionType.Order])
+        QuestionType[] types = Options.PresenceFraction > 0 ? [QuestionType.Direction, QuestionType.Order, QuestionType.Presence] : [QuestionType.Direction, QuestionType.Order];
+        foreach (var type in types)
             for (int i = 0; i < perType; i++) set.Add(MotionQuestion(rng, compositional, type));
         return set;
     }
