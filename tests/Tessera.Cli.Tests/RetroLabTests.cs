@@ -39,4 +39,30 @@ public class RetroLabTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+    [Fact]
+    public void Quick_retro_lab_scrambles_numbers_in_practice_examples_and_refuses_it_without_practice()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            string outDir = Path.Combine(dir, "lab");
+            var r = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", outDir, "--sizes", "S", "--retrieval-only", "--random-neighbours",
+                "--reading-practice", "1", "--scramble-numbers", "1", "--number-rich", "0.5", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            int practice = root.GetProperty("practice_examples").GetInt32(), scrambled = root.GetProperty("scrambled_examples").GetInt32();
+            Assert.Equal(root.GetProperty("train_pairs").GetInt32(), practice);   // practice 1: every example
+            // Half the examples are drawn from those whose scored chunks hold a digit, and every example
+            // holding one is scrambled (fraction 1), so at least about half are.
+            Assert.InRange(root.GetProperty("number_rich_examples").GetInt32(), practice / 4, practice);
+            Assert.InRange(scrambled, practice / 4, practice);
+            Assert.Single(root.GetProperty("runs").EnumerateArray());
+
+            var bad = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", Path.Combine(dir, "bad"), "--scramble-numbers", "0.5");
+            Assert.NotEqual(0, bad.ExitCode);
+            Assert.Contains("--reading-practice", bad.Stderr);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

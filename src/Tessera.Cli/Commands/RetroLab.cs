@@ -41,6 +41,18 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
     /// text and to ignore one that does not, without the cost of searching. Held-out neighbours are still searched.
     /// </summary>
     public bool RandomNeighbours { get; init; }
+    /// <summary>
+    /// Fraction of reading-practice examples whose digit tokens (neighbour and chunks alike) go through one
+    /// random bijection among digit tokens of the same length (<see cref="NumberScramble"/>): the copy
+    /// from the neighbour predicts them, the model's prior over numbers does not. Drawn from a random
+    /// stream of its own, so the examples and windows are those of the same plan without it.
+    /// </summary>
+    public double ScrambleNumbers { get; init; }
+    /// <summary>
+    /// Fraction of training examples replaced by examples whose scored chunks (u and u+1) hold a number
+    /// token (drawn from a random stream of its own), so copy practice meets digits more often.
+    /// </summary>
+    public double NumberRich { get; init; }
 
     /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
     public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
@@ -76,19 +88,23 @@ internal static class RetroLab
         var cutoff = new Option<int?>("--cutoff") { Description = "Leave out State of the Union addresses after this year (train the corpus swap's model, docs/retrieval.md)." };
         var practice = new Option<double>("--reading-practice") { Description = "Fraction of retrieval examples whose neighbour is their own text (teaches copying; never for the bpb claim).", DefaultValueFactory = _ => 0 };
         var sizes = new Option<string?>("--sizes") { Description = "Comma-separated size names to train (default all: S,M,L)." };
+        var scramble = new Option<double>("--scramble-numbers") { Description = "Fraction of reading-practice examples whose numbers are scrambled the same way in neighbour and text (copy practice for digits).", DefaultValueFactory = _ => 0 };
+        var numberRich = new Option<double>("--number-rich") { Description = "Fraction of training examples drawn from those whose scored chunks hold a number.", DefaultValueFactory = _ => 0 };
         var randomNeighbours = new Option<bool>("--random-neighbours") { Description = "Training neighbours are random chunks of other documents, not BM25 hits (with --reading-practice: a model that learns to read, cheaply)." };
         var retrievalOnly = new Option<bool>("--retrieval-only") { Description = "Train only the runs with retrieval." };
         var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
             if (p.GetValue(steps) is { } s) plan = plan with { Steps = s, TrainPairs = s * plan.Batch };
             if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
             if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
-            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours) };
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours), ScrambleNumbers = p.GetValue(scramble), NumberRich = p.GetValue(numberRich) };
+            if (plan.ScrambleNumbers is < 0 or > 1 || plan.ReadingPractice is < 0 or > 1 || plan.NumberRich is < 0 or > 1) throw new ArgumentException("--reading-practice, --scramble-numbers and --number-rich are fractions between 0 and 1.");
+            if (plan.ScrambleNumbers > 0 && plan.ReadingPractice == 0) throw new ArgumentException("--scramble-numbers acts on reading-practice examples: give --reading-practice too.");
             if (p.GetValue(sizes) is { } names)
             {
                 var keep = names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -144,6 +160,16 @@ internal static class RetroLab
         var rng = new Random((int)plan.Seed);
         var trainPairs = Pairs(trainDocs, C, plan.TrainPairs, rng);
         var evalPairs = Pairs(heldDocs, C, plan.EvalPairs, rng);
+        int numberRichDrawn = 0, scrambled = 0;
+        if (plan.NumberRich > 0)
+        {
+            var numbers = new NumberScramble(tok);
+            var nrng = new Random(unchecked((int)plan.Seed * 7919 + 29));
+            var pool = Pairs(trainDocs, C, int.MaxValue, nrng).Where(p => numbers.Touches(p.Doc.Tokens.AsSpan(p.U * C, 2 * C))).ToList();
+            for (int i = 0; i < trainPairs.Count && pool.Count > 0; i++)
+                if (nrng.NextDouble() < plan.NumberRich) trainPairs[i] = pool[numberRichDrawn++ % pool.Count];
+            log($"number-rich: {numberRichDrawn:N0} of {trainPairs.Count:N0} training examples drawn from the {pool.Count:N0} whose scored chunks hold a number");
+        }
         var retrieveClock = Stopwatch.StartNew();
         // Neighbours are cached per plan (retrieval is the slow part of a rerun that adds sizes); the
         // training side is only searched when some run still has to train with retrieval.
@@ -162,10 +188,12 @@ internal static class RetroLab
         bool trainsRetrieval = plan.Sizes.Any(z => plan.RetrievalSizes.Contains(z.Name) && !Cached($"{z.Name}-retro"));
         var evalNeighbours = Retrieve(evalPairs, "eval");
         var trainNeighbours = !trainsRetrieval ? [] : plan.RandomNeighbours ? RandomNeighbours(trainPairs, trainDocs, C, plan.Neighbours, rng) : Retrieve(trainPairs, "train");
+        var practised = new bool[trainNeighbours.Count];
         if (plan.ReadingPractice > 0)
             for (int i = 0; i < trainNeighbours.Count; i++)
                 if (rng.NextDouble() < plan.ReadingPractice)
                 {
+                    practised[i] = true;
                     trainNeighbours[i] = [.. trainNeighbours[i]];
                     // The window starts up to a chunk before or after u, so the copy distance varies and the model
                     // must find the text by content (induction), not learn one fixed offset back.
@@ -173,6 +201,26 @@ internal static class RetroLab
                     int from = Math.Clamp(trainPairs[i].U * C + rng.Next(-C + 1, C), 0, t.Length - 2 * C);
                     trainNeighbours[i][0] = t.AsSpan(from, 2 * C).ToArray();
                 }
+        // Numbers scrambled in some practice examples (their own random stream: the draws above are unchanged).
+        var retroPairs = trainPairs;
+        if (plan.ScrambleNumbers > 0 && trainNeighbours.Count > 0)
+        {
+            var scramble = new NumberScramble(tok);
+            var srng = new Random(unchecked((int)plan.Seed * 7919 + 17));
+            retroPairs = [.. trainPairs];
+            for (int i = 0; i < trainNeighbours.Count; i++)
+            {
+                if (!practised[i] || srng.NextDouble() >= plan.ScrambleNumbers) continue;
+                var p = trainPairs[i];
+                var own = p.Doc.Tokens.AsSpan((p.U - 1) * C, 3 * C);
+                if (!scramble.Touches(own) && !trainNeighbours[i].Any(n => scramble.Touches(n))) continue;
+                var map = scramble.Draw(srng);
+                trainNeighbours[i] = [.. trainNeighbours[i].Select(n => NumberScramble.Apply(map, n))];
+                retroPairs[i] = new Pair(new RetroDocument(p.Doc.Id, NumberScramble.Apply(map, own)), 1);
+                scrambled++;
+            }
+            log($"numbers scrambled in {scrambled:N0} of {practised.Count(x => x):N0} practice examples ({scramble.NumberTokens} digit tokens in the vocabulary)");
+        }
         double msPerQuery = searched == 0 ? double.NaN : retrieveClock.Elapsed.TotalMilliseconds / searched;
         log($"neighbours for {trainNeighbours.Count:N0} training and {evalPairs.Count} held-out chunks ({searched:N0} searched now, the rest cached): {msPerQuery:F1} ms per BM25 query, {index.EmptySearches} without a hit [{clock.Elapsed.TotalSeconds:F0} s]");
 
@@ -203,7 +251,7 @@ internal static class RetroLab
                 int T = retrieval ? tRetro : tPlain;
                 var shardPath = Path.Combine(outDir, "runs", name + ".bin");
                 Directory.CreateDirectory(Path.GetDirectoryName(shardPath)!);
-                WriteShard(shardPath, trainPairs, retrieval ? trainNeighbours : null, C, tok.VocabSize, bos);
+                WriteShard(shardPath, retrieval ? retroPairs : trainPairs, retrieval ? trainNeighbours : null, C, tok.VocabSize, bos);
                 using var shard = TokenShard.Open(shardPath);
                 var options = new TrainOptions
                 {
@@ -243,7 +291,7 @@ internal static class RetroLab
             index_chunks = index.Chunks, ms_per_query = msPerQuery, empty_searches = index.EmptySearches,
             overlap_mean = overlap.Average(), overlap_zero_fraction = clean.Count(c => c) / (double)clean.Length,
             overlap_over_half_fraction = overlap.Count(o => o > 0.5) / (double)overlap.Length,
-            scored_bytes = scoredBytes, zero_overlap_bytes = cleanBytes, runs, seconds = clock.Elapsed.TotalSeconds,
+            scored_bytes = scoredBytes, zero_overlap_bytes = cleanBytes, practice_examples = practised.Count(x => x), scrambled_examples = scrambled, number_rich_examples = numberRichDrawn, runs, seconds = clock.Elapsed.TotalSeconds,
         };
         var md = new StringBuilder();
         md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, other documents only), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored.");
