@@ -9,6 +9,7 @@ public class ShapesEvalReportTests
     [Theory]
     [InlineData("{not json")]
     [InlineData("{\"options\": {\"motion_travel\": \"wide\"}}")]
+    [InlineData("{\"options\": {\"motion_travel\": 48, \"presence_fraction\": \"some\"}}")]
     public void DamagedReportIsNamedAndNothingIsWritten(string damaged)
     {
         string dir = CliProcess.TempDir();

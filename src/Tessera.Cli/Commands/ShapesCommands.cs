@@ -81,8 +81,9 @@ internal static class ShapesCommands
         using var model = MultimodalCheckpoint.Load(modelDir);
         var c = model.Decoder.Config;
         int frames = model.Embedder.Config.Frames;
+        var clip = TrainedClipOptions(modelDir);
         var trainer = new ShapesTrainer(new ShapesOptions { Vision = model.Embedder.Config, Dim = c.Dim, Layers = c.Layers, Heads = c.Heads, PrefixLm = model.Embedder.Config.PrefixLm, Seed = seed, EvalExamples = perType,
-            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames), MotionTravel = TrainedTravel(modelDir), PresenceFraction = TrainedPresence(modelDir) });
+            MotionFraction = frames > 0 ? 1 : 0, MotionFrames = Math.Max(2, frames), MotionTravel = clip.Travel, PresenceFraction = clip.Presence });
         var inDist = trainer.Evaluate(model, trainer.EvalSet(seed + 2000, false, perType), "in-distribution");
         var comp = trainer.Evaluate(model, trainer.EvalSet(seed + 3000, true, perType), "compositional");
         var motion = frames > 0 ? trainer.EvaluateMotion(model, trainer.MotionEvalSet(seed + 5000, false, perType), "motion") : null;
@@ -99,36 +100,27 @@ internal static class ShapesCommands
     }
 
     /// <summary>
-    /// The clip travel the model in <paramref name="modelDir"/> was trained on (report.json's options.motion_travel), so that
-    /// its motion questions are asked about clips like its training clips; <see cref="MotionClip.Travel"/> without a report.
+    /// The clip options the model in <paramref name="modelDir"/> was trained with, from report.json's options: the travel
+    /// (motion_travel; <see cref="MotionClip.Travel"/> without it), so that its motion questions are asked about clips like its
+    /// training clips, and the presence fraction (presence_fraction; 0 without it), so that a model trained with presence
+    /// questions is also scored on them. No report: the defaults; a damaged one: a clear error naming the file.
     /// </summary>
-    static int TrainedTravel(string modelDir)
+    static (int Travel, double Presence) TrainedClipOptions(string modelDir)
     {
         string path = Path.Combine(modelDir, "report.json");
-        if (!File.Exists(path)) return MotionClip.Travel;
+        if (!File.Exists(path)) return (MotionClip.Travel, 0);
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("options", out var o) && o.ValueKind == JsonValueKind.Object
-                && o.TryGetProperty("motion_travel", out var t) ? t.GetInt32() : MotionClip.Travel;
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("options", out var o) || o.ValueKind != JsonValueKind.Object)
+                return (MotionClip.Travel, 0);
+            return (o.TryGetProperty("motion_travel", out var t) ? t.GetInt32() : MotionClip.Travel, o.TryGetProperty("presence_fraction", out var f) ? f.GetDouble() : 0);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
         {
-            throw new InvalidDataException($"{path}: not a readable training report ({e.Message}); it gives the clip travel the model was trained on. " +
-                "Restore it from the run, or delete it to ask about clips of the default travel.", e);
+            throw new InvalidDataException($"{path}: not a readable training report ({e.Message}); it gives the clip options the model was trained on. " +
+                "Restore it from the run, or delete it to ask about clips of the default options.", e);
         }
-    }
-
-    /// <summary>
-    /// The presence fraction the model in <paramref name="modelDir"/> was trained with (report.json's options.presence_fraction),
-    /// so that a model trained with presence questions is also scored on them; 0 without a report.
-    /// </summary>
-    static double TrainedPresence(string modelDir)
-    {
-        string path = Path.Combine(modelDir, "report.json");
-        if (!File.Exists(path)) return 0;
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        return doc.RootElement.TryGetProperty("options", out var o) && o.TryGetProperty("presence_fraction", out var f) ? f.GetDouble() : 0;
     }
 
     /// <summary>examples.svg in the model folder: two held-out in-distribution scenes per question type with the model's answers.</summary>
