@@ -240,15 +240,23 @@ public class ShapesWorldTests
         foreach (string name in (string[])[PatchEmbedder.RowName, PatchEmbedder.ColName])
         {
             var x = a.Embedder.Parameters[name].ToArray(); var y = b.Embedder.Parameters[name].ToArray();
-            var d = y.Select((v, i) => v - x[i]).ToArray();   // (4, 32)
-            var top = d[96..128];
-            double rms = Math.Sqrt(top.Sum(v => (double)v * v) / 32);
-            Assert.InRange(rms, 0.25, 1.0);   // 0.5 · a unit-RMS direction (32 normal draws)
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 32; j++)
-                    Assert.Equal(top[j] * (2.0 * i / 3 - 1), d[i * 32 + j], 5);
+            AssertLinearRamp(y.Select((v, i) => v - x[i]).ToArray());
         }
         Assert.Equal(a.Decoder.Parameters.All.Select(p => p.ToArray()), b.Decoder.Parameters.All.Select(p => p.ToArray()));
+    }
+
+    /// <summary>
+    /// <paramref name="d"/> (4 rows of 32: a table after a ramp of amplitude 0.5 minus the same table without it) is one
+    /// direction scaled −1, −1/3, 1/3, 1 over its rows, with the last row 0.5 · a unit-RMS direction (32 normal draws).
+    /// </summary>
+    static void AssertLinearRamp(float[] d)
+    {
+        var last = d[96..128];
+        double rms = Math.Sqrt(last.Sum(v => (double)v * v) / 32);
+        Assert.InRange(rms, 0.25, 1.0);
+        for (int t = 0; t < 4; t++)
+            for (int j = 0; j < 32; j++)
+                Assert.Equal(last[j] * (2.0 * t / 3 - 1), d[t * 32 + j], 5);
     }
 
     /// <summary>The frame ramp adds A·(2t/(N−1) − 1)·u to frame t: one direction, scaled −1, −1/3, 1/3, 1 over 4 frames; nothing else moves.</summary>
@@ -259,13 +267,7 @@ public class ShapesWorldTests
         using var a = new ShapesTrainer(o).NewModel();
         using var b = new ShapesTrainer(o with { FrameRamp = 0.5f }).NewModel();
         var x = a.Embedder.Parameters[PatchEmbedder.FrameName].ToArray(); var y = b.Embedder.Parameters[PatchEmbedder.FrameName].ToArray();
-        var d = y.Select((v, i) => v - x[i]).ToArray();   // (4, 32)
-        var last = d[96..128];
-        double rms = Math.Sqrt(last.Sum(v => (double)v * v) / 32);
-        Assert.InRange(rms, 0.25, 1.0);   // 0.5 · a unit-RMS direction (32 normal draws)
-        for (int t = 0; t < 4; t++)
-            for (int j = 0; j < 32; j++)
-                Assert.Equal(last[j] * (2.0 * t / 3 - 1), d[t * 32 + j], 5);
+        AssertLinearRamp(y.Select((v, i) => v - x[i]).ToArray());
         foreach (string name in (string[])[PatchEmbedder.WeightName, PatchEmbedder.BiasName, PatchEmbedder.RowName, PatchEmbedder.ColName])
             Assert.Equal(a.Embedder.Parameters[name].ToArray(), b.Embedder.Parameters[name].ToArray());   // the row/column ramp included
         Assert.Equal(a.Decoder.Parameters.All.Select(p => p.ToArray()), b.Decoder.Parameters.All.Select(p => p.ToArray()));
