@@ -89,7 +89,7 @@ public static unsafe class Gemm
 
     /// <summary>
     /// Whether multithreaded row-split calls in the A-stationary order hand out rows in chunks of at most
-    /// 8 MR-row panels (48 rows; default) rather than one MC-row A block (144 rows). In that order the B block is
+    /// <c>GemmDriver.FineRowChunkPanels</c> MR-row panels (4: 24 rows; default) rather than one MC-row A block (144 rows). In that order the B block is
     /// reused from L2 by every A micro-panel whatever the A block's height, so a smaller chunk costs no extra
     /// traffic and shortens the wait at each K block's barrier for the thread that finishes last. Results are
     /// bit-identical either way; the switch exists for same-process A/B timing (<c>tessera bench gemm --paired --ab

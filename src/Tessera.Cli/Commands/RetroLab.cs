@@ -161,11 +161,11 @@ internal static class RetroLab
         var trainPairs = Pairs(trainDocs, C, plan.TrainPairs, rng);
         var evalPairs = Pairs(heldDocs, C, plan.EvalPairs, rng);
         int numberRichDrawn = 0, scrambled = 0;
+        var numbers = plan.NumberRich > 0 || plan.ScrambleNumbers > 0 ? new NumberScramble(tok) : null;   // the vocabulary's digit tokens, found once
         if (plan.NumberRich > 0)
         {
-            var numbers = new NumberScramble(tok);
             var nrng = new Random(unchecked((int)plan.Seed * 7919 + 29));
-            var pool = Pairs(trainDocs, C, int.MaxValue, nrng).Where(p => numbers.Touches(p.Doc.Tokens.AsSpan(p.U * C, 2 * C))).ToList();
+            var pool = Pairs(trainDocs, C, int.MaxValue, nrng).Where(p => numbers!.Touches(p.Doc.Tokens.AsSpan(p.U * C, 2 * C))).ToList();
             for (int i = 0; i < trainPairs.Count && pool.Count > 0; i++)
                 if (nrng.NextDouble() < plan.NumberRich) trainPairs[i] = pool[numberRichDrawn++ % pool.Count];
             log($"number-rich: {numberRichDrawn:N0} of {trainPairs.Count:N0} training examples drawn from the {pool.Count:N0} whose scored chunks hold a number");
@@ -205,7 +205,7 @@ internal static class RetroLab
         var retroPairs = trainPairs;
         if (plan.ScrambleNumbers > 0 && trainNeighbours.Count > 0)
         {
-            var scramble = new NumberScramble(tok);
+            var scramble = numbers!;   // made above when ScrambleNumbers > 0
             var srng = new Random(unchecked((int)plan.Seed * 7919 + 17));
             retroPairs = [.. trainPairs];
             for (int i = 0; i < trainNeighbours.Count; i++)
