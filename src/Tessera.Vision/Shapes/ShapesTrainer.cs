@@ -92,6 +92,13 @@ public sealed record ShapesOptions
     public bool PositionRationale { get; init; }
     /// <summary>Image geometry: 64×64 in 16×16 patches (one grid cell, so one shape, per patch).</summary>
     public VisionConfig Vision { get; init; } = new(ImageSize: 64, PatchSize: 16);
+    /// <summary>
+    /// Decay of an exponential moving average of the weights (Polyak averaging; 0, the default: none). With it every step
+    /// moves a shadow copy of each weight a fraction <see cref="ShapesTrainer.EmaRate"/> (1 − decay once past the first steps)
+    /// toward the trained weight; the curve and the final scores are measured on the averaged weights, and the model saved is the
+    /// average (a cancelled run saves the trained weights). The optimiser's weights and the data stream are unchanged by it.
+    /// </summary>
+    public double Ema { get; init; }
 }
 
 /// <summary>Per-type exact-match accuracy on one split.</summary>
@@ -207,6 +214,9 @@ public sealed class ShapesTrainer(ShapesOptions options)
         decays.Add(model.Embedder.Parameters[PatchEmbedder.WeightName]);
         if (model.Embedder.Config.EmbedderHidden > 0) decays.Add(model.Embedder.Parameters[PatchEmbedder.HiddenWeightName]);
         using var opt = new AdamW(parameters, o.LearningRate, 0.9f, 0.95f, 1e-8f, 0.05f, decays.Contains);
+        if (o.Ema is < 0 or >= 1) throw new ArgumentException($"shapes: --ema {o.Ema}; the decay of the weight average is 0 (off) or in (0, 1), e.g. 0.999.");
+        // The averaged weights: a copy of each parameter, moved toward it after every step (see EmaRate).
+        float[][]? shadow = o.Ema > 0 ? [.. parameters.Select(t => t.AsSpan("Ema").ToArray())] : null;
         var curve = new List<CurvePoint>();
         var curveSet = EvalSet(o.Seed + 1000, compositional: false, o.CurveExamples);
         var motionCurveSet = Motion ? MotionEvalSet(o.Seed + 1500, compositional: false, o.CurveExamples) : null;
@@ -232,16 +242,26 @@ public sealed class ShapesTrainer(ShapesOptions options)
             GradClip.ClipGlobalNorm(parameters, 1.0);
             opt.Step();
             opt.ZeroGrad();
+            if (shadow is not null)
+            {
+                float rate = (float)EmaRate(o.Ema, step);
+                for (int i = 0; i < parameters.Count; i++)
+                    System.Numerics.Tensors.TensorPrimitives.Lerp(shadow[i], parameters[i].AsSpan("Ema"), rate, shadow[i]);
+            }
             if ((o.EvalEvery > 0 && step % o.EvalEvery == 0) || step == o.Steps)
             {
+                // Scored on the averaged weights when there are any: swapped in for the evaluation, then the trained ones back.
+                float[][]? current = shadow is null ? null : Swap(parameters, shadow);
                 var accuracy = new Dictionary<string, double>(Evaluate(model, curveSet).Accuracy);
                 if (motionCurveSet is not null) foreach (var kv in EvaluateMotion(model, motionCurveSet).Accuracy) accuracy[kv.Key] = kv.Value;
+                if (current is not null) Swap(parameters, current);
                 var point = new CurvePoint(step, smooth, clock.Elapsed.TotalSeconds, accuracy);
                 curve.Add(point);
                 progress?.Invoke(point);
             }
         }
         double trained = clock.Elapsed.TotalSeconds;
+        if (shadow is not null && stepsRun == o.Steps) Swap(parameters, shadow);   // the model scored and saved is the average
         long parameterCount = model.Decoder.Parameters.ElementCount + model.Embedder.Parameters.ElementCount;
         if (stepsRun < o.Steps)
             return new ShapesReport(o, parameterCount, trained, smooth, curve, new SplitScore("in-distribution", new Dictionary<string, double>(), 0),
@@ -253,6 +273,26 @@ public sealed class ShapesTrainer(ShapesOptions options)
         {
             TextTokens = textTokens, StepsRun = stepsRun, TextBitsPerByte = TextBitsPerByte(model, o.Seed + 6000, 512),
         };
+    }
+
+    /// <summary>
+    /// The fraction by which the weight average moves toward the trained weights after <paramref name="step"/> (1-based):
+    /// max(1 − <paramref name="decay"/>, 10/(10 + step)), so that early on the average follows the weights closely and forgets
+    /// the initial ones within the first few hundred steps instead of dragging them along.
+    /// </summary>
+    public static double EmaRate(double decay, int step) => Math.Max(1 - decay, 10.0 / (10 + step));
+
+    /// <summary>Copies <paramref name="values"/> into <paramref name="parameters"/> and returns what they held.</summary>
+    static float[][] Swap(IReadOnlyList<Tensor> parameters, float[][] values)
+    {
+        var old = new float[parameters.Count][];
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            var span = parameters[i].AsSpan("Ema");
+            old[i] = span.ToArray();
+            values[i].CopyTo(span);
+        }
+        return old;
     }
 
     /// <summary>Most shapes per training scene at <paramref name="step"/> under the curriculum.</summary>
