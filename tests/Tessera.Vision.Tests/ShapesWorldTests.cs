@@ -229,6 +229,49 @@ public class ShapesWorldTests
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"cancelled run took {clock.Elapsed}");
     }
 
+    /// <summary>
+    /// --ema: the saved model is the moving average of the trained weights, s ← s + (w − s)·max(1 − D, 10/(10 + step)) from
+    /// the initial weights, and the averaging (with its swaps in and out for the curve evaluations) leaves the trained
+    /// trajectory bit for bit as without it.
+    /// </summary>
+    [Fact]
+    public void WeightAverageFollowsTheTrainedWeightsAndLeavesTheirTrajectoryAlone()
+    {
+        var plain = new ShapesOptions { Dim = 32, Layers = 1, Heads = 2, BatchSize = 4, Steps = 3, EvalEvery = 1, CurveExamples = 1, EvalExamples = 1 };
+        List<float[][]> Run(ShapesOptions o, out float[][] initial, out float[][] saved)
+        {
+            var t = new ShapesTrainer(o);
+            using var model = t.NewModel();
+            initial = [.. model.AllParameters.Select(p => p.ToArray())];
+            var seen = new List<float[][]>();
+            t.Train(model, _ => seen.Add([.. model.AllParameters.Select(p => p.ToArray())]));
+            saved = [.. model.AllParameters.Select(p => p.ToArray())];
+            return seen;
+        }
+        var trained = Run(plain, out var w0, out var plainSaved);
+        var withEma = Run(plain with { Ema = 0.1 }, out var w0Ema, out var averaged);
+        Assert.Equal(3, trained.Count);
+        Assert.Equal(w0, w0Ema);
+        for (int step = 0; step < 3; step++)
+            for (int i = 0; i < w0.Length; i++) Assert.Equal(trained[step][i], withEma[step][i]);   // the trajectory, bit for bit
+        Assert.Equal(0.9, ShapesTrainer.EmaRate(0.1, 2), 12);                  // 1 − D once it is the larger
+        Assert.Equal(10.0 / 11, ShapesTrainer.EmaRate(0.1, 1), 12);            // 10/(10 + step) early on
+        double worst = 0;
+        for (int i = 0; i < w0.Length; i++)
+        {
+            var s = w0[i].Select(v => (double)v).ToArray();
+            for (int step = 1; step <= 3; step++)
+            {
+                double r = ShapesTrainer.EmaRate(0.1, step);
+                for (int j = 0; j < s.Length; j++) s[j] += (trained[step - 1][i][j] - s[j]) * r;
+            }
+            for (int j = 0; j < s.Length; j++) worst = Math.Max(worst, Math.Abs(s[j] - averaged[i][j]));
+        }
+        Assert.True(worst < 1e-6, $"average off by {worst:E2}");                 // three float lerps of values below 1: rounding ~1e-7
+        Assert.NotEqual(plainSaved[0], averaged[0]);                             // and it is not simply the last weights
+        Assert.Throws<ArgumentException>(() => { var t = new ShapesTrainer(plain with { Ema = 1 }); using var m = t.NewModel(); t.Train(m); });
+    }
+
     /// <summary>The position ramp adds A·(2i/(G−1) − 1)·u to row/column i: the difference from the plain init is one direction, scaled −1, −1/3, 1/3, 1.</summary>
     [Fact]
     public void PositionRampIsOneLinearDirectionPerAxis()
