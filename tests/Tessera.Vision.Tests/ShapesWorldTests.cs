@@ -272,6 +272,56 @@ public class ShapesWorldTests
         Assert.Throws<ArgumentException>(() => { var t = new ShapesTrainer(plain with { Ema = 1 }); using var m = t.NewModel(); t.Train(m); });
     }
 
+    /// <summary>
+    /// --position-minimal-pairs: Ask with a pair rule names two shapes that satisfy it, answers from their x as without it, and
+    /// finds nothing when the scene has no such pair (and, as drawn, when the first shape it picks has no partner); in training batches with the flag at 1 every position question is
+    /// about two shapes of one colour or of one kind, about half each.
+    /// </summary>
+    [Fact]
+    public void MinimalPairPositionQuestionsNameTwoShapesThatShareAColourOrAKind()
+    {
+        var rng = new Random(17);
+        int asked = 0, none = 0;
+        for (int i = 0; i < 3000; i++)
+        {
+            var scene = ShapeScene.Random(rng, (_, _) => true);
+            var named = scene.Shapes.Where(a => scene.Shapes.Count(b => b.Colour == a.Colour && b.Kind == a.Kind) == 1).ToList();
+            bool any = named.Any(a => named.Any(b => b != a && b.Colour == a.Colour));
+            var q = ShapesTask.Ask(scene, QuestionType.Position, rng, rationale: true, pair: (a, b) => a.Colour == b.Colour);
+            if (q is null) { none++; continue; }
+            Assert.True(any);
+            var w = q.Question.Split(' ');   // is the C K left of the C K ?
+            var first = scene.Shapes.Single(s => s.Colour == w[2] && s.Kind == w[3]);
+            var second = scene.Shapes.Single(s => s.Colour == w[7] && s.Kind == w[8]);
+            Assert.Equal(first.Colour, second.Colour);
+            var left = first.X < second.X ? first : second;
+            Assert.Equal($"{left.Colour} {left.Kind} {(first.X < second.X ? "yes" : "no")}", q.Answer);
+            asked++;
+        }
+        Assert.True(asked > 300 && none > 300, $"{asked} asked, {none} scenes without a question");
+
+        var trainer = new ShapesTrainer(new ShapesOptions { BatchSize = 64, TextFraction = 0, PositionFraction = 1, PositionMinimalPairs = 1, PositionRationale = true });
+        int colour = 0, kind = 0;
+        var batchRng = new Random(3);
+        for (int i = 0; i < 4; i++)
+        {
+            var b = trainer.TrainBatch(batchRng);
+            for (int r = 0; r < b.B; r++)
+            {
+                var w = ShapesTask.Decode(b.Ids.Skip(r * b.T).Take(b.T)).Split(' ');
+                int at = Array.IndexOf(w, "is");
+                Assert.Equal(["is", "the"], w[at..(at + 2)]);
+                Assert.Equal("left", w[at + 4]);
+                bool sameColour = w[at + 2] == w[at + 7], sameKind = w[at + 3] == w[at + 8];
+                Assert.True(sameColour || sameKind, string.Join(' ', w));
+                if (sameColour) colour++; else kind++;
+            }
+        }
+        Assert.InRange(colour, 96, 160);   // 256 questions, half of each rule (a binomial sd of 8)
+        Assert.True(kind > 90, $"{kind} same-kind pairs");
+        Assert.Throws<ArgumentException>(() => { var t = new ShapesTrainer(new ShapesOptions { PositionMinimalPairs = 1.5 }); using var m = t.NewModel(); t.Train(m); });
+    }
+
     /// <summary>The position ramp adds A·(2i/(G−1) − 1)·u to row/column i: the difference from the plain init is one direction, scaled −1, −1/3, 1/3, 1.</summary>
     [Fact]
     public void PositionRampIsOneLinearDirectionPerAxis()

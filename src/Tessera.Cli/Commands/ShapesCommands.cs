@@ -28,9 +28,9 @@ internal static class ShapesCommands
     /// <summary>The shapes-world flags beyond the common ones.</summary>
     public sealed record Extras(Option<int> Curriculum, Option<double> Motion, Option<int> MotionFrames, Option<int> EmbedderHidden, Option<float> PositionInit,
         Option<float> PositionRamp, Option<double> PositionFraction, Option<int> CurriculumStart, Option<bool> PatchNorm, Option<bool> PositionRationale,
-        Option<int> MotionTravel, Option<bool> MotionRationale, Option<bool> OrderRationale, Option<double> PresenceFraction, Option<float> FrameRamp, Option<double> Ema)
+        Option<int> MotionTravel, Option<bool> MotionRationale, Option<bool> OrderRationale, Option<double> PresenceFraction, Option<float> FrameRamp, Option<double> Ema, Option<double> PositionMinimalPairs)
     {
-        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale, MotionTravel, MotionRationale, OrderRationale, PresenceFraction, FrameRamp, Ema];
+        public IEnumerable<Option> All => [Curriculum, Motion, MotionFrames, EmbedderHidden, PositionInit, PositionRamp, PositionFraction, CurriculumStart, PatchNorm, PositionRationale, MotionTravel, MotionRationale, OrderRationale, PresenceFraction, FrameRamp, Ema, PositionMinimalPairs];
     }
 
     public static Extras ExtraOptions() => new(
@@ -49,7 +49,8 @@ internal static class ShapesCommands
         new Option<bool>("--order-rationale") { Description = "With --data shapes: order answers first give the frame each named shape appears at, then the earlier one (scored on the name; clips of up to 6 frames)." },
         new Option<double>("--presence-fraction") { Description = "With --data shapes: fraction of the clip questions that ask the first frame a shape is drawn in (\"which appears first , the red circle ?\" → \"two\"), an auxiliary; reported as presence.", DefaultValueFactory = _ => 0.0 },
         new Option<float>("--frame-ramp") { Description = "With --data shapes and clips: amplitude of a linear early-to-late ramp added to the frame embeddings at init (0: none)." },
-        new Option<double>("--ema") { Description = "With --data shapes: decay of a moving average of the weights (e.g. 0.999; 0: none); the curve, the scores and the saved model use the average.", DefaultValueFactory = _ => 0.0 });
+        new Option<double>("--ema") { Description = "With --data shapes: decay of a moving average of the weights (e.g. 0.999; 0: none); the curve, the scores and the saved model use the average.", DefaultValueFactory = _ => 0.0 },
+        new Option<double>("--position-minimal-pairs") { Description = "With --data shapes: fraction of training position questions about two shapes of the same colour (or, with equal odds, kind), so the yes/no cannot come from the colour alone (0: none).", DefaultValueFactory = _ => 0.0 });
 
     /// <summary>The options with the extra flags applied.</summary>
     public static ShapesOptions With(this ShapesOptions o, Extras x, ParseResult p) => o with
@@ -59,7 +60,7 @@ internal static class ShapesCommands
         Vision = o.Vision with { EmbedderHidden = p.GetValue(x.EmbedderHidden) }, PositionInit = p.GetValue(x.PositionInit),
         PositionRamp = p.GetValue(x.PositionRamp), PositionFraction = p.GetValue(x.PositionFraction), CurriculumStart = p.GetValue(x.CurriculumStart), PatchNorm = p.GetValue(x.PatchNorm), PositionRationale = p.GetValue(x.PositionRationale),
         MotionTravel = p.GetValue(x.MotionTravel), MotionRationale = p.GetValue(x.MotionRationale), OrderRationale = p.GetValue(x.OrderRationale),
-        PresenceFraction = p.GetValue(x.PresenceFraction), FrameRamp = p.GetValue(x.FrameRamp), Ema = p.GetValue(x.Ema),
+        PresenceFraction = p.GetValue(x.PresenceFraction), FrameRamp = p.GetValue(x.FrameRamp), Ema = p.GetValue(x.Ema), PositionMinimalPairs = p.GetValue(x.PositionMinimalPairs),
     };
 
     public static int Train(ShapesOptions options, string outDir, bool asJson, CancellationToken cancel = default)

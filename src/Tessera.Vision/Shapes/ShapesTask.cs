@@ -88,9 +88,11 @@ public static class ShapesTask
     /// nothing to ask it about. With <paramref name="focus"/>, questions about one shape ask about a
     /// shape that satisfies it when there is one. With <paramref name="rationale"/>, a position answer
     /// first names the left one of the pair, then says yes or no ("blue star no"); the draws are the
-    /// same either way, so the scenes and questions do not change.
+    /// same either way, so the scenes and questions do not change. With <paramref name="pair"/>, a position or bigger question
+    /// pairs the first shape drawn only with a second one that satisfies it (null: any); when that shape has no such partner
+    /// there is nothing to ask (null), so a caller that draws scenes until it gets a question gets such a pair.
     /// </summary>
-    public static ShapeQuestion? Ask(ShapeScene scene, QuestionType type, Random rng, Func<Shape, bool>? focus = null, bool rationale = false)
+    public static ShapeQuestion? Ask(ShapeScene scene, QuestionType type, Random rng, Func<Shape, bool>? focus = null, bool rationale = false, Func<Shape, Shape, bool>? pair = null)
     {
         var s = scene.Shapes;
         Shape? Pick(IEnumerable<Shape> candidates)
@@ -118,7 +120,7 @@ public static class ShapesTask
                 var named = s.Where(a => s.Count(b => b.Colour == a.Colour && b.Kind == a.Kind) == 1).ToList();
                 var first = Pick(named);
                 if (first is null) return null;
-                var others = named.Where(b => b != first && (type == QuestionType.Position || b.Large != first.Large)).ToList();
+                var others = named.Where(b => b != first && (type == QuestionType.Position || b.Large != first.Large) && (pair is null || pair(first, b))).ToList();
                 if (others.Count == 0) return null;
                 var second = others[rng.Next(others.Count)];
                 if (rng.Next(2) == 1) (first, second) = (second, first);

@@ -90,6 +90,12 @@ public sealed record ShapesOptions
     /// Position questions are scored on the yes/no alone (<see cref="ShapesTask.PositionVerdict"/>).
     /// </summary>
     public bool PositionRationale { get; init; }
+    /// <summary>
+    /// Fraction of the training position questions asked about a minimal pair: two shapes of the same colour (with equal odds
+    /// the same kind), drawn until the scene has one, so that the yes/no cannot be read off the colour (or the kind) alone.
+    /// 0, the default, draws nothing and leaves the stream unchanged; evaluation sets are never changed by it.
+    /// </summary>
+    public double PositionMinimalPairs { get; init; }
     /// <summary>Image geometry: 64×64 in 16×16 patches (one grid cell, so one shape, per patch).</summary>
     public VisionConfig Vision { get; init; } = new(ImageSize: 64, PatchSize: 16);
     /// <summary>
@@ -214,6 +220,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
         decays.Add(model.Embedder.Parameters[PatchEmbedder.WeightName]);
         if (model.Embedder.Config.EmbedderHidden > 0) decays.Add(model.Embedder.Parameters[PatchEmbedder.HiddenWeightName]);
         using var opt = new AdamW(parameters, o.LearningRate, 0.9f, 0.95f, 1e-8f, 0.05f, decays.Contains);
+        if (o.PositionMinimalPairs is < 0 or > 1) throw new ArgumentException($"shapes: --position-minimal-pairs {o.PositionMinimalPairs}; a fraction of the position questions, 0 to 1.");
         if (o.Ema is < 0 or >= 1) throw new ArgumentException($"shapes: --ema {o.Ema}; the decay of the weight average is 0 (off) or in (0, 1), e.g. 0.999.");
         // The averaged weights: a copy of each parameter, moved toward it after every step (see EmaRate).
         float[][]? shadow = o.Ema > 0 ? [.. parameters.Select(t => t.AsSpan("Ema").ToArray())] : null;
@@ -334,7 +341,11 @@ public sealed class ShapesTrainer(ShapesOptions options)
             {
                 // Position needs two shapes: not forced in a curriculum's one-shape stage (it would never be askable).
                 QuestionType? type = maxShapes >= 2 && Options.PositionFraction > 0 && rng.NextDouble() < Options.PositionFraction ? QuestionType.Position : null;
-                var (s, sq) = Question(rng, compositional: false, type, maxShapes, Options.PositionRationale);
+                // Minimal pairs: drawn only with the flag (and only for a forced position question), so without it the stream is unchanged.
+                Func<Shape, Shape, bool>? pair = null;
+                if (type == QuestionType.Position && Options.PositionMinimalPairs > 0 && rng.NextDouble() < Options.PositionMinimalPairs)
+                    pair = rng.Next(2) == 0 ? (a, b) => a.Colour == b.Colour : (a, b) => a.Kind == b.Kind;
+                var (s, sq) = Question(rng, compositional: false, type, maxShapes, Options.PositionRationale, pair);
                 (images, q) = ([s.Render()], sq);
             }
             var (prompt, prefix, answer) = ShapesTask.Encode(q, Options.Vision, images.Length);
@@ -450,7 +461,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
     }
 
     /// <summary>A scene of the split and a question of <paramref name="type"/> (random when null) about it.</summary>
-    static (ShapeScene Scene, ShapeQuestion Question) Question(Random rng, bool compositional, QuestionType? type, int maxShapes = 4, bool rationale = false)
+    static (ShapeScene Scene, ShapeQuestion Question) Question(Random rng, bool compositional, QuestionType? type, int maxShapes = 4, bool rationale = false, Func<Shape, Shape, bool>? pair = null)
     {
         while (true)
         {
@@ -458,7 +469,7 @@ public sealed class ShapesTrainer(ShapesOptions options)
                 ? ShapeScene.Random(rng, (_, _) => true, ShapesTask.IsHeldOut, maxShapes)
                 : ShapeScene.Random(rng, (c, k) => !ShapesTask.IsHeldOut(c, k), maxShapes: maxShapes);
             var t = type ?? (QuestionType)rng.Next(6);
-            var q = ShapesTask.Ask(scene, t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null, rationale);
+            var q = ShapesTask.Ask(scene, t, rng, compositional ? s => ShapesTask.IsHeldOut(s.Colour, s.Kind) : null, rationale, pair);
             if (q is not null) return (scene, q);
         }
     }
