@@ -130,9 +130,11 @@ internal static class ShapesCommands
     {
         var set = trainer.EvalSet(seed + 4000, false, 2);
         var answers = trainer.Answer(model, [.. set.Select(x => (x.Scene.Render(), x.Question))]);
-        int right = set.Select((x, i) => x.Question.Answer == answers[i] ? 1 : 0).Sum();
-        string svg = ExampleGrid.Svg($"Shapes world (held-out scenes): the model's answers, {right} of {set.Count} right",
-            [.. set.Select(x => x.Scene.Render())], [.. set.Select(x => x.Question.Question)], answers, [.. set.Select(x => x.Question.Answer)]);
+        // Right as scored: on the scored part (a rationale model's "blue star yes" is right when the truth is "yes"), so the
+        // grid and its count agree with the accuracy table; a right answer is shown whole, a wrong one with the truth.
+        bool[] ok = [.. set.Select((x, i) => ShapesTask.Verdict(x.Question.Type, answers[i]) == ShapesTask.Verdict(x.Question.Type, x.Question.Answer))];
+        string svg = ExampleGrid.Svg($"Shapes world (held-out scenes): the model's answers, {ok.Count(r => r)} of {set.Count} right",
+            [.. set.Select(x => x.Scene.Render())], [.. set.Select(x => x.Question.Question)], answers, [.. set.Select((x, i) => ok[i] ? answers[i] : x.Question.Answer)]);
         string path = Path.Combine(modelDir, "examples.svg");
         AtomicFile.WriteAllText(path, svg);
         return path;
