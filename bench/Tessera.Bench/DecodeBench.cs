@@ -68,16 +68,19 @@ public static class DecodeBench
         int prefill = Math.Min(o.PrefillTokens, c.ContextLength - o.DecodeTokens - 1);
         var prompt = Prompt(prefill, c.VocabSize, 1);
         double prefillRate = 0;
+        string? prefillProfile = null;
         using (var dec = new SequenceDecoder(target))
         {
             progress?.Invoke($"prefill of {prefill} tokens");
-            for (int r = 0; r < 3; r++)
+            for (int r = 0; r < PrefillRounds; r++)
             {
                 dec.Reset();
+                if (DecodeProfile.Enabled && r == 1) DecodeProfile.Reset();   // profile the warm runs only
                 var sw = Stopwatch.StartNew();
                 dec.Feed(prompt);
                 prefillRate = Math.Max(prefillRate, prefill / sw.Elapsed.TotalSeconds);
             }
+            if (DecodeProfile.Enabled) prefillProfile = PrefillProfile(c, prefill, PrefillRounds - 1);
         }
 
         // Batch-1 decode after a short prompt (the KV cache read grows with position, so count its
@@ -122,7 +125,7 @@ public static class DecodeBench
             if (levels[l] == 1) batch1 = rate;
             rows.Add(new DecodeAggregateRow(levels[l], best[l].Tokens, best[l].Seconds, rate, batch1 > 0 ? rate / batch1 : double.NaN));
         }
-        string? profile = DecodeProfile.Enabled ? DecodeProfile.Report() : null;
+        string? profile = DecodeProfile.Enabled ? prefillProfile + "decode (batch 1 and every level, all rounds):\n" + DecodeProfile.Report() : null;
 
         DecodeSpeculationResult? spec = null;
         if (draft is not null)
@@ -144,6 +147,41 @@ public static class DecodeBench
             PrefillGflops = prefillRate * prefillFlopsPerToken / 1e9,
             PeakGflops = GemmPeak.PeakFlops(pool.ThreadCount) / 1e9,
         };
+    }
+
+    /// <summary>Prefill repetitions (the first also compiles the prefill-sized paths; the best counts).</summary>
+    const int PrefillRounds = 3;
+
+    /// <summary>
+    /// The prefill breakdown of <see cref="DecodeProfile"/> over <paramref name="runs"/> warm runs of a
+    /// <paramref name="tokens"/>-token prompt: per phase milliseconds per run, share, and GFLOP/s for the
+    /// phases that multiply (dense layers only; the attention count is the causal one: q·k and p·v over
+    /// the keys each row sees, i.e. (t + 1) keys for row t).
+    /// </summary>
+    static string PrefillProfile(ModelConfig c, int tokens, int runs)
+    {
+        long T = tokens, d = c.Dim, q = (long)c.Heads * c.HeadDim, kv = (long)c.KvHeads * c.HeadDim, f = c.HiddenDim, L = c.Layers;
+        double keys = T * (T + 1) / 2.0;
+        var flops = new Dictionary<DecodePhase, double>
+        {
+            [DecodePhase.Qkv] = 2.0 * T * d * (q + 2 * kv) * L,
+            [DecodePhase.Attention] = 4.0 * q * keys * L,
+            [DecodePhase.OutProj] = 2.0 * T * q * d * L,
+            [DecodePhase.GateUp] = c.IsMoe ? 0 : 2.0 * T * d * 2 * f * L,
+            [DecodePhase.Down] = c.IsMoe ? 0 : 2.0 * T * f * d * L,
+            [DecodePhase.Head] = 2.0 * c.VocabSize * d,   // the last row's logits only
+        };
+        double total = 0;
+        for (var p = (DecodePhase)0; p < DecodePhase.Count; p++) total += DecodeProfile.Milliseconds(p);
+        var sb = new System.Text.StringBuilder($"prefill of {tokens} tokens, per run (mean of {runs} warm runs), {total / runs:F1} ms:\n");
+        for (var p = (DecodePhase)0; p < DecodePhase.Count; p++)
+        {
+            double ms = DecodeProfile.Milliseconds(p) / runs;
+            if (ms == 0) continue;
+            string rate = flops.TryGetValue(p, out double fl) && fl > 0 ? $"{fl / (ms * 1e6),7:F0} GFLOP/s" : "";
+            sb.AppendLine($"  {p,-10} {ms,9:F2} ms {100 * ms * runs / total,5:F1}%  {rate}");
+        }
+        return sb.ToString();
     }
 
     /// <summary>Timed repetitions of batch-1 decode, each aggregate level and each speculation prompt (the best counts).</summary>

@@ -69,6 +69,9 @@ public static class DecodeProfile
         return now;
     }
 
+    /// <summary>Milliseconds charged to <paramref name="phase"/> since the last <see cref="Reset"/>.</summary>
+    public static double Milliseconds(DecodePhase phase) => ticks[(int)phase] * 1000.0 / Stopwatch.Frequency;
+
     /// <summary>Clears the counters.</summary>
     public static void Reset() { Array.Clear(ticks); Array.Clear(calls); }
 

@@ -159,6 +159,50 @@ public unsafe class CachedAttentionTests
         Check(r, 4, 2, dim, rows, 0, 30f, "every length");
     }
 
+    /// <summary>
+    /// Rows fed as prompt runs (≥ 4 consecutive rows of a slot: the tiled path for 64-wide heads, in
+    /// tiles of up to 64 rows) give the same bits as the same rows fed one per call (the one-row path),
+    /// and stay within the twin's bound: runs of 150 (three tiles), 5 and 7 rows, plain rows between,
+    /// prefix rows, windows, soft-caps, grouped, paired and single heads. Bit equality is the contract
+    /// the prefix cache and chunked prompts rely on, so it is exact, not a tolerance.
+    /// </summary>
+    [Theory]
+    [InlineData(64, 4, 2, 0, 0f)]
+    [InlineData(64, 6, 2, 0, 2f)]
+    [InlineData(64, 3, 1, 5, 0f)]
+    [InlineData(64, 1, 1, 70, 30f)]
+    [InlineData(18, 4, 2, 0, 0f)]
+    public void PromptRunsEqualOneRowPerCallBitForBit(int dim, int heads, int kvHeads, int window, float cap)
+    {
+        var r = new TestRandom(500 + (ulong)(heads * 100 + window));
+        var list = new List<Row>();
+        for (int i = 0; i < 150; i++) list.Add(new Row(0, i));              // a long prompt: tiles of 64, 64, 22
+        list.Add(new Row(2, 40)); list.Add(new Row(1, 3));                  // plain rows between runs
+        for (int i = 10; i < 15; i++) list.Add(new Row(1, i));              // a short run
+        list.Add(new Row(2, 41));
+        for (int i = 20; i < 27; i++) list.Add(new Row(2, i, 30));          // prefix rows (bidirectional up to 29)
+        var rows = list.ToArray();
+        Check(r, heads, kvHeads, dim, rows, window, cap, "prompt runs");
+
+        const int Slots = 3, Layers = 2, Layer = 1;
+        using var cache = new Cache(r, Slots, Layers, kvHeads, 160, dim);
+        int stride = heads * dim + 2 * kvHeads * dim, width = heads * dim;
+        var q = r.Array(rows.Length * stride, -2f, 2f);
+        float scale = (cap > 0 ? 3f : 1f) / MathF.Sqrt(dim);
+        var together = new float[rows.Length * width];
+        var alone = new float[rows.Length * width];
+        var attention = new CachedAttention(heads, kvHeads, dim, 160);
+        fixed (float* pq = q, pt = together, pa = alone)
+        {
+            attention.Forward(cache.View, Layer, (ReadOnlySpan<Row>)rows, pq, stride, pt, window, scale, cap);
+            for (int i = 0; i < rows.Length; i++)
+                attention.Forward(cache.View, Layer, (ReadOnlySpan<Row>)rows.AsSpan(i, 1), pq + (long)i * stride, stride, pa + (long)i * width, window, scale, cap);
+        }
+        for (int i = 0; i < together.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(together[i]) == BitConverter.SingleToInt32Bits(alone[i]),
+                $"row {i / width} ({rows[i / width]}), element {i % width}: {together[i]:R} in the run, {alone[i]:R} alone");
+    }
+
     [Fact]
     public void BadArgumentsThrowNamingTheExpectedValue()
     {

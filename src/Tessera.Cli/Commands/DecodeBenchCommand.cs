@@ -231,6 +231,6 @@ public static class DecodeBenchCommand
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine("[grey]roofline = bandwidth ÷ bytes read per token (every weight matrix used once per token, at its stored size: attention, router + top-k experts, head; plus the KV cache).[/]");
         AnsiConsole.MarkupLine("[grey]N sequences: continuous batching; timed from when every sequence has its first token (prompts prefilled) to the last token — decode only.[/]");
-        if (r.Profile is { } profile) AnsiConsole.WriteLine("phase profile (TESSERA_DECODE_PROFILE=1), batch-1 and aggregate runs:\n" + profile);
+        if (r.Profile is { } profile) AnsiConsole.WriteLine("phase profile (TESSERA_DECODE_PROFILE=1), prefill, then the batch-1 and aggregate runs:\n" + profile);
     }
 }
