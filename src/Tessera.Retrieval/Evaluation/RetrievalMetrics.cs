@@ -49,7 +49,7 @@ public static class RetrievalMetrics
     {
         cache ??= new Dictionary<string, float[]>(StringComparer.Ordinal);
         var missing = corpus.Select(d => d.Text).Where(t => !cache.ContainsKey(t)).Distinct(StringComparer.Ordinal).ToList();
-        if (missing.Count < corpus.Count) progress?.Invoke($"{name}: {corpus.Count - missing.Count:N0} of {corpus.Count:N0} documents already embedded");
+        if (missing.Count < corpus.Count) progress?.Invoke($"{name}: {corpus.Count - missing.Count:N0} of {corpus.Count:N0} documents need no embedding (a repeated text, or cached)");
         for (int i = 0; i < missing.Count; i += batch)
         {
             var chunk = missing.Skip(i).Take(batch).ToList();
