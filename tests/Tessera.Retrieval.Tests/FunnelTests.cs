@@ -197,4 +197,39 @@ public class FunnelMixTests
         Assert.True(t.Weights[1] > t.Weights[0] && t.Weights[1] > 1 - t.Weights.Sum(), $"weights {string.Join(", ", t.Weights)}");
         Assert.Equal(66, t.Tried);
     }
+
+    [Fact]
+    public void Expansion_choice_keeps_the_candidate_set_whose_tuned_rerank_scores_better_on_validation()
+    {
+        var rng = new Random(11);
+        var queries = new List<LabelledQuery>();
+        var good = new List<IReadOnlyList<SearchHit>>();
+        var bad = new List<IReadOnlyList<SearchHit>>();
+        var goodScores = new List<IReadOnlyList<double[]>>();
+        var badScores = new List<IReadOnlyList<double[]>>();
+        for (int q = 0; q < 30; q++)
+        {
+            int rel = rng.Next(20);
+            queries.Add(new LabelledQuery($"q{q}", $"d{rel}"));
+            // "good": the relevant passage is a candidate and the dense signal ranks it first.
+            good.Add(Enumerable.Range(0, 20).Select(i => new SearchHit(P(i), rng.NextDouble())).ToList());
+            goodScores.Add([Enumerable.Range(0, 20).Select(i => i == rel ? 1.0 : rng.NextDouble() * 0.5).ToArray()]);
+            // "bad": the relevant passage is missing from the candidates (ids 20..39), so no weight can find it.
+            bad.Add(Enumerable.Range(20, 20).Select(i => new SearchHit(P(i), rng.NextDouble())).ToList());
+            badScores.Add([Enumerable.Range(0, 20).Select(_ => rng.NextDouble()).ToArray()]);
+        }
+        var (plainWins, expandedSide, plainSide) = FunnelWeightSearch.TuneExpansion(queries, bad, badScores, good, goodScores, k: 20);
+        Assert.False(plainWins.Expand);
+        Assert.Equal(0.2, plainWins.PrecisionAt5, 12);
+        Assert.Equal(22, plainWins.Tried);   // 11 weights for each candidate set
+        Assert.Equal(0, expandedSide.PrecisionAt5, 12);   // the relevant passage is never among those candidates
+        Assert.True(expandedSide.Expand);
+        Assert.Equal(plainWins.Weights, plainSide.Weights);
+        var expandedWins = FunnelWeightSearch.TuneExpansion(queries, good, goodScores, bad, badScores, k: 20).Chosen;
+        Assert.True(expandedWins.Expand);
+        Assert.Equal(0.2, expandedWins.PrecisionAt5, 12);
+        Assert.Equal(FunnelWeightSearch.Tune(queries, good, goodScores, k: 20).Weights, expandedWins.Weights);
+        // A tie keeps expansion (the funnel's default).
+        Assert.True(FunnelWeightSearch.TuneExpansion(queries, good, goodScores, good, goodScores, k: 20).Chosen.Expand);
+    }
 }

@@ -43,7 +43,7 @@ public static class RetrievalBenchCommand
         var quick = new Option<bool>("--quick") { Description = "CI size: sotu 3 addresses and 20 queries, dictionary 300 entries and 20 queries (overrides --entries, --queries, --addresses)." };
         var cutoff = new Option<int>("--cutoff") { Description = "--task sotu: only addresses after this year (the corpus swap's index side).", DefaultValueFactory = _ => 1950 };
         var funnelMiniLm = new Option<bool>("--funnel-minilm") { Description = "Also run the funnel with MiniLM as a second dense signal in the dense rerank (BM25, our model and MiniLM mixed)." };
-        var tune = new Option<bool>("--tune") { Description = "Choose the funnels' dense weights by grid search on a validation query set disjoint from the test queries (dictionary: other held-out headwords and their own corpus, seed + 1000; sotu: other sentences)." };
+        var tune = new Option<bool>("--tune") { Description = "Choose the funnels' dense weights, and whether their BM25 stage expands the query, by grid search on a validation query set disjoint from the test queries (dictionary: other held-out headwords and their own corpus, seed + 1000; sotu: other sentences)." };
         var validation = new Option<int>("--validation-queries") { Description = "Validation queries for --tune (default: as many as --queries)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retrieval", "Retrieval quality (reverse dictionary from WordNet, or SOTU cloze passages): BM25, expansion lift, funnel stages, dense alone, MiniLM alone.")
@@ -101,6 +101,7 @@ public static class RetrievalBenchCommand
             using var mini = p.GetValue(minilm) || withMiniFunnel ? new MiniLmEmbeddingGenerator() : null;
             DenseSignal? MiniSignal(Prepared prep) => prep.MiniLm is { } vecs ? new DenseSignal("all-MiniLM-L6-v2", q => MiniQuery(mini!, q), k => vecs.GetValueOrDefault(k)) : null;
 
+            var miniCache = new Dictionary<string, float[]>(StringComparer.Ordinal);   // passage text → MiniLM vector: a held-out validation index shares most passages with the test index
             async Task<Prepared> Prepare(string name, List<SourceDocument> docs)
             {
                 string dir = Path.Combine(p.GetValue(output)!, name);
@@ -119,7 +120,7 @@ public static class RetrievalBenchCommand
                 Dictionary<long, float[]>? miniByKey = null;
                 if (mini is not null)
                 {
-                    miniDocs = await RetrievalMetrics.EmbedCorpus("minilm", mini, docs, progress: Say);
+                    miniDocs = await RetrievalMetrics.EmbedCorpus("minilm", mini, docs, progress: Say, cache: miniCache);
                     var byId = docs.Select((d, i) => (d.Id, i)).ToDictionary(x => x.Id, x => miniDocs[x.i], StringComparer.Ordinal);
                     miniByKey = sparse.AllPassages().ToDictionary(x => x.Key, x => byId[x.DocumentId]);
                 }
@@ -142,6 +143,8 @@ public static class RetrievalBenchCommand
             // Dense weights: as given, or tuned on the validation queries (their own index when the corpus differs).
             IReadOnlyList<double> weightsA = [p.GetValue(denseWeight)];
             IReadOnlyList<double>? weightsB = null;
+            bool expandA = true, expandB = true;   // --tune chooses per funnel on validation
+            IReadOnlyList<double>? expandedA = null, expandedB = null;   // the weights tuned on expanded candidates, run too when plain was chosen (what always expanding gives)
             var tuned = new Dictionary<string, TunedWeights>();
             if (p.GetValue(tune))
             {
@@ -150,33 +153,43 @@ public static class RetrievalBenchCommand
                 // One funnel holding every dense signal (ours first when there is a model, then MiniLM) gives all scores in one pass.
                 var all = new SearchFunnel(prep.Sparse, prep.Vectors, embedder?.Generator, expander: prep.Expander,
                     extraDense: withMiniFunnel && MiniSignal(prep) is { } ms ? [ms] : null);
+                // Candidates from the expanded and from the plain query: whether the funnel expands is chosen here too.
                 var cand = new List<IReadOnlyList<SearchHit>>();
+                var candPlain = new List<IReadOnlyList<SearchHit>>();
                 var sA = new List<IReadOnlyList<double[]>>();
                 var sB = new List<IReadOnlyList<double[]>>();
+                var sAPlain = new List<IReadOnlyList<double[]>>();
+                var sBPlain = new List<IReadOnlyList<double[]>>();
+                void Add(IReadOnlyList<SearchHit> hits, IReadOnlyList<double[]> scores, List<IReadOnlyList<SearchHit>> c, List<IReadOnlyList<double[]>> a, List<IReadOnlyList<double[]>> b)
+                {
+                    c.Add(hits);
+                    if (embedder is not null) a.Add([scores[0]]);
+                    if (withMiniFunnel) b.Add(scores);
+                }
                 foreach (var q in valQs)
                 {
                     var hits = prep.Sparse.Search(prep.Expander.Expand(q.Query), 1000);
-                    cand.Add(hits);
-                    var scores = all.DenseScores(q.Query, hits);
-                    if (embedder is not null) sA.Add([scores[0]]);
-                    if (withMiniFunnel) sB.Add(scores);
+                    Add(hits, all.DenseScores(q.Query, hits), cand, sA, sB);
+                    var plain = prep.Sparse.Search(q.Query, 1000);
+                    Add(plain, all.DenseScores(q.Query, plain), candPlain, sAPlain, sBPlain);
                     if (cand.Count % 50 == 0) Say($"validation: {cand.Count}/{valQs.Count} queries");
                 }
+                static string Stage(TunedWeights t) => t.Expand ? "BM25 + expansion" : "BM25 without expansion";
                 if (embedder is not null)
                 {
-                    var a = FunnelWeightSearch.Tune(valQs, cand, sA);
-                    tuned["funnel"] = a; weightsA = a.Weights;
-                    Say($"tuned on {valQs.Count} validation queries: dense weight {a.Weights[0]:F1} (validation P@5 {a.PrecisionAt5:F3}, {a.Tried} tried)");
+                    var (a, ax, ap) = FunnelWeightSearch.TuneExpansion(valQs, cand, sA, candPlain, sAPlain);
+                    tuned["funnel"] = a; weightsA = a.Weights; expandA = a.Expand; expandedA = ax.Weights;
+                    Say($"tuned on {valQs.Count} validation queries: {Stage(a)}, dense weight {a.Weights[0]:F1} (validation P@5 {a.PrecisionAt5:F3}; expanded {ax.PrecisionAt5:F3}, plain {ap.PrecisionAt5:F3}; {a.Tried} tried)");
                 }
                 if (withMiniFunnel)
                 {
-                    var b = FunnelWeightSearch.Tune(valQs, cand, sB);
-                    tuned["funnel+minilm"] = b; weightsB = b.Weights;
-                    Say($"tuned on {valQs.Count} validation queries: weights {string.Join(", ", all.DenseSignals.Select((d, i) => $"{d.Name} {b.Weights[i]:F1}"))}, BM25 {1 - b.Weights.Sum():F1} (validation P@5 {b.PrecisionAt5:F3}, {b.Tried} tried)");
+                    var (b, bx, bp) = FunnelWeightSearch.TuneExpansion(valQs, cand, sB, candPlain, sBPlain);
+                    tuned["funnel+minilm"] = b; weightsB = b.Weights; expandB = b.Expand; expandedB = bx.Weights;
+                    Say($"tuned on {valQs.Count} validation queries: {Stage(b)}, weights {string.Join(", ", all.DenseSignals.Select((d, i) => $"{d.Name} {b.Weights[i]:F1}"))}, BM25 {1 - b.Weights.Sum():F1} (validation P@5 {b.PrecisionAt5:F3}; expanded {bx.PrecisionAt5:F3}, plain {bp.PrecisionAt5:F3}; {b.Tried} tried)");
                 }
             }
 
-            // The funnel, stage by stage (on the expanded query).
+            // The funnel, stage by stage (on the expanded query, or the plain one where --tune chose it on validation).
             // Likelihood weight 0 keeps the dense order, so the stage is skipped rather than computed and ignored.
             void RunFunnel(string label, SearchFunnel funnel, FunnelOptions options)
             {
@@ -203,13 +216,17 @@ public static class RetrievalBenchCommand
             double ll = p.GetValue(llWeight);
             var engine = ll == 0 || scorer is null ? null : engineOf(scorer);
             if (embedder is not null)
-                RunFunnel("funnel", new SearchFunnel(test.Sparse, test.Vectors, embedder.Generator, engine, tok, test.Expander),
-                    new FunnelOptions { Expand = true, DenseWeights = weightsA, LikelihoodWeight = ll });
+            {
+                var f = new SearchFunnel(test.Sparse, test.Vectors, embedder.Generator, engine, tok, test.Expander);
+                RunFunnel("funnel", f, new FunnelOptions { Expand = expandA, DenseWeights = weightsA, LikelihoodWeight = ll });
+                if (!expandA) RunFunnel("funnel(expanded)", f, new FunnelOptions { Expand = true, DenseWeights = expandedA, LikelihoodWeight = ll });
+            }
             if (withMiniFunnel && MiniSignal(test) is { } miniSignal)
             {
                 var f = new SearchFunnel(test.Sparse, test.Vectors, embedder?.Generator, engine, tok, test.Expander, [miniSignal]);
                 int n = f.DenseSignals.Count;
-                RunFunnel("funnel+minilm", f, new FunnelOptions { Expand = true, DenseWeights = weightsB ?? [.. Enumerable.Repeat(p.GetValue(denseWeight) / n, n)], LikelihoodWeight = ll });
+                RunFunnel("funnel+minilm", f, new FunnelOptions { Expand = expandB, DenseWeights = weightsB ?? [.. Enumerable.Repeat(p.GetValue(denseWeight) / n, n)], LikelihoodWeight = ll });
+                if (!expandB) RunFunnel("funnel+minilm(expanded)", f, new FunnelOptions { Expand = true, DenseWeights = expandedB, LikelihoodWeight = ll });
             }
 
             if (embedder is not null) rows.Add(await RetrievalMetrics.DenseAlone("tessera-dense-alone", embedder.Generator, corpus, qs, 1000, progress: Say));
@@ -223,7 +240,7 @@ public static class RetrievalBenchCommand
                 foreach (var r in rows) Console.WriteLine($"{r.Name,-28} {r.Depth,6} {r.Recall,7:F3} {r.PrecisionAt5,6:F3} {r.HitAt5,6:F3} {r.Mrr,6:F3} {r.MeanMilliseconds,9:F1}");
                 Console.WriteLine($"expansion lift (recall@1000): {lift:+0.0;-0.0} points");
                 foreach (var (name, t) in tuned)
-                    Console.WriteLine($"{name}: dense weights [{string.Join(", ", t.Weights.Select(w => w.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}] tuned on {valQs.Count} validation queries (validation P@5 {t.PrecisionAt5:F3})");
+                    Console.WriteLine($"{name}: dense weights [{string.Join(", ", t.Weights.Select(w => w.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}] tuned on {valQs.Count} validation queries, {(t.Expand ? "expanded" : "plain")} query (validation P@5 {t.PrecisionAt5:F3})");
             }
             return 0;
         });

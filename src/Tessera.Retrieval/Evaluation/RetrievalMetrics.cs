@@ -38,23 +38,32 @@ public static class RetrievalMetrics
         IReadOnlyList<LabelledQuery> queries, int depth, int batch = 64, Action<string>? progress = null)
         => await DenseAlone(name, generator, corpus, await EmbedCorpus(name, generator, corpus, batch, progress), queries, depth);
 
-    /// <summary>Every document's embedding, L2-normalised, in corpus order.</summary>
+    /// <summary>
+    /// Every document's embedding, L2-normalised, in corpus order. With <paramref name="cache"/>
+    /// (text → vector, from the same generator) only texts not in it are embedded, each once, and
+    /// they are added to it: a second corpus that shares most passages with the first (the
+    /// validation index of <c>--hold-out-sentence</c>) costs only its new passages.
+    /// </summary>
     public static async Task<float[][]> EmbedCorpus(string name, IEmbeddingGenerator<string, Embedding<float>> generator, IReadOnlyList<SourceDocument> corpus,
-        int batch = 64, Action<string>? progress = null)
+        int batch = 64, Action<string>? progress = null, IDictionary<string, float[]>? cache = null)
     {
-        var vectors = new List<float[]>(corpus.Count);
-        for (int i = 0; i < corpus.Count; i += batch)
+        cache ??= new Dictionary<string, float[]>(StringComparer.Ordinal);
+        var missing = corpus.Select(d => d.Text).Where(t => !cache.ContainsKey(t)).Distinct(StringComparer.Ordinal).ToList();
+        if (missing.Count < corpus.Count) progress?.Invoke($"{name}: {corpus.Count - missing.Count:N0} of {corpus.Count:N0} documents need no embedding (a repeated text, or cached)");
+        for (int i = 0; i < missing.Count; i += batch)
         {
-            var chunk = corpus.Skip(i).Take(batch).Select(d => d.Text).ToList();
-            foreach (var e in await generator.GenerateAsync(chunk))
+            var chunk = missing.Skip(i).Take(batch).ToList();
+            var embedded = await generator.GenerateAsync(chunk);
+            if (embedded.Count != chunk.Count) throw new InvalidOperationException($"dense retrieval '{name}': {embedded.Count} embeddings for {chunk.Count} texts.");
+            for (int j = 0; j < chunk.Count; j++)
             {
-                var v = e.Vector.ToArray();
+                var v = embedded[j].Vector.ToArray();
                 AnnBenchmark.Normalise(v);
-                vectors.Add(v);
+                cache[chunk[j]] = v;
             }
-            if ((i / batch) % 50 == 0) progress?.Invoke($"{name}: embedded {Math.Min(i + batch, corpus.Count):N0}/{corpus.Count:N0} documents");
+            if ((i / batch) % 10 == 0) progress?.Invoke($"{name}: embedded {Math.Min(i + batch, missing.Count):N0}/{missing.Count:N0} documents");
         }
-        return [.. vectors];
+        return [.. corpus.Select(d => cache[d.Text])];
     }
 
     /// <summary>Exact dense retrieval over precomputed document vectors (<see cref="EmbedCorpus"/>); only the queries are embedded here (their time is the latency).</summary>
