@@ -141,8 +141,7 @@ public sealed unsafe class CachedAttention
         {
             if (u >= plainUnits) { Tile64((u - plainUnits) / kvHeads, (u - plainUnits) % kvHeads); continue; }
             int r = plainRows[u / kvHeads], g = u % kvHeads;
-            int pos = rowPositions[r], slot = slots[r];
-            int lo = window > 0 ? Math.Max(0, pos - window + 1) : 0, n = rowLast[r] - lo + 1;
+            int slot = slots[r], lo = Lo(r), n = rowLast[r] - lo + 1;
             float* k = cache.Keys(slot, layer, g) + (long)lo * hd;
             float* v = cache.Values(slot, layer, g) + (long)lo * hd;
             for (int h = 0; h < group; h++)
@@ -159,8 +158,7 @@ public sealed unsafe class CachedAttention
                         if (h + 2 < group) { nextK = k; nextN = n; }
                         else if (u + 1 < end && u + 1 < plainUnits)
                         {
-                            int nrow = plainRows[(u + 1) / kvHeads], npos = rowPositions[nrow];
-                            int nlo = window > 0 ? Math.Max(0, npos - window + 1) : 0;
+                            int nrow = plainRows[(u + 1) / kvHeads], nlo = Lo(nrow);
                             nextK = cache.Keys(slots[nrow], layer, (u + 1) % kvHeads) + (long)nlo * hd;
                             nextN = rowLast[nrow] - nlo + 1;
                         }

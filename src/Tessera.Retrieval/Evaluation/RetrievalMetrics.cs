@@ -52,7 +52,7 @@ public static class RetrievalMetrics
         if (missing.Count < corpus.Count) progress?.Invoke($"{name}: {corpus.Count - missing.Count:N0} of {corpus.Count:N0} documents need no embedding (a repeated text, or cached)");
         for (int i = 0; i < missing.Count; i += batch)
         {
-            var chunk = missing.Skip(i).Take(batch).ToList();
+            var chunk = missing.GetRange(i, Math.Min(batch, missing.Count - i));
             var embedded = await generator.GenerateAsync(chunk);
             if (embedded.Count != chunk.Count) throw new InvalidOperationException($"dense retrieval '{name}': {embedded.Count} embeddings for {chunk.Count} texts.");
             for (int j = 0; j < chunk.Count; j++)

@@ -214,14 +214,14 @@ public sealed class ShapesTrainer(ShapesOptions options)
     {
         var o = Options;
         CheckMotionOptions(o);
+        if (o.PositionMinimalPairs is < 0 or > 1) throw new ArgumentException($"shapes: --position-minimal-pairs {o.PositionMinimalPairs}; a fraction of the position questions, 0 to 1.");
+        if (o.Ema is < 0 or >= 1) throw new ArgumentException($"shapes: --ema {o.Ema}; the decay of the weight average is 0 (off) or in (0, 1), e.g. 0.999.");
         var rng = new Random(o.Seed);
         var parameters = model.AllParameters;
         var decays = new HashSet<Tensor>(model.Decoder.Parameters.All.Where(model.Decoder.Parameters.Decays));
         decays.Add(model.Embedder.Parameters[PatchEmbedder.WeightName]);
         if (model.Embedder.Config.EmbedderHidden > 0) decays.Add(model.Embedder.Parameters[PatchEmbedder.HiddenWeightName]);
         using var opt = new AdamW(parameters, o.LearningRate, 0.9f, 0.95f, 1e-8f, 0.05f, decays.Contains);
-        if (o.PositionMinimalPairs is < 0 or > 1) throw new ArgumentException($"shapes: --position-minimal-pairs {o.PositionMinimalPairs}; a fraction of the position questions, 0 to 1.");
-        if (o.Ema is < 0 or >= 1) throw new ArgumentException($"shapes: --ema {o.Ema}; the decay of the weight average is 0 (off) or in (0, 1), e.g. 0.999.");
         // The averaged weights: a copy of each parameter, moved toward it after every step (see EmaRate).
         float[][]? shadow = o.Ema > 0 ? [.. parameters.Select(t => t.AsSpan("Ema").ToArray())] : null;
         var curve = new List<CurvePoint>();
