@@ -120,6 +120,16 @@ public static unsafe class PanelMatMul
             int blocks = (n + BlockRows - 1) / BlockRows;
             int lines = blocks >= PrefetchBlocks ? (4 + blocks - 2) / (blocks - 1) : 0;   // 1 or 2
             int kc = blocks >= 2 ? KSlice : k;
+            if (SliceOuter && blocks >= 2 && end - start >= 2 && (long)n * k >= SliceOuterActivations)
+            {
+                // Slices outer, panels inner: the activation slice (n rows × KSlice) stays in L2 across
+                // every panel of the range, instead of the whole activation matrix having to (for a long
+                // k it does not fit beside the panel and its prefetched successor).
+                for (int p0 = 0; p0 < k; p0 += kc)
+                    for (int j = start; j < end; j++)
+                        Panel(j, p0, j + 1 < end && lines > 0, blocks, lines, kc, start);
+                return;
+            }
             for (int j = start; j < end; j++)
             {
                 float* panel = panels + (long)j * k * PanelRows;
@@ -146,6 +156,26 @@ public static unsafe class PanelMatMul
                 }
             }
         }
+        /// <summary>One k slice [p0, p0 + kc) of panel j against every row block (the slice-outer order; a narrow last panel takes its whole k at its first slice).</summary>
+        void Panel(int j, int p0, bool prefetchNext, int blocks, int lines, int kc, int start)
+        {
+            float* panel = panels + (long)j * k * PanelRows;
+            int width = Math.Min(PanelRows, rows - j * PanelRows);
+            if (width < PanelRows && p0 > 0) return;   // done whole at p0 = 0
+            int len = width < PanelRows ? k : Math.Min(kc, k - p0);
+            float* slice = panel + (long)p0 * PanelRows;
+            float* nextSlice = prefetchNext ? panel + (long)k * PanelRows + (long)p0 * PanelRows : null;
+            int i = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                int m = n / blocks + (b < n % blocks ? 1 : 0);
+                float* pf = nextSlice == null || b == 0 || (b - 1) * lines >= 4 ? null : nextSlice + (long)(b - 1) * lines * len * 16;
+                int pfLines = pf == null ? 0 : lines;
+                if (b == 0 && (lines == 0 || j == start)) { pf = slice + Ahead; pfLines = 4; }
+                Block(slice, len, k, x + (long)i * k + p0, m, y + (long)i * ldy + j * PanelRows, ldy, width, pf, pfLines, p0 > 0);
+                i += m;
+            }
+        }
     }
 
     /// <summary>
@@ -156,6 +186,22 @@ public static unsafe class PanelMatMul
     /// measured alike. (A 64-step variant was slower on a Zen 5 VM: docs/inference.md, tenth session.)
     /// </summary>
     const int KSlice = 128;
+
+    /// <summary>
+    /// Timing switch for the slice-outer order (<c>TESSERA_PANEL_SLICE_OUTER=0</c> turns it off; an A/B in one
+    /// process flips it). Results are the same bits either way: each output is still one FMA chain over p in order.
+    /// </summary>
+    internal static bool SliceOuter = Environment.GetEnvironmentVariable("TESSERA_PANEL_SLICE_OUTER") != "0";
+
+    /// <summary>
+    /// Activation floats (n·k) from which a thread's range of panels is walked slices outer, panels inner: from
+    /// half the core's L2 (1 MB here: 256 rows of the 29 M model's down projection, k = 1,536), where the
+    /// activations no longer stay in L2 beside a panel and its prefetched successor. Measured on the Xeon in one
+    /// process (weights streamed, calls alternating, 80 pairs): down 256×512×1536 1.07–1.15× (median per-pair
+    /// time ratio, one and two threads), gate·up 1.01–1.03×, q·k·v and o (k = 512, below the threshold) 0.98–1.01×.
+    /// Decode steps (n ≤ 64) stay under it. Settable for tests.
+    /// </summary>
+    internal static long SliceOuterActivations = CpuCaches.L2BytesPerCore / 2 / sizeof(float);
 
     /// <summary>
     /// Row blocks (4 = 19+ rows) from which the next panel is prefetched. Measured in one process,

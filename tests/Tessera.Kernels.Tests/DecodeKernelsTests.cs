@@ -143,6 +143,53 @@ public unsafe class DecodeKernelsTests
     }
 
     [Fact]
+    public void PanelMatMulSliceOuterOrderGivesTheSameBitsAsPanelOuter()
+    {
+        // A prefill-sized call (n = 61 rows over 11 blocks, k = 513: five slices, the last of one step) with the
+        // threshold forced down, so every thread's range of panels is walked slices outer; rows = 200 leaves a
+        // narrow last panel (8 columns) that takes its whole k at the first slice. Each output must be the bits of
+        // the panel-outer order and of the scalar twin, and the stride gap must stay untouched. The shared pool
+        // splits the 4 panels into one range per thread (2 on CI; one range of all 4 on one thread).
+        int rows = 200, k = 513, n = 61, ldy = rows + 3;
+        var w = Random(rows * k, 77);
+        using var panels = new Native(PanelMatMul.PackedFloats(rows, k));
+        PanelMatMul.Pack(w, rows, k, panels.P);
+        var x = Random(n * k, 78);
+        var sliced = new float[n * ldy];
+        var whole = new float[n * ldy];
+        var twin = new float[n * ldy];
+        Array.Fill(sliced, float.NaN); Array.Fill(whole, float.NaN); Array.Fill(twin, float.NaN);
+        long threshold = PanelMatMul.SliceOuterActivations;
+        bool on = PanelMatMul.SliceOuter;
+        try
+        {
+            fixed (float* px = x, ps = sliced, pw = whole, pt = twin)
+            {
+                PanelMatMul.SliceOuterActivations = 1;
+                PanelMatMul.SliceOuter = true;
+                PanelMatMul.Run(panels.P, rows, k, px, n, ps, ldy);
+                PanelMatMul.SliceOuter = false;
+                PanelMatMul.Run(panels.P, rows, k, px, n, pw, ldy);
+                ScalarPanelMatMul.Run(panels.P, rows, k, px, n, pt, ldy);
+            }
+        }
+        finally
+        {
+            PanelMatMul.SliceOuterActivations = threshold;
+            PanelMatMul.SliceOuter = on;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < rows; j++)
+            {
+                Assert.True(sliced[i * ldy + j].Equals(whole[i * ldy + j]), $"({i},{j}): slice-outer {sliced[i * ldy + j]} vs panel-outer {whole[i * ldy + j]}");
+                Assert.True(sliced[i * ldy + j].Equals(twin[i * ldy + j]), $"({i},{j}): slice-outer {sliced[i * ldy + j]} vs twin {twin[i * ldy + j]}");
+            }
+            for (int j = rows; j < ldy; j++) Assert.True(float.IsNaN(sliced[i * ldy + j]), $"row {i}: column {j} past the rows was written");
+        }
+    }
+
+    [Fact]
     public void PanelMatMulGivesEachRowTheSameWhateverElseSharesTheCall()
     {
         int rows = 300, k = 384;
