@@ -119,7 +119,7 @@ public static unsafe class PanelMatMul
             // k step (a slice is 4·len lines), so the next panel's first block finds it there.
             int blocks = (n + BlockRows - 1) / BlockRows;
             int lines = blocks >= PrefetchBlocks ? (4 + blocks - 2) / (blocks - 1) : 0;   // 1 or 2
-            int kc = blocks >= 2 ? KSlice : k;
+            int kc = blocks >= LongSliceBlocks && LongSlices ? KSliceLong : blocks >= 2 ? KSlice : k;
             if (SliceOuter && blocks >= 2 && end - start >= 2 && (long)n * k >= SliceOuterActivations)
             {
                 // Slices outer, panels inner: the activation slice (n rows × KSlice) stays in L2 across
@@ -186,6 +186,22 @@ public static unsafe class PanelMatMul
     /// measured alike. (A 64-step variant was slower on a Zen 5 VM: docs/inference.md, tenth session.)
     /// </summary>
     const int KSlice = 128;
+
+    /// <summary>
+    /// k steps per slice from <see cref="LongSliceBlocks"/> row blocks on (prefill-sized calls): 512 × 64 floats = 128 KB,
+    /// read from L2 by every block after the first (as the GEMM's B micro-panels are), so each block's 24 partial sums
+    /// go out to y and back a quarter as often as with <see cref="KSlice"/>. Measured in one process on the 29 M model's
+    /// prefill of 256 tokens (the engine's own Feed, 20 alternating pairs, 2 threads): 512 vs 128 1.07× and 1.08×
+    /// (1,024) in two runs, 512 vs the whole k (1,536) 1.01×, 512 vs 256 1.02×. At 8–64 rows, over a step's 33 products
+    /// streamed from memory, 512 and 128 measured alike (0.99–1.02×), so decode keeps <see cref="KSlice"/>.
+    /// </summary>
+    const int KSliceLong = 512;
+
+    /// <summary>Row blocks (16 = 91+ rows) from which a call takes <see cref="KSliceLong"/> slices.</summary>
+    const int LongSliceBlocks = 16;
+
+    /// <summary>Timing switch for <see cref="KSliceLong"/> (an A/B in one process flips it; the bits are the same either way).</summary>
+    internal static bool LongSlices = true;
 
     /// <summary>
     /// Timing switch for the slice-outer order (<c>TESSERA_PANEL_SLICE_OUTER=0</c> turns it off; an A/B in one

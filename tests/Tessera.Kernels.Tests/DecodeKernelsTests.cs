@@ -142,15 +142,16 @@ public unsafe class DecodeKernelsTests
         }
     }
 
-    [Fact]
-    public void PanelMatMulSliceOuterOrderGivesTheSameBitsAsPanelOuter()
+    [Theory]
+    [InlineData(61, 513)]    // 11 row blocks: 128-step slices (five, the last of one step)
+    [InlineData(100, 1100)]  // 17 row blocks: 512-step slices (512, 512, 76)
+    public void PanelMatMulSliceOuterOrderGivesTheSameBitsAsPanelOuter(int n, int k)
     {
-        // A prefill-sized call (n = 61 rows over 11 blocks, k = 513: five slices, the last of one step) with the
-        // threshold forced down, so every thread's range of panels is walked slices outer; rows = 200 leaves a
-        // narrow last panel (8 columns) that takes its whole k at the first slice. Each output must be the bits of
-        // the panel-outer order and of the scalar twin, and the stride gap must stay untouched. The shared pool
-        // splits the 4 panels into one range per thread (2 on CI; one range of all 4 on one thread).
-        int rows = 200, k = 513, n = 61, ldy = rows + 3;
+        // A prefill-sized call with the threshold forced down, so every thread's range of panels is walked
+        // slices outer; rows = 200 leaves a narrow last panel (8 columns) that takes its whole k at the first
+        // slice. Each output must be the bits of the panel-outer order and of the scalar twin, and the stride gap
+        // must stay untouched. The shared pool splits the 4 panels into one range per thread (2 on CI).
+        int rows = 200, ldy = rows + 3;
         var w = Random(rows * k, 77);
         using var panels = new Native(PanelMatMul.PackedFloats(rows, k));
         PanelMatMul.Pack(w, rows, k, panels.P);
