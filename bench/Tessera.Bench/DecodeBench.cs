@@ -44,6 +44,12 @@ public sealed record DecodeBenchReport(string Model, string Weights, long Parame
     /// <summary>The fp32 GEMM peak measured in this process on all threads (<c>GemmPeak</c>), GFLOP/s.</summary>
     public double PeakGflops { get; init; }
 
+    /// <summary>Median prefill rate over the warm runs (<see cref="PrefillTokensPerSecond"/> is their best), tokens/s.</summary>
+    public double PrefillMedianTokensPerSecond { get; init; }
+
+    /// <summary>Warm prefill runs behind the best and the median.</summary>
+    public int PrefillRuns { get; init; }
+
     /// <summary><see cref="PrefillGflops"/> as a percentage of <see cref="PeakGflops"/>.</summary>
     public double PrefillPercentOfPeak => PeakGflops > 0 ? 100 * PrefillGflops / PeakGflops : 0;
 }
@@ -68,6 +74,7 @@ public static class DecodeBench
         int prefill = Math.Min(o.PrefillTokens, c.ContextLength - o.DecodeTokens - 1);
         var prompt = Prompt(prefill, c.VocabSize, 1);
         double prefillRate = 0;
+        var warmPrefill = new List<double>();
         string? prefillProfile = null;
         using (var dec = new SequenceDecoder(target))
         {
@@ -78,7 +85,9 @@ public static class DecodeBench
                 if (DecodeProfile.Enabled && r == 1) DecodeProfile.Reset();   // profile the warm runs only
                 var sw = Stopwatch.StartNew();
                 dec.Feed(prompt);
-                prefillRate = Math.Max(prefillRate, prefill / sw.Elapsed.TotalSeconds);
+                double rate = prefill / sw.Elapsed.TotalSeconds;
+                if (r > 0) warmPrefill.Add(rate);
+                prefillRate = Math.Max(prefillRate, rate);
             }
             if (DecodeProfile.Enabled) prefillProfile = PrefillProfile(c, prefill, PrefillRounds - 1);
         }
@@ -145,12 +154,25 @@ public static class DecodeBench
             100 * decodeRate / roofline, rows, spec, pool.ThreadCount, profile)
         {
             PrefillGflops = prefillRate * prefillFlopsPerToken / 1e9,
+            PrefillMedianTokensPerSecond = Median(warmPrefill),
+            PrefillRuns = PrefillRounds - 1,
             PeakGflops = GemmPeak.PeakFlops(pool.ThreadCount) / 1e9,
         };
     }
 
-    /// <summary>Prefill repetitions (the first also compiles the prefill-sized paths; the best counts).</summary>
-    const int PrefillRounds = 3;
+    /// <summary>
+    /// Prefill repetitions: the first also compiles the prefill-sized paths, the best of the other five counts (as the
+    /// decode figures take the best of their rounds), and their median is reported beside it. Until the thirteenth
+    /// session this was the best of two warm runs, which on this shared VM often missed a quiet moment.
+    /// </summary>
+    const int PrefillRounds = 6;
+
+    static double Median(List<double> xs)
+    {
+        if (xs.Count == 0) return 0;
+        var s = xs.OrderBy(x => x).ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
 
     /// <summary>
     /// The prefill breakdown of <see cref="DecodeProfile"/> over <paramref name="runs"/> warm runs of a

@@ -215,7 +215,7 @@ public static class DecodeBenchCommand
         AnsiConsole.MarkupLine($"measured read bandwidth: [bold]{r.BandwidthGBps:F1} GB/s[/]; bytes per decoded token (active weights + KV): {r.BytesPerToken / 1e6:F1} MB");
         AnsiConsole.MarkupLine($"quantized products: {Markup.Escape(Tessera.Inference.QuantizedWeights.DefaultActivationPath)}");
         var t = new Table().AddColumns("figure", "value", "note");
-        t.AddRow("prefill", $"{r.PrefillTokensPerSecond:F0} tok/s", $"one prompt, one pass: {r.PrefillGflops:F0} GFLOP/s = [bold]{r.PrefillPercentOfPeak:F0}%[/] of the fp32 GEMM peak measured in this run ({r.PeakGflops:F0} GFLOP/s)");
+        t.AddRow("prefill", $"{r.PrefillTokensPerSecond:F0} tok/s", $"one prompt, one pass, best of {r.PrefillRuns} warm runs: {r.PrefillGflops:F0} GFLOP/s = [bold]{r.PrefillPercentOfPeak:F0}%[/] of the fp32 GEMM peak measured in this run ({r.PeakGflops:F0} GFLOP/s); median {r.PrefillMedianTokensPerSecond:F0} tok/s = {r.PrefillPercentOfPeak * r.PrefillMedianTokensPerSecond / Math.Max(1e-9, r.PrefillTokensPerSecond):F0}%");
         t.AddRow("batch-1 decode", $"{r.DecodeTokensPerSecond:F1} tok/s", $"roofline {r.RooflineTokensPerSecond:F1} tok/s → [bold]{r.PercentOfRoofline:F0}%[/]");
         foreach (var a in r.Aggregate)
             t.AddRow($"{a.Sequences} sequences", $"{a.TokensPerSecond:F1} tok/s", $"{(double.IsNaN(a.VersusBatch1) ? "—" : $"{a.VersusBatch1:F1}×")} the 1-sequence engine ({a.Tokens} tokens in {a.Seconds:F2} s, decode only)");
