@@ -48,7 +48,8 @@ public sealed unsafe class ForwardPass
     // set in these fields and a cached delegate runs a range of rows, so steady-state decoding
     // still allocates nothing. Below RowParallelMin rows they run inline.
     const int RowParallelMin = 8;
-    readonly Action<int, int> normRows, ropeRows, gluRows;
+    readonly Action<int, int> normRows, ropeRows, gluRows, addRows;
+    float[] addFrom = [];
     [ThreadStatic] static float[]? headScratch;
     NormWeights normGain = null!;
     float[] normFrom = [], normTo = [];
@@ -64,7 +65,7 @@ public sealed unsafe class ForwardPass
             throw new ArgumentException("ForwardPass: the KV cache was built for another model shape.");
         qWidth = c.Heads * c.HeadDim; kvWidth = c.KvHeads * c.HeadDim; qkvWidth = qWidth + 2 * kvWidth;
         attention = new CachedAttention(c.Heads, c.KvHeads, c.HeadDim, cache.Positions);
-        normRows = NormRows; ropeRows = RopeRows; gluRows = GluRows;
+        normRows = NormRows; ropeRows = RopeRows; gluRows = GluRows; addRows = AddRows;
         EnsureRows(Math.Max(1, rows));
         EnsureOutputs(Math.Max(1, rows));
     }
@@ -216,11 +217,22 @@ public sealed unsafe class ForwardPass
     /// <summary>x += proj, or x += norm(proj) for a family with post-norms (h is free by then).</summary>
     void AddBranch(NormWeights? postNorm, int n)
     {
+        if (postNorm is null) addFrom = proj;
+        else { Norm(postNorm, proj, h, n); addFrom = h; }
+        // A prompt's rows are split between the threads (an element-wise add: the split changes no bits);
+        // a decode step's few rows are not worth the hand-off.
+        if (n >= AddParallelMin) Rows(n, addRows);
+        else AddRows(0, n);
+    }
+
+    /// <summary>Rows from which <see cref="AddBranch"/> splits the add between threads (a prompt, not a decode step).</summary>
+    const int AddParallelMin = 64;
+
+    void AddRows(int start, int end)
+    {
         int D = c.Dim;
-        var xs = x.AsSpan(0, n * D);
-        if (postNorm is null) { TensorPrimitives.Add(xs, proj.AsSpan(0, n * D), xs); return; }
-        Norm(postNorm, proj, h, n);
-        TensorPrimitives.Add(xs, h.AsSpan(0, n * D), xs);
+        var xs = x.AsSpan(start * D, (end - start) * D);
+        TensorPrimitives.Add(xs, addFrom.AsSpan(start * D, (end - start) * D), xs);
     }
 
     /// <summary>Runs <paramref name="body"/> over rows [0, n): split between threads from <see cref="RowParallelMin"/> rows, else inline.</summary>
