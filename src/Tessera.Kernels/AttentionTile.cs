@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Tessera.Kernels;
 
@@ -19,6 +20,20 @@ internal static unsafe class AttentionTile
     {
         int w = V.Count;
         int i = 0;
+        if (typeof(V) == typeof(AttentionVector512))
+            for (; i + 6 <= m; i += 6)
+            {
+                float* ai = a + (long)i * ars;
+                float* ci = c + (long)i * ldc;
+                int j = 0;
+                for (; j + 64 <= n; j += 64) Block6x4Avx512(ai, ars, acs, b + j, ldb, ci + j, ldc, k, accumulate);
+                for (; j < n; j += w)
+                {
+                    Block4x1<V>(ai, ars, acs, b + j, ldb, ci + j, ldc, k, accumulate);
+                    Block1x1<V>(ai + 4L * ars, acs, b + j, ldb, ci + 4L * ldc + j, k, accumulate);
+                    Block1x1<V>(ai + 5L * ars, acs, b + j, ldb, ci + 5L * ldc + j, k, accumulate);
+                }
+            }
         for (; i + 4 <= m; i += 4)
         {
             float* ai = a + (long)i * ars;
@@ -54,25 +69,81 @@ internal static unsafe class AttentionTile
         {
             c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = default;
         }
-        float* a0 = a, a1 = a + ars, a2 = a1 + ars, a3 = a2 + ars;
+        long a1 = ars, a2 = 2L * ars, a3 = 3L * ars;
         for (int p = 0; p < k; p++)
         {
-            float* bp = b + (long)p * ldb;
-            long ap = (long)p * acs;
-            var b0 = V.Load(bp); var b1 = V.Load(bp + w); var b2 = V.Load(bp + 2 * w); var b3 = V.Load(bp + 3 * w);
-            var x = V.Splat(a0[ap]);
+            var b0 = V.Load(b); var b1 = V.Load(b + w); var b2 = V.Load(b + 2 * w); var b3 = V.Load(b + 3 * w);
+            var x = V.Splat(a[0]);
             c00 = V.Fma(x, b0, c00); c01 = V.Fma(x, b1, c01); c02 = V.Fma(x, b2, c02); c03 = V.Fma(x, b3, c03);
-            x = V.Splat(a1[ap]);
+            x = V.Splat(a[a1]);
             c10 = V.Fma(x, b0, c10); c11 = V.Fma(x, b1, c11); c12 = V.Fma(x, b2, c12); c13 = V.Fma(x, b3, c13);
-            x = V.Splat(a2[ap]);
+            x = V.Splat(a[a2]);
             c20 = V.Fma(x, b0, c20); c21 = V.Fma(x, b1, c21); c22 = V.Fma(x, b2, c22); c23 = V.Fma(x, b3, c23);
-            x = V.Splat(a3[ap]);
+            x = V.Splat(a[a3]);
             c30 = V.Fma(x, b0, c30); c31 = V.Fma(x, b1, c31); c32 = V.Fma(x, b2, c32); c33 = V.Fma(x, b3, c33);
+            a += acs; b += ldb;
         }
         V.Store(c00, c); V.Store(c01, c + w); V.Store(c02, c + 2 * w); V.Store(c03, c + 3 * w);
         V.Store(c10, c1); V.Store(c11, c1 + w); V.Store(c12, c1 + 2 * w); V.Store(c13, c1 + 3 * w);
         V.Store(c20, c2); V.Store(c21, c2 + w); V.Store(c22, c2 + 2 * w); V.Store(c23, c2 + 3 * w);
         V.Store(c30, c3); V.Store(c31, c3 + w); V.Store(c32, c3 + 2 * w); V.Store(c33, c3 + 3 * w);
+    }
+
+    // 6 rows × 4 vectors of 16 lanes, written with Vector512 directly: 24 accumulators + 4 B loads +
+    // 1 broadcast fit the 32 registers, and the JIT emits one vfmadd231ps per product with no register
+    // copies (the generic 4×4 block above compiles to vfmadd213ps + vmovaps for the last use of each
+    // operand). Each C element is the same FMA chain over p in the same order as the other blocks, so
+    // the block shape never changes a result (AttentionTileTests checks this bit for bit). Measured
+    // 1.1–1.2× the 4×4 block on 64×64×64 products (thread CPU clock, same process).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Block6x4Avx512(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        if (accumulate)
+        {
+            float* r = c;
+            c00 = Vector512.Load(r); c01 = Vector512.Load(r + 16); c02 = Vector512.Load(r + 32); c03 = Vector512.Load(r + 48); r += ldc;
+            c10 = Vector512.Load(r); c11 = Vector512.Load(r + 16); c12 = Vector512.Load(r + 32); c13 = Vector512.Load(r + 48); r += ldc;
+            c20 = Vector512.Load(r); c21 = Vector512.Load(r + 16); c22 = Vector512.Load(r + 32); c23 = Vector512.Load(r + 48); r += ldc;
+            c30 = Vector512.Load(r); c31 = Vector512.Load(r + 16); c32 = Vector512.Load(r + 32); c33 = Vector512.Load(r + 48); r += ldc;
+            c40 = Vector512.Load(r); c41 = Vector512.Load(r + 16); c42 = Vector512.Load(r + 32); c43 = Vector512.Load(r + 48); r += ldc;
+            c50 = Vector512.Load(r); c51 = Vector512.Load(r + 16); c52 = Vector512.Load(r + 32); c53 = Vector512.Load(r + 48);
+        }
+        long a1 = ars, a2 = 2L * ars, a3 = 3L * ars, a4 = 4L * ars, a5 = 5L * ars;
+        for (int p = 0; p < k; p++)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16); var b2 = Vector512.Load(b + 32); var b3 = Vector512.Load(b + 48);
+            var x = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(x, b2, c02); c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
+            x = Vector512.Create(a[a1]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            c12 = Vector512.FusedMultiplyAdd(x, b2, c12); c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
+            x = Vector512.Create(a[a2]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            c22 = Vector512.FusedMultiplyAdd(x, b2, c22); c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
+            x = Vector512.Create(a[a3]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            c32 = Vector512.FusedMultiplyAdd(x, b2, c32); c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
+            x = Vector512.Create(a[a4]);
+            c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            c42 = Vector512.FusedMultiplyAdd(x, b2, c42); c43 = Vector512.FusedMultiplyAdd(x, b3, c43);
+            x = Vector512.Create(a[a5]);
+            c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            c52 = Vector512.FusedMultiplyAdd(x, b2, c52); c53 = Vector512.FusedMultiplyAdd(x, b3, c53);
+            a += acs; b += ldb;
+        }
+        c00.Store(c); c01.Store(c + 16); c02.Store(c + 32); c03.Store(c + 48); c += ldc;
+        c10.Store(c); c11.Store(c + 16); c12.Store(c + 32); c13.Store(c + 48); c += ldc;
+        c20.Store(c); c21.Store(c + 16); c22.Store(c + 32); c23.Store(c + 48); c += ldc;
+        c30.Store(c); c31.Store(c + 16); c32.Store(c + 32); c33.Store(c + 48); c += ldc;
+        c40.Store(c); c41.Store(c + 16); c42.Store(c + 32); c43.Store(c + 48); c += ldc;
+        c50.Store(c); c51.Store(c + 16); c52.Store(c + 32); c53.Store(c + 48);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
