@@ -32,7 +32,9 @@ internal static unsafe class AttentionForward
         int tiles = (p.Seq + Br - 1) / Br;
         int items = p.Batch * p.Heads * tiles;
         nuint bytes = (nuint)(ScratchFloats(p.HeadDim) * sizeof(float));
-        WorkerPool.Shared.For(items, (worker, start, end) =>
+        // Chunks of two items (with an even tile count, a cheap and a dear tile of the zig-zag order: equal
+        // work) claimed one at a time, so a thread the host slows down takes fewer (the GEMM's dynamic split).
+        WorkerPool.Shared.For(items, (items + 1) / 2, (start, end) =>
         {
             float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
             try
