@@ -355,7 +355,7 @@ internal static unsafe class AttentionBackward
                 if (fusedDq)
                 {
                     // dQ rows of this query tile (unscaled) += dS (nr × nc) · K_j; dp == D on this path.
-                    MatMul<V>(dS, ncp, 1, p.K + kvOff + (long)j0 * D, D, p.DQ + p.QueryHead(b, h) + (long)i0 * D, D, nr, D, nc, accumulate: true);
+                    MatMulQueryRows<V>(p, b, i0, j0, dS, ncp, 1, p.K + kvOff + (long)j0 * D, D, p.DQ + p.QueryHead(b, h) + (long)i0 * D, D, nr, D, nc);
                 }
                 int ld = D;
                 if (dp != D)
@@ -365,8 +365,8 @@ internal static unsafe class AttentionBackward
                     ld = dp;
                 }
                 // dV (nc×dp) += Pᵀ·dO_i and dK += dSᵀ·Q_i, reading P and dS through transposed strides.
-                MatMul<V>(s, 1, ncp, dOi, ld, dV, dp, nc, dp, nr, accumulate: true);
-                MatMul<V>(dS, 1, ncp, qi, ld, dK, dp, nc, dp, nr, accumulate: true);
+                MatMulKeyRows<V>(p, b, i0, j0, s, 1, ncp, dOi, ld, dV, dp, nc, dp, nr);
+                MatMulKeyRows<V>(p, b, i0, j0, dS, 1, ncp, qi, ld, dK, dp, nc, dp, nr);
             }
         }
 

@@ -152,7 +152,7 @@ internal static unsafe class AttentionForward
             int ldv = D;
             if (dp != D) { CopyPadded(vj, D, nc, D, vPad, dp); vj = vPad; ldv = dp; }
             // acc (nr×dp) += P (nr×nc) · V_j (nc×dp), P read from Sᵀ: P(r, c) = sT[c·nrp + r].
-            MatMul<V>(sT, 1, nrp, vj, ldv, acc, dp, nr, dp, nc, accumulate: true);
+            MatMulQueryRows<V>(p, b, i0, j0, sT, 1, nrp, vj, ldv, acc, dp, nr, dp, nc);
         }
 
         float* oh = p.O + p.QueryHead(b, h) + (long)i0 * D;

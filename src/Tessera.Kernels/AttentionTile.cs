@@ -47,6 +47,42 @@ internal static unsafe class AttentionTile
                 Block1x1<V>(a + (long)i * ars, acs, b + j, ldb, c + (long)i * ldc + j, k, accumulate);
     }
 
+    /// <summary>
+    /// C += A·B where the rows are queries i0 + r and k runs over keys j0 + c: a band of rows stops at the
+    /// last key its last query sees (<see cref="AttentionProblem.LastKey"/>). The terms left out are the
+    /// causal mask's exact zeros (P = exp(−∞) = 0, dS = 0), so every sum keeps its value and order; only
+    /// a C element whose terms are all zero could differ, in the sign of that zero.
+    /// </summary>
+    public static void MatMulQueryRows<V>(in AttentionProblem p, int batch, int i0, int j0, float* a, int ars, int acs, float* b, int ldb,
+        float* c, int ldc, int m, int n, int k) where V : struct, IAttentionVector<V>
+    {
+        if (j0 + k - 1 <= p.LastKey(batch, i0)) { MatMul<V>(a, ars, acs, b, ldb, c, ldc, m, n, k, accumulate: true); return; }
+        int band = typeof(V) == typeof(AttentionVector512) ? 6 : 4;
+        for (int r0 = 0; r0 < m; r0 += band)
+        {
+            int mb = Math.Min(band, m - r0);
+            int kb = Math.Min(k, p.LastKey(batch, i0 + r0 + mb - 1) - j0 + 1);
+            if (kb > 0) MatMul<V>(a + (long)r0 * ars, ars, acs, b, ldb, c + (long)r0 * ldc, ldc, mb, n, kb, accumulate: true);
+        }
+    }
+
+    /// <summary>
+    /// C += A·B where the rows are keys j0 + c and k runs over queries i0 + r: a band of rows starts at the
+    /// first query that sees its first key. As <see cref="MatMulQueryRows"/>, only the mask's zeros are left out.
+    /// </summary>
+    public static void MatMulKeyRows<V>(in AttentionProblem p, int batch, int i0, int j0, float* a, int ars, int acs, float* b, int ldb,
+        float* c, int ldc, int m, int n, int k) where V : struct, IAttentionVector<V>
+    {
+        if (j0 + m - 1 <= p.LastKey(batch, i0)) { MatMul<V>(a, ars, acs, b, ldb, c, ldc, m, n, k, accumulate: true); return; }
+        int band = typeof(V) == typeof(AttentionVector512) ? 6 : 4, pre = p.Prefix(batch);
+        for (int c0 = 0; c0 < m; c0 += band)
+        {
+            int j = j0 + c0, mb = Math.Min(band, m - c0);
+            int r1 = j < pre ? 0 : Math.Max(0, j - i0);   // query i sees key j when i ≥ j or j is in the prefix
+            if (r1 < k) MatMul<V>(a + (long)c0 * ars + (long)r1 * acs, ars, acs, b + (long)r1 * ldb, ldb, c + (long)c0 * ldc, ldc, mb, n, k - r1, accumulate: true);
+        }
+    }
+
     // Kernels run full-optimised from the first call: a benchmark or a short training step makes
     // too few calls for tiered JIT to promote them in time (measured 10–20× slower at tier 0).
     // 4 rows × 4 vectors: 16 accumulators + 4 B loads + 1 broadcast fit AVX-512's 32 registers;
