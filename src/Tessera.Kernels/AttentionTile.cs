@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Tessera.Kernels;
 
@@ -219,13 +220,48 @@ internal static unsafe class AttentionTile
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transpose(float* src, int ldSrc, int rows, int cols, float* dst, int ldDst)
     {
+        int r8 = 0, c8 = 0;
+        if (Avx.IsSupported)
+        {
+            // Whole 8×8 blocks through registers (unpack, shuffle, lane permute), the rest element by element.
+            r8 = rows & ~7; c8 = cols & ~7;
+            for (int r = 0; r < r8; r += 8)
+                for (int d = 0; d < c8; d += 8)
+                    Transpose8x8(src + (long)r * ldSrc + d, ldSrc, dst + (long)d * ldDst + r, ldDst);
+        }
         for (int d = 0; d < cols; d++)
         {
             float* row = dst + (long)d * ldDst;
             float* s = src + d;
-            for (int r = 0; r < rows; r++) row[r] = s[(long)r * ldSrc];
+            for (int r = d < c8 ? r8 : 0; r < rows; r++) row[r] = s[(long)r * ldSrc];
             for (int r = rows; r < ldDst; r++) row[r] = 0f;
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(float* s, int lds, float* d, int ldd)
+    {
+        var r0 = Avx.LoadVector256(s); var r1 = Avx.LoadVector256(s + lds);
+        var r2 = Avx.LoadVector256(s + 2L * lds); var r3 = Avx.LoadVector256(s + 3L * lds);
+        var r4 = Avx.LoadVector256(s + 4L * lds); var r5 = Avx.LoadVector256(s + 5L * lds);
+        var r6 = Avx.LoadVector256(s + 6L * lds); var r7 = Avx.LoadVector256(s + 7L * lds);
+        // t: pairs of rows interleaved; u: four rows' element j in each 128-bit half (j, j + 4).
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(d + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(d + 2L * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(d + 3L * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(d + 4L * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(d + 5L * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(d + 6L * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(d + 7L * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>Copies rows×cols (stride ldSrc) into dst with row stride ldDst, zeroing columns [cols, ldDst).</summary>

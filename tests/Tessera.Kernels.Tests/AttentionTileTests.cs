@@ -47,4 +47,31 @@ public unsafe class AttentionTileTests
                                 }
                         }
     }
+
+    /// <summary>
+    /// The tile transpose (8×8 register blocks where AVX is present, element by element at the edges) must
+    /// put src[r, d] at dst[d, r] and zero the padding columns [rows, ldDst), for every size around the block
+    /// edges and row strides that are not multiples of the block.
+    /// </summary>
+    [Fact]
+    public void TransposeMatchesItsDefinition()
+    {
+        var rng = new TestRandom(23);
+        foreach (int rows in new[] { 1, 7, 8, 9, 16, 23, 63, 64 })
+            foreach (int cols in new[] { 1, 5, 8, 15, 16, 33, 64 })
+            {
+                int ldSrc = cols + 3, ldDst = rows + 9;
+                float[] src = rng.Array(rows * ldSrc, -2f, 2f);
+                var dst = new float[cols * ldDst];
+                Array.Fill(dst, float.NaN);
+                fixed (float* ps = src, pd = dst) AttentionTile.Transpose(ps, ldSrc, rows, cols, pd, ldDst);
+                for (int d = 0; d < cols; d++)
+                    for (int r = 0; r < ldDst; r++)
+                    {
+                        float want = r < rows ? src[r * ldSrc + d] : 0f;
+                        if (BitConverter.SingleToInt32Bits(dst[d * ldDst + r]) != BitConverter.SingleToInt32Bits(want))
+                            Assert.Fail($"rows={rows} cols={cols}: dst[{d},{r}] = {dst[d * ldDst + r]:R}, want {want:R}");
+                    }
+            }
+    }
 }
