@@ -15,9 +15,10 @@ namespace Tessera.Kernels;
 /// multiplies dS by 1 − tanh². lse (B, Hq, T) is written by forward and read by
 /// backward. No T×T matrix is ever formed: each worker holds a few tile-sized buffers
 /// (see <see cref="ForwardScratchBytes"/>), so memory is linear in T. Tiles that the causal mask
-/// or the window hide completely are never visited. Work is split statically over
-/// (batch, head, tile) on <see cref="WorkerPool.Shared"/>, and every output tile is computed by
-/// one worker in a fixed order, so results are bit-identical for any thread count.
+/// or the window hide completely are never visited. Work is split over (batch, head, tile)
+/// (forward: pairs of tiles claimed one at a time; backward: whole (batch, kv head) pairs, or tiles) on
+/// <see cref="WorkerPool.Shared"/>, and every output tile is computed by one worker in a fixed order,
+/// so results are bit-identical for any thread count.
 /// </summary>
 public static unsafe class Attention
 {

@@ -24,6 +24,9 @@ namespace Tessera.Kernels;
 /// is summed over keys in the same order, so the results do not change. The store is bounded
 /// (<see cref="StoreBudgetFloats"/>): (batch, kv head) pairs are taken in chunks whose dS tiles fit it,
 /// each chunk running both passes; a problem whose single pair does not fit uses the recomputing pass 2.</para>
+/// <para>When there are enough (batch, kv head) pairs to keep every thread busy, <see cref="FusedPass"/> runs
+/// both passes in one: a worker owns a whole pair, so it owns the pair's dQ rows too and adds each dS tile's
+/// product as soon as it is formed, in the stored pass 2's order (same bits, no store).</para>
 /// </summary>
 internal static unsafe class AttentionBackward
 {
@@ -64,6 +67,11 @@ internal static unsafe class AttentionBackward
             int tiles = (T + Br - 1) / Br, keyTiles = (T + Bc - 1) / Bc;
             long pairFloats = PairStoreFloats(p.Group, T);
             int pairs = p.Batch * p.KvHeads;
+            if (p.Window == 0 && D % V.Count == 0 && pairs >= FusedMinPairs(WorkerPool.Shared.ThreadCount))
+            {
+                FusedPass<V>(p, delta, bytes, pairs, keyTiles);
+                return;
+            }
             if (p.Window > 0 || pairFloats > StoreBudgetFloats)
             {
                 KeyPass<V>(p, delta, null, bytes, 0, pairs, keyTiles);
@@ -85,6 +93,52 @@ internal static unsafe class AttentionBackward
             finally { DsStore.Return(store); }
         }
         finally { NativeMemory.AlignedFree(delta); }
+    }
+
+    /// <summary>
+    /// Fewest (batch, kv head) pairs per thread for the fused pass (<see cref="FusedPass"/>): it hands out whole
+    /// pairs, so with fewer it would leave threads idle. <c>TESSERA_ATTENTION_FUSED_DQ=0</c> (read once) turns it
+    /// off for A/B runs; tests set it to force either path (0: always, <see cref="int.MaxValue"/>: never).
+    /// </summary>
+    internal static int FusedPairsPerThread = Environment.GetEnvironmentVariable("TESSERA_ATTENTION_FUSED_DQ") == "0" ? int.MaxValue : 4;
+
+    static long FusedMinPairs(int threads) => FusedPairsPerThread == int.MaxValue ? long.MaxValue : (long)FusedPairsPerThread * threads;
+
+    /// <summary>Calls made on this thread that used the fused pass (tests check the path they mean to test was taken).</summary>
+    [ThreadStatic] internal static long FusedCalls;
+
+    /// <summary>
+    /// Both passes in one, for problems without a window whose head dimension is a multiple of the vector
+    /// width: a worker owns a whole (batch, kv head) pair and walks its key tiles in ascending order, so it
+    /// owns every dQ row of the group's query heads as well as dK, dV. Each dS tile, as soon as pass 1 has
+    /// formed it, is multiplied into dQ (unscaled, in the output itself; scaled once at the end), which is
+    /// what the stored pass 2 did later: the same product per tile, the key tiles in the same order, so the
+    /// bits are the stored path's (and the recomputing path's). It saves writing and re-reading the dS
+    /// store (32 MB per call at the medium preset) and the second pass. Pairs are claimed one at a time,
+    /// so a slower thread takes fewer.
+    /// </summary>
+    static void FusedPass<V>(AttentionProblem p, float* delta, nuint bytes, int pairs, int keyTiles)
+        where V : struct, IAttentionVector<V>
+    {
+        FusedCalls++;
+        int group = p.Group, T = p.Seq, D = p.HeadDim;
+        WorkerPool.Shared.For(pairs, pairs, (start, end) =>
+        {
+            float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+            try
+            {
+                for (int bg = start; bg < end; bg++)
+                {
+                    int b = bg / p.KvHeads, g = bg % p.KvHeads;
+                    float* dq0 = p.DQ + p.QueryHead(b, g * group);
+                    new Span<float>(dq0, group * T * D).Clear();   // the group's query heads are contiguous
+                    for (int jt = 0; jt < keyTiles; jt++) KeyTile<V>(p, delta, scratch, b, g, jt, null, fusedDq: true);
+                    float sc = p.Scale;
+                    ScaleRows<V>(dq0, D, dq0, D, group * T, D, &sc, 0, divide: false);
+                }
+            }
+            finally { NativeMemory.AlignedFree(scratch); }
+        });
     }
 
     /// <summary>
@@ -220,9 +274,13 @@ internal static unsafe class AttentionBackward
         ~DsStore() => Free();
     }
 
-    /// <summary>Pass 1: dK, dV for keys [j0, j0 + nc) of kv head g, summed over the group's query heads.</summary>
+    /// <summary>
+    /// Pass 1: dK, dV for keys [j0, j0 + nc) of kv head g, summed over the group's query heads; with
+    /// <paramref name="fusedDq"/> also dS·K_j into the (unscaled) dQ rows (<see cref="FusedPass"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void KeyTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int g, int jt, float* pairStore) where V : struct, IAttentionVector<V>
+    static void KeyTile<V>(in AttentionProblem p, float* delta, float* scratch, int b, int g, int jt, float* pairStore, bool fusedDq = false)
+        where V : struct, IAttentionVector<V>
     {
         int w = V.Count, D = p.HeadDim, T = p.Seq;
         int dp = RoundUp(D, w), dpMax = RoundUp(D, 16);
@@ -294,6 +352,11 @@ internal static unsafe class AttentionBackward
                     for (int r = 0; r < nr; r++)
                         new ReadOnlySpan<float>(dS + r * ncp, nc).CopyTo(new Span<float>(dst + r * Bc, nc));
                 }
+                if (fusedDq)
+                {
+                    // dQ rows of this query tile (unscaled) += dS (nr × nc) · K_j; dp == D on this path.
+                    MatMulQueryRows<V>(p, b, i0, j0, dS, ncp, 1, p.K + kvOff + (long)j0 * D, D, p.DQ + p.QueryHead(b, h) + (long)i0 * D, D, nr, D, nc);
+                }
                 int ld = D;
                 if (dp != D)
                 {
@@ -302,8 +365,8 @@ internal static unsafe class AttentionBackward
                     ld = dp;
                 }
                 // dV (nc×dp) += Pᵀ·dO_i and dK += dSᵀ·Q_i, reading P and dS through transposed strides.
-                MatMul<V>(s, 1, ncp, dOi, ld, dV, dp, nc, dp, nr, accumulate: true);
-                MatMul<V>(dS, 1, ncp, qi, ld, dK, dp, nc, dp, nr, accumulate: true);
+                MatMulKeyRows<V>(p, b, i0, j0, s, 1, ncp, dOi, ld, dV, dp, nc, dp, nr);
+                MatMulKeyRows<V>(p, b, i0, j0, dS, 1, ncp, qi, ld, dK, dp, nc, dp, nr);
             }
         }
 

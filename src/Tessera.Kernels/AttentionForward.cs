@@ -24,7 +24,7 @@ internal static unsafe class AttentionForward
     public static long ScratchFloats(int headDim)
     {
         long dp = RoundUp(headDim, 16);
-        return (long)headDim * Br + (long)Bc * Br + Br * dp + Bc * dp + 3L * Br;
+        return (long)headDim * Br + (long)Bc * Br + Br * dp + Bc * dp + 4L * Br;
     }
 
     public static void Run<V>(AttentionProblem p) where V : struct, IAttentionVector<V>
@@ -32,7 +32,9 @@ internal static unsafe class AttentionForward
         int tiles = (p.Seq + Br - 1) / Br;
         int items = p.Batch * p.Heads * tiles;
         nuint bytes = (nuint)(ScratchFloats(p.HeadDim) * sizeof(float));
-        WorkerPool.Shared.For(items, (worker, start, end) =>
+        // Chunks of two items (with an even tile count, a cheap and a dear tile of the zig-zag order: equal
+        // work) claimed one at a time, so a thread the host slows down takes fewer (the GEMM's dynamic split).
+        WorkerPool.Shared.For(items, (items + 1) / 2, (start, end) =>
         {
             float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
             try
@@ -58,13 +60,14 @@ internal static unsafe class AttentionForward
         float* acc = sT + Bc * Br;         // (nr, dp)   unnormalised output
         float* vPad = acc + Br * dpMax;    // (nc, dp)   V_j padded to the vector width when D % w ≠ 0
         float* m = vPad + Bc * dpMax, l = m + Br, alpha = l + Br;
+        float* lanes = alpha + Br;         // 0, 1, …, Br − 1 as floats: the row index of each lane
 
         float* qh = p.Q + p.QueryHead(b, h);
         long kvOff = p.KeyHead(b, h / p.Group);
         float* kh = p.K + kvOff, vh = p.V + kvOff;
 
         Transpose(qh + (long)i0 * D, D, nr, D, qT, nrp);
-        for (int r = 0; r < nrp; r++) { m[r] = float.NegativeInfinity; l[r] = 0f; }
+        for (int r = 0; r < nrp; r++) { m[r] = float.NegativeInfinity; l[r] = 0f; lanes[r] = r; }
         new Span<float>(acc, nr * dp).Clear();
 
         var scale = V.Splat(p.Scale);
@@ -94,8 +97,14 @@ internal static unsafe class AttentionForward
                 int j = j0 + c;
                 int rLo = j < pre ? 0 : Math.Max(0, j - i0);
                 int rHi = p.Window > 0 ? (int)Math.Min(nrp, (long)j + p.Window - i0) : nrp;
-                for (int r = 0; r < rLo; r++) row[r] = float.NegativeInfinity;
-                for (int r = Math.Max(rHi, rLo); r < nrp; r++) row[r] = float.NegativeInfinity;
+                if (rLo == 0 && rHi >= nrp) continue;
+                // Whole vectors, one blend each (scalar stores here were followed by vector loads of the same
+                // lines in the softmax below, which cannot be forwarded from them).
+                var lo = V.Splat(rLo);
+                var hi = V.Splat(Math.Max(rHi, rLo));
+                for (int g = 0; g < nrp; g += w)
+                    if (g < rLo || g + w > rHi)
+                        V.Store(V.NegativeInfinityOutside(V.Load(row + g), V.Load(lanes + g), lo, hi), row + g);
             }
             var expScale = folded ? scale : V.Splat(1f);
 
@@ -103,8 +112,17 @@ internal static unsafe class AttentionForward
             for (int g = 0; g < nrp; g += w)
             {
                 var mOld = V.Load(m + g);
+                // Two independent chains (max is exact, so the order does not change the result).
                 var rawMax = V.Load(sT + g);
-                for (int c = 1; c < nc; c++) rawMax = V.Max(rawMax, V.Load(sT + c * nrp + g));
+                var rawMax2 = rawMax;
+                int c2 = 1;
+                for (; c2 + 1 < nc; c2 += 2)
+                {
+                    rawMax = V.Max(rawMax, V.Load(sT + c2 * nrp + g));
+                    rawMax2 = V.Max(rawMax2, V.Load(sT + (c2 + 1) * nrp + g));
+                }
+                if (c2 < nc) rawMax = V.Max(rawMax, V.Load(sT + c2 * nrp + g));
+                rawMax = V.Max(rawMax, rawMax2);
                 var mNew = V.Max(mOld, V.Mul(rawMax, expScale));
                 // A query that has seen no visible key yet keeps m = −∞; subtracting 0 instead
                 // avoids −∞ − (−∞) = NaN and still gives exp(−∞) = 0 for its masked scores.
@@ -134,7 +152,7 @@ internal static unsafe class AttentionForward
             int ldv = D;
             if (dp != D) { CopyPadded(vj, D, nc, D, vPad, dp); vj = vPad; ldv = dp; }
             // acc (nr×dp) += P (nr×nc) · V_j (nc×dp), P read from Sᵀ: P(r, c) = sT[c·nrp + r].
-            MatMul<V>(sT, 1, nrp, vj, ldv, acc, dp, nr, dp, nc, accumulate: true);
+            MatMulQueryRows<V>(p, b, i0, j0, sT, 1, nrp, vj, ldv, acc, dp, nr, dp, nc);
         }
 
         float* oh = p.O + p.QueryHead(b, h) + (long)i0 * D;

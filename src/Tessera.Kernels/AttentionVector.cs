@@ -32,6 +32,8 @@ internal interface IAttentionVector<TSelf> where TSelf : struct, IAttentionVecto
     static abstract TSelf ZeroWhereBelow(TSelf value, TSelf x, TSelf limit);
     /// <summary>Lanes equal to −∞ become 0 (the "no key seen yet" running max).</summary>
     static abstract TSelf NegativeInfinityToZero(TSelf x);
+    /// <summary>Lanes where <paramref name="index"/> &lt; <paramref name="lo"/> or ≥ <paramref name="hi"/> become −∞, others keep <paramref name="value"/> (the causal/window mask).</summary>
+    static abstract TSelf NegativeInfinityOutside(TSelf value, TSelf index, TSelf lo, TSelf hi);
     /// <summary>2^n as float, where n is encoded in the low mantissa bits of <c>t = n + 1.5·2²³</c>.</summary>
     static abstract TSelf Pow2FromShifted(TSelf t);
 }
@@ -64,6 +66,10 @@ internal readonly struct AttentionVector512 : IAttentionVector<AttentionVector51
     public static AttentionVector512 NegativeInfinityToZero(AttentionVector512 x)
         => new(Vector512.ConditionalSelect(Vector512.Equals(x.v, Vector512.Create(float.NegativeInfinity)), Vector512<float>.Zero, x.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static AttentionVector512 NegativeInfinityOutside(AttentionVector512 value, AttentionVector512 index, AttentionVector512 lo, AttentionVector512 hi)
+        => new(Vector512.ConditionalSelect(Vector512.LessThan(index.v, lo.v) | Vector512.GreaterThanOrEqual(index.v, hi.v),
+            Vector512.Create(float.NegativeInfinity), value.v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static AttentionVector512 Pow2FromShifted(AttentionVector512 t)
         => new(((t.v.AsInt32() - Vector512.Create(AttentionExp.ShiftBits - 127)) << 23).AsSingle());
 }
@@ -95,6 +101,10 @@ internal readonly struct AttentionVector256 : IAttentionVector<AttentionVector25
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static AttentionVector256 NegativeInfinityToZero(AttentionVector256 x)
         => new(Vector256.ConditionalSelect(Vector256.Equals(x.v, Vector256.Create(float.NegativeInfinity)), Vector256<float>.Zero, x.v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static AttentionVector256 NegativeInfinityOutside(AttentionVector256 value, AttentionVector256 index, AttentionVector256 lo, AttentionVector256 hi)
+        => new(Vector256.ConditionalSelect(Vector256.LessThan(index.v, lo.v) | Vector256.GreaterThanOrEqual(index.v, hi.v),
+            Vector256.Create(float.NegativeInfinity), value.v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static AttentionVector256 Pow2FromShifted(AttentionVector256 t)
         => new(((t.v.AsInt32() - Vector256.Create(AttentionExp.ShiftBits - 127)) << 23).AsSingle());

@@ -51,6 +51,47 @@ public class AttentionDsStoreTests
                 }
     }
 
+    /// <summary>
+    /// The fused pass (one worker per (batch, kv head) pair, dS·K added to dQ as each dS tile is formed) must
+    /// give the recomputing path's bits for dq, dk and dv: same products, key tiles in the same order. Head
+    /// dims that are multiples of both vector widths (the pass's condition), lengths around the tile edges,
+    /// MHA/GQA/MQA, soft-caps and prefixes.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 16)]
+    [InlineData(63, 16)]
+    [InlineData(64, 64)]
+    [InlineData(65, 32)]
+    [InlineData(130, 64)]
+    [InlineData(200, 16)]
+    public void FusedPassGivesTheRecomputedBits(int seq, int dim)
+    {
+        var rng = new TestRandom((ulong)(seq * 11 + dim));
+        const int B = 3;
+        foreach (var (h, hkv) in new[] { (2, 2), (4, 2), (4, 1) })
+            foreach (float cap in new[] { 0f, 2f })
+                foreach (int[]? prefix in new[] { null, new[] { 0, Math.Min(seq, 70), seq / 2 } })
+                {
+                    float scale = 1f / MathF.Sqrt(dim);
+                    float[] q = rng.Array(B * h * seq * dim, -2f, 2f), k = rng.Array(B * hkv * seq * dim, -2f, 2f);
+                    float[] v = rng.Array(B * hkv * seq * dim), dO = rng.Array(B * h * seq * dim);
+                    var o = new float[q.Length]; var lse = new float[B * h * seq];
+                    Attention.Forward<AttentionVector512>(q, k, v, o, lse, B, h, hkv, seq, dim, scale, 0, cap, prefix);
+                    string what = $"T={seq} D={dim} H={h}/{hkv} cap={cap} prefix={(prefix is null ? "none" : string.Join(",", prefix))}";
+                    for (int width = 0; width < 2; width++)
+                    {
+                        var (rq, rk, rv) = RunRecomputing(width, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
+                        long fusedCalls = AttentionBackward.FusedCalls;
+                        var (dq, dk, dv) = Run(width, 0, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix, fused: true);
+                        Assert.True(AttentionBackward.FusedCalls > fusedCalls, $"the fused pass was not used ({what})");
+                        string at = $"{what} width={width} fused";
+                        Bits(rq, dq, "dq " + at);
+                        Bits(rk, dk, "dk " + at);
+                        Bits(rv, dv, "dv " + at);
+                    }
+                }
+    }
+
     /// <summary>Budget 0: the recomputing pass 2 (the store is not touched; checked with the store's call counter).</summary>
     static (float[] Dq, float[] Dk, float[] Dv) RunRecomputing(int width, float[] q, float[] k, float[] v, float[] o, float[] lse,
         float[] dO, int b, int h, int hkv, int t, int d, float scale, float cap, int[]? prefix)
@@ -65,19 +106,23 @@ public class AttentionDsStoreTests
     }
 
     static (float[] Dq, float[] Dk, float[] Dv) Run(int width, long budget, float[] q, float[] k, float[] v, float[] o, float[] lse,
-        float[] dO, int b, int h, int hkv, int t, int d, float scale, float cap, int[]? prefix)
+        float[] dO, int b, int h, int hkv, int t, int d, float scale, float cap, int[]? prefix, bool fused = false)
     {
         var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
+        // Garbage in the outputs: every path must overwrite them (the fused pass clears dQ itself).
+        Array.Fill(dq, float.NaN); Array.Fill(dk, float.NaN); Array.Fill(dv, float.NaN);
         lock (BudgetLock)
         {
             long saved = AttentionBackward.StoreBudgetFloats;
+            int savedFused = AttentionBackward.FusedPairsPerThread;
             AttentionBackward.StoreBudgetFloats = budget;
+            AttentionBackward.FusedPairsPerThread = fused ? 0 : int.MaxValue;
             try
             {
                 if (width == 0) Attention.Backward<AttentionVector512>(q, k, v, o, lse, dO, dq, dk, dv, b, h, hkv, t, d, scale, 0, cap, prefix);
                 else Attention.Backward<AttentionVector256>(q, k, v, o, lse, dO, dq, dk, dv, b, h, hkv, t, d, scale, 0, cap, prefix);
             }
-            finally { AttentionBackward.StoreBudgetFloats = saved; }
+            finally { AttentionBackward.StoreBudgetFloats = saved; AttentionBackward.FusedPairsPerThread = savedFused; }
         }
         return (dq, dk, dv);
     }
