@@ -47,6 +47,9 @@ public sealed unsafe class CachedAttention
     /// <summary>A run of at least this many rows of one slot takes the tiled path (any length is exact: see <see cref="Tile64"/>).</summary>
     const int TileMin = 4;
 
+    /// <summary>Timing switch: the softmax pass's lane max by vector folds and its tail exponentials as one vector (same bits).</summary>
+    internal static bool VectorTail = true;
+
     /// <summary>Rows per prefill tile: the keys' transpose is made once per tile and kv head.</summary>
     const int TileRows = 64;
 
@@ -337,9 +340,21 @@ public sealed unsafe class CachedAttention
         int j = 0;
         var mv = Vector512.Create(float.NegativeInfinity);
         for (; j + 16 <= n; j += 16) mv = Vector512.Max(mv, Vector512.Load(s + j));
-        float max = mv.ToScalar();
-        for (int l = 1; l < 16; l++) max = MathF.Max(max, mv.GetElement(l));
-        for (; j < n; j++) max = MathF.Max(max, s[j]);
+        float max;
+        if (VectorTail)
+        {
+            // Max is exact in any order: fold the lanes with vector maxima instead of 15 extractions.
+            var m8 = Vector256.Max(mv.GetLower(), mv.GetUpper());
+            var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+            m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
+            max = MathF.Max(m4.ToScalar(), m4.GetElement(1));
+        }
+        else
+        {
+            max = mv.ToScalar();
+            for (int l = 1; l < 16; l++) max = MathF.Max(max, mv.GetElement(l));
+        }
+        for (int i = j; i < n; i++) max = MathF.Max(max, s[i]);
         var m = Vector512.Create(max);
         var acc = Vector512<float>.Zero;
         for (j = 0; j + 16 <= n; j += 16)
@@ -349,6 +364,18 @@ public sealed unsafe class CachedAttention
             acc += e;
         }
         float t = Tree(acc);
+        if (VectorTail && j < n)
+        {
+            // The tail's exponentials as one vector on a padded copy (each lane equals the scalar Exp), then
+            // added to the sum one by one in order, as before.
+            float* tail = stackalloc float[16];
+            int r = n - j;
+            for (int i = 0; i < r; i++) tail[i] = s[j + i] - max;
+            for (int i = r; i < 16; i++) tail[i] = 0;
+            Vector512.Store(VectorMath.Exp(Vector512.Load(tail)), tail);
+            for (int i = 0; i < r; i++) { s[j + i] = tail[i]; t += tail[i]; }
+            return 1f / t;
+        }
         for (; j < n; j++) { float e = VectorMath.Exp(s[j] - max); s[j] = e; t += e; }
         return 1f / t;
     }

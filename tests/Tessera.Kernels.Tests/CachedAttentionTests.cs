@@ -160,6 +160,45 @@ public unsafe class CachedAttentionTests
     }
 
     /// <summary>
+    /// The softmax pass's lane max by vector folds and its tail exponentials as one vector give the bits of the
+    /// scalar max and scalar tail: every history length 1..130 (every tail length 0..15 several times), on the
+    /// tiled prompt path and the one-row paths (paired and single heads), with and without a soft-cap.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 1, 0f)]
+    [InlineData(4, 2, 30f)]
+    public void SoftmaxVectorTailGivesTheScalarTailsBits(int heads, int kvHeads, float cap)
+    {
+        const int Dim = 64, Layer = 1, Positions = 130;
+        var r = new TestRandom(77 + (ulong)heads);
+        using var cache = new Cache(r, 2, 2, kvHeads, Positions, Dim);
+        var rows = new Row[Positions + 20];
+        for (int i = 0; i < Positions; i++) rows[i] = new Row(0, i);                     // a prompt: tiles
+        for (int i = 0; i < 20; i++) rows[Positions + i] = new Row(1, 7 * i % Positions);   // single rows: one-row paths
+        int stride = heads * Dim + 2 * kvHeads * Dim, width = heads * Dim;
+        var q = r.Array(rows.Length * stride, -2f, 2f);
+        float scale = 1f / MathF.Sqrt(Dim);
+        var vector = new float[rows.Length * width];
+        var scalar = new float[rows.Length * width];
+        var attention = new CachedAttention(heads, kvHeads, Dim, Positions);
+        bool was = CachedAttention.VectorTail;
+        try
+        {
+            fixed (float* pq = q, pv = vector, ps = scalar)
+            {
+                CachedAttention.VectorTail = true;
+                attention.Forward(cache.View, Layer, (ReadOnlySpan<Row>)rows, pq, stride, pv, 0, scale, cap);
+                CachedAttention.VectorTail = false;
+                attention.Forward(cache.View, Layer, (ReadOnlySpan<Row>)rows, pq, stride, ps, 0, scale, cap);
+            }
+        }
+        finally { CachedAttention.VectorTail = was; }
+        for (int i = 0; i < vector.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(vector[i]) == BitConverter.SingleToInt32Bits(scalar[i]),
+                $"row {i / width} ({rows[i / width]}), element {i % width}: {vector[i]:R} vector tail, {scalar[i]:R} scalar tail");
+    }
+
+    /// <summary>
     /// Rows fed as prompt runs (≥ 4 consecutive rows of a slot: the tiled path for 64-wide heads, in
     /// tiles of up to 64 rows) give the same bits as the same rows fed one per call (the one-row path),
     /// and stay within the twin's bound: runs of 150 (three tiles), 5 and 7 rows, plain rows between,
