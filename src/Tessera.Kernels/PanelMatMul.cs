@@ -131,32 +131,15 @@ public static unsafe class PanelMatMul
                 return;
             }
             for (int j = start; j < end; j++)
-            {
-                float* panel = panels + (long)j * k * PanelRows;
-                float* next = j + 1 < end && lines > 0 ? panel + (long)k * PanelRows : null;
-                int width = Math.Min(PanelRows, rows - j * PanelRows);
-                int step = width < PanelRows ? k : kc;
-                for (int p0 = 0; p0 < k; p0 += step)
-                {
-                    int len = Math.Min(step, k - p0);
-                    float* slice = panel + (long)p0 * PanelRows;
-                    float* nextSlice = next == null ? null : next + (long)p0 * PanelRows;
-                    int i = 0;
-                    for (int b = 0; b < blocks; b++)
-                    {
-                        int m = n / blocks + (b < n % blocks ? 1 : 0);
-                        float* pf = nextSlice == null || b == 0 || (b - 1) * lines >= 4 ? null : nextSlice + (long)(b - 1) * lines * len * 16;
-                        int pfLines = pf == null ? 0 : lines;
-                        // The first block of a panel that was not prefetched streams it from memory: ask
-                        // for each line 4 KB before it is needed (the hardware prefetcher alone ramps up too slowly).
-                        if (b == 0 && (lines == 0 || j == start)) { pf = slice + Ahead; pfLines = 4; }
-                        Block(slice, len, k, x + (long)i * k + p0, m, y + (long)i * ldy + j * PanelRows, ldy, width, pf, pfLines, p0 > 0);
-                        i += m;
-                    }
-                }
-            }
+                for (int p0 = 0; p0 < k; p0 += kc)
+                    Panel(j, p0, j + 1 < end && lines > 0, blocks, lines, kc, start);
         }
-        /// <summary>One k slice [p0, p0 + kc) of panel j against every row block (the slice-outer order; a narrow last panel takes its whole k at its first slice).</summary>
+
+        /// <summary>
+        /// One k slice [p0, p0 + kc) of panel j against every row block; a narrow last panel takes its whole k at its
+        /// first slice. While the later blocks compute on the slice, they prefetch the same slice of the next panel
+        /// into L2 (<paramref name="prefetchNext"/>), L lines per k step, so the next panel's first block finds it there.
+        /// </summary>
         void Panel(int j, int p0, bool prefetchNext, int blocks, int lines, int kc, int start)
         {
             float* panel = panels + (long)j * k * PanelRows;
@@ -171,6 +154,8 @@ public static unsafe class PanelMatMul
                 int m = n / blocks + (b < n % blocks ? 1 : 0);
                 float* pf = nextSlice == null || b == 0 || (b - 1) * lines >= 4 ? null : nextSlice + (long)(b - 1) * lines * len * 16;
                 int pfLines = pf == null ? 0 : lines;
+                // The first block of a panel that was not prefetched streams it from memory: ask
+                // for each line 4 KB before it is needed (the hardware prefetcher alone ramps up too slowly).
                 if (b == 0 && (lines == 0 || j == start)) { pf = slice + Ahead; pfLines = 4; }
                 Block(slice, len, k, x + (long)i * k + p0, m, y + (long)i * ldy + j * PanelRows, ldy, width, pf, pfLines, p0 > 0);
                 i += m;

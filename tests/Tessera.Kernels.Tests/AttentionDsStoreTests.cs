@@ -12,6 +12,28 @@ public class AttentionDsStoreTests
 {
     static readonly object BudgetLock = new();
 
+    /// <summary>
+    /// The inputs both tests run: MHA, GQA and MQA head layouts, with and without a soft-cap, without and with a
+    /// prefix, each with its forward output and row log-sum-exps (drawn in this order from one stream per seed).
+    /// </summary>
+    static IEnumerable<(int H, int Hkv, float Cap, int[]? Prefix, float Scale, float[] Q, float[] K, float[] V, float[] O, float[] Lse, float[] DO, string What)>
+        Cases(int seq, int dim, ulong seed, int batch)
+    {
+        var rng = new TestRandom(seed);
+        foreach (var (h, hkv) in new[] { (2, 2), (4, 2), (4, 1) })
+            foreach (float cap in new[] { 0f, 2f })
+                foreach (int[]? prefix in new[] { null, new[] { 0, Math.Min(seq, 70), seq / 2 } })
+                {
+                    float scale = 1f / MathF.Sqrt(dim);
+                    float[] q = rng.Array(batch * h * seq * dim, -2f, 2f), k = rng.Array(batch * hkv * seq * dim, -2f, 2f);
+                    float[] v = rng.Array(batch * hkv * seq * dim), dO = rng.Array(batch * h * seq * dim);
+                    var o = new float[q.Length]; var lse = new float[batch * h * seq];
+                    Attention.Forward<AttentionVector512>(q, k, v, o, lse, batch, h, hkv, seq, dim, scale, 0, cap, prefix);
+                    string what = $"T={seq} D={dim} H={h}/{hkv} cap={cap} prefix={(prefix is null ? "none" : string.Join(",", prefix))}";
+                    yield return (h, hkv, cap, prefix, scale, q, k, v, o, lse, dO, what);
+                }
+    }
+
     [Theory]
     [InlineData(1, 8)]
     [InlineData(63, 16)]
@@ -21,34 +43,25 @@ public class AttentionDsStoreTests
     [InlineData(200, 8)]
     public void StoredDsGivesTheRecomputedBits(int seq, int dim)
     {
-        var rng = new TestRandom((ulong)(seq * 7 + dim));
         const int B = 3;
-        foreach (var (h, hkv) in new[] { (2, 2), (4, 2), (4, 1) })
-            foreach (float cap in new[] { 0f, 2f })
-                foreach (int[]? prefix in new[] { null, new[] { 0, Math.Min(seq, 70), seq / 2 } })
+        foreach (var (h, hkv, cap, prefix, scale, q, k, v, o, lse, dO, what) in Cases(seq, dim, (ulong)(seq * 7 + dim), B))
+        {
+            long pair = AttentionBackward.PairStoreFloats(h / hkv, seq);
+            for (int width = 0; width < 2; width++)
+            {
+                var (rq, rk, rv) = RunRecomputing(width, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
+                foreach (long budget in new[] { pair, 3 * pair, 64 * pair })
                 {
-                    float scale = 1f / MathF.Sqrt(dim);
-                    float[] q = rng.Array(B * h * seq * dim, -2f, 2f), k = rng.Array(B * hkv * seq * dim, -2f, 2f);
-                    float[] v = rng.Array(B * hkv * seq * dim), dO = rng.Array(B * h * seq * dim);
-                    var o = new float[q.Length]; var lse = new float[B * h * seq];
-                    Attention.Forward<AttentionVector512>(q, k, v, o, lse, B, h, hkv, seq, dim, scale, 0, cap, prefix);
-                    long pair = AttentionBackward.PairStoreFloats(h / hkv, seq);
-                    string what = $"T={seq} D={dim} H={h}/{hkv} cap={cap} prefix={(prefix is null ? "none" : string.Join(",", prefix))}";
-                    for (int width = 0; width < 2; width++)
-                    {
-                        var (rq, rk, rv) = RunRecomputing(width, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
-                        foreach (long budget in new[] { pair, 3 * pair, 64 * pair })
-                        {
-                            long stored = AttentionBackward.StoredCalls;
-                            var (dq, dk, dv) = Run(width, budget, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
-                            Assert.True(AttentionBackward.StoredCalls > stored, $"the dS store was not used ({what})");
-                            string at = $"{what} width={width} budget={budget / pair} pairs";
-                            Bits(rq, dq, "dq " + at);
-                            Bits(rk, dk, "dk " + at);
-                            Bits(rv, dv, "dv " + at);
-                        }
-                    }
+                    long stored = AttentionBackward.StoredCalls;
+                    var (dq, dk, dv) = Run(width, budget, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
+                    Assert.True(AttentionBackward.StoredCalls > stored, $"the dS store was not used ({what})");
+                    string at = $"{what} width={width} budget={budget / pair} pairs";
+                    Bits(rq, dq, "dq " + at);
+                    Bits(rk, dk, "dk " + at);
+                    Bits(rv, dv, "dv " + at);
                 }
+            }
+        }
     }
 
     /// <summary>
@@ -66,30 +79,21 @@ public class AttentionDsStoreTests
     [InlineData(200, 16)]
     public void FusedPassGivesTheRecomputedBits(int seq, int dim)
     {
-        var rng = new TestRandom((ulong)(seq * 11 + dim));
         const int B = 3;
-        foreach (var (h, hkv) in new[] { (2, 2), (4, 2), (4, 1) })
-            foreach (float cap in new[] { 0f, 2f })
-                foreach (int[]? prefix in new[] { null, new[] { 0, Math.Min(seq, 70), seq / 2 } })
-                {
-                    float scale = 1f / MathF.Sqrt(dim);
-                    float[] q = rng.Array(B * h * seq * dim, -2f, 2f), k = rng.Array(B * hkv * seq * dim, -2f, 2f);
-                    float[] v = rng.Array(B * hkv * seq * dim), dO = rng.Array(B * h * seq * dim);
-                    var o = new float[q.Length]; var lse = new float[B * h * seq];
-                    Attention.Forward<AttentionVector512>(q, k, v, o, lse, B, h, hkv, seq, dim, scale, 0, cap, prefix);
-                    string what = $"T={seq} D={dim} H={h}/{hkv} cap={cap} prefix={(prefix is null ? "none" : string.Join(",", prefix))}";
-                    for (int width = 0; width < 2; width++)
-                    {
-                        var (rq, rk, rv) = RunRecomputing(width, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
-                        long fusedCalls = AttentionBackward.FusedCalls;
-                        var (dq, dk, dv) = Run(width, 0, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix, fused: true);
-                        Assert.True(AttentionBackward.FusedCalls > fusedCalls, $"the fused pass was not used ({what})");
-                        string at = $"{what} width={width} fused";
-                        Bits(rq, dq, "dq " + at);
-                        Bits(rk, dk, "dk " + at);
-                        Bits(rv, dv, "dv " + at);
-                    }
-                }
+        foreach (var (h, hkv, cap, prefix, scale, q, k, v, o, lse, dO, what) in Cases(seq, dim, (ulong)(seq * 11 + dim), B))
+        {
+            for (int width = 0; width < 2; width++)
+            {
+                var (rq, rk, rv) = RunRecomputing(width, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix);
+                long fusedCalls = AttentionBackward.FusedCalls;
+                var (dq, dk, dv) = Run(width, 0, q, k, v, o, lse, dO, B, h, hkv, seq, dim, scale, cap, prefix, fused: true);
+                Assert.True(AttentionBackward.FusedCalls > fusedCalls, $"the fused pass was not used ({what})");
+                string at = $"{what} width={width} fused";
+                Bits(rq, dq, "dq " + at);
+                Bits(rk, dk, "dk " + at);
+                Bits(rv, dv, "dv " + at);
+            }
+        }
     }
 
     /// <summary>Budget 0: the recomputing pass 2 (the store is not touched; checked with the store's call counter).</summary>
