@@ -65,4 +65,32 @@ public class RetroLabTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void Quick_retro_lab_with_own_past_and_two_neighbours_reports_the_own_document_share()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            string outDir = Path.Combine(dir, "lab");
+            var r = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", outDir, "--sizes", "S", "--retrieval-only", "--own-past", "--neighbours", "2", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            Assert.True(root.GetProperty("own_past").GetBoolean());
+            Assert.Equal(2, root.GetProperty("neighbours").GetInt32());
+            int chunk = root.GetProperty("chunk_tokens").GetInt32();
+            var run = Assert.Single(root.GetProperty("runs").EnumerateArray());
+            Assert.Equal(3 * chunk + 2 * 2 * chunk, run.GetProperty("sequence_length").GetInt32());   // two neighbours of 2 chunks, then u−1, u, u+1
+            // Byte-token chunks of one document resemble each other, so some neighbours come from the own past.
+            Assert.InRange(root.GetProperty("train_own_document_share").GetDouble(), 1e-9, 1);
+            Assert.InRange(root.GetProperty("eval_own_document_share").GetDouble(), 0, 1);
+            Assert.Contains("own document", File.ReadAllText(Path.Combine(outDir, "report.md")));
+
+            var bad = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", Path.Combine(dir, "bad"), "--neighbours", "0");
+            Assert.NotEqual(0, bad.ExitCode);
+            Assert.Contains("--neighbours", bad.Stderr);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

@@ -42,6 +42,57 @@ public class RetroChunkIndexTests
     }
 
     [Fact]
+    public void Own_past_neighbours_end_before_the_context_and_training_queries_never_see_held_out_text()
+    {
+        const int C = 16;
+        var rng = new Random(11);
+        // Words from a small vocabulary, so chunks of every document resemble each other and each
+        // document's own chunks (filtered or kept) crowd the top of every hit list; "h1" and "h2" repeat
+        // one passage (their own past holds the text their later chunks search for).
+        string[] words = ["whale", "ship", "union", "state", "sea", "law", "oil", "war", "peace", "trade", "harbour", "crew"];
+        string Words(int n) => string.Join(' ', Enumerable.Range(0, n).Select(_ => words[rng.Next(words.Length)]));
+        string Repeating(int n) { string w = Words(20); return string.Concat(Enumerable.Repeat(w + " ", n)); }
+        var docs = new List<RetroDocument>();
+        for (int i = 0; i < 4; i++) docs.Add(new RetroDocument($"t{i}", Tok(i == 0 ? Repeating(6) : Words(120))));
+        docs.Add(new RetroDocument("h1", Tok(Repeating(6))) { HeldOut = true });
+        docs.Add(new RetroDocument("h2", Tok(Repeating(6))) { HeldOut = true });
+        var heldOut = docs.Where(d => d.HeldOut).Select(d => d.Id).ToHashSet();
+        using var tmp = new TempFolder();
+        using var index = RetroChunkIndex.Build(tmp["idx"], docs, Bytes, C, shards: 2);
+        int own = 0, ownHeldOut = 0, queries = 0;
+        foreach (var d in docs)
+            for (int u = 1; (u + 2) * C <= d.Tokens.Length; u++)
+                foreach (bool ownPast in new[] { false, true })
+                {
+                    var found = index.Search(d.Tokens.AsSpan(u * C, C), d.Id, u, 2, filler: -1, ownPast);
+                    queries++;
+                    Assert.Equal(2, found.Length);
+                    foreach (var n in found)
+                    {
+                        if (n.DocumentId is null) { Assert.All(n.Tokens, t => Assert.Equal(-1, t)); continue; }
+                        var source = docs.Single(x => x.Id == n.DocumentId);
+                        Assert.Equal(source.Tokens.AsSpan(n.Chunk * C, 2 * C).ToArray(), n.Tokens);
+                        if (n.DocumentId == d.Id)
+                        {
+                            // Own document: only with own-past, and the neighbour (chunk + continuation)
+                            // ends at or before position (u − 1)·C, where the example's context starts.
+                            Assert.True(ownPast);
+                            Assert.True((n.Chunk + 2) * C <= (u - 1) * C, $"{d.Id} chunk {u}: own chunk {n.Chunk} reaches into the context");
+                            own++;
+                            if (d.HeldOut) ownHeldOut++;
+                        }
+                        else Assert.DoesNotContain(n.DocumentId, heldOut);   // another document's query never sees held-out text
+                    }
+                }
+        // The rule is exercised, not vacuous: own-past hits occur, for held-out documents too.
+        Assert.True(own > 10 && ownHeldOut > 0, $"own-past neighbours were returned {own} times ({ownHeldOut} to held-out queries) in {queries} queries");
+
+        // The plain query (own-past off) of a training document equals the old Neighbours call.
+        var t1 = docs[1].Tokens.AsSpan(3 * C, C);
+        Assert.Equal(index.Neighbours(t1, "t1", 1, -1)[0], index.Search(t1, "t1", 3, 1, -1, ownPast: false)[0].Tokens);
+    }
+
+    [Fact]
     public void Ngram_overlap_matches_a_brute_force_count()
     {
         var rng = new Random(5);

@@ -53,6 +53,14 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
     /// token (drawn from a random stream of its own), so copy practice meets digits more often.
     /// </summary>
     public double NumberRich { get; init; }
+    /// <summary>
+    /// The database also holds each document's own earlier text: chunk u's neighbours may come from
+    /// its own document's chunks that end at or before the start of chunk u−1 (never the example's
+    /// context or what follows it), and the held-out documents are indexed for their own queries only
+    /// (<see cref="RetroDocument.HeldOut"/>): a training query never sees held-out text, a held-out
+    /// query sees the training documents and its own past.
+    /// </summary>
+    public bool OwnPast { get; init; }
 
     /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
     public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
@@ -93,17 +101,21 @@ internal static class RetroLab
         var randomNeighbours = new Option<bool>("--random-neighbours") { Description = "Training neighbours are random chunks of other documents, not BM25 hits (with --reading-practice: a model that learns to read, cheaply)." };
         var retrievalOnly = new Option<bool>("--retrieval-only") { Description = "Train only the runs with retrieval." };
         var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
+        var ownPast = new Option<bool>("--own-past") { Description = "The database also holds each document's own text before the example's context (held-out documents for their own queries only)." };
+        var neighbours = new Option<int?>("--neighbours") { Description = "Neighbours per chunk, k (default: the plan's, 1)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, ownPast, neighbours, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
             if (p.GetValue(steps) is { } s) plan = plan with { Steps = s, TrainPairs = s * plan.Batch };
             if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
             if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
-            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours), ScrambleNumbers = p.GetValue(scramble), NumberRich = p.GetValue(numberRich) };
+            if (p.GetValue(neighbours) is { } k) plan = k is >= 1 and <= 8 ? plan with { Neighbours = k } : throw new ArgumentException($"--neighbours: {k}; give 1 to 8 neighbours per chunk.");
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours), ScrambleNumbers = p.GetValue(scramble), NumberRich = p.GetValue(numberRich), OwnPast = p.GetValue(ownPast) };
             if (plan.ScrambleNumbers is < 0 or > 1 || plan.ReadingPractice is < 0 or > 1 || plan.NumberRich is < 0 or > 1) throw new ArgumentException("--reading-practice, --scramble-numbers and --number-rich are fractions between 0 and 1.");
+            if (plan.OwnPast && plan.RandomNeighbours) throw new ArgumentException("--own-past is a database for searched neighbours; --random-neighbours does not search.");
             if (plan.ScrambleNumbers > 0 && plan.ReadingPractice == 0) throw new ArgumentException("--scramble-numbers acts on reading-practice examples: give --reading-practice too.");
             if (p.GetValue(sizes) is { } names)
             {
@@ -149,13 +161,14 @@ internal static class RetroLab
         }
         int bos = tok.SpecialTokens.Id(ChatTemplate.Bos);
         var trainDocs = train.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)])).ToList();
-        var heldDocs = heldOut.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)])).ToList();
+        var heldDocs = heldOut.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)]) { HeldOut = true }).ToList();
         log($"{trainDocs.Count} training documents ({trainDocs.Sum(d => (long)d.Tokens.Length):N0} tokens), {heldDocs.Count} held out ({heldDocs.Sum(d => (long)d.Tokens.Length):N0}); tokenizer {tok.Name} ({tok.VocabSize} ids) [{clock.Elapsed.TotalSeconds:F0} s]");
 
         string indexDir = Path.Combine(outDir, "index");
         if (Directory.Exists(indexDir)) Directory.Delete(indexDir, recursive: true);
-        using var index = RetroChunkIndex.Build(indexDir, trainDocs, tok, C, shards: 4);
-        log($"index: {index.Chunks:N0} chunks of {C} tokens [{clock.Elapsed.TotalSeconds:F0} s]");
+        // With --own-past the held-out documents are indexed too, each visible to its own queries only.
+        using var index = RetroChunkIndex.Build(indexDir, plan.OwnPast ? [.. trainDocs, .. heldDocs] : trainDocs, tok, C, shards: 4);
+        log($"index: {index.Chunks:N0} chunks of {C} tokens{(plan.OwnPast ? " (training documents, and held-out documents for their own past only)" : "")} [{clock.Elapsed.TotalSeconds:F0} s]");
 
         var rng = new Random((int)plan.Seed);
         var trainPairs = Pairs(trainDocs, C, plan.TrainPairs, rng);
@@ -173,15 +186,28 @@ internal static class RetroLab
         var retrieveClock = Stopwatch.StartNew();
         // Neighbours are cached per plan (retrieval is the slow part of a rerun that adds sizes); the
         // training side is only searched when some run still has to train with retrieval.
-        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}.bin");
+        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}{(plan.OwnPast ? "-own" : "")}.bin");
         int searched = 0;
+        var ownShare = new Dictionary<string, double>();   // side → share of neighbours taken from the querying document
         List<int[][]> Retrieve(List<Pair> pairs, string side)
         {
-            string path = Cache(side, pairs.Count);
-            if (File.Exists(path)) return ReadNeighbours(path);
+            string path = Cache(side, pairs.Count), ownPath = path + ".own.json";
+            if (File.Exists(path) && File.Exists(ownPath))
+            {
+                ownShare[side] = JsonNaming.Deserialize<double>(File.ReadAllText(ownPath));
+                return ReadNeighbours(path);
+            }
             searched += pairs.Count;
-            var found = pairs.Select(p => index.Neighbours(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, plan.Neighbours, bos)).ToList();
+            long own = 0;
+            var found = pairs.Select(p =>
+            {
+                var hits = index.Search(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, p.U, plan.Neighbours, bos, plan.OwnPast);
+                own += hits.Count(h => h.DocumentId == p.Doc.Id);
+                return hits.Select(h => h.Tokens).ToArray();
+            }).ToList();
+            ownShare[side] = own / (double)Math.Max(1, (long)pairs.Count * plan.Neighbours);
             WriteNeighbours(path, found);
+            AtomicFile.WriteAllText(ownPath, JsonNaming.Serialize(ownShare[side]));
             return found;
         }
         bool Cached(string name) => File.Exists(Path.Combine(outDir, "runs", name + ".json"));
@@ -291,10 +317,16 @@ internal static class RetroLab
             index_chunks = index.Chunks, ms_per_query = msPerQuery, empty_searches = index.EmptySearches,
             overlap_mean = overlap.Average(), overlap_zero_fraction = clean.Count(c => c) / (double)clean.Length,
             overlap_over_half_fraction = overlap.Count(o => o > 0.5) / (double)overlap.Length,
+            own_past = plan.OwnPast, eval_own_document_share = ownShare.GetValueOrDefault("eval"), train_own_document_share = ownShare.TryGetValue("train", out double ts) ? ts : (double?)null,
             scored_bytes = scoredBytes, zero_overlap_bytes = cleanBytes, practice_examples = practised.Count(x => x), scrambled_examples = scrambled, number_rich_examples = numberRichDrawn, runs, seconds = clock.Elapsed.TotalSeconds,
         };
         var md = new StringBuilder();
-        md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, other documents only), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored.");
+        md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, " +
+            (plan.OwnPast ? "other training documents and the document's own text before the example's context" : "other documents only") +
+            $"), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored.");
+        md.AppendLine();
+        md.AppendLine($"Share of held-out neighbours taken from the chunk's own document: {result.eval_own_document_share:P1}" +
+            (result.train_own_document_share is { } tshare ? $"; of training neighbours: {tshare:P1}." : "."));
         md.AppendLine();
         md.AppendLine($"13-gram overlap of scored chunks with their neighbours: mean {overlap.Average():F3}; zero for {result.overlap_zero_fraction:P1}; above 0.5 for {result.overlap_over_half_fraction:P1}.");
         md.AppendLine();

@@ -5,9 +5,23 @@ using Tessera.Text;
 namespace Tessera.Retrieval.Retro;
 
 /// <summary>A tokenized document for RETRO-style chunking: its id and its token ids (no BOS).</summary>
-/// <param name="Id">Document id; a chunk never takes a neighbour from the document with its own id.</param>
+/// <param name="Id">Document id; a chunk takes a neighbour from the document with its own id only from its own past (see <see cref="RetroChunkIndex.Search"/>).</param>
 /// <param name="Tokens">The document's tokens.</param>
-public sealed record RetroDocument(string Id, int[] Tokens);
+public sealed record RetroDocument(string Id, int[] Tokens)
+{
+    /// <summary>
+    /// A held-out document: its chunks are indexed, but a search returns them only to a query from
+    /// the same document (its own past), never to another document's query, so training queries and
+    /// other held-out documents cannot see its text.
+    /// </summary>
+    public bool HeldOut { get; init; }
+}
+
+/// <summary>One retrieved neighbour: a chunk and its continuation, and where it came from.</summary>
+/// <param name="Tokens">The neighbour's tokens (<see cref="RetroChunkIndex.NeighbourTokens"/> long).</param>
+/// <param name="DocumentId">The document it was taken from; null for a filler slot (nothing usable found).</param>
+/// <param name="Chunk">Its chunk number in that document (−1 for a filler slot).</param>
+public sealed record RetroNeighbour(int[] Tokens, string? DocumentId, int Chunk);
 
 /// <summary>
 /// RETRO's retrieval database at our scale: every document cut into chunks of
@@ -16,7 +30,9 @@ public sealed record RetroDocument(string Id, int[] Tokens);
 /// its continuation (the next chunk of its document), <c>2 × ChunkTokens</c> tokens, so a model
 /// can read what came after text that resembles its own. Neighbours of a chunk come from other
 /// documents only (<see cref="Neighbours"/> takes the id to exclude), so a training chunk cannot
-/// retrieve itself or the text around it.
+/// retrieve itself or the text around it; <see cref="Search"/> with <c>ownPast</c> may also return
+/// the querying document's own chunks that end before the example's context begins.
+/// Documents marked <see cref="RetroDocument.HeldOut"/> are returned only to their own queries.
 /// </summary>
 public sealed class RetroChunkIndex : IDisposable
 {
@@ -77,28 +93,59 @@ public sealed class RetroChunkIndex : IDisposable
     /// <summary>
     /// The <paramref name="k"/> best neighbours of <paramref name="chunk"/> (BM25 over its decoded
     /// text), each <see cref="NeighbourTokens"/> tokens, skipping every chunk of the document
-    /// <paramref name="excludeDocument"/>. A query with no searchable term, or too few hits, fills
-    /// the missing neighbours with <paramref name="filler"/> ids (counted in <see cref="EmptySearches"/>).
+    /// <paramref name="excludeDocument"/> and of every held-out document. A query with no searchable
+    /// term, or too few hits, fills the missing neighbours with <paramref name="filler"/> ids
+    /// (counted in <see cref="EmptySearches"/>).
     /// </summary>
     public int[][] Neighbours(ReadOnlySpan<int> chunk, string? excludeDocument, int k, int filler)
+        => [.. Search(chunk, excludeDocument, 0, k, filler, ownPast: false).Select(n => n.Tokens)];
+
+    /// <summary>
+    /// The <paramref name="k"/> best neighbours of <paramref name="chunk"/>, chunk number
+    /// <paramref name="queryChunk"/> of document <paramref name="queryDocument"/> (null: a query from
+    /// no document). A hit from another document is kept unless that document is held out; a hit
+    /// from the querying document itself is kept only with <paramref name="ownPast"/> and only if the
+    /// neighbour (the chunk and its continuation) ends at or before the start of chunk
+    /// <paramref name="queryChunk"/> − 1, the first chunk of the example's context: retrieval from the
+    /// document's own earlier text, never from the context or what follows it. Missing neighbours are
+    /// filler slots, as in <see cref="Neighbours"/>.
+    /// </summary>
+    public RetroNeighbour[] Search(ReadOnlySpan<int> chunk, string? queryDocument, int queryChunk, int k, int filler, bool ownPast)
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "At least one neighbour.");
-        int exclude = excludeDocument is not null && byId.TryGetValue(excludeDocument, out int e) ? e : -1;
-        var found = new List<int[]>(k);
-        IReadOnlyList<SearchHit> hits;
-        try { hits = index.Search(tokenizer.Decode(chunk), 2 * k + 8); }
-        catch (ArgumentException) { hits = []; }   // only stop words, punctuation or an unknown script: nothing to search for
-        foreach (var h in hits)
+        int self = queryDocument is not null && byId.TryGetValue(queryDocument, out int e) ? e : -1;
+        string text = tokenizer.Decode(chunk);
+        var found = new List<RetroNeighbour>(k);
+        // Filtered hits (the own document's later chunks, held-out documents) can crowd the top of the
+        // list, so a short list is searched again deeper.
+        for (int depth = 2 * k + 8; ; depth *= 4)
         {
-            var parts = h.Passage.DocumentId.Split(':');
-            int d = int.Parse(parts[0], CultureInfo.InvariantCulture), c = int.Parse(parts[1], CultureInfo.InvariantCulture);
-            if (d == exclude) continue;
-            found.Add(documents[d].Tokens.AsSpan(c * ChunkTokens, NeighbourTokens).ToArray());
-            if (found.Count == k) break;
+            IReadOnlyList<SearchHit> hits;
+            try { hits = index.Search(text, depth); }
+            catch (ArgumentException) { hits = []; }   // only stop words, punctuation or an unknown script: nothing to search for
+            found.Clear();
+            foreach (var h in hits)
+            {
+                var parts = h.Passage.DocumentId.Split(':');
+                int d = int.Parse(parts[0], CultureInfo.InvariantCulture), c = int.Parse(parts[1], CultureInfo.InvariantCulture);
+                if (!Allowed(d, c, self, queryChunk, ownPast)) continue;
+                found.Add(new RetroNeighbour(documents[d].Tokens.AsSpan(c * ChunkTokens, NeighbourTokens).ToArray(), documents[d].Id, c));
+                if (found.Count == k) break;
+            }
+            if (found.Count == k || hits.Count < depth || depth >= MaxDepth) break;
         }
         if (found.Count < k) EmptySearches++;
-        while (found.Count < k) found.Add(Enumerable.Repeat(filler, NeighbourTokens).ToArray());
+        while (found.Count < k) found.Add(new RetroNeighbour(Enumerable.Repeat(filler, NeighbourTokens).ToArray(), null, -1));
         return [.. found];
+    }
+
+    const int MaxDepth = 1024;
+
+    /// <summary>The one rule for which indexed chunk (document <paramref name="d"/>, chunk <paramref name="c"/>) a query may see.</summary>
+    bool Allowed(int d, int c, int self, int queryChunk, bool ownPast)
+    {
+        if (d == self) return ownPast && (c + 2) * ChunkTokens <= (queryChunk - 1) * ChunkTokens;
+        return !documents[d].HeldOut;
     }
 
     /// <summary>
