@@ -124,20 +124,16 @@ internal static unsafe class AttentionBackward
         int group = p.Group, T = p.Seq, D = p.HeadDim;
         WorkerPool.Shared.For(pairs, pairs, (start, end) =>
         {
-            float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-            try
+            float* scratch = GemmScratch.ForCurrentThread.Attention(bytes / sizeof(float));   // the thread's own, kept between pairs
+            for (int bg = start; bg < end; bg++)
             {
-                for (int bg = start; bg < end; bg++)
-                {
-                    int b = bg / p.KvHeads, g = bg % p.KvHeads;
-                    float* dq0 = p.DQ + p.QueryHead(b, g * group);
-                    new Span<float>(dq0, group * T * D).Clear();   // the group's query heads are contiguous
-                    for (int jt = 0; jt < keyTiles; jt++) KeyTile<V>(p, delta, scratch, b, g, jt, null, fusedDq: true);
-                    float sc = p.Scale;
-                    ScaleRows<V>(dq0, D, dq0, D, group * T, D, &sc, 0, divide: false);
-                }
+                int b = bg / p.KvHeads, g = bg % p.KvHeads;
+                float* dq0 = p.DQ + p.QueryHead(b, g * group);
+                new Span<float>(dq0, group * T * D).Clear();   // the group's query heads are contiguous
+                for (int jt = 0; jt < keyTiles; jt++) KeyTile<V>(p, delta, scratch, b, g, jt, null, fusedDq: true);
+                float sc = p.Scale;
+                ScaleRows<V>(dq0, D, dq0, D, group * T, D, &sc, 0, divide: false);
             }
-            finally { NativeMemory.AlignedFree(scratch); }
         });
     }
 

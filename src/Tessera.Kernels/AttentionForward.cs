@@ -31,21 +31,18 @@ internal static unsafe class AttentionForward
     {
         int tiles = (p.Seq + Br - 1) / Br;
         int items = p.Batch * p.Heads * tiles;
-        nuint bytes = (nuint)(ScratchFloats(p.HeadDim) * sizeof(float));
+        nuint floats = (nuint)ScratchFloats(p.HeadDim);
         // Chunks of two items (with an even tile count, a cheap and a dear tile of the zig-zag order: equal
         // work) claimed one at a time, so a thread the host slows down takes fewer (the GEMM's dynamic split).
+        // Each thread's tile buffers are its own, kept between chunks and calls.
         WorkerPool.Shared.For(items, (items + 1) / 2, (start, end) =>
         {
-            float* scratch = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-            try
+            float* scratch = GemmScratch.ForCurrentThread.Attention(floats);
+            for (int idx = start; idx < end; idx++)
             {
-                for (int idx = start; idx < end; idx++)
-                {
-                    int bh = idx / tiles;
-                    Tile<V>(p, scratch, bh / p.Heads, bh % p.Heads, AttentionProblem.ZigZag(idx % tiles, tiles));
-                }
+                int bh = idx / tiles;
+                Tile<V>(p, scratch, bh / p.Heads, bh % p.Heads, AttentionProblem.ZigZag(idx % tiles, tiles));
             }
-            finally { NativeMemory.AlignedFree(scratch); }
         });
     }
 

@@ -48,6 +48,9 @@ internal static unsafe class AttentionTile
                 Block1x1<V>(a + (long)i * ars, acs, b + j, ldb, c + (long)i * ldc + j, k, accumulate);
     }
 
+    /// <summary>Rows of <see cref="MatMul{V}"/>'s widest register block: 6 with 16-lane vectors, else 4.</summary>
+    static int Band<V>() where V : struct, IAttentionVector<V> => typeof(V) == typeof(AttentionVector512) ? 6 : 4;
+
     /// <summary>
     /// C += A·B where the rows are queries i0 + r and k runs over keys j0 + c: a band of rows stops at the
     /// last key its last query sees (<see cref="AttentionProblem.LastKey"/>). The terms left out are the
@@ -58,7 +61,7 @@ internal static unsafe class AttentionTile
         float* c, int ldc, int m, int n, int k) where V : struct, IAttentionVector<V>
     {
         if (j0 + k - 1 <= p.LastKey(batch, i0)) { MatMul<V>(a, ars, acs, b, ldb, c, ldc, m, n, k, accumulate: true); return; }
-        int band = typeof(V) == typeof(AttentionVector512) ? 6 : 4;
+        int band = Band<V>();
         for (int r0 = 0; r0 < m; r0 += band)
         {
             int mb = Math.Min(band, m - r0);
@@ -75,7 +78,7 @@ internal static unsafe class AttentionTile
         float* c, int ldc, int m, int n, int k) where V : struct, IAttentionVector<V>
     {
         if (j0 + m - 1 <= p.LastKey(batch, i0)) { MatMul<V>(a, ars, acs, b, ldb, c, ldc, m, n, k, accumulate: true); return; }
-        int band = typeof(V) == typeof(AttentionVector512) ? 6 : 4, pre = p.Prefix(batch);
+        int band = Band<V>(), pre = p.Prefix(batch);
         for (int c0 = 0; c0 < m; c0 += band)
         {
             int j = j0 + c0, mb = Math.Min(band, m - c0);

@@ -110,13 +110,10 @@ public static unsafe class PanelMatMul
                 return;
             }
             // Row blocks as even as possible, none above six: 32 rows → 6,6,5,5,5,5 (not five 6s and a 2).
-            // With two or more blocks, a panel is taken in k slices of KSlice steps (32 KB, fits L1):
-            // every block runs over one slice before the next slice starts, the first block bringing
-            // it in, the others finding it in L1. A block's accumulators go out to y after a slice and
-            // come back for the next, so each output is still one FMA chain over p = 0..k−1.
-            // The first block of a slice streams it from memory; while the later blocks compute on
-            // it, they prefetch the same slice of the next panel of this range into L2, L lines per
-            // k step (a slice is 4·len lines), so the next panel's first block finds it there.
+            // With two or more blocks, a panel is taken in k slices (KSlice steps, 32 KB, fits L1; KSliceLong
+            // for prompt-sized calls): every block runs over one slice before the next slice starts, the first
+            // block bringing it in. A block's accumulators go out to y after a slice and come back for the
+            // next, so each output is still one FMA chain over p = 0..k−1. Prefetching: see Panel.
             int blocks = (n + BlockRows - 1) / BlockRows;
             int lines = blocks >= PrefetchBlocks ? (4 + blocks - 2) / (blocks - 1) : 0;   // 1 or 2
             int kc = blocks >= LongSliceBlocks && LongSlices ? KSliceLong : blocks >= 2 ? KSlice : k;
