@@ -347,6 +347,11 @@ public class CorpusSwapTests
         Assert.Equal("Nixon", CorpusSwapTask.PresidentName("1970_richard_nixon_r"));
         Assert.Throws<InvalidDataException>(() => CorpusSwapTask.PresidentName("1970"));
         Assert.Equal("\"We built.\" said President Kennedy in the State of the Union address of 1962.", CorpusSwapTask.SourcedPassage(" We built. ", "1962_john_f_kennedy_d", 1962));
+        // Cut after the quoted sentence where it occurs (line breaks and runs of spaces aside), whole otherwise.
+        Assert.Equal("\"First. We built\n  roads. \" said President Kennedy in the State of the Union address of 1962.".Replace(" \" said", "\" said"),
+            CorpusSwapTask.SourcedPassage("First. We built\n  roads. Then more.", "1962_john_f_kennedy_d", 1962, "We built roads."));
+        Assert.Equal("\"First. Then more.\" said President Kennedy in the State of the Union address of 1962.",
+            CorpusSwapTask.SourcedPassage("First. Then more.", "1962_john_f_kennedy_d", 1962, "We built roads."));
         var speeches = AttributionSpeeches();
         var qs = CorpusSwapTask.AttributionQuestions(speeches, 12, seed: 5);
         Assert.Equal(12, qs.Count);
@@ -389,15 +394,25 @@ public class CorpusSwapTests
         using var index = Bm25Index.Open(tmp["idx"]);
         var qs = CorpusSwapTask.AttributionQuestions(speeches, 10, seed: 2);
         var engine = new CopyEngine();
-        var r = CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, SwapLayout.Ralm);
-        Assert.Equal(qs.Count, r.Rows.Count);
-        Assert.All(r.Rows, row => Assert.False(row.Plain));                  // nothing to copy without the passage
-        Assert.All(r.Rows, row => Assert.Equal(row.RetrievedOwnSpeech, row.WithIndex));
-        Assert.All(r.Rows, row => Assert.Equal(row.RetrievedOwnSpeech, row.PassageHoldsSentence));
-        Assert.Contains(r.Rows, row => row.WithIndex);
-        Assert.Contains(r.Rows.Zip(qs), x => x.First.WithIndex && x.Second.Kind == CorpusSwapTask.WhichYear);
-        Assert.Contains(r.Rows.Zip(qs), x => x.First.WithIndex && x.Second.Kind == CorpusSwapTask.WhichPresident);
-        Assert.Contains("ralm", Assert.Throws<ArgumentException>(() => CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, SwapLayout.Retro)).Message);
+        foreach (var layout in new[] { SwapLayout.Ralm, SwapLayout.Retro })
+        {
+            var r = CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, layout, neighbourTokens: 64);
+            Assert.Equal(qs.Count, r.Rows.Count);
+            Assert.All(r.Rows, row => Assert.False(row.Plain));                  // nothing to copy without the passage
+            Assert.All(r.Rows, row => Assert.Equal(row.RetrievedOwnSpeech, row.WithIndex));
+            Assert.All(r.Rows, row => Assert.Equal(row.RetrievedOwnSpeech, row.PassageHoldsSentence));
+            Assert.Contains(r.Rows.Zip(qs), x => x.First.WithIndex && x.Second.Kind == CorpusSwapTask.WhichYear);
+            Assert.Contains(r.Rows.Zip(qs), x => x.First.WithIndex && x.Second.Kind == CorpusSwapTask.WhichPresident);
+        }
+        // The retro window of an attribution question is the sourced passage's last tokens, then " " + the filled frame.
+        var q = qs[0];
+        string sourced = CorpusSwapTask.SourcedPassage("Words before it. " + CorpusSwapTask.Quote(q) + " Words after it.", q.Speech, 1999, CorpusSwapTask.Quote(q));
+        var (ids, first) = CorpusSwapTask.Sequence(tok, 7, q, q.Answer, sourced, SwapLayout.Retro, 4096, neighbourTokens: 40);
+        var expected = new List<int> { 7 };
+        expected.AddRange(tok.Encode(sourced)[^40..]);
+        Assert.Equal(expected.Count, first);
+        expected.AddRange(tok.Encode(" " + q.Filled(q.Answer)));
+        Assert.Equal(expected, ids);
         Assert.Throws<ArgumentException>(() => CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, SwapLayout.Ralm, oracle: SwapOracle.Sentence));
     }
 }

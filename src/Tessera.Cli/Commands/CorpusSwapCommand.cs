@@ -34,7 +34,7 @@ public static class CorpusSwapCommand
         var answerMode = new Option<string>("--answer") { Description = "How an answer is given: choose (the likeliest of the --choices fillers) or generate (greedy decoding of the blank's filler after the sentence's left context, right when it equals the gold filler after normalisation: case, whitespace, surrounding punctuation).", DefaultValueFactory = _ => "choose" };
         var choices = new Option<int>("--choices") { Description = "Fillers per question with --answer choose: the answer and K − 1 distractors (at least 2).", DefaultValueFactory = _ => 4 };
         var minLeft = new Option<int?>("--min-left-words") { Description = "Draw only blanks with at least this many words before them in their sentence, for both conditions (default: 5 with --answer generate, whose filler is predicted from the left context alone; 0 with choose)." };
-        var attribution = new Option<int>("--attribution") { Description = "Also ask this many \"which year / which president said …\" questions (half each; answered in the ralm layout, the passage quoted with its source line).", DefaultValueFactory = _ => 0 };
+        var attribution = new Option<int>("--attribution") { Description = "Also ask this many \"which year / which president said …\" questions (half each; the passage is read quoted, cut after the question's sentence, then its source line).", DefaultValueFactory = _ => 0 };
         var writeRows = new Option<string?>("--write-rows") { Description = "Also write each question's outcome (sentence, answer, without / with, generated fillers) to this JSONL file." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
@@ -53,7 +53,6 @@ public static class CorpusSwapCommand
             if (minLeftWords < 0) throw new ArgumentException($"eval swap: --min-left-words cannot be negative ({minLeftWords}).");
             int nAttribution = p.GetValue(attribution);
             if (nAttribution < 0) throw new ArgumentException($"eval swap: --attribution cannot be negative ({nAttribution}).");
-            if (nAttribution > 0 && p.GetValue(layout) == SwapLayout.Retro) throw new ArgumentException("eval swap: --attribution questions use --layout ralm (the retro window may cut the passage's source line).");
             if (nAttribution > 0 && p.GetValue(oracle) != SwapOracle.None) throw new ArgumentException("eval swap: --oracle-passage probes cloze questions only; drop --attribution.");
             var speeches = ReadSpeeches(p.GetValue(corpus)!);
             int cut = p.GetValue(cutoff);

@@ -190,8 +190,23 @@ public static partial class CorpusSwapTask
     /// </summary>
     public static string Attribution(string speechId, int year) => $" said President {PresidentName(speechId)} in the State of the Union address of {year}.";
 
-    /// <summary>A retrieved passage as the attribution questions read it: quoted, then its source (<see cref="Attribution"/>).</summary>
-    public static string SourcedPassage(string passage, string speechId, int year) => "\"" + passage.Trim() + "\"" + Attribution(speechId, year);
+    /// <summary>
+    /// A retrieved passage as the attribution questions read it: quoted, then its source
+    /// (<see cref="Attribution"/>). When <paramref name="quote"/> (the question's sentence, which is the
+    /// query) occurs in the passage (whitespace aside), the passage is cut right after it, so the source
+    /// follows the quoted sentence as it does in the question; the answer is never used.
+    /// </summary>
+    public static string SourcedPassage(string passage, string speechId, int year, string? quote = null)
+    {
+        string text = passage.Trim();
+        if (!string.IsNullOrWhiteSpace(quote))
+        {
+            var words = quote.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Select(Regex.Escape);
+            var m = Regex.Match(text, string.Join(@"\s+", words));
+            if (m.Success) text = text[..(m.Index + m.Length)];
+        }
+        return "\"" + text + "\"" + Attribution(speechId, year);
+    }
 
     /// <summary>
     /// "Which year / which president said …" questions about <paramref name="speeches"/> (half of each
@@ -317,7 +332,9 @@ public static partial class CorpusSwapTask
     /// passage: <c>[BOS] encode(" " + sentence)</c>. With <paramref name="ownTextTokens"/> = k &gt; 0 the
     /// slot where training has the chunk's own earlier text (chunk u−1) is filled too: after the window
     /// come the k passage tokens just before the located sentence (fewer at the passage's start, none
-    /// when the sentence is not found): <c>[BOS] window own " " + sentence</c>.</item>
+    /// when the sentence is not found): <c>[BOS] window own " " + sentence</c>. An attribution question's
+    /// passage (<see cref="SourcedPassage"/>) ends with its quoted sentence and source line, so its window
+    /// is the passage's last <paramref name="neighbourTokens"/> tokens, with no own-text slot.</item>
     /// </list>
     /// Without BOS and passage the first sentence token is context, not scored.
     /// </summary>
@@ -350,6 +367,13 @@ public static partial class CorpusSwapTask
             room -= ids.Count;
             List<int> p;
             if (layout == SwapLayout.Ralm) p = tok.Encode(passage + "\n\n");
+            else if (IsAttribution(q.Kind))
+            {
+                // The sourced passage ends with the quoted sentence and its source line: the window is its last tokens.
+                p = tok.Encode(passage);
+                int w = Math.Min(neighbourTokens, room);
+                if (p.Count > w) p = p.GetRange(p.Count - w, w);
+            }
             else
             {
                 p = tok.Encode(passage);
@@ -488,7 +512,6 @@ public static partial class CorpusSwapTask
         SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None, IReadOnlyList<Speech>? speeches = null,
         int ownTextTokens = 0)
     {
-        RefuseRetroAttribution(questions, layout);
         var rows = new List<CorpusSwapRow>();
         int done = 0;
         foreach (var q in questions)
@@ -521,18 +544,8 @@ public static partial class CorpusSwapTask
         var hit = index.Search(attribution ? Quote(q) : q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
         if (attribution)
             return (hit, hit is null ? null : SourcedPassage(hit.Passage.Text, hit.Passage.DocumentId,
-                hit.Passage.Date?.Year ?? throw new InvalidDataException($"corpus swap: passage of '{hit.Passage.DocumentId}' has no date, so its year cannot be cited.")));
+                hit.Passage.Date?.Year ?? throw new InvalidDataException($"corpus swap: passage of '{hit.Passage.DocumentId}' has no date, so its year cannot be cited."), Quote(q)));
         return (hit, oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches));
-    }
-
-    /// <summary>
-    /// Attribution questions read their passage in the In-Context RALM layout only: the retro layout
-    /// keeps a window around the sentence, which may cut the source line the answer is in.
-    /// </summary>
-    static void RefuseRetroAttribution(IReadOnlyList<ClozeQuestion> questions, SwapLayout layout)
-    {
-        if (layout == SwapLayout.Retro && questions.Any(q => IsAttribution(q.Kind)))
-            throw new ArgumentException("corpus swap: which-year / which-president questions use the ralm layout (the retro window may cut the passage's source line); evaluate them with --layout ralm.");
     }
 
     /// <summary>
@@ -556,7 +569,6 @@ public static partial class CorpusSwapTask
         Action<string>? progress = null, SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None,
         IReadOnlyList<Speech>? speeches = null, int ownTextTokens = 0, int fillerTokens = DefaultFillerTokens)
     {
-        RefuseRetroAttribution(questions, layout);
         int ctx = engine.Config.ContextLength;
         var rows = new List<CorpusSwapRow>();
         int done = 0;
