@@ -62,4 +62,19 @@ public class MailTaskTests
         Assert.Throws<ArgumentOutOfRangeException>(() => score.RecallAt(11));
         Assert.Empty(score.Right);   // no model: nothing answered
     }
+
+    [Fact]
+    public void A_short_query_keeps_that_many_searchable_words_in_order()
+    {
+        var q = new ClozeQuestion("m/1", "number", "The committee agreed that the budget of ____ dollars is in the hall of the town.", "4500", ["4500", "1"]);
+        Assert.Equal("The committee agreed that the budget of dollars is in the hall of the town.", MailTask.Query(q));
+        string three = MailTask.Query(q, 3);
+        Assert.Equal(three, MailTask.Query(q, 3));   // seeded: the same words every time
+        var words = three.Split(' ');
+        Assert.Equal(3, words.Length);
+        var content = new[] { "committee", "agreed", "budget", "dollars", "hall", "town." };   // the words that survive the English analyzer's stop list
+        Assert.All(words, w => Assert.Contains(w, content));
+        Assert.Equal(words.OrderBy(w => Array.IndexOf(content, w)), words);
+        Assert.Equal(string.Join(' ', content), MailTask.Query(q, 50));   // more than there are: all searchable words
+    }
 }

@@ -44,10 +44,13 @@ public static class MailEvalCommand
             if (p.GetValue(queryWords) < 0) throw new ArgumentException($"eval mail: --query-words cannot be negative ({p.GetValue(queryWords)}).");
             if (c < 1 || c > d) throw new ArgumentException($"eval mail: --cite must be in [1, --depth], got {c}.");
             if (k < 2) throw new ArgumentException($"eval mail: --choices must be at least 2 (the answer and one distractor), not {k}.");
+            bool gen = p.GetValue(generate);
+            if (gen && p.GetValue(model) is null) throw new ArgumentException("eval mail: --generate needs --model.");
             string root = p.GetValue(corpus)!, dir = p.GetValue(index)!;
             if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"eval mail: --corpus {root} is not a folder (the spam-assassin corpus: data/fetch_mail.sh).");
             var clock = Stopwatch.StartNew();
             var docs = DocumentSource.Read(root, s => Say(s)).ToList();
+            if (docs.Count == 0) throw new InvalidDataException($"eval mail: no documents in {root} (expected a folder of mail files or mboxes).");
             Say($"read {docs.Count:N0} documents from {root} in {clock.Elapsed.TotalSeconds:F1} s");
             double? buildSeconds = null;
             if (!File.Exists(Path.Combine(dir, IndexManifest.FileName)))
@@ -58,8 +61,6 @@ public static class MailEvalCommand
             }
             var folders = p.GetValue(askFrom)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             bool Asked(string id) => folders is null || folders.Any(f => id.StartsWith(f.TrimEnd('/') + "/", StringComparison.Ordinal));
-            bool gen = p.GetValue(generate);
-            if (gen && p.GetValue(model) is null) throw new ArgumentException("eval mail: --generate needs --model.");
             var qs = MailTask.Questions(docs, Asked, p.GetValue(questions), p.GetValue(seed), k, gen ? 5 : 0);
             Say($"{qs.Count} questions ({string.Join(", ", qs.GroupBy(q => q.Kind).Select(g => $"{g.Count()} {g.Key}"))}) from {docs.Count(x => Asked(x.Id)):N0} messages, each answer in exactly one message");
             using var idx = Bm25Index.Open(dir);

@@ -94,17 +94,21 @@ public static class MailTask
 
     /// <summary>
     /// The query for <paramref name="q"/>: the blanked sentence with the blank removed, or with
-    /// <paramref name="words"/> &gt; 0 only that many of its words, drawn at random (seeded by
-    /// <paramref name="seed"/> and the sentence) and kept in order: a user who remembers a few words
-    /// of a message rather than a whole sentence.
+    /// <paramref name="words"/> &gt; 0 only that many of its searchable words (those the index's
+    /// analyzer keeps a term of: no stop words), drawn at random (seeded by <paramref name="seed"/>
+    /// and the sentence) and kept in order: a user who remembers a few words of a message rather
+    /// than a whole sentence.
     /// </summary>
     public static string Query(ClozeQuestion q, int words = 0, int seed = 1)
     {
         string full = q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal);
         var all = full.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (words <= 0 || words >= all.Length) return string.Join(' ', all);
+        if (words <= 0) return string.Join(' ', all);
+        using var analyzer = Bm25Index.CreateAnalyzer();
+        var searchable = Enumerable.Range(0, all.Length).Where(i => QueryTerms.Tokens(analyzer, all[i]).Count > 0).ToList();
+        if (words >= searchable.Count) return string.Join(' ', searchable.Select(i => all[i]));
         var rng = new Random(HashCode.Combine(seed, StableHash(q.Sentence)));
-        var keep = Enumerable.Range(0, all.Length).OrderBy(_ => rng.Next()).Take(words).Order();
+        var keep = searchable.OrderBy(_ => rng.Next()).Take(words).Order();
         return string.Join(' ', keep.Select(i => all[i]));
     }
 
@@ -141,7 +145,9 @@ public static class MailTask
         {
             string query = Query(q, queryWords);
             clock.Restart();
-            var hits = index.Search(query, depth);
+            IReadOnlyList<SearchHit> hits;
+            try { hits = index.Search(query, depth); }
+            catch (ArgumentException) { hits = []; }   // nothing searchable: a miss, and a served reply would carry no citations
             double ms = clock.Elapsed.TotalMilliseconds;
             int rank = -1;
             for (int i = 0; i < hits.Count; i++) if (hits[i].Passage.DocumentId == q.Speech) { rank = i; break; }
