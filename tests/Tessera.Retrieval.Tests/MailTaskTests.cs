@@ -70,6 +70,7 @@ public class MailTaskTests
         Assert.Equal("The committee agreed that the budget of dollars is in the hall of the town.", MailTask.Query(q));
         string three = MailTask.Query(q, 3);
         Assert.Equal(three, MailTask.Query(q, 3));   // seeded: the same words every time
+        Assert.Equal("agreed hall town.", three);        // and in every process (pinned: a per-process hash seed would move it)
         var words = three.Split(' ');
         Assert.Equal(3, words.Length);
         var content = new[] { "committee", "agreed", "budget", "dollars", "hall", "town." };   // the words that survive the English analyzer's stop list

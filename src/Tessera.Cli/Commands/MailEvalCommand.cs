@@ -31,10 +31,12 @@ public static class MailEvalCommand
         var choices = new Option<int>("--choices") { Description = "Fillers per question: the answer and K − 1 distractors.", DefaultValueFactory = _ => 4 };
         var generate = new Option<bool>("--generate") { Description = "With --model: the model writes the blank's filler after the sentence's left context (greedy, exact match after normalisation) instead of choosing among fillers; blanks need 5 words before them." };
         var queryWords = new Option<int>("--query-words") { Description = "Search with only this many words of the blanked sentence, drawn at random and kept in order (0: the whole sentence).", DefaultValueFactory = _ => 0 };
+        var layout = new Option<SwapLayout>("--layout") { Description = "With --model: how the top passage precedes the sentence, as in eval swap: ralm (passage, blank line, sentence) or retro (lab retro's training layout: a 128-token window of the passage around the sentence).", DefaultValueFactory = _ => SwapLayout.Ralm };
+        var ownText = new Option<int>("--own-text-tokens") { Description = "With --layout retro: passage tokens just before the sentence in the own-text slot (lab retro trains with 64).", DefaultValueFactory = _ => 0 };
         var writeRows = new Option<string?>("--write-rows") { Description = "Also write each question's outcome (message, sentence, answer, rank, citations, right without / with) to this JSONL file." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("mail", "Personal data: cloze questions about a mail folder; recall of the answer's message, search latency, citations, and (with --model) answers.")
-            { corpus, index, askFrom, questions, seed, depth, cite, model, choices, generate, queryWords, writeRows, json };
+            { corpus, index, askFrom, questions, seed, depth, cite, model, choices, generate, queryWords, layout, ownText, writeRows, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
@@ -74,7 +76,7 @@ public static class MailEvalCommand
                 {
                     var (tok, bos, _) = ModelFiles.LoadTokenizer(source, r, null);
                     using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
-                    score = MailTask.Evaluate(idx, qs, d, c, engine, tok, bos, Say, gen, p.GetValue(queryWords));
+                    score = MailTask.Evaluate(idx, qs, d, c, engine, tok, bos, Say, gen, p.GetValue(queryWords), p.GetValue(layout), p.GetValue(ownText));
                 }
             }
             else score = MailTask.Evaluate(idx, qs, d, c, progress: Say, queryWords: p.GetValue(queryWords));
@@ -86,7 +88,7 @@ public static class MailEvalCommand
                 recall_at_1 = score.RecallAt(1), recall_at_3 = score.RecallAt(3), recall_at_10 = score.RecallAt(10), recall_at_depth = score.RecallAt(d), depth = d,
                 search_ms_median = score.LatencyPercentile(0.5), search_ms_p95 = score.LatencyPercentile(0.95), search_ms_mean = score.Rows.Average(r => r.Milliseconds),
                 cite = c, cites_message = score.CitesMessage, cited_passage_holds_answer = score.CitedPassageHoldsAnswer,
-                model = resolved, answer = resolved is null ? null : gen ? "generate" : "choose", choices = resolved is null || gen ? 0 : k,
+                model = resolved, answer = resolved is null ? null : gen ? "generate" : "choose", layout = p.GetValue(layout).ToString().ToLowerInvariant(), own_text_tokens = p.GetValue(ownText), choices = resolved is null || gen ? 0 : k,
                 accuracy_without = resolved is null ? double.NaN : MailScore.Share(score.Rows, r => r.RightWithout == true),
                 accuracy_with = resolved is null ? double.NaN : MailScore.Share(score.Rows, r => r.RightWith == true),
                 right_with = right.Count,
@@ -108,7 +110,7 @@ public static class MailEvalCommand
                 Console.WriteLine($"the {c} cited passages include the answer's message for {summary.cites_message:F3} of questions; hold the completed sentence for {summary.cited_passage_holds_answer:F3}");
                 if (resolved is not null)
                 {
-                    Console.WriteLine($"model {resolved}: " + (gen ? "GENERATED fillers (exact match)" : $"likelihood choice among {k} fillers") + $", without the passage {summary.accuracy_without:F3}, with the top passage {summary.accuracy_with:F3}");
+                    Console.WriteLine($"model {resolved}: " + (gen ? "GENERATED fillers (exact match)" : $"likelihood choice among {k} fillers") + $", layout {p.GetValue(layout).ToString().ToLowerInvariant()}" + $", without the passage {summary.accuracy_without:F3}, with the top passage {summary.accuracy_with:F3}");
                     Console.WriteLine($"of the {right.Count} right answers (with the passage): citations include the answer's message {summary.right_cites_message:F3} " +
                                       $"(first citation {summary.right_first_cites_message:F3}); a cited passage holds the completed sentence {summary.right_cited_passage_holds_answer:F3}");
                 }

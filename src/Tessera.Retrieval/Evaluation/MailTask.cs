@@ -107,7 +107,7 @@ public static class MailTask
         using var analyzer = Bm25Index.CreateAnalyzer();
         var searchable = Enumerable.Range(0, all.Length).Where(i => QueryTerms.Tokens(analyzer, all[i]).Count > 0).ToList();
         if (words >= searchable.Count) return string.Join(' ', searchable.Select(i => all[i]));
-        var rng = new Random(HashCode.Combine(seed, StableHash(q.Sentence)));
+        var rng = new Random(unchecked(seed * 1_000_003 + StableHash(q.Sentence)));   // not HashCode.Combine: its seed changes with every process
         var keep = searchable.OrderBy(_ => rng.Next()).Take(words).Order();
         return string.Join(' ', keep.Select(i => all[i]));
     }
@@ -129,13 +129,15 @@ public static class MailTask
     /// served reply would carry (the top <paramref name="cite"/> passages, <c>serve --index</c>'s
     /// <c>--index-passages</c>). With <paramref name="engine"/>, the model also answers each question
     /// by the likelihood choice of the corpus swap (<see cref="CorpusSwapTask.Answer"/>, In-Context
-    /// RALM layout), without and with the top passage; with <paramref name="queryWords"/> &gt; 0 the
+    /// RALM layout unless <paramref name="layout"/> says otherwise; <paramref name="ownTextTokens"/> as in
+    /// <c>eval swap --own-text-tokens</c>), without and with the top passage; with <paramref name="queryWords"/> &gt; 0 the
     /// query is only that many of the sentence's words (<see cref="Query"/>); with <paramref name="generate"/> it writes the
     /// filler after the sentence's left context instead (<see cref="CorpusSwapTask.GenerateFiller"/>),
     /// right on an exact match (<see cref="CorpusSwapTask.ExactMatch"/>).
     /// </summary>
     public static MailScore Evaluate(Bm25Index index, IReadOnlyList<ClozeQuestion> questions, int depth = 100, int cite = 3,
-        IGenerationEngine? engine = null, ITokenizer? tok = null, int? bos = null, Action<string>? progress = null, bool generate = false, int queryWords = 0)
+        IGenerationEngine? engine = null, ITokenizer? tok = null, int? bos = null, Action<string>? progress = null, bool generate = false, int queryWords = 0,
+        SwapLayout layout = SwapLayout.Ralm, int ownTextTokens = 0)
     {
         if (cite < 1 || cite > depth) throw new ArgumentOutOfRangeException(nameof(cite), cite, $"mail task: cite between 1 and the search depth {depth}.");
         if (engine is not null && tok is null) throw new ArgumentException("mail task: a model needs its tokenizer.", nameof(tok));
@@ -157,15 +159,15 @@ public static class MailTask
             if (engine is not null && generate)
             {
                 int ctx = engine.Config.ContextLength;
-                wroteWithout = CorpusSwapTask.GenerateFiller(engine, tok!, CorpusSwapTask.Prompt(tok!, bos, q, null, SwapLayout.Ralm, ctx));
-                wroteWith = CorpusSwapTask.GenerateFiller(engine, tok!, CorpusSwapTask.Prompt(tok!, bos, q, hits.Count > 0 ? hits[0].Passage.Text : null, SwapLayout.Ralm, ctx));
+                wroteWithout = CorpusSwapTask.GenerateFiller(engine, tok!, CorpusSwapTask.Prompt(tok!, bos, q, null, layout, ctx, ownTextTokens: ownTextTokens));
+                wroteWith = CorpusSwapTask.GenerateFiller(engine, tok!, CorpusSwapTask.Prompt(tok!, bos, q, hits.Count > 0 ? hits[0].Passage.Text : null, layout, ctx, ownTextTokens: ownTextTokens));
                 plain = CorpusSwapTask.ExactMatch(wroteWithout, q.AnswerAsWritten);
                 with = CorpusSwapTask.ExactMatch(wroteWith, q.AnswerAsWritten);
             }
             else if (engine is not null)
             {
-                plain = CorpusSwapTask.Answer(engine, tok!, bos, q, null) == q.Answer;
-                with = CorpusSwapTask.Answer(engine, tok!, bos, q, hits.Count > 0 ? hits[0].Passage.Text : null) == q.Answer;
+                plain = CorpusSwapTask.Answer(engine, tok!, bos, q, null, layout, ownTextTokens: ownTextTokens) == q.Answer;
+                with = CorpusSwapTask.Answer(engine, tok!, bos, q, hits.Count > 0 ? hits[0].Passage.Text : null, layout, ownTextTokens: ownTextTokens) == q.Answer;
             }
             rows.Add(new MailRow(q.Speech, q.Kind, rank, ms, cited.Any(h => h.Passage.DocumentId == q.Speech),
                 cited.Count > 0 && cited[0].Passage.DocumentId == q.Speech, cited.Any(h => Holds(h.Passage.Text, q)), plain, with)
