@@ -321,6 +321,85 @@ public class CorpusSwapTests
             Assert.Equal(1.0, all.CitedPassageHoldsAnswerWhenRight);
         }
     }
+
+    /// <summary>Six later addresses by six presidents, three sentences of their own each, and one sentence two of them share.</summary>
+    static List<Speech> AttributionSpeeches()
+    {
+        string[] ids = ["1951_ann_a_alpha_d", "1952_bob_beta_r", "1953_cy_c_gamma_d", "1954_dee_delta_r", "1955_ed_e_epsilon_d", "1956_fay_zeta_r"];
+        string[] topics = ["harbours", "railways", "schools", "forests", "bridges", "hospitals"];
+        var text = new List<string>();
+        for (int i = 0; i < ids.Length; i++)
+        {
+            text.Add($"=== {ids[i]}.txt ===");
+            text.Add($"This year the Congress must take up the matter of our {topics[i]} and the people who depend on them every day. " +
+                     $"We have spent {100 + i} million dollars on {topics[i]} and shall ask for more in the coming months of work. " +
+                     (i < 2 ? "We shall never rest until every family in the land has a home and a job and a future. " : "") +
+                     $"No nation that neglects its {topics[i]} can long remain strong, free, prosperous and at peace with the world.");
+        }
+        return CorpusSwapTask.ParseSotu(string.Join("\n", text));
+    }
+
+    [Fact]
+    public void Attribution_questions_quote_one_address_and_blank_its_year_or_its_president()
+    {
+        Assert.Equal("Kennedy", CorpusSwapTask.PresidentName("1962_john_f_kennedy_d"));
+        Assert.Equal("Bush", CorpusSwapTask.PresidentName("2001_george_w_bush_r"));
+        Assert.Equal("Nixon", CorpusSwapTask.PresidentName("1970_richard_nixon_r"));
+        Assert.Throws<InvalidDataException>(() => CorpusSwapTask.PresidentName("1970"));
+        Assert.Equal("\"We built.\" said President Kennedy in the State of the Union address of 1962.", CorpusSwapTask.SourcedPassage(" We built. ", "1962_john_f_kennedy_d", 1962));
+        var speeches = AttributionSpeeches();
+        var qs = CorpusSwapTask.AttributionQuestions(speeches, 12, seed: 5);
+        Assert.Equal(12, qs.Count);
+        Assert.Equal(6, qs.Count(q => q.Kind == CorpusSwapTask.WhichYear));
+        Assert.Equal(6, qs.Count(q => q.Kind == CorpusSwapTask.WhichPresident));
+        var shared = "We shall never rest until every family in the land has a home and a job and a future.";
+        foreach (var q in qs)
+        {
+            var speech = speeches.Single(x => x.Id == q.Speech);
+            string quote = CorpusSwapTask.Quote(q);
+            Assert.NotEqual(shared, quote);
+            Assert.Contains(quote, CorpusSwapTask.Sentences(speech.Text));
+            Assert.Equal(4, q.Choices.Count);
+            Assert.Equal(4, q.Choices.Distinct().Count());
+            Assert.Contains(q.Answer, q.Choices);
+            if (q.Kind == CorpusSwapTask.WhichYear)
+            {
+                Assert.Equal(speech.Year.ToString(System.Globalization.CultureInfo.InvariantCulture), q.Answer);
+                Assert.Equal($"\"{quote}\" said the President in the State of the Union address of {ClozeQuestion.Blank}.", q.Sentence);
+                Assert.All(q.Choices, c => Assert.Contains(speeches, x => x.Year.ToString(System.Globalization.CultureInfo.InvariantCulture) == c));
+            }
+            else
+            {
+                Assert.Equal(CorpusSwapTask.PresidentName(speech.Id), q.Answer);
+                Assert.Equal($"\"{quote}\" said President {ClozeQuestion.Blank} in the State of the Union address.", q.Sentence);
+                Assert.All(q.Choices, c => Assert.Contains(speeches, x => CorpusSwapTask.PresidentName(x.Id) == c));
+            }
+        }
+        Assert.Equal(qs.Count, qs.Select(CorpusSwapTask.Quote).Distinct().Count());                       // no sentence asked twice
+        Assert.Empty(CorpusSwapTask.AttributionQuestions(speeches, 12, seed: 5, choices: 7));             // six presidents, six years
+    }
+
+    [Fact]
+    public void A_copying_model_names_the_year_and_the_president_exactly_when_the_hit_is_from_the_own_address()
+    {
+        var tok = new ByteTokenizer();
+        var speeches = AttributionSpeeches();
+        using var tmp = new TempFolder();
+        Bm25IndexBuilder.Build(tmp["idx"], CorpusSwapTask.Documents(speeches), new IndexBuildOptions { Shards = 1, PassageWords = 30 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var qs = CorpusSwapTask.AttributionQuestions(speeches, 10, seed: 2);
+        var engine = new CopyEngine();
+        var r = CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, SwapLayout.Ralm);
+        Assert.Equal(qs.Count, r.Rows.Count);
+        Assert.All(r.Rows, row => Assert.False(row.Plain));                  // nothing to copy without the passage
+        Assert.All(r.Rows, row => Assert.Equal(row.RetrievedOwnSpeech, row.WithIndex));
+        Assert.All(r.Rows, row => Assert.Equal(row.RetrievedOwnSpeech, row.PassageHoldsSentence));
+        Assert.Contains(r.Rows, row => row.WithIndex);
+        Assert.Contains(r.Rows.Zip(qs), x => x.First.WithIndex && x.Second.Kind == CorpusSwapTask.WhichYear);
+        Assert.Contains(r.Rows.Zip(qs), x => x.First.WithIndex && x.Second.Kind == CorpusSwapTask.WhichPresident);
+        Assert.Contains("ralm", Assert.Throws<ArgumentException>(() => CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, SwapLayout.Retro)).Message);
+        Assert.Throws<ArgumentException>(() => CorpusSwapTask.EvaluateGenerated(engine, tok, null, index, qs, null, SwapLayout.Ralm, oracle: SwapOracle.Sentence));
+    }
 }
 
 /// <summary>The byte-tokenised question and passage the layout tests spell out token by token.</summary>

@@ -34,10 +34,11 @@ public static class CorpusSwapCommand
         var answerMode = new Option<string>("--answer") { Description = "How an answer is given: choose (the likeliest of the --choices fillers) or generate (greedy decoding of the blank's filler after the sentence's left context, right when it equals the gold filler after normalisation: case, whitespace, surrounding punctuation).", DefaultValueFactory = _ => "choose" };
         var choices = new Option<int>("--choices") { Description = "Fillers per question with --answer choose: the answer and K − 1 distractors (at least 2).", DefaultValueFactory = _ => 4 };
         var minLeft = new Option<int?>("--min-left-words") { Description = "Draw only blanks with at least this many words before them in their sentence, for both conditions (default: 5 with --answer generate, whose filler is predicted from the left context alone; 0 with choose)." };
+        var attribution = new Option<int>("--attribution") { Description = "Also ask this many \"which year / which president said …\" questions (half each; answered in the ralm layout, the passage quoted with its source line).", DefaultValueFactory = _ => 0 };
         var writeRows = new Option<string?>("--write-rows") { Description = "Also write each question's outcome (sentence, answer, without / with, generated fillers) to this JSONL file." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("swap", "Corpus swap: cloze questions about addresses after the cutoff, answered without and with an index of them (same weights).")
-            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, ownText, oracle, answerMode, choices, minLeft, writeRows, json };
+            { model, corpus, cutoff, index, questions, writeTrain, seed, matched, layout, neighbourTokens, ownText, oracle, answerMode, choices, minLeft, attribution, writeRows, json };
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
@@ -50,6 +51,10 @@ public static class CorpusSwapCommand
             if (generate && p.GetResult(choices) is { Implicit: false }) throw new ArgumentException("eval swap: --choices applies to --answer choose; generated answers are not chosen among fillers.");
             int minLeftWords = p.GetValue(minLeft) ?? (generate ? 5 : 0);
             if (minLeftWords < 0) throw new ArgumentException($"eval swap: --min-left-words cannot be negative ({minLeftWords}).");
+            int nAttribution = p.GetValue(attribution);
+            if (nAttribution < 0) throw new ArgumentException($"eval swap: --attribution cannot be negative ({nAttribution}).");
+            if (nAttribution > 0 && p.GetValue(layout) == SwapLayout.Retro) throw new ArgumentException("eval swap: --attribution questions use --layout ralm (the retro window may cut the passage's source line).");
+            if (nAttribution > 0 && p.GetValue(oracle) != SwapOracle.None) throw new ArgumentException("eval swap: --oracle-passage probes cloze questions only; drop --attribution.");
             var speeches = ReadSpeeches(p.GetValue(corpus)!);
             int cut = p.GetValue(cutoff);
             var early = speeches.Where(s => s.Year <= cut).ToList();
@@ -77,7 +82,9 @@ public static class CorpusSwapCommand
                 using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
                 using var idx = Bm25Index.Open(dir);
                 var qs = CorpusSwapTask.Questions(later, p.GetValue(questions), p.GetValue(seed), p.GetValue(matched), k, minLeftWords);
-                Say($"{qs.Count} questions from {later.Count} addresses after {cut}" + (minLeftWords > 0 ? $" (blanks with at least {minLeftWords} words before them)" : ""));
+                int cloze = qs.Count;
+                qs.AddRange(CorpusSwapTask.AttributionQuestions(later, nAttribution, p.GetValue(seed), p.GetValue(matched), k));
+                Say($"{cloze} cloze questions" + (minLeftWords > 0 ? $" (blanks with at least {minLeftWords} words before them)" : "") + $" and {qs.Count - cloze} which-year / which-president questions from {later.Count} addresses after {cut}");
                 result = generate
                     ? CorpusSwapTask.EvaluateGenerated(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText))
                     : CorpusSwapTask.Evaluate(engine, tok, bos, idx, qs, Say, p.GetValue(layout), p.GetValue(neighbourTokens), p.GetValue(oracle), later, p.GetValue(ownText));

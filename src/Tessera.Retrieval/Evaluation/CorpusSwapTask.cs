@@ -160,6 +160,105 @@ public static partial class CorpusSwapTask
         return questions;
     }
 
+    /// <summary>The kind of a "which year said …" question (<see cref="AttributionQuestions"/>).</summary>
+    public const string WhichYear = "which-year";
+
+    /// <summary>The kind of a "which president said …" question (<see cref="AttributionQuestions"/>).</summary>
+    public const string WhichPresident = "which-president";
+
+    /// <summary>Whether <paramref name="kind"/> is an attribution kind (its answer names the address, not a word of the sentence).</summary>
+    public static bool IsAttribution(string kind) => kind is WhichYear or WhichPresident;
+
+    /// <summary>
+    /// The president's surname in an address's file stem: the last name part before the party letter
+    /// (<c>1962_john_f_kennedy_d</c> → "Kennedy", <c>2001_george_w_bush_r</c> → "Bush").
+    /// </summary>
+    public static string PresidentName(string speechId)
+    {
+        var parts = speechId.Split('_', StringSplitOptions.RemoveEmptyEntries);
+        int last = parts.Length - 1;
+        if (last >= 2 && parts[last].Length == 1) last--;                  // the party letter
+        if (last < 1) throw new InvalidDataException($"corpus swap: '{speechId}' is not a YYYY_first_last_party address name.");
+        string name = parts[last];
+        return char.ToUpperInvariant(name[0]) + name[1..];
+    }
+
+    /// <summary>
+    /// The attribution line that follows a quoted passage: the frame of the attribution questions filled
+    /// with the address's president and year, so a reader sees a retrieved passage's source in the words
+    /// the questions ask with.
+    /// </summary>
+    public static string Attribution(string speechId, int year) => $" said President {PresidentName(speechId)} in the State of the Union address of {year}.";
+
+    /// <summary>A retrieved passage as the attribution questions read it: quoted, then its source (<see cref="Attribution"/>).</summary>
+    public static string SourcedPassage(string passage, string speechId, int year) => "\"" + passage.Trim() + "\"" + Attribution(speechId, year);
+
+    /// <summary>
+    /// "Which year / which president said …" questions about <paramref name="speeches"/> (half of each
+    /// kind, seeded): a sentence of 12–40 words quoted, and the blank in its attribution —
+    /// <c>"S" said President ____ in the State of the Union address.</c> (answer: the surname,
+    /// <see cref="PresidentName"/>) or <c>"S" said the President in the State of the Union address of ____.</c>
+    /// (answer: the year). Choices: the answer and <paramref name="choices"/> − 1 other presidents or
+    /// years of these addresses; with <paramref name="matched"/>, years within 20 of the answer. A
+    /// sentence that occurs in more than one address is never drawn. The answer is not a word of the
+    /// address, so a reader gets it only from a passage's source (<see cref="SourcedPassage"/>) or from its prior.
+    /// </summary>
+    public static List<ClozeQuestion> AttributionQuestions(IReadOnlyList<Speech> speeches, int count, int seed = 1, bool matched = false, int choices = 4)
+    {
+        if (choices < 2) throw new ArgumentOutOfRangeException(nameof(choices), choices, "corpus swap: a question needs at least 2 choices (the answer and one distractor).");
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "corpus swap: the question count cannot be negative.");
+        var rng = new Random(seed);
+        var owners = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        var drawn = new List<(Speech Speech, string Sentence)>();
+        foreach (var sp in speeches)
+            foreach (var sentence in Sentences(sp.Text))
+            {
+                if (sentence.Contains('"')) continue;                         // the quote marks delimit it
+                int words = sentence.Split(' ').Length;
+                if (words < 12 || words > 40) continue;
+                if (!owners.TryGetValue(sentence, out var set)) owners[sentence] = set = new HashSet<string>(StringComparer.Ordinal);
+                if (set.Add(sp.Id)) drawn.Add((sp, sentence));
+            }
+        drawn.RemoveAll(d => owners[d.Sentence].Count > 1);
+        Shuffle(drawn, rng);
+        var years = speeches.Select(x => x.Year.ToString(CultureInfo.InvariantCulture)).Distinct(StringComparer.Ordinal).ToList();
+        var names = speeches.Select(x => PresidentName(x.Id)).Distinct(StringComparer.Ordinal).ToList();
+        var questions = new List<ClozeQuestion>();
+        int at = 0;
+        foreach (string kind in new[] { WhichYear, WhichPresident })
+        {
+            var answers = kind == WhichYear ? years : names;
+            int want = kind == WhichYear ? count / 2 : count - questions.Count;
+            if (answers.Count < choices) continue;
+            for (int n = 0; n < want && at < drawn.Count; n++, at++)
+            {
+                var (sp, sentence) = drawn[at];
+                string answer = kind == WhichYear ? sp.Year.ToString(CultureInfo.InvariantCulture) : PresidentName(sp.Id);
+                string frame = kind == WhichYear
+                    ? $"\"{sentence}\" said the President in the State of the Union address of {ClozeQuestion.Blank}."
+                    : $"\"{sentence}\" said President {ClozeQuestion.Blank} in the State of the Union address.";
+                var pool = matched && kind == WhichYear ? answers.Where(a => Resembles("year", a, answer)).ToList() : answers;
+                if (pool.Count < choices) pool = answers;
+                var fillers = new List<string> { answer };
+                while (fillers.Count < choices)
+                {
+                    var d = pool[rng.Next(pool.Count)];
+                    if (!fillers.Contains(d, StringComparer.Ordinal)) fillers.Add(d);
+                }
+                Shuffle(fillers, rng);
+                questions.Add(new ClozeQuestion(sp.Id, kind, frame, answer, fillers));
+            }
+        }
+        return questions;
+    }
+
+    /// <summary>The quoted sentence of an attribution question (between its first and last quote marks).</summary>
+    public static string Quote(ClozeQuestion q)
+    {
+        int a = q.Sentence.IndexOf('"'), b = q.Sentence.LastIndexOf('"');
+        return a >= 0 && b > a ? q.Sentence[(a + 1)..b] : q.Sentence;
+    }
+
     /// <summary>
     /// The choice the model prefers for <paramref name="q"/>: the filled sentence's summed token
     /// log-probability, after <paramref name="passage"/> when one is given, in <paramref name="layout"/>
@@ -389,6 +488,7 @@ public static partial class CorpusSwapTask
         SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None, IReadOnlyList<Speech>? speeches = null,
         int ownTextTokens = 0)
     {
+        RefuseRetroAttribution(questions, layout);
         var rows = new List<CorpusSwapRow>();
         int done = 0;
         foreach (var q in questions)
@@ -398,7 +498,7 @@ public static partial class CorpusSwapTask
             var with = ChoiceScores(engine, tok, bos, q, passage, layout, neighbourTokens, ownTextTokens);
             int answer = IndexOf(q.Choices, q.Answer);
             static bool Right((double Sum, int Tokens)[] s, int a) => Best(s) == a;
-            bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
+            bool holds = Holds(q, hit, passage);
             rows.Add(new CorpusSwapRow(q.Kind, Right(plain, answer), Right(with, answer), hit?.Passage.DocumentId == q.Speech, holds)
             {
                 AnswerNatsPerToken = -plain[answer].Sum / plain[answer].Tokens,
@@ -409,12 +509,39 @@ public static partial class CorpusSwapTask
         return Summarise(rows);
     }
 
-    /// <summary>The top BM25 hit for the blanked sentence (the blank removed), and the passage to read: the hit's text, or the probe's (<see cref="OraclePassage"/>).</summary>
+    /// <summary>
+    /// The top BM25 hit for the blanked sentence (the blank removed; for an attribution question its
+    /// quote), and the passage to read: the hit's text (an attribution question reads it quoted with its
+    /// source, <see cref="SourcedPassage"/>, the year taken from the hit's date), or the probe's (<see cref="OraclePassage"/>).
+    /// </summary>
     static (SearchHit? Hit, string? Passage) PassageFor(Bm25Index index, ClozeQuestion q, SwapOracle oracle, IReadOnlyList<Speech>? speeches)
     {
-        var hit = index.Search(q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
+        bool attribution = IsAttribution(q.Kind);
+        if (attribution && oracle != SwapOracle.None) throw new ArgumentException("corpus swap: the oracle probes apply to cloze questions, not to which-year / which-president ones.");
+        var hit = index.Search(attribution ? Quote(q) : q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal), 1).FirstOrDefault();
+        if (attribution)
+            return (hit, hit is null ? null : SourcedPassage(hit.Passage.Text, hit.Passage.DocumentId,
+                hit.Passage.Date?.Year ?? throw new InvalidDataException($"corpus swap: passage of '{hit.Passage.DocumentId}' has no date, so its year cannot be cited.")));
         return (hit, oracle == SwapOracle.None ? hit?.Passage.Text : OraclePassage(q, oracle, speeches));
     }
+
+    /// <summary>
+    /// Attribution questions read their passage in the In-Context RALM layout only: the retro layout
+    /// keeps a window around the sentence, which may cut the source line the answer is in.
+    /// </summary>
+    static void RefuseRetroAttribution(IReadOnlyList<ClozeQuestion> questions, SwapLayout layout)
+    {
+        if (layout == SwapLayout.Retro && questions.Any(q => IsAttribution(q.Kind)))
+            throw new ArgumentException("corpus swap: which-year / which-president questions use the ralm layout (the retro window may cut the passage's source line); evaluate them with --layout ralm.");
+    }
+
+    /// <summary>
+    /// Whether the passage read holds the answer: for a cloze question, the completed sentence is in it;
+    /// for an attribution question, it is a passage of the question's own address (its source line then names the answer).
+    /// </summary>
+    static bool Holds(ClozeQuestion q, SearchHit? hit, string? passage) => IsAttribution(q.Kind)
+        ? hit?.Passage.DocumentId == q.Speech
+        : passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
 
     /// <summary>
     /// The corpus swap with generated answers (<c>eval swap --answer generate</c>): for each question the
@@ -429,6 +556,7 @@ public static partial class CorpusSwapTask
         Action<string>? progress = null, SwapLayout layout = SwapLayout.Ralm, int neighbourTokens = DefaultNeighbourTokens, SwapOracle oracle = SwapOracle.None,
         IReadOnlyList<Speech>? speeches = null, int ownTextTokens = 0, int fillerTokens = DefaultFillerTokens)
     {
+        RefuseRetroAttribution(questions, layout);
         int ctx = engine.Config.ContextLength;
         var rows = new List<CorpusSwapRow>();
         int done = 0;
@@ -442,7 +570,7 @@ public static partial class CorpusSwapTask
                 var (sum, tokens) = SentenceScore(engine, tok, bos, q, q.Answer, p, layout, neighbourTokens, ownTextTokens);
                 return -sum / tokens;
             }
-            bool holds = passage is not null && passage.Contains(q.Filled(q.Answer), StringComparison.Ordinal);
+            bool holds = Holds(q, hit, passage);
             rows.Add(new CorpusSwapRow(q.Kind, ExactMatch(plain, q.AnswerAsWritten), ExactMatch(with, q.AnswerAsWritten), hit?.Passage.DocumentId == q.Speech, holds)
             {
                 AnswerNatsPerToken = Nats(null),
