@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Tessera.Retrieval.Mail;
 
 namespace Tessera.Retrieval;
 
@@ -10,26 +11,58 @@ namespace Tessera.Retrieval;
 /// id and date optional); any other file is one document whose id is its path relative to the
 /// input folder and whose date is its last write time. Binary files (a NUL byte in the first
 /// 8 KiB) are skipped, so a user's mail or home folder can be indexed as it is.
+/// A mail file (<see cref="MailMessage.LooksLikeMail"/>: RFC 5322 headers at the top, an mbox
+/// <c>From </c> line allowed before them) is indexed as <see cref="MailMessage.ToDocumentText"/>
+/// (<c>Subject: …</c>, a blank line, the decoded text body), dated by its <c>Date</c> header (the
+/// file's write time when that is missing or not a date); an mbox file of several messages gives
+/// one document per message, id <c>path#n</c> (n from 1). Citation offsets are into that document
+/// text, not into the raw file. Binary files and messages with neither subject nor text are
+/// skipped and reported to the <c>skipped</c> callback, one line naming the file and the reason.
 /// </summary>
 public static class DocumentSource
 {
     /// <summary>Documents under a file or folder (folders recursively, in ordinal path order).</summary>
-    public static IEnumerable<SourceDocument> Read(string input)
+    /// <param name="input">A file or folder.</param>
+    /// <param name="skipped">Told, one line each, about files and mail messages left out and why (binary, a message with no text).</param>
+    public static IEnumerable<SourceDocument> Read(string input, Action<string>? skipped = null)
     {
-        if (File.Exists(input)) return ReadFile(input, Path.GetFileName(input));
+        if (File.Exists(input)) return ReadFile(input, Path.GetFileName(input), skipped);
         if (!Directory.Exists(input)) throw new FileNotFoundException($"index input not found: {input} (expected a text/.jsonl file or a folder of them)");
         string root = Path.GetFullPath(input);
         var files = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal);
-        return files.SelectMany(f => ReadFile(f, Path.GetRelativePath(root, f).Replace('\\', '/')));
+        return files.SelectMany(f => ReadFile(f, Path.GetRelativePath(root, f).Replace('\\', '/'), skipped));
     }
 
-    static IEnumerable<SourceDocument> ReadFile(string path, string id)
+    static IEnumerable<SourceDocument> ReadFile(string path, string id, Action<string>? skipped)
     {
         if (path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) return ReadJsonLines(path, id);
         var bytes = File.ReadAllBytes(path);
-        if (bytes.AsSpan(0, Math.Min(bytes.Length, 8192)).IndexOf((byte)0) >= 0) return [];
+        if (bytes.AsSpan(0, Math.Min(bytes.Length, 8192)).IndexOf((byte)0) >= 0)
+        {
+            skipped?.Invoke($"{path}: skipped, binary (a NUL byte in the first 8 KiB)");
+            return [];
+        }
         string text = new UTF8Encoding(false, false).GetString(bytes);
-        return string.IsNullOrWhiteSpace(text) ? [] : [new SourceDocument(id, text, new DateTimeOffset(File.GetLastWriteTimeUtc(path), TimeSpan.Zero))];
+        var written = new DateTimeOffset(File.GetLastWriteTimeUtc(path), TimeSpan.Zero);
+        if (MailMessage.LooksLikeMail(text)) return ReadMail(path, id, written, skipped);
+        return string.IsNullOrWhiteSpace(text) ? [] : [new SourceDocument(id, text, written)];
+    }
+
+    static IEnumerable<SourceDocument> ReadMail(string path, string id, DateTimeOffset written, Action<string>? skipped)
+    {
+        string text = MailCorpus.ReadText(path);   // UTF-8 where valid, else Latin-1: 8-bit mail keeps every byte
+        var spans = MailMessage.SplitMbox(text);
+        for (int i = 0; i < spans.Count; i++)
+        {
+            string docId = spans.Count == 1 ? id : $"{id}#{i + 1}";
+            var message = MailMessage.Parse(text.Substring(spans[i].Start, spans[i].Length));   // never throws: a broken part stays raw text
+            if (string.IsNullOrWhiteSpace(message.Subject) && string.IsNullOrWhiteSpace(message.Body))
+            {
+                skipped?.Invoke($"{path}" + (spans.Count == 1 ? "" : $" (message {i + 1} of {spans.Count})") + ": skipped, a mail message with no subject and no text body");
+                continue;
+            }
+            yield return new SourceDocument(docId, message.ToDocumentText(), message.Date ?? written);
+        }
     }
 
     static IEnumerable<SourceDocument> ReadJsonLines(string path, string fileId)

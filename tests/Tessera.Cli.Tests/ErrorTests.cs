@@ -25,6 +25,9 @@ public class ErrorTests
         { ["train", "--objective", "ranking", "--out", "out"], "lm or contrastive" },
         { ["eval", "swap", "--corpus", "no-such-sotu.txt.gz", "--model", "m", "--index", "i"], "no-such-sotu.txt.gz" },
         { ["eval", "swap", "--answer", "pick", "--model", "m", "--index", "i"], "--answer must be choose or generate" },
+        { ["eval", "mail", "--corpus", "no-such-mail-folder", "--index", "i"], "no-such-mail-folder" },
+        { ["eval", "mail", "--corpus", ".", "--index", "i", "--cite", "0"], "--cite must be in" },
+        { ["eval", "mail", "--corpus", ".", "--index", "i", "--generate"], "--generate needs --model" },
         { ["eval", "swap", "--choices", "1", "--model", "m", "--index", "i"], "--choices must be at least 2" },
         { ["eval", "swap", "--answer", "generate", "--choices", "6", "--model", "m", "--index", "i"], "--choices applies to --answer choose" },
     };

@@ -7,6 +7,7 @@ using System.IO.Compression;
 using Tessera.Data;
 using Tessera.Inference;
 using Tessera.Retrieval.Evaluation;
+using Tessera.Retrieval.Mail;
 using Tessera.Model;
 using Tessera.Retrieval.Sparse;
 using Tessera.Server;
@@ -119,5 +120,70 @@ public class ServeWithIndexTests(Xunit.Abstractions.ITestOutputHelper output)
         double rate = holds / (double)questions.Count;
         output.WriteLine($"cited passages hold the completed sentence for {holds} of {questions.Count} questions ({rate:P1})");
         Assert.True(rate >= 0.8, $"the cited passages hold the completed sentence for {rate:P0} of {questions.Count} questions; expected at least 80%");
+    }
+
+    /// <summary>
+    /// Issue 12's personal-data case through the OpenAI client: a folder of real SpamAssassin messages
+    /// (60 single-message files and an mbox of eight more) indexed as `index build --input` reads it,
+    /// then the mail task's cloze questions asked as chat messages. Every citation must name a
+    /// message of the folder (path, or path#n inside the mbox) with offsets whose text in that
+    /// message's document is the passage placed in the prompt; the first must be the top search hit;
+    /// and for at least 80% of the questions a cited passage must come from the answer's message and
+    /// hold the completed sentence. Skipped when the corpus is absent (data/fetch_mail.sh).
+    /// </summary>
+    [MailCorpusFact]
+    public async Task Served_citations_name_the_mail_message_and_offsets_holding_the_answer()
+    {
+        using var tmp = new TempFolder();
+        string mail = tmp["mail"];
+        var files = MailCorpus.Files(groups: ["easy-ham-1"]).ToList();
+        foreach (var (id, path) in files.Take(60))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(mail, id))!);
+            File.Copy(path, Path.Combine(mail, id));
+        }
+        var boxed = files.Skip(60).Select(f => MailCorpus.ReadText(f.Path)).Where(t => t.StartsWith("From ", StringComparison.Ordinal)).Take(8).ToList();
+        File.WriteAllText(Path.Combine(mail, "archive.mbox"), string.Concat(boxed.Select(t => t.TrimEnd('\n') + "\n\n")), new System.Text.UTF8Encoding(false));
+        var docs = DocumentSource.Read(mail).ToList();
+        Assert.Equal(68, docs.Count);
+        Assert.Equal(Enumerable.Range(1, 8).Select(n => $"archive.mbox#{n}"), docs.Where(d => d.Id.StartsWith("archive.mbox", StringComparison.Ordinal)).Select(d => d.Id));
+        var byId = docs.ToDictionary(d => d.Id);
+        Bm25IndexBuilder.Build(tmp["idx"], docs, new IndexBuildOptions { Shards = 2 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var questions = MailTask.Questions(docs, id => id.StartsWith("archive.mbox", StringComparison.Ordinal), 3, seed: 1)
+            .Concat(MailTask.Questions(docs, id => !id.StartsWith("archive.mbox", StringComparison.Ordinal), 12, seed: 1)).ToList();
+        Assert.True(questions.Count >= 10, $"only {questions.Count} questions from 68 messages");
+        Assert.Contains(questions, q => q.Speech.StartsWith("archive.mbox#", StringComparison.Ordinal));
+
+        var tok = TokenizerFiles.Load("bytes");
+        using var model = new Transformer(DenseTests.TinyConfig() with { ContextLength = 4096 }, seed: 5);
+        var retriever = new Bm25Retriever(index, 3);   // serve --index's default --index-passages
+        var served = new ServedModel("tiny", new ReferenceEngine(model), tok) { Retriever = retriever };
+        await using var server = await TesseraServer.StartAsync(served, new ServerOptions { Port = 0 });
+        var client = new ChatClient("tiny", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(server.Address, "v1") });
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 1 };
+        int holds = 0;
+        foreach (var q in questions)
+        {
+            string query = q.Sentence.Replace(ClozeQuestion.Blank, " ", StringComparison.Ordinal);
+            var reply = await client.CompleteChatAsync([new UserChatMessage(query)], options);
+            using var json = JsonDocument.Parse(reply.GetRawResponse().Content.ToString());
+            var cited = json.RootElement.GetProperty("citations").EnumerateArray()
+                .Select(c => (Doc: c.GetProperty("document_id").GetString()!, Start: c.GetProperty("start").GetInt32(), Length: c.GetProperty("length").GetInt32())).ToList();
+            var prompt = ChatRetrieval.Augment([new Text.ChatMessage("user", query)], retriever).Passages;   // what the server put before the question
+            Assert.Equal(prompt.Count, cited.Count);
+            var top = index.Search(query, 1)[0].Passage;
+            Assert.Equal((top.DocumentId, top.Start, top.Length), cited[0]);
+            for (int i = 0; i < cited.Count; i++)
+            {
+                Assert.True(byId.ContainsKey(cited[i].Doc), $"citation {cited[i].Doc} names no message of the folder");
+                Assert.Equal((prompt[i].DocumentId, prompt[i].Start, prompt[i].Length), cited[i]);
+                Assert.Equal(prompt[i].Text, byId[cited[i].Doc].Text.Substring(cited[i].Start, cited[i].Length));   // the offsets hold the cited text
+            }
+            if (cited.Any(c => c.Doc == q.Speech && MailTask.Holds(byId[c.Doc].Text.Substring(c.Start, c.Length), q))) holds++;
+        }
+        double rate = holds / (double)questions.Count;
+        output.WriteLine($"a cited passage of the answer's message holds the completed sentence for {holds} of {questions.Count} questions ({rate:P1})");
+        Assert.True(rate >= 0.8, $"the citations hold the answer for {rate:P0} of {questions.Count} questions; expected at least 80%");
     }
 }

@@ -44,6 +44,7 @@ public static class EvalCommand
         cmd.Subcommands.Add(LeakDemo());
         cmd.Subcommands.Add(RalmCommand.Eval());
         cmd.Subcommands.Add(CorpusSwapCommand.Create());
+        cmd.Subcommands.Add(MailEvalCommand.Create());
         cmd.Subcommands.Add(LongContextCommand.Eval());
         cmd.Subcommands.Add(LongContextCommand.Data());
         cmd.SetAction(p =>

@@ -21,7 +21,7 @@ public static class IndexCommand
 
     static Command Build()
     {
-        var input = new Option<string>("--input") { Description = "A folder (indexed recursively), a text file, or a .jsonl file of {id, text, date}.", Required = true };
+        var input = new Option<string>("--input") { Description = "A folder (indexed recursively), a text file, a mail file or mbox (one document per message: subject and text body, dated by its Date header), or a .jsonl file of {id, text, date}.", Required = true };
         var output = new Option<string>("--out") { Description = "Index folder (created, or extended incrementally when it exists).", Required = true };
         var shards = new Option<int?>("--shards") { Description = "Lucene shards of a new index (default 1; an existing index keeps its own)." };
         var words = new Option<int>("--passage-words") { Description = "Maximum words per passage (new index).", DefaultValueFactory = _ => 120 };
@@ -33,7 +33,9 @@ public static class IndexCommand
         {
             bool quiet = p.GetValue(json);
             string dir = p.GetValue(output)!;
-            var r = Bm25IndexBuilder.Build(dir, DocumentSource.Read(p.GetValue(input)!), new IndexBuildOptions
+            int skipped = 0;
+            void Skip(string why) { skipped++; Console.Error.WriteLine(why); }   // each file or message left out, named, with the reason
+            var r = Bm25IndexBuilder.Build(dir, DocumentSource.Read(p.GetValue(input)!, Skip), new IndexBuildOptions
             {
                 Shards = p.GetValue(shards), PassageWords = p.GetValue(words), Progress = quiet ? null : s => Console.Error.WriteLine(s),
             });
@@ -48,11 +50,12 @@ public static class IndexCommand
                 Console.WriteLine(JsonNaming.SerializeObject(new
                 {
                     index = Path.GetFullPath(dir), r.AddedDocuments, r.ReplacedDocuments, r.AddedPassages, documents = r.Manifest.Documents,
-                    passages = r.Manifest.Passages, shards = r.Manifest.Shards, seconds = r.Seconds, dense,
+                    passages = r.Manifest.Passages, shards = r.Manifest.Shards, seconds = r.Seconds, skipped, dense,
                 }));
             else
                 Console.WriteLine($"indexed {r.AddedDocuments:N0} new and {r.ReplacedDocuments:N0} replaced document(s) as {r.AddedPassages:N0} passages in {r.Seconds:F1} s; " +
                                   $"the index now holds {r.Manifest.Documents:N0} documents, {r.Manifest.Passages:N0} passages in {r.Manifest.Shards} shard(s)" +
+                                  (skipped > 0 ? $"; {skipped:N0} file(s) or message(s) skipped (listed above)" : "") +
                                   (dense is null ? "" : $"; dense stage: {dense.Count:N0} × {dense.Dimensions} vectors from {dense.Embedder}") + $" → {Path.GetFullPath(dir)}");
             return 0;
         });
