@@ -270,7 +270,14 @@ public sealed partial class MailMessage
         else if (e == "base64")
         {
             var clean = new StringBuilder(body.Length);
-            foreach (char c in body) if (char.IsAsciiLetterOrDigit(c) || c is '+' or '/' or '=') clean.Append(c);
+            int visible = 0;
+            foreach (char c in body)
+            {
+                if (char.IsWhiteSpace(c)) continue;
+                visible++;
+                if (char.IsAsciiLetterOrDigit(c) || c is '+' or '/' or '=') clean.Append(c);
+            }
+            if (clean.Length < visible * 0.95) return body;   // not base64 (more than stray characters outside its alphabet): the text as written
             int usable = clean.Length / 4 * 4;
             try { bytes = Convert.FromBase64String(clean.ToString(0, usable)); }
             catch (FormatException) { return body; }
