@@ -131,7 +131,7 @@ internal static class RetroLab
             if (plan.ScrambleNumbers is < 0 or > 1 || plan.ReadingPractice is < 0 or > 1 || plan.NumberRich is < 0 or > 1) throw new ArgumentException("--reading-practice, --scramble-numbers and --number-rich are fractions between 0 and 1.");
             string corpusName = p.GetValue(corpus)!;
             if (corpusName == "mail" || corpusName.StartsWith("mail:", StringComparison.Ordinal))
-                plan = plan with { MailFolder = corpusName.Length > 5 ? corpusName[5..] : RetroCorpus.DefaultMailFolder };
+                plan = plan with { MailFolder = corpusName.Length > 5 ? corpusName[5..] : Tessera.Retrieval.Mail.MailCorpus.DefaultFolder };
             else if (corpusName != "embedded") throw new ArgumentException($"--corpus: '{corpusName}'; give embedded or mail[:DIR].");
             if (plan.MailFolder is not null && (plan.Cutoff is not null || plan.NumberRich > 0 || plan.ScrambleNumbers > 0))
                 throw new ArgumentException("--cutoff, --number-rich and --scramble-numbers belong to the embedded corpus's swap experiments, not to --corpus mail.");
@@ -161,9 +161,6 @@ internal static class RetroLab
 
     static int OverlapBucket(double overlap) => overlap == 0 ? 0 : overlap <= 0.2 ? 1 : overlap <= 0.5 ? 2 : 3;
 
-    /// <summary>The mail parser behind <c>--corpus mail</c>: subject and text body of one raw message.</summary>
-    static (string Subject, string Body) ParseMail(byte[] raw) => throw new InvalidOperationException("mail parser: merge main (Tessera.Retrieval.Mail.MailMessage)");
-
     /// <summary>
     /// A lab folder holds one corpus: its tokenizer, neighbour caches and runs belong to it. The
     /// first run writes corpus.txt; a later run on another corpus is refused (a folder from before
@@ -188,9 +185,9 @@ internal static class RetroLab
         MailCorpusCounts? mailCounts = null;
         if (plan.MailFolder is { } mailDir)
         {
-            all = RetroCorpus.ReadMail(mailDir, RetroCorpus.HamGroups, ParseMail, out var counts);
+            all = RetroCorpus.ReadMail(mailDir, RetroCorpus.MailGroups, out var counts);
             mailCounts = counts;
-            log($"mail corpus {mailDir} ({string.Join(", ", RetroCorpus.HamGroups)}): {counts.Messages:N0} messages, {counts.Kept:N0} documents kept " +
+            log($"mail corpus {mailDir} ({string.Join(", ", RetroCorpus.MailGroups)}): {counts.Messages:N0} messages, {counts.Kept:N0} documents kept " +
                 $"({counts.Empty} with an empty text body, {counts.Duplicates} duplicates of an earlier message dropped)");
         }
         else
@@ -217,7 +214,7 @@ internal static class RetroLab
         int bos = tok.SpecialTokens.Id(ChatTemplate.Bos);
         var trainDocs = train.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)])).ToList();
         var heldDocs = heldOut.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)]) { HeldOut = true }).ToList();
-        log($"{trainDocs.Count} training documents ({trainDocs.Sum(d => (long)d.Tokens.Length):N0} tokens), {heldDocs.Count} held out ({heldDocs.Sum(d => (long)d.Tokens.Length):N0}); tokenizer {tok.Name} ({tok.VocabSize} ids) [{clock.Elapsed.TotalSeconds:F0} s]");
+        log($"{trainDocs.Count} training documents ({trainDocs.Sum(d => (long)d.Tokens.Length):N0} tokens, {trainDocs.Sum(d => Math.Max(0L, d.Tokens.Length / C - 2)):N0} examples of 3 chunks), {heldDocs.Count} held out ({heldDocs.Sum(d => (long)d.Tokens.Length):N0}); tokenizer {tok.Name} ({tok.VocabSize} ids) [{clock.Elapsed.TotalSeconds:F0} s]");
 
         string indexDir = Path.Combine(outDir, "index");
         if (Directory.Exists(indexDir)) Directory.Delete(indexDir, recursive: true);
@@ -402,7 +399,7 @@ internal static class RetroLab
         };
         var md = new StringBuilder();
         md.AppendLine(mailCounts is { } mc
-            ? $"Corpus: mail ({string.Join(", ", RetroCorpus.HamGroups)}), {mc.Kept:N0} messages as documents ({mc.Duplicates} duplicates and {mc.Empty} empty dropped); {trainDocs.Count:N0} train, {heldDocs.Count:N0} held out."
+            ? $"Corpus: mail ({string.Join(", ", RetroCorpus.MailGroups)}), {mc.Kept:N0} messages as documents ({mc.Duplicates} duplicates and {mc.Empty} empty dropped); {trainDocs.Count:N0} train, {heldDocs.Count:N0} held out."
             : $"Corpus: embedded (SOTU + Moby-Dick); {trainDocs.Count:N0} train documents, {heldDocs.Count:N0} held out.");
         md.AppendLine();
         md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, " +

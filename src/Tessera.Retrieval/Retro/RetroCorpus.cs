@@ -1,5 +1,6 @@
 using System.Text;
 using Tessera.Data;
+using Tessera.Retrieval.Mail;
 
 namespace Tessera.Retrieval.Retro;
 
@@ -7,7 +8,7 @@ namespace Tessera.Retrieval.Retro;
 /// <param name="Messages">Message files read.</param>
 /// <param name="Kept">Documents kept.</param>
 /// <param name="Empty">Messages dropped because their text body is empty (after trimming).</param>
-/// <param name="Duplicates">Messages dropped because an earlier message (group, then file name order) has the same document text, whitespace aside.</param>
+/// <param name="Duplicates">Messages dropped because an earlier message (in <see cref="MailCorpus.Files"/> order) has the same document text, whitespace aside.</param>
 public sealed record MailCorpusCounts(int Messages, int Kept, int Empty, int Duplicates);
 
 /// <summary>
@@ -20,21 +21,11 @@ public sealed record MailCorpusCounts(int Messages, int Kept, int Empty, int Dup
 public static class RetroCorpus
 {
     /// <summary>
-    /// The mail groups the lab reads: the ham (mailing-list mail, where replies quote). Spam is left
-    /// out: its reuse is one campaign sent many times (templates, HTML), not text a reader builds on.
+    /// The mail groups the lab reads: the ham (<see cref="MailCorpus.HamGroups"/>: mailing-list mail,
+    /// where replies quote). Spam is left out: its reuse is one campaign sent many times (templates,
+    /// HTML), not text a reader builds on.
     /// </summary>
-    public static IReadOnlyList<string> HamGroups { get; } = ["easy-ham-1", "easy-ham-2", "hard-ham-1"];
-
-    /// <summary>Where <c>data/fetch_mail.sh</c> puts the corpus: <c>${TESSERA_DATA:-~/.cache/tessera-data}/spam-assassin</c>.</summary>
-    public static string DefaultMailFolder
-    {
-        get
-        {
-            string? root = Environment.GetEnvironmentVariable("TESSERA_DATA");
-            if (string.IsNullOrEmpty(root)) root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "tessera-data");
-            return Path.Combine(root, "spam-assassin");
-        }
-    }
+    public static IReadOnlyList<string> MailGroups => MailCorpus.HamGroups;
 
     /// <summary>
     /// The held-out documents of the lab: the validation and test documents of a 90/5/5
@@ -50,49 +41,29 @@ public static class RetroCorpus
     }
 
     /// <summary>
-    /// One message's document text: <c>"Subject: " + subject + "\n\n" + body</c>, line ends as
-    /// <c>\n</c>, body trimmed. Every other header is dropped: transport headers (Received, Message-ID,
-    /// list headers) are boilerplate a model memorises and carry nothing a reader would quote.
-    /// </summary>
-    public static string MailDocumentText(string subject, string body)
-        => "Subject: " + Oneline(subject) + "\n\n" + body.Replace("\r\n", "\n").Replace('\r', '\n').Trim();
-
-    static string Oneline(string s) => string.Join(' ', s.Split((char[])['\r', '\n', '\t', ' '], StringSplitOptions.RemoveEmptyEntries));
-
-    /// <summary>
-    /// The mail corpus as documents: every file of each group folder under <paramref name="folder"/>
-    /// (one RFC 822 message per file), parsed by <paramref name="parse"/> into (subject, text body),
-    /// in group order then file-name order (ordinal). The key is <c>group/file</c>. Messages with an
-    /// empty body are dropped, and so is a message whose text equals an earlier one's (whitespace
+    /// The mail corpus as documents: every message of <paramref name="groups"/> (default
+    /// <see cref="MailGroups"/>) in <paramref name="folder"/> (default <see cref="MailCorpus.DefaultFolder"/>),
+    /// in <see cref="MailCorpus.Files"/> order, its text <see cref="MailMessage.ToDocumentText"/>
+    /// (<c>"Subject: …\n\n" + body</c>: every other header is dropped, since transport headers are
+    /// boilerplate a model memorises and nobody quotes), keyed <c>group/file</c>. Messages with an
+    /// empty text body are dropped, and so is a message whose text equals an earlier one's (whitespace
     /// collapsed): a copy of a message is a duplicate, not text reused by another document.
     /// </summary>
-    public static IReadOnlyList<CorpusDocument> ReadMail(string folder, IReadOnlyList<string> groups, Func<byte[], (string Subject, string Body)> parse,
-        out MailCorpusCounts counts)
+    public static IReadOnlyList<CorpusDocument> ReadMail(string? folder, IReadOnlyList<string>? groups, out MailCorpusCounts counts)
     {
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(parse);
-        if (!Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"{folder}: the mail corpus folder is missing; run data/fetch_mail.sh (docs/retrieval.md).");
         var docs = new List<CorpusDocument>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int messages = 0, empty = 0, duplicates = 0;
-        foreach (var group in groups)
+        foreach (var (id, path) in MailCorpus.Files(folder, groups ?? MailGroups))
         {
-            string dir = Path.Combine(folder, group);
-            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: mail group '{group}' is missing from {folder}; run data/fetch_mail.sh.");
-            var files = Directory.GetFiles(dir);
-            Array.Sort(files, StringComparer.Ordinal);
-            foreach (var file in files)
-            {
-                messages++;
-                (string subject, string body) = parse(File.ReadAllBytes(file));
-                if (string.IsNullOrWhiteSpace(body)) { empty++; continue; }
-                string text = MailDocumentText(subject ?? "", body);
-                if (!seen.Add(Collapse(text))) { duplicates++; continue; }
-                docs.Add(new CorpusDocument(group + "/" + Path.GetFileName(file), text));
-            }
+            messages++;
+            var message = MailMessage.Parse(MailCorpus.ReadText(path));
+            if (string.IsNullOrWhiteSpace(message.Body)) { empty++; continue; }
+            string text = message.ToDocumentText();
+            if (!seen.Add(Collapse(text))) { duplicates++; continue; }
+            docs.Add(new CorpusDocument(id, text));
         }
-        if (docs.Count == 0) throw new InvalidDataException($"{folder}: no message with a text body in {string.Join(", ", groups)}.");
+        if (docs.Count == 0) throw new InvalidDataException($"{folder ?? MailCorpus.DefaultFolder}: no message with a text body in {string.Join(", ", groups ?? MailGroups)}.");
         counts = new MailCorpusCounts(messages, docs.Count, empty, duplicates);
         return docs;
     }
