@@ -118,6 +118,11 @@ public class RetroLabTests
             Assert.Equal(4, chunks.Count);
             Assert.Equal(root.GetProperty("eval_pairs").GetInt32(), chunks.Sum());
             foreach (var x in runs) Assert.Equal(4, x.GetProperty("held_out_bpb_by_overlap").GetArrayLength());
+            // Every scored chunk's neighbour message and the held-out message have dates here; the shares are fractions.
+            var later = root.GetProperty("eval_neighbour_dated_later");
+            Assert.InRange(later.GetProperty("dated").GetInt32(), chunks.Sum() / 2, chunks.Sum());
+            Assert.InRange(later.GetProperty("all").GetDouble(), 0, 1);
+            Assert.True(File.Exists(Directory.GetFiles(outDir, "neighbours-eval-*-mail.bin.ids.json").Single()));
             Assert.Contains("Corpus: mail", File.ReadAllText(Path.Combine(outDir, "report.md")));
             Assert.Equal("mail", File.ReadAllText(Path.Combine(outDir, "corpus.txt")).Trim());
 

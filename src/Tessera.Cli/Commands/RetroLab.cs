@@ -183,9 +183,11 @@ internal static class RetroLab
         int C = plan.ChunkTokens;
         IReadOnlyList<CorpusDocument> all;
         MailCorpusCounts? mailCounts = null;
+        Dictionary<string, DateTimeOffset>? mailDates = null;
         if (plan.MailFolder is { } mailDir)
         {
-            all = RetroCorpus.ReadMail(mailDir, RetroCorpus.MailGroups, out var counts);
+            mailDates = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+            all = RetroCorpus.ReadMail(mailDir, RetroCorpus.MailGroups, out var counts, mailDates);
             mailCounts = counts;
             log($"mail corpus {mailDir} ({string.Join(", ", RetroCorpus.MailGroups)}): {counts.Messages:N0} messages, {counts.Kept:N0} documents kept " +
                 $"({counts.Empty} with an empty text body, {counts.Duplicates} duplicates of an earlier message dropped)");
@@ -243,26 +245,32 @@ internal static class RetroLab
         var ownShare = new Dictionary<string, double>();   // side → share of neighbours taken from the querying document
         var heldOutIds = heldDocs.Select(d => d.Id).ToHashSet(StringComparer.Ordinal);
         var heldOutHits = new Dictionary<string, long>();   // side → neighbours from another document that is held out (must be 0), when searched in this process
+        var sourceIds = new Dictionary<string, string?[][]>();   // side → each pair's neighbours' document ids (when searched, or cached with them)
         List<int[][]> Retrieve(List<Pair> pairs, string side)
         {
-            string path = Cache(side, pairs.Count), ownPath = path + ".own.json";
+            string path = Cache(side, pairs.Count), ownPath = path + ".own.json", idsPath = path + ".ids.json";
             if (File.Exists(path) && File.Exists(ownPath))
             {
                 ownShare[side] = JsonNaming.Deserialize<double>(File.ReadAllText(ownPath));
+                if (File.Exists(idsPath)) sourceIds[side] = JsonNaming.Deserialize<string?[][]>(File.ReadAllText(idsPath))!;
                 return ReadNeighbours(path);
             }
             searched += pairs.Count;
             long own = 0, held = 0;
+            var ids = new List<string?[]>(pairs.Count);
             var found = pairs.Select(p =>
             {
                 var hits = index.Search(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, p.U, plan.Neighbours, bos, plan.OwnPast);
                 own += hits.Count(h => h.DocumentId == p.Doc.Id);
                 held += hits.Count(h => h.DocumentId is { } id && id != p.Doc.Id && heldOutIds.Contains(id));
+                ids.Add([.. hits.Select(h => h.DocumentId)]);
                 return hits.Select(h => h.Tokens).ToArray();
             }).ToList();
             ownShare[side] = own / (double)Math.Max(1, (long)pairs.Count * plan.Neighbours);
             heldOutHits[side] = held;
             WriteNeighbours(path, found);
+            sourceIds[side] = [.. ids];
+            if (side == "eval") AtomicFile.WriteAllText(idsPath, JsonNaming.Serialize(sourceIds[side]));   // the held-out side only: small
             AtomicFile.WriteAllText(ownPath, JsonNaming.Serialize(ownShare[side]));
             return found;
         }
@@ -310,6 +318,26 @@ internal static class RetroLab
         var overlap = evalPairs.Select((p, i) => RetroChunkIndex.NGramOverlap(p.Doc.Tokens.AsSpan((p.U + 1) * C, C), evalNeighbours[i])).ToArray();
         var clean = overlap.Select(o => o == 0).ToArray();
         var bucketOf = overlap.Select(OverlapBucket).ToArray();
+        // Mail: is the (first) neighbour's message dated after the held-out message? A later message that
+        // quotes the held-out one is the test text itself in the database (leakage); an earlier one is the
+        // thread the held-out message replies to.
+        object? laterShares = null;
+        if (mailDates is not null && sourceIds.TryGetValue("eval", out var evalIds))
+        {
+            var later = evalPairs.Select((p, i) => evalIds[i].FirstOrDefault() is { } nb && mailDates.TryGetValue(nb, out var dn) && mailDates.TryGetValue(p.Doc.Id, out var dq)
+                ? dn > dq : (bool?)null).ToArray();
+            double? Share(Func<int, bool> keep)
+            {
+                var sel = Enumerable.Range(0, later.Length).Where(i => keep(i) && later[i] is not null).ToList();
+                return sel.Count == 0 ? null : sel.Count(i => later[i] == true) / (double)sel.Count;
+            }
+            laterShares = new
+            {
+                dated = later.Count(x => x is not null), all = Share(_ => true), overlap_zero = Share(i => overlap[i] == 0),
+                overlap_positive = Share(i => overlap[i] > 0), overlap_over_half = Share(i => overlap[i] > 0.5),
+            };
+            log($"held-out chunks whose neighbour's message is dated later: {JsonNaming.SerializeObject(laterShares, indented: false)}");
+        }
         var bucketChunks = OverlapBuckets.Select((_, b) => bucketOf.Count(x => x == b)).ToArray();
         long scoredBytes = 0, cleanBytes = 0;
         var rowBytes = evalPairs.Select(p => (long)tok.DecodeBytes(p.Doc.Tokens.AsSpan((p.U + 1) * C, C)).Length).ToArray();
@@ -391,7 +419,7 @@ internal static class RetroLab
             index_chunks = index.Chunks, ms_per_query = msPerQuery, empty_searches = index.EmptySearches,
             overlap_mean = overlap.Average(), overlap_zero_fraction = clean.Count(c => c) / (double)clean.Length,
             overlap_over_half_fraction = overlap.Count(o => o > 0.5) / (double)overlap.Length,
-            overlap_buckets = OverlapBuckets, overlap_bucket_chunks = bucketChunks,
+            overlap_buckets = OverlapBuckets, overlap_bucket_chunks = bucketChunks, eval_neighbour_dated_later = laterShares,
             eval_held_out_neighbours = heldOutHits.TryGetValue("eval", out long eh) ? eh : (long?)null,
             train_held_out_neighbours = heldOutHits.TryGetValue("train", out long th) ? th : (long?)null,
             own_past = plan.OwnPast, eval_own_document_share = ownShare.GetValueOrDefault("eval"), train_own_document_share = ownShare.TryGetValue("train", out double ts) ? ts : (double?)null,

@@ -48,8 +48,10 @@ public static class RetroCorpus
     /// boilerplate a model memorises and nobody quotes), keyed <c>group/file</c>. Messages with an
     /// empty text body are dropped, and so is a message whose text equals an earlier one's (whitespace
     /// collapsed): a copy of a message is a duplicate, not text reused by another document.
+    /// <paramref name="dates"/>, when given, receives each kept document's Date header where it parses.
     /// </summary>
-    public static IReadOnlyList<CorpusDocument> ReadMail(string? folder, IReadOnlyList<string>? groups, out MailCorpusCounts counts)
+    public static IReadOnlyList<CorpusDocument> ReadMail(string? folder, IReadOnlyList<string>? groups, out MailCorpusCounts counts,
+        IDictionary<string, DateTimeOffset>? dates = null)
     {
         var docs = new List<CorpusDocument>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -62,6 +64,7 @@ public static class RetroCorpus
             string text = message.ToDocumentText();
             if (!seen.Add(Collapse(text))) { duplicates++; continue; }
             docs.Add(new CorpusDocument(id, text));
+            if (dates is not null && message.Date is { } date) dates[id] = date;
         }
         if (docs.Count == 0) throw new InvalidDataException($"{folder ?? MailCorpus.DefaultFolder}: no message with a text body in {string.Join(", ", groups ?? MailGroups)}.");
         counts = new MailCorpusCounts(messages, docs.Count, empty, duplicates);
