@@ -391,6 +391,9 @@ internal static class RetroLab
                     if (r.Step % Math.Max(1, plan.Steps / 5) == 0) log($"  {name} step {r.Step}/{plan.Steps} loss {r.Loss:F3} ({r.StepSeconds * 1000:F0} ms/step)");
                 };
                 trainer.Run(cancel);
+                // A stopped run (Ctrl+C, SIGTERM) has saved its step as a checkpoint: it is not scored or
+                // cached as finished, and the next invocation resumes it there.
+                cancel.ThrowIfCancellationRequested();
                 double seconds = runClock.Elapsed.TotalSeconds;
                 var model = trainer.Model;
                 if (plan.VocabSize > 0) RunSetup.CopyTokenizer(tokDir, Path.Combine(outDir, "runs", name, Checkpoint.TokenizerFolder));   // `eval swap --model` finds it
