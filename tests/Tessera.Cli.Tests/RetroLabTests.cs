@@ -93,4 +93,70 @@ public class RetroLabTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [MailCorpusFact]
+    public void Quick_retro_lab_on_the_mail_corpus_trains_on_messages_and_never_retrieves_held_out_mail()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            string outDir = Path.Combine(dir, "lab");
+            var r = CliProcess.Run(dir, "lab", "retro", "--quick", "--corpus", "mail", "--out", outDir, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            Assert.Equal("mail", root.GetProperty("corpus").GetString());
+            var mail = root.GetProperty("mail");
+            Assert.Equal(4150, mail.GetProperty("messages").GetInt32());   // the three ham groups of data/MAIL.md
+            Assert.Equal(4150, mail.GetProperty("kept").GetInt32() + mail.GetProperty("empty").GetInt32() + mail.GetProperty("duplicates").GetInt32());
+            Assert.Equal(24, root.GetProperty("train_documents").GetInt32());   // the quick plan's cap
+            Assert.Equal(0, root.GetProperty("eval_held_out_neighbours").GetInt64());
+            Assert.Equal(0, root.GetProperty("train_held_out_neighbours").GetInt64());
+            var runs = root.GetProperty("runs").EnumerateArray().ToList();
+            Assert.Equal(3, runs.Count);
+            var chunks = root.GetProperty("overlap_bucket_chunks").EnumerateArray().Select(x => x.GetInt32()).ToList();
+            Assert.Equal(4, chunks.Count);
+            Assert.Equal(root.GetProperty("eval_pairs").GetInt32(), chunks.Sum());
+            foreach (var x in runs) Assert.Equal(4, x.GetProperty("held_out_bpb_by_overlap").GetArrayLength());
+            // Every scored chunk's neighbour message and the held-out message have dates here; the shares are fractions.
+            var later = root.GetProperty("eval_neighbour_dated_later");
+            Assert.InRange(later.GetProperty("dated").GetInt32(), chunks.Sum() / 2, chunks.Sum());
+            Assert.InRange(later.GetProperty("all").GetDouble(), 0, 1);
+            Assert.True(File.Exists(Directory.GetFiles(outDir, "neighbours-eval-*-mail.bin.ids.json").Single()));
+            Assert.Contains("Corpus: mail", File.ReadAllText(Path.Combine(outDir, "report.md")));
+            Assert.Equal("mail", File.ReadAllText(Path.Combine(outDir, "corpus.txt")).Trim());
+
+            // The folder holds the mail corpus's tokenizer and runs: the embedded corpus is refused there.
+            var other = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", outDir);
+            Assert.NotEqual(0, other.ExitCode);
+            Assert.Contains("mail corpus", other.Stderr);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Retro_lab_refuses_an_unknown_corpus_and_a_missing_mail_folder()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var bad = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", Path.Combine(dir, "a"), "--corpus", "news");
+            Assert.NotEqual(0, bad.ExitCode);
+            Assert.Contains("--corpus", bad.Stderr);
+            var missing = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", Path.Combine(dir, "b"), "--corpus", "mail:" + Path.Combine(dir, "no-mail"));
+            Assert.NotEqual(0, missing.ExitCode);
+            Assert.Contains("no-mail", missing.Stderr);
+            Assert.Contains("fetch_mail.sh", missing.Stderr);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
+
+/// <summary>A fact skipped, with the fetch command, where the SpamAssassin mail corpus (data/fetch_mail.sh) is absent.</summary>
+public sealed class MailCorpusFactAttribute : FactAttribute
+{
+    public MailCorpusFactAttribute()
+    {
+        if (!Tessera.Retrieval.Mail.MailCorpus.IsPresent()) Skip = $"the mail corpus is not in {Tessera.Retrieval.Mail.MailCorpus.DefaultFolder}: skipped (run data/fetch_mail.sh; .ci/run does).";
+    }
 }

@@ -116,4 +116,85 @@ public class RetroChunkIndexTests
         Assert.Equal(0, RetroChunkIndex.NGramOverlap(new int[12], [new int[40]]));   // shorter than 13 tokens
         Assert.Equal(1, RetroChunkIndex.NGramOverlap(new int[13], [new int[40]]));
     }
+
+    [MailCorpusFact]
+    public void On_the_mail_corpus_held_out_messages_are_never_the_neighbours_of_another_document()
+    {
+        // The lab's documents and split (RetroCorpus), on the first 160 messages of easy-ham-1 (threads of
+        // mailing-list mail, where replies quote each other), byte tokens so no tokenizer is fitted here.
+        const int C = 64;
+        var docs = RetroCorpus.ReadMail(null, ["easy-ham-1"], out var counts).Take(160).ToList();
+        Assert.True(counts.Kept >= 160, $"{counts.Kept} messages with a text body in easy-ham-1");
+        var (train, heldOut) = RetroCorpus.Split(docs, seed: 1);
+        Assert.True(heldOut.Count >= 5 && train.Count >= 100, $"split: {train.Count} train, {heldOut.Count} held out");
+        var trainDocs = train.Select(d => new RetroDocument(d.Key, Tok(d.Text))).ToList();
+        var heldDocs = heldOut.Select(d => new RetroDocument(d.Key, Tok(d.Text)) { HeldOut = true }).ToList();
+        var heldIds = heldDocs.Select(d => d.Id).ToHashSet();
+        // Queries: every chunk of every held-out message, and every chunk of every fourth training message.
+        var queries = new List<(RetroDocument Doc, int U)>();
+        foreach (var d in heldDocs.Concat(trainDocs.Where((_, i) => i % 4 == 0)))
+            for (int u = 1; (u + 2) * C <= d.Tokens.Length; u++) queries.Add((d, u));
+        Assert.True(queries.Count > 200, $"{queries.Count} queries");
+
+        using var tmp = new TempFolder();
+        // The lab's database: training messages only (held-out ones are not indexed at all).
+        using (var plain = RetroChunkIndex.Build(tmp["plain"], trainDocs, Bytes, C, shards: 2))
+            foreach (var (d, u) in queries)
+                foreach (var n in plain.Search(d.Tokens.AsSpan(u * C, C), d.Id, u, 2, filler: -1, ownPast: false))
+                {
+                    Assert.False(n.DocumentId is { } id && heldIds.Contains(id), $"{d.Id} chunk {u}: neighbour from held-out {n.DocumentId}");
+                    Assert.NotEqual(d.Id, n.DocumentId);
+                }
+        // --own-past: held-out messages are indexed for their own queries only.
+        using (var own = RetroChunkIndex.Build(tmp["own"], [.. trainDocs, .. heldDocs], Bytes, C, shards: 2))
+            foreach (var (d, u) in queries)
+                foreach (var n in own.Search(d.Tokens.AsSpan(u * C, C), d.Id, u, 2, filler: -1, ownPast: true))
+                {
+                    if (n.DocumentId == d.Id) Assert.True((n.Chunk + 2) * C <= (u - 1) * C, $"{d.Id} chunk {u}: own chunk {n.Chunk} reaches into the context");
+                    else Assert.False(n.DocumentId is { } id && heldIds.Contains(id), $"{d.Id} chunk {u}: neighbour from another held-out message {n.DocumentId}");
+                }
+        // Control: the same messages indexed without the held-out mark. Held-out text is then retrieved by
+        // other documents' queries, so the assertions above would fail if the rule or the split let it through.
+        int leaked = 0;
+        using (var open = RetroChunkIndex.Build(tmp["open"], [.. trainDocs, .. heldDocs.Select(d => d with { HeldOut = false })], Bytes, C, shards: 2))
+            foreach (var (d, u) in queries)
+                leaked += open.Search(d.Tokens.AsSpan(u * C, C), d.Id, u, 2, filler: -1, ownPast: false).Count(n => n.DocumentId is { } id && id != d.Id && heldIds.Contains(id));
+        Assert.True(leaked > 0, "without the mark no held-out message was ever a neighbour: the test would not catch a leak");
+    }
+
+    [Fact]
+    public void Mail_documents_are_subject_and_body_and_the_split_is_fixed_by_seed()
+    {
+        // The split is a function of key and seed only: the same keys land on the same side in any order.
+        var docs = Enumerable.Range(0, 400).Select(i => new Tessera.Data.CorpusDocument($"easy-ham-1/{i:D5}.x", "t")).ToList();
+        var (train, heldOut) = RetroCorpus.Split(docs, seed: 1);
+        var (train2, heldOut2) = RetroCorpus.Split(Enumerable.Reverse(docs), seed: 1);
+        Assert.Equal(heldOut.Select(d => d.Key).Order(), heldOut2.Select(d => d.Key).Order());
+        Assert.InRange(heldOut.Count, 20, 60);   // 10% of 400, binomial spread
+        Assert.Equal(400, train.Count + heldOut.Count);
+        var (_, heldOut3) = RetroCorpus.Split(docs, seed: 2);
+        Assert.NotEqual(heldOut.Select(d => d.Key).Order(), heldOut3.Select(d => d.Key).Order());
+    }
+
+    [Fact]
+    public void Mail_documents_keep_subject_and_body_and_drop_duplicates_and_empty_bodies()
+    {
+        using var tmp = new TempFolder();
+        string root = tmp["mail"];
+        Directory.CreateDirectory(Path.Combine(root, "g"));
+        File.WriteAllText(Path.Combine(root, ".complete"), "");
+        const string head = "From: a@b.c\nReceived: from relay.example (10.0.0.1)\nMessage-ID: <1@b.c>\n";
+        File.WriteAllText(Path.Combine(root, "g", "1.txt"), head + "Subject: Re: lunch\n\nAnna wrote:\n> noon?\nYes, noon.\n");
+        File.WriteAllText(Path.Combine(root, "g", "2.txt"), head + "Subject: Re:  lunch\n\nAnna   wrote:\n> noon?\n\nYes, noon.\n");   // same text, other spacing
+        File.WriteAllText(Path.Combine(root, "g", "3.txt"), head + "Subject: empty\n\n \n");
+        File.WriteAllText(Path.Combine(root, "g", "4.txt"), head + "Subject: Re: lunch\n\nNo, one.\n");
+        var docs = RetroCorpus.ReadMail(root, ["g"], out var counts);
+        Assert.Equal(new MailCorpusCounts(4, 2, 1, 1), counts);
+        Assert.Equal(["g/1.txt", "g/4.txt"], docs.Select(d => d.Key));
+        Assert.StartsWith("Subject: Re: lunch\n\nAnna wrote:", docs[0].Text);
+        Assert.Contains("Yes, noon.", docs[0].Text);
+        Assert.DoesNotContain("Received", docs[0].Text);   // transport headers are dropped
+        Assert.DoesNotContain("Message-ID", docs[0].Text);
+        Assert.Throws<DirectoryNotFoundException>(() => RetroCorpus.ReadMail(Path.Combine(root, "absent"), ["g"], out _));
+    }
 }

@@ -61,6 +61,11 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
     /// query sees the training documents and its own past.
     /// </summary>
     public bool OwnPast { get; init; }
+    /// <summary>
+    /// The mail corpus folder (<c>--corpus mail[:DIR]</c>): the SpamAssassin ham messages, one document
+    /// each (<see cref="RetroCorpus.ReadMail"/>); null for the embedded corpus (SOTU + Moby-Dick).
+    /// </summary>
+    public string? MailFolder { get; init; }
 
     /// <summary>Minutes on the 2-core machine: three sizes without retrieval, two with.</summary>
     public static RetroPlan Full => new(1024, 64, 1, 9600, 400, 600, 16, 3e-3f, 0,
@@ -73,7 +78,11 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
 
 /// <summary>One trained model's held-out scores.</summary>
 internal sealed record RetroRun(string Name, string Size, bool Retrieval, long Parameters, int SequenceLength, long TrainTokens, double TrainSeconds,
-    double FinalTrainLoss, double HeldOutBpb, double HeldOutBpbZeroOverlap, double? HeldOutBpbShuffledNeighbours);
+    double FinalTrainLoss, double HeldOutBpb, double HeldOutBpbZeroOverlap, double? HeldOutBpbShuffledNeighbours)
+{
+    /// <summary>Held-out bpb over the chunks of each 13-gram overlap bucket (<see cref="RetroLab.OverlapBuckets"/>; null where a bucket is empty; absent in runs cached before it existed).</summary>
+    public double?[]? HeldOutBpbByOverlap { get; init; }
+}
 
 /// <summary>
 /// <c>tessera lab retro</c>: RETRO-style retrieval-augmented training at our scale. Tokenizes the
@@ -103,9 +112,14 @@ internal static class RetroLab
         var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
         var ownPast = new Option<bool>("--own-past") { Description = "The database also holds each document's own text before the example's context (held-out documents for their own queries only)." };
         var neighbours = new Option<int?>("--neighbours") { Description = "Neighbours per chunk, k (default: the plan's, 1)." };
+        var corpus = new Option<string>("--corpus")
+        {
+            Description = "embedded (SOTU + Moby-Dick, the default) or mail[:DIR]: the SpamAssassin ham, one message per document (DIR default ${TESSERA_DATA:-~/.cache/tessera-data}/spam-assassin, from data/fetch_mail.sh).",
+            DefaultValueFactory = _ => "embedded",
+        };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, ownPast, neighbours, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, ownPast, neighbours, corpus, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
@@ -115,6 +129,12 @@ internal static class RetroLab
             if (p.GetValue(neighbours) is { } k) plan = k is >= 1 and <= 8 ? plan with { Neighbours = k } : throw new ArgumentException($"--neighbours: {k}; give 1 to 8 neighbours per chunk.");
             plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours), ScrambleNumbers = p.GetValue(scramble), NumberRich = p.GetValue(numberRich), OwnPast = p.GetValue(ownPast) };
             if (plan.ScrambleNumbers is < 0 or > 1 || plan.ReadingPractice is < 0 or > 1 || plan.NumberRich is < 0 or > 1) throw new ArgumentException("--reading-practice, --scramble-numbers and --number-rich are fractions between 0 and 1.");
+            string corpusName = p.GetValue(corpus)!;
+            if (corpusName == "mail" || corpusName.StartsWith("mail:", StringComparison.Ordinal))
+                plan = plan with { MailFolder = corpusName.Length > 5 ? corpusName[5..] : Tessera.Retrieval.Mail.MailCorpus.DefaultFolder };
+            else if (corpusName != "embedded") throw new ArgumentException($"--corpus: '{corpusName}'; give embedded or mail[:DIR].");
+            if (plan.MailFolder is not null && (plan.Cutoff is not null || plan.NumberRich > 0 || plan.ScrambleNumbers > 0))
+                throw new ArgumentException("--cutoff, --number-rich and --scramble-numbers belong to the embedded corpus's swap experiments, not to --corpus mail.");
             if (plan.OwnPast && plan.RandomNeighbours) throw new ArgumentException("--own-past is a database for searched neighbours; --random-neighbours does not search.");
             if (plan.ScrambleNumbers > 0 && plan.ReadingPractice == 0) throw new ArgumentException("--scramble-numbers acts on reading-practice examples: give --reading-practice too.");
             if (p.GetValue(sizes) is { } names)
@@ -136,16 +156,50 @@ internal static class RetroLab
         return cmd;
     }
 
+    /// <summary>The 13-gram overlap buckets of the leakage breakdown: zero, (0, 0.2], (0.2, 0.5], (0.5, 1].</summary>
+    public static IReadOnlyList<string> OverlapBuckets { get; } = ["0", "(0, 0.2]", "(0.2, 0.5]", "(0.5, 1]"];
+
+    static int OverlapBucket(double overlap) => overlap == 0 ? 0 : overlap <= 0.2 ? 1 : overlap <= 0.5 ? 2 : 3;
+
+    /// <summary>
+    /// A lab folder holds one corpus: its tokenizer, neighbour caches and runs belong to it. The
+    /// first run writes corpus.txt; a later run on another corpus is refused (a folder from before
+    /// the file existed is the embedded corpus's).
+    /// </summary>
+    static void CheckCorpus(string outDir, string tag)
+    {
+        string path = Path.Combine(outDir, "corpus.txt");
+        string? had = File.Exists(path) ? File.ReadAllText(path).Trim()
+            : Directory.Exists(Path.Combine(outDir, "tokenizer")) || Directory.Exists(Path.Combine(outDir, "runs")) ? "embedded" : null;
+        if (had is not null && had != tag)
+            throw new ArgumentException($"{outDir}: this lab folder holds a run on the {had} corpus; give another --out for --corpus {tag}.");
+        if (!File.Exists(path)) AtomicFile.WriteAllText(path, tag + "\n");
+    }
+
     public static object Run(RetroPlan plan, string outDir, Action<string> log, CancellationToken cancel)
     {
         Directory.CreateDirectory(outDir);
         var clock = Stopwatch.StartNew();
         int C = plan.ChunkTokens;
-        var all = EmbeddedCorpus.Read();
-        if (plan.Cutoff is { } cut) all = [.. all.Where(d => YearOf(d.Key) is not { } y || y <= cut)];
-        var split = new DocumentSplit(0.05, 0.05, plan.Seed);
-        var train = all.Where(d => split.Assign(d.Key) == Split.Train).ToList();
-        var heldOut = all.Where(d => split.Assign(d.Key) != Split.Train).ToList();
+        IReadOnlyList<CorpusDocument> all;
+        MailCorpusCounts? mailCounts = null;
+        Dictionary<string, DateTimeOffset>? mailDates = null;
+        if (plan.MailFolder is { } mailDir)
+        {
+            mailDates = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+            all = RetroCorpus.ReadMail(mailDir, RetroCorpus.MailGroups, out var counts, mailDates);
+            mailCounts = counts;
+            log($"mail corpus {mailDir} ({string.Join(", ", RetroCorpus.MailGroups)}): {counts.Messages:N0} messages, {counts.Kept:N0} documents kept " +
+                $"({counts.Empty} with an empty text body, {counts.Duplicates} duplicates of an earlier message dropped)");
+        }
+        else
+        {
+            all = EmbeddedCorpus.Read();
+            if (plan.Cutoff is { } cut) all = [.. all.Where(d => YearOf(d.Key) is not { } y || y <= cut)];
+        }
+        string corpusTag = plan.MailFolder is null ? "embedded" : "mail";
+        CheckCorpus(outDir, corpusTag);
+        var (train, heldOut) = RetroCorpus.Split(all, plan.Seed);
         if (plan.MaxDocuments > 0) { train = train.Take(plan.MaxDocuments).ToList(); heldOut = heldOut.Take(Math.Max(2, plan.MaxDocuments / 4)).ToList(); }
 
         // Tokenizer: bytes for the quick plan, else a BPE fitted on the training documents only (cached).
@@ -162,7 +216,7 @@ internal static class RetroLab
         int bos = tok.SpecialTokens.Id(ChatTemplate.Bos);
         var trainDocs = train.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)])).ToList();
         var heldDocs = heldOut.Select(d => new RetroDocument(d.Key, [.. tok.Encode(d.Text)]) { HeldOut = true }).ToList();
-        log($"{trainDocs.Count} training documents ({trainDocs.Sum(d => (long)d.Tokens.Length):N0} tokens), {heldDocs.Count} held out ({heldDocs.Sum(d => (long)d.Tokens.Length):N0}); tokenizer {tok.Name} ({tok.VocabSize} ids) [{clock.Elapsed.TotalSeconds:F0} s]");
+        log($"{trainDocs.Count} training documents ({trainDocs.Sum(d => (long)d.Tokens.Length):N0} tokens, {trainDocs.Sum(d => Math.Max(0L, d.Tokens.Length / C - 2)):N0} examples of 3 chunks), {heldDocs.Count} held out ({heldDocs.Sum(d => (long)d.Tokens.Length):N0}); tokenizer {tok.Name} ({tok.VocabSize} ids) [{clock.Elapsed.TotalSeconds:F0} s]");
 
         string indexDir = Path.Combine(outDir, "index");
         if (Directory.Exists(indexDir)) Directory.Delete(indexDir, recursive: true);
@@ -186,27 +240,37 @@ internal static class RetroLab
         var retrieveClock = Stopwatch.StartNew();
         // Neighbours are cached per plan (retrieval is the slow part of a rerun that adds sizes); the
         // training side is only searched when some run still has to train with retrieval.
-        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}{(plan.OwnPast ? "-own" : "")}.bin");
+        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}{(plan.OwnPast ? "-own" : "")}{(plan.MailFolder is null ? "" : "-mail")}.bin");
         int searched = 0;
         var ownShare = new Dictionary<string, double>();   // side → share of neighbours taken from the querying document
+        var heldOutIds = heldDocs.Select(d => d.Id).ToHashSet(StringComparer.Ordinal);
+        var heldOutHits = new Dictionary<string, long>();   // side → neighbours from another document that is held out (must be 0), when searched in this process
+        var sourceIds = new Dictionary<string, string?[][]>();   // side → each pair's neighbours' document ids (when searched, or cached with them)
         List<int[][]> Retrieve(List<Pair> pairs, string side)
         {
-            string path = Cache(side, pairs.Count), ownPath = path + ".own.json";
+            string path = Cache(side, pairs.Count), ownPath = path + ".own.json", idsPath = path + ".ids.json";
             if (File.Exists(path) && File.Exists(ownPath))
             {
                 ownShare[side] = JsonNaming.Deserialize<double>(File.ReadAllText(ownPath));
+                if (File.Exists(idsPath)) sourceIds[side] = JsonNaming.Deserialize<string?[][]>(File.ReadAllText(idsPath))!;
                 return ReadNeighbours(path);
             }
             searched += pairs.Count;
-            long own = 0;
+            long own = 0, held = 0;
+            var ids = new List<string?[]>(pairs.Count);
             var found = pairs.Select(p =>
             {
                 var hits = index.Search(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, p.U, plan.Neighbours, bos, plan.OwnPast);
                 own += hits.Count(h => h.DocumentId == p.Doc.Id);
+                held += hits.Count(h => h.DocumentId is { } id && id != p.Doc.Id && heldOutIds.Contains(id));
+                ids.Add([.. hits.Select(h => h.DocumentId)]);
                 return hits.Select(h => h.Tokens).ToArray();
             }).ToList();
             ownShare[side] = own / (double)Math.Max(1, (long)pairs.Count * plan.Neighbours);
+            heldOutHits[side] = held;
             WriteNeighbours(path, found);
+            sourceIds[side] = [.. ids];
+            if (side == "eval") AtomicFile.WriteAllText(idsPath, JsonNaming.Serialize(sourceIds[side]));   // the held-out side only: small
             AtomicFile.WriteAllText(ownPath, JsonNaming.Serialize(ownShare[side]));
             return found;
         }
@@ -253,6 +317,28 @@ internal static class RetroLab
         // Leakage: 13-gram overlap of each scored chunk (u+1) with its neighbours.
         var overlap = evalPairs.Select((p, i) => RetroChunkIndex.NGramOverlap(p.Doc.Tokens.AsSpan((p.U + 1) * C, C), evalNeighbours[i])).ToArray();
         var clean = overlap.Select(o => o == 0).ToArray();
+        var bucketOf = overlap.Select(OverlapBucket).ToArray();
+        // Mail: is the (first) neighbour's message dated after the held-out message? A later message that
+        // quotes the held-out one is the test text itself in the database (leakage); an earlier one is the
+        // thread the held-out message replies to.
+        object? laterShares = null;
+        if (mailDates is not null && sourceIds.TryGetValue("eval", out var evalIds))
+        {
+            var later = evalPairs.Select((p, i) => evalIds[i].FirstOrDefault() is { } nb && mailDates.TryGetValue(nb, out var dn) && mailDates.TryGetValue(p.Doc.Id, out var dq)
+                ? dn > dq : (bool?)null).ToArray();
+            double? Share(Func<int, bool> keep)
+            {
+                var sel = Enumerable.Range(0, later.Length).Where(i => keep(i) && later[i] is not null).ToList();
+                return sel.Count == 0 ? null : sel.Count(i => later[i] == true) / (double)sel.Count;
+            }
+            laterShares = new
+            {
+                dated = later.Count(x => x is not null), all = Share(_ => true), overlap_zero = Share(i => overlap[i] == 0),
+                overlap_positive = Share(i => overlap[i] > 0), overlap_over_half = Share(i => overlap[i] > 0.5),
+            };
+            log($"held-out chunks whose neighbour's message is dated later: {JsonNaming.SerializeObject(laterShares, indented: false)}");
+        }
+        var bucketChunks = OverlapBuckets.Select((_, b) => bucketOf.Count(x => x == b)).ToArray();
         long scoredBytes = 0, cleanBytes = 0;
         var rowBytes = evalPairs.Select(p => (long)tok.DecodeBytes(p.Doc.Tokens.AsSpan((p.U + 1) * C, C)).Length).ToArray();
         for (int i = 0; i < rowBytes.Length; i++) { scoredBytes += rowBytes[i]; if (clean[i]) cleanBytes += rowBytes[i]; }
@@ -285,7 +371,19 @@ internal static class RetroLab
                     WarmupSteps = Math.Max(1, plan.Steps / 20), EvalEvery = 0, CheckpointEvery = 0, Seed = plan.Seed, AlignDocuments = true,
                 }.Validate();
                 var runClock = Stopwatch.StartNew();
-                using var trainer = new Trainer(config, options, new TrainData([shard]), Path.Combine(outDir, "runs", name));
+                // A checkpoint every tenth of the run makes a killed lab resumable where it stopped (the
+                // shard is rewritten identically; the checkpoint holds the moments and the data cursor).
+                options = options with { CheckpointEvery = Math.Max(1, plan.Steps / 10), KeepCheckpoints = 1 };
+                string runDir = Path.Combine(outDir, "runs", name);
+                bool resuming = Checkpoint.List(runDir).Count > 0;
+                using var trainer = resuming ? Trainer.Resume(runDir, new TrainData([shard]), plan.Steps) : new Trainer(config, options, new TrainData([shard]), runDir);
+                if (resuming)
+                {
+                    var saved = trainer.Options;
+                    if (saved.SequenceLength != T || saved.BatchSize != plan.Batch || saved.LearningRate != plan.LearningRate || trainer.Model.Config.Dim != size.Dim || trainer.Model.Config.Layers != size.Layers)
+                        throw new ArgumentException($"{runDir}: its checkpoint was trained with other settings (sequence {saved.SequenceLength}, batch {saved.BatchSize}, lr {saved.LearningRate}); delete the folder to train {name} afresh.");
+                    log($"  {name}: resuming at step {trainer.Step}/{plan.Steps} (train seconds count this process only)");
+                }
                 double last = double.NaN;
                 trainer.StepCompleted = r =>
                 {
@@ -293,13 +391,19 @@ internal static class RetroLab
                     if (r.Step % Math.Max(1, plan.Steps / 5) == 0) log($"  {name} step {r.Step}/{plan.Steps} loss {r.Loss:F3} ({r.StepSeconds * 1000:F0} ms/step)");
                 };
                 trainer.Run(cancel);
+                // A stopped run (Ctrl+C, SIGTERM) has saved its step as a checkpoint: it is not scored or
+                // cached as finished, and the next invocation resumes it there.
+                cancel.ThrowIfCancellationRequested();
                 double seconds = runClock.Elapsed.TotalSeconds;
                 var model = trainer.Model;
                 if (plan.VocabSize > 0) RunSetup.CopyTokenizer(tokDir, Path.Combine(outDir, "runs", name, Checkpoint.TokenizerFolder));   // `eval swap --model` finds it
                 var nats = Score(model, evalPairs, retrieval ? evalNeighbours : null, C, bos, plan.Batch);
                 double? shuffledBpb = retrieval ? Bpb(Score(model, evalPairs, shuffled, C, bos, plan.Batch), rowBytes, null) : null;
                 var run = new RetroRun(name, size.Name, retrieval, config.ParameterCount, T, (long)plan.Steps * plan.Batch * 2 * C, seconds, last,
-                    Bpb(nats, rowBytes, null), Bpb(nats, rowBytes, clean), shuffledBpb);
+                    Bpb(nats, rowBytes, null), Bpb(nats, rowBytes, clean), shuffledBpb)
+                {
+                    HeldOutBpbByOverlap = [.. OverlapBuckets.Select((_, b) => bucketChunks[b] == 0 ? (double?)null : Bpb(nats, rowBytes, [.. bucketOf.Select(x => x == b)]))],
+                };
                 AtomicFile.WriteAllText(cache, JsonNaming.Serialize(run));
                 File.Delete(shardPath);
                 File.Delete(TokenShard.MaskPath(shardPath));
@@ -313,14 +417,22 @@ internal static class RetroLab
         figure.Add(new PlotSeries("with retrieval (RETRO-style, in context)", [.. runs.Where(r => r.Retrieval).Select(r => ((double)r.Parameters, r.HeldOutBpb))], SeriesStyle.LineAndMarkers, 1));
         var result = new
         {
+            corpus = corpusTag, train_documents = trainDocs.Count, held_out_documents = heldDocs.Count, mail = mailCounts,
             plan.ChunkTokens, plan.Neighbours, plan.TrainPairs, plan.EvalPairs, plan.Steps, plan.Batch, vocab = tok.VocabSize,
             index_chunks = index.Chunks, ms_per_query = msPerQuery, empty_searches = index.EmptySearches,
             overlap_mean = overlap.Average(), overlap_zero_fraction = clean.Count(c => c) / (double)clean.Length,
             overlap_over_half_fraction = overlap.Count(o => o > 0.5) / (double)overlap.Length,
+            overlap_buckets = OverlapBuckets, overlap_bucket_chunks = bucketChunks, eval_neighbour_dated_later = laterShares,
+            eval_held_out_neighbours = heldOutHits.TryGetValue("eval", out long eh) ? eh : (long?)null,
+            train_held_out_neighbours = heldOutHits.TryGetValue("train", out long th) ? th : (long?)null,
             own_past = plan.OwnPast, eval_own_document_share = ownShare.GetValueOrDefault("eval"), train_own_document_share = ownShare.TryGetValue("train", out double ts) ? ts : (double?)null,
             scored_bytes = scoredBytes, zero_overlap_bytes = cleanBytes, practice_examples = practised.Count(x => x), scrambled_examples = scrambled, number_rich_examples = numberRichDrawn, runs, seconds = clock.Elapsed.TotalSeconds,
         };
         var md = new StringBuilder();
+        md.AppendLine(mailCounts is { } mc
+            ? $"Corpus: mail ({string.Join(", ", RetroCorpus.MailGroups)}), {mc.Kept:N0} messages as documents ({mc.Duplicates} duplicates and {mc.Empty} empty dropped); {trainDocs.Count:N0} train, {heldDocs.Count:N0} held out."
+            : $"Corpus: embedded (SOTU + Moby-Dick); {trainDocs.Count:N0} train documents, {heldDocs.Count:N0} held out.");
+        md.AppendLine();
         md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, " +
             (plan.OwnPast ? "other training documents and the document's own text before the example's context" : "other documents only") +
             $"), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored.");
@@ -334,6 +446,13 @@ internal static class RetroLab
         md.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in runs)
             md.AppendLine($"| {r.Name} | {r.Parameters:N0} | {(r.Retrieval ? "yes" : "no")} | {r.SequenceLength} | {r.HeldOutBpb:F4} | {r.HeldOutBpbZeroOverlap:F4} | {(r.HeldOutBpbShuffledNeighbours is { } s ? s.ToString("F4") : "")} | {r.TrainSeconds:F0} |");
+        md.AppendLine();
+        md.AppendLine($"Held-out bpb by the scored chunk's 13-gram overlap with its neighbours (chunks per bucket: {string.Join(", ", OverlapBuckets.Select((b, i) => $"{b}: {bucketChunks[i]}"))}):");
+        md.AppendLine();
+        md.AppendLine("| run | " + string.Join(" | ", OverlapBuckets.Select(b => "overlap " + b)) + " |");
+        md.AppendLine("|---|" + string.Concat(OverlapBuckets.Select(_ => "---|")));
+        foreach (var r in runs.Where(r => r.HeldOutBpbByOverlap is not null))
+            md.AppendLine($"| {r.Name} | " + string.Join(" | ", r.HeldOutBpbByOverlap!.Select(v => v is { } x ? x.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "")) + " |");
         md.AppendLine();
         md.AppendLine("![bpb vs parameters](retro-bpb.svg)");
         ExperimentReport.Write(outDir, "RETRO-style training at small scale", result, md.ToString(), new Dictionary<string, Figure> { ["retro-bpb"] = figure });
