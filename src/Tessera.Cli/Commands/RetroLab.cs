@@ -62,6 +62,13 @@ internal sealed record RetroPlan(int VocabSize, int ChunkTokens, int Neighbours,
     /// </summary>
     public bool OwnPast { get; init; }
     /// <summary>
+    /// Training neighbours are searched with the scored chunk u+1 instead of chunk u (still other
+    /// documents only, never the own target): copy practice, since a neighbour then holds the text the
+    /// model is scored on whenever another document does. Held-out neighbours are always searched with
+    /// chunk u, so evaluation stays causal.
+    /// </summary>
+    public bool TrainQueryTarget { get; init; }
+    /// <summary>
     /// The mail corpus folder (<c>--corpus mail[:DIR]</c>): the SpamAssassin ham messages, one document
     /// each (<see cref="RetroCorpus.ReadMail"/>); null for the embedded corpus (SOTU + Moby-Dick).
     /// </summary>
@@ -107,6 +114,7 @@ internal static class RetroLab
         var sizes = new Option<string?>("--sizes") { Description = "Comma-separated size names to train (default all: S,M,L)." };
         var scramble = new Option<double>("--scramble-numbers") { Description = "Fraction of reading-practice examples whose numbers are scrambled the same way in neighbour and text (copy practice for digits).", DefaultValueFactory = _ => 0 };
         var numberRich = new Option<double>("--number-rich") { Description = "Fraction of training examples drawn from those whose scored chunks hold a number.", DefaultValueFactory = _ => 0 };
+        var trainQuery = new Option<string>("--train-query") { Description = "What training neighbours are searched with: chunk (chunk u, as held-out ones) or target (the scored chunk u+1; other documents only, copy practice).", DefaultValueFactory = _ => "chunk" };
         var randomNeighbours = new Option<bool>("--random-neighbours") { Description = "Training neighbours are random chunks of other documents, not BM25 hits (with --reading-practice: a model that learns to read, cheaply)." };
         var retrievalOnly = new Option<bool>("--retrieval-only") { Description = "Train only the runs with retrieval." };
         var retrievalSizes = new Option<string?>("--retrieval-sizes") { Description = "Sizes also trained with retrieval (default S,M)." };
@@ -119,7 +127,7 @@ internal static class RetroLab
         };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("retro", "RETRO-style retrieval-augmented training: held-out bpb vs parameters with and without retrieved neighbours, 13-gram leakage report.")
-            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, ownPast, neighbours, corpus, json };
+            { output, quick, steps, pairs, evalPairs, cutoff, practice, sizes, retrievalSizes, retrievalOnly, randomNeighbours, scramble, numberRich, ownPast, trainQuery, neighbours, corpus, json };
         cmd.SetAction((p, cancel) =>
         {
             var plan = p.GetValue(quick) ? RetroPlan.Quick : RetroPlan.Full;
@@ -127,7 +135,9 @@ internal static class RetroLab
             if (p.GetValue(pairs) is { } tp) plan = plan with { TrainPairs = tp };
             if (p.GetValue(evalPairs) is { } ep) plan = plan with { EvalPairs = ep };
             if (p.GetValue(neighbours) is { } k) plan = k is >= 1 and <= 8 ? plan with { Neighbours = k } : throw new ArgumentException($"--neighbours: {k}; give 1 to 8 neighbours per chunk.");
-            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours), ScrambleNumbers = p.GetValue(scramble), NumberRich = p.GetValue(numberRich), OwnPast = p.GetValue(ownPast) };
+            plan = plan with { Cutoff = p.GetValue(cutoff), ReadingPractice = p.GetValue(practice), RetrievalOnly = p.GetValue(retrievalOnly), RandomNeighbours = p.GetValue(randomNeighbours), ScrambleNumbers = p.GetValue(scramble), NumberRich = p.GetValue(numberRich), OwnPast = p.GetValue(ownPast),
+                TrainQueryTarget = p.GetValue(trainQuery) switch { "chunk" => false, "target" => true, var q => throw new ArgumentException($"--train-query: '{q}'; give chunk or target.") } };
+            if (plan.TrainQueryTarget && (plan.OwnPast || plan.RandomNeighbours)) throw new ArgumentException("--train-query target searches other documents with the scored chunk; it does not combine with --own-past or --random-neighbours.");
             if (plan.ScrambleNumbers is < 0 or > 1 || plan.ReadingPractice is < 0 or > 1 || plan.NumberRich is < 0 or > 1) throw new ArgumentException("--reading-practice, --scramble-numbers and --number-rich are fractions between 0 and 1.");
             string corpusName = p.GetValue(corpus)!;
             if (corpusName == "mail" || corpusName.StartsWith("mail:", StringComparison.Ordinal))
@@ -240,7 +250,7 @@ internal static class RetroLab
         var retrieveClock = Stopwatch.StartNew();
         // Neighbours are cached per plan (retrieval is the slow part of a rerun that adds sizes); the
         // training side is only searched when some run still has to train with retrieval.
-        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}{(plan.OwnPast ? "-own" : "")}{(plan.MailFolder is null ? "" : "-mail")}.bin");
+        string Cache(string side, int n) => Path.Combine(outDir, $"neighbours-{side}-c{C}-k{plan.Neighbours}-n{n}-s{plan.Seed}-y{plan.Cutoff}{(plan.OwnPast ? "-own" : "")}{(plan.MailFolder is null ? "" : "-mail")}{(side == "train" && plan.TrainQueryTarget ? "-qt" : "")}.bin");
         int searched = 0;
         var ownShare = new Dictionary<string, double>();   // side → share of neighbours taken from the querying document
         var heldOutIds = heldDocs.Select(d => d.Id).ToHashSet(StringComparer.Ordinal);
@@ -260,7 +270,8 @@ internal static class RetroLab
             var ids = new List<string?[]>(pairs.Count);
             var found = pairs.Select(p =>
             {
-                var hits = index.Search(p.Doc.Tokens.AsSpan(p.U * C, C), p.Doc.Id, p.U, plan.Neighbours, bos, plan.OwnPast);
+                int query = side == "train" && plan.TrainQueryTarget ? p.U + 1 : p.U;
+                var hits = index.Search(p.Doc.Tokens.AsSpan(query * C, C), p.Doc.Id, p.U, plan.Neighbours, bos, plan.OwnPast);
                 own += hits.Count(h => h.DocumentId == p.Doc.Id);
                 held += hits.Count(h => h.DocumentId is { } id && id != p.Doc.Id && heldOutIds.Contains(id));
                 ids.Add([.. hits.Select(h => h.DocumentId)]);
@@ -435,7 +446,8 @@ internal static class RetroLab
         md.AppendLine();
         md.AppendLine($"Chunks of {C} tokens, {plan.Neighbours} neighbour(s) per chunk (chunk + continuation, " +
             (plan.OwnPast ? "other training documents and the document's own text before the example's context" : "other documents only") +
-            $"), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored.");
+            $"), {trainPairs.Count} training examples, {evalPairs.Count} held-out chunks scored." +
+            (plan.TrainQueryTarget ? " Training neighbours searched with the scored chunk u+1 (copy practice from other documents); held-out ones with chunk u." : ""));
         md.AppendLine();
         md.AppendLine($"Share of held-out neighbours taken from the chunk's own document: {result.eval_own_document_share:P1}" +
             (result.train_own_document_share is { } tshare ? $"; of training neighbours: {tshare:P1}." : "."));
