@@ -67,6 +67,36 @@ public class RetroLabTests
     }
 
     [Fact]
+    public void Training_neighbours_searched_with_the_target_differ_while_held_out_ones_stay_causal()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            string chunk = Path.Combine(dir, "chunk"), target = Path.Combine(dir, "target");
+            foreach (var (outDir, query) in new[] { (chunk, "chunk"), (target, "target") })
+            {
+                var r = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", outDir, "--sizes", "S", "--retrieval-only", "--train-query", query, "--json");
+                Assert.True(r.ExitCode == 0, r.Stderr);
+            }
+            string File1(string d, string pattern) => Assert.Single(Directory.GetFiles(d, pattern));
+            // Held-out chunks are searched with chunk u in both labs: the same neighbours, byte for byte.
+            Assert.Equal(File.ReadAllBytes(File1(chunk, "neighbours-eval-*.bin")), File.ReadAllBytes(File1(target, "neighbours-eval-*.bin")));
+            // Training chunks: searched with u+1 in one lab (its cache named apart), so other neighbours.
+            Assert.Empty(Directory.GetFiles(chunk, "neighbours-train-*-qt.bin"));
+            Assert.NotEqual(File.ReadAllBytes(File1(chunk, "neighbours-train-*.bin")), File.ReadAllBytes(File1(target, "neighbours-train-*-qt.bin")));
+            Assert.Contains("searched with the scored chunk", File.ReadAllText(Path.Combine(target, "report.md")));
+
+            var bad = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", Path.Combine(dir, "bad"), "--train-query", "target", "--own-past");
+            Assert.NotEqual(0, bad.ExitCode);
+            Assert.Contains("--own-past", bad.Stderr);
+            var unknown = CliProcess.Run(dir, "lab", "retro", "--quick", "--out", Path.Combine(dir, "bad2"), "--train-query", "future");
+            Assert.NotEqual(0, unknown.ExitCode);
+            Assert.Contains("chunk or target", unknown.Stderr);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void Quick_retro_lab_with_own_past_and_two_neighbours_reports_the_own_document_share()
     {
         string dir = CliProcess.TempDir();
