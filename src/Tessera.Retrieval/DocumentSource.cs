@@ -44,13 +44,13 @@ public static class DocumentSource
         }
         string text = new UTF8Encoding(false, false).GetString(bytes);
         var written = new DateTimeOffset(File.GetLastWriteTimeUtc(path), TimeSpan.Zero);
-        if (MailMessage.LooksLikeMail(text)) return ReadMail(path, id, written, skipped);
+        if (MailMessage.LooksLikeMail(text)) return ReadMail(path, bytes, id, written, skipped);
         return string.IsNullOrWhiteSpace(text) ? [] : [new SourceDocument(id, text, written)];
     }
 
-    static IEnumerable<SourceDocument> ReadMail(string path, string id, DateTimeOffset written, Action<string>? skipped)
+    static IEnumerable<SourceDocument> ReadMail(string path, byte[] bytes, string id, DateTimeOffset written, Action<string>? skipped)
     {
-        string text = MailCorpus.ReadText(path);   // UTF-8 where valid, else Latin-1: 8-bit mail keeps every byte
+        string text = MailCorpus.DecodeText(bytes);   // UTF-8 where valid, else Latin-1: 8-bit mail keeps every byte
         var spans = MailMessage.SplitMbox(text);
         for (int i = 0; i < spans.Count; i++)
         {

@@ -145,15 +145,9 @@ public static partial class CorpusSwapTask
             int want = (count - questions.Count) / (kinds.Length - k);   // an even share; a short kind's rest goes to the next
             foreach (var c in list.Take(want))
             {
-                var fillers = new List<string> { c.Answer };
                 var pool = matched ? answers.Where(a => Resembles(kind, a, c.Answer)).ToList() : answers;
                 if (pool.Count < choices) pool = answers;
-                while (fillers.Count < choices)
-                {
-                    var d = pool[rng.Next(pool.Count)];
-                    if (!fillers.Contains(d, StringComparer.Ordinal)) fillers.Add(d);
-                }
-                Shuffle(fillers, rng);
+                var fillers = Fillers(c.Answer, pool, choices, rng);
                 questions.Add(new ClozeQuestion(c.Speech, kind, c.Sentence, c.Answer, fillers));
             }
         }
@@ -254,14 +248,7 @@ public static partial class CorpusSwapTask
                     : $"\"{sentence}\" said President {ClozeQuestion.Blank} in the State of the Union address.";
                 var pool = matched && kind == WhichYear ? answers.Where(a => Resembles("year", a, answer)).ToList() : answers;
                 if (pool.Count < choices) pool = answers;
-                var fillers = new List<string> { answer };
-                while (fillers.Count < choices)
-                {
-                    var d = pool[rng.Next(pool.Count)];
-                    if (!fillers.Contains(d, StringComparer.Ordinal)) fillers.Add(d);
-                }
-                Shuffle(fillers, rng);
-                questions.Add(new ClozeQuestion(sp.Id, kind, frame, answer, fillers));
+                questions.Add(new ClozeQuestion(sp.Id, kind, frame, answer, Fillers(answer, pool, choices, rng)));
             }
         }
         return questions;
@@ -641,6 +628,22 @@ public static partial class CorpusSwapTask
         "number" => candidate.Length == answer.Length,
         _ => candidate[0] == answer[0],
     };
+
+    /// <summary>
+    /// The answer and <paramref name="choices"/> − 1 distinct distractors drawn from <paramref name="pool"/>
+    /// (which holds at least that many distinct answers), in shuffled order.
+    /// </summary>
+    static List<string> Fillers(string answer, List<string> pool, int choices, Random rng)
+    {
+        var fillers = new List<string> { answer };
+        while (fillers.Count < choices)
+        {
+            var d = pool[rng.Next(pool.Count)];
+            if (!fillers.Contains(d, StringComparer.Ordinal)) fillers.Add(d);
+        }
+        Shuffle(fillers, rng);
+        return fillers;
+    }
 
     static void Shuffle<T>(List<T> list, Random rng)
     {

@@ -41,9 +41,11 @@ public static class MailCorpus
     /// Reads one message file. The corpus's files are mostly ASCII with some Latin-1 8-bit bodies;
     /// bytes are read as UTF-8 where they are valid UTF-8 and as Latin-1 otherwise, so no byte is lost to a replacement character.
     /// </summary>
-    public static string ReadText(string path)
+    public static string ReadText(string path) => DecodeText(File.ReadAllBytes(path));
+
+    /// <summary>A mail file's bytes as text, as <see cref="ReadText"/> reads them: UTF-8 where valid, else Latin-1.</summary>
+    public static string DecodeText(byte[] bytes)
     {
-        byte[] bytes = File.ReadAllBytes(path);
         try { return new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
         catch (System.Text.DecoderFallbackException) { return System.Text.Encoding.Latin1.GetString(bytes); }
     }
