@@ -9,7 +9,9 @@ namespace Tessera.Tensors;
 /// fresh pages, and the GC memory-pressure bookkeeping (whose induced collections are what a
 /// step with fresh native buffers mostly pays for). Buffers come in size classes, four per power
 /// of two (at most 25% slack), because a mixture-of-experts layer's per-expert row counts change
-/// every step; at most <see cref="MaxRetainedBytes"/> are kept, beyond that a freed buffer goes
+/// every step; a request whose own class is empty takes a retained buffer up to half a class larger,
+/// which goes back to its own class when freed (the early steps of a mixture-of-experts run move demand
+/// between neighbouring classes; each miss costs fresh pages). At most <see cref="MaxRetainedBytes"/> are kept, beyond that a freed buffer goes
 /// back to the system. Contents of a reused buffer are whatever its last user left
 /// (<see cref="Tensor.Empty"/> promises nothing else), so results cannot depend on the pool.
 /// Thread-safe (tensors are freed from the finalizer thread too).
@@ -31,6 +33,15 @@ public static unsafe class BufferPool
     /// </summary>
     public static long MaxRetainedBytes { get; set; } = Math.Max(1L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
 
+    /// <summary>
+    /// Bytes taken from the system since the process started (never decreases): a step that raises it met
+    /// a request the retained buffers could not serve, and paid for fresh pages (first-touch page faults,
+    /// which cost ~1 GB/s of new memory on the VMs this was measured on).
+    /// </summary>
+    public static long AllocatedBytes => Interlocked.Read(ref allocatedBytes);
+
+    static long allocatedBytes;
+
     /// <summary>Bytes currently held for reuse.</summary>
     public static long RetainedBytes { get { lock (Gate) return retainedBytes; } }
 
@@ -46,51 +57,68 @@ public static unsafe class BufferPool
         return c > int.MaxValue ? length : (int)c;
     }
 
-    /// <summary>A buffer of at least <paramref name="length"/> floats, its first <paramref name="length"/> zeroed when asked.</summary>
-    internal static float* Rent(int length, bool zero)
+    /// <summary>
+    /// A buffer of at least <paramref name="length"/> floats, its first <paramref name="length"/> zeroed when asked;
+    /// <paramref name="capacity"/> is the size class it belongs to, which <see cref="Return"/> takes back.
+    /// </summary>
+    internal static float* Rent(int length, bool zero, out int capacity)
     {
-        if (!OpProfile.Enabled) return RentCore(length, zero);
+        if (!OpProfile.Enabled) return RentCore(length, zero, out capacity);
         long start = OpProfile.Now();
-        var p = RentCore(length, zero);
+        var p = RentCore(length, zero, out capacity);
         OpProfile.AddAllocation(OpProfile.Now() - start);
         return p;
     }
 
-    static float* RentCore(int length, bool zero)
+    static float* RentCore(int length, bool zero, out int capacity)
     {
         int n = SizeClass(length);
-        nuint bytes = (nuint)n * sizeof(float);
         float* p = null;
+        capacity = n;
         lock (Gate)
         {
-            if (Free.TryGetValue(n, out var stack) && stack.Count > 0)
+            // The length's own class first; when it is empty, a retained buffer of a larger class up to
+            // MaxSlack × the class (a mixture-of-experts layer's per-expert row counts move between
+            // neighbouring classes from step to step, so demand shifts between them while the total stays).
+            for (int c = n; c <= n + (long)n * MaxSlackQuarters / 4; c = SizeClass(c + 1))
             {
-                p = (float*)stack.Pop();
-                retainedBytes -= (long)bytes;
+                if (Free.TryGetValue(c, out var stack) && stack.Count > 0)
+                {
+                    p = (float*)stack.Pop();
+                    retainedBytes -= (long)c * sizeof(float);
+                    capacity = c;
+                    break;
+                }
+                if (c == int.MaxValue || n <= 1024) break;   // small buffers: their own class only
             }
         }
         if (p == null)
         {
+            nuint bytes = (nuint)n * sizeof(float);
             p = (float*)NativeMemory.AlignedAlloc(bytes, Alignment);
             if (p == null) throw new OutOfMemoryException($"Could not allocate {bytes} bytes for a tensor.");
             GC.AddMemoryPressure((long)bytes);
+            Interlocked.Add(ref allocatedBytes, (long)bytes);
         }
         if (zero) NativeMemory.Clear(p, (nuint)length * sizeof(float));
         return p;
     }
 
-    /// <summary>Takes back a buffer from <see cref="Rent"/> of the same <paramref name="length"/>.</summary>
-    internal static void Return(float* p, int length)
+    /// <summary>How much larger (in quarters of its own class) a retained buffer may be and still serve a request: 2 = 50%.</summary>
+    internal const int MaxSlackQuarters = 2;
+
+    /// <summary>Takes back a buffer from <see cref="Rent"/>, with the <paramref name="capacity"/> Rent gave.</summary>
+    internal static void Return(float* p, int capacity)
     {
-        if (!OpProfile.Enabled) { ReturnCore(p, length); return; }
+        if (!OpProfile.Enabled) { ReturnCore(p, capacity); return; }
         long start = OpProfile.Now();
-        ReturnCore(p, length);
+        ReturnCore(p, capacity);
         OpProfile.AddAllocation(OpProfile.Now() - start);
     }
 
-    static void ReturnCore(float* p, int length)
+    static void ReturnCore(float* p, int capacity)
     {
-        int n = SizeClass(length);
+        int n = capacity;
         long bytes = (long)n * sizeof(float);
         lock (Gate)
         {

@@ -12,13 +12,14 @@ internal sealed unsafe class TensorStorage
     public const int Alignment = BufferPool.Alignment;
 
     float* pointer;
+    readonly int capacity;   // the pool's size class this buffer came from
 
     public TensorStorage(int length, bool zero)
     {
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "Tensor length must be non-negative.");
         Length = length;
         // One element at least, so "null" always means freed.
-        pointer = BufferPool.Rent(length, zero);
+        pointer = BufferPool.Rent(length, zero, out capacity);
     }
 
     /// <summary>Number of floats.</summary>
@@ -31,7 +32,7 @@ internal sealed unsafe class TensorStorage
     public void Free()
     {
         if (pointer == null) return;
-        BufferPool.Return(pointer, Length);
+        BufferPool.Return(pointer, capacity);
         pointer = null;
         GC.SuppressFinalize(this);
     }

@@ -71,4 +71,46 @@ public class BufferPoolTests
             previous = c;
         }
     }
+
+    static unsafe nint Address(Tensor t) => (nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref t.AsSpan()[0]);
+
+    [Fact]
+    public void ARequestWhoseClassIsEmptyTakesABufferUpToHalfAClassLargerAndItGoesBackToItsOwnClass()
+    {
+        // Lengths in classes no other test uses: 2^21 + 5 floats is in the 1.25 × 2^21 class; 2^21 − 3 in the 2^21 class.
+        const int big = (1 << 21) + 5, small = (1 << 21) - 3;
+        Assert.Equal((1 << 21) + (1 << 19), BufferPool.SizeClass(big));
+        Assert.Equal(1 << 21, BufferPool.SizeClass(small));
+        var a = Tensor.Empty([big]);
+        nint buffer = Address(a);
+        a.Dispose();
+        using (var b = Tensor.Empty([small]))          // its own class is empty: the retained 25%-larger buffer serves it
+        {
+            Assert.Equal(buffer, Address(b));
+            b.AsSpan().Fill(1f);
+        }
+        // Given back under its own (larger) class, so a request of that class finds it again. Filed by the
+        // smaller request's length instead, it would sit in the 2^21 class and this request would allocate.
+        using var c = Tensor.Empty([big]);
+        Assert.Equal(buffer, Address(c));
+        Assert.Equal(1f, c.AsSpan()[small - 1]);
+    }
+
+    [Fact]
+    public void NoBufferMoreThanHalfAClassLargerServesARequestAndSmallClassesServeOnlyTheirOwn()
+    {
+        // 1.75 × 2^22 + 1 floats is in the 2 × 2^22 class, twice the 2^22 class of the request: not taken.
+        const int big = (1 << 22) + (3 << 20) + 1, request = (1 << 22) - 7;
+        var a = Tensor.Empty([big]);
+        nint buffer = Address(a);
+        a.Dispose();
+        using (var b = Tensor.Empty([request])) Assert.NotEqual(buffer, Address(b));
+        using (var again = Tensor.Empty([big])) Assert.Equal(buffer, Address(again));   // still retained, untouched
+
+        // Up to 1,024 floats the classes are 16 floats apart and a request takes its own class only.
+        var s = Tensor.Empty([1009]);   // class 1,024
+        nint small = Address(s);
+        s.Dispose();
+        using (var t = Tensor.Empty([993])) Assert.NotEqual(small, Address(t));   // class 1,008
+    }
 }

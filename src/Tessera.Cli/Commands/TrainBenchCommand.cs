@@ -150,8 +150,9 @@ public static class TrainBenchCommand
             using (var model = new Transformer(config)) total = model.Parameters.ElementCount;
             progress($"ours  {preset}: B={b} T={t}, {warmup} warm-up + {steps} timed steps ...");
             Tessera.Tensors.BufferPool.Trim(); // the previous config's buffer sizes would only crowd this one's
-            var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out double meanMs, out int gcs);
-            progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step (process CPU {cpuMs:F1} ms/step, {gcs} GCs in the timed steps)");
+            var ours = MeasureOurs(config, b, t, steps, warmup, peakFlops, out double cpuMs, out double meanMs, out int gcs, out int extra, out double growth);
+            progress($"ours  {preset}: {ours.MsPerStep:F1} ms/step (process CPU {cpuMs:F1} ms/step, {gcs} GCs in the timed steps; " +
+                $"{extra} more warm-up step(s) until a step took ≤ {GrowthTolerance >> 20} MiB of new buffer memory, {growth:F0} MiB taken in the timed steps)");
             if (Tessera.Tensors.OpProfile.Enabled)
             {
                 bool cpuClock = Tessera.Tensors.OpProfile.UseThreadCpuTime;
@@ -187,14 +188,33 @@ public static class TrainBenchCommand
     /// op profile after the warm-up so that it covers the timed steps only, and also reports process
     /// CPU time per step, which a busy machine inflates less than wall time.
     /// </summary>
+    /// <summary>Warm-up steps added at most, while the buffer pool still grows (see <see cref="MeasureOurs"/>).</summary>
+    const int MaxExtraWarmup = 8;
+
+    /// <summary>New memory a warm-up step may take and still count as steady (the pool's bookkeeping, small tensors).</summary>
+    const long GrowthTolerance = 4L << 20;
+
     static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
-        out double cpuMsPerStep, out double meanMs, out int gcs)
+        out double cpuMsPerStep, out double meanMs, out int gcs, out int extraWarmup, out double poolGrowthMiB)
     {
-        var (trainer, data) = CreateTrainer(config, batch, seq, steps + warmup);
+        var (trainer, data) = CreateTrainer(config, batch, seq, steps + warmup + MaxExtraWarmup);
         using (data)
         using (trainer)
         {
-            for (int i = 0; i < warmup; i++) trainer.TrainStep();
+            long before = Tessera.Tensors.BufferPool.AllocatedBytes;
+            for (int i = 0; i < warmup; i++) { before = Tessera.Tensors.BufferPool.AllocatedBytes; trainer.TrainStep(); }
+            // Steady state: while the last warm-up step still took new memory from the system, warm up further. A
+            // mixture-of-experts layer's per-expert row counts move for the first steps of a run (the router leaves its
+            // initial state), and each new buffer size costs first-touch page faults (~1 GB/s of new memory on this VM),
+            // which a long run pays once; a dense model stops growing after its first step.
+            extraWarmup = 0;
+            while (warmup > 0 && extraWarmup < MaxExtraWarmup && Tessera.Tensors.BufferPool.AllocatedBytes - before > GrowthTolerance)
+            {
+                before = Tessera.Tensors.BufferPool.AllocatedBytes;
+                trainer.TrainStep();
+                extraWarmup++;
+            }
+            long pool0 = Tessera.Tensors.BufferPool.AllocatedBytes;
             Tessera.Tensors.OpProfile.Reset();
             int gc0 = GC.CollectionCount(0);
             var process = System.Diagnostics.Process.GetCurrentProcess();
@@ -209,6 +229,7 @@ public static class TrainBenchCommand
             process.Refresh();
             cpuMsPerStep = (process.TotalProcessorTime - cpu0).TotalMilliseconds / steps;
             gcs = GC.CollectionCount(0) - gc0;
+            poolGrowthMiB = (Tessera.Tensors.BufferPool.AllocatedBytes - pool0) / (double)(1 << 20);
             // The median step, as reference/bench_train.py reports: a step slowed by other processes does not move it.
             meanMs = times.Average();
             Array.Sort(times);
