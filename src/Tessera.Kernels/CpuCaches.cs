@@ -9,6 +9,16 @@ internal static class CpuCaches
     /// </summary>
     public static int L2BytesPerCore { get; } = ReadL2Bytes() ?? 1 << 20;
 
+    /// <summary>Whether the CPU reports the vendor string "GenuineIntel" (CPUID leaf 0): a few blocking choices were measured to differ between Intel and AMD cores.</summary>
+    public static bool IsIntel { get; } = ReadIsIntel();
+
+    static bool ReadIsIntel()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
+        var (_, ebx, ecx, edx) = System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0);
+        return ebx == 0x756E6547 && edx == 0x49656E69 && ecx == 0x6C65746E;   // "Genu" "ineI" "ntel"
+    }
+
     static int? ReadL2Bytes()
     {
         const string root = "/sys/devices/system/cpu/cpu0/cache";

@@ -11,8 +11,9 @@ namespace Tessera.Kernels;
 /// a panel is four contiguous vectors. Each panel is multiplied by the activation rows in blocks of
 /// up to six: per k step, four panel loads and one broadcast per row feed 4·rows FMAs into 24
 /// register accumulators (the GEMM micro-kernel's shape, without packing A). With more than one
-/// block, the panel is taken in k slices that fit L1: the first block streams a slice from memory,
-/// the others find it in L1, and each block's partial sums wait in y between slices. Work is split over panels
+/// block, the panel is taken in k slices: the first block streams a slice from memory, the others find
+/// it in L1 (decode-sized calls, on Intel cores: <see cref="DecodeSlices"/>) or L2 (prompt-sized calls),
+/// and each block's partial sums wait in y between slices. Work is split over panels
 /// (<see cref="WorkerPool.For(int, int, Action{int, int})"/>, chunk claiming).
 /// <para>Every output is one FMA chain over p = 0..K−1 in one vector lane, starting from zero (a
 /// partial sum stored to y and loaded back is the same fp32 value, so slicing k changes nothing):
@@ -116,7 +117,7 @@ public static unsafe class PanelMatMul
             // next, so each output is still one FMA chain over p = 0..k−1. Prefetching: see Panel.
             int blocks = (n + BlockRows - 1) / BlockRows;
             int lines = blocks >= PrefetchBlocks ? (4 + blocks - 2) / (blocks - 1) : 0;   // 1 or 2
-            int kc = blocks >= LongSliceBlocks && LongSlices ? KSliceLong : blocks >= 2 ? KSlice : k;
+            int kc = blocks >= LongSliceBlocks && LongSlices ? KSliceLong : blocks >= 2 && DecodeSlices ? KSlice : k;
             if (SliceOuter && blocks >= 2 && end - start >= 2 && (long)n * k >= SliceOuterActivations)
             {
                 // Slices outer, panels inner: the activation slice (n rows × KSlice) stays in L2 across
@@ -181,6 +182,16 @@ public static unsafe class PanelMatMul
 
     /// <summary>Row blocks (16 = 91+ rows) from which a call takes <see cref="KSliceLong"/> slices.</summary>
     const int LongSliceBlocks = 16;
+
+    /// <summary>
+    /// Whether decode-sized calls (2–15 row blocks: 7–90 rows) take their panels in <see cref="KSlice"/> slices; otherwise
+    /// each block runs over the whole k, reading the panel from L2 after the first. On by default on Intel cores only: on
+    /// the Xeon the slices measured 1.5–6.6% faster (tenth session); on a Zen 5 EPYC (1 MB L2, full-rate AVX-512) the
+    /// whole k measured faster in one process, the engine's continuous batching alternating the two settings call by call
+    /// over 30 pairs of 48-token runs: 1.115× at 8 sequences (IQR 1.084–1.131), 1.106× at 16, 1.045× (1.029–1.059) at 32,
+    /// 1.108× at 64 (docs/inference.md, fifteenth session). The bits are the same either way. Settable for tests and A/Bs.
+    /// </summary>
+    internal static bool DecodeSlices = CpuCaches.IsIntel;
 
     /// <summary>Timing switch for <see cref="KSliceLong"/> (an A/B in one process flips it; the bits are the same either way).</summary>
     internal static bool LongSlices = true;

@@ -122,24 +122,31 @@ public unsafe class DecodeKernelsTests
         using var panels = new Native(PanelMatMul.PackedFloats(rows, k));
         PanelMatMul.Pack(w, rows, k, panels.P);
         var x = Random(40 * k, k);
-        for (int n = 1; n <= 40; n++)
+        bool slices = PanelMatMul.DecodeSlices;
+        try
         {
-            var got = new float[n * ldy];
-            var twin = new float[n * ldy];
-            Array.Fill(got, float.NaN);
-            Array.Fill(twin, float.NaN);
-            fixed (float* px = x, pg = got, pt = twin)
-            {
-                PanelMatMul.Run(panels.P, rows, k, px, n, pg, ldy);
-                ScalarPanelMatMul.Run(panels.P, rows, k, px, n, pt, ldy);
-            }
-            for (int i = 0; i < n; i++)
-            {
-                for (int j = 0; j < rows; j++)
-                    Assert.True(got[i * ldy + j].Equals(twin[i * ldy + j]), $"n={n} ({i},{j}): {got[i * ldy + j]} vs twin {twin[i * ldy + j]}");
-                for (int j = rows; j < ldy; j++) Assert.True(float.IsNaN(got[i * ldy + j]), $"n={n}: column {j} past the rows was written");
-            }
+            foreach (bool sliced in new[] { true, false })   // decode-sized calls in k slices (the Intel default) and over the whole k
+                for (int n = 1; n <= 40; n++)
+                {
+                    PanelMatMul.DecodeSlices = sliced;
+                    var got = new float[n * ldy];
+                    var twin = new float[n * ldy];
+                    Array.Fill(got, float.NaN);
+                    Array.Fill(twin, float.NaN);
+                    fixed (float* px = x, pg = got, pt = twin)
+                    {
+                        PanelMatMul.Run(panels.P, rows, k, px, n, pg, ldy);
+                        ScalarPanelMatMul.Run(panels.P, rows, k, px, n, pt, ldy);
+                    }
+                    for (int i = 0; i < n; i++)
+                    {
+                        for (int j = 0; j < rows; j++)
+                            Assert.True(got[i * ldy + j].Equals(twin[i * ldy + j]), $"sliced={sliced} n={n} ({i},{j}): {got[i * ldy + j]} vs twin {twin[i * ldy + j]}");
+                        for (int j = rows; j < ldy; j++) Assert.True(float.IsNaN(got[i * ldy + j]), $"sliced={sliced} n={n}: column {j} past the rows was written");
+                    }
+                }
         }
+        finally { PanelMatMul.DecodeSlices = slices; }
     }
 
     [Theory]

@@ -188,6 +188,14 @@ public class GemmSplitTests
     public void L2SizeParsesSysfsText(string text, int? bytes)
         => Assert.Equal(bytes, CpuCaches.ParseSize(text.Replace("\\n", "\n")));
 
+    [CpuinfoFact]
+    public void TheCpuVendorFromCpuidAgreesWithProcCpuinfo()
+    {
+        // CPUID leaf 0 as the kernels read it (they choose a blocking by vendor) against what Linux reports.
+        var line = File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("vendor_id", StringComparison.Ordinal));
+        Assert.Equal(line.Split(':')[1].Trim() == "GenuineIntel", CpuCaches.IsIntel);
+    }
+
     static float[] RunOrder(int threads, bool aStationary, bool ta, bool tb, int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c0, bool accumulate)
     {
         var c = (float[])c0.Clone();
@@ -229,5 +237,15 @@ public class GemmSplitTests
             finally { Gemm.DynamicSplit = saved; }
         }
         return c;
+    }
+}
+
+/// <summary>A fact that needs Linux's /proc/cpuinfo with a vendor_id line (x86 Linux); skipped with a message elsewhere.</summary>
+public sealed class CpuinfoFactAttribute : FactAttribute
+{
+    public CpuinfoFactAttribute()
+    {
+        if (!File.Exists("/proc/cpuinfo") || !File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("vendor_id", StringComparison.Ordinal)))
+            Skip = "/proc/cpuinfo with a vendor_id line is absent (not x86 Linux): nothing to compare the CPUID vendor with.";
     }
 }
