@@ -9,7 +9,10 @@ internal static class CpuCaches
     /// </summary>
     public static int L2BytesPerCore { get; } = ReadL2Bytes() ?? 1 << 20;
 
-    /// <summary>Whether the CPU reports the vendor string "GenuineIntel" (CPUID leaf 0): a few blocking choices were measured to differ between Intel and AMD cores.</summary>
+    /// <summary>
+    /// Whether the CPU reports the vendor string "GenuineIntel" (CPUID leaf 0): some blocking choices
+    /// measured differently on Intel and AMD cores (<see cref="PanelMatMul.DecodeSlices"/>).
+    /// </summary>
     public static bool IsIntel { get; } = ReadIsIntel();
 
     static bool ReadIsIntel()

@@ -11,8 +11,8 @@ namespace Tessera.Tensors;
 /// of two (at most 25% slack), because a mixture-of-experts layer's per-expert row counts change
 /// every step; a request whose own class is empty takes a retained buffer up to half a class larger,
 /// which goes back to its own class when freed (the early steps of a mixture-of-experts run move demand
-/// between neighbouring classes; each miss costs fresh pages). At most <see cref="MaxRetainedBytes"/> are kept, beyond that a freed buffer goes
-/// back to the system. Contents of a reused buffer are whatever its last user left
+/// between neighbouring classes, and each miss costs fresh pages). At most <see cref="MaxRetainedBytes"/>
+/// are kept; beyond that a freed buffer goes back to the system. Contents of a reused buffer are whatever its last user left
 /// (<see cref="Tensor.Empty"/> promises nothing else), so results cannot depend on the pool.
 /// Thread-safe (tensors are freed from the finalizer thread too).
 /// </summary>
@@ -77,9 +77,9 @@ public static unsafe class BufferPool
         capacity = n;
         lock (Gate)
         {
-            // The length's own class first; when it is empty, a retained buffer of a larger class up to
-            // MaxSlack × the class (a mixture-of-experts layer's per-expert row counts move between
-            // neighbouring classes from step to step, so demand shifts between them while the total stays).
+            // The length's own class first; when it is empty, a retained buffer of a larger class, at most
+            // MaxSlackQuarters quarters of the class larger (a mixture-of-experts layer's per-expert row counts
+            // move between neighbouring classes from step to step: demand shifts between them, the total stays).
             for (int c = n; c <= n + (long)n * MaxSlackQuarters / 4; c = SizeClass(c + 1))
             {
                 if (Free.TryGetValue(c, out var stack) && stack.Count > 0)

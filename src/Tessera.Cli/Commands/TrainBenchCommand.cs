@@ -37,7 +37,7 @@ public static class TrainBenchCommand
         var memoryLimit = new Option<double>("--memory-limit-gb") { Description = "Refuse configs whose estimated training memory exceeds this (0: the memory available to the process).", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Threads for ours and for torch.set_num_threads.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var steps = new Option<int>("--steps") { Description = "Timed steps per config (after the warm-up steps), both sides.", DefaultValueFactory = _ => 6 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps per config, both sides.", DefaultValueFactory = _ => 2 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps per config, both sides; ours adds up to 8 more while a step still takes new buffer memory (a mixture of experts' early steps), and says how many.", DefaultValueFactory = _ => 2 };
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch comparison." };
         var profile = new Option<bool>("--profile") { Description = "Also print our time per op (forward/backward) and optimizer, ms per step (to stderr)." };
         var scaling = new Option<string>("--scaling") { Description = "Two thread counts, e.g. 1,2: alternate steps between them in one process and print where the second count's time goes per op family (wall clock; replaces the normal run)." };
@@ -101,6 +101,9 @@ public static class TrainBenchCommand
     sealed record Row(string Name, ModelConfig Config, int Batch, int Seq, long Parameters, long ActiveParameters,
         ThroughputResult Ours, double OursCpuMsPerStep, TorchTrainTiming? Torch)
     {
+        /// <summary>Warm-up steps ours added while the buffer pool still grew, and the MiB it took in the timed steps.</summary>
+        public (int Steps, double PoolGrowthMiB) ExtraWarmup { get; init; }
+
         public double? Ratio => Torch is { } t ? t.MsPerStep / Ours.MsPerStep : null;
     }
 
@@ -176,24 +179,26 @@ public static class TrainBenchCommand
                 if (timing is not null && timing.Parameters != total)
                     throw new InvalidOperationException($"bench train: {preset} has {total} parameters here but {timing.Parameters} in reference/bench_train.py; the models differ.");
             }
-            rows.Add(new Row(preset, config, b, t, total, config.ActiveParameterCount, ours, cpuMs, timing));
+            rows.Add(new Row(preset, config, b, t, total, config.ActiveParameterCount, ours, cpuMs, timing) { ExtraWarmup = (extra, growth) });
         }
         return rows;
     }
 
-    /// <summary>
-    /// Times full training steps of a freshly initialised model on random tokens, as
-    /// <see cref="TrainThroughput.Measure"/> does (same Trainer, same data path through a temporary
-    /// shard), but reports the median step rather than the mean (as the torch side does), resets the
-    /// op profile after the warm-up so that it covers the timed steps only, and also reports process
-    /// CPU time per step, which a busy machine inflates less than wall time.
-    /// </summary>
     /// <summary>Warm-up steps added at most, while the buffer pool still grows (see <see cref="MeasureOurs"/>).</summary>
     const int MaxExtraWarmup = 8;
 
     /// <summary>New memory a warm-up step may take and still count as steady (the pool's bookkeeping, small tensors).</summary>
     const long GrowthTolerance = 4L << 20;
 
+    /// <summary>
+    /// Times full training steps of a freshly initialised model on random tokens, as
+    /// <see cref="TrainThroughput.Measure"/> does (same Trainer, same data path through a temporary
+    /// shard), but reports the median step rather than the mean (as the torch side does), resets the
+    /// op profile after the warm-up so that it covers the timed steps only, and also reports process
+    /// CPU time per step, which a busy machine inflates less than wall time. After the requested warm-up it
+    /// runs up to <see cref="MaxExtraWarmup"/> more steps while the last one still took new buffer memory
+    /// (<paramref name="extraWarmup"/>), and reports the memory taken in the timed steps (<paramref name="poolGrowthMiB"/>).
+    /// </summary>
     static ThroughputResult MeasureOurs(ModelConfig config, int batch, int seq, int steps, int warmup, double peakFlops,
         out double cpuMsPerStep, out double meanMs, out int gcs, out int extraWarmup, out double poolGrowthMiB)
     {
@@ -311,7 +316,8 @@ public static class TrainBenchCommand
         configs = rows.ConvertAll(r => new
         {
             name = r.Name, batch = r.Batch, seq = r.Seq, parameters = r.Parameters, active_parameters = r.ActiveParameters,
-            ours = new { ms_per_step = r.Ours.MsPerStep, tokens_per_s = r.Ours.TokensPerSecond, mfu = r.Ours.Mfu, process_cpu_ms_per_step = r.OursCpuMsPerStep },
+            ours = new { ms_per_step = r.Ours.MsPerStep, tokens_per_s = r.Ours.TokensPerSecond, mfu = r.Ours.Mfu, process_cpu_ms_per_step = r.OursCpuMsPerStep,
+                extra_warmup_steps = r.ExtraWarmup.Steps, pool_growth_mib = r.ExtraWarmup.PoolGrowthMiB },
             torch = r.Torch is { } t ? new { ms_per_step = t.MsPerStep, tokens_per_s = t.TokensPerSecond } : null,
             ratio = r.Ratio,
         }),
