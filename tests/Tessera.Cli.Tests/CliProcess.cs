@@ -13,6 +13,13 @@ public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
         Assert.True(ExitCode == 0, $"exit {ExitCode}: {Stderr}");
         return JsonDocument.Parse(Stdout).RootElement;
     }
+
+    /// <summary>The run failed (a non-zero exit) and its stderr mentions each of <paramref name="mentioned"/>.</summary>
+    public void AssertRefused(params string[] mentioned)
+    {
+        Assert.NotEqual(0, ExitCode);
+        foreach (var m in mentioned) Assert.Contains(m, Stderr);
+    }
 }
 
 /// <summary>Runs the built <c>tessera.dll</c> (copied beside the tests) as a child process, as a user would.</summary>

@@ -1,4 +1,3 @@
-using System.Text;
 using Tessera.Data;
 using Tessera.Retrieval.Mail;
 
@@ -71,17 +70,6 @@ public static class RetroCorpus
         return docs;
     }
 
-    static string Collapse(string s)
-    {
-        var b = new StringBuilder(s.Length);
-        bool space = false;
-        foreach (char c in s)
-        {
-            if (char.IsWhiteSpace(c)) { space = b.Length > 0; continue; }
-            if (space) b.Append(' ');
-            space = false;
-            b.Append(c);
-        }
-        return b.ToString();
-    }
+    /// <summary>Whitespace runs as one space, none at the ends (the duplicate check's key).</summary>
+    static string Collapse(string s) => string.Join(' ', s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
 }
