@@ -370,7 +370,7 @@ internal static class RetroLab
         // Shuffled neighbours: each held-out chunk gets another chunk's neighbours (does the model read them?).
         var shuffled = evalNeighbours.Select((_, i) => evalNeighbours[(i + evalNeighbours.Count / 2) % evalNeighbours.Count]).ToList();
 
-        int tPlain = 3 * C, tRetro = plan.Neighbours * 2 * C + 3 * C;   // rows are BOS + tokens: T + 1 long
+        int tPlain = RetroLayout.SequenceLength(C, 0), tRetro = RetroLayout.SequenceLength(C, plan.Neighbours);   // rows are BOS + tokens: T + 1 long
         var runs = new List<RetroRun>();
         foreach (var size in plan.Sizes)
             foreach (bool retrieval in new[] { false, true })
@@ -388,7 +388,8 @@ internal static class RetroLab
                 int T = retrieval ? tRetro : tPlain;
                 var shardPath = Path.Combine(outDir, "runs", name + ".bin");
                 Directory.CreateDirectory(Path.GetDirectoryName(shardPath)!);
-                WriteShard(shardPath, retrieval ? retroPairs : trainPairs, retrieval ? trainNeighbours : null, C, tok.VocabSize, bos);
+                var shardPairs = retrieval ? retroPairs : trainPairs;
+                RetroLayout.WriteShard(shardPath, [.. shardPairs.Select((p, i) => RetroLayout.Row(p.Doc.Tokens, p.U, C, retrieval ? trainNeighbours[i] : null))], C, tok.VocabSize, bos);
                 using var shard = TokenShard.Open(shardPath);
                 var options = new TrainOptions
                 {
@@ -539,29 +540,6 @@ internal static class RetroLab
         return all.Count > count ? all.GetRange(0, count) : all;
     }
 
-    /// <summary>The row of one example: neighbours (if any), then chunks u−1, u, u+1 (BOS not included).</summary>
-    static int[] Row(Pair p, int[][]? neighbours, int C)
-    {
-        var row = new List<int>();
-        if (neighbours is not null) foreach (var n in neighbours) row.AddRange(n);
-        row.AddRange(p.Doc.Tokens.AsSpan((p.U - 1) * C, 3 * C));
-        return [.. row];
-    }
-
-    /// <summary>One document per example, BOS first; the loss mask trains chunks u and u+1 only (the same targets with and without retrieval).</summary>
-    static void WriteShard(string path, List<Pair> pairs, List<int[][]>? neighbours, int C, int vocab, int bos)
-    {
-        var rows = pairs.Select((p, i) => Row(p, neighbours?[i], C)).ToList();
-        TokenShard.Write(path, rows, vocab, bos);
-        var mask = new List<byte>();
-        foreach (var r in rows)
-        {
-            mask.Add(0);   // BOS
-            for (int i = 0; i < r.Length; i++) mask.Add(i >= r.Length - 2 * C ? (byte)1 : (byte)0);
-        }
-        TokenShard.WriteLossMask(path, [.. mask]);
-    }
-
     /// <summary>Summed nats of every example's chunk u+1 (each row's last C tokens), one entry per example.</summary>
     static double[] Score(Transformer model, List<Pair> pairs, List<int[][]>? neighbours, int C, int bos, int batch)
     {
@@ -570,7 +548,7 @@ internal static class RetroLab
         {
             int B = Math.Min(batch, pairs.Count - start);
             var rows = new int[B][];
-            for (int b = 0; b < B; b++) rows[b] = [bos, .. Row(pairs[start + b], neighbours?[start + b], C)];
+            for (int b = 0; b < B; b++) rows[b] = [bos, .. RetroLayout.Row(pairs[start + b].Doc.Tokens, pairs[start + b].U, C, neighbours?[start + b])];
             int T = rows[0].Length - 1;
             var ids = new int[B * T];
             for (int b = 0; b < B; b++) rows[b].AsSpan(0, T).CopyTo(ids.AsSpan(b * T));

@@ -57,7 +57,9 @@ public static class RunSetup
         trainer.Evaluated = e =>
         {
             string load = e.ExpertLoads.Count == 0 ? "" : " | expert load " + string.Join(" ", e.ExpertLoads.Select(l => "[" + string.Join(",", l.Assigned) + "]"));
-            Console.WriteLine($"eval @ {e.Step}: val loss {e.Loss:F4} | ppl {e.Perplexity:F1} | {e.BitsPerByte:F4} bits/byte{load}");
+            // A loss-masked split (prompt/completion data, RETRO rows) has no bytes per token to convert with.
+            string bpb = double.IsNaN(e.BitsPerByte) ? "bits/byte n/a (masked loss)" : $"{e.BitsPerByte:F4} bits/byte";
+            Console.WriteLine($"eval @ {e.Step}: val loss {e.Loss:F4} | ppl {e.Perplexity:F1} | {bpb}{load}");
         };
         trainer.CheckpointSaved = path => Console.WriteLine($"checkpoint → {path}");
     }

@@ -69,6 +69,7 @@ public static class TrainCommand
         foreach (var o in shapesExtras.All) cmd.Options.Add(o);   // shapes world: curriculum, video, embedder (docs/multimodal.md)
         foreach (var o in ModuleTrainCommand.All) cmd.Options.Add(o);   // module training on a frozen base (docs/modules.md)
         foreach (var o in ContrastiveTrainCommand.All) cmd.Options.Add(o);   // bi-encoder fine-tuning (docs/retrieval.md)
+        foreach (var o in RetroTrainCommand.All) cmd.Options.Add(o);   // RETRO-style training with a passage index (docs/retrieval.md)
         cmd.SetAction((p, cancel) =>
         {
             if (p.GetValue(data) == "shapes")   // the image–text shapes world (docs/multimodal.md)
@@ -114,6 +115,9 @@ public static class TrainCommand
             string tokSource = p.GetValue(tokenizer)!, dataArg = p.GetValue(data)!;
             var mixture = DataMixture.Parse(dataArg);   // --data a,b: several prepared folders as one mixture
             if (mixture is not null) dataArg = mixture[0].Directory;
+            Tessera.Retrieval.Retro.RetroTrainingOptions? retro = null;
+            if (RetroTrainCommand.Requested(p))
+                (options, retro) = RetroTrainCommand.Adjust(p, seq, options, parallel is not null, p.GetValue(asyncMode) || p.GetValue(replay) is not null, mixture is not null);
             // Everything that can be checked cheaply is checked before any tokenizing or training.
             bool prepared0 = Directory.Exists(dataArg) && File.Exists(Path.Combine(dataArg, PreparedData.MetaFile));
             string runTok = Path.Combine(outDir, Checkpoint.TokenizerFolder);
@@ -143,8 +147,10 @@ public static class TrainCommand
             }
             else
             {
+                // With --index the rows set the sequence length, and the context grows to hold them unless --context says otherwise.
+                int? contextLength = p.GetValue(context) ?? (retro is null ? null : Math.Max(options.SequenceLength, ModelConfig.Preset(p.GetValue(preset)!).ContextLength));
                 config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
-                    p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), p.GetValue(context), p.GetValue(window), p.GetValue(capacity),
+                    p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), contextLength, p.GetValue(window), p.GetValue(capacity),
                     p.GetValue(arch), p.GetValue(headDim), p.GetValue(attnSoftCap), p.GetValue(finalSoftCap));
                 if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
             }
@@ -160,6 +166,7 @@ public static class TrainCommand
             }
             parallel?.Communicator.Barrier();
             prepared ??= PreparedData.Load(prepared0 ? dataArg : Path.Combine(outDir, "data"));
+            if (retro is not null) prepared = RetroTrainCommand.Prepare(p, retro, prepared, outDir, p.GetValue(resume), quiet, cancel);
             if (p.GetValue(asyncMode) || p.GetValue(replay) is not null)
             {
                 using var shard = RunSetup.Open(prepared, Split.Train);
@@ -178,6 +185,15 @@ public static class TrainCommand
             using var initial = start is { } s2 ? Checkpoint.LoadModel(s2.Checkpoint) : null;
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel,
                 initial, start is { } s3 ? Lineage.Of(s3.Checkpoint, "init-from") : null, mixture);
+            if (retro is not null)
+            {
+                // The masked validation loss is over chunks u and u+1 only; their bytes give bits per byte.
+                var bpb = RetroTrainCommand.HeldOutBitsPerByte(result.ValLoss, outDir, options);
+                result = result with { ValBitsPerByte = bpb ?? double.NaN };
+                if (!quiet)
+                    Console.WriteLine(bpb is { } b ? $"held-out bits/byte on the trained chunks (u, u+1) of the validation rows: {b:F4}"
+                        : "held-out bits/byte: not computed (the evaluation did not cover every validation row)");
+            }
             if (p.GetValue(json) && leader) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));
             return 0;
         }

@@ -1,0 +1,106 @@
+using System.CommandLine;
+using Tessera.Data;
+using Tessera.Retrieval.Retro;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+using Tessera.Training;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>
+/// <c>tessera train --index IDX</c>: RETRO-style training in context (docs/retrieval.md). The
+/// prepared data is turned into rows of neighbours + chunks u−1, u, u+1 with the loss on u and u+1
+/// (<see cref="RetroTrainingData"/>, written to <c>OUT/retro-data</c>), and the usual trainer runs on
+/// them: checkpoints, <c>--resume</c>, evaluation. <c>--neighbours 0</c> trains the same examples
+/// without retrieval, the comparison the RETRO claim needs.
+/// </summary>
+public static class RetroTrainCommand
+{
+    /// <summary>The passage index (<c>tessera index build</c>).</summary>
+    public static readonly Option<string?> Index = new("--index") { Description = "RETRO-style training: a passage index (`tessera index build`) searched with every example's chunk u; its best passages, other than the document's own or held-out text, are read before the chunks (docs/retrieval.md)." };
+    /// <summary>Tokens per chunk.</summary>
+    public static readonly Option<int> Chunk = new("--retro-chunk") { Description = "With --index: tokens per chunk, C; rows are k·2C + 3C tokens (sets --seq).", DefaultValueFactory = _ => 64 };
+    /// <summary>Neighbours per example.</summary>
+    public static readonly Option<int> Neighbours = new("--neighbours") { Description = "With --index: neighbours per example, k (0 = the same examples without retrieval, the baseline).", DefaultValueFactory = _ => 1 };
+    /// <summary>Training example cap.</summary>
+    public static readonly Option<int> Examples = new("--retro-examples") { Description = "With --index: at most this many training examples, a seeded draw (0 = every example; each is one BM25 search).", DefaultValueFactory = _ => 0 };
+
+    /// <summary>Every RETRO option (added to <c>tessera train</c>).</summary>
+    public static IEnumerable<Option> All => [Index, Chunk, Neighbours, Examples];
+
+    /// <summary>Folder of the RETRO-layout data inside a run folder.</summary>
+    public const string DataFolder = "retro-data";
+
+    /// <summary>True when the command line asks for RETRO-style training; refuses the RETRO flags without --index.</summary>
+    public static bool Requested(ParseResult p)
+    {
+        if (p.GetValue(Index) is not null) return true;
+        var stray = new Option[] { Chunk, Neighbours, Examples }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+        if (stray.Count > 0) throw new ArgumentException($"{string.Join(", ", stray)} belong(s) to RETRO-style training; add --index IDX.");
+        return false;
+    }
+
+    /// <summary>
+    /// The training options for the RETRO layout: <c>--seq</c> becomes the row length (an explicit
+    /// other value is refused), windows start at rows, and the validation cap is the batches evaluated.
+    /// Also checks the flags that cannot be combined with --index, and that the index opens, before any work.
+    /// </summary>
+    public static (TrainOptions Options, RetroTrainingOptions Retro) Adjust(ParseResult p, Option<int> seq, TrainOptions options, bool distributed, bool asyncOrReplay, bool mixture)
+    {
+        if (distributed) throw new ArgumentException("--index trains in one process (the neighbour search runs before training); drop --distributed / mpirun.");
+        if (asyncOrReplay) throw new ArgumentException("--index cannot be combined with --async or --replay.");
+        if (mixture) throw new ArgumentException("--index takes one prepared data folder, not a mixture.");
+        var retro = new RetroTrainingOptions
+        {
+            ChunkTokens = p.GetValue(Chunk), Neighbours = p.GetValue(Neighbours), MaxTrainExamples = p.GetValue(Examples),
+            MaxValidationExamples = Math.Max(1, options.EvalBatches * options.BatchSize), Seed = options.Seed,
+        }.Validate();
+        int T = RetroLayout.SequenceLength(retro.ChunkTokens, retro.Neighbours);
+        if (p.GetResult(seq) is { Implicit: false } && options.SequenceLength != T)
+            throw new ArgumentException($"--seq {options.SequenceLength}: with --index a row is k·2C + 3C = {retro.Neighbours}·2·{retro.ChunkTokens} + 3·{retro.ChunkTokens} = {T} tokens; drop --seq or pass {T}.");
+        string folder = p.GetValue(Index)!;
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"--index {folder}: no such folder; build one with `tessera index build --input DIR --out {folder}`.");
+        using (Bm25Index.Open(folder)) { }   // a missing, partial or corrupt index is refused here, before any tokenizing
+        return (options with { SequenceLength = T, AlignDocuments = true }, retro);
+    }
+
+    /// <summary>
+    /// Builds (or reuses) <c>OUT/retro-data</c> from <paramref name="prepared"/>. A resumed run must
+    /// find the folder it was trained on, with the same settings.
+    /// </summary>
+    public static PreparedData Prepare(ParseResult p, RetroTrainingOptions retro, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel)
+    {
+        string folder = Path.Combine(outDir, DataFolder), index = p.GetValue(Index)!;
+        var wanted = RetroTrainingData.Settings(prepared, index, retro);
+        if (resume)
+        {
+            var old = RetroTrainingData.ReadSummary(folder)
+                ?? throw new ArgumentException($"--resume --index: {folder} holds no retrieval data ({RetroTrainingData.SettingsFile}); the run was not trained with --index, or its data was removed.");
+            if (!old.SameInputs(wanted))
+                throw new ArgumentException($"--resume --index: {folder} was built from other inputs or settings (data {old.Source}, index {old.Index} at {old.IndexState}, " +
+                    $"chunk {old.ChunkTokens}, neighbours {old.Neighbours}, examples {old.MaxTrainExamples}); resume with those, or train afresh into a new --out.");
+        }
+        var tok = TokenizerFiles.Load(prepared.TokenizerPath());
+        var (data, s) = RetroTrainingData.Build(prepared, index, tok, retro, folder, quiet ? null : Console.Error.WriteLine, cancel);
+        if (!quiet)
+            Console.Error.WriteLine($"retrieval data: {s.TrainExamples:N0} training, {s.ValidationExamples:N0} validation rows of {s.SequenceLength} tokens" +
+                (retro.Neighbours == 0 ? "" : $"; {s.Searches:N0} searches, {s.MsPerExample:F1} ms per example, {s.FillerSlots:N0} filler slots, " +
+                $"passed over: {s.SkippedOwnText:N0} own text, {s.SkippedHeldOutText:N0} held-out text, {s.SkippedShort:N0} short; " +
+                $"validation 13-gram overlap with neighbours mean {s.ValidationOverlapMean:F3}, above 0.5 for {s.ValidationOverlapOverHalf:P1}"));
+        return data;
+    }
+
+    /// <summary>
+    /// Bits per byte of the trained tokens (chunks u and u+1) of the validation rows, from the masked
+    /// validation loss in nats per token, when the evaluation covered every row (it reads
+    /// <c>--eval-batches</c> batches and the rows were capped to that); otherwise null.
+    /// </summary>
+    public static double? HeldOutBitsPerByte(double loss, string outDir, TrainOptions options)
+    {
+        if (RetroTrainingData.ReadSummary(Path.Combine(outDir, DataFolder)) is not { } s || double.IsNaN(loss) || s.ValidationTrainedBytes <= 0) return null;
+        int batch = Math.Min(options.BatchSize, s.ValidationExamples);
+        long evaluated = Math.Min(options.EvalBatches, s.ValidationExamples / batch) * (long)batch;
+        if (evaluated != s.ValidationExamples) return null;
+        return loss * evaluated * RetroLayout.TrainedTokens(s.ChunkTokens) / Math.Log(2) / s.ValidationTrainedBytes;
+    }
+}

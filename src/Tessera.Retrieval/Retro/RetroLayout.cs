@@ -1,0 +1,59 @@
+using Tessera.Data;
+
+namespace Tessera.Retrieval.Retro;
+
+/// <summary>
+/// The one row layout of RETRO-style training in context, shared by <c>tessera lab retro</c> and
+/// <c>tessera train --index</c>: BOS, then the neighbours of chunk u (each a chunk and its
+/// continuation, <c>2C</c> tokens), then the document's chunks u−1, u and u+1. The loss trains chunks
+/// u and u+1 only, so a run with neighbours and one without (k = 0) learn the same targets from the
+/// same examples and differ only in what they read first.
+/// </summary>
+public static class RetroLayout
+{
+    /// <summary>Tokens a row feeds the model (BOS not counted): <c>k·2C + 3C</c>.</summary>
+    public static int SequenceLength(int chunkTokens, int neighbours) => neighbours * 2 * chunkTokens + 3 * chunkTokens;
+
+    /// <summary>Tokens of a row that the loss trains: chunks u and u+1, the row's last <c>2C</c>.</summary>
+    public static int TrainedTokens(int chunkTokens) => 2 * chunkTokens;
+
+    /// <summary>
+    /// The row of example (<paramref name="document"/>, <paramref name="u"/>) without its BOS: the
+    /// neighbours in order, then tokens <c>[(u−1)C, (u+2)C)</c> of the document.
+    /// </summary>
+    public static int[] Row(ReadOnlySpan<int> document, int u, int chunkTokens, IReadOnlyList<int[]>? neighbours)
+    {
+        int C = chunkTokens;
+        if (u < 1 || (u + 2) * C > document.Length)
+            throw new ArgumentOutOfRangeException(nameof(u), u, $"a RETRO example needs chunks u−1, u, u+1 of {C} tokens inside a document of {document.Length} tokens.");
+        int k = neighbours?.Count ?? 0;
+        var row = new int[k * 2 * C + 3 * C];
+        for (int i = 0; i < k; i++)
+        {
+            if (neighbours![i].Length != 2 * C) throw new ArgumentException($"neighbour {i} has {neighbours[i].Length} tokens; the layout takes 2 × {C}.", nameof(neighbours));
+            neighbours[i].CopyTo(row, i * 2 * C);
+        }
+        document.Slice((u - 1) * C, 3 * C).CopyTo(row.AsSpan(k * 2 * C));
+        return row;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="rows"/> as a token shard (BOS before each row) with its loss mask: 1 on
+    /// each row's last <c>2C</c> tokens (chunks u and u+1), 0 elsewhere, BOS included. Both files are
+    /// written atomically.
+    /// </summary>
+    public static void WriteShard(string path, IReadOnlyList<int[]> rows, int chunkTokens, int vocabSize, int bos)
+    {
+        TokenShard.Write(path, rows, vocabSize, bos);
+        long total = rows.Sum(r => (long)r.Length + 1);
+        var mask = new byte[total];
+        long at = 0;
+        int trained = TrainedTokens(chunkTokens);
+        foreach (var r in rows)
+        {
+            at++;   // BOS: 0
+            for (int i = 0; i < r.Length; i++, at++) mask[at] = i >= r.Length - trained ? (byte)1 : (byte)0;
+        }
+        TokenShard.WriteLossMask(path, mask);
+    }
+}

@@ -1,0 +1,334 @@
+using System.Diagnostics;
+using Tessera.Data;
+using Tessera.Kernels.IO;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+
+namespace Tessera.Retrieval.Retro;
+
+/// <summary>Settings of <see cref="RetroTrainingData.Build"/>.</summary>
+public sealed record RetroTrainingOptions
+{
+    /// <summary>Tokens per chunk (RETRO: 64).</summary>
+    public int ChunkTokens { get; init; } = 64;
+    /// <summary>Neighbours per example (0: the same examples without retrieval, the baseline).</summary>
+    public int Neighbours { get; init; } = 1;
+    /// <summary>At most this many training examples, a seeded random draw (0: every example).</summary>
+    public int MaxTrainExamples { get; init; }
+    /// <summary>At most this many validation examples, a seeded random draw.</summary>
+    public int MaxValidationExamples { get; init; } = 160;
+    /// <summary>Seed of the two draws.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>Checks the ranges; returns this.</summary>
+    public RetroTrainingOptions Validate()
+    {
+        if (ChunkTokens < 13) throw new ArgumentOutOfRangeException(nameof(ChunkTokens), ChunkTokens, "--retro-chunk: at least 13 tokens (the overlap measure's 13-grams).");
+        if (Neighbours is < 0 or > 16) throw new ArgumentOutOfRangeException(nameof(Neighbours), Neighbours, "--neighbours: 0 to 16.");
+        if (MaxTrainExamples < 0) throw new ArgumentOutOfRangeException(nameof(MaxTrainExamples), MaxTrainExamples, "--retro-examples: 0 (all) or more.");
+        if (MaxValidationExamples < 1) throw new ArgumentOutOfRangeException(nameof(MaxValidationExamples), MaxValidationExamples, "at least one validation example.");
+        return this;
+    }
+}
+
+/// <summary>
+/// What <see cref="RetroTrainingData.Build"/> made, written beside the shards as
+/// <see cref="RetroTrainingData.SettingsFile"/>. The first block names the inputs and settings (a
+/// later build with the same ones reuses the folder); the rest are counts.
+/// </summary>
+public sealed record RetroDataSummary
+{
+    /// <summary>Full path of the prepared data folder the examples came from.</summary>
+    public string Source { get; init; } = "";
+    /// <summary>Full path of the passage index searched.</summary>
+    public string Index { get; init; } = "";
+    /// <summary>The index's state when searched: passages, next key and shard generations.</summary>
+    public string IndexState { get; init; } = "";
+    /// <summary>Tokens per chunk.</summary>
+    public int ChunkTokens { get; init; }
+    /// <summary>Neighbours per example.</summary>
+    public int Neighbours { get; init; }
+    /// <summary>The training cap asked for (0: all).</summary>
+    public int MaxTrainExamples { get; init; }
+    /// <summary>The validation cap asked for.</summary>
+    public int MaxValidationExamples { get; init; }
+    /// <summary>Seed of the draws.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>Training rows written.</summary>
+    public int TrainExamples { get; init; }
+    /// <summary>Validation rows written.</summary>
+    public int ValidationExamples { get; init; }
+    /// <summary>Tokens a row feeds the model: <see cref="RetroLayout.SequenceLength"/>.</summary>
+    public int SequenceLength { get; init; }
+    /// <summary>BM25 searches run (deeper repeats included).</summary>
+    public long Searches { get; init; }
+    /// <summary>Milliseconds per example's search, tokenizing the hits included.</summary>
+    public double MsPerExample { get; init; }
+    /// <summary>Neighbour slots left as filler (no usable passage found).</summary>
+    public long FillerSlots { get; init; }
+    /// <summary>Hits passed over because at least half of their 13-grams are the querying document's own text.</summary>
+    public long SkippedOwnText { get; init; }
+    /// <summary>Hits passed over because at least half of their 13-grams are validation or test text.</summary>
+    public long SkippedHeldOutText { get; init; }
+    /// <summary>Hits passed over because they are shorter than 13 tokens.</summary>
+    public long SkippedShort { get; init; }
+    /// <summary>UTF-8 bytes of the validation rows' trained tokens (bits per byte divides by these).</summary>
+    public long ValidationTrainedBytes { get; init; }
+    /// <summary>RETRO's leakage measure on the validation rows: mean 13-gram overlap of chunk u+1 with its neighbours.</summary>
+    public double ValidationOverlapMean { get; init; }
+    /// <summary>Share of validation rows whose chunk u+1 has a 13-gram overlap above 0.5 with its neighbours.</summary>
+    public double ValidationOverlapOverHalf { get; init; }
+
+    /// <summary>True when <paramref name="other"/> was built from the same inputs with the same settings.</summary>
+    public bool SameInputs(RetroDataSummary other)
+        => Source == other.Source && Index == other.Index && IndexState == other.IndexState && ChunkTokens == other.ChunkTokens && Neighbours == other.Neighbours
+           && MaxTrainExamples == other.MaxTrainExamples && MaxValidationExamples == other.MaxValidationExamples && Seed == other.Seed;
+}
+
+/// <summary>
+/// RETRO-style training data from a prepared data folder and a passage index
+/// (<c>tessera index build</c>): every example is a training document's chunks u−1, u, u+1 (of
+/// <see cref="RetroTrainingOptions.ChunkTokens"/> tokens), and its neighbours are the BM25 passages
+/// best matching chunk u, each cut or padded to a chunk and its continuation (<c>2C</c> tokens) and
+/// laid out first (<see cref="RetroLayout"/>). The index need not know the data's document ids, so
+/// "neighbours from other documents only" is decided by text: a passage at least half of whose token
+/// 13-grams occur in the querying document is that document (skipped), and so is one that is at least
+/// half validation or test text, which no example may read. A quoting reply that is mostly the
+/// querying document is skipped as well; that is the price of a rule that needs no ids.
+/// </summary>
+public static class RetroTrainingData
+{
+    /// <summary>The summary file in the output folder.</summary>
+    public const string SettingsFile = "retro.json";
+    /// <summary>Token n-gram length of the own-text rule and of the overlap measure (RETRO's 13).</summary>
+    public const int GramTokens = 13;
+    /// <summary>A hit with at least this share of its 13-grams in the querying document (or in held-out text) is skipped.</summary>
+    public const double SameTextShare = 0.5;
+    const long ProgressEveryMs = 30_000;
+    const int MaxDepth = 512;
+    const int MaxCached = 200_000;   // encoded passages kept (about 120 MB at 150 tokens each)
+
+    /// <summary>The summary of a built folder, or null when it has none (or an unreadable one).</summary>
+    public static RetroDataSummary? ReadSummary(string folder)
+    {
+        string path = Path.Combine(folder, SettingsFile);
+        if (!File.Exists(path) || !File.Exists(Path.Combine(folder, PreparedData.MetaFile))) return null;
+        try { return JsonNaming.Deserialize<RetroDataSummary>(File.ReadAllText(path)); }
+        catch (System.Text.Json.JsonException) { return null; }
+    }
+
+    /// <summary>The inputs-and-settings part of a summary for these arguments (what a reuse compares).</summary>
+    public static RetroDataSummary Settings(PreparedData source, string indexFolder, RetroTrainingOptions options)
+    {
+        var m = IndexManifest.Load(indexFolder);
+        return new RetroDataSummary
+        {
+            Source = Path.GetFullPath(source.Directory), Index = Path.GetFullPath(indexFolder),
+            IndexState = $"{m.Passages}:{m.NextKey}:{string.Join(',', m.ShardGenerations)}",
+            ChunkTokens = options.ChunkTokens, Neighbours = options.Neighbours, MaxTrainExamples = options.MaxTrainExamples,
+            MaxValidationExamples = options.MaxValidationExamples, Seed = options.Seed,
+        };
+    }
+
+    /// <summary>
+    /// Builds the RETRO-layout prepared folder <paramref name="outDir"/> (train.bin, val.bin, an empty
+    /// test.bin, their loss masks, meta.json, <see cref="SettingsFile"/>) from the train and validation
+    /// splits of <paramref name="source"/>, searching <paramref name="indexFolder"/>. A folder already
+    /// built from the same inputs and settings is reused as it is. The folder is published whole, so a
+    /// stopped build leaves the previous one intact. <paramref name="log"/> gets a line every 30 s
+    /// while searching.
+    /// </summary>
+    public static (PreparedData Data, RetroDataSummary Summary) Build(PreparedData source, string indexFolder, ITokenizer tokenizer,
+        RetroTrainingOptions options, string outDir, Action<string>? log = null, CancellationToken cancel = default)
+    {
+        options.Validate();
+        if (tokenizer.VocabSize != source.VocabSize)
+            throw new ArgumentException($"{source.Directory}: prepared with {source.VocabSize} token ids, the tokenizer has {tokenizer.VocabSize}.");
+        var settings = Settings(source, indexFolder, options);
+        if (ReadSummary(outDir) is { } old && old.SameInputs(settings))
+        {
+            log?.Invoke($"retrieval data: reusing {outDir} ({old.TrainExamples:N0} training and {old.ValidationExamples:N0} validation examples)");
+            return (PreparedData.Load(outDir), old);
+        }
+        int C = options.ChunkTokens, k = options.Neighbours, bos = source.BosId;
+        using var train = TokenShard.Open(source.ShardPath(Split.Train));
+        using var validation = TokenShard.Open(source.ShardPath(Split.Validation));
+        using var test = File.Exists(source.ShardPath(Split.Test)) ? TokenShard.Open(source.ShardPath(Split.Test)) : null;
+        var trainDocs = Documents(train, bos);
+        var valDocs = Documents(validation, bos);
+        // Held-out text (validation and test) that no example's neighbours may hold.
+        var heldOut = new HashSet<ulong>();
+        foreach (var d in valDocs) AddGrams(d, heldOut);
+        if (test is not null) foreach (var d in Documents(test, bos)) AddGrams(d, heldOut);
+
+        var rng = new Random(unchecked((int)options.Seed ^ (int)(options.Seed >> 32)));
+        var trainExamples = Draw(trainDocs, C, options.MaxTrainExamples, rng, "training");
+        var valExamples = Draw(valDocs, C, options.MaxValidationExamples, rng, "validation");
+        log?.Invoke($"retrieval data: {trainExamples.Count:N0} training and {valExamples.Count:N0} validation examples of 3 chunks of {C} tokens, " +
+            (k == 0 ? "no neighbours (the baseline layout)" : $"{k} neighbour(s) each from {settings.Index}"));
+
+        using var index = k > 0 ? Bm25Index.Open(indexFolder) : null;
+        var search = new Searcher(index, tokenizer, C, k, bos, heldOut, log, cancel);
+        var clock = Stopwatch.StartNew();
+        var trainRows = search.Rows(trainDocs, trainExamples, "training", trainExamples.Count + valExamples.Count, 0);
+        var valNeighbours = new List<int[][]>(valExamples.Count);
+        var valRows = search.Rows(valDocs, valExamples, "validation", trainExamples.Count + valExamples.Count, trainExamples.Count, valNeighbours);
+        double msPerExample = clock.Elapsed.TotalMilliseconds / Math.Max(1, trainExamples.Count + valExamples.Count);
+
+        long valBytes = 0;
+        var overlaps = new double[valExamples.Count];
+        for (int i = 0; i < valExamples.Count; i++)
+        {
+            var (d, u) = valExamples[i];
+            valBytes += tokenizer.DecodeBytes(valDocs[d].AsSpan(u * C, 2 * C)).Length;
+            overlaps[i] = k == 0 ? 0 : RetroChunkIndex.NGramOverlap(valDocs[d].AsSpan((u + 1) * C, C), valNeighbours[i], GramTokens);
+        }
+        var summary = settings with
+        {
+            TrainExamples = trainRows.Count, ValidationExamples = valRows.Count, SequenceLength = RetroLayout.SequenceLength(C, k),
+            Searches = search.Searches, MsPerExample = msPerExample, FillerSlots = search.FillerSlots, SkippedOwnText = search.SkippedOwn,
+            SkippedHeldOutText = search.SkippedHeldOut, SkippedShort = search.SkippedShort, ValidationTrainedBytes = valBytes,
+            ValidationOverlapMean = overlaps.Length == 0 ? 0 : overlaps.Average(), ValidationOverlapOverHalf = overlaps.Length == 0 ? 0 : overlaps.Count(o => o > 0.5) / (double)overlaps.Length,
+        };
+        long trainBytes = 0;
+        foreach (var (d, u) in trainExamples) trainBytes += tokenizer.DecodeBytes(trainDocs[d].AsSpan(u * C, 2 * C)).Length;
+        long rowTokens = summary.SequenceLength + 1L;
+        PreparedData? result = null;
+        cancel.ThrowIfCancellationRequested();
+        AtomicFile.PublishDirectory(outDir, staging =>
+        {
+            RetroLayout.WriteShard(Path.Combine(staging, ShardBuilder.FileName(Split.Train)), trainRows, C, source.VocabSize, bos);
+            RetroLayout.WriteShard(Path.Combine(staging, ShardBuilder.FileName(Split.Validation)), valRows, C, source.VocabSize, bos);
+            TokenShard.Write(Path.Combine(staging, ShardBuilder.FileName(Split.Test)), [], source.VocabSize, bos);
+            string recorded = ShardBuilder.KeepTokenizer(source.TokenizerPath(), staging);
+            result = new PreparedData(outDir, recorded, source.VocabSize, bos,
+                new SplitStats(trainRows.Count, trainRows.Count * rowTokens, trainBytes),
+                new SplitStats(valRows.Count, valRows.Count * rowTokens, valBytes), new SplitStats(0, 0, 0));
+            AtomicFile.WriteAllText(Path.Combine(staging, SettingsFile), JsonNaming.Serialize(summary));
+            AtomicFile.WriteAllText(Path.Combine(staging, PreparedData.MetaFile), JsonNaming.Serialize(result with { Directory = "." }));
+        });
+        return (result!, summary);
+    }
+
+    /// <summary>A shard's documents without their leading BOS.</summary>
+    static List<int[]> Documents(TokenShard shard, int bos)
+    {
+        var docs = new List<int[]>(shard.DocumentCount);
+        for (int i = 0; i < shard.DocumentCount; i++)
+        {
+            var d = shard.ReadDocument(i);
+            docs.Add(d.Length > 0 && d[0] == bos ? d[1..] : d);
+        }
+        return docs;
+    }
+
+    /// <summary>Every (document, u) with chunks u−1, u, u+1 inside the document; a seeded draw of at most <paramref name="max"/> (0: all), in document order.</summary>
+    static List<(int Doc, int U)> Draw(List<int[]> docs, int C, int max, Random rng, string split)
+    {
+        var all = new List<(int, int)>();
+        for (int d = 0; d < docs.Count; d++)
+            for (int u = 1; (u + 2) * C <= docs[d].Length; u++) all.Add((d, u));
+        if (all.Count == 0)
+            throw new ArgumentException($"retrieval data: no {split} document has 3 chunks of {C} tokens ({3 * C} tokens); use a smaller --retro-chunk or longer documents.");
+        for (int i = all.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (all[i], all[j]) = (all[j], all[i]); }
+        if (max > 0 && all.Count > max) all.RemoveRange(max, all.Count - max);
+        all.Sort();
+        return all;
+    }
+
+    static ulong Gram(ReadOnlySpan<int> t)
+    {
+        ulong h = 14695981039346656037UL;   // FNV-1a over the ids
+        foreach (int x in t) { h ^= (uint)x; h *= 1099511628211UL; }
+        return h;
+    }
+
+    static void AddGrams(ReadOnlySpan<int> tokens, HashSet<ulong> set)
+    {
+        for (int i = 0; i + GramTokens <= tokens.Length; i++) set.Add(Gram(tokens.Slice(i, GramTokens)));
+    }
+
+    /// <summary>Share of <paramref name="tokens"/>' 13-grams found in <paramref name="set"/> (the tokens hold at least one).</summary>
+    static double Share(ReadOnlySpan<int> tokens, HashSet<ulong> set)
+    {
+        int n = tokens.Length - GramTokens + 1, hit = 0;
+        for (int i = 0; i < n; i++) if (set.Contains(Gram(tokens.Slice(i, GramTokens)))) hit++;
+        return hit / (double)n;
+    }
+
+    /// <summary>The neighbour search of one build: its rule, its counters and its progress lines.</summary>
+    sealed class Searcher(Bm25Index? index, ITokenizer tokenizer, int C, int k, int filler, HashSet<ulong> heldOut, Action<string>? log, CancellationToken cancel)
+    {
+        readonly Dictionary<long, int[]> encoded = [];   // passage key → tokens (the same passages come back often)
+        readonly Stopwatch clock = Stopwatch.StartNew();
+        long nextReport = ProgressEveryMs;
+        public long Searches, FillerSlots, SkippedOwn, SkippedHeldOut, SkippedShort;
+
+        public List<int[]> Rows(List<int[]> docs, List<(int Doc, int U)> examples, string side, int total, int doneBefore, List<int[][]>? neighboursOut = null)
+        {
+            var rows = new List<int[]>(examples.Count);
+            HashSet<ulong>? own = null;
+            int ownDoc = -1;
+            for (int i = 0; i < examples.Count; i++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var (d, u) = examples[i];
+                int[][] neighbours = [];
+                if (k > 0)
+                {
+                    if (d != ownDoc) { own = []; AddGrams(docs[d], own); ownDoc = d; }
+                    neighbours = Neighbours(docs[d].AsSpan(u * C, C), own!);
+                }
+                neighboursOut?.Add(neighbours);
+                rows.Add(RetroLayout.Row(docs[d], u, C, k == 0 ? null : neighbours));
+                int done = doneBefore + i + 1;
+                if (log is not null && done < total && clock.ElapsedMilliseconds >= nextReport)
+                {
+                    nextReport += ProgressEveryMs;
+                    double s = clock.Elapsed.TotalSeconds;
+                    log($"  searching {side} neighbours: {done:N0} of {total:N0} examples ({1000 * s / done:F1} ms each, about {(total - done) * s / done:F0} s left)");
+                }
+            }
+            return rows;
+        }
+
+        int[][] Neighbours(ReadOnlySpan<int> chunk, HashSet<ulong> own)
+        {
+            string query = tokenizer.Decode(chunk);
+            var found = new List<int[]>(k);
+            long skippedOwn = 0, skippedHeld = 0, skippedShort = 0;
+            // Skipped hits (the document's own text, held-out text) can fill the top of the list, so a short list is searched again deeper.
+            for (int depth = 4 * (k + 1); ; depth *= 8)
+            {
+                IReadOnlyList<SearchHit> hits;
+                Searches++;
+                try { hits = index!.Search(query, depth); }
+                catch (ArgumentException) { hits = []; }   // only stop words, punctuation or an unknown script: nothing to search for
+                found.Clear();
+                skippedOwn = skippedHeld = skippedShort = 0;
+                foreach (var h in hits)
+                {
+                    if (!encoded.TryGetValue(h.Passage.Key, out var t))
+                    {
+                        if (encoded.Count >= MaxCached) encoded.Clear();
+                        encoded[h.Passage.Key] = t = [.. tokenizer.Encode(h.Passage.Text)];
+                    }
+                    if (t.Length < GramTokens) { skippedShort++; continue; }
+                    if (Share(t, own) >= SameTextShare) { skippedOwn++; continue; }
+                    if (heldOut.Count > 0 && Share(t, heldOut) >= SameTextShare) { skippedHeld++; continue; }
+                    var n = new int[2 * C];
+                    int m = Math.Min(n.Length, t.Length);
+                    t.AsSpan(0, m).CopyTo(n);
+                    n.AsSpan(m).Fill(filler);
+                    found.Add(n);
+                    if (found.Count == k) break;
+                }
+                if (found.Count == k || hits.Count < depth || depth >= MaxDepth) break;
+            }
+            SkippedOwn += skippedOwn; SkippedHeldOut += skippedHeld; SkippedShort += skippedShort;
+            while (found.Count < k) { found.Add(Enumerable.Repeat(filler, 2 * C).ToArray()); FillerSlots++; }
+            return [.. found];
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+
+namespace Tessera.Cli.Tests;
+
+/// <summary><c>tessera train --index</c>: RETRO-style training from the command line, resumable, with the same examples as its baseline.</summary>
+public class RetroTrainTests
+{
+    /// <summary>Nine short documents of three topics (train, validation) and an index over all of them.</summary>
+    static (string Data, string Index) Setup(string dir)
+    {
+        string[][] topics =
+        [
+            ["whale", "harpoon", "ahab", "mast", "sail", "ocean", "crew", "deck", "storm", "captain"],
+            ["congress", "tariff", "union", "senate", "budget", "treaty", "nation", "law", "revenue", "army"],
+            ["comet", "orbit", "planet", "moon", "galaxy", "nebula", "star", "telescope", "asteroid", "meteor"],
+        ];
+        var rng = new Random(9);
+        string all = Path.Combine(dir, "all"), train = Path.Combine(dir, "train"), val = Path.Combine(dir, "val");
+        foreach (var d in new[] { all, train, val }) Directory.CreateDirectory(d);
+        for (int i = 0; i < 9; i++)
+        {
+            string text = string.Join(' ', Enumerable.Range(0, 60).Select(_ => topics[i % 3][rng.Next(10)])) + "\n";
+            File.WriteAllText(Path.Combine(i < 7 ? train : val, $"d{i}.txt"), text);
+            File.WriteAllText(Path.Combine(all, $"d{i}.txt"), text);
+        }
+        string data = Path.Combine(dir, "data"), index = Path.Combine(dir, "idx");
+        Assert.Equal(0, CliProcess.Run(dir, "data", "prepare", "--train", train, "--validation", val, "--tokenizer", "bytes", "--out", data).ExitCode);
+        var built = CliProcess.Run(dir, "index", "build", "--input", all, "--out", index, "--passage-words", "10");
+        Assert.True(built.ExitCode == 0, built.Stderr);
+        return (data, index);
+    }
+
+    static string[] Train(string data, string index, string outDir, params string[] more) =>
+        ["train", "--data", data, "--index", index, "--preset", "tiny", "--retro-chunk", "16", "--batch", "4", "--eval-batches", "2", "--eval-every", "0",
+         "--checkpoint-every", "3", "--out", outDir, "--json", .. more];
+
+    [Fact]
+    public void Train_with_an_index_writes_retro_rows_resumes_and_its_baseline_reads_the_same_chunks()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var (data, index) = Setup(dir);
+            string run = Path.Combine(dir, "run");
+            var r = CliProcess.Run(dir, Train(data, index, run, "--steps", "6"));
+            var json = r.Json();
+            Assert.Equal(6, json.GetProperty("steps").GetInt64());
+            double bpb = json.GetProperty("val_bits_per_byte").GetDouble();
+            Assert.InRange(bpb, 1, 12);   // byte tokens, six steps: near log2(264) ≈ 8 bits per byte
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "retro-data", "retro.json")));
+            var s = summary.RootElement;
+            Assert.Equal(80, s.GetProperty("sequence_length").GetInt32());   // 1·2·16 + 3·16
+            Assert.Equal(8, s.GetProperty("validation_examples").GetInt32());   // capped at --eval-batches × --batch, all evaluated
+            // The masked loss (nats per trained token) over the validation rows' trained bytes: 2C ASCII bytes per row.
+            Assert.Equal(8 * 32, s.GetProperty("validation_trained_bytes").GetInt64());
+            Assert.Equal(json.GetProperty("val_loss").GetDouble() * 8 * 32 / Math.Log(2) / (8 * 32), bpb, 9);
+            using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "step-00000006", "config.json"))))
+                Assert.True(config.RootElement.GetProperty("max_position_embeddings").GetInt32() >= 80);
+
+            // Resume: the same rows are reused, the run continues from its checkpoint.
+            var resumed = CliProcess.Run(dir, Train(data, index, run, "--steps", "8", "--resume"));
+            Assert.Equal(8, resumed.Json().GetProperty("steps").GetInt64());
+            // A resume with other settings is refused before training.
+            CliProcess.Run(dir, Train(data, index, run, "--steps", "9", "--resume", "--neighbours", "2")).AssertRefused("other inputs or settings");
+
+            // The baseline: the same examples without neighbours (rows of 3C tokens).
+            string plain = Path.Combine(dir, "plain");
+            CliProcess.Run(dir, Train(data, index, plain, "--steps", "3", "--neighbours", "0")).Json();
+            using var ps = JsonDocument.Parse(File.ReadAllText(Path.Combine(plain, "retro-data", "retro.json")));
+            Assert.Equal(48, ps.RootElement.GetProperty("sequence_length").GetInt32());
+            Assert.Equal(s.GetProperty("train_examples").GetInt32(), ps.RootElement.GetProperty("train_examples").GetInt32());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Retro_flags_without_an_index_a_wrong_seq_and_a_missing_index_are_refused_before_any_work()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var (data, index) = Setup(dir);
+            string run = Path.Combine(dir, "run");
+            CliProcess.Run(dir, "train", "--data", data, "--neighbours", "2", "--out", run).AssertRefused("--neighbours", "--index");
+            CliProcess.Run(dir, Train(data, index, run, "--seq", "64")).AssertRefused("--seq 64", "80 tokens");
+            CliProcess.Run(dir, Train(data, Path.Combine(dir, "nope"), run)).AssertRefused("no such folder", "tessera index build");
+            CliProcess.Run(dir, Train(data, index, run, "--retro-chunk", "8")).AssertRefused("--retro-chunk");
+            Assert.False(Directory.Exists(run));   // nothing written
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}

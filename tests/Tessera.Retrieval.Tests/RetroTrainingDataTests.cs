@@ -1,0 +1,145 @@
+using Tessera.Data;
+using Tessera.Retrieval.Retro;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+
+namespace Tessera.Retrieval.Tests;
+
+/// <summary>
+/// <c>tessera train --index</c>'s data: RETRO rows from a prepared folder and a passage index that
+/// holds every document, the training documents' own and the held-out ones included.
+/// </summary>
+public class RetroTrainingDataTests
+{
+    static readonly ITokenizer Bytes = TokenizerFiles.Load("bytes");
+    const int C = 16;
+
+    /// <summary>Three topics of ten words; each document is 70 words of one topic in random order (so topic-mates share terms, not text).</summary>
+    static (List<CorpusDocument> Train, List<CorpusDocument> Validation) Corpus()
+    {
+        string[][] topics =
+        [
+            ["whale", "harpoon", "ahab", "mast", "sail", "ocean", "crew", "deck", "storm", "captain"],
+            ["congress", "tariff", "union", "senate", "budget", "treaty", "nation", "law", "revenue", "army"],
+            ["comet", "orbit", "planet", "moon", "galaxy", "nebula", "star", "telescope", "asteroid", "meteor"],
+        ];
+        var rng = new Random(5);
+        string Doc(int topic) => string.Join(' ', Enumerable.Range(0, 70).Select(_ => topics[topic][rng.Next(10)]));
+        var train = Enumerable.Range(0, 6).Select(i => new CorpusDocument($"t{i}", Doc(i % 3))).ToList();
+        var validation = Enumerable.Range(0, 2).Select(i => new CorpusDocument($"v{i}", Doc(i))).ToList();
+        return (train, validation);
+    }
+
+    static (PreparedData Data, string Index, List<CorpusDocument> Train, List<CorpusDocument> Validation) Setup(TempFolder tmp)
+    {
+        var (train, validation) = Corpus();
+        var data = ShardBuilder.PrepareSplits(train, validation, [], Bytes, "bytes", tmp["data"]);
+        // The index holds every document: each training chunk's best hit is its own text, and held-out text is there to be refused.
+        Bm25IndexBuilder.Build(tmp["idx"], [.. train.Concat(validation).Select(d => new SourceDocument(d.Key, d.Text))], new IndexBuildOptions { Shards = 2, PassageWords = 10 });
+        return (data, tmp["idx"], train, validation);
+    }
+
+    [Fact]
+    public void Rows_read_passages_of_other_training_documents_never_their_own_or_held_out_text()
+    {
+        using var tmp = new TempFolder();
+        var (data, idx, train, validation) = Setup(tmp);
+        var options = new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxValidationExamples = 1000, Seed = 3 };
+        var (built, s) = RetroTrainingData.Build(data, idx, Bytes, options, tmp["retro"]);
+
+        Assert.Equal(5 * C, s.SequenceLength);   // k·2C + 3C
+        // Every (document, u) with chunks u−1..u+1 inside: (length / C) − 2 per document.
+        Assert.Equal(train.Sum(d => d.Text.Length / C - 2), s.TrainExamples);
+        Assert.Equal(validation.Sum(d => d.Text.Length / C - 2), s.ValidationExamples);
+        Assert.True(s.SkippedOwnText > 0, "the index holds the documents' own text, so the rule must have passed some over");
+        Assert.True(s.SkippedHeldOutText > 0, "the index holds the validation documents, so the rule must have passed some over");
+
+        // Which document each passage of the index came from, by its first 2C bytes.
+        using var index = Bm25Index.Open(idx);
+        var passages = index.AllPassages().ToList();
+        int otherDocument = 0;
+        foreach (var (split, docs) in new[] { (Split.Train, train), (Split.Validation, validation) })
+        {
+            using var shard = TokenShard.Open(built.ShardPath(split));
+            Assert.True(shard.HasLossMask);
+            long at = 0;
+            for (int r = 0; r < shard.DocumentCount; r++)
+            {
+                var row = shard.ReadDocument(r);
+                Assert.Equal(s.SequenceLength + 1, row.Length);
+                Assert.Equal(data.BosId, row[0]);
+                var mask = new byte[row.Length];
+                shard.ReadLossMask(at, mask);
+                at += row.Length;
+                Assert.Equal(Enumerable.Range(0, row.Length).Select(i => i >= row.Length - 2 * C ? (byte)1 : (byte)0), mask);
+                // The row ends with three chunks of one document, at a chunk boundary.
+                string own = Bytes.Decode(row.AsSpan(1 + 2 * C, 3 * C));
+                var ownDoc = docs.Single(d => d.Text.Contains(own, StringComparison.Ordinal));
+                Assert.Equal(0, ownDoc.Text.IndexOf(own, StringComparison.Ordinal) % C);
+                var neighbour = row.AsSpan(1, 2 * C).ToArray();
+                Assert.DoesNotContain(neighbour.TakeWhile(t => t != data.BosId), t => t >= 256);
+                string text = Bytes.Decode([.. neighbour.TakeWhile(t => t != data.BosId)]);
+                Assert.False(string.IsNullOrEmpty(text), $"row {r} of {split}: a filler neighbour");
+                var source = passages.Where(p => p.Text.StartsWith(text, StringComparison.Ordinal)).Select(p => p.DocumentId).Distinct().ToList();
+                var from = Assert.Single(source);
+                Assert.NotEqual(ownDoc.Key, from);
+                Assert.StartsWith("t", from);   // never validation text
+                otherDocument++;
+            }
+        }
+        Assert.Equal(s.TrainExamples + s.ValidationExamples, otherDocument);
+        // Bits per byte divides by the trained tokens' bytes: 2C bytes per ASCII row.
+        Assert.Equal(s.ValidationExamples * 2L * C, s.ValidationTrainedBytes);
+    }
+
+    [Fact]
+    public void The_baseline_has_the_same_examples_without_neighbours_and_builds_are_reproducible_and_reused()
+    {
+        using var tmp = new TempFolder();
+        var (data, idx, _, _) = Setup(tmp);
+        var k1 = new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxTrainExamples = 9, MaxValidationExamples = 4, Seed = 7 };
+        var (a, sa) = RetroTrainingData.Build(data, idx, Bytes, k1, tmp["a"]);
+        var (b, _) = RetroTrainingData.Build(data, idx, Bytes, k1, tmp["b"]);
+        Assert.Equal(9, sa.TrainExamples);
+        Assert.Equal(4, sa.ValidationExamples);
+        foreach (var split in new[] { Split.Train, Split.Validation })
+        {
+            Assert.Equal(File.ReadAllBytes(a.ShardPath(split)), File.ReadAllBytes(b.ShardPath(split)));
+            Assert.Equal(File.ReadAllBytes(TokenShard.MaskPath(a.ShardPath(split))), File.ReadAllBytes(TokenShard.MaskPath(b.ShardPath(split))));
+        }
+
+        var (plain, sp) = RetroTrainingData.Build(data, idx, Bytes, k1 with { Neighbours = 0 }, tmp["plain"]);
+        Assert.Equal(3 * C, sp.SequenceLength);
+        Assert.Equal(0, sp.Searches);
+        using (var withRetrieval = TokenShard.Open(a.ShardPath(Split.Train)))
+        using (var without = TokenShard.Open(plain.ShardPath(Split.Train)))
+        {
+            Assert.Equal(withRetrieval.DocumentCount, without.DocumentCount);
+            for (int r = 0; r < without.DocumentCount; r++)
+                Assert.Equal(withRetrieval.ReadDocument(r)[(1 + 2 * C)..], without.ReadDocument(r)[1..]);   // the same chunks, in the same order
+        }
+
+        // The same inputs and settings: the folder is reused as it is; other settings rebuild it.
+        var stamp = File.GetLastWriteTimeUtc(a.ShardPath(Split.Train));
+        var (_, again) = RetroTrainingData.Build(data, idx, Bytes, k1, tmp["a"]);
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(a.ShardPath(Split.Train)));
+        Assert.True(again.SameInputs(sa));
+        var (_, two) = RetroTrainingData.Build(data, idx, Bytes, k1 with { Neighbours = 2 }, tmp["a"]);
+        Assert.Equal(2, two.Neighbours);
+        Assert.Equal(7 * C, RetroTrainingData.ReadSummary(tmp["a"])!.SequenceLength);
+    }
+
+    [Fact]
+    public void Documents_too_short_for_three_chunks_and_a_mismatched_tokenizer_are_refused()
+    {
+        using var tmp = new TempFolder();
+        var (data, idx, _, _) = Setup(tmp);
+        var tooLong = new RetroTrainingOptions { ChunkTokens = 200 };
+        Assert.Contains("3 chunks of 200 tokens", Assert.Throws<ArgumentException>(() => RetroTrainingData.Build(data, idx, Bytes, tooLong, tmp["x"])).Message);
+        Assert.False(Directory.Exists(tmp["x"]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RetroTrainingOptions { ChunkTokens = 8 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RetroTrainingOptions { Neighbours = -1 }.Validate());
+        var other = data with { VocabSize = 1000 };
+        Assert.Contains("1000 token ids", Assert.Throws<ArgumentException>(() => RetroTrainingData.Build(other, idx, Bytes, new RetroTrainingOptions { ChunkTokens = C }, tmp["x"])).Message);
+    }
+}
