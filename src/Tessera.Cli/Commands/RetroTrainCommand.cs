@@ -81,7 +81,8 @@ public static class RetroTrainCommand
                     $"chunk {old.ChunkTokens}, neighbours {old.Neighbours}, examples {old.MaxTrainExamples}); resume with those, or train afresh into a new --out.");
         }
         var tok = TokenizerFiles.Load(prepared.TokenizerPath());
-        var (data, s) = RetroTrainingData.Build(prepared, index, tok, retro, folder, quiet ? null : Console.Error.WriteLine, cancel);
+        // The search's progress goes to stderr even with --json: it can take minutes (one BM25 search per example).
+        var (data, s) = RetroTrainingData.Build(prepared, index, tok, retro, folder, Console.Error.WriteLine, cancel);
         if (!quiet)
             Console.Error.WriteLine($"retrieval data: {s.TrainExamples:N0} training, {s.ValidationExamples:N0} validation rows of {s.SequenceLength} tokens" +
                 (retro.Neighbours == 0 ? "" : $"; {s.Searches:N0} searches, {s.MsPerExample:F1} ms per example, {s.FillerSlots:N0} filler slots, " +
