@@ -85,6 +85,7 @@ public class RetroTrainTests
             CliProcess.Run(dir, Train(data, index, run, "--seq", "64")).AssertRefused("--seq 64", "80 tokens");
             CliProcess.Run(dir, Train(data, Path.Combine(dir, "nope"), run)).AssertRefused("no such folder", "tessera index build");
             CliProcess.Run(dir, Train(data, index, run, "--retro-chunk", "8")).AssertRefused("--retro-chunk");
+            CliProcess.Run(dir, Train(data, index, run, "--context", "64")).AssertRefused("80 tokens", "context length 64");
             Assert.False(Directory.Exists(run));   // nothing written
         }
         finally { Directory.Delete(dir, recursive: true); }

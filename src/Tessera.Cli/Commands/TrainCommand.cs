@@ -155,7 +155,9 @@ public static class TrainCommand
                 if (p.GetValue(dropout) is { } dp) config = (config with { Dropout = dp }).Validate();
             }
             if (options.SequenceLength > config.ContextLength)
-                throw new ArgumentException($"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
+                throw new ArgumentException(retro is not null
+                    ? $"--index: a row is {options.SequenceLength} tokens (k·2C + 3C), more than the model's context length {config.ContextLength}; use a smaller --retro-chunk or --neighbours" + (start is null ? " or set --context" : "")
+                    : $"--seq {options.SequenceLength} exceeds the model's context length {config.ContextLength} (set --context)");
             TrainMemoryEstimate.EnsureFits(config, options.BatchSize, options.SequenceLength, TrainMemoryEstimate.AvailableBytes, "train"); // before anything is allocated
             // Rank 0 prepares the data and the run folder; the others wait, then read the same files.
             PreparedData? prepared = null;
