@@ -57,6 +57,15 @@ public class RetroTrainTests
             using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "step-00000006", "config.json"))))
                 Assert.True(config.RootElement.GetProperty("max_position_embeddings").GetInt32() >= 80);
 
+            // The trained model scored in its own layout on the held-out files: chunk u+1 with and without a neighbour.
+            var eval = CliProcess.Run(dir, "eval", "ralm", "--model", run, "--index", index, "--input", Path.Combine(dir, "val"), "--layout", "retro",
+                "--retro-chunk", "16", "--retro-examples", "10", "--json").Json().GetProperty("result");
+            Assert.Equal(10, eval.GetProperty("examples").GetInt32());
+            Assert.Equal(10 * 16, eval.GetProperty("scored_bytes").GetInt64());
+            Assert.InRange(eval.GetProperty("bits_per_byte_with").GetDouble(), 1, 12);
+            Assert.InRange(eval.GetProperty("bits_per_byte_without").GetDouble(), 1, 12);
+            CliProcess.Run(dir, "eval", "ralm", "--model", run, "--index", index, "--input", Path.Combine(dir, "val"), "--neighbours", "2").AssertRefused("--neighbours", "--layout retro");
+
             // Resume: the same rows are reused, the run continues from its checkpoint.
             var resumed = CliProcess.Run(dir, Train(data, index, run, "--steps", "8", "--resume"));
             Assert.Equal(8, resumed.Json().GetProperty("steps").GetInt64());

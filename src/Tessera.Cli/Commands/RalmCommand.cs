@@ -62,8 +62,14 @@ public sealed class RalmCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer (default: the model's own)." };
         var input = new Option<string>("--input") { Description = "Held-out documents (folder, text or .jsonl file), scored stride by stride.", Required = true };
         var limit = new Option<int>("--limit") { Description = "At most this many documents.", DefaultValueFactory = _ => 50 };
+        var layout = new Option<string>("--layout") { Description = "ralm: In-Context RALM, stride by stride; retro: the layout `tessera train --index` trains, chunk u+1 after [BOS] neighbours u−1 u.", DefaultValueFactory = _ => "ralm" };
+        var chunk = new Option<int>("--retro-chunk") { Description = "With --layout retro: tokens per chunk, C.", DefaultValueFactory = _ => 64 };
+        var neighbours = new Option<int>("--neighbours") { Description = "With --layout retro: neighbours per example, k.", DefaultValueFactory = _ => 1 };
+        var examples = new Option<int>("--retro-examples") { Description = "With --layout retro: at most this many examples, a seeded draw (0 = all).", DefaultValueFactory = _ => 400 };
+        var seed = new Option<ulong>("--seed") { Description = "With --layout retro: seed of the draw.", DefaultValueFactory = _ => 1UL };
         var json = BenchCommand.JsonOption();
-        var cmd = new Command("ralm", "In-Context RALM: held-out bits per byte with and without retrieved passages (same weights; a document never retrieves itself).") { model, tokenizer, input, limit, json };
+        var cmd = new Command("ralm", "Held-out bits per byte with and without retrieved passages (same weights; a document never retrieves itself): In-Context RALM, or the RETRO layout.")
+            { model, tokenizer, input, limit, layout, chunk, neighbours, examples, seed, json };
         o.AddTo(cmd);
         cmd.SetAction(p =>
         {
@@ -73,9 +79,25 @@ public sealed class RalmCommand
             var (tok, bos, _) = ModelFiles.LoadTokenizer(p.GetValue(model)!, resolved, p.GetValue(tokenizer));
             using var engine = new BatchingEngine(weights, new BatchingOptions { MaxSequences = 1 });
             using var idx = Bm25Index.Open(dir);
-            var ralm = new InContextRalm(engine, tok, idx, bos, o.Settings(p));
             var docs = DocumentSource.Read(p.GetValue(input)!).Take(p.GetValue(limit)).Select(d => (d.Id, (IReadOnlyList<int>)tok.Encode(d.Text))).ToList();
             if (docs.Count == 0) throw new ArgumentException($"{p.GetValue(input)}: no documents to score.");
+            if (p.GetValue(layout) == "retro")
+            {
+                int b = bos ?? throw new ArgumentException($"--layout retro: the tokenizer has no {ChatTemplate.Bos} token, which the RETRO rows start with.");
+                var r = Retrieval.Retro.RetroEvaluation.Run(engine, tok, b, idx, [.. docs.Select(d => d.Item2.ToArray())], p.GetValue(chunk), p.GetValue(neighbours),
+                    p.GetValue(examples), p.GetValue(seed));
+                if (p.GetValue(json))
+                    Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, index = dir, layout = "retro", chunk_tokens = p.GetValue(chunk), neighbours = p.GetValue(neighbours), result = r }));
+                else
+                    Console.WriteLine($"{r.Documents} documents, {r.Examples:N0} examples (chunk u+1 of {p.GetValue(chunk)} tokens scored, {r.ScoredBytes:N0} bytes): bits/byte without retrieval {r.BitsPerByteWithout:F4}, " +
+                        $"with {r.BitsPerByteWith:F4} ({r.BitsPerByteWith - r.BitsPerByteWithout:+0.0000;-0.0000}); 13-gram overlap with the neighbours mean {r.OverlapMean:F3}, above 0.5 for {r.OverlapOverHalf:P1}; " +
+                        $"{r.FillerSlots} filler slots, passed over {r.SkippedOwnText} own-text and {r.SkippedHeldOutText} held-out hits");
+                return 0;
+            }
+            if (p.GetValue(layout) != "ralm") throw new ArgumentException($"--layout: expected ralm or retro, got '{p.GetValue(layout)}'.");
+            var retroOnly = new Option[] { chunk, neighbours, examples, seed }.Where(x => p.GetResult(x) is { Implicit: false }).Select(x => x.Name).ToList();
+            if (retroOnly.Count > 0) throw new ArgumentException($"{string.Join(", ", retroOnly)} belong(s) to --layout retro.");
+            var ralm = new InContextRalm(engine, tok, idx, bos, o.Settings(p));
             double plain = ralm.BitsPerByte(docs, retrieve: false), with = ralm.BitsPerByte(docs, retrieve: true);
             if (p.GetValue(json))
                 Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, index = dir, documents = docs.Count, tokens = docs.Sum(d => d.Item2.Count), stride = p.GetValue(o.every), query_tokens = p.GetValue(o.query), bpb_without = plain, bpb_with = with }));

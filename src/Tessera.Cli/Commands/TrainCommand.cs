@@ -147,8 +147,9 @@ public static class TrainCommand
             }
             else
             {
-                // With --index the rows set the sequence length, and the context grows to hold them unless --context says otherwise.
-                int? contextLength = p.GetValue(context) ?? (retro is null ? null : Math.Max(options.SequenceLength, ModelConfig.Preset(p.GetValue(preset)!).ContextLength));
+                // With --index the rows set the sequence length, and the context grows to hold them unless --context says otherwise
+                // (a row and its BOS, so `eval ralm --layout retro` can score a whole row with the inference engine).
+                int? contextLength = p.GetValue(context) ?? (retro is null ? null : Math.Max(options.SequenceLength + 1, ModelConfig.Preset(p.GetValue(preset)!).ContextLength));
                 config = RunSetup.BuildConfig(p.GetValue(preset)!, tok.VocabSize, p.GetValue(layers), p.GetValue(dim), p.GetValue(heads),
                     p.GetValue(kvHeads), p.GetValue(hidden), p.GetValue(experts), p.GetValue(topK), contextLength, p.GetValue(window), p.GetValue(capacity),
                     p.GetValue(arch), p.GetValue(headDim), p.GetValue(attnSoftCap), p.GetValue(finalSoftCap));

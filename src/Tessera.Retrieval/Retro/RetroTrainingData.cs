@@ -101,13 +101,7 @@ public static class RetroTrainingData
 {
     /// <summary>The summary file in the output folder.</summary>
     public const string SettingsFile = "retro.json";
-    /// <summary>Token n-gram length of the own-text rule and of the overlap measure (RETRO's 13).</summary>
-    public const int GramTokens = 13;
-    /// <summary>A hit with at least this share of its 13-grams in the querying document (or in held-out text) is skipped.</summary>
-    public const double SameTextShare = 0.5;
     const long ProgressEveryMs = 30_000;
-    const int MaxDepth = 512;
-    const int MaxCached = 200_000;   // encoded passages kept (about 120 MB at 150 tokens each)
 
     /// <summary>The summary of a built folder, or null when it has none (or an unreadable one).</summary>
     public static RetroDataSummary? ReadSummary(string folder)
@@ -158,9 +152,7 @@ public static class RetroTrainingData
         var trainDocs = Documents(train, bos);
         var valDocs = Documents(validation, bos);
         // Held-out text (validation and test) that no example's neighbours may hold.
-        var heldOut = new HashSet<ulong>();
-        foreach (var d in valDocs) AddGrams(d, heldOut);
-        if (test is not null) foreach (var d in Documents(test, bos)) AddGrams(d, heldOut);
+        var heldOut = TextGrams.Of(test is null ? valDocs : [.. valDocs, .. Documents(test, bos)]);
 
         var rng = new Random(unchecked((int)options.Seed ^ (int)(options.Seed >> 32)));
         var trainExamples = Draw(trainDocs, C, options.MaxTrainExamples, rng, "training");
@@ -182,7 +174,7 @@ public static class RetroTrainingData
         {
             var (d, u) = valExamples[i];
             valBytes += tokenizer.DecodeBytes(valDocs[d].AsSpan(u * C, 2 * C)).Length;
-            overlaps[i] = k == 0 ? 0 : RetroChunkIndex.NGramOverlap(valDocs[d].AsSpan((u + 1) * C, C), valNeighbours[i], GramTokens);
+            overlaps[i] = k == 0 ? 0 : RetroChunkIndex.NGramOverlap(valDocs[d].AsSpan((u + 1) * C, C), valNeighbours[i], TextGrams.N);
         }
         var summary = settings with
         {
@@ -237,38 +229,22 @@ public static class RetroTrainingData
         return all;
     }
 
-    static ulong Gram(ReadOnlySpan<int> t)
-    {
-        ulong h = 14695981039346656037UL;   // FNV-1a over the ids
-        foreach (int x in t) { h ^= (uint)x; h *= 1099511628211UL; }
-        return h;
-    }
-
-    static void AddGrams(ReadOnlySpan<int> tokens, HashSet<ulong> set)
-    {
-        for (int i = 0; i + GramTokens <= tokens.Length; i++) set.Add(Gram(tokens.Slice(i, GramTokens)));
-    }
-
-    /// <summary>Share of <paramref name="tokens"/>' 13-grams found in <paramref name="set"/> (the tokens hold at least one).</summary>
-    static double Share(ReadOnlySpan<int> tokens, HashSet<ulong> set)
-    {
-        int n = tokens.Length - GramTokens + 1, hit = 0;
-        for (int i = 0; i < n; i++) if (set.Contains(Gram(tokens.Slice(i, GramTokens)))) hit++;
-        return hit / (double)n;
-    }
-
     /// <summary>The neighbour search of one build: its rule, its counters and its progress lines.</summary>
-    sealed class Searcher(Bm25Index? index, ITokenizer tokenizer, int C, int k, int filler, HashSet<ulong> heldOut, Action<string>? log, CancellationToken cancel)
+    sealed class Searcher(Bm25Index? index, ITokenizer tokenizer, int C, int k, int filler, TextGrams heldOut, Action<string>? log, CancellationToken cancel)
     {
-        readonly Dictionary<long, int[]> encoded = [];   // passage key → tokens (the same passages come back often)
+        readonly PassageNeighbours? search = index is null ? null : new PassageNeighbours(index, tokenizer, C, k, filler, heldOut);
         readonly Stopwatch clock = Stopwatch.StartNew();
         long nextReport = ProgressEveryMs;
-        public long Searches, FillerSlots, SkippedOwn, SkippedHeldOut, SkippedShort;
+        public long Searches => search?.Searches ?? 0;
+        public long FillerSlots => search?.FillerSlots ?? 0;
+        public long SkippedOwn => search?.SkippedOwnText ?? 0;
+        public long SkippedHeldOut => search?.SkippedHeldOutText ?? 0;
+        public long SkippedShort => search?.SkippedShort ?? 0;
 
         public List<int[]> Rows(List<int[]> docs, List<(int Doc, int U)> examples, string side, int total, int doneBefore, List<int[][]>? neighboursOut = null)
         {
             var rows = new List<int[]>(examples.Count);
-            HashSet<ulong>? own = null;
+            TextGrams? own = null;
             int ownDoc = -1;
             for (int i = 0; i < examples.Count; i++)
             {
@@ -277,8 +253,8 @@ public static class RetroTrainingData
                 int[][] neighbours = [];
                 if (k > 0)
                 {
-                    if (d != ownDoc) { own = []; AddGrams(docs[d], own); ownDoc = d; }
-                    neighbours = Neighbours(docs[d].AsSpan(u * C, C), own!);
+                    if (d != ownDoc) { own = TextGrams.Of([docs[d]]); ownDoc = d; }
+                    neighbours = search!.Search(docs[d].AsSpan(u * C, C), own!);
                 }
                 neighboursOut?.Add(neighbours);
                 rows.Add(RetroLayout.Row(docs[d], u, C, k == 0 ? null : neighbours));
@@ -291,44 +267,6 @@ public static class RetroTrainingData
                 }
             }
             return rows;
-        }
-
-        int[][] Neighbours(ReadOnlySpan<int> chunk, HashSet<ulong> own)
-        {
-            string query = tokenizer.Decode(chunk);
-            var found = new List<int[]>(k);
-            long skippedOwn = 0, skippedHeld = 0, skippedShort = 0;
-            // Skipped hits (the document's own text, held-out text) can fill the top of the list, so a short list is searched again deeper.
-            for (int depth = 4 * (k + 1); ; depth *= 8)
-            {
-                IReadOnlyList<SearchHit> hits;
-                Searches++;
-                try { hits = index!.Search(query, depth); }
-                catch (ArgumentException) { hits = []; }   // only stop words, punctuation or an unknown script: nothing to search for
-                found.Clear();
-                skippedOwn = skippedHeld = skippedShort = 0;
-                foreach (var h in hits)
-                {
-                    if (!encoded.TryGetValue(h.Passage.Key, out var t))
-                    {
-                        if (encoded.Count >= MaxCached) encoded.Clear();
-                        encoded[h.Passage.Key] = t = [.. tokenizer.Encode(h.Passage.Text)];
-                    }
-                    if (t.Length < GramTokens) { skippedShort++; continue; }
-                    if (Share(t, own) >= SameTextShare) { skippedOwn++; continue; }
-                    if (heldOut.Count > 0 && Share(t, heldOut) >= SameTextShare) { skippedHeld++; continue; }
-                    var n = new int[2 * C];
-                    int m = Math.Min(n.Length, t.Length);
-                    t.AsSpan(0, m).CopyTo(n);
-                    n.AsSpan(m).Fill(filler);
-                    found.Add(n);
-                    if (found.Count == k) break;
-                }
-                if (found.Count == k || hits.Count < depth || depth >= MaxDepth) break;
-            }
-            SkippedOwn += skippedOwn; SkippedHeldOut += skippedHeld; SkippedShort += skippedShort;
-            while (found.Count < k) { found.Add(Enumerable.Repeat(filler, 2 * C).ToArray()); FillerSlots++; }
-            return [.. found];
         }
     }
 }

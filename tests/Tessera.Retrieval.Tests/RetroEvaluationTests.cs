@@ -1,0 +1,70 @@
+using Tessera.Inference;
+using Tessera.Model;
+using Tessera.Retrieval.Retro;
+using Tessera.Retrieval.Sparse;
+using Tessera.Text;
+
+namespace Tessera.Retrieval.Tests;
+
+/// <summary><c>tessera eval ralm --layout retro</c>: chunk u+1 scored after its neighbours, checked against the reference engine.</summary>
+public class RetroEvaluationTests
+{
+    static readonly ITokenizer Bytes = TokenizerFiles.Load("bytes");
+    const int C = 16;
+
+    [Fact]
+    public void Retro_layout_scores_chunk_u_plus_1_after_its_neighbours_as_the_reference_engine_does()
+    {
+        using var tmp = new TempFolder();
+        var (train, validation) = RetroTrainingDataTests.Corpus();
+        // The index holds the held-out documents too: the rule must keep each document from reading itself or the other.
+        Bm25IndexBuilder.Build(tmp["idx"], [.. train.Concat(validation).Select(d => new SourceDocument(d.Key, d.Text))], new IndexBuildOptions { Shards = 2, PassageWords = 10 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        using var model = new Transformer(DenseTests.TinyConfig(), seed: 21);
+        using var engine = new BatchingEngine(model);
+        int bos = Bytes.SpecialTokens.Id(ChatTemplate.Bos);
+        var docs = validation.Select(d => Bytes.Encode(d.Text).ToArray()).ToList();
+
+        var r = RetroEvaluation.Run(engine, Bytes, bos, index, docs, C, neighbours: 1, maxExamples: 0, seed: 1);
+        Assert.Equal(docs.Sum(d => d.Length / C - 2), r.Examples);
+        Assert.Equal(r.Examples * (long)C, r.ScoredBytes);   // ASCII: one byte per token
+        Assert.Equal(0, r.FillerSlots);
+        Assert.True(r.SkippedOwnText > 0, "the index holds each evaluated document, so its own passages must have been passed over");
+
+        // Independent recomputation: the reference engine on the same rows, built here by hand.
+        var reference = new ReferenceEngine(model);
+        var search = new PassageNeighbours(index, Bytes, C, 1, bos, TextGrams.Of(docs));
+        var heldOut = TextGrams.Of(docs);
+        double with = 0, without = 0;
+        for (int d = 0; d < docs.Count; d++)
+        {
+            var own = TextGrams.Of([docs[d]]);
+            for (int u = 1; (u + 2) * C <= docs[d].Length; u++)
+            {
+                var context = docs[d][((u - 1) * C)..((u + 2) * C)];
+                var neighbour = search.Search(docs[d].AsSpan(u * C, C), own)[0];
+                Assert.True(heldOut.Share(neighbour) < 0.5, "a neighbour is never mostly text of an evaluated document");
+                without += Nats(reference, [bos, .. context]);
+                with += Nats(reference, [bos, .. neighbour, .. context]);
+            }
+        }
+        double bytes = r.ScoredBytes * Math.Log(2);
+        // fp32 logits in two engines: per-token log-probabilities agree to ~1e-5, the mean over bytes closer still.
+        Assert.Equal(without / bytes, r.BitsPerByteWithout, 1e-4);
+        Assert.Equal(with / bytes, r.BitsPerByteWith, 1e-4);
+        Assert.NotEqual(r.BitsPerByteWithout, r.BitsPerByteWith, 1e-6);
+
+        // A draw of a few examples, and the refusals.
+        Assert.Equal(5, RetroEvaluation.Run(engine, Bytes, bos, index, docs, C, 1, maxExamples: 5, seed: 2).Examples);
+        Assert.Contains("context length 128", Assert.Throws<ArgumentException>(() => RetroEvaluation.Run(engine, Bytes, bos, index, docs, 26, 1, 5, 1)).Message);
+        Assert.Contains("3 chunks", Assert.Throws<ArgumentException>(() => RetroEvaluation.Run(engine, Bytes, bos, index, [[1, 2, 3]], C, 1, 5, 1)).Message);
+    }
+
+    static double Nats(ReferenceEngine engine, int[] row)
+    {
+        var ev = engine.Score(row, 0);
+        double nats = 0;
+        for (int i = row.Length - C; i < row.Length; i++) nats -= ev[i].Logprob;
+        return nats;
+    }
+}
