@@ -100,3 +100,53 @@ public class RetroTrainTests
         finally { Directory.Delete(dir, recursive: true); }
     }
 }
+
+/// <summary><c>tessera data prepare --mail</c>: a mail folder becomes documents the way <c>index build</c> reads it.</summary>
+public class PrepareMailTests
+{
+    static readonly byte[] Latin1Message = System.Text.Encoding.Latin1.GetBytes(
+        "Received: from mx.example.org by example.net; Fri, 23 Aug 2002 09:00:00 +0000\n" +
+        "From: bob@example.net\nSubject: Caf\u00e9 menu\nDate: Fri, 23 Aug 2002 09:00:00 +0000\nContent-Type: text/plain; charset=iso-8859-1\n\n" +
+        "The caf\u00e9 serves quince tart from nine thirty.\n");
+
+    const string Mbox =
+        "From dave@example.com  Mon Sep  2 08:00:00 2002\n" +
+        "From: dave@example.com\nSubject: first\nDate: Mon, 2 Sep 2002 08:00:00 +0000\n\nAlpha walrus text.\n\n" +
+        "From erin@example.com  Tue Sep  3 08:00:00 2002\n" +
+        "From: erin@example.com\nSubject: second\nDate: Tue, 3 Sep 2002 08:00:00 +0000\n\nBeta walrus text.\n";
+
+    [Fact]
+    public void A_mail_folder_prepares_one_document_per_message_with_subject_and_body_and_skips_binary_files()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            string train = Path.Combine(dir, "train"), val = Path.Combine(dir, "val");
+            Directory.CreateDirectory(train); Directory.CreateDirectory(val);
+            File.WriteAllBytes(Path.Combine(train, "00001.txt"), Latin1Message);   // not valid UTF-8
+            File.WriteAllText(Path.Combine(train, "inbox.mbox"), Mbox);
+            File.WriteAllText(Path.Combine(train, "notes.txt"), "A plain note about the harbour.\n");
+            File.WriteAllBytes(Path.Combine(train, "image.bin"), [0x89, 0x50, 0x00, 0x01]);
+            File.WriteAllText(Path.Combine(val, "00002.txt"), "From: x@example.org\nSubject: Held out\n\nThe lighthouse keeper waves.\n");
+
+            // Without --mail the 8-bit message is refused, as before.
+            CliProcess.Run(dir, "data", "prepare", "--train", train, "--validation", val, "--tokenizer", "bytes", "--out", Path.Combine(dir, "plain"))
+                .AssertRefused("not valid UTF-8");
+            string outDir = Path.Combine(dir, "mail");
+            var r = CliProcess.Run(dir, "data", "prepare", "--train", train, "--validation", val, "--tokenizer", "bytes", "--out", outDir, "--mail");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("image.bin: skipped, binary", r.Stderr);
+            using var shard = Tessera.Data.TokenShard.Open(Path.Combine(outDir, "train.bin"));
+            var bytes = Tessera.Text.TokenizerFiles.Load("bytes");
+            var texts = Enumerable.Range(0, shard.DocumentCount).Select(i => bytes.Decode(shard.ReadDocument(i).AsSpan(1))).ToList();
+            // Files in ordinal order: 00001.txt, inbox.mbox (two messages), notes.txt.
+            Assert.Equal(["Subject: Café menu\n\nThe café serves quince tart from nine thirty.", "Subject: first\n\nAlpha walrus text.",
+                "Subject: second\n\nBeta walrus text.", "A plain note about the harbour."], texts.Select(t => t.TrimEnd('\n')));
+            Assert.DoesNotContain(texts, t => t.Contains("Received:", StringComparison.Ordinal));
+
+            CliProcess.Run(dir, "data", "prepare", "--input", train, "--tokenizer", "bytes", "--out", Path.Combine(dir, "x"), "--mail", "--include", "*.txt")
+                .AssertRefused("--include", "--mail");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}

@@ -32,10 +32,11 @@ public static class DataCommand
         var test = new Option<double>("--test-fraction") { Description = "Hash split: share of documents held out for test.", DefaultValueFactory = _ => 0.05 };
         var seed = new Option<ulong>("--seed") { Description = "Hash split: seed of the document split.", DefaultValueFactory = _ => 0UL };
         var split = new Option<string?>("--split-on") { Description = "Regex: a matching line of a text file starts a new document (default for the embedded corpus: its headings)." };
+        var mail = new Option<bool>("--mail") { Description = "Read the input as `tessera index build` does: a mail file (RFC 5322 headers, or an mbox) is one document per message, its Subject and decoded text body (8-bit mail kept as Latin-1); other text files are one document each; binary files are skipped and named on stderr." };
         var overlapN = new Option<int?>("--overlap-ngram") { Description = $"Explicit splits: warn when validation/test documents share an n-gram of this many tokens with training (0 = skip; default {SplitOverlap.DefaultN}, {SplitOverlap.DefaultByteN} for a byte tokenizer)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("prepare", "Tokenize a corpus into memory-mapped shards: a deterministic document-level train/val/test split, or the train/validation/test files given.")
-            { input, train, validation, testSplit, include, textField, tokenizer, output, val, test, seed, split, overlapN, json };
+            { input, train, validation, testSplit, include, textField, tokenizer, output, val, test, seed, split, overlapN, mail, json };
         cmd.SetAction(p =>
         {
             string tokPath = p.GetValue(tokenizer)!, outDir = p.GetValue(output)!, field = p.GetValue(textField)!;
@@ -49,6 +50,12 @@ public static class DataCommand
                 var hashOnly = new Option[] { input, val, test, seed }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (hashOnly.Count > 0) throw new ArgumentException($"{string.Join(", ", hashOnly)} belong(s) to the hash split of --input; with --train/--validation the files are the splits.");
             }
+            bool asMail = p.GetValue(mail);
+            if (asMail)
+            {
+                var plainOnly = new Option[] { include, textField, split }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                if (plainOnly.Count > 0) throw new ArgumentException($"{string.Join(", ", plainOnly)} cannot be combined with --mail, which reads every file the way `index build` does.");
+            }
             var documentSplit = new DocumentSplit(p.GetValue(val), p.GetValue(test), p.GetValue(seed)).Validate();
             var tok = TokenizerFiles.Load(tokPath);
             var sw = Stopwatch.StartNew();
@@ -58,9 +65,9 @@ public static class DataCommand
             if (explicitSplits)
             {
                 // Every split is read (and every bad line found) before anything is written.
-                var trainDocs = LoadSplit("--train", trainPath!, p.GetValue(split), field, patterns);
-                var valDocs = LoadSplit("--validation", valPath!, p.GetValue(split), field, patterns);
-                var testDocs = testPath is null ? [] : LoadSplit("--test", testPath, p.GetValue(split), field, patterns);
+                var trainDocs = asMail ? LoadMail("--train", trainPath!) : LoadSplit("--train", trainPath!, p.GetValue(split), field, patterns);
+                var valDocs = asMail ? LoadMail("--validation", valPath!) : LoadSplit("--validation", valPath!, p.GetValue(split), field, patterns);
+                var testDocs = testPath is null ? [] : asMail ? LoadMail("--test", testPath) : LoadSplit("--test", testPath, p.GetValue(split), field, patterns);
                 prepared = ShardBuilder.PrepareSplits(trainDocs, valDocs, testDocs, tok, tokPath, outDir, progress);
                 if (!asJson) Console.Error.WriteLine();
                 int n = p.GetValue(overlapN) ?? SplitOverlap.DefaultFor(tok.VocabSize);
@@ -72,7 +79,7 @@ public static class DataCommand
             }
             else
             {
-                var docs = Load(p.GetValue(input)!, p.GetValue(split), field, patterns);
+                var docs = asMail ? LoadMail("--input", p.GetValue(input)!) : Load(p.GetValue(input)!, p.GetValue(split), field, patterns);
                 prepared = ShardBuilder.Prepare(docs, tok, tokPath, documentSplit, outDir, progress);
                 if (!asJson) Console.Error.WriteLine();
             }
@@ -101,6 +108,18 @@ public static class DataCommand
         {
             throw new InvalidDataException($"{flag} {path}: the split holds no documents (every document is empty); nothing was written.");
         }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="path"/> with <see cref="Tessera.Retrieval.DocumentSource"/>, so the documents and their
+    /// ids are the ones `tessera index build` indexes from the same folder (a message per mail document).
+    /// </summary>
+    static IReadOnlyList<CorpusDocument> LoadMail(string flag, string path)
+    {
+        if (path == "embedded") throw new ArgumentException($"{flag} embedded: --mail reads a file or folder of your own.");
+        var docs = Tessera.Retrieval.DocumentSource.Read(path, line => Console.Error.WriteLine(line)).Select(d => new CorpusDocument(d.Id, d.Text)).ToList();
+        if (docs.Count == 0) throw new InvalidDataException($"{flag} {path}: no document with text (every file was skipped or empty); nothing was written.");
+        return docs;
     }
 
     static System.Text.RegularExpressions.Regex? Regex(string? splitOn)
