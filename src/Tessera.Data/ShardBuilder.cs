@@ -48,6 +48,26 @@ public sealed record PreparedData(string Directory, string Tokenizer, int VocabS
     /// <summary>Stats of a split.</summary>
     public SplitStats Stats(Split split) => split switch { Split.Train => Train, Split.Validation => Validation, _ => Test };
 
+    /// <summary>Name of the file inside a prepared folder that lists every split's document keys, in shard order.</summary>
+    public const string KeysFile = "keys.json";
+
+    /// <summary>
+    /// The keys of <paramref name="split"/>'s documents in shard order (a file's relative path, a JSONL
+    /// record's id, <c>path#n</c> for a message of an mbox), or null for a folder prepared before
+    /// <see cref="KeysFile"/> was written or one whose file does not match its shard.
+    /// </summary>
+    public IReadOnlyList<string>? Keys(Split split)
+    {
+        string path = Path.Combine(Directory, KeysFile);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var all = JsonNaming.Deserialize<Dictionary<string, string[]>>(File.ReadAllText(path));
+            return all is not null && all.TryGetValue(ShardBuilder.FileName(split), out var keys) && keys.Length == Stats(split).Documents ? keys : null;
+        }
+        catch (JsonException) { return null; }
+    }
+
     /// <summary>Reads <c>meta.json</c> from a prepared folder, with a clear error when it is missing or malformed.</summary>
     public static PreparedData Load(string directory)
     {
@@ -140,6 +160,7 @@ public static class ShardBuilder
         AtomicFile.PublishDirectory(outDir, staging =>
         {
             var stats = new Dictionary<Split, SplitStats>();
+            var keys = new Dictionary<string, string[]>();
             int at = 0;
             foreach (var (s, docs) in splits)
             {
@@ -158,7 +179,9 @@ public static class ShardBuilder
                 TokenShard.Write(Path.Combine(staging, FileName(s)), ids, tokenizer.VocabSize, bos);
                 if (masked) TokenShard.WriteLossMask(Path.Combine(staging, FileName(s)), LossMask(ids, prompts.AsSpan(first, docs.Count), tokens));
                 stats[s] = new SplitStats(docs.Count, tokens, bytes);
+                keys[FileName(s)] = [.. docs.Select(d => d.Key)];
             }
+            AtomicFile.WriteAllText(Path.Combine(staging, PreparedData.KeysFile), JsonNaming.Serialize(keys));
             string recorded = KeepTokenizer(tokenizerSource, staging);
             result = new PreparedData(outDir, recorded, tokenizer.VocabSize, bos, stats[Split.Train], stats[Split.Validation], stats[Split.Test]);
             AtomicFile.WriteAllText(Path.Combine(staging, PreparedData.MetaFile), JsonNaming.Serialize(result with { Directory = "." }));

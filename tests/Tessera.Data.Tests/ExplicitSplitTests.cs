@@ -37,6 +37,15 @@ public class ExplicitSplitTests
             Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(text), data.Stats(split).Bytes);
         }
         Assert.Equal(prepared.Validation, data.Validation);
+        // Each split's document keys, in shard order (what train --index matches against an index's document ids).
+        Assert.Equal(["train.txt"], data.Keys(Split.Train));
+        Assert.Equal(["valid.txt"], data.Keys(Split.Validation));
+        Assert.Equal(["test.txt"], data.Keys(Split.Test));
+        // A keys file that disagrees with its shard (or is missing, as in folders prepared before it existed) gives no keys.
+        File.WriteAllText(Path.Combine(dir.File("moved"), PreparedData.KeysFile), "{\"train.bin\": [\"a\", \"b\"]}");
+        Assert.Null(data.Keys(Split.Train));
+        File.Delete(Path.Combine(dir.File("moved"), PreparedData.KeysFile));
+        Assert.Null(data.Keys(Split.Validation));
     }
 
     [Fact]

@@ -24,8 +24,11 @@ public class RetroEvaluationTests
         using var engine = new BatchingEngine(model);
         int bos = Bytes.SpecialTokens.Id(ChatTemplate.Bos);
         var docs = validation.Select(d => Bytes.Encode(d.Text).ToArray()).ToList();
+        // The index holds the evaluated documents under their ids: the id rule.
+        var named = validation.Select((d, i) => (d.Key, docs[i])).ToList();
 
-        var r = RetroEvaluation.Run(engine, Bytes, bos, index, docs, C, neighbours: 1, maxExamples: 0, seed: 1);
+        var r = RetroEvaluation.Run(engine, Bytes, bos, index, named, C, neighbours: 1, maxExamples: 0, seed: 1);
+        Assert.Equal("document ids", r.ExclusionRule);
         Assert.Equal(docs.Sum(d => d.Length / C - 2), r.Examples);
         Assert.Equal(r.Examples * (long)C, r.ScoredBytes);   // ASCII: one byte per token
         Assert.Equal(0, r.FillerSlots);
@@ -33,17 +36,17 @@ public class RetroEvaluationTests
 
         // Independent recomputation: the reference engine on the same rows, built here by hand.
         var reference = new ReferenceEngine(model);
-        var search = new PassageNeighbours(index, Bytes, C, 1, bos, TextGrams.Of(docs));
-        var heldOut = TextGrams.Of(docs);
+        var search = new PassageNeighbours(index, Bytes, C, 1, bos, validation.Select(d => d.Key).ToHashSet());
+        var passages = index.AllPassages().ToList();
         double with = 0, without = 0;
         for (int d = 0; d < docs.Count; d++)
         {
-            var own = TextGrams.Of([docs[d]]);
             for (int u = 1; (u + 2) * C <= docs[d].Length; u++)
             {
                 var context = docs[d][((u - 1) * C)..((u + 2) * C)];
-                var neighbour = search.Search(docs[d].AsSpan(u * C, C), own)[0];
-                Assert.True(heldOut.Share(neighbour) < 0.5, "a neighbour is never mostly text of an evaluated document");
+                var neighbour = search.Search(docs[d].AsSpan(u * C, C), validation[d].Key, null)[0];
+                string text = Bytes.Decode([.. neighbour.TakeWhile(t => t != bos)]);
+                Assert.StartsWith("t", Assert.Single(passages.Where(p => p.Text.StartsWith(text, StringComparison.Ordinal)).Select(p => p.DocumentId).Distinct()));   // a training document's passage
                 without += Nats(reference, [bos, .. context]);
                 with += Nats(reference, [bos, .. neighbour, .. context]);
             }
@@ -55,9 +58,14 @@ public class RetroEvaluationTests
         Assert.NotEqual(r.BitsPerByteWithout, r.BitsPerByteWith, 1e-6);
 
         // A draw of a few examples, and the refusals.
-        Assert.Equal(5, RetroEvaluation.Run(engine, Bytes, bos, index, docs, C, 1, maxExamples: 5, seed: 2).Examples);
-        Assert.Contains("context length 128", Assert.Throws<ArgumentException>(() => RetroEvaluation.Run(engine, Bytes, bos, index, docs, 26, 1, 5, 1)).Message);
-        Assert.Contains("3 chunks", Assert.Throws<ArgumentException>(() => RetroEvaluation.Run(engine, Bytes, bos, index, [[1, 2, 3]], C, 1, 5, 1)).Message);
+        // Ids the index does not hold: the text rule, and still no evaluated document's text as a neighbour.
+        var anonymous = docs.Select((t, i) => ($"file{i}", t)).ToList();
+        var byText = RetroEvaluation.Run(engine, Bytes, bos, index, anonymous, C, 1, maxExamples: 5, seed: 2);
+        Assert.Equal("text", byText.ExclusionRule);
+        Assert.Equal(5, byText.Examples);
+        Assert.True(byText.SkippedOwnText > 0);
+        Assert.Contains("context length 128", Assert.Throws<ArgumentException>(() => RetroEvaluation.Run(engine, Bytes, bos, index, named, 26, 1, 5, 1)).Message);
+        Assert.Contains("3 chunks", Assert.Throws<ArgumentException>(() => RetroEvaluation.Run(engine, Bytes, bos, index, [("x", [1, 2, 3])], C, 1, 5, 1)).Message);
     }
 
     static double Nats(ReferenceEngine engine, int[] row)

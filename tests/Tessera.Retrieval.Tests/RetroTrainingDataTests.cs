@@ -31,23 +31,34 @@ public class RetroTrainingDataTests
         return (train, validation);
     }
 
-    static (PreparedData Data, string Index, List<CorpusDocument> Train, List<CorpusDocument> Validation) Setup(TempFolder tmp)
+    /// <summary>
+    /// Prepares the corpus and indexes every document (training and validation) under
+    /// <paramref name="idPrefix"/> + its key: "" gives the index the data's keys (the id rule), another
+    /// prefix ids the data does not know (the text rule).
+    /// </summary>
+    static (PreparedData Data, string Index, List<CorpusDocument> Train, List<CorpusDocument> Validation) Setup(TempFolder tmp, string idPrefix = "",
+        List<CorpusDocument>? extraTrain = null)
     {
         var (train, validation) = Corpus();
+        if (extraTrain is not null) train.AddRange(extraTrain);
         var data = ShardBuilder.PrepareSplits(train, validation, [], Bytes, "bytes", tmp["data"]);
         // The index holds every document: each training chunk's best hit is its own text, and held-out text is there to be refused.
-        Bm25IndexBuilder.Build(tmp["idx"], [.. train.Concat(validation).Select(d => new SourceDocument(d.Key, d.Text))], new IndexBuildOptions { Shards = 2, PassageWords = 10 });
+        Bm25IndexBuilder.Build(tmp["idx"], [.. train.Concat(validation).Select(d => new SourceDocument(idPrefix + d.Key, d.Text))], new IndexBuildOptions { Shards = 2, PassageWords = 10 });
         return (data, tmp["idx"], train, validation);
     }
 
-    [Fact]
-    public void Rows_read_passages_of_other_training_documents_never_their_own_or_held_out_text()
+    [Theory]
+    [InlineData("", "document ids")]
+    [InlineData("elsewhere/", "text")]
+    public void Rows_read_passages_of_other_training_documents_never_their_own_or_held_out_text(string idPrefix, string rule)
     {
         using var tmp = new TempFolder();
-        var (data, idx, train, validation) = Setup(tmp);
+        var (data, idx, train, validation) = Setup(tmp, idPrefix);
         var options = new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxValidationExamples = 1000, Seed = 3 };
         var (built, s) = RetroTrainingData.Build(data, idx, Bytes, options, tmp["retro"]);
 
+        Assert.Equal(rule, s.ExclusionRule);
+        Assert.Equal(idPrefix == "" ? 1.0 : 0.0, s.IdCoverage);
         Assert.Equal(5 * C, s.SequenceLength);   // k·2C + 3C
         // Every (document, u) with chunks u−1..u+1 inside: (length / C) − 2 per document.
         Assert.Equal(train.Sum(d => d.Text.Length / C - 2), s.TrainExamples);
@@ -89,8 +100,8 @@ public class RetroTrainingDataTests
                 }
                 var source = passages.Where(p => p.Text.StartsWith(text, StringComparison.Ordinal)).Select(p => p.DocumentId).Distinct().ToList();
                 var from = Assert.Single(source);
-                Assert.NotEqual(ownDoc.Key, from);
-                Assert.StartsWith("t", from);   // never validation text
+                Assert.NotEqual(idPrefix + ownDoc.Key, from);
+                Assert.StartsWith(idPrefix + "t", from);   // never validation text
                 otherDocument++;
             }
         }
@@ -99,6 +110,39 @@ public class RetroTrainingDataTests
         Assert.Equal(s.TrainExamples + s.ValidationExamples, otherDocument + fillers);
         // Bits per byte divides by the trained tokens' bytes: 2C bytes per ASCII row.
         Assert.Equal(s.ValidationExamples * 2L * C, s.ValidationTrainedBytes);
+    }
+
+    [Fact]
+    public void A_document_that_quotes_another_is_read_by_it_under_the_id_rule_and_passed_over_under_the_text_rule()
+    {
+        // "reply" quotes the first 200 bytes of t0 word for word, then goes on in t0's topic: a mail reply.
+        var (train0, _) = Corpus();
+        string quoted = train0[0].Text[..200];
+        var reply = new CorpusDocument("reply", quoted + " " + train0[3].Text[200..]);
+        int fromReply(string idPrefix, out string rule)
+        {
+            using var tmp = new TempFolder();
+            var (data, idx, _, _) = Setup(tmp, idPrefix, [reply]);
+            var (built, s) = RetroTrainingData.Build(data, idx, Bytes, new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxValidationExamples = 10, Seed = 3 }, tmp["retro"]);
+            rule = s.ExclusionRule;
+            using var index = Bm25Index.Open(idx);
+            var replyPassages = index.AllPassages().Where(p => p.DocumentId == idPrefix + "reply").Select(p => p.Text).ToList();
+            using var shard = TokenShard.Open(built.ShardPath(Split.Train));
+            int n = 0;
+            for (int r = 0; r < shard.DocumentCount; r++)
+            {
+                var row = shard.ReadDocument(r);
+                string own = Bytes.Decode(row.AsSpan(1 + 2 * C, 3 * C)), neighbour = Bytes.Decode(row.AsSpan(1, 2 * C));
+                // A row of t0 (or of the reply's quote) whose chunk u lies in the quoted text, reading a passage of the reply that is all quote.
+                if (train0[0].Text.Contains(own, StringComparison.Ordinal) && quoted.Contains(own.Substring(C, C), StringComparison.Ordinal)
+                    && quoted.Contains(neighbour, StringComparison.Ordinal) && replyPassages.Any(p => p.StartsWith(neighbour, StringComparison.Ordinal))) n++;
+            }
+            return n;
+        }
+        Assert.True(fromReply("", out string byId) > 0, "under the id rule t0's quoted chunks read the reply that quotes them");
+        Assert.Equal("document ids", byId);
+        Assert.Equal(0, fromReply("elsewhere/", out string byText));   // the reply's quoting passages are t0's own text
+        Assert.Equal("text", byText);
     }
 
     [Fact]

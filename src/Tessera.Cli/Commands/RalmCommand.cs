@@ -84,14 +84,14 @@ public sealed class RalmCommand
             if (p.GetValue(layout) == "retro")
             {
                 int b = bos ?? throw new ArgumentException($"--layout retro: the tokenizer has no {ChatTemplate.Bos} token, which the RETRO rows start with.");
-                var r = Retrieval.Retro.RetroEvaluation.Run(engine, tok, b, idx, [.. docs.Select(d => d.Item2.ToArray())], p.GetValue(chunk), p.GetValue(neighbours),
+                var r = Retrieval.Retro.RetroEvaluation.Run(engine, tok, b, idx, [.. docs.Select(d => (d.Id, d.Item2.ToArray()))], p.GetValue(chunk), p.GetValue(neighbours),
                     p.GetValue(examples), p.GetValue(seed));
                 if (p.GetValue(json))
                     Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, index = dir, layout = "retro", chunk_tokens = p.GetValue(chunk), neighbours = p.GetValue(neighbours), result = r }));
                 else
                     Console.WriteLine($"{r.Documents} documents, {r.Examples:N0} examples (chunk u+1 of {p.GetValue(chunk)} tokens scored, {r.ScoredBytes:N0} bytes): bits/byte without retrieval {r.BitsPerByteWithout:F4}, " +
                         $"with {r.BitsPerByteWith:F4} ({r.BitsPerByteWith - r.BitsPerByteWithout:+0.0000;-0.0000}); 13-gram overlap with the neighbours mean {r.OverlapMean:F3}, above 0.5 for {r.OverlapOverHalf:P1}; " +
-                        $"{r.FillerSlots} filler slots, passed over {r.SkippedOwnText} own-text and {r.SkippedHeldOutText} held-out hits");
+                        $"{r.FillerSlots} filler slots, passed over {r.SkippedOwnText} own and {r.SkippedHeldOutText} held-out hits (by {r.ExclusionRule})");
                 return 0;
             }
             if (p.GetValue(layout) != "ralm") throw new ArgumentException($"--layout: expected ralm or retro, got '{p.GetValue(layout)}'.");

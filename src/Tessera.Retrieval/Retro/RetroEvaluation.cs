@@ -15,25 +15,27 @@ namespace Tessera.Retrieval.Retro;
 /// <param name="Searches">BM25 searches run.</param>
 /// <param name="FillerSlots">Neighbour slots left as filler.</param>
 /// <param name="SkippedOwnText">Hits passed over as the document's own text.</param>
-/// <param name="SkippedHeldOutText">Hits passed over as text of another evaluated document.</param>
+/// <param name="SkippedHeldOutText">Hits passed over as another evaluated document.</param>
+/// <param name="ExclusionRule">"document ids" when the evaluated documents' ids are the index's (it holds them), else "text" (<see cref="PassageNeighbours"/>).</param>
 public sealed record RetroEvalResult(int Documents, int Examples, long ScoredBytes, double BitsPerByteWithout, double BitsPerByteWith,
-    double OverlapMean, double OverlapOverHalf, long Searches, long FillerSlots, long SkippedOwnText, long SkippedHeldOutText);
+    double OverlapMean, double OverlapOverHalf, long Searches, long FillerSlots, long SkippedOwnText, long SkippedHeldOutText, string ExclusionRule);
 
 /// <summary>
 /// Held-out bits per byte in the RETRO layout (<c>tessera eval ralm --layout retro</c>): the layout a
 /// model trained by <c>tessera train --index</c> (or <c>lab retro</c>) reads. Every example is chunks
 /// u−1, u, u+1 of a held-out document; chunk u+1 is scored after <c>[BOS] u−1 u</c> and after
 /// <c>[BOS] neighbours u−1 u</c>, the neighbours found for chunk u by <see cref="PassageNeighbours"/>
-/// with every evaluated document's text held out (a document never reads itself or another
-/// evaluated document). Same weights, same examples, same scored tokens.
+/// with every evaluated document held out (a document never reads itself or another evaluated
+/// document): by id when the index holds the evaluated documents under their ids, else by text. Same
+/// weights, same examples, same scored tokens.
 /// </summary>
 public static class RetroEvaluation
 {
     /// <summary>
     /// Scores up to <paramref name="maxExamples"/> examples (a seeded draw; 0: all) of
-    /// <paramref name="documents"/> (token ids, no BOS) with <paramref name="engine"/>.
+    /// <paramref name="documents"/> (ids as the index would name them, token ids without BOS) with <paramref name="engine"/>.
     /// </summary>
-    public static RetroEvalResult Run(IGenerationEngine engine, ITokenizer tokenizer, int bos, Bm25Index index, IReadOnlyList<int[]> documents,
+    public static RetroEvalResult Run(IGenerationEngine engine, ITokenizer tokenizer, int bos, Bm25Index index, IReadOnlyList<(string Id, int[] Tokens)> documents,
         int chunkTokens, int neighbours, int maxExamples, ulong seed, CancellationToken cancel = default)
     {
         int C = chunkTokens;
@@ -44,14 +46,17 @@ public static class RetroEvaluation
             throw new ArgumentException($"a RETRO row with its BOS is {rowTokens} tokens (k·2C + 3C + 1), more than the model's context length {engine.Config.ContextLength}; use a smaller --retro-chunk or --neighbours.");
         var examples = new List<(int Doc, int U)>();
         for (int d = 0; d < documents.Count; d++)
-            for (int u = 1; (u + 2) * C <= documents[d].Length; u++) examples.Add((d, u));
+            for (int u = 1; (u + 2) * C <= documents[d].Tokens.Length; u++) examples.Add((d, u));
         if (examples.Count == 0) throw new ArgumentException($"no held-out document has 3 chunks of {C} tokens ({3 * C} tokens); use a smaller --retro-chunk or longer documents.");
         var rng = new Random(unchecked((int)seed ^ (int)(seed >> 32)));
         for (int i = examples.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (examples[i], examples[j]) = (examples[j], examples[i]); }
         if (maxExamples > 0 && examples.Count > maxExamples) examples.RemoveRange(maxExamples, examples.Count - maxExamples);
         examples.Sort();
 
-        var search = new PassageNeighbours(index, tokenizer, C, neighbours, bos, TextGrams.Of(documents));
+        var ids = documents.Select(d => d.Id).ToHashSet(StringComparer.Ordinal);
+        bool byId = ids.Count == documents.Count && PassageNeighbours.IdsMatch(index, ids) >= PassageNeighbours.IdCoverageNeeded;
+        var search = byId ? new PassageNeighbours(index, tokenizer, C, neighbours, bos, ids)
+            : new PassageNeighbours(index, tokenizer, C, neighbours, bos, TextGrams.Of(documents.Select(d => d.Tokens)));
         double natsWith = 0, natsWithout = 0, overlapSum = 0;
         int overHalf = 0, ownDoc = -1;
         long bytes = 0;
@@ -59,9 +64,9 @@ public static class RetroEvaluation
         foreach (var (d, u) in examples)
         {
             cancel.ThrowIfCancellationRequested();
-            var doc = documents[d];
-            if (d != ownDoc) { own = TextGrams.Of([doc]); ownDoc = d; }
-            var found = search.Search(doc.AsSpan(u * C, C), own!);
+            var doc = documents[d].Tokens;
+            if (d != ownDoc) { own = byId ? null : TextGrams.Of([doc]); ownDoc = d; }
+            var found = search.Search(doc.AsSpan(u * C, C), documents[d].Id, own);
             natsWithout += Nats(engine, [bos, .. RetroLayout.Row(doc, u, C, null)], C);
             natsWith += Nats(engine, [bos, .. RetroLayout.Row(doc, u, C, found)], C);
             bytes += tokenizer.DecodeBytes(doc.AsSpan((u + 1) * C, C)).Length;
@@ -71,7 +76,7 @@ public static class RetroEvaluation
         }
         double Bpb(double nats) => bytes == 0 ? double.NaN : nats / Math.Log(2) / bytes;
         return new RetroEvalResult(documents.Count, examples.Count, bytes, Bpb(natsWithout), Bpb(natsWith), overlapSum / examples.Count,
-            overHalf / (double)examples.Count, search.Searches, search.FillerSlots, search.SkippedOwnText, search.SkippedHeldOutText);
+            overHalf / (double)examples.Count, search.Searches, search.FillerSlots, search.SkippedOwnText, search.SkippedHeldOutText, byId ? "document ids" : "text");
     }
 
     /// <summary>Summed nats of the row's last <paramref name="scored"/> tokens.</summary>

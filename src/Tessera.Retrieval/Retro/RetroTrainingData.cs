@@ -61,15 +61,19 @@ public sealed record RetroDataSummary
     public int ValidationExamples { get; init; }
     /// <summary>Tokens a row feeds the model: <see cref="RetroLayout.SequenceLength"/>.</summary>
     public int SequenceLength { get; init; }
+    /// <summary>How neighbours were kept from the example's own and held-out documents: "document ids", "text" (<see cref="PassageNeighbours"/>), or "none" without neighbours.</summary>
+    public string ExclusionRule { get; init; } = "";
+    /// <summary>Share of the training documents' keys found among the index's document ids (the id rule needs 99%).</summary>
+    public double IdCoverage { get; init; }
     /// <summary>BM25 searches run (deeper repeats included).</summary>
     public long Searches { get; init; }
     /// <summary>Milliseconds per example's search, tokenizing the hits included.</summary>
     public double MsPerExample { get; init; }
     /// <summary>Neighbour slots left as filler (no usable passage found).</summary>
     public long FillerSlots { get; init; }
-    /// <summary>Hits passed over because at least half of their 13-grams are the querying document's own text.</summary>
+    /// <summary>Hits passed over because at least half of the 13-grams read are the querying document's own text.</summary>
     public long SkippedOwnText { get; init; }
-    /// <summary>Hits passed over because at least half of their 13-grams are validation or test text.</summary>
+    /// <summary>Hits passed over because at least half of the 13-grams read are validation or test text.</summary>
     public long SkippedHeldOutText { get; init; }
     /// <summary>Hits passed over because they are shorter than 13 tokens.</summary>
     public long SkippedShort { get; init; }
@@ -92,10 +96,11 @@ public sealed record RetroDataSummary
 /// <see cref="RetroTrainingOptions.ChunkTokens"/> tokens), and its neighbours are the BM25 passages
 /// best matching chunk u, each cut or padded to a chunk and its continuation (<c>2C</c> tokens) and
 /// laid out first (<see cref="RetroLayout"/>). The index need not know the data's document ids, so
-/// "neighbours from other documents only" is decided by text: a passage at least half of whose token
-/// 13-grams occur in the querying document is that document (skipped), and so is one that is at least
-/// half validation or test text, which no example may read. A quoting reply that is mostly the
-/// querying document is skipped as well; that is the price of a rule that needs no ids.
+/// "neighbours from other documents only" is decided by text (<see cref="PassageNeighbours"/>): a
+/// neighbour at least half of whose token 13-grams occur in the querying document is that document
+/// (passed over), and so is one that is at least half validation or test text, which no example may
+/// read. A quoting reply that is mostly the querying document is passed over as well; that is the
+/// price of a rule that needs no ids.
 /// </summary>
 public static class RetroTrainingData
 {
@@ -151,8 +156,6 @@ public static class RetroTrainingData
         using var test = File.Exists(source.ShardPath(Split.Test)) ? TokenShard.Open(source.ShardPath(Split.Test)) : null;
         var trainDocs = Documents(train, bos);
         var valDocs = Documents(validation, bos);
-        // Held-out text (validation and test) that no example's neighbours may hold.
-        var heldOut = TextGrams.Of(test is null ? valDocs : [.. valDocs, .. Documents(test, bos)]);
 
         var rng = new Random(unchecked((int)options.Seed ^ (int)(options.Seed >> 32)));
         var trainExamples = Draw(trainDocs, C, options.MaxTrainExamples, rng, "training");
@@ -161,11 +164,26 @@ public static class RetroTrainingData
             (k == 0 ? "no neighbours (the baseline layout)" : $"{k} neighbour(s) each from {settings.Index}"));
 
         using var index = k > 0 ? Bm25Index.Open(indexFolder) : null;
-        var search = new Searcher(index, tokenizer, C, k, bos, heldOut, log, cancel);
+        // The id rule when the data's document keys are the index's document ids (data prepare and index
+        // build over the same folder), else the text rule; either way no neighbour comes from the example's
+        // own document or from validation or test documents.
+        var trainKeys = source.Keys(Split.Train);
+        var valKeys = source.Keys(Split.Validation);
+        var testKeys = test is null ? [] : source.Keys(Split.Test);
+        double coverage = index is not null && trainKeys is not null && valKeys is not null && testKeys is not null ? PassageNeighbours.IdsMatch(index, trainKeys) : 0;
+        bool byId = coverage >= PassageNeighbours.IdCoverageNeeded;
+        PassageNeighbours? neighbours = index is null ? null : byId
+            ? new PassageNeighbours(index, tokenizer, C, k, bos, new HashSet<string>([.. valKeys!, .. testKeys!], StringComparer.Ordinal))
+            : new PassageNeighbours(index, tokenizer, C, k, bos, TextGrams.Of(test is null ? valDocs : [.. valDocs, .. Documents(test, bos)]));
+        if (index is not null)
+            log?.Invoke(byId ? $"retrieval data: other documents by id ({coverage:P1} of the training documents' keys are index document ids)"
+                : $"retrieval data: other documents by text (a neighbour half of whose 13-grams are the document's own or held-out text is passed over); " +
+                  (trainKeys is null ? "the data folder lists no document keys" : $"only {coverage:P1} of its training keys are index document ids"));
+        var search = new Searcher(neighbours, C, k, log, cancel);
         var clock = Stopwatch.StartNew();
-        var trainRows = search.Rows(trainDocs, trainExamples, "training", trainExamples.Count + valExamples.Count, 0);
+        var trainRows = search.Rows(trainDocs, trainKeys, trainExamples, "training", trainExamples.Count + valExamples.Count, 0);
         var valNeighbours = new List<int[][]>(valExamples.Count);
-        var valRows = search.Rows(valDocs, valExamples, "validation", trainExamples.Count + valExamples.Count, trainExamples.Count, valNeighbours);
+        var valRows = search.Rows(valDocs, valKeys, valExamples, "validation", trainExamples.Count + valExamples.Count, trainExamples.Count, valNeighbours);
         double msPerExample = clock.Elapsed.TotalMilliseconds / Math.Max(1, trainExamples.Count + valExamples.Count);
 
         long valBytes = 0;
@@ -179,6 +197,7 @@ public static class RetroTrainingData
         var summary = settings with
         {
             TrainExamples = trainRows.Count, ValidationExamples = valRows.Count, SequenceLength = RetroLayout.SequenceLength(C, k),
+            ExclusionRule = k == 0 ? "none" : byId ? "document ids" : "text", IdCoverage = coverage,
             Searches = search.Searches, MsPerExample = msPerExample, FillerSlots = search.FillerSlots, SkippedOwnText = search.SkippedOwn,
             SkippedHeldOutText = search.SkippedHeldOut, SkippedShort = search.SkippedShort, ValidationTrainedBytes = valBytes,
             ValidationOverlapMean = overlaps.Length == 0 ? 0 : overlaps.Average(), ValidationOverlapOverHalf = overlaps.Length == 0 ? 0 : overlaps.Count(o => o > 0.5) / (double)overlaps.Length,
@@ -230,9 +249,8 @@ public static class RetroTrainingData
     }
 
     /// <summary>The neighbour search of one build: its rule, its counters and its progress lines.</summary>
-    sealed class Searcher(Bm25Index? index, ITokenizer tokenizer, int C, int k, int filler, TextGrams heldOut, Action<string>? log, CancellationToken cancel)
+    sealed class Searcher(PassageNeighbours? search, int C, int k, Action<string>? log, CancellationToken cancel)
     {
-        readonly PassageNeighbours? search = index is null ? null : new PassageNeighbours(index, tokenizer, C, k, filler, heldOut);
         readonly Stopwatch clock = Stopwatch.StartNew();
         long nextReport = ProgressEveryMs;
         public long Searches => search?.Searches ?? 0;
@@ -241,7 +259,7 @@ public static class RetroTrainingData
         public long SkippedHeldOut => search?.SkippedHeldOutText ?? 0;
         public long SkippedShort => search?.SkippedShort ?? 0;
 
-        public List<int[]> Rows(List<int[]> docs, List<(int Doc, int U)> examples, string side, int total, int doneBefore, List<int[][]>? neighboursOut = null)
+        public List<int[]> Rows(List<int[]> docs, IReadOnlyList<string>? keys, List<(int Doc, int U)> examples, string side, int total, int doneBefore, List<int[][]>? neighboursOut = null)
         {
             var rows = new List<int[]>(examples.Count);
             TextGrams? own = null;
@@ -253,8 +271,8 @@ public static class RetroTrainingData
                 int[][] neighbours = [];
                 if (k > 0)
                 {
-                    if (d != ownDoc) { own = TextGrams.Of([docs[d]]); ownDoc = d; }
-                    neighbours = search!.Search(docs[d].AsSpan(u * C, C), own!);
+                    if (d != ownDoc) { own = search!.ByDocumentId ? null : TextGrams.Of([docs[d]]); ownDoc = d; }
+                    neighbours = search!.Search(docs[d].AsSpan(u * C, C), keys?[d], own);
                 }
                 neighboursOut?.Add(neighbours);
                 rows.Add(RetroLayout.Row(docs[d], u, C, k == 0 ? null : neighbours));
