@@ -64,7 +64,7 @@ public class RetroTrainTests
             Assert.Equal(10 * 16, eval.GetProperty("scored_bytes").GetInt64());
             Assert.InRange(eval.GetProperty("bits_per_byte_with").GetDouble(), 1, 12);
             Assert.InRange(eval.GetProperty("bits_per_byte_without").GetDouble(), 1, 12);
-            CliProcess.Run(dir, "eval", "ralm", "--model", run, "--index", index, "--input", Path.Combine(dir, "val"), "--neighbours", "2").AssertRefused("--neighbours", "--layout retro");
+            CliProcess.Run(dir, "eval", "ralm", "--model", run, "--index", index, "--input", Path.Combine(dir, "val"), "--neighbours", "2").AssertRefused("--neighbours", "--layout ralm");
 
             // Resume: the same rows are reused, the run continues from its checkpoint.
             var resumed = CliProcess.Run(dir, Train(data, index, run, "--steps", "8", "--resume"));

@@ -74,6 +74,15 @@ public sealed class RalmCommand
         cmd.SetAction(p =>
         {
             string dir = p.GetValue(o.index) ?? throw new ArgumentException("--index is required for eval ralm.");
+            // Flags of the other layout are refused before the model loads.
+            static List<string> Given(ParseResult p, params Option[] options) => [.. options.Where(x => p.GetResult(x) is { Implicit: false }).Select(x => x.Name)];
+            var stray = p.GetValue(layout) switch
+            {
+                "ralm" => Given(p, chunk, neighbours, examples, seed),
+                "retro" => Given(p, o.every, o.query, o.passages, o.passageTokens),
+                var other => throw new ArgumentException($"--layout: expected ralm or retro, got '{other}'."),
+            };
+            if (stray.Count > 0) throw new ArgumentException($"{string.Join(", ", stray)} cannot be used with --layout {p.GetValue(layout)}.");
             var (owner, weights, resolved) = ModelFiles.LoadWeights(p.GetValue(model)!);
             using var _ = owner;
             var (tok, bos, _) = ModelFiles.LoadTokenizer(p.GetValue(model)!, resolved, p.GetValue(tokenizer));
@@ -94,9 +103,6 @@ public sealed class RalmCommand
                         $"{r.FillerSlots} filler slots, passed over {r.SkippedOwnText} own and {r.SkippedHeldOutText} held-out hits (by {r.ExclusionRule})");
                 return 0;
             }
-            if (p.GetValue(layout) != "ralm") throw new ArgumentException($"--layout: expected ralm or retro, got '{p.GetValue(layout)}'.");
-            var retroOnly = new Option[] { chunk, neighbours, examples, seed }.Where(x => p.GetResult(x) is { Implicit: false }).Select(x => x.Name).ToList();
-            if (retroOnly.Count > 0) throw new ArgumentException($"{string.Join(", ", retroOnly)} belong(s) to --layout retro.");
             var ralm = new InContextRalm(engine, tok, idx, bos, o.Settings(p));
             double plain = ralm.BitsPerByte(docs, retrieve: false), with = ralm.BitsPerByte(docs, retrieve: true);
             if (p.GetValue(json))
