@@ -60,6 +60,9 @@ public class Bm25IndexTests
         Assert.Equal("extra", index.Search("zeppelin", 5).Single().Passage.DocumentId);
         Assert.Equal("doc-0", index.Search("lighthouse", 5).Single().Passage.DocumentId);
         Assert.Single(index.AllPassages(), p => p.DocumentId == "doc-0");
+        // The document ids, each once; the replaced document's old passages are gone.
+        Assert.Equal(index.AllPassages().Select(p => p.DocumentId).ToHashSet(), index.DocumentIds());
+        Assert.Equal(51, index.DocumentIds().Count);
         Assert.Throws<ArgumentException>(() => Bm25IndexBuilder.Build(dir, [], new IndexBuildOptions { Shards = 5 }));
     }
 

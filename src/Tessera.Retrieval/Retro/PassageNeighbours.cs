@@ -108,7 +108,7 @@ public sealed class PassageNeighbours
     public static double IdsMatch(Bm25Index index, IReadOnlyCollection<string> ids)
     {
         if (ids.Count == 0) return 0;
-        var indexed = index.AllPassages().Select(p => p.DocumentId).ToHashSet(StringComparer.Ordinal);
+        var indexed = index.DocumentIds();
         return ids.Count(indexed.Contains) / (double)ids.Count;
     }
 

@@ -147,6 +147,20 @@ public sealed class Bm25Index : IDisposable
         foreach (var (_, s, d) in all) yield return Read(s, d);
     }
 
+    /// <summary>The ids of the indexed documents (each once), read from the stored id field only, not the passages' text.</summary>
+    public IReadOnlySet<string> DocumentIds()
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (int s = 0; s < readers.Length; s++)
+        {
+            var live = MultiFields.GetLiveDocs(readers[s]);
+            for (int d = 0; d < readers[s].MaxDoc; d++)
+                if (live is null || live.Get(d)) ids.Add(readers[s].Document(d, DocIdOnly).Get(DocField));
+        }
+        return ids;
+    }
+    static readonly ISet<string> DocIdOnly = new HashSet<string> { DocField };
+
     /// <summary>Number of passages containing the analysed term (summed over shards).</summary>
     public long DocFreq(string term) => stats.DocFreq(new Term(TextField, term));
 
