@@ -68,7 +68,7 @@ public static class RetroTrainCommand
     /// Builds (or reuses) <c>OUT/retro-data</c> from <paramref name="prepared"/>. A resumed run must
     /// find the folder it was trained on, with the same settings.
     /// </summary>
-    public static PreparedData Prepare(ParseResult p, RetroTrainingOptions retro, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel)
+    public static (PreparedData Data, RetroDataSummary Summary) Prepare(ParseResult p, RetroTrainingOptions retro, PreparedData prepared, string outDir, bool resume, bool quiet, CancellationToken cancel)
     {
         string folder = Path.Combine(outDir, DataFolder), index = p.GetValue(Index)!;
         var wanted = RetroTrainingData.Settings(prepared, index, retro);
@@ -86,19 +86,19 @@ public static class RetroTrainCommand
         if (!quiet)
             Console.Error.WriteLine($"retrieval data: {s.TrainExamples:N0} training, {s.ValidationExamples:N0} validation rows of {s.SequenceLength} tokens" +
                 (retro.Neighbours == 0 ? "" : $"; {s.Searches:N0} searches, {s.MsPerExample:F1} ms per example, {s.FillerSlots:N0} filler slots, " +
-                $"passed over: {s.SkippedOwnText:N0} own text, {s.SkippedHeldOutText:N0} held-out text, {s.SkippedShort:N0} short; " +
+                $"passed over (by {s.ExclusionRule}): {s.SkippedOwnText:N0} own, {s.SkippedHeldOutText:N0} held-out, {s.SkippedShort:N0} short; " +
                 $"validation 13-gram overlap with neighbours mean {s.ValidationOverlapMean:F3}, above 0.5 for {s.ValidationOverlapOverHalf:P1}"));
-        return data;
+        return (data, s);
     }
 
     /// <summary>
-    /// Bits per byte of the trained tokens (chunks u and u+1) of the validation rows, from the masked
+    /// Bits per byte of the trained tokens (chunks u and u+1) of the validation rows of <paramref name="s"/>, from the masked
     /// validation loss in nats per token, when the evaluation covered every row (it reads
     /// <c>--eval-batches</c> batches and the rows were capped to that); otherwise null.
     /// </summary>
-    public static double? HeldOutBitsPerByte(double loss, string outDir, TrainOptions options)
+    public static double? HeldOutBitsPerByte(double loss, RetroDataSummary s, TrainOptions options)
     {
-        if (RetroTrainingData.ReadSummary(Path.Combine(outDir, DataFolder)) is not { } s || double.IsNaN(loss) || s.ValidationTrainedBytes <= 0) return null;
+        if (double.IsNaN(loss) || s.ValidationTrainedBytes <= 0) return null;
         int batch = Math.Min(options.BatchSize, s.ValidationExamples);
         long evaluated = Math.Min(options.EvalBatches, s.ValidationExamples / batch) * (long)batch;
         if (evaluated != s.ValidationExamples) return null;

@@ -169,7 +169,8 @@ public static class TrainCommand
             }
             parallel?.Communicator.Barrier();
             prepared ??= PreparedData.Load(prepared0 ? dataArg : Path.Combine(outDir, "data"));
-            if (retro is not null) prepared = RetroTrainCommand.Prepare(p, retro, prepared, outDir, p.GetValue(resume), quiet, cancel);
+            Tessera.Retrieval.Retro.RetroDataSummary? retroData = null;
+            if (retro is not null) (prepared, retroData) = RetroTrainCommand.Prepare(p, retro, prepared, outDir, p.GetValue(resume), quiet, cancel);
             if (p.GetValue(asyncMode) || p.GetValue(replay) is not null)
             {
                 using var shard = RunSetup.Open(prepared, Split.Train);
@@ -188,10 +189,10 @@ public static class TrainCommand
             using var initial = start is { } s2 ? Checkpoint.LoadModel(s2.Checkpoint) : null;
             var result = Run(config, options, prepared, outDir, p.GetValue(resume), quiet, cancel, parallel,
                 initial, start is { } s3 ? Lineage.Of(s3.Checkpoint, "init-from") : null, mixture);
-            if (retro is not null)
+            if (retroData is not null)
             {
                 // The masked validation loss is over chunks u and u+1 only; their bytes give bits per byte.
-                var bpb = RetroTrainCommand.HeldOutBitsPerByte(result.ValLoss, outDir, options);
+                var bpb = RetroTrainCommand.HeldOutBitsPerByte(result.ValLoss, retroData, options);
                 result = result with { ValBitsPerByte = bpb ?? double.NaN };
                 if (!quiet)
                     Console.WriteLine(bpb is { } b ? $"held-out bits/byte on the trained chunks (u, u+1) of the validation rows: {b:F4}"

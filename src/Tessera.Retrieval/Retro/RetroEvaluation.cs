@@ -44,14 +44,7 @@ public static class RetroEvaluation
         int rowTokens = RetroLayout.SequenceLength(C, neighbours) + 1;
         if (rowTokens > engine.Config.ContextLength)
             throw new ArgumentException($"a RETRO row with its BOS is {rowTokens} tokens (k·2C + 3C + 1), more than the model's context length {engine.Config.ContextLength}; use a smaller --retro-chunk or --neighbours.");
-        var examples = new List<(int Doc, int U)>();
-        for (int d = 0; d < documents.Count; d++)
-            for (int u = 1; (u + 2) * C <= documents[d].Tokens.Length; u++) examples.Add((d, u));
-        if (examples.Count == 0) throw new ArgumentException($"no held-out document has 3 chunks of {C} tokens ({3 * C} tokens); use a smaller --retro-chunk or longer documents.");
-        var rng = new Random(unchecked((int)seed ^ (int)(seed >> 32)));
-        for (int i = examples.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (examples[i], examples[j]) = (examples[j], examples[i]); }
-        if (maxExamples > 0 && examples.Count > maxExamples) examples.RemoveRange(maxExamples, examples.Count - maxExamples);
-        examples.Sort();
+        var examples = RetroLayout.Examples([.. documents.Select(d => d.Tokens)], C, maxExamples, RetroLayout.Seeded(seed), "held-out");
 
         var ids = documents.Select(d => d.Id).ToHashSet(StringComparer.Ordinal);
         bool byId = ids.Count == documents.Count && PassageNeighbours.IdsMatch(index, ids) >= PassageNeighbours.IdCoverageNeeded;

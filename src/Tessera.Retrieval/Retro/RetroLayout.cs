@@ -37,6 +37,28 @@ public static class RetroLayout
         return row;
     }
 
+    /// <summary>The random stream of a seeded example draw (<see cref="Examples"/>).</summary>
+    public static Random Seeded(ulong seed) => new(unchecked((int)seed ^ (int)(seed >> 32)));
+
+    /// <summary>
+    /// Every example (document, u) with chunks u−1, u, u+1 inside its document; a draw of at most
+    /// <paramref name="max"/> (0: all) from <paramref name="rng"/>, returned in document order.
+    /// <paramref name="what"/> names the documents in the error when none is long enough.
+    /// </summary>
+    public static List<(int Doc, int U)> Examples(IReadOnlyList<int[]> documents, int chunkTokens, int max, Random rng, string what)
+    {
+        int C = chunkTokens;
+        var all = new List<(int, int)>();
+        for (int d = 0; d < documents.Count; d++)
+            for (int u = 1; (u + 2) * C <= documents[d].Length; u++) all.Add((d, u));
+        if (all.Count == 0)
+            throw new ArgumentException($"no {what} document has 3 chunks of {C} tokens ({3 * C} tokens); use a smaller --retro-chunk or longer documents.");
+        for (int i = all.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (all[i], all[j]) = (all[j], all[i]); }
+        if (max > 0 && all.Count > max) all.RemoveRange(max, all.Count - max);
+        all.Sort();
+        return all;
+    }
+
     /// <summary>
     /// Writes <paramref name="rows"/> as a token shard (BOS before each row) with its loss mask: 1 on
     /// each row's last <c>2C</c> tokens (chunks u and u+1), 0 elsewhere, BOS included. Both files are

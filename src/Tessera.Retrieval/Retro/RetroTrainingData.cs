@@ -71,9 +71,9 @@ public sealed record RetroDataSummary
     public double MsPerExample { get; init; }
     /// <summary>Neighbour slots left as filler (no usable passage found).</summary>
     public long FillerSlots { get; init; }
-    /// <summary>Hits passed over because at least half of the 13-grams read are the querying document's own text.</summary>
+    /// <summary>Hits passed over as the example's own document (by id, or at least half of the 13-grams read are its text).</summary>
     public long SkippedOwnText { get; init; }
-    /// <summary>Hits passed over because at least half of the 13-grams read are validation or test text.</summary>
+    /// <summary>Hits passed over as validation or test documents (by id, or at least half of the 13-grams read are their text).</summary>
     public long SkippedHeldOutText { get; init; }
     /// <summary>Hits passed over because they are shorter than 13 tokens.</summary>
     public long SkippedShort { get; init; }
@@ -95,12 +95,9 @@ public sealed record RetroDataSummary
 /// (<c>tessera index build</c>): every example is a training document's chunks u−1, u, u+1 (of
 /// <see cref="RetroTrainingOptions.ChunkTokens"/> tokens), and its neighbours are the BM25 passages
 /// best matching chunk u, each cut or padded to a chunk and its continuation (<c>2C</c> tokens) and
-/// laid out first (<see cref="RetroLayout"/>). The index need not know the data's document ids, so
-/// "neighbours from other documents only" is decided by text (<see cref="PassageNeighbours"/>): a
-/// neighbour at least half of whose token 13-grams occur in the querying document is that document
-/// (passed over), and so is one that is at least half validation or test text, which no example may
-/// read. A quoting reply that is mostly the querying document is passed over as well; that is the
-/// price of a rule that needs no ids.
+/// laid out first (<see cref="RetroLayout"/>). No neighbour comes from the example's own document
+/// or from a validation or test document: by document id when the data's keys are the index's ids,
+/// else by text (the two rules of <see cref="PassageNeighbours"/>).
 /// </summary>
 public static class RetroTrainingData
 {
@@ -157,9 +154,9 @@ public static class RetroTrainingData
         var trainDocs = Documents(train, bos);
         var valDocs = Documents(validation, bos);
 
-        var rng = new Random(unchecked((int)options.Seed ^ (int)(options.Seed >> 32)));
-        var trainExamples = Draw(trainDocs, C, options.MaxTrainExamples, rng, "training");
-        var valExamples = Draw(valDocs, C, options.MaxValidationExamples, rng, "validation");
+        var rng = RetroLayout.Seeded(options.Seed);
+        var trainExamples = RetroLayout.Examples(trainDocs, C, options.MaxTrainExamples, rng, "training");
+        var valExamples = RetroLayout.Examples(valDocs, C, options.MaxValidationExamples, rng, "validation");
         log?.Invoke($"retrieval data: {trainExamples.Count:N0} training and {valExamples.Count:N0} validation examples of 3 chunks of {C} tokens, " +
             (k == 0 ? "no neighbours (the baseline layout)" : $"{k} neighbour(s) each from {settings.Index}"));
 
@@ -198,8 +195,8 @@ public static class RetroTrainingData
         {
             TrainExamples = trainRows.Count, ValidationExamples = valRows.Count, SequenceLength = RetroLayout.SequenceLength(C, k),
             ExclusionRule = k == 0 ? "none" : byId ? "document ids" : "text", IdCoverage = coverage,
-            Searches = search.Searches, MsPerExample = msPerExample, FillerSlots = search.FillerSlots, SkippedOwnText = search.SkippedOwn,
-            SkippedHeldOutText = search.SkippedHeldOut, SkippedShort = search.SkippedShort, ValidationTrainedBytes = valBytes,
+            Searches = neighbours?.Searches ?? 0, MsPerExample = msPerExample, FillerSlots = neighbours?.FillerSlots ?? 0, SkippedOwnText = neighbours?.SkippedOwnText ?? 0,
+            SkippedHeldOutText = neighbours?.SkippedHeldOutText ?? 0, SkippedShort = neighbours?.SkippedShort ?? 0, ValidationTrainedBytes = valBytes,
             ValidationOverlapMean = overlaps.Length == 0 ? 0 : overlaps.Average(), ValidationOverlapOverHalf = overlaps.Length == 0 ? 0 : overlaps.Count(o => o > 0.5) / (double)overlaps.Length,
         };
         long trainBytes = 0;
@@ -234,30 +231,11 @@ public static class RetroTrainingData
         return docs;
     }
 
-    /// <summary>Every (document, u) with chunks u−1, u, u+1 inside the document; a seeded draw of at most <paramref name="max"/> (0: all), in document order.</summary>
-    static List<(int Doc, int U)> Draw(List<int[]> docs, int C, int max, Random rng, string split)
-    {
-        var all = new List<(int, int)>();
-        for (int d = 0; d < docs.Count; d++)
-            for (int u = 1; (u + 2) * C <= docs[d].Length; u++) all.Add((d, u));
-        if (all.Count == 0)
-            throw new ArgumentException($"retrieval data: no {split} document has 3 chunks of {C} tokens ({3 * C} tokens); use a smaller --retro-chunk or longer documents.");
-        for (int i = all.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (all[i], all[j]) = (all[j], all[i]); }
-        if (max > 0 && all.Count > max) all.RemoveRange(max, all.Count - max);
-        all.Sort();
-        return all;
-    }
-
-    /// <summary>The neighbour search of one build: its rule, its counters and its progress lines.</summary>
+    /// <summary>The rows of one build: each example's neighbours (its rule and counters are <see cref="PassageNeighbours"/>'s) and the progress lines.</summary>
     sealed class Searcher(PassageNeighbours? search, int C, int k, Action<string>? log, CancellationToken cancel)
     {
         readonly Stopwatch clock = Stopwatch.StartNew();
         long nextReport = ProgressEveryMs;
-        public long Searches => search?.Searches ?? 0;
-        public long FillerSlots => search?.FillerSlots ?? 0;
-        public long SkippedOwn => search?.SkippedOwnText ?? 0;
-        public long SkippedHeldOut => search?.SkippedHeldOutText ?? 0;
-        public long SkippedShort => search?.SkippedShort ?? 0;
 
         public List<int[]> Rows(List<int[]> docs, IReadOnlyList<string>? keys, List<(int Doc, int U)> examples, string side, int total, int doneBefore, List<int[][]>? neighboursOut = null)
         {
