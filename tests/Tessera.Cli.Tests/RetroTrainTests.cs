@@ -51,9 +51,10 @@ public class RetroTrainTests
             var s = summary.RootElement;
             Assert.Equal(80, s.GetProperty("sequence_length").GetInt32());   // 1·2·16 + 3·16
             Assert.Equal(8, s.GetProperty("validation_examples").GetInt32());   // capped at --eval-batches × --batch, all evaluated
-            // The masked loss (nats per trained token) over the validation rows' trained bytes: 2C ASCII bytes per row.
-            Assert.Equal(8 * 32, s.GetProperty("validation_trained_bytes").GetInt64());
-            Assert.Equal(json.GetProperty("val_loss").GetDouble() * 8 * 32 / Math.Log(2) / (8 * 32), bpb, 9);
+            // The masked loss (nats per scored token) over the validation rows' scored bytes: chunk u+1, C ASCII bytes per row.
+            Assert.Equal(8 * 16, s.GetProperty("validation_scored_bytes").GetInt64());
+            Assert.Equal(json.GetProperty("val_loss").GetDouble() * 8 * 16 / Math.Log(2) / (8 * 16), bpb, 9);
+            Assert.Equal("aligned", s.GetProperty("window").GetString());
             using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "step-00000006", "config.json"))))
                 Assert.True(config.RootElement.GetProperty("max_position_embeddings").GetInt32() >= 80);
 
@@ -71,6 +72,7 @@ public class RetroTrainTests
             Assert.Equal(8, resumed.Json().GetProperty("steps").GetInt64());
             // A resume with other settings is refused before training.
             CliProcess.Run(dir, Train(data, index, run, "--steps", "9", "--resume", "--neighbours", "2")).AssertRefused("other inputs or settings");
+            CliProcess.Run(dir, Train(data, index, run, "--steps", "9", "--resume", "--retro-window", "start")).AssertRefused("other inputs or settings", "window aligned");
 
             // The baseline: the same examples without neighbours (rows of 3C tokens).
             string plain = Path.Combine(dir, "plain");
@@ -94,6 +96,7 @@ public class RetroTrainTests
             CliProcess.Run(dir, Train(data, index, run, "--seq", "64")).AssertRefused("--seq 64", "80 tokens");
             CliProcess.Run(dir, Train(data, Path.Combine(dir, "nope"), run)).AssertRefused("no such folder", "tessera index build");
             CliProcess.Run(dir, Train(data, index, run, "--retro-chunk", "8")).AssertRefused("--retro-chunk");
+            CliProcess.Run(dir, Train(data, index, run, "--retro-window", "middle")).AssertRefused("--retro-window", "aligned or start");
             CliProcess.Run(dir, Train(data, index, run, "--context", "64")).AssertRefused("80 tokens", "context length 64");
             Assert.False(Directory.Exists(run));   // nothing written
         }

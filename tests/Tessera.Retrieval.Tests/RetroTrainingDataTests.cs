@@ -31,6 +31,9 @@ public class RetroTrainingDataTests
         return (train, validation);
     }
 
+    /// <summary>A neighbour's tokens between its leading and trailing filler (counted by hand, not by the code under test).</summary>
+    internal static int[] Trimmed(int[] neighbour, int filler) => [.. neighbour.SkipWhile(t => t == filler).Reverse().SkipWhile(t => t == filler).Reverse()];
+
     /// <summary>
     /// Prepares the corpus and indexes every document (training and validation) under
     /// <paramref name="idPrefix"/> + its key: "" gives the index the data's keys (the id rule), another
@@ -48,13 +51,15 @@ public class RetroTrainingDataTests
     }
 
     [Theory]
-    [InlineData("", "document ids")]
-    [InlineData("elsewhere/", "text")]
-    public void Rows_read_passages_of_other_training_documents_never_their_own_or_held_out_text(string idPrefix, string rule)
+    [InlineData("", "document ids", NeighbourWindow.Aligned)]
+    [InlineData("elsewhere/", "text", NeighbourWindow.Aligned)]
+    [InlineData("", "document ids", NeighbourWindow.Start)]
+    [InlineData("elsewhere/", "text", NeighbourWindow.Start)]
+    public void Rows_read_passages_of_other_training_documents_never_their_own_or_held_out_text(string idPrefix, string rule, NeighbourWindow window)
     {
         using var tmp = new TempFolder();
         var (data, idx, train, validation) = Setup(tmp, idPrefix);
-        var options = new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxValidationExamples = 1000, Seed = 3 };
+        var options = new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxValidationExamples = 1000, Seed = 3, Window = window };
         var (built, s) = RetroTrainingData.Build(data, idx, Bytes, options, tmp["retro"]);
 
         Assert.Equal(rule, s.ExclusionRule);
@@ -66,9 +71,12 @@ public class RetroTrainingDataTests
         Assert.True(s.SkippedOwnText > 0, "the index holds the documents' own text, so the rule must have passed some over");
         Assert.True(s.SkippedHeldOutText > 0, "the index holds the validation documents, so the rule must have passed some over");
 
-        // Which document each passage of the index came from, by its first 2C bytes.
+        Assert.Equal(NeighbourWindows.Name(window), s.Window);
+        // Which document each neighbour came from: the passage it starts (start), or the one document whose text holds it
+        // (aligned: it may begin inside a passage, run on into the next, and have filler before or after).
         using var index = Bm25Index.Open(idx);
         var passages = index.AllPassages().ToList();
+        var everyDocument = train.Select(d => (Id: idPrefix + d.Key, d.Text)).Concat(validation.Select(d => (Id: idPrefix + d.Key, d.Text))).ToList();
         int otherDocument = 0, fillers = 0;
         foreach (var (split, docs) in new[] { (Split.Train, train), (Split.Validation, validation) })
         {
@@ -83,14 +91,17 @@ public class RetroTrainingDataTests
                 var mask = new byte[row.Length];
                 shard.ReadLossMask(at, mask);
                 at += row.Length;
-                Assert.Equal(Enumerable.Range(0, row.Length).Select(i => i >= row.Length - 2 * C ? (byte)1 : (byte)0), mask);
+                // Training rows train chunks u and u+1; validation rows score chunk u+1 only (chunk u found its own neighbours).
+                int masked = split == Split.Train ? 2 * C : C;
+                Assert.Equal(Enumerable.Range(0, row.Length).Select(i => i >= row.Length - masked ? (byte)1 : (byte)0), mask);
                 // The row ends with three chunks of one document, at a chunk boundary.
                 string own = Bytes.Decode(row.AsSpan(1 + 2 * C, 3 * C));
                 var ownDoc = docs.Single(d => d.Text.Contains(own, StringComparison.Ordinal));
                 Assert.Equal(0, ownDoc.Text.IndexOf(own, StringComparison.Ordinal) % C);
                 var neighbour = row.AsSpan(1, 2 * C).ToArray();
-                Assert.DoesNotContain(neighbour.TakeWhile(t => t != data.BosId), t => t >= 256);
-                string text = Bytes.Decode([.. neighbour.TakeWhile(t => t != data.BosId)]);
+                var read = window == NeighbourWindow.Start ? neighbour.TakeWhile(t => t != data.BosId).ToArray() : Trimmed(neighbour, data.BosId);
+                Assert.DoesNotContain(read, t => t >= 256);
+                string text = Bytes.Decode(read);
                 if (text.Length == 0)
                 {
                     // A filler slot: chunk u's few whole words (about two) appear in no other usable passage.
@@ -98,7 +109,9 @@ public class RetroTrainingDataTests
                     fillers++;
                     continue;
                 }
-                var source = passages.Where(p => p.Text.StartsWith(text, StringComparison.Ordinal)).Select(p => p.DocumentId).Distinct().ToList();
+                var source = window == NeighbourWindow.Start
+                    ? passages.Where(p => p.Text.StartsWith(text, StringComparison.Ordinal)).Select(p => p.DocumentId).Distinct().ToList()
+                    : everyDocument.Where(d => d.Text.Contains(text, StringComparison.Ordinal)).Select(d => d.Id).ToList();
                 var from = Assert.Single(source);
                 Assert.NotEqual(idPrefix + ownDoc.Key, from);
                 Assert.StartsWith(idPrefix + "t", from);   // never validation text
@@ -108,8 +121,58 @@ public class RetroTrainingDataTests
         Assert.Equal(s.FillerSlots, fillers);
         Assert.True(fillers <= (s.TrainExamples + s.ValidationExamples) / 50, $"{fillers} filler slots");   // rare with four documents per topic
         Assert.Equal(s.TrainExamples + s.ValidationExamples, otherDocument + fillers);
-        // Bits per byte divides by the trained tokens' bytes: 2C bytes per ASCII row.
-        Assert.Equal(s.ValidationExamples * 2L * C, s.ValidationTrainedBytes);
+        // Bits per byte divides by the scored tokens' bytes (chunk u+1): C bytes per ASCII row.
+        Assert.Equal(s.ValidationExamples * (long)C, s.ValidationScoredBytes);
+    }
+
+    [Fact]
+    public void An_aligned_neighbour_lines_up_with_the_querying_chunk_and_reads_on_into_the_next_passage()
+    {
+        // Four made-up documents of ten-word passages; "quote" repeats 100 bytes of "source" from byte 37 (inside a passage),
+        // framed by its own words, so its chunks are found in "source" at an offset the passages do not start at.
+        var (train0, _) = Corpus();
+        string source = train0[0].Text, quote = train0[4].Text[..60] + " " + source.Substring(37, 100) + " " + train0[8].Text[..80];
+        using var tmp = new TempFolder();
+        Bm25IndexBuilder.Build(tmp["idx"], [new SourceDocument("source", source), new SourceDocument("quote", quote), new SourceDocument("other", train0[1].Text)],
+            new IndexBuildOptions { Shards = 2, PassageWords = 10 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var tokens = Bytes.Encode(quote).ToArray();
+        int start = quote.IndexOf(source.Substring(37, 100), StringComparison.Ordinal);
+        var chunk = tokens.AsSpan(start + 20, C);   // 16 bytes well inside the quoted text
+        var search = new PassageNeighbours(index, Bytes, C, 1, filler: 999, heldOut: new HashSet<string>()) { Window = NeighbourWindow.Aligned };
+        var found = Assert.Single(search.Search(chunk, "quote", null));
+        // The neighbour is the source's bytes from where the chunk's text stands in it: the chunk itself, then what follows in the source,
+        // across a passage boundary (ten words are about 70 bytes, and bytes 57 to 89 cross the first), whichever passage BM25 found first.
+        int at = 37 + 20;
+        Assert.Equal(Bytes.Encode(source.Substring(at, 2 * C)).ToArray(), found);
+        Assert.Equal(chunk.ToArray(), found[..C]);
+
+        var first = Assert.Single(search.Search(chunk, "quote", null));
+        Assert.Equal(found, first);   // cached: the same window again
+        var atStart = new PassageNeighbours(index, Bytes, C, 1, filler: 999, heldOut: new HashSet<string>()) { Window = NeighbourWindow.Start };
+        var p = index.Search(Bytes.Decode(chunk), 5).First(h => h.Passage.DocumentId == "source").Passage;
+        Assert.Equal(PassageNeighbours.Cut(Bytes.Encode(p.Text).ToArray(), 0, 2 * C, 999), Assert.Single(atStart.Search(chunk, "quote", null)));
+    }
+
+    [Fact]
+    public void Offset_is_the_shift_most_shared_4_grams_agree_on_and_Cut_pads_outside_the_tokens()
+    {
+        var rng = new Random(11);
+        var passage = Enumerable.Range(0, 100).Select(_ => rng.Next(1000)).ToArray();
+        var chunk = passage[30..46].ToArray();
+        chunk[5] = 5000;   // a changed token breaks four 4-grams, not the alignment
+        Assert.Equal(30, PassageNeighbours.Offset(chunk, passage));
+        // The chunk starts 6 tokens before the passage does.
+        var early = new[] { 7001, 7002, 7003, 7004, 7005, 7006 }.Concat(passage[..10]).ToArray();
+        Assert.Equal(-6, PassageNeighbours.Offset(early, passage));
+        // Two shifts share 4-grams; the one with more wins, and a tie goes to the smaller shift.
+        var more = passage[50..59].Concat(passage[10..17]).ToArray();   // 6 grams say 50, 4 say 10 − 9 = 1
+        Assert.Equal(50, PassageNeighbours.Offset(more, passage));
+        var tie = passage[50..58].Concat(passage[10..18]).ToArray();    // 5 grams say 50, 5 say 10 − 8 = 2
+        Assert.Equal(2, PassageNeighbours.Offset(tie, passage));
+        Assert.Null(PassageNeighbours.Offset([8001, 8002, 8003, 8004, 8005], passage));   // nothing shared
+        Assert.Equal([9, 9, 1, 2], PassageNeighbours.Cut([1, 2, 3], -2, 4, 9));
+        Assert.Equal([3, 9, 9], PassageNeighbours.Cut([1, 2, 3], 2, 3, 9));
     }
 
     [Fact]
@@ -126,16 +189,16 @@ public class RetroTrainingDataTests
             var (built, s) = RetroTrainingData.Build(data, idx, Bytes, new RetroTrainingOptions { ChunkTokens = C, Neighbours = 1, MaxValidationExamples = 10, Seed = 3 }, tmp["retro"]);
             rule = s.ExclusionRule;
             using var index = Bm25Index.Open(idx);
-            var replyPassages = index.AllPassages().Where(p => p.DocumentId == idPrefix + "reply").Select(p => p.Text).ToList();
             using var shard = TokenShard.Open(built.ShardPath(Split.Train));
             int n = 0;
             for (int r = 0; r < shard.DocumentCount; r++)
             {
                 var row = shard.ReadDocument(r);
                 string own = Bytes.Decode(row.AsSpan(1 + 2 * C, 3 * C)), neighbour = Bytes.Decode(row.AsSpan(1, 2 * C));
-                // A row of t0 (or of the reply's quote) whose chunk u lies in the quoted text, reading a passage of the reply that is all quote.
+                // A row of t0 whose chunk u lies in the quoted text, reading the reply's copy of it, lined up: the neighbour's first C bytes
+                // are chunk u, the rest what follows it in the quote.
                 if (train0[0].Text.Contains(own, StringComparison.Ordinal) && quoted.Contains(own.Substring(C, C), StringComparison.Ordinal)
-                    && quoted.Contains(neighbour, StringComparison.Ordinal) && replyPassages.Any(p => p.StartsWith(neighbour, StringComparison.Ordinal))) n++;
+                    && quoted.Contains(neighbour, StringComparison.Ordinal) && neighbour.StartsWith(own.Substring(C, C), StringComparison.Ordinal)) n++;
             }
             return n;
         }

@@ -67,9 +67,10 @@ public sealed class RalmCommand
         var neighbours = new Option<int>("--neighbours") { Description = "With --layout retro: neighbours per example, k.", DefaultValueFactory = _ => 1 };
         var examples = new Option<int>("--retro-examples") { Description = "With --layout retro: at most this many examples, a seeded draw (0 = all).", DefaultValueFactory = _ => 400 };
         var seed = new Option<ulong>("--seed") { Description = "With --layout retro: seed of the draw.", DefaultValueFactory = _ => 1UL };
+        var window = new Option<string>("--retro-window") { Description = "With --layout retro: aligned = the passage's tokens lined up with chunk u and their continuation; start = the passage's first 2C tokens (as the model was trained).", DefaultValueFactory = _ => "aligned" };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("ralm", "Held-out bits per byte with and without retrieved passages (same weights; a document never retrieves itself): In-Context RALM, or the RETRO layout.")
-            { model, tokenizer, input, limit, layout, chunk, neighbours, examples, seed, json };
+            { model, tokenizer, input, limit, layout, chunk, neighbours, examples, seed, window, json };
         o.AddTo(cmd);
         cmd.SetAction(p =>
         {
@@ -78,7 +79,7 @@ public sealed class RalmCommand
             static List<string> Given(ParseResult p, params Option[] options) => [.. options.Where(x => p.GetResult(x) is { Implicit: false }).Select(x => x.Name)];
             var stray = p.GetValue(layout) switch
             {
-                "ralm" => Given(p, chunk, neighbours, examples, seed),
+                "ralm" => Given(p, chunk, neighbours, examples, seed, window),
                 "retro" => Given(p, o.every, o.query, o.passages, o.passageTokens),
                 var other => throw new ArgumentException($"--layout: expected ralm or retro, got '{other}'."),
             };
@@ -94,9 +95,9 @@ public sealed class RalmCommand
             {
                 int b = bos ?? throw new ArgumentException($"--layout retro: the tokenizer has no {ChatTemplate.Bos} token, which the RETRO rows start with.");
                 var r = Retrieval.Retro.RetroEvaluation.Run(engine, tok, b, idx, [.. docs.Select(d => (d.Id, d.Item2.ToArray()))], p.GetValue(chunk), p.GetValue(neighbours),
-                    p.GetValue(examples), p.GetValue(seed));
+                    p.GetValue(examples), p.GetValue(seed), Retrieval.Retro.NeighbourWindows.Parse(p.GetValue(window)!));
                 if (p.GetValue(json))
-                    Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, index = dir, layout = "retro", chunk_tokens = p.GetValue(chunk), neighbours = p.GetValue(neighbours), result = r }));
+                    Console.WriteLine(JsonNaming.SerializeObject(new { model = resolved, index = dir, layout = "retro", chunk_tokens = p.GetValue(chunk), neighbours = p.GetValue(neighbours), window = p.GetValue(window), result = r }));
                 else
                     Console.WriteLine($"{r.Documents} documents, {r.Examples:N0} examples (chunk u+1 of {p.GetValue(chunk)} tokens scored, {r.ScoredBytes:N0} bytes): bits/byte without retrieval {r.BitsPerByteWithout:F4}, " +
                         $"with {r.BitsPerByteWith:F4} ({r.BitsPerByteWith - r.BitsPerByteWithout:+0.0000;-0.0000}); 13-gram overlap with the neighbours mean {r.OverlapMean:F3}, above 0.5 for {r.OverlapOverHalf:P1}; " +

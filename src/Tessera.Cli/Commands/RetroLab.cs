@@ -389,7 +389,7 @@ internal static class RetroLab
                 var shardPath = Path.Combine(outDir, "runs", name + ".bin");
                 Directory.CreateDirectory(Path.GetDirectoryName(shardPath)!);
                 var shardPairs = retrieval ? retroPairs : trainPairs;
-                RetroLayout.WriteShard(shardPath, [.. shardPairs.Select((p, i) => RetroLayout.Row(p.Doc.Tokens, p.U, C, retrieval ? trainNeighbours[i] : null))], C, tok.VocabSize, bos);
+                RetroLayout.WriteShard(shardPath, [.. shardPairs.Select((p, i) => RetroLayout.Row(p.Doc.Tokens, p.U, C, retrieval ? trainNeighbours[i] : null))], RetroLayout.TrainedTokens(C), tok.VocabSize, bos);
                 using var shard = TokenShard.Open(shardPath);
                 var options = new TrainOptions
                 {

@@ -25,8 +25,11 @@ public static class RetroTrainCommand
     /// <summary>Training example cap.</summary>
     public static readonly Option<int> Examples = new("--retro-examples") { Description = "With --index: at most this many training examples, a seeded draw (0 = every example; each is one BM25 search).", DefaultValueFactory = _ => 0 };
 
+    /// <summary>How a neighbour is cut from its passage.</summary>
+    public static readonly Option<string> Window = new("--retro-window") { Description = "With --index: aligned = the passage's tokens lined up with chunk u and their continuation (RETRO's chunk + continuation); start = the passage's first 2C tokens.", DefaultValueFactory = _ => "aligned" };
+
     /// <summary>Every RETRO option (added to <c>tessera train</c>).</summary>
-    public static IEnumerable<Option> All => [Index, Chunk, Neighbours, Examples];
+    public static IEnumerable<Option> All => [Index, Chunk, Neighbours, Examples, Window];
 
     /// <summary>Folder of the RETRO-layout data inside a run folder.</summary>
     public const string DataFolder = "retro-data";
@@ -35,7 +38,7 @@ public static class RetroTrainCommand
     public static bool Requested(ParseResult p)
     {
         if (p.GetValue(Index) is not null) return true;
-        var stray = new Option[] { Chunk, Neighbours, Examples }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+        var stray = new Option[] { Chunk, Neighbours, Examples, Window }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
         if (stray.Count > 0) throw new ArgumentException($"{string.Join(", ", stray)} belong(s) to RETRO-style training; add --index IDX.");
         return false;
     }
@@ -52,7 +55,7 @@ public static class RetroTrainCommand
         if (mixture) throw new ArgumentException("--index takes one prepared data folder, not a mixture.");
         var retro = new RetroTrainingOptions
         {
-            ChunkTokens = p.GetValue(Chunk), Neighbours = p.GetValue(Neighbours), MaxTrainExamples = p.GetValue(Examples),
+            ChunkTokens = p.GetValue(Chunk), Neighbours = p.GetValue(Neighbours), Window = NeighbourWindows.Parse(p.GetValue(Window)!), MaxTrainExamples = p.GetValue(Examples),
             MaxValidationExamples = Math.Max(1, options.EvalBatches * options.BatchSize), Seed = options.Seed,
         }.Validate();
         int T = RetroLayout.SequenceLength(retro.ChunkTokens, retro.Neighbours);
@@ -78,7 +81,7 @@ public static class RetroTrainCommand
                 ?? throw new ArgumentException($"--resume --index: {folder} holds no retrieval data ({RetroTrainingData.SettingsFile}); the run was not trained with --index, or its data was removed.");
             if (!old.SameInputs(wanted))
                 throw new ArgumentException($"--resume --index: {folder} was built from other inputs or settings (data {old.Source}, index {old.Index} at {old.IndexState}, " +
-                    $"chunk {old.ChunkTokens}, neighbours {old.Neighbours}, examples {old.MaxTrainExamples}); resume with those, or train afresh into a new --out.");
+                    $"chunk {old.ChunkTokens}, neighbours {old.Neighbours}, window {old.Window}, examples {old.MaxTrainExamples}); resume with those, or train afresh into a new --out.");
         }
         var tok = TokenizerFiles.Load(prepared.TokenizerPath());
         // The search's progress goes to stderr even with --json: it can take minutes (one BM25 search per example).
@@ -92,16 +95,16 @@ public static class RetroTrainCommand
     }
 
     /// <summary>
-    /// Bits per byte of the trained tokens (chunks u and u+1) of the validation rows of <paramref name="s"/>, from the masked
+    /// Bits per byte of the scored tokens (chunk u+1) of the validation rows of <paramref name="s"/>, from the masked
     /// validation loss in nats per token, when the evaluation covered every row (it reads
     /// <c>--eval-batches</c> batches and the rows were capped to that); otherwise null.
     /// </summary>
     public static double? HeldOutBitsPerByte(double loss, RetroDataSummary s, TrainOptions options)
     {
-        if (double.IsNaN(loss) || s.ValidationTrainedBytes <= 0) return null;
+        if (double.IsNaN(loss) || s.ValidationScoredBytes <= 0) return null;
         int batch = Math.Min(options.BatchSize, s.ValidationExamples);
         long evaluated = Math.Min(options.EvalBatches, s.ValidationExamples / batch) * (long)batch;
         if (evaluated != s.ValidationExamples) return null;
-        return loss * evaluated * RetroLayout.TrainedTokens(s.ChunkTokens) / Math.Log(2) / s.ValidationTrainedBytes;
+        return loss * evaluated * RetroLayout.ScoredTokens(s.ChunkTokens) / Math.Log(2) / s.ValidationScoredBytes;
     }
 }

@@ -191,11 +191,11 @@ public static class TrainCommand
                 initial, start is { } s3 ? Lineage.Of(s3.Checkpoint, "init-from") : null, mixture);
             if (retroData is not null)
             {
-                // The masked validation loss is over chunks u and u+1 only; their bytes give bits per byte.
+                // The masked validation loss is over chunk u+1 only (RETRO's measure); its bytes give bits per byte.
                 var bpb = RetroTrainCommand.HeldOutBitsPerByte(result.ValLoss, retroData, options);
                 result = result with { ValBitsPerByte = bpb ?? double.NaN };
                 if (!quiet)
-                    Console.WriteLine(bpb is { } b ? $"held-out bits/byte on the trained chunks (u, u+1) of the validation rows: {b:F4}"
+                    Console.WriteLine(bpb is { } b ? $"held-out bits/byte on chunk u+1 of the validation rows: {b:F4}"
                         : "held-out bits/byte: not computed (the evaluation did not cover every validation row)");
             }
             if (p.GetValue(json) && leader) Console.WriteLine(JsonSerializer.Serialize(result, JsonNaming.Line));

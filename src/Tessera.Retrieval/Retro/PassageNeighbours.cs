@@ -42,10 +42,40 @@ public sealed class TextGrams
     }
 }
 
+/// <summary>How <see cref="PassageNeighbours"/> cuts a neighbour's <c>2C</c> tokens from a passage (<c>--retro-window</c>).</summary>
+public enum NeighbourWindow
+{
+    /// <summary>
+    /// RETRO's chunk and continuation, found in the passage: the <c>C</c> tokens lined up with the
+    /// querying chunk by their shared 4-grams (the offset most of them agree on), then the <c>C</c>
+    /// tokens that follow, read on into the document's passage before or after where the window leaves
+    /// the passage. A passage sharing no 4-gram with the chunk is read from its start. Where the text continues as in the querying document, the
+    /// neighbour's token sits a fixed distance before the token it predicts.
+    /// </summary>
+    Aligned,
+    /// <summary>The passage's first <c>2C</c> tokens (the sixteenth session's rows).</summary>
+    Start,
+}
+
+/// <summary>The command-line names of <see cref="NeighbourWindow"/>.</summary>
+public static class NeighbourWindows
+{
+    /// <summary>"aligned" or "start".</summary>
+    public static string Name(NeighbourWindow w) => w == NeighbourWindow.Aligned ? "aligned" : "start";
+
+    /// <summary>The window named <paramref name="name"/>; anything else is a clear error.</summary>
+    public static NeighbourWindow Parse(string name) => name switch
+    {
+        "aligned" => NeighbourWindow.Aligned,
+        "start" => NeighbourWindow.Start,
+        _ => throw new ArgumentException($"--retro-window: expected aligned or start, got '{name}'."),
+    };
+}
+
 /// <summary>
 /// RETRO neighbours from a passage index (<c>tessera index build</c>): the best BM25 passages for a
 /// chunk's decoded text, each cut or padded (with the filler id) to a chunk and its continuation,
-/// <c>2C</c> tokens. "Neighbours from other documents only" is decided one of two ways:
+/// <c>2C</c> tokens, as <see cref="Window"/> says. "Neighbours from other documents only" is decided one of two ways:
 /// <list type="bullet">
 /// <item><b>By document id</b>, when the caller's documents carry the ids the index gives its passages
 /// (<see cref="IdsMatch"/>; <c>data prepare</c> and <c>index build</c> over the same folder): a passage
@@ -55,7 +85,7 @@ public sealed class TextGrams
 /// of whose 13-grams occur in the querying document is that document and is passed over, and so is one
 /// at least half held-out text. A quoting reply is passed over too; the price of needing no ids.</item>
 /// </list>
-/// A passage shorter than 13 tokens is passed over. A short list is searched again deeper (up to 512
+/// A neighbour with fewer than 13 tokens of text (filler aside) is passed over. A short list is searched again deeper (up to 512
 /// hits); slots still empty are filler. Used by <c>tessera train --index</c>
 /// (<see cref="RetroTrainingData"/>) and <c>tessera eval ralm --layout retro</c>, so both read the same
 /// neighbours by the same rule.
@@ -69,6 +99,7 @@ public sealed class PassageNeighbours
     const int MaxDepth = 512;
     const int MaxCached = 200_000;   // encoded passages kept (about 120 MB at 150 tokens each)
     readonly Dictionary<long, int[]> encoded = [];   // passage key → tokens (the same passages come back often)
+    readonly Dictionary<long, int[]> extended = [];  // passage key → tokens of the passage and the document's next passage
     readonly Bm25Index index;
     readonly ITokenizer tokenizer;
     readonly int chunkTokens, neighbours, filler;
@@ -88,6 +119,8 @@ public sealed class PassageNeighbours
         this.index = index; this.tokenizer = tokenizer; this.chunkTokens = chunkTokens; this.neighbours = neighbours; this.filler = filler;
     }
 
+    /// <summary>How a neighbour is cut from its passage (default: lined up with the querying chunk).</summary>
+    public NeighbourWindow Window { get; init; } = NeighbourWindow.Aligned;
     /// <summary>True for the id rule, false for the text rule.</summary>
     public bool ByDocumentId => heldOutIds is not null;
     /// <summary>BM25 searches run (deeper repeats included).</summary>
@@ -144,17 +177,15 @@ public sealed class PassageNeighbours
                     if (encoded.Count >= MaxCached) encoded.Clear();
                     encoded[h.Passage.Key] = t = [.. tokenizer.Encode(h.Passage.Text)];
                 }
-                if (t.Length < TextGrams.N) { skippedShort++; continue; }
-                // The text rule judges the part the model reads: the passage's first 2C tokens.
-                var read = t.AsSpan(0, Math.Min(2 * C, t.Length));
+                var n = Read(chunk, h.Passage, t);
+                // The text rule judges the part the model reads, filler left out (it would dilute the share).
+                var read = Text(n, filler);
+                if (read.Length < TextGrams.N) { skippedShort++; continue; }
                 if (heldOutText is not null)
                 {
                     if (ownText!.Share(read) >= SameTextShare) { skippedOwn++; continue; }
                     if (!heldOutText.IsEmpty && heldOutText.Share(read) >= SameTextShare) { skippedHeld++; continue; }
                 }
-                var n = new int[2 * C];
-                read.CopyTo(n);
-                n.AsSpan(read.Length).Fill(filler);
                 found.Add(n);
                 if (found.Count == k) break;
             }
@@ -163,5 +194,82 @@ public sealed class PassageNeighbours
         SkippedOwnText += skippedOwn; SkippedHeldOutText += skippedHeld; SkippedShort += skippedShort;
         while (found.Count < k) { found.Add(Enumerable.Repeat(filler, 2 * C).ToArray()); FillerSlots++; }
         return [.. found];
+    }
+
+    /// <summary>Tokens of the document's passage before <paramref name="passage"/>, the passage and the one after (cached); <paramref name="own"/> when it is the document's only one.</summary>
+    int[] Extended(Passage passage, int[] own)
+    {
+        if (extended.TryGetValue(passage.Key, out var t)) return t;
+        if (extended.Count >= MaxCached) extended.Clear();
+        var (previous, next) = index.Adjacent(passage);
+        if (previous is null && next is null) return extended[passage.Key] = own;
+        // The gap between passages is whitespace the index does not keep: a space, or a paragraph break when longer.
+        static string Gap(Passage a, Passage b) => b.Start - (a.Start + a.Length) <= 1 ? " " : "\n\n";
+        string text = (previous is null ? "" : previous.Text + Gap(previous, passage)) + passage.Text + (next is null ? "" : Gap(passage, next) + next.Text);
+        return extended[passage.Key] = [.. tokenizer.Encode(text)];
+    }
+
+    /// <summary>
+    /// The <c>2C</c> tokens read from passage tokens <paramref name="t"/>: under
+    /// <see cref="NeighbourWindow.Aligned"/>, from where <paramref name="chunk"/> lines up, read on into
+    /// the passages before and after when the window leaves the passage; else (or when the two share no
+    /// 4-gram) from the passage's start.
+    /// </summary>
+    int[] Read(ReadOnlySpan<int> chunk, Passage passage, int[] t)
+    {
+        int C = chunkTokens;
+        if (Window != NeighbourWindow.Aligned || Offset(chunk, t) is not { } from) return Cut(t, 0, 2 * C, filler);
+        if (from < 0 || from + 2 * C > t.Length)
+        {
+            var wider = Extended(passage, t);
+            if (Offset(chunk, wider) is { } there) (t, from) = (wider, there);
+        }
+        return Cut(t, from, 2 * C, filler);
+    }
+
+    /// <summary>Length of the shared runs that line a passage up with the querying chunk.</summary>
+    public const int AlignGram = 4;
+
+    /// <summary>
+    /// Where in <paramref name="passage"/> the querying <paramref name="chunk"/> would start: the offset
+    /// <c>j − i</c> that the most shared 4-grams (<c>chunk[i..]</c> = <c>passage[j..]</c>) agree on, the
+    /// smallest on a tie; null when they share none. May be negative or past the passage's end.
+    /// </summary>
+    public static int? Offset(ReadOnlySpan<int> chunk, ReadOnlySpan<int> passage)
+    {
+        const int n = AlignGram;
+        if (chunk.Length < n || passage.Length < n) return null;
+        var at = new Dictionary<(int, int, int, int), List<int>>();
+        for (int i = 0; i + n <= chunk.Length; i++)
+        {
+            var key = (chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]);
+            if (!at.TryGetValue(key, out var list)) at[key] = list = [];
+            list.Add(i);
+        }
+        var votes = new Dictionary<int, int>();
+        for (int j = 0; j + n <= passage.Length; j++)
+            if (at.TryGetValue((passage[j], passage[j + 1], passage[j + 2], passage[j + 3]), out var list))
+                foreach (int i in list) votes[j - i] = votes.GetValueOrDefault(j - i) + 1;
+        int best = 0, most = 0;
+        foreach (var (offset, count) in votes)
+            if (count > most || (count == most && offset < best)) (best, most) = (offset, count);
+        return most == 0 ? null : best;
+    }
+
+    /// <summary>The tokens of a neighbour between its leading and trailing <paramref name="filler"/>.</summary>
+    public static ReadOnlySpan<int> Text(ReadOnlySpan<int> neighbour, int filler)
+    {
+        int a = 0, b = neighbour.Length;
+        while (a < b && neighbour[a] == filler) a++;
+        while (b > a && neighbour[b - 1] == filler) b--;
+        return neighbour[a..b];
+    }
+
+    /// <summary><paramref name="length"/> tokens of <paramref name="tokens"/> from <paramref name="from"/> (which may be negative); positions outside it are <paramref name="filler"/>.</summary>
+    public static int[] Cut(ReadOnlySpan<int> tokens, int from, int length, int filler)
+    {
+        var n = new int[length];
+        for (int i = 0; i < length; i++) { int j = from + i; n[i] = j >= 0 && j < tokens.Length ? tokens[j] : filler; }
+        return n;
     }
 }

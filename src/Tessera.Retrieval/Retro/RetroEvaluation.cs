@@ -36,7 +36,7 @@ public static class RetroEvaluation
     /// <paramref name="documents"/> (ids as the index would name them, token ids without BOS) with <paramref name="engine"/>.
     /// </summary>
     public static RetroEvalResult Run(IGenerationEngine engine, ITokenizer tokenizer, int bos, Bm25Index index, IReadOnlyList<(string Id, int[] Tokens)> documents,
-        int chunkTokens, int neighbours, int maxExamples, ulong seed, CancellationToken cancel = default)
+        int chunkTokens, int neighbours, int maxExamples, ulong seed, NeighbourWindow window = NeighbourWindow.Aligned, CancellationToken cancel = default)
     {
         int C = chunkTokens;
         if (C < TextGrams.N) throw new ArgumentOutOfRangeException(nameof(chunkTokens), chunkTokens, $"--retro-chunk: at least {TextGrams.N} tokens.");
@@ -48,8 +48,8 @@ public static class RetroEvaluation
 
         var ids = documents.Select(d => d.Id).ToHashSet(StringComparer.Ordinal);
         bool byId = ids.Count == documents.Count && PassageNeighbours.IdsMatch(index, ids) >= PassageNeighbours.IdCoverageNeeded;
-        var search = byId ? new PassageNeighbours(index, tokenizer, C, neighbours, bos, ids)
-            : new PassageNeighbours(index, tokenizer, C, neighbours, bos, TextGrams.Of(documents.Select(d => d.Tokens)));
+        var search = byId ? new PassageNeighbours(index, tokenizer, C, neighbours, bos, ids) { Window = window }
+            : new PassageNeighbours(index, tokenizer, C, neighbours, bos, TextGrams.Of(documents.Select(d => d.Tokens))) { Window = window };
         double natsWith = 0, natsWithout = 0, overlapSum = 0;
         int overHalf = 0, ownDoc = -1;
         long bytes = 0;

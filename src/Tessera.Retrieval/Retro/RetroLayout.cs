@@ -7,15 +7,21 @@ namespace Tessera.Retrieval.Retro;
 /// <c>tessera train --index</c>: BOS, then the neighbours of chunk u (each a chunk and its
 /// continuation, <c>2C</c> tokens), then the document's chunks u−1, u and u+1. The loss trains chunks
 /// u and u+1 only, so a run with neighbours and one without (k = 0) learn the same targets from the
-/// same examples and differ only in what they read first.
+/// same examples and differ only in what they read first. Held out, chunk u+1 alone is scored.
 /// </summary>
 public static class RetroLayout
 {
     /// <summary>Tokens a row feeds the model (BOS not counted): <c>k·2C + 3C</c>.</summary>
     public static int SequenceLength(int chunkTokens, int neighbours) => neighbours * 2 * chunkTokens + 3 * chunkTokens;
 
-    /// <summary>Tokens of a row that the loss trains: chunks u and u+1, the row's last <c>2C</c>.</summary>
+    /// <summary>Tokens of a training row that the loss trains: chunks u and u+1, the row's last <c>2C</c>.</summary>
     public static int TrainedTokens(int chunkTokens) => 2 * chunkTokens;
+
+    /// <summary>
+    /// Tokens of a held-out row that are scored: chunk u+1, the row's last <c>C</c> (RETRO's measure).
+    /// Chunk u is not scored: its neighbours were found with chunk u itself, so they may hold it.
+    /// </summary>
+    public static int ScoredTokens(int chunkTokens) => chunkTokens;
 
     /// <summary>
     /// The row of example (<paramref name="document"/>, <paramref name="u"/>) without its BOS: the
@@ -61,16 +67,17 @@ public static class RetroLayout
 
     /// <summary>
     /// Writes <paramref name="rows"/> as a token shard (BOS before each row) with its loss mask: 1 on
-    /// each row's last <c>2C</c> tokens (chunks u and u+1), 0 elsewhere, BOS included. Both files are
-    /// written atomically.
+    /// each row's last <paramref name="masked"/> tokens (<see cref="TrainedTokens"/> for training rows,
+    /// <see cref="ScoredTokens"/> for held-out ones), 0 elsewhere, BOS included. Both files are written
+    /// atomically.
     /// </summary>
-    public static void WriteShard(string path, IReadOnlyList<int[]> rows, int chunkTokens, int vocabSize, int bos)
+    public static void WriteShard(string path, IReadOnlyList<int[]> rows, int masked, int vocabSize, int bos)
     {
         TokenShard.Write(path, rows, vocabSize, bos);
         long total = rows.Sum(r => (long)r.Length + 1);
         var mask = new byte[total];
         long at = 0;
-        int trained = TrainedTokens(chunkTokens);
+        int trained = masked;
         foreach (var r in rows)
         {
             at++;   // BOS: 0

@@ -13,6 +13,8 @@ public sealed record RetroTrainingOptions
     public int ChunkTokens { get; init; } = 64;
     /// <summary>Neighbours per example (0: the same examples without retrieval, the baseline).</summary>
     public int Neighbours { get; init; } = 1;
+    /// <summary>How a neighbour is cut from its passage.</summary>
+    public NeighbourWindow Window { get; init; } = NeighbourWindow.Aligned;
     /// <summary>At most this many training examples, a seeded random draw (0: every example).</summary>
     public int MaxTrainExamples { get; init; }
     /// <summary>At most this many validation examples, a seeded random draw.</summary>
@@ -48,12 +50,19 @@ public sealed record RetroDataSummary
     public int ChunkTokens { get; init; }
     /// <summary>Neighbours per example.</summary>
     public int Neighbours { get; init; }
+    /// <summary>How a neighbour was cut from its passage: "aligned" or "start" (<see cref="NeighbourWindow"/>); a folder built before the choice existed reads "start".</summary>
+    public string Window { get; init; } = "start";
     /// <summary>The training cap asked for (0: all).</summary>
     public int MaxTrainExamples { get; init; }
     /// <summary>The validation cap asked for.</summary>
     public int MaxValidationExamples { get; init; }
     /// <summary>Seed of the draws.</summary>
     public ulong Seed { get; init; }
+    /// <summary>
+    /// The folder's layout: 2 = validation rows score chunk u+1 only (seventeenth session); a folder
+    /// without it scored chunks u and u+1 and is rebuilt rather than reused.
+    /// </summary>
+    public int Version { get; init; }
 
     /// <summary>Training rows written.</summary>
     public int TrainExamples { get; init; }
@@ -77,8 +86,8 @@ public sealed record RetroDataSummary
     public long SkippedHeldOutText { get; init; }
     /// <summary>Hits passed over because they are shorter than 13 tokens.</summary>
     public long SkippedShort { get; init; }
-    /// <summary>UTF-8 bytes of the validation rows' trained tokens (bits per byte divides by these).</summary>
-    public long ValidationTrainedBytes { get; init; }
+    /// <summary>UTF-8 bytes of the validation rows' scored tokens, chunk u+1 (bits per byte divides by these).</summary>
+    public long ValidationScoredBytes { get; init; }
     /// <summary>RETRO's leakage measure on the validation rows: mean 13-gram overlap of chunk u+1 with its neighbours.</summary>
     public double ValidationOverlapMean { get; init; }
     /// <summary>Share of validation rows whose chunk u+1 has a 13-gram overlap above 0.5 with its neighbours.</summary>
@@ -86,7 +95,7 @@ public sealed record RetroDataSummary
 
     /// <summary>True when <paramref name="other"/> was built from the same inputs with the same settings.</summary>
     public bool SameInputs(RetroDataSummary other)
-        => Source == other.Source && Index == other.Index && IndexState == other.IndexState && ChunkTokens == other.ChunkTokens && Neighbours == other.Neighbours
+        => Version == other.Version && Source == other.Source && Index == other.Index && IndexState == other.IndexState && ChunkTokens == other.ChunkTokens && Neighbours == other.Neighbours && Window == other.Window
            && MaxTrainExamples == other.MaxTrainExamples && MaxValidationExamples == other.MaxValidationExamples && Seed == other.Seed;
 }
 
@@ -103,6 +112,8 @@ public static class RetroTrainingData
 {
     /// <summary>The summary file in the output folder.</summary>
     public const string SettingsFile = "retro.json";
+    /// <summary>The layout <see cref="RetroDataSummary.Version"/> this build writes.</summary>
+    public const int CurrentVersion = 2;
     const long ProgressEveryMs = 30_000;
 
     /// <summary>The summary of a built folder, or null when it has none (or an unreadable one).</summary>
@@ -120,9 +131,9 @@ public static class RetroTrainingData
         var m = IndexManifest.Load(indexFolder);
         return new RetroDataSummary
         {
-            Source = Path.GetFullPath(source.Directory), Index = Path.GetFullPath(indexFolder),
+            Version = CurrentVersion, Source = Path.GetFullPath(source.Directory), Index = Path.GetFullPath(indexFolder),
             IndexState = $"{m.Passages}:{m.NextKey}:{string.Join(',', m.ShardGenerations)}",
-            ChunkTokens = options.ChunkTokens, Neighbours = options.Neighbours, MaxTrainExamples = options.MaxTrainExamples,
+            ChunkTokens = options.ChunkTokens, Neighbours = options.Neighbours, Window = NeighbourWindows.Name(options.Window), MaxTrainExamples = options.MaxTrainExamples,
             MaxValidationExamples = options.MaxValidationExamples, Seed = options.Seed,
         };
     }
@@ -170,8 +181,8 @@ public static class RetroTrainingData
         double coverage = index is not null && trainKeys is not null && valKeys is not null && testKeys is not null ? PassageNeighbours.IdsMatch(index, trainKeys) : 0;
         bool byId = coverage >= PassageNeighbours.IdCoverageNeeded;
         PassageNeighbours? neighbours = index is null ? null : byId
-            ? new PassageNeighbours(index, tokenizer, C, k, bos, new HashSet<string>([.. valKeys!, .. testKeys!], StringComparer.Ordinal))
-            : new PassageNeighbours(index, tokenizer, C, k, bos, TextGrams.Of(test is null ? valDocs : [.. valDocs, .. Documents(test, bos)]));
+            ? new PassageNeighbours(index, tokenizer, C, k, bos, new HashSet<string>([.. valKeys!, .. testKeys!], StringComparer.Ordinal)) { Window = options.Window }
+            : new PassageNeighbours(index, tokenizer, C, k, bos, TextGrams.Of(test is null ? valDocs : [.. valDocs, .. Documents(test, bos)])) { Window = options.Window };
         if (index is not null)
             log?.Invoke(byId ? $"retrieval data: other documents by id ({coverage:P1} of the training documents' keys are index document ids)"
                 : $"retrieval data: other documents by text (a neighbour half of whose 13-grams are the document's own or held-out text is passed over); " +
@@ -188,7 +199,7 @@ public static class RetroTrainingData
         for (int i = 0; i < valExamples.Count; i++)
         {
             var (d, u) = valExamples[i];
-            valBytes += tokenizer.DecodeBytes(valDocs[d].AsSpan(u * C, 2 * C)).Length;
+            valBytes += tokenizer.DecodeBytes(valDocs[d].AsSpan((u + 1) * C, C)).Length;
             overlaps[i] = k == 0 ? 0 : RetroChunkIndex.NGramOverlap(valDocs[d].AsSpan((u + 1) * C, C), valNeighbours[i], TextGrams.N);
         }
         var summary = settings with
@@ -196,7 +207,7 @@ public static class RetroTrainingData
             TrainExamples = trainRows.Count, ValidationExamples = valRows.Count, SequenceLength = RetroLayout.SequenceLength(C, k),
             ExclusionRule = k == 0 ? "none" : byId ? "document ids" : "text", IdCoverage = coverage,
             Searches = neighbours?.Searches ?? 0, MsPerExample = msPerExample, FillerSlots = neighbours?.FillerSlots ?? 0, SkippedOwnText = neighbours?.SkippedOwnText ?? 0,
-            SkippedHeldOutText = neighbours?.SkippedHeldOutText ?? 0, SkippedShort = neighbours?.SkippedShort ?? 0, ValidationTrainedBytes = valBytes,
+            SkippedHeldOutText = neighbours?.SkippedHeldOutText ?? 0, SkippedShort = neighbours?.SkippedShort ?? 0, ValidationScoredBytes = valBytes,
             ValidationOverlapMean = overlaps.Length == 0 ? 0 : overlaps.Average(), ValidationOverlapOverHalf = overlaps.Length == 0 ? 0 : overlaps.Count(o => o > 0.5) / (double)overlaps.Length,
         };
         long trainBytes = 0;
@@ -206,8 +217,8 @@ public static class RetroTrainingData
         cancel.ThrowIfCancellationRequested();
         AtomicFile.PublishDirectory(outDir, staging =>
         {
-            RetroLayout.WriteShard(Path.Combine(staging, ShardBuilder.FileName(Split.Train)), trainRows, C, source.VocabSize, bos);
-            RetroLayout.WriteShard(Path.Combine(staging, ShardBuilder.FileName(Split.Validation)), valRows, C, source.VocabSize, bos);
+            RetroLayout.WriteShard(Path.Combine(staging, ShardBuilder.FileName(Split.Train)), trainRows, RetroLayout.TrainedTokens(C), source.VocabSize, bos);
+            RetroLayout.WriteShard(Path.Combine(staging, ShardBuilder.FileName(Split.Validation)), valRows, RetroLayout.ScoredTokens(C), source.VocabSize, bos);
             TokenShard.Write(Path.Combine(staging, ShardBuilder.FileName(Split.Test)), [], source.VocabSize, bos);
             string recorded = ShardBuilder.KeepTokenizer(source.TokenizerPath(), staging);
             result = new PreparedData(outDir, recorded, source.VocabSize, bos,

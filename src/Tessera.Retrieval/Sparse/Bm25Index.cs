@@ -133,6 +133,29 @@ public sealed class Bm25Index : IDisposable
             d.GetField(LengthField).GetInt32Value()!.Value, d.Get(TextField), date is { } t ? DateTimeOffset.FromUnixTimeSeconds(t) : null);
     }
 
+    /// <summary>
+    /// The passages of the same document just before and just after <paramref name="passage"/> (by
+    /// start offset); null where it is the document's first or last.
+    /// </summary>
+    public (Passage? Previous, Passage? Next) Adjacent(Passage passage)
+    {
+        var id = new BytesRef(passage.DocumentId);
+        (int Start, int Shard, int Doc)? previous = null, next = null;
+        for (int s = 0; s < readers.Length; s++)
+        {
+            var docs = MultiFields.GetTermDocsEnum(readers[s], MultiFields.GetLiveDocs(readers[s]), DocField, id);
+            if (docs is null) continue;
+            for (int d = docs.NextDoc(); d != DocIdSetIterator.NO_MORE_DOCS; d = docs.NextDoc())
+            {
+                int start = readers[s].Document(d, StartOnly).GetField(StartField).GetInt32Value()!.Value;
+                if (start > passage.Start && (next is null || start < next.Value.Start)) next = (start, s, d);
+                if (start < passage.Start && (previous is null || start > previous.Value.Start)) previous = (start, s, d);
+            }
+        }
+        return (previous is { } p ? Read(p.Shard, p.Doc) : null, next is { } n ? Read(n.Shard, n.Doc) : null);
+    }
+    static readonly ISet<string> StartOnly = new HashSet<string> { StartField };
+
     /// <summary>Every passage in key order (for building the dense stage and for evaluation).</summary>
     public IEnumerable<Passage> AllPassages()
     {
