@@ -80,6 +80,24 @@ public class RetroTrainTests
             using var ps = JsonDocument.Parse(File.ReadAllText(Path.Combine(plain, "retro-data", "retro.json")));
             Assert.Equal(48, ps.RootElement.GetProperty("sequence_length").GetInt32());
             Assert.Equal(s.GetProperty("train_examples").GetInt32(), ps.RootElement.GetProperty("train_examples").GetInt32());
+
+            // The claim's figure from the two finished runs: each left its result; the plot groups them by neighbours.
+            double resumedBpb = resumed.Json().GetProperty("val_bits_per_byte").GetDouble();
+            using (var result = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "retro-result.json"))))
+            {
+                Assert.Equal(resumedBpb, result.RootElement.GetProperty("held_out_bits_per_byte").GetDouble(), 12);
+                Assert.Equal(8, result.RootElement.GetProperty("steps").GetInt64());
+                Assert.Equal(1, result.RootElement.GetProperty("neighbours").GetInt32());
+            }
+            string svg = Path.Combine(dir, "plot", "retro.svg");
+            var plot = CliProcess.Run(dir, "eval", "retro-plot", "--runs", run, plain, "--out", svg, "--json").Json();
+            Assert.True(File.Exists(svg));
+            Assert.StartsWith("<?xml", File.ReadAllText(svg).TrimStart());
+            var series = plot.GetProperty("series").EnumerateArray().ToList();
+            Assert.Equal(["without retrieval", "with 1 neighbour (aligned)"], series.Select(x => x.GetProperty("name").GetString()));
+            var point = Assert.Single(series[1].GetProperty("points").EnumerateArray());
+            Assert.Equal(resumedBpb, point.GetProperty("mean_bits_per_byte").GetDouble(), 12);
+            CliProcess.Run(dir, "eval", "retro-plot", "--runs", run, dir, "--out", svg).AssertRefused("no retro-result.json");
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -43,6 +43,7 @@ public static class EvalCommand
         };
         cmd.Subcommands.Add(LeakDemo());
         cmd.Subcommands.Add(RalmCommand.Eval());
+        cmd.Subcommands.Add(RetroTrainCommand.Plot());
         cmd.Subcommands.Add(CorpusSwapCommand.Create());
         cmd.Subcommands.Add(MailEvalCommand.Create());
         cmd.Subcommands.Add(LongContextCommand.Eval());

@@ -1,9 +1,13 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text;
 using Tessera.Data;
+using Tessera.Kernels.IO;
 using Tessera.Retrieval.Retro;
 using Tessera.Retrieval.Sparse;
 using Tessera.Text;
 using Tessera.Training;
+using Tessera.Training.Experiments;
 
 namespace Tessera.Cli.Commands;
 
@@ -106,5 +110,81 @@ public static class RetroTrainCommand
         long evaluated = Math.Min(options.EvalBatches, s.ValidationExamples / batch) * (long)batch;
         if (evaluated != s.ValidationExamples) return null;
         return loss * evaluated * RetroLayout.ScoredTokens(s.ChunkTokens) / Math.Log(2) / s.ValidationScoredBytes;
+    }
+
+    /// <summary>The file a finished <c>train --index</c> run leaves in its folder (<see cref="RetroRunResult"/>), read by <c>tessera eval retro-plot</c>.</summary>
+    public const string ResultFile = "retro-result.json";
+
+    /// <summary>What a <c>train --index</c> run measured, written to <see cref="ResultFile"/> when its evaluation covered every validation row.</summary>
+    /// <param name="Parameters">The model's parameters.</param>
+    /// <param name="Neighbours">Neighbours per row, k (0: the baseline).</param>
+    /// <param name="Window">How neighbours were cut ("aligned" or "start").</param>
+    /// <param name="ChunkTokens">Tokens per chunk, C.</param>
+    /// <param name="Seed">The run's seed (it draws the examples and the weights).</param>
+    /// <param name="Steps">Optimizer steps taken.</param>
+    /// <param name="HeldOutBitsPerByte">Bits per byte of chunk u+1 of the validation rows.</param>
+    /// <param name="ValidationExamples">Validation rows scored.</param>
+    /// <param name="ValidationOverlapMean">Mean 13-gram overlap of chunk u+1 with its neighbours (0 without).</param>
+    /// <param name="Source">The prepared data the rows came from.</param>
+    /// <param name="Index">The passage index searched.</param>
+    public sealed record RetroRunResult(long Parameters, int Neighbours, string Window, int ChunkTokens, ulong Seed, long Steps, double HeldOutBitsPerByte,
+        int ValidationExamples, double ValidationOverlapMean, string Source, string Index);
+
+    /// <summary>Writes <see cref="ResultFile"/> into <paramref name="outDir"/> (atomically).</summary>
+    public static void WriteResult(string outDir, RetroDataSummary s, long parameters, ulong seed, long steps, double bitsPerByte)
+        => AtomicFile.WriteAllText(Path.Combine(outDir, ResultFile), JsonNaming.Serialize(new RetroRunResult(parameters, s.Neighbours, s.Window, s.ChunkTokens, seed, steps,
+            bitsPerByte, s.ValidationExamples, s.ValidationOverlapMean, s.Source, s.Index)));
+
+    /// <summary>
+    /// <c>tessera eval retro-plot --runs RUN… --out FILE.svg</c>: the RETRO claim's figure from finished
+    /// <c>train --index</c> runs: held-out bits per byte against parameters, one line without
+    /// retrieval and one per neighbour setting, each point the mean over the runs (seeds) of that size;
+    /// prints the table behind it.
+    /// </summary>
+    public static Command Plot()
+    {
+        var runs = new Option<string[]>("--runs") { Description = "Run folders of `tessera train --index` (each holds retro-result.json).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var output = new Option<string>("--out") { Description = "The SVG to write.", Required = true };
+        var json = BenchCommand.JsonOption();
+        var cmd = new Command("retro-plot", "Held-out bits per byte (chunk u+1) against parameters, with and without retrieval, from finished `train --index` runs: an SVG and its table.") { runs, output, json };
+        cmd.SetAction(p =>
+        {
+            var results = new List<(string Run, RetroRunResult R)>();
+            foreach (string run in p.GetValue(runs)!)
+            {
+                string path = Path.Combine(run, ResultFile);
+                if (!File.Exists(path)) throw new FileNotFoundException($"{run}: no {ResultFile}; it is written when a `train --index` run finishes with every validation row evaluated.");
+                RetroRunResult? r;
+                try { r = JsonNaming.Deserialize<RetroRunResult>(File.ReadAllText(path)); }
+                catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: not a retro result ({e.Message})."); }
+                results.Add((run, r ?? throw new InvalidDataException($"{path}: empty.")));
+            }
+            var sources = results.Select(x => (x.R.Source, x.R.Index, x.R.ChunkTokens, x.R.ValidationExamples)).Distinct().ToList();
+            if (sources.Count > 1)
+                throw new ArgumentException($"--runs: the runs were scored on different rows ({string.Join("; ", sources.Select(x => $"{x.Source} / {x.Index}, C {x.ChunkTokens}, {x.ValidationExamples} rows"))}); plot runs of one data folder, index and chunk size.");
+            static string Series(RetroRunResult r) => r.Neighbours == 0 ? "without retrieval" : $"with {r.Neighbours} neighbour{(r.Neighbours == 1 ? "" : "s")} ({r.Window})";
+            var groups = results.GroupBy(x => Series(x.R)).OrderBy(g => g.Key == "without retrieval" ? 0 : 1).ThenBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => (Name: g.Key, Points: g.GroupBy(x => x.R.Parameters).OrderBy(q => q.Key)
+                    .Select(q => (Parameters: q.Key, Mean: q.Average(x => x.R.HeldOutBitsPerByte), Runs: q.OrderBy(x => x.R.Seed).ToList())).ToList())).ToList();
+            var figure = SvgPlot.Lines("RETRO-style training: held-out bits per byte of chunk u+1", "parameters", "bits per byte",
+                [.. groups.Select(g => (g.Name, (IReadOnlyList<(double, double)>)[.. g.Points.Select(q => ((double)q.Parameters, q.Mean))]))], logX: true);
+            string svg = Path.GetFullPath(p.GetValue(output)!);
+            Directory.CreateDirectory(Path.GetDirectoryName(svg)!);
+            AtomicFile.WriteAllText(svg, figure);
+            if (p.GetValue(json))
+            {
+                Console.WriteLine(JsonNaming.SerializeObject(new { svg, series = groups.Select(g => new { name = g.Name, points = g.Points.Select(q => new
+                    { parameters = q.Parameters, mean_bits_per_byte = q.Mean, runs = q.Runs.Select(x => new { run = x.Run, seed = x.R.Seed, bits_per_byte = x.R.HeldOutBitsPerByte, overlap_mean = x.R.ValidationOverlapMean }) }) }) }));
+                return 0;
+            }
+            var md = new StringBuilder("| series | parameters | mean bits/byte | runs (seed: bits/byte) |\n|---|---|---|---|\n");
+            foreach (var g in groups)
+                foreach (var q in g.Points)
+                    md.Append(CultureInfo.InvariantCulture, $"| {g.Name} | {q.Parameters:N0} | {q.Mean:F4} | {string.Join(", ", q.Runs.Select(x => $"{x.R.Seed}: {x.R.HeldOutBitsPerByte:F4}"))} |\n");
+            Console.Write(md.ToString());
+            Console.WriteLine($"→ {svg}");
+            return 0;
+        });
+        return cmd;
     }
 }

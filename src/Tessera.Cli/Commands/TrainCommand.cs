@@ -194,6 +194,7 @@ public static class TrainCommand
                 // The masked validation loss is over chunk u+1 only (RETRO's measure); its bytes give bits per byte.
                 var bpb = RetroTrainCommand.HeldOutBitsPerByte(result.ValLoss, retroData, options);
                 result = result with { ValBitsPerByte = bpb ?? double.NaN };
+                if (bpb is { } measured) RetroTrainCommand.WriteResult(outDir, retroData, result.Parameters, options.Seed, result.Steps, measured);
                 if (!quiet)
                     Console.WriteLine(bpb is { } b ? $"held-out bits/byte on chunk u+1 of the validation rows: {b:F4}"
                         : "held-out bits/byte: not computed (the evaluation did not cover every validation row)");
