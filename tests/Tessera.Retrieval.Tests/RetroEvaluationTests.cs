@@ -39,6 +39,7 @@ public class RetroEvaluationTests
         var search = new PassageNeighbours(index, Bytes, C, 1, bos, validation.Select(d => d.Key).ToHashSet());
         var everyDocument = train.Concat(validation).ToList();
         double with = 0, without = 0;
+        var byOverlap = new (int Examples, double Without, double With)[3];
         for (int d = 0; d < docs.Count; d++)
         {
             for (int u = 1; (u + 2) * C <= docs[d].Length; u++)
@@ -48,8 +49,13 @@ public class RetroEvaluationTests
                 // Lined up with chunk u, the neighbour may start inside a passage and run on into the next: find it in the documents' text.
                 string text = Bytes.Decode(RetroTrainingDataTests.Trimmed(neighbour, bos));
                 Assert.StartsWith("t", Assert.Single(everyDocument, x => x.Text.Contains(text, StringComparison.Ordinal)).Key);   // a training document
-                without += Nats(reference, [bos, .. context]);
-                with += Nats(reference, [bos, .. neighbour, .. context]);
+                double a = Nats(reference, [bos, .. context]), b = Nats(reference, [bos, .. neighbour, .. context]);
+                without += a; with += b;
+                // The overlap bucket, by counting chunk u+1's 13-grams found in the neighbour here.
+                var next = docs[d][((u + 1) * C)..((u + 2) * C)];
+                int hit = Enumerable.Range(0, C - 12).Count(i => Enumerable.Range(0, 2 * C - 12).Any(j => next.AsSpan(i, 13).SequenceEqual(neighbour.AsSpan(j, 13))));
+                ref var slot = ref byOverlap[hit == 0 ? 0 : 2 * hit <= C - 12 ? 1 : 2];
+                slot = (slot.Examples + 1, slot.Without + a, slot.With + b);
             }
         }
         double bytes = r.ScoredBytes * Math.Log(2);
@@ -57,6 +63,16 @@ public class RetroEvaluationTests
         Assert.Equal(without / bytes, r.BitsPerByteWithout, 1e-4);
         Assert.Equal(with / bytes, r.BitsPerByteWith, 1e-4);
         Assert.NotEqual(r.BitsPerByteWithout, r.BitsPerByteWith, 1e-6);
+        Assert.Equal(["0", "(0, 0.5]", "(0.5, 1]"], r.Buckets.Select(x => x.Range));
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(byOverlap[i].Examples, r.Buckets[i].Examples);
+            if (byOverlap[i].Examples == 0) { Assert.True(double.IsNaN(r.Buckets[i].BitsPerByteWith)); continue; }
+            double scored = byOverlap[i].Examples * (double)C * Math.Log(2);   // ASCII: C bytes per example
+            Assert.Equal(byOverlap[i].Without / scored, r.Buckets[i].BitsPerByteWithout, 1e-4);
+            Assert.Equal(byOverlap[i].With / scored, r.Buckets[i].BitsPerByteWith, 1e-4);
+        }
+        Assert.Equal(r.Examples, r.Buckets.Sum(x => x.Examples));
 
         // A draw of a few examples, and the refusals.
         // Ids the index does not hold: the text rule, and still no evaluated document's text as a neighbour.

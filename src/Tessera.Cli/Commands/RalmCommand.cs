@@ -101,7 +101,8 @@ public sealed class RalmCommand
                 else
                     Console.WriteLine($"{r.Documents} documents, {r.Examples:N0} examples (chunk u+1 of {p.GetValue(chunk)} tokens scored, {r.ScoredBytes:N0} bytes): bits/byte without retrieval {r.BitsPerByteWithout:F4}, " +
                         $"with {r.BitsPerByteWith:F4} ({r.BitsPerByteWith - r.BitsPerByteWithout:+0.0000;-0.0000}); 13-gram overlap with the neighbours mean {r.OverlapMean:F3}, above 0.5 for {r.OverlapOverHalf:P1}; " +
-                        $"{r.FillerSlots} filler slots, passed over {r.SkippedOwnText} own and {r.SkippedHeldOutText} held-out hits (by {r.ExclusionRule})");
+                        $"{r.FillerSlots} filler slots, passed over {r.SkippedOwnText} own and {r.SkippedHeldOutText} held-out hits (by {r.ExclusionRule})\n" +
+                        "by 13-gram overlap: " + string.Join("; ", r.Buckets.Select(x => $"{x.Range}: {x.Examples} examples, without {x.BitsPerByteWithout:F4}, with {x.BitsPerByteWith:F4}")));
                 return 0;
             }
             var ralm = new InContextRalm(engine, tok, idx, bos, o.Settings(p));

@@ -17,8 +17,18 @@ namespace Tessera.Retrieval.Retro;
 /// <param name="SkippedOwnText">Hits passed over as the document's own text.</param>
 /// <param name="SkippedHeldOutText">Hits passed over as another evaluated document.</param>
 /// <param name="ExclusionRule">"document ids" when the evaluated documents' ids are the index's (it holds them), else "text" (<see cref="PassageNeighbours"/>).</param>
+/// <param name="Buckets">The same figures by the examples' 13-gram overlap (none, up to half, over half), as RETRO broke its gains down, so leakage is visible.</param>
 public sealed record RetroEvalResult(int Documents, int Examples, long ScoredBytes, double BitsPerByteWithout, double BitsPerByteWith,
-    double OverlapMean, double OverlapOverHalf, long Searches, long FillerSlots, long SkippedOwnText, long SkippedHeldOutText, string ExclusionRule);
+    double OverlapMean, double OverlapOverHalf, long Searches, long FillerSlots, long SkippedOwnText, long SkippedHeldOutText, string ExclusionRule,
+    IReadOnlyList<OverlapBucket> Buckets);
+
+/// <summary>Examples of one 13-gram overlap range and their bits per byte without and with neighbours (NaN when empty).</summary>
+/// <param name="Range">"0", "(0, 0.5]" or "(0.5, 1]".</param>
+/// <param name="Examples">Examples in the range.</param>
+/// <param name="ScoredBytes">Their chunks u+1's UTF-8 bytes.</param>
+/// <param name="BitsPerByteWithout">Without neighbours.</param>
+/// <param name="BitsPerByteWith">With neighbours.</param>
+public sealed record OverlapBucket(string Range, int Examples, long ScoredBytes, double BitsPerByteWithout, double BitsPerByteWith);
 
 /// <summary>
 /// Held-out bits per byte in the RETRO layout (<c>tessera eval ralm --layout retro</c>): the layout a
@@ -53,6 +63,7 @@ public static class RetroEvaluation
         double natsWith = 0, natsWithout = 0, overlapSum = 0;
         int overHalf = 0, ownDoc = -1;
         long bytes = 0;
+        var buckets = new (int Examples, long Bytes, double Without, double With)[3];
         TextGrams? own = null;
         foreach (var (d, u) in examples)
         {
@@ -60,16 +71,21 @@ public static class RetroEvaluation
             var doc = documents[d].Tokens;
             if (d != ownDoc) { own = byId ? null : TextGrams.Of([doc]); ownDoc = d; }
             var found = search.Search(doc.AsSpan(u * C, C), documents[d].Id, own);
-            natsWithout += Nats(engine, [bos, .. RetroLayout.Row(doc, u, C, null)], C);
-            natsWith += Nats(engine, [bos, .. RetroLayout.Row(doc, u, C, found)], C);
-            bytes += tokenizer.DecodeBytes(doc.AsSpan((u + 1) * C, C)).Length;
+            double without = Nats(engine, [bos, .. RetroLayout.Row(doc, u, C, null)], C);
+            double with = Nats(engine, [bos, .. RetroLayout.Row(doc, u, C, found)], C);
+            int b = tokenizer.DecodeBytes(doc.AsSpan((u + 1) * C, C)).Length;
+            natsWithout += without; natsWith += with; bytes += b;
             double overlap = RetroChunkIndex.NGramOverlap(doc.AsSpan((u + 1) * C, C), found, TextGrams.N);
             overlapSum += overlap;
             if (overlap > 0.5) overHalf++;
+            ref var bucket = ref buckets[overlap == 0 ? 0 : overlap <= 0.5 ? 1 : 2];
+            bucket = (bucket.Examples + 1, bucket.Bytes + b, bucket.Without + without, bucket.With + with);
         }
-        double Bpb(double nats) => bytes == 0 ? double.NaN : nats / Math.Log(2) / bytes;
-        return new RetroEvalResult(documents.Count, examples.Count, bytes, Bpb(natsWithout), Bpb(natsWith), overlapSum / examples.Count,
-            overHalf / (double)examples.Count, search.Searches, search.FillerSlots, search.SkippedOwnText, search.SkippedHeldOutText, byId ? "document ids" : "text");
+        static double Bpb(double nats, long bytes) => bytes == 0 ? double.NaN : nats / Math.Log(2) / bytes;
+        string[] ranges = ["0", "(0, 0.5]", "(0.5, 1]"];
+        return new RetroEvalResult(documents.Count, examples.Count, bytes, Bpb(natsWithout, bytes), Bpb(natsWith, bytes), overlapSum / examples.Count,
+            overHalf / (double)examples.Count, search.Searches, search.FillerSlots, search.SkippedOwnText, search.SkippedHeldOutText, byId ? "document ids" : "text",
+            [.. buckets.Select((x, i) => new OverlapBucket(ranges[i], x.Examples, x.Bytes, Bpb(x.Without, x.Bytes), Bpb(x.With, x.Bytes)))]);
     }
 
     /// <summary>Summed nats of the row's last <paramref name="scored"/> tokens.</summary>
