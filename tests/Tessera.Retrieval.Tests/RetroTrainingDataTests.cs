@@ -155,6 +155,33 @@ public class RetroTrainingDataTests
     }
 
     [Fact]
+    public void Aligned_search_prefers_the_hit_that_repeats_the_chunk_over_the_one_BM25_ranks_first()
+    {
+        const string chunkText = "amber falcon ice";   // 16 bytes, C
+        // "topical" repeats the chunk's three words (BM25's first) but never two of them in the chunk's order; "quote" holds the chunk once, verbatim.
+        const string topical = "ice amber ice falcon amber ice falcon amber", quote = "river amber falcon ice was long and cold";
+        using var tmp = new TempFolder();
+        Bm25IndexBuilder.Build(tmp["idx"], [new SourceDocument("topical", topical), new SourceDocument("quote", quote), new SourceDocument("own", "a lake " + chunkText + " and reeds")],
+            new IndexBuildOptions { Shards = 1, PassageWords = 10 });
+        using var index = Bm25Index.Open(tmp["idx"]);
+        var order = index.Search(chunkText, 10).Select(h => h.Passage.DocumentId).Where(id => id != "own").ToList();
+        Assert.Equal(["topical", "quote"], order);   // the setting: BM25 puts the topical passage first
+        var chunk = Bytes.Encode(chunkText).ToArray();
+        Assert.Equal(C, chunk.Length);
+        const int filler = 999;
+        var aligned = new PassageNeighbours(index, Bytes, C, 1, filler, heldOut: new HashSet<string>());
+        int at = quote.IndexOf(chunkText, StringComparison.Ordinal);
+        var expected = Bytes.Encode(quote[at..]).ToArray().Concat(Enumerable.Repeat(filler, 2 * C)).Take(2 * C).ToArray();   // the quote ends before 2C: filler after
+        Assert.Equal(expected, Assert.Single(aligned.Search(chunk, "own", null)));
+        var start = new PassageNeighbours(index, Bytes, C, 1, filler, heldOut: new HashSet<string>()) { Window = NeighbourWindow.Start };
+        Assert.Equal(Bytes.Encode(topical[..(2 * C)]).ToArray(), Assert.Single(start.Search(chunk, "own", null)));
+        // Two neighbours: the quote first, then the topical passage read from where most of its 4-grams place the chunk.
+        var two = new PassageNeighbours(index, Bytes, C, 2, filler, heldOut: new HashSet<string>()).Search(chunk, "own", null);
+        Assert.Equal(expected, two[0]);
+        Assert.Contains("amber", Bytes.Decode(PassageNeighbours.Text(two[1], filler)));
+    }
+
+    [Fact]
     public void Offset_is_the_shift_most_shared_4_grams_agree_on_and_Cut_pads_outside_the_tokens()
     {
         var rng = new Random(11);

@@ -47,7 +47,8 @@ public enum NeighbourWindow
 {
     /// <summary>
     /// RETRO's chunk and continuation, found in the passage: the <c>C</c> tokens lined up with the
-    /// querying chunk by their shared 4-grams (the offset most of them agree on), then the <c>C</c>
+    /// querying chunk by their shared 4-grams (the offset most of them agree on; the first
+    /// <see cref="PassageNeighbours.RerankPool"/> usable hits are reranked by how many agree), then the <c>C</c>
     /// tokens that follow, read on into the document's passage before or after where the window leaves
     /// the passage. A passage sharing no 4-gram with the chunk is read from its start. Where the text continues as in the querying document, the
     /// neighbour's token sits a fixed distance before the token it predicts.
@@ -99,7 +100,7 @@ public sealed class PassageNeighbours
     const int MaxDepth = 512;
     const int MaxCached = 200_000;   // encoded passages kept (about 120 MB at 150 tokens each)
     readonly Dictionary<long, int[]> encoded = [];   // passage key → tokens (the same passages come back often)
-    readonly Dictionary<long, int[]> extended = [];  // passage key → tokens of the passage and the document's next passage
+    readonly Dictionary<long, int[]> extended = [];  // passage key → tokens of the document's passages before, at and after it
     readonly Bm25Index index;
     readonly ITokenizer tokenizer;
     readonly int chunkTokens, neighbours, filler;
@@ -154,8 +155,9 @@ public sealed class PassageNeighbours
         if (ByDocumentId) ArgumentNullException.ThrowIfNull(ownId);
         else ArgumentNullException.ThrowIfNull(ownText);
         int C = chunkTokens, k = neighbours;
+        int pool = Window == NeighbourWindow.Aligned ? Math.Max(k, RerankPool) : k;
         string query = tokenizer.Decode(chunk);
-        var found = new List<int[]>(k);
+        var found = new List<(int[] Tokens, int Votes)>(pool);
         long skippedOwn = 0, skippedHeld = 0, skippedShort = 0;
         for (int depth = 4 * (k + 1); ; depth *= 8)
         {
@@ -177,7 +179,7 @@ public sealed class PassageNeighbours
                     if (encoded.Count >= MaxCached) encoded.Clear();
                     encoded[h.Passage.Key] = t = [.. tokenizer.Encode(h.Passage.Text)];
                 }
-                var n = Read(chunk, h.Passage, t);
+                var (n, votes) = Read(chunk, h.Passage, t);
                 // The text rule judges the part the model reads, filler left out (it would dilute the share).
                 var read = Text(n, filler);
                 if (read.Length < TextGrams.N) { skippedShort++; continue; }
@@ -186,15 +188,24 @@ public sealed class PassageNeighbours
                     if (ownText!.Share(read) >= SameTextShare) { skippedOwn++; continue; }
                     if (!heldOutText.IsEmpty && heldOutText.Share(read) >= SameTextShare) { skippedHeld++; continue; }
                 }
-                found.Add(n);
-                if (found.Count == k) break;
+                found.Add((n, votes));
+                if (found.Count == pool) break;
             }
-            if (found.Count == k || hits.Count < depth || depth >= MaxDepth) break;
+            if (found.Count >= k || hits.Count < depth || depth >= MaxDepth) break;
         }
         SkippedOwnText += skippedOwn; SkippedHeldOutText += skippedHeld; SkippedShort += skippedShort;
-        while (found.Count < k) { found.Add(Enumerable.Repeat(filler, 2 * C).ToArray()); FillerSlots++; }
-        return [.. found];
+        // Aligned: the candidates in order of the 4-grams lining them up with the chunk, BM25's order on a tie (a stable sort).
+        var chosen = found.Select((f, i) => (f.Tokens, f.Votes, i)).OrderByDescending(f => f.Votes).ThenBy(f => f.i).Take(k).Select(f => f.Tokens).ToList();
+        while (chosen.Count < k) { chosen.Add(Enumerable.Repeat(filler, 2 * C).ToArray()); FillerSlots++; }
+        return [.. chosen];
     }
+
+    /// <summary>
+    /// Under <see cref="NeighbourWindow.Aligned"/>, the usable hits that BM25 ranks first (up to this
+    /// many) are reranked by the shared 4-grams that line them up with the chunk: a passage that
+    /// repeats the chunk's text comes before one that only shares its words.
+    /// </summary>
+    public const int RerankPool = 8;
 
     /// <summary>Tokens of the document's passage before <paramref name="passage"/>, the passage and the one after (cached); <paramref name="own"/> when it is the document's only one.</summary>
     int[] Extended(Passage passage, int[] own)
@@ -215,16 +226,19 @@ public sealed class PassageNeighbours
     /// the passages before and after when the window leaves the passage; else (or when the two share no
     /// 4-gram) from the passage's start.
     /// </summary>
-    int[] Read(ReadOnlySpan<int> chunk, Passage passage, int[] t)
+    (int[] Window, int Votes) Read(ReadOnlySpan<int> chunk, Passage passage, int[] t)
     {
         int C = chunkTokens;
-        if (Window != NeighbourWindow.Aligned || Offset(chunk, t) is not { } from) return Cut(t, 0, 2 * C, filler);
+        if (Window != NeighbourWindow.Aligned) return (Cut(t, 0, 2 * C, filler), 0);
+        var (from, votes) = Align(chunk, t);
+        if (votes == 0) return (Cut(t, 0, 2 * C, filler), 0);
         if (from < 0 || from + 2 * C > t.Length)
         {
             var wider = Extended(passage, t);
-            if (Offset(chunk, wider) is { } there) (t, from) = (wider, there);
+            var there = Align(chunk, wider);
+            if (there.Votes > 0) (t, from, votes) = (wider, there.Offset, there.Votes);
         }
-        return Cut(t, from, 2 * C, filler);
+        return (Cut(t, from, 2 * C, filler), votes);
     }
 
     /// <summary>Length of the shared runs that line a passage up with the querying chunk.</summary>
@@ -235,10 +249,13 @@ public sealed class PassageNeighbours
     /// <c>j − i</c> that the most shared 4-grams (<c>chunk[i..]</c> = <c>passage[j..]</c>) agree on, the
     /// smallest on a tie; null when they share none. May be negative or past the passage's end.
     /// </summary>
-    public static int? Offset(ReadOnlySpan<int> chunk, ReadOnlySpan<int> passage)
+    public static int? Offset(ReadOnlySpan<int> chunk, ReadOnlySpan<int> passage) => Align(chunk, passage) is { Votes: > 0 } a ? a.Offset : null;
+
+    /// <summary><see cref="Offset"/> and the number of shared 4-grams that agree on it (0, with offset 0, when none are shared).</summary>
+    public static (int Offset, int Votes) Align(ReadOnlySpan<int> chunk, ReadOnlySpan<int> passage)
     {
         const int n = AlignGram;
-        if (chunk.Length < n || passage.Length < n) return null;
+        if (chunk.Length < n || passage.Length < n) return (0, 0);
         var at = new Dictionary<(int, int, int, int), List<int>>();
         for (int i = 0; i + n <= chunk.Length; i++)
         {
@@ -253,7 +270,7 @@ public sealed class PassageNeighbours
         int best = 0, most = 0;
         foreach (var (offset, count) in votes)
             if (count > most || (count == most && offset < best)) (best, most) = (offset, count);
-        return most == 0 ? null : best;
+        return (best, most);
     }
 
     /// <summary>The tokens of a neighbour between its leading and trailing <paramref name="filler"/>.</summary>
