@@ -59,8 +59,9 @@ public sealed record RetroDataSummary
     /// <summary>Seed of the draws.</summary>
     public ulong Seed { get; init; }
     /// <summary>
-    /// The folder's layout: 2 = validation rows score chunk u+1 only (seventeenth session); a folder
-    /// without it scored chunks u and u+1 and is rebuilt rather than reused.
+    /// The folder's layout: 3 = aligned neighbours are reranked by their shared 4-grams with chunk u;
+    /// 2 = validation rows score chunk u+1 only (both seventeenth session); a folder without it scored
+    /// chunks u and u+1. A folder of another version is rebuilt rather than reused.
     /// </summary>
     public int Version { get; init; }
 
@@ -113,7 +114,7 @@ public static class RetroTrainingData
     /// <summary>The summary file in the output folder.</summary>
     public const string SettingsFile = "retro.json";
     /// <summary>The layout <see cref="RetroDataSummary.Version"/> this build writes.</summary>
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
     const long ProgressEveryMs = 30_000;
 
     /// <summary>The summary of a built folder, or null when it has none (or an unreadable one).</summary>
