@@ -56,16 +56,23 @@ public sealed record PreparedData(string Directory, string Tokenizer, int VocabS
     /// record's id, <c>path#n</c> for a message of an mbox), or null for a folder prepared before
     /// <see cref="KeysFile"/> was written or one whose file does not match its shard.
     /// </summary>
-    public IReadOnlyList<string>? Keys(Split split)
+    public IReadOnlyList<string>? Keys(Split split) => AllKeys().GetValueOrDefault(split);
+
+    /// <summary>
+    /// Every split's keys from one read of <see cref="KeysFile"/>: a split is missing when the folder has
+    /// no such file, or when its list does not match its shard (see <see cref="Keys"/>).
+    /// </summary>
+    public IReadOnlyDictionary<Split, IReadOnlyList<string>> AllKeys()
     {
+        var found = new Dictionary<Split, IReadOnlyList<string>>();
         string path = Path.Combine(Directory, KeysFile);
-        if (!File.Exists(path)) return null;
-        try
-        {
-            var all = JsonNaming.Deserialize<Dictionary<string, string[]>>(File.ReadAllText(path));
-            return all is not null && all.TryGetValue(ShardBuilder.FileName(split), out var keys) && keys.Length == Stats(split).Documents ? keys : null;
-        }
-        catch (JsonException) { return null; }
+        if (!File.Exists(path)) return found;
+        Dictionary<string, string[]>? all;
+        try { all = JsonNaming.Deserialize<Dictionary<string, string[]>>(File.ReadAllText(path)); }
+        catch (JsonException) { return found; }
+        foreach (var split in new[] { Split.Train, Split.Validation, Split.Test })
+            if (all is not null && all.TryGetValue(ShardBuilder.FileName(split), out var keys) && keys.Length == Stats(split).Documents) found[split] = keys;
+        return found;
     }
 
     /// <summary>Reads <c>meta.json</c> from a prepared folder, with a clear error when it is missing or malformed.</summary>

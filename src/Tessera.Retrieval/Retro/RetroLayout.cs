@@ -77,11 +77,10 @@ public static class RetroLayout
         long total = rows.Sum(r => (long)r.Length + 1);
         var mask = new byte[total];
         long at = 0;
-        int trained = masked;
         foreach (var r in rows)
         {
             at++;   // BOS: 0
-            for (int i = 0; i < r.Length; i++, at++) mask[at] = i >= r.Length - trained ? (byte)1 : (byte)0;
+            for (int i = 0; i < r.Length; i++, at++) mask[at] = i >= r.Length - masked ? (byte)1 : (byte)0;
         }
         TokenShard.WriteLossMask(path, mask);
     }

@@ -176,9 +176,10 @@ public static class RetroTrainingData
         // The id rule when the data's document keys are the index's document ids (data prepare and index
         // build over the same folder), else the text rule; either way no neighbour comes from the example's
         // own document or from validation or test documents.
-        var trainKeys = source.Keys(Split.Train);
-        var valKeys = source.Keys(Split.Validation);
-        var testKeys = test is null ? [] : source.Keys(Split.Test);
+        var keys = source.AllKeys();
+        var trainKeys = keys.GetValueOrDefault(Split.Train);
+        var valKeys = keys.GetValueOrDefault(Split.Validation);
+        var testKeys = test is null ? [] : keys.GetValueOrDefault(Split.Test);
         double coverage = index is not null && trainKeys is not null && valKeys is not null && testKeys is not null ? PassageNeighbours.IdsMatch(index, trainKeys) : 0;
         bool byId = coverage >= PassageNeighbours.IdCoverageNeeded;
         PassageNeighbours? neighbours = index is null ? null : byId
