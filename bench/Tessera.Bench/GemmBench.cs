@@ -18,9 +18,12 @@ namespace Tessera.Bench;
 /// <param name="Ab">Paired runs only: a switch name from <see cref="GemmBench.AbSwitches"/>; the other side of
 /// each pair is then our own GEMM with that switch off (this side: on, which every switch's default is)
 /// instead of OpenBLAS, so the ratio is on ÷ off over the same moments; the switch is left on.</param>
+/// <param name="Burst">Paired runs only: 0 (default) times one call per side of a pair, the first after a pause; N ≥ 2
+/// gives each side one untimed call and then N timed calls back to back, its figure their median: the steady
+/// state of GEMMs that follow one another, as in a training step, with the pool threads and caches warm on both sides.</param>
 public sealed record GemmBenchOptions(IReadOnlyList<int> Sizes, IReadOnlyList<int> Threads,
     double? PeakGflopsPerThread = null, double SecondsPerMeasurement = 0.6, IReadOnlyList<GemmProblem>? Shapes = null,
-    Func<long>? Clock = null, bool Paired = false, string? Ab = null);
+    Func<long>? Clock = null, bool Paired = false, string? Ab = null, int Burst = 0);
 
 /// <summary>
 /// One GEMM problem: C (M×N) = op(A)·op(B) with op(A) M×K (A stored K×M when <paramref name="TransA"/>)
@@ -52,10 +55,14 @@ public readonly record struct GemmProblem(int M, int N, int K, bool TransA = fal
 /// before each pair; <paramref name="PercentOfPeak"/> is then the median over pairs of ours ÷ that probe.</param>
 /// <param name="RatioLow">Paired runs only: the lower quartile of the per-pair ratios.</param>
 /// <param name="RatioHigh">Paired runs only: the upper quartile of the per-pair ratios.</param>
+/// <param name="OpenBlasPercentOfPeak">Paired runs only: the median over pairs of the other side ÷ the probe. Its inverse
+/// (×100) is the ceiling of <paramref name="Ratio"/>: what a GEMM running at the probe's peak would reach against it.</param>
+/// <param name="Burst">Paired runs only: timed calls per side of a pair (see <see cref="GemmBenchOptions.Burst"/>).</param>
 public sealed record GemmBenchRow(int Size, int Threads, double OursMedianGflops, double OursBestGflops, int OursRepetitions,
     double? OpenBlasMedianGflops, double? OpenBlasBestGflops, int OpenBlasRepetitions,
     double? Ratio, double PercentOfPeak, double? MaxRelativeDifference, string Shape = "",
-    double? PairedProbeGflops = null, double? RatioLow = null, double? RatioHigh = null);
+    double? PairedProbeGflops = null, double? RatioLow = null, double? RatioHigh = null,
+    double? OpenBlasPercentOfPeak = null, int? Burst = null);
 
 /// <summary>The whole run: context lines and one row per cell.</summary>
 /// <param name="Kernel">Our micro-kernel, e.g. "AVX-512 6x64".</param>
@@ -130,7 +137,7 @@ public static unsafe class GemmBench
             foreach (var problem in problems)
             {
                 var row = options.Paired && (blas is not null || ab is not null)
-                    ? RunPairedCell(pool, blas, ab, problem, threads, options.SecondsPerMeasurement)
+                    ? RunPairedCell(pool, blas, ab, problem, threads, options.SecondsPerMeasurement, options.Burst)
                     : RunCell(pool, blas, problem, threads, peak, options.SecondsPerMeasurement, options.Clock ?? Stopwatch.GetTimestamp);
                 rows.Add(row);
                 progress?.Invoke($"{row.Shape} on {threads} thread(s): ours {row.OursMedianGflops:F1} GFLOP/s"
@@ -182,26 +189,18 @@ public static unsafe class GemmBench
     }
 
     /// <summary>
-    /// Alternates one call of ours and one of OpenBLAS (order flipped every pair; a pause after each
-    /// OpenBLAS call lets its spinning threads go idle, a shorter one after ours does the same for our
-    /// pool), with the FMA probe of all threads before each pair; the ratio and % of peak are medians
-    /// of the per-pair figures.
+    /// Alternates one call of ours and one of OpenBLAS, or with <paramref name="burst"/> ≥ 2 a warm-up call and a
+    /// burst of timed calls each (order flipped every pair; a pause after each OpenBLAS turn lets its spinning
+    /// threads go idle, a shorter one after ours does the same for our pool), with the FMA probe of all threads
+    /// before each pair; the ratio and both sides' % of peak are medians of the per-pair figures.
     /// </summary>
-    static GemmBenchRow RunPairedCell(WorkerPool pool, OpenBlas? blas, Action<bool>? ab, GemmProblem problem, int threads, double seconds)
+    static GemmBenchRow RunPairedCell(WorkerPool pool, OpenBlas? blas, Action<bool>? ab, GemmProblem problem, int threads, double seconds, int burst)
     {
         ab?.Invoke(true);
         var (m, n, k, transA, transB) = problem;
         var (a, b, lda, ldb, ours, theirs) = Operands(problem);
         double flops = 2.0 * m * n * k;
-        double Ours() => OursInto(ours);
-        double OursInto(float[] c)
-        {
-            long t = Stopwatch.GetTimestamp();
-            Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, c, n);
-            double s = Stopwatch.GetElapsedTime(t).TotalSeconds;
-            Thread.Sleep(5);
-            return s;
-        }
+        double Ours() => Side(() => Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, ours, n), 5);
         double Theirs()
         {
             if (blas is null)
@@ -209,20 +208,35 @@ public static unsafe class GemmBench
                 // --ab: our GEMM with the switch off, in place of OpenBLAS (its own C, so the
                 // max-difference column compares the two settings).
                 ab!(false);
-                try { return OursInto(theirs); }
+                try { return Side(() => Gemm.Sgemm(pool, transA, transB, m, n, k, a, lda, b, ldb, theirs, n), 5); }
                 finally { ab(true); }
             }
-            long t = Stopwatch.GetTimestamp();
-            fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, false);
-            double s = Stopwatch.GetElapsedTime(t).TotalSeconds;
-            Thread.Sleep(100); // OpenBLAS's threads spin after a call; ours would share the cores with them
-            return s;
+            // OpenBLAS's threads spin after a call; ours would share the cores with them.
+            return Side(() =>
+            {
+                fixed (float* pa = a, pb = b, pc = theirs) blas.Sgemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, false);
+            }, 100);
+        }
+        // One side of a pair: a single timed call, or (burst ≥ 2) an untimed call then the median of burst timed ones.
+        double Side(Action call, int pauseMs)
+        {
+            if (burst >= 2) call();
+            var times = new List<double>(Math.Max(1, burst));
+            for (int i = 0; i < Math.Max(1, burst); i++)
+            {
+                long t = Stopwatch.GetTimestamp();
+                call();
+                times.Add(Stopwatch.GetElapsedTime(t).TotalSeconds);
+            }
+            Thread.Sleep(pauseMs);
+            return Median(times);
         }
         for (int i = 0; i < 2; i++) { Ours(); Theirs(); }
         var oursTimes = new List<double>();
         var theirTimes = new List<double>();
         var ratios = new List<double>();
         var percents = new List<double>();
+        var theirPercents = new List<double>();
         var probes = new List<double>();
         var total = Stopwatch.StartNew();
         while (ratios.Count < 5 || (ratios.Count < 41 && total.Elapsed.TotalSeconds < 2 * seconds))
@@ -234,13 +248,14 @@ public static unsafe class GemmBench
             oursTimes.Add(to); theirTimes.Add(tb); probes.Add(probe);
             ratios.Add(tb / to);
             percents.Add(100 * flops / to / 1e9 / probe);
+            theirPercents.Add(100 * flops / tb / 1e9 / probe);
         }
         double oursMedian = flops / Median(oursTimes) / 1e9, theirMedian = flops / Median(theirTimes) / 1e9;
         ratios.Sort();
         return new GemmBenchRow(m, threads, oursMedian, flops / oursTimes.Min() / 1e9, oursTimes.Count,
             theirMedian, flops / theirTimes.Min() / 1e9, theirTimes.Count, Median(ratios), Median(percents),
             MaxRelativeDifference(ours, theirs), problem.Label, Median(probes),
-            ratios[ratios.Count / 4], ratios[(3 * ratios.Count) / 4]);
+            ratios[ratios.Count / 4], ratios[(3 * ratios.Count) / 4], Median(theirPercents), Math.Max(1, burst));
     }
 
     static double Median(List<double> values)
@@ -294,6 +309,8 @@ public static unsafe class GemmBench
             if (t < 1 || t > 256) throw new ArgumentException($"bench gemm: thread count {t} is outside 1..256.");
         if (options.Ab is { } name && (!options.Paired || !AbSwitches.ContainsKey(name)))
             throw new ArgumentException($"bench gemm: --ab needs --paired and one of {string.Join(", ", AbSwitches.Keys)}; got '{name}'.");
+        if (options.Burst != 0 && (!options.Paired || options.Burst < 2 || options.Burst > 100))
+            throw new ArgumentException($"bench gemm: --burst needs --paired and 2..100 timed calls per side; got {options.Burst}{(options.Paired ? "" : " without --paired")}.");
         if (options.Clock is not null)
             foreach (int t in options.Threads)
                 if (t != 1) throw new ArgumentException($"bench gemm: --cpu-time times one thread only (both libraries compute on the calling thread); got --threads including {t}.");

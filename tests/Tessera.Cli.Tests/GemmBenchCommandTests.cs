@@ -53,6 +53,30 @@ public class GemmBenchCommandTests
         finally { Directory.Delete(dir, recursive: true); }
     }
 
+    /// <summary><c>--paired --burst N</c>: each side of a pair is an untimed call and N timed ones, the row says N, both
+    /// sides get a % of the probe, and (our GEMM on both sides, --ab) the bits and the ratio's quartiles hold as with
+    /// single calls.</summary>
+    [Fact]
+    public void BurstTimesSeveralCallsPerSide()
+    {
+        string dir = CliProcess.TempDir();
+        try
+        {
+            var r = CliProcess.Run(dir, "bench", "gemm", "--sizes", "200", "--threads", "1", "--paired", "--ab", "pack-a-once", "--burst", "3",
+                "--seconds", "0.01", "--peak-gflops", "100", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var row = Assert.Single(doc.RootElement.GetProperty("rows").EnumerateArray().ToList());
+            Assert.Equal(3, row.GetProperty("burst").GetInt32());
+            Assert.Equal(0.0, row.GetProperty("max_relative_difference").GetDouble());
+            double ours = row.GetProperty("percent_of_peak").GetDouble(), other = row.GetProperty("open_blas_percent_of_peak").GetDouble();
+            Assert.True(ours > 0 && other > 0, row.ToString());
+            double ratio = row.GetProperty("ratio").GetDouble(), low = row.GetProperty("ratio_low").GetDouble(), high = row.GetProperty("ratio_high").GetDouble();
+            Assert.True(low <= ratio && ratio <= high && low > 0, row.ToString());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     /// <summary>On an AVX-512 CPU the comparison runs OpenBLAS's AVX-512 kernels even where its own CPU
     /// detection does not know the model (0.3.21 picks "Prescott" SSE3 kernels on a model 207 Xeon): the
     /// bench reloads it with <c>OPENBLAS_CORETYPE</c> and names the kernels and the override. Skipped where

@@ -42,10 +42,11 @@ public static class TrainBenchCommand
         var profile = new Option<bool>("--profile") { Description = "Also print our time per op (forward/backward) and optimizer, ms per step (to stderr)." };
         var scaling = new Option<string>("--scaling") { Description = "Two thread counts, e.g. 1,2: alternate steps between them in one process and print where the second count's time goes per op family (wall clock; replaces the normal run)." };
         var splitAb = new Option<bool>("--split-ab") { Description = "Alternate steps between the GEMM's static and dynamic (claimed-block) split at --threads, like --scaling (results are identical; timing only)." };
+        var gemmAb = new Option<string?>("--gemm-ab") { Description = $"Alternate steps between one of the GEMM's timing-only switches off and on at --threads, like --split-ab ({string.Join(", ", GemmBench.AbSwitches.Keys)}; results are identical; timing only)." };
         var json = BenchCommand.JsonOption();
         var cmd = new Command("train", "Training-step time and tokens/s of the tiny/small presets (dense and MoE) vs PyTorch CPU, with ratio and MFU.")
         {
-            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit, scaling, splitAb,
+            presets, threads, steps, warmup, noTorch, profile, json, seq, batch, memoryLimit, scaling, splitAb, gemmAb,
         };
         cmd.SetAction(parse =>
         {
@@ -72,18 +73,29 @@ public static class TrainBenchCommand
                 }
                 return 0;
             }
-            if (parse.GetValue(splitAb))
+            string? abName = parse.GetValue(gemmAb);
+            if (abName is not null && !GemmBench.AbSwitches.ContainsKey(abName))
+                throw new ArgumentException($"--gemm-ab: '{abName}' is not one of {string.Join(", ", GemmBench.AbSwitches.Keys)}.");
+            if (parse.GetValue(splitAb) || abName is not null)
             {
+                if (parse.GetValue(splitAb) && abName is not null) throw new ArgumentException("--split-ab and --gemm-ab each pick the switch to alternate; give one.");
+                // --split-ab is --gemm-ab dynamic-split with its sides named by the split.
+                var flip = GemmBench.AbSwitches[abName ?? "dynamic-split"];
+                var (offName, onName) = abName is null ? ("static", "dynamic") : ($"{abName} off", $"{abName} on");
                 WorkerPool.SetSharedThreadCount(n);
                 _ = GemmPeak.PerThreadGflops;
-                foreach (var (name, b, t) in chosen)
+                try
                 {
-                    Tessera.Tensors.BufferPool.Trim();
-                    TrainThreadScaling.Run(ModelConfig.Preset(name), name, b, t,
-                        new TrainThreadScaling.Side(n, "static", () => Gemm.DynamicSplit = false),
-                        new TrainThreadScaling.Side(n, "dynamic", () => Gemm.DynamicSplit = true),
-                        s, w, CreateTrainer, line => Console.Error.WriteLine(line));
+                    foreach (var (name, b, t) in chosen)
+                    {
+                        Tessera.Tensors.BufferPool.Trim();
+                        TrainThreadScaling.Run(ModelConfig.Preset(name), name, b, t,
+                            new TrainThreadScaling.Side(n, offName, () => flip(false)),
+                            new TrainThreadScaling.Side(n, onName, () => flip(true)),
+                            s, w, CreateTrainer, line => Console.Error.WriteLine(line));
+                    }
                 }
+                finally { flip(true); }
                 return 0;
             }
             bool asJson = parse.GetValue(json);
