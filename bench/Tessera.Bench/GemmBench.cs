@@ -74,8 +74,12 @@ public sealed record GemmBenchRow(int Size, int Threads, double OursMedianGflops
 /// <param name="OpenBlasForcedFrom">The family OpenBLAS's own detection chose when the bench overrode it with
 /// <c>OPENBLAS_CORETYPE</c> (see <see cref="Tessera.Bench.OpenBlas.TryLoad"/>); null when not overridden.</param>
 /// <param name="OpenBlasAvx512">Whether the OpenBLAS kernels that ran use 512-bit vectors; null when OpenBLAS was not compared.</param>
+/// <param name="MicroKernelGflopsPerThread">Our micro-kernel alone on cache-resident panels (<see cref="GemmPeak.MicroKernelGflops"/>),
+/// measured in this run right after the peak probe: the most a GEMM on this kernel can reach; null with --cpu-time.</param>
+/// <param name="MicroKernelPercentOfPeak">That figure as a percentage of the FMA probe measured just before it.</param>
 public sealed record GemmBenchReport(string Kernel, string? OpenBlas, double PeakGflopsPerThread, string PeakSource,
-    IReadOnlyList<GemmBenchRow> Rows, string? OpenBlasCore = null, string? OpenBlasForcedFrom = null, bool? OpenBlasAvx512 = null);
+    IReadOnlyList<GemmBenchRow> Rows, string? OpenBlasCore = null, string? OpenBlasForcedFrom = null, bool? OpenBlasAvx512 = null,
+    double? MicroKernelGflopsPerThread = null, double? MicroKernelPercentOfPeak = null);
 
 /// <summary>
 /// <c>tessera bench gemm</c>: our <see cref="Gemm"/> against OpenBLAS <c>cblas_sgemm</c> on the
@@ -125,6 +129,15 @@ public static unsafe class GemmBench
             peakSource = $"{peak:F1} GFLOP/s per thread, measured in this run: {GemmPeak.Lanes}-lane FMA throughput probe "
                 + "(24 independent chains, 2 flops per lane per FMA)";
         }
+        // The kernel alone, read against a probe taken just before it (the same moment's clock).
+        double? kernel = null, kernelPercent = null;
+        if (options.Clock is null)
+        {
+            using var one = new WorkerPool(1);
+            double probeNow = GemmPeak.MeasureGflops(one);
+            kernel = GemmPeak.MicroKernelGflops();
+            kernelPercent = 100 * kernel / probeNow;
+        }
 
         var rows = new List<GemmBenchRow>();
         foreach (int threads in options.Threads)
@@ -146,7 +159,7 @@ public static unsafe class GemmBench
         }
         return new GemmBenchReport(Gemm.KernelDescription,
             ab is not null ? $"ours with {options.Ab} off (--ab: ratio = on ÷ off)" : blas?.Description, peak, peakSource, rows,
-            blas?.Core, blas?.ForcedFrom, blas?.RunsAvx512Kernels);
+            blas?.Core, blas?.ForcedFrom, blas?.RunsAvx512Kernels, kernel, kernelPercent);
     }
 
     /// <summary>The operands of one timed problem: A and B filled from a seed of the shape, C for ours and for OpenBLAS.</summary>

@@ -72,6 +72,50 @@ public static class GemmPeak
     }
 
     /// <summary>
+    /// Best-of-several GFLOP/s of this machine's GEMM micro-kernel (<see cref="Gemm.KernelDescription"/>) alone, on the
+    /// calling thread, run the way the driver runs it but with nothing else: one packed A micro-panel (MR × KC) in L1 and
+    /// the micro-panels of one L2-sized packed B block (KC × NC_L2) streaming past it, C tiles in L1, overwritten. No
+    /// packing, no barriers, no C traffic to memory: the most any full GEMM built on this kernel can reach, against
+    /// which the FMA probe's figure and another library's are read (<c>tessera bench gemm</c>).
+    /// </summary>
+    public static unsafe double MicroKernelGflops(double seconds = 0.3)
+    {
+        var blk = GemmBlocking.For(Gemm.BestKernel);
+        int kc = blk.Kc, panels = Math.Max(1, blk.NcL2 / blk.Nr);
+        long aFloats = (long)blk.Mr * kc, bFloats = (long)kc * blk.Nr * panels, cFloats = (long)blk.Mr * blk.Nr * panels;
+        float* a = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(aFloats * 4), 64);
+        float* b = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(bFloats * 4), 64);
+        float* c = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(cFloats * 4), 64);
+        try
+        {
+            // Values near 1 and products summed over KC stay normal (no denormal slow path).
+            for (long i = 0; i < aFloats; i++) a[i] = 1f + 1e-3f * (i % 7);
+            for (long i = 0; i < bFloats; i++) b[i] = 1e-3f * (1 + i % 5);
+            int tilesPerPass = 64 * panels;
+            double flops = 2.0 * blk.Mr * blk.Nr * kc * tilesPerPass;
+            var until = new Settle(seconds);
+            while (until.Continue())
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int t = 0; t < tilesPerPass; t++)
+                {
+                    int panel = t % panels;
+                    blk.Kernel(kc, a, b + (long)panel * kc * blk.Nr, c + (long)panel * blk.Mr * blk.Nr, blk.Nr, true);
+                }
+                until.Record(flops / Stopwatch.GetElapsedTime(start).TotalSeconds / 1e9);
+            }
+            Sink = c[0];
+            return until.Best;
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(a);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(b);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(c);
+        }
+    }
+
+    /// <summary>
     /// When a best-of probe may stop. A core that was idle can take a few hundred milliseconds to
     /// reach its AVX-512 clock (measured on a KVM Xeon: the first 0.1 s of probing read 134 GFLOP/s
     /// per thread, every later window 180–189), and a fixed count of repetitions then records the

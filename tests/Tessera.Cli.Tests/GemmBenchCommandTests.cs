@@ -66,6 +66,9 @@ public class GemmBenchCommandTests
                 "--seconds", "0.01", "--peak-gflops", "100", "--json");
             Assert.True(r.ExitCode == 0, r.Stderr);
             using var doc = JsonDocument.Parse(r.Stdout);
+            // The micro-kernel alone is measured in every wall-clock run, against a probe of the same moment.
+            Assert.True(doc.RootElement.GetProperty("micro_kernel_gflops_per_thread").GetDouble() > 0, r.Stdout);
+            Assert.True(doc.RootElement.GetProperty("micro_kernel_percent_of_peak").GetDouble() > 0, r.Stdout);
             var row = Assert.Single(doc.RootElement.GetProperty("rows").EnumerateArray().ToList());
             Assert.Equal(3, row.GetProperty("burst").GetInt32());
             Assert.Equal(0.0, row.GetProperty("max_relative_difference").GetDouble());

@@ -57,6 +57,9 @@ public static class GemmBenchCommand
         if (report.OpenBlasAvx512 == false && OpenBlas.CpuHasAvx512)
             AnsiConsole.MarkupLine($"[yellow]OpenBLAS is running its {Markup.Escape(report.OpenBlasCore ?? "?")} kernels, not AVX-512 ones, on this AVX-512 CPU: the ratio is not a comparison with its best code (OPENBLAS_CORETYPE=Cooperlake or SkylakeX selects them).[/]");
         AnsiConsole.MarkupLine($"peak: {Markup.Escape(report.PeakSource)}; % of peak = ours / (peak per thread × threads)");
+        if (report.MicroKernelGflopsPerThread is { } kernel)
+            AnsiConsole.MarkupLine($"micro-kernel alone (A micro-panel in L1, an L2-sized B block streaming past it, C tiles in L1; no packing, no C traffic): "
+                + $"{kernel:F1} GFLOP/s per thread = [bold]{report.MicroKernelPercentOfPeak:F0}%[/] of a probe taken just before it: the most a GEMM on this kernel can reach");
         var table = new Table().AddColumns("M×N×K", "threads", "ours", "best", "OpenBLAS", "best", "ours/OpenBLAS", "% of peak", "max rel diff");
         foreach (var r in report.Rows)
             table.AddRow(
@@ -78,7 +81,8 @@ public static class GemmBenchCommand
                 + "ceiling = 100% ÷ the other side's %: the ratio a GEMM at the probe's peak would reach:[/]");
             foreach (var r in report.Rows)
                 AnsiConsole.MarkupLine($"  {Markup.Escape(r.Shape)} ×{r.Threads}: ratio {r.Ratio:F2}× (IQR {r.RatioLow:F2}–{r.RatioHigh:F2}, {r.OursRepetitions} pairs), " +
-                    $"ours {r.PercentOfPeak:F0}% of the probe, other side {r.OpenBlasPercentOfPeak:F0}% (ceiling {100 / r.OpenBlasPercentOfPeak:F2}×) " +
+                    $"ours {r.PercentOfPeak:F0}% of the probe, other side {r.OpenBlasPercentOfPeak:F0}% (ceiling {100 / r.OpenBlasPercentOfPeak:F2}×" +
+                    (report.MicroKernelPercentOfPeak is { } kp ? $", {kp / r.OpenBlasPercentOfPeak:F2}× at the micro-kernel's own rate" : "") + ") " +
                     $"({r.PairedProbeGflops:F0} GFLOP/s for {r.Threads} thread(s), {r.PairedProbeGflops / r.Threads:F0} per thread)");
         }
         AnsiConsole.MarkupLine("[grey]GFLOP/s = 2·M·N·K / median time (best: fastest repetition); C = A·B row-major; ratio and % of peak use medians.[/]");
