@@ -231,10 +231,12 @@ public static class DecodeBenchCommand
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine("[grey]roofline = bandwidth ÷ bytes read per token (every weight matrix used once per token, at its stored size: attention, router + top-k experts, head; plus the KV cache).[/]");
         AnsiConsole.MarkupLine("[grey]N sequences: continuous batching; timed from when every sequence has its first token (prompts prefilled) to the last token — decode only.[/]");
-        // A decoding row does the projections' work of a prompt row (and attends over its cache), with fewer rows per
-        // call to share each weight's trip through the caches: prefill's tokens/s is the reach of the N-sequence ratio.
+        // A decoding row does a prompt row's projections with fewer rows per call to share each weight's trip through
+        // the caches, and on top runs the LM head and sampling, which a prefill does once per prompt; only its attention
+        // (over its own cache, shorter here than a prompt) can cost less. So prefill ÷ batch 1 is, all but its attention
+        // share, a bound on the N-sequence ratio.
         if (r.Aggregate.FirstOrDefault(a => a.Sequences == 1) is { TokensPerSecond: > 0 } one)
-            AnsiConsole.MarkupLine($"[grey]prefill ÷ the 1-sequence engine: {r.PrefillTokensPerSecond / one.TokensPerSecond:F1}× — where the N-sequence ratio would stand if N sequences decoded as fast per token as this run's prefill (same weights, a whole prompt per call).[/]");
+            AnsiConsole.MarkupLine($"[grey]prefill ÷ the 1-sequence engine: {r.PrefillTokensPerSecond / one.TokensPerSecond:F1}× — where the N-sequence ratio would stand if N sequences decoded as fast per token as this run's prefill (same weights, a whole prompt per call, the LM head once); a bound but for attention, since a decoding row also runs the head and sampling.[/]");
         if (r.Profile is { } profile) AnsiConsole.WriteLine("phase profile (TESSERA_DECODE_PROFILE=1), prefill, then the batch-1 and aggregate runs:\n" + profile);
     }
 }
