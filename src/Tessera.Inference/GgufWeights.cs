@@ -52,7 +52,7 @@ public static class GgufWeights
         public DenseWeights Embedding(int rows, int cols) => DenseWeights.Own(r.ReadFloat32(Info(r, "token_embd.weight", rows, cols)), rows, cols);
 
         public IWeightMatrix TiedHead(DenseWeights embedding)
-            => r.Tensor("token_embd.weight").Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? GgufWeights.Matrix(r, "token_embd.weight", c.VocabSize, c.Dim) : embedding;
+            => r.Tensor("token_embd.weight").Type is GgmlType.Q8_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? GgufWeights.Matrix(r, "token_embd.weight", c.VocabSize, c.Dim) : embedding;
     }
 
     /// <summary>A (rows, cols) matrix; <paramref name="ropeHeads"/> &gt; 0 un-permutes q/k rows per head.</summary>
@@ -61,9 +61,11 @@ public static class GgufWeights
         var t = Info(r, name, rows, cols);
         switch (t.Type)
         {
-            case GgmlType.Q8_0:
+            case GgmlType.Q8_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL:
             {
-                var bytes = Unpermute(r.Bytes(t), rows, (int)QuantFormat.Q8_0Bytes(cols), ropeHeads);
+                // Q5_0 and IQ4_NL are rewritten as the Q8_0 blocks of the same values (GgmlTypes.ToQ8_0), losslessly.
+                var q8 = t.Type == GgmlType.Q8_0 ? r.Bytes(t) : GgmlTypes.ToQ8_0(t.Type, r.Bytes(t));
+                var bytes = Unpermute(q8, rows, (int)QuantFormat.Q8_0Bytes(cols), ropeHeads);
                 return new QuantizedWeights(new Q8_0Matrix(rows, cols, bytes));
             }
             case GgmlType.Q4_0:
@@ -103,6 +105,11 @@ public static class GgufWeights
         {
             case GgmlType.Q8_0:
                 return new QuantizedWeights(new Q8_0Matrix(rows, cols, r.Bytes(t).Slice((int)(e * QuantFormat.Q8_0Bytes(n)), (int)QuantFormat.Q8_0Bytes(n))));
+            case GgmlType.Q5_0 or GgmlType.IQ4_NL:
+            {
+                long blockBytes = GgmlTypes.Geometry(t.Type)!.Value.Bytes, bytes = n / QuantFormat.BlockSize * blockBytes;
+                return new QuantizedWeights(new Q8_0Matrix(rows, cols, GgmlTypes.ToQ8_0(t.Type, r.Bytes(t).Slice((int)(e * bytes), (int)bytes))));
+            }
             case GgmlType.Q4_0:
                 return new QuantizedWeights(new Q4_0Matrix(rows, cols, r.Bytes(t).Slice((int)(e * QuantFormat.Q4_0Bytes(n)), (int)QuantFormat.Q4_0Bytes(n))));
             case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:

@@ -283,4 +283,47 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary>
+    /// The 32-weight block formats llama.cpp still writes: its quantizer makes Q4_1 (ftype 3), Q5_0 (8), Q5_1 (9) and
+    /// IQ4_NL (25) files, and its Q4_K_M (15) on a model whose width is not a multiple of 256 (320 here; Qwen2.5 0.5B has
+    /// 896, Gemma 3 270M 640) stores those tensors as Q5_0 and the head as Q8_0. Tessera reads each file (Q5_0 and IQ4_NL
+    /// rewritten as Q8_0 losslessly and run as quantized weights, Q4_1 and Q5_1 expanded to fp32) and its greedy tokens
+    /// equal llama.cpp's on the same file, its log-probabilities within the bound of a Q8_0 file (K-quant files: theirs).
+    /// </summary>
+    [LlamaCppTheory]
+    [InlineData(3, "Q4_1", 256)]
+    [InlineData(8, "Q5_0", 256)]
+    [InlineData(9, "Q5_1", 256)]
+    [InlineData(25, "IQ4_NL", 256)]
+    [InlineData(15, "Q5_0", 320)]
+    public void BlockFilesFromLlamaCppsQuantizerGiveLlamaCppsGreedyTokens(int ftype, string expected, int dim)
+    {
+        var config = Config("llama") with { Dim = dim };
+        using var model = PeakedModel(config, seed: 41);
+        string dir = TempDir($"blocks-{ftype}-{dim}");
+        try
+        {
+            string f32 = Write(model, dir, GgufWeightType.F32), quantized = Path.Combine(dir, $"m-ftype{ftype}.gguf");
+            LlamaCppPeer.Quantize(f32, quantized, ftype);
+            GgmlType outputType;
+            var types = new SortedSet<string>();
+            using (var r = GgufReader.Open(quantized))
+            {
+                foreach (var t in r.Tensors) types.Add(t.Type.ToString());
+                outputType = r.Tensor("blk.0.attn_output.weight").Type;
+            }
+            Assert.Contains(expected, types);
+            var weights = GgufWeights.Load(quantized);
+            // attn_output's rows are `dim` long: Q5_0 and IQ4_NL run quantized (as Q8_0), Q4_1 and Q5_1 as fp32.
+            if (GgmlTypes.RunsAsQ8_0(outputType)) Assert.IsType<QuantizedWeights>(weights.Layers[0].O);
+            else if (outputType is GgmlType.Q4_1 or GgmlType.Q5_1) Assert.IsNotType<QuantizedWeights>(weights.Layers[0].O);
+            var ours = CheckedGreedy(weights);
+            var theirs = LlamaCppPeer.Greedy(quantized, Prompt, Steps);
+            Assert.Equal(ours, theirs);
+            CompareLogProbs(quantized, weights, config.VocabSize, ftype == 15 ? KQuantBound : Bound(GgufWeightType.Q8_0),
+                $"ftype {ftype}, width {dim} ({string.Join("/", types)}; attn_output {outputType})");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

@@ -69,7 +69,7 @@ public static class LlamaCppPeer
         return (lp, am);
     }
 
-    /// <summary>llama.cpp's own quantizer (llama_model_quantize): <paramref name="ftype"/> 15 Q4_K_M, 17 Q5_K_M, 18 Q6_K, 7 Q8_0, 2 Q4_0.</summary>
+    /// <summary>llama.cpp's own quantizer (llama_model_quantize): <paramref name="ftype"/> (llama_ftype) 15 Q4_K_M, 17 Q5_K_M, 18 Q6_K, 7 Q8_0, 2 Q4_0, 3 Q4_1, 8 Q5_0, 9 Q5_1, 25 IQ4_NL.</summary>
     public static void Quantize(string input, string output, int ftype)
     {
         var text = Run("python3", ["llama-quantize.py", input, output, ftype.ToString(), Path.Combine(Folder!, "node_modules")]);

@@ -61,6 +61,50 @@ public class GgufTests : IDisposable
         for (int i = 0; i < values.Length; i++) Assert.Equal((float)(Half)values[i], f16[i]);
     }
 
+    /// <summary>
+    /// Tensors stored as ggml's other 32-weight blocks (Q4_1, Q5_0, Q5_1, IQ4_NL: arbitrary bytes, as a reader meets
+    /// them) are read: each type decodes through its own dequantizer, and Q5_0 and IQ4_NL also rewrite as Q8_0 blocks of
+    /// the same values. A type that is not read (Q8_1) is refused with the list of readable ones.
+    /// </summary>
+    [Fact]
+    public void OtherBlockTypes_ReadThroughTheirDequantizers()
+    {
+        var rng = new Random(7);
+        (GgmlType Type, int BlockBytes)[] types =
+            [(GgmlType.Q4_1, 20), (GgmlType.Q5_0, 22), (GgmlType.Q5_1, 24), (GgmlType.IQ4_NL, 18)];
+        var w = new GgufWriter();
+        var data = new Dictionary<GgmlType, byte[]>();
+        foreach (var (type, blockBytes) in types)
+        {
+            var bytes = new byte[2 * 3 * blockBytes];   // [96, 2]: 2 rows of 3 blocks
+            rng.NextBytes(bytes);
+            // Scales (and Q4_1/Q5_1 minimums) as small finite halves, so every decoded value is finite.
+            for (int b = 0; b < 6; b++)
+                for (int h = 0; h < (type is GgmlType.Q4_1 or GgmlType.Q5_1 ? 2 : 1); h++)
+                    BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(b * blockBytes + 2 * h), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() - 0.5)));
+            data[type] = bytes;
+            w.Add(new GgufTensor("t." + type, type, [96, 2], bytes));
+        }
+        w.Add(new GgufTensor("t.Q8_1", GgmlType.Q8_1, [32], new byte[36]));   // ggml's activation format: not a weight type
+        w.Write(File("blocks.gguf"));
+
+        using var r = GgufReader.Open(File("blocks.gguf"));
+        var expected = new float[192];
+        Tessera.Kernels.Reference.ScalarQuant.DequantizeQ4_1(data[GgmlType.Q4_1], expected);
+        Assert.Equal(expected, r.ReadFloat32(r.Tensor("t.Q4_1")));
+        Tessera.Kernels.Reference.ScalarQuant.DequantizeQ5_0(data[GgmlType.Q5_0], expected);
+        Assert.Equal(expected, r.ReadFloat32(r.Tensor("t.Q5_0")));
+        Assert.Equal(expected, new Q8_0Matrix(2, 96, GgmlTypes.ToQ8_0(GgmlType.Q5_0, data[GgmlType.Q5_0])).Dequantize());
+        Tessera.Kernels.Reference.ScalarQuant.DequantizeQ5_1(data[GgmlType.Q5_1], expected);
+        Assert.Equal(expected, r.ReadFloat32(r.Tensor("t.Q5_1")));
+        Tessera.Kernels.Reference.ScalarQuant.DequantizeIq4Nl(data[GgmlType.IQ4_NL], expected);
+        Assert.Equal(expected, r.ReadFloat32(r.Tensor("t.IQ4_NL")));
+        Assert.Equal(expected, new Q8_0Matrix(2, 96, GgmlTypes.ToQ8_0(GgmlType.IQ4_NL, data[GgmlType.IQ4_NL])).Dequantize());
+        var e = Assert.Throws<NotSupportedException>(() => r.ReadFloat32(r.Tensor("t.Q8_1")));
+        Assert.Contains("t.Q8_1", e.Message);
+        Assert.Contains("Q5_0", e.Message);
+    }
+
     [Theory]
     [InlineData(false, GgufWeightType.F32)]
     [InlineData(true, GgufWeightType.F32)]

@@ -89,6 +89,128 @@ public static class ScalarQuant
         }
     }
 
+    /// <summary>Bytes of one 32-weight block of ggml Q4_1 (fp16 d, fp16 m, 16 bytes of nibbles).</summary>
+    public const int Q4_1BlockBytes = 4 + B / 2;
+    /// <summary>Bytes of one 32-weight block of ggml Q5_0 (fp16 d, 4 bytes of fifth bits, 16 bytes of nibbles).</summary>
+    public const int Q5_0BlockBytes = 2 + 4 + B / 2;
+    /// <summary>Bytes of one 32-weight block of ggml Q5_1 (fp16 d, fp16 m, 4 bytes of fifth bits, 16 bytes of nibbles).</summary>
+    public const int Q5_1BlockBytes = 4 + 4 + B / 2;
+    /// <summary>Bytes of one 32-weight block of ggml IQ4_NL (fp16 d, 16 bytes of nibbles indexing <see cref="Iq4NlValues"/>).</summary>
+    public const int Iq4NlBlockBytes = 2 + B / 2;
+
+    /// <summary>IQ4_NL's 16 code values, a fact of the format (ggml's non-linear 4-bit grid): x = d·value[nibble].</summary>
+    public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    /// <summary>
+    /// The 5-bit code of element j (0–31) of a Q5_0/Q5_1 block: nibble j of the 16 bytes at <paramref name="qs"/> (element j
+    /// in the low nibble of byte j, element j + 16 in the high nibble of byte j) with bit j of the little-endian
+    /// <paramref name="qh"/> as its fifth bit.
+    /// </summary>
+    static int Code5(ReadOnlySpan<byte> qs, uint qh, int j)
+        => (j < B / 2 ? qs[j] & 0x0F : qs[j - B / 2] >> 4) | (int)((qh >> j) & 1) << 4;
+
+    /// <summary>ggml Q4_1: x = fp16(d)·q + fp16(m), q the nibble (element j low, j + 16 high nibble of byte j).</summary>
+    public static void DequantizeQ4_1(ReadOnlySpan<byte> blocks, Span<float> x)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * Q4_1BlockBytes, "DequantizeQ4_1");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = blocks.Slice(b * Q4_1BlockBytes, Q4_1BlockBytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o)), m = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o[2..]));
+            for (int j = 0; j < B / 2; j++)
+            {
+                x[b * B + j] = d * (o[4 + j] & 0x0F) + m;
+                x[b * B + j + B / 2] = d * (o[4 + j] >> 4) + m;
+            }
+        }
+    }
+
+    /// <summary>ggml Q5_0: x = fp16(d)·(q − 16), q the 5-bit code (<see cref="Code5"/>).</summary>
+    public static void DequantizeQ5_0(ReadOnlySpan<byte> blocks, Span<float> x)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * Q5_0BlockBytes, "DequantizeQ5_0");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = blocks.Slice(b * Q5_0BlockBytes, Q5_0BlockBytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o));
+            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(o[2..]);
+            for (int j = 0; j < B; j++) x[b * B + j] = d * (Code5(o[6..], qh, j) - 16);
+        }
+    }
+
+    /// <summary>ggml Q5_1: x = fp16(d)·q + fp16(m), q the 5-bit code (<see cref="Code5"/>).</summary>
+    public static void DequantizeQ5_1(ReadOnlySpan<byte> blocks, Span<float> x)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * Q5_1BlockBytes, "DequantizeQ5_1");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = blocks.Slice(b * Q5_1BlockBytes, Q5_1BlockBytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o)), m = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o[2..]));
+            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(o[4..]);
+            for (int j = 0; j < B; j++) x[b * B + j] = d * Code5(o[8..], qh, j) + m;
+        }
+    }
+
+    /// <summary>ggml IQ4_NL: x = fp16(d)·<see cref="Iq4NlValues"/>[nibble] (element j low, j + 16 high nibble of byte j).</summary>
+    public static void DequantizeIq4Nl(ReadOnlySpan<byte> blocks, Span<float> x)
+    {
+        long nb = QuantFormat.CheckedBlocks(x.Length);
+        CheckBytes(blocks.Length, nb * Iq4NlBlockBytes, "DequantizeIq4Nl");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = blocks.Slice(b * Iq4NlBlockBytes, Iq4NlBlockBytes);
+            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o));
+            for (int j = 0; j < B / 2; j++)
+            {
+                x[b * B + j] = d * Iq4NlValues[o[2 + j] & 0x0F];
+                x[b * B + j + B / 2] = d * Iq4NlValues[o[2 + j] >> 4];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q5_0 blocks rewritten as Q8_0 blocks with the same fp16 scale and codes q − 16 (−16 … 15): the same values
+    /// exactly (<see cref="DequantizeQ8_0"/> of the result equals <see cref="DequantizeQ5_0"/> of the input, bit for bit),
+    /// so a Q5_0 tensor runs on the Q8_0 kernels at 34 bytes per 32 weights instead of 22.
+    /// </summary>
+    public static void Q5_0ToQ8_0(ReadOnlySpan<byte> q5, Span<byte> q8)
+    {
+        long nb = q5.Length / Q5_0BlockBytes;
+        CheckBytes(q5.Length, nb * Q5_0BlockBytes, "Q5_0ToQ8_0");
+        CheckBytes(q8.Length, nb * QuantFormat.Q8_0BlockBytes, "Q5_0ToQ8_0 output");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = q5.Slice(b * Q5_0BlockBytes, Q5_0BlockBytes);
+            var t = q8.Slice(b * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
+            t[0] = o[0]; t[1] = o[1];
+            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(o[2..]);
+            for (int j = 0; j < B; j++) t[2 + j] = (byte)(sbyte)(Code5(o[6..], qh, j) - 16);
+        }
+    }
+
+    /// <summary>IQ4_NL blocks rewritten as Q8_0 blocks with the same fp16 scale and the grid values as codes: the same
+    /// values exactly, run on the Q8_0 kernels.</summary>
+    public static void Iq4NlToQ8_0(ReadOnlySpan<byte> iq4, Span<byte> q8)
+    {
+        long nb = iq4.Length / Iq4NlBlockBytes;
+        CheckBytes(iq4.Length, nb * Iq4NlBlockBytes, "Iq4NlToQ8_0");
+        CheckBytes(q8.Length, nb * QuantFormat.Q8_0BlockBytes, "Iq4NlToQ8_0 output");
+        for (int b = 0; b < nb; b++)
+        {
+            var o = iq4.Slice(b * Iq4NlBlockBytes, Iq4NlBlockBytes);
+            var t = q8.Slice(b * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
+            t[0] = o[0]; t[1] = o[1];
+            for (int j = 0; j < B / 2; j++)
+            {
+                t[2 + j] = (byte)Iq4NlValues[o[2 + j] & 0x0F];
+                t[2 + j + B / 2] = (byte)Iq4NlValues[o[2 + j] >> 4];
+            }
+        }
+    }
+
     /// <summary>
     /// BitNet b1.58 absmean ternary: per group of <paramref name="groupSize"/> consecutive weights,
     /// γ = fp16(mean|w|) and t = clamp(round(w/γ), −1, 1). Writes fp16 scale bits and packed 2-bit codes.

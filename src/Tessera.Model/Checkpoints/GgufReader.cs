@@ -190,7 +190,7 @@ public sealed class GgufReader : IDisposable
     /// <summary>Reads a tensor converted (dequantized) to fp32, in ggml order (row-major with rows of Dims[0]).</summary>
     public float[] ReadFloat32(GgufTensorInfo t)
     {
-        if (!GgmlTypes.IsReadable(t.Type)) throw new NotSupportedException($"{Path}: tensor '{t.Name}' has type {t.Type}, which Tessera cannot convert (supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, ternary).");
+        if (!GgmlTypes.IsReadable(t.Type)) throw new NotSupportedException($"{Path}: tensor '{t.Name}' has type {t.Type}, which Tessera cannot convert (supported: {GgmlTypes.ReadableList}).");
         var result = new float[t.ElementCount];
         var bytes = Bytes(t);
         switch (t.Type)
@@ -206,6 +206,10 @@ public sealed class GgufReader : IDisposable
                 break;
             case GgmlType.Q8_0: ScalarQuant.DequantizeQ8_0(bytes, result); break;
             case GgmlType.Q4_0: ScalarQuant.DequantizeQ4_0(bytes, result); break;
+            case GgmlType.Q4_1: ScalarQuant.DequantizeQ4_1(bytes, result); break;
+            case GgmlType.Q5_0: ScalarQuant.DequantizeQ5_0(bytes, result); break;
+            case GgmlType.Q5_1: ScalarQuant.DequantizeQ5_1(bytes, result); break;
+            case GgmlType.IQ4_NL: ScalarQuant.DequantizeIq4Nl(bytes, result); break;
             case GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
                 ScalarKQuant.Dequantize(GgmlTypes.KQuant(t.Type)!.Value, bytes, result);
                 break;

@@ -37,6 +37,8 @@ public enum GgmlType : uint
     Q6_K = 14,
     /// <summary>K-quant: 256-weight super-blocks of int8 values (intermediate format).</summary>
     Q8_K = 15,
+    /// <summary>Blocks of 32 4-bit indices into a fixed non-linear grid of 16 values, with an fp16 scale.</summary>
+    IQ4_NL = 20,
     /// <summary>Signed 8-bit integers.</summary>
     I8 = 24,
     /// <summary>Signed 16-bit integers.</summary>
@@ -65,7 +67,7 @@ public static class GgmlTypes
     {
         GgmlType.F32 => (1, 4), GgmlType.F16 => (1, 2), GgmlType.BF16 => (1, 2),
         GgmlType.Q4_0 => (32, 18), GgmlType.Q4_1 => (32, 20), GgmlType.Q5_0 => (32, 22), GgmlType.Q5_1 => (32, 24),
-        GgmlType.Q8_0 => (32, 34), GgmlType.Q8_1 => (32, 36),
+        GgmlType.Q8_0 => (32, 34), GgmlType.Q8_1 => (32, 36), GgmlType.IQ4_NL => (32, 18),
         GgmlType.Q2_K => (256, 84), GgmlType.Q3_K => (256, 110), GgmlType.Q4_K => (256, 144),
         GgmlType.Q5_K => (256, 176), GgmlType.Q6_K => (256, 210), GgmlType.Q8_K => (256, 292),
         GgmlType.I8 => (1, 1), GgmlType.I16 => (1, 2), GgmlType.I32 => (1, 4), GgmlType.I64 => (1, 8), GgmlType.F64 => (1, 8),
@@ -92,8 +94,42 @@ public static class GgmlTypes
     }
 
     /// <summary>True for the types <see cref="GgufReader.ReadFloat32(GgufTensorInfo)"/> converts.</summary>
-    public static bool IsReadable(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.TesseraTernary
+    public static bool IsReadable(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0
+        or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.TesseraTernary
         || KQuant(t) is not null;
+
+    /// <summary>The readable types, for error messages.</summary>
+    public const string ReadableList = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, ternary";
+
+    /// <summary>
+    /// Whether a tensor of type <paramref name="t"/> holds exactly Q8_0 values once rewritten (<see cref="ToQ8_0"/>): Q5_0
+    /// (codes −16 … 15) and IQ4_NL (its grid is int8) keep their fp16 scale, so they run on the Q8_0 kernels losslessly.
+    /// llama.cpp's Q4_K_M writes Q5_0 (and Q5_K_M Q5_1) for tensors whose rows are not whole 256-weight super-blocks
+    /// (hidden sizes such as 896 or 640), so small real models hold many of them.
+    /// </summary>
+    public static bool RunsAsQ8_0(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL;
+
+    /// <summary>A Q8_0, Q5_0 or IQ4_NL tensor's blocks as Q8_0 blocks (Q8_0 as is).</summary>
+    public static byte[] ToQ8_0(GgmlType t, ReadOnlySpan<byte> bytes)
+    {
+        switch (t)
+        {
+            case GgmlType.Q8_0: return bytes.ToArray();
+            case GgmlType.Q5_0:
+            {
+                var q8 = new byte[bytes.Length / Tessera.Kernels.Reference.ScalarQuant.Q5_0BlockBytes * Tessera.Kernels.QuantFormat.Q8_0BlockBytes];
+                Tessera.Kernels.Reference.ScalarQuant.Q5_0ToQ8_0(bytes, q8);
+                return q8;
+            }
+            case GgmlType.IQ4_NL:
+            {
+                var q8 = new byte[bytes.Length / Tessera.Kernels.Reference.ScalarQuant.Iq4NlBlockBytes * Tessera.Kernels.QuantFormat.Q8_0BlockBytes];
+                Tessera.Kernels.Reference.ScalarQuant.Iq4NlToQ8_0(bytes, q8);
+                return q8;
+            }
+            default: throw new ArgumentException($"{t} does not run as Q8_0.");
+        }
+    }
 
     /// <summary>The Tessera.Kernels K-quant type of a ggml K-quant id (Q2_K..Q6_K); null for the others.</summary>
     public static Tessera.Kernels.KQuantType? KQuant(GgmlType t) => t switch
