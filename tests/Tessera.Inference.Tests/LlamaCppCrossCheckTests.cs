@@ -292,16 +292,17 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
     /// equal llama.cpp's on the same file, its log-probabilities within the bound of a Q8_0 file (K-quant files: theirs).
     /// </summary>
     [LlamaCppTheory]
-    [InlineData(3, "Q4_1", 256)]
-    [InlineData(8, "Q5_0", 256)]
-    [InlineData(9, "Q5_1", 256)]
-    [InlineData(25, "IQ4_NL", 256)]
-    [InlineData(15, "Q5_0", 320)]
-    public void BlockFilesFromLlamaCppsQuantizerGiveLlamaCppsGreedyTokens(int ftype, string expected, int dim)
+    [InlineData("llama", 3, "Q4_1", 256)]
+    [InlineData("llama", 8, "Q5_0", 256)]
+    [InlineData("llama", 9, "Q5_1", 256)]
+    [InlineData("llama", 25, "IQ4_NL", 256)]
+    [InlineData("llama", 15, "Q5_0", 320)]
+    [InlineData("qwen2", 15, "Q5_0", 320)]   // with q/k/v biases, as Qwen2.5's small models
+    public void BlockFilesFromLlamaCppsQuantizerGiveLlamaCppsGreedyTokens(string arch, int ftype, string expected, int dim)
     {
-        var config = Config("llama") with { Dim = dim };
+        var config = Config(arch) with { Dim = dim };
         using var model = PeakedModel(config, seed: 41);
-        string dir = TempDir($"blocks-{ftype}-{dim}");
+        string dir = TempDir($"blocks-{arch}-{ftype}-{dim}");
         try
         {
             string f32 = Write(model, dir, GgufWeightType.F32), quantized = Path.Combine(dir, $"m-ftype{ftype}.gguf");
@@ -322,7 +323,7 @@ public class LlamaCppCrossCheckTests(ITestOutputHelper output)
             var theirs = LlamaCppPeer.Greedy(quantized, Prompt, Steps);
             Assert.Equal(ours, theirs);
             CompareLogProbs(quantized, weights, config.VocabSize, ftype == 15 ? KQuantBound : Bound(GgufWeightType.Q8_0),
-                $"ftype {ftype}, width {dim} ({string.Join("/", types)}; attn_output {outputType})");
+                $"{arch} ftype {ftype}, width {dim} ({string.Join("/", types)}; attn_output {outputType})");
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
