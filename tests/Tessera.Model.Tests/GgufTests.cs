@@ -233,7 +233,8 @@ public class GgufTests : IDisposable
     [InlineData("misaligned offset", "not a multiple of the alignment")]
     [InlineData("too many dims", "dimensions")]
     [InlineData("zero dims", "dimensions")]
-    [InlineData("unknown type", "unsupported type")]
+    [InlineData("unknown type", "ggml type 77 (type 77), which Tessera does not read")]
+    [InlineData("iq type", "ggml type 23 (IQ4_XS), which Tessera does not read (readable: F32")]
     [InlineData("partial block", "whole number of blocks")]
     [InlineData("huge dims", "too many elements")]
     [InlineData("huge tensor count", "cannot fit")]
@@ -251,6 +252,7 @@ public class GgufTests : IDisposable
             "too many dims" => Handmade(nDims: 5),
             "zero dims" => Handmade(nDims: 0),
             "unknown type" => Handmade(type: 77),
+            "iq type" => Handmade(type: 23),
             "partial block" => Handmade(type: 8, dim0: 33),
             "huge dims" => Handmade(dim0: 1UL << 40, dim1: 1UL << 40),
             "huge tensor count" => Handmade(tensorCount: ulong.MaxValue),

@@ -165,7 +165,7 @@ public sealed class GgufReader : IDisposable
         long? bytes = GgmlTypes.ByteCount(type, dims[0], elements, group);
         if (bytes is null)
             throw Bad(GgmlTypes.Geometry(type) is null && type != GgmlType.TesseraTernary
-                ? $"tensor '{name}' has unsupported type {rawType}"
+                ? $"tensor '{name}' has ggml type {rawType} ({GgmlTypes.Name(rawType)}), which Tessera does not read (readable: {GgmlTypes.ReadableList})"
                 : $"tensor '{name}' of type {type} has rows of {dims[0]} elements, not a whole number of blocks");
         return new GgufTensorInfo(name, type, dims, (long)offset, bytes.Value, type == GgmlType.TesseraTernary ? group : 0);
     }

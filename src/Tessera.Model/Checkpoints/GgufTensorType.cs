@@ -98,6 +98,13 @@ public static class GgmlTypes
         or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.TesseraTernary
         || KQuant(t) is not null;
 
+    /// <summary>ggml's name for a type id, known to Tessera or not (e.g. 23 → IQ4_XS), for error messages.</summary>
+    public static string Name(uint id) => id switch
+    {
+        16 => "IQ2_XXS", 17 => "IQ2_XS", 18 => "IQ3_XXS", 19 => "IQ1_S", 21 => "IQ3_S", 22 => "IQ2_S", 23 => "IQ4_XS", 29 => "IQ1_M",
+        _ => Enum.IsDefined((GgmlType)id) ? ((GgmlType)id).ToString() : $"type {id}",
+    };
+
     /// <summary>The readable types, for error messages.</summary>
     public const string ReadableList = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, ternary";
 
