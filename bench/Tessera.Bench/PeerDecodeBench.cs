@@ -16,7 +16,9 @@ public sealed record PeerDecodeRow(
     [property: JsonPropertyName("tessera_tok_s")] double TesseraTokensPerSecond,
     [property: JsonPropertyName("llama_cpp_tok_s")] double LlamaCppTokensPerSecond,
     [property: JsonPropertyName("ratio")] double Ratio,
-    [property: JsonPropertyName("parallel")] IReadOnlyList<PeerParallelRow> Parallel);
+    [property: JsonPropertyName("parallel")] IReadOnlyList<PeerParallelRow> Parallel,
+    [property: JsonPropertyName("bandwidth_gbps")] double BandwidthGBps = 0,
+    [property: JsonPropertyName("roofline_tok_s")] double RooflineTokensPerSecond = 0);
 
 /// <summary>Aggregate decode throughput with N concurrent sequences (decode-only window), both engines.</summary>
 public sealed record PeerParallelRow(
@@ -80,6 +82,10 @@ public static class PeerDecodeBench
             progress?.Invoke($"{type}: writing {Path.GetFileName(path)}");
             GgufModel.Save(model, path, new GgufExportOptions { Type = type, Tokenizer = new ByteTokenizer() });
             var weights = GgufWeights.Load(path);
+            // The memory roofline of this file at this moment (the host's read bandwidth moves between phases): every
+            // tensor read once per token, the embedding table only where it is also the head.
+            double bandwidth = MemoryBandwidth.MeasureGBps(WorkerPool.Shared);
+            double roofline = bandwidth * 1e9 / BytesPerToken(path);
             var prompt = DecodeBench.Prompt(16, Math.Min(c.VocabSize, 256), 2);
             using var dec = new SequenceDecoder(weights);
             Batch1(dec, prompt, 4);   // warm-up (JIT)
@@ -107,10 +113,18 @@ public static class PeerDecodeBench
                 parallel.Add(new PeerParallelRow(n, oursN, oursN / ours, theirsN, theirsN > 0 ? oursN / theirsN : double.NaN));
                 progress?.Invoke($"{type}: {n} sequences: Tessera {oursN:F1} tok/s ({oursN / ours:F1}× its batch-1), llama.cpp {theirsN:F1} tok/s");
             }
-            rows.Add(new PeerDecodeRow(type.ToString(), new FileInfo(path).Length / 1e6, ours, theirs, ours / theirs, parallel));
+            rows.Add(new PeerDecodeRow(type.ToString(), new FileInfo(path).Length / 1e6, ours, theirs, ours / theirs, parallel, bandwidth, roofline));
             File.Delete(path);
         }
         return new PeerDecodeReport(name, c.ParameterCount, threads, decodeTokens, rounds, "llama.cpp prebuilt in node-llama-cpp 3.22.1 (CPU backend picked at run time)", rows);
+    }
+
+    /// <summary>Bytes a decoded token reads from a GGUF's tensors: all of them, less the embedding table when a separate head exists.</summary>
+    static long BytesPerToken(string path)
+    {
+        using var r = GgufReader.Open(path);
+        bool separateHead = r.Contains("output.weight");
+        return r.Tensors.Where(t => !(separateHead && t.Name == "token_embd.weight")).Sum(t => t.Bytes);
     }
 
     static double Batch1(SequenceDecoder dec, int[] prompt, int tokens)

@@ -160,15 +160,19 @@ public static class DecodeBenchCommand
         AnsiConsole.MarkupLine($"model: [bold]{Markup.Escape(r.Model)}[/], {r.Parameters / 1e6:F1}M parameters, {r.Threads} threads, {r.DecodeTokens} greedy tokens, {r.Rounds} interleaved rounds (best of each)");
         AnsiConsole.MarkupLine($"peer: {Markup.Escape(r.Peer)} on the same GGUF files");
         AnsiConsole.MarkupLine($"Tessera quantized products: {Markup.Escape(Tessera.Inference.QuantizedWeights.DefaultActivationPath)}");
-        var t = new Table().AddColumns("type", "file", "Tessera tok/s", "llama.cpp tok/s", "Tessera ÷ llama.cpp");
+        var t = new Table().AddColumns("type", "file", "Tessera tok/s", "llama.cpp tok/s", "Tessera ÷ llama.cpp", "memory roofline (% of it: Tessera, llama.cpp)");
         foreach (var row in r.Rows)
         {
-            t.AddRow(row.Type, $"{row.FileMegabytes:F0} MB", $"{row.TesseraTokensPerSecond:F1}", $"{row.LlamaCppTokensPerSecond:F1}", $"[bold]{row.Ratio:F2}×[/]");
+            string roof = row.RooflineTokensPerSecond > 0
+                ? $"{row.RooflineTokensPerSecond:F1} tok/s at {row.BandwidthGBps:F0} GB/s ({100 * row.TesseraTokensPerSecond / row.RooflineTokensPerSecond:F0}%, {100 * row.LlamaCppTokensPerSecond / row.RooflineTokensPerSecond:F0}%)"
+                : "—";
+            t.AddRow(row.Type, $"{row.FileMegabytes:F0} MB", $"{row.TesseraTokensPerSecond:F1}", $"{row.LlamaCppTokensPerSecond:F1}", $"[bold]{row.Ratio:F2}×[/]", roof);
             foreach (var q in row.Parallel)
                 t.AddRow($"  {q.Sequences} sequences", "", $"{q.TesseraTokensPerSecond:F1} ({q.TesseraVersusBatch1:F1}× batch-1)",
-                    q.LlamaCppTokensPerSecond > 0 ? $"{q.LlamaCppTokensPerSecond:F1}" : "—", q.LlamaCppTokensPerSecond > 0 ? $"{q.Ratio:F2}×" : "—");
+                    q.LlamaCppTokensPerSecond > 0 ? $"{q.LlamaCppTokensPerSecond:F1}" : "—", q.LlamaCppTokensPerSecond > 0 ? $"{q.Ratio:F2}×" : "—", "");
         }
         AnsiConsole.Write(t);
+        AnsiConsole.MarkupLine("[grey]memory roofline: the read bandwidth measured just before each type's rounds ÷ the bytes a token reads (every tensor once; the embedding table only as a tied head). A batch-1 ratio above 100% ÷ llama.cpp's % would need Tessera past the roofline.[/]");
         AnsiConsole.MarkupLine("[grey]batch-1: greedy decode after a 16-token prompt. N sequences: aggregate greedy tokens/s, decode-only window; llama.cpp runs N sequences of one context, which node-llama-cpp evaluates together in one batch.[/]");
     }
 
