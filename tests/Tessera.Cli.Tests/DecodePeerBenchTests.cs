@@ -5,7 +5,7 @@ namespace Tessera.Cli.Tests;
 
 /// <summary>
 /// <c>bench decode --peer llama.cpp</c> on the default random model, one type, one short round: both engines report a
-/// rate, and each row carries the memory roofline it is read against (the bandwidth measured just before, over the bytes
+/// rate, and each row carries the memory roofline it is read against (the higher of two bandwidth readings, over the bytes
 /// a token reads, which can be no more than the file). Skipped with a message when the llama.cpp peer is absent.
 /// </summary>
 [Collection(CliCollection.Name)]

@@ -172,7 +172,7 @@ public static class DecodeBenchCommand
                     q.LlamaCppTokensPerSecond > 0 ? $"{q.LlamaCppTokensPerSecond:F1}" : "—", q.LlamaCppTokensPerSecond > 0 ? $"{q.Ratio:F2}×" : "—", "");
         }
         AnsiConsole.Write(t);
-        AnsiConsole.MarkupLine("[grey]memory roofline: the read bandwidth measured just before each type's rounds ÷ the bytes a token reads (every tensor once; the embedding table only as a tied head). A batch-1 ratio above 100% ÷ llama.cpp's % would need Tessera past the roofline.[/]");
+        AnsiConsole.MarkupLine("[grey]memory roofline: the higher of two read-bandwidth readings, before and after each type's rounds, ÷ the bytes a token reads (every tensor once; the embedding table only as a tied head). A batch-1 ratio above 100% ÷ llama.cpp's % would need Tessera past the roofline.[/]");
         AnsiConsole.MarkupLine("[grey]batch-1: greedy decode after a 16-token prompt. N sequences: aggregate greedy tokens/s, decode-only window; llama.cpp runs N sequences of one context, which node-llama-cpp evaluates together in one batch.[/]");
     }
 
