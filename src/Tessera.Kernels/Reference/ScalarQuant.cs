@@ -101,73 +101,67 @@ public static class ScalarQuant
     /// <summary>IQ4_NL's 16 code values, a fact of the format (ggml's non-linear 4-bit grid): x = d·value[nibble].</summary>
     public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
+    /// <summary>Writes the 32 integer codes of one block (whose first bytes are its fp16 scale) to <paramref name="codes"/>.</summary>
+    delegate void BlockCodes(ReadOnlySpan<byte> block, Span<int> codes);
+
     /// <summary>
-    /// The 5-bit code of element j (0–31) of a Q5_0/Q5_1 block: nibble j of the 16 bytes at <paramref name="qs"/> (element j
-    /// in the low nibble of byte j, element j + 16 in the high nibble of byte j) with bit j of the little-endian
-    /// <paramref name="qh"/> as its fifth bit.
+    /// Element j's nibble is the low half of byte j for j &lt; 16 and the high half of byte j − 16 otherwise; Q5_0/Q5_1 add
+    /// bit j of a little-endian 32-bit word as a fifth bit. Q4_1: (d, m, nibbles); Q5_0: (d, fifth bits, nibbles) with
+    /// codes q − 16; Q5_1: (d, m, fifth bits, nibbles); IQ4_NL: (d, nibbles) indexing <see cref="Iq4NlValues"/>.
     /// </summary>
-    static int Code5(ReadOnlySpan<byte> qs, uint qh, int j)
-        => (j < B / 2 ? qs[j] & 0x0F : qs[j - B / 2] >> 4) | (int)((qh >> j) & 1) << 4;
-
-    /// <summary>ggml Q4_1: x = fp16(d)·q + fp16(m), q the nibble (element j low, j + 16 high nibble of byte j).</summary>
-    public static void DequantizeQ4_1(ReadOnlySpan<byte> blocks, Span<float> x)
+    static void Nibbles(ReadOnlySpan<byte> qs, Span<int> codes)
     {
-        long nb = QuantFormat.CheckedBlocks(x.Length);
-        CheckBytes(blocks.Length, nb * Q4_1BlockBytes, "DequantizeQ4_1");
-        for (int b = 0; b < nb; b++)
-        {
-            var o = blocks.Slice(b * Q4_1BlockBytes, Q4_1BlockBytes);
-            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o)), m = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o[2..]));
-            for (int j = 0; j < B / 2; j++)
-            {
-                x[b * B + j] = d * (o[4 + j] & 0x0F) + m;
-                x[b * B + j + B / 2] = d * (o[4 + j] >> 4) + m;
-            }
-        }
+        for (int j = 0; j < B / 2; j++) { codes[j] = qs[j] & 0x0F; codes[j + B / 2] = qs[j] >> 4; }
     }
 
-    /// <summary>ggml Q5_0: x = fp16(d)·(q − 16), q the 5-bit code (<see cref="Code5"/>).</summary>
-    public static void DequantizeQ5_0(ReadOnlySpan<byte> blocks, Span<float> x)
+    static void FifthBits(ReadOnlySpan<byte> word, Span<int> codes, int offset)
+    {
+        uint qh = BinaryPrimitives.ReadUInt32LittleEndian(word);
+        for (int j = 0; j < B; j++) codes[j] = (codes[j] | (int)((qh >> j) & 1) << 4) - offset;
+    }
+
+    static readonly BlockCodes Q4_1Codes = static (o, c) => Nibbles(o[4..], c);
+    static readonly BlockCodes Q5_0Codes = static (o, c) => { Nibbles(o[6..], c); FifthBits(o[2..], c, 16); };
+    static readonly BlockCodes Q5_1Codes = static (o, c) => { Nibbles(o[8..], c); FifthBits(o[4..], c, 0); };
+    static readonly BlockCodes Iq4NlCodes = static (o, c) =>
+    {
+        Nibbles(o[2..], c);
+        for (int j = 0; j < B; j++) c[j] = Iq4NlValues[c[j]];
+    };
+
+    /// <summary>ggml Q4_1: x = fp16(d)·q + fp16(m), q the 4-bit code.</summary>
+    public static void DequantizeQ4_1(ReadOnlySpan<byte> blocks, Span<float> x) => Dequantize(blocks, Q4_1BlockBytes, true, x, Q4_1Codes, "DequantizeQ4_1");
+
+    /// <summary>ggml Q5_0: x = fp16(d)·(q − 16), q the 5-bit code.</summary>
+    public static void DequantizeQ5_0(ReadOnlySpan<byte> blocks, Span<float> x) => Dequantize(blocks, Q5_0BlockBytes, false, x, Q5_0Codes, "DequantizeQ5_0");
+
+    /// <summary>ggml Q5_1: x = fp16(d)·q + fp16(m), q the 5-bit code.</summary>
+    public static void DequantizeQ5_1(ReadOnlySpan<byte> blocks, Span<float> x) => Dequantize(blocks, Q5_1BlockBytes, true, x, Q5_1Codes, "DequantizeQ5_1");
+
+    /// <summary>ggml IQ4_NL: x = fp16(d)·<see cref="Iq4NlValues"/>[q], q the 4-bit code.</summary>
+    public static void DequantizeIq4Nl(ReadOnlySpan<byte> blocks, Span<float> x) => Dequantize(blocks, Iq4NlBlockBytes, false, x, Iq4NlCodes, "DequantizeIq4Nl");
+
+    /// <summary>
+    /// x = d·code per block, or with <paramref name="withMin"/> (an fp16 m after d) d·code + m. Without a minimum nothing is
+    /// added, so a zero code under a negative scale stays −0 exactly as <see cref="DequantizeQ8_0"/> gives it.
+    /// </summary>
+    static void Dequantize(ReadOnlySpan<byte> blocks, int blockBytes, bool withMin, Span<float> x, BlockCodes codesOf, string op)
     {
         long nb = QuantFormat.CheckedBlocks(x.Length);
-        CheckBytes(blocks.Length, nb * Q5_0BlockBytes, "DequantizeQ5_0");
+        CheckBytes(blocks.Length, nb * blockBytes, op);
+        Span<int> codes = stackalloc int[B];
         for (int b = 0; b < nb; b++)
         {
-            var o = blocks.Slice(b * Q5_0BlockBytes, Q5_0BlockBytes);
+            var o = blocks.Slice(b * blockBytes, blockBytes);
+            codesOf(o, codes);
             float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o));
-            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(o[2..]);
-            for (int j = 0; j < B; j++) x[b * B + j] = d * (Code5(o[6..], qh, j) - 16);
-        }
-    }
-
-    /// <summary>ggml Q5_1: x = fp16(d)·q + fp16(m), q the 5-bit code (<see cref="Code5"/>).</summary>
-    public static void DequantizeQ5_1(ReadOnlySpan<byte> blocks, Span<float> x)
-    {
-        long nb = QuantFormat.CheckedBlocks(x.Length);
-        CheckBytes(blocks.Length, nb * Q5_1BlockBytes, "DequantizeQ5_1");
-        for (int b = 0; b < nb; b++)
-        {
-            var o = blocks.Slice(b * Q5_1BlockBytes, Q5_1BlockBytes);
-            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o)), m = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o[2..]));
-            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(o[4..]);
-            for (int j = 0; j < B; j++) x[b * B + j] = d * Code5(o[8..], qh, j) + m;
-        }
-    }
-
-    /// <summary>ggml IQ4_NL: x = fp16(d)·<see cref="Iq4NlValues"/>[nibble] (element j low, j + 16 high nibble of byte j).</summary>
-    public static void DequantizeIq4Nl(ReadOnlySpan<byte> blocks, Span<float> x)
-    {
-        long nb = QuantFormat.CheckedBlocks(x.Length);
-        CheckBytes(blocks.Length, nb * Iq4NlBlockBytes, "DequantizeIq4Nl");
-        for (int b = 0; b < nb; b++)
-        {
-            var o = blocks.Slice(b * Iq4NlBlockBytes, Iq4NlBlockBytes);
-            float d = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o));
-            for (int j = 0; j < B / 2; j++)
+            if (withMin)
             {
-                x[b * B + j] = d * Iq4NlValues[o[2 + j] & 0x0F];
-                x[b * B + j + B / 2] = d * Iq4NlValues[o[2 + j] >> 4];
+                float m = QuantFormat.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(o[2..]));
+                for (int j = 0; j < B; j++) x[b * B + j] = d * codes[j] + m;
             }
+            else
+                for (int j = 0; j < B; j++) x[b * B + j] = d * codes[j];
         }
     }
 
@@ -176,38 +170,26 @@ public static class ScalarQuant
     /// exactly (<see cref="DequantizeQ8_0"/> of the result equals <see cref="DequantizeQ5_0"/> of the input, bit for bit),
     /// so a Q5_0 tensor runs on the Q8_0 kernels at 34 bytes per 32 weights instead of 22.
     /// </summary>
-    public static void Q5_0ToQ8_0(ReadOnlySpan<byte> q5, Span<byte> q8)
-    {
-        long nb = q5.Length / Q5_0BlockBytes;
-        CheckBytes(q5.Length, nb * Q5_0BlockBytes, "Q5_0ToQ8_0");
-        CheckBytes(q8.Length, nb * QuantFormat.Q8_0BlockBytes, "Q5_0ToQ8_0 output");
-        for (int b = 0; b < nb; b++)
-        {
-            var o = q5.Slice(b * Q5_0BlockBytes, Q5_0BlockBytes);
-            var t = q8.Slice(b * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
-            t[0] = o[0]; t[1] = o[1];
-            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(o[2..]);
-            for (int j = 0; j < B; j++) t[2 + j] = (byte)(sbyte)(Code5(o[6..], qh, j) - 16);
-        }
-    }
+    public static void Q5_0ToQ8_0(ReadOnlySpan<byte> q5, Span<byte> q8) => RewriteAsQ8_0(q5, Q5_0BlockBytes, q8, Q5_0Codes, "Q5_0ToQ8_0");
 
     /// <summary>IQ4_NL blocks rewritten as Q8_0 blocks with the same fp16 scale and the grid values as codes: the same
     /// values exactly, run on the Q8_0 kernels.</summary>
-    public static void Iq4NlToQ8_0(ReadOnlySpan<byte> iq4, Span<byte> q8)
+    public static void Iq4NlToQ8_0(ReadOnlySpan<byte> iq4, Span<byte> q8) => RewriteAsQ8_0(iq4, Iq4NlBlockBytes, q8, Iq4NlCodes, "Iq4NlToQ8_0");
+
+    /// <summary>Blocks of an fp16 scale and 32 codes in −128 … 127 (no minimum), as Q8_0 blocks of the same values.</summary>
+    static void RewriteAsQ8_0(ReadOnlySpan<byte> blocks, int blockBytes, Span<byte> q8, BlockCodes codesOf, string op)
     {
-        long nb = iq4.Length / Iq4NlBlockBytes;
-        CheckBytes(iq4.Length, nb * Iq4NlBlockBytes, "Iq4NlToQ8_0");
-        CheckBytes(q8.Length, nb * QuantFormat.Q8_0BlockBytes, "Iq4NlToQ8_0 output");
+        long nb = blocks.Length / blockBytes;
+        CheckBytes(blocks.Length, nb * blockBytes, op);
+        CheckBytes(q8.Length, nb * QuantFormat.Q8_0BlockBytes, op + " output");
+        Span<int> codes = stackalloc int[B];
         for (int b = 0; b < nb; b++)
         {
-            var o = iq4.Slice(b * Iq4NlBlockBytes, Iq4NlBlockBytes);
+            var o = blocks.Slice(b * blockBytes, blockBytes);
             var t = q8.Slice(b * QuantFormat.Q8_0BlockBytes, QuantFormat.Q8_0BlockBytes);
-            t[0] = o[0]; t[1] = o[1];
-            for (int j = 0; j < B / 2; j++)
-            {
-                t[2 + j] = (byte)Iq4NlValues[o[2 + j] & 0x0F];
-                t[2 + j + B / 2] = (byte)Iq4NlValues[o[2 + j] >> 4];
-            }
+            codesOf(o, codes);
+            t[0] = o[0]; t[1] = o[1];   // the fp16 scale, unchanged
+            for (int j = 0; j < B; j++) t[2 + j] = (byte)(sbyte)codes[j];
         }
     }
 
