@@ -141,9 +141,9 @@ public static class GgufWeights
     }
 
     /// <summary>Rows of <paramref name="rowBytes"/> moved from GGUF's q/k order back to rotate-half order (see <see cref="GgufModel.PermuteRows"/>).</summary>
-    static byte[] Unpermute(ReadOnlySpan<byte> data, int rows, int rowBytes, int heads)
+    static ReadOnlySpan<byte> Unpermute(ReadOnlySpan<byte> data, int rows, int rowBytes, int heads)
     {
-        if (heads == 0) return data.ToArray();
+        if (heads == 0) return data;   // the matrix copies its blocks itself
         int d = rows / heads;
         var result = new byte[data.Length];
         for (int h = 0; h < heads; h++)

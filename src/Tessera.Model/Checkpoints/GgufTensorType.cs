@@ -116,26 +116,14 @@ public static class GgmlTypes
     /// </summary>
     public static bool RunsAsQ8_0(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL;
 
-    /// <summary>A Q8_0, Q5_0 or IQ4_NL tensor's blocks as Q8_0 blocks (Q8_0 as is).</summary>
+    /// <summary>A Q5_0 or IQ4_NL tensor's blocks rewritten as Q8_0 blocks of the same values.</summary>
     public static byte[] ToQ8_0(GgmlType t, ReadOnlySpan<byte> bytes)
     {
-        switch (t)
-        {
-            case GgmlType.Q8_0: return bytes.ToArray();
-            case GgmlType.Q5_0:
-            {
-                var q8 = new byte[bytes.Length / Tessera.Kernels.Reference.ScalarQuant.Q5_0BlockBytes * Tessera.Kernels.QuantFormat.Q8_0BlockBytes];
-                Tessera.Kernels.Reference.ScalarQuant.Q5_0ToQ8_0(bytes, q8);
-                return q8;
-            }
-            case GgmlType.IQ4_NL:
-            {
-                var q8 = new byte[bytes.Length / Tessera.Kernels.Reference.ScalarQuant.Iq4NlBlockBytes * Tessera.Kernels.QuantFormat.Q8_0BlockBytes];
-                Tessera.Kernels.Reference.ScalarQuant.Iq4NlToQ8_0(bytes, q8);
-                return q8;
-            }
-            default: throw new ArgumentException($"{t} does not run as Q8_0.");
-        }
+        if (t is not (GgmlType.Q5_0 or GgmlType.IQ4_NL)) throw new ArgumentException($"{t} is not rewritten as Q8_0 (Q5_0 and IQ4_NL are).");
+        var q8 = new byte[bytes.Length / Geometry(t)!.Value.Bytes * Tessera.Kernels.QuantFormat.Q8_0BlockBytes];
+        if (t == GgmlType.Q5_0) Tessera.Kernels.Reference.ScalarQuant.Q5_0ToQ8_0(bytes, q8);
+        else Tessera.Kernels.Reference.ScalarQuant.Iq4NlToQ8_0(bytes, q8);
+        return q8;
     }
 
     /// <summary>The Tessera.Kernels K-quant type of a ggml K-quant id (Q2_K..Q6_K); null for the others.</summary>
